@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import Logging
+public import YADTQCore
+
+/// The connection flags every YADTQ command takes. A flag beats the environment
+/// variable, which beats the default.
+public struct GlobalOptions: ParsableArguments {
+    @Option(help: "Kafka bootstrap servers, host:port[,host:port] (env YADTQ_BROKERS).")
+    var brokers: String?
+
+    @Option(help: "Redis URL, redis://[:password@]host:port/db (env YADTQ_REDIS).")
+    var redis: String?
+
+    @Option(help: "Prefix of every Redis key (env YADTQ_NAMESPACE).")
+    var namespace: String?
+
+    @Option(help: "Kafka consumer group (env YADTQ_GROUP).")
+    var group: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env YADTQ_LOG_LEVEL).")
+    var logLevel: String?
+
+    public init() {}
+
+    /// The settings from the environment with these flags applied on top.
+    public func settings() throws -> YADTQSettings {
+        var settings = try YADTQSettings()
+        if let brokers { settings.brokers = brokers }
+        if let redis { settings.redis = try RedisURL(parsing: redis) }
+        if let namespace { settings.namespace = namespace }
+        if let group { settings.group = group }
+        return settings
+    }
+
+    /// A logger writing to standard error at the chosen level.
+    public func logger(label: String) -> Logger {
+        var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        let level = logLevel ?? ProcessInfo.processInfo.environment["YADTQ_LOG_LEVEL"] ?? "info"
+        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        return logger
+    }
+}
+
+extension Duration: @retroactive ExpressibleByArgument {
+    /// Reads `500ms`, `5s`, `2m` or a bare number of seconds.
+    public init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where argument.hasSuffix(suffix) {
+            guard let value = Double(argument.dropLast(suffix.count)), value >= 0 else { return nil }
+            self = .milliseconds(Int64(value * scale * 1000))
+            return
+        }
+        guard let seconds = Double(argument), seconds >= 0 else { return nil }
+        self = .milliseconds(Int64(seconds * 1000))
+    }
+}
+
+/// Prints a fatal error the way every YADTQ command does and exits non-zero.
+public func exitWithError(_ error: any Error) -> Never {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}

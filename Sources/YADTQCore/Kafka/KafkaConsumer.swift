@@ -1,0 +1,175 @@
+import CRdKafka
+import Foundation
+import Logging
+
+/// One message as consumed from the task topic.
+struct ConsumedMessage: Sendable {
+    var partition: Int32
+    var offset: Int64
+    var value: [UInt8]
+}
+
+/// A group consumer with manual offset commits.
+///
+/// - Important: Not thread-safe: `poll`, `commit` and `close` block and must be
+///   called from the one thread that owns the consumer (the worker's loop).
+///   Rebalance callbacks run inside `poll` on that thread.
+final class KafkaConsumer {
+    let client: RDKafkaClient
+    let topic: String
+    private let rebalance: RebalanceState
+    private let logger: Logger
+
+    /// Consumer defaults. The session timeout is short so a dead worker's partitions
+    /// move within seconds, and some brokers hold a group's first join for about half
+    /// of it; heartbeats go out well inside it. Override with YADTQ_KAFKA_SESSION_TIMEOUT_MS.
+    static let defaults: [String: String] = [
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": "6000",
+        "heartbeat.interval.ms": "1000",
+        "fetch.wait.max.ms": "50",
+        "enable.partition.eof": "false",
+    ]
+
+    init(settings: YADTQSettings, topic: String, clientID: String, logger: Logger) throws {
+        let rebalance = RebalanceState(logger: logger)
+        self.rebalance = rebalance
+        self.topic = topic
+        self.logger = logger
+        var defaults = Self.defaults
+        defaults["group.id"] = settings.group
+        defaults["client.id"] = clientID
+        client = try RDKafkaClient(
+            kind: .consumer, brokers: settings.brokers, defaults: defaults, overrides: settings.kafkaOverrides
+        ) { conf in
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
+            rd_kafka_conf_set_rebalance_cb(conf) { handle, error, partitions, opaque in
+                guard let handle, let opaque else { return }
+                Unmanaged<RebalanceState>.fromOpaque(opaque).takeUnretainedValue()
+                    .handle(handle, error, partitions)
+            }
+        }
+        rd_kafka_poll_set_consumer(client.handle)
+    }
+
+    /// Called (on the polling thread) just before partitions are taken away, so the
+    /// caller can commit what it finished on them.
+    var willRevoke: (([Int32]) -> Void)? {
+        get { rebalance.willRevoke }
+        set { rebalance.willRevoke = newValue }
+    }
+
+    /// The partitions this consumer holds now.
+    var assignedPartitions: [Int32] { rebalance.assigned.sorted() }
+
+    func subscribe() throws {
+        let list = rd_kafka_topic_partition_list_new(1)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topic, -1)
+        let error = rd_kafka_subscribe(client.handle, list)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaFailure.error(error, "cannot subscribe to topic \(topic)")
+        }
+    }
+
+    /// Waits up to `timeout` for a first message, then takes whatever else is ready,
+    /// up to `limit` messages. Transient consumer errors are logged, not thrown.
+    func poll(limit: Int, timeout: Duration) -> [ConsumedMessage] {
+        var messages: [ConsumedMessage] = []
+        var wait = Int32(timeout.inMilliseconds)
+        while messages.count < limit, let message = rd_kafka_consumer_poll(client.handle, wait) {
+            defer { rd_kafka_message_destroy(message) }
+            wait = 0
+            let value = message.pointee
+            if value.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                report(value.err, String(cString: rd_kafka_message_errstr(message)))
+                continue
+            }
+            let bytes = value.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: value.len)) } ?? []
+            messages.append(ConsumedMessage(partition: value.partition, offset: value.offset, value: bytes))
+        }
+        return messages
+    }
+
+    private var lastReported: (rd_kafka_resp_err_t, ContinuousClock.Instant)?
+
+    /// Logs consumer errors at most once per 10 s per code: a broker outage must be
+    /// visible but must not flood the log.
+    private func report(_ error: rd_kafka_resp_err_t, _ text: String) {
+        let now = ContinuousClock.now
+        if let (code, at) = lastReported, code == error, now - at < .seconds(10) { return }
+        lastReported = (error, now)
+        logger.warning("\(KafkaFailure.error(error, "consumer error on \(topic)", detail: text))")
+    }
+
+    /// Commits the next offsets to read, per partition (`offset` = last done + 1).
+    func commit(_ offsets: [Int32: Int64], synchronous: Bool) throws {
+        guard !offsets.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (partition, offset) in offsets {
+            rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
+        }
+        let error = rd_kafka_commit(client.handle, list, synchronous ? 0 : 1)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            throw KafkaFailure.error(error, "cannot commit offsets on \(topic)")
+        }
+    }
+
+    /// Leaves the group cleanly, so the others get the partitions at once.
+    func close() {
+        let error = rd_kafka_consumer_close(client.handle)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("\(KafkaFailure.error(error, "leaving the consumer group failed"))")
+        }
+    }
+}
+
+/// Applies rebalances and remembers the assignment. Lives apart from
+/// ``KafkaConsumer`` because librdkafka needs its address before the handle exists.
+private final class RebalanceState: @unchecked Sendable {
+    // @unchecked Sendable: librdkafka calls the rebalance callback only from inside
+    // rd_kafka_consumer_poll/close, i.e. on the consumer's owning thread, which is
+    // also the only thread that reads `assigned` and sets `willRevoke`.
+    var assigned: Set<Int32> = []
+    var willRevoke: (([Int32]) -> Void)?
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func handle(_ handle: OpaquePointer, _ error: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let changed = partitions.map(Self.partitions(of:)) ?? []
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        switch error {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            if cooperative {
+                rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, partitions))
+                assigned.formUnion(changed)
+            } else {
+                rd_kafka_assign(handle, partitions)
+                assigned = Set(changed)
+            }
+            logger.info("assigned partitions \(changed.sorted())")
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            willRevoke?(changed)
+            if cooperative {
+                rd_kafka_error_destroy(rd_kafka_incremental_unassign(handle, partitions))
+                assigned.subtract(changed)
+            } else {
+                rd_kafka_assign(handle, nil)
+                assigned = []
+            }
+            logger.info("revoked partitions \(changed.sorted())")
+        default:
+            logger.error("\(KafkaFailure.error(error, "rebalance failed"))")
+            rd_kafka_assign(handle, nil)
+            assigned = []
+        }
+    }
+
+    private static func partitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [Int32] {
+        (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }
+    }
+}

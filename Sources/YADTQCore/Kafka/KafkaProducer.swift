@@ -1,0 +1,162 @@
+import CRdKafka
+import Foundation
+
+/// A message to produce to an explicit partition.
+struct OutgoingMessage: Sendable {
+    var partition: Int32
+    var key: [UInt8]
+    var value: [UInt8]
+}
+
+/// Produces batches of messages and waits for the broker to acknowledge them,
+/// reporting which ones could not be delivered and why.
+///
+/// - Important: `produce` blocks until the batch is acknowledged; call it from a
+///   dedicated thread. Batches from several threads are serialized.
+final class KafkaProducer: @unchecked Sendable {
+    // @unchecked Sendable: all mutable state (`failures`, `topics`) is touched only
+    // while holding `lock`; delivery callbacks run inside rd_kafka_flush/poll, which
+    // are called only with the lock held.
+    private let lock = NSLock()
+    private let ledger: DeliveryLedger
+    private var topics: [String: OpaquePointer] = [:]
+    let client: RDKafkaClient
+
+    /// Batching defaults: a few milliseconds of linger lets a burst of tasks travel
+    /// in large produce requests while a single streamed line still leaves at once.
+    static let defaults: [String: String] = [
+        "linger.ms": "2",
+        "batch.num.messages": "10000",
+        "queue.buffering.max.messages": "1000000",
+        "message.timeout.ms": "30000",
+        "acks": "all",
+        // Topics are created explicitly, with the partition count the user asked for.
+        "allow.auto.create.topics": "false",
+    ]
+
+    init(settings: YADTQSettings, clientID: String) throws {
+        let ledger = DeliveryLedger()
+        self.ledger = ledger
+        var defaults = Self.defaults
+        defaults["client.id"] = clientID
+        client = try RDKafkaClient(
+            kind: .producer, brokers: settings.brokers, defaults: defaults, overrides: settings.kafkaOverrides
+        ) { conf in
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(ledger).toOpaque())
+            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+                guard let message, let opaque else { return }
+                let ledger = Unmanaged<DeliveryLedger>.fromOpaque(opaque).takeUnretainedValue()
+                ledger.settle(index: Int(bitPattern: message.pointee._private), error: message.pointee.err)
+            }
+        }
+    }
+
+    deinit {
+        rd_kafka_flush(client.handle, 5000)
+        for topic in topics.values { rd_kafka_topic_destroy(topic) }
+    }
+
+    /// Produces every message and waits until each is acknowledged or has failed.
+    /// - Returns: the failed messages' indexes with the reason.
+    func produce(topic: String, _ messages: [OutgoingMessage], timeout: Duration = .seconds(60)) throws -> [Int: String] {
+        guard !messages.isEmpty else { return [:] }
+        lock.lock()
+        defer { lock.unlock() }
+        let topicHandle = try handle(for: topic)
+        ledger.start(count: messages.count)
+        var pending = Array(messages.indices)
+        while !pending.isEmpty {
+            let rejected = enqueue(topicHandle, messages, pending)
+            pending = []
+            for (index, error) in rejected {
+                if error == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                    pending.append(index)
+                } else {
+                    ledger.settle(index: index, error: error)
+                }
+            }
+            // A full local queue drains as deliveries are acknowledged.
+            if !pending.isEmpty { rd_kafka_poll(client.handle, 10) }
+        }
+        let flushError = rd_kafka_flush(client.handle, Int32(timeout.inMilliseconds))
+        return ledger.finish(unsettledReason: flushError == RD_KAFKA_RESP_ERR_NO_ERROR
+            ? nil : "not acknowledged by the broker within \(timeout)")
+    }
+
+    /// Hands messages to librdkafka in one call; returns those it did not accept.
+    private func enqueue(_ topic: OpaquePointer, _ messages: [OutgoingMessage], _ indexes: [Int])
+        -> [(Int, rd_kafka_resp_err_t)]
+    {
+        var batch = [rd_kafka_message_t](repeating: rd_kafka_message_t(), count: indexes.count)
+        // Keys and values laid end to end in one buffer; librdkafka copies them
+        // (RD_KAFKA_MSG_F_COPY), so they only need to live for the duration of the call.
+        var bytes: [UInt8] = []
+        var offsets: [Int] = []
+        offsets.reserveCapacity(indexes.count * 2)
+        for index in indexes {
+            offsets.append(bytes.count)
+            bytes.append(contentsOf: messages[index].value)
+            offsets.append(bytes.count)
+            bytes.append(contentsOf: messages[index].key)
+        }
+        bytes.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!
+            for (slot, index) in indexes.enumerated() {
+                let message = messages[index]
+                batch[slot].partition = message.partition
+                batch[slot]._private = UnsafeMutableRawPointer(bitPattern: index)
+                batch[slot].payload = base + offsets[slot * 2]
+                batch[slot].len = message.value.count
+                batch[slot].key = message.key.isEmpty ? nil : base + offsets[slot * 2 + 1]
+                batch[slot].key_len = message.key.count
+            }
+            _ = rd_kafka_produce_batch(
+                topic, 0, RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_PARTITION, &batch, Int32(indexes.count))
+        }
+        return batch.indices.compactMap { slot in
+            batch[slot].err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : (indexes[slot], batch[slot].err)
+        }
+    }
+
+    private func handle(for topic: String) throws -> OpaquePointer {
+        if let existing = topics[topic] { return existing }
+        guard let created = rd_kafka_topic_new(client.handle, topic, nil) else {
+            throw KafkaFailure.error(rd_kafka_last_error(), "cannot open topic \(topic) for producing")
+        }
+        topics[topic] = created
+        return created
+    }
+}
+
+/// Collects the delivery reports of the batch in flight.
+private final class DeliveryLedger: @unchecked Sendable {
+    // @unchecked Sendable: used only by KafkaProducer while it holds its lock
+    // (callbacks are served inside calls made under that lock).
+    private var outstanding = 0
+    private var settled: [Bool] = []
+    private var failures: [Int: String] = [:]
+
+    func start(count: Int) {
+        outstanding = count
+        settled = [Bool](repeating: false, count: count)
+        failures = [:]
+    }
+
+    func settle(index: Int, error: rd_kafka_resp_err_t) {
+        guard settled.indices.contains(index), !settled[index] else { return }
+        settled[index] = true
+        outstanding -= 1
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            failures[index] = "\(String(cString: rd_kafka_err2str(error))) (librdkafka code \(error.rawValue))"
+        }
+    }
+
+    func finish(unsettledReason: String?) -> [Int: String] {
+        if outstanding > 0 {
+            for index in settled.indices where !settled[index] {
+                failures[index] = unsettledReason ?? "no delivery report"
+            }
+        }
+        return failures
+    }
+}

@@ -1,0 +1,416 @@
+// Task declaration files (`tasks.d/*.txt` or stdin), one declaration a line:
+//
+//     # a comment; blank lines are skipped
+//     add 1 2                      type, then arguments: each token is read as JSON, a bare word is a string
+//     concat "hello world" "!"
+//     {"type": "mul", "args": [3, 4], "id": "my-id", "max_attempts": 5}
+//     {"task_id": "...", "task_type": "add", "task_args": ["1", "2"], "task_tries": 0}
+//     end
+
+/// A task as a producer declares it, before it is queued.
+public struct TaskDeclaration: Sendable, Hashable {
+    /// The task id; `nil` lets the producer generate one.
+    public var id: String?
+    /// The task type, which names its plugin: `plugins/<type>.lua`.
+    public var type: String
+    /// The arguments handed to the plugin.
+    public var args: [JSONValue]
+    /// How many attempts the task gets; `nil` means the plugin's or the default.
+    public var maxAttempts: Int?
+
+    public init(id: String? = nil, type: String, args: [JSONValue] = [], maxAttempts: Int? = nil) {
+        self.id = id
+        self.type = type
+        self.args = args
+        self.maxAttempts = maxAttempts
+    }
+
+    /// The longest allowed task type, in bytes.
+    public static let maximumTypeLength = 64
+    /// The longest allowed task id, in bytes.
+    public static let maximumIDLength = 200
+    /// The allowed values of ``maxAttempts``.
+    public static let allowedMaxAttempts: ClosedRange<Int> = 1...100
+
+    /// Whether `type` is a valid task type: `[A-Za-z0-9_][A-Za-z0-9_.-]*`, at
+    /// most ``maximumTypeLength`` characters. The type becomes a file name, so
+    /// the rule keeps out path separators, `..` and hidden files.
+    public static func isValidType(_ type: some StringProtocol) -> Bool {
+        let utf8 = type.utf8
+        guard let first = utf8.first, utf8.count <= maximumTypeLength, isWordByte(first) else { return false }
+        return utf8.allSatisfy { isWordByte($0) || $0 == ASCIIByte.dot || $0 == ASCIIByte.minus }
+    }
+
+    /// Whether `id` is a valid task id: 1 to ``maximumIDLength`` printable
+    /// ASCII characters without whitespace, so it is safe inside a Redis key,
+    /// a log line and a URL path segment.
+    public static func isValidID(_ id: some StringProtocol) -> Bool {
+        let utf8 = id.utf8
+        return (1...maximumIDLength).contains(utf8.count) && utf8.allSatisfy { (0x21...0x7E).contains($0) }
+    }
+
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             ASCIIByte.zero...ASCIIByte.nine, UInt8(ascii: "_"):
+            true
+        default:
+            false
+        }
+    }
+
+    /// Reads a task from its JSON-object form,
+    /// `{"type": "mul", "args": [3, 4], "id": "my-id", "max_attempts": 5}`,
+    /// or the seed project's `{"task_id", "task_type", "task_args", "task_tries"}`.
+    ///
+    /// `args` and `id` may be missing or `null`; unknown keys (and the seed's
+    /// `task_tries`) are ignored, so newer producers can add fields.
+    public init(json: JSONValue) throws(TaskLineError) {
+        guard let members = json.objectValue else {
+            throw TaskLineError(.invalidJSON, "a JSON task must be an object, e.g. \(Self.jsonExample)")
+        }
+        guard let type = try Self.member(members, "type", legacy: "task_type") else {
+            throw TaskLineError(.missingType, "missing \"type\": write it like \(Self.jsonExample)")
+        }
+        guard let typeName = type.stringValue, Self.isValidType(typeName) else {
+            throw TaskLineError.invalidType(type)
+        }
+        switch try Self.member(members, "args", legacy: "task_args") {
+        case nil, .null?:
+            args = []
+        case .array(let elements)?:
+            args = elements
+        case let other?:
+            throw TaskLineError(
+                .argsNotArray,
+                "\"args\" must be a JSON array, e.g. \"args\": [1, 2], not \(TaskLineError.excerpt(other))")
+        }
+        switch try Self.member(members, "id", legacy: "task_id") {
+        case nil, .null?:
+            id = nil
+        case .string(let text)? where Self.isValidID(text):
+            id = text
+        case let other?:
+            throw TaskLineError(
+                .invalidID,
+                "invalid id \(TaskLineError.excerpt(other)): use a string of 1 to \(Self.maximumIDLength) "
+                    + "printable ASCII characters without spaces, or leave \"id\" out to get a generated one")
+        }
+        switch members["max_attempts"] {
+        case nil, .null?:
+            maxAttempts = nil
+        case .int(let count)? where Self.allowedMaxAttempts.contains(Int(clamping: count)):
+            maxAttempts = Int(count)
+        case let other?:
+            throw TaskLineError(
+                .invalidMaxAttempts,
+                "\"max_attempts\" must be an integer from \(Self.allowedMaxAttempts.lowerBound) to "
+                    + "\(Self.allowedMaxAttempts.upperBound), not \(TaskLineError.excerpt(other))")
+        }
+        self.type = typeName
+    }
+
+    private static let jsonExample = #"{"type": "add", "args": [1, 2]}"#
+
+    /// The member `name`, or else its seed-format spelling `legacy`; both
+    /// present with different values is an error rather than a silent pick.
+    private static func member(
+        _ members: [String: JSONValue], _ name: String, legacy: String
+    ) throws(TaskLineError) -> JSONValue? {
+        let current = members[name]
+        let old = members[legacy]
+        if let current, let old, current != old {
+            throw TaskLineError(
+                .conflictingKeys, "\"\(name)\" and \"\(legacy)\" disagree: give only \"\(name)\"")
+        }
+        return current ?? old
+    }
+}
+
+/// Why a task declaration line could not be read.
+public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable {
+    /// The kind of problem, for callers that react to it.
+    public enum Kind: Sendable, Hashable {
+        /// The line is not valid UTF-8.
+        case invalidUTF8
+        /// A line starting with `{` is not a valid JSON object.
+        case invalidJSON
+        /// A JSON line has neither `type` nor `task_type`.
+        case missingType
+        /// The task type is not a string matching `[A-Za-z0-9_][A-Za-z0-9_.-]*` (≤ 64).
+        case invalidType
+        /// A JSON line's `args` is not an array.
+        case argsNotArray
+        /// A JSON line's `id` is not a valid id string.
+        case invalidID
+        /// A JSON line's `max_attempts` is not an integer in 1...100.
+        case invalidMaxAttempts
+        /// A JSON line gives a key in both spellings (`type` and `task_type`) with different values.
+        case conflictingKeys
+        /// A quoted argument has no closing quote.
+        case unterminatedString
+        /// A `[` or `{` argument has no closing bracket.
+        case unclosedBracket
+        /// An argument starting with `"`, `[` or `{` is not valid JSON.
+        case invalidArgument
+        /// `end` is followed by something.
+        case endWithArguments
+    }
+
+    /// The kind of problem.
+    public var kind: Kind
+    /// What is wrong and, where it helps, what to write instead.
+    public var reason: String
+
+    public init(_ kind: Kind, _ reason: String) {
+        self.kind = kind
+        self.reason = reason
+    }
+
+    /// The reason, ready to follow `file:line: `.
+    public var description: String { reason }
+
+    fileprivate static func invalidType(_ type: JSONValue) -> TaskLineError {
+        TaskLineError(
+            .invalidType,
+            "invalid task type \(excerpt(type)): a type names its plugin file plugins/<type>.lua, so use "
+                + "1 to \(TaskDeclaration.maximumTypeLength) letters, digits, '_', '.' or '-', "
+                + "starting with a letter, digit or '_'")
+    }
+
+    /// The value as JSON, shortened so a huge value does not flood the message.
+    fileprivate static func excerpt(_ value: JSONValue) -> String {
+        let text = value.jsonString
+        return text.count <= 60 ? text : text.prefix(57) + "..."
+    }
+}
+
+/// One line of a task declaration file.
+public enum TaskLine: Sendable, Equatable {
+    /// A task to queue.
+    case task(TaskDeclaration)
+    /// `end`: the end marker for every worker.
+    case end
+    /// An empty line or a `#` comment.
+    case blank
+
+    /// Reads one line (without its line break).
+    ///
+    /// After trimming whitespace, the line is blank or a `#` comment, exactly
+    /// `end`, a JSON object (see ``TaskDeclaration/init(json:)``), or a task
+    /// type followed by whitespace-separated arguments. Each argument is read
+    /// as JSON when it is valid JSON (`1`, `2.5`, `true`, `null`, `"a b"`,
+    /// `[1, 2]`, `{"a": 1}`; quoted strings and brackets may contain spaces),
+    /// else taken as a bare string (`hello`, `01`). An argument that starts
+    /// with `"`, `[` or `{` must be valid JSON, so a typo there is reported
+    /// rather than silently passed on as text.
+    public static func parse(line: some StringProtocol) throws(TaskLineError) -> TaskLine {
+        try UTF8Input.withContiguous(line.utf8) { bytes throws(TaskLineError) in
+            try parse(validUTF8: bytes)
+        }
+    }
+
+    /// Reads one line from raw bytes (without its line break); bytes that
+    /// are not valid UTF-8 are an error. See ``parse(line:)``.
+    public static func parse(utf8 line: some Collection<UInt8>) throws(TaskLineError) -> TaskLine {
+        try UTF8Input.withContiguous(line) { bytes throws(TaskLineError) in
+            guard UTF8Input.isValid(bytes) else {
+                throw TaskLineError(.invalidUTF8, "the line is not valid UTF-8 text; save the file as UTF-8")
+            }
+            return try parse(validUTF8: bytes)
+        }
+    }
+
+    private static func parse(validUTF8 line: UnsafeBufferPointer<UInt8>) throws(TaskLineError) -> TaskLine {
+        var start = 0
+        var end = line.count
+        while start < end, isSpace(line[start]) { start += 1 }
+        while end > start, isSpace(line[end - 1]) { end -= 1 }
+        let text = UnsafeBufferPointer(rebasing: line[start..<end])
+        guard let first = text.first, first != ASCIIByte.hash else { return .blank }
+        if first == ASCIIByte.openBrace {
+            let value: JSONValue
+            do {
+                value = try JSONValue(parsing: text)
+            } catch {
+                throw TaskLineError(
+                    .invalidJSON,
+                    "invalid JSON task line: \(error); write it like {\"type\": \"add\", \"args\": [1, 2]}")
+            }
+            return .task(try TaskDeclaration(json: value))
+        }
+        return try parseWords(text)
+    }
+
+    /// The `type arg arg ...` form (and `end`).
+    private static func parseWords(_ text: UnsafeBufferPointer<UInt8>) throws(TaskLineError) -> TaskLine {
+        let tokens = try tokenRanges(in: text)
+        let type = string(text, tokens[0])
+        if type == "end" {
+            guard tokens.count == 1 else {
+                throw TaskLineError(.endWithArguments, "'end' takes no arguments: write it alone on its line")
+            }
+            return .end
+        }
+        guard TaskDeclaration.isValidType(type) else { throw TaskLineError.invalidType(.string(type)) }
+        var args: [JSONValue] = []
+        args.reserveCapacity(tokens.count - 1)
+        for (number, range) in zip(1..., tokens.dropFirst()) {
+            args.append(try argument(text, range, number: number))
+        }
+        return .task(TaskDeclaration(type: type, args: args))
+    }
+
+    private static func argument(
+        _ text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, number: Int
+    ) throws(TaskLineError) -> JSONValue {
+        let token = UnsafeBufferPointer(rebasing: text[range])
+        do {
+            return try JSONValue(parsing: token)
+        } catch {
+            let word = string(text, range)
+            guard startsStructured(token[0]) else { return .string(word) }
+            throw TaskLineError(
+                .invalidArgument,
+                "argument \(number) \(word) is not valid JSON (\(error)); fix it, or quote it to pass it as text")
+        }
+    }
+
+    /// Splits the line at whitespace, except inside a quoted string or
+    /// brackets of a token that starts with `"`, `[` or `{`, so that
+    /// `"hello world"` and `[1, 2]` are one token each.
+    private static func tokenRanges(in text: UnsafeBufferPointer<UInt8>) throws(TaskLineError) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var index = 0
+        while true {
+            while index < text.count, isSpace(text[index]) { index += 1 }
+            guard index < text.count else { return ranges }
+            let start = index
+            if startsStructured(text[start]) {
+                let what = ranges.isEmpty ? "the task type" : "argument \(ranges.count)"
+                try skipStructuredToken(text, &index, describedAs: what)
+            } else {
+                while index < text.count, !isSpace(text[index]) { index += 1 }
+            }
+            ranges.append(start..<index)
+        }
+    }
+
+    private static func skipStructuredToken(
+        _ text: UnsafeBufferPointer<UInt8>, _ index: inout Int, describedAs what: String
+    ) throws(TaskLineError) {
+        var closers: [UInt8] = []
+        var inString = false
+        scan: while index < text.count {
+            let byte = text[index]
+            if inString {
+                switch byte {
+                case ASCIIByte.backslash: index += 1  // the escaped byte cannot end the string
+                case ASCIIByte.quote: inString = false
+                default: break
+                }
+            } else {
+                switch byte {
+                case ASCIIByte.quote: inString = true
+                case ASCIIByte.openBracket: closers.append(ASCIIByte.closeBracket)
+                case ASCIIByte.openBrace: closers.append(ASCIIByte.closeBrace)
+                // A mismatched closer is left for the JSON parser to report.
+                case ASCIIByte.closeBracket, ASCIIByte.closeBrace: _ = closers.popLast()
+                case _ where closers.isEmpty && isSpace(byte): break scan
+                default: break
+                }
+            }
+            index += 1
+        }
+        index = min(index, text.count)
+        if inString {
+            throw TaskLineError(.unterminatedString, "unterminated string in \(what): add the closing '\"'")
+        }
+        if !closers.isEmpty {
+            let missing = String(decoding: closers.reversed(), as: UTF8.self)
+            throw TaskLineError(.unclosedBracket, "unclosed bracket in \(what): add the missing '\(missing)'")
+        }
+    }
+
+    private static func startsStructured(_ byte: UInt8) -> Bool {
+        byte == ASCIIByte.quote || byte == ASCIIByte.openBracket || byte == ASCIIByte.openBrace
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == ASCIIByte.space || byte == ASCIIByte.tab || byte == ASCIIByte.carriageReturn
+            || byte == ASCIIByte.newline
+    }
+
+    private static func string(_ text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: text[range]), as: UTF8.self)
+    }
+}
+
+/// Splits a task file into lines and reads each one, numbering them from 1
+/// so that errors can be reported as `file:line: reason`.
+///
+/// It is incremental: ``feed(_:)`` takes bytes as they arrive (a whole
+/// file, or whatever `read` returned from a pipe such as `tail -f`) and
+/// returns the lines completed so far; ``finish()`` returns a last line that
+/// has no line break. Lines end with `\n` or `\r\n`; a UTF-8 byte order mark
+/// at the start of the file is skipped. A bad line is reported in its
+/// `result` and does not stop the lines after it.
+public struct TaskFileParser: Sendable {
+    /// One numbered line and what it holds.
+    public struct Line: Sendable, Equatable {
+        /// The 1-based line number in the file.
+        public var number: Int
+        /// The line, or why it could not be read.
+        public var result: Result<TaskLine, TaskLineError>
+
+        public init(number: Int, result: Result<TaskLine, TaskLineError>) {
+            self.number = number
+            self.result = result
+        }
+    }
+
+    /// Bytes of the line in progress; never contains a line break between calls.
+    private var pending: [UInt8] = []
+    private var linesRead = 0
+
+    public init() {}
+
+    /// Reads the lines completed by `chunk`.
+    public mutating func feed(_ chunk: some Collection<UInt8>) -> [Line] {
+        let searchStart = pending.count
+        pending.append(contentsOf: chunk)
+        var lines: [Line] = []
+        var lineStart = 0
+        while let newline = pending[max(lineStart, searchStart)...].firstIndex(of: ASCIIByte.newline) {
+            lines.append(read(pending[lineStart..<newline]))
+            lineStart = newline + 1
+        }
+        pending.removeFirst(lineStart)
+        return lines
+    }
+
+    /// Reads the last line if the input did not end with a line break; call
+    /// it once at the end of the input.
+    public mutating func finish() -> Line? {
+        guard !pending.isEmpty else { return nil }
+        defer { pending.removeAll() }
+        return read(pending[...])
+    }
+
+    /// Reads every line of a whole file.
+    public static func parse(_ contents: some Collection<UInt8>) -> [Line] {
+        var parser = TaskFileParser()
+        var lines = parser.feed(contents)
+        if let last = parser.finish() { lines.append(last) }
+        return lines
+    }
+
+    private static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
+    private mutating func read(_ line: ArraySlice<UInt8>) -> Line {
+        linesRead += 1
+        let text = linesRead == 1 && line.starts(with: Self.byteOrderMark) ? line.dropFirst(3) : line
+        // A trailing "\r" of a CRLF line break is whitespace to `parse`.
+        return Line(number: linesRead, result: Result { () throws(TaskLineError) in try TaskLine.parse(utf8: text) })
+    }
+}

@@ -1,0 +1,60 @@
+/// One attempt's failure, as kept in a task's `errors` list.
+public struct AttemptError: Sendable, Equatable, Codable {
+    public var attempt: Int
+    public var worker: String
+    public var error: String
+    /// Milliseconds since the epoch.
+    public var at: Int64
+}
+
+/// Everything Redis holds about one task (`<prefix>task:<id>`).
+public struct TaskRecord: Sendable, Equatable {
+    public var id: String
+    public var status: TaskStatus
+    public var type: String
+    public var args: JSONValue
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var result: JSONValue?
+    public var error: String?
+    public var errors: [AttemptError]
+    public var logs: [String]
+    public var progress: Double?
+    public var worker: String?
+    /// The Kafka partition the task was last consumed from.
+    public var partition: Int32?
+    public var queuedAt: Int64?
+    public var startedAt: Int64?
+    public var finishedAt: Int64?
+
+    /// Builds a record from the hash's field/value pairs; `nil` when there is no status.
+    init?(id: String, fields: [String: String]) {
+        guard let status = fields["status"].flatMap(TaskStatus.init(rawValue:)) else { return nil }
+        self.id = id
+        self.status = status
+        type = fields["type"] ?? ""
+        args = fields["args"].flatMap { try? JSONValue(parsing: $0) } ?? .array([])
+        attempts = fields["attempts"].flatMap { Int($0) } ?? 0
+        maxAttempts = fields["max_attempts"].flatMap { Int($0) } ?? TaskMessage.defaultMaxAttempts
+        result = fields["result"].flatMap { try? JSONValue(parsing: $0) }
+        error = fields["error"]
+        errors = Self.decodeErrors(fields["errors"])
+        logs = fields["logs"].flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap(\.stringValue) ?? []
+        progress = fields["progress"].flatMap { Double($0) }
+        worker = fields["worker"]
+        partition = fields["partition"].flatMap { Int32($0) }
+        queuedAt = fields["queued_at"].flatMap { Int64($0) }
+        startedAt = fields["started_at"].flatMap { Int64($0) }
+        finishedAt = fields["finished_at"].flatMap { Int64($0) }
+    }
+
+    private static func decodeErrors(_ text: String?) -> [AttemptError] {
+        guard let text, case .array(let entries)? = try? JSONValue(parsing: text) else { return [] }
+        return entries.compactMap { entry in
+            guard case .object(let fields) = entry else { return nil }
+            return AttemptError(
+                attempt: Int(fields["attempt"]?.intValue ?? 0), worker: fields["worker"]?.stringValue ?? "",
+                error: fields["error"]?.stringValue ?? "", at: fields["at"]?.intValue ?? 0)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+/// One worker as the monitor sees it at one refresh.
+public struct WorkerReport: Sendable, Equatable {
+    public var name: String
+    public var heartbeat: Heartbeat
+    public var judgement: WorkerJudgement
+
+    public init(name: String, heartbeat: Heartbeat, judgement: WorkerJudgement) {
+        self.name = name
+        self.heartbeat = heartbeat
+        self.judgement = judgement
+    }
+
+    public var verdict: WorkerVerdict { judgement.verdict }
+}
+
+/// A worker's verdict that differs from the one stored in `<prefix>worker_status`.
+public struct VerdictChange: Sendable, Equatable {
+    public var worker: String
+    /// `nil` for a worker the monitor had not judged before.
+    public var from: WorkerVerdict?
+    public var to: WorkerVerdict
+    public var reason: String
+    /// Milliseconds since the epoch.
+    public var at: Int64
+
+    public init(worker: String, from: WorkerVerdict?, to: WorkerVerdict, reason: String, at: Int64) {
+        self.worker = worker
+        self.from = from
+        self.to = to
+        self.reason = reason
+        self.at = at
+    }
+}
+
+/// A task left PROCESSING by a worker judged DEAD (or one with no heartbeat at all):
+/// Kafka redelivers it once the group rebalances.
+public struct OrphanedTask: Sendable, Equatable {
+    public var id: String
+    public var worker: String
+
+    public init(id: String, worker: String) {
+        self.id = id
+        self.worker = worker
+    }
+}
+
+/// Everything one monitor refresh learned: the fleet, the queue and the stream's end.
+public struct FleetSnapshot: Sendable, Equatable {
+    /// When the snapshot was taken, in milliseconds since the epoch.
+    public var at: Int64
+    public var namespace: String
+    public var topic: String
+    /// Sorted by name.
+    public var workers: [WorkerReport]
+    /// Heartbeat entries that could not be read, as `worker: reason`.
+    public var problems: [String]
+    public var counts: [TaskStatus: Int]
+    /// Tasks finished per second over the last ``rateWindowSeconds`` complete seconds.
+    public var tasksPerSecond: Double
+    public var rateWindowSeconds: Int
+    /// The orphaned tasks found among the first ``orphanScanLimit`` PROCESSING tasks.
+    public var orphaned: [OrphanedTask]
+    /// How many PROCESSING tasks were looked at for orphans; more may exist beyond it.
+    public var orphanScanLimit: Int
+    /// The topic's latest end marker, if one was published.
+    public var endOfStream: EndOfStream?
+    /// Verdicts that changed at this refresh.
+    public var changes: [VerdictChange]
+
+    public init(
+        at: Int64, namespace: String, topic: String, workers: [WorkerReport], problems: [String] = [],
+        counts: [TaskStatus: Int], tasksPerSecond: Double, rateWindowSeconds: Int, orphaned: [OrphanedTask],
+        orphanScanLimit: Int, endOfStream: EndOfStream?, changes: [VerdictChange]
+    ) {
+        self.at = at
+        self.namespace = namespace
+        self.topic = topic
+        self.workers = workers
+        self.problems = problems
+        self.counts = counts
+        self.tasksPerSecond = tasksPerSecond
+        self.rateWindowSeconds = rateWindowSeconds
+        self.orphaned = orphaned
+        self.orphanScanLimit = orphanScanLimit
+        self.endOfStream = endOfStream
+        self.changes = changes
+    }
+
+    /// Whether no worker is running any more: each one is DEAD, which includes
+    /// those that stopped gracefully.
+    public var everyWorkerGone: Bool { workers.allSatisfy { $0.verdict == .dead } }
+
+    public var totalTasks: Int { counts.values.reduce(0, +) }
+}

@@ -1,0 +1,88 @@
+/// The human-readable screen of a ``FleetSnapshot``: a table of workers, then the
+/// queue, orphaned tasks, the end marker and the latest verdict changes.
+public enum FleetTable {
+    /// Task ids longer than this are cut, so one long id does not push the table off screen.
+    static let taskColumnWidth = 24
+    /// Orphaned task ids listed by name; the rest are counted.
+    static let orphansListed = 5
+
+    /// Renders `snapshot` as lines of plain text (no terminal control codes).
+    /// - Parameter recentChanges: the verdict changes to list under the table, oldest first.
+    public static func render(_ snapshot: FleetSnapshot, recentChanges: [VerdictChange] = []) -> String {
+        let now = snapshot.at
+        var lines = [
+            "YADTQ monitor · namespace \(snapshot.namespace) · topic \(snapshot.topic) · "
+                + timestampText(epochMilliseconds: now),
+            "",
+        ]
+        var rows = [["WORKER", "VERDICT", "HEARTBEAT", "STATE", "TASK", "RUNNING", "PROCESSED", "FAILED", "PARTITIONS", "NOTE"]]
+        for worker in snapshot.workers {
+            let beat = worker.heartbeat
+            rows.append([
+                worker.name, worker.verdict.rawValue, worker.heartbeatAge(at: now).compactText + " ago",
+                beat.state.rawValue, beat.state == .busy ? cut(beat.currentTask ?? "?") : "-",
+                worker.taskRunningTime(at: now)?.compactText ?? "-", String(beat.processed), String(beat.failed),
+                beat.partitions.isEmpty ? "-" : beat.partitions.sorted().map(String.init).joined(separator: ","),
+                worker.judgement.reason,
+            ])
+        }
+        if snapshot.workers.isEmpty {
+            lines.append("no worker has written a heartbeat in this namespace yet")
+        } else {
+            lines += columns(rows, rightAligned: [6, 7])
+        }
+        for problem in snapshot.problems { lines.append("! " + problem) }
+        lines.append("")
+
+        let counts = TaskStatus.allCases.map { "\($0.rawValue) \(snapshot.counts[$0] ?? 0)" }.joined(separator: " · ")
+        let rate = (snapshot.tasksPerSecond * 10).rounded() / 10
+        lines.append(
+            "QUEUE     \(counts) · total \(snapshot.totalTasks) · \(rate) tasks/s (last \(snapshot.rateWindowSeconds)s)")
+        lines.append("ORPHANED  " + orphanText(snapshot))
+        if let end = snapshot.endOfStream {
+            lines.append(
+                "END       marker \(end.marker): \(end.reached) of \(end.partitions) partitions drained"
+                    + (end.isComplete ? " (complete)" : ""))
+        }
+        if !recentChanges.isEmpty {
+            lines.append("")
+            lines.append("CHANGES")
+            lines += recentChanges.map { "  \($0)" }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func orphanText(_ snapshot: FleetSnapshot) -> String {
+        let orphaned = snapshot.orphaned
+        guard !orphaned.isEmpty else { return "none" }
+        var text = orphaned.prefix(orphansListed).map { "\($0.id) (\($0.worker))" }.joined(separator: ", ")
+        if orphaned.count > orphansListed { text += ", and \(orphaned.count - orphansListed) more" }
+        let scanned = (snapshot.counts[.processing] ?? 0) > snapshot.orphanScanLimit ? "at least " : ""
+        return "\(scanned)\(orphaned.count): \(text), to be redelivered by Kafka"
+    }
+
+    private static func cut(_ text: String) -> String {
+        text.count <= taskColumnWidth ? text : text.prefix(taskColumnWidth - 1) + "…"
+    }
+
+    /// Pads every cell to its column's width; the last column is left ragged.
+    private static func columns(_ rows: [[String]], rightAligned: Set<Int>) -> [String] {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.indices.map { column in
+                let cell = row[column]
+                if column == row.count - 1 { return cell }
+                let padding = String(repeating: " ", count: widths[column] - cell.count)
+                return rightAligned.contains(column) ? padding + cell : cell + padding
+            }.joined(separator: "  ").trimmingTrailingSpaces()
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingTrailingSpaces() -> String {
+        var text = self
+        while text.last == " " { text.removeLast() }
+        return text
+    }
+}

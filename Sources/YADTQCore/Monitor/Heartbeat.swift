@@ -1,0 +1,110 @@
+/// What a worker says it is doing.
+public enum WorkerState: String, Sendable, CaseIterable {
+    case idle
+    case busy
+    /// The worker left gracefully and will not beat again.
+    case stopped
+}
+
+/// One worker's entry in `<prefix>all_heartbeats`, written only by that worker.
+///
+/// The worker encodes it with ``json`` and the monitor decodes it with
+/// ``init(parsing:)``, so the field names exist in this one place.
+public struct Heartbeat: Sendable, Equatable {
+    /// When the worker wrote this entry, in milliseconds since the epoch.
+    public var lastHeartbeat: Int64
+    public var state: WorkerState
+    /// The longest-running task in hand, if any.
+    public var currentTask: String?
+    /// When ``currentTask`` started, in milliseconds since the epoch.
+    public var taskStartedAt: Int64?
+    /// Tasks that reached a terminal status on this worker.
+    public var processed: Int
+    /// Of ``processed``, those that ended FAILED.
+    public var failed: Int
+    public var partitions: [Int32]
+    public var pid: Int32
+    public var host: String
+    /// When the worker process started, in milliseconds since the epoch.
+    public var startedAt: Int64
+    /// The worker's time limit per task; the worker kills a task at this limit.
+    /// `nil` from a worker that does not report it.
+    public var timeLimitMilliseconds: Int64?
+    /// How often the worker beats. `nil` from a worker that does not report it.
+    public var intervalMilliseconds: Int64?
+
+    public init(
+        lastHeartbeat: Int64, state: WorkerState, currentTask: String? = nil, taskStartedAt: Int64? = nil,
+        processed: Int = 0, failed: Int = 0, partitions: [Int32] = [], pid: Int32, host: String, startedAt: Int64,
+        timeLimitMilliseconds: Int64? = nil, intervalMilliseconds: Int64? = nil
+    ) {
+        self.lastHeartbeat = lastHeartbeat
+        self.state = state
+        self.currentTask = currentTask
+        self.taskStartedAt = taskStartedAt
+        self.processed = processed
+        self.failed = failed
+        self.partitions = partitions
+        self.pid = pid
+        self.host = host
+        self.startedAt = startedAt
+        self.timeLimitMilliseconds = timeLimitMilliseconds
+        self.intervalMilliseconds = intervalMilliseconds
+    }
+
+    /// The Redis hash holding every worker's heartbeat, one field per worker name.
+    public static func hashKey(prefix: String) -> String { prefix + "all_heartbeats" }
+
+    /// The document as stored in Redis (DESIGN.md names these fields).
+    public var json: JSONValue {
+        var fields: [String: JSONValue] = [
+            "last_heartbeat": .int(lastHeartbeat),
+            "state": .string(state.rawValue),
+            "current_task": currentTask.map(JSONValue.string) ?? .null,
+            "task_started_at": taskStartedAt.map(JSONValue.int) ?? .null,
+            "processed": .int(Int64(processed)),
+            "failed": .int(Int64(failed)),
+            "partitions": .array(partitions.map { .int(Int64($0)) }),
+            "pid": .int(Int64(pid)),
+            "host": .string(host),
+            "started_at": .int(startedAt),
+        ]
+        if let timeLimitMilliseconds { fields["time_limit_ms"] = .int(timeLimitMilliseconds) }
+        if let intervalMilliseconds { fields["interval_ms"] = .int(intervalMilliseconds) }
+        return .object(fields)
+    }
+
+    /// Decodes a stored heartbeat. Only `last_heartbeat` and `state` are required, so an
+    /// entry from an older or newer worker still shows; a missing count reads as 0.
+    public init(parsing text: String) throws(HeartbeatDecodingError) {
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsing: text)
+        } catch {
+            throw HeartbeatDecodingError(reason: "not JSON: \(error)")
+        }
+        guard document.objectValue != nil else { throw HeartbeatDecodingError(reason: "not a JSON object") }
+        guard let lastHeartbeat = document["last_heartbeat"]?.intValue else {
+            throw HeartbeatDecodingError(reason: "no integer last_heartbeat")
+        }
+        guard let stateText = document["state"]?.stringValue, let state = WorkerState(rawValue: stateText) else {
+            throw HeartbeatDecodingError(reason: "state is not one of idle, busy, stopped")
+        }
+        self.init(
+            lastHeartbeat: lastHeartbeat, state: state, currentTask: document["current_task"]?.stringValue,
+            taskStartedAt: document["task_started_at"]?.intValue,
+            processed: Int(document["processed"]?.intValue ?? 0), failed: Int(document["failed"]?.intValue ?? 0),
+            partitions: document["partitions"]?.arrayValue?.compactMap { $0.intValue.flatMap { Int32(exactly: $0) } } ?? [],
+            pid: document["pid"]?.intValue.flatMap { Int32(exactly: $0) } ?? 0, host: document["host"]?.stringValue ?? "",
+            startedAt: document["started_at"]?.intValue ?? 0,
+            timeLimitMilliseconds: document["time_limit_ms"]?.intValue,
+            intervalMilliseconds: document["interval_ms"]?.intValue)
+    }
+}
+
+/// Why a stored heartbeat could not be read; the monitor lists such entries as problems.
+public struct HeartbeatDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+
+    public var description: String { "unreadable heartbeat: \(reason)" }
+}

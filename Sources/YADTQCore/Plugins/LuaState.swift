@@ -1,0 +1,271 @@
+import CLua
+
+/// An error raised in Lua, or a limit that stopped it.
+struct LuaError: Error {
+    /// The message, e.g. `div.lua:3: division by zero` or `timeout after 30s`.
+    var message: String
+    /// Lua's stack traceback at the error, when the message handler could make one.
+    var traceback: String?
+}
+
+/// The values a plugin declares besides its `run` function.
+struct PluginMetadata {
+    var description: String?
+    var timeoutSeconds: Double?
+    var maxAttempts: Int?
+    var args: String?
+}
+
+/// One sandboxed `lua_State` (see shim.h and PluginSandbox.swift): owns it, its allocator and
+/// hook bookkeeping, and closes it in `deinit`. Every call into Lua goes through a `yadtq_*` entry
+/// point, which runs it under `lua_pcall` with a traceback handler and under the time limit given.
+///
+/// - Important: Not thread-safe, and deliberately not `Sendable`: a `lua_State` must be used by one
+///   thread at a time, and the host functions find this object through the state. Create one per
+///   thread (``PluginExecutor`` does).
+final class LuaState {
+    private let state: OpaquePointer
+    /// The allocator's and the hook's user data; must outlive `state`, so it is freed after it.
+    private let sandbox: UnsafeMutablePointer<yadtq_sandbox>
+    let memoryLimit: Int
+    /// Lines logged by the running call (task.log, print), collected by the host functions.
+    var log = TaskLog()
+    /// What the last host function replied: C copies it after the Swift frame has returned, so it
+    /// lives here rather than in the host function.
+    private var replyStorage: UnsafeMutableRawPointer?
+    private var replyCapacity = 0
+    /// Reused for encoding task arguments: this is the hot path.
+    private var argumentBuffer: [UInt8] = []
+    /// The timeout whose message the sandbox holds, and that message.
+    private var armedTimeout: Duration?
+    private var armedMessage = ""
+    /// Set when cleaning up after a call failed: the state may hold garbage it cannot collect, and
+    /// the owner should replace it.
+    private(set) var isDamaged = false
+
+    /// Creates a state with the sandbox's globals under a memory limit of `memoryLimit` bytes.
+    init(memoryLimit: Int) throws(LuaError) {
+        self.memoryLimit = memoryLimit
+        sandbox = .allocate(capacity: 1)
+        sandbox.initialize(to: yadtq_sandbox())
+        sandbox.pointee.limit = max(0, memoryLimit)
+        PluginSandbox.installHostFunctions(in: sandbox)
+        var status: Int32 = LUA_OK
+        guard let state = yadtq_newstate(sandbox, &status) else {
+            sandbox.deallocate()
+            throw LuaError(message: "the memory limit (\(Self.formatBytes(memoryLimit))) is too small to create a Lua state")
+        }
+        guard status == LUA_OK else {
+            let message = Self.errorMessage(state, status: status).message
+            lua_close(state)
+            sandbox.deallocate()
+            throw LuaError(message: "cannot set up the plugin sandbox: \(message)")
+        }
+        self.state = state
+        sandbox.pointee.host_context = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit {
+        lua_close(state)
+        sandbox.deallocate()
+        replyStorage?.deallocate()
+    }
+
+    /// The object whose state is `state`, for host functions called from Lua.
+    static func owning(_ state: OpaquePointer?) -> LuaState {
+        Unmanaged<LuaState>.fromOpaque(yadtq_sandbox_of(state).pointee.host_context).takeUnretainedValue()
+    }
+
+    /// Bytes the state holds now.
+    var memoryInUse: Int { sandbox.pointee.used }
+
+    // MARK: - Plugins
+
+    /// Compiles a plugin's source (text only, never bytecode) and keeps it in the state.
+    /// - Parameter chunkName: the file name, which Lua's messages start with (`add.lua:3: ...`).
+    /// - Returns: the chunk's reference for ``run(_:arguments:context:timeout:)``.
+    func compile(_ source: [UInt8], chunkName: String) -> Result<Int32, LuaError> {
+        let status = source.withUnsafeBufferPointer { bytes in
+            ("@" + chunkName).withCString { name in
+                var chunk = yadtq_chunk(
+                    source: UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self),
+                    length: bytes.count, chunkname: name, ref: LUA_NOREF)
+                let status = yadtq_compile(state, &chunk)
+                return (status, chunk.ref)
+            }
+        }
+        defer { lua_settop(state, 0) }
+        return status.0 == LUA_OK ? .success(status.1) : .failure(Self.errorMessage(state, status: status.0))
+    }
+
+    /// Forgets a compiled chunk.
+    func release(_ chunk: Int32) {
+        if yadtq_release(state, chunk) != LUA_OK { isDamaged = true }
+        lua_settop(state, 0)
+    }
+
+    /// Runs the chunk's top level once, without running a task, and reads what the plugin declares.
+    func describe(_ chunk: Int32, timeout: Duration) -> Result<PluginMetadata, LuaError> {
+        limited(chunk, timeout: timeout, call: { yadtq_describe(state, chunk) }) {
+            func string(_ index: Int32) -> String? {
+                lua_type(state, index) == LUA_TSTRING ? LuaValueReader.string(state, at: index) : nil
+            }
+            let timeout = lua_type(state, -3) == LUA_TNUMBER ? lua_tonumberx(state, -3, nil) : nil
+            let maxAttempts = lua_type(state, -2) == LUA_TNUMBER ? Int(lua_tointegerx(state, -2, nil)) : nil
+            return .success(PluginMetadata(description: string(-4), timeoutSeconds: timeout, maxAttempts: maxAttempts, args: string(-1)))
+        }
+    }
+
+    /// Runs one task: a fresh instance of the chunk, `run(args, task)`, its result as JSON.
+    /// Logs and progress are in ``log`` and ``progress`` afterwards.
+    func run(_ chunk: Int32, arguments: [JSONValue], context: TaskContext, timeout: Duration) -> Result<JSONValue, LuaError> {
+        log = TaskLog()
+        sandbox.pointee.has_progress = 0
+        argumentBuffer.removeAll(keepingCapacity: true)
+        LuaValueEncoding.appendArray(arguments, to: &argumentBuffer)
+        var id = context.id
+        return limited(chunk, timeout: timeout) {
+            argumentBuffer.withUnsafeBytes { arguments in
+                id.withUTF8 { id in
+                    var task = yadtq_task(
+                        ref: chunk,
+                        args: arguments.baseAddress?.assumingMemoryBound(to: CChar.self), args_length: arguments.count,
+                        id: UnsafeRawPointer(id.baseAddress)?.assumingMemoryBound(to: CChar.self), id_length: id.count,
+                        attempt: lua_Integer(context.attempt), max_attempts: lua_Integer(context.maxAttempts))
+                    return yadtq_run(state, &task)
+                }
+            }
+        } results: {
+            do throws(LuaConversionError) {
+                return .success(try LuaValueReader.read(state, at: -1, root: "result"))
+            } catch {
+                return .failure(LuaError(message: "result is not JSON-encodable: \(error.description)"))
+            }
+        }
+    }
+
+    /// The last fraction the running or last task passed to `task.progress`.
+    var progress: Double? { sandbox.pointee.has_progress != 0 ? sandbox.pointee.progress : nil }
+
+    /// Runs `call` (a `yadtq_*` entry point for `chunk`) under the time limit and reads its results
+    /// with `results`. If the call failed, drops the chunk's environment (a successful call does so
+    /// itself); after a limit was hit, also resets the limits and collects all garbage so the next
+    /// call starts clean.
+    private func limited<T>(
+        _ chunk: Int32, timeout: Duration, call: () -> Int32, results: () -> Result<T, LuaError>
+    ) -> Result<T, LuaError> {
+        if timeout != armedTimeout {  // formatting the message costs more than a small task
+            armedTimeout = timeout
+            armedMessage = "timeout after \(Self.formatSeconds(timeout))"
+            yadtq_set_timeout_message(sandbox, armedMessage)
+        }
+        let timeoutMessage = armedMessage
+        sandbox.pointee.deadline_ns = yadtq_now_ns() &+ Self.nanoseconds(timeout)
+        let status = call()
+        sandbox.pointee.deadline_ns = 0
+        let result: Result<T, LuaError>
+        let timedOut = sandbox.pointee.timed_out != 0
+        var outOfMemory = sandbox.pointee.out_of_memory != 0 || status == LUA_ERRMEM
+        if status == LUA_OK {
+            result = results()
+        } else {
+            let error = Self.errorMessage(state, status: status)
+            outOfMemory = outOfMemory || error.message == "not enough memory"
+            if timedOut {
+                result = .failure(LuaError(message: timeoutMessage, traceback: error.traceback))
+            } else if outOfMemory {
+                result = .failure(LuaError(message: "memory limit (\(Self.formatBytes(memoryLimit))) exceeded", traceback: error.traceback))
+            } else {
+                result = .failure(error)
+            }
+        }
+        lua_settop(state, 0)
+        sandbox.pointee.timed_out = 0
+        sandbox.pointee.out_of_memory = 0
+        if status != LUA_OK {  // on success, the call itself dropped the task's environment
+            let hitLimit = timedOut || outOfMemory
+            if yadtq_finish(state, chunk, hitLimit ? 1 : 0) != LUA_OK || (hitLimit && memoryInUse > memoryLimit / 2) {
+                isDamaged = true  // the task's data could not be dropped: it must not weigh on the next task
+            }
+            lua_settop(state, 0)
+        }
+        return result
+    }
+
+    /// The error a failed protected call left on top of the stack.
+    private static func errorMessage(_ state: OpaquePointer, status: Int32) -> LuaError {
+        guard lua_type(state, -1) == LUA_TSTRING else {
+            return LuaError(message: "Lua error \(status) without a message")
+        }
+        var length = 0
+        let bytes = lua_tolstring(state, -1, &length)!
+        let text = String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
+        // The message handler appends luaL_traceback's "\nstack traceback:\n\t..." to the message.
+        guard let split = text.ranges(of: "\nstack traceback:\n").last else {
+            return LuaError(message: text)
+        }
+        return LuaError(message: String(text[..<split.lowerBound]), traceback: String(text[split.upperBound...]))
+    }
+
+    // MARK: - Host function support
+
+    /// Hands `bytes` to the trampoline, which copies them once the calling Swift frame has returned.
+    func reply(_ kind: Int32, _ bytes: some Collection<UInt8>, into reply: UnsafeMutablePointer<yadtq_reply>) -> Int32 {
+        if bytes.count > replyCapacity {
+            replyStorage?.deallocate()
+            replyCapacity = max(bytes.count, 2 * replyCapacity, 256)
+            replyStorage = .allocate(byteCount: replyCapacity, alignment: 8)
+        }
+        let buffer = UnsafeMutableRawBufferPointer(start: replyStorage, count: bytes.count)
+        buffer.copyBytes(from: bytes)
+        reply.pointee.data = UnsafeRawPointer(replyStorage)?.assumingMemoryBound(to: CChar.self)
+        reply.pointee.length = bytes.count
+        return kind
+    }
+
+    // MARK: - Formatting
+
+    private static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        guard seconds < 1_000_000_000 else { return 1_000_000_000 * 1_000_000_000 }
+        return UInt64(seconds) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+    }
+
+    /// `30s`, `0.2s`
+    static func formatSeconds(_ duration: Duration) -> String {
+        let seconds = Double(nanoseconds(duration)) / 1e9
+        return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+    }
+
+    /// `64 MiB`, `512 KiB`, `1000 bytes`
+    static func formatBytes(_ bytes: Int) -> String {
+        if bytes > 0, bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        if bytes > 0, bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+        return "\(bytes) bytes"
+    }
+}
+
+/// The lines one task logs, bounded so that a chatty plugin cannot exhaust the worker's memory
+/// (log lines live outside the Lua state's memory limit).
+struct TaskLog {
+    static let maximumLines = 1000
+    static let maximumLineBytes = 4096
+
+    private(set) var lines: [String] = []
+    private var droppedLines = 0
+
+    mutating func append(_ line: String) {
+        guard lines.count < Self.maximumLines else {
+            droppedLines += 1
+            return
+        }
+        let utf8 = line.utf8
+        lines.append(utf8.count <= Self.maximumLineBytes ? line : String(decoding: utf8.prefix(Self.maximumLineBytes), as: UTF8.self) + "…")
+    }
+
+    /// The lines, with a last one saying how many were dropped, if any.
+    var finished: [String] {
+        droppedLines == 0 ? lines : lines + ["(\(droppedLines) more log lines dropped: at most \(Self.maximumLines) are kept per attempt)"]
+    }
+}

@@ -1,0 +1,106 @@
+import CLua
+
+/// The environment plugin code runs in, and the functions in it that are written in Swift.
+///
+/// A plugin file is compiled once (text only) and, for every task, its top level runs again in a
+/// fresh global table, so neither globals nor the file's top-level locals outlive a task; the
+/// `run` function it returns is then called as `run(args, task)`. What the code sees (built in C by
+/// `yadtq_open_sandbox_body`, shim.h):
+///
+/// - base functions: `assert error getmetatable ipairs next pairs pcall xpcall rawequal rawget
+///   rawlen select setmetatable tonumber tostring type _VERSION _G`, and `print` (which logs);
+/// - `load(chunk [, name [, "t" [, env]]])`: text chunks only; without `env`, in a fresh sandbox
+///   environment;
+/// - libraries `string` (without `dump`), `table`, `math`, `utf8`, `coroutine`, `os` (only `clock`,
+///   `date`, `time`), all read-only and shared by all plugins;
+/// - `json.encode(value)`, `json.decode(text)`, `json.null` (see LuaValueConversion.swift);
+/// - the `task` argument: `task.id`, `task.attempt`, `task.max_attempts`, `task.log(...)`,
+///   `task.progress(fraction)` (0...1), `task.sleep(seconds)` (sleeps without spinning, and fails
+///   with the timeout if the task's deadline comes first).
+///
+/// Not there: `io`, `debug`, `package`, `require`, `dofile`, `loadfile`, `collectgarbage`, `rawset`,
+/// the rest of `os`. Metatables of strings, of the environment and of the libraries are protected,
+/// so `setmetatable(_G, ...)` fails; `setmetatable` refuses `__gc`, because finalizers run outside
+/// any task's time limit. `pcall`, `xpcall`, `coroutine.resume` and `coroutine.close` re-raise a
+/// timeout or memory error, so code cannot catch a limit and go on.
+///
+/// Known limits: time is checked between VM instructions, so one long call into the C library (a
+/// pathological pattern match on a huge string) runs to its end first. Memory outside the Lua
+/// state is not counted: the Swift copies that json.encode and json.decode make while converting
+/// (bounded by the size of their input, itself under the limit) and the task's log (at most
+/// 1000 lines of 4 KiB).
+enum PluginSandbox {
+    /// Registers the Swift host functions in the state's bookkeeping, before the state is built.
+    static func installHostFunctions(in sandbox: UnsafeMutablePointer<yadtq_sandbox>) {
+        yadtq_set_host(sandbox, Int32(YADTQ_HOST_LOG), { state, reply in PluginSandbox.log(state, reply!) })
+        yadtq_set_host(sandbox, Int32(YADTQ_HOST_JSON_ENCODE), { state, reply in PluginSandbox.jsonEncode(state, reply!) })
+        yadtq_set_host(sandbox, Int32(YADTQ_HOST_JSON_DECODE), { state, reply in PluginSandbox.jsonDecode(state, reply!) })
+    }
+
+    // Host functions: called from Lua through `yadtq_trampoline`. They must not call any Lua API
+    // function that can raise; they answer through `reply` and the trampoline does the rest.
+
+    /// `task.log(...)` and `print(...)`: one line, the arguments separated by spaces. Strings as
+    /// they are (invalid UTF-8 replaced: a log is for people), tables as JSON where they have a JSON
+    /// form, other values as `tostring` would show them (without calling `__tostring`).
+    private static func log(_ state: OpaquePointer?, _ reply: UnsafeMutablePointer<yadtq_reply>) -> Int32 {
+        let owner = LuaState.owning(state)
+        owner.log.append((0..<lua_gettop(state)).map { logText(state, at: $0 + 1) }.joined(separator: " "))
+        return Int32(YADTQ_REPLY_NOTHING)
+    }
+
+    private static func logText(_ state: OpaquePointer?, at index: Int32) -> String {
+        switch lua_type(state, index) {
+        case LUA_TSTRING:
+            var length = 0
+            let bytes = lua_tolstring(state, index, &length)!
+            return String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
+        case LUA_TNUMBER:
+            return lua_isinteger(state, index) != 0 ? "\(lua_tointegerx(state, index, nil))" : "\(lua_tonumberx(state, index, nil))"
+        case LUA_TBOOLEAN:
+            return lua_toboolean(state, index) != 0 ? "true" : "false"
+        case LUA_TNIL:
+            return "nil"
+        case LUA_TTABLE:
+            if let value = try? LuaValueReader.read(state!, at: index, root: "value") { return value.jsonString }
+            fallthrough
+        default:
+            if lua_type(state, index) == LUA_TLIGHTUSERDATA && lua_touserdata(state, index) == nil { return "null" }
+            let name = String(cString: lua_typename(state, lua_type(state, index)))
+            return "\(name): \(lua_topointer(state, index).map { "\($0)" } ?? "?")"
+        }
+    }
+
+    /// `json.encode(value)`: compact JSON text, keys sorted; fails for values without a JSON form.
+    private static func jsonEncode(_ state: OpaquePointer?, _ reply: UnsafeMutablePointer<yadtq_reply>) -> Int32 {
+        let owner = LuaState.owning(state)
+        guard lua_gettop(state) >= 1 else {
+            return owner.reply(Int32(YADTQ_REPLY_ERROR), "json.encode expects a value".utf8, into: reply)
+        }
+        do throws(LuaConversionError) {
+            let value = try LuaValueReader.read(state!, at: 1, root: "value")
+            return owner.reply(Int32(YADTQ_REPLY_STRING), value.jsonBytes, into: reply)
+        } catch {
+            return owner.reply(Int32(YADTQ_REPLY_ERROR), "json.encode: \(error.description)".utf8, into: reply)
+        }
+    }
+
+    /// `json.decode(text)`: the Lua value of one JSON document; fails with the parser's reason.
+    private static func jsonDecode(_ state: OpaquePointer?, _ reply: UnsafeMutablePointer<yadtq_reply>) -> Int32 {
+        let owner = LuaState.owning(state)
+        guard lua_type(state, 1) == LUA_TSTRING else {
+            let type = String(cString: lua_typename(state, lua_type(state, 1)))
+            return owner.reply(Int32(YADTQ_REPLY_ERROR), "json.decode expects a string of JSON text, not \(type)".utf8, into: reply)
+        }
+        var length = 0
+        let bytes = lua_tolstring(state, 1, &length)!
+        do throws(JSONParseError) {
+            let value = try JSONValue(parsing: UnsafeRawBufferPointer(start: bytes, count: length))
+            var encoded: [UInt8] = []
+            LuaValueEncoding.append(value, to: &encoded)
+            return owner.reply(Int32(YADTQ_REPLY_VALUE), encoded, into: reply)
+        } catch {
+            return owner.reply(Int32(YADTQ_REPLY_ERROR), "json.decode: \(error.description)".utf8, into: reply)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+
+/// What happened to one submitted task.
+public struct PublishedTask: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        /// QUEUED in Redis and acknowledged by the broker.
+        case published(partition: Int32)
+        /// A task with this id already exists; it was left alone and not published again.
+        case duplicate
+        /// QUEUED, then the broker did not take it; the task is now FAILED with this reason.
+        case failed(String)
+    }
+
+    public var message: TaskMessage
+    public var outcome: Outcome
+}
+
+/// Publishes tasks the way every YADTQ producer must: QUEUED in Redis first (one
+/// round trip per batch), then the batch to Kafka round-robin over the partitions,
+/// then FAILED for any task whose delivery failed. `yadtq-run` and `yadtq-web` both use it.
+///
+/// - Important: Calls block until the broker acknowledged the batch; call them from
+///   a dedicated thread or through ``TaskStore/run(_:)``-style hops, not from a Swift task.
+public final class TaskPublisher: @unchecked Sendable {
+    // @unchecked Sendable: the round-robin cursor is guarded by `lock`; the producer
+    // and store are thread-safe.
+    private let producer: KafkaProducer
+    public let store: TaskStore
+    public let topic: String
+    /// The topic's partition count, read when the publisher was created.
+    public let partitions: Int
+    private let lock = NSLock()
+    private var cursor = 0
+
+    /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
+    /// (and its dead-letter topic) when they do not exist yet.
+    public init(settings: YADTQSettings, topic: String, partitions: Int, clientID: String, logger: Logger) throws {
+        store = TaskStore(settings: settings, logger: logger)
+        try store.ping()
+        producer = try KafkaProducer(settings: settings, clientID: clientID)
+        self.topic = topic
+        self.partitions = try producer.client.ensureTopic(topic, partitions: partitions)
+        _ = try producer.client.ensureTopic(topic + ".dlq", partitions: 1)
+    }
+
+    /// Gives each declaration its id (a new UUID unless it names one) and defaults.
+    public static func messages(for declarations: [TaskDeclaration], at now: Int64) -> [TaskMessage] {
+        declarations.map { declaration in
+            TaskMessage(
+                id: declaration.id ?? UUID().uuidString.lowercased(), type: declaration.type, args: declaration.args,
+                maxAttempts: declaration.maxAttempts ?? TaskMessage.defaultMaxAttempts, queuedAt: now)
+        }
+    }
+
+    /// Publishes a batch; the result has one entry per declaration, in order.
+    public func publish(_ declarations: [TaskDeclaration]) throws -> [PublishedTask] {
+        let now = currentEpochMilliseconds()
+        let messages = Self.messages(for: declarations, at: now)
+        let queued = try store.queue(messages, at: now)
+        let firstPartition = lock.withLock {
+            defer { cursor = (cursor + messages.count) % partitions }
+            return cursor
+        }
+        var outgoing: [OutgoingMessage] = []
+        var outgoingIndexes: [Int] = []
+        var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
+        for (index, message) in messages.enumerated() where queued[index] {
+            let partition = Int32((firstPartition + index) % partitions)
+            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: message.encoded()))
+            outgoingIndexes.append(index)
+            results[index].outcome = .published(partition: partition)
+        }
+        let failures = try producer.produce(topic: topic, outgoing)
+        if !failures.isEmpty {
+            var unpublished: [(id: String, reason: String)] = []
+            for (slot, reason) in failures {
+                let index = outgoingIndexes[slot]
+                let text = "could not be published to \(topic): \(reason)"
+                results[index].outcome = .failed(text)
+                unpublished.append((messages[index].id, text))
+            }
+            try store.failUnpublished(unpublished, at: currentEpochMilliseconds())
+        }
+        return results
+    }
+
+    /// Publishes an end marker to every partition, after everything published before it.
+    /// - Returns: the marker's id.
+    @discardableResult
+    public func publishEnd() throws -> String {
+        let marker = UUID().uuidString.lowercased()
+        let now = currentEpochMilliseconds()
+        // Recorded first, so a worker that reaches the marker finds what it belongs to.
+        try store.recordEndPublished(topic: topic, marker: marker, partitions: partitions, at: now)
+        let value = TopicMessage.endMarker(marker)
+        let messages = (0..<partitions).map { OutgoingMessage(partition: Int32($0), key: [], value: value) }
+        let failures = try producer.produce(topic: topic, messages)
+        if let reason = failures.values.first {
+            throw YADTQError(
+                .kafka, "the end marker could not be published to \(failures.count) partitions of \(topic): \(reason)",
+                remedy: "Check the broker, then publish `end` again")
+        }
+        return marker
+    }
+}

@@ -1,0 +1,41 @@
+/// The state of the latest `end` marker of a topic: which partitions have
+/// drained up to it. Workers and the monitor exit once every partition has.
+public struct EndOfStream: Sendable, Equatable {
+    public var marker: String
+    /// Milliseconds since the epoch.
+    public var publishedAt: Int64
+    public var partitions: Int
+    public var reached: Int
+
+    public var isComplete: Bool { reached >= partitions }
+}
+
+extension TaskStore {
+    private func endKey(_ topic: String) -> String { key("end:" + topic) }
+    private func reachedKey(_ topic: String, _ marker: String) -> String { key("end:" + topic + ":" + marker) }
+
+    /// Records that an end marker was published to all `partitions` of `topic`.
+    public func recordEndPublished(topic: String, marker: String, partitions: Int, at now: Int64) throws {
+        _ = try client.execute(
+            RedisCommand("HSET", endKey(topic), "marker", marker, "published_at", String(now), "partitions", String(partitions)))
+    }
+
+    /// Records that `partition` has drained up to the end marker.
+    public func recordEndReached(topic: String, marker: String, partitions: [Int32]) throws {
+        guard !partitions.isEmpty else { return }
+        var command = RedisCommand("SADD", reachedKey(topic, marker))
+        for partition in partitions { command.append(partition) }
+        let key = reachedKey(topic, marker)
+        _ = try client.execute([command, RedisCommand("EXPIRE", key, String(7 * 24 * 3600))])
+    }
+
+    /// The latest end marker of `topic`, or `nil` when none was ever published.
+    public func endOfStream(topic: String) throws -> EndOfStream? {
+        let fields = try client.execute(RedisCommand("HMGET", endKey(topic), "marker", "published_at", "partitions")).elements
+        guard fields.count == 3, let marker = fields[0].text, let publishedAt = fields[1].integer,
+            let partitions = fields[2].integer
+        else { return nil }
+        let reached = try client.execute(RedisCommand("SCARD", reachedKey(topic, marker))).integer ?? 0
+        return EndOfStream(marker: marker, publishedAt: publishedAt, partitions: Int(partitions), reached: Int(reached))
+    }
+}

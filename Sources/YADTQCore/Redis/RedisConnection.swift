@@ -1,0 +1,113 @@
+import CHiredis
+import Foundation
+
+/// One hiredis `redisContext`: a blocking connection to one Redis server.
+///
+/// - Important: Not thread-safe and blocking. Use it from one thread at a time,
+///   never from Swift's cooperative pool; ``RedisClient`` adds the locking and reconnection.
+final class RedisConnection {
+    private let context: UnsafeMutablePointer<redisContext>
+    let url: RedisURL
+
+    /// Connects, authenticates and selects the database of `url`.
+    init(url: RedisURL, timeout: Duration = .seconds(5)) throws {
+        self.url = url
+        let limit = timeval(timeout)
+        guard let context = redisConnectWithTimeout(url.host, url.port, limit) else {
+            throw YADTQError(
+                .redis, "cannot allocate a connection to \(url)", remedy: "The machine is out of memory")
+        }
+        if context.pointee.err != 0 {
+            let error = Self.error(context, "cannot connect to \(url)")
+            redisFree(context)
+            throw error
+        }
+        self.context = context
+        redisSetTimeout(context, limit)
+        redisEnableKeepAlive(context)
+        var setup: [RedisCommand] = []
+        if let password = url.password { setup.append(RedisCommand("AUTH", password)) }
+        if url.database != 0 { setup.append(RedisCommand("SELECT", String(url.database))) }
+        for reply in try execute(setup) {
+            if let message = reply.errorMessage {
+                throw YADTQError(
+                    .redis, "\(url) refused the connection set-up", libraryMessage: message,
+                    remedy: "Check the password and database number in YADTQ_REDIS")
+            }
+        }
+    }
+
+    deinit { redisFree(context) }
+
+    /// Sends every command, then reads every reply: one round trip for the whole pipeline.
+    /// A Redis error reply is returned as `.error`, not thrown; a broken connection throws,
+    /// after which this connection must be discarded.
+    func execute(_ commands: [RedisCommand]) throws -> [RedisReply] {
+        for command in commands {
+            let status = command.bytes.withUnsafeBufferPointer { buffer -> Int32 in
+                var arguments: [UnsafePointer<CChar>?] = []
+                arguments.reserveCapacity(command.argumentCount)
+                var offset = 0
+                let base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                for length in command.lengths {
+                    arguments.append((base + offset).assumingMemoryBound(to: CChar.self))
+                    offset += length
+                }
+                return command.lengths.withUnsafeBufferPointer { lengths in
+                    redisAppendCommandArgv(context, Int32(command.argumentCount), &arguments, lengths.baseAddress)
+                }
+            }
+            if status != REDIS_OK { throw Self.error(context, "cannot send a command to \(url)") }
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                throw Self.error(context, "lost the connection to \(url)")
+            }
+            let reply = raw.assumingMemoryBound(to: redisReply.self)
+            replies.append(Self.convert(reply))
+            freeReplyObject(raw)
+        }
+        return replies
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let value = reply.pointee
+        func bytes() -> [UInt8] {
+            guard let str = value.str else { return [] }
+            return Array(UnsafeRawBufferPointer(start: str, count: value.len))
+        }
+        switch value.type {
+        case REDIS_REPLY_STRING: return .string(bytes())
+        case REDIS_REPLY_INTEGER: return .integer(Int64(value.integer))
+        case REDIS_REPLY_STATUS: return .status(String(decoding: bytes(), as: UTF8.self))
+        case REDIS_REPLY_ERROR: return .error(String(decoding: bytes(), as: UTF8.self))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            elements.reserveCapacity(value.elements)
+            for index in 0..<value.elements {
+                if let element = value.element[index] { elements.append(convert(element)) }
+            }
+            return .array(elements)
+        default: return .null
+        }
+    }
+
+    private static func error(_ context: UnsafeMutablePointer<redisContext>, _ message: String) -> YADTQError {
+        let text = withUnsafeBytes(of: context.pointee.errstr) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        return YADTQError(
+            .redis, message, libraryCode: context.pointee.err, libraryMessage: text,
+            remedy: "Check that Redis is running and that YADTQ_REDIS points at it (scripts/stack up starts one)")
+    }
+}
+
+extension timeval {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}

@@ -1,0 +1,172 @@
+/// The server-side scripts behind every task state change. Each takes a whole
+/// batch in ARGV (prefix and shared values first, then a fixed number of fields
+/// per task) and returns one integer per task, so a batch costs one round trip
+/// and each task's change is atomic.
+///
+/// Key layout under the prefix: `task:<id>` (hash), `tasks` (zset of every id by
+/// queued_at), `index:<STATUS>` and `type:<type>` (zsets of the ids in that status or
+/// of that type, by queued_at), `stats:<epoch second>` (hash: succeeded, failed):
+/// listing, counting and rates never scan the key space.
+enum TaskScripts {
+    /// Shared helpers, prepended to each script.
+    private static let prelude = """
+        local function move(p, id, from, to, score)
+          if from then redis.call('ZREM', p .. 'index:' .. from, id) end
+          redis.call('ZADD', p .. 'index:' .. to, score, id)
+        end
+        local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' end
+        local function index_new(p, id, type, score)
+          redis.call('ZADD', p .. 'tasks', score, id)
+          redis.call('ZADD', p .. 'type:' .. type, score, id)
+          move(p, id, nil, 'QUEUED', score)
+        end
+        -- Per-second counters of finished tasks, for throughput charts; kept an hour.
+        local function count_finished(p, now, succeeded, failed)
+          if succeeded + failed == 0 then return end
+          local key = p .. 'stats:' .. math.floor(tonumber(now) / 1000)
+          if succeeded > 0 then redis.call('HINCRBY', key, 'succeeded', succeeded) end
+          if failed > 0 then redis.call('HINCRBY', key, 'failed', failed) end
+          redis.call('EXPIRE', key, 3600)
+        end
+        local function append_json(list, entry)
+          if not list or list == '' or list == '[]' then return '[' .. entry .. ']' end
+          return string.sub(list, 1, -2) .. ',' .. entry .. ']'
+        end
+
+        """
+
+    /// ARGV: prefix, now, then per task: id, type, args, max_attempts.
+    /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
+    /// Idempotent under a replayed pipeline: a record with this very queued_at is ours.
+    static let queue = RedisScript(
+        name: "queue",
+        source: prelude + """
+            local p, now = ARGV[1], ARGV[2]
+            local out = {}
+            for i = 3, #ARGV, 4 do
+              local id = ARGV[i]
+              local key = p .. 'task:' .. id
+              local existing = redis.call('HGET', key, 'queued_at')
+              if existing then
+                out[#out + 1] = (existing == now) and 1 or 0
+              else
+                redis.call('HSET', key, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
+                  'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', now)
+                index_new(p, id, ARGV[i + 1], now)
+                out[#out + 1] = 1
+              end
+            end
+            return out
+            """)
+
+    /// ARGV: prefix, now, worker, then per task: id, type, args, max_attempts, queued_at, partition.
+    /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
+    /// already terminal (skip it); -n when all n attempts were used up by workers that
+    /// died mid-attempt (the caller fails it for good).
+    /// A task with no record (published by other means, or lost) is recreated from the message.
+    static let begin = RedisScript(
+        name: "begin",
+        source: prelude + """
+            local p, now, worker = ARGV[1], ARGV[2], ARGV[3]
+            local out = {}
+            for i = 4, #ARGV, 6 do
+              local id = ARGV[i]
+              local key = p .. 'task:' .. id
+              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at')
+              local status = h[1]
+              if terminal(status) then
+                out[#out + 1] = 0
+              else
+                local queued_at = h[4] or ARGV[i + 4]
+                if not status then
+                  redis.call('HSET', key, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
+                    'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', queued_at)
+                  index_new(p, id, ARGV[i + 1], queued_at)
+                  status = 'QUEUED'
+                end
+                local attempts = tonumber(h[2]) or 0
+                local max_attempts = tonumber(h[3]) or tonumber(ARGV[i + 3])
+                if attempts >= max_attempts then
+                  out[#out + 1] = -attempts
+                else
+                  attempts = attempts + 1
+                  redis.call('HSET', key, 'status', 'PROCESSING', 'attempts', attempts, 'worker', worker,
+                    'started_at', now, 'partition', ARGV[i + 5])
+                  if status ~= 'PROCESSING' then move(p, id, status, 'PROCESSING', queued_at) end
+                  out[#out + 1] = attempts
+                end
+              end
+            end
+            return out
+            """)
+
+    /// ARGV: prefix, now, worker, then per task: id, attempt, outcome, payload, logs, progress.
+    /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
+    /// retried, `F` the final failure (payload = error text). logs: a JSON array of
+    /// lines to append, or ''. progress: a number, or ''.
+    /// Returns 1 when written, 0 when stale: the task is already terminal, or another
+    /// worker has started a later attempt (a worker that was frozen must not write over it).
+    static let finish = RedisScript(
+        name: "finish",
+        source: prelude + """
+            local p, now, worker = ARGV[1], ARGV[2], ARGV[3]
+            local out = {}
+            local succeeded, failed = 0, 0
+            for i = 4, #ARGV, 6 do
+              local id, attempt, outcome, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+              local key = p .. 'task:' .. id
+              local h = redis.call('HMGET', key, 'status', 'attempts', 'errors', 'queued_at', 'logs')
+              if terminal(h[1]) or h[2] ~= attempt then
+                out[#out + 1] = 0
+              else
+                if ARGV[i + 4] ~= '' then
+                  local lines = string.sub(ARGV[i + 4], 2, -2)
+                  if lines ~= '' then redis.call('HSET', key, 'logs', append_json(h[5], lines)) end
+                end
+                if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'progress', ARGV[i + 5]) end
+                if outcome == 'S' then
+                  redis.call('HSET', key, 'status', 'SUCCESS', 'result', payload, 'finished_at', now)
+                  move(p, id, h[1], 'SUCCESS', h[4] or now)
+                  succeeded = succeeded + 1
+                else
+                  local entry = cjson.encode({attempt = tonumber(attempt), worker = worker, error = payload,
+                    at = tonumber(now)})
+                  redis.call('HSET', key, 'error', payload, 'errors', append_json(h[3], entry))
+                  if outcome == 'F' then
+                    redis.call('HSET', key, 'status', 'FAILED', 'finished_at', now)
+                    move(p, id, h[1], 'FAILED', h[4] or now)
+                    failed = failed + 1
+                  end
+                end
+                out[#out + 1] = 1
+              end
+            end
+            count_finished(p, now, succeeded, failed)
+            return out
+            """)
+
+    /// ARGV: prefix, now, then per task: id, reason. A task whose publish failed goes
+    /// from QUEUED to FAILED with the reason. Returns 1 when written.
+    static let failUnpublished = RedisScript(
+        name: "fail_unpublished",
+        source: prelude + """
+            local p, now = ARGV[1], ARGV[2]
+            local out = {}
+            for i = 3, #ARGV, 2 do
+              local id, reason = ARGV[i], ARGV[i + 1]
+              local key = p .. 'task:' .. id
+              local h = redis.call('HMGET', key, 'status', 'queued_at')
+              if h[1] == 'QUEUED' then
+                local entry = cjson.encode({attempt = 0, worker = '', error = reason, at = tonumber(now)})
+                redis.call('HSET', key, 'status', 'FAILED', 'error', reason, 'errors', '[' .. entry .. ']',
+                  'finished_at', now)
+                move(p, id, 'QUEUED', 'FAILED', h[2] or now)
+                count_finished(p, now, 0, 1)
+                out[#out + 1] = 1
+              else
+                out[#out + 1] = 0
+              end
+            end
+            return out
+            """)
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+
+/// What the worker learned when it asked to start a task.
+public enum AttemptDecision: Sendable, Equatable {
+    /// Run attempt `n` (1-based); the task is now PROCESSING.
+    case run(attempt: Int)
+    /// The task is already SUCCESS or FAILED: skip it, never write over it.
+    case alreadyTerminal
+    /// Every attempt was used up by workers that died mid-attempt: fail it for good.
+    case exhausted(attempts: Int)
+}
+
+/// How one attempt ended, as the worker reports it in ``TaskStore/finish(_:worker:)``.
+public struct AttemptOutcome: Sendable {
+    public enum Kind: String, Sendable {
+        case success = "S"
+        /// A failed attempt that will be retried.
+        case retry = "R"
+        /// The final failure: the task becomes FAILED.
+        case failed = "F"
+    }
+
+    public var id: String
+    public var attempt: Int
+    public var kind: Kind
+    /// Result JSON for `.success`, the error text otherwise.
+    public var payload: String
+    public var logs: [String]
+    public var progress: Double?
+
+    public init(id: String, attempt: Int, kind: Kind, payload: String, logs: [String] = [], progress: Double? = nil) {
+        self.id = id
+        self.attempt = attempt
+        self.kind = kind
+        self.payload = payload
+        self.logs = logs
+        self.progress = progress
+    }
+}
+
+/// Every task's status, result and error log in Redis. Each batch operation is a
+/// single atomic script call: one round trip per batch, not per task.
+///
+/// - Important: Calls block the calling thread. Workers call them from their own
+///   threads; async code uses the `async` variants, which run on a private queue.
+public final class TaskStore: Sendable {
+    let client: RedisClient
+    public let prefix: String
+    private let queue = DispatchQueue(label: "yadtq.task-store")
+
+    /// - Parameter reconnectFor: how long a call keeps retrying while Redis is down;
+    ///   `nil` (workers) waits for ever.
+    public init(settings: YADTQSettings, logger: Logger, reconnectFor: Duration? = .seconds(60)) {
+        client = RedisClient(url: settings.redis, logger: logger, reconnectFor: reconnectFor)
+        prefix = settings.keyPrefix
+    }
+
+    /// Checks that Redis answers, so a command fails at start with a clear message.
+    public func ping() throws {
+        _ = try client.execute(RedisCommand("PING"))
+    }
+
+    func key(_ suffix: String) -> String { prefix + suffix }
+    func taskKey(_ id: String) -> String { prefix + "task:" + id }
+
+    private func integers(_ reply: RedisReply, expected: Int, _ script: String) throws -> [Int64] {
+        let values = reply.elements.compactMap(\.integer)
+        guard values.count == expected else {
+            throw YADTQError(.redis, "script \(script) answered \(values.count) values for \(expected) tasks")
+        }
+        return values
+    }
+
+    /// Writes QUEUED (attempts 0) for each task. Returns, per task, whether it is now
+    /// QUEUED (`false`: a task with that id already exists and was left alone).
+    public func queue(_ tasks: [TaskMessage], at now: Int64) throws -> [Bool] {
+        guard !tasks.isEmpty else { return [] }
+        var arguments = RedisCommand(prefix, String(now))
+        for task in tasks {
+            arguments.append(task.id)
+            arguments.append(task.type)
+            arguments.append(task.argsJSON)
+            arguments.append(task.maxAttempts)
+        }
+        let reply = try client.evaluate(TaskScripts.queue, arguments: arguments)
+        return try integers(reply, expected: tasks.count, "queue").map { $0 == 1 }
+    }
+
+    /// Marks FAILED, with the reason, tasks that were queued but could not be published.
+    public func failUnpublished(_ failures: [(id: String, reason: String)], at now: Int64) throws {
+        guard !failures.isEmpty else { return }
+        var arguments = RedisCommand(prefix, String(now))
+        for failure in failures {
+            arguments.append(failure.id)
+            arguments.append(failure.reason)
+        }
+        _ = try client.evaluate(TaskScripts.failUnpublished, arguments: arguments)
+    }
+
+    /// Starts an attempt of each task (PROCESSING, attempts + 1), unless it is terminal.
+    /// - Parameter partitions: the partition each task was consumed from, kept with the task.
+    public func begin(_ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64) throws
+        -> [AttemptDecision]
+    {
+        guard !tasks.isEmpty else { return [] }
+        precondition(partitions.count == tasks.count, "one partition per task")
+        var arguments = RedisCommand(prefix, String(now), worker)
+        for (task, partition) in zip(tasks, partitions) {
+            arguments.append(task.id)
+            arguments.append(task.type)
+            arguments.append(task.argsJSON)
+            arguments.append(task.maxAttempts)
+            arguments.append(task.queuedAt)
+            arguments.append(partition)
+        }
+        let reply = try client.evaluate(TaskScripts.begin, arguments: arguments)
+        return try integers(reply, expected: tasks.count, "begin").map { value in
+            switch value {
+            case 0: .alreadyTerminal
+            case ..<0: .exhausted(attempts: Int(-value))
+            default: .run(attempt: Int(value))
+            }
+        }
+    }
+
+    /// Records how attempts ended. Returns, per outcome, whether it was written
+    /// (`false`: stale, because the task is terminal or a later attempt has started).
+    @discardableResult
+    public func finish(_ outcomes: [AttemptOutcome], worker: String, at now: Int64) throws -> [Bool] {
+        guard !outcomes.isEmpty else { return [] }
+        var arguments = RedisCommand(prefix, String(now), worker)
+        for outcome in outcomes {
+            arguments.append(outcome.id)
+            arguments.append(outcome.attempt)
+            arguments.append(outcome.kind.rawValue)
+            arguments.append(outcome.payload)
+            arguments.append(
+                outcome.logs.isEmpty ? "" : JSONValue.array(outcome.logs.map(JSONValue.string)).jsonString)
+            arguments.append(outcome.progress.map { String($0) } ?? "")
+        }
+        let reply = try client.evaluate(TaskScripts.finish, arguments: arguments)
+        return try integers(reply, expected: outcomes.count, "finish").map { $0 == 1 }
+    }
+
+    /// The status of each task (`nil` for an unknown id), in one round trip per 10,000 ids.
+    public func statuses(of ids: [String]) throws -> [TaskStatus?] {
+        var statuses: [TaskStatus?] = []
+        statuses.reserveCapacity(ids.count)
+        for start in stride(from: 0, to: ids.count, by: 10_000) {
+            let chunk = ids[start..<min(start + 10_000, ids.count)]
+            let replies = try client.execute(chunk.map { RedisCommand("HGET", taskKey($0), "status") })
+            statuses.append(contentsOf: replies.map { $0.text.flatMap(TaskStatus.init(rawValue:)) })
+        }
+        return statuses
+    }
+
+    /// Everything about one task, or `nil` when there is no such task.
+    public func record(id: String) throws -> TaskRecord? {
+        try records(ids: [id])[0]
+    }
+
+    /// Several tasks' records in one round trip.
+    public func records(ids: [String]) throws -> [TaskRecord?] {
+        let replies = try client.execute(ids.map { RedisCommand("HGETALL", taskKey($0)) })
+        return zip(ids, replies).map { id, reply in
+            let elements = reply.elements
+            var fields: [String: String] = [:]
+            for index in stride(from: 0, to: elements.count - 1, by: 2) {
+                if let name = elements[index].text { fields[name] = elements[index + 1].text }
+            }
+            return TaskRecord(id: id, fields: fields)
+        }
+    }
+
+    /// How many tasks are in each status, from the status indexes (never a key scan).
+    public func counts() throws -> [TaskStatus: Int] {
+        let replies = try client.execute(TaskStatus.allCases.map { RedisCommand("ZCARD", key("index:" + $0.rawValue)) })
+        var counts: [TaskStatus: Int] = [:]
+        for (status, reply) in zip(TaskStatus.allCases, replies) { counts[status] = Int(reply.integer ?? 0) }
+        return counts
+    }
+
+    /// The newest task ids in a status (or of any status), newest first.
+    public func newestIDs(status: TaskStatus? = nil, offset: Int = 0, limit: Int = 50) throws -> [String] {
+        let index = status.map { key("index:" + $0.rawValue) } ?? key("tasks")
+        let reply = try client.execute(RedisCommand("ZREVRANGE", index, String(offset), String(offset + limit - 1)))
+        return reply.elements.compactMap(\.text)
+    }
+
+    /// Runs a blocking store call on the store's private queue, off the cooperative pool.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (TaskStore) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body(self) }) }
+        }
+    }
+}

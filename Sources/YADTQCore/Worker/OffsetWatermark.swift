@@ -1,0 +1,48 @@
+/// Tracks which consumed offsets are finished, per partition, so a worker commits
+/// only up to the last offset below which every task is terminal in Redis, even
+/// when tasks finish out of order.
+public struct OffsetWatermark: Sendable {
+    private var inFlight: [Int32: Set<Int64>] = [:]
+    private var highestSeen: [Int32: Int64] = [:]
+    private var committed: [Int32: Int64] = [:]
+
+    public init() {}
+
+    /// Records a consumed message that is not finished yet.
+    public mutating func track(partition: Int32, offset: Int64) {
+        inFlight[partition, default: []].insert(offset)
+        highestSeen[partition] = max(highestSeen[partition] ?? offset, offset)
+    }
+
+    /// Records that the message at `offset` is finished (its task is terminal in Redis).
+    public mutating func complete(partition: Int32, offset: Int64) {
+        inFlight[partition]?.remove(offset)
+    }
+
+    /// The next offset to read per partition (the Kafka commit convention), for the
+    /// partitions whose watermark moved since the last call; marks them committed.
+    public mutating func takeCommittable() -> [Int32: Int64] {
+        var result: [Int32: Int64] = [:]
+        for (partition, highest) in highestSeen {
+            let next = inFlight[partition]?.min() ?? highest + 1
+            if next > committed[partition] ?? Int64.min {
+                result[partition] = next
+                committed[partition] = next
+            }
+        }
+        return result
+    }
+
+    /// Whether any tracked message is still unfinished.
+    public var hasUnfinished: Bool { inFlight.values.contains { !$0.isEmpty } }
+
+    /// Forgets partitions this worker no longer owns: their unfinished messages
+    /// belong to the next owner now, who will redeliver them.
+    public mutating func forget(partitions: some Sequence<Int32>) {
+        for partition in partitions {
+            inFlight[partition] = nil
+            highestSeen[partition] = nil
+            committed[partition] = nil
+        }
+    }
+}

@@ -1,0 +1,330 @@
+import Foundation
+import Logging
+
+/// How a worker runs; every field has the default a user gets without flags.
+public struct WorkerOptions: Sendable {
+    public var name: String
+    public var topic: String
+    /// Tasks run at once, each in its own Lua state on its own thread.
+    public var concurrency: Int = 1
+    /// The seed's failure-prone consumer: exit abruptly after a random 3rd to 5th task.
+    public var chaos = false
+    /// Messages taken from Kafka per batch; statuses are written per batch.
+    public var batchSize = 1000
+    public var retry = RetryPolicy()
+    public var limits = PluginLimits()
+    public var heartbeatInterval: Duration = .seconds(5)
+    /// Partitions for the dead-letter topic when the worker has to create it.
+    public var deadLetterPartitions = 1
+
+    public init(name: String, topic: String) {
+        self.name = name
+        self.topic = topic
+    }
+}
+
+/// A YADTQ worker: consumes task messages in batches, runs each task's Lua plugin,
+/// and records every state change in Redis before committing the offsets.
+///
+/// The rules it keeps (see the README): PROCESSING before an attempt; SUCCESS or,
+/// after the last attempt, FAILED plus a copy on `<topic>.dlq`; a terminal status is
+/// never overwritten; an offset is committed only when every task before it is
+/// terminal in Redis.
+public final class Worker: @unchecked Sendable {
+    // @unchecked Sendable: the task loop runs on the single thread that calls `run()`;
+    // only `stopRequested` (guarded by `lock`) is touched from other threads.
+    private let settings: YADTQSettings
+    private let options: WorkerOptions
+    private let logger: Logger
+    private let store: TaskStore
+    private let registry: PluginRegistry
+    public let activity = WorkerActivity()
+    private let lock = NSLock()
+    private var stopRequested = false
+    private var watermark = OffsetWatermark()
+    private let deadLetterTopic: String
+    private let chaosBudget: Int
+
+    public init(settings: YADTQSettings, options: WorkerOptions, logger: Logger) {
+        self.settings = settings
+        self.options = options
+        self.logger = logger
+        store = TaskStore(settings: settings, logger: logger, reconnectFor: nil)
+        registry = PluginRegistry(directory: settings.pluginsDirectory)
+        deadLetterTopic = options.topic + ".dlq"
+        chaosBudget = Int.random(in: 3...5)
+    }
+
+    /// Asks the worker to stop taking tasks; it finishes the batch in hand, commits
+    /// and leaves the group. Safe to call from any thread (a signal handler's queue).
+    public func requestStop() {
+        lock.withLock { stopRequested = true }
+    }
+
+    private var shouldStop: Bool { lock.withLock { stopRequested } }
+
+    /// Why `run()` returned.
+    public enum Exit: Sendable, Equatable {
+        case endOfStream
+        case stopRequested
+    }
+
+    /// Runs the worker until an `end` marker has been drained on every partition or
+    /// a stop is requested.
+    /// - Important: Blocks the calling thread for the worker's whole life; call it
+    ///   from the main thread or a dedicated one, never from a Swift task.
+    public func run() throws -> Exit {
+        try store.ping()
+        _ = registry.refresh()
+        announcePlugins()
+        let producer = try KafkaProducer(settings: settings, clientID: "yadtq-worker-\(options.name)")
+        logger.info("librdkafka \(RDKafkaClient.libraryVersion); brokers \(settings.brokers); Redis \(settings.redis)")
+        try waitForTopic(producer.client)
+        _ = try producer.client.ensureTopic(deadLetterTopic, partitions: options.deadLetterPartitions)
+        let consumer = try KafkaConsumer(
+            settings: settings, topic: options.topic, clientID: "yadtq-worker-\(options.name)", logger: logger)
+        consumer.willRevoke = { [self] partitions in
+            commit(consumer, synchronous: true)
+            watermark.forget(partitions: partitions)
+        }
+        try consumer.subscribe()
+        let heartbeat = HeartbeatPublisher(
+            settings: settings, worker: options.name, activity: activity, interval: options.heartbeatInterval,
+            timeLimit: options.limits.timeout, logger: logger)
+        heartbeat.start()
+        let pool = ExecutorPool(
+            count: options.concurrency, makeExecutor: { PluginExecutor(registry: registry, limits: options.limits) },
+            onStart: { [activity] job in activity.started(job.context.id, at: currentEpochMilliseconds()) },
+            onFinish: { [self] job, _ in
+                activity.finished(job.context.id)
+                chaosTick()
+            })
+        // Only a marker that completes while this worker runs ends it; one that was
+        // already complete belongs to an earlier run.
+        let staleMarker = try store.endOfStream(topic: options.topic).flatMap { $0.isComplete ? $0.marker : nil }
+        logger.info("worker \(options.name) consuming \(options.topic) in group \(settings.group)")
+        var exit = Exit.stopRequested
+        var lastRefresh = ContinuousClock.now
+        var lastEndCheck = ContinuousClock.now
+        while !shouldStop {
+            let messages = consumer.poll(limit: options.batchSize, timeout: .milliseconds(100))
+            activity.assign(consumer.assignedPartitions)
+            if !messages.isEmpty {
+                try process(messages, pool: pool, producer: producer)
+                commit(consumer, synchronous: false)
+            }
+            let now = ContinuousClock.now
+            if now - lastRefresh >= .seconds(1) {
+                lastRefresh = now
+                if registry.refresh() { announcePlugins() }
+            }
+            if messages.isEmpty || now - lastEndCheck >= .milliseconds(500) {
+                lastEndCheck = now
+                if let end = try store.endOfStream(topic: options.topic), end.isComplete, end.marker != staleMarker {
+                    logger.info("every partition has drained up to the end marker; exiting")
+                    exit = .endOfStream
+                    break
+                }
+            }
+        }
+        commit(consumer, synchronous: true)
+        activity.markStopped()
+        consumer.close()
+        heartbeat.stop()
+        return exit
+    }
+
+    private func waitForTopic(_ client: RDKafkaClient) throws {
+        var announced = false
+        while !shouldStop {
+            if try client.partitionCount(topic: options.topic) != nil { return }
+            if !announced {
+                logger.notice("waiting for topic \(options.topic) to exist (yadtq-run creates it)")
+                announced = true
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+
+    private func commit(_ consumer: KafkaConsumer, synchronous: Bool) {
+        let offsets = watermark.takeCommittable()
+        do {
+            try consumer.commit(offsets, synchronous: synchronous)
+        } catch {
+            // Not fatal: the tasks are terminal in Redis, so a redelivery only skips them.
+            logger.warning("\(error)")
+        }
+    }
+
+    /// Logs the plugins and publishes them to Redis for the monitor and the web page.
+    private func announcePlugins() {
+        do {
+            try store.publishPlugins(registry.plugins, worker: options.name)
+        } catch {
+            logger.warning("could not publish the plugin list: \(error)")
+        }
+        for plugin in registry.plugins {
+            if let error = plugin.loadError {
+                logger.error("plugin \(plugin.type): \(error)")
+            } else {
+                logger.info("plugin \(plugin.type) ready")
+            }
+        }
+    }
+
+    private func chaosTick() {
+        guard options.chaos else { return }
+        let done = lock.withLock {
+            completedForChaos += 1
+            return completedForChaos
+        }
+        if done >= chaosBudget {
+            FileHandle.standardError.write(Data("chaos: worker \(options.name) exits abruptly after \(done) tasks\n".utf8))
+            _exit(3)
+        }
+    }
+
+    private var completedForChaos = 0
+
+    // MARK: - One batch
+
+    /// A consumed message on its way through the batch.
+    private struct Item {
+        var message: TaskMessage
+        var partition: Int32
+        /// Why the message is not a runnable task, for poison messages.
+        var poison: String?
+        var attempt = 0
+    }
+
+    private func process(_ messages: [ConsumedMessage], pool: ExecutorPool, producer: KafkaProducer) throws {
+        var items: [Item] = []
+        items.reserveCapacity(messages.count)
+        var endMarkers: [String: [Int32]] = [:]
+        let now = currentEpochMilliseconds()
+        for consumed in messages {
+            watermark.track(partition: consumed.partition, offset: consumed.offset)
+            do {
+                switch try TopicMessage.decode(consumed.value) {
+                case .task(let task): items.append(Item(message: task, partition: consumed.partition))
+                case .end(let marker): endMarkers[marker, default: []].append(consumed.partition)
+                }
+            } catch {
+                let id = error.id ?? "poison-\(options.topic)-\(consumed.partition)-\(consumed.offset)"
+                let preview = String(decoding: consumed.value.prefix(200), as: UTF8.self)
+                let message = TaskMessage(id: id, type: "", args: [.string(preview)], maxAttempts: 1, queuedAt: now)
+                logger.warning("partition \(consumed.partition) offset \(consumed.offset): \(error.reason)")
+                items.append(
+                    Item(message: message, partition: consumed.partition, poison: "undecodable message: \(error.reason)"))
+            }
+        }
+        var pending = items
+        while !pending.isEmpty {
+            pending = try runAttempts(pending, pool: pool, producer: producer)
+        }
+        for consumed in messages {
+            watermark.complete(partition: consumed.partition, offset: consumed.offset)
+        }
+        for (marker, partitions) in endMarkers {
+            try store.recordEndReached(topic: options.topic, marker: marker, partitions: partitions)
+            logger.info("partitions \(partitions.sorted()) drained up to the end marker")
+        }
+    }
+
+    /// Runs one attempt of every item; returns the items to try again after the backoff.
+    private func runAttempts(_ items: [Item], pool: ExecutorPool, producer: KafkaProducer) throws -> [Item] {
+        let decisions = try store.begin(
+            items.map(\.message), partitions: items.map(\.partition), worker: options.name, at: currentEpochMilliseconds())
+        var outcomes: [AttemptOutcome] = []
+        var runnable: [Item] = []
+        var deadLetters: [(Item, String)] = []
+        for (item, decision) in zip(items, decisions) {
+            switch decision {
+            case .alreadyTerminal:
+                continue
+            case .exhausted(let attempts):
+                let reason = "all \(attempts) attempts were interrupted before they finished (a worker died while running this task)"
+                outcomes.append(AttemptOutcome(id: item.message.id, attempt: attempts, kind: .failed, payload: reason))
+                deadLetters.append((item, reason))
+            case .run(let attempt):
+                var item = item
+                item.attempt = attempt
+                if let poison = item.poison {
+                    outcomes.append(AttemptOutcome(id: item.message.id, attempt: attempt, kind: .failed, payload: poison))
+                    deadLetters.append((item, poison))
+                } else {
+                    runnable.append(item)
+                }
+            }
+        }
+        let jobs = runnable.map { item in
+            ExecutorPool.Job(
+                type: item.message.type, args: item.message.args,
+                context: TaskContext(id: item.message.id, attempt: item.attempt, maxAttempts: item.message.maxAttempts))
+        }
+        var retries: [Item] = []
+        var longestBackoff = Duration.zero
+        for (item, outcome) in zip(runnable, pool.run(jobs)) {
+            switch outcome {
+            case .success(let result, let logs, let progress):
+                outcomes.append(
+                    AttemptOutcome(
+                        id: item.message.id, attempt: item.attempt, kind: .success, payload: result.jsonString,
+                        logs: logs, progress: progress))
+            case .failure(let failure, let logs, let progress):
+                let decision = options.retry.decide(
+                    attempt: item.attempt, maxAttempts: item.message.maxAttempts, permanent: failure.isPermanent)
+                let kind: AttemptOutcome.Kind
+                switch decision {
+                case .retry(let after):
+                    kind = .retry
+                    retries.append(item)
+                    longestBackoff = max(longestBackoff, after)
+                case .fail:
+                    kind = .failed
+                    deadLetters.append((item, failure.message))
+                }
+                outcomes.append(
+                    AttemptOutcome(
+                        id: item.message.id, attempt: item.attempt, kind: kind, payload: failure.message, logs: logs,
+                        progress: progress))
+            }
+        }
+        // The dead-letter copy goes out before FAILED is written: should the worker die
+        // in between, the task is redelivered and its copy sent again, never lost.
+        try publishDeadLetters(deadLetters, producer: producer)
+        let written = try store.finish(outcomes, worker: options.name, at: currentEpochMilliseconds())
+        var succeeded = 0
+        var failed = 0
+        for (outcome, wasWritten) in zip(outcomes, written) where wasWritten {
+            if outcome.kind == .success { succeeded += 1 }
+            if outcome.kind == .failed { failed += 1 }
+        }
+        activity.count(succeeded: succeeded, failed: failed)
+        if !retries.isEmpty {
+            Thread.sleep(forTimeInterval: longestBackoff.inSeconds)
+        }
+        return retries
+    }
+
+    private func publishDeadLetters(_ letters: [(Item, String)], producer: KafkaProducer) throws {
+        guard !letters.isEmpty else { return }
+        let now = currentEpochMilliseconds()
+        let messages = letters.map { item, reason in
+            guard case .object(var fields) = item.message.json else { preconditionFailure("a task message is an object") }
+            fields["error"] = .string(reason)
+            fields["attempts"] = .int(Int64(item.attempt))
+            fields["worker"] = .string(options.name)
+            fields["failed_at"] = .int(now)
+            return OutgoingMessage(
+                partition: 0, key: Array(item.message.id.utf8), value: Array(JSONValue.object(fields).jsonString.utf8))
+        }
+        let failures = try producer.produce(topic: deadLetterTopic, messages)
+        if !failures.isEmpty {
+            throw YADTQError(
+                .kafka, "\(failures.count) dead-letter copies could not be published to \(deadLetterTopic): "
+                    + (failures.values.first ?? ""),
+                remedy: "The tasks stay unfinished and will be retried once the broker accepts them")
+        }
+    }
+}

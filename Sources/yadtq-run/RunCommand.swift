@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import YADTQCommandLine
+import YADTQCore
+
+@main
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "yadtq-run",
+        abstract: "Publish tasks from task files, folders or standard input.",
+        discussion: """
+            Each line is a task: `add 1 2`, `concat "hello world" "!"`, or a JSON object \
+            {"type": "mul", "args": [3, 4]}. `end` tells every worker to finish and exit. \
+            Reads standard input (line by line, as it arrives) when no file is given.
+            """)
+
+    @Argument(help: "Task files, folders of *.txt files, or - for standard input.")
+    var inputs: [String] = []
+
+    @Option(help: "Topic to publish to (env YADTQ_TOPIC).")
+    var topic: String?
+
+    @Option(help: "Partitions for the topic when yadtq-run has to create it.")
+    var partitions = 8
+
+    @Flag(help: "Show progress until every task sent is terminal, then a summary.")
+    var wait = false
+
+    @Flag(help: "With --wait: end with a table of every task's status and result.")
+    var results = false
+
+    @Flag(help: "Print one JSON object per task instead of its id.")
+    var json = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+    }
+
+    func run() throws {
+        do {
+            let settings = try global.settings()
+            let logger = global.logger(label: "yadtq-run")
+            let publisher = try TaskPublisher(
+                settings: settings, topic: topic ?? settings.topic, partitions: partitions, clientID: "yadtq-run",
+                logger: logger)
+            let submission = TaskSubmission(publisher: publisher, stream: TaskLineStream(inputs: inputs))
+            var output = OutputBuffer()
+            let report = try submission.run(
+                onTask: { task in output.write(json ? Self.json(task) : Self.text(task)) },
+                onProblem: { problem in
+                    output.flush()
+                    FileHandle.standardError.write(Data("\(problem)\n".utf8))
+                })
+            output.flush()
+            var failed = report.badLines > 0 || report.publishFailures > 0
+            if wait && !report.published.isEmpty {
+                let progress = try TaskWaiter(store: publisher.store).wait(for: report.published) { progress in
+                    ProgressBar.draw(progress)
+                }
+                ProgressBar.finish(progress)
+                failed = failed || progress.failed > 0
+                if results { try ResultTable.print(ids: report.published, store: publisher.store) }
+            }
+            if failed { throw ExitCode(1) }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            exitWithError(error)
+        }
+    }
+
+    private static func text(_ task: PublishedTask) -> String {
+        switch task.outcome {
+        case .published: task.message.id
+        case .duplicate: "\(task.message.id) (already exists, not published again)"
+        case .failed(let reason): "\(task.message.id) FAILED: \(reason)"
+        }
+    }
+
+    private static func json(_ task: PublishedTask) -> String {
+        var fields = task.message.json.objectValue ?? [:]
+        switch task.outcome {
+        case .published(let partition):
+            fields["status"] = .string("QUEUED")
+            fields["partition"] = .int(Int64(partition))
+        case .duplicate: fields["status"] = .string("DUPLICATE")
+        case .failed(let reason):
+            fields["status"] = .string("FAILED")
+            fields["error"] = .string(reason)
+        }
+        return JSONValue.object(fields).jsonString
+    }
+}
+
+/// The `--results` table: one line per task, in submission order.
+enum ResultTable {
+    static func print(ids: [String], store: TaskStore) throws {
+        var output = OutputBuffer()
+        output.write(row("TASK", "TYPE", "STATUS", "TRIES", "RESULT / ERROR"))
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            for record in try store.records(ids: Array(ids[start..<min(start + 1000, ids.count)])) {
+                guard let record else { continue }
+                let outcome = record.status == .success ? record.result?.jsonString ?? "" : record.error ?? ""
+                output.write(
+                    row(record.id, record.type, record.status.rawValue, "\(record.attempts)/\(record.maxAttempts)", outcome))
+            }
+        }
+        output.flush()
+    }
+
+    private static func row(_ id: String, _ type: String, _ status: String, _ tries: String, _ outcome: String) -> String {
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+        }
+        return pad(id, 37) + pad(type, 10) + pad(status, 11) + pad(tries, 6) + outcome
+    }
+}
+
+/// Collects output lines and writes them with one system call per batch.
+struct OutputBuffer {
+    private var text = ""
+
+    mutating func write(_ line: String) {
+        text += line
+        text += "\n"
+        if text.utf8.count > 64 * 1024 { flush() }
+    }
+
+    mutating func flush() {
+        guard !text.isEmpty else { return }
+        FileHandle.standardOutput.write(Data(text.utf8))
+        text = ""
+    }
+}
+
+/// The `--wait` progress display on standard error: redrawn in place on a terminal,
+/// one line every few seconds otherwise (logs and CI).
+enum ProgressBar {
+    nonisolated(unsafe) private static var lastLine = ContinuousClock.now - .seconds(10)
+    private static let isTerminal = isatty(STDERR_FILENO) == 1
+
+    static func draw(_ progress: TaskWaiter.Progress) {
+        let line = render(progress)
+        if isTerminal {
+            FileHandle.standardError.write(Data("\r\(line)\u{1B}[K".utf8))
+        } else if ContinuousClock.now - lastLine >= .seconds(2) {
+            lastLine = ContinuousClock.now
+            FileHandle.standardError.write(Data("\(line)\n".utf8))
+        }
+    }
+
+    static func render(_ progress: TaskWaiter.Progress) -> String {
+        let width = 30
+        let fraction = progress.total == 0 ? 1 : Double(progress.done) / Double(progress.total)
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        return "[\(bar)] \(progress.done)/\(progress.total) done, \(progress.failed) failed, "
+            + String(format: "%.0f tasks/s", progress.rate)
+    }
+
+    static func finish(_ progress: TaskWaiter.Progress) {
+        if isTerminal { FileHandle.standardError.write(Data("\r\(render(progress))\u{1B}[K\n".utf8)) }
+        let seconds = progress.elapsed.inSeconds
+        FileHandle.standardError.write(
+            Data(
+                String(
+                    format: "%d tasks: %d succeeded, %d failed in %.2f s\n", progress.total, progress.succeeded,
+                    progress.failed, seconds
+                ).utf8))
+    }
+}

@@ -1,0 +1,112 @@
+import Testing
+import YADTQCore
+
+@Suite("Offset watermark")
+struct OffsetWatermarkTests {
+    @Test("commits only below the lowest unfinished offset when tasks finish out of order")
+    func outOfOrderCompletion() {
+        var watermark = OffsetWatermark()
+        for offset in Int64(10)...14 { watermark.track(partition: 0, offset: offset) }
+        watermark.complete(partition: 0, offset: 12)
+        watermark.complete(partition: 0, offset: 14)
+        #expect(watermark.takeCommittable() == [0: 10])
+        watermark.complete(partition: 0, offset: 10)
+        #expect(watermark.takeCommittable() == [0: 11])
+        watermark.complete(partition: 0, offset: 11)
+        #expect(watermark.takeCommittable() == [0: 13])
+        watermark.complete(partition: 0, offset: 13)
+        #expect(watermark.takeCommittable() == [0: 15])
+        #expect(!watermark.hasUnfinished)
+    }
+
+    @Test("reports a partition only when its watermark moved")
+    func onlyMovedPartitions() {
+        var watermark = OffsetWatermark()
+        watermark.track(partition: 0, offset: 0)
+        watermark.track(partition: 1, offset: 7)
+        watermark.complete(partition: 1, offset: 7)
+        #expect(watermark.takeCommittable() == [0: 0, 1: 8])
+        #expect(watermark.takeCommittable().isEmpty)
+        watermark.complete(partition: 0, offset: 0)
+        #expect(watermark.takeCommittable() == [0: 1])
+    }
+
+    @Test("forgets revoked partitions, unfinished messages included")
+    func forgetRevoked() {
+        var watermark = OffsetWatermark()
+        watermark.track(partition: 3, offset: 5)
+        #expect(watermark.hasUnfinished)
+        watermark.forget(partitions: [3])
+        #expect(!watermark.hasUnfinished)
+        #expect(watermark.takeCommittable().isEmpty)
+    }
+}
+
+@Suite("Retry policy")
+struct RetryPolicyTests {
+    let policy = RetryPolicy(baseDelay: .milliseconds(100), maxDelay: .milliseconds(350))
+
+    @Test("retries until the last attempt, then fails")
+    func attempts() {
+        #expect(policy.decide(attempt: 1, maxAttempts: 3, permanent: false) == .retry(after: .milliseconds(100)))
+        #expect(policy.decide(attempt: 2, maxAttempts: 3, permanent: false) == .retry(after: .milliseconds(200)))
+        #expect(policy.decide(attempt: 3, maxAttempts: 3, permanent: false) == .fail)
+        #expect(policy.decide(attempt: 1, maxAttempts: 1, permanent: false) == .fail)
+    }
+
+    @Test("a permanent failure is never retried")
+    func permanent() {
+        #expect(policy.decide(attempt: 1, maxAttempts: 5, permanent: true) == .fail)
+    }
+
+    @Test("backoff doubles and is capped")
+    func backoff() {
+        #expect(policy.delay(afterAttempt: 3) == .milliseconds(350))
+        #expect(policy.delay(afterAttempt: 60) == .milliseconds(350))
+    }
+}
+
+@Suite("Task status and messages")
+struct TaskStatusTests {
+    @Test("only SUCCESS and FAILED are terminal, with the contract's exact strings")
+    func terminal() {
+        #expect(TaskStatus.allCases.map(\.rawValue) == ["QUEUED", "PROCESSING", "SUCCESS", "FAILED"])
+        #expect(TaskStatus.allCases.filter(\.isTerminal) == [.success, .failed])
+    }
+
+    @Test("a task message round-trips through its Kafka value")
+    func messageRoundTrip() throws {
+        let task = TaskMessage(id: "t-1", type: "add", args: [.int(1), .double(2.5), .string("x")], maxAttempts: 5, queuedAt: 42)
+        #expect(try TopicMessage.decode(task.encoded()) == .task(task))
+        #expect(try TopicMessage.decode(TopicMessage.endMarker("m")) == .end(marker: "m"))
+    }
+
+    @Test("poison messages say why they are not tasks", arguments: [
+        ("not json", nil as String?, "not JSON"),
+        ("[1,2]", nil, "not an object"),
+        (#"{"type":"add"}"#, nil, "no string \"id\""),
+        (#"{"id":"a"}"#, "a", "no string \"type\""),
+        (#"{"id":"a","type":"add","args":3}"#, "a", "not an array"),
+        (#"{"id":"a","type":"add","max_attempts":0}"#, "a", "max_attempts"),
+    ])
+    func poison(value: String, id: String?, reason: String) {
+        #expect {
+            _ = try TopicMessage.decode(Array(value.utf8))
+        } throws: { error in
+            guard let error = error as? TopicMessageError else { return false }
+            return error.id == id && error.reason.contains(reason)
+        }
+    }
+
+    @Test("settings read YADTQ_KAFKA_* pass-through properties and the Redis URL")
+    func settings() throws {
+        let settings = try YADTQSettings(environment: [
+            "YADTQ_KAFKA_SASL_MECHANISM": "PLAIN", "YADTQ_REDIS": "redis://:secret@10.0.0.1:7000/3",
+        ])
+        #expect(settings.kafkaOverrides == ["sasl.mechanism": "PLAIN"])
+        #expect(settings.redis.host == "10.0.0.1" && settings.redis.port == 7000 && settings.redis.database == 3)
+        #expect(settings.redis.password == "secret")
+        #expect(settings.redis.description == "redis://:***@10.0.0.1:7000/3")
+        #expect(throws: YADTQError.self) { try RedisURL(parsing: "http://x") }
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// Metadata, load errors and hot reload.
+@Suite("Plugin registry")
+struct PluginRegistryTests {
+    @Test func readsMetadataWithoutRunningTasks() throws {
+        let folder = try PluginFolder([
+            "meta.lua": """
+                task_ran = false
+                return {
+                  description = "Does things", timeout = 2.5, max_attempts = 4, args = "x: number",
+                  run = function() error("must not run while loading") end,
+                }
+                """,
+            "bare.lua": plugin("return 1"),
+        ])
+        #expect(folder.registry.info(for: "meta") == PluginInfo(type: "meta", file: "meta.lua", description: "Does things", timeoutSeconds: 2.5, maxAttempts: 4, args: "x: number"))
+        #expect(folder.registry.info(for: "bare") == PluginInfo(type: "bare", file: "bare.lua"))
+        #expect(folder.registry.plugins.map(\.type) == ["bare", "meta"])
+        #expect(folder.registry.info(for: "missing") == nil)
+    }
+
+    @Test(arguments: [
+        ("syntax.lua", "return function(\n  x = = 1\nend\n", 2, "')' expected near '='"),
+        ("toplevel.lua", "local x = nil\nreturn x.y\n", 2, "attempt to index a nil value (local 'x')"),
+        ("meta.lua", "return {run = print, max_attempts = 0}", nil, "'max_attempts' must be a positive integer"),
+        ("desc.lua", "return {run = print, description = 42}", nil, "'description' must be a string, not number"),
+        ("spin.lua", "while true do end", nil, "timeout after 1s"),
+        ("bad name.lua", "return print", nil, "'bad name' is not a valid task type"),
+    ] as [(String, String, Int?, String)])
+    func loadErrorsAreReportedAndFailTasks(_ file: String, _ source: String, _ line: Int?, _ message: String) throws {
+        let folder = try PluginFolder([file: source, "ok.lua": plugin("return 'ok'")])
+        let type = String(file.dropLast(4))
+        let error = try #require(folder.registry.info(for: type)?.loadError)
+        #expect(error.file == file)
+        #expect(error.line == line)
+        #expect(error.message.contains(message), "\(error.message)")
+        let failure = try #require(folder.run(type).failure)
+        #expect(failure.isPermanent)
+        #expect(failure.message.contains("plugin \(file) does not load: \(error)"), "\(failure.message)")
+        #expect(folder.run("ok").value == .string("ok"))
+    }
+
+    @Test func hotReload() throws {
+        let folder = try PluginFolder()
+        #expect(folder.registry.plugins.isEmpty)
+        #expect(folder.run("x").failure?.isPermanent == true)
+        #expect(!folder.registry.refresh())
+
+        try folder.write("x.lua", plugin("return 'first'"))
+        #expect(folder.registry.refresh())
+        #expect(folder.run("x").value == .string("first"))
+        #expect(!folder.registry.refresh())
+
+        let generation = folder.registry.generation
+        try folder.write("x.lua", plugin("return 'second version'"))
+        #expect(folder.registry.refresh())
+        #expect(folder.registry.generation > generation)
+        #expect(folder.run("x").value == .string("second version"))
+
+        try folder.write("x.lua", plugin("return 'broken' +"))
+        #expect(folder.registry.refresh())
+        #expect(folder.registry.info(for: "x")?.loadError?.line == 3)
+        #expect(folder.run("x").failure?.message.contains("x.lua:3:") == true)
+
+        try folder.write("x.lua", plugin("return 'fixed again, longer'"))
+        folder.registry.refresh()
+        #expect(folder.run("x").value == .string("fixed again, longer"))
+
+        try folder.remove("x.lua")
+        #expect(folder.registry.refresh())
+        #expect(folder.registry.info(for: "x") == nil)
+        #expect(folder.run("x").failure?.isPermanent == true)
+    }
+
+    @Test func executorsFollowTheRegistryIndependently() throws {
+        let folder = try PluginFolder(["v.lua": plugin("return 1")])
+        let other = PluginExecutor(registry: folder.registry, limits: PluginFolder.testLimits)
+        let context = TaskContext(id: "t", attempt: 1, maxAttempts: 1)
+        #expect(other.execute(type: "v", args: [], context: context).value == .int(1))
+        try folder.write("v.lua", plugin("return 22"))
+        folder.registry.refresh()
+        #expect(folder.run("v").value == .int(22))
+        #expect(other.execute(type: "v", args: [], context: context).value == .int(22))
+    }
+
+    @Test func ignoresHiddenAndOtherFiles() throws {
+        let folder = try PluginFolder([".#x.lua": "junk", "notes.txt": "hello", "y.lua": plugin("return 1")])
+        #expect(folder.registry.plugins.map(\.type) == ["y"])
+    }
+
+    @Test func missingFolderIsReported() {
+        let registry = PluginRegistry(directory: "/nonexistent/yadtq-plugins")
+        #expect(registry.plugins.isEmpty)
+        #expect(registry.scanError?.contains("/nonexistent/yadtq-plugins") == true)
+    }
+
+    @Test func pluginInfoIsCodable() throws {
+        let info = PluginInfo(type: "x", file: "x.lua", loadError: PluginLoadError(file: "x.lua", line: 3, message: "oops"))
+        let decoded = try JSONDecoder().decode(PluginInfo.self, from: JSONEncoder().encode(info))
+        #expect(decoded == info)
+        #expect(info.loadError?.description == "x.lua:3: oops")
+    }
+
+    @Test func taskTypeNames() {
+        for name in ["add", "a_b", "v1.2", "x-y", "_x", "9"] { #expect(PluginRegistry.isValidTaskType(name), "\(name)") }
+        for name in ["", "-x", ".x", "a b", "é", "a/b"] { #expect(!PluginRegistry.isValidTaskType(name), "\(name)") }
+    }
+}

@@ -1,0 +1,166 @@
+import Testing
+import YADTQCore
+
+/// Hostile plugins: each must end as a failed (not permanent) attempt with a clear message, and the
+/// same executor must then run a normal task.
+@Suite("Plugin sandbox")
+struct PluginSandboxTests {
+    /// Runs `body` as plugin `hostile`, checks the failure, then checks that `add` still works.
+    private func expectFailure(
+        _ body: String, contains expected: String, limits: PluginLimits = PluginFolder.testLimits,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let folder = try PluginFolder(["hostile.lua": plugin(body), "add.lua": plugin("return args[1] + args[2]")], limits: limits)
+        let failure = folder.run("hostile").failure
+        #expect(failure?.message.contains(expected) == true, "got \(String(describing: failure?.message))", sourceLocation: sourceLocation)
+        #expect(failure?.isPermanent == false, sourceLocation: sourceLocation)
+        #expect(folder.run("add", [.int(2), .int(3)]).value == .int(5), sourceLocation: sourceLocation)
+    }
+
+    @Test func infiniteLoopTimesOut() throws {
+        try expectFailure("while true do end", contains: "timeout after 0.2s")
+    }
+
+    @Test func timeoutCannotBeCaught() throws {
+        try expectFailure("while true do pcall(function() while true do end end) end", contains: "timeout after 0.2s")
+        try expectFailure("while true do xpcall(function() while true do end end, function(m) return m end) end", contains: "timeout after 0.2s")
+        try expectFailure("""
+            while true do
+              local co = coroutine.create(function() while true do end end)
+              coroutine.resume(co)
+            end
+            """, contains: "timeout after 0.2s")
+    }
+
+    @Test func timeoutStopsSleep() throws {
+        let start = ContinuousClock.now
+        try expectFailure("task.sleep(30)", contains: "timeout after 0.2s")
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
+    /// Memory cases get time to fill 16 MiB even on a loaded machine.
+    private let memoryLimits = PluginLimits(timeout: .seconds(10), memoryBytes: 16 << 20)
+
+    @Test func hugeStringHitsMemoryLimit() throws {
+        try expectFailure(#"return #string.rep("x", 1e10)"#, contains: "memory limit (16 MiB) exceeded")
+        try expectFailure(#"return #("x"):rep(1e10)"#, contains: "memory limit (64 MiB) exceeded", limits: PluginLimits(timeout: .seconds(10)))
+        try expectFailure(#"local s = "x" while true do s = s .. s end"#, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+    }
+
+    @Test func growingTableHitsMemoryLimit() throws {
+        try expectFailure("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 65536) .. i end", contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+        try expectFailure("local t = {} for i = 1, 1e9 do t[i] = {} end", contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+    }
+
+    @Test func memoryErrorCannotBeCaught() throws {
+        try expectFailure("""
+            local ok = pcall(function() local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 65536) .. i end end)
+            return ok
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+    }
+
+    @Test func noProcessFileOrModuleAccess() throws {
+        try expectFailure(#"os.execute("touch /tmp/yadtq-pwned")"#, contains: "field 'execute'")
+        try expectFailure(#"os.remove("/tmp/x")"#, contains: "field 'remove'")
+        try expectFailure(#"return os.getenv("HOME")"#, contains: "field 'getenv'")
+        try expectFailure(#"io.open("/etc/passwd")"#, contains: "global 'io'")
+        try expectFailure(#"require("os")"#, contains: "global 'require'")
+        try expectFailure(#"dofile("/etc/passwd")"#, contains: "global 'dofile'")
+        try expectFailure(#"loadfile("/etc/passwd")"#, contains: "global 'loadfile'")
+        try expectFailure("debug.sethook(function() end, '', 1)", contains: "global 'debug'")
+        try expectFailure("return package.loaded", contains: "global 'package'")
+        try expectFailure("collectgarbage('stop')", contains: "global 'collectgarbage'")
+    }
+
+    @Test func noBytecode() throws {
+        try expectFailure("string.dump(function() end)", contains: "field 'dump'")
+        try expectFailure(#"return ("").dump(print)"#, contains: "field 'dump'")
+        try expectFailure(#"return getmetatable("").__index.dump"#, contains: "index a boolean value")
+        try expectFailure(#"""
+            local f, err = load("\27Lua\84\0\25\147\13\10\26\10\4\8\8\120\86")
+            assert(f == nil, "binary chunk loaded")
+            error(err, 0)
+            """#, contains: "attempt to load a binary chunk")
+        try expectFailure(#"load("return 1", "x", "b")"#, contains: "binary chunks are not allowed")
+    }
+
+    @Test func loadRunsTextInTheSandbox() throws {
+        let folder = try PluginFolder(["p.lua": plugin(#"""
+            local f = assert(load("x = 5; return io == nil and os.execute == nil and x"))
+            return {f(), x == nil}
+            """#)])
+        #expect(folder.run("p").value == .array([.int(5), .bool(true)]))
+    }
+
+    @Test func environmentAndLibrariesAreProtected() throws {
+        try expectFailure("setmetatable(_G, {__index = function() return 1 end})", contains: "protected metatable")
+        try expectFailure("math.floor = nil", contains: "read-only library 'math'")
+        try expectFailure("string.upper = function() return 'pwned' end", contains: "read-only library 'string'")
+        try expectFailure("rawset(string, 'upper', print)", contains: "global 'rawset'")
+        try expectFailure("getmetatable('').__index = {}", contains: "index a boolean value")
+        try expectFailure("setmetatable({}, {__gc = function() while true do end end})", contains: "__gc metamethods are not allowed")
+        try expectFailure("local _, hidden = pairs(string) hidden.upper = nil", contains: "read-only library 'string'")
+        try expectFailure("local next_, hidden = pairs(math) rawget(hidden, 'floor')()", contains: "attempt to call a nil value")
+    }
+
+    @Test func librariesCanBeListed() throws {
+        let folder = try PluginFolder(["list.lua": plugin("local n = 0 for name, f in pairs(string) do n = n + 1 end return {n > 10, string.dump == nil}")])
+        #expect(folder.run("list").value == .array([.bool(true), .bool(true)]))
+    }
+
+    @Test func closeHandlersCannotOutliveTheTimeout() throws {
+        try expectFailure("""
+            local guard <close> = setmetatable({}, {__close = function() while true do end end})
+            while true do end
+            """, contains: "timeout after 0.2s")
+    }
+
+    @Test func tasksLeaveNoStateBehind() throws {
+        let folder = try PluginFolder([
+            "writer.lua": """
+                local calls = 0
+                return function(args, task)
+                  calls = calls + 1
+                  counter = (counter or 0) + 1
+                  _G.shared = "from writer"
+                  return {calls, counter}
+                end
+                """,
+            "reader.lua": plugin("return {shared == nil, counter == nil, type(string.upper)}"),
+        ])
+        #expect(folder.run("writer").value == .array([.int(1), .int(1)]))
+        #expect(folder.run("writer").value == .array([.int(1), .int(1)]))
+        #expect(folder.run("reader").value == .array([.bool(true), .bool(true), .string("function")]))
+    }
+
+    @Test func globalsOfFinishedTasksAreFreed() throws {
+        // string.rep briefly needs twice the string's size: 6 MiB kept + 12 MiB would not fit in 16.
+        let folder = try PluginFolder([
+            "hoard.lua": plugin("big = string.rep('x', 6 << 20) return #big"),
+            "need.lua": plugin("local s = string.rep('y', 6 << 20) return #s"),
+        ], limits: memoryLimits)
+        #expect(folder.run("hoard").value == .int(6 << 20))
+        #expect(folder.run("need").value == .int(6 << 20))
+    }
+
+    @Test func deepRecursionFails() throws {
+        try expectFailure("local function f(n) return f(n + 1) + 1 end return f(1)", contains: "stack overflow", limits: PluginLimits(timeout: .seconds(10)))
+        try expectFailure("local function f(n) return f(n + 1) + 1 end return f(1)", contains: "exceeded")
+    }
+
+    @Test func errorObjectsBecomeReadable() throws {
+        try expectFailure("error({code = 42})", contains: "error object is a table: {code = 42}")
+        try expectFailure(#"error({message = "bad input", code = 7})"#, contains: "bad input")
+        try expectFailure(#"error(setmetatable({}, {__tostring = function() return "custom error" end}))"#, contains: "custom error")
+        try expectFailure("error()", contains: "error() was called without a message")
+        try expectFailure("error(42)", contains: "42")
+        try expectFailure(#"error("plain", 0)"#, contains: "plain")
+    }
+
+    @Test func errorsCarryFileAndLine() throws {
+        let folder = try PluginFolder(["bad.lua": "return function()\n  local x = nil\n  return x.field\nend\n"])
+        let failure = try #require(folder.run("bad").failure)
+        #expect(failure.message == "bad.lua:3: attempt to index a nil value (local 'x')")
+        #expect(failure.traceback?.contains("bad.lua:3") == true)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Logging
+import Testing
+import YADTQCore
+
+/// The real Redis and broker that `scripts/test` starts, with a private namespace,
+/// topic and consumer group per test so tests never see each other's tasks.
+struct IntegrationStack {
+    /// Integration tests need the stack `scripts/test` starts; without it they are skipped.
+    static let isAvailable = ProcessInfo.processInfo.environment["YADTQ_TEST_STACK"] == "1"
+
+    let settings: YADTQSettings
+    let topic: String
+    let binDirectory: String
+    let pluginsDirectory: String
+    let logger = Logger(label: "yadtq-test")
+
+    /// - Parameter extraPlugins: test-only task types (type -> Lua source), added to a
+    ///   private copy of the shipped plugins.
+    init(extraPlugins: [String: String] = [:]) throws {
+        let environment = ProcessInfo.processInfo.environment
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        var settings = try YADTQSettings(environment: environment)
+        settings.namespace = "test-\(suffix)"
+        settings.group = "group-\(suffix)"
+        self.topic = "topic-\(suffix)"
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let shipped = repository.appendingPathComponent("plugins")
+        let plugins = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-plugins-\(suffix)")
+        try FileManager.default.copyItem(at: shipped, to: plugins)
+        for (type, source) in extraPlugins {
+            try Data(source.utf8).write(to: plugins.appendingPathComponent(type + ".lua"))
+        }
+        settings.pluginsDirectory = plugins.path
+        pluginsDirectory = plugins.path
+        self.settings = settings
+        binDirectory = environment["YADTQ_BIN_DIR"] ?? repository.appendingPathComponent(".build/release").path
+    }
+
+    var store: TaskStore { TaskStore(settings: settings, logger: logger) }
+
+    /// The environment a YADTQ command of this test runs with.
+    var environment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["YADTQ_NAMESPACE"] = settings.namespace
+        environment["YADTQ_GROUP"] = settings.group
+        environment["YADTQ_PLUGINS"] = pluginsDirectory
+        environment["YADTQ_TOPIC"] = topic
+        return environment
+    }
+
+    /// Starts `yadtq-worker name topic` with its output in a log file under `.test-artifacts`.
+    func startWorker(_ name: String, arguments: [String] = []) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binDirectory + "/yadtq-worker")
+        process.arguments = [name, topic] + arguments
+        process.environment = environment
+        let log = try Self.artifact("\(settings.namespace)-\(name).log")
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        return process
+    }
+
+    /// Runs `yadtq-run` with `input` on standard input, to completion.
+    func run(input: String, arguments: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let files = ["in", "out", "err"].map { directory.appendingPathComponent($0) }
+        try Data(input.utf8).write(to: files[0])
+        for file in files.dropFirst() { FileManager.default.createFile(atPath: file.path, contents: nil) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binDirectory + "/yadtq-run")
+        process.arguments = ["--topic", topic] + arguments
+        process.environment = environment
+        process.standardInput = try FileHandle(forReadingFrom: files[0])
+        process.standardOutput = try FileHandle(forWritingTo: files[1])
+        process.standardError = try FileHandle(forWritingTo: files[2])
+        try process.run()
+        process.waitUntilExit()
+        let output = try files.dropFirst().map { try String(contentsOf: $0, encoding: .utf8) }
+        return (process.terminationStatus, output[0], output[1])
+    }
+
+    /// Waits for a process to exit; fails the test and kills it after `timeout`.
+    @discardableResult
+    static func waitForExit(_ process: Process, timeout: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                process.interrupt()
+                Thread.sleep(forTimeInterval: 2)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                Issue.record("process \(process.arguments ?? []) did not exit within \(timeout)")
+                return nil
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return process.terminationStatus
+    }
+
+    /// Polls until every task is terminal or `timeout` passes; returns the records.
+    func waitForTerminal(_ ids: [String], timeout: Duration) throws -> [TaskRecord?] {
+        let deadline = ContinuousClock.now + timeout
+        let store = self.store
+        while ContinuousClock.now < deadline {
+            let statuses = try store.statuses(of: ids)
+            if statuses.allSatisfy({ $0?.isTerminal == true }) { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        var records: [TaskRecord?] = []
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            records += try store.records(ids: Array(ids[start..<min(start + 1000, ids.count)]))
+        }
+        return records
+    }
+
+    /// Reads every message of a topic from the beginning with the Python Kafka client
+    /// that `scripts/setup` installs, so the test does not check YADTQ with its own code.
+    func readTopic(_ name: String, expecting count: Int, timeout: Duration = .seconds(30)) throws -> [String] {
+        let script = """
+            import sys, time, confluent_kafka
+            c = confluent_kafka.Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[3],
+                "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+            c.subscribe([sys.argv[2]])
+            seen, deadline = 0, time.time() + float(sys.argv[5])
+            while seen < int(sys.argv[4]) and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error(): continue
+                print(m.value().decode()); seen += 1
+            c.close()
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c", script, settings.brokers, name, "reader-\(UUID().uuidString)", String(count),
+            String(timeout.inSeconds),
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// A file under `.test-artifacts/` for logs a failed run leaves behind.
+    static func artifact(_ name: String) throws -> FileHandle {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".test-artifacts")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent(name).path
+        FileManager.default.createFile(atPath: path, contents: nil)
+        return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// The core pipeline end to end: yadtq-run -> broker -> yadtq-worker -> Redis,
+/// with real processes, the real broker and the real Redis.
+@Suite("Pipeline", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct PipelineTests {
+    /// A mixed batch with the result each task must end with.
+    static func mixedBatch(count: Int) -> (lines: [String], expected: [String: JSONValue]) {
+        var lines: [String] = []
+        var expected: [String: JSONValue] = [:]
+        for index in 0..<count {
+            let id = "task-\(index)"
+            switch index % 4 {
+            case 0:
+                lines.append(#"{"id": "\#(id)", "type": "add", "args": [\#(index), 7]}"#)
+                expected[id] = .int(Int64(index + 7))
+            case 1:
+                lines.append(#"{"id": "\#(id)", "type": "mul", "args": [\#(index), 3]}"#)
+                expected[id] = .int(Int64(index * 3))
+            case 2:
+                lines.append(#"{"id": "\#(id)", "type": "sub", "args": [\#(index), 0.5]}"#)
+                expected[id] = .double(Double(index) - 0.5)
+            default:
+                lines.append(#"{"id": "\#(id)", "type": "concat", "args": ["n", "\#(index)"]}"#)
+                expected[id] = .string("n\(index)")
+            }
+        }
+        return (lines, expected)
+    }
+
+    @Test("1,000 mixed tasks through two workers; `end` makes every worker exit 0, one without partitions too")
+    func mixedBatchThroughTwoWorkers() throws {
+        let stack = try IntegrationStack()
+        let (lines, expected) = Self.mixedBatch(count: 1000)
+        // Two partitions for three workers: one of them holds none and must still exit on `end`.
+        let created = try stack.run(input: "", arguments: ["--partitions", "2"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let workers = try ["w1", "w2", "w3"].map { try stack.startWorker($0) }
+        let run = try stack.run(input: (lines + ["end"]).joined(separator: "\n") + "\n", arguments: ["--wait"])
+        #expect(run.status == 0, "yadtq-run failed: \(run.stderr)")
+        #expect(run.stdout.split(separator: "\n").count == 1000)
+        #expect(run.stderr.contains("1000 tasks: 1000 succeeded, 0 failed"))
+        for worker in workers {
+            #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0)
+        }
+        let records = try stack.waitForTerminal(Array(expected.keys), timeout: .seconds(5))
+        for (id, record) in zip(expected.keys, records) {
+            #expect(record?.status == .success, "\(id): \(String(describing: record))")
+            #expect(record?.result == expected[id], "\(id)")
+            #expect(record?.attempts == 1)
+        }
+        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 1000, .failed: 0])
+    }
+
+    @Test("a task that fails three times ends FAILED with three error entries and a dead-letter copy")
+    func failingTaskGoesToDeadLetters() throws {
+        let stack = try IntegrationStack()
+        let worker = try stack.startWorker("w1")
+        let input = """
+            {"id": "zero", "type": "div", "args": [1, 0]}
+            {"id": "nope", "type": "no_such_type", "args": []}
+            {"id": "fine", "type": "div", "args": [9, 3]}
+            end
+            """
+        let run = try stack.run(input: input + "\n", arguments: ["--wait"])
+        #expect(run.status == 1, "--wait exits non-zero when a task failed")
+        #expect(run.stderr.contains("3 tasks: 1 succeeded, 2 failed"), "\(run.stderr)")
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0)
+        let records = try stack.store.records(ids: ["zero", "nope", "fine"])
+        let zero = try #require(records[0])
+        #expect(zero.status == .failed)
+        #expect(zero.attempts == 3)
+        #expect(zero.errors.map(\.attempt) == [1, 2, 3])
+        #expect(zero.errors.allSatisfy { $0.error.contains("division by zero") && $0.worker == "w1" })
+        let nope = try #require(records[1])
+        #expect(nope.status == .failed)
+        #expect(nope.attempts == 1, "an unknown task type fails at once, without retries")
+        #expect(nope.error?.contains("no_such_type") == true)
+        #expect(records[2]?.result == .int(3) || records[2]?.result == .double(3))
+        let letters = try stack.readTopic(stack.topic + ".dlq", expecting: 2)
+        let ids = try letters.map { try JSONValue(parsing: $0)["id"]?.stringValue ?? "" }
+        #expect(Set(ids) == ["zero", "nope"])
+        #expect(letters.contains { $0.contains("division by zero") })
+    }
+
+    @Test("kill -9 of a worker in the middle of 5,000 tasks: every task terminal, right results, nothing rewritten")
+    func killedWorkerLosesNothing() throws {
+        let stack = try IntegrationStack(extraPlugins: [
+            "slow_add": """
+                return function(args)
+                  local start = os.clock()
+                  while os.clock() - start < 0.002 do end
+                  return args[1] + args[2]
+                end
+                """
+        ])
+        let count = 5000
+        // Each task sleeps 2 ms so the run lasts long enough to kill a worker in the middle.
+        let lines = (0..<count).map { #"{"id": "k-\#($0)", "type": "slow_add", "args": [\#($0), 1]}"# }
+        let ids = (0..<count).map { "k-\($0)" }
+        let created = try stack.run(input: "", arguments: ["--partitions", "4"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let victim = try stack.startWorker("victim", arguments: ["--batch-size", "20"])
+        let survivor = try stack.startWorker("survivor", arguments: ["--batch-size", "20"])
+        let run = try stack.run(input: lines.joined(separator: "\n") + "\nend\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let store = stack.store
+        // Kill once a good share, but not all, of the tasks is done.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try (store.counts()[.success] ?? 0) < count / 4, ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        kill(victim.processIdentifier, SIGKILL)
+        let killedAt = currentEpochMilliseconds()
+        let before = try store.records(ids: ids).compactMap { $0 }.filter { $0.status.isTerminal }
+        #expect(before.count < count, "the kill must land in the middle of the run")
+        #expect(IntegrationStack.waitForExit(survivor, timeout: .seconds(120)) == 0)
+        let records = try stack.waitForTerminal(ids, timeout: .seconds(5))
+        for (index, record) in records.enumerated() {
+            #expect(record?.status == .success, "k-\(index): \(String(describing: record))")
+            #expect(record?.result == .int(Int64(index + 1)))
+        }
+        let after = Dictionary(uniqueKeysWithValues: records.compactMap { $0 }.map { ($0.id, $0) })
+        for old in before {
+            #expect(after[old.id]?.finishedAt == old.finishedAt, "\(old.id) was rewritten after it was terminal")
+            #expect(after[old.id]?.worker == old.worker)
+        }
+        // Failover gap: from the kill to the first task finished on a partition the victim held.
+        let victimPartitions = Set(before.filter { $0.worker == "victim" }.compactMap(\.partition))
+        let resumed = records.compactMap { $0 }.filter {
+            $0.worker != "victim" && victimPartitions.contains($0.partition ?? -1) && ($0.finishedAt ?? 0) >= killedAt
+        }.compactMap(\.finishedAt).min()
+        #expect(!victimPartitions.isEmpty)
+        print("failover: the victim's partitions \(victimPartitions.sorted()) resumed \((resumed ?? 0) - killedAt) ms after the kill; \(before.count) of \(count) tasks were done")
+    }
+}
+
+@Suite("Task store rules", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"))
+struct TaskStoreRuleTests {
+    @Test("a terminal status is never overwritten and a stale attempt cannot write")
+    func terminalIsFinal() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "r1", type: "add", args: [.int(1), .int(2)], maxAttempts: 3, queuedAt: 1)
+        #expect(try store.queue([task], at: 1) == [true])
+        #expect(try store.queue([task], at: 2) == [false], "a second task with the same id is refused")
+        #expect(try store.begin([task], partitions: [0], worker: "a", at: 3) == [.run(attempt: 1)])
+        // Worker b takes over (a looked dead): attempt 2.
+        #expect(try store.begin([task], partitions: [0], worker: "b", at: 4) == [.run(attempt: 2)])
+        // a wakes up and reports attempt 1: stale, not written.
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 1, kind: .success, payload: "99")], worker: "a", at: 5) == [false])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .success, payload: "3")], worker: "b", at: 6) == [true])
+        #expect(try store.begin([task], partitions: [0], worker: "c", at: 7) == [.alreadyTerminal])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .failed, payload: "late")], worker: "b", at: 8) == [false])
+        let record = try #require(try store.record(id: "r1"))
+        #expect(record.status == .success && record.result == .int(3) && record.worker == "b" && record.finishedAt == 6)
+        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0])
+    }
+
+    @Test("attempts used up by crashed workers end as exhausted; a missing record is recreated")
+    func exhaustedAndRecreated() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "r2", type: "add", args: [], maxAttempts: 2, queuedAt: 10)
+        // Never queued through yadtq-run: the worker recreates the record from the message.
+        #expect(try store.begin([task], partitions: [0], worker: "a", at: 11) == [.run(attempt: 1)])
+        #expect(try store.begin([task], partitions: [0], worker: "a", at: 12) == [.run(attempt: 2)])
+        #expect(try store.begin([task], partitions: [0], worker: "a", at: 13) == [.exhausted(attempts: 2)])
+        let outcomes = [
+            AttemptOutcome(id: "r2", attempt: 2, kind: .failed, payload: "interrupted", logs: ["a line"], progress: 0.5)
+        ]
+        #expect(try store.finish(outcomes, worker: "a", at: 14) == [true])
+        let record = try #require(try store.record(id: "r2"))
+        #expect(record.status == .failed && record.errors.count == 1 && record.logs == ["a line"] && record.progress == 0.5)
+    }
+}
