@@ -42,9 +42,13 @@ struct RunCommand: ParsableCommand {
         do {
             let settings = try global.settings()
             let logger = global.logger(label: "yadtq-run")
+            // The plugin folder, when it is here, gives each task type its default attempts.
+            let plugins =
+                FileManager.default.fileExists(atPath: settings.pluginsDirectory)
+                ? PluginRegistry(directory: settings.pluginsDirectory) : nil
             let publisher = try TaskPublisher(
                 settings: settings, topic: topic ?? settings.topic, partitions: partitions, clientID: "yadtq-run",
-                logger: logger)
+                logger: logger, plugins: plugins)
             let submission = TaskSubmission(publisher: publisher, stream: TaskLineStream(inputs: inputs))
             var output = OutputBuffer()
             let report = try submission.run(

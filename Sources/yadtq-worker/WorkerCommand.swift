@@ -15,11 +15,14 @@ struct WorkerCommand: ParsableCommand {
             finish the tasks in hand, commit and leave the group.
             """)
 
-    @Argument(help: "This worker's name, unique among the running workers.")
-    var name: String
+    @Argument(help: "This worker's name, unique among the running workers (with --check: the plugin folder).")
+    var name: String?
 
     @Argument(help: "The topic to consume.")
-    var topic: String
+    var topic: String?
+
+    @Flag(help: "Load every plugin, print a table of them and exit: 1 if any fails to load.")
+    var check = false
 
     @Option(help: "Tasks to run at once, each in its own Lua state.")
     var concurrency = 1
@@ -45,6 +48,11 @@ struct WorkerCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
+        if !check {
+            guard name != nil, topic != nil else {
+                throw ValidationError("give the worker's name and the topic, e.g. yadtq-worker w1 tasks")
+            }
+        }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard memoryLimit >= 1 else { throw ValidationError("--memory-limit must be at least 1 MiB") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -54,6 +62,8 @@ struct WorkerCommand: ParsableCommand {
         do {
             var settings = try global.settings()
             if let plugins { settings.pluginsDirectory = plugins }
+            guard !check else { return try checkPlugins(in: name ?? settings.pluginsDirectory) }
+            guard let name, let topic else { return }
             var options = WorkerOptions(name: name, topic: topic)
             options.concurrency = concurrency
             options.chaos = chaos
@@ -73,8 +83,27 @@ struct WorkerCommand: ParsableCommand {
                 return source
             }
             _ = try withExtendedLifetime(signals) { try worker.run() }
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             exitWithError(error)
         }
+    }
+
+    /// `--check`: loads every plugin of `directory` the way a worker does.
+    private func checkPlugins(in directory: String) throws {
+        let registry = PluginRegistry(directory: directory)
+        if let scanError = registry.scanError { throw YADTQError(.plugin, scanError) }
+        let plugins = registry.plugins
+        let typeWidth = max(4, plugins.map(\.type.count).max() ?? 0) + 2
+        func pad(_ text: String) -> String { text + String(repeating: " ", count: max(1, typeWidth - text.count)) }
+        print(pad("TYPE") + "STATUS  DESCRIPTION")
+        for plugin in plugins {
+            let status = plugin.loadError == nil ? "ok      " : "ERROR   "
+            print(pad(plugin.type) + status + (plugin.loadError.map(\.description) ?? plugin.description ?? ""))
+        }
+        let broken = plugins.filter { $0.loadError != nil }.count
+        print("\(plugins.count) plugins in \(directory), \(broken) with errors")
+        if broken > 0 || plugins.isEmpty { throw ExitCode(1) }
     }
 }

@@ -1,8 +1,8 @@
 /// The human-readable screen of a ``FleetSnapshot``: a table of workers, then the
 /// queue, orphaned tasks, the end marker and the latest verdict changes.
 public enum FleetTable {
-    /// Task ids longer than this are cut, so one long id does not push the table off screen.
-    static let taskColumnWidth = 24
+    /// Task ids longer than a UUID are cut, so one long id does not push the table off screen.
+    static let taskColumnWidth = 36
     /// Orphaned task ids listed by name; the rest are counted.
     static let orphansListed = 5
 

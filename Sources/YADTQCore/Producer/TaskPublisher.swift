@@ -32,10 +32,17 @@ public final class TaskPublisher: @unchecked Sendable {
     public let partitions: Int
     private let lock = NSLock()
     private var cursor = 0
+    private let plugins: PluginRegistry?
 
     /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
     /// (and its dead-letter topic) when they do not exist yet.
-    public init(settings: YADTQSettings, topic: String, partitions: Int, clientID: String, logger: Logger) throws {
+    /// - Parameter plugins: when the producer can see the plugin folder, a plugin's declared
+    ///   `max_attempts` becomes the default for its tasks that do not set their own.
+    public init(
+        settings: YADTQSettings, topic: String, partitions: Int, clientID: String, logger: Logger,
+        plugins: PluginRegistry? = nil
+    ) throws {
+        self.plugins = plugins
         store = TaskStore(settings: settings, logger: logger)
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
@@ -44,20 +51,22 @@ public final class TaskPublisher: @unchecked Sendable {
         _ = try producer.client.ensureTopic(topic + ".dlq", partitions: 1)
     }
 
-    /// Gives each declaration its id (a new UUID unless it names one) and defaults.
-    public static func messages(for declarations: [TaskDeclaration], at now: Int64) -> [TaskMessage] {
+    /// Gives each declaration its id (a new UUID unless it names one) and its attempts:
+    /// its own, else its plugin's `max_attempts`, else 3.
+    public func messages(for declarations: [TaskDeclaration], at now: Int64) -> [TaskMessage] {
         declarations.map { declaration in
-            TaskMessage(
+            let maxAttempts = declaration.maxAttempts ?? plugins?.info(for: declaration.type)?.maxAttempts
+            return TaskMessage(
                 id: declaration.id ?? UUID().uuidString.lowercased(), type: declaration.type, args: declaration.args,
-                maxAttempts: declaration.maxAttempts ?? TaskMessage.defaultMaxAttempts, queuedAt: now)
+                maxAttempts: maxAttempts ?? TaskMessage.defaultMaxAttempts, queuedAt: now)
         }
     }
 
     /// Publishes a batch; the result has one entry per declaration, in order.
     public func publish(_ declarations: [TaskDeclaration]) throws -> [PublishedTask] {
         let now = currentEpochMilliseconds()
-        let messages = Self.messages(for: declarations, at: now)
-        let queued = try store.queue(messages, at: now)
+        let messages = messages(for: declarations, at: now)
+        let queued = try store.queue(messages)
         let firstPartition = lock.withLock {
             defer { cursor = (cursor + messages.count) % partitions }
             return cursor

@@ -35,64 +35,60 @@ enum TaskScripts {
 
         """
 
-    /// ARGV: prefix, now, then per task: id, type, args, max_attempts.
+    /// ARGV: prefix, then per task: id, type, args, max_attempts, queued_at.
     /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
     /// Idempotent under a replayed pipeline: a record with this very queued_at is ours.
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
-            local p, now = ARGV[1], ARGV[2]
+            local p = ARGV[1]
             local out = {}
-            for i = 3, #ARGV, 4 do
-              local id = ARGV[i]
+            for i = 2, #ARGV, 5 do
+              local id, queued_at = ARGV[i], ARGV[i + 4]
               local key = p .. 'task:' .. id
               local existing = redis.call('HGET', key, 'queued_at')
               if existing then
-                out[#out + 1] = (existing == now) and 1 or 0
+                out[#out + 1] = (existing == queued_at) and 1 or 0
               else
                 redis.call('HSET', key, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
-                  'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', now)
-                index_new(p, id, ARGV[i + 1], now)
+                  'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', queued_at)
+                index_new(p, id, ARGV[i + 1], queued_at)
                 out[#out + 1] = 1
               end
             end
             return out
             """)
 
-    /// ARGV: prefix, now, worker, then per task: id, type, args, max_attempts, queued_at, partition.
+    /// ARGV: prefix, now, worker, then per task: id, max_attempts, partition.
     /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
     /// already terminal (skip it); -n when all n attempts were used up by workers that
-    /// died mid-attempt (the caller fails it for good).
-    /// A task with no record (published by other means, or lost) is recreated from the message.
+    /// died mid-attempt (the caller fails it for good); 'missing' when there is no record
+    /// (published by other means, or lost): the caller registers it with `queue` and asks again.
+    /// The type and arguments are not sent: the record has them, and a batch costs less.
     static let begin = RedisScript(
         name: "begin",
         source: prelude + """
             local p, now, worker = ARGV[1], ARGV[2], ARGV[3]
             local out = {}
-            for i = 4, #ARGV, 6 do
+            for i = 4, #ARGV, 3 do
               local id = ARGV[i]
               local key = p .. 'task:' .. id
               local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at')
               local status = h[1]
-              if terminal(status) then
+              if not status then
+                out[#out + 1] = 'missing'
+              elseif terminal(status) then
                 out[#out + 1] = 0
               else
-                local queued_at = h[4] or ARGV[i + 4]
-                if not status then
-                  redis.call('HSET', key, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
-                    'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', queued_at)
-                  index_new(p, id, ARGV[i + 1], queued_at)
-                  status = 'QUEUED'
-                end
                 local attempts = tonumber(h[2]) or 0
-                local max_attempts = tonumber(h[3]) or tonumber(ARGV[i + 3])
+                local max_attempts = tonumber(h[3]) or tonumber(ARGV[i + 1])
                 if attempts >= max_attempts then
                   out[#out + 1] = -attempts
                 else
                   attempts = attempts + 1
                   redis.call('HSET', key, 'status', 'PROCESSING', 'attempts', attempts, 'worker', worker,
-                    'started_at', now, 'partition', ARGV[i + 5])
-                  if status ~= 'PROCESSING' then move(p, id, status, 'PROCESSING', queued_at) end
+                    'started_at', now, 'partition', ARGV[i + 2])
+                  if status ~= 'PROCESSING' then move(p, id, status, 'PROCESSING', h[4]) end
                   out[#out + 1] = attempts
                 end
               end

@@ -72,16 +72,18 @@ public final class TaskStore: Sendable {
         return values
     }
 
-    /// Writes QUEUED (attempts 0) for each task. Returns, per task, whether it is now
-    /// QUEUED (`false`: a task with that id already exists and was left alone).
-    public func queue(_ tasks: [TaskMessage], at now: Int64) throws -> [Bool] {
+    /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`. Returns,
+    /// per task, whether it is now QUEUED (`false`: a task with that id already exists and
+    /// was left alone).
+    public func queue(_ tasks: [TaskMessage]) throws -> [Bool] {
         guard !tasks.isEmpty else { return [] }
-        var arguments = RedisCommand(prefix, String(now))
+        var arguments = RedisCommand(prefix)
         for task in tasks {
             arguments.append(task.id)
             arguments.append(task.type)
             arguments.append(task.argsJSON)
             arguments.append(task.maxAttempts)
+            arguments.append(task.queuedAt)
         }
         let reply = try client.evaluate(TaskScripts.queue, arguments: arguments)
         return try integers(reply, expected: tasks.count, "queue").map { $0 == 1 }
@@ -99,27 +101,50 @@ public final class TaskStore: Sendable {
     }
 
     /// Starts an attempt of each task (PROCESSING, attempts + 1), unless it is terminal.
+    /// A task Redis has no record of (published by other means, or lost) is registered
+    /// from its message first.
     /// - Parameter partitions: the partition each task was consumed from, kept with the task.
     public func begin(_ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64) throws
         -> [AttemptDecision]
     {
-        guard !tasks.isEmpty else { return [] }
         precondition(partitions.count == tasks.count, "one partition per task")
+        var decisions = try beginOnce(tasks, partitions: partitions, worker: worker, at: now)
+        let missing = decisions.indices.filter { decisions[$0] == nil }
+        if !missing.isEmpty {
+            _ = try queue(missing.map { tasks[$0] })
+            let retried = try beginOnce(
+                missing.map { tasks[$0] }, partitions: missing.map { partitions[$0] }, worker: worker, at: now)
+            for (index, decision) in zip(missing, retried) { decisions[index] = decision }
+        }
+        return try decisions.map { decision in
+            guard let decision else {
+                throw YADTQError(.redis, "a task record vanished while it was being registered", remedy: "Check that nothing else deletes YADTQ's keys")
+            }
+            return decision
+        }
+    }
+
+    /// One `begin` call; `nil` for a task with no record.
+    private func beginOnce(_ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64) throws
+        -> [AttemptDecision?]
+    {
+        guard !tasks.isEmpty else { return [] }
         var arguments = RedisCommand(prefix, String(now), worker)
         for (task, partition) in zip(tasks, partitions) {
             arguments.append(task.id)
-            arguments.append(task.type)
-            arguments.append(task.argsJSON)
             arguments.append(task.maxAttempts)
-            arguments.append(task.queuedAt)
             arguments.append(partition)
         }
-        let reply = try client.evaluate(TaskScripts.begin, arguments: arguments)
-        return try integers(reply, expected: tasks.count, "begin").map { value in
+        let replies = try client.evaluate(TaskScripts.begin, arguments: arguments).elements
+        guard replies.count == tasks.count else {
+            throw YADTQError(.redis, "script begin answered \(replies.count) values for \(tasks.count) tasks")
+        }
+        return replies.map { reply in
+            guard let value = reply.integer else { return nil }
             switch value {
-            case 0: .alreadyTerminal
-            case ..<0: .exhausted(attempts: Int(-value))
-            default: .run(attempt: Int(value))
+            case 0: return .alreadyTerminal
+            case ..<0: return .exhausted(attempts: Int(-value))
+            default: return .run(attempt: Int(value))
             }
         }
     }
