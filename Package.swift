@@ -14,69 +14,54 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
+/// A thin command-line executable over the core.
+func command(_ name: String, extra: [Target.Dependency] = []) -> Target {
+    .executableTarget(
+        name: name, dependencies: ["YADTQCore", "YADTQCommandLine", argumentParser] + extra,
+        swiftSettings: strictSettings, linkerSettings: runtimeLibrarySearchPath)
+}
+
+func tests(_ name: String) -> Target {
+    .testTarget(
+        name: name, dependencies: ["YADTQCore"], swiftSettings: strictSettings,
+        linkerSettings: runtimeLibrarySearchPath)
+}
+
+let commands = ["yadtq-run", "yadtq-worker", "yadtq-monitor", "yadtq-web", "yadtq-bench"]
+
 let package = Package(
     name: "yadtq",
     platforms: [.macOS(.v14)],
-    products: [
-        .library(name: "YADTQCore", targets: ["YADTQCore"]),
-        .executable(name: "yadtq-run", targets: ["yadtq-run"]),
-        .executable(name: "yadtq-worker", targets: ["yadtq-worker"]),
-    ],
+    products: [.library(name: "YADTQCore", targets: ["YADTQCore"])]
+        + commands.map { .executable(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CRdKafka", pkgConfig: "rdkafka",
-            providers: [.apt(["librdkafka-dev"])]),
-        .systemLibrary(
-            name: "CHiredis", pkgConfig: "hiredis",
-            providers: [.apt(["libhiredis-dev"])]),
-        .systemLibrary(
-            name: "CLua", pkgConfig: "lua5.4",
-            providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .target(
-            name: "YADTQCore",
-            dependencies: [
-                "CRdKafka", "CHiredis", "CLua",
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strictSettings,
-            linkerSettings: runtimeLibrarySearchPath),
+            name: "YADTQCore", dependencies: ["CRdKafka", "CHiredis", "CLua", logging],
+            swiftSettings: strictSettings, linkerSettings: runtimeLibrarySearchPath),
         .target(
-            name: "YADTQCommandLine",
-            dependencies: [
-                "YADTQCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            name: "YADTQCommandLine", dependencies: ["YADTQCore", argumentParser, logging],
             swiftSettings: strictSettings),
-        .executableTarget(
-            name: "yadtq-run",
-            dependencies: [
-                "YADTQCore", "YADTQCommandLine",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: strictSettings,
-            linkerSettings: runtimeLibrarySearchPath),
-        .executableTarget(
-            name: "yadtq-worker",
-            dependencies: [
-                "YADTQCore", "YADTQCommandLine",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: strictSettings,
-            linkerSettings: runtimeLibrarySearchPath),
-        .testTarget(
-            name: "YADTQCoreTests",
-            dependencies: ["YADTQCore"],
-            swiftSettings: strictSettings,
-            linkerSettings: runtimeLibrarySearchPath),
-        .testTarget(
-            name: "YADTQIntegrationTests",
-            dependencies: ["YADTQCore"],
-            swiftSettings: strictSettings,
-            linkerSettings: runtimeLibrarySearchPath),
+        .target(
+            name: "YADTQWeb",
+            dependencies: ["YADTQCore", .product(name: "Hummingbird", package: "hummingbird"), logging],
+            swiftSettings: strictSettings),
+        command("yadtq-run"),
+        command("yadtq-worker"),
+        command("yadtq-monitor"),
+        command("yadtq-web", extra: ["YADTQWeb"]),
+        command("yadtq-bench"),
+        tests("YADTQCoreTests"),
+        tests("YADTQIntegrationTests"),
     ]
 )

@@ -118,6 +118,31 @@ final class KafkaConsumer {
         }
     }
 
+    /// Stops fetching from `partitions` (polls still serve the group), or starts again;
+    /// a resumed partition continues after the last message `poll` returned. librdkafka
+    /// keeps a partition paused across a rebalance, so one that comes back (re)assigned
+    /// while paused is resumed by the rebalance callback.
+    func pause(_ partitions: [Int32]) {
+        rebalance.paused.formUnion(partitions)
+        setPaused(partitions, true)
+    }
+
+    func resume(_ partitions: [Int32]) {
+        rebalance.paused.subtract(partitions)
+        setPaused(partitions, false)
+    }
+
+    private func setPaused(_ partitions: [Int32], _ paused: Bool) {
+        guard !partitions.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
+        let error = paused ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("\(KafkaFailure.error(error, paused ? "cannot pause partitions" : "cannot resume partitions"))")
+        }
+    }
+
     /// Leaves the group cleanly, so the others get the partitions at once.
     func close() {
         let error = rd_kafka_consumer_close(client.handle)
@@ -134,6 +159,8 @@ private final class RebalanceState: @unchecked Sendable {
     // rd_kafka_consumer_poll/close, i.e. on the consumer's owning thread, which is
     // also the only thread that reads `assigned` and sets `willRevoke`.
     var assigned: Set<Int32> = []
+    /// Partitions the application paused (see ``KafkaConsumer/pause(_:)``).
+    var paused: Set<Int32> = []
     var willRevoke: (([Int32]) -> Void)?
     private let logger: Logger
 
@@ -150,6 +177,12 @@ private final class RebalanceState: @unchecked Sendable {
             } else {
                 rd_kafka_assign(handle, partitions)
                 assigned = Set(changed)
+            }
+            if !paused.isDisjoint(with: changed) {
+                // Still paused from before the rebalance: whoever paused it expects a
+                // fresh assignment to be consumed (and re-pauses it if it must).
+                _ = rd_kafka_resume_partitions(handle, partitions)
+                paused.subtract(changed)
             }
             logger.info("assigned partitions \(changed.sorted())")
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:

@@ -58,8 +58,10 @@ public struct FleetSnapshot: Sendable, Equatable {
     /// Tasks finished per second over the last ``rateWindowSeconds`` complete seconds.
     public var tasksPerSecond: Double
     public var rateWindowSeconds: Int
-    /// The orphaned tasks found among the first ``orphanScanLimit`` PROCESSING tasks.
+    /// The first orphaned tasks (up to 100), oldest first.
     public var orphaned: [OrphanedTask]
+    /// All orphaned tasks found among the first ``orphanScanLimit`` PROCESSING tasks.
+    public var orphanCount: Int
     /// How many PROCESSING tasks were looked at for orphans; more may exist beyond it.
     public var orphanScanLimit: Int
     /// The topic's latest end marker, if one was published.
@@ -70,7 +72,7 @@ public struct FleetSnapshot: Sendable, Equatable {
     public init(
         at: Int64, namespace: String, topic: String, workers: [WorkerReport], problems: [String] = [],
         counts: [TaskStatus: Int], tasksPerSecond: Double, rateWindowSeconds: Int, orphaned: [OrphanedTask],
-        orphanScanLimit: Int, endOfStream: EndOfStream?, changes: [VerdictChange]
+        orphanCount: Int, orphanScanLimit: Int, endOfStream: EndOfStream?, changes: [VerdictChange]
     ) {
         self.at = at
         self.namespace = namespace
@@ -81,6 +83,7 @@ public struct FleetSnapshot: Sendable, Equatable {
         self.tasksPerSecond = tasksPerSecond
         self.rateWindowSeconds = rateWindowSeconds
         self.orphaned = orphaned
+        self.orphanCount = orphanCount
         self.orphanScanLimit = orphanScanLimit
         self.endOfStream = endOfStream
         self.changes = changes

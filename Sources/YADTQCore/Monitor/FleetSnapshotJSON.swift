@@ -18,6 +18,7 @@ extension FleetSnapshot {
             "tasks_per_second": .double(tasksPerSecond),
             "rate_window_s": .int(Int64(rateWindowSeconds)),
             "orphaned": .array(orphaned.map { ["id": .string($0.id), "worker": .string($0.worker)] }),
+            "orphaned_count": .int(Int64(orphanCount)),
             "orphan_scan_limit": .int(Int64(orphanScanLimit)),
             "end_of_stream": endOfStream.map { end in
                 [

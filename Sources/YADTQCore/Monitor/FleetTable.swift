@@ -53,12 +53,12 @@ public enum FleetTable {
     }
 
     private static func orphanText(_ snapshot: FleetSnapshot) -> String {
-        let orphaned = snapshot.orphaned
-        guard !orphaned.isEmpty else { return "none" }
-        var text = orphaned.prefix(orphansListed).map { "\($0.id) (\($0.worker))" }.joined(separator: ", ")
-        if orphaned.count > orphansListed { text += ", and \(orphaned.count - orphansListed) more" }
+        let count = snapshot.orphanCount
+        guard count > 0 else { return "none" }
+        var text = snapshot.orphaned.prefix(orphansListed).map { "\($0.id) (\($0.worker))" }.joined(separator: ", ")
+        if count > orphansListed { text += ", and \(count - orphansListed) more" }
         let scanned = (snapshot.counts[.processing] ?? 0) > snapshot.orphanScanLimit ? "at least " : ""
-        return "\(scanned)\(orphaned.count): \(text), to be redelivered by Kafka"
+        return "\(scanned)\(count): \(text), to be redelivered by Kafka"
     }
 
     private static func cut(_ text: String) -> String {

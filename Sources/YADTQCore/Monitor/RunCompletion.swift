@@ -1,7 +1,7 @@
 /// Decides when a live monitor is done: the topic's end marker has been drained on
 /// every partition and every worker is gone (stopped or DEAD).
 ///
-/// A marker that was already complete at the first snapshot belongs to an earlier
+/// A marker that was already drained at the first snapshot belongs to an earlier
 /// run, as it does for workers: the monitor of a new run must not exit on it.
 public struct RunCompletion: Sendable {
     private var staleMarker: String?
@@ -11,13 +11,20 @@ public struct RunCompletion: Sendable {
 
     /// Feeds one snapshot; returns whether the run is over.
     public mutating func isFinished(after snapshot: FleetSnapshot) -> Bool {
-        let complete = snapshot.endOfStream.flatMap { $0.isComplete ? $0.marker : nil }
+        isFinished(
+            drainedMarker: snapshot.endOfStream.flatMap { $0.isComplete ? $0.marker : nil },
+            everyWorkerGone: snapshot.everyWorkerGone)
+    }
+
+    /// - Parameter drainedMarker: the topic's latest end marker when every partition
+    ///   has drained up to it, else `nil`.
+    public mutating func isFinished(drainedMarker: String?, everyWorkerGone: Bool) -> Bool {
         if !sawFirstSnapshot {
             sawFirstSnapshot = true
-            staleMarker = complete
+            staleMarker = drainedMarker
             return false
         }
-        guard let complete, complete != staleMarker else { return false }
-        return snapshot.everyWorkerGone
+        guard let drainedMarker, drainedMarker != staleMarker else { return false }
+        return everyWorkerGone
     }
 }

@@ -7,6 +7,13 @@ public struct EndOfStream: Sendable, Equatable {
     public var partitions: Int
     public var reached: Int
 
+    public init(marker: String, publishedAt: Int64, partitions: Int, reached: Int) {
+        self.marker = marker
+        self.publishedAt = publishedAt
+        self.partitions = partitions
+        self.reached = reached
+    }
+
     public var isComplete: Bool { reached >= partitions }
 }
 

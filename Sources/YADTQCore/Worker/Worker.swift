@@ -84,6 +84,12 @@ public final class Worker: @unchecked Sendable {
         let consumer = try KafkaConsumer(
             settings: settings, topic: options.topic, clientID: "yadtq-worker-\(options.name)", logger: logger)
         consumer.willRevoke = { [self] partitions in
+            carried.removeAll { partitions.contains($0.partition) }
+            if batchInFlight {
+                // The batch's thread owns the watermark until it is done; see runKeepingMembership.
+                revokedDuringBatch.append(contentsOf: partitions)
+                return
+            }
             commit(consumer, synchronous: true)
             watermark.forget(partitions: partitions)
         }
@@ -107,10 +113,22 @@ public final class Worker: @unchecked Sendable {
         var lastRefresh = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
         while !shouldStop {
-            let messages = consumer.poll(limit: options.batchSize, timeout: .milliseconds(100))
+            var messages = carried
+            carried = []
+            messages += consumer.poll(
+                limit: max(1, options.batchSize - messages.count), timeout: .milliseconds(messages.isEmpty ? 100 : 0))
+            if !messages.isEmpty {
+                // A partition revoked during that poll belongs to its next owner, who redelivers it.
+                let owned = Set(consumer.assignedPartitions)
+                messages.removeAll { !owned.contains($0.partition) }
+            }
             activity.assign(consumer.assignedPartitions)
             if !messages.isEmpty {
-                try process(messages, pool: pool, producer: producer)
+                let batch = UncheckedBox((self, messages, pool, producer))
+                try runKeepingMembership(consumer) {
+                    let (worker, messages, pool, producer) = batch.value
+                    try worker.process(messages, pool: pool, producer: producer)
+                }
                 commit(consumer, synchronous: false)
             }
             let now = ContinuousClock.now
@@ -132,6 +150,59 @@ public final class Worker: @unchecked Sendable {
         consumer.close()
         heartbeat.stop()
         return exit
+    }
+
+    // MARK: - Staying in the group during a long batch
+    //
+    // librdkafka drops a consumer from its group when the application does not poll for
+    // max.poll.interval.ms, and a batch can run longer than that (one long task is enough).
+    // So a batch runs on a helper thread while this thread keeps polling with its
+    // partitions paused; the few messages such a poll may still return are carried over
+    // to the next batch. These three are touched only on the worker's own thread.
+
+    /// Messages polled while a batch was running, for the next batch.
+    private var carried: [ConsumedMessage] = []
+    /// True while a batch runs on its helper thread (which then owns `watermark`).
+    private var batchInFlight = false
+    /// Partitions revoked while a batch was running: forgotten once it is done.
+    private var revokedDuringBatch: [Int32] = []
+
+    /// Runs `body` (one batch) on a helper thread; if it takes longer than half a second,
+    /// pauses the assigned partitions and keeps polling until it is done, then resumes them.
+    private func runKeepingMembership(_ consumer: KafkaConsumer, _ body: @escaping @Sendable () throws -> Void) throws {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = UncheckedBox<Result<Void, any Error>?>(nil)
+        let thread = Thread {
+            outcome.value = Result { try body() }
+            done.signal()
+        }
+        thread.name = "yadtq-batch"
+        thread.stackSize = 8 << 20
+        thread.start()
+        if done.wait(timeout: .now() + .milliseconds(500)) == .timedOut {
+            batchInFlight = true
+            var paused: [Int32] = []
+            var revocations = 0
+            repeat {
+                let assigned = consumer.assignedPartitions
+                if assigned != paused || revokedDuringBatch.count != revocations {
+                    consumer.pause(assigned)
+                    paused = assigned
+                    revocations = revokedDuringBatch.count
+                }
+                let polled = consumer.poll(limit: options.batchSize, timeout: .milliseconds(200))
+                carried += polled
+                activity.assign(consumer.assignedPartitions)
+            } while done.wait(timeout: .now()) == .timedOut
+            batchInFlight = false
+            consumer.resume(consumer.assignedPartitions)
+            if !revokedDuringBatch.isEmpty {
+                // Not committed: the next owner redelivers them and finds them terminal.
+                watermark.forget(partitions: revokedDuringBatch)
+                revokedDuringBatch = []
+            }
+        }
+        try outcome.value!.get()
     }
 
     private func waitForTopic(_ client: RDKafkaClient) throws {
@@ -307,6 +378,9 @@ public final class Worker: @unchecked Sendable {
         return retries
     }
 
+    /// Dead-letter copies stay below librdkafka's default message.max.bytes (1,000,000).
+    private static let deadLetterLimit = 512 * 1024
+
     private func publishDeadLetters(_ letters: [(Item, String)], producer: KafkaProducer) throws {
         guard !letters.isEmpty else { return }
         let now = currentEpochMilliseconds()
@@ -316,8 +390,15 @@ public final class Worker: @unchecked Sendable {
             fields["attempts"] = .int(Int64(item.attempt))
             fields["worker"] = .string(options.name)
             fields["failed_at"] = .int(now)
-            return OutgoingMessage(
-                partition: 0, key: Array(item.message.id.utf8), value: Array(JSONValue.object(fields).jsonString.utf8))
+            var value = Array(JSONValue.object(fields).jsonString.utf8)
+            if value.count > Self.deadLetterLimit {
+                // A copy the broker refuses would stop the worker on this message for ever
+                // (an oversize poison message): the arguments stay in Redis only.
+                fields["args"] = .string("(\(value.count) bytes: too large for the dead-letter topic; see the task in Redis)")
+                fields["id"] = .string(String(item.message.id.prefix(1000)))
+                value = Array(JSONValue.object(fields).jsonString.utf8)
+            }
+            return OutgoingMessage(partition: 0, key: Array(item.message.id.utf8.prefix(1000)), value: value)
         }
         let failures = try producer.produce(topic: deadLetterTopic, messages)
         if !failures.isEmpty {
@@ -327,4 +408,11 @@ public final class Worker: @unchecked Sendable {
                 remedy: "The tasks stay unfinished and will be retried once the broker accepts them")
         }
     }
+}
+
+/// Hands a non-Sendable value to the batch thread, which alone uses it until the
+/// worker's thread, waiting on a semaphore, takes it back.
+private final class UncheckedBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

@@ -1,0 +1,221 @@
+import Hummingbird
+import YADTQCore
+
+/// The JSON API: submit tasks, read one task or a filtered page of them, the workers,
+/// the counts and throughput, and the health check.
+struct APIRoutes {
+    let backend: WebBackend
+
+    func register(on router: Router<WebRequestContext>) {
+        router.get("/healthz") { _, _ in await health() }
+        router.post("/api/tasks") { request, _ in try await submit(request) }
+        router.get("/api/tasks") { request, _ in try await list(request) }
+        router.get("/api/tasks/{id}") { _, context in try await task(try TaskFilter.taskID(context)) }
+        router.get("/api/workers") { _, _ in try await workers() }
+        router.get("/api/stats") { _, _ in try await stats() }
+        router.get("/api/types") { _, _ in await types() }
+    }
+
+    /// 200 when Redis answers, else 503 with the reason; the broker is checked on submit.
+    private func health() async -> Response {
+        do {
+            try await backend.read { try $0.ping() }
+            return WebResponse.json(["status": "ok", "redis": "ok"])
+        } catch {
+            return WebResponse.json(
+                ["status": "unavailable", "redis": .string("\(error)")], status: .serviceUnavailable)
+        }
+    }
+
+    /// `POST /api/tasks`: 202 with each task's id, status and page; 4xx when any task is invalid.
+    private func submit(_ request: Request) async throws -> Response {
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true else {
+            throw WebError(
+                status: .unsupportedMediaType,
+                message: "send the tasks as JSON with the header Content-Type: application/json")
+        }
+        let parsed = try SubmissionInput.declarations(json: try await RequestBodyReader.collect(request))
+        let declarations = try SubmissionInput.resolve(parsed, with: await backend.plugins())
+        let published = try await backend.publish(declarations)
+        let tasks = published.map(Self.json)
+        let anyQueued = published.contains { if case .published = $0.outcome { true } else { false } }
+        return WebResponse.json(
+            ["tasks": .array(tasks)], status: anyQueued || published.isEmpty ? .accepted : .serviceUnavailable)
+    }
+
+    /// How one submitted task went: QUEUED with its partition, DUPLICATE, or FAILED with the reason.
+    static func json(_ task: PublishedTask) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "id": .string(task.message.id), "type": .string(task.message.type),
+            "max_attempts": .int(Int64(task.message.maxAttempts)), "url": .string(URLText.task(task.message.id)),
+        ]
+        switch task.outcome {
+        case .published(let partition):
+            fields["status"] = "QUEUED"
+            fields["partition"] = .int(Int64(partition))
+        case .duplicate:
+            fields["status"] = "DUPLICATE"
+            fields["error"] = "a task with this id already exists; it was left alone"
+        case .failed(let reason):
+            fields["status"] = "FAILED"
+            fields["error"] = .string(reason)
+        }
+        return .object(fields)
+    }
+
+    /// `GET /api/tasks?status=&type=&cursor=&limit=`: newest first, with the counts per status.
+    private func list(_ request: Request) async throws -> Response {
+        let filter = try TaskFilter(request)
+        let (page, counts) = try await backend.read { store in
+            (try filter.page(store), try store.counts())
+        }
+        return WebResponse.json([
+            "tasks": .array(page.records.map { TaskPresentation.json($0) }),
+            "next_cursor": page.nextCursor.map(JSONValue.string) ?? .null,
+            "total": .int(Int64(page.total)),
+            "counts": Self.json(counts),
+        ])
+    }
+
+    /// `GET /api/tasks/{id}`: the whole record, or 404 for an id Redis does not know.
+    private func task(_ id: String) async throws -> Response {
+        guard let detail = try await backend.read({ try $0.taskDetail(id: id) }) else {
+            throw WebError(
+                status: .notFound,
+                message: "no task with id '\(id)': it was never submitted under this namespace, or Redis lost it")
+        }
+        return WebResponse.json(TaskPresentation.json(detail.record, fields: detail.fields))
+    }
+
+    private func workers() async throws -> Response {
+        let now = currentEpochMilliseconds()
+        let workers = try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) }
+        return WebResponse.json(["workers": .array(workers.map(TaskPresentation.json))])
+    }
+
+    /// `GET /api/stats`: counts per status and type, finished tasks per 10 s over 10 minutes, workers.
+    private func stats() async throws -> Response {
+        let snapshot = try await DashboardSnapshot.read(from: backend)
+        return WebResponse.json([
+            "counts": Self.json(snapshot.counts),
+            "total": .int(Int64(snapshot.counts.values.reduce(0, +))),
+            "types": .object(snapshot.typeCounts.mapValues { .int(Int64($0)) }),
+            "throughput": [
+                "bucket_seconds": .int(Int64(DashboardSnapshot.bucketSeconds)),
+                "buckets": .array(
+                    snapshot.throughput.map { bucket in
+                        [
+                            "start": .int(bucket.start), "succeeded": .int(Int64(bucket.succeeded)),
+                            "failed": .int(Int64(bucket.failed)),
+                        ]
+                    }),
+            ],
+            "workers": .object(
+                Dictionary(grouping: snapshot.workers, by: \.verdict).mapValues { .int(Int64($0.count)) }),
+        ])
+    }
+
+    /// `GET /api/types`: the task types of the plugin folder with their metadata.
+    private func types() async -> Response {
+        let catalog = await backend.plugins()
+        let types: [JSONValue] = catalog.plugins.map { plugin in
+            [
+                "type": .string(plugin.type), "description": plugin.description.map(JSONValue.string) ?? .null,
+                "args": plugin.args.map(JSONValue.string) ?? .null,
+                "max_attempts": plugin.maxAttempts.map { .int(Int64($0)) } ?? .null,
+                "timeout_seconds": plugin.timeoutSeconds.map(JSONValue.double) ?? .null,
+                "load_error": plugin.loadError.map { .string($0.description) } ?? .null,
+            ]
+        }
+        return WebResponse.json(["types": .array(types)])
+    }
+
+    static func json(_ counts: [TaskStatus: Int]) -> JSONValue {
+        .object(Dictionary(uniqueKeysWithValues: TaskStatus.allCases.map { ($0.rawValue, .int(Int64(counts[$0] ?? 0))) }))
+    }
+}
+
+/// The status, type, cursor and page size of a task listing, from the query string,
+/// checked so a typo is a 400 with a message rather than an empty page.
+struct TaskFilter: Sendable {
+    static let defaultLimit = 25
+    static let maximumLimit = 500
+
+    var status: TaskStatus?
+    var type: String?
+    var cursor: String?
+    var limit = defaultLimit
+
+    init(_ request: Request) throws(WebError) {
+        func value(_ name: String) -> String? {
+            request.query(name).flatMap { $0.isEmpty ? nil : $0 }
+        }
+        if let text = value("status") {
+            guard let status = TaskStatus(rawValue: text.uppercased()) else {
+                throw WebError(
+                    status: .badRequest,
+                    message: "unknown status '\(text)': use one of \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self.status = status
+        }
+        if let text = value("type") {
+            guard TaskDeclaration.isValidType(text) else {
+                throw WebError(status: .badRequest, message: "'\(text)' is not a task type name")
+            }
+            type = text
+        }
+        cursor = value("cursor")
+        if let text = value("limit") {
+            guard let limit = Int(text), (1...Self.maximumLimit).contains(limit) else {
+                throw WebError(status: .badRequest, message: "limit must be a whole number from 1 to \(Self.maximumLimit)")
+            }
+            self.limit = limit
+        }
+    }
+
+    func page(_ store: TaskStore) throws -> TaskStore.TaskPage {
+        try store.taskPage(status: status, type: type, cursor: cursor, limit: limit)
+    }
+
+    /// The `{id}` path parameter, percent-decoded (the router leaves it encoded).
+    static func taskID(_ context: WebRequestContext) throws(WebError) -> String {
+        guard let raw = context.parameters.get("id"), let id = raw.removingPercentEncoding,
+            TaskDeclaration.isValidID(id)
+        else {
+            throw WebError(status: .notFound, message: "that is not a task id: ids are 1 to 200 printable characters")
+        }
+        return id
+    }
+}
+
+/// What the dashboard and `GET /api/stats` show, read in one go.
+struct DashboardSnapshot: Sendable {
+    static let bucketSeconds = 10
+    static let buckets = 60
+
+    var counts: [TaskStatus: Int]
+    var typeCounts: [String: Int]
+    var throughput: [TaskStore.ThroughputBucket]
+    var workers: [WorkerView]
+    var recentFailures: [TaskRecord]
+    var now: Int64
+
+    static func read(from backend: WebBackend) async throws -> DashboardSnapshot {
+        let types = await backend.plugins().plugins.map(\.type)
+        let now = currentEpochMilliseconds()
+        return try await backend.read { store in
+            DashboardSnapshot(
+                counts: try store.counts(), typeCounts: try store.typeCounts(types),
+                throughput: try store.throughput(buckets: buckets, bucketSeconds: bucketSeconds, now: now),
+                workers: try store.workerHeartbeats().map { WorkerView($0, now: now) },
+                recentFailures: try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 5).records, now: now)
+        }
+    }
+}
+
+extension Request {
+    /// A query parameter, percent-decoded.
+    func query(_ name: String) -> String? {
+        uri.queryParameters[Substring(name)].map(String.init)
+    }
+}

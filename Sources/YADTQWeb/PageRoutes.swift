@@ -1,0 +1,137 @@
+import Hummingbird
+import YADTQCore
+
+/// The HTML pages, their forms, the login and the embedded style sheet and script.
+struct PageRoutes {
+    let backend: WebBackend
+
+    func register(on router: Router<WebRequestContext>) {
+        router.get("/") { request, context in
+            let snapshot = try await DashboardSnapshot.read(from: backend)
+            return respond(Pages.dashboard(snapshot), request, context)
+        }
+        router.get("/tasks") { request, context in try await tasks(request, context) }
+        router.get("/tasks/{id}") { request, context in try await task(request, context) }
+        router.get("/workers") { request, context in try await workers(request, context) }
+        router.get("/submit") { request, context in
+            let page = Pages.submit(
+                catalog: await backend.plugins(), form: Pages.SubmitForm(), error: nil, csrf: context.csrfToken)
+            return respond(page, request, context)
+        }
+        router.post("/submit") { request, context in try await submit(request, context) }
+        router.get("/login") { request, context in
+            let next = Self.safeTarget(request.query("next"))
+            return respond(Pages.login(next: next, error: nil, csrf: context.csrfToken), request, context)
+        }
+        router.post("/login") { request, context in try await login(request, context) }
+        router.post("/logout") { request, context in try await logout(request, context) }
+        router.get("/static/app.css") { _, _ in Self.asset(WebAssets.css, type: "text/css; charset=utf-8") }
+        router.get("/static/app.js") { _, _ in Self.asset(WebAssets.script, type: "text/javascript; charset=utf-8") }
+    }
+
+    private func respond(
+        _ page: Page, _ request: Request, _ context: WebRequestContext, status: HTTPResponse.Status = .ok
+    ) -> Response {
+        PageLayout.response(
+            page, request: request, context: context,
+            showsSignOut: backend.configuration.token != nil && context.isSignedIn, status: status)
+    }
+
+    private func tasks(_ request: Request, _ context: WebRequestContext) async throws -> Response {
+        let filter = try TaskFilter(request)
+        let search = request.query("q")?.trimmingCharacters(in: .whitespaces) ?? ""
+        var missingID: String?
+        if !search.isEmpty {
+            let exists = TaskDeclaration.isValidID(search) ? try await backend.read { try $0.record(id: search) != nil } : false
+            if exists { return .redirect(to: URLText.task(search), type: .found) }
+            missingID = search
+        }
+        let types = await backend.plugins().plugins.map(\.type)
+        let now = currentEpochMilliseconds()
+        let (page, counts) = try await backend.read { store in (try filter.page(store), try store.counts()) }
+        return respond(
+            Pages.tasks(
+                filter: filter, query: search, missingID: missingID, page: page, counts: counts, types: types, now: now),
+            request, context)
+    }
+
+    private func task(_ request: Request, _ context: WebRequestContext) async throws -> Response {
+        let id = try TaskFilter.taskID(context)
+        guard let detail = try await backend.read({ try $0.taskDetail(id: id) }) else {
+            throw WebError(
+                status: .notFound,
+                message: "There is no task with id '\(id)': it was never submitted under this namespace, or Redis lost it.")
+        }
+        return respond(Pages.task(detail.record, fields: detail.fields, now: currentEpochMilliseconds()), request, context)
+    }
+
+    private func workers(_ request: Request, _ context: WebRequestContext) async throws -> Response {
+        let now = currentEpochMilliseconds()
+        let workers = try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) }
+        let page = Pages.workers(workers, namespace: backend.configuration.settings.namespace, now: now)
+        return respond(page, request, context)
+    }
+
+    /// Both submit forms; an invalid submission shows the form again with the message and
+    /// what was typed, and queues nothing.
+    private func submit(_ request: Request, _ context: WebRequestContext) async throws -> Response {
+        let fields = try await FormFields.read(request)
+        try fields.requireCSRF(context)
+        let form = Pages.SubmitForm(
+            type: fields["type"], arguments: fields["args"], maxAttempts: fields["max_attempts"], lines: fields["lines"])
+        let catalog = await backend.plugins()
+        do {
+            let parsed =
+                fields["mode"] == "lines"
+                ? try SubmissionInput.declarations(lines: form.lines)
+                : [try SubmissionInput.declaration(type: form.type, arguments: form.arguments, maxAttempts: form.maxAttempts)]
+            let published = try await backend.publish(try SubmissionInput.resolve(parsed, with: catalog))
+            return respond(Pages.submitted(published), request, context, status: .created)
+        } catch let error as WebError {
+            let page = Pages.submit(catalog: catalog, form: form, error: error, csrf: context.csrfToken)
+            return respond(page, request, context, status: error.status)
+        }
+    }
+
+    private func login(_ request: Request, _ context: WebRequestContext) async throws -> Response {
+        let fields = try await FormFields.read(request)
+        try fields.requireCSRF(context)
+        let next = Self.safeTarget(fields["next"])
+        guard let token = backend.configuration.token else { return .redirect(to: next, type: .normal) }
+        guard WebSecurityMiddleware.constantTimeEqual(fields["token"], token) else {
+            let page = Pages.login(next: next, error: "That is not the token: try again.", csrf: context.csrfToken)
+            return respond(page, request, context, status: .unauthorized)
+        }
+        let session = try await backend.read { try $0.createWebSession(lifetime: WebSecurityMiddleware.sessionLifetime) }
+        var response = Response.redirect(to: next, type: .normal)
+        response.setCookie(
+            Cookie(
+                name: WebSecurityMiddleware.sessionCookie, value: session,
+                maxAge: Int(WebSecurityMiddleware.sessionLifetime.components.seconds), path: "/", httpOnly: true,
+                sameSite: .strict))
+        return response
+    }
+
+    private func logout(_ request: Request, _ context: WebRequestContext) async throws -> Response {
+        try await FormFields.read(request).requireCSRF(context)
+        if let session = request.cookies[WebSecurityMiddleware.sessionCookie]?.value {
+            try await backend.read { try $0.deleteWebSession(session) }
+        }
+        var response = Response.redirect(to: "/login", type: .normal)
+        response.setCookie(
+            Cookie(name: WebSecurityMiddleware.sessionCookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    /// A redirect target after login: a path on this server only, never another site.
+    static func safeTarget(_ target: String?) -> String {
+        guard let target, target.hasPrefix("/"), !target.hasPrefix("//"), !target.contains("\\") else { return "/" }
+        return target
+    }
+
+    private static func asset(_ text: String, type: String) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: type, .cacheControl: "max-age=300"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

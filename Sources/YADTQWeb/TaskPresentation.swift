@@ -1,0 +1,153 @@
+import Foundation
+import YADTQCore
+
+/// How tasks, workers and times look in the JSON API and on the pages, in one place so
+/// the two never disagree.
+enum TaskPresentation {
+    /// A task as the JSON API returns it: every field of its record, its durations and its page.
+    static func json(_ record: TaskRecord, fields: [String: String] = [:]) -> JSONValue {
+        func number(_ value: Int64?) -> JSONValue { value.map(JSONValue.int) ?? .null }
+        let durations = Durations(record)
+        return .object([
+            "id": .string(record.id),
+            "status": .string(record.status.rawValue),
+            "type": .string(record.type),
+            "args": record.args,
+            "attempts": .int(Int64(record.attempts)),
+            "max_attempts": .int(Int64(record.maxAttempts)),
+            "result": record.result ?? .null,
+            "error": record.error.map(JSONValue.string) ?? .null,
+            "errors": .array(
+                record.errors.map { entry in
+                    .object([
+                        "attempt": .int(Int64(entry.attempt)), "worker": .string(entry.worker),
+                        "error": .string(entry.error), "at": .int(entry.at),
+                    ])
+                }),
+            "logs": .array(record.logs.map(JSONValue.string)),
+            "progress": record.progress.map(JSONValue.double) ?? .null,
+            "worker": record.worker.map(JSONValue.string) ?? .null,
+            "partition": number(fields["partition"].flatMap { Int64($0) }),
+            "queued_at": number(record.queuedAt),
+            "started_at": number(record.startedAt),
+            "finished_at": number(record.finishedAt),
+            "wait_ms": number(durations.waited),
+            "run_ms": number(durations.ran),
+            "total_ms": number(durations.total),
+            "url": .string(URLText.task(record.id)),
+        ])
+    }
+
+    /// How long a task waited, ran (its last attempt) and took in all, in milliseconds.
+    struct Durations {
+        var waited: Int64?
+        var ran: Int64?
+        var total: Int64?
+
+        init(_ record: TaskRecord) {
+            func span(_ from: Int64?, _ to: Int64?) -> Int64? {
+                guard let from, let to, to >= from else { return nil }
+                return to - from
+            }
+            waited = span(record.queuedAt, record.startedAt)
+            ran = span(record.startedAt, record.finishedAt)
+            total = span(record.queuedAt, record.finishedAt)
+        }
+    }
+
+    /// `2024-05-01 12:00:03.123 UTC`.
+    static func time(_ milliseconds: Int64?) -> String {
+        guard let milliseconds else { return "—" }
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(milliseconds % 1000))
+    }
+
+    /// `850 ms`, `2.35 s`, `3 min 5 s`, `2 h 10 min`.
+    static func duration(_ milliseconds: Int64?) -> String {
+        guard let milliseconds else { return "—" }
+        switch milliseconds {
+        case ..<1000: return "\(milliseconds) ms"
+        case ..<60_000: return String(format: "%.2f s", Double(milliseconds) / 1000)
+        case ..<3_600_000: return "\(milliseconds / 60_000) min \(milliseconds % 60_000 / 1000) s"
+        default: return "\(milliseconds / 3_600_000) h \(milliseconds % 3_600_000 / 60_000) min"
+        }
+    }
+
+    /// `3 s ago`, relative to `now`.
+    static func age(_ milliseconds: Int64?, now: Int64) -> String {
+        guard let milliseconds else { return "—" }
+        return duration(max(0, now - milliseconds)) + " ago"
+    }
+
+    /// A value as one line of JSON, cut to `limit` characters for a table cell.
+    static func excerpt(_ value: JSONValue, limit: Int = 60) -> String {
+        let text = value.jsonString
+        return text.count <= limit ? text : text.prefix(limit - 1) + "…"
+    }
+
+    /// Indented JSON for the task page; scalars and empty containers stay on one line.
+    static func pretty(_ value: JSONValue, indent: String = "") -> String {
+        let inner = indent + "  "
+        switch value {
+        case .array(let elements) where !elements.isEmpty:
+            return "[\n" + elements.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case .object(let members) where !members.isEmpty:
+            let lines = members.sorted { $0.key < $1.key }.map { key, member in
+                inner + JSONValue.string(key).jsonString + ": " + pretty(member, indent: inner)
+            }
+            return "{\n" + lines.joined(separator: ",\n") + "\n\(indent)}"
+        default:
+            return value.jsonString
+        }
+    }
+
+    /// A worker as the JSON API returns it: the heartbeat's fields, its verdict and where
+    /// the verdict came from.
+    static func json(_ worker: WorkerView) -> JSONValue {
+        var fields = worker.entry.heartbeat?.objectValue ?? [:]
+        fields["name"] = .string(worker.entry.name)
+        fields["verdict"] = .string(worker.verdict)
+        fields["verdict_by"] = .string(worker.entry.verdict == nil ? "heartbeat age" : "monitor")
+        return .object(fields)
+    }
+}
+
+/// A worker with the verdict the pages show: the monitor's when it has judged the worker,
+/// else one derived from the heartbeat's age, so the page is useful without a monitor.
+struct WorkerView: Sendable {
+    /// A worker whose heartbeat is older than this is shown DEAD when no monitor says otherwise;
+    /// the monitor's default `--dead-after`.
+    static let deadAfterMilliseconds: Int64 = 10_000
+
+    var entry: TaskStore.WorkerHeartbeat
+    var verdict: String
+
+    init(_ entry: TaskStore.WorkerHeartbeat, now: Int64) {
+        self.entry = entry
+        if let verdict = entry.verdict {
+            self.verdict = verdict
+        } else if entry.heartbeat?["state"]?.stringValue == "stopped" {
+            verdict = "STOPPED"
+        } else if let last = entry.heartbeat?["last_heartbeat"]?.intValue, now - last <= Self.deadAfterMilliseconds {
+            verdict = "ALIVE"
+        } else {
+            verdict = "DEAD"
+        }
+    }
+
+    var heartbeat: JSONValue { entry.heartbeat ?? .null }
+    var lastHeartbeat: Int64? { heartbeat["last_heartbeat"]?.intValue }
+    var state: String { heartbeat["state"]?.stringValue ?? "—" }
+    var currentTask: String? { heartbeat["current_task"]?.stringValue }
+    var taskStartedAt: Int64? { heartbeat["task_started_at"]?.intValue }
+    var processed: Int64 { heartbeat["processed"]?.intValue ?? 0 }
+    var failed: Int64 { heartbeat["failed"]?.intValue ?? 0 }
+    var partitions: [Int64] { heartbeat["partitions"]?.arrayValue?.compactMap(\.intValue) ?? [] }
+    var host: String? { heartbeat["host"]?.stringValue }
+    var pid: Int64? { heartbeat["pid"]?.intValue }
+    var startedAt: Int64? { heartbeat["started_at"]?.intValue }
+}

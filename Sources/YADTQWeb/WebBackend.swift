@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+import YADTQCore
+
+/// What the web server reads and writes — Redis, the broker and the plugin folder —
+/// behind async calls that run the blocking work on dispatch queues, never on Swift's
+/// cooperative pool. Nothing here caches task data: every page and API answer comes from
+/// Redis, so a restarted server shows everything.
+final class WebBackend: Sendable {
+    let store: TaskStore
+    let configuration: WebServer.Configuration
+    private let publisher: LazyPublisher
+    private let registry: PluginRegistry
+    private let pluginQueue = DispatchQueue(label: "yadtq.web.plugins")
+
+    init(configuration: WebServer.Configuration, logger: Logger) {
+        self.configuration = configuration
+        // A page should fail fast with "Redis is unavailable" rather than hang for a minute.
+        store = TaskStore(settings: configuration.settings, logger: logger, reconnectFor: .seconds(3))
+        publisher = LazyPublisher(configuration: configuration, logger: logger)
+        registry = PluginRegistry(directory: configuration.settings.pluginsDirectory)
+    }
+
+    /// Runs Redis reads and writes on the store's own queue.
+    func read<T: Sendable>(_ body: @escaping @Sendable (TaskStore) throws -> T) async throws -> T {
+        try await store.run(body)
+    }
+
+    /// The task types in the plugin folder, rescanned so a plugin dropped in appears at once.
+    func plugins() async -> PluginCatalog {
+        let registry = self.registry
+        // Refreshing only stats unchanged files; a changed file runs its top level in Lua.
+        let catalog = try? await Self.perform(on: pluginQueue) {
+            registry.refresh()
+            return PluginCatalog(plugins: registry.plugins, scanError: registry.scanError)
+        }
+        return catalog ?? PluginCatalog(plugins: [], scanError: "the plugin folder could not be read")
+    }
+
+    /// Publishes tasks through the same code path as `yadtq-run`: QUEUED first, then the
+    /// broker, round-robin, delivery checked.
+    func publish(_ declarations: [TaskDeclaration]) async throws -> [PublishedTask] {
+        let publisher = self.publisher
+        return try await Self.perform(on: publisher.queue) { try publisher.connected().publish(declarations) }
+    }
+
+    /// Runs blocking work on `queue` and resumes the calling task with its result.
+    static func perform<T: Sendable>(
+        on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+/// The plugin folder's task types, as the submit form and the validation see them.
+struct PluginCatalog: Sendable {
+    var plugins: [PluginInfo]
+    /// Why the folder could not be read, when it could not.
+    var scanError: String?
+
+    func plugin(_ type: String) -> PluginInfo? {
+        plugins.first { $0.type == type }
+    }
+}
+
+/// The broker connection, made on the first submit (so the pages work while the broker
+/// is still starting) and again after a failed attempt.
+private final class LazyPublisher: @unchecked Sendable {
+    // @unchecked Sendable: `publisher` is read and written only on `queue`, a serial queue,
+    // which is also where every publish runs.
+    let queue = DispatchQueue(label: "yadtq.web.publisher")
+    private var publisher: TaskPublisher?
+    private let configuration: WebServer.Configuration
+    private let logger: Logger
+
+    init(configuration: WebServer.Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The publisher, connecting first if needed. Call only on `queue`.
+    func connected() throws -> TaskPublisher {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if let publisher { return publisher }
+        let made = try TaskPublisher(
+            settings: configuration.settings, topic: configuration.topic, partitions: configuration.partitions,
+            clientID: "yadtq-web", logger: logger)
+        publisher = made
+        return made
+    }
+}

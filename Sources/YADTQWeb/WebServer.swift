@@ -1,0 +1,61 @@
+import Foundation
+import Hummingbird
+import Logging
+import YADTQCore
+
+/// `yadtq-web`: the pages to submit and watch tasks, and their JSON API, on Hummingbird.
+///
+/// Every answer is read from Redis when it is asked for, and every submit goes through
+/// ``TaskPublisher`` like `yadtq-run`, so any number of web servers, restarted at will,
+/// show the same tasks.
+public struct WebServer: Sendable {
+    /// Where the server listens and what it serves.
+    public struct Configuration: Sendable {
+        /// The address to bind, e.g. `127.0.0.1` (only this machine) or `0.0.0.0`.
+        public var host: String
+        public var port: Int
+        /// Redis, broker, key prefix and plugin folder.
+        public var settings: YADTQSettings
+        /// The topic submitted tasks are published to.
+        public var topic: String
+        /// Partitions for the topic if the server has to create it.
+        public var partitions: Int
+        /// With a token, every page needs a login and every API call `Authorization: Bearer <token>`.
+        public var token: String?
+
+        public init(host: String, port: Int, settings: YADTQSettings, topic: String, partitions: Int, token: String?) {
+            self.host = host
+            self.port = port
+            self.settings = settings
+            self.topic = topic
+            self.partitions = partitions
+            self.token = token
+        }
+    }
+
+    private let configuration: Configuration
+    private let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+    public func run() async throws {
+        let backend = WebBackend(configuration: configuration, logger: logger)
+        let router = Router(context: WebRequestContext.self)
+        router.add(middleware: WebSecurityMiddleware(token: configuration.token, backend: backend))
+        APIRoutes(backend: backend).register(on: router)
+        PageRoutes(backend: backend).register(on: router)
+        let address = "http://\(configuration.host):\(configuration.port)"
+        let logger = self.logger
+        let authentication = configuration.token == nil ? "no token: anyone who can connect may submit" : "token required"
+        let application = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "yadtq-web"),
+            onServerRunning: { _ in logger.notice("yadtq-web listening on \(address) (\(authentication))") },
+            logger: logger)
+        try await application.runService()
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import YADTQCommandLine
+import YADTQCore
+
+@main
+struct MonitorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "yadtq-monitor",
+        abstract: "Watch the workers' heartbeats and the queue; judge each worker ALIVE, DEAD or STUCK.",
+        discussion: """
+            Refreshes every --interval: a live table when standard output is a terminal, \
+            plain snapshots otherwise. Verdicts are stored in <namespace>:worker_status and \
+            their changes logged with a timestamp. Exits once the topic's end marker has been \
+            drained on every partition and every worker has stopped or is DEAD.
+            """)
+
+    @Option(help: "Time between refreshes, e.g. 5s or 500ms.")
+    var interval: Duration = .seconds(5)
+
+    @Option(help: "A worker whose last heartbeat is older than this is DEAD.")
+    var deadAfter: Duration = .seconds(10)
+
+    @Option(
+        help: """
+            A worker whose current task has run longer than this is STUCK. Default: the \
+            worker's own time limit (from its heartbeat) plus one heartbeat interval.
+            """)
+    var stuckAfter: Duration?
+
+    @Option(help: "The topic whose end marker ends the monitor (env YADTQ_TOPIC).")
+    var topic: String?
+
+    @Flag(help: "Print one snapshot and exit.")
+    var once = false
+
+    @Flag(help: "Print each snapshot as one line of JSON.")
+    var json = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard interval > .zero else { throw ValidationError("--interval must be more than 0, e.g. 5s") }
+        guard deadAfter > .zero else { throw ValidationError("--dead-after must be more than 0, e.g. 10s") }
+    }
+
+    func run() throws {
+        do {
+            let settings = try global.settings()
+            let monitor = FleetMonitor(
+                settings: settings, topic: topic ?? settings.topic,
+                rules: LivenessRules(deadAfter: deadAfter, stuckAfter: stuckAfter), rateWindow: interval,
+                logger: global.logger(label: "yadtq-monitor"))
+            if once {
+                var noScreen: LiveScreen? = nil
+                show(try monitor.refresh(), screen: &noScreen)
+            } else {
+                watch(monitor)
+            }
+        } catch {
+            exitWithError(error)
+        }
+    }
+
+    /// Refreshes until the run is over. A refresh that fails (Redis away) is reported
+    /// and retried at the next interval rather than ending the monitor.
+    private func watch(_ monitor: FleetMonitor) {
+        var screen = isatty(STDOUT_FILENO) == 1 && !json ? LiveScreen() : nil
+        var completion = RunCompletion()
+        let clock = ContinuousClock()
+        while true {
+            let started = clock.now
+            do {
+                let snapshot = try monitor.refresh()
+                show(snapshot, screen: &screen)
+                if completion.isFinished(after: snapshot) {
+                    Self.log("the end marker has been drained on every partition and every worker is gone; exiting")
+                    return
+                }
+            } catch {
+                Self.log("refresh failed: \(error); retrying in \(interval)")
+            }
+            let remaining = started + interval - clock.now
+            if remaining > .zero { Thread.sleep(forTimeInterval: remaining.inSeconds) }
+        }
+    }
+
+    /// Draws the live screen, or prints a snapshot; logs verdict changes to standard
+    /// error unless they would scribble over the live screen.
+    private func show(_ snapshot: FleetSnapshot, screen: inout LiveScreen?) {
+        if screen == nil || isatty(STDERR_FILENO) == 0 {
+            for change in snapshot.changes { Self.log(change.description) }
+        }
+        if screen != nil {
+            screen?.draw(snapshot)
+            return
+        }
+        let text = json ? snapshot.json.jsonString + "\n" : FleetTable.render(snapshot) + (once ? "" : "\n")
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    private static func log(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import YADTQCommandLine
+import YADTQCore
+import YADTQWeb
+
+@main
+struct WebCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "yadtq-web",
+        abstract: "Serve the pages to submit and watch tasks, and their JSON API.",
+        discussion: """
+            Set YADTQ_WEB_TOKEN to require a login on every page and `Authorization: Bearer <token>` \
+            on every API call (the token is read from the environment only, so it never shows in `ps`). \
+            Without it, anyone who can reach --host:--port may submit tasks: keep the default \
+            --host 127.0.0.1 then.
+            """)
+
+    @Option(help: "Address to listen on: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on.")
+    var port = 8080
+
+    @Option(help: "Topic submitted tasks are published to (env YADTQ_TOPIC).")
+    var topic: String?
+
+    @Option(help: "Partitions for the topic when yadtq-web has to create it.")
+    var partitions = 8
+
+    @Option(help: "Plugin folder whose task types the submit form offers and accepts (env YADTQ_PLUGINS).")
+    var plugins: String?
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+        guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+    }
+
+    func run() async throws {
+        let configuration: WebServer.Configuration
+        do {
+            var settings = try global.settings()
+            if let plugins { settings.pluginsDirectory = plugins }
+            let token = ProcessInfo.processInfo.environment["YADTQ_WEB_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            configuration = WebServer.Configuration(
+                host: host, port: port, settings: settings, topic: topic ?? settings.topic, partitions: partitions,
+                token: token)
+        } catch {
+            exitWithError(error)
+        }
+        do {
+            try await WebServer(configuration: configuration, logger: global.logger(label: "yadtq-web")).run()
+        } catch {
+            exitWithError(error)
+        }
+    }
+}

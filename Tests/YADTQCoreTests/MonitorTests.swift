@@ -1,0 +1,218 @@
+import Testing
+import YADTQCore
+
+/// A heartbeat written `age` ms before `now`, busy with a task started `running` ms before it.
+private func beat(
+    now: Int64 = 1_000_000, age: Int64 = 0, state: WorkerState = .idle, running: Int64? = nil,
+    timeLimit: Int64? = 30_000, interval: Int64? = 5_000
+) -> Heartbeat {
+    Heartbeat(
+        lastHeartbeat: now - age, state: state, currentTask: running == nil ? nil : "t1",
+        taskStartedAt: running.map { now - $0 }, pid: 42, host: "box", startedAt: 0,
+        timeLimitMilliseconds: timeLimit, intervalMilliseconds: interval)
+}
+
+@Suite("Monitor: liveness rules")
+struct MonitorLivenessRulesTests {
+    let rules = LivenessRules(deadAfter: .seconds(10))
+    let now: Int64 = 1_000_000
+
+    @Test("a fresh heartbeat is ALIVE, idle or busy within the limit")
+    func alive() {
+        #expect(rules.judge(beat(age: 100), at: now) == WorkerJudgement(.alive))
+        #expect(rules.judge(beat(age: 9_999, state: .busy, running: 20_000), at: now).verdict == .alive)
+    }
+
+    @Test("DEAD once the last heartbeat is older than dead-after, not at exactly dead-after")
+    func dead() {
+        #expect(rules.judge(beat(age: 10_000), at: now).verdict == .alive)
+        let judgement = rules.judge(beat(age: 12_000), at: now)
+        #expect(judgement.verdict == .dead)
+        #expect(judgement.reason == "no heartbeat for 12s (dead after 10s)")
+    }
+
+    @Test("a stopped worker is DEAD at once, with the reason that it stopped")
+    func stopped() {
+        #expect(rules.judge(beat(age: 0, state: .stopped), at: now) == WorkerJudgement(.dead, reason: "stopped"))
+    }
+
+    @Test("STUCK when the task outruns its time limit plus one heartbeat interval")
+    func stuckFromHeartbeatLimit() {
+        // Limit 30 s + interval 5 s: the worker has had a whole beat to report the kill.
+        #expect(rules.judge(beat(state: .busy, running: 35_000), at: now).verdict == .alive)
+        let judgement = rules.judge(beat(state: .busy, running: 35_001), at: now)
+        #expect(judgement.verdict == .stuck)
+        #expect(judgement.reason == "task t1 running for 35s (stuck after 35s)")
+    }
+
+    @Test("--stuck-after overrides the heartbeat's limit, also for workers that do not report one")
+    func stuckOverride() {
+        let strict = LivenessRules(deadAfter: .seconds(10), stuckAfter: .seconds(2))
+        #expect(strict.judge(beat(state: .busy, running: 2_500), at: now).verdict == .stuck)
+        #expect(strict.judge(beat(state: .busy, running: 2_500, timeLimit: nil), at: now).verdict == .stuck)
+        #expect(rules.judge(beat(state: .busy, running: 999_000, timeLimit: nil), at: now).verdict == .alive)
+    }
+
+    @Test("a silent worker is DEAD even when its last beat showed an overrun task")
+    func deadBeatsStuck() {
+        #expect(rules.judge(beat(age: 11_000, state: .busy, running: 60_000), at: now).verdict == .dead)
+    }
+
+    @Test("an idle worker with a stale task start is not STUCK")
+    func idleIsNeverStuck() {
+        #expect(rules.judge(beat(state: .idle, running: 60_000), at: now).verdict == .alive)
+    }
+
+    @Test("a heartbeat from a clock ahead of the monitor's counts as fresh")
+    func clockSkew() {
+        #expect(rules.judge(beat(age: -3_000), at: now).verdict == .alive)
+    }
+}
+
+@Suite("Monitor: heartbeat document")
+struct MonitorHeartbeatTests {
+    @Test("encodes every field DESIGN.md names and decodes back to the same value")
+    func roundTrip() throws {
+        let original = Heartbeat(
+            lastHeartbeat: 1_700_000_000_123, state: .busy, currentTask: "task-7", taskStartedAt: 1_700_000_000_000,
+            processed: 12, failed: 3, partitions: [0, 2], pid: 4242, host: "box", startedAt: 1_699_999_000_000,
+            timeLimitMilliseconds: 30_000, intervalMilliseconds: 5_000)
+        let fields = try #require(original.json.objectValue)
+        #expect(
+            Set(fields.keys) == [
+                "last_heartbeat", "state", "current_task", "task_started_at", "processed", "failed", "partitions",
+                "pid", "host", "started_at", "time_limit_ms", "interval_ms",
+            ])
+        #expect(try Heartbeat(parsing: original.json.jsonString) == original)
+    }
+
+    @Test("an idle worker stores null for its task, and a document without the optional fields still decodes")
+    func minimalDocument() throws {
+        let heartbeat = try Heartbeat(parsing: #"{"last_heartbeat": 5, "state": "idle", "current_task": null}"#)
+        #expect(heartbeat.lastHeartbeat == 5)
+        #expect(heartbeat.state == .idle)
+        #expect(heartbeat.currentTask == nil)
+        #expect(heartbeat.processed == 0)
+        #expect(heartbeat.partitions == [])
+        #expect(heartbeat.timeLimitMilliseconds == nil)
+        #expect(beat().json["current_task"] == .null)
+    }
+
+    @Test("an unreadable document says why", arguments: [
+        ("not json", "not JSON"),
+        ("[1]", "not a JSON object"),
+        (#"{"state": "idle"}"#, "no integer last_heartbeat"),
+        (#"{"last_heartbeat": 1, "state": "napping"}"#, "state is not one of idle, busy, stopped"),
+    ])
+    func unreadable(text: String, reason: String) {
+        #expect {
+            try Heartbeat(parsing: text)
+        } throws: { error in
+            (error as? HeartbeatDecodingError)?.reason.hasPrefix(reason) == true
+        }
+    }
+}
+
+@Suite("Monitor: run completion")
+struct MonitorRunCompletionTests {
+    /// Feeds `steps` (drained marker, every worker gone) to a fresh ``RunCompletion``;
+    /// returns its answer after each.
+    func answers(_ steps: [(String?, Bool)]) -> [Bool] {
+        var completion = RunCompletion()
+        return steps.map { completion.isFinished(drainedMarker: $0.0, everyWorkerGone: $0.1) }
+    }
+
+    @Test("finished once a new marker is drained and every worker is DEAD or stopped")
+    func finishes() {
+        #expect(answers([(nil, false), (nil, false), ("m1", false), ("m1", true)]) == [false, false, false, true])
+        #expect(answers([(nil, true), (nil, true)]) == [false, false], "no marker, no end, even with no worker")
+    }
+
+    @Test("a marker already drained when the monitor started belongs to an earlier run")
+    func staleMarker() {
+        #expect(answers([("old", true), ("old", true), (nil, true), ("new", true)]) == [false, false, false, true])
+    }
+
+    @Test("every worker is gone when each one is DEAD; STUCK and ALIVE are still running")
+    func everyWorkerGone() {
+        func snapshot(_ verdicts: [WorkerVerdict]) -> FleetSnapshot {
+            FleetSnapshot(
+                at: 0, namespace: "ns", topic: "t",
+                workers: verdicts.enumerated().map { index, verdict in
+                    WorkerReport(name: "w\(index)", heartbeat: beat(), judgement: WorkerJudgement(verdict))
+                },
+                counts: [:], tasksPerSecond: 0, rateWindowSeconds: 1, orphaned: [], orphanCount: 0, orphanScanLimit: 10,
+                endOfStream: nil, changes: [])
+        }
+        #expect(snapshot([.dead, .dead]).everyWorkerGone)
+        #expect(!snapshot([.dead, .stuck]).everyWorkerGone)
+        #expect(!snapshot([.alive]).everyWorkerGone)
+    }
+}
+
+@Suite("Monitor: rendering")
+struct MonitorRenderingTests {
+    let now: Int64 = 1_717_243_205_123
+
+    var snapshot: FleetSnapshot {
+        let rules = LivenessRules(deadAfter: .seconds(10))
+        let busy = beat(now: now, age: 400, state: .busy, running: 3_100)
+        var withCounts = busy
+        withCounts.processed = 120
+        withCounts.failed = 2
+        withCounts.partitions = [1, 0]
+        let silent = beat(now: now, age: 14_000, state: .busy, running: 20_000)
+        return FleetSnapshot(
+            at: now, namespace: "yadtq", topic: "tasks",
+            workers: [
+                WorkerReport(name: "w1", heartbeat: withCounts, judgement: rules.judge(withCounts, at: now)),
+                WorkerReport(name: "w2", heartbeat: silent, judgement: rules.judge(silent, at: now)),
+            ],
+            problems: ["w3: unreadable heartbeat: not a JSON object"],
+            counts: [.queued: 10, .processing: 3, .success: 950, .failed: 2], tasksPerSecond: 12.44,
+            rateWindowSeconds: 5, orphaned: [OrphanedTask(id: "task-30", worker: "w2")], orphanCount: 1,
+            orphanScanLimit: 10_000,
+            endOfStream: nil,
+            changes: [VerdictChange(worker: "w2", from: .alive, to: .dead, reason: "no heartbeat for 14s", at: now)])
+    }
+
+    @Test("the table shows each worker's row, the queue, orphans and the end marker")
+    func table() {
+        // Blank lines are left out, so the indices count only lines with text.
+        let lines = FleetTable.render(snapshot).split(separator: "\n").map(String.init)
+        #expect(lines[0] == "YADTQ monitor · namespace yadtq · topic tasks · 2024-06-01T12:00:05.123Z")
+        #expect(lines[1].hasPrefix("WORKER  VERDICT  HEARTBEAT  STATE  TASK  RUNNING  PROCESSED  FAILED  PARTITIONS"))
+        #expect(lines[2].hasPrefix("w1      ALIVE    400ms ago  busy   t1    3.1s           120       2  0,1"))
+        #expect(lines[3].hasPrefix("w2      DEAD     14s ago    busy   t1    -               "))
+        #expect(lines[3].hasSuffix("no heartbeat for 14s (dead after 10s)"))
+        #expect(lines.contains("! w3: unreadable heartbeat: not a JSON object"))
+        #expect(lines.contains("QUEUE     QUEUED 10 · PROCESSING 3 · SUCCESS 950 · FAILED 2 · total 965 · 12.4 tasks/s (last 5s)"))
+        #expect(lines.contains("ORPHANED  1: task-30 (w2), to be redelivered by Kafka"))
+        #expect(!lines.contains("CHANGES"), "changes are listed only when the caller passes them")
+    }
+
+    @Test("the live screen lists the recent verdict changes with their timestamps")
+    func changes() {
+        let text = FleetTable.render(snapshot, recentChanges: snapshot.changes)
+        #expect(text.hasSuffix("CHANGES\n  2024-06-01T12:00:05.123Z w2 ALIVE -> DEAD: no heartbeat for 14s\n"))
+    }
+
+    @Test("the JSON snapshot carries each heartbeat as stored plus the verdict")
+    func json() throws {
+        let document = try JSONValue(parsing: snapshot.json.jsonString)
+        let w1 = try #require(document["workers"]?[0])
+        #expect(w1["name"] == "w1")
+        #expect(w1["verdict"] == "ALIVE")
+        #expect(w1["heartbeat_age_ms"] == 400)
+        #expect(w1["task_running_ms"] == 3_100)
+        #expect(w1["processed"] == 120)
+        #expect(w1["partitions"] == [1, 0])
+        #expect(document["workers"]?[1]?["task_running_ms"] == .null, "a DEAD worker's task is not running")
+        #expect(document["queue"] == ["QUEUED": 10, "PROCESSING": 3, "SUCCESS": 950, "FAILED": 2, "total": 965])
+        #expect(document["orphaned"] == [["id": "task-30", "worker": "w2"]])
+        #expect(document["orphaned_count"] == 1)
+        #expect(document["end_of_stream"] == .null)
+        #expect(document["changes"]?[0]?["from"] == "ALIVE")
+        #expect(document["changes"]?[0]?["to"] == "DEAD")
+    }
+}

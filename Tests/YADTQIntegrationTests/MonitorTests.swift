@@ -1,0 +1,269 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// A `yadtq-monitor` process, its output in files (a pipe could fill up and block it),
+/// plus Redis read with `redis-cli`, so the tests do not check the monitor with its own code.
+private struct MonitorProbe {
+    let stack: IntegrationStack
+
+    /// Starts `yadtq-monitor` with `arguments`; stdout and stderr go to artifact files.
+    func startMonitor(_ arguments: [String]) throws -> (process: Process, stdout: URL, stderr: URL) {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".test-artifacts")
+        let stdout = directory.appendingPathComponent("\(stack.settings.namespace)-monitor-\(UUID().uuidString.prefix(4)).out")
+        let stderr = stdout.deletingPathExtension().appendingPathExtension("err")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-monitor")
+        process.arguments = ["--topic", stack.topic] + arguments
+        process.environment = stack.environment
+        process.standardOutput = try IntegrationStack.artifact(stdout.lastPathComponent)
+        process.standardError = try IntegrationStack.artifact(stderr.lastPathComponent)
+        try process.run()
+        return (process, stdout, stderr)
+    }
+
+    /// `yadtq-monitor --once --json`, parsed.
+    func snapshot(_ extra: [String] = []) throws -> JSONValue {
+        let monitor = try startMonitor(["--once", "--json"] + extra)
+        #expect(IntegrationStack.waitForExit(monitor.process, timeout: .seconds(20)) == 0)
+        let text = try String(contentsOf: monitor.stdout, encoding: .utf8)
+        #expect(text.split(separator: "\n").count == 1, "--once --json prints exactly one line: \(text)")
+        return try JSONValue(parsing: text)
+    }
+
+    /// One `redis-cli --raw` command against the test's Redis; the reply's lines.
+    func redis(_ arguments: String...) throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["redis-cli", "-u", stack.settings.redis.urlWithPassword, "--raw"] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .dropLast().map(String.init)
+    }
+
+    /// A hash of the test's namespace as field -> value.
+    func hash(_ suffix: String) throws -> [String: String] {
+        let lines = try redis("HGETALL", stack.settings.keyPrefix + suffix)
+        return Dictionary(
+            stride(from: 0, to: lines.count - 1, by: 2).map { (lines[$0], lines[$0 + 1]) },
+            uniquingKeysWith: { _, last in last })
+    }
+
+    func verdict(of worker: String) throws -> String? { try hash("worker_status")[worker] }
+
+    /// Polls every 100 ms until `condition` holds; returns how long it took, or `nil` on timeout.
+    @discardableResult
+    func wait(for what: String, timeout: Duration, _ condition: () throws -> Bool) throws -> Duration? {
+        let clock = ContinuousClock()
+        let start = clock.now
+        while clock.now - start < timeout {
+            if try condition() { return clock.now - start }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Issue.record("timed out after \(timeout) waiting for \(what)")
+        return nil
+    }
+}
+
+extension RedisURL {
+    /// The URL with its password, for `redis-cli -u`.
+    fileprivate var urlWithPassword: String {
+        "redis://\(password.map { ":\($0)@" } ?? "")\(host):\(port)/\(database)"
+    }
+}
+
+/// The processes a test started, to end every one of them, even a frozen one, in a
+/// `defer` (not a `deinit`: ARC may release an object before its scope ends).
+private final class ProcessReaper {
+    private var processes: [Process] = []
+
+    func watch(_ process: Process) -> Process {
+        processes.append(process)
+        return process
+    }
+
+    func killAll() {
+        for process in processes where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Heartbeats and `yadtq-monitor` with real workers: kills, freezes, blocked tasks,
+/// concurrent writers and the JSON snapshot checked against Redis.
+@Suite("Monitor", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct MonitorIntegrationTests {
+    static let fastHeartbeat = ["--heartbeat-interval", "1s"]
+    static let fastMonitor = ["--interval", "1s", "--dead-after", "3s"]
+
+    /// A fresh stack with the topic created, so workers start beating at once.
+    private func stack(extraPlugins: [String: String] = [:]) throws -> (IntegrationStack, MonitorProbe) {
+        let stack = try IntegrationStack(extraPlugins: extraPlugins)
+        let created = try stack.run(input: "", arguments: ["--partitions", "2"])
+        #expect(created.status == 0, "\(created.stderr)")
+        return (stack, MonitorProbe(stack: stack))
+    }
+
+    @Test("a worker killed with -9 is DEAD within dead-after + interval, and its task is orphaned")
+    func killedWorkerIsDead() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        let worker = reaper.watch(try stack.startWorker("w1", arguments: Self.fastHeartbeat))
+        let monitor = reaper.watch(try probe.startMonitor(Self.fastMonitor).process)
+        let published = try stack.run(input: #"{"id": "long", "type": "sleep", "args": [20]}"# + "\n")
+        #expect(published.status == 0, "\(published.stderr)")
+        try probe.wait(for: "w1 ALIVE and busy", timeout: .seconds(30)) {
+            try probe.verdict(of: "w1") == "ALIVE"
+                && (try? Heartbeat(parsing: probe.hash("all_heartbeats")["w1"] ?? ""))?.currentTask == "long"
+        }
+        kill(worker.processIdentifier, SIGKILL)
+        // The last beat is at most one heartbeat interval older than the kill, so DEAD
+        // comes within dead-after + the monitor's interval; 1 s more for polling and a busy machine.
+        let elapsed = try probe.wait(for: "w1 DEAD", timeout: .seconds(10)) { try probe.verdict(of: "w1") == "DEAD" }
+        if let elapsed {
+            print("kill -9 -> DEAD after \(elapsed) (heartbeat 1s, dead-after 3s, interval 1s)")
+            #expect(elapsed <= .seconds(5))
+        }
+        let snapshot = try probe.snapshot(Self.fastMonitor)
+        #expect(snapshot["orphaned"] == [["id": "long", "worker": "w1"]])
+        #expect(snapshot["workers"]?[0]?["verdict"] == "DEAD")
+        #expect(monitor.isRunning, "the monitor keeps watching: no end marker was published")
+    }
+
+    @Test("a worker frozen with -STOP is DEAD, and ALIVE again after -CONT")
+    func frozenWorkerIsDeadUntilContinued() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        let worker = reaper.watch(try stack.startWorker("w1", arguments: Self.fastHeartbeat))
+        let monitor = try probe.startMonitor(Self.fastMonitor)
+        _ = reaper.watch(monitor.process)
+        try probe.wait(for: "w1 ALIVE", timeout: .seconds(30)) { try probe.verdict(of: "w1") == "ALIVE" }
+        kill(worker.processIdentifier, SIGSTOP)
+        try probe.wait(for: "frozen w1 DEAD", timeout: .seconds(10)) { try probe.verdict(of: "w1") == "DEAD" }
+        kill(worker.processIdentifier, SIGCONT)
+        try probe.wait(for: "continued w1 ALIVE", timeout: .seconds(5)) { try probe.verdict(of: "w1") == "ALIVE" }
+        let log = try String(contentsOf: monitor.stderr, encoding: .utf8)
+        #expect(log.contains(" w1 ALIVE -> DEAD: no heartbeat for "), "\(log)")
+        #expect(log.contains(" w1 DEAD -> ALIVE"), "\(log)")
+        #expect(
+            log.split(separator: "\n").allSatisfy { $0.first?.isNumber == true },
+            "every change line starts with its timestamp: \(log)")
+    }
+
+    @Test("a long sleep task past --stuck-after is STUCK, and ALIVE again when it ends")
+    func longSleepIsStuck() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        _ = reaper.watch(try stack.startWorker("w1", arguments: Self.fastHeartbeat))
+        _ = reaper.watch(try probe.startMonitor(Self.fastMonitor + ["--stuck-after", "2s"]).process)
+        _ = try stack.run(input: "sleep 6\n")
+        try probe.wait(for: "w1 STUCK", timeout: .seconds(30)) { try probe.verdict(of: "w1") == "STUCK" }
+        let snapshot = try probe.snapshot(Self.fastMonitor + ["--stuck-after", "2s"])
+        let reason = snapshot["workers"]?[0]?["reason"]?.stringValue ?? ""
+        #expect(reason.contains("(stuck after 2s)"), "\(reason)")
+        try probe.wait(for: "w1 ALIVE after the task", timeout: .seconds(15)) { try probe.verdict(of: "w1") == "ALIVE" }
+    }
+
+    @Test("a task blocked in C past the worker's own time limit makes the worker STUCK, not ALIVE or DEAD")
+    func blockedTaskLoopIsStuck() throws {
+        // A pattern match whose cost grows as C(n + k, k): the time limit is only checked
+        // between Lua instructions, so this one call blocks the task thread for minutes.
+        let blocking = """
+            return function(args)
+              return string.find(string.rep("a", 60), string.rep(".-", 10) .. "b")
+            end
+            """
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack(extraPlugins: ["blocking": blocking])
+        _ = reaper.watch(try stack.startWorker("w1", arguments: Self.fastHeartbeat + ["--timeout", "1s"]))
+        _ = reaper.watch(try probe.startMonitor(Self.fastMonitor).process)
+        _ = try stack.run(input: "blocking\n")
+        // Stuck after the 1 s limit plus one 1 s heartbeat interval; the heartbeat thread keeps beating.
+        try probe.wait(for: "w1 STUCK", timeout: .seconds(30)) { try probe.verdict(of: "w1") == "STUCK" }
+        Thread.sleep(forTimeInterval: 4)
+        #expect(try probe.verdict(of: "w1") == "STUCK", "still beating, so STUCK rather than DEAD")
+    }
+
+    @Test("two workers and a monitor write the same hashes without losing each other's fields; the monitor exits on end")
+    func concurrentWritersKeepEveryField() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        let workers = try ["w1", "w2"].map { reaper.watch(try stack.startWorker($0, arguments: Self.fastHeartbeat)) }
+        let monitor = reaper.watch(
+            try probe.startMonitor(["--interval", "200ms", "--dead-after", "3s"]).process)
+        try probe.wait(for: "both workers judged", timeout: .seconds(30)) {
+            try probe.hash("worker_status").keys.sorted() == ["w1", "w2"]
+        }
+        // 300 tasks of 20 ms on two workers: a few seconds of beats, verdicts and task writes at once.
+        let tasks = (0..<300).map { #"{"id": "t\#($0)", "type": "sleep", "args": [0.02]}"# }
+        let published = try stack.run(input: (tasks + ["end"]).joined(separator: "\n") + "\n")
+        #expect(published.status == 0, "\(published.stderr)")
+        let required: Set = [
+            "last_heartbeat", "state", "current_task", "task_started_at", "processed", "failed", "partitions", "pid",
+            "host", "started_at",
+        ]
+        var samples = 0
+        while workers.contains(where: \.isRunning) {
+            let heartbeats = try probe.hash("all_heartbeats")
+            let verdicts = try probe.hash("worker_status")
+            #expect(heartbeats.keys.sorted() == ["w1", "w2"])
+            #expect(verdicts.keys.sorted() == ["w1", "w2"])
+            for (name, text) in heartbeats {
+                let document = try JSONValue(parsing: text)
+                let fields = Set(document.objectValue?.keys.map { $0 } ?? [])
+                #expect(fields.isSuperset(of: required), "\(name): \(text)")
+            }
+            samples += 1
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(samples > 10)
+        for worker in workers { #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0) }
+        #expect(IntegrationStack.waitForExit(monitor, timeout: .seconds(10)) == 0, "end drained, workers stopped")
+        let finals = try probe.hash("all_heartbeats").mapValues { try Heartbeat(parsing: $0) }
+        #expect(finals.values.allSatisfy { $0.state == .stopped })
+        #expect(finals.values.map(\.processed).reduce(0, +) == 300)
+        #expect(try probe.hash("worker_status") == ["w1": "DEAD", "w2": "DEAD"])
+    }
+
+    @Test("--once --json parses and matches what Redis holds")
+    func jsonSnapshotMatchesRedis() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        let worker = reaper.watch(try stack.startWorker("w1", arguments: Self.fastHeartbeat))
+        let input = (0..<20).map { "add \($0) 1" } + [#"{"id": "bad", "type": "div", "args": [1, 0], "max_attempts": 1}"#, "end"]
+        _ = try stack.run(input: input.joined(separator: "\n") + "\n", arguments: ["--wait"])
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0)
+        let snapshot = try probe.snapshot()
+        let prefix = stack.settings.keyPrefix
+        for status in TaskStatus.allCases {
+            let count = try probe.redis("ZCARD", prefix + "index:" + status.rawValue).first.flatMap { Int64($0) }
+            #expect(snapshot["queue"]?[status.rawValue]?.intValue == count, "\(status)")
+        }
+        #expect(snapshot["queue"]?["SUCCESS"] == 20)
+        #expect(snapshot["queue"]?["FAILED"] == 1)
+        #expect(snapshot["namespace"]?.stringValue == stack.settings.namespace)
+        let stored = try JSONValue(parsing: try #require(try probe.hash("all_heartbeats")["w1"]))
+        let reported = try #require(snapshot["workers"]?[0]?.objectValue)
+        for (field, value) in try #require(stored.objectValue) {
+            #expect(reported[field] == value, "\(field)")
+        }
+        #expect(reported["name"] == "w1")
+        #expect(reported["verdict"]?.stringValue == (try probe.verdict(of: "w1")))
+        #expect(reported["verdict"] == "DEAD")
+        #expect(reported["reason"] == "stopped")
+        #expect(snapshot["end_of_stream"]?["complete"] == true)
+        #expect(snapshot["orphaned"] == [])
+    }
+}

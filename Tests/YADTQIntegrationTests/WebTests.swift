@@ -1,0 +1,342 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// `yadtq-web`'s JSON API and its safety rules, against a running server, the real Redis
+/// and broker, and a real worker. Requests are made with curl, so YADTQ is not checked
+/// with its own code.
+@Suite("Web API", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct WebAPITests {
+    @Test("POST /api/tasks queues a list and a single task; a worker runs them; every read shows them, also after a restart")
+    func submitListAndRead() throws {
+        let stack = try IntegrationStack()
+        let worker = try stack.startWorker("w-api")
+        defer { WebServerProcess.terminate(worker) }
+        var server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+
+        let batch = try server.send(
+            "POST", "/api/tasks",
+            json: #"[{"type": "add", "args": [1, 2], "id": "api-add"}, {"type": "echo", "args": ["<script>alert(1)</script>"], "id": "api-xss"}]"#)
+        #expect(batch.status == 202, "\(batch.body)")
+        let queued = try #require(batch.json?["tasks"]?.arrayValue)
+        #expect(queued.map { $0["status"]?.stringValue } == ["QUEUED", "QUEUED"])
+        #expect(queued.allSatisfy { $0["partition"]?.intValue != nil })
+        #expect(queued.first?["url"]?.stringValue == "/tasks/api-add")
+
+        let single = try server.send("POST", "/api/tasks", json: #"{"type": "div", "args": [1, 0], "id": "api-div", "max_attempts": 1}"#)
+        #expect(single.status == 202, "\(single.body)")
+        #expect(single.json?["tasks"]?[0]?["max_attempts"]?.intValue == 1)
+        let again = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [5, 5], "id": "api-add"}"#)
+        #expect(again.json?["tasks"]?[0]?["status"]?.stringValue == "DUPLICATE")
+
+        let add = try server.waitForTerminal("api-add")
+        #expect(add["status"]?.stringValue == "SUCCESS")
+        #expect(add["result"] == .int(3))
+        #expect(add["attempts"]?.intValue == 1)
+        #expect(add["worker"]?.stringValue == "w-api")
+        #expect(add["run_ms"]?.intValue != nil && add["total_ms"]?.intValue != nil)
+        #expect(try server.waitForTerminal("api-xss")["result"] == .array([.string("<script>alert(1)</script>")]))
+        let division = try server.waitForTerminal("api-div")
+        #expect(division["status"]?.stringValue == "FAILED")
+        #expect(division["errors"]?.arrayValue?.count == 1)
+        #expect(division["error"]?.stringValue?.contains("division by zero") == true)
+
+        let page = try server.send("GET", "/tasks/api-xss").body
+        #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(!page.contains("<script>alert"), "a task's args must never become markup")
+
+        // A new server process shows everything: nothing lived in the old one's memory.
+        server.stop()
+        server = try WebServerProcess(stack: stack)
+        let all = try server.send("GET", "/api/tasks")
+        #expect(all.status == 200)
+        #expect(Set(all.json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == ["api-add", "api-xss", "api-div"])
+        #expect(all.json?["counts"] == ["QUEUED": 0, "PROCESSING": 0, "SUCCESS": 2, "FAILED": 1])
+        let failed = try server.send("GET", "/api/tasks?status=FAILED")
+        #expect(failed.json?["tasks"]?.arrayValue?.map { $0["id"] } == [.string("api-div")])
+        let byType = try server.send("GET", "/api/tasks?type=add&status=SUCCESS")
+        #expect(byType.json?["tasks"]?.arrayValue?.map { $0["id"] } == [.string("api-add")])
+
+        let firstPage = try server.send("GET", "/api/tasks?limit=2")
+        #expect(firstPage.json?["tasks"]?.arrayValue?.count == 2)
+        let cursor = try #require(firstPage.json?["next_cursor"]?.stringValue)
+        let secondPage = try server.send("GET", "/api/tasks?limit=2&cursor=\(cursor)")
+        #expect(secondPage.json?["tasks"]?.arrayValue?.count == 1)
+        #expect(secondPage.json?["next_cursor"] == .null)
+
+        // The heartbeat catches up with the finished tasks within an interval or two.
+        var entry: JSONValue = .null
+        let deadline = ContinuousClock.now + .seconds(20)
+        repeat {
+            Thread.sleep(forTimeInterval: 0.2)
+            let workers = try server.send("GET", "/api/workers").json?["workers"]?.arrayValue ?? []
+            entry = workers.first { $0["name"]?.stringValue == "w-api" } ?? .null
+        } while entry["processed"]?.intValue != 3 && ContinuousClock.now < deadline
+        #expect(entry["verdict"]?.stringValue == "ALIVE", "\(entry)")
+        #expect(entry["processed"]?.intValue == 3)
+
+        let stats = try server.send("GET", "/api/stats")
+        #expect(stats.json?["total"]?.intValue == 3)
+        #expect(stats.json?["types"]?["add"]?.intValue == 1)
+        let buckets = stats.json?["throughput"]?["buckets"]?.arrayValue ?? []
+        #expect(buckets.count == 60)
+        #expect(buckets.reduce(0) { $0 + ($1["succeeded"]?.intValue ?? 0) } == 2)
+
+        #expect(try server.send("GET", "/healthz").json?["status"]?.stringValue == "ok")
+    }
+
+    @Test("bad input gets a 4xx with a message that says what to fix, and nothing is queued")
+    func rejectsBadInput() throws {
+        let stack = try IntegrationStack()
+        let server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+
+        let unknown = try server.send("POST", "/api/tasks", json: #"{"type": "no_such_type", "args": [1]}"#)
+        #expect(unknown.status == 422)
+        #expect(unknown.error?.contains("unknown task type 'no_such_type'") == true, "\(unknown.body)")
+        #expect(unknown.error?.contains("known types: add") == true)
+
+        let malformed = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2"#)
+        #expect(malformed.status == 400)
+        #expect(malformed.error?.contains("not valid JSON") == true, "\(malformed.body)")
+
+        let notArray = try server.send("POST", "/api/tasks", json: #"[{"type": "add", "args": [1, 2]}, {"type": "add", "args": 3}]"#)
+        #expect(notArray.status == 400)
+        #expect(notArray.json?["details"]?[0]?.stringValue?.hasPrefix("task 2: \"args\" must be a JSON array") == true, "\(notArray.body)")
+
+        let attempts = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "max_attempts": 0}"#)
+        #expect(attempts.status == 400)
+        #expect(attempts.error?.contains("max_attempts") == true)
+
+        let huge = "[" + Array(repeating: #"{"type": "add", "args": [1, 2]}"#, count: 40_000).joined(separator: ",") + "]"
+        let oversize = try server.send("POST", "/api/tasks", json: huge)
+        #expect(oversize.status == 413)
+        #expect(oversize.error?.contains("larger than 1024 KiB") == true, "\(oversize.body)")
+
+        let form = try server.send("POST", "/api/tasks", body: "type=add", headers: ["Content-Type: application/x-www-form-urlencoded"])
+        #expect(form.status == 415)
+
+        let missing = try server.send("GET", "/api/tasks/never-submitted")
+        #expect(missing.status == 404)
+        #expect(missing.error?.contains("no task with id 'never-submitted'") == true)
+        #expect(try server.send("GET", "/tasks/never-submitted").status == 404)
+
+        #expect(try server.send("GET", "/api/tasks?status=DONE").error?.contains("unknown status 'DONE'") == true)
+        #expect(try server.send("GET", "/api/tasks?cursor=soon").status == 400)
+        #expect(try server.send("GET", "/api/tasks?limit=100000").status == 400)
+        #expect(try server.send("GET", "/api/no-such-route").status == 404)
+
+        // The submit form refuses a post without its CSRF token, and one from another site.
+        let noToken = try server.send(
+            "POST", "/submit", body: "mode=one&type=add&args=1+2", headers: ["Content-Type: application/x-www-form-urlencoded"])
+        #expect(noToken.status == 403)
+        #expect(noToken.body.contains("security token"))
+        let crossSite = try server.send(
+            "POST", "/submit", body: "mode=one&type=add&args=1+2",
+            headers: ["Content-Type: application/x-www-form-urlencoded", "Origin: http://evil.example"])
+        #expect(crossSite.status == 403)
+        #expect(crossSite.body.contains("cross-site request refused"))
+
+        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0])
+    }
+
+    @Test("with YADTQ_WEB_TOKEN, the API needs the bearer token and pages need a login")
+    func tokenProtectsEverything() throws {
+        let stack = try IntegrationStack()
+        let server = try WebServerProcess(stack: stack, token: "s3cret-token")
+        defer { server.stop() }
+
+        let anonymous = try server.send("GET", "/api/tasks", as: .anonymous)
+        #expect(anonymous.status == 401)
+        #expect(anonymous.error?.contains("Authorization: Bearer") == true)
+        #expect(try server.send("GET", "/api/tasks", as: .token("wrong")).status == 401)
+        #expect(try server.send("GET", "/api/tasks", as: .token("s3cret-token")).status == 200)
+        #expect(try server.send("GET", "/healthz", as: .anonymous).status == 200, "the health check stays open")
+
+        let page = try server.send("GET", "/tasks?status=FAILED", as: .anonymous)
+        #expect(page.status == 302)
+        #expect(page.headers["location"] == "/login?next=%2Ftasks%3Fstatus%3DFAILED")
+
+        // Sign in through the form: GET sets the CSRF cookie, POST checks it and the token.
+        let jar = try server.cookieJar()
+        let form = try server.send("GET", "/login", as: .anonymous, cookies: jar)
+        let csrf = try #require(form.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+        let post = ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"]
+        let wrong = try server.send(
+            "POST", "/login", body: "csrf=\(csrf)&next=%2Ftasks&token=nope", headers: post, as: .anonymous, cookies: jar)
+        #expect(wrong.status == 401)
+        let signedIn = try server.send(
+            "POST", "/login", body: "csrf=\(csrf)&next=%2Ftasks&token=s3cret-token", headers: post, as: .anonymous, cookies: jar)
+        #expect(signedIn.status == 303)
+        #expect(signedIn.headers["location"] == "/tasks")
+        let tasks = try server.send("GET", "/tasks", as: .anonymous, cookies: jar)
+        #expect(tasks.status == 200)
+        #expect(tasks.body.contains("<h1>Tasks</h1>"))
+        #expect(try server.send("GET", "/api/stats", as: .anonymous, cookies: jar).status == 200, "the page's session reads the API")
+        let cookieSubmit = try server.send(
+            "POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2]}"#, as: .anonymous, cookies: jar)
+        #expect(cookieSubmit.status == 401, "submitting through the API needs the bearer token, not the page's cookie")
+
+        let signedOut = try server.send("POST", "/logout", body: "csrf=\(csrf)", headers: post, as: .anonymous, cookies: jar)
+        #expect(signedOut.status == 303)
+        #expect(try server.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 302)
+    }
+}
+
+/// A `yadtq-web` process of one test, on a free port, with its output in `.test-artifacts`.
+struct WebServerProcess {
+    let process: Process
+    let base: String
+    /// The bearer token API calls send by default.
+    let token: String?
+
+    init(stack: IntegrationStack, token: String? = nil) throws {
+        let port = try Self.freePort()
+        base = "http://127.0.0.1:\(port)"
+        self.token = token
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-web")
+        process.arguments = ["--host", "127.0.0.1", "--port", String(port)]
+        var environment = stack.environment
+        environment["YADTQ_WEB_TOKEN"] = token
+        process.environment = environment
+        let log = try IntegrationStack.artifact("\(stack.settings.namespace)-web-\(port).log")
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? send("GET", "/healthz").status) != 200 {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                stop()
+                throw WebTestError("yadtq-web did not answer on \(base) within 30 s; see .test-artifacts")
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    func stop() {
+        Self.terminate(process)
+    }
+
+    /// Stops a process the test started: SIGTERM, then SIGKILL if it lingers.
+    static func terminate(_ process: Process) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// A port on 127.0.0.1 that nothing listens on right now (the kernel's pick for port 0).
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw WebTestError("socket() failed: errno \(errno)") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(descriptor, generic, length) == 0 && getsockname(descriptor, generic, &length) == 0
+            }
+        }
+        guard bound else { throw WebTestError("could not bind a free port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// A fresh cookie file for curl, for a test that signs in.
+    func cookieJar() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-cookies-\(UUID().uuidString)").path
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        return path
+    }
+
+    /// Who a request claims to be.
+    enum Credentials {
+        /// The server's own token, when it has one.
+        case serverToken
+        case anonymous
+        case token(String)
+    }
+
+    /// One request with curl; `json` sends a body with `Content-Type: application/json`.
+    func send(
+        _ method: String, _ path: String, json: String? = nil, body: String? = nil, headers: [String] = [],
+        as credentials: Credentials = .serverToken, cookies: String? = nil
+    ) throws -> HTTPExchange {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-http-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bodyFile = directory.appendingPathComponent("body").path
+        let headerFile = directory.appendingPathComponent("headers").path
+        var arguments = ["-sS", "-X", method, "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}", "--max-time", "30"]
+        var allHeaders = headers
+        switch credentials {
+        case .serverToken: if let token { allHeaders.append("Authorization: Bearer \(token)") }
+        case .anonymous: break
+        case .token(let value): allHeaders.append("Authorization: Bearer \(value)")
+        }
+        if json != nil { allHeaders.append("Content-Type: application/json") }
+        for header in allHeaders { arguments += ["-H", header] }
+        if let content = json ?? body {
+            let requestFile = directory.appendingPathComponent("request")
+            try Data(content.utf8).write(to: requestFile)
+            arguments += ["--data-binary", "@" + requestFile.path]
+        }
+        if let cookies { arguments += ["-b", cookies, "-c", cookies] }
+        arguments.append(base + path)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let status = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let code = Int(status) else {
+            throw WebTestError("curl \(method) \(path) failed with exit status \(process.terminationStatus)")
+        }
+        let responseBody = (try? String(contentsOfFile: bodyFile, encoding: .utf8)) ?? ""
+        var responseHeaders: [String: String] = [:]
+        for line in ((try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "").split(separator: "\r\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            responseHeaders[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return HTTPExchange(status: code, headers: responseHeaders, body: responseBody)
+    }
+
+    /// Polls `GET /api/tasks/{id}` until the task is SUCCESS or FAILED.
+    func waitForTerminal(_ id: String, timeout: Duration = .seconds(90)) throws -> JSONValue {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let task = try send("GET", "/api/tasks/\(id)").json ?? .null
+            if ["SUCCESS", "FAILED"].contains(task["status"]?.stringValue) { return task }
+            guard ContinuousClock.now < deadline else {
+                throw WebTestError("task \(id) is still \(task["status"]?.stringValue ?? "unknown") after \(timeout)")
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+}
+
+/// One HTTP answer.
+struct HTTPExchange {
+    var status: Int
+    /// Header names in lower case.
+    var headers: [String: String]
+    var body: String
+
+    var json: JSONValue? { try? JSONValue(parsing: body) }
+    /// The `error` message of a JSON error body.
+    var error: String? { json?["error"]?.stringValue }
+}
+
+struct WebTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
