@@ -13,21 +13,29 @@ struct IntegrationStack {
     let topic: String
     let binDirectory: String
     let pluginsDirectory: String
+    /// The environment the stack was made from (the broker and Redis addresses come from it).
+    let baseEnvironment: [String: String]
     let logger = Logger(label: "yadtq-test")
 
-    /// - Parameter extraPlugins: test-only task types (type -> Lua source), added to a
-    ///   private copy of the shipped plugins.
-    init(extraPlugins: [String: String] = [:]) throws {
-        let environment = ProcessInfo.processInfo.environment
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// - Parameters:
+    ///   - environment: where `YADTQ_BROKERS`/`YADTQ_REDIS` come from (a private stack may override them).
+    ///   - label: starts the namespace, group and topic names, which are otherwise random.
+    ///   - extraPlugins: test-only task types (type -> Lua source), added to a private copy
+    ///     of the shipped plugins.
+    init(environment: [String: String] = ProcessInfo.processInfo.environment, label: String = "test",
+         extraPlugins: [String: String] = [:]) throws {
         let suffix = UUID().uuidString.prefix(8).lowercased()
         var settings = try YADTQSettings(environment: environment)
-        settings.namespace = "test-\(suffix)"
-        settings.group = "group-\(suffix)"
-        self.topic = "topic-\(suffix)"
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+        settings.namespace = "\(label)-\(suffix)"
+        settings.group = "\(label)-group-\(suffix)"
+        self.topic = "\(label)-topic-\(suffix)"
+        baseEnvironment = environment
+        let repository = Self.repository
         let shipped = repository.appendingPathComponent("plugins")
-        let plugins = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-plugins-\(suffix)")
+        let plugins = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-plugins-\(label)-\(suffix)")
         try FileManager.default.copyItem(at: shipped, to: plugins)
         for (type, source) in extraPlugins {
             try Data(source.utf8).write(to: plugins.appendingPathComponent(type + ".lua"))
@@ -42,7 +50,7 @@ struct IntegrationStack {
 
     /// The environment a YADTQ command of this test runs with.
     var environment: [String: String] {
-        var environment = ProcessInfo.processInfo.environment
+        var environment = baseEnvironment
         environment["YADTQ_NAMESPACE"] = settings.namespace
         environment["YADTQ_GROUP"] = settings.group
         environment["YADTQ_PLUGINS"] = pluginsDirectory
@@ -50,26 +58,41 @@ struct IntegrationStack {
         return environment
     }
 
-    /// Starts `yadtq-worker name topic` with its output in a log file under `.test-artifacts`.
-    func startWorker(_ name: String, arguments: [String] = []) throws -> Process {
+    /// Starts `yadtq-worker name topic` with its output appended to a log file under
+    /// `.test-artifacts` (a restarted worker adds to the same log).
+    func startWorker(_ name: String, arguments: [String] = [], environment extra: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binDirectory + "/yadtq-worker")
         process.arguments = [name, topic] + arguments
-        process.environment = environment
+        process.environment = environment.merging(extra) { _, new in new }
         let log = try Self.artifact("\(settings.namespace)-\(name).log")
+        log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
         try process.run()
         return process
     }
 
+    /// The log of a worker started with ``startWorker(_:arguments:environment:)``.
+    func workerLog(_ name: String) -> String {
+        let path = Self.repository.appendingPathComponent(".test-artifacts/\(settings.namespace)-\(name).log").path
+        return (try? String(contentsOfFile: path, encoding: .isoLatin1)) ?? ""
+    }
+
+    typealias RunOutcome = (status: Int32, reason: Process.TerminationReason, stdout: String, stderr: String)
+
     /// Runs `yadtq-run` with `input` on standard input, to completion.
-    func run(input: String, arguments: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(input: String, arguments: [String] = []) throws -> RunOutcome {
+        try run(input: Array(input.utf8), arguments: arguments)
+    }
+
+    /// Runs `yadtq-run` with `input` (any bytes) on standard input, to completion.
+    func run(input: [UInt8], arguments: [String] = []) throws -> RunOutcome {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let files = ["in", "out", "err"].map { directory.appendingPathComponent($0) }
-        try Data(input.utf8).write(to: files[0])
+        try Data(input).write(to: files[0])
         for file in files.dropFirst() { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binDirectory + "/yadtq-run")
@@ -80,8 +103,8 @@ struct IntegrationStack {
         process.standardError = try FileHandle(forWritingTo: files[2])
         try process.run()
         process.waitUntilExit()
-        let output = try files.dropFirst().map { try String(contentsOf: $0, encoding: .utf8) }
-        return (process.terminationStatus, output[0], output[1])
+        let output = try files.dropFirst().map { String(decoding: try Data(contentsOf: $0), as: UTF8.self) }
+        return (process.terminationStatus, process.terminationReason, output[0], output[1])
     }
 
     /// Waits for a process to exit; fails the test and kills it after `timeout`.
@@ -110,7 +133,13 @@ struct IntegrationStack {
             if statuses.allSatisfy({ $0?.isTerminal == true }) { break }
             Thread.sleep(forTimeInterval: 0.1)
         }
+        return try records(ids)
+    }
+
+    /// The records of `ids`, read a thousand at a time.
+    func records(_ ids: [String]) throws -> [TaskRecord?] {
         var records: [TaskRecord?] = []
+        let store = self.store
         for start in stride(from: 0, to: ids.count, by: 1000) {
             records += try store.records(ids: Array(ids[start..<min(start + 1000, ids.count)]))
         }
@@ -129,7 +158,7 @@ struct IntegrationStack {
             while seen < int(sys.argv[4]) and time.time() < deadline:
                 m = c.poll(0.5)
                 if m is None or m.error(): continue
-                print(m.value().decode()); seen += 1
+                print(m.value().decode(errors="replace")); seen += 1
             c.close()
             """
         let process = Process()
@@ -148,8 +177,7 @@ struct IntegrationStack {
 
     /// A file under `.test-artifacts/` for logs a failed run leaves behind.
     static func artifact(_ name: String) throws -> FileHandle {
-        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".test-artifacts")
+        let directory = repository.appendingPathComponent(".test-artifacts")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent(name).path
         _ = FileManager.default.createFile(atPath: path, contents: nil)

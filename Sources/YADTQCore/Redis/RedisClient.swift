@@ -29,7 +29,25 @@ final class RedisClient: @unchecked Sendable {
     func execute(_ commands: [RedisCommand]) throws -> [RedisReply] {
         lock.lock()
         defer { lock.unlock() }
-        return try withReconnection { try $0.execute(commands) }
+        return try withReconnection { connection in
+            let replies = try connection.execute(commands)
+            for reply in replies { try Self.throwIfLoading(reply.errorMessage) }
+            return replies
+        }
+    }
+
+    /// A restarted Redis answers `LOADING` until it has read its data back (seconds for a
+    /// big append-only file). That passes like a broken connection does, so it is retried
+    /// with backoff (see `withReconnection`) instead of failing the call for good.
+    private static func throwIfLoading(_ message: String?) throws {
+        guard let message, message.hasPrefix("LOADING") else { return }
+        throw YADTQError(
+            .redis, "Redis is loading its data set after a restart", libraryMessage: message,
+            remedy: "Nothing to do: the call is retried until Redis has loaded")
+    }
+
+    private static func isTransient(_ error: YADTQError) -> Bool {
+        error.area == .redis && (error.libraryCode != nil || error.libraryMessage?.hasPrefix("LOADING") == true)
     }
 
     func execute(_ command: RedisCommand) throws -> RedisReply {
@@ -52,6 +70,7 @@ final class RedisClient: @unchecked Sendable {
                         scriptHashes[script.name] = nil
                         continue
                     }
+                    try Self.throwIfLoading(message)
                     throw YADTQError(
                         .redis, "Redis script '\(script.name)' failed", libraryMessage: message,
                         remedy: "This is a YADTQ bug; please report it with this message")
@@ -66,6 +85,7 @@ final class RedisClient: @unchecked Sendable {
         if let hash = scriptHashes[script.name] { return hash }
         let reply = try connection.execute([RedisCommand("SCRIPT", "LOAD", script.source)])[0]
         guard let hash = reply.text, reply.errorMessage == nil else {
+            try Self.throwIfLoading(reply.errorMessage)
             throw YADTQError(
                 .redis, "Redis refused to load script '\(script.name)'", libraryMessage: reply.errorMessage,
                 remedy: "YADTQ needs Redis 5 or later with scripting enabled")
@@ -87,8 +107,9 @@ final class RedisClient: @unchecked Sendable {
                 let result = try body(connection)
                 if reported { logger.notice("Redis at \(url) is reachable again") }
                 return result
-            } catch let error as YADTQError where error.area == .redis && error.libraryCode != nil {
-                // Only transport failures (hiredis error codes) are retried; a Redis error reply is final.
+            } catch let error as YADTQError where Self.isTransient(error) {
+                // Only transport failures (hiredis error codes) and LOADING are retried; any
+                // other Redis error reply is final.
                 connection = nil
                 scriptHashes.removeAll()
                 if let reconnectFor, clock.now - start + delay > reconnectFor { throw error }

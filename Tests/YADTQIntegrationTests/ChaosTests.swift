@@ -1,0 +1,253 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// The scenarios of `scripts/chaos`, smaller: killed and frozen workers, a Redis
+/// restart, a frozen broker, poison messages, bad producer input and a task longer
+/// than max.poll.interval.ms. Every task must end terminal with the right result,
+/// attempts within max_attempts, and no terminal status rewritten. Timings are never
+/// asserted. Redis restarts and broker stalls use a private stack, so the tests running
+/// beside them are not disturbed.
+@Suite("Chaos", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct ChaosTests {
+    private func createTopic(_ stack: ChaosStack, partitions: Int) throws {
+        let created = try stack.base.run(input: "", arguments: ["--partitions", String(partitions)])
+        #expect(created.status == 0, "\(created.stderr)")
+    }
+
+    /// Two workers and a producer streaming `count` tasks over 4 s, returned once a fifth of
+    /// them are SUCCESS: the moment to inject a fault.
+    private func streamedRun(_ stack: ChaosStack, prefix: String, count: Int) throws
+        -> (ids: [String], workers: [Process], producer: Process)
+    {
+        let (lines, ids) = ChaosStack.stampTasks(count, prefix: prefix, nap: 0.002)
+        try createTopic(stack, partitions: 4)
+        let workers = try ["w1", "w2"].map { try stack.base.startWorker($0, arguments: ["--batch-size", "50"]) }
+        let producer = try stack.streamRun(lines, over: 4)
+        let store = stack.store
+        try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count / 5 }
+        return (ids, workers, producer)
+    }
+
+    @Test("kill -9 of a worker three times mid-run, restarted each time: nothing lost, nothing rewritten")
+    func workerKills() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        let count = 1200
+        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "kill", nap: 0.005)
+        try createTopic(stack, partitions: 6)
+        let arguments = ["--batch-size", "20"]
+        let stable = try ["w1", "w2"].map { try stack.base.startWorker($0, arguments: arguments) }
+        var victim = try stack.base.startWorker("victim", arguments: arguments)
+        let run = try stack.base.run(input: lines.joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let store = stack.store
+        var snapshots: [[String: ChaosStack.Terminal]] = []
+        for round in 1...3 {
+            try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count * round / 5 }
+            snapshots.append(try stack.terminalSnapshot(ids))
+            kill(victim.processIdentifier, SIGKILL)
+            victim.waitUntilExit()
+            Thread.sleep(forTimeInterval: 0.3)
+            victim = try stack.base.startWorker("victim", arguments: arguments)
+        }
+        let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
+        try stack.verifyStamped(ids, records: records, snapshots: snapshots)
+        #expect(snapshots.last!.count < count, "the last kill must land before the end of the run")
+        #expect(ChaosStack.stop(stable + [victim]) == [0, 0, 0])
+    }
+
+    @Test("a worker frozen past the session timeout: the other moves on; woken, it writes nothing stale")
+    func frozenWorker() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        let count = 400
+        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "frozen", nap: 0.02)
+        try createTopic(stack, partitions: 4)
+        let frozen = try stack.base.startWorker("frozen", arguments: ["--batch-size", "10"])
+        let other = try stack.base.startWorker("other", arguments: ["--batch-size", "10"])
+        let run = try stack.base.run(input: lines.joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let store = stack.store
+        try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count / 5 }
+        kill(frozen.processIdentifier, SIGSTOP)
+        let stoppedAt = currentEpochMilliseconds()
+        // Longer than session.timeout.ms (6 s) plus the broker's hold of the rejoin.
+        Thread.sleep(forTimeInterval: 13)
+        let snapshot = try stack.terminalSnapshot(ids)
+        kill(frozen.processIdentifier, SIGCONT)
+        let wokenAt = currentEpochMilliseconds()
+        let before = try stack.base.records(ids).compactMap { $0 }
+        let held = Set(before.filter { $0.worker == "frozen" && ($0.finishedAt ?? .max) < stoppedAt }.compactMap(\.partition))
+        let takenOver = before.filter {
+            $0.worker == "other" && held.contains($0.partition ?? -1) && (stoppedAt...wokenAt).contains($0.finishedAt ?? 0)
+        }
+        #expect(!held.isEmpty && !takenOver.isEmpty, "the frozen worker's partitions \(held) must move on without it")
+        let records = try stack.base.waitForTerminal(ids, timeout: .seconds(90))
+        Thread.sleep(forTimeInterval: 2)  // whatever the woken worker would still write or commit
+        try stack.verifyStamped(ids, records: try stack.base.records(ids), snapshots: [snapshot])
+        #expect(records.allSatisfy { $0?.status == .success })
+        #expect(ChaosStack.stop([frozen, other]) == [0, 0])
+        // Every message is committed in the end (nothing left for a redelivery).
+        #expect(try stack.committedOffsets(partitions: 4).reduce(0, +) == Int64(count))
+    }
+
+    @Test("Redis killed with -9 and restarted mid-run: producer and workers retry and resume, nothing lost")
+    func redisRestart() throws {
+        let stack = try ChaosStack(privateServices: true)
+        defer { stack.shutDown() }
+        let (ids, workers, producer) = try streamedRun(stack, prefix: "redis", count: 1500)
+        // 40 MB of ballast in the append-only file: the restarted Redis answers LOADING for a
+        // while, which workers and producer must wait out like the outage itself.
+        let ballast = #"""
+            import sys
+            v = "b" * 1024
+            for c in range(40):
+                a = ["MSET"] + [x for k in range(1000) for x in (f"ballast:{c}:{k}", v)]
+                sys.stdout.write(f"*{len(a)}\r\n" + "".join(f"${len(x)}\r\n{x}\r\n" for x in a))
+            """#
+        try ChaosStack.shell(#"python3 -c "$0" | redis-cli -p "$1" --pipe >/dev/null"#, [ballast, String(stack.settings.redis.port)])
+        let snapshot = try stack.terminalSnapshot(ids)
+        kill(try stack.servicePID("redis"), SIGKILL)
+        Thread.sleep(forTimeInterval: 1.5)
+        try stack.startServices()
+        #expect(IntegrationStack.waitForExit(producer, timeout: .seconds(90)) == 0, "yadtq-run rides out the outage")
+        let records = try stack.base.waitForTerminal(ids, timeout: .seconds(90))
+        try stack.verifyStamped(ids, records: records, snapshots: [snapshot])
+        #expect(ChaosStack.stop(workers) == [0, 0])
+        for name in ["w1", "w2"] {
+            let log = stack.base.workerLog(name)
+            #expect(log.contains("retrying with backoff") && log.contains("reachable again"), "\(name) reports the outage")
+        }
+    }
+
+    @Test("the broker frozen (SIGSTOP) for 8 s mid-run: producer and workers ride through")
+    func brokerStall() throws {
+        let stack = try ChaosStack(privateServices: true)
+        defer { stack.shutDown() }
+        let (ids, workers, producer) = try streamedRun(stack, prefix: "stall", count: 1000)
+        let snapshot = try stack.terminalSnapshot(ids)
+        let broker = try stack.servicePID("tansu")
+        kill(broker, SIGSTOP)
+        Thread.sleep(forTimeInterval: 8)
+        kill(broker, SIGCONT)
+        #expect(IntegrationStack.waitForExit(producer, timeout: .seconds(90)) == 0, "yadtq-run rides out the stall")
+        let records = try stack.base.waitForTerminal(ids, timeout: .seconds(90))
+        try stack.verifyStamped(ids, records: records, snapshots: [snapshot])
+        #expect(ChaosStack.stop(workers) == [0, 0])
+    }
+
+    @Test("poison written straight to the topic ends FAILED with a reason and in the DLQ; the partition moves on")
+    func poisonMessages() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 2)
+        let worker = try stack.base.startWorker("w1", arguments: ["--batch-size", "20"])
+        let (lines, ids) = ChaosStack.stampTasks(40, prefix: "good", nap: 0)
+        #expect(try stack.base.run(input: lines[..<20].joined(separator: "\n") + "\n").status == 0)
+        let big = String(repeating: "x", count: 2 * 1024 * 1024)
+        // Without an id: the worker names them poison-<topic>-<partition>-<offset>.
+        let anonymous: [[UInt8]] = [
+            [0xFF, 0xFE, 0x00] + Array(" not json".utf8), [], Array("[1, 2, 3]".utf8), Array(#"{"no": "id"}"#.utf8),
+            Array(("{" + big).utf8),
+        ]
+        let named: [(id: String, value: String, reason: String)] = [
+            ("p-unknown", #"{"id": "p-unknown", "type": "no_such_type", "args": [1]}"#, "no_such_type"),
+            ("p-args", #"{"id": "p-args", "type": "add", "args": "1 2"}"#, "args"),
+            ("p-oversize", #"{"id": "p-oversize", "type": "no_such_type", "args": [""# + big + #""]}"#, "no_such_type"),
+        ]
+        var poisonIDs: [String] = []
+        for partition: Int32 in [0, 1] {
+            let written = try stack.produceRaw(anonymous, partition: partition)
+            #expect(written.count == anonymous.count)
+            poisonIDs += written.map { "poison-\(stack.topic)-\($0.partition)-\($0.offset)" }
+        }
+        _ = try stack.produceRaw(named.map { Array($0.value.utf8) }, partition: 0)
+        poisonIDs += named.map(\.id)
+        #expect(try stack.base.run(input: lines[20...].joined(separator: "\n") + "\n").status == 0)
+        let good = try stack.base.waitForTerminal(ids, timeout: .seconds(60))
+        try stack.verifyStamped(ids, records: good)
+        let poison = try stack.base.waitForTerminal(poisonIDs, timeout: .seconds(30))
+        for (id, record) in zip(poisonIDs, poison) {
+            #expect(record?.status == .failed && record?.error?.isEmpty == false, "\(id): \(String(describing: record))")
+            #expect(record?.attempts == 1, "\(id): a poison message is not retried")
+        }
+        for (entry, record) in zip(named, poison.suffix(named.count)) {
+            #expect(record?.error?.contains(entry.reason) == true, "\(entry.id): \(record?.error ?? "")")
+        }
+        #expect(worker.isRunning, "the worker survives every poison message")
+        let letters = try stack.base.readTopic(stack.topic + ".dlq", expecting: poisonIDs.count)
+        let lettered = Set(letters.compactMap { try? JSONValue(parsing: $0) }.filter { $0["error"]?.stringValue != nil }
+            .compactMap { $0["id"]?.stringValue })
+        #expect(lettered == Set(poisonIDs), "every poison message has a dead-letter copy with its reason")
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+
+    @Test("yadtq-run fed random bytes, invalid UTF-8, a 10 MB line and 10,000 bad lines: clear errors, good lines published")
+    func badProducerInput() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 2)
+        let worker = try stack.base.startWorker("w1")
+        var generator = SeededGenerator(seed: 7)
+        let cases: [(name: String, bytes: [UInt8], errors: Int)] = [
+            ("random", (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }, 1),
+            ("utf8", Array("add ".utf8) + [0xFF, 0xFE] + Array(" 1\nconcat \"".utf8) + [0xC3, 0x28] + Array("\" x\n".utf8), 2),
+            ("huge", Array("echo ".utf8) + [UInt8](repeating: UInt8(ascii: "y"), count: 10 * 1024 * 1024), 0),
+            ("many", Array(String(repeating: "add 1 [unclosed\n{\"type\": 5}\n", count: 5000).utf8), 10_000),
+        ]
+        var goodIDs: [String] = []
+        for entry in cases {
+            let good = (0..<4).map { #"{"id": "ok-\#(entry.name)-\#($0)", "type": "stamp_add", "args": [\#($0), 1, 0]}"# }
+            goodIDs += (0..<4).map { "ok-\(entry.name)-\($0)" }
+            let input = Array((good[..<2].joined(separator: "\n") + "\n").utf8) + entry.bytes
+                + Array(("\n" + good[2...].joined(separator: "\n") + "\n").utf8)
+            let run = try stack.base.run(input: input)
+            #expect(run.reason == .exit, "\(entry.name): yadtq-run must not crash")
+            let errors = run.stderr.split(separator: "\n").filter { $0.hasPrefix("-:") }
+            #expect(errors.count >= entry.errors, "\(entry.name): \(errors.count) errors reported: \(run.stderr.prefix(300))")
+            if entry.errors > 0 { #expect(run.status == 1, "\(entry.name): bad lines make the exit status 1") }
+            #expect(run.stdout.split(separator: "\n").count >= 4, "\(entry.name): the good lines are published")
+        }
+        let records = try stack.base.waitForTerminal(goodIDs, timeout: .seconds(60))
+        for (id, record) in zip(goodIDs, records) {
+            #expect(record?.status == .success, "\(id): \(String(describing: record))")
+        }
+        #expect(worker.isRunning)
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+
+    @Test("a task longer than max.poll.interval.ms: the worker stays in the group and runs it once")
+    func longTask() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 2)
+        let worker = try stack.base.startWorker(
+            "w1", arguments: ["--batch-size", "10"], environment: ["YADTQ_KAFKA_MAX_POLL_INTERVAL_MS": "7000"])
+        let (lines, ids) = ChaosStack.stampTasks(10, prefix: "quick", nap: 0)
+        let input = [#"{"id": "long", "type": "sleep", "args": [10]}"#] + lines
+        #expect(try stack.base.run(input: input.joined(separator: "\n") + "\n").status == 0)
+        let records = try stack.base.waitForTerminal(["long"] + ids, timeout: .seconds(60))
+        let long = try #require(records[0])
+        #expect(long.status == .success && long.attempts == 1, "\(long)")
+        try stack.verifyStamped(ids, records: Array(records.dropFirst()))
+        Thread.sleep(forTimeInterval: 1)
+        let log = stack.base.workerLog("w1")
+        #expect(!log.contains("maximum poll interval"), "the worker was thrown out of the group")
+        #expect(!log.contains("revoked partitions"), "the worker lost its partitions")
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for reproducible random input.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

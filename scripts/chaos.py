@@ -1,0 +1,939 @@
+#!/usr/bin/env python3
+"""YADTQ fault injection: the scenarios of scripts/chaos.
+
+Runs each scenario against the stack scripts/chaos started (YADTQ_BROKERS, YADTQ_REDIS,
+YADTQ_STACK_DIR) with the built binaries in YADTQ_BIN_DIR, each with a private namespace,
+topic and consumer group, and prints one line per scenario:
+
+    <scenario> tasks=N faults=F terminal=T wrong=W rewritten=R max_stall=S PASS|FAIL [why]
+
+- terminal:  tasks that ended SUCCESS or FAILED (of those the scenario published)
+- wrong:     tasks whose final status or result is not the expected one, or whose
+             attempts exceed max_attempts
+- rewritten: tasks whose terminal status (status, result, error, finished_at, worker)
+             changed after a sampler first saw it terminal
+- max_stall: the longest time, during the run, in which no task became terminal
+
+Exits 1 if any scenario fails. Usage: chaos.py [--small] [--only a,b] [--artifacts DIR]
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import confluent_kafka
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("YADTQ_BIN_DIR", os.path.join(ROOT, ".build", "release"))
+BROKERS = os.environ["YADTQ_BROKERS"]
+REDIS_URL = os.environ["YADTQ_REDIS"]
+STACK_DIR = os.environ["YADTQ_STACK_DIR"]
+
+# Test-only plugins, added to a private copy of the shipped ones.
+EXTRA_PLUGINS = {
+    # a + b after sleeping `seconds` (no CPU): slows a run down without loading the machine.
+    # The result names the attempt that computed it, so a stale attempt's result would show.
+    "nap_add": """
+return function(args, task)
+  if (args[3] or 0) > 0 then task.sleep(args[3]) end
+  return { sum = args[1] + args[2], attempt = task.attempt }
+end
+""",
+}
+
+# Only the processes this script starts are ever signalled.
+STARTED = []
+
+
+def log(message):
+    print(f"chaos: {message}", file=sys.stderr, flush=True)
+
+
+def now():
+    return time.monotonic()
+
+
+def stack_pid(service):
+    with open(os.path.join(STACK_DIR, f"{service}.pid")) as f:
+        return int(f.read().strip())
+
+
+def stack_up():
+    """Starts whichever of Redis and the broker is not running, on the same ports and data."""
+    bport = open(os.path.join(STACK_DIR, "tansu.port")).read().strip() if os.path.exists(
+        os.path.join(STACK_DIR, "tansu.port")) else BROKERS.rsplit(":", 1)[1]
+    rport = REDIS_URL.rsplit(":", 1)[1].split("/")[0]
+    subprocess.run(["bash", "-c", 'set -euo pipefail; source "$0/scripts/lib.sh"; stack_up "$1" "$2" "$3"',
+                    ROOT, STACK_DIR, bport, rport], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_until(predicate, timeout, interval=0.1):
+    deadline = now() + timeout
+    while now() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+class Redis:
+    """A redis-py client that rides out a Redis restart (the sampler must not die with it)."""
+
+    def __init__(self):
+        self.client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_timeout=10)
+
+    def call(self, fn, retry_for=120):
+        deadline = now() + retry_for
+        while True:
+            try:
+                return fn(self.client)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.BusyLoadingError):
+                if now() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+class Context:
+    """One scenario's private namespace, topic, group, plugins, processes and logs."""
+
+    def __init__(self, name, artifacts):
+        self.name = name
+        suffix = uuid.uuid4().hex[:8]
+        self.ns = f"chaos-{name}-{suffix}"
+        self.prefix = self.ns + ":"
+        self.topic = f"chaos-{name}-{suffix}"
+        self.group = f"chaos-{name}-{suffix}"
+        self.plugins = tempfile.mkdtemp(prefix="yadtq-chaos-plugins-")
+        shutil.rmtree(self.plugins)
+        shutil.copytree(os.path.join(ROOT, "plugins"), self.plugins)
+        for type_, source in EXTRA_PLUGINS.items():
+            with open(os.path.join(self.plugins, type_ + ".lua"), "w") as f:
+                f.write(source)
+        self.logs = os.path.join(artifacts, name)
+        shutil.rmtree(self.logs, ignore_errors=True)
+        os.makedirs(self.logs, exist_ok=True)
+        self.env = dict(os.environ, YADTQ_NAMESPACE=self.ns, YADTQ_GROUP=self.group, YADTQ_TOPIC=self.topic,
+                        YADTQ_PLUGINS=self.plugins, YADTQ_BROKERS=BROKERS, YADTQ_REDIS=REDIS_URL)
+        self.redis = Redis()
+        self.procs = []
+        self.faults = 0
+        self.problems = []
+
+    def fail(self, why):
+        self.problems.append(why)
+
+    def start_worker(self, name, args=(), env=None):
+        logfile = open(os.path.join(self.logs, f"worker-{name}.log"), "ab")
+        process = subprocess.Popen([os.path.join(BIN, "yadtq-worker"), name, self.topic, *args],
+                                   env=dict(self.env, **(env or {})), stdout=logfile, stderr=logfile,
+                                   stdin=subprocess.DEVNULL)
+        logfile.close()
+        process.label = name
+        STARTED.append(process)
+        self.procs.append(process)
+        return process
+
+    def run_producer(self, data=None, args=(), label="run", stdin_pipe=False):
+        """Starts yadtq-run; `data` (bytes) is its standard input, or a pipe when stdin_pipe."""
+        out = open(os.path.join(self.logs, f"{label}.out"), "wb")
+        err = open(os.path.join(self.logs, f"{label}.err"), "wb")
+        if stdin_pipe:
+            stdin = subprocess.PIPE
+        else:
+            path = os.path.join(self.logs, f"{label}.in")
+            with open(path, "wb") as f:
+                f.write(data or b"")
+            stdin = open(path, "rb")
+        process = subprocess.Popen([os.path.join(BIN, "yadtq-run"), "--topic", self.topic, *args],
+                                   env=self.env, stdin=stdin, stdout=out, stderr=err)
+        process.label = label
+        process.out_path, process.err_path = out.name, err.name
+        out.close()
+        err.close()
+        STARTED.append(process)
+        return process
+
+    def create_topic(self, partitions):
+        p = self.run_producer(b"", ["--partitions", str(partitions)], label="create")
+        if p.wait(60) != 0:
+            raise RuntimeError(f"yadtq-run could not create the topic: {open(p.err_path).read()}")
+
+    def stop_workers(self, timeout=60):
+        """SIGTERM every worker still running; each must leave cleanly (exit 0)."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.fail(f"worker {p.label} did not stop within {timeout}s of SIGTERM")
+                p.kill()
+                p.wait()
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.plugins, ignore_errors=True)
+
+    def worker_log(self, name):
+        with open(os.path.join(self.logs, f"worker-{name}.log"), errors="replace") as f:
+            return f.read()
+
+
+def mixed_tasks(ctx, count, nap=0.0):
+    """Tasks of several types with the result each must end with."""
+    lines, expected = [], {}
+    for i in range(count):
+        tid = f"{ctx.name}-{i}"
+        kind = i % 3
+        if nap > 0:
+            lines.append(json.dumps({"id": tid, "type": "nap_add", "args": [i, 1, nap]}))
+            expected[tid] = Stamped(i + 1)
+        elif kind == 0:
+            lines.append(json.dumps({"id": tid, "type": "add", "args": [i, 7]}))
+            expected[tid] = i + 7
+        elif kind == 1:
+            lines.append(json.dumps({"id": tid, "type": "mul", "args": [i, 3]}))
+            expected[tid] = i * 3
+        else:
+            lines.append(json.dumps({"id": tid, "type": "concat", "args": ["n", str(i)]}))
+            expected[tid] = f"n{i}"
+    return lines, expected
+
+
+class Sampler(threading.Thread):
+    """Watches a scenario's tasks in Redis: remembers each task's terminal record the
+    first time it is seen terminal (to catch rewrites), and the longest stall."""
+
+    FIELDS = ("status", "result", "error", "finished_at", "worker")
+
+    def __init__(self, ctx, total, interval=0.25):
+        super().__init__(daemon=True)
+        self.ctx, self.total, self.interval = ctx, total, interval
+        self.first_seen = {}
+        self.max_stall = 0.0
+        self.done = threading.Event()
+        self.stopping = threading.Event()
+        self.started_at = None
+        self.terminal = 0
+
+    def run(self):
+        r = self.ctx.redis
+        last_progress = now()
+        self.started_at = last_progress
+        while not self.stopping.is_set():
+            try:
+                ids = r.call(lambda c: c.zrange(self.ctx.prefix + "index:SUCCESS", 0, -1)
+                             + c.zrange(self.ctx.prefix + "index:FAILED", 0, -1), retry_for=0)
+                new = [i for i in ids if i not in self.first_seen]
+                for start in range(0, len(new), 2000):
+                    chunk = new[start:start + 2000]
+                    pipe = r.client.pipeline(transaction=False)
+                    for tid in chunk:
+                        pipe.hmget(self.ctx.prefix + "task:" + tid, *self.FIELDS)
+                    for tid, values in zip(chunk, pipe.execute()):
+                        if values[0] in ("SUCCESS", "FAILED"):
+                            self.first_seen[tid] = tuple(values)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.BusyLoadingError):
+                pass  # Redis is down (a scenario killed it): that counts as a stall
+            t = now()
+            if len(self.first_seen) > self.terminal:
+                self.terminal = len(self.first_seen)
+                last_progress = t
+            self.max_stall = max(self.max_stall, t - last_progress)
+            if self.terminal >= self.total:
+                self.done.set()
+            time.sleep(self.interval)
+
+    def wait(self, timeout):
+        return self.done.wait(timeout)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(10)
+
+
+class CommitChecker(threading.Thread):
+    """Reads the group's committed offsets every half second and checks the commit
+    rule: every task below a committed offset is terminal in Redis. Also counts
+    committed offsets that move backwards (a commit by a worker that lost the partition)."""
+
+    def __init__(self, ctx, partitions, offsets_to_ids):
+        super().__init__(daemon=True)
+        self.ctx, self.partitions, self.offsets_to_ids = ctx, partitions, offsets_to_ids
+        self.violations = []
+        self.regressions = []
+        self.stopping = threading.Event()
+        self.verified = {p: 0 for p in range(partitions)}
+        self.highest = {p: -1 for p in range(partitions)}
+
+    def run(self):
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": BROKERS, "group.id": self.ctx.group,
+                                             "enable.auto.commit": False})
+        tps = [confluent_kafka.TopicPartition(self.ctx.topic, p) for p in range(self.partitions)]
+        try:
+            while not self.stopping.is_set():
+                try:
+                    committed = consumer.committed(tps, timeout=5)
+                except confluent_kafka.KafkaException:
+                    time.sleep(0.5)
+                    continue
+                for tp in committed:
+                    p, offset = tp.partition, tp.offset
+                    if offset < 0:
+                        continue
+                    if offset < self.highest[p]:
+                        self.regressions.append((p, self.highest[p], offset))
+                    self.highest[p] = max(self.highest[p], offset)
+                    ids = [tid for off, tid in self.offsets_to_ids.get(p, [])
+                           if self.verified[p] <= off < offset]
+                    if not ids:
+                        continue
+                    try:
+                        pipe = self.ctx.redis.client.pipeline(transaction=False)
+                        for tid in ids:
+                            pipe.hget(self.ctx.prefix + "task:" + tid, "status")
+                        statuses = pipe.execute()
+                    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                        continue
+                    bad = [tid for tid, s in zip(ids, statuses) if s not in ("SUCCESS", "FAILED")]
+                    if bad:
+                        self.violations.append((p, offset, bad[:3], len(bad)))
+                    self.verified[p] = max(self.verified[p], offset)
+                time.sleep(0.5)
+        finally:
+            consumer.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.join(15)
+
+
+def topic_offsets(topic, partitions, expect, timeout=60):
+    """partition -> [(offset, task id)] for every task message on the topic, read with the
+    Python client (not with YADTQ's own code)."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": BROKERS, "group.id": "reader-" + uuid.uuid4().hex,
+                                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+                     for p in range(partitions)])
+    result, seen, deadline = {}, 0, now() + timeout
+    while seen < expect and now() < deadline:
+        for m in consumer.consume(1000, 0.5):
+            if m.error():
+                continue
+            try:
+                tid = json.loads(m.value()).get("id")
+            except (ValueError, AttributeError):
+                tid = None
+            if tid:
+                result.setdefault(m.partition(), []).append((m.offset(), tid))
+                seen += 1
+    consumer.close()
+    return result
+
+
+def verify(ctx, expected, sampler, failed_ok=None):
+    """Final checks: every task terminal with its expected outcome, attempts within
+    max_attempts, nothing QUEUED/PROCESSING, no terminal record rewritten.
+    expected: id -> result (or FAILED for a task that must fail). Returns the counts."""
+    ids = list(expected)
+    records = {}
+    for start in range(0, len(ids), 2000):
+        chunk = ids[start:start + 2000]
+
+        def fetch(c, chunk=chunk):
+            pipe = c.pipeline(transaction=False)
+            for tid in chunk:
+                pipe.hgetall(ctx.prefix + "task:" + tid)
+            return pipe.execute()
+
+        for tid, rec in zip(chunk, ctx.redis.call(fetch)):
+            records[tid] = rec
+    terminal = wrong = over_attempts = 0
+    examples = []
+    for tid, want in expected.items():
+        rec = records[tid]
+        status = rec.get("status")
+        if status in ("SUCCESS", "FAILED"):
+            terminal += 1
+        ok = True
+        if want is FAILED:
+            ok = status == "FAILED" and bool(rec.get("error"))
+        elif isinstance(want, Stamped):
+            # right sum, computed by the task's last attempt (a stale attempt's result would differ)
+            try:
+                result = json.loads(rec.get("result", "null")) or {}
+                ok = status == "SUCCESS" and result.get("sum") == want.sum and \
+                    result.get("attempt") == int(rec.get("attempts", 0))
+            except (ValueError, AttributeError):
+                ok = False
+        else:
+            try:
+                ok = status == "SUCCESS" and json.loads(rec.get("result", "null")) == want
+            except ValueError:
+                ok = False
+        attempts, max_attempts = int(rec.get("attempts", 0)), int(rec.get("max_attempts", 3))
+        if attempts > max_attempts:
+            over_attempts += 1
+            ok = False
+        if not ok:
+            wrong += 1
+            if len(examples) < 3:
+                examples.append(f"{tid}: {status} attempts={attempts}/{max_attempts} "
+                                f"result={rec.get('result')} error={(rec.get('error') or '')[:120]}")
+    rewritten = 0
+    for tid, first in sampler.first_seen.items():
+        rec = records.get(tid)
+        if rec is not None and tuple(rec.get(f) for f in Sampler.FIELDS) != first:
+            rewritten += 1
+            if len(examples) < 6:
+                examples.append(f"{tid} rewritten: first {first} now {tuple(rec.get(f) for f in Sampler.FIELDS)}")
+    leftover = ctx.redis.call(lambda c: (c.zcard(ctx.prefix + "index:QUEUED"), c.zcard(ctx.prefix + "index:PROCESSING")))
+    if terminal < len(expected):
+        ctx.fail(f"{len(expected) - terminal} tasks not terminal")
+    if wrong:
+        ctx.fail(f"{wrong} wrong ({over_attempts} over max_attempts): " + "; ".join(examples[:3]))
+    if rewritten:
+        ctx.fail(f"{rewritten} terminal statuses rewritten: " + "; ".join(examples[-3:]))
+    if leftover != (0, 0):
+        ctx.fail(f"left QUEUED/PROCESSING in the indexes: {leftover}")
+    return terminal, wrong, rewritten
+
+
+class Stamped:
+    def __init__(self, value):
+        self.sum = value
+
+
+class _Failed:
+    def __repr__(self):
+        return "FAILED"
+
+
+FAILED = _Failed()
+
+
+def feed(process, lines, seconds):
+    """Writes lines to a producer's stdin spread over `seconds`, then closes it."""
+    chunks = max(1, int(seconds * 10))
+    per = max(1, len(lines) // chunks + 1)
+    try:
+        for start in range(0, len(lines), per):
+            process.stdin.write(("\n".join(lines[start:start + per]) + "\n").encode())
+            process.stdin.flush()
+            time.sleep(seconds / chunks)
+        process.stdin.close()
+    except BrokenPipeError:
+        pass
+
+
+def report(ctx, tasks, terminal, wrong, rewritten, stall, extra=""):
+    ok = not ctx.problems
+    line = (f"{ctx.name:<14} tasks={tasks:<6} faults={ctx.faults:<4} terminal={terminal:<6} wrong={wrong:<3} "
+            f"rewritten={rewritten:<3} max_stall={stall:5.1f}s {'PASS' if ok else 'FAIL'}")
+    if extra:
+        line += f"  ({extra})"
+    if not ok:
+        line += "  -- " + " | ".join(ctx.problems)
+    print(line, flush=True)
+    return ok
+
+
+# ----------------------------------------------------------------------- scenarios
+
+def scenario_worker_kills(ctx, size):
+    """Three workers; one is killed with -9 every few seconds and restarted until done."""
+    count = size["kills"]
+    partitions = 6
+    lines, expected = mixed_tasks(ctx, count)
+    ctx.create_topic(partitions)
+    args = ["--batch-size", "200"]
+    stable = [ctx.start_worker(n, args) for n in ("w1", "w2")]
+    victim = ctx.start_worker("victim", args)
+    sampler = Sampler(ctx, count)
+    sampler.start()
+    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    checker = None
+    deadline = now() + size["timeout"]
+    generation = 0
+    kills = []
+    while not sampler.wait(0) and now() < deadline:
+        time.sleep(random.uniform(2.0, 4.0))
+        if sampler.done.is_set():
+            break
+        victim.kill()
+        victim.wait()
+        ctx.faults += 1
+        kills.append(now())
+        if checker is None and producer.poll() is not None:
+            offsets = topic_offsets(ctx.topic, partitions, count)
+            checker = CommitChecker(ctx, partitions, offsets)
+            checker.start()
+        time.sleep(random.uniform(0.2, 1.0))
+        generation += 1
+        victim = ctx.start_worker("victim", args)
+    done = sampler.wait(max(0, deadline - now()))
+    if not done:
+        ctx.fail(f"not every task terminal within {size['timeout']}s")
+    if producer.wait(60) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}")
+    for w in stable:
+        if w.poll() is not None:
+            ctx.fail(f"worker {w.label} exited {w.returncode} during the run")
+    sampler.stop()
+    if checker:
+        time.sleep(1)
+        checker.stop()
+        if checker.violations:
+            ctx.fail(f"offsets committed past unfinished tasks: {checker.violations[:2]}")
+    ctx.stop_workers()
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall, "kill -9 of a worker every 2-4 s")
+
+
+def scenario_frozen_worker(ctx, size):
+    """kill -STOP a worker mid-batch for longer than the session timeout, then -CONT."""
+    count = size["frozen"]
+    partitions = 4
+    lines, expected = mixed_tasks(ctx, count, nap=0.01)
+    ctx.create_topic(partitions)
+    args = ["--batch-size", "50"]
+    frozen = ctx.start_worker("frozen", args)
+    other = ctx.start_worker("other", args)
+    sampler = Sampler(ctx, count)
+    sampler.start()
+    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    if producer.wait(120) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}")
+    offsets = topic_offsets(ctx.topic, partitions, count)
+    checker = CommitChecker(ctx, partitions, offsets)
+    checker.start()
+    # Freeze while it is running tasks (busy in its heartbeat) and holds partitions.
+    wait_until(lambda: sampler.terminal >= count // 5, 120)
+    freeze = size["freeze"]
+    os.kill(frozen.pid, signal.SIGSTOP)
+    stopped_ms = int(time.time() * 1000)
+    ctx.faults += 1
+    frozen_at = sampler.terminal
+    time.sleep(freeze)
+    moved_on = sampler.terminal - frozen_at
+    os.kill(frozen.pid, signal.SIGCONT)
+    woken_ms = int(time.time() * 1000)
+    if moved_on == 0:
+        ctx.fail("no task finished while the worker was frozen: its partitions did not move on")
+    if not sampler.wait(size["timeout"]):
+        ctx.fail("not every task terminal")
+    time.sleep(2)  # let the woken worker commit whatever it would commit
+    sampler.stop()
+    checker.stop()
+    for w in (frozen, other):
+        if w.poll() is not None:
+            ctx.fail(f"worker {w.label} exited {w.returncode}")
+    ctx.stop_workers()
+    if checker.violations:
+        ctx.fail(f"offsets committed past unfinished tasks: {checker.violations[:2]}")
+    if checker.regressions:
+        ctx.fail(f"committed offsets moved backwards (a commit by a worker that lost the partition): "
+                 f"{checker.regressions[:3]}")
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    # Did the frozen worker's own partitions move on without it (taken over by the other)?
+    fields = ctx.redis.call(lambda c: [c.hmget(ctx.prefix + "task:" + tid, "worker", "partition", "finished_at")
+                                       for tid in expected])
+    held = {p for w, p, f in fields if w == "frozen" and f and int(f) < stopped_ms}
+    taken = [int(f) for w, p, f in fields if w == "other" and p in held and f and stopped_ms <= int(f) <= woken_ms]
+    takeover = f"{(min(taken) - stopped_ms) / 1000:.1f}s after the freeze" if taken else "not during the freeze"
+    if not taken:
+        ctx.fail(f"the frozen worker's partitions {sorted(held)} did not move on while it was frozen")
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                  f"SIGSTOP {freeze:.0f}s > session.timeout 6s; its partitions {sorted(held)} taken over {takeover}; "
+                  f"{len(taken)} of their tasks finished by the other worker meanwhile")
+
+
+def streamed_run(ctx, count, size, inject):
+    """Two workers and a producer fed `count` tasks through a pipe over size["stream"] s;
+    `inject()` runs once a quarter of them are terminal. Returns when every task is
+    terminal and the workers have stopped: (expected results, sampler)."""
+    lines, expected = mixed_tasks(ctx, count)
+    ctx.create_topic(4)
+    workers = [ctx.start_worker(n, ["--batch-size", "100"]) for n in ("w1", "w2")]
+    sampler = Sampler(ctx, count)
+    sampler.start()
+    producer = ctx.run_producer(args=[], label="run", stdin_pipe=True)
+    feeder = threading.Thread(target=feed, args=(producer, lines, size["stream"]), daemon=True)
+    feeder.start()
+    wait_until(lambda: sampler.terminal >= count // 4, 120)
+    inject()
+    feeder.join(300)
+    if producer.wait(300) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
+    finish(ctx, sampler, workers, size["timeout"])
+    return expected, sampler
+
+
+def finish(ctx, sampler, workers, timeout):
+    """Waits for every task to be terminal, checks that no worker died, stops them."""
+    if not sampler.wait(timeout):
+        ctx.fail("not every task terminal")
+    sampler.stop()
+    for w in workers:
+        if w.poll() is not None:
+            ctx.fail(f"worker {w.label} exited {w.returncode}")
+    ctx.stop_workers()
+
+
+def scenario_redis_restart(ctx, size):
+    """kill -9 Redis in the middle of a run (producer streaming, workers busy), restart it."""
+    count = size["redis"]
+    # Ballast: millions of keys in the append-only file, so the restarted Redis spends
+    # seconds answering LOADING, as a production Redis does (a worker must wait that out too).
+    value = "b" * 16
+    pipe = ctx.redis.client.pipeline(transaction=False)
+    for chunk in range(size["ballast"]):
+        pipe.mset({f"{ctx.prefix}ballast:{chunk}:{k}": value for k in range(1000)})
+        if chunk % 100 == 99:
+            pipe.execute()
+    pipe.execute()
+
+    def restart_redis():
+        os.kill(stack_pid("redis"), signal.SIGKILL)
+        ctx.faults += 1
+        killed = now()
+        time.sleep(size["outage"])
+        stack_up()
+        log(f"redis restarted after {now() - killed:.1f}s")
+
+    expected, sampler = streamed_run(ctx, count, size, restart_redis)
+    told = sum("retrying with backoff" in ctx.worker_log(n) for n in ("w1", "w2"))
+    loading = sum("LOADING" in ctx.worker_log(n) for n in ("w1", "w2"))
+    back = sum("reachable again" in ctx.worker_log(n) for n in ("w1", "w2"))
+    if told == 0 or back == 0:
+        ctx.fail(f"workers did not report the outage ({told} warned, {back} reported recovery)")
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                  f"Redis kill -9, {size['outage']:.0f}s down, restarted on the same append-only file "
+                  f"(+{size['ballast']}k keys of ballast: {loading} of 2 workers waited out LOADING)")
+
+
+def scenario_broker_stall(ctx, size):
+    """kill -STOP the broker for 15 s in the middle of a run, then -CONT."""
+    count = size["broker"]
+
+    def stall_broker():
+        broker = stack_pid("tansu")
+        os.kill(broker, signal.SIGSTOP)
+        ctx.faults += 1
+        try:
+            time.sleep(size["stall"])
+        finally:
+            os.kill(broker, signal.SIGCONT)
+
+    expected, sampler = streamed_run(ctx, count, size, stall_broker)
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                  f"broker SIGSTOP {size['stall']:.0f}s mid-run")
+
+
+def scenario_poison(ctx, size):
+    """Poison messages written straight to the topic, between good tasks."""
+    partitions = 2
+    ctx.create_topic(partitions)
+    count = size["poison_good"]
+    lines, expected = mixed_tasks(ctx, count)
+    producer = confluent_kafka.Producer({"bootstrap.servers": BROKERS, "message.max.bytes": 16 * 1024 * 1024,
+                                         "linger.ms": 5})
+    big = "x" * (3 * 1024 * 1024)
+    poisons = [
+        b"\xff\xfe\x00 not json at all",
+        b"",
+        b"[1, 2, 3]",
+        b'{"no": "id"}',
+        json.dumps({"id": f"{ctx.name}-noargs", "type": "add", "args": "1 2"}).encode(),
+        json.dumps({"id": f"{ctx.name}-unknown", "type": "no_such_type", "args": [1]}).encode(),
+        json.dumps({"id": f"{ctx.name}-attempts", "type": "add", "args": [1, 2], "max_attempts": 0}).encode(),
+        # oversize: 3 MiB, a task of an unknown type (its dead-letter copy is as big)
+        json.dumps({"id": f"{ctx.name}-oversize", "type": "no_such_type", "args": [big]}).encode(),
+        # oversize and not JSON
+        b"{" + big.encode(),
+    ]
+    delivered = []
+
+    def on_delivery(err, msg):
+        # (not `if msg`: a Message's truth is its length, and the empty poison has none)
+        delivered.append((err, msg.partition() if msg is not None else None,
+                          msg.offset() if msg is not None else None))
+
+    workers = [ctx.start_worker("w1", ["--batch-size", "50"])]
+    sampler = Sampler(ctx, count + 2)
+    sampler.start()
+    half = count // 2
+    # yadtq-run queues the good tasks; the poison goes in between, on every partition.
+    first = ctx.run_producer(("\n".join(lines[:half]) + "\n").encode(), label="run1")
+    first.wait(120)
+    poison_where = []
+    for p in range(partitions):
+        for value in poisons:
+            producer.produce(ctx.topic, value=value, partition=p, on_delivery=on_delivery)
+        producer.flush(60)  # one partition at a time: deliveries come back in order
+    poison_where = [(e, p, o) for e, p, o in delivered]
+    errors = [e for e, _, _ in poison_where if e is not None]
+    if errors:
+        ctx.fail(f"could not write the poison: {errors[0]}")
+    second = ctx.run_producer(("\n".join(lines[half:]) + "\n").encode(), label="run2")
+    second.wait(120)
+    ctx.faults = len(poison_where)
+    # Every good task terminal, every poison message FAILED with a reason.
+    expected_failed = {}
+    for (_, p, o), value in zip(poison_where, poisons * partitions):
+        try:
+            tid = json.loads(value).get("id")
+        except (ValueError, AttributeError):
+            tid = None
+        expected_failed[tid or f"poison-{ctx.topic}-{p}-{o}"] = FAILED
+    sampler.total = count + len(set(expected_failed))
+    sampler.wait(size["timeout"])
+    sampler.stop()
+    restarts = [w for w in workers if w.poll() is not None]
+    if restarts:
+        ctx.fail(f"the worker died: exit {restarts[0].returncode}")
+    ctx.stop_workers()
+    all_expected = dict(expected)
+    all_expected.update(expected_failed)
+    terminal, wrong, rewritten = verify(ctx, all_expected, sampler)
+    # The dead-letter topic holds a copy of each, with the reason.
+    dlq = read_all(ctx.topic + ".dlq", len(set(expected_failed)), 30)
+    dlq_ids = set()
+    for value in dlq:
+        try:
+            fields = json.loads(value)
+            if fields.get("error"):
+                dlq_ids.add(fields.get("id"))
+        except ValueError:
+            pass
+    missing = set(expected_failed) - dlq_ids
+    if missing:
+        ctx.fail(f"{len(missing)} poison messages have no dead-letter copy with a reason, e.g. {sorted(missing)[:3]} "
+                 f"({len(dlq)} copies read: {sorted(dlq_ids)})")
+    return report(ctx, len(all_expected), terminal, wrong, rewritten, sampler.max_stall,
+                  f"{len(poisons)} kinds of poison x {partitions} partitions (incl. 3 MiB), between {count} good tasks")
+
+
+def read_all(topic, expect, timeout):
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": BROKERS, "group.id": "reader-" + uuid.uuid4().hex,
+                                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                         "fetch.max.bytes": 64 * 1024 * 1024})
+    # assign, not subscribe: no group join to wait for
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions])
+    values, deadline = [], now() + timeout
+    while len(values) < expect and now() < deadline:
+        m = consumer.poll(0.5)
+        if m is None or m.error():
+            continue
+        values.append(m.value())
+    consumer.close()
+    return values
+
+
+def scenario_bad_input(ctx, size):
+    """yadtq-run fed random bytes, invalid UTF-8, a 10 MB line and 100,000 bad lines."""
+    ctx.create_topic(2)
+    workers = [ctx.start_worker("w1")]
+    rng = random.Random(7)
+    cases = {
+        "random-bytes": bytes(rng.getrandbits(8) for _ in range(size["random_bytes"])),
+        "invalid-utf8": b"add \xff\xfe 1\nconcat \"\xc3\x28\" x\n\xed\xa0\x80 1 2\n{\"type\": \"add\", \"args\": [\"\xff\"]}\n",
+        "10MB-line": b"echo " + b"y" * (10 * 1024 * 1024) + b"\n",
+        "bad-lines": b"".join(b"add 1 [unclosed\n" if i % 2 else b"{\"type\": 5}\n"
+                              for i in range(size["bad_lines"])),
+    }
+    expected, total_bad, sampler_total = {}, 0, 0
+    results = []
+    for index, (label, payload) in enumerate(cases.items()):
+        good = [json.dumps({"id": f"{ctx.name}-{label}-{k}", "type": "add", "args": [k, index]}) for k in range(5)]
+        for k in range(5):
+            expected[f"{ctx.name}-{label}-{k}"] = k + index
+        # good lines before and after the bad input
+        data = ("\n".join(good[:2]) + "\n").encode() + payload + b"\n" + ("\n".join(good[2:]) + "\n").encode()
+        started = now()
+        p = ctx.run_producer(data, label=f"run-{label}")
+        try:
+            status = p.wait(300)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            status = None
+        ctx.faults += 1
+        err = open(p.err_path, errors="replace").read()
+        errors = [line for line in err.splitlines() if line.startswith("-:")]
+        if status is None or status < 0 or status not in (0, 1):
+            ctx.fail(f"{label}: yadtq-run crashed or hung (status {status}); stderr {err[-300:]!r}")
+        elif label != "10MB-line" and status != 1:
+            ctx.fail(f"{label}: exit status {status}, expected 1 for bad lines")
+        if label in ("bad-lines",) and len(errors) < size["bad_lines"]:
+            ctx.fail(f"{label}: {len(errors)} error lines for {size['bad_lines']} bad lines")
+        if label in ("random-bytes", "invalid-utf8") and not errors:
+            ctx.fail(f"{label}: no file:line error reported")
+        total_bad += len(errors)
+        sample = errors[0][:100] if errors else (err.strip().splitlines() or [""])[-1][:100]
+        results.append(f"{label}: exit {status}, {len(errors)} errors in {now() - started:.1f}s, e.g. {sample!r}")
+    for line in results:
+        log(f"bad-input {line}")
+    sampler = Sampler(ctx, 0)
+    # Good lines next to the bad input still go through.
+    records = {}
+    wait_until(lambda: all(ctx.redis.call(lambda c: c.hget(ctx.prefix + "task:" + tid, "status")) in
+                           ("SUCCESS", "FAILED") for tid in expected), size["timeout"], 0.5)
+    for w in workers:
+        if w.poll() is not None:
+            ctx.fail(f"worker exited {w.returncode}")
+    ctx.stop_workers()
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, len(expected), terminal, wrong, rewritten, 0.0,
+                  f"{total_bad} bad lines reported; good lines around each bad input all published")
+
+
+def scenario_long_task(ctx, size):
+    """A 15 s task with max.poll.interval.ms=10000: no eviction from the group, no second run."""
+    ctx.create_topic(2)
+    env = {"YADTQ_KAFKA_MAX_POLL_INTERVAL_MS": "10000"}
+    workers = [ctx.start_worker(n, ["--batch-size", "20"], env=env) for n in ("w1", "w2")]
+    lines, expected = mixed_tasks(ctx, size["long_quick"])
+    long_ids = [f"{ctx.name}-long-{k}" for k in range(2)]
+    lines = [json.dumps({"id": tid, "type": "sleep", "args": [size["long_seconds"]]}) for tid in long_ids] + lines
+    for tid in long_ids:
+        expected[tid] = size["long_seconds"]
+    sampler = Sampler(ctx, len(expected))
+    sampler.start()
+    p = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    if p.wait(120) != 0:
+        ctx.fail(f"yadtq-run exited {p.returncode}")
+    ctx.faults = len(long_ids)
+    finish(ctx, sampler, workers, size["long_seconds"] * 4 + 60)
+    records = ctx.redis.call(lambda c: [c.hgetall(ctx.prefix + "task:" + tid) for tid in long_ids])
+    for tid, rec in zip(long_ids, records):
+        if rec.get("attempts") != "1":
+            ctx.fail(f"{tid} ran {rec.get('attempts')} times (attempts {rec.get('attempts')}): {rec.get('errors')}")
+    for n in ("w1", "w2"):
+        text = ctx.worker_log(n)
+        if "maximum poll interval" in text:
+            ctx.fail(f"worker {n} was thrown out of the group (max.poll.interval.ms exceeded)")
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, len(expected), terminal, wrong, rewritten, sampler.max_stall,
+                  f"{len(long_ids)} sleep tasks of {size['long_seconds']}s, max.poll.interval.ms=10000")
+
+
+def measure_fsync(ctx, size):
+    """Throughput with appendfsync always (the stack's) and everysec: the same batch through
+    two workers, at batch size 1 (one fsync per state change) and 100, modes alternated."""
+    rport = REDIS_URL.rsplit(":", 1)[1].split("/")[0]
+    figures = {}
+
+    def one(mode, batch, count):
+        subprocess.run(["redis-cli", "-p", rport, "config", "set", "appendfsync", mode], check=True,
+                       stdout=subprocess.DEVNULL)
+        sub = Context(f"fsync-{mode}-{batch}", os.path.dirname(ctx.logs))
+        try:
+            lines, _ = mixed_tasks(sub, count)
+            sub.create_topic(4)
+            workers = [sub.start_worker(n, ["--batch-size", str(batch)]) for n in ("w1", "w2")]
+            time.sleep(4)  # let them join
+            started = now()
+            p = sub.run_producer(("\n".join(lines) + "\nend\n").encode(), ["--wait"], label="run")
+            p.wait(900)
+            elapsed = now() - started
+            for w in workers:
+                w.wait(120)
+            figures.setdefault((mode, batch), []).append(count / elapsed)
+        finally:
+            sub.cleanup()
+
+    try:
+        for batch, count in ((1, size["fsync"] // 10), (100, size["fsync"])):
+            for mode in ("always", "everysec", "always", "everysec"):
+                one(mode, batch, count)
+    finally:
+        subprocess.run(["redis-cli", "-p", rport, "config", "set", "appendfsync", "always"], check=True,
+                       stdout=subprocess.DEVNULL)
+    parts = []
+    for batch in (1, 100):
+        always = sum(figures[("always", batch)]) / 2
+        everysec = sum(figures[("everysec", batch)]) / 2
+        parts.append(f"batch {batch}: always {always:.0f} tasks/s, everysec {everysec:.0f} tasks/s "
+                     f"(always costs {100 * (1 - always / everysec):.0f}%)")
+    print(f"{'fsync-cost':<14} tasks={size['fsync']:<6} 2 workers; " + "; ".join(parts), flush=True)
+    return True
+
+
+SCENARIOS = {
+    "worker-kills": scenario_worker_kills,
+    "frozen-worker": scenario_frozen_worker,
+    "redis-restart": scenario_redis_restart,
+    "broker-stall": scenario_broker_stall,
+    "poison": scenario_poison,
+    "bad-input": scenario_bad_input,
+    "long-task": scenario_long_task,
+    "fsync-cost": measure_fsync,
+}
+
+FULL = dict(kills=50_000, frozen=3000, freeze=15, redis=20_000, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
+            poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
+            fsync=20_000, timeout=600)
+SMALL = dict(kills=3000, frozen=600, freeze=12, redis=2000, outage=2, ballast=300, stream=4, broker=2000, stall=8,
+             poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
+             fsync=2000, timeout=180)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="small sizes, for a quick check")
+    parser.add_argument("--only", default="", help="comma-separated scenarios: " + ", ".join(SCENARIOS))
+    parser.add_argument("--artifacts", default=os.path.join(ROOT, ".test-artifacts", "chaos"))
+    options = parser.parse_args()
+    size = SMALL if options.small else FULL
+    names = [n for n in options.only.split(",") if n] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {unknown[0]}; one of {', '.join(SCENARIOS)}")
+    os.makedirs(options.artifacts, exist_ok=True)
+    failed = []
+    for name in names:
+        ctx = Context(name, options.artifacts)
+        log(f"scenario {name}: namespace {ctx.ns}, logs in {ctx.logs}")
+        started = now()
+        try:
+            ok = SCENARIOS[name](ctx, size)
+        except Exception as error:  # a scenario that breaks is a failed scenario, not a crash
+            import traceback
+            traceback.print_exc()
+            print(f"{name:<14} FAIL  -- {type(error).__name__}: {error}", flush=True)
+            ok = False
+        finally:
+            ctx.cleanup()
+        log(f"scenario {name} took {now() - started:.0f}s")
+        if not ok:
+            failed.append(name)
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if failed:
+        log(f"failed: {', '.join(failed)} (logs in {options.artifacts})")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
