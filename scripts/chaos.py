@@ -219,6 +219,7 @@ class Sampler(threading.Thread):
     first time it is seen terminal (to catch rewrites), and the longest stall."""
 
     FIELDS = ("status", "result", "error", "finished_at", "worker")
+    PER_ROUND = 6000
 
     def __init__(self, ctx, total, interval=0.25):
         super().__init__(daemon=True)
@@ -236,9 +237,10 @@ class Sampler(threading.Thread):
         self.started_at = last_progress
         while not self.stopping.is_set():
             try:
-                ids = r.call(lambda c: c.zrange(self.ctx.prefix + "index:SUCCESS", 0, -1)
-                             + c.zrange(self.ctx.prefix + "index:FAILED", 0, -1), retry_for=0)
-                new = [i for i in ids if i not in self.first_seen]
+                # Terminal states are counted, not listed (see the README's Redis keys): check
+                # the oldest tasks not yet seen terminal, a bounded number per round.
+                ids = r.call(lambda c: c.zrange(self.ctx.prefix + "tasks", 0, -1), retry_for=0)
+                new = [i for i in ids if i not in self.first_seen][:self.PER_ROUND]
                 for start in range(0, len(new), 2000):
                     chunk = new[start:start + 2000]
                     pipe = r.client.pipeline(transaction=False)
@@ -402,7 +404,7 @@ def verify(ctx, expected, sampler, failed_ok=None):
             rewritten += 1
             if len(examples) < 6:
                 examples.append(f"{tid} rewritten: first {first} now {tuple(rec.get(f) for f in Sampler.FIELDS)}")
-    leftover = ctx.redis.call(lambda c: (c.zcard(ctx.prefix + "index:QUEUED"), c.zcard(ctx.prefix + "index:PROCESSING")))
+    leftover = tuple(int(n or 0) for n in ctx.redis.call(lambda c: c.hmget(ctx.prefix + "counts", "QUEUED", "PROCESSING")))
     if terminal < len(expected):
         ctx.fail(f"{len(expected) - terminal} tasks not terminal")
     if wrong:
@@ -410,7 +412,7 @@ def verify(ctx, expected, sampler, failed_ok=None):
     if rewritten:
         ctx.fail(f"{rewritten} terminal statuses rewritten: " + "; ".join(examples[-3:]))
     if leftover != (0, 0):
-        ctx.fail(f"left QUEUED/PROCESSING in the indexes: {leftover}")
+        ctx.fail(f"left QUEUED/PROCESSING in the counters: {leftover}")
     return terminal, wrong, rewritten
 
 

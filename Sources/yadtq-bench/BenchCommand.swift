@@ -141,6 +141,10 @@ struct BenchCommand: ParsableCommand {
         out.line(
             "latency queued->finished: p50 \(latency.at(0.5)) ms, p90 \(latency.at(0.9)) ms, "
                 + "p99 \(latency.at(0.99)) ms, p99.9 \(latency.at(0.999)) ms, max \(latency.max) ms")
+        for (name, values) in [("queued->started", verification.waits), ("started->finished", verification.runs)] {
+            let part = Percentiles(values)
+            out.line("  \(name): p50 \(part.at(0.5)) ms, p99 \(part.at(0.99)) ms, max \(part.max) ms")
+        }
         out.line("checked: \(workload.count) tasks SUCCESS with the expected result (\(verification.retried) needed a retry)")
         out.line(usage.table(tasks: workload.count, wall: wall.inSeconds))
         out.line("throughput: \(Int(throughput.rounded())) tasks/s")

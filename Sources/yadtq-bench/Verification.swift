@@ -12,6 +12,11 @@ struct Verification {
     private(set) var retried = 0
     /// `finished_at - queued_at` of every correct task, in milliseconds.
     private(set) var latencies: [Int64] = []
+    /// The two parts of it: `started_at - queued_at` (the QUEUED write, Kafka, the
+    /// worker's poll and its PROCESSING write) and `finished_at - started_at` (the plugin
+    /// call and the terminal write).
+    private(set) var waits: [Int64] = []
+    private(set) var runs: [Int64] = []
     /// The latest `finished_at`: when the last task became terminal.
     private(set) var lastFinishedAt: Int64 = 0
 
@@ -23,6 +28,8 @@ struct Verification {
     /// Reads every task of `ids` (task `i` of `workload` is `ids[i]`) and checks it.
     init(ids: [String], workload: Workload, store: TaskStore) throws {
         latencies.reserveCapacity(ids.count)
+        waits.reserveCapacity(ids.count)
+        runs.reserveCapacity(ids.count)
         for start in stride(from: 0, to: ids.count, by: Self.chunk) {
             let range = start..<min(start + Self.chunk, ids.count)
             for (index, record) in zip(range, try store.records(ids: Array(ids[range]))) {
@@ -39,11 +46,13 @@ struct Verification {
         guard record.result == expected else {
             return reject("\(id): result \(record.result?.jsonString ?? "none"), expected \(expected.jsonString)")
         }
-        guard let queued = record.queuedAt, let finished = record.finishedAt else {
-            return reject("\(id): SUCCESS without queued_at or finished_at")
+        guard let queued = record.queuedAt, let started = record.startedAt, let finished = record.finishedAt else {
+            return reject("\(id): SUCCESS without queued_at, started_at or finished_at")
         }
         if record.attempts > 1 { retried += 1 }
         latencies.append(finished - queued)
+        waits.append(started - queued)
+        runs.append(finished - started)
         lastFinishedAt = max(lastFinishedAt, finished)
     }
 

@@ -35,8 +35,8 @@ enum Waiting {
         throw BenchFailure("the workers did not take the topic's partitions within \(timeout): \(last)")
     }
 
-    /// Terminal tasks (SUCCESS + FAILED) in the namespace, from the status indexes: a few
-    /// ZCARDs, so polling it does not load Redis while it is being measured.
+    /// Terminal tasks (SUCCESS + FAILED) in the namespace, from the status counters: one
+    /// HMGET, so polling it does not load Redis while it is being measured.
     static func terminalCount(_ store: TaskStore) throws -> Int {
         let counts = try store.counts()
         return (counts[.success] ?? 0) + (counts[.failed] ?? 0)

@@ -42,6 +42,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Messages taken from Kafka per batch.")
     var batchSize = 1000
 
+    @Option(help: "Wait before a failed task's second attempt, doubled for each later one, e.g. 100ms.")
+    var retryDelay: Duration = .milliseconds(100)
+
+    @Option(help: "The longest wait between two attempts of a task, e.g. 2s.")
+    var retryMaxDelay: Duration = .seconds(2)
+
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false
 
@@ -56,6 +62,9 @@ struct WorkerCommand: ParsableCommand {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard memoryLimit >= 1 else { throw ValidationError("--memory-limit must be at least 1 MiB") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard retryMaxDelay >= retryDelay else {
+            throw ValidationError("--retry-max-delay must be at least --retry-delay")
+        }
     }
 
     func run() throws {
@@ -70,6 +79,7 @@ struct WorkerCommand: ParsableCommand {
             options.batchSize = chaos ? 1 : batchSize
             options.limits = PluginLimits(timeout: timeout, memoryBytes: memoryLimit * 1024 * 1024)
             options.heartbeatInterval = heartbeatInterval
+            options.retry = RetryPolicy(baseDelay: retryDelay, maxDelay: retryMaxDelay)
             let logger = global.logger(label: "yadtq-worker.\(name)")
             let worker = Worker(settings: settings, options: options, logger: logger)
             let signals = [SIGINT, SIGTERM].map { number in

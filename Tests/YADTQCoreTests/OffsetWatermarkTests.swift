@@ -81,6 +81,14 @@ struct TaskStatusTests {
         #expect(try TopicMessage.decode(TopicMessage.endMarker("m")) == .end(marker: "m"))
     }
 
+    @Test("the hand-built Kafka value is exactly the task's canonical JSON, escapes included")
+    func messageIsCanonicalJSON() {
+        let task = TaskMessage(
+            id: "a\"b\n", type: "t\u{1}ü", args: [.object(["k": .array([.null, .bool(true)])]), .int(-7)],
+            maxAttempts: 3, queuedAt: 1_700_000_000_000)
+        #expect(task.encoded() == task.json.jsonBytes)
+    }
+
     @Test("poison messages say why they are not tasks", arguments: [
         ("not json", nil as String?, "not JSON"),
         ("[1,2]", nil, "not an object"),

@@ -248,7 +248,7 @@ struct MonitorIntegrationTests {
         let snapshot = try probe.snapshot()
         let prefix = stack.settings.keyPrefix
         for status in TaskStatus.allCases {
-            let count = try probe.redis("ZCARD", prefix + "index:" + status.rawValue).first.flatMap { Int64($0) }
+            let count = try probe.redis("HGET", prefix + "counts", status.rawValue).first.flatMap { Int64($0) } ?? 0
             #expect(snapshot["queue"]?[status.rawValue]?.intValue == count, "\(status)")
         }
         #expect(snapshot["queue"]?["SUCCESS"] == 20)

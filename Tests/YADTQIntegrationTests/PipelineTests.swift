@@ -85,6 +85,37 @@ struct PipelineTests {
         #expect(letters.contains { $0.contains("division by zero") })
     }
 
+    @Test("a task waiting for its retry does not hold up the tasks behind it, nor the end marker before it is done")
+    func retryBackoffDoesNotBlock() throws {
+        let stack = try IntegrationStack()
+        // One partition: the tasks behind the failing one are in the same ordered stream.
+        #expect(try stack.run(input: "", arguments: ["--partitions", "1"]).status == 0)
+        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "2s", "--retry-max-delay", "2s"])
+        #expect(try stack.run(input: #"{"id": "zero", "type": "div", "args": [1, 0]}"# + "\n").status == 0)
+        let store = stack.store
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try store.record(id: "zero")?.errors.isEmpty != false, ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let behind = (0..<20).map { "add \($0) 1" } + ["end"]
+        let run = try stack.run(input: behind.joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let ids = run.stdout.split(separator: "\n").map(String.init)
+        _ = try stack.waitForTerminal(ids, timeout: .seconds(30))
+        if try store.record(id: "zero")?.status.isTerminal == false {
+            #expect(try store.endOfStream(topic: stack.topic)?.isComplete != true,
+                    "the end marker is not reached while a task before it waits for its retry")
+        }
+        let records = try stack.waitForTerminal(ids + ["zero"], timeout: .seconds(60))
+        let zero = try #require(records.last ?? nil)
+        #expect(zero.status == .failed && zero.attempts == 3)
+        let finishedBehind = records.dropLast().compactMap { $0?.finishedAt }
+        #expect(finishedBehind.count == 20)
+        // Its attempts are 2 s apart; the tasks behind it finish during the first wait.
+        #expect(finishedBehind.allSatisfy { $0 < zero.errors[1].at }, "\(finishedBehind.max() ?? 0) vs \(zero.errors[1].at)")
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
+    }
+
     @Test("kill -9 of a worker in the middle of 5,000 tasks: every task terminal, right results, nothing rewritten")
     func killedWorkerLosesNothing() throws {
         let stack = try IntegrationStack(extraPlugins: [
@@ -160,6 +191,31 @@ struct TaskStoreRuleTests {
         let record = try #require(try store.record(id: "r1"))
         #expect(record.status == .success && record.result == .int(3) && record.worker == "b" && record.finishedAt == 6)
         #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0])
+    }
+
+    @Test("status counters follow every change, and an id twice in one batch is queued once")
+    func countersFollowChanges() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let tasks = (0..<4).map { TaskMessage(id: "c\($0)", type: "add", args: [], maxAttempts: 1, queuedAt: 20) }
+        #expect(try store.queue(tasks + [tasks[0]]) == [true, true, true, true, false])
+        #expect(try store.queue(tasks) == [true, true, true, true], "a replayed batch changes nothing")
+        #expect(try store.counts() == [.queued: 4, .processing: 0, .success: 0, .failed: 0])
+        _ = try store.begin(Array(tasks[..<3]), partitions: [0, 0, 0], worker: "a", at: 21)
+        #expect(try store.counts() == [.queued: 1, .processing: 3, .success: 0, .failed: 0])
+        let outcomes = [
+            AttemptOutcome(id: "c0", attempt: 1, kind: .success, payload: "1"),
+            AttemptOutcome(id: "c1", attempt: 1, kind: .failed, payload: "no"),
+            AttemptOutcome(id: "c1", attempt: 1, kind: .success, payload: "late"),
+        ]
+        #expect(try store.finish(outcomes, worker: "a", at: 22) == [true, true, false])
+        #expect(try store.counts() == [.queued: 1, .processing: 1, .success: 1, .failed: 1])
+        let processing = try store.taskPage(status: .processing, type: nil, cursor: nil, limit: 10)
+        #expect(processing.records.map(\.id) == ["c2"] && processing.total == 1)
+        let queued = try store.taskPage(status: .queued, type: nil, cursor: nil, limit: 10)
+        #expect(queued.records.map(\.id) == ["c3"] && queued.total == 1)
+        let succeeded = try store.taskPage(status: .success, type: "add", cursor: nil, limit: 10)
+        #expect(succeeded.records.map(\.id) == ["c0"])
     }
 
     @Test("attempts used up by crashed workers end as exhausted; a missing record is recreated")

@@ -19,7 +19,7 @@ public struct TaskMessage: Sendable, Hashable {
     }
 
     /// The arguments as the JSON array text stored in Redis.
-    public var argsJSON: String { JSONValue.array(args).jsonString }
+    public var renderedArgs: [UInt8] { JSONValue.array(args).jsonBytes }
 
     public var json: JSONValue {
         .object([
@@ -29,10 +29,24 @@ public struct TaskMessage: Sendable, Hashable {
     }
 
     /// The Kafka message value.
-    public func encoded() -> [UInt8] {
+    public func encoded() -> [UInt8] { encoded(renderedArgs: renderedArgs) }
+
+    /// The Kafka message value (``json``'s text, keys in the same sorted order) around
+    /// arguments already rendered for Redis, so a publish serializes them once.
+    public func encoded(renderedArgs: [UInt8]) -> [UInt8] {
         var buffer: [UInt8] = []
-        buffer.reserveCapacity(96)
-        json.write(to: &buffer)
+        buffer.reserveCapacity(renderedArgs.count + id.utf8.count + type.utf8.count + 64)
+        buffer.append(contentsOf: #"{"args":"#.utf8)
+        buffer.append(contentsOf: renderedArgs)
+        buffer.append(contentsOf: #","id":"#.utf8)
+        JSONValue.string(id).write(to: &buffer)
+        buffer.append(contentsOf: #","max_attempts":"#.utf8)
+        JSONValue.int(Int64(maxAttempts)).write(to: &buffer)
+        buffer.append(contentsOf: #","queued_at":"#.utf8)
+        JSONValue.int(queuedAt).write(to: &buffer)
+        buffer.append(contentsOf: #","type":"#.utf8)
+        JSONValue.string(type).write(to: &buffer)
+        buffer.append(UInt8(ascii: "}"))
         return buffer
     }
 }

@@ -66,7 +66,8 @@ public final class TaskPublisher: @unchecked Sendable {
     public func publish(_ declarations: [TaskDeclaration]) throws -> [PublishedTask] {
         let now = currentEpochMilliseconds()
         let messages = messages(for: declarations, at: now)
-        let queued = try store.queue(messages)
+        let renderedArgs = messages.map(\.renderedArgs)
+        let queued = try store.queue(messages, renderedArgs: renderedArgs)
         let firstPartition = lock.withLock {
             defer { cursor = (cursor + messages.count) % partitions }
             return cursor
@@ -76,7 +77,7 @@ public final class TaskPublisher: @unchecked Sendable {
         var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
         for (index, message) in messages.enumerated() where queued[index] {
             let partition = Int32((firstPartition + index) % partitions)
-            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: message.encoded()))
+            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: message.encoded(renderedArgs: renderedArgs[index])))
             outgoingIndexes.append(index)
             results[index].outcome = .published(partition: partition)
         }

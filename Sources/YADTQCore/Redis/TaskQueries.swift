@@ -2,8 +2,9 @@ import Foundation
 
 // The reads behind the web page and its JSON API: filtered pages of tasks, worker
 // heartbeats, throughput, and the web's login sessions. Every read uses the
-// indexes the task scripts maintain (`tasks`, `index:<STATUS>`, `type:<type>`,
-// `stats:<second>`), never a key scan, and costs one or two round trips.
+// indexes and counters the task scripts maintain (`tasks`, `type:<type>`,
+// `index:PROCESSING`, `index:FAILED`, `counts`, `stats:<second>`), never a key scan,
+// and costs one or two round trips.
 
 extension TaskStore {
     /// One page of tasks, newest first.
@@ -12,8 +13,8 @@ extension TaskStore {
         public var records: [TaskRecord]
         /// Where the next (older) page starts; `nil` on the last page.
         public var nextCursor: String?
-        /// How many tasks the filtered index walked holds in all (an upper bound when
-        /// both a status and a type are given).
+        /// How many tasks match the filter in all (an upper bound when both a status and
+        /// a type are given).
         public var total: Int
     }
 
@@ -27,11 +28,15 @@ extension TaskStore {
 
     /// The newest tasks with a status and/or of a type.
     ///
+    /// PROCESSING and FAILED have an index of their own, which is walked. QUEUED and
+    /// SUCCESS have only a counter (an index member added and removed per task was most
+    /// of Redis's work per task), so for them, as for any status combined with a type,
+    /// `tasks` (or `type:<type>`) is walked newest first and each id's status checked
+    /// inside Redis, at most `scanLimit` ids per call: a page may then come back short,
+    /// with a cursor to continue from.
+    ///
     /// A cursor counts positions from the oldest end of the walked index, so the pages
     /// of the `tasks` and `type:<type>` indexes stay put while new tasks arrive on top.
-    /// With both filters the type index is walked and each id checked against the status
-    /// index inside Redis, at most `scanLimit` ids per call: a page may then come back
-    /// short with a cursor to continue from.
     /// - Parameters:
     ///   - cursor: `nil` for the newest page, else a previous page's ``TaskPage/nextCursor``.
     ///   - limit: tasks per page.
@@ -45,34 +50,36 @@ extension TaskStore {
         } else {
             end = nil
         }
-        let walked: String
-        var filter = ""
-        switch (status, type) {
-        case (let status?, let type?):
-            walked = key("type:" + type)
-            filter = key("index:" + status.rawValue)
-        case (let status?, nil): walked = key("index:" + status.rawValue)
-        case (nil, let type?): walked = key("type:" + type)
-        case (nil, nil): walked = key("tasks")
+        var walked = key(type.map { "type:" + $0 } ?? "tasks")
+        var filter = status?.rawValue ?? ""
+        if let status, type == nil, Self.indexedStatuses.contains(status) {
+            walked = key("index:" + status.rawValue)
+            filter = ""
         }
-        let arguments = RedisCommand(walked, filter, end.map(String.init) ?? "", String(limit), String(scanLimit))
+        let arguments = RedisCommand(
+            walked, filter, end.map(String.init) ?? "", String(limit), String(scanLimit), key("task:"))
         let reply = try client.evaluate(Self.pageScript, arguments: arguments).elements
-        guard reply.count >= 2, let next = reply[0].integer, let total = reply[1].integer else {
+        guard reply.count >= 2, let next = reply[0].integer, var total = reply[1].integer.map(Int.init) else {
             throw YADTQError(.redis, "script task_page answered an unexpected reply", remedy: "This is a YADTQ bug; please report it")
         }
+        if let status, type == nil { total = try counts()[status] ?? 0 }
         let ids = reply.dropFirst(2).compactMap(\.text)
         let records = try ids.isEmpty ? [] : self.records(ids: ids).compactMap { $0 }
-        return TaskPage(records: records, nextCursor: next > 0 ? String(next) : nil, total: Int(total))
+        return TaskPage(records: records, nextCursor: next > 0 ? String(next) : nil, total: total)
     }
 
-    /// ARGV: walked zset, filter zset (or ''), end position (exclusive, from the oldest end;
-    /// '' for the newest page), limit, scan limit. Returns the next end position (0 when
-    /// there is nothing older), the walked index's size, then the ids, newest first.
+    /// The statuses with an `index:<STATUS>` zset of their own (see ``TaskScripts``).
+    static let indexedStatuses: Set<TaskStatus> = [.processing, .failed]
+
+    /// ARGV: walked zset, status to keep (or '' for all), end position (exclusive, from
+    /// the oldest end; '' for the newest page), limit, scan limit, task key prefix.
+    /// Returns the next end position (0 when there is nothing older), the walked index's
+    /// size, then the ids, newest first.
     private static let pageScript = RedisScript(
         name: "task_page",
         source: """
             local walked, filter = ARGV[1], ARGV[2]
-            local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+            local limit, budget, task = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
             local total = redis.call('ZCARD', walked)
             local position = total
             if ARGV[3] ~= '' then position = math.min(tonumber(ARGV[3]), total) end
@@ -84,7 +91,7 @@ extension TaskStore {
               for i = #chunk, 1, -1 do
                 position = from + i - 1
                 scanned = scanned + 1
-                if filter == '' or redis.call('ZSCORE', filter, chunk[i]) then
+                if filter == '' or redis.call('HGET', task .. chunk[i], 'status') == filter then
                   ids[#ids + 1] = chunk[i]
                   if #ids == limit then break end
                 end

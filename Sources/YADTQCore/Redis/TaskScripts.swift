@@ -4,15 +4,16 @@
 /// and each task's change is atomic.
 ///
 /// Key layout under the prefix: `task:<id>` (hash), `tasks` (zset of every id by
-/// queued_at), `index:<STATUS>` and `type:<type>` (zsets of the ids in that status or
-/// of that type, by queued_at), `stats:<epoch second>` (hash: succeeded, failed):
-/// listing, counting and rates never scan the key space.
+/// queued_at), `type:<type>` (zset of the ids of that type), `index:PROCESSING` and
+/// `index:FAILED` (zsets of the ids in that status), `counts` (hash: status -> number of
+/// tasks in it), `stats:<epoch second>` (hash: succeeded, failed): listing, counting
+/// and rates never scan the key space.
 enum TaskScripts {
     /// Shared helpers, prepended to each script.
     private static let prelude = """
         -- Index changes are collected per key and written with one ZADD/ZREM per key at
         -- the end of the script: per-member calls cost Redis several times more CPU.
-        local zadds, zrems = {}, {}
+        local zadds, zrems, counts = {}, {}, {}
         local function add_later(key, score, id)
           local list = zadds[key]
           if not list then list = {}; zadds[key] = list end
@@ -32,10 +33,22 @@ enum TaskScripts {
           for key, list in pairs(zadds) do
             for i = 1, #list, 4000 do redis.call('ZADD', key, unpack(list, i, math.min(i + 3999, #list))) end
           end
+          for status, delta in pairs(counts) do
+            if delta ~= 0 then redis.call('HINCRBY', ARGV[1] .. 'counts', status, delta) end
+          end
         end
+        -- Every status is counted (one HINCRBY per status per batch); only the small,
+        -- operational ones are also listed: PROCESSING (in flight, for the orphan check) and
+        -- FAILED (to look into). QUEUED and SUCCESS are listed by walking `tasks`, since a
+        -- zset member added and removed per task was most of Redis's work per task.
+        local listed = { PROCESSING = true, FAILED = true }
         local function move(p, id, from, to, score)
-          if from then remove_later(p .. 'index:' .. from, id) end
-          add_later(p .. 'index:' .. to, score, id)
+          if from then
+            counts[from] = (counts[from] or 0) - 1
+            if listed[from] then remove_later(p .. 'index:' .. from, id) end
+          end
+          counts[to] = (counts[to] or 0) + 1
+          if listed[to] then add_later(p .. 'index:' .. to, score, id) end
         end
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' end
         local function index_new(p, id, type, score)
@@ -61,18 +74,30 @@ enum TaskScripts {
     /// ARGV: prefix, then per task: id, type, args, max_attempts, queued_at.
     /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
     /// Idempotent under a replayed pipeline: a record with this very queued_at is ours.
+    /// Which ids exist is read with one ZMSCORE on `tasks` (every record is in it, scored
+    /// by its queued_at) instead of one read per task.
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
             local p = ARGV[1]
-            local out = {}
+            local ids = {}
+            for i = 2, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+            local existing = {}
+            for i = 1, #ids, 4000 do
+              local scores = redis.call('ZMSCORE', p .. 'tasks', unpack(ids, i, math.min(i + 3999, #ids)))
+              for j = 1, #scores do existing[i + j - 1] = scores[j] end
+            end
+            local out, added = {}, {}
             for i = 2, #ARGV, 5 do
               local id, queued_at = ARGV[i], ARGV[i + 4]
               local key = p .. 'task:' .. id
-              local existing = redis.call('HGET', key, 'queued_at')
-              if existing then
-                out[#out + 1] = (existing == queued_at) and 1 or 0
+              local score = existing[#out + 1]
+              if score then
+                out[#out + 1] = (tonumber(score) == tonumber(queued_at)) and 1 or 0
+              elseif added[id] then
+                out[#out + 1] = 0  -- the same id twice in one batch: the second is a duplicate
               else
+                added[id] = true
                 redis.call('HSET', key, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
                   'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', queued_at)
                 index_new(p, id, ARGV[i + 1], queued_at)

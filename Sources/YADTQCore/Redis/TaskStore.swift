@@ -76,12 +76,18 @@ public final class TaskStore: Sendable {
     /// per task, whether it is now QUEUED (`false`: a task with that id already exists and
     /// was left alone).
     public func queue(_ tasks: [TaskMessage]) throws -> [Bool] {
+        try queue(tasks, renderedArgs: tasks.map(\.renderedArgs))
+    }
+
+    /// ``queue(_:)`` with each task's ``TaskMessage/renderedArgs`` already at hand.
+    public func queue(_ tasks: [TaskMessage], renderedArgs: [[UInt8]]) throws -> [Bool] {
         guard !tasks.isEmpty else { return [] }
+        precondition(renderedArgs.count == tasks.count, "one rendered argument list per task")
         var arguments = RedisCommand(prefix)
-        for task in tasks {
+        for (task, args) in zip(tasks, renderedArgs) {
             arguments.append(task.id)
             arguments.append(task.type)
-            arguments.append(task.argsJSON)
+            arguments.append(bytes: args)
             arguments.append(task.maxAttempts)
             arguments.append(task.queuedAt)
         }
@@ -198,19 +204,15 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// How many tasks are in each status, from the status indexes (never a key scan).
+    /// How many tasks are in each status, from the counters the task scripts keep.
     public func counts() throws -> [TaskStatus: Int] {
-        let replies = try client.execute(TaskStatus.allCases.map { RedisCommand("ZCARD", key("index:" + $0.rawValue)) })
+        let statuses = TaskStatus.allCases
+        var command = RedisCommand("HMGET", key("counts"))
+        for status in statuses { command.append(status.rawValue) }
+        let replies = try client.execute(command).elements
         var counts: [TaskStatus: Int] = [:]
-        for (status, reply) in zip(TaskStatus.allCases, replies) { counts[status] = Int(reply.integer ?? 0) }
+        for (status, reply) in zip(statuses, replies) { counts[status] = reply.text.flatMap { Int($0) } ?? 0 }
         return counts
-    }
-
-    /// The newest task ids in a status (or of any status), newest first.
-    public func newestIDs(status: TaskStatus? = nil, offset: Int = 0, limit: Int = 50) throws -> [String] {
-        let index = status.map { key("index:" + $0.rawValue) } ?? key("tasks")
-        let reply = try client.execute(RedisCommand("ZREVRANGE", index, String(offset), String(offset + limit - 1)))
-        return reply.elements.compactMap(\.text)
     }
 
     /// Runs a blocking store call on the store's private queue, off the cooperative pool.

@@ -8,13 +8,8 @@ import Logging
 ///
 /// It writes only its own field (`HSET`), never the whole hash, so workers and the
 /// monitor never overwrite each other.
-public final class HeartbeatPublisher: @unchecked Sendable {
-    // @unchecked Sendable: `thread`, `stopRequested` and `loopFinished` are read and
-    // written only while holding `condition`; everything else is immutable after init.
-    private let condition = NSCondition()
-    private var thread: Thread?
-    private var stopRequested = false
-    private var loopFinished = false
+public final class HeartbeatPublisher: Sendable {
+    private let beating: PeriodicThread
     private let client: RedisClient
     private let key: String
     private let worker: String
@@ -41,43 +36,20 @@ public final class HeartbeatPublisher: @unchecked Sendable {
         self.interval = interval
         self.timeLimit = timeLimit
         self.logger = logger
+        beating = PeriodicThread(name: "yadtq-heartbeat", interval: interval)
     }
 
     /// Starts beating, at once and then every interval.
     public func start() {
-        let thread = Thread { [self] in loop() }
-        thread.name = "yadtq-heartbeat"
-        condition.withLock { self.thread = thread }
-        thread.start()
+        beating.start { [self] in beat() }
     }
 
     /// Stops beating and writes a last entry (state `stopped` once the worker marked
     /// itself so). Returns after the beating thread has finished, so no beat it had in
     /// flight can land after the last one.
     public func stop() {
-        condition.withLock {
-            stopRequested = true
-            condition.broadcast()
-            while thread != nil && !loopFinished { condition.wait() }
-        }
+        beating.stop()
         beat()
-    }
-
-    private func loop() {
-        while true {
-            beat()
-            let stop = condition.withLock {
-                // An absolute deadline: after `kill -CONT` the thread beats at once.
-                let deadline = Date(timeIntervalSinceNow: interval.inSeconds)
-                while !stopRequested && condition.wait(until: deadline) {}
-                return stopRequested
-            }
-            if stop { break }
-        }
-        condition.withLock {
-            loopFinished = true
-            condition.broadcast()
-        }
     }
 
     /// The entry this worker would write now.

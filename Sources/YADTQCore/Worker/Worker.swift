@@ -91,13 +91,19 @@ public final class Worker: @unchecked Sendable {
                 return
             }
             commit(consumer, synchronous: true)
-            watermark.forget(partitions: partitions)
+            forget(partitions)
         }
         try consumer.subscribe()
         let heartbeat = HeartbeatPublisher(
             settings: settings, worker: options.name, activity: activity, interval: options.heartbeatInterval,
             timeLimit: options.limits.timeout, logger: logger)
         heartbeat.start()
+        // Rescanned on a thread of its own, so the task loop never waits on the folder.
+        let pluginWatcher = PeriodicThread(name: "yadtq-plugins", interval: .seconds(1))
+        pluginWatcher.start { [self] in
+            if registry.refresh() { announcePlugins() }
+        }
+        defer { pluginWatcher.stop() }
         let pool = ExecutorPool(
             count: options.concurrency, makeExecutor: { PluginExecutor(registry: registry, limits: options.limits) },
             onStart: { [activity] job in activity.started(job.context.id, at: currentEpochMilliseconds()) },
@@ -110,32 +116,28 @@ public final class Worker: @unchecked Sendable {
         let staleMarker = try store.endOfStream(topic: options.topic).flatMap { $0.isComplete ? $0.marker : nil }
         logger.info("worker \(options.name) consuming \(options.topic) in group \(settings.group)")
         var exit = Exit.stopRequested
-        var lastRefresh = ContinuousClock.now
         var lastEndCheck = ContinuousClock.now
+        func runBatch(_ messages: [ConsumedMessage]) throws {
+            let batch = UncheckedBox((self, messages, pool, producer))
+            try runKeepingMembership(consumer) {
+                let (worker, messages, pool, producer) = batch.value
+                try worker.process(messages, pool: pool, producer: producer)
+            }
+            commit(consumer, synchronous: false)
+        }
         while !shouldStop {
             var messages = carried
             carried = []
             messages += consumer.poll(
-                limit: max(1, options.batchSize - messages.count), timeout: .milliseconds(messages.isEmpty ? 100 : 0))
+                limit: max(1, options.batchSize - messages.count), timeout: messages.isEmpty ? pollWait() : .zero)
             if !messages.isEmpty {
                 // A partition revoked during that poll belongs to its next owner, who redelivers it.
                 let owned = Set(consumer.assignedPartitions)
                 messages.removeAll { !owned.contains($0.partition) }
             }
             activity.assign(consumer.assignedPartitions)
-            if !messages.isEmpty {
-                let batch = UncheckedBox((self, messages, pool, producer))
-                try runKeepingMembership(consumer) {
-                    let (worker, messages, pool, producer) = batch.value
-                    try worker.process(messages, pool: pool, producer: producer)
-                }
-                commit(consumer, synchronous: false)
-            }
+            if !messages.isEmpty || hasDueRetries { try runBatch(messages) }
             let now = ContinuousClock.now
-            if now - lastRefresh >= .seconds(1) {
-                lastRefresh = now
-                if registry.refresh() { announcePlugins() }
-            }
             if messages.isEmpty || now - lastEndCheck >= .milliseconds(500) {
                 lastEndCheck = now
                 if let end = try store.endOfStream(topic: options.topic), end.isComplete, end.marker != staleMarker {
@@ -144,6 +146,12 @@ public final class Worker: @unchecked Sendable {
                     break
                 }
             }
+        }
+        // Asked to stop: the tasks waiting for a retry are finished first, as a batch in
+        // hand is (the next owner would otherwise find them PROCESSING).
+        while !backoff.isEmpty {
+            Thread.sleep(forTimeInterval: max(0, (backoff.map(\.due).min()! - ContinuousClock.now).inSeconds))
+            try runBatch([])
         }
         commit(consumer, synchronous: true)
         activity.markStopped()
@@ -198,7 +206,7 @@ public final class Worker: @unchecked Sendable {
             consumer.resume(consumer.assignedPartitions)
             if !revokedDuringBatch.isEmpty {
                 // Not committed: the next owner redelivers them and finds them terminal.
-                watermark.forget(partitions: revokedDuringBatch)
+                forget(revokedDuringBatch)
                 revokedDuringBatch = []
             }
         }
@@ -263,22 +271,76 @@ public final class Worker: @unchecked Sendable {
     private struct Item {
         var message: TaskMessage
         var partition: Int32
+        var offset: Int64
         /// Why the message is not a runnable task, for poison messages.
         var poison: String?
         var attempt = 0
+        /// When a task waiting out a retry backoff may run again.
+        var due = ContinuousClock.now
+
+        var position: MessagePosition { MessagePosition(partition: partition, offset: offset) }
     }
 
+    private struct MessagePosition: Hashable {
+        var partition: Int32
+        var offset: Int64
+    }
+
+    /// An end marker read on a partition where a task before it still waits for a retry.
+    private struct HeldMarker {
+        var marker: String
+        var partition: Int32
+        var offset: Int64
+    }
+
+    // A failed attempt's backoff must not hold up the tasks behind it: a task waiting for
+    // its retry sits in `backoff` and runs in a later batch, its offset (and any end
+    // marker behind it on its partition) left unfinished in the watermark meanwhile, so
+    // nothing after it is committed early. Like the watermark, these belong to the
+    // batch's thread while a batch runs.
+
+    /// Tasks waiting out a retry backoff.
+    private var backoff: [Item] = []
+    /// End markers waiting for the retries before them on their partition.
+    private var heldMarkers: [HeldMarker] = []
+
+    private var hasDueRetries: Bool {
+        let now = ContinuousClock.now
+        return backoff.contains { $0.due <= now }
+    }
+
+    /// How long an idle poll may wait: until the next retry is due, at most 100 ms.
+    private func pollWait() -> Duration {
+        guard let next = backoff.map(\.due).min() else { return .milliseconds(100) }
+        return max(.zero, min(.milliseconds(100), next - ContinuousClock.now))
+    }
+
+    /// Drops what belongs to revoked partitions: their next owner redelivers it.
+    private func forget(_ partitions: [Int32]) {
+        watermark.forget(partitions: partitions)
+        backoff.removeAll { partitions.contains($0.partition) }
+        heldMarkers.removeAll { partitions.contains($0.partition) }
+    }
+
+    /// Runs one attempt of each task in `messages` and of each retry now due, records
+    /// the end markers whose partitions have nothing left before them, and marks what is
+    /// finished in the watermark.
     private func process(_ messages: [ConsumedMessage], pool: ExecutorPool, producer: KafkaProducer) throws {
-        var items: [Item] = []
-        items.reserveCapacity(messages.count)
-        var endMarkers: [String: [Int32]] = [:]
+        let start = ContinuousClock.now
+        var items = backoff.filter { $0.due <= start }
+        backoff.removeAll { $0.due <= start }
+        items.reserveCapacity(items.count + messages.count)
+        var markers = heldMarkers
+        heldMarkers = []
         let now = currentEpochMilliseconds()
         for consumed in messages {
             watermark.track(partition: consumed.partition, offset: consumed.offset)
             do {
                 switch try TopicMessage.decode(consumed.value) {
-                case .task(let task): items.append(Item(message: task, partition: consumed.partition))
-                case .end(let marker): endMarkers[marker, default: []].append(consumed.partition)
+                case .task(let task):
+                    items.append(Item(message: task, partition: consumed.partition, offset: consumed.offset))
+                case .end(let marker):
+                    markers.append(HeldMarker(marker: marker, partition: consumed.partition, offset: consumed.offset))
                 }
             } catch {
                 let id = error.id ?? "poison-\(options.topic)-\(consumed.partition)-\(consumed.offset)"
@@ -286,23 +348,37 @@ public final class Worker: @unchecked Sendable {
                 let message = TaskMessage(id: id, type: "", args: [.string(preview)], maxAttempts: 1, queuedAt: now)
                 logger.warning("partition \(consumed.partition) offset \(consumed.offset): \(error.reason)")
                 items.append(
-                    Item(message: message, partition: consumed.partition, poison: "undecodable message: \(error.reason)"))
+                    Item(
+                        message: message, partition: consumed.partition, offset: consumed.offset,
+                        poison: "undecodable message: \(error.reason)"))
             }
         }
-        var pending = items
-        while !pending.isEmpty {
-            pending = try runAttempts(pending, pool: pool, producer: producer)
+        let retries = items.isEmpty ? [] : try runAttempts(items, pool: pool, producer: producer)
+        backoff += retries
+        let retried = Set(retries.map(\.position))
+        for item in items where !retried.contains(item.position) {
+            watermark.complete(partition: item.partition, offset: item.offset)
         }
-        for consumed in messages {
-            watermark.complete(partition: consumed.partition, offset: consumed.offset)
+        let waiting = Set(backoff.map(\.partition))
+        var reached: [String: [Int32]] = [:]
+        for held in markers {
+            if waiting.contains(held.partition) {
+                heldMarkers.append(held)
+            } else {
+                reached[held.marker, default: []].append(held.partition)
+            }
         }
-        for (marker, partitions) in endMarkers {
+        for (marker, partitions) in reached {
             try store.recordEndReached(topic: options.topic, marker: marker, partitions: partitions)
             logger.info("partitions \(partitions.sorted()) drained up to the end marker")
         }
+        for held in markers where !waiting.contains(held.partition) {
+            watermark.complete(partition: held.partition, offset: held.offset)
+        }
     }
 
-    /// Runs one attempt of every item; returns the items to try again after the backoff.
+    /// Runs one attempt of every item; returns the items to try again, each with the
+    /// time its backoff ends.
     private func runAttempts(_ items: [Item], pool: ExecutorPool, producer: KafkaProducer) throws -> [Item] {
         let decisions = try store.begin(
             items.map(\.message), partitions: items.map(\.partition), worker: options.name, at: currentEpochMilliseconds())
@@ -334,7 +410,6 @@ public final class Worker: @unchecked Sendable {
                 context: TaskContext(id: item.message.id, attempt: item.attempt, maxAttempts: item.message.maxAttempts))
         }
         var retries: [Item] = []
-        var longestBackoff = Duration.zero
         for (item, outcome) in zip(runnable, pool.run(jobs)) {
             switch outcome {
             case .success(let result, let logs, let progress):
@@ -349,8 +424,9 @@ public final class Worker: @unchecked Sendable {
                 switch decision {
                 case .retry(let after):
                     kind = .retry
-                    retries.append(item)
-                    longestBackoff = max(longestBackoff, after)
+                    var retry = item
+                    retry.due = ContinuousClock.now + after
+                    retries.append(retry)
                 case .fail:
                     kind = .failed
                     deadLetters.append((item, failure.message))
@@ -372,9 +448,6 @@ public final class Worker: @unchecked Sendable {
             if outcome.kind == .failed { failed += 1 }
         }
         activity.count(succeeded: succeeded, failed: failed)
-        if !retries.isEmpty {
-            Thread.sleep(forTimeInterval: longestBackoff.inSeconds)
-        }
         return retries
     }
 

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Runs a body at once and then every interval on a dedicated thread until stopped:
+/// the worker's heartbeat and plugin rescans, kept off the task loop and off Swift's
+/// cooperative pool (both block on I/O).
+final class PeriodicThread: @unchecked Sendable {
+    // @unchecked Sendable: `started`, `stopRequested` and `loopFinished` are read and
+    // written only while holding `condition`; everything else is immutable after init.
+    private let condition = NSCondition()
+    private var started = false
+    private var stopRequested = false
+    private var loopFinished = false
+    private let name: String
+    private let interval: Duration
+
+    init(name: String, interval: Duration) {
+        self.name = name
+        self.interval = interval
+    }
+
+    /// Starts running `body`, at once and then every interval.
+    func start(_ body: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in loop(body) }
+        thread.name = name
+        condition.withLock { started = true }
+        thread.start()
+    }
+
+    /// Returns after the thread has finished, so no run of `body` can still be in flight.
+    func stop() {
+        condition.withLock {
+            stopRequested = true
+            condition.broadcast()
+            while started && !loopFinished { condition.wait() }
+        }
+    }
+
+    private func loop(_ body: @Sendable () -> Void) {
+        while true {
+            body()
+            let stop = condition.withLock {
+                // An absolute deadline: after `kill -CONT` the body runs at once.
+                let deadline = Date(timeIntervalSinceNow: interval.inSeconds)
+                while !stopRequested && condition.wait(until: deadline) {}
+                return stopRequested
+            }
+            if stop { break }
+        }
+        condition.withLock {
+            loopFinished = true
+            condition.broadcast()
+        }
+    }
+}
