@@ -19,7 +19,8 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (
+    NoAlertPresentException, NoSuchElementException, StaleElementReferenceException, TimeoutException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -66,7 +67,18 @@ def shot(driver, folder, name):
 
 
 def wait(driver, seconds=15):
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+    # A page that is being replaced can hand back an element that is gone a moment later:
+    # that only means "not yet", like an element not found.
+    return WebDriverWait(driver, seconds, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+
+def click(driver, css):
+    """Clicks an element of a page that updates itself, finding it again if it was replaced."""
+    def attempt(d):
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    wait(driver).until(attempt)
 
 
 def heading(driver):
@@ -106,7 +118,8 @@ def run(driver, args):
     rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-task-id]")
     expect(len(rows) == 1, f"expected one submitted task, got {len(rows)}")
     task_id = rows[0].get_attribute("data-task-id")
-    expect(rows[0].find_element(By.CSS_SELECTOR, ".badge").text == "QUEUED", "the new task should be QUEUED")
+    # The page updates the row in place, so it is read through a wait (no worker runs yet).
+    wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[data-task-id] .badge"), "QUEUED"))
     shot(driver, args.shots, "submitted")
 
     # 3. The tasks page shows it QUEUED, then SUCCESS once the worker runs it, without a reload.
@@ -123,7 +136,7 @@ def run(driver, args):
     shot(driver, args.shots, "tasks")
 
     # 4. The task's page: the payload is text, and it never ran.
-    driver.find_element(By.CSS_SELECTOR, f'tr[data-task-id="{task_id}"] a').click()
+    click(driver, f'tr[data-task-id="{task_id}"] a')
     wait(driver).until(EC.presence_of_element_located((By.ID, "task-args-json")))
     expect(task_id in heading(driver), f"expected the page of {task_id}, got {heading(driver)!r}")
     args_text = driver.find_element(By.ID, "task-args-json").text
