@@ -56,25 +56,28 @@ extension TaskStore {
             walked = key("index:" + status.rawValue)
             filter = ""
         }
+        // A status alone is counted exactly by its counter; otherwise the walked index's size is the total.
+        let counted = type == nil ? status?.rawValue ?? "" : ""
         let arguments = RedisCommand(
-            walked, filter, end.map(String.init) ?? "", String(limit), String(scanLimit), key("task:"))
+            walked, filter, end.map(String.init) ?? "", String(limit), String(scanLimit), key("task:"), key("counts"),
+            counted)
         let reply = try client.evaluate(Self.pageScript, arguments: arguments).elements
-        guard reply.count >= 2, let next = reply[0].integer, var total = reply[1].integer.map(Int.init) else {
+        guard reply.count >= 2, let next = reply[0].integer, let total = reply[1].integer else {
             throw YADTQError(.redis, "script task_page answered an unexpected reply", remedy: "This is a YADTQ bug; please report it")
         }
-        if let status, type == nil { total = try counts()[status] ?? 0 }
         let ids = reply.dropFirst(2).compactMap(\.text)
         let records = try ids.isEmpty ? [] : self.records(ids: ids).compactMap { $0 }
-        return TaskPage(records: records, nextCursor: next > 0 ? String(next) : nil, total: total)
+        return TaskPage(records: records, nextCursor: next > 0 ? String(next) : nil, total: Int(total))
     }
 
     /// The statuses with an `index:<STATUS>` zset of their own (see ``TaskScripts``).
     static let indexedStatuses: Set<TaskStatus> = [.processing, .failed]
 
     /// ARGV: walked zset, status to keep (or '' for all), end position (exclusive, from
-    /// the oldest end; '' for the newest page), limit, scan limit, task key prefix.
-    /// Returns the next end position (0 when there is nothing older), the walked index's
-    /// size, then the ids, newest first.
+    /// the oldest end; '' for the newest page), limit, scan limit, task key prefix, counts
+    /// hash, status whose count is the total (or '' for the walked index's size).
+    /// Returns the next end position (0 when there is nothing older), the total, then the
+    /// ids, newest first.
     private static let pageScript = RedisScript(
         name: "task_page",
         source: """
@@ -97,6 +100,7 @@ extension TaskStore {
                 end
               end
             end
+            if ARGV[8] ~= '' then total = tonumber(redis.call('HGET', ARGV[7], ARGV[8]) or 0) end
             local out = {position, total}
             for _, id in ipairs(ids) do out[#out + 1] = id end
             return out

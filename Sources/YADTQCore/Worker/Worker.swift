@@ -149,8 +149,8 @@ public final class Worker: @unchecked Sendable {
         }
         // Asked to stop: the tasks waiting for a retry are finished first, as a batch in
         // hand is (the next owner would otherwise find them PROCESSING).
-        while !backoff.isEmpty {
-            Thread.sleep(forTimeInterval: max(0, (backoff.map(\.due).min()! - ContinuousClock.now).inSeconds))
+        while let due = nextRetryDue {
+            Thread.sleep(forTimeInterval: max(0, (due - ContinuousClock.now).inSeconds))
             try runBatch([])
         }
         commit(consumer, synchronous: true)
@@ -275,8 +275,6 @@ public final class Worker: @unchecked Sendable {
         /// Why the message is not a runnable task, for poison messages.
         var poison: String?
         var attempt = 0
-        /// When a task waiting out a retry backoff may run again.
-        var due = ContinuousClock.now
 
         var position: MessagePosition { MessagePosition(partition: partition, offset: offset) }
     }
@@ -286,11 +284,16 @@ public final class Worker: @unchecked Sendable {
         var offset: Int64
     }
 
+    /// A task waiting out a retry backoff, and when it may run again.
+    private struct Retry {
+        var item: Item
+        var due: ContinuousClock.Instant
+    }
+
     /// An end marker read on a partition where a task before it still waits for a retry.
     private struct HeldMarker {
         var marker: String
-        var partition: Int32
-        var offset: Int64
+        var position: MessagePosition
     }
 
     // A failed attempt's backoff must not hold up the tasks behind it: a task waiting for
@@ -300,26 +303,26 @@ public final class Worker: @unchecked Sendable {
     // batch's thread while a batch runs.
 
     /// Tasks waiting out a retry backoff.
-    private var backoff: [Item] = []
+    private var backoff: [Retry] = []
     /// End markers waiting for the retries before them on their partition.
     private var heldMarkers: [HeldMarker] = []
 
-    private var hasDueRetries: Bool {
-        let now = ContinuousClock.now
-        return backoff.contains { $0.due <= now }
-    }
+    /// When the earliest waiting retry is due; `nil` when none waits.
+    private var nextRetryDue: ContinuousClock.Instant? { backoff.map(\.due).min() }
+
+    private var hasDueRetries: Bool { nextRetryDue.map { $0 <= ContinuousClock.now } ?? false }
 
     /// How long an idle poll may wait: until the next retry is due, at most 100 ms.
     private func pollWait() -> Duration {
-        guard let next = backoff.map(\.due).min() else { return .milliseconds(100) }
+        guard let next = nextRetryDue else { return .milliseconds(100) }
         return max(.zero, min(.milliseconds(100), next - ContinuousClock.now))
     }
 
     /// Drops what belongs to revoked partitions: their next owner redelivers it.
     private func forget(_ partitions: [Int32]) {
         watermark.forget(partitions: partitions)
-        backoff.removeAll { partitions.contains($0.partition) }
-        heldMarkers.removeAll { partitions.contains($0.partition) }
+        backoff.removeAll { partitions.contains($0.item.partition) }
+        heldMarkers.removeAll { partitions.contains($0.position.partition) }
     }
 
     /// Runs one attempt of each task in `messages` and of each retry now due, records
@@ -327,7 +330,7 @@ public final class Worker: @unchecked Sendable {
     /// finished in the watermark.
     private func process(_ messages: [ConsumedMessage], pool: ExecutorPool, producer: KafkaProducer) throws {
         let start = ContinuousClock.now
-        var items = backoff.filter { $0.due <= start }
+        var items = backoff.filter { $0.due <= start }.map(\.item)
         backoff.removeAll { $0.due <= start }
         items.reserveCapacity(items.count + messages.count)
         var markers = heldMarkers
@@ -340,7 +343,10 @@ public final class Worker: @unchecked Sendable {
                 case .task(let task):
                     items.append(Item(message: task, partition: consumed.partition, offset: consumed.offset))
                 case .end(let marker):
-                    markers.append(HeldMarker(marker: marker, partition: consumed.partition, offset: consumed.offset))
+                    markers.append(
+                        HeldMarker(
+                            marker: marker,
+                            position: MessagePosition(partition: consumed.partition, offset: consumed.offset)))
                 }
             } catch {
                 let id = error.id ?? "poison-\(options.topic)-\(consumed.partition)-\(consumed.offset)"
@@ -355,31 +361,32 @@ public final class Worker: @unchecked Sendable {
         }
         let retries = items.isEmpty ? [] : try runAttempts(items, pool: pool, producer: producer)
         backoff += retries
-        let retried = Set(retries.map(\.position))
+        let retried = Set(retries.map(\.item.position))
         for item in items where !retried.contains(item.position) {
             watermark.complete(partition: item.partition, offset: item.offset)
         }
-        let waiting = Set(backoff.map(\.partition))
+        // The offsets of reached markers are completed now and committed only after this
+        // batch, so after their record in Redis.
+        let waiting = Set(backoff.map(\.item.partition))
         var reached: [String: [Int32]] = [:]
         for held in markers {
-            if waiting.contains(held.partition) {
+            let position = held.position
+            if waiting.contains(position.partition) {
                 heldMarkers.append(held)
             } else {
-                reached[held.marker, default: []].append(held.partition)
+                reached[held.marker, default: []].append(position.partition)
+                watermark.complete(partition: position.partition, offset: position.offset)
             }
         }
         for (marker, partitions) in reached {
             try store.recordEndReached(topic: options.topic, marker: marker, partitions: partitions)
             logger.info("partitions \(partitions.sorted()) drained up to the end marker")
         }
-        for held in markers where !waiting.contains(held.partition) {
-            watermark.complete(partition: held.partition, offset: held.offset)
-        }
     }
 
     /// Runs one attempt of every item; returns the items to try again, each with the
     /// time its backoff ends.
-    private func runAttempts(_ items: [Item], pool: ExecutorPool, producer: KafkaProducer) throws -> [Item] {
+    private func runAttempts(_ items: [Item], pool: ExecutorPool, producer: KafkaProducer) throws -> [Retry] {
         let decisions = try store.begin(
             items.map(\.message), partitions: items.map(\.partition), worker: options.name, at: currentEpochMilliseconds())
         var outcomes: [AttemptOutcome] = []
@@ -409,7 +416,7 @@ public final class Worker: @unchecked Sendable {
                 type: item.message.type, args: item.message.args,
                 context: TaskContext(id: item.message.id, attempt: item.attempt, maxAttempts: item.message.maxAttempts))
         }
-        var retries: [Item] = []
+        var retries: [Retry] = []
         for (item, outcome) in zip(runnable, pool.run(jobs)) {
             switch outcome {
             case .success(let result, let logs, let progress):
@@ -424,9 +431,7 @@ public final class Worker: @unchecked Sendable {
                 switch decision {
                 case .retry(let after):
                     kind = .retry
-                    var retry = item
-                    retry.due = ContinuousClock.now + after
-                    retries.append(retry)
+                    retries.append(Retry(item: item, due: ContinuousClock.now + after))
                 case .fail:
                     kind = .failed
                     deadLetters.append((item, failure.message))
