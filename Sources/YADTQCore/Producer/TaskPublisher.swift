@@ -54,10 +54,11 @@ public final class TaskPublisher: @unchecked Sendable {
     /// Gives each declaration its id (a new UUID unless it names one) and its attempts:
     /// its own, else its plugin's `max_attempts`, else 3.
     public func messages(for declarations: [TaskDeclaration], at now: Int64) -> [TaskMessage] {
-        declarations.map { declaration in
+        var newIDs = TaskID.random(count: declarations.count { $0.id == nil })[...]
+        return declarations.map { declaration in
             let maxAttempts = declaration.maxAttempts ?? plugins?.info(for: declaration.type)?.maxAttempts
             return TaskMessage(
-                id: declaration.id ?? UUID().uuidString.lowercased(), type: declaration.type, args: declaration.args,
+                id: declaration.id ?? newIDs.popFirst()!, type: declaration.type, args: declaration.args,
                 maxAttempts: maxAttempts ?? TaskMessage.defaultMaxAttempts, queuedAt: now)
         }
     }
@@ -99,7 +100,7 @@ public final class TaskPublisher: @unchecked Sendable {
     /// - Returns: the marker's id.
     @discardableResult
     public func publishEnd() throws -> String {
-        let marker = UUID().uuidString.lowercased()
+        let marker = TaskID.random(count: 1)[0]
         let now = currentEpochMilliseconds()
         // Recorded first, so a worker that reaches the marker finds what it belongs to.
         try store.recordEndPublished(topic: topic, marker: marker, partitions: partitions, at: now)
