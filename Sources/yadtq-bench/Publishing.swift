@@ -49,7 +49,7 @@ enum Publishing {
         let clock = ContinuousClock()
         run.startedAt = currentEpochMilliseconds()
         let start = clock.now
-        _ = try submission.run(onTask: { run.record($0) }, onProblem: { run.problems.append($0) })
+        _ = try submission.run(onBatch: { $0.forEach { run.record($0) } }, onProblem: { run.problems.append($0) })
         run.elapsed = clock.now - start
         return run
     }

@@ -52,7 +52,11 @@ struct RunCommand: ParsableCommand {
             let submission = TaskSubmission(publisher: publisher, stream: TaskLineStream(inputs: inputs))
             var output = OutputBuffer()
             let report = try submission.run(
-                onTask: { task in output.write(json ? Self.json(task) : Self.text(task)) },
+                onBatch: { tasks in
+                    // One write per batch, so a line streamed in (`tail -f`) shows its id at once.
+                    for task in tasks { output.write(json ? Self.json(task) : Self.text(task)) }
+                    output.flush()
+                },
                 onProblem: { problem in
                     output.flush()
                     FileHandle.standardError.write(Data("\(problem)\n".utf8))
@@ -122,7 +126,7 @@ enum ResultTable {
     }
 }
 
-/// Collects output lines and writes them with one system call per batch.
+/// Collects output lines and writes them with one system call per batch (or per 64 KiB).
 struct OutputBuffer {
     private var text = ""
 

@@ -38,12 +38,23 @@ public final class TaskLineStream: @unchecked Sendable {
     public func nextBatch(limit: Int) -> [SourceLine]? {
         condition.withLock {
             while buffer.isEmpty && !finished { condition.wait() }
-            if buffer.isEmpty { return nil }
-            let batch = Array(buffer.prefix(limit))
-            buffer.removeFirst(batch.count)
-            condition.broadcast()
-            return batch
+            return take(limit)
         }
+    }
+
+    /// Every line available now, up to `limit`, without waiting: empty when no line has
+    /// arrived yet, `nil` once every input is exhausted.
+    public func availableBatch(limit: Int) -> [SourceLine]? {
+        condition.withLock { buffer.isEmpty && !finished ? [] : take(limit) }
+    }
+
+    /// Must be called with `condition` locked.
+    private func take(_ limit: Int) -> [SourceLine]? {
+        if buffer.isEmpty { return nil }
+        let batch = Array(buffer.prefix(limit))
+        buffer.removeFirst(batch.count)
+        condition.broadcast()
+        return batch
     }
 
     /// Inputs that could not be read (missing file, unreadable folder), as messages.

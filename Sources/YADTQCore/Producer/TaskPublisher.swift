@@ -65,10 +65,33 @@ public final class TaskPublisher: @unchecked Sendable {
 
     /// Publishes a batch; the result has one entry per declaration, in order.
     public func publish(_ declarations: [TaskDeclaration]) throws -> [PublishedTask] {
-        let now = currentEpochMilliseconds()
-        let messages = messages(for: declarations, at: now)
+        try publish(prepare(declarations))
+    }
+
+    /// Tasks made ready to publish: ids and attempts given, arguments and Kafka values
+    /// serialized. Preparing touches neither Redis nor Kafka, so ``TaskSubmission``
+    /// prepares the next batch while the one before it is being published.
+    public struct PreparedBatch: Sendable {
+        public let messages: [TaskMessage]
+        /// Each message's arguments as stored in Redis.
+        let renderedArgs: [[UInt8]]
+        /// Each message's Kafka value.
+        let values: [[UInt8]]
+    }
+
+    /// Gives the tasks their ids and attempts and serializes them; `queued_at` is now.
+    public func prepare(_ declarations: [TaskDeclaration]) -> PreparedBatch {
+        let messages = messages(for: declarations, at: currentEpochMilliseconds())
         let renderedArgs = messages.map(\.renderedArgs)
-        let queued = try store.queue(messages, renderedArgs: renderedArgs)
+        let values = zip(messages, renderedArgs).map { $0.encoded(renderedArgs: $1) }
+        return PreparedBatch(messages: messages, renderedArgs: renderedArgs, values: values)
+    }
+
+    /// Publishes a prepared batch: QUEUED in Redis, then Kafka, then FAILED for what the
+    /// broker did not take. The result has one entry per task, in order.
+    public func publish(_ batch: PreparedBatch) throws -> [PublishedTask] {
+        let messages = batch.messages
+        let queued = try store.queue(messages, renderedArgs: batch.renderedArgs)
         let firstPartition = lock.withLock {
             defer { cursor = (cursor + messages.count) % partitions }
             return cursor
@@ -78,7 +101,7 @@ public final class TaskPublisher: @unchecked Sendable {
         var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
         for (index, message) in messages.enumerated() where queued[index] {
             let partition = Int32((firstPartition + index) % partitions)
-            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: message.encoded(renderedArgs: renderedArgs[index])))
+            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: batch.values[index]))
             outgoingIndexes.append(index)
             results[index].outcome = .published(partition: partition)
         }

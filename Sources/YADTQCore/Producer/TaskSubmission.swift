@@ -1,6 +1,12 @@
+import Foundation
+
 /// Turns task input into published tasks: parses each line, publishes what is
 /// ready batch by batch, publishes end markers for `end`, and reports bad lines
 /// as `file:line: reason` without stopping.
+///
+/// Publishing is pipelined: while one batch is written QUEUED to Redis and sent to
+/// Kafka on a thread of its own, the next is read, parsed and serialized. At most one
+/// batch is in flight, and tasks are still queued, published and reported in input order.
 public final class TaskSubmission {
     private let publisher: TaskPublisher
     private let stream: TaskLineStream
@@ -23,25 +29,40 @@ public final class TaskSubmission {
 
     /// Reads every input to its end.
     /// - Parameters:
-    ///   - onTask: called for each submitted task, in input order.
+    ///   - onBatch: called with each batch's tasks once it is published, in input order.
     ///   - onProblem: called with each bad line or unreadable input, as one message.
-    public func run(onTask: (PublishedTask) -> Void, onProblem: (String) -> Void) throws -> Report {
+    public func run(onBatch: ([PublishedTask]) -> Void, onProblem: (String) -> Void) throws -> Report {
         var report = Report()
         stream.start()
+        let inFlight = BatchInFlight(publisher: publisher)
         var ready: [TaskDeclaration] = []
-        func flush() throws {
-            guard !ready.isEmpty else { return }
-            for task in try publisher.publish(ready) {
+        func collect() throws {
+            let tasks = try inFlight.wait()
+            guard !tasks.isEmpty else { return }
+            for task in tasks {
                 switch task.outcome {
                 case .published: report.published.append(task.message.id)
                 case .duplicate: report.duplicates += 1
                 case .failed: report.publishFailures += 1
                 }
-                onTask(task)
             }
-            ready.removeAll(keepingCapacity: true)
+            onBatch(tasks)
         }
-        while let lines = stream.nextBatch(limit: batchLimit) {
+        func flush() throws {
+            guard !ready.isEmpty else { return }
+            let batch = publisher.prepare(ready)
+            ready.removeAll(keepingCapacity: true)
+            try collect()
+            inFlight.start(batch)
+        }
+        while var lines = stream.availableBatch(limit: batchLimit) {
+            if lines.isEmpty {
+                // Nothing new yet: the batch in flight is seen through first, so a line
+                // streamed in (`tail -f | yadtq-run`) is reported at once.
+                try collect()
+                guard let next = stream.nextBatch(limit: batchLimit) else { break }
+                lines = next
+            }
             for line in lines {
                 guard let text = String(validating: line.bytes, as: UTF8.self) else {
                     report.badLines += 1
@@ -55,6 +76,7 @@ public final class TaskSubmission {
                     case .end:
                         // Everything before `end` is published first, so it precedes the markers on every partition.
                         try flush()
+                        try collect()
                         try publisher.publishEnd()
                         report.endMarkers += 1
                     }
@@ -65,10 +87,41 @@ public final class TaskSubmission {
             }
             try flush()
         }
+        try collect()
         for problem in stream.inputProblems {
             report.badLines += 1
             onProblem(problem)
         }
         return report
+    }
+}
+
+/// The one batch being published on a thread of its own while the next is prepared.
+private final class BatchInFlight: @unchecked Sendable {
+    // @unchecked Sendable: `outcome` is written by the work item on `queue` and read only
+    // after `wait()` on that very item has returned; `item` is used by the caller's thread only.
+    private let publisher: TaskPublisher
+    private let queue = DispatchQueue(label: "yadtq.publish")
+    private var item: DispatchWorkItem?
+    private var outcome: Result<[PublishedTask], any Error>?
+
+    init(publisher: TaskPublisher) {
+        self.publisher = publisher
+    }
+
+    func start(_ batch: TaskPublisher.PreparedBatch) {
+        precondition(item == nil, "one batch in flight at a time")
+        let item = DispatchWorkItem { [self] in outcome = Result { try publisher.publish(batch) } }
+        self.item = item
+        queue.async(execute: item)
+    }
+
+    /// Waits for the batch in flight and returns its tasks; none when nothing is in flight.
+    func wait() throws -> [PublishedTask] {
+        guard let item else { return [] }
+        item.wait()
+        self.item = nil
+        defer { outcome = nil }
+        return try outcome!.get()
     }
 }
