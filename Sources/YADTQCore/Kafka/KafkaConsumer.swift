@@ -31,6 +31,10 @@ final class KafkaConsumer {
         "heartbeat.interval.ms": "1000",
         "fetch.wait.max.ms": "50",
         "enable.partition.eof": "false",
+        // Prefetch a few seconds of work, not librdkafka's 100,000 messages per partition
+        // (64 MiB): with a backlog that made a worker's memory grow with the backlog.
+        "queued.min.messages": "5000",
+        "queued.max.messages.kbytes": "8192",
     ]
 
     init(settings: YADTQSettings, topic: String, clientID: String, logger: Logger) throws {
