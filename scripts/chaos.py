@@ -256,10 +256,9 @@ class Sampler(threading.Thread):
                     for tid, values in zip(chunk, pipe.execute()):
                         if values[0] in ("SUCCESS", "FAILED"):
                             self.first_seen[tid] = tuple(values)
-                t = now()
                 if terminal > self.terminal:
                     self.terminal = terminal
-                    last_progress = t
+                    last_progress = now()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                     redis.exceptions.BusyLoadingError):
                 pass  # Redis is down (a scenario killed it): that counts as a stall

@@ -50,18 +50,14 @@ struct RunCommand: ParsableCommand {
                 settings: settings, topic: topic ?? settings.topic, partitions: partitions, clientID: "yadtq-run",
                 logger: logger, plugins: plugins)
             let submission = TaskSubmission(publisher: publisher, stream: TaskLineStream(inputs: inputs))
-            var output = OutputBuffer()
             let report = try submission.run(
                 onBatch: { tasks in
                     // One write per batch, so a line streamed in (`tail -f`) shows its id at once.
+                    var output = OutputBuffer()
                     for task in tasks { output.write(json ? Self.json(task) : Self.text(task)) }
                     output.flush()
                 },
-                onProblem: { problem in
-                    output.flush()
-                    FileHandle.standardError.write(Data("\(problem)\n".utf8))
-                })
-            output.flush()
+                onProblem: { problem in FileHandle.standardError.write(Data("\(problem)\n".utf8)) })
             var failed = report.badLines > 0 || report.publishFailures > 0
             if wait && !report.published.isEmpty {
                 let progress = try TaskWaiter(store: publisher.store).wait(for: report.published) { progress in
