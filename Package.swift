@@ -30,7 +30,7 @@ func tests(_ name: String) -> Target {
         linkerSettings: runtimeLibrarySearchPath)
 }
 
-let commands = ["yadtq-run", "yadtq-worker", "yadtq-monitor", "yadtq-web", "yadtq-bench"]
+let commands = ["yadtq-run", "yadtq-worker", "yadtq-monitor", "yadtq-web", "yadtq-ctl", "yadtq-bench"]
 
 let package = Package(
     name: "yadtq",
@@ -60,6 +60,7 @@ let package = Package(
         command("yadtq-worker"),
         command("yadtq-monitor"),
         command("yadtq-web", extra: ["YADTQWeb"]),
+        command("yadtq-ctl"),
         command("yadtq-bench"),
         tests("YADTQCoreTests"),
         tests("YADTQIntegrationTests"),

@@ -43,16 +43,9 @@ public struct GlobalOptions: ParsableArguments {
 }
 
 extension Duration: @retroactive ExpressibleByArgument {
-    /// Reads `500ms`, `5s`, `2m` or a bare number of seconds.
+    /// Reads `500ms`, `5s`, `2m`, `2h`, `7d` or a bare number of seconds.
     public init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where argument.hasSuffix(suffix) {
-            guard let value = Double(argument.dropLast(suffix.count)), value >= 0 else { return nil }
-            self = .milliseconds(Int64(value * scale * 1000))
-            return
-        }
-        guard let seconds = Double(argument), seconds >= 0 else { return nil }
-        self = .milliseconds(Int64(seconds * 1000))
+        self.init(parsing: argument)
     }
 }
 

@@ -8,34 +8,15 @@ enum TaskPresentation {
     static func json(_ record: TaskRecord, fields: [String: String] = [:]) -> JSONValue {
         func number(_ value: Int64?) -> JSONValue { value.map(JSONValue.int) ?? .null }
         let durations = Durations(record)
-        return .object([
-            "id": .string(record.id),
-            "status": .string(record.status.rawValue),
-            "type": .string(record.type),
-            "args": record.args,
-            "attempts": .int(Int64(record.attempts)),
-            "max_attempts": .int(Int64(record.maxAttempts)),
-            "result": record.result ?? .null,
-            "error": record.error.map(JSONValue.string) ?? .null,
-            "errors": .array(
-                record.errors.map { entry in
-                    .object([
-                        "attempt": .int(Int64(entry.attempt)), "worker": .string(entry.worker),
-                        "error": .string(entry.error), "at": .int(entry.at),
-                    ])
-                }),
-            "logs": .array(record.logs.map(JSONValue.string)),
-            "progress": record.progress.map(JSONValue.double) ?? .null,
-            "worker": record.worker.map(JSONValue.string) ?? .null,
-            "partition": number(fields["partition"].flatMap { Int64($0) }),
-            "queued_at": number(record.queuedAt),
-            "started_at": number(record.startedAt),
-            "finished_at": number(record.finishedAt),
-            "wait_ms": number(durations.waited),
-            "run_ms": number(durations.ran),
-            "total_ms": number(durations.total),
-            "url": .string(URLText.task(record.id)),
-        ])
+        var view = record.outsideView.objectValue ?? [:]
+        view["logs"] = .array(record.logs.map(JSONValue.string))
+        view["progress"] = record.progress.map(JSONValue.double) ?? .null
+        view["partition"] = number(fields["partition"].flatMap { Int64($0) })
+        view["wait_ms"] = number(durations.waited)
+        view["run_ms"] = number(durations.ran)
+        view["total_ms"] = number(durations.total)
+        view["url"] = .string(URLText.task(record.id))
+        return .object(view)
     }
 
     /// How long a task waited, ran (its last attempt) and took in all, in milliseconds.

@@ -35,10 +35,11 @@ enum Waiting {
         throw BenchFailure("the workers did not take the topic's partitions within \(timeout): \(last)")
     }
 
-    /// Terminal tasks (SUCCESS + FAILED) in the namespace, from the status counters: one
-    /// HMGET, so polling it does not load Redis while it is being measured.
+    /// Tasks that became terminal (SUCCESS + FAILED) in the namespace, from the finished
+    /// counters (which expiring tasks do not lower): one HMGET, so polling it does not load
+    /// Redis while it is being measured.
     static func terminalCount(_ store: TaskStore) throws -> Int {
-        let counts = try store.counts()
+        let counts = try store.finishedCounts()
         return (counts[.success] ?? 0) + (counts[.failed] ?? 0)
     }
 

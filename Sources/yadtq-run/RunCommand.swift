@@ -102,40 +102,14 @@ struct RunCommand: ParsableCommand {
 enum ResultTable {
     static func print(ids: [String], store: TaskStore) throws {
         var output = OutputBuffer()
-        output.write(row("TASK", "TYPE", "STATUS", "TRIES", "RESULT / ERROR"))
+        output.write(TaskTable.header)
         for start in stride(from: 0, to: ids.count, by: 1000) {
             for record in try store.records(ids: Array(ids[start..<min(start + 1000, ids.count)])) {
                 guard let record else { continue }
-                let outcome = record.status == .success ? record.result?.jsonString ?? "" : record.error ?? ""
-                output.write(
-                    row(record.id, record.type, record.status.rawValue, "\(record.attempts)/\(record.maxAttempts)", outcome))
+                output.write(TaskTable.line(record))
             }
         }
         output.flush()
-    }
-
-    private static func row(_ id: String, _ type: String, _ status: String, _ tries: String, _ outcome: String) -> String {
-        func pad(_ text: String, _ width: Int) -> String {
-            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
-        }
-        return pad(id, 37) + pad(type, 10) + pad(status, 11) + pad(tries, 6) + outcome
-    }
-}
-
-/// Collects output lines and writes them with one system call per batch (or per 64 KiB).
-struct OutputBuffer {
-    private var text = ""
-
-    mutating func write(_ line: String) {
-        text += line
-        text += "\n"
-        if text.utf8.count > 64 * 1024 { flush() }
-    }
-
-    mutating func flush() {
-        guard !text.isEmpty else { return }
-        FileHandle.standardOutput.write(Data(text.utf8))
-        text = ""
     }
 }
 

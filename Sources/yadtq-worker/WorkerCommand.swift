@@ -48,6 +48,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The longest wait between two attempts of a task, e.g. 2s.")
     var retryMaxDelay: Duration = .seconds(2)
 
+    @Option(help: "How long a SUCCESS task stays in Redis, e.g. 24h (env YADTQ_KEEP_SUCCEEDED; default 24h).")
+    var keepSucceeded: Duration?
+
+    @Option(help: "How long a FAILED task stays in Redis, e.g. 7d (env YADTQ_KEEP_FAILED; default 7d).")
+    var keepFailed: Duration?
+
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false
 
@@ -71,6 +77,8 @@ struct WorkerCommand: ParsableCommand {
         do {
             var settings = try global.settings()
             if let plugins { settings.pluginsDirectory = plugins }
+            if let keepSucceeded { settings.retention.succeeded = keepSucceeded }
+            if let keepFailed { settings.retention.failed = keepFailed }
             guard !check else { return try checkPlugins(in: name ?? settings.pluginsDirectory) }
             guard let name, let topic else { return }
             var options = WorkerOptions(name: name, topic: topic)

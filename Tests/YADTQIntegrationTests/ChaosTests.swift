@@ -77,7 +77,8 @@ struct ChaosTests {
         let snapshot = try stack.terminalSnapshot(ids)
         kill(frozen.processIdentifier, SIGCONT)
         let wokenAt = currentEpochMilliseconds()
-        let before = try stack.base.records(ids).compactMap { $0 }
+        // The partition a task ran from is not part of its outside view: read the store's own record.
+        let before = try store.records(ids: ids).compactMap { $0 }
         let held = Set(before.filter { $0.worker == "frozen" && ($0.finishedAt ?? .max) < stoppedAt }.compactMap(\.partition))
         let takenOver = before.filter {
             $0.worker == "other" && held.contains($0.partition ?? -1) && (stoppedAt...wokenAt).contains($0.finishedAt ?? 0)

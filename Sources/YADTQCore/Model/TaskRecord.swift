@@ -58,3 +58,64 @@ public struct TaskRecord: Sendable, Equatable {
         }
     }
 }
+
+extension TaskRecord {
+    /// The outside view of a task, as `yadtq-ctl status --json` and `GET /api/tasks/{id}` give
+    /// it: the fields DESIGN.md fixes, whatever the Redis layout behind them. Arguments and
+    /// results are JSON values, times milliseconds since the epoch, absent values `null`.
+    public var outsideView: JSONValue {
+        func number(_ value: Int64?) -> JSONValue { value.map(JSONValue.int) ?? .null }
+        return .object([
+            "id": .string(id),
+            "status": .string(status.rawValue),
+            "type": .string(type),
+            "args": args,
+            "result": result ?? .null,
+            "error": error.map(JSONValue.string) ?? .null,
+            "errors": .array(
+                errors.map { entry in
+                    .object([
+                        "attempt": .int(Int64(entry.attempt)), "worker": .string(entry.worker),
+                        "error": .string(entry.error), "at": .int(entry.at),
+                    ])
+                }),
+            "attempts": .int(Int64(attempts)),
+            "max_attempts": .int(Int64(maxAttempts)),
+            "worker": worker.map(JSONValue.string) ?? .null,
+            "queued_at": number(queuedAt),
+            "started_at": number(startedAt),
+            "finished_at": number(finishedAt),
+        ])
+    }
+}
+
+extension TaskRecord {
+    /// Reads a task back from its outside view (a line of `yadtq-ctl status --json`, or
+    /// `GET /api/tasks/{id}`); `nil` when it lacks an id or a known status.
+    public init?(outsideView view: JSONValue) {
+        guard let id = view["id"]?.stringValue,
+            let status = view["status"]?.stringValue.flatMap(TaskStatus.init(rawValue:))
+        else { return nil }
+        self.id = id
+        self.status = status
+        type = view["type"]?.stringValue ?? ""
+        args = view["args"] ?? .array([])
+        attempts = Int(view["attempts"]?.intValue ?? 0)
+        maxAttempts = Int(view["max_attempts"]?.intValue ?? Int64(TaskMessage.defaultMaxAttempts))
+        // A success's result may be JSON null itself; other statuses have none.
+        result = status == .success ? view["result"] : view["result"].flatMap { $0 == .null ? nil : $0 }
+        error = view["error"]?.stringValue
+        errors = (view["errors"]?.arrayValue ?? []).map { entry in
+            AttemptError(
+                attempt: Int(entry["attempt"]?.intValue ?? 0), worker: entry["worker"]?.stringValue ?? "",
+                error: entry["error"]?.stringValue ?? "", at: entry["at"]?.intValue ?? 0)
+        }
+        logs = view["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        progress = view["progress"]?.doubleValue
+        worker = view["worker"]?.stringValue
+        partition = view["partition"]?.intValue.map { Int32($0) }
+        queuedAt = view["queued_at"]?.intValue
+        startedAt = view["started_at"]?.intValue
+        finishedAt = view["finished_at"]?.intValue
+    }
+}

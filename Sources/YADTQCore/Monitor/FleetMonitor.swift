@@ -49,20 +49,14 @@ public struct FleetMonitor: Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         defer { logger.debug("refresh took \(clock.now - started)") }
-        let heartbeatsKey = Heartbeat.hashKey(prefix: store.prefix)
-        let verdictsKey = WorkerVerdict.hashKey(prefix: store.prefix)
         let currentSecond = now / 1000
         // The second in progress is still counting, so the window ends before it.
-        let seconds = (1...rateWindowSeconds).map { currentSecond - Int64($0) }
-        var commands = [RedisCommand("HGETALL", heartbeatsKey), RedisCommand("HGETALL", verdictsKey)]
-        commands += seconds.map { RedisCommand("HMGET", store.key("stats:\($0)"), "succeeded", "failed") }
-        let replies = try store.client.execute(commands)
-        try Self.checkErrors(replies)
+        let reads = try store.fleetReads(finishedIn: (1...rateWindowSeconds).map { currentSecond - Int64($0) })
 
         var workers: [WorkerReport] = []
         var problems: [String] = []
         var unreadable: Set<String> = []
-        for (name, text) in Self.pairs(replies[0]).sorted(by: { $0.key < $1.key }) {
+        for (name, text) in reads.heartbeats.sorted(by: { $0.key < $1.key }) {
             do {
                 let heartbeat = try Heartbeat(parsing: text)
                 workers.append(WorkerReport(name: name, heartbeat: heartbeat, judgement: rules.judge(heartbeat, at: now)))
@@ -71,16 +65,13 @@ public struct FleetMonitor: Sendable {
                 unreadable.insert(name)
             }
         }
-        let stored = Self.pairs(replies[1]).compactMapValues(WorkerVerdict.init(rawValue:))
-        let finished = replies[2...].reduce(into: 0) { total, reply in
-            total += reply.elements.reduce(0) { $0 + Int($1.integer ?? 0) }
-        }
+        let stored = reads.verdicts.compactMapValues(WorkerVerdict.init(rawValue:))
 
         let orphans = try orphans(workers: workers, unreadable: unreadable)
         let changes = try storeChanges(workers: workers, stored: stored, at: now)
         return FleetSnapshot(
             at: now, namespace: namespace, topic: topic, workers: workers, problems: problems,
-            counts: try store.counts(), tasksPerSecond: Double(finished) / Double(rateWindowSeconds),
+            counts: try store.counts(), tasksPerSecond: Double(reads.finished) / Double(rateWindowSeconds),
             rateWindowSeconds: rateWindowSeconds, orphaned: orphans.listed, orphanCount: orphans.count,
             orphanScanLimit: orphanScanLimit,
             endOfStream: try store.endOfStream(topic: topic), changes: changes)
@@ -93,47 +84,18 @@ public struct FleetMonitor: Sendable {
     private func orphans(workers: [WorkerReport], unreadable: Set<String>) throws
         -> (count: Int, listed: [OrphanedTask])
     {
-        var arguments = RedisCommand(store.prefix, String(orphanScanLimit), String(Self.orphansListed))
-        for worker in workers where worker.verdict != .dead { arguments.append(worker.name) }
-        for name in unreadable { arguments.append(name) }
-        let reply = try store.client.evaluate(Self.orphanScript, arguments: arguments).elements
-        let listed = stride(from: 1, to: reply.count - 1, by: 2).compactMap { index in
-            reply[index].text.flatMap { id in reply[index + 1].text.map { OrphanedTask(id: id, worker: $0) } }
-        }
-        return (Int(reply.first?.integer ?? 0), listed)
+        let running = workers.filter { $0.verdict != .dead }.map(\.name) + unreadable
+        return try store.orphans(running: running, scanLimit: orphanScanLimit, listLimit: Self.orphansListed)
     }
 
     /// Orphaned tasks listed by id in a snapshot; the rest are only counted.
     static let orphansListed = 100
-
-    /// ARGV: prefix, scan limit, list limit, then the names of the workers still running.
-    /// Returns the orphan count, then id and worker of the first orphans.
-    private static let orphanScript = RedisScript(
-        name: "monitor_orphans",
-        source: """
-            local p, limit, listed = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-            local running = {}
-            for i = 4, #ARGV do running[ARGV[i]] = true end
-            local out = {0}
-            for _, id in ipairs(redis.call('ZRANGE', p .. 'index:PROCESSING', 0, limit - 1)) do
-              local worker = redis.call('HGET', p .. 'task:' .. id, 'worker')
-              if worker and not running[worker] then
-                out[1] = out[1] + 1
-                if out[1] <= listed then
-                  out[#out + 1] = id
-                  out[#out + 1] = worker
-                end
-              end
-            end
-            return out
-            """)
 
     /// Writes the verdicts that differ from the stored ones, and drops the verdicts of
     /// workers whose heartbeat entry is gone, in one round trip (none when nothing changed).
     private func storeChanges(workers: [WorkerReport], stored: [String: WorkerVerdict], at now: Int64) throws
         -> [VerdictChange]
     {
-        let key = WorkerVerdict.hashKey(prefix: store.prefix)
         let changes = workers.compactMap { report in
             stored[report.name] == report.verdict
                 ? nil
@@ -143,35 +105,7 @@ public struct FleetMonitor: Sendable {
         }
         let judged = Set(workers.map(\.name))
         let forgotten = stored.keys.filter { !judged.contains($0) }
-        var commands: [RedisCommand] = []
-        if !changes.isEmpty {
-            var command = RedisCommand("HSET", key)
-            for change in changes {
-                command.append(change.worker)
-                command.append(change.to.rawValue)
-            }
-            commands.append(command)
-        }
-        if !forgotten.isEmpty { commands.append(RedisCommand(["HDEL", key] + forgotten)) }
-        if !commands.isEmpty { try Self.checkErrors(try store.client.execute(commands)) }
+        try store.storeVerdicts(changes.map { ($0.worker, $0.to) }, forgetting: forgotten)
         return changes
-    }
-
-    /// The field -> value pairs of an `HGETALL` reply.
-    private static func pairs(_ reply: RedisReply) -> [String: String] {
-        let elements = reply.elements
-        var pairs: [String: String] = [:]
-        for index in stride(from: 0, to: elements.count - 1, by: 2) {
-            if let name = elements[index].text, let value = elements[index + 1].text { pairs[name] = value }
-        }
-        return pairs
-    }
-
-    private static func checkErrors(_ replies: [RedisReply]) throws {
-        if let message = replies.lazy.compactMap(\.errorMessage).first {
-            throw YADTQError(
-                .redis, "Redis refused a monitor read or write", libraryMessage: message,
-                remedy: "Check that no other program stores different types under this namespace's keys")
-        }
     }
 }

@@ -52,8 +52,6 @@ public struct Heartbeat: Sendable, Equatable {
         self.intervalMilliseconds = intervalMilliseconds
     }
 
-    /// The Redis hash holding every worker's heartbeat, one field per worker name.
-    public static func hashKey(prefix: String) -> String { prefix + "all_heartbeats" }
 
     /// The document as stored in Redis (DESIGN.md names these fields).
     public var json: JSONValue {

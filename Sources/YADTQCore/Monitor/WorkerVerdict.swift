@@ -6,8 +6,6 @@ public enum WorkerVerdict: String, Sendable, CaseIterable {
     /// Not beating (crashed, frozen or cut off), or stopped gracefully.
     case dead = "DEAD"
 
-    /// The Redis hash of verdicts, one field per worker name, written only by the monitor.
-    public static func hashKey(prefix: String) -> String { prefix + "worker_status" }
 }
 
 /// A verdict with the reason an operator needs to act on it.

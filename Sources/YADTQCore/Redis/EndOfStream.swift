@@ -18,8 +18,8 @@ public struct EndOfStream: Sendable, Equatable {
 }
 
 extension TaskStore {
-    private func endKey(_ topic: String) -> String { key("end:" + topic) }
-    private func reachedKey(_ topic: String, _ marker: String) -> String { key("end:" + topic + ":" + marker) }
+    private func endKey(_ topic: String) -> String { keys.end(topic: topic) }
+    private func reachedKey(_ topic: String, _ marker: String) -> String { keys.endReached(topic: topic, marker: marker) }
 
     /// Records that an end marker was published to all `partitions` of `topic`.
     public func recordEndPublished(topic: String, marker: String, partitions: Int, at now: Int64) throws {

@@ -50,16 +50,16 @@ extension TaskStore {
         } else {
             end = nil
         }
-        var walked = key(type.map { "type:" + $0 } ?? "tasks")
+        var walked = type.map(keys.type) ?? keys.tasks
         var filter = status?.rawValue ?? ""
         if let status, type == nil, Self.indexedStatuses.contains(status) {
-            walked = key("index:" + status.rawValue)
+            walked = keys.index(status)
             filter = ""
         }
         // A status alone is counted exactly by its counter; otherwise the walked index's size is the total.
         let counted = type == nil ? status?.rawValue ?? "" : ""
         let arguments = RedisCommand(
-            walked, filter, end.map(String.init) ?? "", String(limit), String(scanLimit), key("task:"), key("counts"),
+            walked, filter, end.map(String.init) ?? "", String(limit), String(scanLimit), keys.taskPrefix, keys.counts,
             counted)
         let reply = try client.evaluate(Self.pageScript, arguments: arguments).elements
         guard reply.count >= 2, let next = reply[0].integer, let total = reply[1].integer else {
@@ -108,24 +108,15 @@ extension TaskStore {
 
     /// How many tasks of each type there are, from the type indexes.
     public func typeCounts(_ types: [String]) throws -> [String: Int] {
-        let replies = try client.execute(types.map { RedisCommand("ZCARD", key("type:" + $0)) })
+        let replies = try client.execute(types.map { RedisCommand("ZCARD", keys.type($0)) })
         return Dictionary(uniqueKeysWithValues: zip(types, replies.map { Int($0.integer ?? 0) }))
     }
 
     /// A task's record and the raw fields of its hash (for fields newer than ``TaskRecord``,
     /// such as `partition`), or `nil` for an unknown id.
     public func taskDetail(id: String) throws -> (record: TaskRecord, fields: [String: String])? {
-        let fields = Self.fields(of: try client.execute(RedisCommand("HGETALL", taskKey(id))))
+        let fields = Self.fieldPairs(of: try client.execute(RedisCommand("HGETALL", keys.task(id))))
         return TaskRecord(id: id, fields: fields).map { ($0, fields) }
-    }
-
-    private static func fields(of reply: RedisReply) -> [String: String] {
-        let elements = reply.elements
-        var fields: [String: String] = [:]
-        for index in stride(from: 0, to: elements.count - 1, by: 2) {
-            if let name = elements[index].text { fields[name] = elements[index + 1].text }
-        }
-        return fields
     }
 
     // MARK: - Workers
@@ -143,10 +134,10 @@ extension TaskStore {
     /// Every worker that ever wrote a heartbeat or was judged by the monitor, by name.
     public func workerHeartbeats() throws -> [WorkerHeartbeat] {
         let replies = try client.execute([
-            RedisCommand("HGETALL", key("all_heartbeats")), RedisCommand("HGETALL", key("worker_status")),
+            RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts),
         ])
-        let heartbeats = Self.fields(of: replies[0])
-        let verdicts = Self.fields(of: replies[1])
+        let heartbeats = Self.fieldPairs(of: replies[0])
+        let verdicts = Self.fieldPairs(of: replies[1])
         return Set(heartbeats.keys).union(verdicts.keys).sorted().map { name in
             WorkerHeartbeat(
                 name: name, heartbeat: heartbeats[name].flatMap { try? JSONValue(parsing: $0) },
@@ -171,7 +162,7 @@ extension TaskStore {
         let firstBucket = lastSecond / bucketSeconds - buckets + 1
         let seconds = Array(firstBucket * bucketSeconds..<(lastSecond / bucketSeconds + 1) * bucketSeconds)
         let replies = try client.execute(
-            seconds.map { RedisCommand("HMGET", key("stats:\($0)"), "succeeded", "failed") })
+            seconds.map { RedisCommand("HMGET", keys.stats(second: Int64($0)), "succeeded", "failed") })
         var result = (0..<buckets).map {
             ThroughputBucket(start: Int64((firstBucket + $0) * bucketSeconds) * 1000, succeeded: 0, failed: 0)
         }
@@ -191,17 +182,17 @@ extension TaskStore {
     public func createWebSession(lifetime: Duration) throws -> String {
         let id = (0..<4).map { _ in UInt64.random(in: .min ... .max) }.map { String($0, radix: 16) }.joined(separator: "-")
         _ = try client.execute(
-            RedisCommand("SET", key("web:session:" + id), "1", "EX", String(Int(lifetime.inSeconds))))
+            RedisCommand("SET", keys.webSession(id), "1", "EX", String(Int(lifetime.inSeconds))))
         return id
     }
 
     /// Whether `id` names a live login session.
     public func isWebSession(_ id: String) throws -> Bool {
-        try client.execute(RedisCommand("EXISTS", key("web:session:" + id))).integer == 1
+        try client.execute(RedisCommand("EXISTS", keys.webSession(id))).integer == 1
     }
 
     /// Ends a login session.
     public func deleteWebSession(_ id: String) throws {
-        _ = try client.execute(RedisCommand("DEL", key("web:session:" + id)))
+        _ = try client.execute(RedisCommand("DEL", keys.webSession(id)))
     }
 }

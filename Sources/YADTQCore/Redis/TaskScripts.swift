@@ -1,40 +1,51 @@
-/// The server-side scripts behind every task state change. Each takes a whole
-/// batch in ARGV (prefix and shared values first, then a fixed number of fields
-/// per task) and returns one integer per task, so a batch costs one round trip
-/// and each task's change is atomic.
+/// The server-side scripts behind every task state change. Each takes a whole batch in
+/// ARGV and returns one value per task, so a batch costs one round trip and each task's
+/// change is atomic.
 ///
-/// Key layout under the prefix: `task:<id>` (hash), `tasks` (zset of every id by
-/// queued_at), `type:<type>` (zset of the ids of that type), `index:PROCESSING` and
-/// `index:FAILED` (zsets of the ids in that status), `counts` (hash: status -> number of
-/// tasks in it), `stats:<epoch second>` (hash: succeeded, failed): listing, counting
-/// and rates never scan the key space.
+/// ARGV always starts with the key layout from ``RedisKeys`` (see ``TaskStore/layout``):
+/// task hash prefix, `tasks`, type index prefix, status index prefix, `counts`, `expiry`,
+/// stats prefix, `finished`, so no script spells a key name. Then the script's own arguments.
+///
+/// Every script is safe to replay: `RedisClient` sends a pipeline again after a broken
+/// connection, and a call that had already run must then change nothing more.
+///
+/// Retention: a task that becomes terminal gets a member in `expiry`, scored by the end of
+/// its retention. Every script that writes tasks first prunes what is due (at most a few
+/// times its own batch size, so the pruning keeps pace with the writing): the record, its
+/// index entries and its count go together, so listings and counts never show a task that
+/// is gone and an id is "queued once" for as long as its record is kept.
 enum TaskScripts {
+    /// Arguments before a script's own: the key layout.
+    static let layoutArguments = 8
+
     /// Shared helpers, prepended to each script.
     private static let prelude = """
+        local K = { task = ARGV[1], tasks = ARGV[2], type = ARGV[3], index = ARGV[4], counts = ARGV[5],
+          expiry = ARGV[6], stats = ARGV[7], finished = ARGV[8] }
+        local A = 9  -- the script's own first argument
         -- Index changes are collected per key and written with one ZADD/ZREM per key at
         -- the end of the script: per-member calls cost Redis several times more CPU.
         local zadds, zrems, counts = {}, {}, {}
-        local function add_later(key, score, id)
+        local function add_later(key, score, member)
           local list = zadds[key]
           if not list then list = {}; zadds[key] = list end
           list[#list + 1] = score
-          list[#list + 1] = id
+          list[#list + 1] = member
         end
-        local function remove_later(key, id)
+        local function remove_later(key, member)
           local list = zrems[key]
           if not list then list = {}; zrems[key] = list end
-          list[#list + 1] = id
+          list[#list + 1] = member
+        end
+        -- unpack() is bounded by Lua's C stack: 4,000 arguments per call stays well inside it.
+        local function chunked(command, key, list)
+          for i = 1, #list, 4000 do redis.call(command, key, unpack(list, i, math.min(i + 3999, #list))) end
         end
         local function flush_indexes()
-          -- unpack() is bounded by Lua's C stack: 4,000 arguments per call stays well inside it.
-          for key, list in pairs(zrems) do
-            for i = 1, #list, 4000 do redis.call('ZREM', key, unpack(list, i, math.min(i + 3999, #list))) end
-          end
-          for key, list in pairs(zadds) do
-            for i = 1, #list, 4000 do redis.call('ZADD', key, unpack(list, i, math.min(i + 3999, #list))) end
-          end
+          for key, list in pairs(zrems) do chunked('ZREM', key, list) end
+          for key, list in pairs(zadds) do chunked('ZADD', key, list) end
           for status, delta in pairs(counts) do
-            if delta ~= 0 then redis.call('HINCRBY', ARGV[1] .. 'counts', status, delta) end
+            if delta ~= 0 then redis.call('HINCRBY', K.counts, status, delta) end
           end
         end
         -- Every status is counted (one HINCRBY per status per batch); only the small,
@@ -42,55 +53,91 @@ enum TaskScripts {
         -- FAILED (to look into). QUEUED and SUCCESS are listed by walking `tasks`, since a
         -- zset member added and removed per task was most of Redis's work per task.
         local listed = { PROCESSING = true, FAILED = true }
-        local function move(p, id, from, to, score)
+        local function move(id, from, to, score)
           if from then
             counts[from] = (counts[from] or 0) - 1
-            if listed[from] then remove_later(p .. 'index:' .. from, id) end
+            if listed[from] then remove_later(K.index .. from, id) end
           end
           counts[to] = (counts[to] or 0) + 1
-          if listed[to] then add_later(p .. 'index:' .. to, score, id) end
+          if listed[to] then add_later(K.index .. to, score, id) end
         end
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' end
-        local function index_new(p, id, type, score)
-          add_later(p .. 'tasks', score, id)
-          add_later(p .. 'type:' .. type, score, id)
-          move(p, id, nil, 'QUEUED', score)
+        local function index_new(id, type, score)
+          add_later(K.tasks, score, id)
+          add_later(K.type .. type, score, id)
+          move(id, nil, 'QUEUED', score)
         end
-        -- Per-second counters of finished tasks, for throughput charts; kept an hour.
-        local function count_finished(p, now, succeeded, failed)
+        -- A terminal task is kept until `until_ms`, then pruned.
+        local function keep_until(id, type, status, until_ms)
+          add_later(K.expiry, until_ms, status .. '\\0' .. type .. '\\0' .. id)
+        end
+        -- Deletes up to `limit` tasks whose retention has ended, with their index entries
+        -- and counts. Members are `<status>\\0<type>\\0<id>`, so nothing is read per task.
+        local function prune(now, limit)
+          local due = redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit)
+          if #due == 0 then return end
+          local records = {}
+          for _, member in ipairs(due) do
+            local a = string.find(member, '\\0', 1, true)
+            local b = string.find(member, '\\0', a + 1, true)
+            local status, type, id = string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1)
+            remove_later(K.tasks, id)
+            remove_later(K.type .. type, id)
+            if listed[status] then remove_later(K.index .. status, id) end
+            counts[status] = (counts[status] or 0) - 1
+            records[#records + 1] = K.task .. id
+          end
+          chunked('ZREM', K.expiry, due)
+          for i = 1, #records, 4000 do redis.call('UNLINK', unpack(records, i, math.min(i + 3999, #records))) end
+        end
+        -- Per-second counters of finished tasks, for throughput charts (kept an hour), and
+        -- the totals ever finished.
+        local function count_finished(now, succeeded, failed)
           if succeeded + failed == 0 then return end
-          local key = p .. 'stats:' .. math.floor(tonumber(now) / 1000)
-          if succeeded > 0 then redis.call('HINCRBY', key, 'succeeded', succeeded) end
-          if failed > 0 then redis.call('HINCRBY', key, 'failed', failed) end
+          local key = K.stats .. math.floor(tonumber(now) / 1000)
+          if succeeded > 0 then
+            redis.call('HINCRBY', key, 'succeeded', succeeded)
+            redis.call('HINCRBY', K.finished, 'SUCCESS', succeeded)
+          end
+          if failed > 0 then
+            redis.call('HINCRBY', key, 'failed', failed)
+            redis.call('HINCRBY', K.finished, 'FAILED', failed)
+          end
           redis.call('EXPIRE', key, 3600)
         end
         local function append_json(list, entry)
           if not list or list == '' or list == '[]' then return '[' .. entry .. ']' end
           return string.sub(list, 1, -2) .. ',' .. entry .. ']'
         end
+        -- How many expired tasks a call prunes besides its own batch: enough to catch up
+        -- after a pause, little enough to keep one call short.
+        local function prune_budget(batch) return 2 * batch + 100 end
 
         """
 
-    /// ARGV: prefix, then per task: id, type, args, max_attempts, queued_at.
+    /// ARGV: layout, now, then per task: id, type, args, max_attempts, queued_at.
     /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
-    /// Idempotent under a replayed pipeline: a record with this very queued_at is ours.
-    /// Which ids exist is read with one ZMSCORE on `tasks` (every record is in it, scored
-    /// by its queued_at) instead of one read per task.
+    /// Replay-safe: a record with this very queued_at is ours. Which ids exist is read with
+    /// one ZMSCORE on `tasks` (every kept record is in it, scored by its queued_at) instead
+    /// of one read per task.
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
-            local p = ARGV[1]
+            local now = ARGV[A]
+            local first = A + 1
+            prune(now, prune_budget((#ARGV - first + 1) / 5))
+            flush_indexes()
+            zadds, zrems, counts = {}, {}, {}
             local ids = {}
-            for i = 2, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+            for i = first, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
             local existing = {}
             for i = 1, #ids, 4000 do
-              local scores = redis.call('ZMSCORE', p .. 'tasks', unpack(ids, i, math.min(i + 3999, #ids)))
+              local scores = redis.call('ZMSCORE', K.tasks, unpack(ids, i, math.min(i + 3999, #ids)))
               for j = 1, #scores do existing[i + j - 1] = scores[j] end
             end
             local out, added = {}, {}
-            for i = 2, #ARGV, 5 do
+            for i = first, #ARGV, 5 do
               local id, queued_at = ARGV[i], ARGV[i + 4]
-              local key = p .. 'task:' .. id
               local score = existing[#out + 1]
               if score then
                 out[#out + 1] = (tonumber(score) == tonumber(queued_at)) and 1 or 0
@@ -98,9 +145,9 @@ enum TaskScripts {
                 out[#out + 1] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 added[id] = true
-                redis.call('HSET', key, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
+                redis.call('HSET', K.task .. id, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
                   'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', queued_at)
-                index_new(p, id, ARGV[i + 1], queued_at)
+                index_new(id, ARGV[i + 1], queued_at)
                 out[#out + 1] = 1
               end
             end
@@ -108,26 +155,30 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: prefix, now, worker, then per task: id, max_attempts, partition.
+    /// ARGV: layout, now, worker, then per task: id, max_attempts, partition.
     /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
     /// already terminal (skip it); -n when all n attempts were used up by workers that
     /// died mid-attempt (the caller fails it for good); 'missing' when there is no record
-    /// (published by other means, or lost): the caller registers it with `queue` and asks again.
-    /// The type and arguments are not sent: the record has them, and a batch costs less.
+    /// (published by other means, lost, or expired): the caller registers it with `queue`
+    /// and asks again. The type and arguments are not sent: the record has them.
+    /// Replay-safe: a task this worker started at this very `now` is this call's own, and
+    /// its attempt is answered again instead of being counted twice.
     static let begin = RedisScript(
         name: "begin",
         source: prelude + """
-            local p, now, worker = ARGV[1], ARGV[2], ARGV[3]
+            local now, worker = ARGV[A], ARGV[A + 1]
             local out = {}
-            for i = 4, #ARGV, 3 do
+            for i = A + 2, #ARGV, 3 do
               local id = ARGV[i]
-              local key = p .. 'task:' .. id
-              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at')
+              local key = K.task .. id
+              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at', 'worker', 'started_at')
               local status = h[1]
               if not status then
                 out[#out + 1] = 'missing'
               elseif terminal(status) then
                 out[#out + 1] = 0
+              elseif status == 'PROCESSING' and h[5] == worker and h[6] == now then
+                out[#out + 1] = tonumber(h[2])
               else
                 local attempts = tonumber(h[2]) or 0
                 local max_attempts = tonumber(h[3]) or tonumber(ARGV[i + 1])
@@ -137,7 +188,7 @@ enum TaskScripts {
                   attempts = attempts + 1
                   redis.call('HSET', key, 'status', 'PROCESSING', 'attempts', attempts, 'worker', worker,
                     'started_at', now, 'partition', ARGV[i + 2])
-                  if status ~= 'PROCESSING' then move(p, id, status, 'PROCESSING', h[4]) end
+                  if status ~= 'PROCESSING' then move(id, status, 'PROCESSING', h[4]) end
                   out[#out + 1] = attempts
                 end
               end
@@ -146,33 +197,45 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: prefix, now, worker, then per task: id, attempt, outcome, payload, logs, progress.
+    /// ARGV: layout, now, worker, keep_succeeded_ms, keep_failed_ms, then per task: id,
+    /// attempt, outcome, payload, logs, progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
     /// retried, `F` the final failure (payload = error text). logs: a JSON array of
     /// lines to append, or ''. progress: a number, or ''.
     /// Returns 1 when written, 0 when stale: the task is already terminal, or another
     /// worker has started a later attempt (a worker that was frozen must not write over it).
+    /// Replay-safe: an outcome this worker wrote at this very `now` for this attempt
+    /// (`outcome_at`) is answered 1 again, without a second error entry or log.
     static let finish = RedisScript(
         name: "finish",
         source: prelude + """
-            local p, now, worker = ARGV[1], ARGV[2], ARGV[3]
-            local out = {}
+            local now, worker = ARGV[A], ARGV[A + 1]
+            local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]) }
+            local first = A + 4
+            local out, seen = {}, {}
             local succeeded, failed = 0, 0
-            for i = 4, #ARGV, 6 do
+            for i = first, #ARGV, 6 do
               local id, attempt, outcome, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-              local key = p .. 'task:' .. id
-              local h = redis.call('HMGET', key, 'status', 'attempts', 'errors', 'queued_at', 'logs')
-              if terminal(h[1]) or h[2] ~= attempt then
+              local key = K.task .. id
+              local h = redis.call('HMGET', key, 'status', 'attempts', 'errors', 'queued_at', 'logs', 'type',
+                'worker', 'outcome_at')
+              local replayed = not seen[id] and h[2] == attempt and h[7] == worker and h[8] == now
+              seen[id] = true
+              if replayed then
+                out[#out + 1] = 1
+              elseif terminal(h[1]) or h[2] ~= attempt then
                 out[#out + 1] = 0
               else
+                redis.call('HSET', key, 'outcome_at', now)
                 if ARGV[i + 4] ~= '' then
                   local lines = string.sub(ARGV[i + 4], 2, -2)
                   if lines ~= '' then redis.call('HSET', key, 'logs', append_json(h[5], lines)) end
                 end
                 if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'progress', ARGV[i + 5]) end
+                local final
                 if outcome == 'S' then
                   redis.call('HSET', key, 'status', 'SUCCESS', 'result', payload, 'finished_at', now)
-                  move(p, id, h[1], 'SUCCESS', h[4] or now)
+                  final = 'SUCCESS'
                   succeeded = succeeded + 1
                 else
                   local entry = cjson.encode({attempt = tonumber(attempt), worker = worker, error = payload,
@@ -180,41 +243,60 @@ enum TaskScripts {
                   redis.call('HSET', key, 'error', payload, 'errors', append_json(h[3], entry))
                   if outcome == 'F' then
                     redis.call('HSET', key, 'status', 'FAILED', 'finished_at', now)
-                    move(p, id, h[1], 'FAILED', h[4] or now)
+                    final = 'FAILED'
                     failed = failed + 1
                   end
+                end
+                if final then
+                  move(id, h[1], final, h[4] or now)
+                  keep_until(id, h[6] or '', final, tonumber(now) + keep[final])
                 end
                 out[#out + 1] = 1
               end
             end
-            count_finished(p, now, succeeded, failed)
+            count_finished(now, succeeded, failed)
+            prune(now, prune_budget(#out))
             flush_indexes()
             return out
             """)
 
-    /// ARGV: prefix, now, then per task: id, reason. A task whose publish failed goes
-    /// from QUEUED to FAILED with the reason. Returns 1 when written.
+    /// ARGV: layout, now, keep_failed_ms, then per task: id, reason. A task whose publish
+    /// failed goes from QUEUED to FAILED with the reason. Returns 1 when written.
     static let failUnpublished = RedisScript(
         name: "fail_unpublished",
         source: prelude + """
-            local p, now = ARGV[1], ARGV[2]
+            local now, keep_failed = ARGV[A], tonumber(ARGV[A + 1])
             local out = {}
-            for i = 3, #ARGV, 2 do
+            local failed = 0
+            for i = A + 2, #ARGV, 2 do
               local id, reason = ARGV[i], ARGV[i + 1]
-              local key = p .. 'task:' .. id
-              local h = redis.call('HMGET', key, 'status', 'queued_at')
+              local key = K.task .. id
+              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type')
               if h[1] == 'QUEUED' then
                 local entry = cjson.encode({attempt = 0, worker = '', error = reason, at = tonumber(now)})
                 redis.call('HSET', key, 'status', 'FAILED', 'error', reason, 'errors', '[' .. entry .. ']',
                   'finished_at', now)
-                move(p, id, 'QUEUED', 'FAILED', h[2] or now)
-                count_finished(p, now, 0, 1)
+                move(id, 'QUEUED', 'FAILED', h[2] or now)
+                keep_until(id, h[3] or '', 'FAILED', tonumber(now) + keep_failed)
+                failed = failed + 1
                 out[#out + 1] = 1
               else
                 out[#out + 1] = 0
               end
             end
+            count_finished(now, 0, failed)
             flush_indexes()
             return out
+            """)
+
+    /// ARGV: layout, now, limit. Prunes up to `limit` tasks whose retention has ended;
+    /// returns how many tasks are still due after this call (0 when caught up).
+    static let prune = RedisScript(
+        name: "prune",
+        source: prelude + """
+            local now, limit = ARGV[A], tonumber(ARGV[A + 1])
+            prune(now, limit)
+            flush_indexes()
+            return redis.call('ZCOUNT', K.expiry, '-inf', now)
             """)
 }

@@ -46,14 +46,17 @@ public struct AttemptOutcome: Sendable {
 ///   threads; async code uses the `async` variants, which run on a private queue.
 public final class TaskStore: Sendable {
     let client: RedisClient
-    public let prefix: String
+    public let keys: RedisKeys
+    /// How long terminal tasks are kept; the worker's `--keep-*` flags set it.
+    public let retention: Retention
     private let queue = DispatchQueue(label: "yadtq.task-store")
 
     /// - Parameter reconnectFor: how long a call keeps retrying while Redis is down;
     ///   `nil` (workers) waits for ever.
     public init(settings: YADTQSettings, logger: Logger, reconnectFor: Duration? = .seconds(60)) {
         client = RedisClient(url: settings.redis, logger: logger, reconnectFor: reconnectFor)
-        prefix = settings.keyPrefix
+        keys = RedisKeys(prefix: settings.keyPrefix)
+        retention = settings.retention
     }
 
     /// Checks that Redis answers, so a command fails at start with a clear message.
@@ -61,8 +64,14 @@ public final class TaskStore: Sendable {
         _ = try client.execute(RedisCommand("PING"))
     }
 
-    func key(_ suffix: String) -> String { prefix + suffix }
-    func taskKey(_ id: String) -> String { prefix + "task:" + id }
+    /// The first arguments of every task script: where its keys are (see ``TaskScripts``).
+    private func scriptArguments(_ values: String...) -> RedisCommand {
+        var arguments = RedisCommand(
+            keys.taskPrefix, keys.tasks, keys.typePrefix, keys.indexPrefix, keys.counts, keys.expiry, keys.statsPrefix,
+            keys.finished)
+        for value in values { arguments.append(value) }
+        return arguments
+    }
 
     private func integers(_ reply: RedisReply, expected: Int, _ script: String) throws -> [Int64] {
         let values = reply.elements.compactMap(\.integer)
@@ -83,7 +92,7 @@ public final class TaskStore: Sendable {
     public func queue(_ tasks: [TaskMessage], renderedArgs: [[UInt8]]) throws -> [Bool] {
         guard !tasks.isEmpty else { return [] }
         precondition(renderedArgs.count == tasks.count, "one rendered argument list per task")
-        var arguments = RedisCommand(prefix)
+        var arguments = scriptArguments(String(currentEpochMilliseconds()))
         for (task, args) in zip(tasks, renderedArgs) {
             arguments.append(task.id)
             arguments.append(task.type)
@@ -98,7 +107,7 @@ public final class TaskStore: Sendable {
     /// Marks FAILED, with the reason, tasks that were queued but could not be published.
     public func failUnpublished(_ failures: [(id: String, reason: String)], at now: Int64) throws {
         guard !failures.isEmpty else { return }
-        var arguments = RedisCommand(prefix, String(now))
+        var arguments = scriptArguments(String(now), String(retention.failed.inMilliseconds))
         for failure in failures {
             arguments.append(failure.id)
             arguments.append(failure.reason)
@@ -135,7 +144,7 @@ public final class TaskStore: Sendable {
         -> [AttemptDecision?]
     {
         guard !tasks.isEmpty else { return [] }
-        var arguments = RedisCommand(prefix, String(now), worker)
+        var arguments = scriptArguments(String(now), worker)
         for (task, partition) in zip(tasks, partitions) {
             arguments.append(task.id)
             arguments.append(task.maxAttempts)
@@ -160,7 +169,8 @@ public final class TaskStore: Sendable {
     @discardableResult
     public func finish(_ outcomes: [AttemptOutcome], worker: String, at now: Int64) throws -> [Bool] {
         guard !outcomes.isEmpty else { return [] }
-        var arguments = RedisCommand(prefix, String(now), worker)
+        var arguments = scriptArguments(
+            String(now), worker, String(retention.succeeded.inMilliseconds), String(retention.failed.inMilliseconds))
         for outcome in outcomes {
             arguments.append(outcome.id)
             arguments.append(outcome.attempt)
@@ -180,7 +190,7 @@ public final class TaskStore: Sendable {
         statuses.reserveCapacity(ids.count)
         for start in stride(from: 0, to: ids.count, by: 10_000) {
             let chunk = ids[start..<min(start + 10_000, ids.count)]
-            let replies = try client.execute(chunk.map { RedisCommand("HGET", taskKey($0), "status") })
+            let replies = try client.execute(chunk.map { RedisCommand("HGET", keys.task($0), "status") })
             statuses.append(contentsOf: replies.map { $0.text.flatMap(TaskStatus.init(rawValue:)) })
         }
         return statuses
@@ -193,7 +203,7 @@ public final class TaskStore: Sendable {
 
     /// Several tasks' records in one round trip.
     public func records(ids: [String]) throws -> [TaskRecord?] {
-        let replies = try client.execute(ids.map { RedisCommand("HGETALL", taskKey($0)) })
+        let replies = try client.execute(ids.map { RedisCommand("HGETALL", keys.task($0)) })
         return zip(ids, replies).map { id, reply in
             let elements = reply.elements
             var fields: [String: String] = [:]
@@ -206,13 +216,31 @@ public final class TaskStore: Sendable {
 
     /// How many tasks are in each status, from the counters the task scripts keep.
     public func counts() throws -> [TaskStatus: Int] {
-        let statuses = TaskStatus.allCases
-        var command = RedisCommand("HMGET", key("counts"))
+        try statusCounters(keys.counts, TaskStatus.allCases)
+    }
+
+    /// How many tasks ever finished in each terminal status (not lowered when a finished
+    /// task expires).
+    public func finishedCounts() throws -> [TaskStatus: Int] {
+        try statusCounters(keys.finished, TaskStatus.allCases.filter(\.isTerminal))
+    }
+
+    /// One HMGET of a hash of status -> count; a missing field is 0.
+    private func statusCounters(_ key: String, _ statuses: [TaskStatus]) throws -> [TaskStatus: Int] {
+        var command = RedisCommand("HMGET", key)
         for status in statuses { command.append(status.rawValue) }
         let replies = try client.execute(command).elements
         var counts: [TaskStatus: Int] = [:]
         for (status, reply) in zip(statuses, replies) { counts[status] = reply.text.flatMap { Int($0) } ?? 0 }
         return counts
+    }
+
+    /// Deletes up to `limit` tasks whose retention has ended (with their index entries and
+    /// counts); returns how many are still due. The task scripts prune as they write; this
+    /// is for the quiet times, when nothing else writes.
+    @discardableResult
+    public func prune(at now: Int64, limit: Int = 10_000) throws -> Int {
+        Int(try client.evaluate(TaskScripts.prune, arguments: scriptArguments(String(now), String(limit))).integer ?? 0)
     }
 
     /// Runs a blocking store call on the store's private queue, off the cooperative pool.

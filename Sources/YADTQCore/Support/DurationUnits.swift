@@ -11,3 +11,21 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+extension Duration {
+    /// Reads a duration as operators write one: `500ms`, `30s`, `5m`, `2h`, `1d`, or a bare
+    /// number of seconds (`1.5`). `nil` for anything else, negative values included. The one
+    /// reader of durations for flags, settings and task declarations.
+    public init?(parsing text: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        var number = Substring(text)
+        var scale = 1.0
+        for (suffix, unitScale) in units where text.hasSuffix(suffix) {
+            number = text.dropLast(suffix.count)
+            scale = unitScale
+            break
+        }
+        guard let value = Double(number), value.isFinite, value >= 0, value * scale < 1e12 else { return nil }
+        self = .milliseconds(Int64((value * scale * 1000).rounded()))
+    }
+}

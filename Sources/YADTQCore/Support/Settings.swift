@@ -15,6 +15,8 @@ public struct YADTQSettings: Sendable {
     /// Extra librdkafka properties (SASL, TLS, timeouts) from `YADTQ_KAFKA_<KEY>` variables,
     /// applied to every Kafka client after YADTQ's own defaults.
     public var kafkaOverrides: [String: String]
+    /// How long finished tasks stay in Redis: successes, and every other terminal status.
+    public var retention: Retention
 
     public static let defaultBrokers = "127.0.0.1:9092"
     public static let defaultRedis = "redis://127.0.0.1:6379/0"
@@ -28,6 +30,21 @@ public struct YADTQSettings: Sendable {
         group = environment["YADTQ_GROUP"] ?? "workers"
         pluginsDirectory = environment["YADTQ_PLUGINS"] ?? "./plugins"
         kafkaOverrides = Self.kafkaOverrides(from: environment)
+        retention = Retention(
+            succeeded: try Self.duration(environment, "YADTQ_KEEP_SUCCEEDED", default: Retention.standard.succeeded),
+            failed: try Self.duration(environment, "YADTQ_KEEP_FAILED", default: Retention.standard.failed))
+    }
+
+    private static func duration(_ environment: [String: String], _ name: String, default value: Duration) throws
+        -> Duration
+    {
+        guard let text = environment[name] else { return value }
+        guard let duration = Duration(parsing: text) else {
+            throw YADTQError(
+                .configuration, "\(name)='\(text)' is not a duration",
+                remedy: "Write it as 30s, 10m, 24h, 7d or a number of seconds")
+        }
+        return duration
     }
 
     /// `YADTQ_KAFKA_SASL_MECHANISM=PLAIN` becomes `sasl.mechanism=PLAIN`: librdkafka's
@@ -44,6 +61,22 @@ public struct YADTQSettings: Sendable {
 
     /// The Redis key prefix including its separator, e.g. `yadtq:`.
     public var keyPrefix: String { namespace + ":" }
+}
+
+/// How long a terminal task is kept in Redis before it is deleted with its index entries
+/// and counts.
+public struct Retention: Sendable, Equatable {
+    /// SUCCESS tasks.
+    public var succeeded: Duration
+    /// FAILED tasks (and any other terminal status).
+    public var failed: Duration
+
+    public static let standard = Retention(succeeded: .seconds(24 * 3600), failed: .seconds(7 * 24 * 3600))
+
+    public init(succeeded: Duration, failed: Duration) {
+        self.succeeded = succeeded
+        self.failed = failed
+    }
 }
 
 /// A parsed `redis://` URL.

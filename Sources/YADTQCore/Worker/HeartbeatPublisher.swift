@@ -6,12 +6,11 @@ import Logging
 /// and one whose task loop is blocked still beats, with the stuck task and its start
 /// time, so the monitor can tell DEAD from STUCK.
 ///
-/// It writes only its own field (`HSET`), never the whole hash, so workers and the
-/// monitor never overwrite each other.
+/// Each beat also prunes the tasks whose retention has ended, so they go on time even
+/// while no task is being written.
 public final class HeartbeatPublisher: Sendable {
     private let beating: PeriodicThread
-    private let client: RedisClient
-    private let key: String
+    private let store: TaskStore
     private let worker: String
     private let activity: WorkerActivity
     private let interval: Duration
@@ -29,8 +28,7 @@ public final class HeartbeatPublisher: Sendable {
         timeLimit: Duration, logger: Logger
     ) {
         // A heartbeat that cannot be written is skipped, not retried: the next one is due soon.
-        client = RedisClient(url: settings.redis, logger: logger, reconnectFor: .zero)
-        key = Heartbeat.hashKey(prefix: settings.keyPrefix)
+        store = TaskStore(settings: settings, logger: logger, reconnectFor: .zero)
         self.worker = worker
         self.activity = activity
         self.interval = interval
@@ -64,12 +62,15 @@ public final class HeartbeatPublisher: Sendable {
 
     private func beat() {
         do {
-            let reply = try client.execute(RedisCommand("HSET", key, worker, heartbeat().json.jsonString))
-            if let message = reply.errorMessage {
-                logger.warning("heartbeat not written: Redis answered \(message)")
-            }
+            try store.writeHeartbeat(worker: worker, heartbeat())
         } catch {
             logger.warning("heartbeat not written: \(error)")
+            return
+        }
+        do {
+            try store.prune(at: currentEpochMilliseconds())
+        } catch {
+            logger.warning("expired tasks not pruned: \(error)")
         }
     }
 }

@@ -1,0 +1,18 @@
+/// Tasks as a plain-text table, one line per task: what `yadtq-run --results` and
+/// `yadtq-ctl status|ls` print for people (scripts use `--json`).
+public enum TaskTable {
+    public static let header = row("TASK", "TYPE", "STATUS", "TRIES", "RESULT / ERROR")
+
+    /// One task's line: the result of a success, else the last error, if any.
+    public static func line(_ record: TaskRecord) -> String {
+        let outcome = record.status == .success ? record.result?.jsonString ?? "" : record.error ?? ""
+        return row(record.id, record.type, record.status.rawValue, "\(record.attempts)/\(record.maxAttempts)", outcome)
+    }
+
+    private static func row(_ id: String, _ type: String, _ status: String, _ tries: String, _ outcome: String) -> String {
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+        }
+        return pad(id, 37) + pad(type, 10) + pad(status, 11) + pad(tries, 6) + outcome
+    }
+}

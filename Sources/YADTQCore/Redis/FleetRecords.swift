@@ -1,0 +1,109 @@
+import Foundation
+
+// The fleet's records in Redis: heartbeats (each field written only by its worker), the
+// monitor's verdicts, and the reads behind a monitor refresh.
+
+extension TaskStore {
+    /// Writes this worker's own heartbeat field, never the whole hash, so workers and the
+    /// monitor never overwrite each other.
+    public func writeHeartbeat(worker: String, _ heartbeat: Heartbeat) throws {
+        let reply = try client.execute(RedisCommand("HSET", keys.heartbeats, worker, heartbeat.json.jsonString))
+        if let message = reply.errorMessage {
+            throw YADTQError(
+                .redis, "Redis refused the heartbeat of \(worker)", libraryMessage: message,
+                remedy: "Check that no other program stores a different type under \(keys.heartbeats)")
+        }
+    }
+
+    /// What one monitor refresh reads, in one round trip.
+    struct FleetReads {
+        /// Worker name -> heartbeat JSON text.
+        var heartbeats: [String: String]
+        /// Worker name -> the stored verdict.
+        var verdicts: [String: String]
+        /// Tasks finished in the given seconds.
+        var finished: Int
+    }
+
+    func fleetReads(finishedIn seconds: [Int64]) throws -> FleetReads {
+        var commands = [RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts)]
+        commands += seconds.map { RedisCommand("HMGET", keys.stats(second: $0), "succeeded", "failed") }
+        let replies = try client.execute(commands)
+        try Self.checkFleetErrors(replies)
+        let finished = replies[2...].reduce(into: 0) { total, reply in
+            total += reply.elements.reduce(0) { $0 + Int($1.integer ?? 0) }
+        }
+        return FleetReads(
+            heartbeats: Self.fieldPairs(of: replies[0]), verdicts: Self.fieldPairs(of: replies[1]), finished: finished)
+    }
+
+    /// Counts the PROCESSING tasks (at most `scanLimit`, oldest first) whose worker is not
+    /// among `running`, and lists the first `listLimit` of them with their worker. Runs
+    /// inside Redis: one round trip however many tasks are in flight.
+    func orphans(running: [String], scanLimit: Int, listLimit: Int) throws -> (count: Int, listed: [OrphanedTask]) {
+        var arguments = RedisCommand(keys.index(.processing), keys.taskPrefix, String(scanLimit), String(listLimit))
+        for name in running { arguments.append(name) }
+        let reply = try client.evaluate(Self.orphanScript, arguments: arguments).elements
+        let listed = stride(from: 1, to: reply.count - 1, by: 2).compactMap { index in
+            reply[index].text.flatMap { id in reply[index + 1].text.map { OrphanedTask(id: id, worker: $0) } }
+        }
+        return (Int(reply.first?.integer ?? 0), listed)
+    }
+
+    /// ARGV: the PROCESSING index, the task hash prefix, scan limit, list limit, then the
+    /// names of the workers still running. Returns the orphan count, then id and worker of
+    /// the first orphans.
+    private static let orphanScript = RedisScript(
+        name: "monitor_orphans",
+        source: """
+            local index, task, limit, listed = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+            local running = {}
+            for i = 5, #ARGV do running[ARGV[i]] = true end
+            local out = {0}
+            for _, id in ipairs(redis.call('ZRANGE', index, 0, limit - 1)) do
+              local worker = redis.call('HGET', task .. id, 'worker')
+              if worker and not running[worker] then
+                out[1] = out[1] + 1
+                if out[1] <= listed then
+                  out[#out + 1] = id
+                  out[#out + 1] = worker
+                end
+              end
+            end
+            return out
+            """)
+
+    /// Writes changed verdicts and drops those of `forgotten` workers, in one round trip
+    /// (none when there is nothing to do).
+    func storeVerdicts(_ verdicts: [(worker: String, verdict: WorkerVerdict)], forgetting forgotten: [String]) throws {
+        var commands: [RedisCommand] = []
+        if !verdicts.isEmpty {
+            var command = RedisCommand("HSET", keys.verdicts)
+            for entry in verdicts {
+                command.append(entry.worker)
+                command.append(entry.verdict.rawValue)
+            }
+            commands.append(command)
+        }
+        if !forgotten.isEmpty { commands.append(RedisCommand(["HDEL", keys.verdicts] + forgotten)) }
+        if !commands.isEmpty { try Self.checkFleetErrors(try client.execute(commands)) }
+    }
+
+    /// The field -> value pairs of an `HGETALL` reply.
+    static func fieldPairs(of reply: RedisReply) -> [String: String] {
+        let elements = reply.elements
+        var pairs: [String: String] = [:]
+        for index in stride(from: 0, to: elements.count - 1, by: 2) {
+            if let name = elements[index].text, let value = elements[index + 1].text { pairs[name] = value }
+        }
+        return pairs
+    }
+
+    private static func checkFleetErrors(_ replies: [RedisReply]) throws {
+        if let message = replies.lazy.compactMap(\.errorMessage).first {
+            throw YADTQError(
+                .redis, "Redis refused a monitor read or write", libraryMessage: message,
+                remedy: "Check that no other program stores different types under this namespace's keys")
+        }
+    }
+}

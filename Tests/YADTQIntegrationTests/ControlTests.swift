@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// `yadtq-ctl`, the outside view of a task, and what Redis keeps of finished tasks.
+@Suite("Control and retention", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct ControlTests {
+    /// The fields DESIGN.md fixes for the outside view of a task.
+    static let outsideFields: Set<String> = [
+        "id", "status", "type", "args", "result", "error", "errors", "attempts", "max_attempts", "worker",
+        "queued_at", "started_at", "finished_at",
+    ]
+
+    @Test("status and ls --json give one outside view per line; an unknown id exits 1")
+    func statusAndList() throws {
+        let stack = try IntegrationStack(label: "ctl")
+        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "10ms"])
+        let first = """
+            {"id": "sum", "type": "add", "args": [2, 3]}
+            {"id": "text", "type": "concat", "args": ["a", "b"]}
+            """
+        _ = try stack.run(input: first + "\n", arguments: ["--wait"])
+        // Queued later, so listed first.
+        _ = try stack.run(input: #"{"id": "boom", "type": "div", "args": [1, 0], "max_attempts": 2}"# + "\nend\n", arguments: ["--wait"])
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0)
+
+        let status = try stack.ctl(["status", "sum", "boom", "--json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        let lines = status.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        let views = try lines.map { try JSONValue(parsing: $0) }
+        for view in views { #expect(Set(view.objectValue?.keys.map { $0 } ?? []) == Self.outsideFields, "\(view)") }
+        #expect(views[0]["id"] == "sum")
+        #expect(views[0]["status"] == "SUCCESS")
+        #expect(views[0]["args"] == [2, 3])
+        #expect(views[0]["result"] == 5)
+        #expect(views[0]["error"] == .null)
+        #expect(views[0]["attempts"] == 1)
+        #expect(views[0]["worker"] == "w1")
+        let queued = try #require(views[0]["queued_at"]?.intValue)
+        let started = try #require(views[0]["started_at"]?.intValue)
+        let finished = try #require(views[0]["finished_at"]?.intValue)
+        #expect(queued <= started && started <= finished && finished <= currentEpochMilliseconds())
+        #expect(views[1]["status"] == "FAILED")
+        #expect(views[1]["attempts"] == 2 && views[1]["max_attempts"] == 2)
+        #expect(views[1]["result"] == .null)
+        #expect(views[1]["error"]?.stringValue?.contains("division by zero") == true)
+        #expect(views[1]["errors"]?.arrayValue?.compactMap { $0["attempt"]?.intValue } == [1, 2])
+
+        let unknown = try stack.ctl(["status", "sum", "never-queued", "--json"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stdout.split(separator: "\n").count == 1, "the known id is still printed")
+        #expect(unknown.stderr.contains("no task with id 'never-queued'"), "\(unknown.stderr)")
+
+        let failed = try stack.ctl(["ls", "--status", "failed", "--json"])
+        #expect(failed.status == 0, "\(failed.stderr)")
+        #expect(try failed.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0))["id"] } == ["boom"])
+        let newest = try stack.ctl(["ls", "--limit", "2", "--json"])
+        let newestIds = try newest.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0))["id"]?.stringValue }
+        #expect(newestIds.count == 2 && newestIds.first == "boom", "newest first, at most --limit: \(newestIds)")
+        let ofType = try stack.ctl(["ls", "--type", "add"])
+        #expect(ofType.stdout.hasPrefix("TASK "), "a header for people")
+        #expect(ofType.stdout.contains("sum") && !ofType.stdout.contains("text"))
+        let badStatus = try stack.ctl(["ls", "--status", "DONE"])
+        #expect(badStatus.status != 0)
+        #expect(badStatus.stderr.contains("--status"), "\(badStatus.stderr)")
+    }
+
+    @Test("finished tasks expire after --keep-succeeded / --keep-failed with their index entries and counts")
+    func retention() throws {
+        let stack = try IntegrationStack(label: "keep")
+        let worker = try stack.startWorker(
+            "w1", arguments: ["--keep-succeeded", "1s", "--keep-failed", "5s", "--heartbeat-interval", "500ms"])
+        let lines = (0..<50).map { "add \($0) 1" } + [#"{"id": "bad", "type": "fail", "args": [], "max_attempts": 1}"#]
+        let run = try stack.run(input: lines.joined(separator: "\n") + "\n", arguments: ["--wait"])
+        let ids = run.stdout.split(separator: "\n").map(String.init)
+        #expect(ids.count == 51)
+        let store = stack.store
+        #expect(try store.counts()[.success] == 50, "right after the run, every task is still kept")
+        #expect(try store.record(id: "bad")?.status == .failed)
+
+        // After a second (plus a heartbeat that prunes) the successes are gone, the failure kept.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try store.counts()[.success] != 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 1])
+        let status = try stack.ctl(["status", ids[0]])
+        #expect(status.status == 1 && status.stderr.contains("expired"), "\(status.stderr)")
+        #expect(try store.typeCounts(["add", "fail"]) == ["add": 0, "fail": 1])
+        let listed = try stack.ctl(["ls", "--json"])
+        #expect(try listed.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0))["id"] } == ["bad"])
+
+        while try store.counts()[.failed] != 0, ContinuousClock.now < deadline + .seconds(5) {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(try store.counts()[.failed] == 0)
+        #expect(try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 10).records.isEmpty)
+        // What is left under the namespace is bounded whatever the volume: no task key, no index member.
+        let left = try redisKeys(stack)
+        #expect(left.allSatisfy { !$0.contains(":task:") }, "\(left)")
+        for key in left where key.hasSuffix(":tasks") || key.contains(":type:") || key.hasSuffix(":expiry") {
+            Issue.record("an emptied index is still there: \(key)")
+        }
+        // The same id may be queued again once the first one is gone.
+        let again = try stack.run(input: #"{"id": "bad", "type": "add", "args": [1, 1]}"# + "\n" + "end\n", arguments: ["--wait"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try stack.records(["bad"]).first??.result == 2)
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0)
+    }
+
+    @Test("a replayed begin or finish (a pipeline sent again after a broken connection) counts nothing twice")
+    func replayedScriptsAreIdempotent() throws {
+        let stack = try IntegrationStack(label: "replay")
+        let store = stack.store
+        let message = TaskMessage(id: "again", type: "add", args: [1, 2], maxAttempts: 3, queuedAt: 1000)
+        #expect(try store.queue([message]) == [true])
+        #expect(try store.queue([message]) == [true], "the same queue call again is its own echo")
+        let now: Int64 = 2000
+        #expect(try store.begin([message], partitions: [0], worker: "w1", at: now) == [.run(attempt: 1)])
+        #expect(try store.begin([message], partitions: [0], worker: "w1", at: now) == [.run(attempt: 1)])
+        let retry = AttemptOutcome(id: "again", attempt: 1, kind: .retry, payload: "flaky", logs: ["once"])
+        #expect(try store.finish([retry], worker: "w1", at: 2100) == [true])
+        #expect(try store.finish([retry], worker: "w1", at: 2100) == [true])
+        var record = try #require(try store.record(id: "again"))
+        #expect(record.errors.count == 1, "\(record.errors)")
+        #expect(record.logs == ["once"])
+        #expect(try store.begin([message], partitions: [0], worker: "w1", at: 2200) == [.run(attempt: 2)])
+        let success = AttemptOutcome(id: "again", attempt: 2, kind: .success, payload: "3")
+        #expect(try store.finish([success], worker: "w1", at: 2300) == [true])
+        #expect(try store.finish([success], worker: "w1", at: 2300) == [true])
+        #expect(try store.finish([success], worker: "w2", at: 2400) == [false], "another writer is still refused")
+        record = try #require(try store.record(id: "again"))
+        #expect(record.attempts == 2)
+        #expect(try store.counts()[.success] == 1)
+    }
+
+    /// Every key under the test's namespace (a test may scan; YADTQ itself never does).
+    private func redisKeys(_ stack: IntegrationStack) throws -> [String] {
+        let redis = stack.settings.redis
+        var environment = ProcessInfo.processInfo.environment
+        environment["REDISCLI_AUTH"] = redis.password
+        return try IntegrationStack.outputLines(
+            of: [
+                "redis-cli", "-h", redis.host, "-p", String(redis.port), "-n", String(redis.database), "--scan",
+                "--pattern", stack.settings.keyPrefix + "*",
+            ], environment: environment)
+    }
+}
