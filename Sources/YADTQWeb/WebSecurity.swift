@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import YADTQCore
 
 /// The request context of every route: Hummingbird's core storage plus the CSRF token
 /// that forms on the page must send back.
@@ -17,6 +18,10 @@ struct WebRequestContext: RequestContext {
 }
 
 /// Access control for every request:
+/// - a request whose `Host` is not one the server answers to (``HostAllowList``) gets a 400,
+///   so another site's page cannot reach it through DNS rebinding;
+/// - the path is normalised once (``WebPath``) and that one spelling is what both the router
+///   and these checks see; `HEAD` is served as `GET` without the body;
 /// - with `YADTQ_WEB_TOKEN` set, pages need a login session (a cookie whose id lives in
 ///   Redis) and the API needs `Authorization: Bearer <token>` (read-only calls also
 ///   accept the page's session, so the page can poll them);
@@ -34,16 +39,19 @@ struct WebSecurityMiddleware: RouterMiddleware {
     static let sessionLifetime = Duration.seconds(7 * 24 * 3600)
 
     let token: String?
+    let allowedHosts: HostAllowList
     let backend: WebBackend
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ original: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
+        let request = Self.normalised(original)
         var context = context
         let existingCSRF = request.cookies[Self.csrfCookie].map(\.value).flatMap { Self.isToken($0) ? $0 : nil }
         context.csrfToken = existingCSRF ?? Self.randomToken()
         var response: Response
         do {
+            try requireAllowedHost(request)
             if request.method == .post { try Self.requireSameOrigin(request) }
             context.isSignedIn = try await isAuthorized(request)
             if context.isSignedIn || Self.isPublic(request.uri.path) {
@@ -66,7 +74,37 @@ struct WebSecurityMiddleware: RouterMiddleware {
         response.headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
         response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        if original.method == .head {
+            let length = response.body.contentLength
+            response.body = ResponseBody()
+            response.headers[.contentLength] = length.map(String.init)
+        }
         return response
+    }
+
+    /// The request as the router and the access checks see it: its path normalised (see
+    /// ``WebPath/normalised(_:)``), the query kept, and `HEAD` turned into `GET`.
+    static func normalised(_ request: Request) -> Request {
+        var head = request.head
+        let raw = head.path ?? "/"
+        let queryStart = raw.firstIndex(of: "?") ?? raw.endIndex
+        let path = WebPath.normalised(raw[..<queryStart]) + raw[queryStart...]
+        guard path != raw || head.method == .head else { return request }
+        head.path = path
+        if head.method == .head { head.method = .get }
+        return Request(head: head, body: request.body)
+    }
+
+    /// Refuses a request for a host name this server does not answer to.
+    private func requireAllowedHost(_ request: Request) throws(WebError) {
+        let authority = request.head.authority
+        guard !allowedHosts.allows(authority) else { return }
+        let named = authority.map { "'\(TerminalText.escaped($0))'" } ?? "no Host header"
+        throw WebError(
+            status: .badRequest,
+            message: "this server does not answer to \(named): it serves \(allowedHosts). Add the name with "
+                + "--allowed-hosts or YADTQ_WEB_ALLOWED_HOSTS (comma-separated; '.example.com' for a domain "
+                + "and its subdomains) if it is yours")
     }
 
     /// Paths anyone may fetch: the health check, the style sheet and script, and the login form.

@@ -57,7 +57,7 @@ struct RunCommand: ParsableCommand {
                     for task in tasks { output.write(json ? Self.json(task) : Self.text(task)) }
                     output.flush()
                 },
-                onProblem: { problem in FileHandle.standardError.write(Data("\(problem)\n".utf8)) })
+                onProblem: { problem in FileHandle.standardError.write(Data("\(TerminalText.escaped(problem))\n".utf8)) })
             var failed = report.badLines > 0 || report.publishFailures > 0
             if wait && !report.published.isEmpty {
                 let progress = try TaskWaiter(store: publisher.store).wait(for: report.published) { progress in
@@ -79,7 +79,7 @@ struct RunCommand: ParsableCommand {
         switch task.outcome {
         case .published: task.message.id
         case .duplicate: "\(task.message.id) (already exists, not published again)"
-        case .failed(let reason): "\(task.message.id) FAILED: \(reason)"
+        case .failed(let reason): "\(task.message.id) FAILED: \(TerminalText.escaped(reason))"
         }
     }
 
@@ -114,11 +114,13 @@ enum ResultTable {
         output.flush()
     }
 
-    private static func row(_ id: String, _ type: String, _ status: String, _ tries: String, _ outcome: String) -> String {
-        func pad(_ text: String, _ width: Int) -> String {
-            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    /// One line of the table; task text is escaped so it cannot drive the terminal.
+    static func row(_ id: String, _ type: String, _ status: String, _ tries: String, _ outcome: String) -> String {
+        func pad(_ raw: String, _ width: Int) -> String {
+            let text = TerminalText.escaped(raw)
+            return text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
         }
-        return pad(id, 37) + pad(type, 10) + pad(status, 11) + pad(tries, 6) + outcome
+        return pad(id, 37) + pad(type, 10) + pad(status, 11) + pad(tries, 6) + TerminalText.escaped(outcome)
     }
 }
 

@@ -58,7 +58,9 @@ public final class TaskStore: Sendable {
 
     /// Checks that Redis answers, so a command fails at start with a clear message.
     public func ping() throws {
-        _ = try client.execute(RedisCommand("PING"))
+        if let message = try client.execute(RedisCommand("PING")).errorMessage {
+            throw RedisErrorReply(message).error("Redis at \(client.url) refused PING")
+        }
     }
 
     func key(_ suffix: String) -> String { prefix + suffix }
