@@ -17,11 +17,33 @@ struct WebRequestContext: RequestContext {
     }
 }
 
+/// What every request goes through before the router: its path normalised (see
+/// ``WebPath/normalised(_:)``, the query kept), so the router and ``WebSecurityMiddleware``
+/// match one and the same spelling; and `HEAD` served as `GET` without the body.
+struct RequestNormaliser<Inner: HTTPResponder>: HTTPResponder where Inner.Context == WebRequestContext {
+    let inner: Inner
+
+    func respond(to request: Request, context: WebRequestContext) async throws -> Response {
+        var head = request.head
+        let raw = head.path ?? "/"
+        let queryStart = raw.firstIndex(of: "?") ?? raw.endIndex
+        head.path = WebPath.normalised(raw[..<queryStart]) + raw[queryStart...]
+        let isHead = head.method == .head
+        if isHead { head.method = .get }
+        var response = try await inner.respond(to: Request(head: head, body: request.body), context: context)
+        if isHead {
+            let length = response.body.contentLength
+            response.body = ResponseBody()
+            response.headers[.contentLength] = length.map(String.init)
+        }
+        return response
+    }
+}
+
 /// Access control for every request:
 /// - a request whose `Host` is not one the server answers to (``HostAllowList``) gets a 400,
 ///   so another site's page cannot reach it through DNS rebinding;
-/// - the path is normalised once (``WebPath``) and that one spelling is what both the router
-///   and these checks see; `HEAD` is served as `GET` without the body;
+/// - paths arrive normalised by ``RequestNormaliser``, the spelling the router matched;
 /// - with `YADTQ_WEB_TOKEN` set, pages need a login session (a cookie whose id lives in
 ///   Redis) and the API needs `Authorization: Bearer <token>` (read-only calls also
 ///   accept the page's session, so the page can poll them);
@@ -43,9 +65,8 @@ struct WebSecurityMiddleware: RouterMiddleware {
     let backend: WebBackend
 
     func handle(
-        _ original: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let request = Self.normalised(original)
         var context = context
         let existingCSRF = request.cookies[Self.csrfCookie].map(\.value).flatMap { Self.isToken($0) ? $0 : nil }
         context.csrfToken = existingCSRF ?? Self.randomToken()
@@ -74,25 +95,7 @@ struct WebSecurityMiddleware: RouterMiddleware {
         response.headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
         response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
-        if original.method == .head {
-            let length = response.body.contentLength
-            response.body = ResponseBody()
-            response.headers[.contentLength] = length.map(String.init)
-        }
         return response
-    }
-
-    /// The request as the router and the access checks see it: its path normalised (see
-    /// ``WebPath/normalised(_:)``), the query kept, and `HEAD` turned into `GET`.
-    static func normalised(_ request: Request) -> Request {
-        var head = request.head
-        let raw = head.path ?? "/"
-        let queryStart = raw.firstIndex(of: "?") ?? raw.endIndex
-        let path = WebPath.normalised(raw[..<queryStart]) + raw[queryStart...]
-        guard path != raw || head.method == .head else { return request }
-        head.path = path
-        if head.method == .head { head.method = .get }
-        return Request(head: head, body: request.body)
     }
 
     /// Refuses a request for a host name this server does not answer to.

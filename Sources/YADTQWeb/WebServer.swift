@@ -60,7 +60,7 @@ public struct WebServer: Sendable {
         let allowedHosts = configuration.allowedHosts
         let authentication = configuration.token == nil ? "no token: anyone who can connect may submit" : "token required"
         let application = Application(
-            router: router,
+            responder: RequestNormaliser(inner: router.buildResponder()),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "yadtq-web"),
             onServerRunning: { _ in
                 logger.notice("yadtq-web listening on \(address) (\(authentication); hosts \(allowedHosts))")
