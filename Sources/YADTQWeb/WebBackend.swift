@@ -13,10 +13,15 @@ final class WebBackend: Sendable {
     private let registry: PluginRegistry
     private let pluginQueue = DispatchQueue(label: "yadtq.web.plugins")
 
+    /// How long a request waits for an unreachable Redis before it is answered 503. A submit
+    /// waits no longer either, so a client that gives up and retries never finds its first
+    /// attempt queued behind its back once Redis returns.
+    static let redisWait = Duration.seconds(3)
+
     init(configuration: WebServer.Configuration, logger: Logger) {
         self.configuration = configuration
         // A page should fail fast with "Redis is unavailable" rather than hang for a minute.
-        store = TaskStore(settings: configuration.settings, logger: logger, reconnectFor: .seconds(3))
+        store = TaskStore(settings: configuration.settings, logger: logger, reconnectFor: Self.redisWait)
         publisher = LazyPublisher(configuration: configuration, logger: logger)
         registry = PluginRegistry(directory: configuration.settings.pluginsDirectory)
     }
@@ -75,6 +80,11 @@ private final class LazyPublisher: @unchecked Sendable {
     private let configuration: WebServer.Configuration
     private let logger: Logger
 
+    /// How long a request waits for an unreachable Redis before it is answered 503. A submit
+    /// waits no longer either, so a client that gives up and retries never finds its first
+    /// attempt queued behind its back once Redis returns.
+    static let redisWait = Duration.seconds(3)
+
     init(configuration: WebServer.Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
@@ -86,7 +96,7 @@ private final class LazyPublisher: @unchecked Sendable {
         if let publisher { return publisher }
         let made = try TaskPublisher(
             settings: configuration.settings, topic: configuration.topic, partitions: configuration.partitions,
-            clientID: "yadtq-web", logger: logger)
+            clientID: "yadtq-web", logger: logger, reconnectFor: WebBackend.redisWait)
         publisher = made
         return made
     }

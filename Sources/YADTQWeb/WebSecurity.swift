@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import YADTQCore
 
 /// The request context of every route: Hummingbird's core storage plus the CSRF token
 /// that forms on the page must send back.
@@ -16,7 +17,33 @@ struct WebRequestContext: RequestContext {
     }
 }
 
+/// What every request goes through before the router: its path normalised (see
+/// ``WebPath/normalised(_:)``, the query kept), so the router and ``WebSecurityMiddleware``
+/// match one and the same spelling; and `HEAD` served as `GET` without the body.
+struct RequestNormaliser<Inner: HTTPResponder>: HTTPResponder where Inner.Context == WebRequestContext {
+    let inner: Inner
+
+    func respond(to request: Request, context: WebRequestContext) async throws -> Response {
+        var head = request.head
+        let raw = head.path ?? "/"
+        let queryStart = raw.firstIndex(of: "?") ?? raw.endIndex
+        head.path = WebPath.normalised(raw[..<queryStart]) + raw[queryStart...]
+        let isHead = head.method == .head
+        if isHead { head.method = .get }
+        var response = try await inner.respond(to: Request(head: head, body: request.body), context: context)
+        if isHead {
+            let length = response.body.contentLength
+            response.body = ResponseBody()
+            response.headers[.contentLength] = length.map(String.init)
+        }
+        return response
+    }
+}
+
 /// Access control for every request:
+/// - a request whose `Host` is not one the server answers to (``HostAllowList``) gets a 400,
+///   so another site's page cannot reach it through DNS rebinding;
+/// - paths arrive normalised by ``RequestNormaliser``, the spelling the router matched;
 /// - with `YADTQ_WEB_TOKEN` set, pages need a login session (a cookie whose id lives in
 ///   Redis) and the API needs `Authorization: Bearer <token>` (read-only calls also
 ///   accept the page's session, so the page can poll them);
@@ -34,6 +61,7 @@ struct WebSecurityMiddleware: RouterMiddleware {
     static let sessionLifetime = Duration.seconds(7 * 24 * 3600)
 
     let token: String?
+    let allowedHosts: HostAllowList
     let backend: WebBackend
 
     func handle(
@@ -44,6 +72,7 @@ struct WebSecurityMiddleware: RouterMiddleware {
         context.csrfToken = existingCSRF ?? Self.randomToken()
         var response: Response
         do {
+            try requireAllowedHost(request)
             if request.method == .post { try Self.requireSameOrigin(request) }
             context.isSignedIn = try await isAuthorized(request)
             if context.isSignedIn || Self.isPublic(request.uri.path) {
@@ -67,6 +96,18 @@ struct WebSecurityMiddleware: RouterMiddleware {
         response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
+    }
+
+    /// Refuses a request for a host name this server does not answer to.
+    private func requireAllowedHost(_ request: Request) throws(WebError) {
+        let authority = request.head.authority
+        guard !allowedHosts.allows(authority) else { return }
+        let named = authority.map { "'\(TerminalText.escaped($0))'" } ?? "no Host header"
+        throw WebError(
+            status: .badRequest,
+            message: "this server does not answer to \(named): it serves \(allowedHosts). Add the name with "
+                + "--allowed-hosts or YADTQ_WEB_ALLOWED_HOSTS (comma-separated; '.example.com' for a domain "
+                + "and its subdomains) if it is yours")
     }
 
     /// Paths anyone may fetch: the health check, the style sheet and script, and the login form.

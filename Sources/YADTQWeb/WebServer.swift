@@ -22,8 +22,14 @@ public struct WebServer: Sendable {
         public var partitions: Int
         /// With a token, every page needs a login and every API call `Authorization: Bearer <token>`.
         public var token: String?
+        /// The `Host` names requests may carry.
+        public var allowedHosts: HostAllowList
 
-        public init(host: String, port: Int, settings: YADTQSettings, topic: String, partitions: Int, token: String?) {
+        public init(
+            host: String, port: Int, settings: YADTQSettings, topic: String, partitions: Int, token: String?,
+            allowedHosts: [String] = []
+        ) {
+            self.allowedHosts = HostAllowList(listeningOn: host, extra: allowedHosts)
             self.host = host
             self.port = port
             self.settings = settings
@@ -45,16 +51,20 @@ public struct WebServer: Sendable {
     public func run() async throws {
         let backend = WebBackend(configuration: configuration, logger: logger)
         let router = Router(context: WebRequestContext.self)
-        router.add(middleware: WebSecurityMiddleware(token: configuration.token, backend: backend))
+        router.add(middleware: WebSecurityMiddleware(
+                token: configuration.token, allowedHosts: configuration.allowedHosts, backend: backend))
         APIRoutes(backend: backend).register(on: router)
         PageRoutes(backend: backend).register(on: router)
         let address = "http://\(configuration.host):\(configuration.port)"
         let logger = self.logger
+        let allowedHosts = configuration.allowedHosts
         let authentication = configuration.token == nil ? "no token: anyone who can connect may submit" : "token required"
         let application = Application(
-            router: router,
+            responder: RequestNormaliser(inner: router.buildResponder()),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "yadtq-web"),
-            onServerRunning: { _ in logger.notice("yadtq-web listening on \(address) (\(authentication))") },
+            onServerRunning: { _ in
+                logger.notice("yadtq-web listening on \(address) (\(authentication); hosts \(allowedHosts))")
+            },
             logger: logger)
         try await application.runService()
     }

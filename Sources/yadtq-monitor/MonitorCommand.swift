@@ -89,7 +89,7 @@ struct MonitorCommand: ParsableCommand {
     /// error unless they would scribble over the live screen.
     private func show(_ snapshot: FleetSnapshot, screen: inout LiveScreen?) {
         if screen == nil || isatty(STDERR_FILENO) == 0 {
-            for change in snapshot.changes { Self.log(change.description) }
+            for change in snapshot.changes { Self.log(TerminalText.escaped(change.description)) }
         }
         if screen != nil {
             screen?.draw(snapshot)

@@ -57,7 +57,7 @@ struct RunCommand: ParsableCommand {
                     for task in tasks { output.write(json ? Self.json(task) : Self.text(task)) }
                     output.flush()
                 },
-                onProblem: { problem in FileHandle.standardError.write(Data("\(problem)\n".utf8)) })
+                onProblem: { problem in FileHandle.standardError.write(Data("\(TerminalText.escaped(problem))\n".utf8)) })
             var failed = report.badLines > 0 || report.publishFailures > 0
             if wait && !report.published.isEmpty {
                 let progress = try TaskWaiter(store: publisher.store).wait(for: report.published) { progress in
@@ -79,7 +79,7 @@ struct RunCommand: ParsableCommand {
         switch task.outcome {
         case .published: task.message.id
         case .duplicate: "\(task.message.id) (already exists, not published again)"
-        case .failed(let reason): "\(task.message.id) FAILED: \(reason)"
+        case .failed(let reason): "\(task.message.id) FAILED: \(TerminalText.escaped(reason))"
         }
     }
 

@@ -22,6 +22,14 @@ struct WebCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on.")
     var port = 8080
 
+    @Option(
+        help: """
+            Host names the server answers to besides localhost, 127.0.0.1, [::1] and --host, \
+            comma-separated ('.example.com' for a domain and its subdomains, '*' for any); \
+            other Host headers get a 400 (env YADTQ_WEB_ALLOWED_HOSTS).
+            """)
+    var allowedHosts: String?
+
     @Option(help: "Topic submitted tasks are published to (env YADTQ_TOPIC).")
     var topic: String?
 
@@ -46,7 +54,9 @@ struct WebCommand: AsyncParsableCommand {
             let token = ProcessInfo.processInfo.environment["YADTQ_WEB_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             configuration = WebServer.Configuration(
                 host: host, port: port, settings: settings, topic: topic ?? settings.topic, partitions: partitions,
-                token: token)
+                token: token,
+                allowedHosts: HostAllowList.patterns(
+                    parsing: allowedHosts ?? ProcessInfo.processInfo.environment["YADTQ_WEB_ALLOWED_HOSTS"] ?? ""))
         } catch {
             exitWithError(error)
         }

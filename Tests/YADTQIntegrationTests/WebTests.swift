@@ -177,6 +177,13 @@ struct WebAPITests {
         let cookieSubmit = try server.send(
             "POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2]}"#, as: .anonymous, cookies: jar)
         #expect(cookieSubmit.status == 401, "submitting through the API needs the bearer token, not the page's cookie")
+        for spelling in ["//api/tasks", "/api//tasks", "/api/tasks/", "/static/../api/tasks", "/./api/tasks"] {
+            let sneaky = try server.send(
+                "POST", spelling, json: #"{"type": "add", "args": [1, 2]}"#, as: .anonymous, cookies: jar)
+            #expect(sneaky.status == 401, "POST \(spelling) with the page's cookie only: \(sneaky.status) \(sneaky.body)")
+        }
+        #expect(try server.send("GET", "//api//tasks", as: .anonymous).status == 401)
+        #expect(try stack.store.counts()[.queued] == 0)
 
         let signedOut = try server.send("POST", "/logout", body: "csrf=\(csrf)", headers: post, as: .anonymous, cookies: jar)
         #expect(signedOut.status == 303)
@@ -191,7 +198,8 @@ struct WebServerProcess {
     /// The bearer token API calls send by default.
     let token: String?
 
-    init(stack: IntegrationStack, token: String? = nil) throws {
+    /// - Parameter environment: settings over the stack's, e.g. another `YADTQ_REDIS`.
+    init(stack: IntegrationStack, token: String? = nil, environment extra: [String: String] = [:]) throws {
         let port = try Self.freePort()
         base = "http://127.0.0.1:\(port)"
         self.token = token
@@ -200,13 +208,14 @@ struct WebServerProcess {
         process.arguments = ["--host", "127.0.0.1", "--port", String(port)]
         var environment = stack.environment
         environment["YADTQ_WEB_TOKEN"] = token
-        process.environment = environment
+        process.environment = environment.merging(extra) { _, new in new }
         let log = try IntegrationStack.artifact("\(stack.settings.namespace)-web-\(port).log")
         process.standardOutput = log
         process.standardError = log
         try process.run()
         let deadline = ContinuousClock.now + .seconds(30)
-        while (try? send("GET", "/healthz").status) != 200 {
+        // Up once it answers: 200, or 503 when the test keeps Redis away on purpose.
+        while ![200, 503].contains(try? send("GET", "/healthz").status) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 stop()
                 throw WebTestError("yadtq-web did not answer on \(base) within 30 s; see .test-artifacts")
@@ -273,7 +282,9 @@ struct WebServerProcess {
         defer { try? FileManager.default.removeItem(at: directory) }
         let bodyFile = directory.appendingPathComponent("body").path
         let headerFile = directory.appendingPathComponent("headers").path
-        var arguments = ["-sS", "-X", method, "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}", "--max-time", "30"]
+        // --path-as-is: the path reaches the server exactly as written, `//` and `..` included.
+        var arguments = ["-sS", "--path-as-is", "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}", "--max-time", "30"]
+        arguments += method == "HEAD" ? ["--head"] : ["-X", method]
         var allHeaders = headers
         switch credentials {
         case .serverToken: if let token { allHeaders.append("Authorization: Bearer \(token)") }

@@ -18,6 +18,16 @@ public enum JSONValue: Sendable, Hashable {
 // MARK: - Accessors
 
 extension JSONValue {
+    /// How many arrays and objects deep the value nests: 0 for a scalar, 1 for `[1]`,
+    /// 2 for `[[1]]`, the way the parser counts against ``maximumNestingDepth``.
+    public var nestingDepth: Int {
+        switch self {
+        case .array(let elements): 1 + (elements.lazy.map(\.nestingDepth).max() ?? 0)
+        case .object(let members): 1 + (members.values.lazy.map(\.nestingDepth).max() ?? 0)
+        default: 0
+        }
+    }
+
     /// The string, if this is `.string`.
     public var stringValue: String? {
         if case .string(let value) = self { value } else { nil }

@@ -49,6 +49,18 @@ public struct TaskDeclaration: Sendable, Hashable {
         return (1...maximumIDLength).contains(utf8.count) && utf8.allSatisfy { (0x21...0x7E).contains($0) }
     }
 
+    /// Refuses an argument nested deeper than ``TaskMessage/maximumArgumentDepth``, which
+    /// the workers could not read back from the task message.
+    static func checkDepth(of argument: JSONValue, number: Int) throws(TaskLineError) {
+        let depth = argument.nestingDepth
+        guard depth > TaskMessage.maximumArgumentDepth else { return }
+        throw TaskLineError(
+            .nestedTooDeep,
+            "argument \(number) nests arrays and objects \(depth) levels deep; a task's arguments may nest at most "
+                + "\(TaskMessage.maximumArgumentDepth) levels (the task message around them takes 2 of the "
+                + "\(JSONValue.maximumNestingDepth) a worker reads): flatten it")
+    }
+
     private static func isWordByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
@@ -85,6 +97,7 @@ public struct TaskDeclaration: Sendable, Hashable {
                 .argsNotArray,
                 "\"args\" must be a JSON array, e.g. \"args\": [1, 2], not \(TaskLineError.excerpt(other))")
         }
+        for (number, argument) in zip(1..., args) { try Self.checkDepth(of: argument, number: number) }
         switch try Self.member(members, "id", legacy: "task_id") {
         case nil, .null?:
             id = nil
@@ -141,6 +154,8 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
         case invalidType
         /// A JSON line's `args` is not an array.
         case argsNotArray
+        /// An argument nests deeper than ``TaskMessage/maximumArgumentDepth``.
+        case nestedTooDeep
         /// A JSON line's `id` is not a valid id string.
         case invalidID
         /// A JSON line's `max_attempts` is not an integer in 1...100.
@@ -256,7 +271,9 @@ public enum TaskLine: Sendable, Equatable {
         var args: [JSONValue] = []
         args.reserveCapacity(tokens.count - 1)
         for (number, range) in zip(1..., tokens.dropFirst()) {
-            args.append(try argument(text, range, number: number))
+            let value = try argument(text, range, number: number)
+            try TaskDeclaration.checkDepth(of: value, number: number)
+            args.append(value)
         }
         return .task(TaskDeclaration(type: type, args: args))
     }

@@ -9,10 +9,12 @@ public enum TaskTable {
         return row(record.id, record.type, record.status.rawValue, "\(record.attempts)/\(record.maxAttempts)", outcome)
     }
 
+    /// Task text is escaped so it cannot drive the terminal.
     private static func row(_ id: String, _ type: String, _ status: String, _ tries: String, _ outcome: String) -> String {
-        func pad(_ text: String, _ width: Int) -> String {
-            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+        func pad(_ raw: String, _ width: Int) -> String {
+            let text = TerminalText.escaped(raw)
+            return text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
         }
-        return pad(id, 37) + pad(type, 10) + pad(status, 11) + pad(tries, 6) + outcome
+        return pad(id, 37) + pad(type, 10) + pad(status, 11) + pad(tries, 6) + TerminalText.escaped(outcome)
     }
 }

@@ -6,7 +6,8 @@ public enum FleetTable {
     /// Orphaned task ids listed by name; the rest are counted.
     static let orphansListed = 5
 
-    /// Renders `snapshot` as lines of plain text (no terminal control codes).
+    /// Renders `snapshot` as lines of plain text: no terminal control codes, and any that
+    /// worker names, task ids or notes from Redis hold are escaped (see ``TerminalText``).
     /// - Parameter recentChanges: the verdict changes to list under the table, oldest first.
     public static func render(_ snapshot: FleetSnapshot, recentChanges: [VerdictChange] = []) -> String {
         let now = snapshot.at
@@ -49,7 +50,7 @@ public enum FleetTable {
             lines.append("CHANGES")
             lines += recentChanges.map { "  \($0)" }
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.map(TerminalText.escaped).joined(separator: "\n") + "\n"
     }
 
     private static func orphanText(_ snapshot: FleetSnapshot) -> String {
@@ -67,6 +68,7 @@ public enum FleetTable {
 
     /// Pads every cell to its column's width; the last column is left ragged.
     private static func columns(_ rows: [[String]], rightAligned: Set<Int>) -> [String] {
+        let rows = rows.map { $0.map(TerminalText.escaped) }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row.indices.map { column in

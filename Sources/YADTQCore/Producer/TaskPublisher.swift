@@ -38,12 +38,13 @@ public final class TaskPublisher: @unchecked Sendable {
     /// (and its dead-letter topic) when they do not exist yet.
     /// - Parameter plugins: when the producer can see the plugin folder, a plugin's declared
     ///   `max_attempts` becomes the default for its tasks that do not set their own.
+    /// - Parameter reconnectFor: how long a publish waits for an unreachable Redis before it fails.
     public init(
         settings: YADTQSettings, topic: String, partitions: Int, clientID: String, logger: Logger,
-        plugins: PluginRegistry? = nil
+        plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60)
     ) throws {
         self.plugins = plugins
-        store = TaskStore(settings: settings, logger: logger)
+        store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor)
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
         self.topic = topic

@@ -31,23 +31,24 @@ final class RedisClient: @unchecked Sendable {
         defer { lock.unlock() }
         return try withReconnection { connection in
             let replies = try connection.execute(commands)
-            for reply in replies { try Self.throwIfLoading(reply.errorMessage) }
+            for reply in replies { try Self.throwIfTransient(reply.errorMessage) }
             return replies
         }
     }
 
     /// A restarted Redis answers `LOADING` until it has read its data back (seconds for a
-    /// big append-only file). That passes like a broken connection does, so it is retried
-    /// with backoff (see `withReconnection`) instead of failing the call for good.
-    private static func throwIfLoading(_ message: String?) throws {
-        guard let message, message.hasPrefix("LOADING") else { return }
-        throw YADTQError(
-            .redis, "Redis is loading its data set after a restart", libraryMessage: message,
-            remedy: "Nothing to do: the call is retried until Redis has loaded")
+    /// big append-only file), and a Redis stuck in a long script answers `BUSY`. Both pass
+    /// like a broken connection does, so they are retried with backoff (see
+    /// `withReconnection`) instead of failing the call for good.
+    private static func throwIfTransient(_ message: String?) throws {
+        guard let message else { return }
+        let reply = RedisErrorReply(message)
+        if reply.isTransient { throw reply.error("Redis cannot answer yet") }
     }
 
     private static func isTransient(_ error: YADTQError) -> Bool {
-        error.area == .redis && (error.libraryCode != nil || error.libraryMessage?.hasPrefix("LOADING") == true)
+        error.area == .redis
+            && (error.libraryCode != nil || error.libraryMessage.map { RedisErrorReply($0).isTransient } == true)
     }
 
     func execute(_ command: RedisCommand) throws -> RedisReply {
@@ -70,10 +71,8 @@ final class RedisClient: @unchecked Sendable {
                         scriptHashes[script.name] = nil
                         continue
                     }
-                    try Self.throwIfLoading(message)
-                    throw YADTQError(
-                        .redis, "Redis script '\(script.name)' failed", libraryMessage: message,
-                        remedy: "This is a YADTQ bug; please report it with this message")
+                    try Self.throwIfTransient(message)
+                    throw RedisErrorReply(message).error("Redis script '\(script.name)' failed")
                 }
                 return reply
             }
@@ -85,10 +84,15 @@ final class RedisClient: @unchecked Sendable {
         if let hash = scriptHashes[script.name] { return hash }
         let reply = try connection.execute([RedisCommand("SCRIPT", "LOAD", script.source)])[0]
         guard let hash = reply.text, reply.errorMessage == nil else {
-            try Self.throwIfLoading(reply.errorMessage)
-            throw YADTQError(
-                .redis, "Redis refused to load script '\(script.name)'", libraryMessage: reply.errorMessage,
-                remedy: "YADTQ needs Redis 5 or later with scripting enabled")
+            try Self.throwIfTransient(reply.errorMessage)
+            guard let message = reply.errorMessage else {
+                throw YADTQError(
+                    .redis, "Redis answered SCRIPT LOAD for '\(script.name)' without a hash",
+                    remedy: "YADTQ needs Redis 5 or later with scripting enabled")
+            }
+            var refusal = RedisErrorReply(message)
+            if refusal.kind == .other { refusal.kind = .scriptingUnavailable }
+            throw refusal.error("Redis refused to load script '\(script.name)'")
         }
         scriptHashes[script.name] = hash
         return hash

@@ -30,9 +30,9 @@ final class RedisConnection {
         if url.database != 0 { setup.append(RedisCommand("SELECT", String(url.database))) }
         for reply in try execute(setup) {
             if let message = reply.errorMessage {
-                throw YADTQError(
-                    .redis, "\(url) refused the connection set-up", libraryMessage: message,
-                    remedy: "Check the password and database number in YADTQ_REDIS")
+                throw RedisErrorReply(message).error(
+                    "\(url) refused the connection set-up",
+                    otherRemedy: "Check the password and database number in YADTQ_REDIS")
             }
         }
     }

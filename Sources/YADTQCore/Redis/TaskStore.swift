@@ -61,7 +61,9 @@ public final class TaskStore: Sendable {
 
     /// Checks that Redis answers, so a command fails at start with a clear message.
     public func ping() throws {
-        _ = try client.execute(RedisCommand("PING"))
+        if let message = try client.execute(RedisCommand("PING")).errorMessage {
+            throw RedisErrorReply(message).error("Redis at \(client.url) refused PING")
+        }
     }
 
     /// The first arguments of every task script: where its keys are (see ``TaskScripts``).

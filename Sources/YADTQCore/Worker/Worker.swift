@@ -74,7 +74,8 @@ public final class Worker: @unchecked Sendable {
     /// - Important: Blocks the calling thread for the worker's whole life; call it
     ///   from the main thread or a dedicated one, never from a Swift task.
     public func run() throws -> Exit {
-        try store.ping()
+        try WorkerPreflight.checkPluginFolder(settings.pluginsDirectory)
+        guard waitForRedis() else { return .stopRequested }
         _ = registry.refresh()
         announcePlugins()
         let producer = try KafkaProducer(settings: settings, clientID: "yadtq-worker-\(options.name)")
@@ -212,6 +213,33 @@ public final class Worker: @unchecked Sendable {
         }
         try outcome.value!.get()
     }
+
+    /// Checks Redis (see ``TaskStore/checkServer()``) until it can serve the worker, saying
+    /// what is wrong when it starts and every few seconds while it lasts. Returns false when a
+    /// stop was requested first, which it notices within a tenth of a second between checks.
+    private func waitForRedis() -> Bool {
+        var lastProblem = ""
+        var lastReport = ContinuousClock.now
+        while !shouldStop {
+            do {
+                let version = try store.checkServer()
+                if !lastProblem.isEmpty { logger.notice("Redis at \(settings.redis) is usable again") }
+                logger.info("Redis \(version) at \(settings.redis)")
+                return true
+            } catch {
+                let problem = "\(error)"
+                if problem != lastProblem || ContinuousClock.now - lastReport >= Self.redisReportInterval {
+                    logger.error("cannot start: \(problem) (retrying every second; SIGTERM stops the worker)")
+                    lastProblem = problem
+                    lastReport = ContinuousClock.now
+                }
+            }
+            for _ in 0..<10 where !shouldStop { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        return false
+    }
+
+    private static let redisReportInterval = Duration.seconds(5)
 
     private func waitForTopic(_ client: RDKafkaClient) throws {
         var announced = false
@@ -425,6 +453,7 @@ public final class Worker: @unchecked Sendable {
                         id: item.message.id, attempt: item.attempt, kind: .success, payload: result.jsonString,
                         logs: logs, progress: progress))
             case .failure(let failure, let logs, let progress):
+                let message = ErrorText.trimmed(failure.message)
                 let decision = options.retry.decide(
                     attempt: item.attempt, maxAttempts: item.message.maxAttempts, permanent: failure.isPermanent)
                 let kind: AttemptOutcome.Kind
@@ -434,17 +463,17 @@ public final class Worker: @unchecked Sendable {
                     retries.append(Retry(item: item, due: ContinuousClock.now + after))
                 case .fail:
                     kind = .failed
-                    deadLetters.append((item, failure.message))
+                    deadLetters.append((item, message))
                 }
                 outcomes.append(
                     AttemptOutcome(
-                        id: item.message.id, attempt: item.attempt, kind: kind, payload: failure.message, logs: logs,
+                        id: item.message.id, attempt: item.attempt, kind: kind, payload: message, logs: logs,
                         progress: progress))
             }
         }
         // The dead-letter copy goes out before FAILED is written: should the worker die
         // in between, the task is redelivered and its copy sent again, never lost.
-        try publishDeadLetters(deadLetters, producer: producer)
+        publishDeadLetters(deadLetters, producer: producer)
         let written = try store.finish(outcomes, worker: options.name, at: currentEpochMilliseconds())
         var succeeded = 0
         var failed = 0
@@ -456,34 +485,28 @@ public final class Worker: @unchecked Sendable {
         return retries
     }
 
-    /// Dead-letter copies stay below librdkafka's default message.max.bytes (1,000,000).
-    private static let deadLetterLimit = 512 * 1024
-
-    private func publishDeadLetters(_ letters: [(Item, String)], producer: KafkaProducer) throws {
+    /// Publishes the dead-letter copies (see ``DeadLetterCopy``). A copy the broker refuses
+    /// is logged and dropped: the task is FAILED in Redis all the same, and one bad message
+    /// must never stop the worker.
+    private func publishDeadLetters(_ letters: [(Item, String)], producer: KafkaProducer) {
         guard !letters.isEmpty else { return }
         let now = currentEpochMilliseconds()
         let messages = letters.map { item, reason in
-            guard case .object(var fields) = item.message.json else { preconditionFailure("a task message is an object") }
-            fields["error"] = .string(reason)
-            fields["attempts"] = .int(Int64(item.attempt))
-            fields["worker"] = .string(options.name)
-            fields["failed_at"] = .int(now)
-            var value = Array(JSONValue.object(fields).jsonString.utf8)
-            if value.count > Self.deadLetterLimit {
-                // A copy the broker refuses would stop the worker on this message for ever
-                // (an oversize poison message): the arguments stay in Redis only.
-                fields["args"] = .string("(\(value.count) bytes: too large for the dead-letter topic; see the task in Redis)")
-                fields["id"] = .string(String(item.message.id.prefix(1000)))
-                value = Array(JSONValue.object(fields).jsonString.utf8)
-            }
-            return OutgoingMessage(partition: 0, key: Array(item.message.id.utf8.prefix(1000)), value: value)
+            OutgoingMessage(
+                partition: 0, key: Array(item.message.id.utf8.prefix(TaskDeclaration.maximumIDLength)),
+                value: DeadLetterCopy.value(
+                    of: item.message, error: reason, attempts: item.attempt, worker: options.name, failedAt: now))
         }
-        let failures = try producer.produce(topic: deadLetterTopic, messages)
-        if !failures.isEmpty {
-            throw YADTQError(
-                .kafka, "\(failures.count) dead-letter copies could not be published to \(deadLetterTopic): "
-                    + (failures.values.first ?? ""),
-                remedy: "The tasks stay unfinished and will be retried once the broker accepts them")
+        let failures: [Int: String]
+        do {
+            failures = try producer.produce(topic: deadLetterTopic, messages)
+        } catch {
+            failures = Dictionary(uniqueKeysWithValues: letters.indices.map { ($0, "\(error)") })
+        }
+        for (index, reason) in failures.sorted(by: { $0.key < $1.key }) {
+            let id = letters[index].0.message.id
+            logger.error(
+                "task \(id) is FAILED, but its dead-letter copy could not be published to \(deadLetterTopic): \(reason). Its record in Redis keeps the error; check the broker")
         }
     }
 }

@@ -1,0 +1,116 @@
+/// A Redis error reply (`-OOM command not allowed ...`) read into what it means for YADTQ
+/// and what the operator should do, so every caller names the real cause the same way.
+public struct RedisErrorReply: Sendable, Equatable {
+    /// What kind of refusal it is, from the reply's first word.
+    public enum Kind: String, Sendable, Equatable {
+        /// `OOM`: Redis is at its `maxmemory` and refuses writes.
+        case outOfMemory
+        /// `NOAUTH`: Redis needs a password and none was given.
+        case authenticationRequired
+        /// `WRONGPASS` (or an `ERR invalid password`): the password or user is wrong.
+        case wrongPassword
+        /// `NOPERM`: the user may not run this command.
+        case noPermission
+        /// `READONLY`: connected to a replica.
+        case readOnly
+        /// `LOADING`: a restarted Redis is reading its data back.
+        case loading
+        /// `BUSY`: a script has run too long and blocks the server.
+        case busy
+        /// `NOSCRIPT`: Redis does not know the script's hash (after a restart).
+        case noScript
+        /// `MISCONF`: Redis cannot write its snapshot, so it refuses writes.
+        case persistenceFailing
+        /// Scripting is not available (an unknown `EVAL`/`EVALSHA`/`SCRIPT` command).
+        case scriptingUnavailable
+        /// Anything else.
+        case other
+    }
+
+    public var kind: Kind
+    /// The reply exactly as Redis sent it.
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+        let word = message.prefix { $0 != " " }
+        switch word {
+        case "OOM": kind = .outOfMemory
+        case "NOAUTH": kind = .authenticationRequired
+        case "WRONGPASS": kind = .wrongPassword
+        case "NOPERM": kind = .noPermission
+        case "READONLY": kind = .readOnly
+        case "LOADING": kind = .loading
+        case "BUSY": kind = .busy
+        case "NOSCRIPT": kind = .noScript
+        case "MISCONF": kind = .persistenceFailing
+        default:
+            let lowered = message.lowercased()
+            if lowered.contains("invalid password") || lowered.contains("invalid username-password") {
+                kind = .wrongPassword
+            } else if lowered.contains("unknown command") && Self.scriptCommands.contains(where: lowered.contains) {
+                kind = .scriptingUnavailable
+            } else {
+                kind = .other
+            }
+        }
+    }
+
+    private static let scriptCommands = ["'eval", "'evalsha", "'script"]
+
+    /// Whether waiting and trying again can succeed without anyone acting.
+    public var isTransient: Bool { kind == .loading || kind == .busy }
+
+    /// What the refusal means, in one phrase.
+    public var meaning: String {
+        switch kind {
+        case .outOfMemory: "Redis is full (it reached its maxmemory limit)"
+        case .authenticationRequired: "Redis needs a password and YADTQ_REDIS gives none"
+        case .wrongPassword: "Redis refused the password in YADTQ_REDIS"
+        case .noPermission: "the Redis user of YADTQ_REDIS may not run YADTQ's commands"
+        case .readOnly: "YADTQ_REDIS points at a read-only replica"
+        case .loading: "Redis is loading its data set after a restart"
+        case .busy: "Redis is blocked by a long-running script"
+        case .noScript: "Redis forgot a YADTQ script"
+        case .persistenceFailing: "Redis cannot save its data to disk, so it refuses writes"
+        case .scriptingUnavailable: "this Redis has no Lua scripting"
+        case .other: "Redis refused the command"
+        }
+    }
+
+    /// What the operator should do.
+    public var remedy: String {
+        switch kind {
+        case .outOfMemory:
+            "Raise Redis's maxmemory (CONFIG SET maxmemory ...) or shorten retention "
+                + "(YADTQ_KEEP_SUCCEEDED, YADTQ_KEEP_FAILED) or purge old tasks, then try again"
+        case .authenticationRequired:
+            "Put the password in the URL: YADTQ_REDIS=redis://:PASSWORD@host:port/db"
+        case .wrongPassword:
+            "Check the password in YADTQ_REDIS (redis://:PASSWORD@host:port/db) against Redis's requirepass"
+        case .noPermission:
+            "Give the user access to every command and key under the YADTQ namespace (ACL SETUSER), or use another user"
+        case .readOnly:
+            "Point YADTQ_REDIS at the primary, not at a replica"
+        case .loading, .busy:
+            "Nothing to do: the call is retried until Redis answers"
+        case .noScript:
+            "Nothing to do: the script is loaded again"
+        case .persistenceFailing:
+            "Fix Redis's disk (see its log: free space, permissions), or set stop-writes-on-bgsave-error no"
+        case .scriptingUnavailable:
+            "YADTQ needs Redis 5 or later with scripting enabled"
+        case .other:
+            "This is a YADTQ bug; please report it with this message"
+        }
+    }
+
+    /// The error a caller throws: `what` failed because of this reply.
+    /// - Parameter otherRemedy: the advice for a reply of kind ``Kind/other``, when the
+    ///   caller knows better than "report a bug".
+    public func error(_ what: String, otherRemedy: String? = nil) -> YADTQError {
+        YADTQError(
+            .redis, "\(what): \(meaning)", libraryMessage: message,
+            remedy: kind == .other ? otherRemedy ?? remedy : remedy)
+    }
+}

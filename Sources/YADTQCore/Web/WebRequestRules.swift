@@ -1,0 +1,98 @@
+/// Request paths as `yadtq-web` routes them and checks them: one spelling per resource.
+public enum WebPath {
+    /// `path` (without its query) with empty and `.` segments dropped and `..` applied:
+    /// `//api//tasks/` and `/static/../api/tasks` are both `/api/tasks`. The server hands
+    /// this form to the router *and* to its access checks, so no spelling of a path can
+    /// reach a route while passing for another one.
+    public static func normalised(_ path: some StringProtocol) -> String {
+        var segments: [Substring] = []
+        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
+            switch segment {
+            case ".": continue
+            case "..": _ = segments.popLast()
+            default: segments.append(Substring(segment))
+            }
+        }
+        return "/" + segments.joined(separator: "/")
+    }
+}
+
+/// The host names a `yadtq-web` server answers to, checked against every request's `Host`
+/// header like Django's ALLOWED_HOSTS, so a page of another site cannot reach a server on
+/// this machine by pointing its own name at 127.0.0.1 (DNS rebinding).
+///
+/// A pattern is a host name or address without port (`tasks.example.com`, `10.0.0.5`,
+/// `[::1]` or `::1`), `.example.com` for that name and every subdomain, or `*` for any
+/// host. Any port is accepted.
+public struct HostAllowList: Sendable, Equatable, CustomStringConvertible {
+    /// The loopback names every server answers to.
+    public static let loopback = ["localhost", "127.0.0.1", "[::1]"]
+
+    /// Lower-case patterns, IPv6 addresses in brackets.
+    public private(set) var patterns: [String]
+
+    /// The loopback names, the address the server listens on, and `extra` patterns.
+    public init(listeningOn host: String, extra: [String] = []) {
+        var patterns: [String] = []
+        for pattern in Self.loopback + [host] + extra {
+            let normal = Self.normalisedPattern(pattern)
+            if !normal.isEmpty, !patterns.contains(normal) { patterns.append(normal) }
+        }
+        self.patterns = patterns
+    }
+
+    /// Patterns separated by commas or spaces, as `--allowed-hosts` and `YADTQ_WEB_ALLOWED_HOSTS` give them.
+    public static func patterns(parsing text: String) -> [String] {
+        text.split { $0 == "," || $0 == " " }.map(String.init)
+    }
+
+    public var description: String { patterns.joined(separator: ", ") }
+
+    /// Whether a request with this `Host` header (or HTTP/2 `:authority`) may be served.
+    public func allows(_ authority: String?) -> Bool {
+        guard let authority, let host = Self.hostName(of: authority) else { return false }
+        return patterns.contains { pattern in
+            if pattern == "*" { return true }
+            if pattern.hasPrefix(".") { return host == pattern.dropFirst() || host.hasSuffix(pattern) }
+            return host == pattern
+        }
+    }
+
+    /// The host part of `host[:port]` or `[v6]:port`, lower-cased and without a trailing dot;
+    /// `nil` when it is not a well-formed authority.
+    public static func hostName(of authority: String) -> String? {
+        var text = Substring(authority.lowercased())
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let rest = text[text.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isASCIIDigit)) else { return nil }
+            return String(text[...close])
+        }
+        if let colon = text.firstIndex(of: ":") {
+            guard text[text.index(after: colon)...].allSatisfy(\.isASCIIDigit) else { return nil }
+            text = text[..<colon]
+        }
+        if text.hasSuffix(".") { text = text.dropLast() }
+        guard !text.isEmpty,
+            text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
+        else { return nil }
+        return String(text)
+    }
+
+    private static func normalisedPattern(_ pattern: String) -> String {
+        var text = pattern.trimmingSpaces().lowercased()
+        if text.contains(":") && !text.hasPrefix("[") { text = "[" + text + "]" }
+        if text.count > 1, text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+import YADTQCore
+
+@Suite("Errors of any size fit the dead-letter topic and Redis")
+struct ErrorSizeTests {
+    @Test("an error over the limit is cut at a character boundary and says by how much")
+    func trimmed() {
+        #expect(ErrorText.trimmed("short") == "short")
+        let huge = String(repeating: "E", count: 1_100_000)
+        let kept = ErrorText.trimmed(huge)
+        #expect(kept.utf8.count < ErrorText.maximumBytes + 200)
+        #expect(kept.hasSuffix("… [error trimmed: 1100000 bytes, the first 65536 kept, 1034464 left out]"))
+        let accents = ErrorText.trimmed(String(repeating: "é", count: 10), limit: 5)
+        #expect(accents.hasPrefix("éé…"), "\(accents)")
+    }
+
+    @Test("a dead-letter copy of a task with a 1.1 MB error and 1.1 MB of arguments stays under the limit")
+    func deadLetterCopy() throws {
+        let message = TaskMessage(
+            id: "big-1", type: "fail", args: [.string(String(repeating: "A", count: 1_100_000))], maxAttempts: 3,
+            queuedAt: 1)
+        let value = DeadLetterCopy.value(
+            of: message, error: String(repeating: "\u{1}", count: 1_100_000), attempts: 3, worker: "w1", failedAt: 2)
+        #expect(value.count <= DeadLetterCopy.maximumBytes)
+        let copy = try JSONValue(parsing: value)
+        #expect(copy["id"] == "big-1")
+        #expect(copy["attempts"] == .int(3))
+        #expect(copy["error"]?.stringValue?.contains("error trimmed: 1100000 bytes") == true)
+        #expect(copy["args"]?.stringValue?.contains("too large for the dead-letter topic") == true)
+
+        let small = DeadLetterCopy.value(of: message.with(args: [1]), error: "boom", attempts: 1, worker: "w1", failedAt: 2)
+        #expect(try JSONValue(parsing: small)["args"] == [1])
+        #expect(try JSONValue(parsing: small)["error"] == "boom")
+    }
+}
+
+extension TaskMessage {
+    fileprivate func with(args: [JSONValue]) -> TaskMessage {
+        var copy = self
+        copy.args = args
+        return copy
+    }
+}
+
+@Suite("Producer and worker agree on how deep arguments may nest")
+struct NestingDepthTests {
+    static func nested(_ depth: Int) -> String { String(repeating: "[", count: depth) + String(repeating: "]", count: depth) }
+
+    @Test("the deepest argument the producer accepts is read back by the worker")
+    func deepestAccepted() throws {
+        let depth = TaskMessage.maximumArgumentDepth
+        guard case .task(let declaration) = try TaskLine.parse(line: "echo " + Self.nested(depth)) else {
+            Issue.record("not a task")
+            return
+        }
+        let message = TaskMessage(id: "deep", type: "echo", args: declaration.args, maxAttempts: 3, queuedAt: 0)
+        #expect(try TopicMessage.decode(message.encoded()) == .task(message))
+    }
+
+    @Test("one level deeper is refused with the argument's number, in both line forms")
+    func deeperRefused() {
+        let depth = TaskMessage.maximumArgumentDepth + 1
+        do {
+            _ = try TaskLine.parse(line: "echo 1 " + Self.nested(depth))
+            Issue.record("accepted")
+        } catch {
+            #expect(error.kind == .nestedTooDeep)
+            #expect(error.reason.hasPrefix("argument 2 nests arrays and objects \(depth) levels deep"), "\(error)")
+        }
+        // In the JSON form the line itself takes two levels, so the same limit holds.
+        let json = { (depth: Int) in #"{"type": "echo", "args": [1, \#(Self.nested(depth))]}"# }
+        #expect(throws: TaskLineError.self) { try TaskLine.parse(line: json(depth)) }
+        #expect((try? TaskLine.parse(line: json(depth - 1))) != nil)
+        let lines = TaskFileParser.parse(Array(("add 1 2\necho " + Self.nested(511) + "\n").utf8))
+        #expect(lines.count == 2)
+        #expect((try? lines[1].result.get()) == nil, "line 2 is reported, line 1 still goes through")
+    }
+
+    @Test("a message too deep for the worker is poison under its own id")
+    func poisonKeepsItsID() {
+        let message = #"{"args": [\#(Self.nested(600))], "id": "deep-1", "type": "echo"}"#
+        do {
+            _ = try TopicMessage.decode(Array(message.utf8))
+            Issue.record("decoded")
+        } catch {
+            #expect(error.id == "deep-1")
+            #expect(error.reason.contains("nested deeper than 512"))
+        }
+        let idFirst = #"{"id": "deep-2", "args": [\#(Self.nested(600))]"#
+        #expect(throws: TopicMessageError(id: "deep-2", reason: "")) { try Self.decodeID(idFirst) }
+        let nestedID = #"{"args": [{"id": "inner"}, \#(Self.nested(600))], "type": "id"}"#
+        #expect(throws: TopicMessageError(id: nil, reason: "")) { try Self.decodeID(nestedID) }
+        let badID = #"{"id": "a b", "args": [\#(Self.nested(600))]}"#
+        #expect(throws: TopicMessageError(id: nil, reason: "")) { try Self.decodeID(badID) }
+    }
+
+    /// Decodes and rethrows with the reason blanked, to compare ids only.
+    static func decodeID(_ text: String) throws(TopicMessageError) {
+        do {
+            _ = try TopicMessage.decode(Array(text.utf8))
+        } catch {
+            throw TopicMessageError(id: error.id, reason: "")
+        }
+    }
+}
+
+@Suite("Ids and types from Kafka are checked like the producer checks them")
+struct TopicMessageValidationTests {
+    @Test("a control character or a 100 KB id makes the message poison without that id")
+    func invalidIDs() {
+        for id in ["bad\u{1B}[2Jid", String(repeating: "x", count: 100_000), "with space"] {
+            let value = TaskMessage(id: id, type: "echo", args: [], maxAttempts: 3, queuedAt: 0).encoded()
+            do {
+                _ = try TopicMessage.decode(value)
+                Issue.record("accepted \(id.prefix(20))")
+            } catch {
+                #expect(error.id == nil)
+                #expect(error.reason.hasPrefix("invalid task id"), "\(error)")
+                #expect(!error.reason.contains("\u{1B}"))
+                #expect(error.reason.utf8.count < 300)
+            }
+        }
+    }
+
+    @Test("an invalid type is poison under the task's id")
+    func invalidType() {
+        let value = TaskMessage(id: "t1", type: "../evil", args: [], maxAttempts: 3, queuedAt: 0).encoded()
+        #expect(throws: TopicMessageError.self) { try TopicMessage.decode(value) }
+        #expect((try? TopicMessage.decode(value)) == nil)
+        do {
+            _ = try TopicMessage.decode(value)
+        } catch {
+            #expect(error.id == "t1")
+            #expect(error.reason.hasPrefix("invalid task type"))
+        }
+    }
+}
+
+@Suite("Terminal output escapes control characters")
+struct TerminalTextTests {
+    @Test("escape sequences, line breaks and bidi controls become visible text; letters stay")
+    func escapes() {
+        #expect(TerminalText.escaped("fib \"\u{1B}[2J\"") == #"fib "\e[2J""#)
+        #expect(TerminalText.escaped("a\nb\tc\rd\u{7}\u{9B}\u{202E}") == #"a\nb\tc\rd\u{7}\u{9b}\u{202e}"#)
+        #expect(TerminalText.escaped("héllo wörld ✓") == "héllo wörld ✓")
+    }
+
+    @Test("the monitor's table escapes a worker name from Redis")
+    func fleetTable() {
+        let beat = Heartbeat(
+            lastHeartbeat: 0, state: .idle, currentTask: nil, taskStartedAt: nil, pid: 1, host: "h", startedAt: 0,
+            timeLimitMilliseconds: nil, intervalMilliseconds: nil)
+        let snapshot = FleetSnapshot(
+            at: 0, namespace: "ns", topic: "t",
+            workers: [WorkerReport(name: "evil\u{1B}[2J", heartbeat: beat, judgement: WorkerJudgement(.alive))],
+            counts: [:], tasksPerSecond: 0, rateWindowSeconds: 1, orphaned: [], orphanCount: 0, orphanScanLimit: 10,
+            endOfStream: nil, changes: [])
+        let text = FleetTable.render(snapshot)
+        #expect(!text.contains("\u{1B}"))
+        #expect(text.contains(#"evil\e[2J"#))
+    }
+}
+
+@Suite("Redis error replies are named for what they mean")
+struct RedisErrorReplyTests {
+    @Test("each refusal gets its kind and a remedy that is not 'report a bug'")
+    func classify() {
+        let cases: [(String, RedisErrorReply.Kind)] = [
+            ("OOM command not allowed when used memory > 'maxmemory'.", .outOfMemory),
+            ("NOAUTH Authentication required.", .authenticationRequired),
+            ("WRONGPASS invalid username-password pair or user is disabled.", .wrongPassword),
+            ("ERR invalid password", .wrongPassword),
+            ("READONLY You can't write against a read only replica.", .readOnly),
+            ("LOADING Redis is loading the dataset in memory", .loading),
+            ("BUSY Redis is busy running a script.", .busy),
+            ("NOSCRIPT No matching script.", .noScript),
+            ("MISCONF Redis is configured to save RDB snapshots", .persistenceFailing),
+            ("ERR unknown command 'EVALSHA', with args beginning with:", .scriptingUnavailable),
+            ("ERR something else", .other),
+        ]
+        for (message, kind) in cases {
+            let reply = RedisErrorReply(message)
+            #expect(reply.kind == kind, "\(message)")
+            if kind != .other { #expect(!reply.remedy.contains("YADTQ bug"), "\(message)") }
+        }
+        let full = RedisErrorReply("OOM command not allowed when used memory > 'maxmemory'.").error("Redis script 'queue' failed")
+        #expect(full.description.contains("Redis is full"))
+        #expect(full.description.contains("maxmemory"))
+        #expect(full.description.contains("YADTQ_KEEP_SUCCEEDED"))
+        #expect(full.libraryMessage?.hasPrefix("OOM") == true)
+        #expect(RedisErrorReply("LOADING x").isTransient && !RedisErrorReply("OOM x").isTransient)
+    }
+}
+
+@Suite("Web request rules")
+struct WebRequestRuleTests {
+    @Test("every spelling of a path normalises to the one the router matches")
+    func paths() {
+        #expect(WebPath.normalised("//api/tasks") == "/api/tasks")
+        #expect(WebPath.normalised("/api//tasks/") == "/api/tasks")
+        #expect(WebPath.normalised("/./api/./tasks") == "/api/tasks")
+        #expect(WebPath.normalised("/static/../api/tasks") == "/api/tasks")
+        #expect(WebPath.normalised("/../../api") == "/api")
+        #expect(WebPath.normalised("") == "/")
+        #expect(WebPath.normalised("/tasks/abc") == "/tasks/abc")
+    }
+
+    @Test("only the hosts the server serves are allowed, with any port")
+    func hosts() {
+        let hosts = HostAllowList(listeningOn: "127.0.0.1")
+        for allowed in ["localhost", "localhost:8080", "127.0.0.1:9", "[::1]:8080", "[::1]", "LOCALHOST."] {
+            #expect(hosts.allows(allowed), "\(allowed)")
+        }
+        for refused in ["rebind.example", "rebind.example:8080", "localhost.evil.example", "127.0.0.1.evil", "", "a b",
+            "localhost:80x"] {
+            #expect(!hosts.allows(refused), "\(refused)")
+        }
+        #expect(!hosts.allows(nil))
+        let configured = HostAllowList(listeningOn: "0.0.0.0", extra: HostAllowList.patterns(parsing: "tasks.example.com, .corp.example,::2"))
+        #expect(configured.allows("tasks.example.com:443"))
+        #expect(configured.allows("corp.example") && configured.allows("a.b.corp.example"))
+        #expect(!configured.allows("evilcorp.example"))
+        #expect(configured.allows("[::2]:80"))
+        #expect(configured.allows("0.0.0.0:8080"))
+        #expect(HostAllowList(listeningOn: "127.0.0.1", extra: ["*"]).allows("anything.example"))
+        #expect(HostAllowList(listeningOn: "web.internal").allows("web.internal:8080"))
+    }
+}
+
+@Suite("Worker start-up checks")
+struct WorkerStartupTests {
+    @Test("a missing plugin folder is refused with its name and how to fix it")
+    func missingPluginFolder() throws {
+        let missing = "/nonexistent/yadtq-plugins-\(UUID().uuidString)"
+        #expect(throws: YADTQError.self) { try WorkerPreflight.checkPluginFolder(missing) }
+        do {
+            try WorkerPreflight.checkPluginFolder(missing)
+        } catch let error as YADTQError {
+            #expect(error.message == "the plugin folder \(missing) does not exist")
+            #expect(error.remedy?.contains("--plugins DIR or YADTQ_PLUGINS=DIR") == true)
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-plugin-file-\(UUID().uuidString)")
+        try Data().write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(throws: YADTQError.self) { try WorkerPreflight.checkPluginFolder(file.path) }
+        try WorkerPreflight.checkPluginFolder(FileManager.default.temporaryDirectory.path)
+    }
+}

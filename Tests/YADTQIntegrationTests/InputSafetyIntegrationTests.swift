@@ -1,0 +1,217 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// A Redis server of one test on a free port (nothing persisted), for the cases the shared
+/// stack's Redis cannot play: a password, or Redis away and back.
+struct PrivateRedis {
+    let port: Int
+    let process: Process
+
+    /// Starts `redis-server` on `port` (a free one by default) and waits until it answers.
+    init(port: Int? = nil, password: String? = nil) throws {
+        self.port = try port ?? WebServerProcess.freePort()
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var arguments = ["redis-server", "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if let password { arguments += ["--requirepass", password] }
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !Self.isListening(self.port) {
+            guard ContinuousClock.now < deadline else { throw WebTestError("redis-server did not start on \(self.port)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    func stop() { WebServerProcess.terminate(process) }
+
+    private static func isListening(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+private func eventually(_ timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    return try condition()
+}
+
+@Suite("Web: hosts, HEAD and Redis away", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct WebInputSafetyTests {
+    @Test("a Host the server does not serve gets a 400; HEAD answers like GET")
+    func hostsAndHead() throws {
+        let stack = try IntegrationStack(label: "web-hosts")
+        let server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+        let rebound = try server.send("GET", "/api/tasks", headers: ["Host: rebind.example"])
+        #expect(rebound.status == 400)
+        #expect(rebound.error?.contains("does not answer to 'rebind.example'") == true, "\(rebound.body)")
+        #expect(rebound.error?.contains("--allowed-hosts") == true)
+        #expect(try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2]}"#, headers: ["Host: rebind.example:80"]).status == 400)
+        #expect(try server.send("GET", "/", headers: ["Host: rebind.example"]).status == 400)
+        #expect(try server.send("GET", "/api/tasks", headers: ["Host: localhost:1"]).status == 200)
+        #expect(try server.send("GET", "/api/tasks", headers: ["Host: [::1]:8080"]).status == 200)
+        #expect(try stack.store.counts()[.queued] == 0)
+
+        for path in ["/", "/api/tasks", "/healthz", "/static/app.css"] {
+            let head = try server.send("HEAD", path)
+            #expect(head.status == 200, "HEAD \(path)")
+            #expect(head.headers["content-type"] != nil, "HEAD \(path)")
+        }
+        #expect(try server.send("HEAD", "/api/no-such-route").status == 404)
+    }
+
+    @Test("--allowed-hosts adds names the server answers to")
+    func allowedHostsOption() throws {
+        let stack = try IntegrationStack(label: "web-allowed")
+        let server = try WebServerProcess(stack: stack, environment: ["YADTQ_WEB_ALLOWED_HOSTS": "tasks.example.com,.corp.example"])
+        defer { server.stop() }
+        #expect(try server.send("GET", "/api/tasks", headers: ["Host: tasks.example.com"]).status == 200)
+        #expect(try server.send("GET", "/api/tasks", headers: ["Host: web.corp.example:8080"]).status == 200)
+        #expect(try server.send("GET", "/api/tasks", headers: ["Host: evil.example"]).status == 400)
+    }
+
+    @Test("POST /api/tasks with Redis away answers 503 within seconds and queues nothing once Redis is back")
+    func submitWithRedisAway() throws {
+        let stack = try IntegrationStack(label: "web-503")
+        let port = try WebServerProcess.freePort()
+        let server = try WebServerProcess(stack: stack, environment: ["YADTQ_REDIS": "redis://127.0.0.1:\(port)/0"])
+        defer { server.stop() }
+        let started = ContinuousClock.now
+        let answer = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "id": "while-away"}"#)
+        #expect(answer.status == 503, "\(answer.body)")
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(answer.error?.contains("redis") == true, "\(answer.body)")
+
+        let redis = try PrivateRedis(port: port)
+        defer { redis.stop() }
+        Thread.sleep(forTimeInterval: 5)
+        var settings = stack.settings
+        settings.redis = try RedisURL(parsing: redis.url)
+        let store = TaskStore(settings: settings, logger: stack.logger)
+        #expect(try store.record(id: "while-away") == nil, "the refused submit must not be queued later")
+        let again = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "id": "after"}"#)
+        #expect(again.status == 202, "\(again.body)")
+    }
+}
+
+@Suite("Worker: start-up checks and tasks that must not take it down", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct WorkerInputSafetyTests {
+    @Test("a plugin folder that does not exist stops the worker at once with the folder's name")
+    func missingPluginFolder() throws {
+        let stack = try IntegrationStack(label: "worker-plugins")
+        let missing = "/nonexistent/plugins-\(stack.settings.namespace)"
+        let worker = try stack.startWorker("w-noplugins", environment: ["YADTQ_PLUGINS": missing])
+        let status = IntegrationStack.waitForExit(worker, timeout: .seconds(20))
+        #expect(status != nil && status != 0)
+        #expect(stack.workerLog("w-noplugins").contains("the plugin folder \(missing) does not exist"))
+    }
+
+    @Test("unreachable Redis, a missing or wrong password: said before joining, repeated, and SIGTERM stops it")
+    func redisProblems() throws {
+        let stack = try IntegrationStack(label: "worker-redis")
+        let redis = try PrivateRedis(password: "pw-\(UUID().uuidString)")
+        defer { redis.stop() }
+        var closed = try WebServerProcess.freePort()
+        while closed == redis.port { closed = try WebServerProcess.freePort() }
+        let cases: [(name: String, url: String, says: String)] = [
+            ("w-unreachable", "redis://127.0.0.1:\(closed)/0", "cannot connect to redis://127.0.0.1:\(closed)/0"),
+            ("w-nopass", redis.url, "Redis needs a password and YADTQ_REDIS gives none"),
+            ("w-wrongpass", "redis://:nope@127.0.0.1:\(redis.port)/0", "Redis refused the password"),
+        ]
+        for (name, url, says) in cases {
+            let worker = try stack.startWorker(name, environment: ["YADTQ_REDIS": url])
+            let said = eventually(.seconds(20)) { stack.workerLog(name).contains(says) }
+            #expect(said, "\(name): \(stack.workerLog(name).suffix(600))")
+            #expect(worker.isRunning, "\(name) keeps trying")
+            let stopping = ContinuousClock.now
+            worker.terminate()
+            #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(10)) == 0, "\(name)")
+            #expect(ContinuousClock.now - stopping < .seconds(5), "\(name) stops on SIGTERM")
+            #expect(!stack.workerLog(name).contains("consuming"), "\(name) never joined the group")
+        }
+    }
+
+    @Test("a 1.1 MB error fails the task with the error trimmed and a dead-letter copy; the worker carries on")
+    func hugeError() throws {
+        let stack = try IntegrationStack(
+            label: "worker-huge", extraPlugins: ["huge_error": #"return function() error(string.rep("E", 1100000), 0) end"#])
+        let worker = try stack.startWorker("w-huge", arguments: ["--retry-delay", "10ms"])
+        defer { WebServerProcess.terminate(worker) }
+        let run = try stack.run(input: """
+            {"id": "huge-1", "type": "huge_error", "max_attempts": 3}
+            {"id": "after-huge", "type": "add", "args": [2, 3]}
+            """)
+        #expect(run.status == 0, "\(run.stderr)")
+        let records = try stack.waitForTerminal(["huge-1", "after-huge"], timeout: .seconds(60))
+        #expect(records[0]?.status == .failed)
+        let error = records[0]?.error ?? ""
+        #expect(error.utf8.count <= ErrorText.maximumBytes + 200)
+        #expect(error.contains("error trimmed: 1100000 bytes"), "\(error.suffix(200))")
+        #expect(records[1]?.status == .success)
+        #expect(worker.isRunning, "\(stack.workerLog("w-huge").suffix(800))")
+        let copies = try stack.readTopic(stack.topic + ".dlq", expecting: 1)
+        #expect(copies.count == 1)
+        #expect(copies.first?.contains(#""id":"huge-1""#) == true)
+    }
+
+    @Test("arguments nested too deep are refused by yadtq-run; a too-deep message from elsewhere fails under its own id")
+    func nesting() throws {
+        let stack = try IntegrationStack(label: "worker-deep")
+        let deep = String(repeating: "[", count: 511) + String(repeating: "]", count: 511)
+        let refused = try stack.run(input: "echo \(deep)\n")
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains(":1: argument 1 nests arrays and objects 511 levels deep"), "\(refused.stderr)")
+        let deepest = String(repeating: "[", count: 510) + String(repeating: "]", count: 510)
+        let accepted = try stack.run(input: #"{"id": "deep-ok", "type": "echo", "args": [\#(deepest)]}"# + "\n")
+        #expect(accepted.status == 0, "\(accepted.stderr)")
+
+        let worker = try stack.startWorker("w-deep")
+        defer { WebServerProcess.terminate(worker) }
+        // A producer that does not keep the limit, written with the Python client.
+        let tooDeep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        try publishRaw(stack, #"{"id": "deep-raw", "type": "echo", "args": [\#(tooDeep)]}"#)
+        let records = try stack.waitForTerminal(["deep-ok", "deep-raw"], timeout: .seconds(60))
+        #expect(records[0]?.status == .success)
+        #expect(records[1]?.status == .failed)
+        #expect(records[1]?.error?.contains("nested deeper than 512") == true, "\(records[1]?.error ?? "")")
+    }
+
+    private func publishRaw(_ stack: IntegrationStack, _ value: String) throws {
+        let script = """
+            import sys, confluent_kafka
+            p = confluent_kafka.Producer({"bootstrap.servers": sys.argv[1]})
+            p.produce(sys.argv[2], sys.stdin.buffer.read())
+            sys.exit(0 if p.flush(30) == 0 else 1)
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, stack.settings.brokers, stack.topic]
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        input.fileHandleForWriting.write(Data(value.utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "the Python producer failed")
+    }
+}
