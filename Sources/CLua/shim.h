@@ -20,6 +20,7 @@
 #include <lualib.h>
 
 #include <errno.h>
+#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,13 +60,35 @@ typedef struct yadtq_reply {
 /* A Swift function callable from Lua. It must not call any Lua function that can raise. */
 typedef int (*yadtq_host_fn)(lua_State *L, yadtq_reply *reply);
 
+/* Header of every block the allocator hands to Lua: all blocks of a state form a list, so that a
+ * stopped state (see yadtq_stop) can be freed without running any of Lua's code. 16 bytes, which
+ * keeps malloc's alignment for the block that follows. */
+typedef struct yadtq_block {
+    struct yadtq_block *prev;
+    struct yadtq_block *next;
+} yadtq_block;
+
+/* Why a state was stopped: the limit it hit. */
+enum {
+    YADTQ_RUNNING = 0,
+    YADTQ_STOPPED_TIME = 1,
+    YADTQ_STOPPED_MEMORY = 2
+};
+
+/* What an entry point returns after the state was stopped (no Lua status has this value). */
+enum { YADTQ_STOPPED = 100 };
+
 typedef struct yadtq_sandbox {
-    size_t used;           /* bytes currently allocated by the state */
-    size_t limit;          /* an allocation that would go past this fails ("not enough memory") */
+    size_t used;           /* bytes currently allocated by the state (without block headers) */
+    size_t limit;          /* growth past this is refused; refused twice in a row, the state is stopped */
     uint64_t deadline_ns;  /* CLOCK_MONOTONIC instant at which code is stopped; 0: no deadline */
-    int timed_out;         /* set once the deadline has passed; every catch point re-raises */
-    int out_of_memory;     /* set once a memory error was seen by a catch point; re-raised likewise */
-    char timeout_message[64];
+    yadtq_block *blocks;   /* every block the state holds */
+    void *stop_target;     /* jmp_buf of the running entry point; NULL while Swift code runs */
+    int stopped;           /* YADTQ_STOPPED_*: the state was abandoned and must only be freed */
+    char stopped_at[512];  /* where Lua code was when the deadline stopped it (a short traceback) */
+    const void *refused_ptr; /* the last growth request the allocator refused, see yadtq_alloc */
+    size_t refused_osize;
+    size_t refused_nsize;
     double progress;       /* last task.progress(fraction) of the running task */
     int has_progress;
     int envmeta_ref;       /* registry refs, set by yadtq_open_sandbox */
@@ -86,20 +109,84 @@ static inline uint64_t yadtq_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The allocator: counts bytes and refuses growth past the limit. Lua then runs an emergency full
- * collection and retries once before raising "not enough memory", so garbage never causes a failure. */
+/* The same clock, read at a few ms resolution for a fraction of the cost: the hook reads it at every
+ * function call. */
+static inline uint64_t yadtq_coarse_now_ns(void) {
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#else
+    return yadtq_now_ns();
+#endif
+}
+
+/* Stops the running entry point for good: jumps straight back to it (yadtq_protected), past every
+ * Lua frame, so that no more Lua code runs: no message handler, no __close handler, no catch point
+ * can delay or replace the limit. The state is left inconsistent and may only be freed with
+ * yadtq_free_all. Outside an entry point, or while Swift code runs (a host function), it returns,
+ * and the caller goes on as if there were no stop (the allocator then reports a plain failure). */
+static inline void yadtq_stop(yadtq_sandbox *sb, int why) {
+    if (sb->stop_target == NULL) return;
+    sb->stopped = why;
+    longjmp(*(jmp_buf *)sb->stop_target, 1);
+}
+
+static inline void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
+    if (b->prev) b->prev->next = b->next; else sb->blocks = b->next;
+    if (b->next) b->next->prev = b->prev;
+}
+
+/* The allocator: counts bytes and refuses growth past the limit. Lua answers a refusal with an
+ * emergency full collection and asks again for the same block, so garbage never causes a failure;
+ * when that second request is refused too, the task has hit the limit and the state is stopped
+ * rather than letting Lua raise "not enough memory", which Lua code could catch or replace. */
 static inline void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     yadtq_sandbox *sb = (yadtq_sandbox *)ud;
     size_t old = ptr ? osize : 0; /* for a new block, osize is a type tag, not a size */
+    yadtq_block *block = ptr ? (yadtq_block *)ptr - 1 : NULL;
     if (nsize == 0) {
-        free(ptr);
-        sb->used -= old;
+        if (block) {
+            yadtq_unlink(sb, block);
+            free(block);
+            sb->used -= old;
+        }
         return NULL;
     }
-    if (nsize > old && nsize - old > sb->limit - sb->used) return NULL;
-    void *block = realloc(ptr, nsize);
-    if (block != NULL) sb->used = sb->used - old + nsize;
-    return block;
+    if (nsize > old && nsize - old > sb->limit - sb->used) {
+        if (sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize)
+            yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+        sb->refused_ptr = ptr;
+        sb->refused_osize = osize;
+        sb->refused_nsize = nsize;
+        return NULL;
+    }
+    if (nsize > old) sb->refused_nsize = 0; /* only frees and shrinks happen between the two requests */
+    if (nsize > SIZE_MAX - sizeof(yadtq_block)) return NULL;
+    yadtq_block *moved = (yadtq_block *)realloc(block, sizeof(yadtq_block) + nsize);
+    if (moved == NULL) return NULL;
+    if (block == NULL) {
+        moved->prev = NULL;
+        moved->next = sb->blocks;
+        if (sb->blocks) sb->blocks->prev = moved;
+        sb->blocks = moved;
+    } else {
+        if (moved->prev) moved->prev->next = moved; else sb->blocks = moved;
+        if (moved->next) moved->next->prev = moved;
+    }
+    sb->used = sb->used - old + nsize;
+    return moved + 1;
+}
+
+/* Frees every block of a state, which must not be used afterwards: the way to dispose of a stopped
+ * state (lua_close would run code of the state). */
+static inline void yadtq_free_all(yadtq_sandbox *sb) {
+    while (sb->blocks) {
+        yadtq_block *b = sb->blocks;
+        sb->blocks = b->next;
+        free(b);
+    }
+    sb->used = 0;
 }
 
 static inline int yadtq_panic(lua_State *L) {
@@ -113,11 +200,6 @@ static inline void yadtq_sleep_until(uint64_t when_ns) {
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
-/* What a timeout raises, e.g. "timeout after 30s"; the deadline itself is `deadline_ns`. */
-static inline void yadtq_set_timeout_message(yadtq_sandbox *sb, const char *message) {
-    snprintf(sb->timeout_message, sizeof sb->timeout_message, "%s", message);
-}
-
 static inline void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn) {
     if (index >= 0 && index < YADTQ_HOST_COUNT) sb->hosts[index] = fn;
 }
@@ -125,56 +207,41 @@ static inline void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn
 /* ---------------------------------------------------------------------------------------------- */
 /* Time and memory limits as seen from inside Lua.                                                 */
 
-static inline int yadtq_raise_timeout(lua_State *L) {
-    yadtq_sandbox *sb = yadtq_sandbox_of(L);
-    sb->timed_out = 1;
-    lua_pushstring(L, sb->timeout_message);
-    return lua_error(L);
-}
-
-/* Count hook: checks the clock every YADTQ_HOOK_INSTRUCTIONS VM instructions. Raising from a count
- * hook is allowed; lua_pcall restores `allowhook`, so the hook keeps working for the next task. */
-#define YADTQ_HOOK_INSTRUCTIONS 1000
-static inline void yadtq_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
-    yadtq_sandbox *sb = yadtq_sandbox_of(L);
-    if (sb->deadline_ns != 0 && yadtq_now_ns() >= sb->deadline_ns) yadtq_raise_timeout(L);
-}
-
-static inline int yadtq_is_memory_error(lua_State *L, int idx) {
-    size_t len = 0;
-    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
-    return s != NULL && len == 17 && memcmp(s, "not enough memory", 17) == 0;
-}
-
-/* After a catch point (pcall, xpcall, coroutine.resume, coroutine.close) returned its results in
- * stack slots 1..top: re-raise if the task ran out of time or memory, so plugin code cannot swallow
- * a limit and go on. */
-static inline void yadtq_reraise_limits(lua_State *L) {
-    yadtq_sandbox *sb = yadtq_sandbox_of(L);
-    if (sb->timed_out) yadtq_raise_timeout(L);
-    if (lua_type(L, 1) == LUA_TBOOLEAN && !lua_toboolean(L, 1) && yadtq_is_memory_error(L, 2))
-        sb->out_of_memory = 1;
-    if (sb->out_of_memory) {
-        lua_pushliteral(L, "not enough memory");
-        lua_error(L);
+/* Notes where Lua code is (a short traceback of Lua functions), for the timeout's report. Reads the
+ * stack without allocating: lua_getinfo with "Sl" writes into the lua_Debug only. */
+static inline void yadtq_note_position(lua_State *L, yadtq_sandbox *sb) {
+    lua_Debug ar;
+    size_t at = 0;
+    sb->stopped_at[0] = 0;
+    for (int level = 0, shown = 0; shown < 6 && lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue; /* C functions */
+        int n = snprintf(sb->stopped_at + at, sizeof sb->stopped_at - at, "%s\t%s:%d: in function <%s:%d>",
+                         shown ? "\n" : "", ar.short_src, ar.currentline, ar.short_src, ar.linedefined);
+        if (n < 0 || (size_t)n >= sizeof sb->stopped_at - at) break;
+        at += (size_t)n;
+        shown++;
     }
 }
 
-static inline int yadtq_guarded_finish(lua_State *L, int status, lua_KContext ctx) {
-    (void)status;
-    (void)ctx;
-    yadtq_reraise_limits(L);
-    return lua_gettop(L);
+/* Stops the state once the deadline has passed; called by the hook and by C functions that may run
+ * long (pattern matching, task.sleep, ...). */
+static inline void yadtq_check_deadline(lua_State *L) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    if (sb->deadline_ns != 0 && yadtq_coarse_now_ns() >= sb->deadline_ns) {
+        yadtq_note_position(L, sb);
+        yadtq_stop(sb, YADTQ_STOPPED_TIME);
+    }
 }
 
-/* A catch point wrapped so that limits propagate: upvalue 1 is the original function. Uses a
- * continuation so that coroutines may still yield across it. */
-static inline int yadtq_guarded(lua_State *L) {
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, yadtq_guarded_finish);
-    return yadtq_guarded_finish(L, LUA_OK, 0);
+/* The hook runs at every function call (Lua or C: a C library call may take long, and many of them
+ * can run between two count events) and every YADTQ_HOOK_INSTRUCTIONS VM instructions (a single
+ * instruction may compare or concatenate long strings). It never raises a Lua error: Lua disables
+ * hooks while a hook runs and while an error raised from one unwinds, so a message handler or a
+ * __close handler would then run unchecked. It stops the state instead (yadtq_stop). */
+#define YADTQ_HOOK_INSTRUCTIONS 100
+static inline void yadtq_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    yadtq_check_deadline(L);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -254,7 +321,12 @@ static inline int yadtq_trampoline(lua_State *L) {
     yadtq_sandbox *sb = yadtq_sandbox_of(L);
     yadtq_host_fn fn = sb->hosts[lua_tointeger(L, lua_upvalueindex(1))];
     yadtq_reply reply = {NULL, 0};
-    switch (fn(L, &reply)) { /* the Swift frame is gone from here on: raising is safe */
+    /* No stop may jump over the Swift frame: while it runs, the allocator only refuses. */
+    void *stop_target = sb->stop_target;
+    sb->stop_target = NULL;
+    int kind = fn(L, &reply);
+    sb->stop_target = stop_target;
+    switch (kind) { /* the Swift frame is gone from here on: raising is safe */
     case YADTQ_REPLY_STRING:
         lua_pushlstring(L, reply.data, reply.length);
         return 1;
@@ -366,11 +438,7 @@ static inline int yadtq_safe_rep(lua_State *L) {
     yadtq_sandbox *sb = yadtq_sandbox_of(L);
     double needed = n > 0 ? (double)length * (double)n + (double)separator * (double)(n - 1) : 0;
     if (needed > (double)(sb->limit - sb->used)) lua_gc(L, LUA_GCCOLLECT, 0); /* as the allocator would */
-    if (needed > (double)(sb->limit - sb->used)) {
-        sb->out_of_memory = 1;
-        lua_pushliteral(L, "not enough memory");
-        return lua_error(L);
-    }
+    if (needed > (double)(sb->limit - sb->used)) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
@@ -398,7 +466,7 @@ static inline int yadtq_task_sleep(lua_State *L) {
     uint64_t wake = now + span;
     if (sb->deadline_ns != 0 && wake >= sb->deadline_ns) {
         yadtq_sleep_until(sb->deadline_ns);
-        return yadtq_raise_timeout(L);
+        yadtq_check_deadline(L);
     }
     yadtq_sleep_until(wake);
     return 0;
@@ -435,7 +503,7 @@ static inline int yadtq_open_sandbox_body(lua_State *L) {
         LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, NULL};
     static const char *const os_functions[] = {"clock", "date", "time", NULL};
     static const char *const coroutine_functions[] = {
-        "create", "isyieldable", "running", "status", "wrap", "yield", NULL};
+        "close", "create", "isyieldable", "resume", "running", "status", "wrap", "yield", NULL};
 
     luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
@@ -461,8 +529,10 @@ static inline int yadtq_open_sandbox_body(lua_State *L) {
     lua_pushglobaltable(L); /* 1: real globals */
     lua_newtable(L);        /* 2: base */
     yadtq_copy_fields(L, 2, 1, base_functions);
-    yadtq_wrap(L, 2, 1, "pcall", yadtq_guarded);
-    yadtq_wrap(L, 2, 1, "xpcall", yadtq_guarded);
+    lua_getfield(L, 1, "pcall");
+    lua_setfield(L, 2, "pcall");
+    lua_getfield(L, 1, "xpcall");
+    lua_setfield(L, 2, "xpcall");
     yadtq_wrap(L, 2, 1, "load", yadtq_safe_load);
     yadtq_wrap(L, 2, 1, "setmetatable", yadtq_safe_setmetatable);
     yadtq_push_host(L, YADTQ_HOST_LOG);
@@ -482,8 +552,6 @@ static inline int yadtq_open_sandbox_body(lua_State *L) {
     lua_getfield(L, 1, LUA_COLIBNAME); /* 3 */
     lua_newtable(L);                   /* 4 */
     yadtq_copy_fields(L, 4, 3, coroutine_functions);
-    yadtq_wrap(L, 4, 3, "resume", yadtq_guarded);
-    yadtq_wrap(L, 4, 3, "close", yadtq_guarded);
     yadtq_set_readonly(L, 2, LUA_COLIBNAME);
     lua_settop(L, 2);
 
@@ -567,14 +635,25 @@ static inline int yadtq_message_handler(lua_State *L) {
 }
 
 /* Runs `body(L)` with `arg` as its only argument in protected mode; leaves `nresults` results or
- * the error message (with traceback) on the stack. Never raises. */
+ * the error message (with traceback) on the stack. Never raises. Returns YADTQ_STOPPED, with
+ * `stopped` saying why, when a limit stopped the state: then the state may only be freed
+ * (yadtq_free_all), and every later call returns YADTQ_STOPPED at once. */
 static inline int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nresults) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L); /* the state's memory stays allocated until freed */
+    if (sb->stopped) return YADTQ_STOPPED;
     if (!lua_checkstack(L, 3)) return LUA_ERRMEM;
     int handler = lua_gettop(L) + 1;
     lua_pushcfunction(L, yadtq_message_handler);
     lua_pushcfunction(L, body);
     lua_pushlightuserdata(L, arg);
+    jmp_buf target;
+    if (setjmp(target) != 0) {
+        sb->stop_target = NULL;
+        return YADTQ_STOPPED;
+    }
+    sb->stop_target = &target;
     int status = lua_pcall(L, 1, nresults, handler);
+    sb->stop_target = NULL;
     lua_rotate(L, handler, -1);
     lua_pop(L, 1);
     return status;
@@ -588,7 +667,7 @@ static inline lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status) {
     *status = L == NULL ? LUA_ERRMEM : LUA_OK;
     if (L == NULL) return NULL;
     lua_atpanic(L, yadtq_panic);
-    lua_sethook(L, yadtq_hook, LUA_MASKCOUNT, YADTQ_HOOK_INSTRUCTIONS);
+    lua_sethook(L, yadtq_hook, LUA_MASKCALL | LUA_MASKCOUNT, YADTQ_HOOK_INSTRUCTIONS);
     *status = yadtq_protected(L, yadtq_open_sandbox_body, NULL, 0);
     return L;
 }

@@ -17,6 +17,17 @@ struct PluginSandboxTests {
         #expect(folder.run("add", [.int(2), .int(3)]).value == .int(5), sourceLocation: sourceLocation)
     }
 
+    /// Like `expectFailure`, and the attempt must end within its time limit plus one second.
+    private func expectStopped(
+        _ body: String, contains expected: String, limits: PluginLimits = PluginFolder.testLimits,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let start = ContinuousClock.now
+        try expectFailure(body, contains: expected, limits: limits, sourceLocation: sourceLocation)
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed < limits.timeout + .seconds(1), "took \(elapsed)", sourceLocation: sourceLocation)
+    }
+
     @Test func infiniteLoopTimesOut() throws {
         try expectFailure("while true do end", contains: "timeout after 0.2s")
     }
@@ -30,6 +41,72 @@ struct PluginSandboxTests {
               coroutine.resume(co)
             end
             """, contains: "timeout after 0.2s")
+    }
+
+    /// Code that runs while an error unwinds (message handlers, __close handlers) runs with Lua's
+    /// hooks off when the error came from a hook: the limit must not depend on hooks there.
+    @Test func timeoutCannotBeOutrunByHandlers() throws {
+        try expectStopped("return xpcall(function() while true do end end, function() while true do end end)", contains: "timeout after 0.2s")
+        try expectStopped("return xpcall(function() error('x') end, function() while true do end end)", contains: "timeout after 0.2s")
+        try expectStopped("""
+            return coroutine.wrap(function()
+              local guard <close> = setmetatable({}, {__close = function() while true do end end})
+              while true do end
+            end)()
+            """, contains: "timeout after 0.2s")
+        try expectStopped("""
+            local mt = {}
+            local object = setmetatable({}, mt)
+            mt.__close = function() while true do end end
+            local guard <close> = object
+            while true do end
+            """, contains: "timeout after 0.2s")
+        try expectStopped("""
+            local co = coroutine.create(function()
+              local guard <close> = setmetatable({}, {__close = function() while true do end end})
+              coroutine.yield()
+            end)
+            coroutine.resume(co)
+            local t = os.clock() while os.clock() - t < 1 do end
+            """, contains: "timeout after 0.2s")
+    }
+
+    /// `load` calls its reader in protected mode: a limit hit inside the reader must not come back
+    /// as load's error message.
+    @Test func loadReaderCannotSwallowLimits() throws {
+        try expectStopped("local f, m = load(function() while true do end end) return {escaped = true, m}", contains: "timeout after 0.2s")
+        try expectStopped("for i = 1, 1e9 do load(function() while true do end end) end return {escaped = true}", contains: "timeout after 0.2s")
+        try expectStopped("""
+            local f, m = load(function() local t = {} for i = 1, 1e9 do t[i] = {} end end)
+            return {escaped = true, m}
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+    }
+
+    /// A memory error cannot be caught, replaced by a __close handler's error or an xpcall handler's
+    /// result, or hidden in a coroutine.
+    @Test func memoryErrorCannotBeReplaced() throws {
+        try expectStopped("""
+            pcall(function()
+              local guard <close> = setmetatable({}, {__close = function() error("replaced") end})
+              local t = {} for i = 1, 1e9 do t[i] = {} end
+            end)
+            return "escaped"
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+        try expectStopped("""
+            xpcall(function() local t = {} for i = 1, 1e9 do t[i] = {} end end, function() return "fine" end)
+            return "escaped"
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+        try expectStopped("""
+            local ok = pcall(coroutine.wrap(function() local t = {} for i = 1, 1e9 do t[i] = {} end end))
+            return "escaped"
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+    }
+
+    @Test func timeoutReportsWhereCodeWas() throws {
+        let folder = try PluginFolder(["spin.lua": "return function()\n  local x = 0\n  while true do x = x + 1 end\nend\n"])
+        let failure = try #require(folder.run("spin").failure)
+        #expect(failure.message == "timeout after 0.2s")
+        #expect(failure.traceback?.contains("spin.lua:3") == true, "\(String(describing: failure.traceback))")
     }
 
     @Test func timeoutStopsSleep() throws {

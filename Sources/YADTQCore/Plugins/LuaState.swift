@@ -6,6 +6,8 @@ struct LuaError: Error {
     var message: String
     /// Lua's stack traceback at the error, when the message handler could make one.
     var traceback: String?
+    /// Whether a limit (time or memory) ended the call, rather than an error in the code.
+    var isLimit = false
 }
 
 /// The values a plugin declares besides its `run` function.
@@ -36,12 +38,11 @@ final class LuaState {
     private var replyCapacity = 0
     /// Reused for encoding task arguments: this is the hot path.
     private var argumentBuffer: [UInt8] = []
-    /// The timeout whose message the sandbox holds, and that message.
-    private var armedTimeout: Duration?
-    private var armedMessage = ""
-    /// Set when cleaning up after a call failed: the state may hold garbage it cannot collect, and
-    /// the owner should replace it.
+    /// Set when cleaning up after a call failed (the state may hold garbage it cannot collect), or
+    /// when a limit stopped the state (see `yadtq_stop`): the owner must replace it.
     private(set) var isDamaged = false
+    /// A limit stopped the state in the middle of Lua code: it must not be touched, only freed.
+    private var isStopped: Bool { sandbox.pointee.stopped != YADTQ_RUNNING }
 
     /// Creates a state with the sandbox's globals under a memory limit of `memoryLimit` bytes.
     init(memoryLimit: Int) throws(LuaError) {
@@ -66,7 +67,8 @@ final class LuaState {
     }
 
     deinit {
-        lua_close(state)
+        if !isStopped { lua_close(state) }  // closing would run code of a stopped state
+        yadtq_free_all(sandbox)
         sandbox.deallocate()
         replyStorage?.deallocate()
     }
@@ -85,6 +87,7 @@ final class LuaState {
     /// - Parameter chunkName: the file name, which Lua's messages start with (`add.lua:3: ...`).
     /// - Returns: the chunk's reference for ``run(_:arguments:context:timeout:)``.
     func compile(_ source: [UInt8], chunkName: String) -> Result<Int32, LuaError> {
+        guard !isStopped else { return .failure(LuaError(message: "the Lua state was stopped by a limit: compile into a new one", isLimit: true)) }
         let status = source.withUnsafeBufferPointer { bytes in
             ("@" + chunkName).withCString { name in
                 var chunk = yadtq_chunk(
@@ -94,12 +97,17 @@ final class LuaState {
                 return (status, chunk.ref)
             }
         }
+        if status.0 == YADTQ_STOPPED {
+            isDamaged = true
+            return .failure(stopError(traceback: nil))
+        }
         defer { lua_settop(state, 0) }
         return status.0 == LUA_OK ? .success(status.1) : .failure(Self.errorMessage(state, status: status.0))
     }
 
     /// Forgets a compiled chunk.
     func release(_ chunk: Int32) {
+        guard !isStopped else { return }
         if yadtq_release(state, chunk) != LUA_OK { isDamaged = true }
         lua_settop(state, 0)
     }
@@ -154,42 +162,46 @@ final class LuaState {
     private func limited<T>(
         _ chunk: Int32, timeout: Duration, call: () -> Int32, results: () -> Result<T, LuaError>
     ) -> Result<T, LuaError> {
-        if timeout != armedTimeout {  // formatting the message costs more than a small task
-            armedTimeout = timeout
-            armedMessage = "timeout after \(Self.formatSeconds(timeout))"
-            yadtq_set_timeout_message(sandbox, armedMessage)
-        }
-        let timeoutMessage = armedMessage
+        guard !isStopped else { return .failure(stopError(traceback: nil)) }
+        deadlineTimeout = timeout
         sandbox.pointee.deadline_ns = yadtq_now_ns() &+ Self.nanoseconds(timeout)
         let status = call()
         sandbox.pointee.deadline_ns = 0
+        if status == YADTQ_STOPPED {
+            // No Lua code ran after the limit; the state is abandoned and freed with this object.
+            isDamaged = true
+            let position = withUnsafeBytes(of: &sandbox.pointee.stopped_at) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return .failure(stopError(traceback: position.isEmpty ? nil : position))
+        }
         let result: Result<T, LuaError>
-        let timedOut = sandbox.pointee.timed_out != 0
-        var outOfMemory = sandbox.pointee.out_of_memory != 0 || status == LUA_ERRMEM
+        // Lua's own "not enough memory" (status LUA_ERRMEM) only comes from requests the allocator
+        // never saw twice, e.g. a block larger than the address space; it is a memory error as well.
+        let outOfMemory = status == LUA_ERRMEM
         if status == LUA_OK {
             result = results()
         } else {
             let error = Self.errorMessage(state, status: status)
-            outOfMemory = outOfMemory || error.message == "not enough memory"
-            if timedOut {
-                result = .failure(LuaError(message: timeoutMessage, traceback: error.traceback))
-            } else if outOfMemory {
-                result = .failure(LuaError(message: "memory limit (\(Self.formatBytes(memoryLimit))) exceeded", traceback: error.traceback))
-            } else {
-                result = .failure(error)
-            }
+            result = .failure(outOfMemory ? LuaError(message: memoryMessage, traceback: error.traceback, isLimit: true) : error)
         }
         lua_settop(state, 0)
-        sandbox.pointee.timed_out = 0
-        sandbox.pointee.out_of_memory = 0
         if status != LUA_OK {  // on success, the call itself dropped the task's environment
-            let hitLimit = timedOut || outOfMemory
-            if yadtq_finish(state, chunk, hitLimit ? 1 : 0) != LUA_OK || (hitLimit && memoryInUse > memoryLimit / 2) {
+            if yadtq_finish(state, chunk, outOfMemory ? 1 : 0) != LUA_OK || (outOfMemory && memoryInUse > memoryLimit / 2) {
                 isDamaged = true  // the task's data could not be dropped: it must not weigh on the next task
             }
-            lua_settop(state, 0)
+            if !isStopped { lua_settop(state, 0) }
         }
         return result
+    }
+
+    /// The time limit of the last call, for its timeout message.
+    private var deadlineTimeout: Duration = .zero
+
+    private var memoryMessage: String { "memory limit (\(Self.formatBytes(memoryLimit))) exceeded" }
+
+    /// The limit that stopped the state, as the error of the call it stopped.
+    private func stopError(traceback: String?) -> LuaError {
+        let message = sandbox.pointee.stopped == YADTQ_STOPPED_TIME ? "timeout after \(Self.formatSeconds(deadlineTimeout))" : memoryMessage
+        return LuaError(message: message, traceback: traceback, isLimit: true)
     }
 
     /// The error a failed protected call left on top of the stack.

@@ -46,6 +46,7 @@ public final class PluginExecutor {
     ///   Unknown types and plugins that do not load fail permanently; anything else the task does
     ///   (an error, a limit, a result without a JSON form) fails only this attempt.
     public func execute(type: String, args: [JSONValue], context: TaskContext) -> PluginOutcome {
+        if case .success(let current) = lua, current.isDamaged { resetState() }  // e.g. stopped while compiling
         let state: LuaState
         switch lua {
         case .success(let current): state = current
