@@ -102,6 +102,51 @@ struct PluginSandboxTests {
             """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
     }
 
+    /// One call into the C library must not run past the deadline: pattern matching backtracks
+    /// exponentially, plain search is #s * #p, and some functions loop without allocating.
+    @Test func libraryCallsStopAtTheDeadline() throws {
+        try expectStopped(#"return string.find(("a"):rep(24), ("a*"):rep(12) .. "b")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return string.match(("a"):rep(24), ("a*"):rep(12) .. "b")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("a"):rep(30):gsub(("a?"):rep(30) .. ("a"):rep(30), "")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"for x in ("a"):rep(24):gmatch(("a*"):rep(12) .. "b") do end"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("a"):rep(1 << 20):find(".-b")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("(("):rep(1 << 19):find("%b()")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("a"):rep(1 << 22):find(("a"):rep(1 << 21) .. "b", 1, true)"#, contains: "timeout after 0.2s", limits: PluginLimits(timeout: .milliseconds(200), memoryBytes: 64 << 20))
+        try expectStopped("return table.move({}, 1, 1e8, 2)", contains: "timeout after 0.2s")
+        try expectStopped("local t = {} table.move({}, 1, 1e8, 2, t) return 1", contains: "timeout after 0.2s")
+    }
+
+    /// Work that only looked unbounded: an empty repetition is empty at once.
+    @Test func emptyRepetitionIsImmediate() throws {
+        let folder = try PluginFolder(["rep.lua": plugin(#"return {#string.rep("", 2e9), #("x"):rep(0), #string.rep("", 2e9, ""), ("ab"):rep(3, ", ")}"#)])
+        let start = ContinuousClock.now
+        #expect(folder.run("rep").value == .array([.int(0), .int(0), .int(0), .string("ab, ab, ab")]))
+        #expect(ContinuousClock.now - start < .seconds(1))
+    }
+
+    /// The replaced functions keep Lua's results (a wider comparison against Lua's own functions was
+    /// run while writing them).
+    @Test func replacedLibraryFunctionsBehaveAsLuas() throws {
+        let folder = try PluginFolder(["p.lua": plugin(#"""
+            local out = {}
+            local function add(...) for i = 1, select("#", ...) do out[#out + 1] = tostring((select(i, ...))) end end
+            add(string.find("hello world", "o w"), string.find("hello", "l+"), string.find("a.b", ".", 1, true))
+            add(string.match("key = value", "(%w+)%s*=%s*(%w+)"), string.match("THE (quick) fox", "%((%a+)%)"))
+            add(string.match("  trim  ", "^%s*(.-)%s*$"), string.find("abc", "()b()"), string.match("f(a(b))c", "%b()"))
+            add(string.gsub("hello world", "(%w+)", "<%1>"), string.gsub("abc", "", "-"), string.gsub("x=1, y=2", "(%w+)=(%w+)", "%2=%1"))
+            add(string.gsub("$name is $age", "%$(%w+)", {name = "Ann", age = 7}), string.gsub("abc", "%w", string.upper, 2))
+            for k, v in string.gmatch("a=1, b=2", "(%w+)=(%w+)") do add(k, v) end
+            add(string.find("THE (quick) fox", "%f[%a]%a+", 5), string.match("hello", "(h)(e)"), string.find("", ""))
+            add(pcall(string.find, "x", "[a"), pcall(string.gsub, "x", "x", "%2"))
+            local t = {5, 3, 9, 1} table.sort(t) add(table.concat(t, " "))
+            local m = table.move({1, 2, 3, 4, 5}, 1, 4, 2) add(table.concat(m, " "))
+            return table.concat(out, "|")
+            """#)])
+        let expected = "5|3|2|2|key|quick|trim|2|(a(b))|<hello> <world>|-a-b-c-|1=x, 2=y|2|Ann is 7|ABc|2|a|1|b|2|6|h|1|0|false|false|invalid capture index %2|1 3 5 9|1 1 2 3 4"
+        let value = folder.run("p").value
+        #expect(value == .string(expected), "\(String(describing: value))")
+    }
+
     @Test func timeoutReportsWhereCodeWas() throws {
         let folder = try PluginFolder(["spin.lua": "return function()\n  local x = 0\n  while true do x = x + 1 end\nend\n"])
         let failure = try #require(folder.run("spin").failure)
