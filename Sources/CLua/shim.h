@@ -1184,6 +1184,8 @@ static inline int yadtq_open_sandbox_body(lua_State *L) {
 /* Plugins: a compiled chunk is kept in the registry (by ref) and run afresh for every task, in a
  * fresh environment, so neither globals nor the chunk's top-level locals outlive a task.           */
 
+#define YADTQ_MAX_ERROR_BYTES 4096
+
 /* Message handler of every protected call: makes any error object readable, adds a traceback. */
 static inline int yadtq_message_handler(lua_State *L) {
     int t = lua_type(L, 1);
@@ -1220,6 +1222,14 @@ static inline int yadtq_message_handler(lua_State *L) {
         /* a table with a string `message` field: that message (already on top) */
     } else {
         luaL_tolstring(L, 1, NULL); /* strings, numbers, __tostring, "function: 0x..." */
+    }
+    /* Swift keeps at most 4 KiB of a message (PluginSandbox.maximumErrorBytes): cut it here already,
+     * so the traceback below does not copy a message of any size. */
+    size_t length = 0;
+    const char *message = lua_tolstring(L, -1, &length);
+    if (length > YADTQ_MAX_ERROR_BYTES) {
+        lua_pushlstring(L, message, YADTQ_MAX_ERROR_BYTES + 1); /* one byte more: Swift sees it was cut */
+        lua_replace(L, -2);
     }
     /* Near the memory limit, a traceback could fail and hide the error: skip it there. */
     yadtq_sandbox *sb = yadtq_sandbox_of(L);

@@ -147,6 +147,30 @@ struct PluginSandboxTests {
         #expect(value == .string(expected), "\(String(describing: value))")
     }
 
+    /// A string is counted once by the memory limit however often it is referred to; what leaves
+    /// the sandbox is measured as the bytes it becomes, while it is produced.
+    @Test func outputIsMeasuredAsItsBytes() throws {
+        let folder = try PluginFolder([
+            "result.lua": plugin("local s = string.rep('x', 1 << 20) local t = {} for i = 1, 100 do t[i] = s end return t"),
+            "small.lua": plugin("return {string.rep('x', 1000000)}"),
+            "escaped.lua": plugin("return string.rep('\\0', 200000)"),
+            "encode.lua": plugin("local s = string.rep('x', 1 << 20) local t = {} for i = 1, 300 do t[i] = s end return #json.encode(t)"),
+            "decode.lua": plugin("return json.decode('[' .. string.rep('1,', 5 << 20) .. '1]')"),
+            "error.lua": plugin("local s = string.rep('x', 10 << 20) error(s .. s)"),
+        ], limits: PluginLimits(timeout: .seconds(10), memoryBytes: 64 << 20))
+        let start = ContinuousClock.now
+        #expect(folder.run("result").failure?.message.hasPrefix("result is longer than 1 MiB as JSON (reached at result[1]") == true,
+                "\(String(describing: folder.run("result").failure?.message))")
+        #expect(folder.run("small").value == .array([.string(String(repeating: "x", count: 1_000_000))]))
+        #expect(folder.run("escaped").failure?.message.hasPrefix("result is longer than 1 MiB as JSON") == true)
+        #expect(folder.run("encode").failure?.message.contains("json.encode: the JSON text would be longer than 8 MiB (reached at value[8])") == true,
+                "\(String(describing: folder.run("encode").failure?.message))")
+        #expect(folder.run("decode").failure?.message.contains("more than the 8 MiB one call decodes") == true)
+        let error = try #require(folder.run("error").failure)
+        #expect(error.message.utf8.count <= 4096 && error.message.hasSuffix("xxx… (cut)"), "\(error.message.utf8.count)")
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
     @Test func timeoutReportsWhereCodeWas() throws {
         let folder = try PluginFolder(["spin.lua": "return function()\n  local x = 0\n  while true do x = x + 1 end\nend\n"])
         let failure = try #require(folder.run("spin").failure)

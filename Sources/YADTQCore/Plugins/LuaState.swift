@@ -145,7 +145,10 @@ final class LuaState {
             }
         } results: {
             do throws(LuaConversionError) {
-                return .success(try LuaValueReader.read(state, at: -1, root: "result"))
+                return .success(try LuaValueReader.read(state, at: -1, root: "result", budget: PluginSandbox.maximumResultBytes))
+            } catch where error.isTooLarge {
+                return .failure(LuaError(message: "result is longer than \(Self.formatBytes(PluginSandbox.maximumResultBytes)) as JSON "
+                    + "(reached at \(error.path)): return less, e.g. a key to data stored elsewhere"))
             } catch {
                 return .failure(LuaError(message: "result is not JSON-encodable: \(error.description)"))
             }
@@ -204,19 +207,43 @@ final class LuaState {
         return LuaError(message: message, traceback: traceback, isLimit: true)
     }
 
-    /// The error a failed protected call left on top of the stack.
+    /// The error a failed protected call left on top of the stack, message and traceback each cut
+    /// to their cap (`PluginSandbox.maximumErrorBytes`, `maximumTracebackBytes`) before they are
+    /// copied: errors are stored with the task, and Lua code can raise any string.
     private static func errorMessage(_ state: OpaquePointer, status: Int32) -> LuaError {
         guard lua_type(state, -1) == LUA_TSTRING else {
             return LuaError(message: "Lua error \(status) without a message")
         }
         var length = 0
-        let bytes = lua_tolstring(state, -1, &length)!
-        let text = String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
+        let bytes = UnsafeRawBufferPointer(start: lua_tolstring(state, -1, &length)!, count: length)
         // The message handler appends luaL_traceback's "\nstack traceback:\n\t..." to the message.
-        guard let split = text.ranges(of: "\nstack traceback:\n").last else {
-            return LuaError(message: text)
+        let marker = Array("\nstack traceback:\n".utf8)
+        let tail = bytes.suffix(PluginSandbox.maximumTracebackBytes + marker.count)
+        guard let split = lastRange(of: marker, in: tail) else {
+            return LuaError(message: capped(bytes, PluginSandbox.maximumErrorBytes))
         }
-        return LuaError(message: String(text[..<split.lowerBound]), traceback: String(text[split.upperBound...]))
+        return LuaError(
+            message: capped(UnsafeRawBufferPointer(rebasing: bytes[..<split.lowerBound]), PluginSandbox.maximumErrorBytes),
+            traceback: capped(UnsafeRawBufferPointer(rebasing: bytes[split.upperBound...]), PluginSandbox.maximumTracebackBytes))
+    }
+
+    private static func lastRange(of marker: [UInt8], in bytes: Slice<UnsafeRawBufferPointer>) -> Range<Int>? {
+        guard bytes.count >= marker.count else { return nil }
+        for start in stride(from: bytes.endIndex - marker.count, through: bytes.startIndex, by: -1)
+        where bytes[start..<start + marker.count].elementsEqual(marker) {
+            return start..<start + marker.count
+        }
+        return nil
+    }
+
+    /// The text of `bytes`, cut at a character boundary, with a note saying so, to at most `limit`
+    /// bytes in all.
+    static func capped(_ bytes: UnsafeRawBufferPointer, _ limit: Int) -> String {
+        guard bytes.count > limit else { return String(decoding: bytes, as: UTF8.self) }
+        let note = "… (cut)"
+        var end = max(0, limit - note.utf8.count)
+        while end > 0, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a UTF-8 sequence
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self) + note
     }
 
     // MARK: - Host function support
@@ -259,25 +286,38 @@ final class LuaState {
 }
 
 /// The lines one task logs, bounded so that a chatty plugin cannot exhaust the worker's memory
-/// (log lines live outside the Lua state's memory limit).
+/// (log lines live outside the Lua state's memory limit) or bloat the task's record.
 struct TaskLog {
     static let maximumLines = 1000
     static let maximumLineBytes = 4096
+    static let maximumTotalBytes = 256 << 10
 
     private(set) var lines: [String] = []
     private var droppedLines = 0
+    private var totalBytes = 0
 
-    mutating func append(_ line: String) {
-        guard lines.count < Self.maximumLines else {
+    /// The most bytes the next line may keep; 0 once the log is full.
+    var roomForNextLine: Int {
+        lines.count < Self.maximumLines ? min(Self.maximumLineBytes, Self.maximumTotalBytes - totalBytes) : 0
+    }
+
+    /// Keeps `line` (UTF-8, invalid bytes replaced), cut to ``roomForNextLine``, or counts it as dropped.
+    mutating func append(_ line: [UInt8]) {
+        let room = roomForNextLine
+        guard room > 0 else {
             droppedLines += 1
             return
         }
-        let utf8 = line.utf8
-        lines.append(utf8.count <= Self.maximumLineBytes ? line : String(decoding: utf8.prefix(Self.maximumLineBytes), as: UTF8.self) + "…")
+        let text = line.withUnsafeBytes { bytes in
+            bytes.count <= room ? String(decoding: bytes, as: UTF8.self) : LuaState.capped(bytes, room)
+        }
+        totalBytes += text.utf8.count
+        lines.append(text)
     }
 
     /// The lines, with a last one saying how many were dropped, if any.
     var finished: [String] {
-        droppedLines == 0 ? lines : lines + ["(\(droppedLines) more log lines dropped: at most \(Self.maximumLines) are kept per attempt)"]
+        droppedLines == 0 ? lines : lines + [
+            "(\(droppedLines) more log lines dropped: at most \(Self.maximumLines) lines and \(LuaState.formatBytes(Self.maximumTotalBytes)) are kept per attempt)"]
     }
 }
