@@ -116,6 +116,24 @@ struct PluginSandboxTests {
         try expectStopped("local t = {} table.move({}, 1, 1e8, 2, t) return 1", contains: "timeout after 0.2s")
     }
 
+    /// Single instructions and calls that touch a lot of memory, repeated: the hook runs often enough
+    /// (every call, every 100 instructions) that the overshoot stays small.
+    @Test func expensiveStepsStopInTime() throws {
+        let limits = PluginLimits(timeout: .milliseconds(500), memoryBytes: 64 << 20)
+        try expectStopped("""
+            local a = string.rep("x", 16 << 20) local b = a:sub(1, -2) .. "x"
+            while true do local c = a < b and a == b end
+            """, contains: "timeout after 0.5s", limits: limits)
+        try expectStopped("""
+            local a = string.rep("x", 16 << 20)
+            while true do local c = a:upper() end
+            """, contains: "timeout after 0.5s", limits: limits)
+        try expectStopped("""
+            local t = {} for i = 1, 1e6 do t[i] = i end
+            while true do table.insert(t, 1, 0) table.remove(t, 1) end
+            """, contains: "timeout after 0.5s", limits: limits)
+    }
+
     /// Work that only looked unbounded: an empty repetition is empty at once.
     @Test func emptyRepetitionIsImmediate() throws {
         let folder = try PluginFolder(["rep.lua": plugin(#"return {#string.rep("", 2e9), #("x"):rep(0), #string.rep("", 2e9, ""), ("ab"):rep(3, ", ")}"#)])

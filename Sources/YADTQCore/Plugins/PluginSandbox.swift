@@ -21,14 +21,35 @@ import CLua
 /// Not there: `io`, `debug`, `package`, `require`, `dofile`, `loadfile`, `collectgarbage`, `rawset`,
 /// the rest of `os`. Metatables of strings, of the environment and of the libraries are protected,
 /// so `setmetatable(_G, ...)` fails; `setmetatable` refuses `__gc`, because finalizers run outside
-/// any task's time limit. `pcall`, `xpcall`, `coroutine.resume` and `coroutine.close` re-raise a
-/// timeout or memory error, so code cannot catch a limit and go on.
+/// any task's time limit.
 ///
-/// Known limits: time is checked between VM instructions, so one long call into the C library (a
-/// pathological pattern match on a huge string) runs to its end first. Memory outside the Lua
-/// state is not counted: the Swift copies that json.encode and json.decode make while converting
-/// (bounded by the size of their input, itself under the limit) and the task's log (at most
-/// 1000 lines of 4 KiB).
+/// Limits (shim.h has the details):
+///
+/// - Time: a hook checks the deadline at every function call, Lua or C, and every 100 VM
+///   instructions. A limit is never raised as a Lua error: Lua runs message handlers and `__close`
+///   handlers while such an error unwinds (with hooks off, when it came from a hook), and `load`
+///   catches errors raised in its reader, so Lua code could loop on, swallow or replace it. `yadtq_stop` jumps straight back to
+///   the entry point instead; no more Lua code runs, and ``LuaState`` abandons the state (its
+///   blocks are freed without running its code) for its owner to replace.
+/// - Memory: the allocator refuses growth past the limit; Lua then collects and asks again, and
+///   the second refusal stops the state the same way.
+/// - C library calls cannot be interrupted, so those whose work is not bounded by what they
+///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
+///   deadline every 4096 steps), plain `string.find`, `string.rep` (by doubling), `table.move`
+///   (in slices, each a call) and `table.sort` (its default order is a function, so each
+///   comparison is a call).
+/// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
+///   the memory limit counts a string once however often it is referred to: a result is at most
+///   ``maximumResultBytes`` of JSON, a `json.encode` ``maximumEncodedBytes``, a `json.decode` input
+///   ``maximumDecodedBytes``, a log line and the attempt's log as ``TaskLog`` says, an error message
+///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``.
+///
+/// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
+/// bounded by the memory limit (comparing two long strings, `table.insert` into a long list), so
+/// the overshoot stays far under a second at the default 64 MiB but grows with the limit. Lua's
+/// parser (`load` of a long chunk) runs without checks. Memory outside the Lua state is not
+/// counted: the Swift copies that results, `json.encode` and `json.decode` go through (bounded by
+/// the caps above, a few times over) and the task's log.
 enum PluginSandbox {
     /// The most bytes a task's result may have as JSON.
     static let maximumResultBytes = 1 << 20
