@@ -12,6 +12,9 @@
  * raising and describe their result in a `yadtq_reply`, which the C trampoline pushes, or raises as
  * an error with `lua_error`, after the Swift frame has returned.
  *
+ * The other longjmp, yadtq_stop (a limit was hit), follows the same rule: it only jumps from C code
+ * that Lua runs back to the C entry point, and the trampoline disarms it while a Swift function runs.
+ *
  * Everything is `static inline` because a system library target has no C sources of its own. Keep
  * state out of static variables: Swift may emit a copy of these functions into several object files.
  */
@@ -988,8 +991,24 @@ static inline void yadtq_set_readonly(lua_State *L, int base, const char *name) 
     lua_pop(L, 1);
 }
 
+/* The reader through which load parses a text: hands it out in pieces of YADTQ_LOAD_PIECE bytes.
+ * Lua's parser runs no hook, but calls its reader for more text, a call the hook sees: so a long
+ * text is parsed under the time limit too. Upvalue 1: the text; upvalue 2: bytes handed out. */
+#define YADTQ_LOAD_PIECE (64 * 1024)
+static inline int yadtq_load_piece(lua_State *L) {
+    size_t length = 0;
+    const char *text = lua_tolstring(L, lua_upvalueindex(1), &length);
+    size_t at = (size_t)lua_tointeger(L, lua_upvalueindex(2));
+    if (at >= length) return 0;
+    size_t n = length - at < YADTQ_LOAD_PIECE ? length - at : YADTQ_LOAD_PIECE;
+    lua_pushinteger(L, (lua_Integer)(at + n));
+    lua_replace(L, lua_upvalueindex(2));
+    lua_pushlstring(L, text + at, n);
+    return 1;
+}
+
 /* load(chunk [, chunkname [, mode [, env]]]): text only; without `env`, the chunk gets a fresh
- * sandbox environment. Upvalue 1: the original load. */
+ * sandbox environment; a text is read through yadtq_load_piece. Upvalue 1: the original load. */
 static inline int yadtq_safe_load(lua_State *L) {
     const char *mode = luaL_optstring(L, 3, "t");
     if (strcmp(mode, "t") != 0)
@@ -1003,6 +1022,16 @@ static inline int yadtq_safe_load(lua_State *L) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, yadtq_sandbox_of(L)->envmeta_ref);
         lua_setmetatable(L, -2);
         lua_replace(L, 4);
+    }
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        if (lua_isnil(L, 2)) { /* Lua names a text chunk after its text: keep that name */
+            lua_pushvalue(L, 1);
+            lua_replace(L, 2);
+        }
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, yadtq_load_piece, 2);
+        lua_replace(L, 1);
     }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);

@@ -82,6 +82,17 @@ struct PluginSandboxTests {
             """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
     }
 
+    /// Lua's parser has no hook: `load` of a long text must still stop at the deadline.
+    @Test func loadOfALongTextStopsInTime() throws {
+        try expectStopped(#"return load("return " .. string.rep("1+", 24e6) .. "1")"#, contains: "timeout after 0.2s",
+                          limits: PluginLimits(timeout: .milliseconds(200), memoryBytes: 160 << 20))
+        let folder = try PluginFolder(["p.lua": plugin(#"""
+            local f = load(string.rep(" ", 100000) .. "return ... + 1") local g, err = load("syntax error here")
+            return {f(41), err}
+            """#)])
+        #expect(folder.run("p").value == .array([.int(42), .string(#"[string "syntax error here"]:1: syntax error near 'error'"#)]))
+    }
+
     /// A memory error cannot be caught, replaced by a __close handler's error or an xpcall handler's
     /// result, or hidden in a coroutine.
     @Test func memoryErrorCannotBeReplaced() throws {

@@ -21,6 +21,8 @@ struct PluginMetadata {
 /// One sandboxed `lua_State` (see shim.h and PluginSandbox.swift): owns it, its allocator and
 /// hook bookkeeping, and closes it in `deinit`. Every call into Lua goes through a `yadtq_*` entry
 /// point, which runs it under `lua_pcall` with a traceback handler and under the time limit given.
+/// A call that hits a limit stops the state for good (`yadtq_stop`): it then answers every call
+/// with that limit, ``isDamaged`` is set, and `deinit` frees its memory without running its code.
 ///
 /// - Important: Not thread-safe, and deliberately not `Sendable`: a `lua_State` must be used by one
 ///   thread at a time, and the host functions find this object through the state. Create one per

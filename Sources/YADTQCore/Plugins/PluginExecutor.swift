@@ -4,7 +4,8 @@
 /// are compiled into its state and removed ones dropped, so a task always runs the code the
 /// registry had when the task started. Each task runs under ``PluginLimits`` (a plugin's own
 /// `timeout` may only lower the time limit); a task that hits a limit fails, and the state is
-/// cleaned (or, if that fails, replaced) before the next one.
+/// replaced before the next one (a limit stops a state in the middle of its code); after other
+/// errors it is cleaned, or replaced if that fails.
 ///
 /// - Important: Not thread-safe and not `Sendable`: a Lua state belongs to one thread. Create one
 ///   executor per worker thread, and keep `execute` off Swift's cooperative thread pool: a task

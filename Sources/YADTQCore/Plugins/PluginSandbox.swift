@@ -37,7 +37,8 @@ import CLua
 ///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
 ///   deadline every 4096 steps), plain `string.find`, `string.rep` (by doubling), `table.move`
 ///   (in slices, each a call) and `table.sort` (its default order is a function, so each
-///   comparison is a call).
+///   comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in pieces of
+///   64 KiB, each a call the hook sees.
 /// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
 ///   the memory limit counts a string once however often it is referred to: a result is at most
 ///   ``maximumResultBytes`` of JSON, a `json.encode` ``maximumEncodedBytes``, a `json.decode` input
@@ -46,8 +47,8 @@ import CLua
 ///
 /// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
 /// bounded by the memory limit (comparing two long strings, `table.insert` into a long list), so
-/// the overshoot stays far under a second at the default 64 MiB but grows with the limit. Lua's
-/// parser (`load` of a long chunk) runs without checks. Memory outside the Lua state is not
+/// the overshoot stays far under a second at the default 64 MiB but grows with the limit.
+/// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the Lua state is not
 /// counted: the Swift copies that results, `json.encode` and `json.decode` go through (bounded by
 /// the caps above, a few times over) and the task's log.
 enum PluginSandbox {
