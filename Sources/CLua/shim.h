@@ -396,19 +396,25 @@ static inline int yadtq_rep(lua_State *L) {
  * number of nils without allocating. Slices go in the order Lua's would copy elements. */
 #define YADTQ_MOVE_SLICE 1024
 static inline int yadtq_table_move(lua_State *L) {
+    /* The checks of Lua's table.move, here so that their messages name 'move' (the original is no
+     * longer a library function Lua could name). Only tables reach here: a plugin has no userdata. */
+    luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer f = luaL_checkinteger(L, 2);
     lua_Integer e = luaL_checkinteger(L, 3);
     lua_Integer t = luaL_checkinteger(L, 4);
     int tt = !lua_isnoneornil(L, 5) ? 5 : 1;
-    if (e < f || e - f < YADTQ_MOVE_SLICE) { /* small (or empty): one call, with Lua's own checks */
+    luaL_checktype(L, tt, LUA_TTABLE);
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - (e - f), 4, "destination wrap around");
+    }
+    if (e < f || e - f < YADTQ_MOVE_SLICE) { /* small (or empty): one call */
         lua_pushvalue(L, lua_upvalueindex(1));
         lua_insert(L, 1);
         lua_call(L, lua_gettop(L) - 1, 1);
         return 1;
     }
-    luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
     lua_Integer n = e - f + 1;
-    luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
     int forward = t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
     for (lua_Integer done = 0; done < n; done += YADTQ_MOVE_SLICE) {
         lua_Integer size = n - done < YADTQ_MOVE_SLICE ? n - done : YADTQ_MOVE_SLICE;
@@ -434,6 +440,8 @@ static inline int yadtq_less_than(lua_State *L) {
 
 /* table.sort(list [, comp]). Upvalue 1: the original; upvalue 2: yadtq_less_than. */
 static inline int yadtq_table_sort(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE); /* here, so that the message names 'sort' */
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
     if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
         lua_pushvalue(L, lua_upvalueindex(2));

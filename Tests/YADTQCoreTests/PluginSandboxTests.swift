@@ -169,9 +169,15 @@ struct PluginSandboxTests {
             add(pcall(string.find, "x", "[a"), pcall(string.gsub, "x", "x", "%2"))
             local t = {5, 3, 9, 1} table.sort(t) add(table.concat(t, " "))
             local m = table.move({1, 2, 3, 4, 5}, 1, 4, 2) add(table.concat(m, " "))
+            local big = {} for i = 1, 3000 do big[i] = i end table.move(big, 1, 3000, 1001) add(big[1000], big[1001], big[4000], #big)
+            table.move(big, 1001, 4000, 1) add(big[1], big[3000], big[3001])
+            add(select(2, pcall(table.sort, nil)), select(2, pcall(table.sort, {}, 1)), select(2, pcall(table.move, {}, 1, 2)))
+            add(select(2, pcall(string.find, nil, "x")))
             return table.concat(out, "|")
             """#)])
-        let expected = "5|3|2|2|key|quick|trim|2|(a(b))|<hello> <world>|-a-b-c-|1=x, 2=y|2|Ann is 7|ABc|2|a|1|b|2|6|h|1|0|false|false|invalid capture index %2|1 3 5 9|1 1 2 3 4"
+        let expected = "5|3|2|2|key|quick|trim|2|(a(b))|<hello> <world>|-a-b-c-|1=x, 2=y|2|Ann is 7|ABc|2|a|1|b|2|6|h|1|0|false|false|invalid capture index %2|1 3 5 9|1 1 2 3 4|1000|1|3000|4000|1|3000|2001"
+            + "|bad argument #1 to 'table.sort' (table expected, got nil)|bad argument #2 to 'table.sort' (function expected, got number)"
+            + "|bad argument #4 to 'table.move' (number expected, got no value)|bad argument #1 to 'string.find' (string expected, got nil)"
         let value = folder.run("p").value
         #expect(value == .string(expected), "\(String(describing: value))")
     }

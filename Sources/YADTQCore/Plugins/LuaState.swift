@@ -89,7 +89,10 @@ final class LuaState {
     /// - Parameter chunkName: the file name, which Lua's messages start with (`add.lua:3: ...`).
     /// - Returns: the chunk's reference for ``run(_:arguments:context:timeout:)``.
     func compile(_ source: [UInt8], chunkName: String) -> Result<Int32, LuaError> {
-        guard !isStopped else { return .failure(LuaError(message: "the Lua state was stopped by a limit: compile into a new one", isLimit: true)) }
+        guard !isStopped else {
+            // Compiling runs no task code and has no deadline: only memory can have stopped the state.
+            return .failure(LuaError(message: "not compiled: the plugins compiled before it filled the memory limit (\(Self.formatBytes(memoryLimit))); raise it", isLimit: true))
+        }
         let status = source.withUnsafeBufferPointer { bytes in
             ("@" + chunkName).withCString { name in
                 var chunk = yadtq_chunk(
