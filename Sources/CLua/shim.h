@@ -93,6 +93,7 @@ typedef struct yadtq_sandbox {
     const void *refused_ptr; /* the last growth request the allocator refused, see yadtq_alloc */
     size_t refused_osize;
     size_t refused_nsize;
+    size_t grown;          /* bytes of growth since the allocator last looked at the clock */
     double progress;       /* last task.progress(fraction) of the running task */
     int has_progress;
     int envmeta_ref;       /* registry refs, set by yadtq_open_sandbox */
@@ -141,6 +142,15 @@ static inline void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
     if (b->next) b->next->prev = b->prev;
 }
 
+/* The allocator looks at the clock every YADTQ_ALLOC_CHECK bytes of growth and before each emergency
+ * collection: one instruction (a concatenation) can allocate megabytes and make Lua collect a full
+ * state several times, all between two hook events. */
+#define YADTQ_ALLOC_CHECK (1u << 20)
+static inline void yadtq_alloc_check_deadline(yadtq_sandbox *sb) {
+    sb->grown = 0;
+    if (sb->deadline_ns != 0 && yadtq_coarse_now_ns() >= sb->deadline_ns) yadtq_stop(sb, YADTQ_STOPPED_TIME);
+}
+
 /* The allocator: counts bytes and refuses growth past the limit. Lua answers a refusal with an
  * emergency full collection and asks again for the same block, so garbage never causes a failure;
  * when that second request is refused too, the task has hit the limit and the state is stopped
@@ -160,12 +170,17 @@ static inline void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (nsize > old && nsize - old > sb->limit - sb->used) {
         if (sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize)
             yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+        yadtq_alloc_check_deadline(sb);
         sb->refused_ptr = ptr;
         sb->refused_osize = osize;
         sb->refused_nsize = nsize;
         return NULL;
     }
-    if (nsize > old) sb->refused_nsize = 0; /* only frees and shrinks happen between the two requests */
+    if (nsize > old) {
+        sb->refused_nsize = 0; /* only frees and shrinks happen between the two requests */
+        sb->grown += nsize - old;
+        if (sb->grown >= YADTQ_ALLOC_CHECK) yadtq_alloc_check_deadline(sb);
+    }
     if (nsize > SIZE_MAX - sizeof(yadtq_block)) return NULL;
     yadtq_block *moved = (yadtq_block *)realloc(block, sizeof(yadtq_block) + nsize);
     if (moved == NULL) return NULL;

@@ -143,6 +143,12 @@ struct PluginSandboxTests {
             local t = {} for i = 1, 1e6 do t[i] = i end
             while true do table.insert(t, 1, 0) table.remove(t, 1) end
             """, contains: "timeout after 0.5s", limits: limits)
+        // Memory nearly full of live objects: every concatenation makes Lua collect all of them.
+        try expectStopped("""
+            local live = {} for i = 1, 4e5 do live[i] = {i} end
+            local s = string.rep("x", 6 << 20)
+            while true do local c = s .. s end
+            """, contains: "timeout after 0.5s", limits: limits)
     }
 
     /// Work that only looked unbounded: an empty repetition is empty at once.

@@ -26,7 +26,8 @@ import CLua
 /// Limits (shim.h has the details):
 ///
 /// - Time: a hook checks the deadline at every function call, Lua or C, and every 100 VM
-///   instructions. A limit is never raised as a Lua error: Lua runs message handlers and `__close`
+///   instructions; the allocator every MiB of growth and before each emergency collection (one
+///   concatenation can make Lua collect a full state). A limit is never raised as a Lua error: Lua runs message handlers and `__close`
 ///   handlers while such an error unwinds (with hooks off, when it came from a hook), and `load`
 ///   catches errors raised in its reader, so Lua code could loop on, swallow or replace it. `yadtq_stop` jumps straight back to
 ///   the entry point instead; no more Lua code runs, and ``LuaState`` abandons the state (its
