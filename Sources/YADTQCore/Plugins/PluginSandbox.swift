@@ -27,11 +27,12 @@ import CLua
 ///
 /// - Time: a hook checks the deadline at every function call, Lua or C, and every 100 VM
 ///   instructions; the allocator every MiB of growth and before each emergency collection (one
-///   concatenation can make Lua collect a full state). A limit is never raised as a Lua error: Lua runs message handlers and `__close`
-///   handlers while such an error unwinds (with hooks off, when it came from a hook), and `load`
-///   catches errors raised in its reader, so Lua code could loop on, swallow or replace it. `yadtq_stop` jumps straight back to
-///   the entry point instead; no more Lua code runs, and ``LuaState`` abandons the state (its
-///   blocks are freed without running its code) for its owner to replace.
+///   concatenation can make Lua collect a full state). A limit is never raised as a Lua error:
+///   Lua runs message handlers and `__close` handlers while such an error unwinds (with hooks
+///   off, when it came from a hook), and `load` catches errors raised in its reader, so Lua code
+///   could loop on, swallow or replace it. `yadtq_stop` jumps straight back to the entry point
+///   instead; no more Lua code runs, and ``LuaState`` abandons the state (its blocks are freed
+///   without running its code) for its owner to replace.
 /// - Memory: the allocator refuses growth past the limit; Lua then collects and asks again, and
 ///   the second refusal stops the state the same way.
 /// - C library calls cannot be interrupted, so those whose work is not bounded by what they
@@ -49,9 +50,9 @@ import CLua
 /// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
 /// bounded by the memory limit (comparing two long strings, `table.insert` into a long list), so
 /// the overshoot stays far under a second at the default 64 MiB but grows with the limit.
-/// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the Lua state is not
-/// counted: the Swift copies that results, `json.encode` and `json.decode` go through (bounded by
-/// the caps above, a few times over) and the task's log.
+/// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the
+/// Lua state is not counted: the Swift copies that results, `json.encode` and `json.decode` go
+/// through (a multiple of the caps above) and the task's log (``TaskLog``'s caps).
 enum PluginSandbox {
     /// The most bytes a task's result may have as JSON.
     static let maximumResultBytes = 1 << 20
