@@ -35,12 +35,32 @@ struct PluginExecutorTests {
     }
 
     @Test func logIsBounded() throws {
-        let folder = try PluginFolder(["flood.lua": plugin("for i = 1, 5000 do task.log(('x'):rep(10000)) end return 1")],
+        let folder = try PluginFolder(["flood.lua": plugin("for i = 1, 5000 do task.log(('x'):rep(100)) end return 1")],
                                       limits: PluginLimits(timeout: .seconds(10)))
         let logs = folder.run("flood").logs
         #expect(logs.count == 1001)
-        #expect(logs[0].utf8.count < 4100)
-        #expect(logs.last == "(4000 more log lines dropped: at most 1000 are kept per attempt)")
+        #expect(logs.last == "(4000 more log lines dropped: at most 1000 lines and 256 KiB are kept per attempt)")
+    }
+
+    /// A line is built only up to its cap, however long or often repeated its strings and tables
+    /// are; the whole log has a cap in bytes as well.
+    @Test func logBytesAreBounded() throws {
+        let folder = try PluginFolder(["flood.lua": plugin("""
+            local s = string.rep("x", 1 << 20)
+            local refs = {} for i = 1, 1500 do refs[i] = s end
+            task.log(table.unpack(refs))
+            task.log(refs)
+            for i = 1, 200 do task.log(s) end
+            return 1
+            """)], limits: PluginLimits(timeout: .seconds(10)))
+        let outcome = folder.run("flood")
+        #expect(outcome.value == .int(1))
+        let logs = outcome.logs
+        #expect(logs[0].utf8.count <= 4096)
+        #expect(logs[0].hasSuffix("xxx… (cut)"), "\(logs[0].suffix(60))")
+        #expect(logs[1].hasPrefix("table: 0x") && logs[1].hasSuffix("(too large to log as JSON)"), "\(logs[1].prefix(80))")
+        #expect(logs.dropLast().reduce(0) { $0 + $1.utf8.count } <= 256 << 10)
+        #expect(logs.last?.hasSuffix("more log lines dropped: at most 1000 lines and 256 KiB are kept per attempt)") == true, "\(logs.count)")
     }
 
     @Test func progressMustBeAFraction() throws {

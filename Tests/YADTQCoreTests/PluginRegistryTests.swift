@@ -28,6 +28,8 @@ struct PluginRegistryTests {
         ("meta.lua", "return {run = print, max_attempts = 0}", nil, "'max_attempts' must be a positive integer"),
         ("desc.lua", "return {run = print, description = 42}", nil, "'description' must be a string, not number"),
         ("spin.lua", "while true do end", nil, "timeout after 1s"),
+        ("handler.lua", "xpcall(function() while true do end end, function() while true do end end)", nil, "its top level did not finish: timeout after 1s"),
+        ("hoard.lua", "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 65536) .. i end", nil, "memory limit (64 MiB) exceeded"),
         ("bad name.lua", "return print", nil, "'bad name' is not a valid task type"),
     ] as [(String, String, Int?, String)])
     func loadErrorsAreReportedAndFailTasks(_ file: String, _ source: String, _ line: Int?, _ message: String) throws {

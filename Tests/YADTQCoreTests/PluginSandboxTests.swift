@@ -17,6 +17,17 @@ struct PluginSandboxTests {
         #expect(folder.run("add", [.int(2), .int(3)]).value == .int(5), sourceLocation: sourceLocation)
     }
 
+    /// Like `expectFailure`, and the attempt must end within its time limit plus one second.
+    private func expectStopped(
+        _ body: String, contains expected: String, limits: PluginLimits = PluginFolder.testLimits,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let start = ContinuousClock.now
+        try expectFailure(body, contains: expected, limits: limits, sourceLocation: sourceLocation)
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed < limits.timeout + .seconds(1), "took \(elapsed)", sourceLocation: sourceLocation)
+    }
+
     @Test func infiniteLoopTimesOut() throws {
         try expectFailure("while true do end", contains: "timeout after 0.2s")
     }
@@ -30,6 +41,182 @@ struct PluginSandboxTests {
               coroutine.resume(co)
             end
             """, contains: "timeout after 0.2s")
+    }
+
+    /// Code that runs while an error unwinds (message handlers, __close handlers) runs with Lua's
+    /// hooks off when the error came from a hook: the limit must not depend on hooks there.
+    @Test func timeoutCannotBeOutrunByHandlers() throws {
+        try expectStopped("return xpcall(function() while true do end end, function() while true do end end)", contains: "timeout after 0.2s")
+        try expectStopped("return xpcall(function() error('x') end, function() while true do end end)", contains: "timeout after 0.2s")
+        try expectStopped("""
+            return coroutine.wrap(function()
+              local guard <close> = setmetatable({}, {__close = function() while true do end end})
+              while true do end
+            end)()
+            """, contains: "timeout after 0.2s")
+        try expectStopped("""
+            local mt = {}
+            local object = setmetatable({}, mt)
+            mt.__close = function() while true do end end
+            local guard <close> = object
+            while true do end
+            """, contains: "timeout after 0.2s")
+        try expectStopped("""
+            local co = coroutine.create(function()
+              local guard <close> = setmetatable({}, {__close = function() while true do end end})
+              coroutine.yield()
+            end)
+            coroutine.resume(co)
+            local t = os.clock() while os.clock() - t < 1 do end
+            """, contains: "timeout after 0.2s")
+    }
+
+    /// `load` calls its reader in protected mode: a limit hit inside the reader must not come back
+    /// as load's error message.
+    @Test func loadReaderCannotSwallowLimits() throws {
+        try expectStopped("local f, m = load(function() while true do end end) return {escaped = true, m}", contains: "timeout after 0.2s")
+        try expectStopped("for i = 1, 1e9 do load(function() while true do end end) end return {escaped = true}", contains: "timeout after 0.2s")
+        try expectStopped("""
+            local f, m = load(function() local t = {} for i = 1, 1e9 do t[i] = {} end end)
+            return {escaped = true, m}
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+    }
+
+    /// Lua's parser has no hook: `load` of a long text must still stop at the deadline.
+    @Test func loadOfALongTextStopsInTime() throws {
+        try expectStopped(#"return load("return " .. string.rep("1+", 24e6) .. "1")"#, contains: "timeout after 0.2s",
+                          limits: PluginLimits(timeout: .milliseconds(200), memoryBytes: 160 << 20))
+        let folder = try PluginFolder(["p.lua": plugin(#"""
+            local f = load(string.rep(" ", 100000) .. "return ... + 1") local g, err = load("syntax error here")
+            return {f(41), err}
+            """#)])
+        #expect(folder.run("p").value == .array([.int(42), .string(#"[string "syntax error here"]:1: syntax error near 'error'"#)]))
+    }
+
+    /// A memory error cannot be caught, replaced by a __close handler's error or an xpcall handler's
+    /// result, or hidden in a coroutine.
+    @Test func memoryErrorCannotBeReplaced() throws {
+        try expectStopped("""
+            pcall(function()
+              local guard <close> = setmetatable({}, {__close = function() error("replaced") end})
+              local t = {} for i = 1, 1e9 do t[i] = {} end
+            end)
+            return "escaped"
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+        try expectStopped("""
+            xpcall(function() local t = {} for i = 1, 1e9 do t[i] = {} end end, function() return "fine" end)
+            return "escaped"
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+        try expectStopped("""
+            local ok = pcall(coroutine.wrap(function() local t = {} for i = 1, 1e9 do t[i] = {} end end))
+            return "escaped"
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+    }
+
+    /// One call into the C library must not run past the deadline: pattern matching backtracks
+    /// exponentially, plain search is #s * #p, and some functions loop without allocating.
+    @Test func libraryCallsStopAtTheDeadline() throws {
+        try expectStopped(#"return string.find(("a"):rep(24), ("a*"):rep(12) .. "b")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return string.match(("a"):rep(24), ("a*"):rep(12) .. "b")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("a"):rep(30):gsub(("a?"):rep(30) .. ("a"):rep(30), "")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"for x in ("a"):rep(24):gmatch(("a*"):rep(12) .. "b") do end"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("a"):rep(1 << 20):find(".-b")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("(("):rep(1 << 19):find("%b()")"#, contains: "timeout after 0.2s")
+        try expectStopped(#"return ("a"):rep(1 << 22):find(("a"):rep(1 << 21) .. "b", 1, true)"#, contains: "timeout after 0.2s", limits: PluginLimits(timeout: .milliseconds(200), memoryBytes: 64 << 20))
+        try expectStopped("return table.move({}, 1, 1e8, 2)", contains: "timeout after 0.2s")
+        try expectStopped("local t = {} table.move({}, 1, 1e8, 2, t) return 1", contains: "timeout after 0.2s")
+    }
+
+    /// Single instructions and calls that touch a lot of memory, repeated: the hook runs often enough
+    /// (every call, every 100 instructions) that the overshoot stays small.
+    @Test func expensiveStepsStopInTime() throws {
+        let limits = PluginLimits(timeout: .milliseconds(500), memoryBytes: 64 << 20)
+        try expectStopped("""
+            local a = string.rep("x", 16 << 20) local b = a:sub(1, -2) .. "x"
+            while true do local c = a < b and a == b end
+            """, contains: "timeout after 0.5s", limits: limits)
+        try expectStopped("""
+            local a = string.rep("x", 16 << 20)
+            while true do local c = a:upper() end
+            """, contains: "timeout after 0.5s", limits: limits)
+        try expectStopped("""
+            local t = {} for i = 1, 1e6 do t[i] = i end
+            while true do table.insert(t, 1, 0) table.remove(t, 1) end
+            """, contains: "timeout after 0.5s", limits: limits)
+        // Memory nearly full of live objects: every concatenation makes Lua collect all of them.
+        try expectStopped("""
+            local live = {} for i = 1, 4e5 do live[i] = {i} end
+            local s = string.rep("x", 6 << 20)
+            while true do local c = s .. s end
+            """, contains: "timeout after 0.5s", limits: limits)
+    }
+
+    /// Work that only looked unbounded: an empty repetition is empty at once.
+    @Test func emptyRepetitionIsImmediate() throws {
+        let folder = try PluginFolder(["rep.lua": plugin(#"return {#string.rep("", 2e9), #("x"):rep(0), #string.rep("", 2e9, ""), ("ab"):rep(3, ", ")}"#)])
+        let start = ContinuousClock.now
+        #expect(folder.run("rep").value == .array([.int(0), .int(0), .int(0), .string("ab, ab, ab")]))
+        #expect(ContinuousClock.now - start < .seconds(1))
+    }
+
+    /// The replaced functions keep Lua's results (a wider comparison against Lua's own functions was
+    /// run while writing them).
+    @Test func replacedLibraryFunctionsBehaveAsLuas() throws {
+        let folder = try PluginFolder(["p.lua": plugin(#"""
+            local out = {}
+            local function add(...) for i = 1, select("#", ...) do out[#out + 1] = tostring((select(i, ...))) end end
+            add(string.find("hello world", "o w"), string.find("hello", "l+"), string.find("a.b", ".", 1, true))
+            add(string.match("key = value", "(%w+)%s*=%s*(%w+)"), string.match("THE (quick) fox", "%((%a+)%)"))
+            add(string.match("  trim  ", "^%s*(.-)%s*$"), string.find("abc", "()b()"), string.match("f(a(b))c", "%b()"))
+            add(string.gsub("hello world", "(%w+)", "<%1>"), string.gsub("abc", "", "-"), string.gsub("x=1, y=2", "(%w+)=(%w+)", "%2=%1"))
+            add(string.gsub("$name is $age", "%$(%w+)", {name = "Ann", age = 7}), string.gsub("abc", "%w", string.upper, 2))
+            for k, v in string.gmatch("a=1, b=2", "(%w+)=(%w+)") do add(k, v) end
+            add(string.find("THE (quick) fox", "%f[%a]%a+", 5), string.match("hello", "(h)(e)"), string.find("", ""))
+            add(pcall(string.find, "x", "[a"), pcall(string.gsub, "x", "x", "%2"))
+            local t = {5, 3, 9, 1} table.sort(t) add(table.concat(t, " "))
+            local m = table.move({1, 2, 3, 4, 5}, 1, 4, 2) add(table.concat(m, " "))
+            local big = {} for i = 1, 3000 do big[i] = i end table.move(big, 1, 3000, 1001) add(big[1000], big[1001], big[4000], #big)
+            table.move(big, 1001, 4000, 1) add(big[1], big[3000], big[3001])
+            add(select(2, pcall(table.sort, nil)), select(2, pcall(table.sort, {}, 1)), select(2, pcall(table.move, {}, 1, 2)))
+            add(select(2, pcall(string.find, nil, "x")))
+            return table.concat(out, "|")
+            """#)])
+        let expected = "5|3|2|2|key|quick|trim|2|(a(b))|<hello> <world>|-a-b-c-|1=x, 2=y|2|Ann is 7|ABc|2|a|1|b|2|6|h|1|0|false|false|invalid capture index %2|1 3 5 9|1 1 2 3 4|1000|1|3000|4000|1|3000|2001"
+            + "|bad argument #1 to 'table.sort' (table expected, got nil)|bad argument #2 to 'table.sort' (function expected, got number)"
+            + "|bad argument #4 to 'table.move' (number expected, got no value)|bad argument #1 to 'string.find' (string expected, got nil)"
+        let value = folder.run("p").value
+        #expect(value == .string(expected), "\(String(describing: value))")
+    }
+
+    /// A string is counted once by the memory limit however often it is referred to; what leaves
+    /// the sandbox is measured as the bytes it becomes, while it is produced.
+    @Test func outputIsMeasuredAsItsBytes() throws {
+        let folder = try PluginFolder([
+            "result.lua": plugin("local s = string.rep('x', 1 << 20) local t = {} for i = 1, 100 do t[i] = s end return t"),
+            "small.lua": plugin("return {string.rep('x', 1000000)}"),
+            "escaped.lua": plugin("return string.rep('\\0', 200000)"),
+            "encode.lua": plugin("local s = string.rep('x', 1 << 20) local t = {} for i = 1, 300 do t[i] = s end return #json.encode(t)"),
+            "decode.lua": plugin("return json.decode('[' .. string.rep('1,', 5 << 20) .. '1]')"),
+            "error.lua": plugin("local s = string.rep('x', 10 << 20) error(s .. s)"),
+        ], limits: PluginLimits(timeout: .seconds(10), memoryBytes: 64 << 20))
+        let start = ContinuousClock.now
+        #expect(folder.run("result").failure?.message.hasPrefix("result is longer than 1 MiB as JSON (reached at result[1]") == true,
+                "\(String(describing: folder.run("result").failure?.message))")
+        #expect(folder.run("small").value == .array([.string(String(repeating: "x", count: 1_000_000))]))
+        #expect(folder.run("escaped").failure?.message.hasPrefix("result is longer than 1 MiB as JSON") == true)
+        #expect(folder.run("encode").failure?.message.contains("json.encode: the JSON text would be longer than 8 MiB (reached at value[8])") == true,
+                "\(String(describing: folder.run("encode").failure?.message))")
+        #expect(folder.run("decode").failure?.message.contains("more than the 8 MiB one call decodes") == true)
+        let error = try #require(folder.run("error").failure)
+        #expect(error.message.utf8.count <= 4096 && error.message.hasSuffix("xxx… (cut)"), "\(error.message.utf8.count)")
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func timeoutReportsWhereCodeWas() throws {
+        let folder = try PluginFolder(["spin.lua": "return function()\n  local x = 0\n  while true do x = x + 1 end\nend\n"])
+        let failure = try #require(folder.run("spin").failure)
+        #expect(failure.message == "timeout after 0.2s")
+        #expect(failure.traceback?.contains("spin.lua:3") == true, "\(String(describing: failure.traceback))")
     }
 
     @Test func timeoutStopsSleep() throws {

@@ -6,6 +6,8 @@ struct LuaError: Error {
     var message: String
     /// Lua's stack traceback at the error, when the message handler could make one.
     var traceback: String?
+    /// Whether a limit (time or memory) ended the call, rather than an error in the code.
+    var isLimit = false
 }
 
 /// The values a plugin declares besides its `run` function.
@@ -19,6 +21,8 @@ struct PluginMetadata {
 /// One sandboxed `lua_State` (see shim.h and PluginSandbox.swift): owns it, its allocator and
 /// hook bookkeeping, and closes it in `deinit`. Every call into Lua goes through a `yadtq_*` entry
 /// point, which runs it under `lua_pcall` with a traceback handler and under the time limit given.
+/// A call that hits a limit stops the state for good (`yadtq_stop`): it then answers every call
+/// with that limit, ``isDamaged`` is set, and `deinit` frees its memory without running its code.
 ///
 /// - Important: Not thread-safe, and deliberately not `Sendable`: a `lua_State` must be used by one
 ///   thread at a time, and the host functions find this object through the state. Create one per
@@ -36,12 +40,11 @@ final class LuaState {
     private var replyCapacity = 0
     /// Reused for encoding task arguments: this is the hot path.
     private var argumentBuffer: [UInt8] = []
-    /// The timeout whose message the sandbox holds, and that message.
-    private var armedTimeout: Duration?
-    private var armedMessage = ""
-    /// Set when cleaning up after a call failed: the state may hold garbage it cannot collect, and
-    /// the owner should replace it.
+    /// Set when cleaning up after a call failed (the state may hold garbage it cannot collect), or
+    /// when a limit stopped the state (see `yadtq_stop`): the owner must replace it.
     private(set) var isDamaged = false
+    /// A limit stopped the state in the middle of Lua code: it must not be touched, only freed.
+    private var isStopped: Bool { sandbox.pointee.stopped != YADTQ_RUNNING }
 
     /// Creates a state with the sandbox's globals under a memory limit of `memoryLimit` bytes.
     init(memoryLimit: Int) throws(LuaError) {
@@ -66,7 +69,8 @@ final class LuaState {
     }
 
     deinit {
-        lua_close(state)
+        if !isStopped { lua_close(state) }  // closing would run code of a stopped state
+        yadtq_free_all(sandbox)
         sandbox.deallocate()
         replyStorage?.deallocate()
     }
@@ -85,6 +89,10 @@ final class LuaState {
     /// - Parameter chunkName: the file name, which Lua's messages start with (`add.lua:3: ...`).
     /// - Returns: the chunk's reference for ``run(_:arguments:context:timeout:)``.
     func compile(_ source: [UInt8], chunkName: String) -> Result<Int32, LuaError> {
+        guard !isStopped else {
+            // Compiling runs no task code and has no deadline: only memory can have stopped the state.
+            return .failure(LuaError(message: "not compiled: the plugins compiled before it filled the memory limit (\(Self.formatBytes(memoryLimit))); raise it", isLimit: true))
+        }
         let status = source.withUnsafeBufferPointer { bytes in
             ("@" + chunkName).withCString { name in
                 var chunk = yadtq_chunk(
@@ -94,12 +102,17 @@ final class LuaState {
                 return (status, chunk.ref)
             }
         }
+        if status.0 == YADTQ_STOPPED {
+            isDamaged = true
+            return .failure(stopError(traceback: nil))
+        }
         defer { lua_settop(state, 0) }
         return status.0 == LUA_OK ? .success(status.1) : .failure(Self.errorMessage(state, status: status.0))
     }
 
     /// Forgets a compiled chunk.
     func release(_ chunk: Int32) {
+        guard !isStopped else { return }
         if yadtq_release(state, chunk) != LUA_OK { isDamaged = true }
         lua_settop(state, 0)
     }
@@ -137,7 +150,10 @@ final class LuaState {
             }
         } results: {
             do throws(LuaConversionError) {
-                return .success(try LuaValueReader.read(state, at: -1, root: "result"))
+                return .success(try LuaValueReader.read(state, at: -1, root: "result", budget: PluginSandbox.maximumResultBytes))
+            } catch where error.isTooLarge {
+                return .failure(LuaError(message: "result is longer than \(Self.formatBytes(PluginSandbox.maximumResultBytes)) as JSON "
+                    + "(reached at \(error.path)): return less, e.g. a key to data stored elsewhere"))
             } catch {
                 return .failure(LuaError(message: "result is not JSON-encodable: \(error.description)"))
             }
@@ -154,57 +170,85 @@ final class LuaState {
     private func limited<T>(
         _ chunk: Int32, timeout: Duration, call: () -> Int32, results: () -> Result<T, LuaError>
     ) -> Result<T, LuaError> {
-        if timeout != armedTimeout {  // formatting the message costs more than a small task
-            armedTimeout = timeout
-            armedMessage = "timeout after \(Self.formatSeconds(timeout))"
-            yadtq_set_timeout_message(sandbox, armedMessage)
-        }
-        let timeoutMessage = armedMessage
+        guard !isStopped else { return .failure(stopError(traceback: nil)) }
+        deadlineTimeout = timeout
         sandbox.pointee.deadline_ns = yadtq_now_ns() &+ Self.nanoseconds(timeout)
         let status = call()
         sandbox.pointee.deadline_ns = 0
+        if status == YADTQ_STOPPED {
+            // No Lua code ran after the limit; the state is abandoned and freed with this object.
+            isDamaged = true
+            let position = withUnsafeBytes(of: &sandbox.pointee.stopped_at) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return .failure(stopError(traceback: position.isEmpty ? nil : position))
+        }
         let result: Result<T, LuaError>
-        let timedOut = sandbox.pointee.timed_out != 0
-        var outOfMemory = sandbox.pointee.out_of_memory != 0 || status == LUA_ERRMEM
+        // Lua's own "not enough memory" (status LUA_ERRMEM) only comes from requests the allocator
+        // never saw twice, e.g. a block larger than the address space; it is a memory error as well.
+        let outOfMemory = status == LUA_ERRMEM
         if status == LUA_OK {
             result = results()
         } else {
             let error = Self.errorMessage(state, status: status)
-            outOfMemory = outOfMemory || error.message == "not enough memory"
-            if timedOut {
-                result = .failure(LuaError(message: timeoutMessage, traceback: error.traceback))
-            } else if outOfMemory {
-                result = .failure(LuaError(message: "memory limit (\(Self.formatBytes(memoryLimit))) exceeded", traceback: error.traceback))
-            } else {
-                result = .failure(error)
-            }
+            result = .failure(outOfMemory ? LuaError(message: memoryMessage, traceback: error.traceback, isLimit: true) : error)
         }
         lua_settop(state, 0)
-        sandbox.pointee.timed_out = 0
-        sandbox.pointee.out_of_memory = 0
         if status != LUA_OK {  // on success, the call itself dropped the task's environment
-            let hitLimit = timedOut || outOfMemory
-            if yadtq_finish(state, chunk, hitLimit ? 1 : 0) != LUA_OK || (hitLimit && memoryInUse > memoryLimit / 2) {
+            if yadtq_finish(state, chunk, outOfMemory ? 1 : 0) != LUA_OK || (outOfMemory && memoryInUse > memoryLimit / 2) {
                 isDamaged = true  // the task's data could not be dropped: it must not weigh on the next task
             }
-            lua_settop(state, 0)
+            if !isStopped { lua_settop(state, 0) }
         }
         return result
     }
 
-    /// The error a failed protected call left on top of the stack.
+    /// The time limit of the last call, for its timeout message.
+    private var deadlineTimeout: Duration = .zero
+
+    private var memoryMessage: String { "memory limit (\(Self.formatBytes(memoryLimit))) exceeded" }
+
+    /// The limit that stopped the state, as the error of the call it stopped.
+    private func stopError(traceback: String?) -> LuaError {
+        let message = sandbox.pointee.stopped == YADTQ_STOPPED_TIME ? "timeout after \(Self.formatSeconds(deadlineTimeout))" : memoryMessage
+        return LuaError(message: message, traceback: traceback, isLimit: true)
+    }
+
+    /// The error a failed protected call left on top of the stack, message and traceback each cut
+    /// to their cap (`PluginSandbox.maximumErrorBytes`, `maximumTracebackBytes`) before they are
+    /// copied: errors are stored with the task, and Lua code can raise any string.
     private static func errorMessage(_ state: OpaquePointer, status: Int32) -> LuaError {
         guard lua_type(state, -1) == LUA_TSTRING else {
             return LuaError(message: "Lua error \(status) without a message")
         }
         var length = 0
-        let bytes = lua_tolstring(state, -1, &length)!
-        let text = String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
+        let bytes = UnsafeRawBufferPointer(start: lua_tolstring(state, -1, &length)!, count: length)
         // The message handler appends luaL_traceback's "\nstack traceback:\n\t..." to the message.
-        guard let split = text.ranges(of: "\nstack traceback:\n").last else {
-            return LuaError(message: text)
+        let marker = Array("\nstack traceback:\n".utf8)
+        let tail = bytes.suffix(PluginSandbox.maximumTracebackBytes + marker.count)
+        guard let split = lastRange(of: marker, in: tail) else {
+            return LuaError(message: capped(bytes, PluginSandbox.maximumErrorBytes))
         }
-        return LuaError(message: String(text[..<split.lowerBound]), traceback: String(text[split.upperBound...]))
+        return LuaError(
+            message: capped(UnsafeRawBufferPointer(rebasing: bytes[..<split.lowerBound]), PluginSandbox.maximumErrorBytes),
+            traceback: capped(UnsafeRawBufferPointer(rebasing: bytes[split.upperBound...]), PluginSandbox.maximumTracebackBytes))
+    }
+
+    private static func lastRange(of marker: [UInt8], in bytes: Slice<UnsafeRawBufferPointer>) -> Range<Int>? {
+        guard bytes.count >= marker.count else { return nil }
+        for start in stride(from: bytes.endIndex - marker.count, through: bytes.startIndex, by: -1)
+        where bytes[start..<start + marker.count].elementsEqual(marker) {
+            return start..<start + marker.count
+        }
+        return nil
+    }
+
+    /// The text of `bytes`, cut at a character boundary, with a note saying so, to at most `limit`
+    /// bytes in all.
+    static func capped(_ bytes: UnsafeRawBufferPointer, _ limit: Int) -> String {
+        guard bytes.count > limit else { return String(decoding: bytes, as: UTF8.self) }
+        let note = "… (cut)"
+        var end = max(0, limit - note.utf8.count)
+        while end > 0, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a UTF-8 sequence
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self) + note
     }
 
     // MARK: - Host function support
@@ -247,25 +291,38 @@ final class LuaState {
 }
 
 /// The lines one task logs, bounded so that a chatty plugin cannot exhaust the worker's memory
-/// (log lines live outside the Lua state's memory limit).
+/// (log lines live outside the Lua state's memory limit) or bloat the task's record.
 struct TaskLog {
     static let maximumLines = 1000
     static let maximumLineBytes = 4096
+    static let maximumTotalBytes = 256 << 10
 
     private(set) var lines: [String] = []
     private var droppedLines = 0
+    private var totalBytes = 0
 
-    mutating func append(_ line: String) {
-        guard lines.count < Self.maximumLines else {
+    /// The most bytes the next line may keep; 0 once the log is full.
+    var roomForNextLine: Int {
+        lines.count < Self.maximumLines ? min(Self.maximumLineBytes, Self.maximumTotalBytes - totalBytes) : 0
+    }
+
+    /// Keeps `line` (UTF-8, invalid bytes replaced), cut to ``roomForNextLine``, or counts it as dropped.
+    mutating func append(_ line: [UInt8]) {
+        let room = roomForNextLine
+        guard room > 0 else {
             droppedLines += 1
             return
         }
-        let utf8 = line.utf8
-        lines.append(utf8.count <= Self.maximumLineBytes ? line : String(decoding: utf8.prefix(Self.maximumLineBytes), as: UTF8.self) + "…")
+        let text = line.withUnsafeBytes { bytes in
+            bytes.count <= room ? String(decoding: bytes, as: UTF8.self) : LuaState.capped(bytes, room)
+        }
+        totalBytes += text.utf8.count
+        lines.append(text)
     }
 
     /// The lines, with a last one saying how many were dropped, if any.
     var finished: [String] {
-        droppedLines == 0 ? lines : lines + ["(\(droppedLines) more log lines dropped: at most \(Self.maximumLines) are kept per attempt)"]
+        droppedLines == 0 ? lines : lines + [
+            "(\(droppedLines) more log lines dropped: at most \(Self.maximumLines) lines and \(LuaState.formatBytes(Self.maximumTotalBytes)) are kept per attempt)"]
     }
 }

@@ -77,45 +77,101 @@ enum LuaValueEncoding {
 struct LuaConversionError: Error {
     var path: String
     var problem: String
+    /// The value has a JSON form, but a longer one than the reader's budget; `path` is where the
+    /// budget ran out.
+    var isTooLarge = false
 
     var description: String { "\(path) \(problem)" }
 }
 
 /// Reads a Lua value as JSON without raising a Lua error: it only uses API functions that cannot
 /// longjmp (no allocation, no metamethods), so it may run in a Swift frame.
+///
+/// It reads under a budget of JSON bytes: a Lua string is stored once however many times a table
+/// refers to it, but each reference becomes a copy in JSON, so a value of a few MiB in Lua can
+/// stand for gigabytes of text. Every value is counted as the bytes `JSONValue.write` makes of it
+/// (escapes included) before it is copied, and reading stops once the budget is spent.
 struct LuaValueReader {
     private let state: OpaquePointer
     /// Tables on the path from the root to the value being read, to detect cycles.
     private var enclosingTables: Set<UnsafeRawPointer> = []
+    /// JSON bytes left.
+    private var budget: Int
 
     /// Converts the value at stack `index`; `root` names it in errors (`result`, `value`).
     /// The stack may hold extra values on error: callers reset it.
-    static func read(_ state: OpaquePointer, at index: Int32, root: String) throws(LuaConversionError) -> JSONValue {
-        var reader = LuaValueReader(state: state)
+    /// - Parameter budget: the most bytes its JSON text may have; past it, the reader throws an
+    ///   error with `isTooLarge`.
+    static func read(_ state: OpaquePointer, at index: Int32, root: String, budget: Int) throws(LuaConversionError) -> JSONValue {
+        var reader = LuaValueReader(state: state, budget: budget)
         return try reader.value(at: lua_absindex(state, index), path: root, depth: 0)
     }
 
-    private init(state: OpaquePointer) {
+    private init(state: OpaquePointer, budget: Int) {
         self.state = state
+        self.budget = budget
+    }
+
+    /// Spends `bytes` of the budget on the value at `path`.
+    private mutating func spend(_ bytes: Int, path: @autoclosure () -> String) throws(LuaConversionError) {
+        budget -= bytes
+        if budget < 0 { throw LuaConversionError(path: path(), problem: "is where the JSON text grows past the limit", isTooLarge: true) }
+    }
+
+    /// The bytes of the string at `index` (no copy), and what `JSONValue.write` makes of them: the
+    /// quotes, and escapes for quote, backslash and control characters.
+    private func stringBytes(at index: Int32) -> (UnsafeRawBufferPointer, jsonLength: Int) {
+        var length = 0
+        let bytes = UnsafeRawBufferPointer(start: lua_tolstring(state, index, &length)!, count: length)
+        var jsonLength = length + 2
+        for byte in bytes where byte < 0x20 || byte == 0x22 || byte == 0x5C {
+            switch byte {
+            case 0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x22, 0x5C: jsonLength += 1  // \b \t \n \f \r \" \\
+            default: jsonLength += 5  // \u00XX
+            }
+        }
+        return (bytes, jsonLength)
+    }
+
+    /// Reads the string at `index` as JSON text, spending its length.
+    private mutating func string(at index: Int32, path: @autoclosure () -> String) throws(LuaConversionError) -> String? {
+        let (bytes, jsonLength) = stringBytes(at: index)
+        try spend(jsonLength, path: path())
+        return String(validating: bytes, as: UTF8.self)
     }
 
     private mutating func value(at index: Int32, path: @autoclosure () -> String, depth: Int) throws(LuaConversionError) -> JSONValue {
         switch lua_type(state, index) {
         case LUA_TNIL:
+            try spend(4, path: path())
             return .null
         case LUA_TBOOLEAN:
-            return .bool(lua_toboolean(state, index) != 0)
+            let flag = lua_toboolean(state, index) != 0
+            try spend(flag ? 4 : 5, path: path())
+            return .bool(flag)
         case LUA_TNUMBER:
-            if lua_isinteger(state, index) != 0 { return .int(lua_tointegerx(state, index, nil)) }
+            if lua_isinteger(state, index) != 0 {
+                let number = lua_tointegerx(state, index, nil)
+                var digits = number < 0 ? 2 : 1
+                var rest = number.magnitude
+                while rest >= 10 {
+                    rest /= 10
+                    digits += 1
+                }
+                try spend(digits, path: path())
+                return .int(number)
+            }
             let number = lua_tonumberx(state, index, nil)
             guard number.isFinite else { throw LuaConversionError(path: path(), problem: "is \(number) (JSON has no NaN or infinity)") }
+            try spend(number.description.utf8.count, path: path())  // as JSONValue.write writes it
             return .double(number)
         case LUA_TSTRING:
-            guard let text = Self.string(state, at: index) else {
+            guard let text = try string(at: index, path: path()) else {
                 throw LuaConversionError(path: path(), problem: "is not valid UTF-8 text (encode binary data, e.g. as hex)")
             }
             return .string(text)
         case LUA_TLIGHTUSERDATA where lua_touserdata(state, index) == nil:
+            try spend(4, path: path())
             return .null
         case LUA_TTABLE:
             return try table(at: index, path: path(), depth: depth)
@@ -133,6 +189,7 @@ struct LuaValueReader {
             throw LuaConversionError(path: path, problem: "is a table that contains itself (a cycle)")
         }
         defer { enclosingTables.remove(identity) }
+        try spend(2, path: path)  // brackets; each element below adds its comma
 
         var elements: [(Int64, JSONValue)] = []
         var members: [String: JSONValue] = [:]
@@ -142,12 +199,14 @@ struct LuaValueReader {
             switch lua_type(state, -2) {
             case LUA_TNUMBER where lua_isinteger(state, -2) != 0:
                 let key = lua_tointegerx(state, -2, nil)
+                try spend(1, path: "\(path)[\(key)]")
                 let element = try value(at: valueIndex, path: "\(path)[\(key)]", depth: depth + 1)
                 elements.append((key, element))
             case LUA_TSTRING:
-                guard let key = Self.string(state, at: -2) else {
+                guard let key = try string(at: -2, path: path) else {
                     throw LuaConversionError(path: path, problem: "has a key that is not valid UTF-8 text")
                 }
+                try spend(2, path: path)  // colon and comma
                 members[key] = try value(at: valueIndex, path: Self.member(key, of: path), depth: depth + 1)
             case let type:
                 let description = type == LUA_TNUMBER ? "the float \(lua_tonumberx(state, -2, nil))" : "a \(String(cString: lua_typename(state, type)))"

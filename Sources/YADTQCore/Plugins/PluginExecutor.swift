@@ -4,7 +4,8 @@
 /// are compiled into its state and removed ones dropped, so a task always runs the code the
 /// registry had when the task started. Each task runs under ``PluginLimits`` (a plugin's own
 /// `timeout` may only lower the time limit); a task that hits a limit fails, and the state is
-/// cleaned (or, if that fails, replaced) before the next one.
+/// replaced before the next one (a limit stops a state in the middle of its code); after other
+/// errors it is cleaned, or replaced if that fails.
 ///
 /// - Important: Not thread-safe and not `Sendable`: a Lua state belongs to one thread. Create one
 ///   executor per worker thread, and keep `execute` off Swift's cooperative thread pool: a task
@@ -46,6 +47,7 @@ public final class PluginExecutor {
     ///   Unknown types and plugins that do not load fail permanently; anything else the task does
     ///   (an error, a limit, a result without a JSON form) fails only this attempt.
     public func execute(type: String, args: [JSONValue], context: TaskContext) -> PluginOutcome {
+        if case .success(let current) = lua, current.isDamaged { resetState() }  // e.g. stopped while compiling
         let state: LuaState
         switch lua {
         case .success(let current): state = current

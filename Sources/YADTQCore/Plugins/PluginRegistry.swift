@@ -58,8 +58,9 @@ public final class PluginRegistry: @unchecked Sendable {
     /// Scans `directory` once; call ``refresh()`` to pick up later changes.
     /// - Parameters:
     ///   - directory: the plugin folder, e.g. `plugins`.
-    ///   - loadLimits: time and memory for running a file's top level (default 5 s, 64 MiB).
-    public init(directory: String, loadLimits: PluginLimits = PluginLimits(timeout: .seconds(5))) {
+    ///   - loadLimits: time and memory for running a file's top level (default 2 s, 64 MiB). A top
+    ///     level only defines things; the limit bounds how long one bad file holds up a scan.
+    public init(directory: String, loadLimits: PluginLimits = PluginLimits(timeout: .seconds(2))) {
         self.directory = directory
         self.loadLimits = loadLimits
         refresh()
@@ -166,9 +167,16 @@ public final class PluginRegistry: @unchecked Sendable {
         return Entry(info: info, source: source, fingerprint: fingerprint, revision: nextRevision)
     }
 
+    /// Runs the file's top level in a throwaway state, under `limits`: a top level that loops or
+    /// hoards memory fails to load with the limit it hit, and the watcher goes on.
     private static func readMetadata(_ source: [UInt8], file: String, limits: PluginLimits) throws(LuaError) -> PluginMetadata {
         let state = try LuaState(memoryLimit: limits.memoryBytes)
         let chunk = try state.compile(source, chunkName: file).get()
-        return try state.describe(chunk, timeout: limits.timeout).get()
+        do throws(LuaError) {
+            return try state.describe(chunk, timeout: limits.timeout).get()
+        } catch where error.isLimit {
+            throw LuaError(message: "its top level did not finish: \(error.message) (the top level runs when the file is loaded "
+                + "and before every task: it should only define functions and settings)", traceback: error.traceback, isLimit: true)
+        }
     }
 }

@@ -21,15 +21,49 @@ import CLua
 /// Not there: `io`, `debug`, `package`, `require`, `dofile`, `loadfile`, `collectgarbage`, `rawset`,
 /// the rest of `os`. Metatables of strings, of the environment and of the libraries are protected,
 /// so `setmetatable(_G, ...)` fails; `setmetatable` refuses `__gc`, because finalizers run outside
-/// any task's time limit. `pcall`, `xpcall`, `coroutine.resume` and `coroutine.close` re-raise a
-/// timeout or memory error, so code cannot catch a limit and go on.
+/// any task's time limit.
 ///
-/// Known limits: time is checked between VM instructions, so one long call into the C library (a
-/// pathological pattern match on a huge string) runs to its end first. Memory outside the Lua
-/// state is not counted: the Swift copies that json.encode and json.decode make while converting
-/// (bounded by the size of their input, itself under the limit) and the task's log (at most
-/// 1000 lines of 4 KiB).
+/// Limits (shim.h has the details):
+///
+/// - Time: a hook checks the deadline at every function call, Lua or C, and every 100 VM
+///   instructions; the allocator every MiB of growth and before each emergency collection (one
+///   concatenation can make Lua collect a full state). A limit is never raised as a Lua error:
+///   Lua runs message handlers and `__close` handlers while such an error unwinds (with hooks
+///   off, when it came from a hook), and `load` catches errors raised in its reader, so Lua code
+///   could loop on, swallow or replace it. `yadtq_stop` jumps straight back to the entry point
+///   instead; no more Lua code runs, and ``LuaState`` abandons the state (its blocks are freed
+///   without running its code) for its owner to replace.
+/// - Memory: the allocator refuses growth past the limit; Lua then collects and asks again, and
+///   the second refusal stops the state the same way.
+/// - C library calls cannot be interrupted, so those whose work is not bounded by what they
+///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
+///   deadline every 4096 steps), plain `string.find`, `string.rep` (by doubling), `table.move`
+///   (in slices, each a call) and `table.sort` (its default order is a function, so each
+///   comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in pieces of
+///   64 KiB, each a call the hook sees.
+/// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
+///   the memory limit counts a string once however often it is referred to: a result is at most
+///   ``maximumResultBytes`` of JSON, a `json.encode` ``maximumEncodedBytes``, a `json.decode` input
+///   ``maximumDecodedBytes``, a log line and the attempt's log as ``TaskLog`` says, an error message
+///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``.
+///
+/// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
+/// bounded by the memory limit (comparing two long strings, `table.insert` into a long list), so
+/// the overshoot stays far under a second at the default 64 MiB but grows with the limit.
+/// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the
+/// Lua state is not counted: the Swift copies that results, `json.encode` and `json.decode` go
+/// through (a multiple of the caps above) and the task's log (``TaskLog``'s caps).
 enum PluginSandbox {
+    /// The most bytes a task's result may have as JSON.
+    static let maximumResultBytes = 1 << 20
+    /// The most bytes of JSON text one `json.encode` may make.
+    static let maximumEncodedBytes = 8 << 20
+    /// The longest text one `json.decode` takes.
+    static let maximumDecodedBytes = 8 << 20
+    /// The most bytes of an error message, and of its traceback, that leave the sandbox.
+    static let maximumErrorBytes = 4096
+    static let maximumTracebackBytes = 16 << 10
+
     /// Registers the Swift host functions in the state's bookkeeping, before the state is built.
     static func installHostFunctions(in sandbox: UnsafeMutablePointer<yadtq_sandbox>) {
         yadtq_set_host(sandbox, Int32(YADTQ_HOST_LOG), { state, reply in PluginSandbox.log(state, reply!) })
@@ -42,33 +76,56 @@ enum PluginSandbox {
 
     /// `task.log(...)` and `print(...)`: one line, the arguments separated by spaces. Strings as
     /// they are (invalid UTF-8 replaced: a log is for people), tables as JSON where they have a JSON
-    /// form, other values as `tostring` would show them (without calling `__tostring`).
+    /// form, other values as `tostring` would show them (without calling `__tostring`). The line is
+    /// built only up to the room the log has left (see ``TaskLog``): one call cannot copy more,
+    /// however long its strings or however often they repeat.
     private static func log(_ state: OpaquePointer?, _ reply: UnsafeMutablePointer<yadtq_reply>) -> Int32 {
         let owner = LuaState.owning(state)
-        owner.log.append((0..<lua_gettop(state)).map { logText(state, at: $0 + 1) }.joined(separator: " "))
+        let room = owner.log.roomForNextLine
+        var line: [UInt8] = []
+        for index in 1...max(1, lua_gettop(state)) where line.count <= room && index <= lua_gettop(state) {
+            if index > 1 { line.append(UInt8(ascii: " ")) }
+            appendLogText(state, at: index, to: &line, room: room + 1 - line.count)
+        }
+        owner.log.append(line)
         return Int32(YADTQ_REPLY_NOTHING)
     }
 
-    private static func logText(_ state: OpaquePointer?, at index: Int32) -> String {
+    /// Appends the text of the value at `index`, or at least its first `room` bytes.
+    private static func appendLogText(_ state: OpaquePointer?, at index: Int32, to line: inout [UInt8], room: Int) {
         switch lua_type(state, index) {
         case LUA_TSTRING:
             var length = 0
             let bytes = lua_tolstring(state, index, &length)!
-            return String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
+            line.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: min(length, max(0, room))))
         case LUA_TNUMBER:
-            return lua_isinteger(state, index) != 0 ? "\(lua_tointegerx(state, index, nil))" : "\(lua_tonumberx(state, index, nil))"
+            line.append(contentsOf: (lua_isinteger(state, index) != 0 ? "\(lua_tointegerx(state, index, nil))" : "\(lua_tonumberx(state, index, nil))").utf8)
         case LUA_TBOOLEAN:
-            return lua_toboolean(state, index) != 0 ? "true" : "false"
+            line.append(contentsOf: (lua_toboolean(state, index) != 0 ? "true" : "false").utf8)
         case LUA_TNIL:
-            return "nil"
+            line.append(contentsOf: "nil".utf8)
         case LUA_TTABLE:
-            if let value = try? LuaValueReader.read(state!, at: index, root: "value") { return value.jsonString }
+            do throws(LuaConversionError) {
+                try LuaValueReader.read(state!, at: index, root: "value", budget: max(0, room)).write(to: &line)
+                return
+            } catch where error.isTooLarge {
+                line.append(contentsOf: "\(typeAndAddress(state, at: index)) (too large to log as JSON)".utf8)
+                return
+            } catch {}
             fallthrough
         default:
-            if lua_type(state, index) == LUA_TLIGHTUSERDATA && lua_touserdata(state, index) == nil { return "null" }
-            let name = String(cString: lua_typename(state, lua_type(state, index)))
-            return "\(name): \(lua_topointer(state, index).map { "\($0)" } ?? "?")"
+            if lua_type(state, index) == LUA_TLIGHTUSERDATA && lua_touserdata(state, index) == nil {
+                line.append(contentsOf: "null".utf8)
+            } else {
+                line.append(contentsOf: typeAndAddress(state, at: index).utf8)
+            }
         }
+    }
+
+    /// `table: 0x...`, as `tostring` shows a value without `__tostring`.
+    private static func typeAndAddress(_ state: OpaquePointer?, at index: Int32) -> String {
+        let name = String(cString: lua_typename(state, lua_type(state, index)))
+        return "\(name): \(lua_topointer(state, index).map { "\($0)" } ?? "?")"
     }
 
     /// `json.encode(value)`: compact JSON text, keys sorted; fails for values without a JSON form.
@@ -78,8 +135,12 @@ enum PluginSandbox {
             return owner.reply(Int32(YADTQ_REPLY_ERROR), "json.encode expects a value".utf8, into: reply)
         }
         do throws(LuaConversionError) {
-            let value = try LuaValueReader.read(state!, at: 1, root: "value")
+            let value = try LuaValueReader.read(state!, at: 1, root: "value", budget: maximumEncodedBytes)
             return owner.reply(Int32(YADTQ_REPLY_STRING), value.jsonBytes, into: reply)
+        } catch where error.isTooLarge {
+            let message = "json.encode: the JSON text would be longer than \(LuaState.formatBytes(maximumEncodedBytes)) "
+                + "(reached at \(error.path)); encode smaller pieces"
+            return owner.reply(Int32(YADTQ_REPLY_ERROR), message.utf8, into: reply)
         } catch {
             return owner.reply(Int32(YADTQ_REPLY_ERROR), "json.encode: \(error.description)".utf8, into: reply)
         }
@@ -94,6 +155,10 @@ enum PluginSandbox {
         }
         var length = 0
         let bytes = lua_tolstring(state, 1, &length)!
+        guard length <= maximumDecodedBytes else {
+            let message = "json.decode: the text is \(length) bytes, more than the \(LuaState.formatBytes(maximumDecodedBytes)) one call decodes; decode smaller documents"
+            return owner.reply(Int32(YADTQ_REPLY_ERROR), message.utf8, into: reply)
+        }
         do throws(JSONParseError) {
             let value = try JSONValue(parsing: UnsafeRawBufferPointer(start: bytes, count: length))
             var encoded: [UInt8] = []
