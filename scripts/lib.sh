@@ -16,7 +16,8 @@
 #   stack_status DIR               print both; non-zero if one is down
 #
 # Files under a stack DIR: tansu.{pid,port,log}, redis.{pid,port,log}, redis.conf,
-# redis-data/ (Redis's append-only file). Tests can read DIR/redis.pid to kill -9 Redis
+# redis-data/ (Redis's append-only file); for a Redis Cluster, the same per node as
+# redis-PORT.{pid,port,log,conf}, redis-PORT-data/, and cluster.ports (every node's port). Tests can read DIR/redis.pid to kill -9 Redis
 # and run `scripts/stack up` again (same YADTQ_STACK_DIR/YADTQ_REDIS) to restart it
 # on the same data.
 
@@ -109,10 +110,12 @@ _redis_authority() {
     printf '%s\n' "${rest%%/*}"
 }
 
+# The first node's host:port (the only one of a single Redis).
 _redis_hostport() {
-    local auth
+    local auth hostports
     auth=$(_redis_authority)
-    printf '%s\n' "${auth##*@}"
+    hostports=${auth##*@}
+    printf '%s\n' "${hostports%%,*}"
 }
 
 redis_host() {
@@ -227,7 +230,7 @@ service_pid() {
 _service_comm() {
     case "$1" in
         tansu) printf 'tansu\n' ;;
-        redis) printf 'redis-server\n' ;;
+        redis | redis-*) printf 'redis-server\n' ;;
         *) yadtq_die "unknown service '$1'" ;;
     esac
 }
@@ -236,6 +239,7 @@ _service_label() {
     case "$1" in
         tansu) printf 'broker (tansu)\n' ;;
         redis) printf 'redis\n' ;;
+        redis-*) printf 'redis cluster node %s\n' "${1#redis-}" ;;
     esac
 }
 
@@ -309,10 +313,12 @@ redis_ping() {
 # ---------------------------------------------------------------- stack
 
 # Redis config: loopback, append-only file fsynced on every write (a status a worker was
-# told is stored survives kill -9), no RDB snapshots, data in DIR/redis-data.
+# told is stored survives kill -9), no RDB snapshots, data in DIR/SVC-data. A cluster node
+# (service redis-PORT) also gets cluster mode, with a 2 s node timeout so a replica takes
+# over from a dead master within seconds.
 _write_redis_conf() {
-    local dir=$1 port=$2 password=$3 conf=$1/redis.conf
-    mkdir -p "$dir/redis-data"
+    local dir=$1 svc=$2 port=$3 password=$4 conf=$1/$2.conf
+    mkdir -p "$dir/$svc-data"
     (
         umask 077
         {
@@ -321,11 +327,19 @@ _write_redis_conf() {
             echo "bind 127.0.0.1"
             echo "daemonize no"
             echo "logfile \"\""
-            echo "dir $(_redis_quote "$dir/redis-data")"
+            echo "dir $(_redis_quote "$dir/$svc-data")"
             echo "appendonly yes"
             echo "appendfsync always"
             echo "save \"\""
-            if [[ -n "$password" ]]; then echo "requirepass $(_redis_quote "$password")"; fi
+            if [[ -n "$password" ]]; then
+                echo "requirepass $(_redis_quote "$password")"
+                echo "masterauth $(_redis_quote "$password")"
+            fi
+            if [[ "$svc" == redis-* ]]; then
+                echo "cluster-enabled yes"
+                echo "cluster-config-file nodes.conf"
+                echo "cluster-node-timeout 2000"
+            fi
         } >"$conf"
     )
 }
@@ -361,10 +375,10 @@ _start_service() {
                 --advertised-listener-url "tcp://127.0.0.1:$port" \
                 --storage-engine memory://tansu/
             ;;
-        redis)
+        redis | redis-*)
             command -v redis-server >/dev/null 2>&1 || yadtq_die "redis-server not found; run scripts/setup"
-            _write_redis_conf "$dir" "$port" "$password"
-            spawn_detached "$dir/redis.pid" "$log" redis-server "$dir/redis.conf"
+            _write_redis_conf "$dir" "$svc" "$port" "$password"
+            spawn_detached "$dir/$svc.pid" "$log" redis-server "$dir/$svc.conf"
             ;;
     esac
     printf '%s\n' "$port" >"$dir/$svc.port"
@@ -390,7 +404,7 @@ _wait_service() {
         fi
         case "$svc" in
             tansu) broker_ping "$port" && return 0 ;;
-            redis) redis_ping "$port" "$password" && return 0 ;;
+            redis | redis-*) redis_ping "$port" "$password" && return 0 ;;
         esac
         if (($(now_ms) > deadline)); then
             yadtq_tail "$dir/$svc.log" 20
@@ -414,11 +428,76 @@ stack_up() {
     yadtq_log "stack up in $(($(now_ms) - t0)) ms: broker 127.0.0.1:$bport, redis 127.0.0.1:$rport (dir $dir)"
 }
 
+# The Redis services of DIR: redis-PORT for each cluster node, or else redis.
+_redis_services() {
+    local dir=$1 file found=0
+    for file in "$dir"/redis-*.pid; do
+        [[ -e "$file" ]] || continue
+        basename "$file" .pid
+        found=1
+    done
+    ((found)) || printf 'redis\n'
+}
+
+# _redis_cli PORT PASSWORD ARGS...: redis-cli against 127.0.0.1:PORT.
+_redis_cli() {
+    local port=$1 password=$2
+    shift 2
+    if [[ -n "$password" ]]; then export REDISCLI_AUTH=$password; else unset REDISCLI_AUTH; fi
+    timeout 10 redis-cli -h 127.0.0.1 -p "$port" "$@"
+}
+
+# cluster_up DIR BROKER_PORT REPLICAS PASSWORD PORT...: the broker and a Redis Cluster of one
+# master per PORT, each with REPLICAS replicas on free ports (recorded in DIR/cluster.ports).
+# A cluster already running from DIR is left as it is.
+cluster_up() {
+    local dir=$1 bport=$2 replicas=$3 password=$4 t0 port all=() deadline i
+    shift 4
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    t0=$(now_ms)
+    _start_service "$dir" tansu "$bport"
+    all=("$@")
+    if [[ -s "$dir/cluster.ports" ]]; then
+        read -r -a all <"$dir/cluster.ports"
+    else
+        for ((i = 0; i < replicas * $#; i++)); do
+            port=$(free_port)
+            while [[ " ${all[*]} $bport " == *" $port "* ]]; do port=$(free_port); done
+            all+=("$port")
+        done
+    fi
+    for port in "${all[@]}"; do _start_service "$dir" "redis-$port" "$port" "$password"; done
+    _wait_service "$dir" tansu "$bport"
+    for port in "${all[@]}"; do _wait_service "$dir" "redis-$port" "$port" "$password"; done
+    if [[ "$(_redis_cli "${all[0]}" "$password" CLUSTER INFO | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')" != "${#all[@]}" ]]; then
+        local nodes=()
+        for port in "${all[@]}"; do nodes+=("127.0.0.1:$port"); done
+        # Masters first: redis-cli makes the first N nodes (N = nodes / (replicas + 1)) masters.
+        if [[ -n "$password" ]]; then export REDISCLI_AUTH=$password; else unset REDISCLI_AUTH; fi
+        redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" \
+            --cluster-yes >>"$dir/cluster.log" 2>&1 || {
+            yadtq_tail "$dir/cluster.log" 20
+            yadtq_die "redis-cli --cluster create failed (log $dir/cluster.log)"
+        }
+    fi
+    printf '%s\n' "${all[*]}" >"$dir/cluster.ports"
+    deadline=$(($(now_ms) + YADTQ_STACK_START_TIMEOUT * 1000))
+    for port in "${all[@]}"; do
+        until _redis_cli "$port" "$password" CLUSTER INFO | tr -d '\r' | grep -q '^cluster_state:ok' &&
+            (($(_redis_cli "$port" "$password" CLUSTER NODES | grep -c slave) == ${#all[@]} - $#)); do
+            (($(now_ms) < deadline)) || yadtq_die "the Redis Cluster on ports ${all[*]} is not ok after ${YADTQ_STACK_START_TIMEOUT}s"
+            sleep 0.2
+        done
+    done
+    yadtq_log "stack up in $(($(now_ms) - t0)) ms: broker 127.0.0.1:$bport, Redis Cluster of $# masters on $* with $replicas replicas each (ports ${all[*]}, dir $dir)"
+}
+
 # stack_down DIR
 stack_down() {
     local dir=$1 svc pid label
     [[ -d "$dir" ]] || return 0
-    for svc in tansu redis; do
+    for svc in tansu $(_redis_services "$dir"); do
         label=$(_service_label "$svc")
         if pid=$(service_pid "$dir" "$svc"); then
             stop_pid "$pid" "$(_service_comm "$svc")" "$label"
@@ -432,11 +511,31 @@ stack_down() {
     done
 }
 
+# The ports of the nodes named in YADTQ_REDIS, one per line.
+redis_ports() {
+    local auth hostports entry port entries
+    auth=$(_redis_authority)
+    hostports=${auth##*@}
+    IFS=, read -r -a entries <<<"$hostports"
+    for entry in "${entries[@]}"; do
+        port=6379
+        if [[ "$entry" == *:* ]]; then port=${entry##*:}; fi
+        _check_port "$port" "YADTQ_REDIS=${YADTQ_REDIS:-}"
+        printf '%s\n' "$port"
+    done
+}
+
+# True when YADTQ_REDIS means a Redis Cluster: several nodes, or cluster=yes.
+redis_is_cluster() {
+    local url=${YADTQ_REDIS:-$YADTQ_DEFAULT_REDIS}
+    [[ "$url" == *cluster=yes* || "$(_redis_authority)" == *,* ]]
+}
+
 # stack_status DIR [BROKER_PORT REDIS_PORT [REDIS_PASSWORD]]: one line per service.
 # Ports default to the ones recorded when the service started.
 stack_status() {
     local dir=$1 want_b=${2:-} want_r=${3:-} password=${4:-} svc pid port state rc=0 ok
-    for svc in tansu redis; do
+    for svc in tansu $(_redis_services "$dir"); do
         pid=$(service_pid "$dir" "$svc" || true)
         port=$(cat "$dir/$svc.port" 2>/dev/null || true)
         if [[ -z "$port" ]]; then
@@ -449,7 +548,7 @@ stack_status() {
             ok=0
             case "$svc" in
                 tansu) broker_ping "$port" && ok=1 ;;
-                redis) redis_ping "$port" "$password" && ok=1 ;;
+                redis | redis-*) redis_ping "$port" "$password" && ok=1 ;;
             esac
             if ((ok)); then state=up; else
                 state="not answering"

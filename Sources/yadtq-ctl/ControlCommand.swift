@@ -153,9 +153,14 @@ extension ControlCommand {
                     print(value.jsonString)
                     return
                 }
-                for status in TaskStatus.allCases { print(status.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + String(counts[status] ?? 0)) }
-                for type in types { print("type " + type.padding(toLength: 7, withPad: " ", startingAt: 0) + String(typeCounts[type] ?? 0)) }
-                print(String(format: "rate        %.1f tasks/s finished (last minute)", rate))
+                let labels = TaskStatus.allCases.map(\.rawValue) + types.map { "type " + TerminalText.escaped($0) }
+                let width = (labels.map(\.count).max() ?? 0) + 2
+                func line(_ label: String, _ value: String) {
+                    print(label + String(repeating: " ", count: width - label.count) + value)
+                }
+                for status in TaskStatus.allCases { line(status.rawValue, String(counts[status] ?? 0)) }
+                for type in types { line("type " + TerminalText.escaped(type), String(typeCounts[type] ?? 0)) }
+                line("rate", String(format: "%.1f tasks/s finished (last minute)", rate))
             } catch {
                 exitWithError(error)
             }

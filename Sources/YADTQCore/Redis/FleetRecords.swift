@@ -26,13 +26,9 @@ extension TaskStore {
     }
 
     func fleetReads(finishedIn seconds: [Int64]) throws -> FleetReads {
-        var commands = [RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts)]
-        commands += seconds.map { RedisCommand("HMGET", keys.stats(second: $0), "succeeded", "failed") }
-        let replies = try client.execute(commands)
+        let replies = try client.execute([RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts)])
         try Self.checkFleetErrors(replies)
-        let finished = replies[2...].reduce(into: 0) { total, reply in
-            total += reply.elements.reduce(0) { $0 + Int($1.integer ?? 0) }
-        }
+        let finished = try finishedPerSecond(seconds).reduce(0) { $0 + $1.succeeded + $1.failed }
         return FleetReads(
             heartbeats: Self.fieldPairs(of: replies[0]), verdicts: Self.fieldPairs(of: replies[1]), finished: finished)
     }
@@ -41,24 +37,31 @@ extension TaskStore {
     /// among `running`, and lists the first `listLimit` of them with their worker. Runs
     /// inside Redis: one round trip however many tasks are in flight.
     func orphans(running: [String], scanLimit: Int, listLimit: Int) throws -> (count: Int, listed: [OrphanedTask]) {
-        var arguments = RedisCommand(keys.index(.processing), keys.taskPrefix, String(scanLimit), String(listLimit))
-        for name in running { arguments.append(name) }
-        let reply = try client.evaluate(Self.orphanScript, arguments: arguments).elements
-        let listed = stride(from: 1, to: reply.count - 1, by: 2).compactMap { index in
-            reply[index].text.flatMap { id in reply[index + 1].text.map { OrphanedTask(id: id, worker: $0) } }
+        let calls = keys.allShards.map { shard in
+            var arguments = RedisCommand(shard.taskPrefix, String(scanLimit), String(listLimit))
+            for name in running { arguments.append(name) }
+            return RedisClient.ScriptCall(script: Self.orphanScript, keys: [shard.index(.processing)], arguments: arguments)
         }
-        return (Int(reply.first?.integer ?? 0), listed)
+        var count = 0
+        var listed: [OrphanedTask] = []
+        for reply in try client.evaluate(calls).map(\.elements) {
+            count += Int(reply.first?.integer ?? 0)
+            listed += stride(from: 1, to: reply.count - 1, by: 2).compactMap { index in
+                reply[index].text.flatMap { id in reply[index + 1].text.map { OrphanedTask(id: id, worker: $0) } }
+            }
+        }
+        return (count, Array(listed.prefix(listLimit)))
     }
 
-    /// ARGV: the PROCESSING index, the task hash prefix, scan limit, list limit, then the
-    /// names of the workers still running. Returns the orphan count, then id and worker of
-    /// the first orphans.
+    /// KEYS: a shard's PROCESSING index. ARGV: the shard's task hash prefix, scan limit, list
+    /// limit, then the names of the workers still running. Returns the orphan count, then id
+    /// and worker of the first orphans.
     private static let orphanScript = RedisScript(
         name: "monitor_orphans",
         source: """
-            local index, task, limit, listed = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+            local index, task, limit, listed = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
             local running = {}
-            for i = 5, #ARGV do running[ARGV[i]] = true end
+            for i = 4, #ARGV do running[ARGV[i]] = true end
             local out = {0}
             for _, id in ipairs(redis.call('ZRANGE', index, 0, limit - 1)) do
               local worker = redis.call('HGET', task .. id, 'worker')

@@ -1,21 +1,35 @@
 import Foundation
 import Logging
 
-/// A Redis connection that survives Redis restarts: it reconnects with backoff,
-/// replays the failed pipeline and reloads server-side scripts after `NOSCRIPT`.
+/// A connection to Redis, or to every master of a Redis Cluster, that survives restarts and
+/// failovers: it reconnects with backoff, replays the failed call, reloads server-side
+/// scripts after `NOSCRIPT`, and in a cluster routes each command to the master of its
+/// key's hash slot, follows `MOVED` (refreshing the slot map) and `ASK` redirections.
+///
+/// Replaying a call after a broken connection may run commands twice that had already run:
+/// YADTQ's writes are idempotent and its scripts replay-safe (see ``TaskScripts``).
 ///
 /// - Important: Every call blocks the calling thread (up to `reconnectFor` while
 ///   Redis is away). Call it from a dedicated thread or a `DispatchQueue`, never
 ///   from Swift's cooperative pool.
 final class RedisClient: @unchecked Sendable {
-    // @unchecked Sendable: `connection` and `scriptHashes` are read and written only
-    // while holding `lock`, and a RedisConnection never escapes the lock.
+    // @unchecked Sendable: `connections`, `scriptHashes` and `topology` are read and written
+    // only while holding `lock`, and a RedisConnection never escapes the lock.
     private let lock = NSLock()
-    private var connection: RedisConnection?
+    private var connections: [RedisURL.Node: RedisConnection] = [:]
+    /// Script name -> SHA1, the same on every node; a node that does not know it yet answers
+    /// `NOSCRIPT` and is sent the source.
     private var scriptHashes: [String: String] = [:]
+    /// The slot map of a cluster; `nil` until first needed and after any failure.
+    private var topology: ClusterTopology?
     let url: RedisURL
     private let logger: Logger
     private let reconnectFor: Duration?
+
+    /// How long `WAIT` gives a replica to acknowledge a call's writes.
+    static let replicaWait: Duration = .seconds(2)
+    /// Redirections followed for one command before the call is retried from scratch.
+    private static let redirectLimit = 5
 
     /// - Parameter reconnectFor: how long to keep retrying while Redis is unreachable
     ///   before a call throws; `nil` retries for ever (workers ride out any outage).
@@ -25,64 +39,76 @@ final class RedisClient: @unchecked Sendable {
         self.reconnectFor = reconnectFor
     }
 
-    /// Runs a pipeline (one round trip), reconnecting and replaying it if the connection breaks.
+    /// Runs a pipeline (one round trip per node), reconnecting and replaying it if a
+    /// connection breaks. Error replies come back as `.error` replies, except the transient
+    /// ones (`LOADING`, `BUSY`, a cluster failing over), which are retried.
     func execute(_ commands: [RedisCommand]) throws -> [RedisReply] {
         lock.lock()
         defer { lock.unlock() }
-        return try withReconnection { connection in
-            let replies = try connection.execute(commands)
-            for reply in replies { try Self.throwIfTransient(reply.errorMessage) }
-            return replies
-        }
-    }
-
-    /// A restarted Redis answers `LOADING` until it has read its data back (seconds for a
-    /// big append-only file), and a Redis stuck in a long script answers `BUSY`. Both pass
-    /// like a broken connection does, so they are retried with backoff (see
-    /// `withReconnection`) instead of failing the call for good.
-    private static func throwIfTransient(_ message: String?) throws {
-        guard let message else { return }
-        let reply = RedisErrorReply(message)
-        if reply.isTransient { throw reply.error("Redis cannot answer yet") }
-    }
-
-    private static func isTransient(_ error: YADTQError) -> Bool {
-        error.area == .redis
-            && (error.libraryCode != nil || error.libraryMessage.map { RedisErrorReply($0).isTransient } == true)
+        return try withReconnection { try send(commands.map { Request(command: $0, script: nil) }, waitForReplicas: false) }
     }
 
     func execute(_ command: RedisCommand) throws -> RedisReply {
         try execute([command])[0]
     }
 
-    /// Runs a server-side Lua script with `EVALSHA`, loading it on first use and
-    /// again after Redis forgot it (a restart answers `NOSCRIPT`).
-    func evaluate(_ script: RedisScript, arguments: RedisCommand) throws -> RedisReply {
+    /// One call of a server-side Lua script.
+    struct ScriptCall {
+        var script: RedisScript
+        /// The keys the script declares (`KEYS`); in a cluster all in one slot, which routes the call.
+        var keys: [String]
+        var arguments: RedisCommand
+    }
+
+    /// Runs a Lua script with `EVALSHA`, loading it on first use and again after a node
+    /// forgot it (a restart answers `NOSCRIPT`).
+    func evaluate(_ script: RedisScript, keys: [String] = [], arguments: RedisCommand) throws -> RedisReply {
+        try evaluate([ScriptCall(script: script, keys: keys, arguments: arguments)])[0]
+    }
+
+    /// Several script calls, pipelined per node.
+    /// - Parameter waitForReplicas: in a cluster whose masters have replicas, do not return
+    ///   before a replica of each master written to has acknowledged the writes (`WAIT`):
+    ///   what the caller then acts on (a Kafka commit) survives the master's death.
+    func evaluate(_ calls: [ScriptCall], waitForReplicas: Bool = false) throws -> [RedisReply] {
         lock.lock()
         defer { lock.unlock() }
-        return try withReconnection { connection in
-            for _ in 0..<2 {
-                let hash = try scriptHash(script, connection)
-                var command = RedisCommand("EVALSHA", hash, "0")
-                command.append(contentsOf: arguments)
-                let reply = try connection.execute([command])[0]
-                if let message = reply.errorMessage {
-                    if message.hasPrefix("NOSCRIPT") {
-                        scriptHashes[script.name] = nil
-                        continue
-                    }
-                    try Self.throwIfTransient(message)
-                    throw RedisErrorReply(message).error("Redis script '\(script.name)' failed")
-                }
-                return reply
+        return try withReconnection {
+            var requests: [Request] = []
+            requests.reserveCapacity(calls.count)
+            for call in calls {
+                var command = RedisCommand("EVALSHA", try scriptHash(call.script), String(call.keys.count))
+                for key in call.keys { command.append(key) }
+                command.append(contentsOf: call.arguments)
+                requests.append(Request(command: command, script: call.script))
             }
-            throw YADTQError(.redis, "Redis keeps forgetting script '\(script.name)'", remedy: "Check the Redis server")
+            let replies = try send(requests, waitForReplicas: waitForReplicas)
+            for (call, reply) in zip(calls, replies) {
+                if let message = reply.errorMessage {
+                    throw RedisErrorReply(message).error("Redis script '\(call.script.name)' failed")
+                }
+            }
+            return replies
         }
     }
 
-    private func scriptHash(_ script: RedisScript, _ connection: RedisConnection) throws -> String {
+    /// A command to send, and the script it runs (for `NOSCRIPT`).
+    private struct Request {
+        var command: RedisCommand
+        var script: RedisScript?
+    }
+
+    /// The SHA1 of a script, loaded once on any node (it is the same on all of them).
+    private func scriptHash(_ script: RedisScript) throws -> String {
         if let hash = scriptHashes[script.name] { return hash }
-        let reply = try connection.execute([RedisCommand("SCRIPT", "LOAD", script.source)])[0]
+        let node = url.isCluster ? try clusterTopology().masters[0] : url.nodes[0]
+        let hash = try load(script, on: node)
+        scriptHashes[script.name] = hash
+        return hash
+    }
+
+    private func load(_ script: RedisScript, on node: RedisURL.Node) throws -> String {
+        let reply = try connection(to: node).execute([RedisCommand("SCRIPT", "LOAD", script.source)])[0]
         guard let hash = reply.text, reply.errorMessage == nil else {
             try Self.throwIfTransient(reply.errorMessage)
             guard let message = reply.errorMessage else {
@@ -94,28 +120,151 @@ final class RedisClient: @unchecked Sendable {
             if refusal.kind == .other { refusal.kind = .scriptingUnavailable }
             throw refusal.error("Redis refused to load script '\(script.name)'")
         }
-        scriptHashes[script.name] = hash
         return hash
     }
 
+    /// Sends every request to its node, follows redirections and reloads forgotten scripts;
+    /// the replies in request order. Must be called with `lock` held.
+    private func send(_ requests: [Request], waitForReplicas: Bool) throws -> [RedisReply] {
+        guard !requests.isEmpty else { return [] }
+        var replies = [RedisReply?](repeating: nil, count: requests.count)
+        // Where each pending request goes: its key's master, or the node an ASK named.
+        var pending: [(index: Int, node: RedisURL.Node, asking: Bool)] = try requests.indices.map {
+            ($0, try node(for: requests[$0].command), false)
+        }
+        for _ in 0...Self.redirectLimit {
+            guard !pending.isEmpty else { break }
+            var next: [(index: Int, node: RedisURL.Node, asking: Bool)] = []
+            var movedAway = false
+            for (node, group) in Dictionary(grouping: pending, by: \.node) {
+                var pipeline: [RedisCommand] = []
+                for request in group {
+                    if request.asking { pipeline.append(RedisCommand("ASKING")) }
+                    pipeline.append(requests[request.index].command)
+                }
+                let replicas = waitForReplicas && url.isCluster ? (topology?.replicaCount(of: node) ?? 0) : 0
+                if replicas > 0 { pipeline.append(RedisCommand("WAIT", "1", String(Self.replicaWait.inMilliseconds))) }
+                var answers = try connection(to: node).execute(pipeline)[...]
+                if replicas > 0, let acknowledged = answers.popLast() {
+                    guard (acknowledged.integer ?? 0) >= 1 else {
+                        // Retried like a lost connection: the writes are replayed (they are
+                        // replay-safe) until a replica has them.
+                        throw RedisErrorReply("TRYAGAIN no replica of \(node) acknowledged within \(Self.replicaWait)")
+                            .error("writes not yet on a replica")
+                    }
+                }
+                for request in group {
+                    if request.asking { answers = answers.dropFirst() }
+                    let reply = answers.removeFirst()
+                    guard let message = reply.errorMessage else {
+                        replies[request.index] = reply
+                        continue
+                    }
+                    if let redirect = ClusterRedirect(errorMessage: message) {
+                        switch redirect {
+                        case .moved(_, let target):
+                            movedAway = true
+                            next.append((request.index, target, false))
+                        case .ask(_, let target):
+                            next.append((request.index, target, true))
+                        }
+                    } else if message.hasPrefix("NOSCRIPT"), let script = requests[request.index].script {
+                        _ = try load(script, on: node)
+                        next.append((request.index, node, request.asking))
+                    } else if url.isCluster && RedisErrorReply(message).kind == .readOnly {
+                        // A master demoted by a failover: ask the cluster again.
+                        throw RedisErrorReply("CLUSTERDOWN \(node) is a replica now").error("Redis Cluster failover")
+                    } else {
+                        try Self.throwIfTransient(message)
+                        replies[request.index] = reply
+                    }
+                }
+            }
+            if movedAway { topology = try fetchTopology() }
+            pending = next
+        }
+        guard pending.isEmpty else {
+            throw RedisErrorReply("TRYAGAIN more than \(Self.redirectLimit) redirections").error("Redis Cluster kept redirecting a command")
+        }
+        return replies.map { $0! }
+    }
+
+    /// The master that serves a command's key (a single Redis: its one node).
+    private func node(for command: RedisCommand) throws -> RedisURL.Node {
+        guard url.isCluster else { return url.nodes[0] }
+        let topology = try clusterTopology()
+        guard let key = command.routingKey else { return topology.masters[0] }
+        let slot = HashSlot(key: key)
+        guard let node = topology.master(for: slot) else {
+            throw RedisErrorReply("CLUSTERDOWN no node serves slot \(slot.value)").error("Redis Cluster incomplete")
+        }
+        return node
+    }
+
+    private func clusterTopology() throws -> ClusterTopology {
+        if let topology { return topology }
+        let fresh = try fetchTopology()
+        topology = fresh
+        return fresh
+    }
+
+    /// Asks the known nodes, seeds first, for the slot map; the first that answers wins.
+    private func fetchTopology() throws -> ClusterTopology {
+        var lastError: (any Error)?
+        let known = url.nodes + (topology?.ranges.flatMap { [$0.master] + $0.replicas } ?? [])
+        var seen: Set<RedisURL.Node> = []
+        for node in known where seen.insert(node).inserted {
+            do {
+                let reply = try connection(to: node).execute([RedisCommand("CLUSTER", "SLOTS")])[0]
+                if let message = reply.errorMessage {
+                    throw RedisErrorReply(message).error(
+                        "\(node) did not give the cluster's slot map",
+                        otherRemedy: "YADTQ_REDIS names several nodes or cluster=yes, so it must be a Redis Cluster")
+                }
+                return try ClusterTopology(slotsReply: reply, answeredBy: node)
+            } catch {
+                connections[node] = nil
+                lastError = error
+            }
+        }
+        throw lastError ?? YADTQError(.redis, "no Redis Cluster node to ask", remedy: "Name the nodes in YADTQ_REDIS")
+    }
+
+    private func connection(to node: RedisURL.Node) throws -> RedisConnection {
+        if let connection = connections[node] { return connection }
+        let connection = try RedisConnection(url: url.pointing(at: node))
+        connections[node] = connection
+        return connection
+    }
+
+    private static func throwIfTransient(_ message: String?) throws {
+        guard let message else { return }
+        let reply = RedisErrorReply(message)
+        if reply.isTransient { throw reply.error("Redis cannot answer yet") }
+    }
+
+    /// A restarted Redis answers `LOADING` until it has read its data back, a Redis stuck in a
+    /// long script `BUSY`, a cluster failing over `CLUSTERDOWN`: these and transport failures
+    /// (hiredis error codes) pass, so they are retried with backoff; any other error reply is final.
+    private static func isTransient(_ error: YADTQError) -> Bool {
+        error.area == .redis
+            && (error.libraryCode != nil || error.libraryMessage.map { RedisErrorReply($0).isTransient } == true)
+    }
+
     /// Must be called with `lock` held.
-    private func withReconnection<T>(_ body: (RedisConnection) throws -> T) throws -> T {
+    private func withReconnection<T>(_ body: () throws -> T) throws -> T {
         let clock = ContinuousClock()
         let start = clock.now
         var delay = Duration.milliseconds(50)
         var reported = false
         while true {
             do {
-                let connection = try self.connection ?? RedisConnection(url: url)
-                self.connection = connection
-                let result = try body(connection)
+                let result = try body()
                 if reported { logger.notice("Redis at \(url) is reachable again") }
                 return result
             } catch let error as YADTQError where Self.isTransient(error) {
-                // Only transport failures (hiredis error codes) and LOADING are retried; any
-                // other Redis error reply is final.
-                connection = nil
-                scriptHashes.removeAll()
+                connections.removeAll()
+                topology = nil
                 if let reconnectFor, clock.now - start + delay > reconnectFor { throw error }
                 if !reported {
                     logger.warning("\(error); retrying with backoff")

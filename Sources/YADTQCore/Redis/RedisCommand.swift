@@ -33,6 +33,31 @@ struct RedisCommand: Sendable {
     }
 
     var argumentCount: Int { lengths.count }
+
+    /// The bytes of argument `index` (0 is the command's name).
+    func argument(_ index: Int) -> ArraySlice<UInt8> {
+        let start = lengths[..<index].reduce(0, +)
+        return bytes[start..<start + lengths[index]]
+    }
+
+    /// The key a Redis Cluster routes this command by: the first key of `EVAL`/`EVALSHA`
+    /// (after the script and the key count), the first argument of every other command YADTQ
+    /// sends, and `nil` for commands without a key (`PING`, `SCRIPT`, `WAIT`, `INFO`, ...).
+    var routingKey: ArraySlice<UInt8>? {
+        guard argumentCount >= 2 else { return nil }
+        let name = String(decoding: argument(0), as: UTF8.self).uppercased()
+        switch name {
+        case "EVAL", "EVALSHA":
+            guard argumentCount >= 4, let keys = Int(String(decoding: argument(2), as: UTF8.self)), keys > 0 else {
+                return nil
+            }
+            return argument(3)
+        case "PING", "SCRIPT", "WAIT", "INFO", "CLUSTER", "ASKING", "AUTH", "SELECT", "CONFIG", "DBSIZE":
+            return nil
+        default:
+            return argument(1)
+        }
+    }
 }
 
 /// A reply as Redis sent it (RESP2).

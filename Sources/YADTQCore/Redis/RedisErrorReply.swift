@@ -17,6 +17,9 @@ public struct RedisErrorReply: Sendable, Equatable {
         case loading
         /// `BUSY`: a script has run too long and blocks the server.
         case busy
+        /// `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`: a Redis Cluster is failing over or
+        /// migrating a slot.
+        case clusterUnavailable
         /// `NOSCRIPT`: Redis does not know the script's hash (after a restart).
         case noScript
         /// `MISCONF`: Redis cannot write its snapshot, so it refuses writes.
@@ -43,6 +46,7 @@ public struct RedisErrorReply: Sendable, Equatable {
         case "LOADING": kind = .loading
         case "BUSY": kind = .busy
         case "NOSCRIPT": kind = .noScript
+        case "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN": kind = .clusterUnavailable
         case "MISCONF": kind = .persistenceFailing
         default:
             let lowered = message.lowercased()
@@ -59,7 +63,7 @@ public struct RedisErrorReply: Sendable, Equatable {
     private static let scriptCommands = ["'eval", "'evalsha", "'script"]
 
     /// Whether waiting and trying again can succeed without anyone acting.
-    public var isTransient: Bool { kind == .loading || kind == .busy }
+    public var isTransient: Bool { kind == .loading || kind == .busy || kind == .clusterUnavailable }
 
     /// What the refusal means, in one phrase.
     public var meaning: String {
@@ -72,6 +76,7 @@ public struct RedisErrorReply: Sendable, Equatable {
         case .loading: "Redis is loading its data set after a restart"
         case .busy: "Redis is blocked by a long-running script"
         case .noScript: "Redis forgot a YADTQ script"
+        case .clusterUnavailable: "the Redis Cluster is failing over or moving slots"
         case .persistenceFailing: "Redis cannot save its data to disk, so it refuses writes"
         case .scriptingUnavailable: "this Redis has no Lua scripting"
         case .other: "Redis refused the command"
@@ -92,7 +97,7 @@ public struct RedisErrorReply: Sendable, Equatable {
             "Give the user access to every command and key under the YADTQ namespace (ACL SETUSER), or use another user"
         case .readOnly:
             "Point YADTQ_REDIS at the primary, not at a replica"
-        case .loading, .busy:
+        case .loading, .busy, .clusterUnavailable:
             "Nothing to do: the call is retried until Redis answers"
         case .noScript:
             "Nothing to do: the script is loaded again"

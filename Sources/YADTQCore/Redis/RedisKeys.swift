@@ -2,38 +2,96 @@
 /// table lists each with its writer and lifetime. Server-side scripts get the names (or,
 /// for a family such as `task:<id>`, its prefix) from here in their arguments, so no
 /// script spells a key either.
+///
+/// Task records are split into shards by a hash of the task id. On a single Redis there is
+/// one shard and key names carry no hash tag (`yadtq:task:<id>`); on a Redis Cluster there
+/// are ``clusterShards``, and every key of shard `n` carries the same hash tag
+/// (`yadtq:{17}:task:<id>`), so one script call changes any number of a shard's tasks
+/// atomically on the one master that holds it. The tags are chosen so the shards' slots
+/// spread evenly over the slot space, hence over the masters.
 public struct RedisKeys: Sendable {
     /// The namespace with its separator, e.g. `yadtq:`.
     public let prefix: String
+    /// How many shards the task records are split into.
+    public let shards: Int
 
-    public init(prefix: String) {
+    /// Shards on a Redis Cluster: the most masters a namespace's tasks spread over.
+    public static let clusterShards = 16
+
+    public init(prefix: String, shards: Int = 1) {
+        precondition(shards >= 1 && shards <= 1024, "1 to 1024 shards")
         self.prefix = prefix
+        self.shards = shards
+        tags = shards == 1 ? [""] : Self.balancedTags(shards).map { "{\($0)}:" }
+    }
+
+    /// The keys of one deployment: one shard on a single Redis, ``clusterShards`` on a cluster.
+    public init(prefix: String, for url: RedisURL) {
+        self.init(prefix: prefix, shards: url.isCluster ? Self.clusterShards : 1)
+    }
+
+    private let tags: [String]
+
+    /// The shard that holds task `id`.
+    public func shard(of id: String) -> Int {
+        shards == 1 ? 0 : Int(HashSlot.crc16(Array(id.utf8))) % shards
+    }
+
+    /// For each shard, the smallest number whose hash slot falls in the shard's equal part of
+    /// the slot space.
+    private static func balancedTags(_ shards: Int) -> [Int] {
+        var tags = [Int](repeating: -1, count: shards)
+        var found = 0
+        var candidate = 0
+        while found < shards {
+            let slot = HashSlot(key: String(candidate)).value
+            let part = slot * shards / HashSlot.count
+            if tags[part] < 0 {
+                tags[part] = candidate
+                found += 1
+            }
+            candidate += 1
+        }
+        return tags
     }
 
     // MARK: Tasks (written by the task scripts only)
 
-    /// Hash: one task's record. Expires at its retention once terminal.
-    public func task(_ id: String) -> String { taskPrefix + id }
-    var taskPrefix: String { prefix + "task:" }
-    /// Sorted set: every kept task's id, scored by `queued_at`: the listing, newest first.
-    var tasks: String { prefix + "tasks" }
-    /// Sorted set: the kept ids of one task type, scored by `queued_at`.
-    func type(_ type: String) -> String { typePrefix + type }
-    var typePrefix: String { prefix + "type:" }
-    /// Sorted set: the ids in one of the listed statuses (PROCESSING, FAILED), by `queued_at`.
-    func index(_ status: TaskStatus) -> String { indexPrefix + status.rawValue }
-    var indexPrefix: String { prefix + "index:" }
-    /// Hash: status -> number of kept tasks in it.
-    var counts: String { prefix + "counts" }
-    /// Sorted set: terminal tasks (`<status>\0<type>\0<id>`) scored by the time their
-    /// retention ends; what the prune step takes out of the indexes and counters.
-    var expiry: String { prefix + "expiry" }
-    /// Hash: tasks ever finished per terminal status (`SUCCESS`, `FAILED`): monotonic
-    /// counters for rates and metrics, unaffected by retention.
-    var finished: String { prefix + "finished" }
-    /// Hash: tasks finished in one second (`succeeded`, `failed`); expires after an hour.
-    func stats(second: Int64) -> String { statsPrefix + String(second) }
-    var statsPrefix: String { prefix + "stats:" }
+    /// Hash: one task's record. Deleted by pruning once its retention has ended.
+    public func task(_ id: String) -> String { self[shard(of: id)].task(id) }
+
+    /// The task keys of one shard.
+    public struct Shard: Sendable {
+        /// The namespace and the shard's hash tag, e.g. `yadtq:{17}:`.
+        let base: String
+
+        func task(_ id: String) -> String { taskPrefix + id }
+        var taskPrefix: String { base + "task:" }
+        /// Sorted set: every kept task's id, scored by `queued_at`: the listing, newest first.
+        var tasks: String { base + "tasks" }
+        /// Sorted set: the kept ids of one task type, scored by `queued_at`.
+        func type(_ type: String) -> String { typePrefix + type }
+        var typePrefix: String { base + "type:" }
+        /// Sorted set: the ids in one of the listed statuses (PROCESSING, FAILED), by `queued_at`.
+        func index(_ status: TaskStatus) -> String { indexPrefix + status.rawValue }
+        var indexPrefix: String { base + "index:" }
+        /// Hash: status -> number of kept tasks in it.
+        var counts: String { base + "counts" }
+        /// Sorted set: terminal tasks (`<status>\0<type>\0<id>`) scored by the time their
+        /// retention ends; what the prune step takes out of the indexes and counters.
+        var expiry: String { base + "expiry" }
+        /// Hash: tasks ever finished per terminal status (`SUCCESS`, `FAILED`): monotonic
+        /// counters for rates and metrics, unaffected by retention.
+        var finished: String { base + "finished" }
+        /// Hash: tasks finished in one second (`succeeded`, `failed`); expires after an hour.
+        func stats(second: Int64) -> String { statsPrefix + String(second) }
+        var statsPrefix: String { base + "stats:" }
+    }
+
+    subscript(shard: Int) -> Shard { Shard(base: prefix + tags[shard]) }
+
+    /// Every shard, in order.
+    var allShards: [Shard] { (0..<shards).map { self[$0] } }
 
     // MARK: Fleet
 

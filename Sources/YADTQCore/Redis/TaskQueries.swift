@@ -32,84 +32,124 @@ extension TaskStore {
     /// SUCCESS have only a counter (an index member added and removed per task was most
     /// of Redis's work per task), so for them, as for any status combined with a type,
     /// `tasks` (or `type:<type>`) is walked newest first and each id's status checked
-    /// inside Redis, at most `scanLimit` ids per call: a page may then come back short,
-    /// with a cursor to continue from.
+    /// inside Redis, at most `scanLimit` ids per shard and call: a page may then come back
+    /// short, with a cursor to continue from.
     ///
-    /// A cursor counts positions from the oldest end of the walked index, so the pages
-    /// of the `tasks` and `type:<type>` indexes stay put while new tasks arrive on top.
+    /// Each shard's index is walked on its own and the shards' candidates merged newest
+    /// first. A cursor holds, per shard, a position counted from the oldest end of the
+    /// walked index (`120`, or `120.0.37...` with several shards), so pages stay put while
+    /// new tasks arrive on top.
     /// - Parameters:
     ///   - cursor: `nil` for the newest page, else a previous page's ``TaskPage/nextCursor``.
     ///   - limit: tasks per page.
     public func taskPage(
         status: TaskStatus?, type: String?, cursor: String?, limit: Int, scanLimit: Int = 5000
     ) throws -> TaskPage {
-        let end: Int?
+        var ends: [Int?] = Array(repeating: nil, count: keys.shards)
         if let cursor {
-            guard let position = Int(cursor), position >= 0 else { throw InvalidCursor(cursor: cursor) }
-            end = position
-        } else {
-            end = nil
+            let parts = cursor.split(separator: ".", omittingEmptySubsequences: false).map { Int($0) }
+            guard parts.count == keys.shards, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                throw InvalidCursor(cursor: cursor)
+            }
+            ends = parts
         }
-        var walked = type.map(keys.type) ?? keys.tasks
         var filter = status?.rawValue ?? ""
+        var indexed: TaskStatus? = nil
         if let status, type == nil, Self.indexedStatuses.contains(status) {
-            walked = keys.index(status)
+            indexed = status
             filter = ""
         }
         // A status alone is counted exactly by its counter; otherwise the walked index's size is the total.
         let counted = type == nil ? status?.rawValue ?? "" : ""
-        let arguments = RedisCommand(
-            walked, filter, end.map(String.init) ?? "", String(limit), String(scanLimit), keys.taskPrefix, keys.counts,
-            counted)
-        let reply = try client.evaluate(Self.pageScript, arguments: arguments).elements
-        guard reply.count >= 2, let next = reply[0].integer, let total = reply[1].integer else {
-            throw YADTQError(.redis, "script task_page answered an unexpected reply", remedy: "This is a YADTQ bug; please report it")
+        let calls = keys.allShards.enumerated().map { number, shard in
+            let walked = indexed.map(shard.index) ?? type.map(shard.type) ?? shard.tasks
+            return RedisClient.ScriptCall(
+                script: Self.pageScript, keys: [walked, shard.counts],
+                arguments: RedisCommand(
+                    filter, ends[number].map(String.init) ?? "", String(limit), String(scanLimit), shard.taskPrefix,
+                    counted))
         }
-        let ids = reply.dropFirst(2).compactMap(\.text)
+        // Each shard's candidates: (id, position, queued_at), newest first.
+        var candidates: [(id: String, shard: Int, position: Int, score: Double)] = []
+        var scannedTo = [Int](repeating: 0, count: keys.shards)
+        var total = 0
+        for (number, reply) in try client.evaluate(calls).enumerated() {
+            let values = reply.elements
+            guard values.count >= 2, let next = values[0].integer, let count = values[1].integer,
+                (values.count - 2) % 3 == 0
+            else {
+                throw YADTQError(.redis, "script task_page answered an unexpected reply", remedy: "This is a YADTQ bug; please report it")
+            }
+            scannedTo[number] = Int(next)
+            total += Int(count)
+            for index in stride(from: 2, to: values.count, by: 3) {
+                guard let id = values[index].text, let position = values[index + 1].integer,
+                    let score = values[index + 2].text.flatMap(Double.init)
+                else { continue }
+                candidates.append((id, number, Int(position), score))
+            }
+        }
+        candidates.sort { $0.score != $1.score ? $0.score > $1.score : $0.id > $1.id }
+        let taken = candidates.prefix(limit)
+        // A shard that gave some of the page continues below the last one it gave; one whose
+        // candidates did not make the page starts again at its newest candidate; one that
+        // gave none continues below what it scanned.
+        var next = scannedTo
+        for candidate in candidates.reversed() { next[candidate.shard] = candidate.position + 1 }
+        for candidate in taken { next[candidate.shard] = candidate.position }
+        let ids = taken.map(\.id)
         let records = try ids.isEmpty ? [] : self.records(ids: ids).compactMap { $0 }
-        return TaskPage(records: records, nextCursor: next > 0 ? String(next) : nil, total: Int(total))
+        let more = next.contains { $0 > 0 }
+        return TaskPage(
+            records: records, nextCursor: more ? next.map(String.init).joined(separator: ".") : nil, total: total)
     }
 
     /// The statuses with an `index:<STATUS>` zset of their own (see ``TaskScripts``).
     static let indexedStatuses: Set<TaskStatus> = [.processing, .failed]
 
-    /// ARGV: walked zset, status to keep (or '' for all), end position (exclusive, from
-    /// the oldest end; '' for the newest page), limit, scan limit, task key prefix, counts
-    /// hash, status whose count is the total (or '' for the walked index's size).
-    /// Returns the next end position (0 when there is nothing older), the total, then the
-    /// ids, newest first.
+    /// KEYS: the walked zset, the shard's counts hash. ARGV: status to keep (or '' for all),
+    /// end position (exclusive, from the oldest end; '' for the newest page), limit, scan
+    /// limit, task key prefix, status whose count is the total (or '' for the walked
+    /// index's size). Returns the position scanned down to (0 when there is nothing older),
+    /// the total, then per id, newest first: id, position, queued_at.
     private static let pageScript = RedisScript(
         name: "task_page",
         source: """
-            local walked, filter = ARGV[1], ARGV[2]
-            local limit, budget, task = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+            local walked, filter = KEYS[1], ARGV[1]
+            local limit, budget, task = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
             local total = redis.call('ZCARD', walked)
             local position = total
-            if ARGV[3] ~= '' then position = math.min(tonumber(ARGV[3]), total) end
-            local ids, scanned = {}, 0
-            while position > 0 and #ids < limit and scanned < budget do
-              local count = filter == '' and (limit - #ids) or math.min(500, budget - scanned)
+            if ARGV[2] ~= '' then position = math.min(tonumber(ARGV[2]), total) end
+            local out, found, scanned = {0, 0}, 0, 0
+            while position > 0 and found < limit and scanned < budget do
+              local count = filter == '' and (limit - found) or math.min(500, budget - scanned)
               local from = math.max(0, position - count)
-              local chunk = redis.call('ZRANGE', walked, from, position - 1)
-              for i = #chunk, 1, -1 do
-                position = from + i - 1
+              local chunk = redis.call('ZRANGE', walked, from, position - 1, 'WITHSCORES')
+              for i = #chunk - 1, 1, -2 do
+                position = from + (i - 1) / 2
                 scanned = scanned + 1
                 if filter == '' or redis.call('HGET', task .. chunk[i], 'status') == filter then
-                  ids[#ids + 1] = chunk[i]
-                  if #ids == limit then break end
+                  found = found + 1
+                  out[#out + 1] = chunk[i]
+                  out[#out + 1] = position
+                  out[#out + 1] = chunk[i + 1]
+                  if found == limit then break end
                 end
               end
             end
-            if ARGV[8] ~= '' then total = tonumber(redis.call('HGET', ARGV[7], ARGV[8]) or 0) end
-            local out = {position, total}
-            for _, id in ipairs(ids) do out[#out + 1] = id end
+            if ARGV[6] ~= '' then total = tonumber(redis.call('HGET', KEYS[2], ARGV[6]) or 0) end
+            out[1], out[2] = position, total
             return out
             """)
 
     /// How many tasks of each type there are, from the type indexes.
     public func typeCounts(_ types: [String]) throws -> [String: Int] {
-        let replies = try client.execute(types.map { RedisCommand("ZCARD", keys.type($0)) })
-        return Dictionary(uniqueKeysWithValues: zip(types, replies.map { Int($0.integer ?? 0) }))
+        let shards = keys.allShards
+        let replies = try client.execute(types.flatMap { type in shards.map { RedisCommand("ZCARD", $0.type(type)) } })
+        return Dictionary(
+            uniqueKeysWithValues: types.enumerated().map { number, type in
+                (type, replies[number * shards.count..<(number + 1) * shards.count].reduce(0) { $0 + Int($1.integer ?? 0) })
+            })
     }
 
     /// A task's record and the raw fields of its hash (for fields newer than ``TaskRecord``,
@@ -161,18 +201,32 @@ extension TaskStore {
         let lastSecond = Int(now / 1000)
         let firstBucket = lastSecond / bucketSeconds - buckets + 1
         let seconds = Array(firstBucket * bucketSeconds..<(lastSecond / bucketSeconds + 1) * bucketSeconds)
-        let replies = try client.execute(
-            seconds.map { RedisCommand("HMGET", keys.stats(second: Int64($0)), "succeeded", "failed") })
+        let finished = try finishedPerSecond(seconds.map(Int64.init))
         var result = (0..<buckets).map {
             ThroughputBucket(start: Int64((firstBucket + $0) * bucketSeconds) * 1000, succeeded: 0, failed: 0)
         }
-        for (second, reply) in zip(seconds, replies) {
-            let values = reply.elements
+        for (second, counts) in zip(seconds, finished) {
             let bucket = second / bucketSeconds - firstBucket
-            result[bucket].succeeded += Int(values.first?.integer ?? 0)
-            result[bucket].failed += Int(values.dropFirst().first?.integer ?? 0)
+            result[bucket].succeeded += counts.succeeded
+            result[bucket].failed += counts.failed
         }
         return result
+    }
+
+    /// Tasks finished in each of `seconds` (epoch seconds), summed over the shards, from the
+    /// per-second counters; one pipelined round trip.
+    func finishedPerSecond(_ seconds: [Int64]) throws -> [(succeeded: Int, failed: Int)] {
+        let shards = keys.allShards
+        let replies = try client.execute(
+            seconds.flatMap { second in shards.map { RedisCommand("HMGET", $0.stats(second: second), "succeeded", "failed") } })
+        return seconds.indices.map { number in
+            replies[number * shards.count..<(number + 1) * shards.count].reduce(into: (succeeded: 0, failed: 0)) {
+                total, reply in
+                let values = reply.elements
+                total.succeeded += Int(values.first?.integer ?? 0)
+                total.failed += Int(values.dropFirst().first?.integer ?? 0)
+            }
+        }
     }
 
     // MARK: - Web sessions

@@ -2,9 +2,11 @@
 /// ARGV and returns one value per task, so a batch costs one round trip and each task's
 /// change is atomic.
 ///
-/// ARGV always starts with the key layout from ``RedisKeys`` (see ``TaskStore/layout``):
-/// task hash prefix, `tasks`, type index prefix, status index prefix, `counts`, `expiry`,
-/// stats prefix, `finished`, so no script spells a key name. Then the script's own arguments.
+/// Each call works on one shard of the tasks (see ``RedisKeys``): it declares the shard's
+/// `tasks`, `counts`, `expiry` and `finished` as KEYS, and ARGV starts with the shard's key
+/// prefixes (task hash, type index, status index, stats), so no script spells a key name and,
+/// on a Redis Cluster, every key a call touches carries the shard's hash tag (one slot).
+/// Then come the script's own arguments.
 ///
 /// Every script is safe to replay: `RedisClient` sends a pipeline again after a broken
 /// connection, and a call that had already run must then change nothing more.
@@ -15,14 +17,12 @@
 /// index entries and its count go together, so listings and counts never show a task that
 /// is gone and an id is "queued once" for as long as its record is kept.
 enum TaskScripts {
-    /// Arguments before a script's own: the key layout.
-    static let layoutArguments = 8
 
     /// Shared helpers, prepended to each script.
     private static let prelude = """
-        local K = { task = ARGV[1], tasks = ARGV[2], type = ARGV[3], index = ARGV[4], counts = ARGV[5],
-          expiry = ARGV[6], stats = ARGV[7], finished = ARGV[8] }
-        local A = 9  -- the script's own first argument
+        local K = { tasks = KEYS[1], counts = KEYS[2], expiry = KEYS[3], finished = KEYS[4],
+          task = ARGV[1], type = ARGV[2], index = ARGV[3], stats = ARGV[4] }
+        local A = 5  -- the script's own first argument
         -- Index changes are collected per key and written with one ZADD/ZREM per key at
         -- the end of the script: per-member calls cost Redis several times more CPU.
         local zadds, zrems, counts = {}, {}, {}
@@ -115,7 +115,7 @@ enum TaskScripts {
 
         """
 
-    /// ARGV: layout, now, then per task: id, type, args, max_attempts, queued_at.
+    /// ARGV: shard prefixes, now, then per task: id, type, args, max_attempts, queued_at.
     /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
     /// Replay-safe: a record with this very queued_at is ours. Which ids exist is read with
     /// one ZMSCORE on `tasks` (every kept record is in it, scored by its queued_at) instead
@@ -155,7 +155,7 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: layout, now, worker, then per task: id, max_attempts, partition.
+    /// ARGV: shard prefixes, now, worker, then per task: id, max_attempts, partition.
     /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
     /// already terminal (skip it); -n when all n attempts were used up by workers that
     /// died mid-attempt (the caller fails it for good); 'missing' when there is no record
@@ -197,7 +197,7 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: layout, now, worker, keep_succeeded_ms, keep_failed_ms, then per task: id,
+    /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, then per task: id,
     /// attempt, outcome, payload, logs, progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
     /// retried, `F` the final failure (payload = error text). logs: a JSON array of
@@ -260,7 +260,7 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: layout, now, keep_failed_ms, then per task: id, reason. A task whose publish
+    /// ARGV: shard prefixes, now, keep_failed_ms, then per task: id, reason. A task whose publish
     /// failed goes from QUEUED to FAILED with the reason. Returns 1 when written.
     static let failUnpublished = RedisScript(
         name: "fail_unpublished",
@@ -289,7 +289,7 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: layout, now, limit. Prunes up to `limit` tasks whose retention has ended;
+    /// ARGV: shard prefixes, now, limit. Prunes up to `limit` tasks whose retention has ended;
     /// returns how many tasks are still due after this call (0 when caught up).
     static let prune = RedisScript(
         name: "prune",

@@ -39,8 +39,9 @@ public struct AttemptOutcome: Sendable {
     }
 }
 
-/// Every task's status, result and error log in Redis. Each batch operation is a
-/// single atomic script call: one round trip per batch, not per task.
+/// Every task's status, result and error log in Redis. Each batch operation is one atomic
+/// script call per shard it touches (one shard on a single Redis), all sent in one round trip
+/// per Redis node: never a round trip per task.
 ///
 /// - Important: Calls block the calling thread. Workers call them from their own
 ///   threads; async code uses the `async` variants, which run on a private queue.
@@ -55,7 +56,7 @@ public final class TaskStore: Sendable {
     ///   `nil` (workers) waits for ever.
     public init(settings: YADTQSettings, logger: Logger, reconnectFor: Duration? = .seconds(60)) {
         client = RedisClient(url: settings.redis, logger: logger, reconnectFor: reconnectFor)
-        keys = RedisKeys(prefix: settings.keyPrefix)
+        keys = RedisKeys(prefix: settings.keyPrefix, for: settings.redis)
         retention = settings.retention
     }
 
@@ -66,21 +67,59 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// The first arguments of every task script: where its keys are (see ``TaskScripts``).
-    private func scriptArguments(_ values: String...) -> RedisCommand {
-        var arguments = RedisCommand(
-            keys.taskPrefix, keys.tasks, keys.typePrefix, keys.indexPrefix, keys.counts, keys.expiry, keys.statsPrefix,
-            keys.finished)
-        for value in values { arguments.append(value) }
-        return arguments
+    /// Runs `script` once for each shard the tasks `ids` fall in, with that shard's keys, the
+    /// shared `arguments`, then what `appendTask` adds for each of its tasks (in input order);
+    /// returns one reply element per task, in the order of `ids`.
+    private func perShard(
+        _ script: RedisScript, ids: [String], arguments: [String], waitForReplicas: Bool = false,
+        appendTask: (inout RedisCommand, Int) -> Void
+    ) throws -> [RedisReply] {
+        guard !ids.isEmpty else { return [] }
+        let groups: [(shard: Int, indices: [Int])] =
+            keys.shards == 1
+            ? [(0, Array(ids.indices))]
+            : Dictionary(grouping: ids.indices, by: { keys.shard(of: ids[$0]) }).map { ($0.key, $0.value) }
+        let calls = groups.map { group in
+            let shard = keys[group.shard]
+            var command = RedisCommand(shard.taskPrefix, shard.typePrefix, shard.indexPrefix, shard.statsPrefix)
+            for argument in arguments { command.append(argument) }
+            for index in group.indices { appendTask(&command, index) }
+            return RedisClient.ScriptCall(
+                script: script, keys: [shard.tasks, shard.counts, shard.expiry, shard.finished], arguments: command)
+        }
+        let replies = try client.evaluate(calls, waitForReplicas: waitForReplicas)
+        var result = [RedisReply](repeating: .null, count: ids.count)
+        for (group, reply) in zip(groups, replies) {
+            let elements = reply.elements
+            guard elements.count == group.indices.count else {
+                throw YADTQError(
+                    .redis, "script \(script.name) answered \(elements.count) values for \(group.indices.count) tasks",
+                    remedy: "This is a YADTQ bug; please report it")
+            }
+            for (index, element) in zip(group.indices, elements) { result[index] = element }
+        }
+        return result
     }
 
-    private func integers(_ reply: RedisReply, expected: Int, _ script: String) throws -> [Int64] {
-        let values = reply.elements.compactMap(\.integer)
-        guard values.count == expected else {
-            throw YADTQError(.redis, "script \(script) answered \(values.count) values for \(expected) tasks")
+    /// The per-task integers of a script's replies.
+    private func integers(_ replies: [RedisReply], _ script: RedisScript) throws -> [Int64] {
+        try replies.map { reply in
+            guard let value = reply.integer else {
+                throw YADTQError(.redis, "script \(script.name) answered \(reply) for a task", remedy: "This is a YADTQ bug; please report it")
+            }
+            return value
         }
-        return values
+    }
+
+    /// Runs `script` once per shard with the same `arguments` (no tasks); the replies by shard.
+    private func everyShard(_ script: RedisScript, arguments: [String]) throws -> [RedisReply] {
+        let calls = keys.allShards.map { shard in
+            var command = RedisCommand(shard.taskPrefix, shard.typePrefix, shard.indexPrefix, shard.statsPrefix)
+            for argument in arguments { command.append(argument) }
+            return RedisClient.ScriptCall(
+                script: script, keys: [shard.tasks, shard.counts, shard.expiry, shard.finished], arguments: command)
+        }
+        return try client.evaluate(calls)
     }
 
     /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`. Returns,
@@ -92,29 +131,29 @@ public final class TaskStore: Sendable {
 
     /// ``queue(_:)`` with each task's ``TaskMessage/renderedArgs`` already at hand.
     public func queue(_ tasks: [TaskMessage], renderedArgs: [[UInt8]]) throws -> [Bool] {
-        guard !tasks.isEmpty else { return [] }
         precondition(renderedArgs.count == tasks.count, "one rendered argument list per task")
-        var arguments = scriptArguments(String(currentEpochMilliseconds()))
-        for (task, args) in zip(tasks, renderedArgs) {
-            arguments.append(task.id)
-            arguments.append(task.type)
-            arguments.append(bytes: args)
-            arguments.append(task.maxAttempts)
-            arguments.append(task.queuedAt)
+        let replies = try perShard(
+            TaskScripts.queue, ids: tasks.map(\.id), arguments: [String(currentEpochMilliseconds())]
+        ) { command, index in
+            let task = tasks[index]
+            command.append(task.id)
+            command.append(task.type)
+            command.append(bytes: renderedArgs[index])
+            command.append(task.maxAttempts)
+            command.append(task.queuedAt)
         }
-        let reply = try client.evaluate(TaskScripts.queue, arguments: arguments)
-        return try integers(reply, expected: tasks.count, "queue").map { $0 == 1 }
+        return try integers(replies, TaskScripts.queue).map { $0 == 1 }
     }
 
     /// Marks FAILED, with the reason, tasks that were queued but could not be published.
     public func failUnpublished(_ failures: [(id: String, reason: String)], at now: Int64) throws {
-        guard !failures.isEmpty else { return }
-        var arguments = scriptArguments(String(now), String(retention.failed.inMilliseconds))
-        for failure in failures {
-            arguments.append(failure.id)
-            arguments.append(failure.reason)
+        _ = try perShard(
+            TaskScripts.failUnpublished, ids: failures.map(\.id),
+            arguments: [String(now), String(retention.failed.inMilliseconds)]
+        ) { command, index in
+            command.append(failures[index].id)
+            command.append(failures[index].reason)
         }
-        _ = try client.evaluate(TaskScripts.failUnpublished, arguments: arguments)
     }
 
     /// Starts an attempt of each task (PROCESSING, attempts + 1), unless it is terminal.
@@ -145,16 +184,11 @@ public final class TaskStore: Sendable {
     private func beginOnce(_ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64) throws
         -> [AttemptDecision?]
     {
-        guard !tasks.isEmpty else { return [] }
-        var arguments = scriptArguments(String(now), worker)
-        for (task, partition) in zip(tasks, partitions) {
-            arguments.append(task.id)
-            arguments.append(task.maxAttempts)
-            arguments.append(partition)
-        }
-        let replies = try client.evaluate(TaskScripts.begin, arguments: arguments).elements
-        guard replies.count == tasks.count else {
-            throw YADTQError(.redis, "script begin answered \(replies.count) values for \(tasks.count) tasks")
+        let replies = try perShard(TaskScripts.begin, ids: tasks.map(\.id), arguments: [String(now), worker]) {
+            command, index in
+            command.append(tasks[index].id)
+            command.append(tasks[index].maxAttempts)
+            command.append(partitions[index])
         }
         return replies.map { reply in
             guard let value = reply.integer else { return nil }
@@ -170,20 +204,25 @@ public final class TaskStore: Sendable {
     /// (`false`: stale, because the task is terminal or a later attempt has started).
     @discardableResult
     public func finish(_ outcomes: [AttemptOutcome], worker: String, at now: Int64) throws -> [Bool] {
-        guard !outcomes.isEmpty else { return [] }
-        var arguments = scriptArguments(
-            String(now), worker, String(retention.succeeded.inMilliseconds), String(retention.failed.inMilliseconds))
-        for outcome in outcomes {
-            arguments.append(outcome.id)
-            arguments.append(outcome.attempt)
-            arguments.append(outcome.kind.rawValue)
-            arguments.append(outcome.payload)
-            arguments.append(
+        // On a cluster with replicas, the terminal writes reach a replica before the caller
+        // commits the offsets behind them: a master that dies right after cannot take them along.
+        let replies = try perShard(
+            TaskScripts.finish, ids: outcomes.map(\.id),
+            arguments: [
+                String(now), worker, String(retention.succeeded.inMilliseconds),
+                String(retention.failed.inMilliseconds),
+            ], waitForReplicas: true
+        ) { command, index in
+            let outcome = outcomes[index]
+            command.append(outcome.id)
+            command.append(outcome.attempt)
+            command.append(outcome.kind.rawValue)
+            command.append(outcome.payload)
+            command.append(
                 outcome.logs.isEmpty ? "" : JSONValue.array(outcome.logs.map(JSONValue.string)).jsonString)
-            arguments.append(outcome.progress.map { String($0) } ?? "")
+            command.append(outcome.progress.map { String($0) } ?? "")
         }
-        let reply = try client.evaluate(TaskScripts.finish, arguments: arguments)
-        return try integers(reply, expected: outcomes.count, "finish").map { $0 == 1 }
+        return try integers(replies, TaskScripts.finish).map { $0 == 1 }
     }
 
     /// The status of each task (`nil` for an unknown id), in one round trip per 10,000 ids.
@@ -218,22 +257,28 @@ public final class TaskStore: Sendable {
 
     /// How many tasks are in each status, from the counters the task scripts keep.
     public func counts() throws -> [TaskStatus: Int] {
-        try statusCounters(keys.counts, TaskStatus.allCases)
+        try statusCounters(\.counts, TaskStatus.allCases)
     }
 
     /// How many tasks ever finished in each terminal status (not lowered when a finished
     /// task expires).
     public func finishedCounts() throws -> [TaskStatus: Int] {
-        try statusCounters(keys.finished, TaskStatus.allCases.filter(\.isTerminal))
+        try statusCounters(\.finished, TaskStatus.allCases.filter(\.isTerminal))
     }
 
-    /// One HMGET of a hash of status -> count; a missing field is 0.
-    private func statusCounters(_ key: String, _ statuses: [TaskStatus]) throws -> [TaskStatus: Int] {
-        var command = RedisCommand("HMGET", key)
-        for status in statuses { command.append(status.rawValue) }
-        let replies = try client.execute(command).elements
-        var counts: [TaskStatus: Int] = [:]
-        for (status, reply) in zip(statuses, replies) { counts[status] = reply.text.flatMap { Int($0) } ?? 0 }
+    /// The sum over the shards of a hash of status -> count; a missing field is 0.
+    private func statusCounters(_ key: KeyPath<RedisKeys.Shard, String>, _ statuses: [TaskStatus]) throws
+        -> [TaskStatus: Int]
+    {
+        let commands = keys.allShards.map { shard in
+            var command = RedisCommand("HMGET", shard[keyPath: key])
+            for status in statuses { command.append(status.rawValue) }
+            return command
+        }
+        var counts = Dictionary(uniqueKeysWithValues: statuses.map { ($0, 0) })
+        for reply in try client.execute(commands) {
+            for (status, value) in zip(statuses, reply.elements) { counts[status]! += value.text.flatMap { Int($0) } ?? 0 }
+        }
         return counts
     }
 
@@ -242,7 +287,9 @@ public final class TaskStore: Sendable {
     /// is for the quiet times, when nothing else writes.
     @discardableResult
     public func prune(at now: Int64, limit: Int = 10_000) throws -> Int {
-        Int(try client.evaluate(TaskScripts.prune, arguments: scriptArguments(String(now), String(limit))).integer ?? 0)
+        try everyShard(TaskScripts.prune, arguments: [String(now), String(limit)]).reduce(0) {
+            $0 + Int($1.integer ?? 0)
+        }
     }
 
     /// Runs a blocking store call on the store's private queue, off the cooperative pool.

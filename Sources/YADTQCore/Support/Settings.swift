@@ -79,37 +79,118 @@ public struct Retention: Sendable, Equatable {
     }
 }
 
-/// A parsed `redis://` URL.
+/// A parsed `redis://` URL: one Redis, or the seed nodes of a Redis Cluster.
+///
+/// `redis://[:password@]host:port/db` is one Redis. Several nodes joined by commas
+/// (`redis://h1:7000,h2:7000,h3:7000`) or `?cluster=yes` mean a Redis Cluster: the nodes
+/// are where the client first asks for the slot map (any live one will do).
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int32
+    /// One Redis server's address.
+    public struct Node: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int32
+
+        public init(host: String, port: Int32) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The server (or the cluster's seed nodes), in the order given.
+    public var nodes: [Node]
     public var password: String?
     public var database: Int
+    public var isCluster: Bool
+
+    /// The first node: the server of a single Redis.
+    public var host: String { nodes[0].host }
+    public var port: Int32 { nodes[0].port }
 
     public init(parsing text: String) throws {
-        guard let components = URLComponents(string: text), components.scheme == "redis" else {
-            throw YADTQError(
-                .configuration, "'\(text)' is not a Redis URL",
-                remedy: "Write it as redis://[:password@]host:port/db, e.g. \(YADTQSettings.defaultRedis)")
+        func invalid(_ reason: String) -> YADTQError {
+            YADTQError(
+                .configuration, "'\(text)' is not a Redis URL: \(reason)",
+                remedy: "Write it as redis://[:password@]host:port/db, e.g. \(YADTQSettings.defaultRedis), "
+                    + "or redis://host:port,host:port,... for a Redis Cluster")
         }
-        host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
-        port = Int32(components.port ?? 6379)
-        password = components.password.flatMap { $0.isEmpty ? nil : $0.removingPercentEncoding }
-        let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        if path.isEmpty {
+        guard text.hasPrefix("redis://") else { throw invalid("it does not start with redis://") }
+        var rest = Substring(text.dropFirst("redis://".count))
+        var query = ""
+        if let mark = rest.firstIndex(of: "?") {
+            query = String(rest[rest.index(after: mark)...])
+            rest = rest[..<mark]
+        }
+        var path = ""
+        if let slash = rest.firstIndex(of: "/") {
+            path = String(rest[rest.index(after: slash)...])
+            rest = rest[..<slash]
+        }
+        password = nil
+        if let at = rest.lastIndex(of: "@") {
+            let user = rest[..<at]
+            let secret = user.firstIndex(of: ":").map { user[user.index(after: $0)...] } ?? ""
+            password = secret.isEmpty ? nil : String(secret).removingPercentEncoding ?? String(secret)
+            rest = rest[rest.index(after: at)...]
+        }
+        nodes = try rest.split(separator: ",", omittingEmptySubsequences: false).map { entry in
+            if entry.isEmpty { return Node(host: "127.0.0.1", port: 6379) }
+            var host = Substring(entry)
+            var port: Int32 = 6379
+            if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+                let after = host[host.index(after: close)...]
+                host = host[host.index(after: host.startIndex)..<close]
+                if after.hasPrefix(":") {
+                    guard let value = Int32(after.dropFirst()), value > 0 else { throw invalid("bad port in '\(entry)'") }
+                    port = value
+                }
+            } else if let colon = host.lastIndex(of: ":") {
+                guard let value = Int32(host[host.index(after: colon)...]), value > 0 else {
+                    throw invalid("bad port in '\(entry)'")
+                }
+                port = value
+                host = host[..<colon]
+            }
+            return Node(host: host.isEmpty ? "127.0.0.1" : String(host), port: port)
+        }
+        let trimmed = path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        if trimmed.isEmpty {
             database = 0
-        } else if let database = Int(path), database >= 0 {
+        } else if let database = Int(trimmed), database >= 0 {
             self.database = database
         } else {
             throw YADTQError(
-                .configuration, "'\(path)' in '\(text)' is not a Redis database number",
+                .configuration, "'\(trimmed)' in '\(text)' is not a Redis database number",
                 remedy: "End the URL with /0, /1, ...")
         }
+        let options = query.split(separator: "&").map { $0.split(separator: "=", maxSplits: 1) }
+        let clusterOption = options.first { $0.first == "cluster" }.map { $0.count > 1 ? String($0[1]) : "yes" }
+        switch clusterOption {
+        case nil: isCluster = nodes.count > 1
+        case "yes", "true", "1": isCluster = true
+        case "no", "false", "0":
+            guard nodes.count == 1 else { throw invalid("several nodes with cluster=no") }
+            isCluster = false
+        case let other?: throw invalid("cluster=\(other) (use cluster=yes)")
+        }
+        if isCluster && database != 0 {
+            throw invalid("a Redis Cluster has only database 0")
+        }
+    }
+
+    /// The same credentials and database, for one node of the cluster.
+    func pointing(at node: Node) -> RedisURL {
+        var url = self
+        url.nodes = [node]
+        url.isCluster = false
+        return url
     }
 
     /// The URL without its password, for logs and error messages.
     public var description: String {
-        "redis://\(password == nil ? "" : ":***@")\(host):\(port)/\(database)"
+        "redis://\(password == nil ? "" : ":***@")\(nodes.map(\.description).joined(separator: ","))/\(database)"
+            + (isCluster && nodes.count == 1 ? "?cluster=yes" : "")
     }
 }
 

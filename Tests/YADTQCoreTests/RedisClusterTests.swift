@@ -1,0 +1,82 @@
+import Testing
+import YADTQCore
+
+@Suite("Redis Cluster rules")
+struct RedisClusterTests {
+    @Test("hash slots follow the cluster specification, hash tags included")
+    func hashSlots() {
+        #expect(HashSlot.crc16(Array("123456789".utf8)) == 0x31C3, "the specification's check value")
+        #expect(HashSlot(key: "foo").value == 12182)
+        #expect(HashSlot(key: "{user1000}.following") == HashSlot(key: "{user1000}.followers"))
+        #expect(HashSlot(key: "{user1000}.following") == HashSlot(key: "user1000"))
+        #expect(HashSlot(key: "foo{}{bar}") == HashSlot(key: "foo{}{bar}"), "an empty tag hashes the whole key")
+        #expect(HashSlot(key: "foo{}{bar}") != HashSlot(key: "bar"))
+        #expect(HashSlot(key: "foo{{bar}}zap") == HashSlot(key: "{bar"))
+    }
+
+    @Test("the slot map finds each slot's master and counts its replicas")
+    func topology() {
+        let a = RedisURL.Node(host: "127.0.0.1", port: 7001)
+        let b = RedisURL.Node(host: "127.0.0.1", port: 7002)
+        let r = RedisURL.Node(host: "127.0.0.1", port: 7101)
+        let map = ClusterTopology(ranges: [
+            .init(slots: 8192...16383, master: b),
+            .init(slots: 0...8191, master: a, replicas: [r]),
+        ])
+        #expect(map.master(for: HashSlot(value: 0)) == a)
+        #expect(map.master(for: HashSlot(value: 8191)) == a)
+        #expect(map.master(for: HashSlot(value: 8192)) == b)
+        #expect(map.master(for: HashSlot(value: 16383)) == b)
+        #expect(map.replicaCount(of: a) == 1 && map.replicaCount(of: b) == 0)
+        #expect(map.masters == [a, b])
+        let partial = ClusterTopology(ranges: [.init(slots: 0...100, master: a)])
+        #expect(partial.master(for: HashSlot(value: 101)) == nil, "an unserved slot has no master")
+    }
+
+    @Test("MOVED and ASK replies are read; other errors are not redirections")
+    func redirections() {
+        #expect(
+            ClusterRedirect(errorMessage: "MOVED 3999 127.0.0.1:6381")
+                == .moved(HashSlot(value: 3999), RedisURL.Node(host: "127.0.0.1", port: 6381)))
+        #expect(
+            ClusterRedirect(errorMessage: "ASK 3999 10.0.0.2:7000")
+                == .ask(HashSlot(value: 3999), RedisURL.Node(host: "10.0.0.2", port: 7000)))
+        #expect(ClusterRedirect(errorMessage: "MOVED 12 [::1]:7000") == .moved(HashSlot(value: 12), .init(host: "::1", port: 7000)))
+        #expect(ClusterRedirect(errorMessage: "ERR wrong number of arguments") == nil)
+        #expect(ClusterRedirect(errorMessage: "MOVED x y") == nil)
+    }
+
+    @Test("YADTQ_REDIS: one node is a single Redis, several or cluster=yes a cluster")
+    func urls() throws {
+        let single = try RedisURL(parsing: "redis://:se%40cret@10.0.0.1:7000/3")
+        #expect(!single.isCluster && single.host == "10.0.0.1" && single.port == 7000 && single.database == 3)
+        #expect(single.password == "se@cret")
+        let cluster = try RedisURL(parsing: "redis://:pw@h1:7001,h2:7002,[::1]:7003")
+        #expect(cluster.isCluster && cluster.password == "pw")
+        #expect(cluster.nodes == [.init(host: "h1", port: 7001), .init(host: "h2", port: 7002), .init(host: "::1", port: 7003)])
+        #expect(try RedisURL(parsing: "redis://h1:7001?cluster=yes").isCluster)
+        #expect(try !RedisURL(parsing: "redis://h1?cluster=no").isCluster)
+        #expect(cluster.description == "redis://:***@h1:7001,h2:7002,[::1]:7003/0", "no password in logs")
+        #expect(throws: YADTQError.self) { try RedisURL(parsing: "redis://h1:7001,h2:7002/2") }
+        #expect(throws: YADTQError.self) { try RedisURL(parsing: "redis://h1:x") }
+        #expect(throws: YADTQError.self) { try RedisURL(parsing: "redis://h1?cluster=maybe") }
+        #expect(throws: YADTQError.self) { try RedisURL(parsing: "http://h1") }
+    }
+
+    @Test("tasks spread over 16 shards whose hash tags fall in 16 equal parts of the slot space")
+    func shards() throws {
+        let single = RedisKeys(prefix: "yadtq:")
+        #expect(single.task("a") == "yadtq:task:a", "a single Redis keeps plain names")
+        let keys = RedisKeys(prefix: "yadtq:", for: try RedisURL(parsing: "redis://h1:1,h2:2"))
+        #expect(keys.shards == RedisKeys.clusterShards)
+        var used: Set<Int> = []
+        for index in 0..<2000 {
+            let id = "task-\(index)"
+            let key = keys.task(id)
+            let slot = HashSlot(key: key)
+            #expect(slot.value * keys.shards / HashSlot.count == keys.shard(of: id), "\(key)")
+            used.insert(keys.shard(of: id))
+        }
+        #expect(used.count == keys.shards)
+    }
+}
