@@ -85,11 +85,62 @@ def wait_until(predicate, timeout, interval=0.1):
     return predicate()
 
 
-class Redis:
-    """A redis-py client that rides out a Redis restart (the sampler must not die with it)."""
+def crc16(data):
+    """CRC16-XMODEM, the Redis Cluster key hash."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
 
-    def __init__(self):
-        self.client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_timeout=10)
+
+def slot(key):
+    return crc16(key.encode()) % 16384
+
+
+class Layout:
+    """Where a namespace's task keys are: YADTQ's RedisKeys, seen from outside. One shard with
+    plain names on a single Redis; on a cluster 16 shards, shard n tagged {t} with the smallest
+    number t whose slot falls in the n-th sixteenth of the slot space."""
+
+    CLUSTER_SHARDS = 16
+
+    def __init__(self, prefix, cluster):
+        self.prefix = prefix
+        self.shards = self.CLUSTER_SHARDS if cluster else 1
+        tags, candidate = {}, 0
+        while cluster and len(tags) < self.shards:
+            tags.setdefault(slot(str(candidate)) * self.shards // 16384, candidate)
+            candidate += 1
+        self.bases = [prefix + (f"{{{tags[n]}}}:" if cluster else "") for n in range(self.shards)]
+
+    def task(self, tid):
+        shard = crc16(tid.encode()) % self.shards if self.shards > 1 else 0
+        return self.bases[shard] + "task:" + tid
+
+    def every(self, name):
+        """A per-shard key (counts, tasks, ...) in every shard."""
+        return [base + name for base in self.bases]
+
+
+def is_cluster(url):
+    return "," in url.split("//", 1)[1].split("/", 1)[0] or "cluster=yes" in url
+
+
+class Redis:
+    """A redis-py client that rides out a Redis restart or a cluster failover (the sampler
+    must not die with it)."""
+
+    def __init__(self, url=None):
+        url = url or REDIS_URL
+        if is_cluster(url):
+            hosts = url.split("//", 1)[1].split("/", 1)[0].split("@")[-1].split(",")
+            nodes = [redis.cluster.ClusterNode(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in hosts]
+            self.client = redis.cluster.RedisCluster(startup_nodes=nodes, decode_responses=True, socket_timeout=10)
+        else:
+            self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
 
     def call(self, fn, retry_for=120):
         deadline = now() + retry_for
@@ -97,7 +148,8 @@ class Redis:
             try:
                 return fn(self.client)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                    redis.exceptions.BusyLoadingError):
+                    redis.exceptions.BusyLoadingError, redis.exceptions.ClusterDownError,
+                    redis.exceptions.ClusterError):
                 if now() > deadline:
                     raise
                 time.sleep(0.2)
@@ -106,8 +158,9 @@ class Redis:
 class Context:
     """One scenario's private namespace, topic, group, plugins, processes and logs."""
 
-    def __init__(self, name, artifacts):
+    def __init__(self, name, artifacts, redis_url=None):
         self.name = name
+        self.redis_url = redis_url or REDIS_URL
         suffix = uuid.uuid4().hex[:8]
         self.ns = f"chaos-{name}-{suffix}"
         self.prefix = self.ns + ":"
@@ -123,14 +176,26 @@ class Context:
         shutil.rmtree(self.logs, ignore_errors=True)
         os.makedirs(self.logs, exist_ok=True)
         self.env = dict(os.environ, YADTQ_NAMESPACE=self.ns, YADTQ_GROUP=self.group, YADTQ_TOPIC=self.topic,
-                        YADTQ_PLUGINS=self.plugins, YADTQ_BROKERS=BROKERS, YADTQ_REDIS=REDIS_URL)
-        self.redis = Redis()
+                        YADTQ_PLUGINS=self.plugins, YADTQ_BROKERS=BROKERS, YADTQ_REDIS=self.redis_url)
+        self.redis = Redis(self.redis_url)
+        self.keys = Layout(self.prefix, is_cluster(self.redis_url))
         self.procs = []
         self.faults = 0
         self.problems = []
 
     def fail(self, why):
         self.problems.append(why)
+
+    def counts(self, *statuses, retry_for=120):
+        """The status counters, summed over the shards."""
+        def read(c):
+            return [c.hmget(key, *statuses) for key in self.keys.every("counts")]
+        return [sum(int(row[i] or 0) for row in self.redis.call(read, retry_for=retry_for))
+                for i in range(len(statuses))]
+
+    def all_ids(self, retry_for=120):
+        return self.redis.call(lambda c: [i for key in self.keys.every("tasks") for i in c.zrange(key, 0, -1)],
+                               retry_for=retry_for)
 
     def start_worker(self, name, args=(), env=None):
         logfile = open(os.path.join(self.logs, f"worker-{name}.log"), "ab")
@@ -241,9 +306,8 @@ class Sampler(threading.Thread):
                 # Progress is read from the status counters; the first terminal record of each
                 # task (to catch rewrites later) from the tasks not yet seen terminal, a bounded
                 # number per round, in rotation so no partition's tasks wait behind another's.
-                counts = r.call(lambda c: c.hmget(self.ctx.prefix + "counts", "SUCCESS", "FAILED"), retry_for=0)
-                terminal = sum(int(n or 0) for n in counts)
-                ids = r.call(lambda c: c.zrange(self.ctx.prefix + "tasks", 0, -1), retry_for=0)
+                terminal = sum(self.ctx.counts("SUCCESS", "FAILED", retry_for=0))
+                ids = self.ctx.all_ids(retry_for=0)
                 pending = [i for i in ids if i not in self.first_seen]
                 rotation = rotation % max(1, len(pending))
                 new = (pending[rotation:] + pending[:rotation])[:self.PER_ROUND]
@@ -252,7 +316,7 @@ class Sampler(threading.Thread):
                     chunk = new[start:start + 2000]
                     pipe = r.client.pipeline(transaction=False)
                     for tid in chunk:
-                        pipe.hmget(self.ctx.prefix + "task:" + tid, *self.FIELDS)
+                        pipe.hmget(self.ctx.keys.task(tid), *self.FIELDS)
                     for tid, values in zip(chunk, pipe.execute()):
                         if values[0] in ("SUCCESS", "FAILED"):
                             self.first_seen[tid] = tuple(values)
@@ -260,7 +324,8 @@ class Sampler(threading.Thread):
                     self.terminal = terminal
                     last_progress = now()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                    redis.exceptions.BusyLoadingError):
+                    redis.exceptions.BusyLoadingError, redis.exceptions.ClusterDownError,
+                    redis.exceptions.ClusterError):
                 pass  # Redis is down (a scenario killed it): that counts as a stall
             t = now()
             self.max_stall = max(self.max_stall, t - last_progress)
@@ -315,9 +380,10 @@ class CommitChecker(threading.Thread):
                     try:
                         pipe = self.ctx.redis.client.pipeline(transaction=False)
                         for tid in ids:
-                            pipe.hget(self.ctx.prefix + "task:" + tid, "status")
+                            pipe.hget(self.ctx.keys.task(tid), "status")
                         statuses = pipe.execute()
-                    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                            redis.exceptions.ClusterDownError, redis.exceptions.ClusterError):
                         continue
                     bad = [tid for tid, s in zip(ids, statuses) if s not in ("SUCCESS", "FAILED")]
                     if bad:
@@ -367,7 +433,7 @@ def verify(ctx, expected, sampler, failed_ok=None):
         def fetch(c, chunk=chunk):
             pipe = c.pipeline(transaction=False)
             for tid in chunk:
-                pipe.hgetall(ctx.prefix + "task:" + tid)
+                pipe.hgetall(ctx.keys.task(tid))
             return pipe.execute()
 
         for tid, rec in zip(chunk, ctx.redis.call(fetch)):
@@ -411,7 +477,7 @@ def verify(ctx, expected, sampler, failed_ok=None):
             rewritten += 1
             if len(examples) < 6:
                 examples.append(f"{tid} rewritten: first {first} now {tuple(rec.get(f) for f in Sampler.FIELDS)}")
-    leftover = tuple(int(n or 0) for n in ctx.redis.call(lambda c: c.hmget(ctx.prefix + "counts", "QUEUED", "PROCESSING")))
+    leftover = tuple(ctx.counts("QUEUED", "PROCESSING"))
     if terminal < len(expected):
         ctx.fail(f"{len(expected) - terminal} tasks not terminal")
     if wrong:
@@ -573,7 +639,7 @@ def scenario_frozen_worker(ctx, size):
                  f"{checker.regressions[:3]}")
     terminal, wrong, rewritten = verify(ctx, expected, sampler)
     # Did the frozen worker's own partitions move on without it (taken over by the other)?
-    fields = ctx.redis.call(lambda c: [c.hmget(ctx.prefix + "task:" + tid, "worker", "partition", "finished_at")
+    fields = ctx.redis.call(lambda c: [c.hmget(ctx.keys.task(tid), "worker", "partition", "finished_at")
                                        for tid in expected])
     held = {p for w, p, f in fields if w == "frozen" and f and int(f) < stopped_ms}
     taken = [int(f) for w, p, f in fields if w == "other" and p in held and f and stopped_ms <= int(f) <= woken_ms]
@@ -648,6 +714,82 @@ def scenario_redis_restart(ctx, size):
     return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
                   f"Redis kill -9, {size['outage']:.0f}s down, restarted on the same append-only file "
                   f"(+{size['ballast']}k keys of ballast: {loading} of 2 workers waited out LOADING)")
+
+
+def free_ports(count):
+    """`count` distinct free TCP ports on 127.0.0.1."""
+    import socket
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def lib(function, *args):
+    """Runs a function of scripts/lib.sh."""
+    subprocess.run(["bash", "-c", f'set -euo pipefail; source "$0/scripts/lib.sh"; {function} "$@"', ROOT, *args],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def scenario_cluster_failover(ctx, size):
+    """A Redis Cluster of 3 masters with a replica each; kill -9 one master in the middle of a
+    run. Its replica takes over, and nothing a worker acted on is lost: workers wait for a
+    replica (WAIT) before running an attempt and before committing offsets."""
+    count = size["failover"]
+    cluster_dir = tempfile.mkdtemp(prefix="yadtq-chaos-cluster-")
+    ports = free_ports(3)
+    lib("cluster_up", cluster_dir, "-", "1", "", *map(str, ports))
+    url = "redis://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+    sub = Context(ctx.name, os.path.dirname(ctx.logs), redis_url=url)
+    takeover = None
+    try:
+        lines, expected = mixed_tasks(sub, count, nap=0.002)
+        sub.create_topic(4)
+        workers = [sub.start_worker(n, ["--batch-size", "100"]) for n in ("w1", "w2")]
+        sampler = Sampler(sub, count)
+        sampler.start()
+        producer = sub.run_producer(args=[], label="run", stdin_pipe=True)
+        feeder = threading.Thread(target=feed, args=(producer, lines, size["stream"]), daemon=True)
+        feeder.start()
+        wait_until(lambda: sampler.terminal >= count // 4, 120)
+        victim = ports[0]
+        with open(os.path.join(cluster_dir, f"redis-{victim}.pid")) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+        sub.faults += 1
+        killed = now()
+
+        def promoted():
+            try:
+                out = subprocess.run(["redis-cli", "-p", str(ports[1]), "cluster", "info"], capture_output=True,
+                                     text=True, timeout=5).stdout
+                return "cluster_state:ok" in out and killed + 0.5 < now()
+            except subprocess.TimeoutExpired:
+                return False
+        if wait_until(promoted, 60, interval=0.2):
+            takeover = now() - killed
+        feeder.join(300)
+        if producer.wait(300) != 0:
+            sub.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
+        offsets = topic_offsets(sub.topic, 4, count)
+        checker = CommitChecker(sub, 4, offsets)
+        checker.start()
+        finish(sub, sampler, workers, size["timeout"])
+        checker.stop()
+        if checker.violations:
+            sub.fail(f"offsets committed past unfinished tasks: {checker.violations[:2]}")
+        terminal, wrong, rewritten = verify(sub, expected, sampler)
+        sub.faults = 1
+        return report(sub, count, terminal, wrong, rewritten, sampler.max_stall,
+                      f"kill -9 of master :{victim} of 3 (1 replica each); cluster ok again "
+                      + (f"{takeover:.1f}s later" if takeover is not None else "never"))
+    finally:
+        sub.cleanup()
+        lib("stack_down", cluster_dir)
+        shutil.rmtree(cluster_dir, ignore_errors=True)
 
 
 def scenario_broker_stall(ctx, size):
@@ -816,7 +958,7 @@ def scenario_bad_input(ctx, size):
     sampler = Sampler(ctx, 0)
     # Good lines next to the bad input still go through.
     records = {}
-    wait_until(lambda: all(ctx.redis.call(lambda c: c.hget(ctx.prefix + "task:" + tid, "status")) in
+    wait_until(lambda: all(ctx.redis.call(lambda c: c.hget(ctx.keys.task(tid), "status")) in
                            ("SUCCESS", "FAILED") for tid in expected), size["timeout"], 0.5)
     for w in workers:
         if w.poll() is not None:
@@ -844,7 +986,7 @@ def scenario_long_task(ctx, size):
         ctx.fail(f"yadtq-run exited {p.returncode}")
     ctx.faults = len(long_ids)
     finish(ctx, sampler, workers, size["long_seconds"] * 4 + 60)
-    records = ctx.redis.call(lambda c: [c.hgetall(ctx.prefix + "task:" + tid) for tid in long_ids])
+    records = ctx.redis.call(lambda c: [c.hgetall(ctx.keys.task(tid)) for tid in long_ids])
     for tid, rec in zip(long_ids, records):
         if rec.get("attempts") != "1":
             ctx.fail(f"{tid} ran {rec.get('attempts')} times (attempts {rec.get('attempts')}): {rec.get('errors')}")
@@ -908,14 +1050,15 @@ SCENARIOS = {
     "bad-input": scenario_bad_input,
     "long-task": scenario_long_task,
     "fsync-cost": measure_fsync,
+    "cluster-failover": scenario_cluster_failover,
 }
 
 FULL = dict(kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
             poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
-            fsync=20_000, timeout=600)
+            fsync=20_000, failover=20_000, timeout=600)
 SMALL = dict(kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, outage=2, ballast=300, stream=4, broker=2000, stall=8,
              poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
-             fsync=2000, timeout=180)
+             fsync=2000, failover=3000, timeout=180)
 
 
 def main():

@@ -447,16 +447,16 @@ _redis_cli() {
     timeout 10 redis-cli -h 127.0.0.1 -p "$port" "$@"
 }
 
-# cluster_up DIR BROKER_PORT REPLICAS PASSWORD PORT...: the broker and a Redis Cluster of one
-# master per PORT, each with REPLICAS replicas on free ports (recorded in DIR/cluster.ports).
-# A cluster already running from DIR is left as it is.
+# cluster_up DIR BROKER_PORT REPLICAS PASSWORD PORT...: the broker (none when BROKER_PORT is
+# -) and a Redis Cluster of one master per PORT, each with REPLICAS replicas on free ports
+# (recorded in DIR/cluster.ports). A cluster already running from DIR is left as it is.
 cluster_up() {
     local dir=$1 bport=$2 replicas=$3 password=$4 t0 port all=() deadline i
     shift 4
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     t0=$(now_ms)
-    _start_service "$dir" tansu "$bport"
+    [[ "$bport" == - ]] || _start_service "$dir" tansu "$bport"
     all=("$@")
     if [[ -s "$dir/cluster.ports" ]]; then
         read -r -a all <"$dir/cluster.ports"
@@ -468,7 +468,7 @@ cluster_up() {
         done
     fi
     for port in "${all[@]}"; do _start_service "$dir" "redis-$port" "$port" "$password"; done
-    _wait_service "$dir" tansu "$bport"
+    [[ "$bport" == - ]] || _wait_service "$dir" tansu "$bport"
     for port in "${all[@]}"; do _wait_service "$dir" "redis-$port" "$port" "$password"; done
     if [[ "$(_redis_cli "${all[0]}" "$password" CLUSTER INFO | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')" != "${#all[@]}" ]]; then
         local nodes=()

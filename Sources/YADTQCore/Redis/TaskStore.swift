@@ -184,8 +184,11 @@ public final class TaskStore: Sendable {
     private func beginOnce(_ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64) throws
         -> [AttemptDecision?]
     {
-        let replies = try perShard(TaskScripts.begin, ids: tasks.map(\.id), arguments: [String(now), worker]) {
-            command, index in
+        // On a cluster with replicas, PROCESSING reaches a replica before the attempt runs: a
+        // failover must not lose the attempt count its finish will be checked against.
+        let replies = try perShard(
+            TaskScripts.begin, ids: tasks.map(\.id), arguments: [String(now), worker], waitForReplicas: true
+        ) { command, index in
             command.append(tasks[index].id)
             command.append(tasks[index].maxAttempts)
             command.append(partitions[index])
