@@ -69,9 +69,8 @@ public struct RedisKeys: Sendable {
         var taskPrefix: String { base + "task:" }
         /// Sorted set: every kept task's id, scored by `queued_at`: the listing, newest first.
         var tasks: String { base + "tasks" }
-        /// Sorted set: the kept ids of one task type, scored by `queued_at`.
-        func type(_ type: String) -> String { typePrefix + type }
-        var typePrefix: String { base + "type:" }
+        /// Hash: task type -> number of kept tasks of that type.
+        var types: String { base + "types" }
         /// Sorted set: the ids in one of the listed statuses (PROCESSING, FAILED), by `queued_at`.
         func index(_ status: TaskStatus) -> String { indexPrefix + status.rawValue }
         var indexPrefix: String { base + "index:" }

@@ -2,9 +2,9 @@ import Foundation
 
 // The reads behind the web page and its JSON API: filtered pages of tasks, worker
 // heartbeats, throughput, and the web's login sessions. Every read uses the
-// indexes and counters the task scripts maintain (`tasks`, `type:<type>`,
-// `index:PROCESSING`, `index:FAILED`, `counts`, `stats:<second>`), never a key scan,
-// and costs one or two round trips.
+// indexes and counters the task scripts maintain (`tasks`, `index:PROCESSING`,
+// `index:FAILED`, `counts`, `types`, `stats:<second>`), never a key scan, and costs one or
+// two round trips per node.
 
 extension TaskStore {
     /// One page of tasks, newest first.
@@ -28,12 +28,12 @@ extension TaskStore {
 
     /// The newest tasks with a status and/or of a type.
     ///
-    /// PROCESSING and FAILED have an index of their own, which is walked. QUEUED and
-    /// SUCCESS have only a counter (an index member added and removed per task was most
-    /// of Redis's work per task), so for them, as for any status combined with a type,
-    /// `tasks` (or `type:<type>`) is walked newest first and each id's status checked
-    /// inside Redis, at most `scanLimit` ids per shard and call: a page may then come back
-    /// short, with a cursor to continue from.
+    /// PROCESSING and FAILED have an index of their own, which is walked (checking each id's
+    /// type when a type is asked for). QUEUED, SUCCESS and types have only counters (an index
+    /// member added and removed per task was most of Redis's work per task), so for them
+    /// `tasks` is walked newest first and each id's status and type checked inside Redis, at
+    /// most `scanLimit` ids per shard and call: a page may then come back short, with a
+    /// cursor to continue from.
     ///
     /// Each shard's index is walked on its own and the shards' candidates merged newest
     /// first. A cursor holds, per shard, a position counted from the oldest end of the
@@ -53,21 +53,27 @@ extension TaskStore {
             }
             ends = parts
         }
-        var filter = status?.rawValue ?? ""
+        var statusFilter = status?.rawValue ?? ""
         var indexed: TaskStatus? = nil
-        if let status, type == nil, Self.indexedStatuses.contains(status) {
+        if let status, Self.indexedStatuses.contains(status) {
             indexed = status
-            filter = ""
+            statusFilter = ""
         }
-        // A status alone is counted exactly by its counter; otherwise the walked index's size is the total.
-        let counted = type == nil ? status?.rawValue ?? "" : ""
+        // A status or a type alone is counted exactly by its counter; both together by the
+        // walked index's size (an upper bound).
+        let counter: (key: KeyPath<RedisKeys.Shard, String>, field: String)? =
+            switch (status, type) {
+            case (let status?, nil): (\.counts, status.rawValue)
+            case (nil, let type?): (\.types, type)
+            default: nil
+            }
         let calls = keys.allShards.enumerated().map { number, shard in
-            let walked = indexed.map(shard.index) ?? type.map(shard.type) ?? shard.tasks
-            return RedisClient.ScriptCall(
-                script: Self.pageScript, keys: [walked, shard.counts],
+            RedisClient.ScriptCall(
+                script: Self.pageScript,
+                keys: [indexed.map(shard.index) ?? shard.tasks, counter.map { shard[keyPath: $0.key] } ?? shard.counts],
                 arguments: RedisCommand(
-                    filter, ends[number].map(String.init) ?? "", String(limit), String(scanLimit), shard.taskPrefix,
-                    counted))
+                    statusFilter, type ?? "", ends[number].map(String.init) ?? "", String(limit), String(scanLimit),
+                    shard.taskPrefix, counter?.field ?? ""))
         }
         // Each shard's candidates: (id, position, queued_at), newest first.
         var candidates: [(id: String, shard: Int, position: Int, score: Double)] = []
@@ -107,28 +113,34 @@ extension TaskStore {
     /// The statuses with an `index:<STATUS>` zset of their own (see ``TaskScripts``).
     static let indexedStatuses: Set<TaskStatus> = [.processing, .failed]
 
-    /// KEYS: the walked zset, the shard's counts hash. ARGV: status to keep (or '' for all),
-    /// end position (exclusive, from the oldest end; '' for the newest page), limit, scan
-    /// limit, task key prefix, status whose count is the total (or '' for the walked
-    /// index's size). Returns the position scanned down to (0 when there is nothing older),
-    /// the total, then per id, newest first: id, position, queued_at.
+    /// KEYS: the walked zset, the hash counting the total. ARGV: status to keep (or '' for
+    /// all), type to keep (or '' for all), end position (exclusive, from the oldest end; ''
+    /// for the newest page), limit, scan limit, task key prefix, the counting hash's field
+    /// (or '' for the walked index's size). Returns the position scanned down to (0 when
+    /// there is nothing older), the total, then per id, newest first: id, position, queued_at.
     private static let pageScript = RedisScript(
         name: "task_page",
         source: """
-            local walked, filter = KEYS[1], ARGV[1]
-            local limit, budget, task = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+            local walked, status, type = KEYS[1], ARGV[1], ARGV[2]
+            local limit, budget, task = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+            local filtered = status ~= '' or type ~= ''
+            local function wanted(id)
+              if not filtered then return true end
+              local h = redis.call('HMGET', task .. id, 'status', 'type')
+              return (status == '' or h[1] == status) and (type == '' or h[2] == type)
+            end
             local total = redis.call('ZCARD', walked)
             local position = total
-            if ARGV[2] ~= '' then position = math.min(tonumber(ARGV[2]), total) end
+            if ARGV[3] ~= '' then position = math.min(tonumber(ARGV[3]), total) end
             local out, found, scanned = {0, 0}, 0, 0
             while position > 0 and found < limit and scanned < budget do
-              local count = filter == '' and (limit - found) or math.min(500, budget - scanned)
+              local count = filtered and math.min(500, budget - scanned) or (limit - found)
               local from = math.max(0, position - count)
               local chunk = redis.call('ZRANGE', walked, from, position - 1, 'WITHSCORES')
               for i = #chunk - 1, 1, -2 do
                 position = from + (i - 1) / 2
                 scanned = scanned + 1
-                if filter == '' or redis.call('HGET', task .. chunk[i], 'status') == filter then
+                if wanted(chunk[i]) then
                   found = found + 1
                   out[#out + 1] = chunk[i]
                   out[#out + 1] = position
@@ -137,19 +149,14 @@ extension TaskStore {
                 end
               end
             end
-            if ARGV[6] ~= '' then total = tonumber(redis.call('HGET', KEYS[2], ARGV[6]) or 0) end
+            if ARGV[7] ~= '' then total = tonumber(redis.call('HGET', KEYS[2], ARGV[7]) or 0) end
             out[1], out[2] = position, total
             return out
             """)
 
-    /// How many tasks of each type there are, from the type indexes.
+    /// How many kept tasks of each type there are, from the type counters.
     public func typeCounts(_ types: [String]) throws -> [String: Int] {
-        let shards = keys.allShards
-        let replies = try client.execute(types.flatMap { type in shards.map { RedisCommand("ZCARD", $0.type(type)) } })
-        return Dictionary(
-            uniqueKeysWithValues: types.enumerated().map { number, type in
-                (type, replies[number * shards.count..<(number + 1) * shards.count].reduce(0) { $0 + Int($1.integer ?? 0) })
-            })
+        try summed(\.types, fields: types)
     }
 
     /// A task's record and the raw fields of its hash (for fields newer than ``TaskRecord``,

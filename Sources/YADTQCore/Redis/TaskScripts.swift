@@ -3,8 +3,8 @@
 /// change is atomic.
 ///
 /// Each call works on one shard of the tasks (see ``RedisKeys``): it declares the shard's
-/// `tasks`, `counts`, `expiry` and `finished` as KEYS, and ARGV starts with the shard's key
-/// prefixes (task hash, type index, status index, stats), so no script spells a key name and,
+/// `tasks`, `counts`, `expiry`, `finished` and `types` as KEYS, and ARGV starts with the
+/// shard's key prefixes (task hash, status index, stats), so no script spells a key name and,
 /// on a Redis Cluster, every key a call touches carries the shard's hash tag (one slot).
 /// Then come the script's own arguments.
 ///
@@ -20,12 +20,13 @@ enum TaskScripts {
 
     /// Shared helpers, prepended to each script.
     private static let prelude = """
-        local K = { tasks = KEYS[1], counts = KEYS[2], expiry = KEYS[3], finished = KEYS[4],
-          task = ARGV[1], type = ARGV[2], index = ARGV[3], stats = ARGV[4] }
-        local A = 5  -- the script's own first argument
+        local K = { tasks = KEYS[1], counts = KEYS[2], expiry = KEYS[3], finished = KEYS[4], types = KEYS[5],
+          task = ARGV[1], index = ARGV[2], stats = ARGV[3] }
+        local A = 4  -- the script's own first argument
         -- Index changes are collected per key and written with one ZADD/ZREM per key at
-        -- the end of the script: per-member calls cost Redis several times more CPU.
-        local zadds, zrems, counts = {}, {}, {}
+        -- the end of the script, counter changes with one HINCRBY per field: per-member
+        -- calls cost Redis several times more CPU.
+        local zadds, zrems, counts, type_counts = {}, {}, {}, {}
         local function add_later(key, score, member)
           local list = zadds[key]
           if not list then list = {}; zadds[key] = list end
@@ -47,6 +48,10 @@ enum TaskScripts {
           for status, delta in pairs(counts) do
             if delta ~= 0 then redis.call('HINCRBY', K.counts, status, delta) end
           end
+          for type, delta in pairs(type_counts) do
+            if delta ~= 0 then redis.call('HINCRBY', K.types, type, delta) end
+          end
+          zadds, zrems, counts, type_counts = {}, {}, {}, {}
         end
         -- Every status is counted (one HINCRBY per status per batch); only the small,
         -- operational ones are also listed: PROCESSING (in flight, for the orphan check) and
@@ -62,9 +67,11 @@ enum TaskScripts {
           if listed[to] then add_later(K.index .. to, score, id) end
         end
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' end
+        -- A type is counted, not indexed: a listing by type walks `tasks` and checks each
+        -- id's type, as for QUEUED and SUCCESS.
         local function index_new(id, type, score)
           add_later(K.tasks, score, id)
-          add_later(K.type .. type, score, id)
+          type_counts[type] = (type_counts[type] or 0) + 1
           move(id, nil, 'QUEUED', score)
         end
         -- A terminal task is kept until `until_ms`, then pruned.
@@ -82,7 +89,7 @@ enum TaskScripts {
             local b = string.find(member, '\\0', a + 1, true)
             local status, type, id = string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1)
             remove_later(K.tasks, id)
-            remove_later(K.type .. type, id)
+            type_counts[type] = (type_counts[type] or 0) - 1
             if listed[status] then remove_later(K.index .. status, id) end
             counts[status] = (counts[status] or 0) - 1
             records[#records + 1] = K.task .. id
@@ -127,7 +134,6 @@ enum TaskScripts {
             local first = A + 1
             prune(now, prune_budget((#ARGV - first + 1) / 5))
             flush_indexes()
-            zadds, zrems, counts = {}, {}, {}
             local ids = {}
             for i = first, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
             local existing = {}
@@ -226,27 +232,30 @@ enum TaskScripts {
               elseif terminal(h[1]) or h[2] ~= attempt then
                 out[#out + 1] = 0
               else
-                redis.call('HSET', key, 'outcome_at', now)
+                -- Every field of the change in one HSET.
+                local fields = { 'outcome_at', now }
+                local function set(name, value) fields[#fields + 1] = name; fields[#fields + 1] = value end
                 if ARGV[i + 4] ~= '' then
                   local lines = string.sub(ARGV[i + 4], 2, -2)
-                  if lines ~= '' then redis.call('HSET', key, 'logs', append_json(h[5], lines)) end
+                  if lines ~= '' then set('logs', append_json(h[5], lines)) end
                 end
-                if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'progress', ARGV[i + 5]) end
+                if ARGV[i + 5] ~= '' then set('progress', ARGV[i + 5]) end
                 local final
                 if outcome == 'S' then
-                  redis.call('HSET', key, 'status', 'SUCCESS', 'result', payload, 'finished_at', now)
+                  set('status', 'SUCCESS'); set('result', payload); set('finished_at', now)
                   final = 'SUCCESS'
                   succeeded = succeeded + 1
                 else
                   local entry = cjson.encode({attempt = tonumber(attempt), worker = worker, error = payload,
                     at = tonumber(now)})
-                  redis.call('HSET', key, 'error', payload, 'errors', append_json(h[3], entry))
+                  set('error', payload); set('errors', append_json(h[3], entry))
                   if outcome == 'F' then
-                    redis.call('HSET', key, 'status', 'FAILED', 'finished_at', now)
+                    set('status', 'FAILED'); set('finished_at', now)
                     final = 'FAILED'
                     failed = failed + 1
                   end
                 end
+                redis.call('HSET', key, unpack(fields))
                 if final then
                   move(id, h[1], final, h[4] or now)
                   keep_until(id, h[6] or '', final, tonumber(now) + keep[final])

@@ -80,12 +80,9 @@ public final class TaskStore: Sendable {
             ? [(0, Array(ids.indices))]
             : Dictionary(grouping: ids.indices, by: { keys.shard(of: ids[$0]) }).map { ($0.key, $0.value) }
         let calls = groups.map { group in
-            let shard = keys[group.shard]
-            var command = RedisCommand(shard.taskPrefix, shard.typePrefix, shard.indexPrefix, shard.statsPrefix)
-            for argument in arguments { command.append(argument) }
-            for index in group.indices { appendTask(&command, index) }
-            return RedisClient.ScriptCall(
-                script: script, keys: [shard.tasks, shard.counts, shard.expiry, shard.finished], arguments: command)
+            Self.call(script, shard: keys[group.shard], arguments: arguments) { command in
+                for index in group.indices { appendTask(&command, index) }
+            }
         }
         let replies = try client.evaluate(calls, waitForReplicas: waitForReplicas)
         var result = [RedisReply](repeating: .null, count: ids.count)
@@ -113,13 +110,20 @@ public final class TaskStore: Sendable {
 
     /// Runs `script` once per shard with the same `arguments` (no tasks); the replies by shard.
     private func everyShard(_ script: RedisScript, arguments: [String]) throws -> [RedisReply] {
-        let calls = keys.allShards.map { shard in
-            var command = RedisCommand(shard.taskPrefix, shard.typePrefix, shard.indexPrefix, shard.statsPrefix)
-            for argument in arguments { command.append(argument) }
-            return RedisClient.ScriptCall(
-                script: script, keys: [shard.tasks, shard.counts, shard.expiry, shard.finished], arguments: command)
-        }
-        return try client.evaluate(calls)
+        try client.evaluate(keys.allShards.map { Self.call(script, shard: $0, arguments: arguments) { _ in } })
+    }
+
+    /// One task script call on one shard: its keys, its key prefixes, the shared arguments,
+    /// then whatever `appendTasks` adds (see ``TaskScripts``).
+    private static func call(
+        _ script: RedisScript, shard: RedisKeys.Shard, arguments: [String], appendTasks: (inout RedisCommand) -> Void
+    ) -> RedisClient.ScriptCall {
+        var command = RedisCommand(shard.taskPrefix, shard.indexPrefix, shard.statsPrefix)
+        for argument in arguments { command.append(argument) }
+        appendTasks(&command)
+        return RedisClient.ScriptCall(
+            script: script, keys: [shard.tasks, shard.counts, shard.expiry, shard.finished, shard.types],
+            arguments: command)
     }
 
     /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`. Returns,
@@ -269,20 +273,22 @@ public final class TaskStore: Sendable {
         try statusCounters(\.finished, TaskStatus.allCases.filter(\.isTerminal))
     }
 
-    /// The sum over the shards of a hash of status -> count; a missing field is 0.
     private func statusCounters(_ key: KeyPath<RedisKeys.Shard, String>, _ statuses: [TaskStatus]) throws
         -> [TaskStatus: Int]
     {
-        let commands = keys.allShards.map { shard in
-            var command = RedisCommand("HMGET", shard[keyPath: key])
-            for status in statuses { command.append(status.rawValue) }
-            return command
+        let sums = try summed(key, fields: statuses.map(\.rawValue))
+        return Dictionary(uniqueKeysWithValues: statuses.map { ($0, sums[$0.rawValue] ?? 0) })
+    }
+
+    /// Fields of a counting hash (`counts`, `finished`, `types`) summed over the shards, in
+    /// one round trip per node; a missing field is 0.
+    func summed(_ key: KeyPath<RedisKeys.Shard, String>, fields: [String]) throws -> [String: Int] {
+        var sums = Dictionary(uniqueKeysWithValues: fields.map { ($0, 0) })
+        guard !fields.isEmpty else { return sums }
+        for reply in try client.execute(keys.allShards.map { RedisCommand(["HMGET", $0[keyPath: key]] + fields) }) {
+            for (field, value) in zip(fields, reply.elements) { sums[field]! += value.text.flatMap { Int($0) } ?? 0 }
         }
-        var counts = Dictionary(uniqueKeysWithValues: statuses.map { ($0, 0) })
-        for reply in try client.execute(commands) {
-            for (status, value) in zip(statuses, reply.elements) { counts[status]! += value.text.flatMap { Int($0) } ?? 0 }
-        }
-        return counts
+        return sums
     }
 
     /// Deletes up to `limit` tasks whose retention has ended (with their index entries and
