@@ -59,15 +59,22 @@ struct BenchCommand: ParsableCommand {
         _ = try extraGroups()
     }
 
-    /// `--process name=pid` values as watched groups.
+    /// `--process name=pid` values as watched groups; pids given under one name (the masters
+    /// of a Redis Cluster) are one group.
     private func extraGroups() throws -> [WatchedGroup] {
-        try processes.map { entry in
+        var groups: [WatchedGroup] = []
+        for entry in processes {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, let pid = Int32(parts[1]) else {
                 throw ValidationError("--process takes name=pid, got '\(entry)'")
             }
-            return WatchedGroup(name: String(parts[0]), pids: [pid])
+            if let index = groups.firstIndex(where: { $0.name == parts[0] }) {
+                groups[index].pids.append(pid)
+            } else {
+                groups.append(WatchedGroup(name: String(parts[0]), pids: [pid]))
+            }
         }
+        return groups
     }
 
     func run() throws {
