@@ -716,17 +716,13 @@ def scenario_redis_restart(ctx, size):
                   f"(+{size['ballast']}k keys of ballast: {loading} of 2 workers waited out LOADING)")
 
 
-def free_ports(count):
-    """`count` distinct free TCP ports on 127.0.0.1."""
-    import socket
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+def free_cluster_ports(count):
+    """`count` distinct free ports for Redis Cluster nodes (see free_cluster_port in lib.sh)."""
+    ports = set()
+    while len(ports) < count:
+        ports.add(int(subprocess.run(["bash", "-c", 'source "$0/scripts/lib.sh"; free_cluster_port', ROOT],
+                                     check=True, capture_output=True, text=True).stdout))
+    return sorted(ports)
 
 
 def lib(function, *args):
@@ -741,7 +737,7 @@ def scenario_cluster_failover(ctx, size):
     replica (WAIT) before running an attempt and before committing offsets."""
     count = size["failover"]
     cluster_dir = tempfile.mkdtemp(prefix="yadtq-chaos-cluster-")
-    ports = free_ports(3)
+    ports = free_cluster_ports(3)
     lib("cluster_up", cluster_dir, "-", "1", "", *map(str, ports))
     url = "redis://" + ",".join(f"127.0.0.1:{p}" for p in ports)
     sub = Context(ctx.name, os.path.dirname(ctx.logs), redis_url=url)

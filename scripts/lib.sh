@@ -176,6 +176,26 @@ s.close()'
 }
 
 # True when something already listens on 127.0.0.1:PORT (or on the wildcard address).
+# A free port for a Redis Cluster node: at most 55535, with the cluster bus port (10,000
+# higher) free too.
+free_cluster_port() {
+    "$YADTQ_PYTHON" -c 'import random, socket
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    port = random.randint(20000, 55535)
+    if free(port) and free(port + 10000):
+        print(port)
+        break'
+}
+
 port_busy() {
     ! "$YADTQ_PYTHON" -c 'import socket, sys
 s = socket.socket()
@@ -462,7 +482,7 @@ cluster_up() {
         read -r -a all <"$dir/cluster.ports"
     else
         for ((i = 0; i < replicas * $#; i++)); do
-            port=$(free_port)
+            port=$(free_cluster_port)
             while [[ " ${all[*]} $bport " == *" $port "* ]]; do port=$(free_port); done
             all+=("$port")
         done
