@@ -16,6 +16,8 @@ let strictSettings: [SwiftSetting] = [
 
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 
 /// A thin command-line executable over the core.
 func command(_ name: String, extra: [Target.Dependency] = []) -> Target {
@@ -41,13 +43,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .target(
-            name: "YADTQCore", dependencies: ["CRdKafka", "CHiredis", "CLua", logging],
+            name: "YADTQCore", dependencies: ["CRdKafka", "CHiredis", "CLua", logging, metrics, prometheus],
             swiftSettings: strictSettings, linkerSettings: runtimeLibrarySearchPath),
         .target(
             name: "YADTQCommandLine", dependencies: ["YADTQCore", argumentParser, logging],
@@ -57,7 +61,7 @@ let package = Package(
             dependencies: ["YADTQCore", .product(name: "Hummingbird", package: "hummingbird"), logging],
             swiftSettings: strictSettings),
         command("yadtq-run"),
-        command("yadtq-worker"),
+        command("yadtq-worker", extra: ["YADTQWeb"]),
         command("yadtq-monitor"),
         command("yadtq-web", extra: ["YADTQWeb"]),
         command("yadtq-ctl"),

@@ -21,6 +21,9 @@ public struct GlobalOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env YADTQ_LOG_LEVEL).")
     var logLevel: String?
 
+    @Option(help: "Log format: text, or json for one JSON object per line (env YADTQ_LOG_FORMAT).")
+    var logFormat: String?
+
     public init() {}
 
     /// The settings from the environment with these flags applied on top.
@@ -33,9 +36,17 @@ public struct GlobalOptions: ParsableArguments {
         return settings
     }
 
-    /// A logger writing to standard error at the chosen level.
+    /// Whether logs are JSON lines (`--log-format json` or `YADTQ_LOG_FORMAT=json`).
+    public var logsJSON: Bool {
+        (logFormat ?? ProcessInfo.processInfo.environment["YADTQ_LOG_FORMAT"] ?? "text").lowercased() == "json"
+    }
+
+    /// A logger writing to standard error at the chosen level, as text or JSON lines.
     public func logger(label: String) -> Logger {
-        var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        let json = logsJSON
+        var logger = Logger(label: label) { label in
+            json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
+        }
         let level = logLevel ?? ProcessInfo.processInfo.environment["YADTQ_LOG_LEVEL"] ?? "info"
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
         return logger

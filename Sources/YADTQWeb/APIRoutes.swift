@@ -89,7 +89,8 @@ struct APIRoutes {
 
     private func workers() async throws -> Response {
         let now = currentEpochMilliseconds()
-        let workers = try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) }
+        let workers = WorkerView.listed(
+            try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) }, now: now)
         return WebResponse.json(["workers": .array(workers.map(TaskPresentation.json))])
     }
 
@@ -199,17 +200,21 @@ struct DashboardSnapshot: Sendable {
     var workers: [WorkerView]
     var recentFailures: [TaskRecord]
     var now: Int64
+    /// The group's lag per partition of the server's topic; `nil` when the broker did not answer.
+    var lag: [PartitionLag]? = nil
 
     static func read(from backend: WebBackend) async throws -> DashboardSnapshot {
         let types = await backend.plugins().plugins.map(\.type)
         let now = currentEpochMilliseconds()
-        return try await backend.read { store in
+        var snapshot = try await backend.read { store in
             DashboardSnapshot(
                 counts: try store.counts(), typeCounts: try store.typeCounts(types),
                 throughput: try store.throughput(buckets: buckets, bucketSeconds: bucketSeconds, now: now),
-                workers: try store.workerHeartbeats().map { WorkerView($0, now: now) },
+                workers: WorkerView.listed(try store.workerHeartbeats().map { WorkerView($0, now: now) }, now: now),
                 recentFailures: try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 5).records, now: now)
         }
+        snapshot.lag = await backend.lag.read()
+        return snapshot
     }
 }
 

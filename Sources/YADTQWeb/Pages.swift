@@ -38,6 +38,14 @@ enum Pages {
                 <td class="clip">\(record.error ?? "")</td></tr>
                 """
             })
+        let lagRows = HTML(
+            joining: (snapshot.lag ?? []).map { partition in
+                """
+                <tr><td>\(partition.topic)</td><td>\(partition.partition)</td>\
+                <td>\(partition.committed.map(String.init) ?? "—")</td><td>\(partition.end)</td><td>\(partition.lag)</td></tr>
+                """
+            })
+        let lagEmpty = snapshot.lag == nil ? "The broker did not answer." : "The topic does not exist yet."
         let live: HTML = """
             <div class="stats">\(cards)</div>
             <section class="card">
@@ -53,6 +61,8 @@ enum Pages {
             <p class="small"><a href="/workers">All about the workers →</a></p></section>
             <section class="card"><h2>Tasks by type</h2>\(table(["Type", "Tasks"], typeRows, empty: "No task types in the plugin folder."))</section>
             <section class="card"><h2>Latest failures</h2>\(table(["Task", "Type", "Error"], failureRows, empty: "No failed tasks."))</section>
+            <section class="card"><h2>Consumer lag</h2>\(table(["Topic", "Partition", "Committed", "End", "Lag"], lagRows, empty: lagEmpty))\
+            <p class="small">Messages not yet committed by the group, per partition; also on <a href="/metrics">/metrics</a>.</p></section>
             </div>
             """
         return Page(title: "Dashboard", section: .dashboard, content: "<h1>Dashboard</h1>", live: live)
@@ -251,7 +261,7 @@ enum Pages {
                     <td>\(Presentation.age(worker.lastHeartbeat, now: now))</td><td>\(task)</td><td>\(worker.processed)</td>\
                     <td>\(worker.failed)</td><td>\(worker.partitions.map(String.init).joined(separator: ", "))</td>\
                     <td class="mono small">\(worker.host ?? "—") · \(worker.pid.map(String.init) ?? "—")</td>\
-                    <td class="small">\(Presentation.age(worker.startedAt, now: now))</td></tr>
+                    <td class="small">\(Presentation.age(worker.startedAt, now: now))</td><td class="small">\(metricsLink(worker))</td></tr>
                     """
             })
         let verdicts = Dictionary(grouping: workers, by: \.verdict).sorted { $0.key < $1.key }
@@ -259,12 +269,19 @@ enum Pages {
         let live: HTML = """
             <div class="chips">\(summary)</div>
             <section class="card">
-            \(table(["Worker", "Verdict", "State", "Last heartbeat", "Current task", "Processed", "Failed", "Partitions", "Host · pid", "Started"], rows, empty: "No worker has sent a heartbeat under namespace \(namespace) yet: start one with yadtq-worker <name> <topic>."))
+            \(table(["Worker", "Verdict", "State", "Last heartbeat", "Current task", "Processed", "Failed", "Partitions", "Host · pid", "Started", "Metrics"], rows, empty: "No worker has sent a heartbeat under namespace \(namespace) yet: start one with yadtq-worker <name> <topic>."))
             </section>
             <p class="muted small">Verdicts come from yadtq-monitor when it runs; otherwise a worker is ALIVE while its \
             last heartbeat is under \(WorkerView.deadAfterMilliseconds / 1000) s old.</p>
             """
         return Page(title: "Workers", section: .workers, content: "<h1>Workers</h1>", live: live)
+    }
+
+    /// A link to the worker's own `/metrics`, when it serves one.
+    private static func metricsLink(_ worker: WorkerView) -> HTML {
+        guard let port = worker.heartbeat["metrics_port"]?.intValue else { return "—" }
+        let host = worker.host == ProcessInfo.processInfo.hostName ? "127.0.0.1" : worker.host ?? "127.0.0.1"
+        return "<a href=\"http://\(host):\(port)/metrics\">:\(port)</a>"
     }
 
     private static func verdictBadge(_ worker: WorkerView) -> HTML {

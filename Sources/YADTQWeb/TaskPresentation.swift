@@ -107,6 +107,15 @@ struct WorkerView: Sendable {
     var entry: TaskStore.WorkerHeartbeat
     var verdict: String
 
+    /// A worker silent for longer than this is not listed (the monitor's default `--forget-after`,
+    /// which also deletes its entry).
+    static let forgetAfterMilliseconds: Int64 = 3_600_000
+
+    /// `workers` without those gone for longer than ``forgetAfterMilliseconds``.
+    static func listed(_ workers: [WorkerView], now: Int64) -> [WorkerView] {
+        workers.filter { worker in worker.lastHeartbeat.map { now - $0 <= forgetAfterMilliseconds } ?? true }
+    }
+
     init(_ entry: TaskStore.WorkerHeartbeat, now: Int64) {
         self.entry = entry
         if let verdict = entry.verdict {

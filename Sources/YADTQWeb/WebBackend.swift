@@ -12,6 +12,8 @@ final class WebBackend: Sendable {
     private let publisher: LazyPublisher
     private let registry: PluginRegistry
     private let pluginQueue = DispatchQueue(label: "yadtq.web.plugins")
+    let lag: LagSource
+    let queueMetrics = QueueMetrics()
 
     /// How long a request waits for an unreachable Redis before it is answered 503. A submit
     /// waits no longer either, so a client that gives up and retries never finds its first
@@ -24,6 +26,7 @@ final class WebBackend: Sendable {
         store = TaskStore(settings: configuration.settings, logger: logger, reconnectFor: Self.redisWait)
         publisher = LazyPublisher(configuration: configuration, logger: logger)
         registry = PluginRegistry(directory: configuration.settings.pluginsDirectory)
+        lag = LagSource(settings: configuration.settings, topic: configuration.topic, logger: logger)
     }
 
     /// Runs Redis reads and writes on the store's own queue.

@@ -54,6 +54,7 @@ public struct WebServer: Sendable {
         router.add(middleware: WebSecurityMiddleware(
                 token: configuration.token, allowedHosts: configuration.allowedHosts, backend: backend))
         APIRoutes(backend: backend).register(on: router)
+        MetricsRoutes(backend: backend).register(on: router)
         PageRoutes(backend: backend).register(on: router)
         let address = "http://\(configuration.host):\(configuration.port)"
         let logger = self.logger

@@ -28,7 +28,10 @@ struct MonitorCommand: ParsableCommand {
             """)
     var stuckAfter: Duration?
 
-    @Option(help: "The topic whose end marker ends the monitor (env YADTQ_TOPIC).")
+    @Option(help: "A worker silent (or stopped) for longer than this is dropped from the listing and from Redis.")
+    var forgetAfter: Duration = .seconds(3600)
+
+    @Option(help: "The topic whose end marker ends the monitor and whose lag it shows (env YADTQ_TOPIC).")
     var topic: String?
 
     @Flag(help: "Print one snapshot and exit.")
@@ -42,14 +45,15 @@ struct MonitorCommand: ParsableCommand {
     func validate() throws {
         guard interval > .zero else { throw ValidationError("--interval must be more than 0, e.g. 5s") }
         guard deadAfter > .zero else { throw ValidationError("--dead-after must be more than 0, e.g. 10s") }
+        guard forgetAfter > deadAfter else { throw ValidationError("--forget-after must be longer than --dead-after") }
     }
 
     func run() throws {
         do {
             let settings = try global.settings()
             let monitor = FleetMonitor(
-                settings: settings, topic: topic ?? settings.topic,
-                rules: LivenessRules(deadAfter: deadAfter, stuckAfter: stuckAfter), rateWindow: interval,
+                settings: settings, topic: chooseTopic(settings: settings),
+                rules: LivenessRules(deadAfter: deadAfter, stuckAfter: stuckAfter, forgetAfter: forgetAfter), rateWindow: interval,
                 logger: global.logger(label: "yadtq-monitor"))
             if once {
                 var noScreen: LiveScreen? = nil
@@ -101,5 +105,16 @@ struct MonitorCommand: ParsableCommand {
 
     private static func log(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// `--topic`, `YADTQ_TOPIC`, or the topic the running workers consume.
+    private func chooseTopic(settings: YADTQSettings) -> String {
+        if let topic = topic ?? ProcessInfo.processInfo.environment["YADTQ_TOPIC"] { return topic }
+        let store = TaskStore(settings: settings, logger: global.logger(label: "yadtq-monitor"), reconnectFor: .seconds(2))
+        let workers = (try? store.workerHeartbeats()) ?? []
+        return TopicChoice(
+            explicit: nil, fallback: settings.topic, group: settings.group, workers: workers,
+            now: currentEpochMilliseconds()
+        ).topic
     }
 }

@@ -46,8 +46,11 @@ struct RunCommand: ParsableCommand {
             let plugins =
                 FileManager.default.fileExists(atPath: settings.pluginsDirectory)
                 ? PluginRegistry(directory: settings.pluginsDirectory) : nil
+            let choice = chooseTopic(settings: settings)
+            if let notice = choice.notice { logger.notice("\(notice)") }
+            if let warning = choice.warning { logger.warning("\(warning)") }
             let publisher = try TaskPublisher(
-                settings: settings, topic: topic ?? settings.topic, partitions: partitions, clientID: "yadtq-run",
+                settings: settings, topic: choice.topic, partitions: partitions, clientID: "yadtq-run",
                 logger: logger, plugins: plugins)
             let submission = TaskSubmission(publisher: publisher, stream: TaskLineStream(inputs: inputs))
             let report = try submission.run(
@@ -147,5 +150,17 @@ enum ProgressBar {
                     format: "%d tasks: %d succeeded, %d failed in %.2f s\n", progress.total, progress.succeeded,
                     progress.failed, seconds
                 ).utf8))
+    }
+}
+
+extension RunCommand {
+    /// The topic to publish to: `--topic`, `YADTQ_TOPIC`, or the one the running workers consume.
+    fileprivate func chooseTopic(settings: YADTQSettings) -> TopicChoice {
+        let explicit = topic ?? ProcessInfo.processInfo.environment["YADTQ_TOPIC"]
+        let store = TaskStore(settings: settings, logger: global.logger(label: "yadtq-run"), reconnectFor: .seconds(2))
+        let workers = (try? store.workerHeartbeats()) ?? []
+        return TopicChoice(
+            explicit: explicit, fallback: settings.topic, group: settings.group, workers: workers,
+            now: currentEpochMilliseconds())
     }
 }

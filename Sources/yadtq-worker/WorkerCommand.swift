@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import YADTQCommandLine
 import YADTQCore
+import YADTQWeb
 
 @main
 struct WorkerCommand: ParsableCommand {
@@ -54,6 +55,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "How long a FAILED task stays in Redis, e.g. 7d (env YADTQ_KEEP_FAILED; default 7d).")
     var keepFailed: Duration?
 
+    @Option(help: "Serve this worker's metrics on http://127.0.0.1:PORT/metrics (0: a free port, logged). Off by default.")
+    var metricsPort: Int?
+
+    @Option(help: "Address of the metrics endpoint: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.")
+    var metricsHost = "127.0.0.1"
+
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false
 
@@ -64,6 +71,9 @@ struct WorkerCommand: ParsableCommand {
             guard name != nil, topic != nil else {
                 throw ValidationError("give the worker's name and the topic, e.g. yadtq-worker w1 tasks")
             }
+        }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be from 0 (a free port) to 65535")
         }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard memoryLimit >= 1 else { throw ValidationError("--memory-limit must be at least 1 MiB") }
@@ -90,6 +100,14 @@ struct WorkerCommand: ParsableCommand {
             options.retry = RetryPolicy(baseDelay: retryDelay, maxDelay: retryMaxDelay)
             let logger = global.logger(label: "yadtq-worker.\(name)")
             let worker = Worker(settings: settings, options: options, logger: logger)
+            if let metricsPort {
+                let metrics = worker.metrics
+                let port = try MetricsEndpoint.start(host: metricsHost, port: metricsPort, logger: logger) {
+                    metrics.exposition()
+                }
+                worker.activity.serveMetrics(on: port)
+                logger.notice("metrics on http://\(metricsHost):\(port)/metrics")
+            }
             let signals = [SIGINT, SIGTERM].map { number in
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())

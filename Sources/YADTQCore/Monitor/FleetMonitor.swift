@@ -23,6 +23,7 @@ public struct FleetMonitor: Sendable {
     /// Redis about 7 µs (measured with 1,000,000 tasks), so the default keeps a refresh
     /// well under 50 ms; with more tasks in flight the screen says "at least".
     public let orphanScanLimit: Int
+    private let lagReader: KafkaLagReader?
 
     /// - Parameters:
     ///   - rateWindow: the span tasks/s averages over, normally the refresh interval
@@ -30,8 +31,9 @@ public struct FleetMonitor: Sendable {
     ///   - reconnectFor: how long a refresh keeps retrying while Redis is unreachable.
     public init(
         settings: YADTQSettings, topic: String, rules: LivenessRules, rateWindow: Duration,
-        orphanScanLimit: Int = 2_000, logger: Logger, reconnectFor: Duration = .seconds(2)
+        orphanScanLimit: Int = 2_000, logger: Logger, reconnectFor: Duration = .seconds(2), readsLag: Bool = true
     ) {
+        lagReader = readsLag ? try? KafkaLagReader(settings: settings, timeout: .seconds(2)) : nil
         store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor)
         namespace = settings.namespace
         self.topic = topic
@@ -56,25 +58,46 @@ public struct FleetMonitor: Sendable {
         var workers: [WorkerReport] = []
         var problems: [String] = []
         var unreadable: Set<String> = []
+        var forgotten: [String] = []
         for (name, text) in reads.heartbeats.sorted(by: { $0.key < $1.key }) {
             do {
                 let heartbeat = try Heartbeat(parsing: text)
+                if rules.isForgotten(heartbeat, at: now) {
+                    forgotten.append(name)
+                    continue
+                }
                 workers.append(WorkerReport(name: name, heartbeat: heartbeat, judgement: rules.judge(heartbeat, at: now)))
             } catch {
                 problems.append("\(name): \(error)")
                 unreadable.insert(name)
             }
         }
-        let stored = reads.verdicts.compactMapValues(WorkerVerdict.init(rawValue:))
+        if !forgotten.isEmpty {
+            try store.forgetWorkers(forgotten)
+            logger.info("forgot workers silent for over \(rules.forgetAfter.compactText): \(forgotten.joined(separator: ", "))")
+        }
+        let stored = reads.verdicts.compactMapValues(WorkerVerdict.init(rawValue:)).filter { !forgotten.contains($0.key) }
 
         let orphans = try orphans(workers: workers, unreadable: unreadable)
         let changes = try storeChanges(workers: workers, stored: stored, at: now)
-        return FleetSnapshot(
+        var snapshot = FleetSnapshot(
             at: now, namespace: namespace, topic: topic, workers: workers, problems: problems,
             counts: try store.counts(), tasksPerSecond: Double(reads.finished) / Double(rateWindowSeconds),
             rateWindowSeconds: rateWindowSeconds, orphaned: orphans.listed, orphanCount: orphans.count,
             orphanScanLimit: orphanScanLimit,
             endOfStream: try store.endOfStream(topic: topic), changes: changes)
+        snapshot.lag = readLag()
+        return snapshot
+    }
+
+    /// The group's lag on the topic, or `nil` (logged) when the broker cannot tell.
+    private func readLag() -> [PartitionLag]? {
+        do {
+            return try lagReader?.lag(topic: topic)
+        } catch {
+            logger.warning("consumer lag not read: \(error)")
+            return nil
+        }
     }
 
     /// Counts the PROCESSING tasks whose worker is DEAD or has no heartbeat entry at all,

@@ -68,6 +68,8 @@ public struct FleetSnapshot: Sendable, Equatable {
     public var endOfStream: EndOfStream?
     /// Verdicts that changed at this refresh.
     public var changes: [VerdictChange]
+    /// The group's lag on each partition of the topic; `nil` when the broker could not be read.
+    public var lag: [PartitionLag]?
 
     public init(
         at: Int64, namespace: String, topic: String, workers: [WorkerReport], problems: [String] = [],
@@ -94,4 +96,14 @@ public struct FleetSnapshot: Sendable, Equatable {
     public var everyWorkerGone: Bool { workers.allSatisfy { $0.verdict == .dead } }
 
     public var totalTasks: Int { counts.values.reduce(0, +) }
+
+    /// Messages not yet committed on all partitions; `nil` when the lag is unknown.
+    public var totalLag: Int64? { lag.map { $0.reduce(0) { $0 + $1.lag } } }
+
+    /// The lag summed over `worker`'s partitions; `nil` when the lag is unknown.
+    public func lag(of worker: WorkerReport) -> Int64? {
+        guard let lag else { return nil }
+        let partitions = Set(worker.heartbeat.partitions)
+        return lag.filter { partitions.contains($0.partition) }.reduce(0) { $0 + $1.lag }
+    }
 }

@@ -12,7 +12,17 @@ extension FleetSnapshot {
             "at": .int(at),
             "namespace": .string(namespace),
             "topic": .string(topic),
-            "workers": .array(workers.map { $0.json(at: at) }),
+            "workers": .array(workers.map { worker in
+                var fields = worker.json(at: at)
+                fields["lag"] = lag(of: worker).map(JSONValue.int) ?? .null
+                return .object(fields)
+            }),
+            "lag": lag.map { lag in
+                [
+                    "total": .int(totalLag ?? 0),
+                    "partitions": .array(lag.map { ["partition": .int(Int64($0.partition)), "committed": $0.committed.map(JSONValue.int) ?? .null, "end": .int($0.end), "lag": .int($0.lag)] }),
+                ]
+            } ?? .null,
             "problems": .array(problems.map(JSONValue.string)),
             "queue": .object(queue),
             "tasks_per_second": .double(tasksPerSecond),
@@ -43,14 +53,14 @@ extension WorkerReport {
         return .milliseconds(max(0, now - startedAt))
     }
 
-    func json(at now: Int64) -> JSONValue {
+    func json(at now: Int64) -> [String: JSONValue] {
         guard case .object(var fields) = heartbeat.json else { preconditionFailure("a heartbeat is an object") }
         fields["name"] = .string(name)
         fields["verdict"] = .string(verdict.rawValue)
         fields["reason"] = .string(judgement.reason)
         fields["heartbeat_age_ms"] = .int(heartbeatAge(at: now).inMilliseconds)
         fields["task_running_ms"] = taskRunningTime(at: now).map { .int($0.inMilliseconds) } ?? .null
-        return .object(fields)
+        return fields
     }
 }
 

@@ -16,7 +16,7 @@ public enum FleetTable {
                 + timestampText(epochMilliseconds: now),
             "",
         ]
-        var rows = [["WORKER", "VERDICT", "HEARTBEAT", "STATE", "TASK", "RUNNING", "PROCESSED", "FAILED", "PARTITIONS", "NOTE"]]
+        var rows = [["WORKER", "VERDICT", "HEARTBEAT", "STATE", "TASK", "RUNNING", "PROCESSED", "FAILED", "PARTITIONS", "LAG", "NOTE"]]
         for worker in snapshot.workers {
             let beat = worker.heartbeat
             rows.append([
@@ -24,13 +24,13 @@ public enum FleetTable {
                 beat.state.rawValue, beat.state == .busy ? cut(beat.currentTask ?? "?") : "-",
                 worker.taskRunningTime(at: now)?.compactText ?? "-", String(beat.processed), String(beat.failed),
                 beat.partitions.isEmpty ? "-" : beat.partitions.sorted().map(String.init).joined(separator: ","),
-                worker.judgement.reason,
+                snapshot.lag(of: worker).map(String.init) ?? "-", worker.judgement.reason,
             ])
         }
         if snapshot.workers.isEmpty {
             lines.append("no worker has written a heartbeat in this namespace yet")
         } else {
-            lines += columns(rows, rightAligned: [6, 7])
+            lines += columns(rows, rightAligned: [6, 7, 9])
         }
         for problem in snapshot.problems { lines.append("! " + problem) }
         lines.append("")
@@ -40,6 +40,7 @@ public enum FleetTable {
         lines.append(
             "QUEUE     \(counts) · total \(snapshot.totalTasks) · \(rate) tasks/s (last \(snapshot.rateWindowSeconds)s)")
         lines.append("ORPHANED  " + orphanText(snapshot))
+        lines.append("LAG       " + lagText(snapshot))
         if let end = snapshot.endOfStream {
             lines.append(
                 "END       marker \(end.marker): \(end.reached) of \(end.partitions) partitions drained"
@@ -60,6 +61,13 @@ public enum FleetTable {
         if count > orphansListed { text += ", and \(count - orphansListed) more" }
         let scanned = (snapshot.counts[.processing] ?? 0) > snapshot.orphanScanLimit ? "at least " : ""
         return "\(scanned)\(count): \(text), to be redelivered by Kafka"
+    }
+
+    private static func lagText(_ snapshot: FleetSnapshot) -> String {
+        guard let lag = snapshot.lag, let total = snapshot.totalLag else { return "unknown (the broker did not answer)" }
+        if lag.isEmpty { return "none (topic \(snapshot.topic) does not exist yet)" }
+        let behind = lag.filter { $0.lag > 0 }.map { "p\($0.partition) \($0.lag)" }
+        return "\(total) messages not yet committed" + (behind.isEmpty ? "" : ": " + behind.joined(separator: ", "))
     }
 
     private static func cut(_ text: String) -> String {

@@ -2,6 +2,8 @@
 public enum WorkerState: String, Sendable, CaseIterable {
     case idle
     case busy
+    /// Started, but not consuming yet: its topic does not exist. ``Heartbeat/note`` says which.
+    case waiting
     /// The worker left gracefully and will not beat again.
     case stopped
 }
@@ -32,11 +34,19 @@ public struct Heartbeat: Sendable, Equatable {
     public var timeLimitMilliseconds: Int64?
     /// How often the worker beats. `nil` from a worker that does not report it.
     public var intervalMilliseconds: Int64?
+    /// The topic the worker consumes (or waits for), and its consumer group.
+    public var topic: String?
+    public var group: String?
+    /// What the worker wants an operator to know, e.g. `waiting for topic t to exist`.
+    public var note: String?
+    /// The port of the worker's `/metrics` endpoint, when it serves one.
+    public var metricsPort: Int?
 
     public init(
         lastHeartbeat: Int64, state: WorkerState, currentTask: String? = nil, taskStartedAt: Int64? = nil,
         processed: Int = 0, failed: Int = 0, partitions: [Int32] = [], pid: Int32, host: String, startedAt: Int64,
-        timeLimitMilliseconds: Int64? = nil, intervalMilliseconds: Int64? = nil
+        timeLimitMilliseconds: Int64? = nil, intervalMilliseconds: Int64? = nil, topic: String? = nil,
+        group: String? = nil, note: String? = nil, metricsPort: Int? = nil
     ) {
         self.lastHeartbeat = lastHeartbeat
         self.state = state
@@ -50,6 +60,10 @@ public struct Heartbeat: Sendable, Equatable {
         self.startedAt = startedAt
         self.timeLimitMilliseconds = timeLimitMilliseconds
         self.intervalMilliseconds = intervalMilliseconds
+        self.topic = topic
+        self.group = group
+        self.note = note
+        self.metricsPort = metricsPort
     }
 
 
@@ -69,6 +83,10 @@ public struct Heartbeat: Sendable, Equatable {
         ]
         if let timeLimitMilliseconds { fields["time_limit_ms"] = .int(timeLimitMilliseconds) }
         if let intervalMilliseconds { fields["interval_ms"] = .int(intervalMilliseconds) }
+        if let topic { fields["topic"] = .string(topic) }
+        if let group { fields["group"] = .string(group) }
+        if let note { fields["note"] = .string(note) }
+        if let metricsPort { fields["metrics_port"] = .int(Int64(metricsPort)) }
         return .object(fields)
     }
 
@@ -86,7 +104,7 @@ public struct Heartbeat: Sendable, Equatable {
             throw HeartbeatDecodingError(reason: "no integer last_heartbeat")
         }
         guard let stateText = document["state"]?.stringValue, let state = WorkerState(rawValue: stateText) else {
-            throw HeartbeatDecodingError(reason: "state is not one of idle, busy, stopped")
+            throw HeartbeatDecodingError(reason: "state is not one of idle, busy, waiting, stopped")
         }
         self.init(
             lastHeartbeat: lastHeartbeat, state: state, currentTask: document["current_task"]?.stringValue,
@@ -96,7 +114,9 @@ public struct Heartbeat: Sendable, Equatable {
             pid: document["pid"]?.intValue.flatMap { Int32(exactly: $0) } ?? 0, host: document["host"]?.stringValue ?? "",
             startedAt: document["started_at"]?.intValue ?? 0,
             timeLimitMilliseconds: document["time_limit_ms"]?.intValue,
-            intervalMilliseconds: document["interval_ms"]?.intValue)
+            intervalMilliseconds: document["interval_ms"]?.intValue, topic: document["topic"]?.stringValue,
+            group: document["group"]?.stringValue, note: document["note"]?.stringValue,
+            metricsPort: document["metrics_port"]?.intValue.flatMap { Int(exactly: $0) })
     }
 }
 

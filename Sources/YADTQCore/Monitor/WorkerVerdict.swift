@@ -31,10 +31,19 @@ public struct LivenessRules: Sendable, Equatable {
     /// up to one beat to report it; a task still running after that means the kill
     /// did not happen.
     public var stuckAfter: Duration?
+    /// A worker silent (or stopped) for longer than this is dropped from the listing and
+    /// its heartbeat and verdict are deleted, so the fleet hashes stay bounded.
+    public var forgetAfter: Duration
 
-    public init(deadAfter: Duration = .seconds(10), stuckAfter: Duration? = nil) {
+    public init(deadAfter: Duration = .seconds(10), stuckAfter: Duration? = nil, forgetAfter: Duration = .seconds(3600)) {
         self.deadAfter = deadAfter
         self.stuckAfter = stuckAfter
+        self.forgetAfter = forgetAfter
+    }
+
+    /// Whether `heartbeat` is old enough at `now` to be forgotten (see ``forgetAfter``).
+    public func isForgotten(_ heartbeat: Heartbeat, at now: Int64) -> Bool {
+        now - heartbeat.lastHeartbeat > forgetAfter.inMilliseconds
     }
 
     /// How long `heartbeat`'s current task may run before its worker is STUCK, or `nil`
@@ -69,6 +78,7 @@ public struct LivenessRules: Sendable, Equatable {
                         + "(stuck after \(limit.compactText))")
             }
         }
-        return WorkerJudgement(.alive)
+        // A worker waiting for its topic is alive and says what it waits for.
+        return WorkerJudgement(.alive, reason: heartbeat.state == .waiting ? heartbeat.note ?? "waiting" : "")
     }
 }

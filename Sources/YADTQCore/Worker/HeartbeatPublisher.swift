@@ -17,19 +17,24 @@ public final class HeartbeatPublisher: Sendable {
     private let timeLimit: Duration
     private let startedAt = currentEpochMilliseconds()
     private let host = ProcessInfo.processInfo.hostName
+    private let topic: String
+    private let group: String
     private let logger: Logger
 
     /// - Parameters:
     ///   - interval: how often to beat; the monitor's `--dead-after` should be a few of these.
     ///   - timeLimit: the worker's limit per task, published so the monitor knows when a
     ///     task has overrun it (STUCK).
+    ///   - topic: the topic the worker consumes, so producers and the monitor can check they agree.
     public init(
-        settings: YADTQSettings, worker: String, activity: WorkerActivity, interval: Duration,
+        settings: YADTQSettings, worker: String, topic: String, activity: WorkerActivity, interval: Duration,
         timeLimit: Duration, logger: Logger
     ) {
         // A heartbeat that cannot be written is skipped, not retried: the next one is due soon.
         store = TaskStore(settings: settings, logger: logger, reconnectFor: .zero)
         self.worker = worker
+        self.topic = topic
+        group = settings.group
         self.activity = activity
         self.interval = interval
         self.timeLimit = timeLimit
@@ -57,7 +62,8 @@ public final class HeartbeatPublisher: Sendable {
             lastHeartbeat: currentEpochMilliseconds(), state: snapshot.state, currentTask: snapshot.currentTask,
             taskStartedAt: snapshot.taskStartedAt, processed: snapshot.processed, failed: snapshot.failed,
             partitions: snapshot.partitions, pid: getpid(), host: host, startedAt: startedAt,
-            timeLimitMilliseconds: timeLimit.inMilliseconds, intervalMilliseconds: interval.inMilliseconds)
+            timeLimitMilliseconds: timeLimit.inMilliseconds, intervalMilliseconds: interval.inMilliseconds,
+            topic: topic, group: group, note: snapshot.note, metricsPort: snapshot.metricsPort)
     }
 
     private func beat() {

@@ -39,6 +39,8 @@ public final class Worker: @unchecked Sendable {
     private let store: TaskStore
     private let registry: PluginRegistry
     public let activity = WorkerActivity()
+    /// This worker's own metrics (see `yadtq-worker --metrics-port`).
+    public let metrics: WorkerMetrics
     private let lock = NSLock()
     private var stopRequested = false
     private var watermark = OffsetWatermark()
@@ -53,6 +55,7 @@ public final class Worker: @unchecked Sendable {
         registry = PluginRegistry(directory: settings.pluginsDirectory)
         deadLetterTopic = options.topic + ".dlq"
         chaosBudget = Int.random(in: 3...5)
+        metrics = WorkerMetrics(activity: activity)
     }
 
     /// Asks the worker to stop taking tasks; it finishes the batch in hand, commits
@@ -80,6 +83,11 @@ public final class Worker: @unchecked Sendable {
         announcePlugins()
         let producer = try KafkaProducer(settings: settings, clientID: "yadtq-worker-\(options.name)")
         logger.info("librdkafka \(RDKafkaClient.libraryVersion); brokers \(settings.brokers); Redis \(settings.redis)")
+        // Beats from here on, so a worker waiting for its topic shows as such.
+        let heartbeat = HeartbeatPublisher(
+            settings: settings, worker: options.name, topic: options.topic, activity: activity,
+            interval: options.heartbeatInterval, timeLimit: options.limits.timeout, logger: logger)
+        heartbeat.start()
         try waitForTopic(producer.client)
         _ = try producer.client.ensureTopic(deadLetterTopic, partitions: options.deadLetterPartitions)
         let consumer = try KafkaConsumer(
@@ -95,10 +103,6 @@ public final class Worker: @unchecked Sendable {
             forget(partitions)
         }
         try consumer.subscribe()
-        let heartbeat = HeartbeatPublisher(
-            settings: settings, worker: options.name, activity: activity, interval: options.heartbeatInterval,
-            timeLimit: options.limits.timeout, logger: logger)
-        heartbeat.start()
         // Rescanned on a thread of its own, so the task loop never waits on the folder.
         let pluginWatcher = PeriodicThread(name: "yadtq-plugins", interval: .seconds(1))
         pluginWatcher.start { [self] in
@@ -107,9 +111,13 @@ public final class Worker: @unchecked Sendable {
         defer { pluginWatcher.stop() }
         let pool = ExecutorPool(
             count: options.concurrency, makeExecutor: { PluginExecutor(registry: registry, limits: options.limits) },
-            onStart: { [activity] job in activity.started(job.context.id, at: currentEpochMilliseconds()) },
+            onStart: { [activity, metrics] job in
+                activity.started(job.context.id, at: currentEpochMilliseconds())
+                metrics.attemptStarted(job.context.id)
+            },
             onFinish: { [self] job, _ in
                 activity.finished(job.context.id)
+                metrics.attemptFinished(job.context.id, type: job.type)
                 chaosTick()
             })
         // Only a marker that completes while this worker runs ends it; one that was
@@ -137,6 +145,7 @@ public final class Worker: @unchecked Sendable {
                 messages.removeAll { !owned.contains($0.partition) }
             }
             activity.assign(consumer.assignedPartitions)
+            metrics.batchTaken(messages.count)
             if !messages.isEmpty || hasDueRetries { try runBatch(messages) }
             let now = ContinuousClock.now
             if messages.isEmpty || now - lastEndCheck >= .milliseconds(500) {
@@ -243,10 +252,12 @@ public final class Worker: @unchecked Sendable {
 
     private func waitForTopic(_ client: RDKafkaClient) throws {
         var announced = false
+        defer { activity.waitingForTopic(nil) }
         while !shouldStop {
             if try client.partitionCount(topic: options.topic) != nil { return }
             if !announced {
                 logger.notice("waiting for topic \(options.topic) to exist (yadtq-run creates it)")
+                activity.waitingForTopic(options.topic)
                 announced = true
             }
             Thread.sleep(forTimeInterval: 0.5)
@@ -415,8 +426,11 @@ public final class Worker: @unchecked Sendable {
     /// Runs one attempt of every item; returns the items to try again, each with the
     /// time its backoff ends.
     private func runAttempts(_ items: [Item], pool: ExecutorPool, producer: KafkaProducer) throws -> [Retry] {
-        let decisions = try store.begin(
-            items.map(\.message), partitions: items.map(\.partition), worker: options.name, at: currentEpochMilliseconds())
+        let decisions = try metrics.timeRedis {
+            try store.begin(
+                items.map(\.message), partitions: items.map(\.partition), worker: options.name,
+                at: currentEpochMilliseconds())
+        }
         var outcomes: [AttemptOutcome] = []
         var runnable: [Item] = []
         var deadLetters: [(Item, String)] = []
@@ -470,11 +484,18 @@ public final class Worker: @unchecked Sendable {
                         id: item.message.id, attempt: item.attempt, kind: kind, payload: message, logs: logs,
                         progress: progress))
             }
+            metrics.attemptEnded(type: item.message.type, outcome, kind: outcomes[outcomes.count - 1].kind)
+        }
+        // Poison messages and exhausted tasks (attempt 0: never run here) end FAILED without an attempt.
+        for letter in deadLetters where letter.0.poison != nil || letter.0.attempt == 0 {
+            metrics.attemptEnded(type: letter.0.message.type, nil, kind: .failed)
         }
         // The dead-letter copy goes out before FAILED is written: should the worker die
         // in between, the task is redelivered and its copy sent again, never lost.
         publishDeadLetters(deadLetters, producer: producer)
-        let written = try store.finish(outcomes, worker: options.name, at: currentEpochMilliseconds())
+        let written = try metrics.timeRedis {
+            try store.finish(outcomes, worker: options.name, at: currentEpochMilliseconds())
+        }
         var succeeded = 0
         var failed = 0
         for (outcome, wasWritten) in zip(outcomes, written) where wasWritten {

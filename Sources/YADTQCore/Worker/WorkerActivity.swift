@@ -11,6 +11,9 @@ public final class WorkerActivity: @unchecked Sendable {
     private var failedCount = 0
     private var assigned: [Int32] = []
     private var stopped = false
+    private var waitingFor: String?
+    private var assignmentChanges = 0
+    private var metricsPort: Int?
 
     public init() {}
 
@@ -22,6 +25,17 @@ public final class WorkerActivity: @unchecked Sendable {
         public var processed: Int
         public var failed: Int
         public var partitions: [Int32]
+        /// Why the worker is not consuming yet, while it waits.
+        public var note: String?
+        /// How many times the partition assignment changed (joins, leaves, rebalances).
+        public var assignmentChanges: Int
+        /// The port of the worker's `/metrics`, once it serves one.
+        public var metricsPort: Int?
+    }
+
+    /// Records the port the worker's `/metrics` listens on, for its heartbeat.
+    public func serveMetrics(on port: Int) {
+        lock.withLock { metricsPort = port }
     }
 
     func started(_ id: String, at now: Int64) {
@@ -41,7 +55,15 @@ public final class WorkerActivity: @unchecked Sendable {
     }
 
     func assign(_ partitions: [Int32]) {
-        lock.withLock { assigned = partitions }
+        lock.withLock {
+            if assigned != partitions { assignmentChanges += 1 }
+            assigned = partitions
+        }
+    }
+
+    /// Marks the worker `waiting` for `topic` to exist, or (with `nil`) consuming.
+    func waitingForTopic(_ topic: String?) {
+        lock.withLock { waitingFor = topic }
     }
 
     func markStopped() {
@@ -52,10 +74,13 @@ public final class WorkerActivity: @unchecked Sendable {
         lock.withLock {
             // The longest-running task is the one that tells whether the worker is stuck.
             let oldest = running.min { $0.value < $1.value }
+            let state: WorkerState =
+                stopped ? .stopped : waitingFor != nil ? .waiting : running.isEmpty ? .idle : .busy
             return Snapshot(
-                state: stopped ? .stopped : (running.isEmpty ? .idle : .busy),
-                currentTask: oldest?.key, taskStartedAt: oldest?.value,
-                processed: processedCount, failed: failedCount, partitions: assigned)
+                state: state, currentTask: oldest?.key, taskStartedAt: oldest?.value,
+                processed: processedCount, failed: failedCount, partitions: assigned,
+                note: waitingFor.map { "waiting for topic \($0) to exist (yadtq-run --topic \($0) creates it)" },
+                assignmentChanges: assignmentChanges, metricsPort: metricsPort)
         }
     }
 }

@@ -1,0 +1,160 @@
+import CoreMetrics
+import Foundation
+
+/// One worker's own metrics, served on `yadtq-worker --metrics-port`.
+///
+/// The task loop reports through a few calls (``attemptEnded(type:outcome:kind:)``,
+/// ``batchTaken(_:)``, ``timeRedis(_:)``); the partition gauge, the rebalance counter and
+/// resident memory are read from ``WorkerActivity`` and the process at each scrape.
+public final class WorkerMetrics: Sendable {
+    public let registry: MetricsRegistry
+    private let activity: WorkerActivity
+    private let batchSize: CoreMetrics.Recorder
+    private let redisSeconds: CoreMetrics.Timer
+    private let rebalances: CounterFromTotal
+    private let partitions: CoreMetrics.Gauge
+    private let residentMemory: CoreMetrics.Gauge
+    private let perType = TypeSeries()
+
+    /// How an attempt ended, the `outcome` label of `yadtq_worker_tasks_total`.
+    public enum Outcome: String, Sendable, CaseIterable {
+        case success
+        /// Failed, and the task is tried again later.
+        case retry
+        /// Failed on its last attempt (or for good: unknown type, undecodable message): FAILED.
+        case failure
+        /// Stopped at the time limit.
+        case timeout
+        /// Stopped at the memory limit.
+        case memory
+        /// Skipped: the task had been cancelled.
+        case cancelled
+    }
+
+    public init(activity: WorkerActivity) {
+        registry = MetricsRegistry(
+            durationBuckets: [
+                "yadtq_worker_task_seconds": [
+                    .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
+                    .milliseconds(500), .seconds(1), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+                ],
+                "yadtq_worker_redis_seconds": [
+                    .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+                    .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(500),
+                    .seconds(1),
+                ],
+            ],
+            valueBuckets: ["yadtq_worker_batch_size": [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000]])
+        self.activity = activity
+        batchSize = registry.histogram("yadtq_worker_batch_size")
+        redisSeconds = registry.timer("yadtq_worker_redis_seconds")
+        rebalances = CounterFromTotal(registry.counter("yadtq_worker_rebalances_total"))
+        partitions = registry.gauge("yadtq_worker_partitions")
+        residentMemory = registry.gauge("process_resident_memory_bytes")
+    }
+
+    /// Counts one attempt of a task of `type`: `kind` is what the worker decided, and a
+    /// failure at a limit counts as `timeout` or `memory` whatever follows it. `outcome` is
+    /// `nil` for a task failed without running (undecodable, or its attempts used up).
+    func attemptEnded(type: String, _ outcome: PluginOutcome?, kind: AttemptOutcome.Kind) {
+        var failure: PluginFailure?
+        if case .failure(let reason, _, _) = outcome { failure = reason }
+        perType.count(type: type.isEmpty ? "unknown" : type, outcome: Self.outcome(failure: failure, kind: kind), in: registry)
+    }
+
+    /// Marks the start of a task's attempt, on the thread that runs it.
+    func attemptStarted(_ id: String) {
+        perType.started(id)
+    }
+
+    /// Records how long the attempt of task `id` ran.
+    func attemptFinished(_ id: String, type: String) {
+        guard let start = perType.finished(id) else { return }
+        perType.timer(type: type, in: registry).recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+    }
+
+    static func outcome(failure: PluginFailure?, kind: AttemptOutcome.Kind) -> Outcome {
+        if let failure {
+            if failure.message.hasPrefix("timeout") { return .timeout }
+            if failure.message.contains("memory limit") { return .memory }
+        }
+        switch kind {
+        case .success: return .success
+        case .retry: return .retry
+        case .failed: return .failure
+        }
+    }
+
+    /// Records the size of a batch taken from Kafka.
+    func batchTaken(_ count: Int) {
+        if count > 0 { batchSize.record(count) }
+    }
+
+    /// Runs one Redis round trip and records its time.
+    func timeRedis<T>(_ body: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        defer { redisSeconds.recordNanoseconds((ContinuousClock.now - start).nanoseconds) }
+        return try body()
+    }
+
+    /// The exposition text, with the gauges read now.
+    public func exposition() -> String {
+        let snapshot = activity.snapshot()
+        partitions.record(snapshot.partitions.count)
+        rebalances.set(Int64(snapshot.assignmentChanges))
+        if let bytes = Self.residentMemoryBytes() { residentMemory.record(bytes) }
+        return registry.exposition()
+    }
+
+    /// The process's resident set size, from `/proc/self/statm` (Linux).
+    static func residentMemoryBytes() -> Int64? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int64(fields[1]) else { return nil }
+        return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+/// The per-type series, made on first use of a type.
+private final class TypeSeries: @unchecked Sendable {
+    // @unchecked Sendable: both dictionaries are read and written only while holding `lock`.
+    private let lock = NSLock()
+    private var counters: [String: CoreMetrics.Counter] = [:]
+    private var timers: [String: CoreMetrics.Timer] = [:]
+    private var running: [String: ContinuousClock.Instant] = [:]
+
+    func started(_ id: String) {
+        lock.withLock { running[id] = ContinuousClock.now }
+    }
+
+    func finished(_ id: String) -> ContinuousClock.Instant? {
+        lock.withLock { running.removeValue(forKey: id) }
+    }
+
+    func count(type: String, outcome: WorkerMetrics.Outcome, in registry: MetricsRegistry) {
+        let key = type + "\u{0}" + outcome.rawValue
+        let counter = lock.withLock {
+            if let counter = counters[key] { return counter }
+            let made = registry.counter("yadtq_worker_tasks_total", [("type", type), ("outcome", outcome.rawValue)])
+            counters[key] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    func timer(type: String, in registry: MetricsRegistry) -> CoreMetrics.Timer {
+        lock.withLock {
+            if let timer = timers[type] { return timer }
+            let made = registry.timer("yadtq_worker_task_seconds", [("type", type)])
+            timers[type] = made
+            return made
+        }
+    }
+}
+
+extension Duration {
+    fileprivate var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
