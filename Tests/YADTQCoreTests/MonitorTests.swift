@@ -102,7 +102,7 @@ struct MonitorHeartbeatTests {
         ("not json", "not JSON"),
         ("[1]", "not a JSON object"),
         (#"{"state": "idle"}"#, "no integer last_heartbeat"),
-        (#"{"last_heartbeat": 1, "state": "napping"}"#, "state is not one of idle, busy, stopped"),
+        (#"{"last_heartbeat": 1, "state": "napping"}"#, "state is not one of idle, busy, waiting, stopped"),
     ])
     func unreadable(text: String, reason: String) {
         #expect {
