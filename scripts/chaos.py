@@ -759,10 +759,14 @@ def scenario_cluster_failover(ctx, size):
         killed = now()
 
         def promoted():
+            """The cluster has marked the victim failed and serves every slot again (its replica took over)."""
             try:
-                out = subprocess.run(["redis-cli", "-p", str(ports[1]), "cluster", "info"], capture_output=True,
-                                     text=True, timeout=5).stdout
-                return "cluster_state:ok" in out and killed + 0.5 < now()
+                def cli(*args):
+                    return subprocess.run(["redis-cli", "-p", str(ports[1]), *args], capture_output=True, text=True,
+                                          timeout=5).stdout
+                victim_line = [l for l in cli("cluster", "nodes").splitlines() if f":{victim}@" in l]
+                return bool(victim_line) and "fail" in victim_line[0].split()[2] and \
+                    "cluster_state:ok" in cli("cluster", "info")
             except subprocess.TimeoutExpired:
                 return False
         if wait_until(promoted, 60, interval=0.2):
