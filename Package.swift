@@ -50,8 +50,12 @@ let package = Package(
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        // The sandbox's C half: a regular C target (compiled once, with strict warnings) over Lua.
         .target(
-            name: "YADTQCore", dependencies: ["CRdKafka", "CHiredis", "CLua", logging, metrics, prometheus],
+            name: "CLuaSandbox", dependencies: ["CLua"],
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wno-unused-parameter", "-Werror"])]),
+        .target(
+            name: "YADTQCore", dependencies: ["CRdKafka", "CHiredis", "CLua", "CLuaSandbox", logging, metrics, prometheus],
             swiftSettings: strictSettings, linkerSettings: runtimeLibrarySearchPath),
         .target(
             name: "YADTQCommandLine", dependencies: ["YADTQCore", argumentParser, logging],

@@ -1,4 +1,5 @@
 import CLua
+import CLuaSandbox
 
 /// An error raised in Lua, or a limit that stopped it.
 struct LuaError: Error {
@@ -18,7 +19,7 @@ struct PluginMetadata {
     var args: String?
 }
 
-/// One sandboxed `lua_State` (see shim.h and PluginSandbox.swift): owns it, its allocator and
+/// One sandboxed `lua_State` (see Sources/CLuaSandbox and PluginSandbox.swift): owns it, its allocator and
 /// hook bookkeeping, and closes it in `deinit`. Every call into Lua goes through a `yadtq_*` entry
 /// point, which runs it under `lua_pcall` with a traceback handler and under the time limit given.
 /// A call that hits a limit stops the state for good (`yadtq_stop`): it then answers every call

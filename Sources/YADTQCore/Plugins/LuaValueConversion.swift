@@ -1,4 +1,5 @@
 import CLua
+import CLuaSandbox
 
 // Conversion between JSONValue and Lua values: task arguments and json.decode results go in,
 // task results and json.encode arguments come out. The mapping is total (every value converts or
@@ -25,7 +26,7 @@ import CLua
 // An empty table becomes an empty array `[]`: Lua cannot tell `{}` from `[]`. Metatables are
 // ignored: a table converts by its raw contents.
 
-/// Writes JSON values in the flat layout that `yadtq_push_encoded` (shim.h) turns into Lua values,
+/// Writes JSON values in the flat layout that `yadtq_push_encoded` (CLuaSandbox) turns into Lua values,
 /// so the allocations happen in C, where a memory error may safely longjmp.
 enum LuaValueEncoding {
     static func append(_ value: JSONValue, to buffer: inout [UInt8]) {

@@ -1,11 +1,12 @@
 import CLua
+import CLuaSandbox
 
 /// The environment plugin code runs in, and the functions in it that are written in Swift.
 ///
 /// A plugin file is compiled once (text only) and, for every task, its top level runs again in a
 /// fresh global table, so neither globals nor the file's top-level locals outlive a task; the
 /// `run` function it returns is then called as `run(args, task)`. What the code sees (built in C by
-/// `yadtq_open_sandbox_body`, shim.h):
+/// `yadtq_open_sandbox_body`, Sources/CLuaSandbox/sandbox.c):
 ///
 /// - base functions: `assert error getmetatable ipairs next pairs pcall xpcall rawequal rawget
 ///   rawlen select setmetatable tonumber tostring type _VERSION _G`, and `print` (which logs);
@@ -23,7 +24,7 @@ import CLua
 /// so `setmetatable(_G, ...)` fails; `setmetatable` refuses `__gc`, because finalizers run outside
 /// any task's time limit.
 ///
-/// Limits (shim.h has the details):
+/// Limits (Sources/CLuaSandbox/sandbox.c has the details):
 ///
 /// - Time: a hook checks the deadline at every function call, Lua or C, and every 100 VM
 ///   instructions; the allocator every MiB of growth and before each emergency collection (one

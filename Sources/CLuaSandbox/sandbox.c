@@ -1,0 +1,1362 @@
+/*
+ * The C half of the YADTQ plugin sandbox: the allocator and the hook that enforce the limits, the
+ * sandbox's own library functions (bounded pattern matching, string.rep, table.move, table.sort,
+ * load), the conversions of values from Swift, and the protected entry points. The rules it keeps
+ * are in yadtq_sandbox.h; functions Swift does not call are static.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, clock_nanosleep under -std=c11 */
+
+#include "yadtq_sandbox.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+yadtq_sandbox *yadtq_sandbox_of(lua_State *L) {
+    void *ud = NULL;
+    (void)lua_getallocf(L, &ud);
+    return (yadtq_sandbox *)ud;
+}
+
+uint64_t yadtq_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The same clock, read at a few ms resolution for a fraction of the cost: the hook reads it at every
+ * function call. */
+static uint64_t yadtq_coarse_now_ns(void) {
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#else
+    return yadtq_now_ns();
+#endif
+}
+
+/* Stops the running entry point for good: jumps straight back to it (yadtq_protected), past every
+ * Lua frame, so that no more Lua code runs: no message handler, no __close handler, no catch point
+ * can delay or replace the limit. The state is left inconsistent and may only be freed with
+ * yadtq_free_all. Outside an entry point, or while Swift code runs (a host function), it returns,
+ * and the caller goes on as if there were no stop (the allocator then reports a plain failure). */
+static void yadtq_stop(yadtq_sandbox *sb, int why) {
+    if (sb->stop_target == NULL) return;
+    sb->stopped = why;
+    longjmp(*(jmp_buf *)sb->stop_target, 1);
+}
+
+static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
+    if (b->prev) b->prev->next = b->next; else sb->blocks = b->next;
+    if (b->next) b->next->prev = b->prev;
+}
+
+/* The allocator looks at the clock every YADTQ_ALLOC_CHECK bytes of growth and before each emergency
+ * collection: one instruction (a concatenation) can allocate megabytes and make Lua collect a full
+ * state several times, all between two hook events. */
+#define YADTQ_ALLOC_CHECK (1u << 20)
+static void yadtq_alloc_check_deadline(yadtq_sandbox *sb) {
+    sb->grown = 0;
+    if (sb->deadline_ns != 0 && yadtq_coarse_now_ns() >= sb->deadline_ns) yadtq_stop(sb, YADTQ_STOPPED_TIME);
+}
+
+/* The allocator: counts bytes and refuses growth past the limit. Lua answers a refusal with an
+ * emergency full collection and asks again for the same block, so garbage never causes a failure;
+ * when that second request is refused too, the task has hit the limit and the state is stopped
+ * rather than letting Lua raise "not enough memory", which Lua code could catch or replace. */
+static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    yadtq_sandbox *sb = (yadtq_sandbox *)ud;
+    size_t old = ptr ? osize : 0; /* for a new block, osize is a type tag, not a size */
+    yadtq_block *block = ptr ? (yadtq_block *)ptr - 1 : NULL;
+    if (nsize == 0) {
+        if (block) {
+            yadtq_unlink(sb, block);
+            free(block);
+            sb->used -= old;
+        }
+        return NULL;
+    }
+    if (nsize > old && nsize - old > sb->limit - sb->used) {
+        if (sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize)
+            yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+        yadtq_alloc_check_deadline(sb);
+        sb->refused_ptr = ptr;
+        sb->refused_osize = osize;
+        sb->refused_nsize = nsize;
+        return NULL;
+    }
+    if (nsize > old) {
+        sb->refused_nsize = 0; /* only frees and shrinks happen between the two requests */
+        sb->grown += nsize - old;
+        if (sb->grown >= YADTQ_ALLOC_CHECK) yadtq_alloc_check_deadline(sb);
+    }
+    if (nsize > SIZE_MAX - sizeof(yadtq_block)) return NULL;
+    yadtq_block *moved = (yadtq_block *)realloc(block, sizeof(yadtq_block) + nsize);
+    if (moved == NULL) return NULL;
+    if (block == NULL) {
+        moved->prev = NULL;
+        moved->next = sb->blocks;
+        if (sb->blocks) sb->blocks->prev = moved;
+        sb->blocks = moved;
+    } else {
+        if (moved->prev) moved->prev->next = moved; else sb->blocks = moved;
+        if (moved->next) moved->next->prev = moved;
+    }
+    sb->used = sb->used - old + nsize;
+    return moved + 1;
+}
+
+/* Frees every block of a state, which must not be used afterwards: the way to dispose of a stopped
+ * state (lua_close would run code of the state). */
+void yadtq_free_all(yadtq_sandbox *sb) {
+    while (sb->blocks) {
+        yadtq_block *b = sb->blocks;
+        sb->blocks = b->next;
+        free(b);
+    }
+    sb->used = 0;
+}
+
+static int yadtq_panic(lua_State *L) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "yadtq: unprotected Lua error (a bug in the plugin runtime): %s\n", msg ? msg : "?");
+    return 0; /* Lua aborts the process */
+}
+
+static void yadtq_sleep_until(uint64_t when_ns) {
+    struct timespec ts = {(time_t)(when_ns / 1000000000u), (long)(when_ns % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn) {
+    if (index >= 0 && index < YADTQ_HOST_COUNT) sb->hosts[index] = fn;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Time and memory limits as seen from inside Lua.                                                 */
+
+/* Notes where Lua code is (a short traceback of Lua functions), for the timeout's report. Reads the
+ * stack without allocating: lua_getinfo with "Sl" writes into the lua_Debug only. */
+static void yadtq_note_position(lua_State *L, yadtq_sandbox *sb) {
+    lua_Debug ar;
+    size_t at = 0;
+    sb->stopped_at[0] = 0;
+    for (int level = 0, shown = 0; shown < 6 && lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue; /* C functions */
+        int n = snprintf(sb->stopped_at + at, sizeof sb->stopped_at - at, "%s\t%s:%d: in function <%s:%d>",
+                         shown ? "\n" : "", ar.short_src, ar.currentline, ar.short_src, ar.linedefined);
+        if (n < 0 || (size_t)n >= sizeof sb->stopped_at - at) break;
+        at += (size_t)n;
+        shown++;
+    }
+}
+
+/* Stops the state once the deadline has passed; called by the hook and by C functions that may run
+ * long (pattern matching, task.sleep, ...). */
+static void yadtq_stop_for_time(lua_State *L) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    yadtq_note_position(L, sb);
+    yadtq_stop(sb, YADTQ_STOPPED_TIME);
+}
+
+static void yadtq_check_deadline(lua_State *L) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    if (sb->deadline_ns != 0 && yadtq_coarse_now_ns() >= sb->deadline_ns) yadtq_stop_for_time(L);
+}
+
+/* The hook runs at every function call (Lua or C: a C library call may take long, and many of them
+ * can run between two count events) and every YADTQ_HOOK_INSTRUCTIONS VM instructions (a single
+ * instruction may compare or concatenate long strings). It never raises a Lua error: Lua disables
+ * hooks while a hook runs and while an error raised from one unwinds, so a message handler or a
+ * __close handler would then run unchecked. It stops the state instead (yadtq_stop). */
+#define YADTQ_HOOK_INSTRUCTIONS 100
+static void yadtq_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    yadtq_check_deadline(L);
+}
+static uint64_t yadtq_read_u64(lua_State *L, yadtq_cursor *c) {
+    uint64_t v;
+    if ((size_t)(c->end - c->at) < sizeof v) luaL_error(L, "corrupt value buffer (plugin runtime bug)");
+    memcpy(&v, c->at, sizeof v);
+    c->at += sizeof v;
+    return v;
+}
+
+static void yadtq_push_encoded_string(lua_State *L, yadtq_cursor *c) {
+    uint64_t len = yadtq_read_u64(L, c);
+    if ((uint64_t)(c->end - c->at) < len) luaL_error(L, "corrupt value buffer (plugin runtime bug)");
+    lua_pushlstring(L, (const char *)c->at, (size_t)len);
+    c->at += len;
+}
+
+static void yadtq_push_encoded(lua_State *L, yadtq_cursor *c, int depth) {
+    if (depth > YADTQ_MAX_DEPTH) luaL_error(L, "value nested deeper than %d levels", YADTQ_MAX_DEPTH);
+    luaL_checkstack(L, 3, "value nested too deeply");
+    if (c->at >= c->end) luaL_error(L, "corrupt value buffer (plugin runtime bug)");
+    unsigned char tag = *c->at++;
+    switch (tag) {
+    case 'n': lua_pushlightuserdata(L, NULL); break;
+    case 'f': lua_pushboolean(L, 0); break;
+    case 't': lua_pushboolean(L, 1); break;
+    case 'i': lua_pushinteger(L, (lua_Integer)yadtq_read_u64(L, c)); break;
+    case 'd': {
+        uint64_t bits = yadtq_read_u64(L, c);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        lua_pushnumber(L, d);
+        break;
+    }
+    case 's': yadtq_push_encoded_string(L, c); break;
+    case 'a': {
+        uint64_t n = yadtq_read_u64(L, c);
+        lua_createtable(L, n < INT32_MAX ? (int)n : 0, 0);
+        for (uint64_t i = 1; i <= n; i++) {
+            yadtq_push_encoded(L, c, depth + 1);
+            lua_rawseti(L, -2, (lua_Integer)i);
+        }
+        break;
+    }
+    case 'o': {
+        uint64_t n = yadtq_read_u64(L, c);
+        lua_createtable(L, 0, n < INT32_MAX ? (int)n : 0);
+        for (uint64_t i = 0; i < n; i++) {
+            yadtq_push_encoded_string(L, c);
+            yadtq_push_encoded(L, c, depth + 1);
+            lua_rawset(L, -3);
+        }
+        break;
+    }
+    default: luaL_error(L, "corrupt value buffer (plugin runtime bug)");
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The trampoline through which Lua calls Swift. Upvalue 1: index into `yadtq_sandbox.hosts`. */
+
+static int yadtq_trampoline(lua_State *L) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    yadtq_host_fn fn = sb->hosts[lua_tointeger(L, lua_upvalueindex(1))];
+    yadtq_reply reply = {NULL, 0};
+    /* No stop may jump over the Swift frame: while it runs, the allocator only refuses. */
+    void *stop_target = sb->stop_target;
+    sb->stop_target = NULL;
+    int kind = fn(L, &reply);
+    sb->stop_target = stop_target;
+    switch (kind) { /* the Swift frame is gone from here on: raising is safe */
+    case YADTQ_REPLY_STRING:
+        lua_pushlstring(L, reply.data, reply.length);
+        return 1;
+    case YADTQ_REPLY_VALUE: {
+        yadtq_cursor c = {(const unsigned char *)reply.data, (const unsigned char *)reply.data + reply.length};
+        yadtq_push_encoded(L, &c, 0);
+        return 1;
+    }
+    case YADTQ_REPLY_ERROR:
+        luaL_where(L, 1);
+        lua_pushlstring(L, reply.data, reply.length);
+        lua_concat(L, 2);
+        return lua_error(L);
+    default:
+        return 0;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Library functions whose work does not depend on the size of their input only, or that loop
+ * without calling anything: the hook cannot interrupt a C function, so these count their own work
+ * and check the deadline (yadtq_check_deadline) as they go.                                      */
+
+/* string.rep(s, n [, sep]): the result is built by doubling, so its cost is that of writing it,
+ * which the memory limit bounds; an empty result costs nothing, whatever `n` (Lua's own string.rep
+ * loops `n` times). */
+static int yadtq_rep(lua_State *L) {
+    size_t length = 0, separator = 0;
+    const char *s = luaL_checklstring(L, 1, &length);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *sep = luaL_optlstring(L, 3, "", &separator);
+    if (n <= 0 || length + separator == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    double needed = (double)length * (double)n + (double)separator * (double)(n - 1);
+    if (needed > (double)(sb->limit - sb->used)) lua_gc(L, LUA_GCCOLLECT, 0); /* as the allocator would */
+    if (needed > (double)(sb->limit - sb->used)) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+    size_t total = length * (size_t)n + separator * (size_t)(n - 1);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, total);
+    memcpy(out, s, length);
+    size_t filled = length;
+    if (total > filled) {
+        memcpy(out + filled, sep, separator);
+        filled += separator;
+    }
+    while (filled < total) { /* `filled` is a whole number of "s .. sep": copying it keeps the period */
+        size_t chunk = filled < total - filled ? filled : total - filled;
+        memcpy(out + filled, out, chunk);
+        filled += chunk;
+    }
+    luaL_pushresultsize(&b, total);
+    return 1;
+}
+
+/* table.move(a1, f, e, t [, a2]) in slices of YADTQ_MOVE_SLICE elements, each a call of Lua's own
+ * table.move (upvalue 1), so that the hook checks the deadline between slices: Lua's moves any
+ * number of nils without allocating. Slices go in the order Lua's would copy elements. */
+#define YADTQ_MOVE_SLICE 1024
+static int yadtq_table_move(lua_State *L) {
+    /* The checks of Lua's table.move, here so that their messages name 'move' (the original is no
+     * longer a library function Lua could name). Only tables reach here: a plugin has no userdata. */
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = !lua_isnoneornil(L, 5) ? 5 : 1;
+    luaL_checktype(L, tt, LUA_TTABLE);
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - (e - f), 4, "destination wrap around");
+    }
+    if (e < f || e - f < YADTQ_MOVE_SLICE) { /* small (or empty): one call */
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 1);
+        return 1;
+    }
+    lua_Integer n = e - f + 1;
+    int forward = t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
+    for (lua_Integer done = 0; done < n; done += YADTQ_MOVE_SLICE) {
+        lua_Integer size = n - done < YADTQ_MOVE_SLICE ? n - done : YADTQ_MOVE_SLICE;
+        lua_Integer offset = forward ? done : n - done - size;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, f + offset);
+        lua_pushinteger(L, f + offset + size - 1);
+        lua_pushinteger(L, t + offset);
+        lua_pushvalue(L, tt);
+        lua_call(L, 5, 0);
+    }
+    lua_pushvalue(L, tt);
+    return 1;
+}
+
+/* The default order of table.sort as a function: each comparison is then a call, which the hook
+ * sees, where Lua's sort would compare a few million strings without one. */
+static int yadtq_less_than(lua_State *L) {
+    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+    return 1;
+}
+
+/* table.sort(list [, comp]). Upvalue 1: the original; upvalue 2: yadtq_less_than. */
+static int yadtq_table_sort(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE); /* here, so that the message names 'sort' */
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushvalue(L, lua_upvalueindex(2));
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
+/* Pattern matching (string.find, match, gmatch, gsub), written for the sandbox: the same patterns
+ * and results as Lua's (manual §6.4.1), but the matcher counts its steps (a backtracking match can
+ * take exponential time on a short string) and checks the deadline every YADTQ_MATCH_CHECK. */
+#define YADTQ_MAX_CAPTURES 32   /* LUA_MAXCAPTURES */
+#define YADTQ_MATCH_DEPTH 200   /* nested pattern items before "pattern too complex", as Lua */
+#define YADTQ_MATCH_CHECK 4096  /* steps between two deadline checks */
+#define YADTQ_CAP_UNFINISHED (-1)
+#define YADTQ_CAP_POSITION (-2)
+
+typedef struct yadtq_matcher {
+    lua_State *L;
+    const char *src, *src_end, *pat_end;
+    int depth;     /* how many more nested items may be matched */
+    int level;     /* captures open or closed so far */
+    size_t steps;  /* since the last deadline check */
+    struct {
+        const char *start;
+        ptrdiff_t length; /* or YADTQ_CAP_* */
+    } capture[YADTQ_MAX_CAPTURES];
+} yadtq_matcher;
+
+/* Counts `n` steps of work (a step is about one byte compared). */
+static void yadtq_match_steps(yadtq_matcher *m, size_t n) {
+    m->steps += n;
+    if (m->steps >= YADTQ_MATCH_CHECK) {
+        m->steps = 0;
+        yadtq_check_deadline(m->L);
+    }
+}
+
+static void yadtq_matcher_init(yadtq_matcher *m, lua_State *L, const char *s, size_t ls,
+                                      const char *p, size_t lp) {
+    m->L = L;
+    m->src = s;
+    m->src_end = s + ls;
+    m->pat_end = p + lp;
+    m->steps = 0;
+}
+
+static void yadtq_matcher_reset(yadtq_matcher *m) {
+    m->level = 0;
+    m->depth = YADTQ_MATCH_DEPTH;
+}
+
+/* Whether byte `c` is in class `cl` (the letter after '%'; an upper-case letter is the complement;
+ * any other character stands for itself). */
+static int yadtq_class_matches(int c, int cl) {
+    int in;
+    switch (tolower(cl)) {
+    case 'a': in = isalpha(c); break;
+    case 'c': in = iscntrl(c); break;
+    case 'd': in = isdigit(c); break;
+    case 'g': in = isgraph(c); break;
+    case 'l': in = islower(c); break;
+    case 'p': in = ispunct(c); break;
+    case 's': in = isspace(c); break;
+    case 'u': in = isupper(c); break;
+    case 'w': in = isalnum(c); break;
+    case 'x': in = isxdigit(c); break;
+    case 'z': in = c == 0; break; /* deprecated, still accepted by Lua 5.4 */
+    default: return cl == c;
+    }
+    return isupper(cl) ? !in : in != 0;
+}
+
+/* Where the single-character class starting at `p` ends. Patterns are Lua strings, so reading the
+ * byte at `pat_end` (a terminating zero) is safe. */
+static const char *yadtq_class_end(yadtq_matcher *m, const char *p) {
+    char c = *p++;
+    if (c == '%') {
+        if (p >= m->pat_end) luaL_error(m->L, "malformed pattern (ends with '%%')");
+        return p + 1;
+    }
+    if (c == '[') {
+        if (*p == '^') p++;
+        do { /* the first character may be ']' itself */
+            if (p >= m->pat_end) luaL_error(m->L, "malformed pattern (missing ']')");
+            c = *p++;
+            if (c == '%' && p < m->pat_end) p++;
+        } while (*p != ']');
+        return p + 1;
+    }
+    return p;
+}
+
+/* Whether byte `c` is in the set `[...]` from `p` (the '[') to `last` (the ']'). */
+static int yadtq_set_matches(int c, const char *p, const char *last) {
+    int in = 1;
+    if (p[1] == '^') {
+        in = 0;
+        p++;
+    }
+    while (++p < last) {
+        if (*p == '%') {
+            p++;
+            if (yadtq_class_matches(c, (unsigned char)*p)) return in;
+        } else if (p[1] == '-' && p + 2 < last) {
+            if ((unsigned char)p[0] <= c && c <= (unsigned char)p[2]) return in;
+            p += 2;
+        } else if ((unsigned char)*p == c) {
+            return in;
+        }
+    }
+    return !in;
+}
+
+static int yadtq_single_matches(yadtq_matcher *m, const char *s, const char *p, const char *ep) {
+    if (s >= m->src_end) return 0;
+    int c = (unsigned char)*s;
+    switch (*p) {
+    case '.': return 1;
+    case '%': return yadtq_class_matches(c, (unsigned char)p[1]);
+    case '[': return yadtq_set_matches(c, p, ep - 1);
+    default: return (unsigned char)*p == c;
+    }
+}
+
+static const char *yadtq_match(yadtq_matcher *m, const char *s, const char *p);
+
+/* `item*` and `item+` (after its first repetition): longest run first, then shorter ones. */
+static inline const char *yadtq_match_longest(yadtq_matcher *m, const char *s, const char *p, const char *ep) {
+    ptrdiff_t n = 0;
+    while (yadtq_single_matches(m, s + n, p, ep)) {
+        n++;
+        yadtq_match_steps(m, 1);
+    }
+    for (; n >= 0; n--) {
+        const char *end = yadtq_match(m, s + n, ep + 1);
+        if (end) return end;
+        yadtq_match_steps(m, 1);
+    }
+    return NULL;
+}
+
+/* `item-`: shortest run first. */
+static const char *yadtq_match_shortest(yadtq_matcher *m, const char *s, const char *p, const char *ep) {
+    for (;;) {
+        const char *end = yadtq_match(m, s, ep + 1);
+        if (end) return end;
+        if (!yadtq_single_matches(m, s, p, ep)) return NULL;
+        s++;
+        yadtq_match_steps(m, 1);
+    }
+}
+
+static const char *yadtq_open_capture(yadtq_matcher *m, const char *s, const char *p, ptrdiff_t what) {
+    if (m->level >= YADTQ_MAX_CAPTURES) luaL_error(m->L, "too many captures");
+    m->capture[m->level].start = s;
+    m->capture[m->level].length = what;
+    m->level++;
+    const char *end = yadtq_match(m, s, p);
+    if (!end) m->level--;
+    return end;
+}
+
+static const char *yadtq_close_capture(yadtq_matcher *m, const char *s, const char *p) {
+    int open = m->level - 1;
+    while (open >= 0 && m->capture[open].length != YADTQ_CAP_UNFINISHED) open--;
+    if (open < 0) luaL_error(m->L, "invalid pattern capture");
+    m->capture[open].length = s - m->capture[open].start;
+    const char *end = yadtq_match(m, s, p);
+    if (!end) m->capture[open].length = YADTQ_CAP_UNFINISHED;
+    return end;
+}
+
+/* `%bxy` at `p` (pointing at x). */
+static const char *yadtq_match_balance(yadtq_matcher *m, const char *s, const char *p) {
+    if (p + 1 >= m->pat_end) luaL_error(m->L, "malformed pattern (missing arguments to '%%b')");
+    if (s >= m->src_end || *s != *p) return NULL;
+    int depth = 1;
+    while (++s < m->src_end) {
+        yadtq_match_steps(m, 1);
+        if (*s == p[1]) {
+            if (--depth == 0) return s + 1;
+        } else if (*s == *p) {
+            depth++;
+        }
+    }
+    return NULL;
+}
+
+/* `%1`..`%9`: the text of an earlier capture, again. */
+static const char *yadtq_match_back_reference(yadtq_matcher *m, const char *s, int digit) {
+    int index = digit - '1';
+    if (index < 0 || index >= m->level || m->capture[index].length == YADTQ_CAP_UNFINISHED)
+        luaL_error(m->L, "invalid capture index %%%d", index + 1);
+    ptrdiff_t length = m->capture[index].length;
+    if (length < 0) return NULL; /* a position capture */
+    yadtq_match_steps(m, 1 + (size_t)length / 16);
+    if (m->src_end - s >= length && memcmp(m->capture[index].start, s, (size_t)length) == 0) return s + length;
+    return NULL;
+}
+
+/* Matches pattern `p` (to `pat_end`) at `s`: the end of the match, or NULL. */
+static const char *yadtq_match(yadtq_matcher *m, const char *s, const char *p) {
+    if (m->depth-- == 0) luaL_error(m->L, "pattern too complex");
+    for (;;) {
+        yadtq_match_steps(m, 1);
+        if (p == m->pat_end) break;
+        if (*p == '(') {
+            s = p[1] == ')' ? yadtq_open_capture(m, s, p + 2, YADTQ_CAP_POSITION)
+                            : yadtq_open_capture(m, s, p + 1, YADTQ_CAP_UNFINISHED);
+            break;
+        }
+        if (*p == ')') {
+            s = yadtq_close_capture(m, s, p + 1);
+            break;
+        }
+        if (*p == '$' && p + 1 == m->pat_end) {
+            if (s != m->src_end) s = NULL;
+            break;
+        }
+        if (*p == '%' && p[1] == 'b') {
+            s = yadtq_match_balance(m, s, p + 2);
+            if (!s) break;
+            p += 4;
+            continue;
+        }
+        if (*p == '%' && p[1] == 'f') {
+            p += 2;
+            if (*p != '[') luaL_error(m->L, "missing '[' after '%%f' in pattern");
+            const char *ep = yadtq_class_end(m, p);
+            int before = s == m->src ? 0 : (unsigned char)s[-1];
+            int at = s < m->src_end ? (unsigned char)*s : 0;
+            if (!yadtq_set_matches(before, p, ep - 1) && yadtq_set_matches(at, p, ep - 1)) {
+                p = ep;
+                continue;
+            }
+            s = NULL;
+            break;
+        }
+        if (*p == '%' && isdigit((unsigned char)p[1])) {
+            s = yadtq_match_back_reference(m, s, (unsigned char)p[1]);
+            if (!s) break;
+            p += 2;
+            continue;
+        }
+        const char *ep = yadtq_class_end(m, p);
+        if (!yadtq_single_matches(m, s, p, ep)) {
+            if (*ep == '*' || *ep == '?' || *ep == '-') { /* zero repetitions are fine */
+                p = ep + 1;
+                continue;
+            }
+            s = NULL;
+            break;
+        }
+        if (*ep == '?') {
+            const char *end = yadtq_match(m, s + 1, ep + 1);
+            if (end) {
+                s = end;
+                break;
+            }
+            p = ep + 1;
+            continue;
+        }
+        if (*ep == '+') {
+            s = yadtq_match_longest(m, s + 1, p, ep);
+            break;
+        }
+        if (*ep == '*') {
+            s = yadtq_match_longest(m, s, p, ep);
+            break;
+        }
+        if (*ep == '-') {
+            s = yadtq_match_shortest(m, s, p, ep);
+            break;
+        }
+        s++;
+        p = ep;
+    }
+    m->depth++;
+    return s;
+}
+
+/* Pushes capture `i` of the match `s..e` (the whole match when the pattern has no captures). */
+static void yadtq_push_capture(yadtq_matcher *m, int i, const char *s, const char *e) {
+    if (i >= m->level) {
+        if (i != 0) luaL_error(m->L, "invalid capture index %%%d", i + 1);
+        lua_pushlstring(m->L, s, (size_t)(e - s));
+        return;
+    }
+    ptrdiff_t length = m->capture[i].length;
+    if (length == YADTQ_CAP_UNFINISHED) luaL_error(m->L, "unfinished capture");
+    if (length == YADTQ_CAP_POSITION)
+        lua_pushinteger(m->L, (m->capture[i].start - m->src) + 1);
+    else
+        lua_pushlstring(m->L, m->capture[i].start, (size_t)length);
+}
+
+/* Pushes all captures (or, with `s`, the whole match when there are none); returns their number. */
+static int yadtq_push_captures(yadtq_matcher *m, const char *s, const char *e) {
+    int n = (m->level == 0 && s) ? 1 : m->level;
+    luaL_checkstack(m->L, n, "too many captures");
+    for (int i = 0; i < n; i++) yadtq_push_capture(m, i, s, e);
+    return n;
+}
+
+/* A start index as string.find takes it (negative: from the end), clamped to 1. */
+static size_t yadtq_start_index(lua_Integer pos, size_t length) {
+    if (pos > 0) return (size_t)pos;
+    if (pos == 0 || pos < -(lua_Integer)length) return 1;
+    return length + (size_t)pos + 1;
+}
+
+static int yadtq_has_specials(const char *p, size_t lp) {
+    for (size_t i = 0; i < lp; i++)
+        if (p[i] && strchr("^$*+?.([%-", p[i])) return 1;
+    return 0;
+}
+
+/* Plain substring search; its cost is up to #s * #p byte comparisons, so it counts them. */
+static const char *yadtq_find_plain(yadtq_matcher *m, const char *s, size_t ls, const char *p, size_t lp) {
+    if (lp == 0) return s;
+    if (lp > ls) return NULL;
+    const char *last = s + (ls - lp);
+    while (s <= last) {
+        const char *hit = (const char *)memchr(s, *p, (size_t)(last - s) + 1);
+        if (!hit) return NULL;
+        yadtq_match_steps(m, 1 + (size_t)(hit - s) / 64 + lp / 16);
+        if (memcmp(hit + 1, p + 1, lp - 1) == 0) return hit;
+        s = hit + 1;
+    }
+    return NULL;
+}
+
+static int yadtq_find_or_match(lua_State *L, int find) {
+    size_t ls = 0, lp = 0;
+    const char *s = luaL_checklstring(L, 1, &ls);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    size_t init = yadtq_start_index(luaL_optinteger(L, 3, 1), ls);
+    if (init > ls + 1) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    yadtq_matcher m;
+    yadtq_matcher_init(&m, L, s, ls, p, lp);
+    if (find && (lua_toboolean(L, 4) || !yadtq_has_specials(p, lp))) {
+        const char *hit = yadtq_find_plain(&m, s + init - 1, ls - init + 1, p, lp);
+        if (hit) {
+            lua_pushinteger(L, (hit - s) + 1);
+            lua_pushinteger(L, (lua_Integer)((size_t)(hit - s) + lp));
+            return 2;
+        }
+    } else {
+        int anchor = *p == '^';
+        if (anchor) p++;
+        const char *at = s + init - 1;
+        do {
+            yadtq_matcher_reset(&m);
+            const char *end = yadtq_match(&m, at, p);
+            if (end) {
+                if (!find) return yadtq_push_captures(&m, at, end);
+                lua_pushinteger(L, (at - s) + 1);
+                lua_pushinteger(L, end - s);
+                return yadtq_push_captures(&m, NULL, NULL) + 2;
+            }
+        } while (at++ < m.src_end && !anchor);
+    }
+    luaL_pushfail(L);
+    return 1;
+}
+
+static int yadtq_str_find(lua_State *L) { return yadtq_find_or_match(L, 1); }
+static int yadtq_str_match(lua_State *L) { return yadtq_find_or_match(L, 0); }
+
+/* The state of one string.gmatch iteration (a userdata, upvalue 3 of the iterator; upvalues 1 and 2
+ * keep the subject and the pattern alive). */
+typedef struct yadtq_gmatch {
+    yadtq_matcher m;
+    const char *at;
+    const char *last_end; /* end of the last match: an empty match there does not count again */
+} yadtq_gmatch;
+
+static int yadtq_gmatch_next(lua_State *L) {
+    yadtq_gmatch *g = (yadtq_gmatch *)lua_touserdata(L, lua_upvalueindex(3));
+    size_t lp = 0;
+    const char *p = lua_tolstring(L, lua_upvalueindex(2), &lp);
+    g->m.L = L; /* the iterator may be called from another coroutine */
+    for (; g->at <= g->m.src_end; g->at++) {
+        yadtq_matcher_reset(&g->m);
+        const char *end = yadtq_match(&g->m, g->at, p);
+        if (end && end != g->last_end) {
+            const char *start = g->at;
+            g->at = g->last_end = end;
+            return yadtq_push_captures(&g->m, start, end);
+        }
+    }
+    return 0;
+}
+
+static int yadtq_str_gmatch(lua_State *L) {
+    size_t ls = 0, lp = 0;
+    const char *s = luaL_checklstring(L, 1, &ls);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    size_t init = yadtq_start_index(luaL_optinteger(L, 3, 1), ls);
+    if (init > ls + 1) init = ls + 2; /* past the end: no match, not even an empty one */
+    lua_settop(L, 2);
+    yadtq_gmatch *g = (yadtq_gmatch *)lua_newuserdatauv(L, sizeof(yadtq_gmatch), 0);
+    yadtq_matcher_init(&g->m, L, s, ls, p, lp);
+    g->at = s + init - 1;
+    g->last_end = NULL;
+    lua_pushcclosure(L, yadtq_gmatch_next, 3);
+    return 1;
+}
+
+/* Appends the replacement string (argument 3) for the match `s..e`, with its %0..%9 and %%. */
+static void yadtq_add_replacement_string(yadtq_matcher *m, luaL_Buffer *b, const char *s, const char *e) {
+    lua_State *L = m->L;
+    size_t length = 0;
+    const char *text = lua_tolstring(L, 3, &length);
+    const char *percent;
+    while ((percent = (const char *)memchr(text, '%', length)) != NULL) {
+        luaL_addlstring(b, text, (size_t)(percent - text));
+        percent++;
+        if (*percent == '%') {
+            luaL_addchar(b, '%');
+        } else if (*percent == '0') {
+            luaL_addlstring(b, s, (size_t)(e - s));
+        } else if (isdigit((unsigned char)*percent)) {
+            yadtq_push_capture(m, *percent - '1', s, e);
+            luaL_tolstring(L, -1, NULL);
+            lua_remove(L, -2);
+            luaL_addvalue(b);
+        } else {
+            luaL_error(L, "invalid use of '%%' in replacement string");
+        }
+        length -= (size_t)(percent + 1 - text);
+        text = percent + 1;
+    }
+    luaL_addlstring(b, text, length);
+}
+
+/* Appends the replacement of match `s..e`; returns whether it differs from the match. */
+static int yadtq_add_replacement(yadtq_matcher *m, luaL_Buffer *b, const char *s, const char *e, int type) {
+    lua_State *L = m->L;
+    if (type == LUA_TFUNCTION) {
+        lua_pushvalue(L, 3);
+        int n = yadtq_push_captures(m, s, e);
+        lua_call(L, n, 1);
+    } else if (type == LUA_TTABLE) {
+        yadtq_push_capture(m, 0, s, e);
+        lua_gettable(L, 3);
+    } else {
+        yadtq_add_replacement_string(m, b, s, e);
+        return 1;
+    }
+    if (!lua_toboolean(L, -1)) { /* nil or false: keep the match */
+        lua_pop(L, 1);
+        luaL_addlstring(b, s, (size_t)(e - s));
+        return 0;
+    }
+    if (!lua_isstring(L, -1))
+        return luaL_error(L, "invalid replacement value (a %s)", luaL_typename(L, -1));
+    luaL_addvalue(b);
+    return 1;
+}
+
+static int yadtq_str_gsub(lua_State *L) {
+    size_t ls = 0, lp = 0;
+    const char *s = luaL_checklstring(L, 1, &ls);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    int type = lua_type(L, 3);
+    lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
+    luaL_argexpected(L, type == LUA_TNUMBER || type == LUA_TSTRING || type == LUA_TFUNCTION || type == LUA_TTABLE,
+                     3, "string/function/table");
+    int anchor = *p == '^';
+    if (anchor) {
+        p++;
+        lp--;
+    }
+    yadtq_matcher m;
+    yadtq_matcher_init(&m, L, s, ls, p, lp);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    const char *at = s, *last_end = NULL;
+    lua_Integer n = 0;
+    int changed = 0;
+    while (n < max) {
+        yadtq_matcher_reset(&m);
+        const char *end = yadtq_match(&m, at, p);
+        if (end && end != last_end) {
+            n++;
+            changed = yadtq_add_replacement(&m, &b, at, end, type) | changed;
+            at = last_end = end;
+        } else if (at < m.src_end) {
+            luaL_addchar(&b, *at++);
+        } else {
+            break;
+        }
+        if (anchor) break;
+    }
+    if (!changed) {
+        lua_pushvalue(L, 1);
+    } else {
+        luaL_addlstring(&b, at, (size_t)(m.src_end - at));
+        luaL_pushresult(&b);
+    }
+    lua_pushinteger(L, n);
+    return 2;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The sandbox: the globals a plugin sees.                                                         */
+
+/* __newindex of the read-only library proxies. Upvalue 1: the library's name. */
+static int yadtq_readonly_newindex(lua_State *L) {
+    return luaL_error(L, "attempt to modify read-only library '%s' (plugins share it; keep your own "
+                         "values in locals or globals)", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* The iterator that __pairs of a read-only proxy returns: next() over the real table, which stays
+ * hidden (returning `next, real` would hand the real table out). Upvalue 1: the real table. */
+static int yadtq_readonly_next(lua_State *L) {
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1))) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* __pairs of the read-only proxies, so pairs(math) lists the library. Upvalue 1: the iterator. */
+static int yadtq_readonly_pairs(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Replaces the table on top of the stack with a read-only proxy of it, stored as base[name]. */
+static void yadtq_set_readonly(lua_State *L, int base, const char *name) {
+    lua_newtable(L);                    /* proxy */
+    lua_createtable(L, 0, 4);           /* its metatable */
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, yadtq_readonly_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, yadtq_readonly_next, 1);
+    lua_pushcclosure(L, yadtq_readonly_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, base, name);
+    lua_pop(L, 1);
+}
+
+/* The reader through which load parses a text: hands it out in pieces of YADTQ_LOAD_PIECE bytes.
+ * Lua's parser runs no hook, but calls its reader for more text, a call the hook sees: so a long
+ * text is parsed under the time limit too. Upvalue 1: the text; upvalue 2: bytes handed out. */
+#define YADTQ_LOAD_PIECE (64 * 1024)
+static int yadtq_load_piece(lua_State *L) {
+    size_t length = 0;
+    const char *text = lua_tolstring(L, lua_upvalueindex(1), &length);
+    size_t at = (size_t)lua_tointeger(L, lua_upvalueindex(2));
+    if (at >= length) return 0;
+    size_t n = length - at < YADTQ_LOAD_PIECE ? length - at : YADTQ_LOAD_PIECE;
+    lua_pushinteger(L, (lua_Integer)(at + n));
+    lua_replace(L, lua_upvalueindex(2));
+    lua_pushlstring(L, text + at, n);
+    return 1;
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]): text only; without `env`, the chunk gets a fresh
+ * sandbox environment; a text is read through yadtq_load_piece. Upvalue 1: the original load. */
+static int yadtq_safe_load(lua_State *L) {
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strcmp(mode, "t") != 0)
+        return luaL_error(L, "load: binary chunks are not allowed in plugins (mode must be \"t\", got \"%s\")", mode);
+    int has_env = !lua_isnone(L, 4);
+    lua_settop(L, 4);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    if (!has_env) {
+        lua_newtable(L);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, yadtq_sandbox_of(L)->envmeta_ref);
+        lua_setmetatable(L, -2);
+        lua_replace(L, 4);
+    }
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        if (lua_isnil(L, 2)) { /* Lua names a text chunk after its text: keep that name */
+            lua_pushvalue(L, 1);
+            lua_replace(L, 2);
+        }
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, yadtq_load_piece, 2);
+        lua_replace(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 4, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* setmetatable without __gc: finalizers run outside any task's time limit (hooks are off during
+ * garbage collection), possibly while the state is being closed. Upvalue 1: the original. */
+static int yadtq_safe_setmetatable(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in plugins");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* task.progress(fraction) */
+static int yadtq_task_progress(lua_State *L) {
+    lua_Number f = luaL_checknumber(L, 1);
+    if (!(f >= 0 && f <= 1))
+        return luaL_error(L, "task.progress: fraction must be between 0 and 1, got %f", f);
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    sb->progress = f;
+    sb->has_progress = 1;
+    return 0;
+}
+
+/* task.sleep(seconds): sleeps the worker thread, but never past the task's deadline. */
+static int yadtq_task_sleep(lua_State *L) {
+    lua_Number s = luaL_checknumber(L, 1);
+    if (!(s >= 0)) return luaL_error(L, "task.sleep: seconds must be a non-negative number");
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    uint64_t now = yadtq_now_ns();
+    uint64_t span = s >= 1e9 ? UINT64_MAX / 2 : (uint64_t)(s * 1e9);
+    uint64_t wake = now + span;
+    if (sb->deadline_ns != 0 && wake >= sb->deadline_ns) {
+        yadtq_sleep_until(sb->deadline_ns);
+        yadtq_stop_for_time(L);
+    }
+    yadtq_sleep_until(wake);
+    return 0;
+}
+
+static void yadtq_push_host(lua_State *L, int host) {
+    lua_pushinteger(L, host);
+    lua_pushcclosure(L, yadtq_trampoline, 1);
+}
+
+/* target[name] = `wrapper` closing over source[name] (the original function). */
+static void yadtq_wrap(lua_State *L, int target, int source, const char *name, lua_CFunction wrapper) {
+    lua_getfield(L, source, name);
+    lua_pushcclosure(L, wrapper, 1);
+    lua_setfield(L, target, name);
+}
+
+static void yadtq_copy_fields(lua_State *L, int target, int source, const char *const *names) {
+    for (; *names; names++) {
+        lua_getfield(L, source, *names);
+        lua_setfield(L, target, *names);
+    }
+}
+
+/* Protected part of yadtq_newstate: builds the sandbox. Keeps, in the registry:
+ *   envmeta = { __index = base, __metatable = false }  -- metatable of every plugin environment
+ *   task_meta = { __index = { log, progress, sleep }, __metatable = false }  -- of `task`
+ * The real global table keeps the full standard libraries; no plugin can reach it. */
+static int yadtq_open_sandbox_body(lua_State *L) {
+    static const char *const base_functions[] = {
+        "assert", "error", "getmetatable", "ipairs", "next", "pairs", "rawequal", "rawget", "rawlen",
+        "select", "tonumber", "tostring", "type", "_VERSION", NULL};
+    static const char *const plain_libraries[] = {
+        LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, NULL};
+    static const char *const os_functions[] = {"clock", "date", "time", NULL};
+    static const char *const coroutine_functions[] = {
+        "close", "create", "isyieldable", "resume", "running", "status", "wrap", "yield", NULL};
+
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+    luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 1);
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 1);
+    lua_settop(L, 0);
+
+    /* No string.dump, in the library nor through the strings' metatable (same table), and the
+     * strings' metatable cannot be fetched or changed. */
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    /* Functions whose work the hook cannot bound, replaced (see yadtq_rep and below). */
+    static const luaL_Reg bounded_string_functions[] = {
+        {"rep", yadtq_rep}, {"find", yadtq_str_find}, {"match", yadtq_str_match},
+        {"gmatch", yadtq_str_gmatch}, {"gsub", yadtq_str_gsub}, {NULL, NULL}};
+    luaL_setfuncs(L, bounded_string_functions, 0);
+    lua_getglobal(L, LUA_TABLIBNAME);
+    lua_getfield(L, -1, "move");
+    lua_pushcclosure(L, yadtq_table_move, 1);
+    lua_setfield(L, -2, "move");
+    lua_getfield(L, -1, "sort");
+    lua_pushcfunction(L, yadtq_less_than);
+    lua_pushcclosure(L, yadtq_table_sort, 2);
+    lua_setfield(L, -2, "sort");
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_settop(L, 0);
+
+    lua_pushglobaltable(L); /* 1: real globals */
+    lua_newtable(L);        /* 2: base */
+    yadtq_copy_fields(L, 2, 1, base_functions);
+    lua_getfield(L, 1, "pcall");
+    lua_setfield(L, 2, "pcall");
+    lua_getfield(L, 1, "xpcall");
+    lua_setfield(L, 2, "xpcall");
+    yadtq_wrap(L, 2, 1, "load", yadtq_safe_load);
+    yadtq_wrap(L, 2, 1, "setmetatable", yadtq_safe_setmetatable);
+    yadtq_push_host(L, YADTQ_HOST_LOG);
+    lua_setfield(L, 2, "print");
+
+    for (const char *const *lib = plain_libraries; *lib; lib++) {
+        lua_getfield(L, 1, *lib);
+        yadtq_set_readonly(L, 2, *lib);
+    }
+
+    lua_getfield(L, 1, LUA_OSLIBNAME); /* 3 */
+    lua_newtable(L);                   /* 4 */
+    yadtq_copy_fields(L, 4, 3, os_functions);
+    yadtq_set_readonly(L, 2, LUA_OSLIBNAME);
+    lua_settop(L, 2);
+
+    lua_getfield(L, 1, LUA_COLIBNAME); /* 3 */
+    lua_newtable(L);                   /* 4 */
+    yadtq_copy_fields(L, 4, 3, coroutine_functions);
+    yadtq_set_readonly(L, 2, LUA_COLIBNAME);
+    lua_settop(L, 2);
+
+    lua_createtable(L, 0, 3); /* 3: json */
+    yadtq_push_host(L, YADTQ_HOST_JSON_ENCODE);
+    lua_setfield(L, 3, "encode");
+    yadtq_push_host(L, YADTQ_HOST_JSON_DECODE);
+    lua_setfield(L, 3, "decode");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, 3, "null");
+    yadtq_set_readonly(L, 2, "json");
+
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    lua_createtable(L, 0, 2); /* envmeta */
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    sb->envmeta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    lua_createtable(L, 0, 2); /* task_meta */
+    lua_createtable(L, 0, 3);
+    yadtq_push_host(L, YADTQ_HOST_LOG);
+    lua_setfield(L, -2, "log");
+    lua_pushcfunction(L, yadtq_task_progress);
+    lua_setfield(L, -2, "progress");
+    lua_pushcfunction(L, yadtq_task_sleep);
+    lua_setfield(L, -2, "sleep");
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    sb->task_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Plugins: a compiled chunk is kept in the registry (by ref) and run afresh for every task, in a
+ * fresh environment, so neither globals nor the chunk's top-level locals outlive a task.           */
+
+#define YADTQ_MAX_ERROR_BYTES 4096
+
+/* Message handler of every protected call: makes any error object readable, adds a traceback. */
+static int yadtq_message_handler(lua_State *L) {
+    int t = lua_type(L, 1);
+    if (t == LUA_TNIL) {
+        lua_pushliteral(L, "error() was called without a message");
+    } else if (t == LUA_TTABLE && luaL_getmetafield(L, 1, "__tostring") == LUA_TNIL &&
+               (lua_pushliteral(L, "message"), lua_rawget(L, 1)) != LUA_TSTRING) {
+        /* A table without a message: show its first fields, e.g. `{code = 42, why = "x"}`.
+         * (No luaL_Buffer: its box must stay on top, and lua_next needs the stack.) */
+        lua_pushliteral(L, "error object is a table: {");
+        int text = lua_gettop(L), n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            if (n++ == 8) {
+                lua_pop(L, 2);
+                lua_pushliteral(L, ", ...");
+                lua_concat(L, 2);
+                break;
+            }
+            int quoted = lua_type(L, -1) == LUA_TSTRING;
+            lua_pushvalue(L, text);
+            lua_pushstring(L, n > 1 ? ", " : "");
+            luaL_tolstring(L, -4, NULL);
+            lua_pushstring(L, quoted ? " = \"" : " = ");
+            luaL_tolstring(L, -5, NULL);
+            lua_pushstring(L, quoted ? "\"" : "");
+            lua_concat(L, 6);
+            lua_replace(L, text);
+            lua_pop(L, 1);
+        }
+        lua_pushliteral(L, "}");
+        lua_concat(L, 2);
+    } else if (t == LUA_TTABLE && lua_type(L, -1) == LUA_TSTRING) {
+        /* a table with a string `message` field: that message (already on top) */
+    } else {
+        luaL_tolstring(L, 1, NULL); /* strings, numbers, __tostring, "function: 0x..." */
+    }
+    /* Swift keeps at most 4 KiB of a message (PluginSandbox.maximumErrorBytes): cut it here already,
+     * so the traceback below does not copy a message of any size. */
+    size_t length = 0;
+    const char *message = lua_tolstring(L, -1, &length);
+    if (length > YADTQ_MAX_ERROR_BYTES) {
+        lua_pushlstring(L, message, YADTQ_MAX_ERROR_BYTES + 1); /* one byte more: Swift sees it was cut */
+        lua_replace(L, -2);
+    }
+    /* Near the memory limit, a traceback could fail and hide the error: skip it there. */
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    if (sb->limit - sb->used > 256 * 1024) luaL_traceback(L, L, lua_tostring(L, -1), 1);
+    return 1;
+}
+static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nresults) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L); /* the state's memory stays allocated until freed */
+    if (sb->stopped) return YADTQ_STOPPED;
+    if (!lua_checkstack(L, 3)) return LUA_ERRMEM;
+    int handler = lua_gettop(L) + 1;
+    lua_pushcfunction(L, yadtq_message_handler);
+    lua_pushcfunction(L, body);
+    lua_pushlightuserdata(L, arg);
+    jmp_buf target;
+    if (setjmp(target) != 0) {
+        sb->stop_target = NULL;
+        return YADTQ_STOPPED;
+    }
+    sb->stop_target = &target;
+    int status = lua_pcall(L, 1, nresults, handler);
+    sb->stop_target = NULL;
+    lua_rotate(L, handler, -1);
+    lua_pop(L, 1);
+    return status;
+}
+
+/* Creates a state with the sandbox's allocator and hook, and builds the sandbox. Returns NULL when
+ * even that does not fit in the memory limit; on other failures the state is returned with the
+ * message on its stack and `*status` set. */
+lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status) {
+    lua_State *L = lua_newstate(yadtq_alloc, sb);
+    *status = L == NULL ? LUA_ERRMEM : LUA_OK;
+    if (L == NULL) return NULL;
+    lua_atpanic(L, yadtq_panic);
+    lua_sethook(L, yadtq_hook, LUA_MASKCALL | LUA_MASKCOUNT, YADTQ_HOOK_INSTRUCTIONS);
+    *status = yadtq_protected(L, yadtq_open_sandbox_body, NULL, 0);
+    return L;
+}
+static int yadtq_compile_body(lua_State *L) {
+    yadtq_chunk *chunk = (yadtq_chunk *)lua_touserdata(L, 1);
+    if (luaL_loadbufferx(L, chunk->source, chunk->length, chunk->chunkname, "t") != LUA_OK)
+        return lua_error(L);
+    chunk->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* Compiles a plugin's source (text only) and keeps it; on error the message is on the stack. */
+int yadtq_compile(lua_State *L, yadtq_chunk *chunk) {
+    return yadtq_protected(L, yadtq_compile_body, chunk, 0);
+}
+
+static int yadtq_release_body(lua_State *L) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *(int *)lua_touserdata(L, 1));
+    return 0;
+}
+
+int yadtq_release(lua_State *L, int ref) {
+    return yadtq_protected(L, yadtq_release_body, &ref, 0);
+}
+
+/* Drops the environment of the last instance of chunk `ref` (held by the chunk's _ENV upvalue, which
+ * that instance's functions share), so the task's globals are garbage before the next task counts
+ * against the same memory limit. */
+static void yadtq_drop_env(lua_State *L, int ref) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushnil(L);
+    lua_setupvalue(L, -2, 1);
+    lua_pop(L, 1);
+}
+
+/* Runs chunk `ref` in a fresh environment and leaves what it returned (the plugin) on the stack. */
+static void yadtq_instantiate(lua_State *L, int ref) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_createtable(L, 0, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, yadtq_sandbox_of(L)->envmeta_ref);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_setupvalue(L, -2, 1); /* a main chunk's only upvalue is _ENV */
+    lua_call(L, 0, 1);
+}
+
+/* The plugin at `idx` is a function, or a table with a `run` function: pushes that function. */
+static void yadtq_push_entry(lua_State *L, int idx) {
+    int t = lua_type(L, idx);
+    if (t == LUA_TFUNCTION) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    if (t == LUA_TTABLE) {
+        if (lua_getfield(L, idx, "run") == LUA_TFUNCTION) return;
+        luaL_error(L, "the table the plugin returns has no 'run' function "
+                      "(add run = function(args, task) ... end)");
+    }
+    luaL_error(L, "a plugin must return a function or a table with a 'run' function, not %s",
+               luaL_typename(L, idx));
+}
+static int yadtq_run_body(lua_State *L) {
+    yadtq_task *task = (yadtq_task *)lua_touserdata(L, 1);
+    yadtq_instantiate(L, task->ref);                     /* 2: plugin */
+    yadtq_push_entry(L, 2);                              /* 3: run */
+    yadtq_cursor c = {(const unsigned char *)task->args, (const unsigned char *)task->args + task->args_length};
+    yadtq_push_encoded(L, &c, 0);                        /* 4: args */
+    lua_createtable(L, 0, 3);                            /* 5: task */
+    lua_pushlstring(L, task->id, task->id_length);
+    lua_setfield(L, 5, "id");
+    lua_pushinteger(L, task->attempt);
+    lua_setfield(L, 5, "attempt");
+    lua_pushinteger(L, task->max_attempts);
+    lua_setfield(L, 5, "max_attempts");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, yadtq_sandbox_of(L)->task_meta_ref);
+    lua_setmetatable(L, 5);
+    lua_call(L, 2, 1);
+    yadtq_drop_env(L, task->ref); /* on errors, yadtq_finish does it */
+    return 1;
+}
+
+/* Runs one task; leaves its result (or the error message) on the stack. */
+int yadtq_run(lua_State *L, yadtq_task *task) {
+    return yadtq_protected(L, yadtq_run_body, task, 1);
+}
+
+typedef struct yadtq_finish_request {
+    int ref;
+    int collect;
+} yadtq_finish_request;
+
+static int yadtq_finish_body(lua_State *L) {
+    yadtq_finish_request *request = (yadtq_finish_request *)lua_touserdata(L, 1);
+    yadtq_drop_env(L, request->ref);
+    if (request->collect) lua_gc(L, LUA_GCCOLLECT);
+    return 0;
+}
+
+/* After a call of chunk `ref` failed: drops its environment (see yadtq_drop_env); with `collect`,
+ * also collects all garbage (after a task hit a limit). */
+int yadtq_finish(lua_State *L, int ref, int collect) {
+    yadtq_finish_request request = {ref, collect};
+    return yadtq_protected(L, yadtq_finish_body, &request, 0);
+}
+
+/* Metadata of a plugin, read by running its chunk once without running a task. */
+static void yadtq_check_field(lua_State *L, int idx, const char *name, int type, const char *what) {
+    int t = lua_getfield(L, idx, name);
+    if (t != LUA_TNIL && t != type)
+        luaL_error(L, "'%s' must be %s, not %s", name, what, luaL_typename(L, -1));
+}
+
+static int yadtq_describe_body(lua_State *L) {
+    int ref = *(int *)lua_touserdata(L, 1);
+    yadtq_instantiate(L, ref); /* 2 */
+    yadtq_push_entry(L, 2);
+    lua_settop(L, 2);
+    if (lua_type(L, 2) != LUA_TTABLE) {
+        yadtq_drop_env(L, ref);
+        lua_settop(L, 0);
+        lua_settop(L, 4);
+        return 4;
+    }
+    yadtq_check_field(L, 2, "description", LUA_TSTRING, "a string");
+    yadtq_check_field(L, 2, "timeout", LUA_TNUMBER, "a number of seconds");
+    if (lua_type(L, -1) == LUA_TNUMBER && !(lua_tonumber(L, -1) > 0 && lua_tonumber(L, -1) < 1e9))
+        luaL_error(L, "'timeout' must be a positive number of seconds");
+    yadtq_check_field(L, 2, "max_attempts", LUA_TNUMBER, "a positive integer");
+    if (lua_type(L, -1) == LUA_TNUMBER && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1))
+        luaL_error(L, "'max_attempts' must be a positive integer");
+    yadtq_check_field(L, 2, "args", LUA_TSTRING, "a string describing the arguments");
+    yadtq_drop_env(L, ref);
+    return 4; /* description, timeout, max_attempts, args */
+}
+
+/* Leaves description, timeout, max_attempts and args (each possibly nil) on the stack. */
+int yadtq_describe(lua_State *L, int ref) {
+    return yadtq_protected(L, yadtq_describe_body, &ref, 4);
+}

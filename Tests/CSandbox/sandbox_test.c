@@ -1,0 +1,165 @@
+/*
+ * C-level tests of the sandbox (Sources/CLuaSandbox), built by scripts/test with AddressSanitizer
+ * and UndefinedBehaviorSanitizer: the value conversions from Swift's flat encoding, the time and
+ * memory limits (a stopped state is freed block by block, never run again), and the bounded
+ * library functions. Prints "N passed, N failed"; exits 1 on any failure.
+ */
+#define _POSIX_C_SOURCE 200809L /* alarm */
+
+#include "yadtq_sandbox.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(condition, ...)                                        \
+    do {                                                             \
+        if (condition) {                                             \
+            passed++;                                                \
+        } else {                                                     \
+            failed++;                                                \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
+            fprintf(stderr, __VA_ARGS__);                            \
+            fprintf(stderr, "\n");                                   \
+        }                                                            \
+    } while (0)
+
+static int quiet_host(lua_State *L, yadtq_reply *reply) {
+    (void)L;
+    (void)reply;
+    return YADTQ_REPLY_NOTHING;
+}
+
+/* A flat encoding writer (the layout yadtq_push_encoded reads). */
+typedef struct {
+    unsigned char bytes[256];
+    size_t length;
+} encoding;
+
+static void put(encoding *e, const void *data, size_t n) {
+    memcpy(e->bytes + e->length, data, n);
+    e->length += n;
+}
+static void put_tag(encoding *e, char tag) { put(e, &tag, 1); }
+static void put_u64(encoding *e, uint64_t value) { put(e, &value, sizeof value); }
+static void put_int(encoding *e, int64_t value) {
+    put_tag(e, 'i');
+    put(e, &value, sizeof value);
+}
+static void put_string(encoding *e, const char *text) {
+    put_tag(e, 's');
+    put_u64(e, strlen(text));
+    put(e, text, strlen(text));
+}
+
+typedef struct {
+    yadtq_sandbox sandbox;
+    lua_State *L;
+} sandboxed;
+
+static void open_state(sandboxed *s, size_t limit) {
+    memset(&s->sandbox, 0, sizeof s->sandbox);
+    s->sandbox.limit = limit;
+    for (int host = 0; host < YADTQ_HOST_COUNT; host++) yadtq_set_host(&s->sandbox, host, quiet_host);
+    int status = -1;
+    s->L = yadtq_newstate(&s->sandbox, &status);
+    if (s->L == NULL || status != LUA_OK) {
+        fprintf(stderr, "cannot create a sandboxed state (status %d)\n", status);
+        exit(2);
+    }
+}
+
+static void close_state(sandboxed *s) {
+    if (!s->sandbox.stopped) lua_close(s->L);
+    yadtq_free_all(&s->sandbox);
+}
+
+/* Compiles `source` and runs it as a task with `args` under a deadline `timeout_ms` away.
+ * Returns the entry point's status; the result or error is on the stack. */
+static int run(sandboxed *s, const char *source, const encoding *args, uint64_t timeout_ms) {
+    yadtq_chunk chunk = {source, strlen(source), "@test.lua", LUA_NOREF};
+    int status = yadtq_compile(s->L, &chunk);
+    if (status != LUA_OK) return status;
+    lua_settop(s->L, 0);
+    static const unsigned char no_args[] = {'a', 0, 0, 0, 0, 0, 0, 0, 0};
+    yadtq_task task = {chunk.ref,
+                       args ? (const char *)args->bytes : (const char *)no_args,
+                       args ? args->length : sizeof no_args,
+                       "t1", 2, 1, 3};
+    s->sandbox.deadline_ns = yadtq_now_ns() + timeout_ms * 1000000u;
+    status = yadtq_run(s->L, &task);
+    s->sandbox.deadline_ns = 0;
+    return status;
+}
+
+static void test_conversions(void) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    encoding args = {{0}, 0};
+    put_tag(&args, 'a');
+    put_u64(&args, 3);
+    put_int(&args, 40);
+    put_string(&args, "two");
+    put_tag(&args, 'o');
+    put_u64(&args, 1);
+    put_u64(&args, 1);
+    put(&args, "k", 1);
+    put_tag(&args, 't');
+    int status = run(&s, "return function(args) return args[1] + #args[2] + (args[3].k and 1 or 0) end", &args, 1000);
+    CHECK(status == LUA_OK, "conversion run: status %d (%s)", status, lua_tostring(s.L, -1));
+    CHECK(status == LUA_OK && lua_tointeger(s.L, -1) == 44, "40 + #'two' + 1 should be 44");
+    close_state(&s);
+}
+
+static void expect_stopped(const char *label, const char *source, size_t limit, int why) {
+    sandboxed s;
+    open_state(&s, limit);
+    uint64_t started = yadtq_now_ns();
+    int status = run(&s, source, NULL, 200);
+    double seconds = (double)(yadtq_now_ns() - started) / 1e9;
+    CHECK(status == YADTQ_STOPPED, "%s: status %d, not stopped", label, status);
+    CHECK(s.sandbox.stopped == why, "%s: stopped for %d, expected %d", label, s.sandbox.stopped, why);
+    CHECK(seconds < 1.2, "%s: took %.2f s against a 0.2 s limit", label, seconds);
+    close_state(&s);
+}
+
+static void test_limits(void) {
+    expect_stopped("busy loop", "return function() while true do end end", 16u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("looping message handler",
+                   "return function() return xpcall(function() while true do end end, function() while true do end end) end",
+                   16u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("pathological pattern",
+                   "return function() return string.find(string.rep('a', 60), string.rep('.-', 10) .. 'b') end",
+                   16u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("growing table", "return function() local t = {} for i = 1, 1e9 do t[i] = i end end", 4u << 20,
+                   YADTQ_STOPPED_MEMORY);
+    expect_stopped("caught memory error",
+                   "return function() while true do pcall(string.rep, 'x', 1 << 30) local t = {} "
+                   "for i = 1, 1e9 do t[i] = i end end end",
+                   4u << 20, YADTQ_STOPPED_MEMORY);
+}
+
+static void test_errors_are_values(void) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int status = run(&s, "return function() error('boom', 0) end", NULL, 1000);
+    CHECK(status == LUA_ERRRUN, "error(): status %d", status);
+    CHECK(status == LUA_ERRRUN && strncmp(lua_tostring(s.L, -1), "boom", 4) == 0, "error text kept");
+    lua_settop(s.L, 0);
+    status = run(&s, "return function() return string.rep('ab', 3) end", NULL, 1000);
+    CHECK(status == LUA_OK && strcmp(lua_tostring(s.L, -1), "ababab") == 0, "string.rep still works after an error");
+    close_state(&s);
+}
+
+int main(void) {
+    alarm(60); /* a limit that does not hold must fail the test, not hang it */
+    test_conversions();
+    test_limits();
+    test_errors_are_values();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
