@@ -54,6 +54,14 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "How long a FAILED task stays in Redis, e.g. 7d (env YADTQ_KEEP_FAILED; default 7d).")
     var keepFailed: Duration?
 
+    @Option(help: "How long Redis may fail every write before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s.")
+    var redisOutageLimit: Duration = .seconds(10)
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Static group membership under the worker's name (group.instance.id): a worker restarted within the session timeout gets its partitions back without a rebalance (env YADTQ_STATIC_MEMBERSHIP=0 or 1).")
+    var staticMembership: Bool?
+
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false
 
@@ -88,6 +96,10 @@ struct WorkerCommand: ParsableCommand {
             options.limits = PluginLimits(timeout: timeout, memoryBytes: memoryLimit * 1024 * 1024)
             options.heartbeatInterval = heartbeatInterval
             options.retry = RetryPolicy(baseDelay: retryDelay, maxDelay: retryMaxDelay)
+            options.redisOutageLimit = redisOutageLimit
+            options.staticMembership =
+                staticMembership ?? ProcessInfo.processInfo.environment["YADTQ_STATIC_MEMBERSHIP"].map { $0 == "1" }
+                ?? options.staticMembership
             let logger = global.logger(label: "yadtq-worker.\(name)")
             let worker = Worker(settings: settings, options: options, logger: logger)
             let signals = [SIGINT, SIGTERM].map { number in

@@ -49,8 +49,12 @@ public final class ExecutorPool: @unchecked Sendable {
         alive = count
         for slot in 0..<count {
             let handoff = Handoff(executor: makeExecutor())
-            let thread = Thread { [self] in serve(handoff.executor) }
-            thread.name = "yadtq-executor-\(slot)"
+            let name = "yadtq-executor-\(slot)"
+            let thread = Thread { [self] in
+                nameCurrentThread(name)
+                serve(handoff.executor)
+            }
+            thread.name = name
             thread.start()
         }
     }

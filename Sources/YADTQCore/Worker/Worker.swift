@@ -355,6 +355,7 @@ private final class BatchThread: @unchecked Sendable {
 
     init(runner: BatchRunner, batch: TaskBatch) {
         let thread = Thread { [self] in
+            nameCurrentThread("yadtq-batch")
             result = Result { () throws(BatchRunner.Abandoned) in try runner.run(batch) }
             done.signal()
         }
