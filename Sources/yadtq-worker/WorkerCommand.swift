@@ -57,11 +57,6 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "How long Redis may fail every write before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s.")
     var redisOutageLimit: Duration = .seconds(10)
 
-    @Flag(
-        inversion: .prefixedNo,
-        help: "Static group membership under the worker's name (group.instance.id): a worker restarted within the session timeout gets its partitions back without a rebalance (env YADTQ_STATIC_MEMBERSHIP=0 or 1).")
-    var staticMembership: Bool?
-
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false
 
@@ -97,9 +92,6 @@ struct WorkerCommand: ParsableCommand {
             options.heartbeatInterval = heartbeatInterval
             options.retry = RetryPolicy(baseDelay: retryDelay, maxDelay: retryMaxDelay)
             options.redisOutageLimit = redisOutageLimit
-            options.staticMembership =
-                staticMembership ?? ProcessInfo.processInfo.environment["YADTQ_STATIC_MEMBERSHIP"].map { $0 == "1" }
-                ?? options.staticMembership
             let logger = global.logger(label: "yadtq-worker.\(name)")
             let worker = Worker(settings: settings, options: options, logger: logger)
             let signals = [SIGINT, SIGTERM].map { number in

@@ -46,16 +46,17 @@ public final class KafkaConsumer {
         "heartbeat.interval.ms": "1000",
         "fetch.wait.max.ms": "50",
         "enable.partition.eof": "false",
+        // Incremental rebalancing: when a worker joins or dies, only the partitions that move
+        // pause; the others keep being consumed (the rebalance callback assigns incrementally).
+        // The assignor runs in the group's leader client, so any Kafka-protocol broker serves it.
+        "partition.assignment.strategy": "cooperative-sticky",
         // Prefetch a few seconds of work, not librdkafka's 100,000 messages per partition
         // (64 MiB): with a backlog that made a worker's memory grow with the backlog.
         "queued.min.messages": "5000",
         "queued.max.messages.kbytes": "8192",
     ]
 
-    /// - Parameter instanceID: a stable name for static group membership
-    ///   (`group.instance.id`): a consumer restarted under the same name within the
-    ///   session timeout gets its partitions back without a rebalance. `nil` for none.
-    public init(settings: YADTQSettings, topic: String, clientID: String, instanceID: String? = nil, logger: Logger) throws {
+    public init(settings: YADTQSettings, topic: String, clientID: String, logger: Logger) throws {
         let rebalance = RebalanceState(logger: logger)
         self.rebalance = rebalance
         self.topic = topic
@@ -63,7 +64,6 @@ public final class KafkaConsumer {
         var defaults = Self.defaults
         defaults["group.id"] = settings.group
         defaults["client.id"] = clientID
-        if let instanceID { defaults["group.instance.id"] = instanceID }
         client = try RDKafkaClient(
             kind: .consumer, brokers: settings.brokers, defaults: defaults, overrides: settings.kafkaOverrides
         ) { conf in

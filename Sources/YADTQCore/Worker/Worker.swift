@@ -17,9 +17,6 @@ public struct WorkerOptions: Sendable {
     /// How long Redis may fail every write before the worker gives its partitions up
     /// (see ``RedisOutage``).
     public var redisOutageLimit: Duration = .seconds(10)
-    /// Static group membership under the worker's name, so a worker restarted within the
-    /// session timeout gets its partitions back without a rebalance.
-    public var staticMembership = false
     /// Partitions for the dead-letter topic when the worker has to create it.
     public var deadLetterPartitions = 1
 
@@ -128,8 +125,7 @@ public final class Worker: @unchecked Sendable {
 
     fileprivate func makeConsumer() throws -> KafkaConsumer {
         try KafkaConsumer(
-            settings: settings, topic: options.topic, clientID: "yadtq-worker-\(options.name)",
-            instanceID: options.staticMembership ? "yadtq-worker-\(options.name)" : nil, logger: logger)
+            settings: settings, topic: options.topic, clientID: "yadtq-worker-\(options.name)", logger: logger)
     }
 
     /// Checks Redis (see ``TaskStore/checkServer()``) until it can serve the worker, saying
