@@ -26,9 +26,9 @@ func command(_ name: String, extra: [Target.Dependency] = []) -> Target {
         swiftSettings: strictSettings, linkerSettings: runtimeLibrarySearchPath)
 }
 
-func tests(_ name: String) -> Target {
+func tests(_ name: String, extra: [Target.Dependency] = []) -> Target {
     .testTarget(
-        name: name, dependencies: ["YADTQCore"], swiftSettings: strictSettings,
+        name: name, dependencies: ["YADTQCore"] + extra, swiftSettings: strictSettings,
         linkerSettings: runtimeLibrarySearchPath)
 }
 
@@ -45,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
@@ -70,7 +71,8 @@ let package = Package(
         command("yadtq-web", extra: ["YADTQWeb"]),
         command("yadtq-ctl"),
         command("yadtq-bench"),
-        tests("YADTQCoreTests"),
+        tests("YADTQCoreTests", extra: [.product(name: "PropertyBased", package: "swift-property-based")]),
+        tests("YADTQWebTests", extra: ["YADTQWeb"]),
         tests("YADTQIntegrationTests"),
     ]
 )

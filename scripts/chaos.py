@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -256,6 +257,33 @@ class Context:
     def worker_log(self, name):
         with open(os.path.join(self.logs, f"worker-{name}.log"), errors="replace") as f:
             return f.read()
+
+
+
+class TcpProxy:
+    """scripts/tcp_proxy.py on a free loopback port in front of `target` (host, port):
+    `cut()` kills it, so the client behind it loses Redis while everything else (Kafka)
+    still reaches it; `restore()` starts it again on the same port."""
+
+    def __init__(self, target):
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.process = None
+        self.restore()
+
+    def restore(self):
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "scripts", "tcp_proxy.py"), str(self.port), *map(str, self.target)],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        STARTED.append(self.process)
+        self.process.stdout.readline()  # "ready"
+
+    def cut(self):
+        self.process.kill()
+        self.process.wait()
 
 
 def mixed_tasks(ctx, count, nap=0.0):
@@ -1041,10 +1069,83 @@ def measure_fsync(ctx, size):
     return True
 
 
+def scenario_redis_cut(ctx, size):
+    """Two workers on 4 partitions; one reaches Redis through a TCP proxy that is cut a fifth
+    of the way into the run while Kafka still reaches it. Past its outage limit (10 s) the cut worker
+    must give its partitions up, commit nothing past what is terminal, so the other worker
+    finishes everything; once the proxy is back it rejoins and takes partitions again; and
+    SIGTERM during the outage stops it."""
+    count = size["cut"]
+    partitions = 4
+    lines, expected = mixed_tasks(ctx, count, nap=0.005)
+    ctx.create_topic(partitions)
+    url = REDIS_URL.split("://", 1)[1]
+    host, rest = url.split(":", 1)
+    port = int(rest.split("/", 1)[0])
+    proxy = TcpProxy((host, port))
+    cut_url = REDIS_URL.replace(f":{port}", f":{proxy.port}", 1)
+    args = ["--batch-size", "50"]
+    cut = ctx.start_worker("cut", args, env={"YADTQ_REDIS": cut_url})
+    other = ctx.start_worker("other", args)
+    sampler = Sampler(ctx, count)
+    sampler.start()
+    wait_until(lambda: "assigned partitions" in ctx.worker_log("cut"), 60)
+    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    # Cut while both workers have tasks in hand: a fifth of the run done.
+    wait_until(lambda: sampler.terminal >= count // 5, 120)
+    proxy.cut()
+    cut_at = now()
+    log(f"redis-cut: Redis cut for worker 'cut' ({sampler.terminal} of {count} terminal)")
+    ctx.faults += 1
+    if producer.wait(120) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}")
+    offsets = topic_offsets(ctx.topic, partitions, count)
+    checker = CommitChecker(ctx, partitions, offsets)
+    checker.start()
+    done = sampler.wait(size["timeout"])
+    finished_after = now() - cut_at
+    if not done:
+        ctx.fail(f"not every task terminal with one worker cut off from Redis ({sampler.terminal} of {count})")
+    gave_up = "giving partitions" in ctx.worker_log("cut")
+    if not gave_up:
+        ctx.fail("the cut-off worker did not give its partitions up")
+    # Redis comes back: the worker rejoins and takes partitions again.
+    assigned_before = ctx.worker_log("cut").count("assigned partitions")
+    log(f"redis-cut: every task terminal {finished_after:.1f}s after the cut; Redis back for 'cut'")
+    proxy.restore()
+    rejoined = wait_until(lambda: ctx.worker_log("cut").count("assigned partitions") > assigned_before, 60)
+    if not rejoined:
+        ctx.fail("the worker did not take partitions again once Redis answered")
+    # A second outage, and SIGTERM in the middle of it: the worker must stop.
+    proxy.cut()
+    log("redis-cut: Redis cut again; SIGTERM in 3 s")
+    time.sleep(3)
+    cut.send_signal(signal.SIGTERM)
+    try:
+        stopped = cut.wait(20) is not None
+    except subprocess.TimeoutExpired:
+        stopped = False
+        ctx.fail("SIGTERM did not stop the worker during a Redis outage within 20 s")
+    sampler.stop()
+    time.sleep(1)
+    checker.stop()
+    if other.poll() is not None:
+        ctx.fail(f"worker other exited {other.returncode}")
+    ctx.stop_workers()
+    if checker.violations:
+        ctx.fail(f"offsets committed past unfinished tasks: {checker.violations[:2]}")
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                  f"Redis cut for one worker a fifth of the way in; every task terminal {finished_after:.1f}s after the cut; "
+                  f"gave partitions up: {'yes' if gave_up else 'no'}; rejoined: {'yes' if rejoined else 'no'}; "
+                  f"SIGTERM during an outage: {'stopped' if stopped else 'hung'}")
+
+
 SCENARIOS = {
     "worker-kills": scenario_worker_kills,
     "frozen-worker": scenario_frozen_worker,
     "redis-restart": scenario_redis_restart,
+    "redis-cut": scenario_redis_cut,
     "broker-stall": scenario_broker_stall,
     "poison": scenario_poison,
     "bad-input": scenario_bad_input,
@@ -1053,10 +1154,10 @@ SCENARIOS = {
     "cluster-failover": scenario_cluster_failover,
 }
 
-FULL = dict(kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
+FULL = dict(cut=3000, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
             poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
             fsync=20_000, failover=20_000, timeout=600)
-SMALL = dict(kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, outage=2, ballast=300, stream=4, broker=2000, stall=8,
+SMALL = dict(cut=1000, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, outage=2, ballast=300, stream=4, broker=2000, stall=8,
              poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
              fsync=2000, failover=3000, timeout=180)
 

@@ -112,7 +112,7 @@ struct APIRoutes {
                     }),
             ],
             "workers": .object(
-                Dictionary(grouping: snapshot.workers, by: \.verdict).mapValues { .int(Int64($0.count)) }),
+                Dictionary(grouping: snapshot.workers, by: \.verdict.rawValue).mapValues { .int(Int64($0.count)) }),
         ])
     }
 

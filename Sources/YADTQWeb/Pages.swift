@@ -23,7 +23,7 @@ enum Pages {
         let workerRows = HTML(
             joining: snapshot.workers.map { worker in
                 """
-                <tr><td class="mono">\(worker.entry.name)</td><td>\(verdictBadge(worker))</td><td>\(worker.state)</td>\
+                <tr><td class="mono">\(worker.name)</td><td>\(verdictBadge(worker))</td><td>\(worker.state)</td>\
                 <td>\(worker.processed)</td></tr>
                 """
             })
@@ -255,37 +255,38 @@ enum Pages {
                     <span class="muted small">for \(Presentation.duration(worker.taskStartedAt.map { now - $0 }))</span>
                     """
                 } ?? "—"
-                let by: HTML = worker.entry.verdict == nil ? " <span class=\"muted small\">by heartbeat age</span>" : ""
+                let by: HTML = worker.judgedByMonitor ? "" : " <span class=\"muted small\">by heartbeat</span>"
                 return """
-                    <tr><td class="mono">\(worker.entry.name)</td><td>\(verdictBadge(worker))\(by)</td><td>\(worker.state)</td>\
+                    <tr><td class="mono">\(worker.name)</td><td>\(verdictBadge(worker))\(by)</td><td>\(worker.state)</td>\
                     <td>\(Presentation.age(worker.lastHeartbeat, now: now))</td><td>\(task)</td><td>\(worker.processed)</td>\
                     <td>\(worker.failed)</td><td>\(worker.partitions.map(String.init).joined(separator: ", "))</td>\
                     <td class="mono small">\(worker.host ?? "—") · \(worker.pid.map(String.init) ?? "—")</td>\
                     <td class="small">\(Presentation.age(worker.startedAt, now: now))</td><td class="small">\(metricsLink(worker))</td></tr>
                     """
             })
-        let verdicts = Dictionary(grouping: workers, by: \.verdict).sorted { $0.key < $1.key }
+        let verdicts = Dictionary(grouping: workers, by: \.verdict.rawValue).sorted { $0.key < $1.key }
         let summary = HTML(joining: verdicts.map { "<span class=\"chip\">\($0.key)<b>\($0.value.count)</b></span>" })
         let live: HTML = """
             <div class="chips">\(summary)</div>
             <section class="card">
             \(table(["Worker", "Verdict", "State", "Last heartbeat", "Current task", "Processed", "Failed", "Partitions", "Host · pid", "Started", "Metrics"], rows, empty: "No worker has sent a heartbeat under namespace \(namespace) yet: start one with yadtq-worker <name> <topic>."))
             </section>
-            <p class="muted small">Verdicts come from yadtq-monitor when it runs; otherwise a worker is ALIVE while its \
-            last heartbeat is under \(WorkerView.deadAfterMilliseconds / 1000) s old.</p>
+            <p class="muted small">Verdicts come from yadtq-monitor when it runs; otherwise the page applies its rules: \
+            DEAD after \(WorkerView.rules.deadAfter.compactText) without a heartbeat, STUCK when a task runs past the \
+            worker's time limit plus one heartbeat interval.</p>
             """
         return Page(title: "Workers", section: .workers, content: "<h1>Workers</h1>", live: live)
     }
 
     /// A link to the worker's own `/metrics`, when it serves one.
     private static func metricsLink(_ worker: WorkerView) -> HTML {
-        guard let port = worker.heartbeat["metrics_port"]?.intValue else { return "—" }
+        guard let port = worker.heartbeat?.metricsPort else { return "—" }
         let host = worker.host == ProcessInfo.processInfo.hostName ? "127.0.0.1" : worker.host ?? "127.0.0.1"
         return "<a href=\"http://\(host):\(port)/metrics\">:\(port)</a>"
     }
 
     private static func verdictBadge(_ worker: WorkerView) -> HTML {
-        "<span class=\"badge v-\(worker.verdict)\">\(worker.verdict)</span>"
+        "<span class=\"badge v-\(worker.verdict.rawValue)\" title=\"\(worker.reason)\">\(worker.verdict.rawValue)</span>"
     }
 
     // MARK: - Submit

@@ -5,13 +5,13 @@ import YADTQCore
 /// A request the server refuses or cannot serve, with the status and a message that says
 /// what happened and what to do; the API sends it as `{"error": ..., "details": [...]}`,
 /// the pages as an error box.
-struct WebError: Error, CustomStringConvertible {
-    var status: HTTPResponse.Status
-    var message: String
+public struct WebError: Error, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var message: String
     /// One entry per bad task or line, when there are several.
-    var details: [String] = []
+    public var details: [String] = []
 
-    var description: String { message }
+    public var description: String { message }
 
     /// How an error from the core reads to a web client: Redis or broker trouble is a 503.
     static func from(_ error: any Error) -> WebError {
@@ -35,17 +35,17 @@ struct WebError: Error, CustomStringConvertible {
 /// Reads the tasks a client submits — a JSON body, the form's single task or its box of
 /// task-file lines — and checks them against the plugin folder, so nothing the workers
 /// would reject for sure is ever queued.
-enum SubmissionInput {
+public enum SubmissionInput {
     /// The largest request body accepted.
-    static let maximumBodyBytes = 1 << 20
+    public static let maximumBodyBytes = 1 << 20
     /// The most tasks one request may submit.
-    static let maximumTasks = 10_000
+    public static let maximumTasks = 10_000
     /// The most problems listed in one answer; the rest are counted.
     private static let maximumDetails = 20
 
     /// `POST /api/tasks`: one task object, or an array of them, in the task-file JSON form
     /// `{"type": "add", "args": [1, 2], "max_attempts": 3, "id": "optional"}`.
-    static func declarations(json bytes: some Collection<UInt8>) throws(WebError) -> [TaskDeclaration] {
+    public static func declarations(json bytes: some Collection<UInt8>) throws(WebError) -> [TaskDeclaration] {
         let value: JSONValue
         do {
             value = try JSONValue(parsing: bytes)
@@ -78,7 +78,7 @@ enum SubmissionInput {
 
     /// The form's single task: a type, its arguments written as in a task file
     /// (`1 2`, `"hello world" 3`, `[1, 2]`) and an optional number of attempts.
-    static func declaration(type: String, arguments: String, maxAttempts: String) throws(WebError) -> TaskDeclaration {
+    public static func declaration(type: String, arguments: String, maxAttempts: String) throws(WebError) -> TaskDeclaration {
         guard TaskDeclaration.isValidType(type) else {
             throw WebError(status: .badRequest, message: "choose a task type")
         }
@@ -106,7 +106,7 @@ enum SubmissionInput {
 
     /// The form's box of task-file lines. Every bad line is reported with its number,
     /// and then none is queued, so a fixed paste can simply be sent again.
-    static func declarations(lines text: String) throws(WebError) -> [TaskDeclaration] {
+    public static func declarations(lines text: String) throws(WebError) -> [TaskDeclaration] {
         var declarations: [TaskDeclaration] = []
         var problems: [String] = []
         for line in TaskFileParser.parse(Array(text.utf8)) {
@@ -126,12 +126,11 @@ enum SubmissionInput {
         return declarations
     }
 
-    /// Checks every task's type against the plugin folder and gives tasks without
-    /// `max_attempts` their plugin's own.
-    static func resolve(_ declarations: [TaskDeclaration], with catalog: PluginCatalog) throws(WebError) -> [TaskDeclaration] {
+    /// Checks every task's type against the plugin folder. A task without `max_attempts`
+    /// gets its plugin's own from ``TaskPublisher``, as from `yadtq-run`.
+    public static func resolve(_ declarations: [TaskDeclaration], with catalog: PluginCatalog) throws(WebError) -> [TaskDeclaration] {
         let known = catalog.plugins.filter(\.isLoaded).map(\.type)
         var problems: [String] = []
-        var resolved = declarations
         for (index, declaration) in declarations.enumerated() {
             let label = declarations.count == 1 ? "" : "task \(index + 1): "
             guard let plugin = catalog.plugin(declaration.type) else {
@@ -148,10 +147,9 @@ enum SubmissionInput {
                 problems.append("\(label)task type '\(plugin.type)' cannot run: its plugin does not load (\(loadError))")
                 continue
             }
-            if resolved[index].maxAttempts == nil { resolved[index].maxAttempts = plugin.maxAttempts }
         }
         try reject(problems, of: declarations.count, status: .unprocessableContent)
-        return resolved
+        return declarations
     }
 
     private static func checkCount(_ count: Int) throws(WebError) {

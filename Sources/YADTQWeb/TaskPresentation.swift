@@ -89,23 +89,33 @@ enum TaskPresentation {
     /// A worker as the JSON API returns it: the heartbeat's fields, its verdict and where
     /// the verdict came from.
     static func json(_ worker: WorkerView) -> JSONValue {
-        var fields = worker.entry.heartbeat?.objectValue ?? [:]
-        fields["name"] = .string(worker.entry.name)
-        fields["verdict"] = .string(worker.verdict)
-        fields["verdict_by"] = .string(worker.entry.verdict == nil ? "heartbeat age" : "monitor")
+        var fields = worker.document?.objectValue ?? [:]
+        fields["name"] = .string(worker.name)
+        fields["verdict"] = .string(worker.verdict.rawValue)
+        fields["verdict_reason"] = .string(worker.reason)
+        fields["verdict_by"] = .string(worker.judgedByMonitor ? "monitor" : "heartbeat")
         return .object(fields)
     }
 }
 
-/// A worker with the verdict the pages show: the monitor's when it has judged the worker,
-/// else one derived from the heartbeat's age, so the page is useful without a monitor.
-struct WorkerView: Sendable {
-    /// A worker whose heartbeat is older than this is shown DEAD when no monitor says otherwise;
-    /// the monitor's default `--dead-after`.
-    static let deadAfterMilliseconds: Int64 = 10_000
+/// A worker as the pages show it: its ``Heartbeat`` and a verdict, the monitor's when it
+/// has judged the worker, else the monitor's own ``LivenessRules`` applied to the heartbeat
+/// (same verdicts, STUCK included, same thresholds as `yadtq-monitor` with its defaults),
+/// so the page is right without a monitor.
+public struct WorkerView: Sendable {
+    /// The rules the page applies when no monitor has judged a worker: `yadtq-monitor`'s defaults.
+    public static let rules = LivenessRules()
 
-    var entry: TaskStore.WorkerHeartbeat
-    var verdict: String
+    public var name: String
+    /// The heartbeat document as the worker wrote it (the API returns its fields).
+    public var document: JSONValue?
+    /// The worker's heartbeat, `nil` when it wrote none that can be read.
+    public var heartbeat: Heartbeat?
+    public var verdict: WorkerVerdict
+    /// Why, e.g. `no heartbeat for 12.0s (dead after 10s)`; empty for a plain ALIVE.
+    public var reason: String
+    /// Whether the verdict is the monitor's (else the page judged the heartbeat).
+    public var judgedByMonitor: Bool
 
     /// A worker silent for longer than this is not listed (the monitor's default `--forget-after`,
     /// which also deletes its entry).
@@ -116,28 +126,42 @@ struct WorkerView: Sendable {
         workers.filter { worker in worker.lastHeartbeat.map { now - $0 <= forgetAfterMilliseconds } ?? true }
     }
 
-    init(_ entry: TaskStore.WorkerHeartbeat, now: Int64) {
-        self.entry = entry
-        if let verdict = entry.verdict {
-            self.verdict = verdict
-        } else if entry.heartbeat?["state"]?.stringValue == "stopped" {
-            verdict = "STOPPED"
-        } else if let last = entry.heartbeat?["last_heartbeat"]?.intValue, now - last <= Self.deadAfterMilliseconds {
-            verdict = "ALIVE"
+    public init(_ entry: TaskStore.WorkerHeartbeat, now: Int64) {
+        self.init(name: entry.name, document: entry.heartbeat, storedVerdict: entry.verdict, now: now)
+    }
+
+    /// - Parameters:
+    ///   - document: the heartbeat JSON the worker wrote.
+    ///   - storedVerdict: the monitor's verdict, when it has judged the worker.
+    ///   - now: milliseconds since the epoch.
+    public init(name: String, document: JSONValue?, storedVerdict: String?, now: Int64) {
+        self.name = name
+        self.document = document
+        heartbeat = document.flatMap { try? Heartbeat(parsing: $0.jsonString) }
+        if let stored = storedVerdict.flatMap(WorkerVerdict.init(rawValue:)) {
+            verdict = stored
+            reason = ""
+            judgedByMonitor = true
+        } else if let heartbeat {
+            let judgement = Self.rules.judge(heartbeat, at: now)
+            verdict = judgement.verdict
+            reason = judgement.reason
+            judgedByMonitor = false
         } else {
-            verdict = "DEAD"
+            verdict = .dead
+            reason = "no readable heartbeat"
+            judgedByMonitor = false
         }
     }
 
-    var heartbeat: JSONValue { entry.heartbeat ?? .null }
-    var lastHeartbeat: Int64? { heartbeat["last_heartbeat"]?.intValue }
-    var state: String { heartbeat["state"]?.stringValue ?? "—" }
-    var currentTask: String? { heartbeat["current_task"]?.stringValue }
-    var taskStartedAt: Int64? { heartbeat["task_started_at"]?.intValue }
-    var processed: Int64 { heartbeat["processed"]?.intValue ?? 0 }
-    var failed: Int64 { heartbeat["failed"]?.intValue ?? 0 }
-    var partitions: [Int64] { heartbeat["partitions"]?.arrayValue?.compactMap(\.intValue) ?? [] }
-    var host: String? { heartbeat["host"]?.stringValue }
-    var pid: Int64? { heartbeat["pid"]?.intValue }
-    var startedAt: Int64? { heartbeat["started_at"]?.intValue }
+    var lastHeartbeat: Int64? { heartbeat?.lastHeartbeat }
+    var state: String { heartbeat?.state.rawValue ?? "—" }
+    var currentTask: String? { heartbeat?.currentTask }
+    var taskStartedAt: Int64? { heartbeat?.taskStartedAt }
+    var processed: Int { heartbeat?.processed ?? 0 }
+    var failed: Int { heartbeat?.failed ?? 0 }
+    var partitions: [Int32] { heartbeat?.partitions ?? [] }
+    var host: String? { heartbeat?.host }
+    var pid: Int32? { heartbeat?.pid }
+    var startedAt: Int64? { heartbeat?.startedAt }
 }

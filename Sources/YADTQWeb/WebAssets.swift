@@ -55,7 +55,7 @@ enum WebAssets {
         .badge.s-PROCESSING, .badge.v-STUCK { background: var(--processing); }
         .badge.s-SUCCESS, .badge.v-ALIVE { background: var(--success); }
         .badge.s-FAILED, .badge.v-DEAD { background: var(--failed); }
-        .badge.s-DUPLICATE, .badge.v-STOPPED { background: var(--muted); }
+        .badge.s-DUPLICATE { background: var(--muted); }
         .muted { color: var(--muted); }
         .small { font-size: 12px; }
         .chips { display: flex; flex-wrap: wrap; gap: 8px; margin-bottom: 14px; }

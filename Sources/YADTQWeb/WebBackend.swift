@@ -24,8 +24,8 @@ final class WebBackend: Sendable {
         self.configuration = configuration
         // A page should fail fast with "Redis is unavailable" rather than hang for a minute.
         store = TaskStore(settings: configuration.settings, logger: logger, reconnectFor: Self.redisWait)
-        publisher = LazyPublisher(configuration: configuration, logger: logger)
         registry = PluginRegistry(directory: configuration.settings.pluginsDirectory)
+        publisher = LazyPublisher(configuration: configuration, plugins: registry, logger: logger)
         lag = LagSource(settings: configuration.settings, topic: configuration.topic, logger: logger)
     }
 
@@ -63,10 +63,15 @@ final class WebBackend: Sendable {
 }
 
 /// The plugin folder's task types, as the submit form and the validation see them.
-struct PluginCatalog: Sendable {
-    var plugins: [PluginInfo]
+public struct PluginCatalog: Sendable {
+    public var plugins: [PluginInfo]
     /// Why the folder could not be read, when it could not.
-    var scanError: String?
+    public var scanError: String?
+
+    public init(plugins: [PluginInfo], scanError: String? = nil) {
+        self.plugins = plugins
+        self.scanError = scanError
+    }
 
     func plugin(_ type: String) -> PluginInfo? {
         plugins.first { $0.type == type }
@@ -81,6 +86,8 @@ private final class LazyPublisher: @unchecked Sendable {
     let queue = DispatchQueue(label: "yadtq.web.publisher")
     private var publisher: TaskPublisher?
     private let configuration: WebServer.Configuration
+    /// Gives tasks without `max_attempts` their plugin's own, as for `yadtq-run`.
+    private let plugins: PluginRegistry
     private let logger: Logger
 
     /// How long a request waits for an unreachable Redis before it is answered 503. A submit
@@ -88,8 +95,9 @@ private final class LazyPublisher: @unchecked Sendable {
     /// attempt queued behind its back once Redis returns.
     static let redisWait = Duration.seconds(3)
 
-    init(configuration: WebServer.Configuration, logger: Logger) {
+    init(configuration: WebServer.Configuration, plugins: PluginRegistry, logger: Logger) {
         self.configuration = configuration
+        self.plugins = plugins
         self.logger = logger
     }
 
@@ -99,7 +107,7 @@ private final class LazyPublisher: @unchecked Sendable {
         if let publisher { return publisher }
         let made = try TaskPublisher(
             settings: configuration.settings, topic: configuration.topic, partitions: configuration.partitions,
-            clientID: "yadtq-web", logger: logger, reconnectFor: WebBackend.redisWait)
+            clientID: "yadtq-web", logger: logger, plugins: plugins, reconnectFor: WebBackend.redisWait)
         publisher = made
         return made
     }

@@ -61,6 +61,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Address of the metrics endpoint: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.")
     var metricsHost = "127.0.0.1"
 
+    @Option(help: "How long Redis may fail every write before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s.")
+    var redisOutageLimit: Duration = .seconds(10)
+
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false
 
@@ -98,6 +101,7 @@ struct WorkerCommand: ParsableCommand {
             options.limits = PluginLimits(timeout: timeout, memoryBytes: memoryLimit * 1024 * 1024)
             options.heartbeatInterval = heartbeatInterval
             options.retry = RetryPolicy(baseDelay: retryDelay, maxDelay: retryMaxDelay)
+            options.redisOutageLimit = redisOutageLimit
             let logger = global.logger(label: "yadtq-worker.\(name)")
             let worker = Worker(settings: settings, options: options, logger: logger)
             if let metricsPort {

@@ -57,6 +57,59 @@ struct ChaosTests {
         #expect(ChaosStack.stop(stable + [victim]) == [0, 0, 0])
     }
 
+    @Test("a worker cut off from Redis gives its partitions up past its outage limit, rejoins when Redis is back, and stops on SIGTERM during an outage")
+    func redisCut() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        let count = 600
+        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "cut", nap: 0.01)
+        try createTopic(stack, partitions: 4)
+        let redisPort = stack.settings.redis.port
+        let proxyPort = try ChaosStack.shell(#"source "$0/scripts/lib.sh"; free_port"#, [IntegrationStack.repository.path])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        func startProxy() throws -> Process {
+            let proxy = Process()
+            proxy.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            proxy.arguments = [
+                "python3", IntegrationStack.repository.appendingPathComponent("scripts/tcp_proxy.py").path, proxyPort,
+                stack.settings.redis.host, String(redisPort),
+            ]
+            let ready = Pipe()
+            proxy.standardOutput = ready
+            try proxy.run()
+            _ = ready.fileHandleForReading.availableData  // "ready"
+            return proxy
+        }
+        var proxy = try startProxy()
+        var url = stack.base.environment["YADTQ_REDIS"]!
+        url = url.replacingOccurrences(of: ":\(redisPort)", with: ":\(proxyPort)")
+        let arguments = ["--batch-size", "10", "--redis-outage-limit", "3s"]
+        let cut = try stack.base.startWorker("cut", arguments: arguments, environment: ["YADTQ_REDIS": url])
+        let other = try stack.base.startWorker("other", arguments: arguments)
+        #expect(ChaosStack.waitUntil(.seconds(60)) { stack.base.workerLog("cut").contains("assigned partitions") })
+        let run = try stack.base.run(input: lines.joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let store = stack.store
+        try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count / 5 }
+        proxy.terminate()
+        proxy.waitUntilExit()
+        let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
+        try stack.verifyStamped(ids, records: records)
+        #expect(stack.base.workerLog("cut").contains("giving partitions"), "the cut-off worker gave its partitions up")
+        // Redis is back: the worker joins again and takes partitions.
+        let assigned = stack.base.workerLog("cut").components(separatedBy: "assigned partitions").count
+        proxy = try startProxy()
+        #expect(ChaosStack.waitUntil(.seconds(60)) {
+            stack.base.workerLog("cut").components(separatedBy: "assigned partitions").count > assigned
+        }, "the worker took partitions again once Redis answered")
+        // A second outage, with SIGTERM in the middle of it.
+        proxy.terminate()
+        proxy.waitUntilExit()
+        Thread.sleep(forTimeInterval: 1)
+        #expect(ChaosStack.stop([cut], timeout: .seconds(15)) == [0], "SIGTERM stops a worker during a Redis outage")
+        #expect(ChaosStack.stop([other]) == [0])
+    }
+
     @Test("a worker frozen past the session timeout: the other moves on; woken, it writes nothing stale")
     func frozenWorker() throws {
         let stack = try ChaosStack()

@@ -28,6 +28,23 @@ struct ProducerTests {
         #expect(counts[.queued] == count)
     }
 
+    @Test("a UTF-8 byte order mark at the start of standard input or a file is dropped: the first task goes through")
+    func byteOrderMark() throws {
+        let stack = try IntegrationStack(label: "producer-bom")
+        func lines(_ first: Int) -> [UInt8] {
+            [0xEF, 0xBB, 0xBF] + Array((first...first + 1).map { #"{"id": "bom-\#($0)", "type": "add", "args": [1, 2]}"# + "\n" }.joined().utf8)
+        }
+        let piped = try stack.run(input: lines(1))
+        #expect(piped.status == 0, "yadtq-run: \(piped.stderr.suffix(500))")
+        #expect(piped.stdout.split(separator: "\n") == ["bom-1", "bom-2"])
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-bom-\(UUID().uuidString).txt")
+        try Data(lines(3)).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let read = try stack.run(input: [], arguments: [file.path])
+        #expect(read.status == 0, "yadtq-run: \(read.stderr.suffix(500))")
+        #expect(read.stdout.split(separator: "\n") == ["bom-3", "bom-4"])
+    }
+
     @Test("a line streamed through a pipe is published and its id printed before the next line arrives")
     func streamedLineAnsweredAtOnce() throws {
         let stack = try IntegrationStack(label: "producer-stream")

@@ -3,18 +3,33 @@ import Foundation
 import Logging
 
 /// One message as consumed from the task topic.
-struct ConsumedMessage: Sendable {
-    var partition: Int32
-    var offset: Int64
-    var value: [UInt8]
+public struct ConsumedMessage: Sendable, Hashable {
+    public var partition: Int32
+    public var offset: Int64
+    public var value: [UInt8]
+
+    public init(partition: Int32, offset: Int64, value: [UInt8]) {
+        self.partition = partition
+        self.offset = offset
+        self.value = value
+    }
+}
+
+/// Told of rebalances, on the consumer's polling thread, inside `poll` or `close`.
+public protocol KafkaRebalanceListener: AnyObject {
+    /// `partitions` were assigned (in addition to those held, under cooperative rebalancing).
+    func consumer(_ consumer: KafkaConsumer, didAssign partitions: [Int32])
+    /// `partitions` are about to be taken away: commit what is finished on them now.
+    func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32])
 }
 
 /// A group consumer with manual offset commits.
 ///
 /// - Important: Not thread-safe: `poll`, `commit` and `close` block and must be
 ///   called from the one thread that owns the consumer (the worker's loop).
-///   Rebalance callbacks run inside `poll` on that thread.
-final class KafkaConsumer {
+///   Rebalance callbacks run inside `poll` on that thread. The consumer holds its
+///   ``listener`` weakly, so a listener may own the consumer.
+public final class KafkaConsumer {
     let client: RDKafkaClient
     let topic: String
     private let rebalance: RebalanceState
@@ -31,13 +46,17 @@ final class KafkaConsumer {
         "heartbeat.interval.ms": "1000",
         "fetch.wait.max.ms": "50",
         "enable.partition.eof": "false",
+        // Incremental rebalancing: when a worker joins or dies, only the partitions that move
+        // pause; the others keep being consumed (the rebalance callback assigns incrementally).
+        // The assignor runs in the group's leader client, so any Kafka-protocol broker serves it.
+        "partition.assignment.strategy": "cooperative-sticky",
         // Prefetch a few seconds of work, not librdkafka's 100,000 messages per partition
         // (64 MiB): with a backlog that made a worker's memory grow with the backlog.
         "queued.min.messages": "5000",
         "queued.max.messages.kbytes": "8192",
     ]
 
-    init(settings: YADTQSettings, topic: String, clientID: String, logger: Logger) throws {
+    public init(settings: YADTQSettings, topic: String, clientID: String, logger: Logger) throws {
         let rebalance = RebalanceState(logger: logger)
         self.rebalance = rebalance
         self.topic = topic
@@ -56,19 +75,19 @@ final class KafkaConsumer {
             }
         }
         rd_kafka_poll_set_consumer(client.handle)
+        rebalance.consumer = self
     }
 
-    /// Called (on the polling thread) just before partitions are taken away, so the
-    /// caller can commit what it finished on them.
-    var willRevoke: (([Int32]) -> Void)? {
-        get { rebalance.willRevoke }
-        set { rebalance.willRevoke = newValue }
+    /// Told of every rebalance; held weakly.
+    public weak var listener: (any KafkaRebalanceListener)? {
+        get { rebalance.listener }
+        set { rebalance.listener = newValue }
     }
 
     /// The partitions this consumer holds now.
-    var assignedPartitions: [Int32] { rebalance.assigned.sorted() }
+    public var assignedPartitions: [Int32] { rebalance.assigned.sorted() }
 
-    func subscribe() throws {
+    public func subscribe() throws {
         let list = rd_kafka_topic_partition_list_new(1)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         rd_kafka_topic_partition_list_add(list, topic, -1)
@@ -80,7 +99,7 @@ final class KafkaConsumer {
 
     /// Waits up to `timeout` for a first message, then takes whatever else is ready,
     /// up to `limit` messages. Transient consumer errors are logged, not thrown.
-    func poll(limit: Int, timeout: Duration) -> [ConsumedMessage] {
+    public func poll(limit: Int, timeout: Duration) -> [ConsumedMessage] {
         var messages: [ConsumedMessage] = []
         var wait = Int32(timeout.inMilliseconds)
         while messages.count < limit, let message = rd_kafka_consumer_poll(client.handle, wait) {
@@ -109,7 +128,7 @@ final class KafkaConsumer {
     }
 
     /// Commits the next offsets to read, per partition (`offset` = last done + 1).
-    func commit(_ offsets: [Int32: Int64], synchronous: Bool) throws {
+    public func commit(_ offsets: [Int32: Int64], synchronous: Bool) throws {
         guard !offsets.isEmpty else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -126,12 +145,12 @@ final class KafkaConsumer {
     /// a resumed partition continues after the last message `poll` returned. librdkafka
     /// keeps a partition paused across a rebalance, so one that comes back (re)assigned
     /// while paused is resumed by the rebalance callback.
-    func pause(_ partitions: [Int32]) {
+    public func pause(_ partitions: [Int32]) {
         rebalance.paused.formUnion(partitions)
         setPaused(partitions, true)
     }
 
-    func resume(_ partitions: [Int32]) {
+    public func resume(_ partitions: [Int32]) {
         rebalance.paused.subtract(partitions)
         setPaused(partitions, false)
     }
@@ -148,7 +167,7 @@ final class KafkaConsumer {
     }
 
     /// Leaves the group cleanly, so the others get the partitions at once.
-    func close() {
+    public func close() {
         let error = rd_kafka_consumer_close(client.handle)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("\(KafkaFailure.error(error, "leaving the consumer group failed"))")
@@ -161,11 +180,13 @@ final class KafkaConsumer {
 private final class RebalanceState: @unchecked Sendable {
     // @unchecked Sendable: librdkafka calls the rebalance callback only from inside
     // rd_kafka_consumer_poll/close, i.e. on the consumer's owning thread, which is
-    // also the only thread that reads `assigned` and sets `willRevoke`.
+    // also the only thread that reads `assigned` and sets `listener`.
     var assigned: Set<Int32> = []
     /// Partitions the application paused (see ``KafkaConsumer/pause(_:)``).
     var paused: Set<Int32> = []
-    var willRevoke: (([Int32]) -> Void)?
+    weak var listener: (any KafkaRebalanceListener)?
+    /// Set right after the consumer is made; weak, as the consumer owns this state.
+    weak var consumer: KafkaConsumer?
     private let logger: Logger
 
     init(logger: Logger) { self.logger = logger }
@@ -189,8 +210,9 @@ private final class RebalanceState: @unchecked Sendable {
                 paused.subtract(changed)
             }
             logger.info("assigned partitions \(changed.sorted())")
+            if let consumer { listener?.consumer(consumer, didAssign: changed) }
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            willRevoke?(changed)
+            if let consumer { listener?.consumer(consumer, willRevoke: changed) }
             if cooperative {
                 rd_kafka_error_destroy(rd_kafka_incremental_unassign(handle, partitions))
                 assigned.subtract(changed)

@@ -2,10 +2,16 @@ import CRdKafka
 import Foundation
 
 /// A message to produce to an explicit partition.
-struct OutgoingMessage: Sendable {
-    var partition: Int32
-    var key: [UInt8]
-    var value: [UInt8]
+public struct OutgoingMessage: Sendable {
+    public var partition: Int32
+    public var key: [UInt8]
+    public var value: [UInt8]
+
+    public init(partition: Int32, key: [UInt8], value: [UInt8]) {
+        self.partition = partition
+        self.key = key
+        self.value = value
+    }
 }
 
 /// Produces batches of messages and waits for the broker to acknowledge them,
@@ -13,7 +19,7 @@ struct OutgoingMessage: Sendable {
 ///
 /// - Important: `produce` blocks until the batch is acknowledged; call it from a
 ///   dedicated thread. Batches from several threads are serialized.
-final class KafkaProducer: @unchecked Sendable {
+public final class KafkaProducer: @unchecked Sendable {
     // @unchecked Sendable: all mutable state (`failures`, `topics`) is touched only
     // while holding `lock`; delivery callbacks run inside rd_kafka_flush/poll, which
     // are called only with the lock held.
@@ -34,7 +40,7 @@ final class KafkaProducer: @unchecked Sendable {
         "allow.auto.create.topics": "false",
     ]
 
-    init(settings: YADTQSettings, clientID: String) throws {
+    public init(settings: YADTQSettings, clientID: String) throws {
         let ledger = DeliveryLedger()
         self.ledger = ledger
         var defaults = Self.defaults
@@ -46,7 +52,7 @@ final class KafkaProducer: @unchecked Sendable {
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
                 guard let message, let opaque else { return }
                 let ledger = Unmanaged<DeliveryLedger>.fromOpaque(opaque).takeUnretainedValue()
-                ledger.settle(index: Int(bitPattern: message.pointee._private), error: message.pointee.err)
+                ledger.settle(token: UInt(bitPattern: message.pointee._private), error: message.pointee.err)
             }
         }
     }
@@ -58,15 +64,15 @@ final class KafkaProducer: @unchecked Sendable {
 
     /// Produces every message and waits until each is acknowledged or has failed.
     /// - Returns: the failed messages' indexes with the reason.
-    func produce(topic: String, _ messages: [OutgoingMessage], timeout: Duration = .seconds(60)) throws -> [Int: String] {
+    public func produce(topic: String, _ messages: [OutgoingMessage], timeout: Duration = .seconds(60)) throws -> [Int: String] {
         guard !messages.isEmpty else { return [:] }
         lock.lock()
         defer { lock.unlock() }
         let topicHandle = try handle(for: topic)
-        ledger.start(count: messages.count)
+        let generation = ledger.start(count: messages.count)
         var pending = Array(messages.indices)
         while !pending.isEmpty {
-            let rejected = enqueue(topicHandle, messages, pending)
+            let rejected = enqueue(topicHandle, messages, pending, generation: generation)
             pending = []
             for (index, error) in rejected {
                 if error == RD_KAFKA_RESP_ERR__QUEUE_FULL {
@@ -84,7 +90,7 @@ final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Hands messages to librdkafka in one call; returns those it did not accept.
-    private func enqueue(_ topic: OpaquePointer, _ messages: [OutgoingMessage], _ indexes: [Int])
+    private func enqueue(_ topic: OpaquePointer, _ messages: [OutgoingMessage], _ indexes: [Int], generation: UInt)
         -> [(Int, rd_kafka_resp_err_t)]
     {
         var batch = [rd_kafka_message_t](repeating: rd_kafka_message_t(), count: indexes.count)
@@ -104,7 +110,9 @@ final class KafkaProducer: @unchecked Sendable {
             for (slot, index) in indexes.enumerated() {
                 let message = messages[index]
                 batch[slot].partition = message.partition
-                batch[slot]._private = UnsafeMutableRawPointer(bitPattern: index)
+                // The delivery report carries this token back: a late report of an earlier
+                // batch (one that timed out) names another generation and is ignored.
+                batch[slot]._private = UnsafeMutableRawPointer(bitPattern: DeliveryLedger.token(generation, index))
                 batch[slot].payload = base + offsets[slot * 2]
                 batch[slot].len = message.value.count
                 batch[slot].key = message.key.isEmpty ? nil : base + offsets[slot * 2 + 1]
@@ -128,18 +136,37 @@ final class KafkaProducer: @unchecked Sendable {
     }
 }
 
-/// Collects the delivery reports of the batch in flight.
+/// Collects the delivery reports of the batch in flight. Each message carries an opaque
+/// token, its batch's generation and its index, so a report of an earlier batch that
+/// arrives late (after that batch's flush timed out) settles nothing of the current one.
 private final class DeliveryLedger: @unchecked Sendable {
     // @unchecked Sendable: used only by KafkaProducer while it holds its lock
     // (callbacks are served inside calls made under that lock).
+    private var generation: UInt = 0
     private var outstanding = 0
     private var settled: [Bool] = []
     private var failures: [Int: String] = [:]
 
-    func start(count: Int) {
+    /// Index bits of a token; the generation takes the rest (it wraps harmlessly).
+    private static let indexBits: UInt = 24
+
+    static func token(_ generation: UInt, _ index: Int) -> UInt {
+        generation << indexBits | UInt(index)
+    }
+
+    /// Starts a batch of `count` messages; returns its generation.
+    func start(count: Int) -> UInt {
+        precondition(count < 1 << Self.indexBits, "a batch of at most 16,777,215 messages")
+        generation = (generation + 1) & (UInt.max >> Self.indexBits)
         outstanding = count
         settled = [Bool](repeating: false, count: count)
         failures = [:]
+        return generation
+    }
+
+    func settle(token: UInt, error: rd_kafka_resp_err_t) {
+        guard token >> Self.indexBits == generation else { return }
+        settle(index: Int(token & (1 << Self.indexBits - 1)), error: error)
     }
 
     func settle(index: Int, error: rd_kafka_resp_err_t) {

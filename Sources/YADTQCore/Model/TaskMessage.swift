@@ -105,8 +105,10 @@ public enum TopicMessage: Sendable, Equatable {
         }
         var maxAttempts = defaultMaxAttempts
         if let value = fields["max_attempts"] {
-            guard case .int(let number) = value, (1...100).contains(number) else {
-                throw TopicMessageError(id: id, reason: "\"max_attempts\" is not an integer from 1 to 100")
+            guard case .int(let number) = value, TaskDeclaration.allowedMaxAttempts.contains(Int(clamping: number)) else {
+                let range = TaskDeclaration.allowedMaxAttempts
+                throw TopicMessageError(
+                    id: id, reason: "\"max_attempts\" is not an integer from \(range.lowerBound) to \(range.upperBound)")
             }
             maxAttempts = Int(number)
         }

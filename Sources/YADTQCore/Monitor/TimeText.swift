@@ -2,7 +2,7 @@ import Foundation
 
 extension Duration {
     /// A short human reading for tables and reasons: `850ms`, `4.2s`, `3m04s`, `2h05m`.
-    var compactText: String {
+    public var compactText: String {
         let milliseconds = inMilliseconds
         if milliseconds < 1000 { return "\(milliseconds)ms" }
         if milliseconds < 60_000 {

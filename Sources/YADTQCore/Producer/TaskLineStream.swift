@@ -1,16 +1,18 @@
 import Foundation
 
-/// One line of task input, with where it came from for error messages.
+/// One line of task input, read, with where it came from for error messages.
 public struct SourceLine: Sendable {
     /// The file's path, or `-` for standard input.
     public var source: String
     public var number: Int
-    public var bytes: [UInt8]
+    /// The line, or why it could not be read.
+    public var result: Result<TaskLine, TaskLineError>
 }
 
-/// Reads task files, folders (`*.txt`, sorted) and standard input line by line
-/// on a thread of its own, and hands the lines over in batches: whatever has
-/// arrived, so a burst is published as one batch and a single line from
+/// Reads task files, folders (`*.txt`, sorted) and standard input on a thread of its
+/// own, through ``TaskFileParser`` (the one reader of task input: line breaks, a UTF-8
+/// byte order mark at the start, bad lines), and hands the lines over in batches:
+/// whatever has arrived, so a burst is published as one batch and a single line from
 /// `tail -f` is published at once.
 public final class TaskLineStream: @unchecked Sendable {
     // @unchecked Sendable: `buffer`, `finished` and `problems` are guarded by `condition`.
@@ -93,25 +95,23 @@ public final class TaskLineStream: @unchecked Sendable {
     }
 
     private func read(_ path: String) {
-        guard let file = path == "-" ? fdopen(STDIN_FILENO, "r") : fopen(path, "r") else {
+        let descriptor = path == "-" ? STDIN_FILENO : open(path, O_RDONLY)
+        guard descriptor >= 0 else {
             report("\(path): cannot open: \(String(cString: strerror(errno)))")
             return
         }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        defer { free(line) }
-        var number = 0
+        defer { if descriptor != STDIN_FILENO { close(descriptor) } }
+        var parser = TaskFileParser()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let length = getline(&line, &capacity, file)
-            guard length >= 0, let line else { break }
-            number += 1
-            var count = length
-            while count > 0, line[count - 1] == 0x0A || line[count - 1] == 0x0D { count -= 1 }
-            let bytes = Array(UnsafeRawBufferPointer(start: line, count: count))
-            append(SourceLine(source: path, number: number, bytes: bytes))
+            // read(2) returns what has arrived, so a line streamed into a pipe goes on at once.
+            let count = chunk.withUnsafeMutableBytes { Foundation.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { report("\(path): read error: \(String(cString: strerror(errno)))") }
+            guard count > 0 else { break }
+            for line in parser.feed(chunk[..<count]) { append(SourceLine(path, line)) }
         }
-        if ferror(file) != 0 { report("\(path): read error: \(String(cString: strerror(errno)))") }
+        if let last = parser.finish() { append(SourceLine(path, last)) }
     }
 
     private func append(_ line: SourceLine) {
@@ -120,5 +120,11 @@ public final class TaskLineStream: @unchecked Sendable {
             buffer.append(line)
             condition.broadcast()
         }
+    }
+}
+
+extension SourceLine {
+    init(_ source: String, _ line: TaskFileParser.Line) {
+        self.init(source: source, number: line.number, result: line.result)
     }
 }

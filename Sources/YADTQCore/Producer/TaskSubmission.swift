@@ -64,13 +64,8 @@ public final class TaskSubmission {
                 lines = next
             }
             for line in lines {
-                guard let text = String(validating: line.bytes, as: UTF8.self) else {
-                    report.badLines += 1
-                    onProblem("\(line.source):\(line.number): the line is not valid UTF-8")
-                    continue
-                }
                 do {
-                    switch try TaskLine.parse(line: text) {
+                    switch try line.result.get() {
                     case .blank: continue
                     case .task(let declaration): ready.append(declaration)
                     case .end:
@@ -80,7 +75,7 @@ public final class TaskSubmission {
                         try publisher.publishEnd()
                         report.endMarkers += 1
                     }
-                } catch {
+                } catch let error as TaskLineError {
                     report.badLines += 1
                     onProblem("\(line.source):\(line.number): \(error)")
                 }

@@ -3,14 +3,23 @@ import Foundation
 /// N threads, each owning one ``PluginExecutor`` (one Lua state), that run a batch
 /// of tasks in parallel. Lua states are not thread-safe, so each stays on its thread;
 /// the threads are dedicated, so Lua never blocks Swift's cooperative pool.
-final class ExecutorPool: @unchecked Sendable {
-    // @unchecked Sendable: `jobs`, `results`, `next`, and `remaining`
+///
+/// - Important: ``close()`` stops the threads (and frees their Lua states); a pool that
+///   is not closed keeps them for the life of the process.
+public final class ExecutorPool: @unchecked Sendable {
+    // @unchecked Sendable: `jobs`, `results`, `next`, `remaining`, `closing` and `alive`
     // are read and written only while holding `condition`; each executor is used
     // only by its own thread.
-    struct Job: Sendable {
-        var type: String
-        var args: [JSONValue]
-        var context: TaskContext
+    public struct Job: Sendable {
+        public var type: String
+        public var args: [JSONValue]
+        public var context: TaskContext
+
+        public init(type: String, args: [JSONValue], context: TaskContext) {
+            self.type = type
+            self.args = args
+            self.context = context
+        }
     }
 
     private let condition = NSCondition()
@@ -18,34 +27,43 @@ final class ExecutorPool: @unchecked Sendable {
     private var results: [PluginOutcome?] = []
     private var next = 0
     private var remaining = 0
-    private let inline: PluginExecutor?
+    private var closing = false
+    /// Threads still serving.
+    private var alive = 0
+    private var inline: PluginExecutor?
     private let onStart: @Sendable (Job) -> Void
     private let onFinish: @Sendable (Job, PluginOutcome) -> Void
 
     /// - Parameters:
     ///   - onStart: called on the executing thread just before a job runs.
     ///   - onFinish: called on the executing thread as soon as a job has run.
-    init(
-        count: Int, makeExecutor: () -> PluginExecutor, onStart: @escaping @Sendable (Job) -> Void,
-        onFinish: @escaping @Sendable (Job, PluginOutcome) -> Void
+    public init(
+        count: Int, makeExecutor: () -> PluginExecutor, onStart: @escaping @Sendable (Job) -> Void = { _ in },
+        onFinish: @escaping @Sendable (Job, PluginOutcome) -> Void = { _, _ in }
     ) {
         self.onStart = onStart
         self.onFinish = onFinish
         // One executor runs on the caller's own (dedicated) thread: no hand-off cost.
         inline = count == 1 ? makeExecutor() : nil
         guard count > 1 else { return }
+        alive = count
         for slot in 0..<count {
             let handoff = Handoff(executor: makeExecutor())
-            let thread = Thread { [self] in serve(handoff.executor) }
-            thread.name = "yadtq-executor-\(slot)"
+            let name = "yadtq-executor-\(slot)"
+            let thread = Thread { [self] in
+                nameCurrentThread(name)
+                serve(handoff.executor)
+            }
+            thread.name = name
             thread.start()
         }
     }
 
     /// Runs every job and returns their outcomes in the same order.
-    func run(_ batch: [Job]) -> [PluginOutcome] {
+    public func run(_ batch: [Job]) -> [PluginOutcome] {
         if let inline { return batch.map { execute($0, on: inline) } }
         condition.lock()
+        precondition(!closing, "the pool is closed")
         jobs = batch
         results = [PluginOutcome?](repeating: nil, count: batch.count)
         next = 0
@@ -65,10 +83,27 @@ final class ExecutorPool: @unchecked Sendable {
         return outcome
     }
 
+    /// Stops every thread once the batch in hand (if any) is done; returns when they have
+    /// ended. Idempotent.
+    public func close() {
+        condition.lock()
+        closing = true
+        inline = nil
+        condition.broadcast()
+        while alive > 0 { condition.wait() }
+        condition.unlock()
+    }
+
     private func serve(_ executor: PluginExecutor) {
         condition.lock()
+        defer {
+            alive -= 1
+            condition.broadcast()
+            condition.unlock()
+        }
         while true {
-            while next >= jobs.count { condition.wait() }
+            while next >= jobs.count && !closing { condition.wait() }
+            if next >= jobs.count { return }
             let index = next
             next += 1
             let job = jobs[index]

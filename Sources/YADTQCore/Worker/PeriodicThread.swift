@@ -20,7 +20,10 @@ final class PeriodicThread: @unchecked Sendable {
 
     /// Starts running `body`, at once and then every interval.
     func start(_ body: @escaping @Sendable () -> Void) {
-        let thread = Thread { [self] in loop(body) }
+        let thread = Thread { [self] in
+            nameCurrentThread(name)
+            loop(body)
+        }
         thread.name = name
         condition.withLock { started = true }
         thread.start()
@@ -51,4 +54,17 @@ final class PeriodicThread: @unchecked Sendable {
             condition.broadcast()
         }
     }
+}
+
+/// Names the calling thread for the OS (`top -H`, `/proc/<pid>/task/*/comm`, debuggers),
+/// cut to the 15 bytes Linux keeps. Foundation's `Thread.name` stays inside the process.
+func nameCurrentThread(_ name: String) {
+    #if os(Linux)
+    // pthread_setname_np is not visible to Swift here; the kernel takes the name from /proc.
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+    guard descriptor >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    close(descriptor)
+    #endif
 }

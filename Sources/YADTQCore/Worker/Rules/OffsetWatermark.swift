@@ -1,3 +1,5 @@
+/// Rule: a worker commits an offset only after every task up to it is terminal in Redis.
+///
 /// Tracks which consumed offsets are finished, per partition, so a worker commits
 /// only up to the last offset below which every task is terminal in Redis, even
 /// when tasks finish out of order.
@@ -31,6 +33,14 @@ public struct OffsetWatermark: Sendable {
             }
         }
         return result
+    }
+
+    /// The partitions with tracked messages.
+    public var partitions: [Int32] { Array(highestSeen.keys) }
+
+    /// Whether the message at `offset` is tracked and not finished.
+    public func isUnfinished(partition: Int32, offset: Int64) -> Bool {
+        inFlight[partition]?.contains(offset) ?? false
     }
 
     /// Whether any tracked message is still unfinished.

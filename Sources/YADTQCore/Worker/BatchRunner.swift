@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+
+/// Performs one ``TaskBatch`` on the batch thread: marks its tasks PROCESSING, runs the
+/// attempts on the ``ExecutorPool``, publishes the dead-letter copies, records the outcomes
+/// and the end markers reached. Every Redis call is replay-safe, so a failing one is tried
+/// again with the same arguments until it succeeds, the ``RedisOutage`` limit passes or a
+/// stop is asked for; then the batch is abandoned and settles nothing.
+struct BatchRunner: Sendable {
+    let store: TaskStore
+    let pool: ExecutorPool
+    let producer: KafkaProducer
+    let worker: String
+    let topic: String
+    let deadLetterTopic: String
+    let outageLimit: Duration
+    let metrics: WorkerMetrics
+    let logger: Logger
+    let shouldStop: @Sendable () -> Bool
+
+    /// Redis could not be written within the outage limit (or a stop was asked for meanwhile).
+    struct Abandoned: Error, CustomStringConvertible {
+        var cause: any Error
+        var description: String { "\(cause)" }
+    }
+
+    func run(_ batch: TaskBatch) throws(Abandoned) -> BatchResult {
+        var batch = batch
+        var outage = RedisOutage(limit: outageLimit)
+        let reached: [String: [Int32]]
+        if batch.tasks.isEmpty {
+            reached = batch.finishedWithoutTasks(now: .now)
+        } else {
+            let beganAt = currentEpochMilliseconds()
+            let tasks = batch.tasks
+            let decisions = try redis(&outage) {
+                try metrics.timeRedis {
+                    try store.begin(tasks.map(\.message), partitions: tasks.map(\.position.partition), worker: worker, at: beganAt)
+                }
+            }
+            let runnable = batch.begun(decisions)
+            let jobs = runnable.map { task in
+                ExecutorPool.Job(
+                    type: task.message.type, args: task.message.args,
+                    context: TaskContext(id: task.message.id, attempt: task.attempt, maxAttempts: task.message.maxAttempts))
+            }
+            let results = pool.run(jobs)
+            let record = batch.ran(results, now: .now)
+            count(record, runnable: runnable, results: results)
+            publishDeadLetters(record.deadLetters)
+            let finishedAt = currentEpochMilliseconds()
+            let written = try redis(&outage) {
+                try metrics.timeRedis { try store.finish(record.outcomes, worker: worker, at: finishedAt) }
+            }
+            reached = batch.finished(written: written)
+        }
+        for (marker, partitions) in reached.sorted(by: { $0.key < $1.key }) {
+            try redis(&outage) { try store.recordEndReached(topic: topic, marker: marker, partitions: partitions) }
+            logger.info("partitions \(partitions) drained up to the end marker")
+        }
+        batch.markersRecorded()
+        return batch.result
+    }
+
+    /// Counts each attempt's outcome in the worker's metrics, and the tasks that failed without
+    /// an attempt (poison messages, attempts used up by dead workers).
+    private func count(_ record: TaskBatch.Record, runnable: [BatchTask], results: [PluginOutcome]) {
+        let kinds = Dictionary(record.outcomes.map { ($0.id, $0.kind) }, uniquingKeysWith: { _, last in last })
+        for (task, result) in zip(runnable, results) {
+            metrics.attemptEnded(type: task.message.type, result, kind: kinds[task.message.id] ?? .failed)
+        }
+        let ran = Set(runnable.map(\.message.id))
+        for letter in record.deadLetters where !ran.contains(letter.task.message.id) {
+            metrics.attemptEnded(type: letter.task.message.type, nil, kind: .failed)
+        }
+    }
+
+    /// Runs a replay-safe Redis call until it succeeds or the outage rule gives up.
+    private func redis<T>(_ outage: inout RedisOutage, _ call: () throws -> T) throws(Abandoned) -> T {
+        while true {
+            do {
+                let value = try call()
+                if outage.since != nil { logger.notice("Redis answers again") }
+                outage.succeeded()
+                return value
+            } catch {
+                guard case .retry(let after) = outage.failed(at: .now), !shouldStop() else {
+                    throw Abandoned(cause: error)
+                }
+                logger.warning("cannot write to Redis: \(error); trying again (giving the partitions up after \(outage.limit))")
+                var left = after
+                while left > .zero && !shouldStop() {
+                    let step = min(left, .milliseconds(100))
+                    Thread.sleep(forTimeInterval: step.inSeconds)
+                    left -= step
+                }
+            }
+        }
+    }
+
+    /// Publishes the dead-letter copies (see ``DeadLetterCopy``). A copy the broker refuses
+    /// is logged and dropped: the task is FAILED in Redis all the same, and one bad message
+    /// must never stop the worker.
+    private func publishDeadLetters(_ letters: [TaskBatch.DeadLetter]) {
+        guard !letters.isEmpty else { return }
+        let now = currentEpochMilliseconds()
+        let messages = letters.map { letter in
+            OutgoingMessage(
+                partition: 0, key: Array(letter.task.message.id.utf8.prefix(TaskDeclaration.maximumIDLength)),
+                value: DeadLetterCopy.value(
+                    of: letter.task.message, error: letter.error, attempts: letter.task.attempt, worker: worker,
+                    failedAt: now))
+        }
+        let failures: [Int: String]
+        do {
+            failures = try producer.produce(topic: deadLetterTopic, messages)
+        } catch {
+            failures = Dictionary(uniqueKeysWithValues: letters.indices.map { ($0, "\(error)") })
+        }
+        for (index, reason) in failures.sorted(by: { $0.key < $1.key }) {
+            logger.error(
+                "task \(letters[index].task.message.id) is FAILED, but its dead-letter copy could not be published to \(deadLetterTopic): \(reason). Its record in Redis keeps the error; check the broker")
+        }
+    }
+}

@@ -1,0 +1,290 @@
+/// The worker's rules as a state machine: what it holds per partition (the offset
+/// watermark, tasks waiting out a retry, end markers held behind them), whether it is in
+/// its group, and the batch in flight. Every event returns the actions the worker must
+/// perform, in order; the machine itself reads no clock and touches neither Kafka nor
+/// Redis, so every rule and every interleaving is unit-tested (postgres-nio style).
+///
+/// - Important: A value type owned by the worker's loop thread. The batch in flight runs
+///   as a ``TaskBatch`` on its own thread and comes back through ``batchFinished(_:now:)``.
+public struct BatchStateMachine: Sendable {
+    public struct Configuration: Sendable, Equatable {
+        /// Used to name poison messages that carry no id.
+        public var topic: String
+        /// Messages taken per batch.
+        public var batchSize: Int
+        public var retry: RetryPolicy
+        /// A batch running longer than this pauses its partitions while the loop keeps
+        /// polling, so the worker stays in its group (max.poll.interval.ms).
+        public var pauseAfter: Duration
+        /// The longest an idle poll waits.
+        public var idlePoll: Duration
+
+        public init(
+            topic: String, batchSize: Int = 1000, retry: RetryPolicy = RetryPolicy(),
+            pauseAfter: Duration = .milliseconds(500), idlePoll: Duration = .milliseconds(100)
+        ) {
+            self.topic = topic
+            self.batchSize = batchSize
+            self.retry = retry
+            self.pauseAfter = pauseAfter
+            self.idlePoll = idlePoll
+        }
+    }
+
+    public enum Action: Sendable, Equatable {
+        /// Run this batch on the batch thread; report with ``batchFinished(_:now:)`` or
+        /// ``batchAbandoned()``.
+        case startBatch(TaskBatch)
+        /// Stop fetching from these partitions (polls still serve the group), or start again.
+        case pause([Int32])
+        case resume([Int32])
+        /// Commit these next-offsets-to-read. Synchronous before partitions leave.
+        case commit([Int32: Int64], synchronous: Bool)
+        /// Leave the consumer group (its partitions go to the others).
+        case leaveGroup
+        /// Join the consumer group again.
+        case joinGroup
+        /// The worker is done: return from its loop.
+        case exit
+    }
+
+    /// Whether the worker is in its group.
+    public enum Membership: Sendable, Equatable {
+        case member
+        /// Left the group because Redis could not be written (``RedisOutage``); joins again
+        /// on ``redisReachable()``.
+        case cutOff
+        /// Asked to stop: finishes the batch in hand and the retries, commits, leaves.
+        case stopping
+        case gone
+    }
+
+    private struct InFlight: Sendable {
+        var startedAt: ContinuousClock.Instant
+        /// Partitions revoked while the batch ran: whatever it settles there is dropped.
+        var revoked: Set<Int32> = []
+        var paused: [Int32] = []
+    }
+
+    public let configuration: Configuration
+    public private(set) var membership = Membership.member
+    private var watermark = OffsetWatermark()
+    private var waiting: [TaskBatch.WaitingRetry] = []
+    private var held: [EndMarker] = []
+    /// Messages polled while a batch ran, for the next batch.
+    private var carried: [ConsumedMessage] = []
+    private var inFlight: InFlight?
+    public private(set) var assigned: Set<Int32> = []
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// Whether a batch is running on the batch thread.
+    public var batchInFlight: Bool { inFlight != nil }
+
+    /// When the earliest waiting retry is due; `nil` when none waits.
+    public var nextRetryDue: ContinuousClock.Instant? { waiting.map(\.due).min() }
+
+    /// Tasks waiting out a retry backoff.
+    public var waitingRetries: [TaskBatch.WaitingRetry] { waiting }
+
+    /// How many messages the next poll may return.
+    public var pollLimit: Int { max(1, configuration.batchSize - carried.count) }
+
+    /// How long the next poll may wait: not at all with messages in hand, else until the
+    /// next retry is due, at most ``Configuration/idlePoll``.
+    public func pollWait(now: ContinuousClock.Instant) -> Duration {
+        if !carried.isEmpty { return .zero }
+        guard let next = nextRetryDue else { return configuration.idlePoll }
+        return max(.zero, min(configuration.idlePoll, next - now))
+    }
+
+    // MARK: - Events
+
+    /// The loop polled `messages` (possibly none) at `now`.
+    /// - Parameter epochMilliseconds: the wall-clock time, recorded as a poison message's
+    ///   queued time.
+    public mutating func polled(
+        _ messages: [ConsumedMessage], now: ContinuousClock.Instant, epochMilliseconds: Int64 = 0
+    ) -> [Action] {
+        switch membership {
+        case .gone, .cutOff:
+            return []
+        case .stopping:
+            // Nothing new is taken; retries now due still run.
+            carried = []
+            guard inFlight == nil else { return [] }
+            if let due = nextRetryDue, due <= now { return [startBatch(messages: [], now: now, epochMilliseconds: 0)] }
+            if waiting.isEmpty { return leave(exitAfter: true) }
+            return []
+        case .member:
+            // A message of a partition revoked meanwhile belongs to its next owner.
+            let owned = messages.filter { assigned.contains($0.partition) }
+            if inFlight != nil {
+                carried += owned
+                return []
+            }
+            let polled = carried + owned
+            carried = []
+            let due = nextRetryDue.map { $0 <= now } ?? false
+            guard !polled.isEmpty || due else { return [] }
+            return [startBatch(messages: polled, now: now, epochMilliseconds: epochMilliseconds)]
+        }
+    }
+
+    private mutating func startBatch(
+        messages: [ConsumedMessage], now: ContinuousClock.Instant, epochMilliseconds: Int64
+    ) -> Action {
+        var tasks = waiting.filter { $0.due <= now }.map(\.task)
+        waiting.removeAll { $0.due <= now }
+        var markers = held
+        held = []
+        for consumed in messages {
+            let position = TaskPosition(partition: consumed.partition, offset: consumed.offset)
+            watermark.track(partition: consumed.partition, offset: consumed.offset)
+            do {
+                switch try TopicMessage.decode(consumed.value) {
+                case .task(let message):
+                    tasks.append(BatchTask(message: message, position: position))
+                case .end(let marker):
+                    markers.append(EndMarker(marker: marker, position: position))
+                }
+            } catch {
+                tasks.append(
+                    PoisonMessage.task(
+                        for: error, value: consumed.value, at: position, topic: configuration.topic,
+                        now: epochMilliseconds))
+            }
+        }
+        inFlight = InFlight(startedAt: now)
+        return .startBatch(
+            TaskBatch(
+                tasks: tasks, markers: markers, waitingPartitions: Set(waiting.map(\.task.position.partition)),
+                retry: configuration.retry))
+    }
+
+    /// The loop is still waiting for the batch at `now`, with `assigned` partitions: past
+    /// ``Configuration/pauseAfter`` they are paused (again, after a rebalance).
+    public mutating func batchStillRunning(now: ContinuousClock.Instant) -> [Action] {
+        guard var batch = inFlight, now - batch.startedAt >= configuration.pauseAfter else { return [] }
+        let partitions = assigned.sorted()
+        guard partitions != batch.paused else { return [] }
+        batch.paused = partitions
+        inFlight = batch
+        return partitions.isEmpty ? [] : [.pause(partitions)]
+    }
+
+    /// The batch settled `result` (see ``TaskBatch``).
+    public mutating func batchFinished(_ result: BatchResult, now: ContinuousClock.Instant) -> [Action] {
+        guard let batch = inFlight else { return [] }
+        inFlight = nil
+        let revoked = batch.revoked
+        for position in result.settled where !revoked.contains(position.partition) {
+            watermark.complete(partition: position.partition, offset: position.offset)
+        }
+        waiting += result.retries.filter { !revoked.contains($0.task.position.partition) }
+        held += result.heldMarkers.filter { !revoked.contains($0.position.partition) }
+        var actions: [Action] = []
+        let stillPaused = batch.paused.filter { assigned.contains($0) }
+        if !stillPaused.isEmpty { actions.append(.resume(stillPaused)) }
+        if membership == .cutOff || membership == .gone {
+            return actions
+        }
+        let offsets = watermark.takeCommittable()
+        if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: false)) }
+        if membership == .stopping { actions += polled([], now: now) }
+        return actions
+    }
+
+    /// The batch could not reach Redis for longer than ``RedisOutage/limit``: what it did is
+    /// not known to be recorded, so it settles nothing; what is terminal is committed and the
+    /// worker leaves its group until Redis answers again.
+    public mutating func batchAbandoned() -> [Action] {
+        let paused = inFlight?.paused.filter { assigned.contains($0) } ?? []
+        inFlight = nil
+        var actions: [Action] = paused.isEmpty ? [] : [.resume(paused)]
+        actions += redisUnreachable()
+        return actions
+    }
+
+    /// Redis cannot be written (past the outage limit): commit only what is terminal, forget
+    /// the rest (the next owners redeliver it) and leave the group.
+    public mutating func redisUnreachable() -> [Action] {
+        guard membership == .member || membership == .stopping else { return [] }
+        let stopping = membership == .stopping
+        let actions = leave(exitAfter: stopping)
+        if !stopping { membership = .cutOff }
+        return actions
+    }
+
+    /// Redis answers again after the worker left its group: join it again.
+    public mutating func redisReachable() -> [Action] {
+        guard membership == .cutOff else { return [] }
+        membership = .member
+        return [.joinGroup]
+    }
+
+    /// A stop was asked for (SIGTERM).
+    public mutating func stopRequested(now: ContinuousClock.Instant) -> [Action] {
+        switch membership {
+        case .member:
+            membership = .stopping
+            return polled([], now: now)
+        case .cutOff:
+            membership = .gone
+            return [.exit]
+        case .stopping, .gone:
+            return []
+        }
+    }
+
+    /// Kafka assigned `partitions` (in addition to those held, under cooperative rebalancing).
+    /// A partition that was revoked while the batch ran stays dropped for that batch even
+    /// if it comes back: it is redelivered from its committed offset.
+    public mutating func partitionsAssigned(_ partitions: [Int32]) -> [Action] {
+        assigned.formUnion(partitions)
+        return []
+    }
+
+    /// Kafka is about to take `partitions` away: what is terminal there is committed now
+    /// (synchronously, before the next owner reads), and the rest is forgotten: the next
+    /// owner redelivers it.
+    public mutating func partitionsRevoked(_ partitions: [Int32]) -> [Action] {
+        assigned.subtract(partitions)
+        carried.removeAll { partitions.contains($0.partition) }
+        var actions: [Action] = []
+        if var batch = inFlight {
+            // The batch's results there will be dropped; nothing more will be settled.
+            batch.revoked.formUnion(partitions)
+            inFlight = batch
+        }
+        let offsets = watermark.takeCommittable().filter { partitions.contains($0.key) }
+        if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: true)) }
+        forget(partitions)
+        return actions
+    }
+
+    private mutating func forget(_ partitions: some Sequence<Int32>) {
+        let partitions = Set(partitions)
+        watermark.forget(partitions: partitions)
+        waiting.removeAll { partitions.contains($0.task.position.partition) }
+        held.removeAll { partitions.contains($0.position.partition) }
+        carried.removeAll { partitions.contains($0.partition) }
+    }
+
+    /// Commits what is terminal, forgets everything and leaves.
+    private mutating func leave(exitAfter: Bool) -> [Action] {
+        var actions: [Action] = []
+        let offsets = watermark.takeCommittable()
+        if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: true)) }
+        forget(Array(assigned) + watermark.partitions)
+        assigned = []
+        actions.append(.leaveGroup)
+        if exitAfter {
+            membership = .gone
+            actions.append(.exit)
+        }
+        return actions
+    }
+}

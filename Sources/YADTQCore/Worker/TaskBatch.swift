@@ -1,0 +1,202 @@
+/// One batch's way through a worker, as a value: which tasks to mark PROCESSING, which of
+/// them to run once Redis has answered, what to record once they have run, and what the
+/// batch settled. It performs no I/O; the worker's batch thread does what it says:
+///
+/// ```
+/// let decisions = try store.begin(batch.tasks.map(\.message), ...)   // PROCESSING
+/// let jobs = batch.begun(decisions)
+/// let record = batch.ran(pool.run(jobs), now: .now)
+/// publish(record.deadLetters); let written = try store.finish(record.outcomes, ...)
+/// for (marker, partitions) in batch.finished(written: written) { try store.recordEndReached(...) }
+/// machine.batchFinished(batch.result, ...)
+/// ```
+public struct TaskBatch: Sendable, Equatable {
+    /// The tasks to begin (new messages and retries now due), in topic order.
+    public private(set) var tasks: [BatchTask]
+    /// End markers polled with this batch or held from earlier ones.
+    public private(set) var markers: [EndMarker]
+    /// Partitions where a task waits for a retry outside this batch.
+    private let waitingPartitions: Set<Int32>
+    private let retry: RetryPolicy
+    private var stage = Stage.beginning
+    private var runnable: [BatchTask] = []
+    private var outcomes: [AttemptOutcome] = []
+    /// The task of each outcome (same order).
+    private var outcomeTasks: [BatchTask] = []
+    private var deadLetters: [DeadLetter] = []
+    /// Positions settled whatever `finish` answers: tasks already terminal in Redis.
+    private var alreadyTerminal: [TaskPosition] = []
+    private var retries: [WaitingRetry] = []
+    public private(set) var result = BatchResult()
+
+    enum Stage: Sendable, Equatable { case beginning, running, recording, settling, done }
+
+    public init(tasks: [BatchTask], markers: [EndMarker], waitingPartitions: Set<Int32>, retry: RetryPolicy) {
+        self.tasks = tasks
+        self.markers = markers
+        self.waitingPartitions = waitingPartitions
+        self.retry = retry
+    }
+
+    /// A task that failed an attempt and waits out its backoff.
+    public struct WaitingRetry: Sendable, Hashable {
+        public var task: BatchTask
+        public var due: ContinuousClock.Instant
+    }
+
+    /// A finally failed task and the error its dead-letter copy carries.
+    public struct DeadLetter: Sendable, Hashable {
+        public var task: BatchTask
+        public var error: String
+    }
+
+    /// What to record after the attempts ran. The dead-letter copies go out before FAILED
+    /// is written: should the worker die in between, the task is redelivered and its copy
+    /// sent again, never lost.
+    public struct Record: Sendable, Equatable {
+        public var deadLetters: [DeadLetter]
+        public var outcomes: [AttemptOutcome]
+    }
+
+    /// Redis answered `begin` (one decision per task, in order); returns the attempts to run.
+    /// - Rule: a task already SUCCESS or FAILED is skipped and never written again; one whose
+    ///   every attempt was interrupted fails (``ExhaustedAttempts``); a poison message fails
+    ///   on its first attempt (``PoisonMessage``).
+    public mutating func begun(_ decisions: [AttemptDecision]) -> [BatchTask] {
+        precondition(stage == .beginning && decisions.count == tasks.count, "one decision per task, once")
+        stage = .running
+        for (task, decision) in zip(tasks, decisions) {
+            switch decision {
+            case .alreadyTerminal:
+                alreadyTerminal.append(task.position)
+            case .exhausted(let attempts):
+                var task = task
+                task.attempt = attempts
+                fail(task, attempt: attempts, reason: ExhaustedAttempts.reason(attempts: attempts))
+            case .run(let attempt):
+                var task = task
+                task.attempt = attempt
+                if let poison = task.poison {
+                    fail(task, attempt: attempt, reason: poison)
+                } else {
+                    runnable.append(task)
+                }
+            }
+        }
+        return runnable
+    }
+
+    private mutating func fail(_ task: BatchTask, attempt: Int, reason: String, logs: [String] = [], progress: Double? = nil) {
+        outcomes.append(
+            AttemptOutcome(id: task.message.id, attempt: attempt, kind: .failed, payload: reason, logs: logs, progress: progress))
+        outcomeTasks.append(task)
+        deadLetters.append(DeadLetter(task: task, error: reason))
+    }
+
+    /// The attempts ran (one outcome per task `begun` returned, in order) and ended at `now`.
+    /// - Rule: a failed attempt is retried after its backoff (``RetryPolicy``) unless it was the
+    ///   last or the failure is permanent; then the task fails and gets a dead-letter copy.
+    public mutating func ran(_ results: [PluginOutcome], now: ContinuousClock.Instant) -> Record {
+        precondition(stage == .running && results.count == runnable.count, "one outcome per attempt, once")
+        stage = .recording
+        for (task, outcome) in zip(runnable, results) {
+            switch outcome {
+            case .success(let value, let logs, let progress):
+                outcomes.append(
+                    AttemptOutcome(
+                        id: task.message.id, attempt: task.attempt, kind: .success, payload: value.jsonString, logs: logs,
+                        progress: progress))
+                outcomeTasks.append(task)
+            case .failure(let failure, let logs, let progress):
+                let message = ErrorText.trimmed(failure.message)
+                switch retry.decide(attempt: task.attempt, maxAttempts: task.message.maxAttempts, permanent: failure.isPermanent) {
+                case .retry(let after):
+                    outcomes.append(
+                        AttemptOutcome(
+                            id: task.message.id, attempt: task.attempt, kind: .retry, payload: message, logs: logs,
+                            progress: progress))
+                    outcomeTasks.append(task)
+                    retries.append(WaitingRetry(task: task, due: now + after))
+                case .fail:
+                    fail(task, attempt: task.attempt, reason: message, logs: logs, progress: progress)
+                }
+            }
+        }
+        return Record(deadLetters: deadLetters, outcomes: outcomes)
+    }
+
+    /// Redis answered `finish` (whether each outcome was written, in order). Returns the end
+    /// markers reached, marker → partitions, to record in Redis before the batch is settled.
+    /// - Rule: an offset is settled only when its task is terminal in Redis: an outcome Redis
+    ///   refused (the attempt was taken over by another worker) settles nothing, and a retry
+    ///   Redis refused is not scheduled.
+    public mutating func finished(written: [Bool]) -> [String: [Int32]] {
+        precondition(stage == .recording && written.count == outcomes.count, "one answer per outcome, once")
+        stage = .settling
+        var settled = alreadyTerminal
+        var scheduled: [WaitingRetry] = []
+        var retryIndex = 0
+        for (index, (outcome, task)) in zip(outcomes, outcomeTasks).enumerated() {
+            let wasWritten = written[index]
+            switch outcome.kind {
+            case .retry:
+                if wasWritten { scheduled.append(retries[retryIndex]) }
+                retryIndex += 1
+            case .success:
+                if wasWritten {
+                    settled.append(task.position)
+                    result.succeeded += 1
+                }
+            case .failed:
+                if wasWritten {
+                    settled.append(task.position)
+                    result.failed += 1
+                }
+            }
+        }
+        let waiting = waitingPartitions.union(scheduled.map(\.task.position.partition))
+        let split = HeldEndMarkers.split(markers, waitingPartitions: waiting)
+        result.settled = settled + split.reachedPositions
+        result.retries = scheduled
+        result.heldMarkers = split.held
+        return split.reached
+    }
+
+    /// Skips Redis for a batch with no task (only end markers).
+    public mutating func finishedWithoutTasks(now: ContinuousClock.Instant) -> [String: [Int32]] {
+        precondition(tasks.isEmpty && stage == .beginning)
+        _ = begun([])
+        _ = ran([], now: now)
+        return finished(written: [])
+    }
+
+    /// Marks the reached markers recorded; after this ``result`` is complete.
+    public mutating func markersRecorded() {
+        precondition(stage == .settling)
+        stage = .done
+        result.complete = true
+    }
+}
+
+/// What a batch settled, for ``BatchStateMachine/batchFinished(_:now:)``.
+public struct BatchResult: Sendable, Equatable {
+    /// Positions whose task is terminal in Redis (or whose end marker is recorded).
+    public var settled: [TaskPosition] = []
+    /// Tasks waiting out a retry backoff.
+    public var retries: [TaskBatch.WaitingRetry] = []
+    /// End markers still behind a waiting retry.
+    public var heldMarkers: [EndMarker] = []
+    public var succeeded = 0
+    public var failed = 0
+    /// Whether every step of the batch was done (set by ``TaskBatch/markersRecorded()``).
+    public var complete = false
+
+    public init() {}
+}
+
+extension AttemptOutcome: Equatable {
+    public static func == (lhs: AttemptOutcome, rhs: AttemptOutcome) -> Bool {
+        lhs.id == rhs.id && lhs.attempt == rhs.attempt && lhs.kind == rhs.kind && lhs.payload == rhs.payload
+            && lhs.logs == rhs.logs && lhs.progress == rhs.progress
+    }
+}

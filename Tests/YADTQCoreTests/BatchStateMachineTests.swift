@@ -1,0 +1,242 @@
+import Testing
+import YADTQCore
+
+@Suite("Batch state machine: the worker's rules and chaos interleavings")
+struct BatchStateMachineTests {
+    @Test("a batch begins, runs and commits past every terminal task")
+    func happyPath() {
+        var sim = WorkerSimulation(partitions: 2)
+        sim.assign([0, 1])
+        for partition in [0, 1, 0] { sim.publish(to: partition) }
+        sim.drain()
+        #expect(sim.everyTaskTerminal)
+        #expect(sim.committed == [2, 1])
+        #expect(sim.violations.isEmpty)
+    }
+
+    @Test("a failing task waits for its retry without holding up the others, and its offset stays uncommitted")
+    func retryDoesNotBlock() {
+        var sim = WorkerSimulation(partitions: 1, batchSize: 10)
+        sim.assign([0])
+        let slow = sim.publish(to: 0, behaviour: .init(failures: 1))
+        sim.publish(to: 0)
+        sim.poll()
+        sim.completeBatch()
+        #expect(sim.records[slow]?.status == .processing)
+        #expect(sim.committed == [0], "nothing committed past the waiting retry")
+        #expect(sim.machine.nextRetryDue == sim.now + .milliseconds(100))
+        sim.poll()
+        #expect(sim.batch == nil, "the retry is not due yet")
+        sim.advance(.milliseconds(100))
+        sim.poll()
+        sim.completeBatch()
+        #expect(sim.records[slow]?.status == .success)
+        #expect(sim.committed == [2])
+        #expect(sim.violations.isEmpty)
+    }
+
+    @Test("after the last attempt a task fails for good (with a dead-letter copy)")
+    func lastAttemptFails() {
+        var batch = TaskBatch(
+            tasks: [task("a", maxAttempts: 2)], markers: [], waitingPartitions: [], retry: RetryPolicy())
+        let runnable = batch.begun([.run(attempt: 2)])
+        let record = batch.ran(
+            runnable.map { _ in .failure(PluginFailure(message: "boom", isPermanent: false), logs: [], progress: nil) },
+            now: .now)
+        #expect(record.outcomes.map(\.kind) == [.failed])
+        #expect(record.deadLetters.map(\.error) == ["boom"])
+        _ = batch.finished(written: [true])
+        batch.markersRecorded()
+        #expect(batch.result.failed == 1 && batch.result.retries.isEmpty)
+    }
+
+    @Test("an already terminal task is skipped and never written again; its offset is settled")
+    func terminalSkipped() {
+        var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())
+        #expect(batch.begun([.alreadyTerminal]).isEmpty)
+        #expect(batch.ran([], now: .now).outcomes.isEmpty)
+        _ = batch.finished(written: [])
+        #expect(batch.result.settled == [TaskPosition(partition: 0, offset: 0)])
+    }
+
+    @Test("an outcome Redis refused (attempt taken over) settles nothing")
+    func refusedOutcome() {
+        var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())
+        _ = batch.begun([.run(attempt: 1)])
+        _ = batch.ran([.success(.int(1), logs: [], progress: nil)], now: .now)
+        _ = batch.finished(written: [false])
+        #expect(batch.result.settled.isEmpty && batch.result.succeeded == 0)
+    }
+
+    @Test("crash mid-batch: the redelivered task continues its attempt count")
+    func crashMidBatch() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.poll()
+        sim.crash(afterBegin: true)
+        #expect(sim.records[id]?.attempts == 1 && sim.records[id]?.status == .processing)
+        sim.drain()
+        #expect(sim.records[id]?.attempts == 2 && sim.records[id]?.status == .success)
+        #expect(sim.committed == [1] && sim.violations.isEmpty)
+    }
+
+    @Test("crashes on every attempt exhaust the task: it fails instead of crash-looping")
+    func exhaustedByCrashes() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        for _ in 0..<3 {
+            sim.poll()
+            sim.crash(afterBegin: true)
+        }
+        sim.drain()
+        #expect(sim.records[id]?.status == .failed && sim.records[id]?.attempts == 3)
+        #expect(sim.violations.isEmpty)
+    }
+
+    @Test("redelivery of a finished task skips it")
+    func redeliverySkips() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.poll()
+        sim.completeBatch()
+        sim.committed = [0]  // the commit was lost
+        sim.crash(afterBegin: false)
+        sim.drain()
+        #expect(sim.records[id]?.terminalWrites == 1 && sim.committed == [1])
+        #expect(sim.violations.isEmpty)
+    }
+
+    @Test("rebalance during a retry wait: the retry is dropped and the next owner redelivers")
+    func rebalanceDuringRetryWait() {
+        var sim = WorkerSimulation(partitions: 2)
+        sim.assign([0, 1])
+        let id = sim.publish(to: 0, behaviour: .init(failures: 1))
+        sim.publish(to: 1)
+        sim.poll()
+        sim.completeBatch()
+        #expect(sim.machine.waitingRetries.count == 1)
+        sim.revoke([0])
+        #expect(sim.machine.waitingRetries.isEmpty)
+        #expect(sim.committed == [0, 1])
+        sim.assign([0])
+        sim.drain()
+        #expect(sim.records[id]?.status == .success && sim.records[id]?.attempts == 2)
+        #expect(sim.violations.isEmpty)
+    }
+
+    @Test("rebalance during a batch: what it settles on a revoked partition is dropped")
+    func rebalanceDuringBatch() {
+        var sim = WorkerSimulation(partitions: 2)
+        sim.assign([0, 1])
+        sim.publish(to: 0, behaviour: .init(failures: 1))
+        sim.publish(to: 1)
+        sim.poll()
+        sim.revoke([0])
+        sim.assign([0])
+        sim.completeBatch()
+        #expect(sim.machine.waitingRetries.isEmpty, "partition 0 is redelivered, not retried from the old batch")
+        sim.drain()
+        #expect(sim.everyTaskTerminal && sim.committed == [1, 1] && sim.violations.isEmpty)
+    }
+
+    @Test("an end marker behind a retry is held until the retry is terminal")
+    func endMarkerBehindRetry() {
+        var sim = WorkerSimulation(partitions: 1, batchSize: 10)
+        sim.assign([0])
+        sim.publish(to: 0, behaviour: .init(failures: 1))
+        sim.publishEnd(to: 0)
+        sim.poll()
+        sim.completeBatch()
+        #expect(sim.recordedMarkers.isEmpty)
+        #expect(sim.committed == [0])
+        sim.drain()
+        #expect(sim.recordedMarkers == ["m1": [0]])
+        #expect(sim.committed == [2] && sim.violations.isEmpty)
+    }
+
+    @Test("a poison message fails at once and its offset is committed")
+    func poison() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        sim.publishPoison(to: 0)
+        sim.publish(to: 0)
+        sim.drain()
+        #expect(sim.records["poison-t-0-0"]?.status == .failed)
+        #expect(sim.records["poison-t-0-0"]?.attempts == 1)
+        #expect(sim.committed == [2] && sim.violations.isEmpty)
+    }
+
+    @Test("a long batch pauses the partitions and resumes them when done")
+    func longBatchPauses() {
+        var sim = WorkerSimulation(partitions: 2)
+        sim.assign([0, 1])
+        sim.publish(to: 0)
+        sim.poll()
+        #expect(sim.machine.batchStillRunning(now: sim.now + .milliseconds(100)).isEmpty)
+        sim.perform(sim.machine.batchStillRunning(now: sim.now + .milliseconds(600)))
+        #expect(sim.paused == [0, 1])
+        #expect(sim.machine.batchStillRunning(now: sim.now + .milliseconds(900)).isEmpty, "paused once")
+        sim.completeBatch()
+        #expect(sim.paused.isEmpty)
+    }
+
+    @Test("Redis unreachable past the limit: commits what is terminal, leaves, rejoins when Redis answers")
+    func redisOutage() {
+        var sim = WorkerSimulation(partitions: 1, batchSize: 1)
+        sim.assign([0])
+        sim.publish(to: 0)
+        let stuck = sim.publish(to: 0)
+        sim.poll()
+        sim.completeBatch()
+        sim.poll()
+        sim.abandonBatch(afterBegin: true)
+        #expect(sim.left && sim.machine.membership == .cutOff)
+        #expect(sim.committed == [1], "only the terminal task is committed")
+        #expect(sim.records[stuck]?.status == .processing)
+        sim.poll()
+        #expect(sim.batch == nil, "no work while out of the group")
+        sim.perform(sim.machine.redisReachable())
+        #expect(!sim.left && sim.machine.membership == .member)
+        sim.assign([0])
+        sim.drain()
+        #expect(sim.records[stuck]?.status == .success && sim.committed == [2] && sim.violations.isEmpty)
+    }
+
+    @Test("a stop finishes the batch in hand and the retries, commits, leaves and exits")
+    func stopDrainsRetries() {
+        var sim = WorkerSimulation(partitions: 1, batchSize: 10)
+        sim.assign([0])
+        let id = sim.publish(to: 0, behaviour: .init(failures: 1))
+        sim.poll()
+        sim.stop()
+        #expect(!sim.exited)
+        sim.completeBatch()
+        #expect(!sim.exited, "a retry still waits")
+        sim.publish(to: 0)
+        sim.advance(.milliseconds(100))
+        sim.poll()
+        #expect(sim.batch?.tasks.map(\.message.id) == [id], "nothing new is taken")
+        sim.completeBatch()
+        #expect(sim.exited && sim.left && sim.committed == [1] && sim.violations.isEmpty)
+    }
+
+    @Test("a stop while cut off from Redis exits at once")
+    func stopDuringOutage() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        sim.publish(to: 0)
+        sim.poll()
+        sim.abandonBatch(afterBegin: false)
+        sim.stop()
+        #expect(sim.exited)
+    }
+
+    private func task(_ id: String, maxAttempts: Int = 3) -> BatchTask {
+        BatchTask(
+            message: TaskMessage(id: id, type: "work", args: [], maxAttempts: maxAttempts, queuedAt: 0),
+            position: TaskPosition(partition: 0, offset: 0))
+    }
+}

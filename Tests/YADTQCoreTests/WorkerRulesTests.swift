@@ -1,0 +1,60 @@
+import Testing
+import YADTQCore
+
+@Suite("Poison message")
+struct PoisonMessageTests {
+    @Test("fails under its own id when it can be read, else under its position")
+    func naming() {
+        let position = TaskPosition(partition: 2, offset: 9)
+        let named = PoisonMessage.task(
+            for: TopicMessageError(id: "abc", reason: "too deep"), value: Array("{".utf8), at: position, topic: "t", now: 5)
+        #expect(named.message.id == "abc" && named.message.maxAttempts == 1 && named.poison == "undecodable message: too deep")
+        let anonymous = PoisonMessage.task(
+            for: TopicMessageError(id: nil, reason: "not JSON"), value: Array("x".utf8), at: position, topic: "t", now: 5)
+        #expect(anonymous.message.id == "poison-t-2-9" && anonymous.message.args == [.string("x")])
+    }
+}
+
+@Suite("Exhausted attempts")
+struct ExhaustedAttemptsTests {
+    @Test("a task whose every attempt was interrupted fails with the reason and a dead-letter copy")
+    func exhausted() {
+        var batch = TaskBatch(
+            tasks: [BatchTask(
+                message: TaskMessage(id: "a", type: "w", args: [], maxAttempts: 3, queuedAt: 0),
+                position: TaskPosition(partition: 0, offset: 4))],
+            markers: [], waitingPartitions: [], retry: RetryPolicy())
+        #expect(batch.begun([.exhausted(attempts: 3)]).isEmpty)
+        let record = batch.ran([], now: .now)
+        #expect(record.outcomes.first?.payload == ExhaustedAttempts.reason(attempts: 3))
+        #expect(record.outcomes.first?.kind == .failed && record.deadLetters.count == 1)
+    }
+}
+
+@Suite("Held end markers")
+struct HeldEndMarkersTests {
+    @Test("a marker behind a waiting retry is held; the others are reached")
+    func split() {
+        let markers = [
+            EndMarker(marker: "m", position: TaskPosition(partition: 0, offset: 3)),
+            EndMarker(marker: "m", position: TaskPosition(partition: 1, offset: 8)),
+        ]
+        let split = HeldEndMarkers.split(markers, waitingPartitions: [1])
+        #expect(split.reached == ["m": [0]])
+        #expect(split.held == [markers[1]])
+    }
+}
+
+@Suite("Redis outage")
+struct RedisOutageTests {
+    @Test("retries within the limit, gives up past it, starts over after a success")
+    func limit() {
+        var outage = RedisOutage(limit: .seconds(10))
+        let start = ContinuousClock.now
+        #expect(outage.failed(at: start) == .retry(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .milliseconds(9_800)) == .retry(after: .milliseconds(200)))
+        #expect(outage.failed(at: start + .seconds(10)) == .giveUp)
+        outage.succeeded()
+        #expect(outage.failed(at: start + .seconds(30)) == .retry(after: RedisOutage.retryInterval))
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+import YADTQCore
+
+@Suite("Worker and producer lifecycles", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct WorkerLifecycleTests {
+    @Test("a worker whose run throws leaves no heartbeat or plugin-watcher thread behind")
+    func cleanupWhenRunThrows() throws {
+        let stack = try IntegrationStack(label: "worker-cleanup")
+        var settings = stack.settings
+        settings.brokers = "127.0.0.1:1"  // nothing listens: reading the topic's metadata fails
+        let worker = Worker(settings: settings, options: WorkerOptions(name: "cleanup", topic: stack.topic), logger: stack.logger)
+        #expect(throws: (any Error).self) { try worker.run() }
+        let threads = (try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")).compactMap {
+            try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)
+        }
+        #expect(!threads.contains { $0.hasPrefix("yadtq-heartbeat") || $0.hasPrefix("yadtq-plugins") }, "\(threads)")
+    }
+
+    @Test("a delivery report that arrives after its batch timed out settles nothing of the next batch")
+    func lateDeliveryReports() throws {
+        let stack = try IntegrationStack(label: "late-reports")
+        #expect(try stack.run(input: "").status == 0, "yadtq-run creates the topic")
+        var settings = stack.settings
+        settings.kafkaOverrides["message.timeout.ms"] = "1500"
+        let producer = try KafkaProducer(settings: settings, clientID: "late-reports")
+        let messages = (0..<3).map { OutgoingMessage(partition: 0, key: [], value: Array("m\($0)".utf8)) }
+        // A topic that does not exist: not acknowledged within the flush timeout, and the
+        // messages' failure reports come when their message timeout passes.
+        let first = try producer.produce(topic: stack.topic + "-missing", messages, timeout: .milliseconds(200))
+        #expect(first.count == 3)
+        Thread.sleep(forTimeInterval: 2.5)
+        let second = try producer.produce(topic: stack.topic, messages, timeout: .seconds(20))
+        #expect(second.isEmpty, "the earlier batch's late reports were counted against this one: \(second)")
+    }
+}

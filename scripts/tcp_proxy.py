@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""tcp_proxy.py LISTEN_PORT TARGET_HOST TARGET_PORT: forwards every connection made to
+127.0.0.1:LISTEN_PORT to TARGET_HOST:TARGET_PORT until it is killed. Killing it cuts every
+connection at once (the kernel closes its sockets): the fault-injection scenarios put it
+in front of one worker's Redis to cut that worker off while Kafka still reaches it."""
+import socket
+import sys
+import threading
+
+
+def pipe(source, sink):
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    for s in (source, sink):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def main():
+    listen_port, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", listen_port))
+    listener.listen(64)
+    print("ready", flush=True)
+    while True:
+        client, _ = listener.accept()
+        try:
+            upstream = socket.create_connection((host, port))
+        except OSError:
+            client.close()
+            continue
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
