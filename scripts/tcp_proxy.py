@@ -3,6 +3,7 @@
 127.0.0.1:LISTEN_PORT to TARGET_HOST:TARGET_PORT until it is killed. Killing it cuts every
 connection at once (the kernel closes its sockets): the fault-injection scenarios put it
 in front of one worker's Redis to cut that worker off while Kafka still reaches it."""
+import signal
 import socket
 import sys
 import threading
@@ -22,6 +23,8 @@ def pipe(source, sink):
 
 
 def main():
+    # A parent may start it with signals blocked (they are inherited): it must die on TERM.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     listen_port, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

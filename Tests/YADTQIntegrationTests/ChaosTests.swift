@@ -91,7 +91,7 @@ struct ChaosTests {
         #expect(run.status == 0, "\(run.stderr)")
         let store = stack.store
         try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count / 5 }
-        proxy.terminate()
+        kill(proxy.processIdentifier, SIGKILL)  // the cut: every connection closes at once
         proxy.waitUntilExit()
         let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
         try stack.verifyStamped(ids, records: records)
@@ -103,7 +103,7 @@ struct ChaosTests {
             stack.base.workerLog("cut").components(separatedBy: "assigned partitions").count > assigned
         }, "the worker took partitions again once Redis answered")
         // A second outage, with SIGTERM in the middle of it.
-        proxy.terminate()
+        kill(proxy.processIdentifier, SIGKILL)  // the cut: every connection closes at once
         proxy.waitUntilExit()
         Thread.sleep(forTimeInterval: 1)
         #expect(ChaosStack.stop([cut], timeout: .seconds(15)) == [0], "SIGTERM stops a worker during a Redis outage")
