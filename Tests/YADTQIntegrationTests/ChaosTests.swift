@@ -62,7 +62,7 @@ struct ChaosTests {
         let stack = try ChaosStack()
         defer { stack.shutDown() }
         let count = 600
-        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "cut", nap: 0.01)
+        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "cut", nap: 0.02)
         try createTopic(stack, partitions: 4)
         let redisPort = stack.settings.redis.port
         let proxyPort = try ChaosStack.shell(#"source "$0/scripts/lib.sh"; free_port"#, [IntegrationStack.repository.path])
@@ -91,11 +91,14 @@ struct ChaosTests {
         #expect(run.status == 0, "\(run.stderr)")
         let store = stack.store
         try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count / 5 }
-        proxy.terminate()
+        // SIGKILL: a process started by the test runner may inherit SIGTERM ignored.
+        kill(proxy.processIdentifier, SIGKILL)
         proxy.waitUntilExit()
         let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
         try stack.verifyStamped(ids, records: records)
-        #expect(stack.base.workerLog("cut").contains("giving partitions"), "the cut-off worker gave its partitions up")
+        #expect(
+            ChaosStack.waitUntil(.seconds(30)) { stack.base.workerLog("cut").contains("giving partitions") },
+            "the cut-off worker gave its partitions up")
         // Redis is back: the worker joins again and takes partitions.
         let assigned = stack.base.workerLog("cut").components(separatedBy: "assigned partitions").count
         proxy = try startProxy()
@@ -103,7 +106,7 @@ struct ChaosTests {
             stack.base.workerLog("cut").components(separatedBy: "assigned partitions").count > assigned
         }, "the worker took partitions again once Redis answered")
         // A second outage, with SIGTERM in the middle of it.
-        proxy.terminate()
+        kill(proxy.processIdentifier, SIGKILL)
         proxy.waitUntilExit()
         Thread.sleep(forTimeInterval: 1)
         #expect(ChaosStack.stop([cut], timeout: .seconds(15)) == [0], "SIGTERM stops a worker during a Redis outage")
