@@ -62,7 +62,7 @@ struct ChaosTests {
         let stack = try ChaosStack()
         defer { stack.shutDown() }
         let count = 600
-        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "cut", nap: 0.01)
+        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "cut", nap: 0.02)
         try createTopic(stack, partitions: 4)
         let redisPort = stack.settings.redis.port
         let proxyPort = try ChaosStack.shell(#"source "$0/scripts/lib.sh"; free_port"#, [IntegrationStack.repository.path])
@@ -95,7 +95,9 @@ struct ChaosTests {
         proxy.waitUntilExit()
         let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
         try stack.verifyStamped(ids, records: records)
-        #expect(stack.base.workerLog("cut").contains("giving partitions"), "the cut-off worker gave its partitions up")
+        #expect(
+            ChaosStack.waitUntil(.seconds(30)) { stack.base.workerLog("cut").contains("giving partitions") },
+            "the cut-off worker gave its partitions up")
         // Redis is back: the worker joins again and takes partitions.
         let assigned = stack.base.workerLog("cut").components(separatedBy: "assigned partitions").count
         proxy = try startProxy()

@@ -279,7 +279,9 @@ public final class Worker: @unchecked Sendable {
                 if let outcome {
                     self.batch = nil
                     switch outcome {
-                    case .success(let result): try perform(machine.batchFinished(result, now: .now))
+                    case .success(let result):
+                        worker.activity.count(succeeded: result.succeeded, failed: result.failed)
+                        try perform(machine.batchFinished(result, now: .now))
                     case .failure(let abandoned):
                         logger.error("giving partitions \(machine.assigned.sorted()) up: cannot write to Redis (\(abandoned))")
                         try perform(machine.batchAbandoned())
