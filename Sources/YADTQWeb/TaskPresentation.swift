@@ -123,7 +123,13 @@ public struct WorkerView: Sendable {
 
     /// `workers` without those gone for longer than ``forgetAfterMilliseconds``.
     static func listed(_ workers: [WorkerView], now: Int64) -> [WorkerView] {
-        workers.filter { worker in worker.lastHeartbeat.map { now - $0 <= forgetAfterMilliseconds } ?? true }
+        // A plain loop: Swift 6.3's optimizer crashed on the same rule written as a filter closure.
+        var kept: [WorkerView] = []
+        for worker in workers {
+            if let last = worker.lastHeartbeat, now - last > forgetAfterMilliseconds { continue }
+            kept.append(worker)
+        }
+        return kept
     }
 
     public init(_ entry: TaskStore.WorkerHeartbeat, now: Int64) {
