@@ -44,6 +44,16 @@ private func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// One or more task ids, as the commands that act on named tasks take them.
+struct TaskIDs: ParsableArguments {
+    @Argument(help: "Task ids.")
+    var ids: [String]
+
+    func validate() throws {
+        guard !ids.isEmpty else { throw ValidationError("name at least one task id") }
+    }
+}
+
 private func unknownTask(_ id: String) -> String {
     "no task with id '\(id)' (never queued, or expired after its retention)"
 }
@@ -87,17 +97,12 @@ extension ControlCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show tasks by id; exits 1 if any id is unknown.")
 
-        @Argument(help: "Task ids.")
-        var ids: [String]
+        @OptionGroup var tasks: TaskIDs
 
         @Flag(help: "One JSON object per task and line.")
         var json = false
 
         @OptionGroup var global: GlobalOptions
-
-        func validate() throws {
-            guard !ids.isEmpty else { throw ValidationError("name at least one task id") }
-        }
 
         func run() throws {
             try reportingErrors {
@@ -105,8 +110,8 @@ extension ControlCommand {
                 var output = OutputBuffer()
                 var unknown: [String] = []
                 var first = true
-                for start in stride(from: 0, to: ids.count, by: 1000) {
-                    let chunk = Array(ids[start..<min(start + 1000, ids.count)])
+                for start in stride(from: 0, to: tasks.ids.count, by: 1000) {
+                    let chunk = Array(tasks.ids[start..<min(start + 1000, tasks.ids.count)])
                     let records = try store.records(ids: chunk)
                     for (id, record) in zip(chunk, records) where record == nil { unknown.append(id) }
                     write(records.compactMap { $0 }, json: json, header: first, to: &output)
@@ -209,20 +214,15 @@ extension ControlCommand {
                 instead of being retried or FAILED. Exits 1 if any id is unknown or already terminal.
                 """)
 
-        @Argument(help: "Task ids.")
-        var ids: [String]
+        @OptionGroup var tasks: TaskIDs
 
         @OptionGroup var global: GlobalOptions
-
-        func validate() throws {
-            guard !ids.isEmpty else { throw ValidationError("name at least one task id") }
-        }
 
         func run() throws {
             try reportingErrors {
                 let store = try openStore(global)
-                let changes = try store.cancel(ids, at: currentEpochMilliseconds())
-                if !report(ids, changes, allowed: "only QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
+                let changes = try store.cancel(tasks.ids, at: currentEpochMilliseconds())
+                if !report(tasks.ids, changes, allowed: "only QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
             }
         }
     }
