@@ -78,6 +78,27 @@ struct OperatorTests {
         #expect(none.status == 0 && none.stdout.contains("no FAILED task"), "\(none.stdout) \(none.stderr)")
     }
 
+    @Test("a PROCESSING task with a cancel request ends CANCELLED instead of being tried again")
+    func cancelProcessing() throws {
+        let stack = try IntegrationStack(
+            label: "cancelrun", extraPlugins: ["broken": #"return function(args) error("always broken") end"#])
+        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "3s", "--retry-max-delay", "3s"])
+        defer { if worker.isRunning { worker.terminate() } }
+        #expect(try stack.run(input: #"{"id": "p1", "type": "broken", "args": [], "max_attempts": 5}"# + "\n").status == 0)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try stack.store.record(id: "p1")?.errors.isEmpty ?? true, ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let cancel = try stack.ctl(["cancel", "p1"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(cancel.stdout.contains("p1: PROCESSING, cancel requested"), "\(cancel.stdout)")
+        let done = try stack.waitForTerminal(["p1"], timeout: .seconds(30))[0]
+        #expect(done?.status == .cancelled)
+        #expect(done?.attempts == 1, "the attempt waiting for its retry never ran")
+        #expect(done?.errors.count == 1)
+        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 1])
+    }
+
     @Test("POST /api/tasks/{id}/cancel and /retry answer 200, 404 and 409")
     func webEndpoints() throws {
         let stack = try IntegrationStack(label: "opweb")

@@ -169,9 +169,10 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, now, worker, then per task: id, max_attempts, partition.
+    /// ARGV: shard prefixes, now, worker, keep_failed_ms, then per task: id, max_attempts, partition.
     /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
-    /// already terminal (skip it); -n when all n attempts were used up by workers that
+    /// already terminal, or has a cancel request (see ``cancel``) and is now CANCELLED
+    /// instead of running again (skip it); -n when all n attempts were used up by workers that
     /// died mid-attempt (the caller fails it for good); 'missing' when there is no record
     /// (published by other means, lost, or expired): the caller registers it with `queue`
     /// and asks again. The type and arguments are not sent: the record has them.
@@ -180,12 +181,13 @@ enum TaskScripts {
     static let begin = RedisScript(
         name: "begin",
         source: prelude + """
-            local now, worker = ARGV[A], ARGV[A + 1]
-            local out = {}
-            for i = A + 2, #ARGV, 3 do
+            local now, worker, keep_failed = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2])
+            local out, cancelled = {}, 0
+            for i = A + 3, #ARGV, 3 do
               local id = ARGV[i]
               local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at', 'worker', 'started_at')
+              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at', 'worker', 'started_at',
+                'cancel_requested', 'type')
               local status = h[1]
               if not status then
                 out[#out + 1] = 'missing'
@@ -193,6 +195,13 @@ enum TaskScripts {
                 out[#out + 1] = 0
               elseif status == 'PROCESSING' and h[5] == worker and h[6] == now then
                 out[#out + 1] = tonumber(h[2])
+              elseif h[7] then
+                -- Cancelled while it waited for its next attempt: it does not run again.
+                redis.call('HSET', key, 'status', 'CANCELLED', 'finished_at', now)
+                move(id, status, 'CANCELLED', h[4] or now)
+                keep_until(id, h[8] or '', 'CANCELLED', tonumber(now) + keep_failed)
+                cancelled = cancelled + 1
+                out[#out + 1] = 0
               else
                 local attempts = tonumber(h[2]) or 0
                 local max_attempts = tonumber(h[3]) or tonumber(ARGV[i + 1])
@@ -207,6 +216,7 @@ enum TaskScripts {
                 end
               end
             end
+            count_finished(now, 0, 0, cancelled)
             flush_indexes()
             return out
             """)

@@ -5,7 +5,8 @@ import Logging
 public enum AttemptDecision: Sendable, Equatable {
     /// Run attempt `n` (1-based); the task is now PROCESSING.
     case run(attempt: Int)
-    /// The task is already terminal (SUCCESS, FAILED or CANCELLED): skip it, never write over it.
+    /// The task is already terminal (SUCCESS, FAILED or CANCELLED), or was cancelled while it
+    /// waited for its next attempt (now CANCELLED): skip it, never write over it.
     case alreadyTerminal
     /// Every attempt was used up by workers that died mid-attempt: fail it for good.
     case exhausted(attempts: Int)
@@ -191,7 +192,8 @@ public final class TaskStore: Sendable {
         // On a cluster with replicas, PROCESSING reaches a replica before the attempt runs: a
         // failover must not lose the attempt count its finish will be checked against.
         let replies = try perShard(
-            TaskScripts.begin, ids: tasks.map(\.id), arguments: [String(now), worker], waitForReplicas: true
+            TaskScripts.begin, ids: tasks.map(\.id),
+            arguments: [String(now), worker, String(retention.failed.inMilliseconds)], waitForReplicas: true
         ) { command, index in
             command.append(tasks[index].id)
             command.append(tasks[index].maxAttempts)
