@@ -11,6 +11,14 @@ struct APIRoutes {
         router.post("/api/tasks") { request, _ in try await submit(request) }
         router.get("/api/tasks") { request, _ in try await list(request) }
         router.get("/api/tasks/{id}") { _, context in try await task(try TaskFilter.taskID(context)) }
+        router.post("/api/tasks/{id}/cancel") { _, context in
+            let id = try TaskFilter.taskID(context)
+            return try Self.json(id: id, change: await backend.cancel(id))
+        }
+        router.post("/api/tasks/{id}/retry") { _, context in
+            let id = try TaskFilter.taskID(context)
+            return try Self.json(id: id, change: await backend.retry(id))
+        }
         router.get("/api/workers") { _, _ in try await workers() }
         router.get("/api/stats") { _, _ in try await stats() }
         router.get("/api/types") { _, _ in await types() }
@@ -41,6 +49,28 @@ struct APIRoutes {
         let anyQueued = published.contains { if case .published = $0.outcome { true } else { false } }
         return WebResponse.json(
             ["tasks": .array(tasks)], status: anyQueued || published.isEmpty ? .accepted : .serviceUnavailable)
+    }
+
+    /// `POST /api/tasks/{id}/cancel|retry`: 200 with what changed; 404 for an unknown id,
+    /// 409 when the task's status does not allow it, 503 when a retry could not be published.
+    static func json(id: String, change: TaskStore.OperatorChange) throws(WebError) -> Response {
+        switch change {
+        case .cancelled:
+            return WebResponse.json(["id": .string(id), "status": "CANCELLED", "change": "cancelled"])
+        case .cancelRequested:
+            return WebResponse.json(["id": .string(id), "status": "PROCESSING", "change": "cancel_requested"])
+        case .requeued:
+            return WebResponse.json(["id": .string(id), "status": "QUEUED", "change": "requeued"])
+        case .publishFailed(let reason):
+            return WebResponse.json(
+                ["id": .string(id), "status": "FAILED", "error": .string(reason)], status: .serviceUnavailable)
+        case .missing:
+            throw WebError(status: .notFound, message: "no task with id '\(id)'")
+        case .unchanged(let status):
+            return WebResponse.json(
+                ["id": .string(id), "status": .string(status.rawValue),
+                 "error": .string("a \(status.rawValue) task cannot be changed this way")], status: .conflict)
+        }
     }
 
     /// How one submitted task went: QUEUED with its partition, DUPLICATE, or FAILED with the reason.

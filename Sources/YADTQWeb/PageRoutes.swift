@@ -13,6 +13,12 @@ struct PageRoutes {
         router.get("/tasks") { request, context in try await tasks(request, context) }
         router.get("/tasks/{id}") { request, context in try await task(request, context) }
         router.get("/workers") { request, context in try await workers(request, context) }
+        router.post("/tasks/{id}/cancel") { request, context in
+            try await change(request, context) { try await backend.cancel($0) }
+        }
+        router.post("/tasks/{id}/retry") { request, context in
+            try await change(request, context) { try await backend.retry($0) }
+        }
         router.get("/submit") { request, context in
             let page = Pages.submit(
                 catalog: await backend.plugins(), form: Pages.SubmitForm(), error: nil, csrf: context.csrfToken)
@@ -62,7 +68,25 @@ struct PageRoutes {
                 status: .notFound,
                 message: "There is no task with id '\(id)': it was never submitted under this namespace, or Redis lost it.")
         }
-        return respond(Pages.task(detail.record, fields: detail.fields, now: currentEpochMilliseconds()), request, context)
+        return respond(
+            Pages.task(detail.record, fields: detail.fields, now: currentEpochMilliseconds(), csrf: context.csrfToken),
+            request, context)
+    }
+
+    /// The Cancel and Retry buttons of a task's page: the change, then the task's page again.
+    private func change(
+        _ request: Request, _ context: WebRequestContext,
+        _ body: (String) async throws -> TaskStore.OperatorChange
+    ) async throws -> Response {
+        try await FormFields.read(request).requireCSRF(context)
+        let id = try TaskFilter.taskID(context)
+        switch try await body(id) {
+        case .missing: throw WebError(status: .notFound, message: "There is no task with id '\(id)'.")
+        case .unchanged(let status):
+            throw WebError(status: .conflict, message: "The task is \(status.rawValue): that change does not apply.")
+        case .publishFailed(let reason): throw WebError(status: .serviceUnavailable, message: reason)
+        case .cancelled, .cancelRequested, .requeued: return .redirect(to: URLText.task(id), type: .normal)
+        }
     }
 
     private func workers(_ request: Request, _ context: WebRequestContext) async throws -> Response {

@@ -199,7 +199,7 @@ enum Pages {
 
     // MARK: - One task
 
-    static func task(_ record: TaskRecord, fields: [String: String], now: Int64) -> Page {
+    static func task(_ record: TaskRecord, fields: [String: String], now: Int64, csrf: String = "") -> Page {
         let durations = Presentation.Durations(record)
         let progress: HTML = record.progress.map { value -> HTML in
             let percent = Int((min(max(value, 0), 1) * 100).rounded())
@@ -240,8 +240,23 @@ enum Pages {
             <section class="card"><h2>Errors</h2>\(table(["Attempt", "Worker", "At", "Error"], errorRows, empty: "No attempt failed."))</section>
             <section class="card"><h2>Log</h2>\(logs)</section>
             """
-        let content: HTML = "<h1>Task <code>\(record.id)</code></h1>"
+        let content: HTML = "<h1>Task <code>\(record.id)</code></h1>\(actions(record, csrf: csrf))"
         return Page(title: "Task \(record.id)", section: .tasks, content: content, live: live)
+    }
+
+    /// Cancel for a QUEUED or PROCESSING task, Retry for a FAILED or CANCELLED one.
+    private static func actions(_ record: TaskRecord, csrf: String) -> HTML {
+        let action: (path: String, label: String)
+        switch record.status {
+        case .queued, .processing: action = ("cancel", "Cancel")
+        case .failed, .cancelled: action = ("retry", "Retry")
+        case .success: return .empty
+        }
+        let target = URLText.task(record.id) + "/" + action.path
+        return """
+            <form method="post" action="\(target)" class="actions">\
+            <input type="hidden" name="csrf" value="\(csrf)"><button type="submit">\(action.label)</button></form>
+            """
     }
 
     // MARK: - Workers

@@ -39,7 +39,7 @@ enum WebAssets {
         .stat .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .06em; }
         .stat .value { font-size: 28px; font-weight: 650; }
         .stat.s-QUEUED { border-top-color: var(--queued); } .stat.s-PROCESSING { border-top-color: var(--processing); }
-        .stat.s-SUCCESS { border-top-color: var(--success); } .stat.s-FAILED { border-top-color: var(--failed); }
+        .stat.s-SUCCESS { border-top-color: var(--success); } .stat.s-FAILED { border-top-color: var(--failed); } .stat.s-CANCELLED { border-top-color: var(--muted, #888); }
         table { width: 100%; border-collapse: collapse; font-size: 14px; }
         th { text-align: left; color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase;
           letter-spacing: .05em; border-bottom: 1px solid var(--line); padding: 8px 10px; }
@@ -54,7 +54,7 @@ enum WebAssets {
           letter-spacing: .03em; color: #fff; background: var(--queued); }
         .badge.s-PROCESSING, .badge.v-STUCK { background: var(--processing); }
         .badge.s-SUCCESS, .badge.v-ALIVE { background: var(--success); }
-        .badge.s-FAILED, .badge.v-DEAD { background: var(--failed); }
+        .badge.s-FAILED, .badge.v-DEAD { background: var(--failed); } .badge.s-CANCELLED { background: #777; }
         .badge.s-DUPLICATE { background: var(--muted); }
         .muted { color: var(--muted); }
         .small { font-size: 12px; }

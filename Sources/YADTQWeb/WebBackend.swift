@@ -52,6 +52,17 @@ final class WebBackend: Sendable {
         return try await Self.perform(on: publisher.queue) { try publisher.connected().publish(declarations) }
     }
 
+    /// Cancels one task (see ``TaskStore/cancel(_:at:)``).
+    func cancel(_ id: String) async throws -> TaskStore.OperatorChange {
+        try await read { try $0.cancel([id], at: currentEpochMilliseconds())[0] }
+    }
+
+    /// Queues a FAILED or CANCELLED task again and publishes it (see ``TaskPublisher/retry(_:)``).
+    func retry(_ id: String) async throws -> TaskStore.OperatorChange {
+        let publisher = self.publisher
+        return try await Self.perform(on: publisher.queue) { try publisher.connected().retry([id])[0] }
+    }
+
     /// Runs blocking work on `queue` and resumes the calling task with its result.
     static func perform<T: Sendable>(
         on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T

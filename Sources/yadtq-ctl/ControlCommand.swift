@@ -7,14 +7,14 @@ import YADTQCore
 struct ControlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "yadtq-ctl",
-        abstract: "Look tasks up and count them: the operator's command.",
+        abstract: "Look tasks up, count, cancel, retry and purge them: the operator's command.",
         discussion: """
-            Every subcommand reads Redis only. With --json each task is one JSON object per \
+            status, ls and stats read Redis only; retry also publishes to Kafka. With --json each task is one JSON object per \
             line with the fields id, status, type, args, result, error, errors, attempts, \
             max_attempts, worker, queued_at, started_at, finished_at (times in milliseconds \
             since the epoch).
             """,
-        subcommands: [Status.self, List.self, Stats.self])
+        subcommands: [Status.self, List.self, Stats.self, Cancel.self, Retry.self, Purge.self])
 }
 
 extension TaskStatus: ExpressibleByArgument {
@@ -32,6 +32,59 @@ private func openStore(_ global: GlobalOptions) throws -> TaskStore {
     return store
 }
 
+/// Runs a command's body: an `ExitCode` passes through, any other error is reported and
+/// ends the command.
+private func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        exitWithError(error)
+    }
+}
+
+/// One or more task ids, as the commands that act on named tasks take them.
+struct TaskIDs: ParsableArguments {
+    @Argument(help: "Task ids.")
+    var ids: [String]
+
+    func validate() throws {
+        guard !ids.isEmpty else { throw ValidationError("name at least one task id") }
+    }
+}
+
+private func unknownTask(_ id: String) -> String {
+    "no task with id '\(id)' (never queued, or expired after its retention)"
+}
+
+private func complain(_ text: String) {
+    FileHandle.standardError.write(Data("yadtq-ctl: \(text)\n".utf8))
+}
+
+/// Prints, per id, what an operator's change did; returns whether every id was changed.
+private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allowed: String) -> Bool {
+    var allChanged = true
+    for (id, change) in zip(ids, changes) {
+        let shown = TerminalText.escaped(id)
+        switch change {
+        case .cancelled: print("\(shown): QUEUED -> CANCELLED")
+        case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt ends CANCELLED unless it succeeds)")
+        case .requeued: print("\(shown): -> QUEUED, published again")
+        case .publishFailed(let reason):
+            complain("\(shown): queued again, but \(reason); it is FAILED again")
+            allChanged = false
+        case .missing:
+            complain(unknownTask(shown))
+            allChanged = false
+        case .unchanged(let status):
+            complain("\(shown): \(status.rawValue), unchanged (\(allowed))")
+            allChanged = false
+        }
+    }
+    return allChanged
+}
+
 private func write(_ records: [TaskRecord], json: Bool, header: Bool, to output: inout OutputBuffer) {
     if !json && header { output.write(TaskTable.header) }
     for record in records {
@@ -44,41 +97,29 @@ extension ControlCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show tasks by id; exits 1 if any id is unknown.")
 
-        @Argument(help: "Task ids.")
-        var ids: [String]
+        @OptionGroup var tasks: TaskIDs
 
         @Flag(help: "One JSON object per task and line.")
         var json = false
 
         @OptionGroup var global: GlobalOptions
 
-        func validate() throws {
-            guard !ids.isEmpty else { throw ValidationError("name at least one task id") }
-        }
-
         func run() throws {
-            do {
+            try reportingErrors {
                 let store = try openStore(global)
                 var output = OutputBuffer()
                 var unknown: [String] = []
                 var first = true
-                for start in stride(from: 0, to: ids.count, by: 1000) {
-                    let chunk = Array(ids[start..<min(start + 1000, ids.count)])
+                for start in stride(from: 0, to: tasks.ids.count, by: 1000) {
+                    let chunk = Array(tasks.ids[start..<min(start + 1000, tasks.ids.count)])
                     let records = try store.records(ids: chunk)
                     for (id, record) in zip(chunk, records) where record == nil { unknown.append(id) }
                     write(records.compactMap { $0 }, json: json, header: first, to: &output)
                     first = false
                 }
                 output.flush()
-                for id in unknown {
-                    FileHandle.standardError.write(
-                        Data("yadtq-ctl: no task with id '\(id)' (never queued, or expired after its retention)\n".utf8))
-                }
+                for id in unknown { complain(unknownTask(id)) }
                 if !unknown.isEmpty { throw ExitCode(1) }
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                exitWithError(error)
             }
         }
     }
@@ -87,7 +128,7 @@ extension ControlCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls", abstract: "List tasks, newest first.")
 
-        @Option(help: "Only tasks in this status: QUEUED, PROCESSING, SUCCESS or FAILED.")
+        @Option(help: "Only tasks in this status: QUEUED, PROCESSING, SUCCESS, FAILED or CANCELLED.")
         var status: TaskStatus?
 
         @Option(help: "Only tasks of this type.")
@@ -106,7 +147,7 @@ extension ControlCommand {
         }
 
         func run() throws {
-            do {
+            try reportingErrors {
                 let store = try openStore(global)
                 var output = OutputBuffer()
                 var cursor: String? = nil
@@ -119,8 +160,6 @@ extension ControlCommand {
                     cursor = page.nextCursor
                 } while cursor != nil && listed < limit
                 output.flush()
-            } catch {
-                exitWithError(error)
             }
         }
     }
@@ -135,7 +174,7 @@ extension ControlCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            do {
+            try reportingErrors {
                 let store = try openStore(global)
                 let counts = try store.counts()
                 let types = Set(try store.publishedPlugins().values.flatMap { $0.map(\.type) }).sorted()
@@ -161,8 +200,144 @@ extension ControlCommand {
                 for status in TaskStatus.allCases { line(status.rawValue, String(counts[status] ?? 0)) }
                 for type in types { line("type " + TerminalText.escaped(type), String(typeCounts[type] ?? 0)) }
                 line("rate", String(format: "%.1f tasks/s finished (last minute)", rate))
-            } catch {
-                exitWithError(error)
+            }
+        }
+    }
+}
+
+extension ControlCommand {
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel tasks: QUEUED ones never run; PROCESSING ones end CANCELLED unless their attempt succeeds.",
+            discussion: """
+                A running attempt is not stopped: it finishes, and then its task is CANCELLED \
+                instead of being retried or FAILED. Exits 1 if any id is unknown or already terminal.
+                """)
+
+        @OptionGroup var tasks: TaskIDs
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try reportingErrors {
+                let store = try openStore(global)
+                let changes = try store.cancel(tasks.ids, at: currentEpochMilliseconds())
+                if !report(tasks.ids, changes, allowed: "only QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
+            }
+        }
+    }
+
+    struct Retry: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue FAILED or CANCELLED tasks again under their ids and publish them again.",
+            discussion: """
+                The task starts over with attempts 0; its earlier errors stay in its record. \
+                Exits 1 if any id is unknown or not FAILED/CANCELLED.
+                """)
+
+        @Argument(help: "Task ids.")
+        var ids: [String] = []
+
+        @Flag(help: "Retry every kept FAILED task (with --type and --since to narrow it).")
+        var failed = false
+
+        @Option(help: "With --failed: only tasks of this type.")
+        var type: String?
+
+        @Option(help: "With --failed: only tasks that failed within this long (e.g. 1h).")
+        var since: Duration?
+
+        @Option(help: "The topic to publish to (env YADTQ_TOPIC).")
+        var topic: String?
+
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            guard failed != !ids.isEmpty else { throw ValidationError("name task ids, or --failed (not both)") }
+            if !failed && (type != nil || since != nil) { throw ValidationError("--type and --since go with --failed") }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let settings = try global.settings()
+                let publisher = try TaskPublisher(
+                    settings: settings, topic: topic ?? settings.topic, partitions: 1, clientID: "yadtq-ctl",
+                    logger: global.logger(label: "yadtq-ctl"), reconnectFor: .seconds(5))
+                let chosen = failed ? try failedIDs(publisher.store) : ids
+                guard !chosen.isEmpty else {
+                    print("no FAILED task to retry")
+                    return
+                }
+                var allChanged = true
+                for start in stride(from: 0, to: chosen.count, by: 1000) {
+                    let chunk = Array(chosen[start..<min(start + 1000, chosen.count)])
+                    let changes = try publisher.retry(chunk)
+                    allChanged = report(chunk, changes, allowed: "only FAILED or CANCELLED tasks can be retried") && allChanged
+                }
+                if !allChanged { throw ExitCode(1) }
+            }
+        }
+
+        /// The kept FAILED tasks that match --type and --since.
+        private func failedIDs(_ store: TaskStore) throws -> [String] {
+            let since = self.since.map { currentEpochMilliseconds() - $0.inMilliseconds }
+            var result: [String] = []
+            var cursor: String? = nil
+            repeat {
+                let page = try store.taskPage(status: .failed, type: type, cursor: cursor, limit: 1000)
+                result += page.records.filter { record in since.map { (record.finishedAt ?? 0) >= $0 } ?? true }.map(\.id)
+                cursor = page.nextCursor
+            } while cursor != nil
+            return result
+        }
+    }
+
+    struct Purge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete kept terminal tasks (SUCCESS, FAILED or CANCELLED) now, with their index entries and counts.",
+            discussion: "Asks for confirmation unless --yes; without a terminal to ask on, --yes is needed.")
+
+        @Option(help: "The terminal status to delete: SUCCESS, FAILED or CANCELLED.")
+        var status: TaskStatus
+
+        @Option(help: "Only tasks that finished at least this long ago (e.g. 7d).")
+        var olderThan: Duration?
+
+        @Option(help: "Only tasks of this type.")
+        var type: String?
+
+        @Flag(help: "Do not ask for confirmation.")
+        var yes = false
+
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            guard status.isTerminal else {
+                throw ValidationError("--status must be a terminal status: SUCCESS, FAILED or CANCELLED")
+            }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let store = try openStore(global)
+                var what = "every kept \(status.rawValue) task"
+                if let type { what += " of type \(TerminalText.escaped(type))" }
+                if let olderThan { what += " finished more than \(olderThan.compactText) ago" }
+                if !yes {
+                    guard isatty(STDIN_FILENO) == 1 else {
+                        complain("purge deletes \(what); pass --yes to confirm without a terminal")
+                        throw ExitCode(1)
+                    }
+                    print("Delete \(what) (\(try store.counts()[status] ?? 0) \(status.rawValue) in all)? [y/N] ", terminator: "")
+                    let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased()
+                    guard answer == "y" || answer == "yes" else {
+                        print("nothing deleted")
+                        return
+                    }
+                }
+                let cutoff = olderThan.map { currentEpochMilliseconds() - $0.inMilliseconds }
+                let deleted = try store.purge(status: status, type: type, finishedBy: cutoff)
+                print("deleted \(deleted) \(status.rawValue) tasks")
             }
         }
     }

@@ -27,10 +27,10 @@ struct RetryPolicyTests {
 
 @Suite("Task status and messages")
 struct TaskStatusTests {
-    @Test("only SUCCESS and FAILED are terminal, with the contract's exact strings")
+    @Test("SUCCESS, FAILED and CANCELLED are terminal, with the contract's exact strings")
     func terminal() {
-        #expect(TaskStatus.allCases.map(\.rawValue) == ["QUEUED", "PROCESSING", "SUCCESS", "FAILED"])
-        #expect(TaskStatus.allCases.filter(\.isTerminal) == [.success, .failed])
+        #expect(TaskStatus.allCases.map(\.rawValue) == ["QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED"])
+        #expect(TaskStatus.allCases.filter(\.isTerminal) == [.success, .failed, .cancelled])
     }
 
     @Test("a task message round-trips through its Kafka value")

@@ -82,7 +82,7 @@ struct ControlTests {
         // After a second (plus a heartbeat that prunes) the successes are gone, the failure kept.
         let deadline = ContinuousClock.now + .seconds(10)
         while try store.counts()[.success] != 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 1])
+        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 1, .cancelled: 0])
         let status = try stack.ctl(["status", ids[0]])
         #expect(status.status == 1 && status.stderr.contains("expired"), "\(status.stderr)")
         #expect(try store.typeCounts(["add", "fail"]) == ["add": 0, "fail": 1])

@@ -52,7 +52,7 @@ struct WebAPITests {
         let all = try server.send("GET", "/api/tasks")
         #expect(all.status == 200)
         #expect(Set(all.json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == ["api-add", "api-xss", "api-div"])
-        #expect(all.json?["counts"] == ["QUEUED": 0, "PROCESSING": 0, "SUCCESS": 2, "FAILED": 1])
+        #expect(all.json?["counts"] == ["QUEUED": 0, "PROCESSING": 0, "SUCCESS": 2, "FAILED": 1, "CANCELLED": 0])
         let failed = try server.send("GET", "/api/tasks?status=FAILED")
         #expect(failed.json?["tasks"]?.arrayValue?.map { $0["id"] } == [.string("api-div")])
         let byType = try server.send("GET", "/api/tasks?type=add&status=SUCCESS")
@@ -138,7 +138,7 @@ struct WebAPITests {
         #expect(crossSite.status == 403)
         #expect(crossSite.body.contains("cross-site request refused"))
 
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0])
+        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
     }
 
     @Test("with YADTQ_WEB_TOKEN, the API needs the bearer token and pages need a login")

@@ -1,10 +1,13 @@
-/// Where a task is in its life: `QUEUED -> PROCESSING -> SUCCESS | FAILED`.
+/// Where a task is in its life: `QUEUED -> PROCESSING -> SUCCESS | FAILED | CANCELLED`.
 public enum TaskStatus: String, Sendable, CaseIterable, Codable {
     case queued = "QUEUED"
     case processing = "PROCESSING"
     case success = "SUCCESS"
     case failed = "FAILED"
+    /// Cancelled by an operator: terminal, never retried by a worker.
+    case cancelled = "CANCELLED"
 
-    /// A terminal status is final: YADTQ never overwrites it.
-    public var isTerminal: Bool { self == .success || self == .failed }
+    /// A terminal status is final: no worker overwrites it (only an operator's retry
+    /// queues a FAILED or CANCELLED task again).
+    public var isTerminal: Bool { self == .success || self == .failed || self == .cancelled }
 }

@@ -91,8 +91,22 @@ public final class TaskPublisher: @unchecked Sendable {
     /// Publishes a prepared batch: QUEUED in Redis, then Kafka, then FAILED for what the
     /// broker did not take. The result has one entry per task, in order.
     public func publish(_ batch: PreparedBatch) throws -> [PublishedTask] {
-        let messages = batch.messages
-        let queued = try store.queue(messages, renderedArgs: batch.renderedArgs)
+        let queued = try store.queue(batch.messages, renderedArgs: batch.renderedArgs)
+        return try produce(batch.messages, values: batch.values, queued: queued)
+    }
+
+    /// Publishes again tasks that are QUEUED in Redis already (an operator's retry of
+    /// FAILED or CANCELLED tasks, see ``TaskStore/requeue(_:at:)``), then FAILED for what
+    /// the broker did not take. The result has one entry per task, in order.
+    public func republish(_ messages: [TaskMessage]) throws -> [PublishedTask] {
+        try produce(
+            messages, values: messages.map { $0.encoded() },
+            queued: messages.map { _ in true })
+    }
+
+    /// Sends the `queued` ones of `messages` to Kafka round-robin, then marks FAILED what the
+    /// broker did not take.
+    private func produce(_ messages: [TaskMessage], values: [[UInt8]], queued: [Bool]) throws -> [PublishedTask] {
         let firstPartition = lock.withLock {
             defer { cursor = (cursor + messages.count) % partitions }
             return cursor
@@ -102,7 +116,7 @@ public final class TaskPublisher: @unchecked Sendable {
         var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
         for (index, message) in messages.enumerated() where queued[index] {
             let partition = Int32((firstPartition + index) % partitions)
-            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: batch.values[index]))
+            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: values[index]))
             outgoingIndexes.append(index)
             results[index].outcome = .published(partition: partition)
         }
@@ -137,5 +151,29 @@ public final class TaskPublisher: @unchecked Sendable {
                 remedy: "Check the broker, then publish `end` again")
         }
         return marker
+    }
+}
+
+extension TaskPublisher {
+    /// An operator's retry: queues FAILED or CANCELLED tasks again under their ids (see
+    /// ``TaskStore/requeue(_:at:)``) and publishes them again. One change per id, in order.
+    public func retry(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
+        var changes = try store.requeue(ids, at: currentEpochMilliseconds())
+        let requeued = ids.indices.filter { changes[$0] == .requeued }
+        let records = try store.records(ids: requeued.map { ids[$0] })
+        var indexes: [Int] = []
+        var messages: [TaskMessage] = []
+        for (index, record) in zip(requeued, records) {
+            guard let record else { continue }
+            indexes.append(index)
+            messages.append(
+                TaskMessage(
+                    id: record.id, type: record.type, args: record.args.arrayValue ?? [],
+                    maxAttempts: record.maxAttempts, queuedAt: record.queuedAt ?? currentEpochMilliseconds()))
+        }
+        for (index, published) in zip(indexes, try republish(messages)) {
+            if case .failed(let reason) = published.outcome { changes[index] = .publishFailed(reason) }
+        }
+        return changes
     }
 }

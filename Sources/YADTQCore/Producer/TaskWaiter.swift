@@ -24,7 +24,7 @@ public struct TaskWaiter: Sendable {
         }
     }
 
-    /// Blocks until every task in `ids` is SUCCESS or FAILED, calling `onProgress`
+    /// Blocks until every task in `ids` is terminal (SUCCESS, FAILED or CANCELLED), calling `onProgress`
     /// after each poll. A task Redis does not know counts as not done yet.
     public func wait(for ids: [String], onProgress: (Progress) -> Void) throws -> Progress {
         let clock = ContinuousClock()
@@ -36,7 +36,7 @@ public struct TaskWaiter: Sendable {
             for (id, status) in zip(pending, try store.statuses(of: pending)) {
                 switch status {
                 case .success?: progress.succeeded += 1
-                case .failed?: progress.failed += 1
+                case .failed?, .cancelled?: progress.failed += 1
                 default: stillPending.append(id)
                 }
             }

@@ -111,7 +111,7 @@ extension TaskStore {
     }
 
     /// The statuses with an `index:<STATUS>` zset of their own (see ``TaskScripts``).
-    static let indexedStatuses: Set<TaskStatus> = [.processing, .failed]
+    static let indexedStatuses: Set<TaskStatus> = [.processing, .failed, .cancelled]
 
     /// KEYS: the walked zset, the hash counting the total. ARGV: status to keep (or '' for
     /// all), type to keep (or '' for all), end position (exclusive, from the oldest end; ''

@@ -55,9 +55,9 @@ enum TaskScripts {
         end
         -- Every status is counted (one HINCRBY per status per batch); only the small,
         -- operational ones are also listed: PROCESSING (in flight, for the orphan check) and
-        -- FAILED (to look into). QUEUED and SUCCESS are listed by walking `tasks`, since a
-        -- zset member added and removed per task was most of Redis's work per task.
-        local listed = { PROCESSING = true, FAILED = true }
+        -- FAILED and CANCELLED (to look into). QUEUED and SUCCESS are listed by walking `tasks`,
+        -- since a zset member added and removed per task was most of Redis's work per task.
+        local listed = { PROCESSING = true, FAILED = true, CANCELLED = true }
         local function move(id, from, to, score)
           if from then
             counts[from] = (counts[from] or 0) - 1
@@ -66,7 +66,7 @@ enum TaskScripts {
           counts[to] = (counts[to] or 0) + 1
           if listed[to] then add_later(K.index .. to, score, id) end
         end
-        local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' end
+        local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
         -- A type is counted, not indexed: a listing by type walks `tasks` and checks each
         -- id's type, as for QUEUED and SUCCESS.
         local function index_new(id, type, score)
@@ -78,16 +78,19 @@ enum TaskScripts {
         local function keep_until(id, type, status, until_ms)
           add_later(K.expiry, until_ms, status .. '\\0' .. type .. '\\0' .. id)
         end
-        -- Deletes up to `limit` tasks whose retention has ended, with their index entries
-        -- and counts. Members are `<status>\\0<type>\\0<id>`, so nothing is read per task.
-        local function prune(now, limit)
-          local due = redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit)
+        -- An `expiry` member's status, type and id.
+        local function expiry_parts(member)
+          local a = string.find(member, '\\0', 1, true)
+          local b = string.find(member, '\\0', a + 1, true)
+          return string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1)
+        end
+        -- Deletes the terminal tasks of these `expiry` members, with their index entries and
+        -- counts. Members are `<status>\\0<type>\\0<id>`, so nothing is read per task.
+        local function forget(due)
           if #due == 0 then return end
           local records = {}
           for _, member in ipairs(due) do
-            local a = string.find(member, '\\0', 1, true)
-            local b = string.find(member, '\\0', a + 1, true)
-            local status, type, id = string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1)
+            local status, type, id = expiry_parts(member)
             remove_later(K.tasks, id)
             type_counts[type] = (type_counts[type] or 0) - 1
             if listed[status] then remove_later(K.index .. status, id) end
@@ -97,9 +100,14 @@ enum TaskScripts {
           chunked('ZREM', K.expiry, due)
           for i = 1, #records, 4000 do redis.call('UNLINK', unpack(records, i, math.min(i + 3999, #records))) end
         end
+        -- Deletes up to `limit` tasks whose retention has ended.
+        local function prune(now, limit)
+          forget(redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit))
+        end
         -- Per-second counters of finished tasks, for throughput charts (kept an hour), and
-        -- the totals ever finished.
-        local function count_finished(now, succeeded, failed)
+        -- the totals ever finished (cancelled tasks only in the totals).
+        local function count_finished(now, succeeded, failed, cancelled)
+          if cancelled and cancelled > 0 then redis.call('HINCRBY', K.finished, 'CANCELLED', cancelled) end
           if succeeded + failed == 0 then return end
           local key = K.stats .. math.floor(tonumber(now) / 1000)
           if succeeded > 0 then
@@ -161,9 +169,10 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, now, worker, then per task: id, max_attempts, partition.
+    /// ARGV: shard prefixes, now, worker, keep_failed_ms, then per task: id, max_attempts, partition.
     /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
-    /// already terminal (skip it); -n when all n attempts were used up by workers that
+    /// already terminal, or has a cancel request (see ``cancel``) and is now CANCELLED
+    /// instead of running again (skip it); -n when all n attempts were used up by workers that
     /// died mid-attempt (the caller fails it for good); 'missing' when there is no record
     /// (published by other means, lost, or expired): the caller registers it with `queue`
     /// and asks again. The type and arguments are not sent: the record has them.
@@ -172,12 +181,13 @@ enum TaskScripts {
     static let begin = RedisScript(
         name: "begin",
         source: prelude + """
-            local now, worker = ARGV[A], ARGV[A + 1]
-            local out = {}
-            for i = A + 2, #ARGV, 3 do
+            local now, worker, keep_failed = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2])
+            local out, cancelled = {}, 0
+            for i = A + 3, #ARGV, 3 do
               local id = ARGV[i]
               local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at', 'worker', 'started_at')
+              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at', 'worker', 'started_at',
+                'cancel_requested', 'type')
               local status = h[1]
               if not status then
                 out[#out + 1] = 'missing'
@@ -185,6 +195,13 @@ enum TaskScripts {
                 out[#out + 1] = 0
               elseif status == 'PROCESSING' and h[5] == worker and h[6] == now then
                 out[#out + 1] = tonumber(h[2])
+              elseif h[7] then
+                -- Cancelled while it waited for its next attempt: it does not run again.
+                redis.call('HSET', key, 'status', 'CANCELLED', 'finished_at', now)
+                move(id, status, 'CANCELLED', h[4] or now)
+                keep_until(id, h[8] or '', 'CANCELLED', tonumber(now) + keep_failed)
+                cancelled = cancelled + 1
+                out[#out + 1] = 0
               else
                 local attempts = tonumber(h[2]) or 0
                 local max_attempts = tonumber(h[3]) or tonumber(ARGV[i + 1])
@@ -199,6 +216,7 @@ enum TaskScripts {
                 end
               end
             end
+            count_finished(now, 0, 0, cancelled)
             flush_indexes()
             return out
             """)
@@ -206,7 +224,8 @@ enum TaskScripts {
     /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, then per task: id,
     /// attempt, outcome, payload, logs, progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
-    /// retried, `F` the final failure (payload = error text). logs: a JSON array of
+    /// retried, `F` the final failure (payload = error text); for a task with a cancel
+    /// request (see ``cancel``) both `R` and `F` end it CANCELLED. logs: a JSON array of
     /// lines to append, or ''. progress: a number, or ''.
     /// Returns 1 when written, 0 when stale: the task is already terminal, or another
     /// worker has started a later attempt (a worker that was frozen must not write over it).
@@ -216,15 +235,15 @@ enum TaskScripts {
         name: "finish",
         source: prelude + """
             local now, worker = ARGV[A], ARGV[A + 1]
-            local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]) }
+            local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
             local first = A + 4
             local out, seen = {}, {}
-            local succeeded, failed = 0, 0
+            local succeeded, failed, cancelled = 0, 0, 0
             for i = first, #ARGV, 6 do
               local id, attempt, outcome, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
               local key = K.task .. id
               local h = redis.call('HMGET', key, 'status', 'attempts', 'errors', 'queued_at', 'logs', 'type',
-                'worker', 'outcome_at')
+                'worker', 'outcome_at', 'cancel_requested')
               local replayed = not seen[id] and h[2] == attempt and h[7] == worker and h[8] == now
               seen[id] = true
               if replayed then
@@ -249,7 +268,11 @@ enum TaskScripts {
                   local entry = cjson.encode({attempt = tonumber(attempt), worker = worker, error = payload,
                     at = tonumber(now)})
                   set('error', payload); set('errors', append_json(h[3], entry))
-                  if outcome == 'F' then
+                  if h[9] then
+                    set('status', 'CANCELLED'); set('finished_at', now)
+                    final = 'CANCELLED'
+                    cancelled = cancelled + 1
+                  elseif outcome == 'F' then
                     set('status', 'FAILED'); set('finished_at', now)
                     final = 'FAILED'
                     failed = failed + 1
@@ -263,7 +286,7 @@ enum TaskScripts {
                 out[#out + 1] = 1
               end
             end
-            count_finished(now, succeeded, failed)
+            count_finished(now, succeeded, failed, cancelled)
             prune(now, prune_budget(#out))
             flush_indexes()
             return out
@@ -280,10 +303,10 @@ enum TaskScripts {
             for i = A + 2, #ARGV, 2 do
               local id, reason = ARGV[i], ARGV[i + 1]
               local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type')
+              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'errors')
               if h[1] == 'QUEUED' then
                 local entry = cjson.encode({attempt = 0, worker = '', error = reason, at = tonumber(now)})
-                redis.call('HSET', key, 'status', 'FAILED', 'error', reason, 'errors', '[' .. entry .. ']',
+                redis.call('HSET', key, 'status', 'FAILED', 'error', reason, 'errors', append_json(h[4], entry),
                   'finished_at', now)
                 move(id, 'QUEUED', 'FAILED', h[2] or now)
                 keep_until(id, h[3] or '', 'FAILED', tonumber(now) + keep_failed)
@@ -296,6 +319,103 @@ enum TaskScripts {
             count_finished(now, 0, failed)
             flush_indexes()
             return out
+            """)
+
+    /// ARGV: shard prefixes, now, keep_failed_ms, then per task: id. Cancels tasks: a QUEUED
+    /// one becomes CANCELLED (kept like a FAILED one); a PROCESSING one gets a cancel request
+    /// (`cancel_requested`), so ``finish`` ends its attempt CANCELLED unless it succeeds.
+    /// Returns per task `cancelled`, `requested`, `missing`, or the (terminal) status it
+    /// has, unchanged.
+    /// Replay-safe: a task this call cancelled has `cancel_requested` = now.
+    static let cancel = RedisScript(
+        name: "cancel",
+        source: prelude + """
+            local now, keep_failed = ARGV[A], tonumber(ARGV[A + 1])
+            local out, cancelled = {}, 0
+            for i = A + 2, #ARGV do
+              local id = ARGV[i]
+              local key = K.task .. id
+              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'cancel_requested')
+              if not h[1] then
+                out[#out + 1] = 'missing'
+              elseif h[1] == 'QUEUED' then
+                redis.call('HSET', key, 'status', 'CANCELLED', 'finished_at', now, 'cancel_requested', now)
+                move(id, 'QUEUED', 'CANCELLED', h[2] or now)
+                keep_until(id, h[3] or '', 'CANCELLED', tonumber(now) + keep_failed)
+                cancelled = cancelled + 1
+                out[#out + 1] = 'cancelled'
+              elseif h[1] == 'PROCESSING' then
+                if not h[4] then redis.call('HSET', key, 'cancel_requested', now) end
+                out[#out + 1] = 'requested'
+              elseif h[1] == 'CANCELLED' and h[4] == now then
+                out[#out + 1] = 'cancelled'
+              else
+                out[#out + 1] = h[1]
+              end
+            end
+            count_finished(now, 0, 0, cancelled)
+            flush_indexes()
+            return out
+            """)
+
+    /// ARGV: shard prefixes, now, then per task: id. Queues a FAILED or CANCELLED task again
+    /// under its id: QUEUED, attempts 0, its earlier `errors` and logs kept, its `expiry`
+    /// member removed (a queued task is never pruned), its `queued_at` (its score in `tasks`)
+    /// unchanged. The caller publishes it again. Returns per task `queued`, `missing`, or the
+    /// status it has, unchanged.
+    /// Replay-safe: a task this call queued again has `requeued_at` = now.
+    static let requeue = RedisScript(
+        name: "requeue",
+        source: prelude + """
+            local now = ARGV[A]
+            local out = {}
+            for i = A + 1, #ARGV do
+              local id = ARGV[i]
+              local key = K.task .. id
+              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'requeued_at')
+              if not h[1] then
+                out[#out + 1] = 'missing'
+              elseif h[1] == 'FAILED' or h[1] == 'CANCELLED' then
+                redis.call('ZREM', K.expiry, h[1] .. '\\0' .. (h[3] or '') .. '\\0' .. id)
+                redis.call('HDEL', key, 'result', 'error', 'finished_at', 'started_at', 'worker', 'outcome_at',
+                  'cancel_requested', 'progress')
+                redis.call('HSET', key, 'status', 'QUEUED', 'attempts', 0, 'requeued_at', now)
+                move(id, h[1], 'QUEUED', h[2] or now)
+                out[#out + 1] = 'queued'
+              elseif h[1] == 'QUEUED' and h[4] == now then
+                out[#out + 1] = 'queued'
+              else
+                out[#out + 1] = h[1]
+              end
+            end
+            flush_indexes()
+            return out
+            """)
+
+    /// ARGV: shard prefixes, status, type ('' for any), cutoff ('' for none), offset, count.
+    /// Deletes, like pruning, the terminal tasks in `status` among `expiry`'s members at
+    /// positions offset ..< offset + count whose type matches and whose `finished_at` is at
+    /// most the cutoff. Returns { deleted, the offset to go on from (-1 when done) }.
+    /// Replay-safe: it reads what is still there.
+    static let purge = RedisScript(
+        name: "purge",
+        source: prelude + """
+            local status, type, cutoff = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2])
+            local offset, count = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4])
+            local members = redis.call('ZRANGE', K.expiry, offset, offset + count - 1)
+            local doomed = {}
+            for _, member in ipairs(members) do
+              local s, t, id = expiry_parts(member)
+              if s == status and (type == '' or t == type)
+                and (not cutoff or (tonumber(redis.call('HGET', K.task .. id, 'finished_at')) or 0) <= cutoff) then
+                doomed[#doomed + 1] = member
+              end
+            end
+            forget(doomed)
+            flush_indexes()
+            local next = offset + #members - #doomed
+            if #members < count then next = -1 end
+            return { #doomed, next }
             """)
 
     /// ARGV: shard prefixes, now, limit. Prunes up to `limit` tasks whose retention has ended;

@@ -5,7 +5,8 @@ import Logging
 public enum AttemptDecision: Sendable, Equatable {
     /// Run attempt `n` (1-based); the task is now PROCESSING.
     case run(attempt: Int)
-    /// The task is already SUCCESS or FAILED: skip it, never write over it.
+    /// The task is already terminal (SUCCESS, FAILED or CANCELLED), or was cancelled while it
+    /// waited for its next attempt (now CANCELLED): skip it, never write over it.
     case alreadyTerminal
     /// Every attempt was used up by workers that died mid-attempt: fail it for good.
     case exhausted(attempts: Int)
@@ -191,7 +192,8 @@ public final class TaskStore: Sendable {
         // On a cluster with replicas, PROCESSING reaches a replica before the attempt runs: a
         // failover must not lose the attempt count its finish will be checked against.
         let replies = try perShard(
-            TaskScripts.begin, ids: tasks.map(\.id), arguments: [String(now), worker], waitForReplicas: true
+            TaskScripts.begin, ids: tasks.map(\.id),
+            arguments: [String(now), worker, String(retention.failed.inMilliseconds)], waitForReplicas: true
         ) { command, index in
             command.append(tasks[index].id)
             command.append(tasks[index].maxAttempts)
@@ -230,6 +232,70 @@ public final class TaskStore: Sendable {
             command.append(outcome.progress.map { String($0) } ?? "")
         }
         return try integers(replies, TaskScripts.finish).map { $0 == 1 }
+    }
+
+    /// What an operator's ``cancel(_:at:)`` or ``requeue(_:at:)`` did to one task.
+    public enum OperatorChange: Sendable, Equatable {
+        /// QUEUED, now CANCELLED.
+        case cancelled
+        /// PROCESSING: its attempt ends CANCELLED unless it succeeds.
+        case cancelRequested
+        /// FAILED or CANCELLED, now QUEUED again (to be published again).
+        case requeued
+        /// Queued again, but the broker did not take it: FAILED again with this reason.
+        case publishFailed(String)
+        /// No such task.
+        case missing
+        /// Left alone: the task is in this status, which does not allow the change.
+        case unchanged(TaskStatus)
+
+        init(reply: RedisReply) {
+            switch reply.text {
+            case "cancelled": self = .cancelled
+            case "requested": self = .cancelRequested
+            case "queued": self = .requeued
+            case let text?: self = TaskStatus(rawValue: text).map(Self.unchanged) ?? .missing
+            case nil: self = .missing
+            }
+        }
+    }
+
+    /// Cancels tasks: a QUEUED one becomes CANCELLED; a PROCESSING one gets a cancel request,
+    /// so its attempt ends CANCELLED unless it succeeds; a terminal one is left alone.
+    public func cancel(_ ids: [String], at now: Int64) throws -> [OperatorChange] {
+        try perShard(TaskScripts.cancel, ids: ids, arguments: [String(now), String(retention.failed.inMilliseconds)]) {
+            command, index in command.append(ids[index])
+        }.map(OperatorChange.init(reply:))
+    }
+
+    /// Queues FAILED or CANCELLED tasks again under their ids (attempts 0, earlier errors
+    /// kept); the caller publishes them again. Other tasks are left alone.
+    public func requeue(_ ids: [String], at now: Int64) throws -> [OperatorChange] {
+        try perShard(TaskScripts.requeue, ids: ids, arguments: [String(now)]) { command, index in
+            command.append(ids[index])
+        }.map(OperatorChange.init(reply:))
+    }
+
+    /// Deletes the kept tasks in the terminal `status` (of `type`, when given, and finished
+    /// at or before `finishedBy`, when given), with their index entries and counts; returns
+    /// how many were deleted.
+    public func purge(status: TaskStatus, type: String?, finishedBy: Int64?) throws -> Int {
+        precondition(status.isTerminal, "only terminal tasks are purged")
+        var deleted = 0
+        for shard in keys.allShards {
+            var offset = 0
+            while offset >= 0 {
+                let arguments = [status.rawValue, type ?? "", finishedBy.map(String.init) ?? "", String(offset), "1000"]
+                let reply = try client.evaluate([Self.call(TaskScripts.purge, shard: shard, arguments: arguments) { _ in }])[0]
+                let values = reply.elements.map { $0.integer }
+                guard values.count == 2, let count = values[0], let next = values[1] else {
+                    throw YADTQError(.redis, "script purge answered \(reply)", remedy: "This is a YADTQ bug; please report it")
+                }
+                deleted += Int(count)
+                offset = Int(next)
+            }
+        }
+        return deleted
     }
 
     /// The status of each task (`nil` for an unknown id), in one round trip per 10,000 ids.
