@@ -107,7 +107,11 @@ struct PluginRegistryTests {
     }
 
     @Test func taskTypeNames() {
-        for name in ["add", "a_b", "v1.2", "x-y", "_x", "9"] { #expect(PluginRegistry.isValidTaskType(name), "\(name)") }
-        for name in ["", "-x", ".x", "a b", "é", "a/b"] { #expect(!PluginRegistry.isValidTaskType(name), "\(name)") }
+        for name in ["add", "a_b", "v1.2", "x-y", "_x", "9", String(repeating: "a", count: 64)] {
+            #expect(TaskDeclaration.isValidType(name), "\(name)")
+        }
+        for name in ["", "-x", ".x", "a b", "é", "a/b", String(repeating: "a", count: 65)] {
+            #expect(!TaskDeclaration.isValidType(name), "\(name)")
+        }
     }
 }

@@ -11,7 +11,7 @@ import Foundation
 /// ``generation``.
 ///
 /// Files whose names start with `.` are ignored (editor and lock files). A file whose name is not
-/// a valid task type (see ``isValidTaskType(_:)``) is listed with a load error.
+/// a valid task type (see ``TaskDeclaration/isValidType(_:)``, the one rule for task types) is listed with a load error.
 ///
 /// - Important: Thread-safe. ``refresh()`` may run on one thread (a watcher) while executors on
 ///   other threads read the registry; refreshes are serialized, and readers never wait for a
@@ -116,16 +116,6 @@ public final class PluginRegistry: @unchecked Sendable {
         }
     }
 
-    /// Whether `name` can be a task type: `[A-Za-z0-9_][A-Za-z0-9_.-]*`.
-    public static func isValidTaskType(_ name: some StringProtocol) -> Bool {
-        func isWordByte(_ byte: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
-        }
-        guard let first = name.utf8.first, isWordByte(first) else { return false }
-        return name.utf8.allSatisfy { isWordByte($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
-    }
-
     private static func fingerprint(of path: String) -> FileFingerprint? {
         let resolved = (path as NSString).resolvingSymlinksInPath
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
@@ -142,10 +132,10 @@ public final class PluginRegistry: @unchecked Sendable {
         defer { nextRevision += 1 }
         var info = PluginInfo(type: type, file: file)
         var source: [UInt8] = []
-        if !Self.isValidTaskType(type) {
+        if !TaskDeclaration.isValidType(type) {
             info.loadError = PluginLoadError(
                 file: file, line: nil,
-                message: "'\(type)' is not a valid task type: rename the file to letters, digits, '_', '.' and '-', starting with a letter, digit or '_'")
+                message: "'\(type)' is not a valid task type: rename the file to at most \(TaskDeclaration.maximumTypeLength) letters, digits, '_', '.' and '-', starting with a letter, digit or '_'")
         } else if fingerprint.size > loadLimits.memoryBytes {
             info.loadError = PluginLoadError(
                 file: file, line: nil,
