@@ -232,6 +232,8 @@ struct DashboardSnapshot: Sendable {
     var now: Int64
     /// The group's lag per partition of the server's topic; `nil` when the broker did not answer.
     var lag: [PartitionLag]? = nil
+    /// The total lag over the last minutes, as this server read it.
+    var lagHistory = LagHistory()
 
     static func read(from backend: WebBackend) async throws -> DashboardSnapshot {
         let types = await backend.plugins().plugins.map(\.type)
@@ -244,6 +246,7 @@ struct DashboardSnapshot: Sendable {
                 recentFailures: try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 5).records, now: now)
         }
         snapshot.lag = await backend.lag.read()
+        snapshot.lagHistory = await backend.lag.history()
         return snapshot
     }
 }

@@ -35,9 +35,12 @@ struct MetricsRoutes {
 /// The consumer group's lag on the web server's topic, read on a queue of its own with a
 /// reader made on first use (so the pages work while the broker is still starting).
 final class LagSource: @unchecked Sendable {
-    // @unchecked Sendable: `reader` is read and written only on `queue`, a serial queue.
+    // @unchecked Sendable: `reader` and `samples` are read and written only on `queue`, a serial queue.
     private let queue = DispatchQueue(label: "yadtq.web.lag")
     private var reader: KafkaLagReader?
+    /// The total lag this server has read, oldest first: at most one sample per
+    /// ``LagHistory/spacing``, for ``LagHistory/capacity`` samples (the dashboard's lag chart).
+    private var samples = LagHistory()
     private let settings: YADTQSettings
     private let topic: String
     private let logger: Logger
@@ -48,16 +51,56 @@ final class LagSource: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// The total lag read over the last minutes, oldest first.
+    func history() async -> LagHistory {
+        (try? await WebBackend.perform(on: queue) { [self] in samples }) ?? LagHistory()
+    }
+
     /// The lag per partition, or `nil` (logged) when the broker cannot tell.
     func read() async -> [PartitionLag]? {
         try? await WebBackend.perform(on: queue) { [self] in
             do {
                 if reader == nil { reader = try KafkaLagReader(settings: settings, timeout: .seconds(2)) }
-                return try reader!.lag(topic: topic)
+                let lag = try reader!.lag(topic: topic)
+                samples.record(total: lag.reduce(0) { $0 + $1.lag }, at: currentEpochMilliseconds())
+                return lag
             } catch {
                 logger.warning("consumer lag not read: \(error)")
                 throw error
             }
         }
+    }
+}
+
+/// Samples of the group's total lag, as this server read them (it reads the lag for the
+/// dashboard and for `/metrics`): kept in memory, so a restarted server starts a new chart.
+public struct LagHistory: Sendable, Equatable {
+    /// One reading: milliseconds since the epoch, and the lag summed over the partitions.
+    public struct Sample: Sendable, Equatable {
+        public var at: Int64
+        public var total: Int64
+
+        public init(at: Int64, total: Int64) {
+            self.at = at
+            self.total = total
+        }
+    }
+
+    /// Samples kept: ten minutes at one per ``spacing``.
+    public static let capacity = 120
+    /// Readings closer together than this replace the last sample instead of adding one.
+    public static let spacing: Int64 = 5_000
+
+    public private(set) var samples: [Sample] = []
+
+    public init() {}
+
+    public mutating func record(total: Int64, at now: Int64) {
+        if let last = samples.last, now - last.at < Self.spacing {
+            samples[samples.count - 1].total = total
+            return
+        }
+        samples.append(Sample(at: now, total: total))
+        if samples.count > Self.capacity { samples.removeFirst(samples.count - Self.capacity) }
     }
 }

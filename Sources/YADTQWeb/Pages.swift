@@ -61,8 +61,10 @@ enum Pages {
             <p class="small"><a href="/workers">All about the workers →</a></p></section>
             <section class="card"><h2>Tasks by type</h2>\(table(["Type", "Tasks"], typeRows, empty: "No task types in the plugin folder."))</section>
             <section class="card"><h2>Latest failures</h2>\(table(["Task", "Type", "Error"], failureRows, empty: "No failed tasks."))</section>
-            <section class="card"><h2>Consumer lag</h2>\(table(["Topic", "Partition", "Committed", "End", "Lag"], lagRows, empty: lagEmpty))\
-            <p class="small">Messages not yet committed by the group, per partition; also on <a href="/metrics">/metrics</a>.</p></section>
+            <section class="card"><h2>Consumer lag</h2>\(lagChart(snapshot.lagHistory))\
+            \(table(["Topic", "Partition", "Committed", "End", "Lag"], lagRows, empty: lagEmpty))\
+            <p class="small">Messages not yet committed by the group, per partition, and their total over the \
+            last minutes as this server read it; also on <a href="/metrics">/metrics</a>.</p></section>
             </div>
             """
         return Page(title: "Dashboard", section: .dashboard, content: "<h1>Dashboard</h1>", live: live)
@@ -72,27 +74,62 @@ enum Pages {
         "<a class=\"stat \(style)\" href=\"\(link)\"><div class=\"label\">\(label)</div><div class=\"value\">\(value)</div></a>"
     }
 
+    /// A chart's frame: its size, plot area and value scale, and the horizontal grid lines.
+    struct ChartFrame {
+        let width = 960.0, height = 220.0, left = 44.0, right = 8.0, top = 10.0, bottom = 24.0
+        var plotWidth: Double { width - left - right }
+        var plotHeight: Double { height - top - bottom }
+        /// The value at the top of the plot: a tidy number at or above the peak.
+        let scale: Double
+
+        init(peak: Int) { scale = Double(Pages.niceCeiling(max(peak, 4))) }
+
+        func y(_ value: Double) -> Double { top + plotHeight - value / scale * plotHeight }
+
+        /// 5 grid steps for a scale of 1 or 5 times a power of ten, 4 for 2 times: whole numbers.
+        var grid: [HTML] {
+            let steps = String(Int(scale)).first == "2" ? 4 : 5
+            return (0...steps).map { step in
+                let value = scale * Double(step) / Double(steps)
+                let line = y(value)
+                return """
+                    <line class="axis" x1="\(left)" x2="\(width - right)" y1="\(line)" y2="\(line)"/>\
+                    <text x="\(left - 6)" y="\(line + 4)" text-anchor="end">\(Int(value))</text>
+                    """
+            }
+        }
+    }
+
+    /// The group's total lag over the samples this server read, as an inline SVG line.
+    static func lagChart(_ history: LagHistory) -> HTML {
+        let samples = history.samples
+        guard samples.count >= 2, let first = samples.first, let last = samples.last, last.at > first.at else {
+            return "<p class=\"small\">The lag chart fills in as this page is watched (a sample every 5 s).</p>"
+        }
+        let frame = ChartFrame(peak: Int(samples.map(\.total).max() ?? 0))
+        let span = Double(last.at - first.at)
+        let points = samples.map { sample in
+            let x = frame.left + Double(sample.at - first.at) / span * frame.plotWidth
+            return "\(x),\(frame.y(Double(sample.total)))"
+        }
+        let minutes = String(format: "%.1f", span / 60_000)
+        return """
+            <svg class="chart" viewBox="0 0 \(Int(frame.width)) \(Int(frame.height))" role="img" \
+            aria-label="Total consumer lag over the last \(minutes) minutes">\(HTML(joining: frame.grid))\
+            <polyline class="lag" fill="none" points="\(points.joined(separator: " "))"/>\
+            <text x="\(frame.left)" y="\(frame.height - 6)">−\(minutes) min</text>\
+            <text x="\(frame.width - frame.right)" y="\(frame.height - 6)" text-anchor="end">now: \(last.total)</text></svg>
+            """
+    }
+
     /// Stacked bars of succeeded and failed tasks per bucket, drawn as inline SVG by the server:
     /// no chart library, nothing to download.
     static func throughputChart(_ buckets: [TaskStore.ThroughputBucket], now: Int64) -> HTML {
-        let width = 960.0, height = 220.0, left = 44.0, right = 8.0, top = 10.0, bottom = 24.0
-        let plotWidth = width - left - right, plotHeight = height - top - bottom
-        let peak = buckets.map { $0.succeeded + $0.failed }.max() ?? 0
-        let scale = Double(niceCeiling(max(peak, 4)))
+        let frame = ChartFrame(peak: buckets.map { $0.succeeded + $0.failed }.max() ?? 0)
+        let (width, height, left, top) = (frame.width, frame.height, frame.left, frame.top)
+        let (plotWidth, plotHeight, scale) = (frame.plotWidth, frame.plotHeight, frame.scale)
         let slot = plotWidth / Double(max(buckets.count, 1))
-        func y(_ value: Double) -> Double { top + plotHeight - value / scale * plotHeight }
-        var parts: [HTML] = []
-        // 5 grid steps for a scale of 1 or 5 times a power of ten, 4 for 2 times: whole numbers.
-        let steps = String(Int(scale)).first == "2" ? 4 : 5
-        for step in 0...steps {
-            let value = scale * Double(step) / Double(steps)
-            let line = y(value)
-            parts.append(
-                """
-                <line class="axis" x1="\(left)" x2="\(width - right)" y1="\(line)" y2="\(line)"/>\
-                <text x="\(left - 6)" y="\(line + 4)" text-anchor="end">\(Int(value))</text>
-                """)
-        }
+        var parts: [HTML] = frame.grid
         for (index, bucket) in buckets.enumerated() {
             let x = left + Double(index) * slot + slot * 0.12
             let barWidth = slot * 0.76

@@ -94,6 +94,7 @@ enum WebAssets {
         svg.chart .axis { stroke: var(--line); }
         svg.chart text { fill: var(--muted); font-size: 11px; font-family: inherit; }
         svg.chart .ok { fill: var(--success); } svg.chart .bad { fill: var(--failed); }
+        svg.chart .lag { stroke: var(--accent); stroke-width: 2; }
         .legend { display: flex; gap: 16px; font-size: 13px; color: var(--muted); margin-top: 6px; }
         .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
         .legend i.ok-key { background: var(--success); } .legend i.bad-key { background: var(--failed); }
