@@ -61,11 +61,11 @@ enum Pages {
             <p class="small"><a href="/workers">All about the workers →</a></p></section>
             <section class="card"><h2>Tasks by type</h2>\(table(["Type", "Tasks"], typeRows, empty: "No task types in the plugin folder."))</section>
             <section class="card"><h2>Latest failures</h2>\(table(["Task", "Type", "Error"], failureRows, empty: "No failed tasks."))</section>
+            </div>
             <section class="card"><h2>Consumer lag</h2>\(lagChart(snapshot.lagHistory))\
             \(table(["Topic", "Partition", "Committed", "End", "Lag"], lagRows, empty: lagEmpty))\
             <p class="small">Messages not yet committed by the group, per partition, and their total over the \
             last minutes as this server read it; also on <a href="/metrics">/metrics</a>.</p></section>
-            </div>
             """
         return Page(title: "Dashboard", section: .dashboard, content: "<h1>Dashboard</h1>", live: live)
     }
