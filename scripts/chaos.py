@@ -679,11 +679,12 @@ def scenario_frozen_worker(ctx, size):
                   f"{len(taken)} of their tasks finished by the other worker meanwhile")
 
 
-def streamed_run(ctx, count, size, inject):
+def streamed_run(ctx, count, size, inject, nap=0.0, check_commits=False):
     """Two workers and a producer fed `count` tasks through a pipe over size["stream"] s;
-    `inject()` runs once a quarter of them are terminal. Returns when every task is
-    terminal and the workers have stopped: (expected results, sampler)."""
-    lines, expected = mixed_tasks(ctx, count)
+    `inject()` runs once a quarter of them are terminal. With `check_commits`, the commit rule
+    is checked from the end of publishing to the end. Returns when every task is terminal and
+    the workers have stopped: (expected results, sampler)."""
+    lines, expected = mixed_tasks(ctx, count, nap=nap)
     ctx.create_topic(4)
     workers = [ctx.start_worker(n, ["--batch-size", "100"]) for n in ("w1", "w2")]
     sampler = Sampler(ctx, count)
@@ -696,7 +697,14 @@ def streamed_run(ctx, count, size, inject):
     feeder.join(300)
     if producer.wait(300) != 0:
         ctx.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
+    checker = CommitChecker(ctx, 4, topic_offsets(ctx.topic, 4, count)) if check_commits else None
+    if checker:
+        checker.start()
     finish(ctx, sampler, workers, size["timeout"])
+    if checker:
+        checker.stop()
+        if checker.violations:
+            ctx.fail(f"offsets committed past unfinished tasks: {checker.violations[:2]}")
     return expected, sampler
 
 
@@ -769,18 +777,11 @@ def scenario_cluster_failover(ctx, size):
     lib("cluster_up", cluster_dir, "-", "1", "", *map(str, ports))
     url = "redis://" + ",".join(f"127.0.0.1:{p}" for p in ports)
     sub = Context(ctx.name, os.path.dirname(ctx.logs), redis_url=url)
+    victim = ports[0]
     takeover = None
-    try:
-        lines, expected = mixed_tasks(sub, count, nap=0.002)
-        sub.create_topic(4)
-        workers = [sub.start_worker(n, ["--batch-size", "100"]) for n in ("w1", "w2")]
-        sampler = Sampler(sub, count)
-        sampler.start()
-        producer = sub.run_producer(args=[], label="run", stdin_pipe=True)
-        feeder = threading.Thread(target=feed, args=(producer, lines, size["stream"]), daemon=True)
-        feeder.start()
-        wait_until(lambda: sampler.terminal >= count // 4, 120)
-        victim = ports[0]
+
+    def kill_master():
+        nonlocal takeover
         with open(os.path.join(cluster_dir, f"redis-{victim}.pid")) as f:
             os.kill(int(f.read().strip()), signal.SIGKILL)
         sub.faults += 1
@@ -799,18 +800,10 @@ def scenario_cluster_failover(ctx, size):
                 return False
         if wait_until(promoted, 60, interval=0.2):
             takeover = now() - killed
-        feeder.join(300)
-        if producer.wait(300) != 0:
-            sub.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
-        offsets = topic_offsets(sub.topic, 4, count)
-        checker = CommitChecker(sub, 4, offsets)
-        checker.start()
-        finish(sub, sampler, workers, size["timeout"])
-        checker.stop()
-        if checker.violations:
-            sub.fail(f"offsets committed past unfinished tasks: {checker.violations[:2]}")
+
+    try:
+        expected, sampler = streamed_run(sub, count, size, kill_master, nap=0.002, check_commits=True)
         terminal, wrong, rewritten = verify(sub, expected, sampler)
-        sub.faults = 1
         return report(sub, count, terminal, wrong, rewritten, sampler.max_stall,
                       f"kill -9 of master :{victim} of 3 (1 replica each); cluster ok again "
                       + (f"{takeover:.1f}s later" if takeover is not None else "never"))
