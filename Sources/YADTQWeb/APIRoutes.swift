@@ -109,12 +109,12 @@ struct APIRoutes {
 
     /// `GET /api/tasks/{id}`: the whole record, or 404 for an id Redis does not know.
     private func task(_ id: String) async throws -> Response {
-        guard let detail = try await backend.read({ try $0.taskDetail(id: id) }) else {
+        guard let record = try await backend.read({ try $0.record(id: id) }) else {
             throw WebError(
                 status: .notFound,
                 message: "no task with id '\(id)': it was never submitted under this namespace, or Redis lost it")
         }
-        return WebResponse.json(TaskPresentation.json(detail.record, fields: detail.fields))
+        return WebResponse.json(TaskPresentation.json(record))
     }
 
     private func workers() async throws -> Response {

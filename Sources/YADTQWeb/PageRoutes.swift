@@ -63,13 +63,13 @@ struct PageRoutes {
 
     private func task(_ request: Request, _ context: WebRequestContext) async throws -> Response {
         let id = try TaskFilter.taskID(context)
-        guard let detail = try await backend.read({ try $0.taskDetail(id: id) }) else {
+        guard let record = try await backend.read({ try $0.record(id: id) }) else {
             throw WebError(
                 status: .notFound,
                 message: "There is no task with id '\(id)': it was never submitted under this namespace, or Redis lost it.")
         }
         return respond(
-            Pages.task(detail.record, fields: detail.fields, now: currentEpochMilliseconds(), csrf: context.csrfToken),
+            Pages.task(record, now: currentEpochMilliseconds(), csrf: context.csrfToken),
             request, context)
     }
 

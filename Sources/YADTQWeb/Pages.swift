@@ -236,7 +236,7 @@ enum Pages {
 
     // MARK: - One task
 
-    static func task(_ record: TaskRecord, fields: [String: String], now: Int64, csrf: String = "") -> Page {
+    static func task(_ record: TaskRecord, now: Int64, csrf: String = "") -> Page {
         let durations = Presentation.Durations(record)
         let progress: HTML = record.progress.map { value -> HTML in
             let percent = Int((min(max(value, 0), 1) * 100).rounded())
@@ -261,7 +261,7 @@ enum Pages {
             <dt>Type</dt><dd><a href="\(typeLink)">\(record.type)</a></dd>
             <dt>Attempts</dt><dd>\(record.attempts) of \(record.maxAttempts)</dd>
             <dt>Worker</dt><dd class="mono">\(record.worker ?? "—")</dd>
-            <dt>Partition</dt><dd>\(fields["partition"] ?? "—")</dd>
+            <dt>Partition</dt><dd>\(record.partition.map(String.init) ?? "—")</dd>
             <dt>Progress</dt><dd>\(progress)</dd>
             <dt>Queued</dt><dd>\(Presentation.time(record.queuedAt)) <span class="muted small">(\(Presentation.age(record.queuedAt, now: now)))</span></dd>
             <dt>Started</dt><dd>\(Presentation.time(record.startedAt))</dd>

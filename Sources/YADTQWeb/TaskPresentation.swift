@@ -5,13 +5,13 @@ import YADTQCore
 /// the two never disagree.
 enum TaskPresentation {
     /// A task as the JSON API returns it: every field of its record, its durations and its page.
-    static func json(_ record: TaskRecord, fields: [String: String] = [:]) -> JSONValue {
+    static func json(_ record: TaskRecord) -> JSONValue {
         func number(_ value: Int64?) -> JSONValue { value.map(JSONValue.int) ?? .null }
         let durations = Durations(record)
         var view = record.outsideView.objectValue ?? [:]
         view["logs"] = .array(record.logs.map(JSONValue.string))
         view["progress"] = record.progress.map(JSONValue.double) ?? .null
-        view["partition"] = number(fields["partition"].flatMap { Int64($0) })
+        view["partition"] = number(record.partition.map(Int64.init))
         view["wait_ms"] = number(durations.waited)
         view["run_ms"] = number(durations.ran)
         view["total_ms"] = number(durations.total)

@@ -66,13 +66,13 @@ struct RedisClusterTests {
     @Test("tasks spread over 16 shards whose hash tags fall in 16 equal parts of the slot space")
     func shards() throws {
         let single = RedisKeys(prefix: "yadtq:")
-        #expect(single.task("a") == "yadtq:task:a", "a single Redis keeps plain names")
+        #expect(single.records(of: "a") == "yadtq:records", "a single Redis keeps plain names")
         let keys = RedisKeys(prefix: "yadtq:", for: try RedisURL(parsing: "redis://h1:1,h2:2"))
         #expect(keys.shards == RedisKeys.clusterShards)
         var used: Set<Int> = []
         for index in 0..<2000 {
             let id = "task-\(index)"
-            let key = keys.task(id)
+            let key = keys.records(of: id)
             let slot = HashSlot(key: key)
             #expect(slot.value * keys.shards / HashSlot.count == keys.shard(of: id), "\(key)")
             used.insert(keys.shard(of: id))

@@ -94,12 +94,13 @@ struct ControlTests {
         }
         #expect(try store.counts()[.failed] == 0)
         #expect(try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 10).records.isEmpty)
-        // What is left under the namespace is bounded whatever the volume: no task key, no index member.
+        // What is left under the namespace is bounded whatever the volume: no record, no
+        // listing or expiry bucket, no index member.
         let left = try redisKeys(stack)
         #expect(!left.isEmpty, "the heartbeats and counters are still there")
-        #expect(left.allSatisfy { !$0.contains("task:") }, "\(left)")
-        for key in left where key.hasSuffix("tasks") || key.contains("type:") || key.hasSuffix("expiry") {
-            Issue.record("an emptied index is still there: \(key)")
+        for key in left
+        where ["records", "bucket", "live", "expiring", "index:", "running"].contains(where: { key.contains($0) }) {
+            Issue.record("an emptied record hash or index is still there: \(key)")
         }
         // The same id may be queued again once the first one is gone.
         let again = try stack.run(input: #"{"id": "bad", "type": "add", "args": [1, 1]}"# + "\n" + "end\n", arguments: ["--wait"])
@@ -132,6 +133,66 @@ struct ControlTests {
         record = try #require(try store.record(id: "again"))
         #expect(record.attempts == 2)
         #expect(try store.counts()[.success] == 1)
+    }
+
+    @Test("the listing walks seconds newest first across pages and shards; a mostly expired second is rewritten")
+    func listingBuckets() throws {
+        let stack = try IntegrationStack(label: "buckets")
+        let store = stack.store
+        // 100 tasks queued in one second, 50 spread over the 25 seconds before it.
+        let base: Int64 = 5_000_000
+        let crowded = (0..<100).map { TaskMessage(id: "c\($0)", type: "add", args: [1, 1], maxAttempts: 1, queuedAt: base + Int64($0)) }
+        let spread = (0..<50).map {
+            TaskMessage(id: "s\($0)", type: "concat", args: ["a"], maxAttempts: 1, queuedAt: base - 25_000 + Int64($0) * 500)
+        }
+        #expect(try store.queue(spread + crowded).allSatisfy { $0 })
+        let everyID = (spread + crowded).sorted { $0.queuedAt > $1.queuedAt }.map(\.id)
+
+        func walk(status: TaskStatus? = nil, type: String? = nil) throws -> [String] {
+            var ids: [String] = []
+            var cursor: String? = nil
+            repeat {
+                let page = try store.taskPage(status: status, type: type, cursor: cursor, limit: 7, scanLimit: 40)
+                ids += page.records.map(\.id)
+                cursor = page.nextCursor
+            } while cursor != nil
+            return ids
+        }
+        #expect(try walk() == everyID, "every task once, newest first")
+        #expect(try walk(type: "concat") == everyID.filter { $0.hasPrefix("s") })
+        #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: nil, type: nil, cursor: "x", limit: 7) }
+
+        // 90 of the crowded second succeed, 10 fail; once the successes expire, the second's
+        // bucket keeps only the failures.
+        let now: Int64 = base + 1_000
+        _ = try store.begin(crowded, partitions: crowded.map { _ in 0 }, worker: "w1", at: now)
+        try store.finish(
+            crowded.enumerated().map { index, task in
+                AttemptOutcome(id: task.id, attempt: 1, kind: index < 90 ? .success : .failed, payload: index < 90 ? "2" : "no")
+            }, worker: "w1", at: now)
+        #expect(try walk(status: .failed) == crowded.suffix(10).reversed().map(\.id))
+        while try store.prune(at: now + 2 * 86_400_000) > 0 {}
+        #expect(try store.counts()[.success] == 0)
+        #expect(try walk() == everyID.filter { !$0.hasPrefix("c") || Int($0.dropFirst())! >= 90 })
+        let lengths = try bucketLengths(stack, second: base / 1000)
+        if store.keys.shards == 1 {
+            #expect(lengths == [10], "the crowded second's bucket holds only what is kept: \(lengths)")
+        }
+    }
+
+    /// The length of the listing bucket of `second` on every node that has one.
+    private func bucketLengths(_ stack: IntegrationStack, second: Int64) throws -> [Int] {
+        let redis = stack.settings.redis
+        var environment = ProcessInfo.processInfo.environment
+        environment["REDISCLI_AUTH"] = redis.password
+        return try redis.nodes.flatMap { node in
+            let cli = ["redis-cli", "-h", node.host, "-p", String(node.port), "-n", String(redis.database)]
+            let found = try IntegrationStack.outputLines(
+                of: cli + ["--scan", "--pattern", stack.settings.keyPrefix + "*bucket:\(second)"], environment: environment)
+            return try found.map {
+                try Int(IntegrationStack.outputLines(of: cli + ["LLEN", $0], environment: environment).first ?? "") ?? -1
+            }
+        }
     }
 
     /// Every key under the test's namespace on every node YADTQ_REDIS names (a test may scan;

@@ -7,7 +7,7 @@ public struct AttemptError: Sendable, Equatable, Codable {
     public var at: Int64
 }
 
-/// Everything Redis holds about one task (`<prefix>task:<id>`).
+/// Everything Redis holds about one task (its packed record, see ``TaskRecordCoding``).
 public struct TaskRecord: Sendable, Equatable {
     public var id: String
     public var status: TaskStatus
@@ -27,28 +27,31 @@ public struct TaskRecord: Sendable, Equatable {
     public var startedAt: Int64?
     public var finishedAt: Int64?
 
-    /// Builds a record from the hash's field/value pairs; `nil` when there is no status.
-    init?(id: String, fields: [String: String]) {
-        guard let status = fields["status"].flatMap(TaskStatus.init(rawValue:)) else { return nil }
+    init(
+        id: String, status: TaskStatus, type: String, args: JSONValue, attempts: Int, maxAttempts: Int,
+        result: JSONValue?, error: String?, errors: [AttemptError], logs: [String], progress: Double?,
+        worker: String?, partition: Int32?, queuedAt: Int64?, startedAt: Int64?, finishedAt: Int64?
+    ) {
         self.id = id
         self.status = status
-        type = fields["type"] ?? ""
-        args = fields["args"].flatMap { try? JSONValue(parsing: $0) } ?? .array([])
-        attempts = fields["attempts"].flatMap { Int($0) } ?? 0
-        maxAttempts = fields["max_attempts"].flatMap { Int($0) } ?? TaskMessage.defaultMaxAttempts
-        result = fields["result"].flatMap { try? JSONValue(parsing: $0) }
-        error = fields["error"]
-        errors = Self.decodeErrors(fields["errors"])
-        logs = fields["logs"].flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap(\.stringValue) ?? []
-        progress = fields["progress"].flatMap { Double($0) }
-        worker = fields["worker"]
-        partition = fields["partition"].flatMap { Int32($0) }
-        queuedAt = fields["queued_at"].flatMap { Int64($0) }
-        startedAt = fields["started_at"].flatMap { Int64($0) }
-        finishedAt = fields["finished_at"].flatMap { Int64($0) }
+        self.type = type
+        self.args = args
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.result = result
+        self.error = error
+        self.errors = errors
+        self.logs = logs
+        self.progress = progress
+        self.worker = worker
+        self.partition = partition
+        self.queuedAt = queuedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
     }
 
-    private static func decodeErrors(_ text: String?) -> [AttemptError] {
+    /// The `errors` list as the task scripts write it (JSON: attempt, worker, error, at).
+    static func decodeErrors(_ text: String?) -> [AttemptError] {
         guard let text, case .array(let entries)? = try? JSONValue(parsing: text) else { return [] }
         return entries.compactMap { entry in
             guard case .object(let fields) = entry else { return nil }

@@ -33,14 +33,14 @@ extension TaskStore {
             heartbeats: Self.fieldPairs(of: replies[0]), verdicts: Self.fieldPairs(of: replies[1]), finished: finished)
     }
 
-    /// Counts the PROCESSING tasks (at most `scanLimit`, oldest first) whose worker is not
-    /// among `running`, and lists the first `listLimit` of them with their worker. Runs
-    /// inside Redis: one round trip however many tasks are in flight.
+    /// Counts the PROCESSING tasks (at most `scanLimit` per shard) whose worker is not among
+    /// `running`, and lists the first `listLimit` of them with their worker. Runs inside
+    /// Redis: one round trip however many tasks are in flight.
     func orphans(running: [String], scanLimit: Int, listLimit: Int) throws -> (count: Int, listed: [OrphanedTask]) {
         let calls = keys.allShards.map { shard in
-            var arguments = RedisCommand(shard.taskPrefix, String(scanLimit), String(listLimit))
+            var arguments = RedisCommand(String(scanLimit), String(listLimit))
             for name in running { arguments.append(name) }
-            return RedisClient.ScriptCall(script: Self.orphanScript, keys: [shard.index(.processing)], arguments: arguments)
+            return RedisClient.ScriptCall(script: Self.orphanScript, keys: [shard.running], arguments: arguments)
         }
         var count = 0
         var listed: [OrphanedTask] = []
@@ -53,19 +53,20 @@ extension TaskStore {
         return (count, Array(listed.prefix(listLimit)))
     }
 
-    /// KEYS: a shard's PROCESSING index. ARGV: the shard's task hash prefix, scan limit, list
-    /// limit, then the names of the workers still running. Returns the orphan count, then id
-    /// and worker of the first orphans.
+    /// KEYS: a shard's `running` hash (id -> worker). ARGV: scan limit, list limit, then the
+    /// names of the workers still running. Returns the orphan count, then id and worker of
+    /// the first orphans.
     private static let orphanScript = RedisScript(
         name: "monitor_orphans",
         source: """
-            local index, task, limit, listed = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+            local limit, listed = tonumber(ARGV[1]), tonumber(ARGV[2])
             local running = {}
-            for i = 4, #ARGV do running[ARGV[i]] = true end
+            for i = 3, #ARGV do running[ARGV[i]] = true end
             local out = {0}
-            for _, id in ipairs(redis.call('ZRANGE', index, 0, limit - 1)) do
-              local worker = redis.call('HGET', task .. id, 'worker')
-              if worker and not running[worker] then
+            local pairs = redis.call('HSCAN', KEYS[1], 0, 'COUNT', limit)[2]
+            for i = 1, #pairs, 2 do
+              local id, worker = pairs[i], pairs[i + 1]
+              if not running[worker] then
                 out[1] = out[1] + 1
                 if out[1] <= listed then
                   out[#out + 1] = id

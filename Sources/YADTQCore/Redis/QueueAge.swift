@@ -7,9 +7,7 @@ extension TaskStore {
     /// waiting tasks are recent (the usual case) costs a few reads.
     public func oldestQueuedAt(scanLimit: Int = 5_000) throws -> Int64? {
         let calls = keys.allShards.map { shard in
-            RedisClient.ScriptCall(
-                script: Self.oldestQueuedScript, keys: [shard.tasks, shard.counts],
-                arguments: RedisCommand(shard.taskPrefix, TaskStatus.queued.rawValue, String(scanLimit)))
+            Self.call(Self.oldestQueuedScript, shard: shard, arguments: [String(scanLimit)]) { _ in }
         }
         return try client.evaluate(calls).compactMap { reply -> Int64? in
             if let message = reply.errorMessage {
@@ -19,25 +17,20 @@ extension TaskStore {
         }.min()
     }
 
-    /// KEYS: a shard's task listing (by queued_at) and its status counters. ARGV: the shard's
-    /// task hash prefix, the QUEUED status, the scan limit. Returns the oldest QUEUED task's
-    /// queued_at, or -1.
+    /// KEYS and first ARGV: a task script call's; then the scan limit. Returns the oldest
+    /// QUEUED task's queued_at, or -1.
     private static let oldestQueuedScript = RedisScript(
         name: "oldest_queued",
-        source: """
-            local queued = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
-            local oldest, seen, limit = -1, 0, tonumber(ARGV[3])
-            local start = 0
-            while queued > seen and start < limit do
-              local page = redis.call('ZREVRANGE', KEYS[1], start, start + 499, 'WITHSCORES')
-              if #page == 0 then break end
-              for i = 1, #page, 2 do
-                if redis.call('HGET', ARGV[1] .. page[i], 'status') == ARGV[2] then
-                  seen = seen + 1
-                  oldest = tonumber(page[i + 1])
-                end
-              end
-              start = start + 500
+        source: TaskScripts.listingWalk + """
+            local queued = tonumber(redis.call('HGET', K.counts, 'QUEUED') or '0')
+            local oldest, seen = -1, 0
+            if queued > 0 then
+              walk(nil, nil, tonumber(ARGV[A]), function(id, r)
+                if r[F.status] ~= 'QUEUED' then return false end
+                seen = seen + 1
+                oldest = r[F.queued_at]
+                return seen >= queued
+              end)
             end
             return oldest
             """)

@@ -1,12 +1,12 @@
 /// Every Redis key YADTQ reads or writes, built here and nowhere else; the README's key
 /// table lists each with its writer and lifetime. Server-side scripts get the names (or,
-/// for a family such as `task:<id>`, its prefix) from here in their arguments, so no
+/// for a family such as `bucket:<second>`, its prefix) from here in their arguments, so no
 /// script spells a key either.
 ///
 /// Task records are split into shards by a hash of the task id. On a single Redis there is
-/// one shard and key names carry no hash tag (`yadtq:task:<id>`); on a Redis Cluster there
+/// one shard and key names carry no hash tag (`yadtq:records`); on a Redis Cluster there
 /// are ``clusterShards``, and every key of shard `n` carries the same hash tag
-/// (`yadtq:{17}:task:<id>`), so one script call changes any number of a shard's tasks
+/// (`yadtq:{17}:records`), so one script call changes any number of a shard's tasks
 /// atomically on the one master that holds it. The tags are chosen so the shards' slots
 /// spread evenly over the slot space, hence over the masters.
 public struct RedisKeys: Sendable {
@@ -57,34 +57,49 @@ public struct RedisKeys: Sendable {
 
     // MARK: Tasks (written by the task scripts only)
 
-    /// Hash: one task's record. Deleted by pruning once its retention has ended.
-    public func task(_ id: String) -> String { self[shard(of: id)].task(id) }
+    /// Hash holding task `id`'s record (as the field `id`).
+    public func records(of id: String) -> String { self[shard(of: id)].records }
 
-    /// The task keys of one shard.
+    /// The task keys of one shard. Fixed keys are declared in each task script's KEYS; the
+    /// families (`bucket:<second>`, ...) are built inside the scripts from the prefixes here.
     public struct Shard: Sendable {
         /// The namespace and the shard's hash tag, e.g. `yadtq:{17}:`.
         let base: String
 
-        func task(_ id: String) -> String { taskPrefix + id }
-        var taskPrefix: String { base + "task:" }
-        /// Sorted set: every kept task's id, scored by `queued_at`: the listing, newest first.
-        var tasks: String { base + "tasks" }
-        /// Hash: task type -> number of kept tasks of that type.
-        var types: String { base + "types" }
-        /// Sorted set: the ids in one of the listed statuses (PROCESSING, FAILED), by `queued_at`.
-        func index(_ status: TaskStatus) -> String { indexPrefix + status.rawValue }
-        var indexPrefix: String { base + "index:" }
+        /// Hash: task id -> its packed record (see ``TaskRecordCoding``). A field is deleted
+        /// by pruning once the task's retention has ended.
+        var records: String { base + "records" }
         /// Hash: status -> number of kept tasks in it.
         var counts: String { base + "counts" }
-        /// Sorted set: terminal tasks (`<status>\0<type>\0<id>`) scored by the time their
-        /// retention ends; what the prune step takes out of the indexes and counters.
-        var expiry: String { base + "expiry" }
-        /// Hash: tasks ever finished per terminal status (`SUCCESS`, `FAILED`): monotonic
-        /// counters for rates and metrics, unaffected by retention.
+        /// Hash: tasks ever finished per terminal status: monotonic counters for rates and
+        /// metrics, unaffected by retention.
         var finished: String { base + "finished" }
+        /// Hash: task type -> number of kept tasks of that type.
+        var types: String { base + "types" }
+        /// Hash: id -> worker of every PROCESSING task (the in-flight listing and the orphan check).
+        var running: String { base + "running" }
+        /// Sorted set: the seconds that have a listing bucket (member and score: the second).
+        var buckets: String { base + "buckets" }
+        /// List: the ids queued in one second (by `queued_at`), in queueing order: the listing.
+        func bucket(second: Int64) -> String { bucketPrefix + String(second) }
+        var bucketPrefix: String { base + "bucket:" }
+        /// Hash: second -> how many of its bucket's tasks are still kept; the bucket goes with the last.
+        var live: String { base + "live" }
+        /// Sorted set: the seconds in which some task's retention ends (member and score: the second).
+        var expiring: String { base + "expiring" }
+        /// List: the ids whose retention ends in one second; emptied by pruning.
+        var expiringPrefix: String { base + "expiring:" }
+        /// Sorted set: the ids in FAILED or CANCELLED, by `queued_at`.
+        func index(_ status: TaskStatus) -> String { indexPrefix + status.rawValue }
+        var indexPrefix: String { base + "index:" }
         /// Hash: tasks finished in one second (`succeeded`, `failed`); expires after an hour.
         func stats(second: Int64) -> String { statsPrefix + String(second) }
         var statsPrefix: String { base + "stats:" }
+
+        /// KEYS of every task script call, in the order ``TaskScripts`` reads them.
+        var scriptKeys: [String] { [records, counts, finished, types, running, buckets, live, expiring] }
+        /// The first ARGV of every task script call: the key families' prefixes.
+        var scriptPrefixes: [String] { [indexPrefix, statsPrefix, bucketPrefix, expiringPrefix] }
     }
 
     subscript(shard: Int) -> Shard { Shard(base: prefix + tags[shard]) }

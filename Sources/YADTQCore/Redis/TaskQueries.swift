@@ -2,7 +2,7 @@ import Foundation
 
 // The reads behind the web page and its JSON API: filtered pages of tasks, worker
 // heartbeats, throughput, and the web's login sessions. Every read uses the
-// indexes and counters the task scripts maintain (`tasks`, `index:PROCESSING`,
+// indexes and counters the task scripts maintain (the listing buckets, `running`,
 // `index:FAILED`, `counts`, `types`, `stats:<second>`), never a key scan, and costs one or
 // two round trips per node.
 
@@ -28,142 +28,195 @@ extension TaskStore {
 
     /// The newest tasks with a status and/or of a type.
     ///
-    /// PROCESSING and FAILED have an index of their own, which is walked (checking each id's
-    /// type when a type is asked for). QUEUED, SUCCESS and types have only counters (an index
-    /// member added and removed per task was most of Redis's work per task), so for them
-    /// `tasks` is walked newest first and each id's status and type checked inside Redis, at
-    /// most `scanLimit` ids per shard and call: a page may then come back short, with a
-    /// cursor to continue from.
+    /// PROCESSING, FAILED and CANCELLED have an index of their own, which is walked (checking
+    /// each task's type when a type is asked for). The other statuses and types have only
+    /// counters, so the listing (`bucket:<second>`) is walked newest first and each task's
+    /// status and type checked inside Redis, at most `scanLimit` ids per shard and call: a
+    /// page may then come back short, with a cursor to continue from.
     ///
-    /// Each shard's index is walked on its own and the shards' candidates merged newest
-    /// first. A cursor holds, per shard, a position counted from the oldest end of the
-    /// walked index (`120`, or `120.0.37...` with several shards), so pages stay put while
-    /// new tasks arrive on top.
+    /// Each shard is walked on its own and the shards' candidates merged newest first. A
+    /// cursor holds, per shard, where its walk goes on (`<second>:<position>` in the listing,
+    /// a position counted from the oldest end of an index, or `-` when the shard is done),
+    /// joined with `.`, so pages stay put while new tasks arrive on top.
     /// - Parameters:
     ///   - cursor: `nil` for the newest page, else a previous page's ``TaskPage/nextCursor``.
     ///   - limit: tasks per page.
     public func taskPage(
         status: TaskStatus?, type: String?, cursor: String?, limit: Int, scanLimit: Int = 5000
     ) throws -> TaskPage {
-        var ends: [Int?] = Array(repeating: nil, count: keys.shards)
+        var starts = [String](repeating: "", count: keys.shards)
         if let cursor {
-            let parts = cursor.split(separator: ".", omittingEmptySubsequences: false).map { Int($0) }
-            guard parts.count == keys.shards, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else {
-                throw InvalidCursor(cursor: cursor)
-            }
-            ends = parts
-        }
-        var statusFilter = status?.rawValue ?? ""
-        var indexed: TaskStatus? = nil
-        if let status, Self.indexedStatuses.contains(status) {
-            indexed = status
-            statusFilter = ""
+            let parts = cursor.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == keys.shards, parts.allSatisfy(Self.isCursorPart) else { throw InvalidCursor(cursor: cursor) }
+            starts = parts
         }
         // A status or a type alone is counted exactly by its counter; both together by the
-        // walked index's size (an upper bound).
-        let counter: (key: KeyPath<RedisKeys.Shard, String>, field: String)? =
+        // status's counter (an upper bound); neither by all the status counters.
+        let counter: (key: String, field: String) =
             switch (status, type) {
-            case (let status?, nil): (\.counts, status.rawValue)
-            case (nil, let type?): (\.types, type)
-            default: nil
+            case (let status?, _): ("counts", status.rawValue)
+            case (nil, let type?): ("types", type)
+            case (nil, nil): ("counts", "")
             }
-        let calls = keys.allShards.enumerated().map { number, shard in
-            RedisClient.ScriptCall(
-                script: Self.pageScript,
-                keys: [indexed.map(shard.index) ?? shard.tasks, counter.map { shard[keyPath: $0.key] } ?? shard.counts],
-                arguments: RedisCommand(
-                    statusFilter, type ?? "", ends[number].map(String.init) ?? "", String(limit), String(scanLimit),
-                    shard.taskPrefix, counter?.field ?? ""))
-        }
-        // Each shard's candidates: (id, position, queued_at), newest first.
-        var candidates: [(id: String, shard: Int, position: Int, score: Double)] = []
-        var scannedTo = [Int](repeating: 0, count: keys.shards)
+        var candidates: [(record: TaskRecord, shard: Int, restart: String, below: String)] = []
+        var scannedTo = [String](repeating: "-", count: keys.shards)
         var total = 0
-        for (number, reply) in try client.evaluate(calls).enumerated() {
+        let walked = starts.indices.filter { starts[$0] != "-" }
+        let calls = walked.map { number in
+            Self.call(
+                Self.pageScript, shard: keys[number],
+                arguments: [
+                    status?.rawValue ?? "", type ?? "", starts[number], String(limit), String(scanLimit), counter.field,
+                    counter.key,
+                ]) { _ in }
+        }
+        for (number, reply) in zip(walked, try client.evaluate(calls)) {
             let values = reply.elements
-            guard values.count >= 2, let next = values[0].integer, let count = values[1].integer,
-                (values.count - 2) % 3 == 0
+            guard values.count >= 2, let next = values[0].text, let count = values[1].integer, (values.count - 2) % 4 == 0
             else {
                 throw YADTQError(.redis, "script task_page answered an unexpected reply", remedy: "This is a YADTQ bug; please report it")
             }
-            scannedTo[number] = Int(next)
+            scannedTo[number] = next
             total += Int(count)
-            for index in stride(from: 2, to: values.count, by: 3) {
-                guard let id = values[index].text, let position = values[index + 1].integer,
-                    let score = values[index + 2].text.flatMap(Double.init)
+            for index in stride(from: 2, to: values.count, by: 4) {
+                guard let id = values[index].text, let restart = values[index + 1].text,
+                    let below = values[index + 2].text, case .string(let packed) = values[index + 3],
+                    let record = TaskRecordCoding.decode(id: id, packed)
                 else { continue }
-                candidates.append((id, number, Int(position), score))
+                candidates.append((record, number, restart, below))
             }
         }
-        candidates.sort { $0.score != $1.score ? $0.score > $1.score : $0.id > $1.id }
+        if cursor != nil {
+            // A shard already done still counts towards the total.
+            total += try pageTotal(counter, shards: starts.indices.filter { starts[$0] == "-" })
+        }
+        candidates.sort {
+            let (left, right) = ($0.record.queuedAt ?? 0, $1.record.queuedAt ?? 0)
+            return left != right ? left > right : $0.record.id > $1.record.id
+        }
         let taken = candidates.prefix(limit)
         // A shard that gave some of the page continues below the last one it gave; one whose
         // candidates did not make the page starts again at its newest candidate; one that
         // gave none continues below what it scanned.
         var next = scannedTo
-        for candidate in candidates.reversed() { next[candidate.shard] = candidate.position + 1 }
-        for candidate in taken { next[candidate.shard] = candidate.position }
-        let ids = taken.map(\.id)
-        let records = try ids.isEmpty ? [] : self.records(ids: ids).compactMap { $0 }
-        let more = next.contains { $0 > 0 }
+        for candidate in candidates.reversed() { next[candidate.shard] = candidate.restart }
+        for candidate in taken { next[candidate.shard] = candidate.below }
+        let more = next.contains { $0 != "-" }
         return TaskPage(
-            records: records, nextCursor: more ? next.map(String.init).joined(separator: ".") : nil, total: total)
+            records: taken.map(\.record), nextCursor: more ? next.joined(separator: ".") : nil, total: total)
     }
 
-    /// The statuses with an `index:<STATUS>` zset of their own (see ``TaskScripts``).
-    static let indexedStatuses: Set<TaskStatus> = [.processing, .failed, .cancelled]
+    private static func isCursorPart(_ part: String) -> Bool {
+        if part == "-" { return true }
+        let numbers = part.split(separator: ":", omittingEmptySubsequences: false)
+        return (1...2).contains(numbers.count) && numbers.allSatisfy { Int64($0).map { $0 >= 0 } ?? false }
+    }
 
-    /// KEYS: the walked zset, the hash counting the total. ARGV: status to keep (or '' for
-    /// all), type to keep (or '' for all), end position (exclusive, from the oldest end; ''
-    /// for the newest page), limit, scan limit, task key prefix, the counting hash's field
-    /// (or '' for the walked index's size). Returns the position scanned down to (0 when
-    /// there is nothing older), the total, then per id, newest first: id, position, queued_at.
+    /// The page total of shards whose walk is done: their counter only.
+    private func pageTotal(_ counter: (key: String, field: String), shards: [Int]) throws -> Int {
+        guard !shards.isEmpty else { return 0 }
+        let commands = shards.map { number in
+            let shard = keys[number]
+            return counter.field.isEmpty
+                ? RedisCommand("HVALS", shard.counts)
+                : RedisCommand("HGET", counter.key == "types" ? shard.types : shard.counts, counter.field)
+        }
+        return try client.execute(commands).reduce(0) { sum, reply in
+            sum + (reply.elements.isEmpty ? Int(reply.integer ?? 0) : reply.elements.reduce(0) { $0 + Int($1.integer ?? 0) })
+        }
+    }
+
+    /// KEYS and first ARGV: a task script call's. ARGV then: status to keep (or '' for all),
+    /// type to keep (or '' for all), where to go on ('' for the newest page), limit, scan
+    /// limit, the counter field ('' for the sum of every status count), the counting hash
+    /// (`counts` or `types`). Returns where the next page goes on (`-` when done), the total,
+    /// then per task, newest first: id, the cursor part that starts again at it, the one that
+    /// goes on below it, its packed record.
     private static let pageScript = RedisScript(
         name: "task_page",
-        source: """
-            local walked, status, type = KEYS[1], ARGV[1], ARGV[2]
-            local limit, budget, task = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-            local filtered = status ~= '' or type ~= ''
-            local function wanted(id)
-              if not filtered then return true end
-              local h = redis.call('HMGET', task .. id, 'status', 'type')
-              return (status == '' or h[1] == status) and (type == '' or h[2] == type)
+        source: TaskScripts.listingWalk + """
+            local status, type, cursor = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+            local limit, budget = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4])
+            local field, counter = ARGV[A + 5], ARGV[A + 6] == 'types' and K.types or K.counts
+            local out, found = {'-', 0}, 0
+            local function visit(id, r, restart, below, packed)
+              if (status ~= '' and r[F.status] ~= status) or (type ~= '' and r[F.type] ~= type) then return false end
+              found = found + 1
+              out[#out + 1] = id
+              out[#out + 1] = restart
+              out[#out + 1] = below
+              out[#out + 1] = packed
+              return found >= limit
             end
-            local total = redis.call('ZCARD', walked)
-            local position = total
-            if ARGV[3] ~= '' then position = math.min(tonumber(ARGV[3]), total) end
-            local out, found, scanned = {0, 0}, 0, 0
-            while position > 0 and found < limit and scanned < budget do
-              local count = filtered and math.min(500, budget - scanned) or (limit - found)
-              local from = math.max(0, position - count)
-              local chunk = redis.call('ZRANGE', walked, from, position - 1, 'WITHSCORES')
-              for i = #chunk - 1, 1, -2 do
-                position = from + (i - 1) / 2
-                scanned = scanned + 1
-                if wanted(chunk[i]) then
-                  found = found + 1
-                  out[#out + 1] = chunk[i]
-                  out[#out + 1] = position
-                  out[#out + 1] = chunk[i + 1]
-                  if found == limit then break end
+            if status == 'PROCESSING' or status == 'FAILED' or status == 'CANCELLED' then
+              -- An index, walked by position from its oldest end (by queued_at).
+              local size, slice
+              if status == 'PROCESSING' then
+                local ids = redis.call('HKEYS', K.running)
+                local entries = {}
+                for k, packed in ipairs(read(ids)) do
+                  if packed then entries[#entries + 1] = { ids[k], decode(packed), packed } end
+                end
+                table.sort(entries, function(a, b)
+                  if a[2][F.queued_at] ~= b[2][F.queued_at] then return a[2][F.queued_at] < b[2][F.queued_at] end
+                  return a[1] < b[1]
+                end)
+                size = #entries
+                slice = function(from, to)
+                  local part = {}
+                  for p = from, to do part[#part + 1] = entries[p + 1] end
+                  return part
+                end
+              else
+                local key = K.index .. status
+                size = redis.call('ZCARD', key)
+                slice = function(from, to)
+                  local ids = redis.call('ZRANGE', key, from, to)
+                  local part = {}
+                  for k, packed in ipairs(read(ids)) do part[k] = packed and { ids[k], decode(packed), packed } or false end
+                  return part
                 end
               end
+              local position = size
+              if cursor ~= '' then position = math.min(tonumber(cursor), size) end
+              local scanned, done = 0, false
+              while position > 0 and not done and scanned < budget do
+                local from = math.max(0, position - 500)
+                local part = slice(from, position - 1)
+                for j = #part, 1, -1 do
+                  position = from + j - 1
+                  scanned = scanned + 1
+                  local e = part[j]
+                  local below = position > 0 and tostring(position) or '-'
+                  if e and visit(e[1], e[2], tostring(position + 1), below, e[3]) then done = true; break end
+                end
+                if not done then position = from end
+              end
+              if position > 0 then out[1] = tostring(position) end
+            else
+              local s, i
+              if cursor ~= '' then
+                local colon = string.find(cursor, ':', 1, true)
+                if colon then s, i = tonumber(string.sub(cursor, 1, colon - 1)), tonumber(string.sub(cursor, colon + 1)) end
+              end
+              s, i = walk(s, i, budget, function(id, r, bs, position, packed, last)
+                return visit(id, r, bs .. ':' .. (position + 1), last and '-' or (bs .. ':' .. position), packed)
+              end)
+              if s then out[1] = s .. ':' .. i end
             end
-            if ARGV[7] ~= '' then total = tonumber(redis.call('HGET', KEYS[2], ARGV[7]) or 0) end
-            out[1], out[2] = position, total
+            if field == '' then
+              local sum = 0
+              for _, n in ipairs(redis.call('HVALS', K.counts)) do sum = sum + tonumber(n) end
+              out[2] = sum
+            else
+              out[2] = tonumber(redis.call('HGET', counter, field) or 0)
+            end
             return out
             """)
 
     /// How many kept tasks of each type there are, from the type counters.
     public func typeCounts(_ types: [String]) throws -> [String: Int] {
         try summed(\.types, fields: types)
-    }
-
-    /// A task's record and the raw fields of its hash (for fields newer than ``TaskRecord``,
-    /// such as `partition`), or `nil` for an unknown id.
-    public func taskDetail(id: String) throws -> (record: TaskRecord, fields: [String: String])? {
-        let fields = Self.fieldPairs(of: try client.execute(RedisCommand("HGETALL", keys.task(id))))
-        return TaskRecord(id: id, fields: fields).map { ($0, fields) }
     }
 
     // MARK: - Workers

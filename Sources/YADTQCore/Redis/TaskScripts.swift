@@ -1,115 +1,252 @@
-/// The server-side scripts behind every task state change. Each takes a whole batch in
-/// ARGV and returns one value per task, so a batch costs one round trip and each task's
-/// change is atomic.
+/// The server-side scripts behind every task state change and task listing. Each takes a
+/// whole batch in ARGV and returns one value per task, so a batch costs one round trip and
+/// each task's change is atomic.
 ///
-/// Each call works on one shard of the tasks (see ``RedisKeys``): it declares the shard's
-/// `tasks`, `counts`, `expiry`, `finished` and `types` as KEYS, and ARGV starts with the
-/// shard's key prefixes (task hash, status index, stats), so no script spells a key name and,
-/// on a Redis Cluster, every key a call touches carries the shard's hash tag (one slot).
-/// Then come the script's own arguments.
+/// Layout (see ``RedisKeys/Shard``): a shard keeps every task's record as one packed field of
+/// one hash (`records`), so a batch's state change is one `HMGET` and one `HSET` whatever
+/// its size; the per-task work left is decoding and encoding the record (a `struct` string,
+/// see ``TaskRecordCoding``), not a key, a hash and sorted-set members per task. Indexes
+/// are kept per batch too: the listing is a list of ids per second of `queued_at`
+/// (`bucket:<second>`, one `RPUSH` per batch), expiry a list of ids per second of the
+/// retention's end (`expiring:<second>`); only the small statuses have a member per task
+/// (PROCESSING in `running`, FAILED and CANCELLED in `index:<STATUS>`).
 ///
-/// Every script is safe to replay: `RedisClient` sends a pipeline again after a broken
-/// connection, and a call that had already run must then change nothing more.
+/// Each call works on one shard: it declares the shard's fixed keys as KEYS, and ARGV starts
+/// with the prefixes of the shard's key families, so no script spells a key name and, on a
+/// Redis Cluster, every key a call touches carries the shard's hash tag (one slot).
 ///
-/// Retention: a task that becomes terminal gets a member in `expiry`, scored by the end of
-/// its retention. Every script that writes tasks first prunes what is due (at most a few
+/// Every writing script is safe to replay: `RedisClient` sends a pipeline again after a
+/// broken connection, and a call that had already run must then change nothing more.
+///
+/// Retention: a task that becomes terminal gets its `expires_at` and an entry in the list
+/// of its second. Every script that writes tasks first prunes what is due (at most a few
 /// times its own batch size, so the pruning keeps pace with the writing): the record, its
-/// index entries and its count go together, so listings and counts never show a task that
+/// index entries and its counts go together, so listings and counts never show a task that
 /// is gone and an id is "queued once" for as long as its record is kept.
 enum TaskScripts {
 
-    /// Shared helpers, prepended to each script.
-    private static let prelude = """
-        local K = { tasks = KEYS[1], counts = KEYS[2], expiry = KEYS[3], finished = KEYS[4], types = KEYS[5],
-          task = ARGV[1], index = ARGV[2], stats = ARGV[3] }
-        local A = 4  -- the script's own first argument
-        -- Index changes are collected per key and written with one ZADD/ZREM per key at
-        -- the end of the script, counter changes with one HINCRBY per field: per-member
-        -- calls cost Redis several times more CPU.
-        local zadds, zrems, counts, type_counts = {}, {}, {}, {}
-        local function add_later(key, score, member)
-          local list = zadds[key]
-          if not list then list = {}; zadds[key] = list end
-          list[#list + 1] = score
-          list[#list + 1] = member
+    /// KEYS and the first ARGV of every task script call.
+    static let keysAndPrefixes = """
+        local K = { records = KEYS[1], counts = KEYS[2], finished = KEYS[3], types = KEYS[4], running = KEYS[5],
+          buckets = KEYS[6], live = KEYS[7], expiring = KEYS[8],
+          index = ARGV[1], stats = ARGV[2], bucket = ARGV[3], expiring_at = ARGV[4] }
+        local A = 5  -- the script's own first argument
+
+        """
+
+    /// The record format, shared by every script; ``TaskRecordCoding`` reads the same.
+    static let recordCoding = """
+        -- A record: version, status code, attempts, max_attempts, partition (-1: none), then
+        -- queued_at, started_at, finished_at, outcome_at, cancel_requested, requeued_at,
+        -- expires_at (ms; 0: none), then type, worker, args, result, error, errors, logs,
+        -- progress (strings; '': none), each behind its length.
+        local FORMAT = '>BBI4I4i4dddddddI4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
+        local F = { status = 2, attempts = 3, max_attempts = 4, partition = 5, queued_at = 6, started_at = 7,
+          finished_at = 8, outcome_at = 9, cancel_requested = 10, requeued_at = 11, expires_at = 12, type = 13,
+          worker = 14, args = 15, result = 16, error = 17, errors = 18, logs = 19, progress = 20 }
+        local STATUS = { [0] = 'QUEUED', 'PROCESSING', 'SUCCESS', 'FAILED', 'CANCELLED' }
+        local CODE = {}
+        for code = 0, #STATUS do CODE[STATUS[code]] = code end
+        local function decode(packed)
+          local r = { struct.unpack(FORMAT, packed) }
+          r[21] = nil  -- unpack's next position
+          r[F.status] = STATUS[r[F.status]]
+          return r
         end
-        local function remove_later(key, member)
-          local list = zrems[key]
-          if not list then list = {}; zrems[key] = list end
-          list[#list + 1] = member
+        local function encode(r)
+          return struct.pack(FORMAT, 1, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+            #r[13], r[13], #r[14], r[14], #r[15], r[15], #r[16], r[16], #r[17], r[17], #r[18], r[18], #r[19], r[19],
+            #r[20], r[20])
         end
+        local function new_record(status, type, args, max_attempts, queued_at)
+          return { 1, status, 0, max_attempts, -1, queued_at, 0, 0, 0, 0, 0, 0, type, '', args, '', '', '', '', '' }
+        end
+        local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
         -- unpack() is bounded by Lua's C stack: 4,000 arguments per call stays well inside it.
         local function chunked(command, key, list)
           for i = 1, #list, 4000 do redis.call(command, key, unpack(list, i, math.min(i + 3999, #list))) end
         end
-        local function flush_indexes()
-          for key, list in pairs(zrems) do chunked('ZREM', key, list) end
-          for key, list in pairs(zadds) do chunked('ZADD', key, list) end
+        -- The packed records of `ids` (false for an unknown id), with one HMGET per 4,000.
+        local function read(ids)
+          local out = {}
+          for i = 1, #ids, 4000 do
+            local values = redis.call('HMGET', K.records, unpack(ids, i, math.min(i + 3999, #ids)))
+            for j = 1, #values do out[i + j - 1] = values[j] end
+          end
+          return out
+        end
+        local function second(ms) return math.floor(ms / 1000) end
+
+        """
+
+    /// The listing walk shared by the reading scripts.
+    static let listingWalk = keysAndPrefixes + recordCoding + """
+        -- Walks the kept tasks newest first (by listing second, then queueing order), starting
+        -- below position `i` of second `s` (s = nil: at the newest task). Calls
+        -- visit(id, record, s, position, packed, last) for each (last: nothing older is
+        -- left); stops when it returns true or after `budget` ids. Returns where it stopped
+        -- (the next walk starts below it), or nil when nothing older is left.
+        local function walk(s, i, budget, visit)
+          local function older_than(second)
+            local found = redis.call('ZREVRANGEBYSCORE', K.buckets, '(' .. second, '-inf', 'LIMIT', 0, 1)
+            return found[1] and tonumber(found[1])
+          end
+          if not s then
+            local newest = redis.call('ZREVRANGE', K.buckets, 0, 0)
+            if #newest == 0 then return nil end
+            s = tonumber(newest[1])
+            i = redis.call('LLEN', K.bucket .. s)
+          end
+          local older = older_than(s)
+          local scanned = 0
+          while scanned < budget do
+            if i <= 0 then
+              if not older then return nil end
+              s, older = older, older_than(older)
+              i = redis.call('LLEN', K.bucket .. s)
+            else
+              local from = math.max(0, i - math.min(500, budget - scanned))
+              local ids = redis.call('LRANGE', K.bucket .. s, from, i - 1)
+              local packed = read(ids)
+              for j = #ids, 1, -1 do
+                i = from + j - 1
+                scanned = scanned + 1
+                if packed[j] and visit(ids[j], decode(packed[j]), s, i, packed[j], i == 0 and not older) then
+                  if i == 0 and not older then return nil end
+                  return s, i
+                end
+              end
+              i = from
+            end
+          end
+          if i <= 0 and not older then return nil end
+          return s, i
+        end
+
+        """
+
+    /// Shared helpers of the writing scripts.
+    private static let prelude = keysAndPrefixes + recordCoding + """
+        -- Writes are collected and sent with one command per key at the end of the script:
+        -- per-task calls cost Redis several times more CPU than the work itself.
+        local writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
+        local running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
+        local function add(list_table, key, ...)
+          local list = list_table[key]
+          if not list then list = {}; list_table[key] = list end
+          for _, value in ipairs({...}) do list[#list + 1] = value end
+        end
+        local function write(id, r) add(writes, 'w', id, encode(r)) end
+        -- Only the small, operational statuses have a member per task: PROCESSING (in flight,
+        -- for the orphan check) and FAILED and CANCELLED (to look into).
+        local function move(id, from, to, r)
+          if from then
+            counts[from] = (counts[from] or 0) - 1
+            if from == 'PROCESSING' then running_del[#running_del + 1] = id end
+            if from == 'FAILED' or from == 'CANCELLED' then add(index_del, from, id) end
+          end
+          counts[to] = (counts[to] or 0) + 1
+          if to == 'PROCESSING' then add(running_set, 'r', id, r[F.worker]) end
+          if to == 'FAILED' or to == 'CANCELLED' then add(index_add, to, r[F.queued_at], id) end
+        end
+        local function list_new(id, r)
+          type_counts[r[F.type]] = (type_counts[r[F.type]] or 0) + 1
+          add(listed, second(r[F.queued_at]), id)
+          move(id, nil, r[F.status], r)
+        end
+        -- A terminal task is kept until `until_ms`, then pruned.
+        local function keep_until(id, r, until_ms)
+          r[F.expires_at] = until_ms
+          add(expiring, second(until_ms), id)
+        end
+        -- Forgets these tasks (records decoded): their record, index entries and counts.
+        local function forget(ids, records)
+          for k, id in ipairs(ids) do
+            local r = records[k]
+            counts[r[F.status]] = (counts[r[F.status]] or 0) - 1
+            type_counts[r[F.type]] = (type_counts[r[F.type]] or 0) - 1
+            if r[F.status] == 'FAILED' or r[F.status] == 'CANCELLED' then add(index_del, r[F.status], id) end
+            local s = second(r[F.queued_at])
+            live_delta[s] = (live_delta[s] or 0) - 1
+            removed[#removed + 1] = id
+          end
+        end
+        -- A listing bucket whose tasks are mostly gone is rewritten with the ones still kept,
+        -- so tasks kept longer (failures) do not keep their second's expired ids listed.
+        local function tidy_bucket(s, live)
+          local key = K.bucket .. s
+          if live <= 0 then
+            redis.call('DEL', key)
+            redis.call('ZREM', K.buckets, s)
+            redis.call('HDEL', K.live, s)
+            return
+          end
+          local length = redis.call('LLEN', key)
+          if length < 64 or live * 4 > length then return end
+          local ids = redis.call('LRANGE', key, 0, -1)
+          local kept = {}
+          for k, value in ipairs(read(ids)) do if value then kept[#kept + 1] = ids[k] end end
+          redis.call('DEL', key)
+          chunked('RPUSH', key, kept)
+          redis.call('HSET', K.live, s, #kept)
+        end
+        local function flush()
+          if writes.w then chunked('HSET', K.records, writes.w) end
+          if #removed > 0 then chunked('HDEL', K.records, removed) end
+          if running_set.r then chunked('HSET', K.running, running_set.r) end
+          if #running_del > 0 then chunked('HDEL', K.running, running_del) end
+          for status, list in pairs(index_del) do chunked('ZREM', K.index .. status, list) end
+          for status, list in pairs(index_add) do chunked('ZADD', K.index .. status, list) end
+          for s, ids in pairs(listed) do
+            chunked('RPUSH', K.bucket .. s, ids)
+            redis.call('ZADD', K.buckets, s, s)
+            redis.call('HINCRBY', K.live, s, #ids)
+          end
+          for s, delta in pairs(live_delta) do tidy_bucket(s, redis.call('HINCRBY', K.live, s, delta)) end
+          for s, ids in pairs(expiring) do
+            chunked('RPUSH', K.expiring_at .. s, ids)
+            redis.call('ZADD', K.expiring, s, s)
+          end
           for status, delta in pairs(counts) do
             if delta ~= 0 then redis.call('HINCRBY', K.counts, status, delta) end
           end
           for type, delta in pairs(type_counts) do
             if delta ~= 0 then redis.call('HINCRBY', K.types, type, delta) end
           end
-          zadds, zrems, counts, type_counts = {}, {}, {}, {}
+          writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
+          running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
         end
-        -- Every status is counted (one HINCRBY per status per batch); only the small,
-        -- operational ones are also listed: PROCESSING (in flight, for the orphan check) and
-        -- FAILED and CANCELLED (to look into). QUEUED and SUCCESS are listed by walking `tasks`,
-        -- since a zset member added and removed per task was most of Redis's work per task.
-        local listed = { PROCESSING = true, FAILED = true, CANCELLED = true }
-        local function move(id, from, to, score)
-          if from then
-            counts[from] = (counts[from] or 0) - 1
-            if listed[from] then remove_later(K.index .. from, id) end
-          end
-          counts[to] = (counts[to] or 0) + 1
-          if listed[to] then add_later(K.index .. to, score, id) end
-        end
-        local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
-        -- A type is counted, not indexed: a listing by type walks `tasks` and checks each
-        -- id's type, as for QUEUED and SUCCESS.
-        local function index_new(id, type, score)
-          add_later(K.tasks, score, id)
-          type_counts[type] = (type_counts[type] or 0) + 1
-          move(id, nil, 'QUEUED', score)
-        end
-        -- A terminal task is kept until `until_ms`, then pruned.
-        local function keep_until(id, type, status, until_ms)
-          add_later(K.expiry, until_ms, status .. '\\0' .. type .. '\\0' .. id)
-        end
-        -- An `expiry` member's status, type and id.
-        local function expiry_parts(member)
-          local a = string.find(member, '\\0', 1, true)
-          local b = string.find(member, '\\0', a + 1, true)
-          return string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1)
-        end
-        -- Deletes the terminal tasks of these `expiry` members, with their index entries and
-        -- counts. Members are `<status>\\0<type>\\0<id>`, so nothing is read per task.
-        local function forget(due)
-          if #due == 0 then return end
-          local records = {}
-          for _, member in ipairs(due) do
-            local status, type, id = expiry_parts(member)
-            remove_later(K.tasks, id)
-            type_counts[type] = (type_counts[type] or 0) - 1
-            if listed[status] then remove_later(K.index .. status, id) end
-            counts[status] = (counts[status] or 0) - 1
-            records[#records + 1] = K.task .. id
-          end
-          chunked('ZREM', K.expiry, due)
-          for i = 1, #records, 4000 do redis.call('UNLINK', unpack(records, i, math.min(i + 3999, #records))) end
-        end
-        -- Deletes up to `limit` tasks whose retention has ended.
+        -- Deletes up to about `limit` tasks whose retention has ended by `now`. Only the
+        -- seconds before now's are taken: an entry is popped once, so its task must be due.
+        -- A task queued again since (its expires_at is 0 or later) is left alone.
         local function prune(now, limit)
-          forget(redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit))
+          local done = 0
+          local due = redis.call('ZRANGEBYSCORE', K.expiring, '-inf', second(now) - 1, 'LIMIT', 0, 32)
+          for _, s in ipairs(due) do
+            if done >= limit then break end
+            local key = K.expiring_at .. s
+            local ids = redis.call('LPOP', key, limit - done) or {}
+            done = done + #ids
+            if redis.call('EXISTS', key) == 0 then redis.call('ZREM', K.expiring, s) end
+            local doomed, records = {}, {}
+            for k, packed in ipairs(read(ids)) do
+              if packed then
+                local r = decode(packed)
+                if terminal(r[F.status]) and r[F.expires_at] > 0 and r[F.expires_at] <= now then
+                  doomed[#doomed + 1] = ids[k]
+                  records[#records + 1] = r
+                end
+              end
+            end
+            forget(doomed, records)
+          end
         end
         -- Per-second counters of finished tasks, for throughput charts (kept an hour), and
         -- the totals ever finished (cancelled tasks only in the totals).
         local function count_finished(now, succeeded, failed, cancelled)
           if cancelled and cancelled > 0 then redis.call('HINCRBY', K.finished, 'CANCELLED', cancelled) end
           if succeeded + failed == 0 then return end
-          local key = K.stats .. math.floor(tonumber(now) / 1000)
+          local key = K.stats .. second(now)
           if succeeded > 0 then
             redis.call('HINCRBY', key, 'succeeded', succeeded)
             redis.call('HINCRBY', K.finished, 'SUCCESS', succeeded)
@@ -121,7 +258,7 @@ enum TaskScripts {
           redis.call('EXPIRE', key, 3600)
         end
         local function append_json(list, entry)
-          if not list or list == '' or list == '[]' then return '[' .. entry .. ']' end
+          if list == '' or list == '[]' then return '[' .. entry .. ']' end
           return string.sub(list, 1, -2) .. ',' .. entry .. ']'
         end
         -- How many expired tasks a call prunes besides its own batch: enough to catch up
@@ -132,40 +269,34 @@ enum TaskScripts {
 
     /// ARGV: shard prefixes, now, then per task: id, type, args, max_attempts, queued_at.
     /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
-    /// Replay-safe: a record with this very queued_at is ours. Which ids exist is read with
-    /// one ZMSCORE on `tasks` (every kept record is in it, scored by its queued_at) instead
-    /// of one read per task.
+    /// Replay-safe: a record with this very queued_at is ours.
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
-            local now = ARGV[A]
+            local now = tonumber(ARGV[A])
             local first = A + 1
             prune(now, prune_budget((#ARGV - first + 1) / 5))
-            flush_indexes()
+            flush()
             local ids = {}
             for i = first, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
-            local existing = {}
-            for i = 1, #ids, 4000 do
-              local scores = redis.call('ZMSCORE', K.tasks, unpack(ids, i, math.min(i + 3999, #ids)))
-              for j = 1, #scores do existing[i + j - 1] = scores[j] end
-            end
+            local existing = read(ids)
             local out, added = {}, {}
-            for i = first, #ARGV, 5 do
-              local id, queued_at = ARGV[i], ARGV[i + 4]
-              local score = existing[#out + 1]
-              if score then
-                out[#out + 1] = (tonumber(score) == tonumber(queued_at)) and 1 or 0
+            for k, id in ipairs(ids) do
+              local i = first + (k - 1) * 5
+              local queued_at = tonumber(ARGV[i + 4])
+              if existing[k] then
+                out[k] = (decode(existing[k])[F.queued_at] == queued_at) and 1 or 0
               elseif added[id] then
-                out[#out + 1] = 0  -- the same id twice in one batch: the second is a duplicate
+                out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 added[id] = true
-                redis.call('HSET', K.task .. id, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
-                  'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', queued_at)
-                index_new(id, ARGV[i + 1], queued_at)
-                out[#out + 1] = 1
+                local r = new_record('QUEUED', ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), queued_at)
+                write(id, r)
+                list_new(id, r)
+                out[k] = 1
               end
             end
-            flush_indexes()
+            flush()
             return out
             """)
 
@@ -181,43 +312,50 @@ enum TaskScripts {
     static let begin = RedisScript(
         name: "begin",
         source: prelude + """
-            local now, worker, keep_failed = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2])
+            local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
+            local ids = {}
+            for i = A + 3, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
             local out, cancelled = {}, 0
-            for i = A + 3, #ARGV, 3 do
-              local id = ARGV[i]
-              local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'queued_at', 'worker', 'started_at',
-                'cancel_requested', 'type')
-              local status = h[1]
-              if not status then
-                out[#out + 1] = 'missing'
-              elseif terminal(status) then
-                out[#out + 1] = 0
-              elseif status == 'PROCESSING' and h[5] == worker and h[6] == now then
-                out[#out + 1] = tonumber(h[2])
-              elseif h[7] then
-                -- Cancelled while it waited for its next attempt: it does not run again.
-                redis.call('HSET', key, 'status', 'CANCELLED', 'finished_at', now)
-                move(id, status, 'CANCELLED', h[4] or now)
-                keep_until(id, h[8] or '', 'CANCELLED', tonumber(now) + keep_failed)
-                cancelled = cancelled + 1
-                out[#out + 1] = 0
+            for k, packed in ipairs(read(ids)) do
+              local id, i = ids[k], A + 3 + (k - 1) * 3
+              if not packed then
+                out[k] = 'missing'
               else
-                local attempts = tonumber(h[2]) or 0
-                local max_attempts = tonumber(h[3]) or tonumber(ARGV[i + 1])
-                if attempts >= max_attempts then
-                  out[#out + 1] = -attempts
+                local r = decode(packed)
+                local status = r[F.status]
+                if terminal(status) then
+                  out[k] = 0
+                elseif status == 'PROCESSING' and r[F.worker] == worker and r[F.started_at] == now then
+                  out[k] = r[F.attempts]
+                elseif r[F.cancel_requested] > 0 then
+                  -- Cancelled while it waited for its next attempt: it does not run again.
+                  r[F.status] = 'CANCELLED'
+                  r[F.finished_at] = now
+                  move(id, status, 'CANCELLED', r)
+                  keep_until(id, r, now + keep_failed)
+                  write(id, r)
+                  cancelled = cancelled + 1
+                  out[k] = 0
+                elseif r[F.attempts] >= r[F.max_attempts] then
+                  out[k] = -r[F.attempts]
                 else
-                  attempts = attempts + 1
-                  redis.call('HSET', key, 'status', 'PROCESSING', 'attempts', attempts, 'worker', worker,
-                    'started_at', now, 'partition', ARGV[i + 2])
-                  if status ~= 'PROCESSING' then move(id, status, 'PROCESSING', h[4]) end
-                  out[#out + 1] = attempts
+                  r[F.attempts] = r[F.attempts] + 1
+                  r[F.status] = 'PROCESSING'
+                  r[F.worker] = worker
+                  r[F.started_at] = now
+                  r[F.partition] = tonumber(ARGV[i + 2])
+                  if status == 'PROCESSING' then
+                    add(running_set, 'r', id, worker)  -- an orphan taken over: its new worker
+                  else
+                    move(id, status, 'PROCESSING', r)
+                  end
+                  write(id, r)
+                  out[k] = r[F.attempts]
                 end
               end
             end
             count_finished(now, 0, 0, cancelled)
-            flush_indexes()
+            flush()
             return out
             """)
 
@@ -234,61 +372,66 @@ enum TaskScripts {
     static let finish = RedisScript(
         name: "finish",
         source: prelude + """
-            local now, worker = ARGV[A], ARGV[A + 1]
+            local now, worker = tonumber(ARGV[A]), ARGV[A + 1]
             local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
             local first = A + 4
-            local out, seen = {}, {}
+            local ids = {}
+            for i = first, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
+            local packed_records = read(ids)
+            local out, seen, latest = {}, {}, {}
             local succeeded, failed, cancelled = 0, 0, 0
-            for i = first, #ARGV, 6 do
-              local id, attempt, outcome, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-              local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'attempts', 'errors', 'queued_at', 'logs', 'type',
-                'worker', 'outcome_at', 'cancel_requested')
-              local replayed = not seen[id] and h[2] == attempt and h[7] == worker and h[8] == now
+            for k, id in ipairs(ids) do
+              local i = first + (k - 1) * 6
+              local attempt, outcome, payload = tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+              -- The same id twice in one call sees the first one's change.
+              local r = latest[id] or (packed_records[k] and decode(packed_records[k]))
+              local replayed = r and not seen[id] and r[F.attempts] == attempt and r[F.worker] == worker
+                and r[F.outcome_at] == now
               seen[id] = true
               if replayed then
-                out[#out + 1] = 1
-              elseif terminal(h[1]) or h[2] ~= attempt then
-                out[#out + 1] = 0
+                out[k] = 1
+              elseif not r or terminal(r[F.status]) or r[F.attempts] ~= attempt then
+                out[k] = 0
               else
-                -- Every field of the change in one HSET.
-                local fields = { 'outcome_at', now }
-                local function set(name, value) fields[#fields + 1] = name; fields[#fields + 1] = value end
+                local before = r[F.status]
+                r[F.outcome_at] = now
                 if ARGV[i + 4] ~= '' then
                   local lines = string.sub(ARGV[i + 4], 2, -2)
-                  if lines ~= '' then set('logs', append_json(h[5], lines)) end
+                  if lines ~= '' then r[F.logs] = append_json(r[F.logs], lines) end
                 end
-                if ARGV[i + 5] ~= '' then set('progress', ARGV[i + 5]) end
+                if ARGV[i + 5] ~= '' then r[F.progress] = ARGV[i + 5] end
                 local final
                 if outcome == 'S' then
-                  set('status', 'SUCCESS'); set('result', payload); set('finished_at', now)
+                  r[F.result] = payload
                   final = 'SUCCESS'
                   succeeded = succeeded + 1
                 else
-                  local entry = cjson.encode({attempt = tonumber(attempt), worker = worker, error = payload,
-                    at = tonumber(now)})
-                  set('error', payload); set('errors', append_json(h[3], entry))
-                  if h[9] then
-                    set('status', 'CANCELLED'); set('finished_at', now)
+                  local entry = cjson.encode({attempt = attempt, worker = worker, error = payload, at = now})
+                  r[F.error] = payload
+                  r[F.errors] = append_json(r[F.errors], entry)
+                  if r[F.cancel_requested] > 0 then
                     final = 'CANCELLED'
                     cancelled = cancelled + 1
                   elseif outcome == 'F' then
-                    set('status', 'FAILED'); set('finished_at', now)
                     final = 'FAILED'
                     failed = failed + 1
                   end
                 end
-                redis.call('HSET', key, unpack(fields))
                 if final then
-                  move(id, h[1], final, h[4] or now)
-                  keep_until(id, h[6] or '', final, tonumber(now) + keep[final])
+                  r[F.status] = final
+                  r[F.finished_at] = now
+                  move(id, before, final, r)
+                  keep_until(id, r, now + keep[final])
                 end
-                out[#out + 1] = 1
+                latest[id] = r
+                write(id, r)
+                out[k] = 1
               end
             end
             count_finished(now, succeeded, failed, cancelled)
+            flush()
             prune(now, prune_budget(#out))
-            flush_indexes()
+            flush()
             return out
             """)
 
@@ -297,27 +440,29 @@ enum TaskScripts {
     static let failUnpublished = RedisScript(
         name: "fail_unpublished",
         source: prelude + """
-            local now, keep_failed = ARGV[A], tonumber(ARGV[A + 1])
-            local out = {}
-            local failed = 0
-            for i = A + 2, #ARGV, 2 do
-              local id, reason = ARGV[i], ARGV[i + 1]
-              local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'errors')
-              if h[1] == 'QUEUED' then
-                local entry = cjson.encode({attempt = 0, worker = '', error = reason, at = tonumber(now)})
-                redis.call('HSET', key, 'status', 'FAILED', 'error', reason, 'errors', append_json(h[4], entry),
-                  'finished_at', now)
-                move(id, 'QUEUED', 'FAILED', h[2] or now)
-                keep_until(id, h[3] or '', 'FAILED', tonumber(now) + keep_failed)
+            local now, keep_failed = tonumber(ARGV[A]), tonumber(ARGV[A + 1])
+            local ids = {}
+            for i = A + 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+            local out, failed = {}, 0
+            for k, packed in ipairs(read(ids)) do
+              local r = packed and decode(packed)
+              if r and r[F.status] == 'QUEUED' then
+                local id, reason = ids[k], ARGV[A + 2 + (k - 1) * 2 + 1]
+                r[F.status] = 'FAILED'
+                r[F.error] = reason
+                r[F.errors] = append_json(r[F.errors], cjson.encode({attempt = 0, worker = '', error = reason, at = now}))
+                r[F.finished_at] = now
+                move(id, 'QUEUED', 'FAILED', r)
+                keep_until(id, r, now + keep_failed)
+                write(id, r)
                 failed = failed + 1
-                out[#out + 1] = 1
+                out[k] = 1
               else
-                out[#out + 1] = 0
+                out[k] = 0
               end
             end
             count_finished(now, 0, failed)
-            flush_indexes()
+            flush()
             return out
             """)
 
@@ -330,102 +475,126 @@ enum TaskScripts {
     static let cancel = RedisScript(
         name: "cancel",
         source: prelude + """
-            local now, keep_failed = ARGV[A], tonumber(ARGV[A + 1])
+            local now, keep_failed = tonumber(ARGV[A]), tonumber(ARGV[A + 1])
+            local ids = {}
+            for i = A + 2, #ARGV do ids[#ids + 1] = ARGV[i] end
             local out, cancelled = {}, 0
-            for i = A + 2, #ARGV do
-              local id = ARGV[i]
-              local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'cancel_requested')
-              if not h[1] then
-                out[#out + 1] = 'missing'
-              elseif h[1] == 'QUEUED' then
-                redis.call('HSET', key, 'status', 'CANCELLED', 'finished_at', now, 'cancel_requested', now)
-                move(id, 'QUEUED', 'CANCELLED', h[2] or now)
-                keep_until(id, h[3] or '', 'CANCELLED', tonumber(now) + keep_failed)
+            for k, packed in ipairs(read(ids)) do
+              local id = ids[k]
+              local r = packed and decode(packed)
+              if not r then
+                out[k] = 'missing'
+              elseif r[F.status] == 'QUEUED' then
+                r[F.status] = 'CANCELLED'
+                r[F.finished_at] = now
+                r[F.cancel_requested] = now
+                move(id, 'QUEUED', 'CANCELLED', r)
+                keep_until(id, r, now + keep_failed)
+                write(id, r)
                 cancelled = cancelled + 1
-                out[#out + 1] = 'cancelled'
-              elseif h[1] == 'PROCESSING' then
-                if not h[4] then redis.call('HSET', key, 'cancel_requested', now) end
-                out[#out + 1] = 'requested'
-              elseif h[1] == 'CANCELLED' and h[4] == now then
-                out[#out + 1] = 'cancelled'
+                out[k] = 'cancelled'
+              elseif r[F.status] == 'PROCESSING' then
+                if r[F.cancel_requested] == 0 then
+                  r[F.cancel_requested] = now
+                  write(id, r)
+                end
+                out[k] = 'requested'
+              elseif r[F.status] == 'CANCELLED' and r[F.cancel_requested] == now then
+                out[k] = 'cancelled'
               else
-                out[#out + 1] = h[1]
+                out[k] = r[F.status]
               end
             end
             count_finished(now, 0, 0, cancelled)
-            flush_indexes()
+            flush()
             return out
             """)
 
     /// ARGV: shard prefixes, now, then per task: id. Queues a FAILED or CANCELLED task again
-    /// under its id: QUEUED, attempts 0, its earlier `errors` and logs kept, its `expiry`
-    /// member removed (a queued task is never pruned), its `queued_at` (its score in `tasks`)
-    /// unchanged. The caller publishes it again. Returns per task `queued`, `missing`, or the
-    /// status it has, unchanged.
+    /// under its id: QUEUED, attempts 0, its earlier `errors` and logs kept, no longer
+    /// expiring (a queued task is never pruned; its old expiry entry is skipped), its
+    /// `queued_at` (its place in the listing) unchanged. The caller publishes it again.
+    /// Returns per task `queued`, `missing`, or the status it has, unchanged.
     /// Replay-safe: a task this call queued again has `requeued_at` = now.
     static let requeue = RedisScript(
         name: "requeue",
         source: prelude + """
-            local now = ARGV[A]
+            local now = tonumber(ARGV[A])
+            local ids = {}
+            for i = A + 1, #ARGV do ids[#ids + 1] = ARGV[i] end
             local out = {}
-            for i = A + 1, #ARGV do
-              local id = ARGV[i]
-              local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'requeued_at')
-              if not h[1] then
-                out[#out + 1] = 'missing'
-              elseif h[1] == 'FAILED' or h[1] == 'CANCELLED' then
-                redis.call('ZREM', K.expiry, h[1] .. '\\0' .. (h[3] or '') .. '\\0' .. id)
-                redis.call('HDEL', key, 'result', 'error', 'finished_at', 'started_at', 'worker', 'outcome_at',
-                  'cancel_requested', 'progress')
-                redis.call('HSET', key, 'status', 'QUEUED', 'attempts', 0, 'requeued_at', now)
-                move(id, h[1], 'QUEUED', h[2] or now)
-                out[#out + 1] = 'queued'
-              elseif h[1] == 'QUEUED' and h[4] == now then
-                out[#out + 1] = 'queued'
+            for k, packed in ipairs(read(ids)) do
+              local id = ids[k]
+              local r = packed and decode(packed)
+              if not r then
+                out[k] = 'missing'
+              elseif r[F.status] == 'FAILED' or r[F.status] == 'CANCELLED' then
+                local before = r[F.status]
+                r[F.status] = 'QUEUED'
+                r[F.attempts] = 0
+                r[F.requeued_at] = now
+                r[F.expires_at] = 0
+                for _, field in ipairs({F.started_at, F.finished_at, F.outcome_at, F.cancel_requested}) do r[field] = 0 end
+                for _, field in ipairs({F.result, F.error, F.worker, F.progress}) do r[field] = '' end
+                move(id, before, 'QUEUED', r)
+                write(id, r)
+                out[k] = 'queued'
+              elseif r[F.status] == 'QUEUED' and r[F.requeued_at] == now then
+                out[k] = 'queued'
               else
-                out[#out + 1] = h[1]
+                out[k] = r[F.status]
               end
             end
-            flush_indexes()
+            flush()
             return out
             """)
 
-    /// ARGV: shard prefixes, status, type ('' for any), cutoff ('' for none), offset, count.
-    /// Deletes, like pruning, the terminal tasks in `status` among `expiry`'s members at
-    /// positions offset ..< offset + count whose type matches and whose `finished_at` is at
-    /// most the cutoff. Returns { deleted, the offset to go on from (-1 when done) }.
+    /// ARGV: shard prefixes, status, type ('' for any), cutoff ('' for none), the listing
+    /// second to go on from ('' for the newest), how many ids to look at. Deletes, like
+    /// pruning, the terminal tasks in `status` whose type matches and whose `finished_at` is
+    /// at most the cutoff, walking the listing newest first, whole seconds at a time.
+    /// Returns { deleted, the second to go on from (-1 when done) }.
     /// Replay-safe: it reads what is still there.
     static let purge = RedisScript(
         name: "purge",
         source: prelude + """
             local status, type, cutoff = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2])
-            local offset, count = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4])
-            local members = redis.call('ZRANGE', K.expiry, offset, offset + count - 1)
-            local doomed = {}
-            for _, member in ipairs(members) do
-              local s, t, id = expiry_parts(member)
-              if s == status and (type == '' or t == type)
-                and (not cutoff or (tonumber(redis.call('HGET', K.task .. id, 'finished_at')) or 0) <= cutoff) then
-                doomed[#doomed + 1] = member
+            local from, budget = ARGV[A + 3] == '' and '+inf' or ('(' .. ARGV[A + 3]), tonumber(ARGV[A + 4])
+            local seen, next = 0, -1
+            local doomed, records = {}, {}
+            while seen < budget do
+              local found = redis.call('ZREVRANGEBYSCORE', K.buckets, from, '-inf', 'LIMIT', 0, 1)
+              if #found == 0 then next = -1; break end
+              local s = found[1]
+              local ids = redis.call('LRANGE', K.bucket .. s, 0, -1)
+              seen = seen + #ids
+              for k, packed in ipairs(read(ids)) do
+                local r = packed and decode(packed)
+                if r and r[F.status] == status and (type == '' or r[F.type] == type)
+                  and (not cutoff or r[F.finished_at] <= cutoff) then
+                  doomed[#doomed + 1] = ids[k]
+                  records[#records + 1] = r
+                end
               end
+              from, next = '(' .. s, tonumber(s)
             end
-            forget(doomed)
-            flush_indexes()
-            local next = offset + #members - #doomed
-            if #members < count then next = -1 end
+            forget(doomed, records)
+            flush()
             return { #doomed, next }
             """)
 
     /// ARGV: shard prefixes, now, limit. Prunes up to `limit` tasks whose retention has ended;
-    /// returns how many tasks are still due after this call (0 when caught up).
+    /// returns how many tasks are still due to be looked at after this call (0 when caught up).
     static let prune = RedisScript(
         name: "prune",
         source: prelude + """
-            local now, limit = ARGV[A], tonumber(ARGV[A + 1])
+            local now, limit = tonumber(ARGV[A]), tonumber(ARGV[A + 1])
             prune(now, limit)
-            flush_indexes()
-            return redis.call('ZCOUNT', K.expiry, '-inf', now)
+            flush()
+            local left = 0
+            for _, s in ipairs(redis.call('ZRANGEBYSCORE', K.expiring, '-inf', second(now) - 1, 'LIMIT', 0, 64)) do
+              left = left + redis.call('LLEN', K.expiring_at .. s)
+            end
+            return left
             """)
 }

@@ -116,15 +116,13 @@ public final class TaskStore: Sendable {
 
     /// One task script call on one shard: its keys, its key prefixes, the shared arguments,
     /// then whatever `appendTasks` adds (see ``TaskScripts``).
-    private static func call(
+    static func call(
         _ script: RedisScript, shard: RedisKeys.Shard, arguments: [String], appendTasks: (inout RedisCommand) -> Void
     ) -> RedisClient.ScriptCall {
-        var command = RedisCommand(shard.taskPrefix, shard.indexPrefix, shard.statsPrefix)
+        var command = RedisCommand(shard.scriptPrefixes)
         for argument in arguments { command.append(argument) }
         appendTasks(&command)
-        return RedisClient.ScriptCall(
-            script: script, keys: [shard.tasks, shard.counts, shard.expiry, shard.finished, shard.types],
-            arguments: command)
+        return RedisClient.ScriptCall(script: script, keys: shard.scriptKeys, arguments: command)
     }
 
     /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`. Returns,
@@ -283,31 +281,24 @@ public final class TaskStore: Sendable {
         precondition(status.isTerminal, "only terminal tasks are purged")
         var deleted = 0
         for shard in keys.allShards {
-            var offset = 0
-            while offset >= 0 {
-                let arguments = [status.rawValue, type ?? "", finishedBy.map(String.init) ?? "", String(offset), "1000"]
+            var from = ""
+            while from != "-1" {
+                let arguments = [status.rawValue, type ?? "", finishedBy.map(String.init) ?? "", from, "5000"]
                 let reply = try client.evaluate([Self.call(TaskScripts.purge, shard: shard, arguments: arguments) { _ in }])[0]
                 let values = reply.elements.map { $0.integer }
                 guard values.count == 2, let count = values[0], let next = values[1] else {
                     throw YADTQError(.redis, "script purge answered \(reply)", remedy: "This is a YADTQ bug; please report it")
                 }
                 deleted += Int(count)
-                offset = Int(next)
+                from = String(next)
             }
         }
         return deleted
     }
 
-    /// The status of each task (`nil` for an unknown id), in one round trip per 10,000 ids.
+    /// The status of each task (`nil` for an unknown id).
     public func statuses(of ids: [String]) throws -> [TaskStatus?] {
-        var statuses: [TaskStatus?] = []
-        statuses.reserveCapacity(ids.count)
-        for start in stride(from: 0, to: ids.count, by: 10_000) {
-            let chunk = ids[start..<min(start + 10_000, ids.count)]
-            let replies = try client.execute(chunk.map { RedisCommand("HGET", keys.task($0), "status") })
-            statuses.append(contentsOf: replies.map { $0.text.flatMap(TaskStatus.init(rawValue:)) })
-        }
-        return statuses
+        try records(ids: ids).map { $0?.status }
     }
 
     /// Everything about one task, or `nil` when there is no such task.
@@ -315,17 +306,28 @@ public final class TaskStore: Sendable {
         try records(ids: [id])[0]
     }
 
-    /// Several tasks' records in one round trip.
+    /// Several tasks' records: one HMGET per shard and 10,000 ids, in one round trip per node.
     public func records(ids: [String]) throws -> [TaskRecord?] {
-        let replies = try client.execute(ids.map { RedisCommand("HGETALL", keys.task($0)) })
-        return zip(ids, replies).map { id, reply in
-            let elements = reply.elements
-            var fields: [String: String] = [:]
-            for index in stride(from: 0, to: elements.count - 1, by: 2) {
-                if let name = elements[index].text { fields[name] = elements[index + 1].text }
+        var commands: [RedisCommand] = []
+        var owners: [[Int]] = []
+        let groups = Dictionary(grouping: ids.indices, by: { keys.shard(of: ids[$0]) })
+        for (shard, indices) in groups.sorted(by: { $0.key < $1.key }) {
+            for start in stride(from: 0, to: indices.count, by: 10_000) {
+                let chunk = Array(indices[start..<min(start + 10_000, indices.count)])
+                commands.append(RedisCommand(["HMGET", keys[shard].records] + chunk.map { ids[$0] }))
+                owners.append(chunk)
             }
-            return TaskRecord(id: id, fields: fields)
         }
+        var records = [TaskRecord?](repeating: nil, count: ids.count)
+        for (chunk, reply) in zip(owners, try client.execute(commands)) {
+            if let message = reply.errorMessage {
+                throw RedisErrorReply(message).error("Redis refused to read task records")
+            }
+            for (index, value) in zip(chunk, reply.elements) {
+                if case .string(let bytes) = value { records[index] = TaskRecordCoding.decode(id: ids[index], bytes) }
+            }
+        }
+        return records
     }
 
     /// How many tasks are in each status, from the counters the task scripts keep.
