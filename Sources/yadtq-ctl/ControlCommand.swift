@@ -69,7 +69,7 @@ private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allo
         let shown = TerminalText.escaped(id)
         switch change {
         case .cancelled: print("\(shown): QUEUED -> CANCELLED")
-        case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt ends CANCELLED unless it succeeds)")
+        case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
         case .requeued: print("\(shown): -> QUEUED, published again")
         case .publishFailed(let reason):
             complain("\(shown): queued again, but \(reason); it is FAILED again")
@@ -208,10 +208,11 @@ extension ControlCommand {
 extension ControlCommand {
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Cancel tasks: QUEUED ones never run; PROCESSING ones end CANCELLED unless their attempt succeeds.",
+            abstract: "Cancel tasks: QUEUED ones never run; PROCESSING ones are stopped within a second.",
             discussion: """
-                A running attempt is not stopped: it finishes, and then its task is CANCELLED \
-                instead of being retried or FAILED. Exits 1 if any id is unknown or already terminal.
+                The worker running a PROCESSING task stops its attempt, and the task ends CANCELLED \
+                instead of being retried or FAILED (unless the attempt succeeded first). Exits 1 if any \
+                id is unknown or already terminal.
                 """)
 
         @OptionGroup var tasks: TaskIDs

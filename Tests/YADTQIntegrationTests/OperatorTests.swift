@@ -99,6 +99,62 @@ struct OperatorTests {
         #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 1])
     }
 
+    @Test("cancelling a running task stops it within a second, busy or asleep; the worker goes on with the next")
+    func cancelRunning() throws {
+        let stack = try IntegrationStack(
+            label: "cancelstop",
+            extraPlugins: [
+                "spin": "return function(args) while true do end end",
+                "nap": "return function(args, task) task.sleep(60) end",
+            ])
+        let worker = try stack.startWorker("w1", arguments: ["--timeout", "60s", "--metrics-port", "0"])
+        defer { WebServerProcess.terminate(worker) }
+        let store = stack.store
+        for (id, type) in [("spin-1", "spin"), ("nap-1", "nap")] {
+            // One at a time: a batch's outcomes are written together, when all of its attempts are done.
+            #expect(try stack.run(input: #"{"id": "\#(id)", "type": "\#(type)", "args": [], "max_attempts": 3}"# + "\n").status == 0)
+            let running = ContinuousClock.now + .seconds(30)
+            while try store.record(id: id)?.status != .processing, ContinuousClock.now < running {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            Thread.sleep(forTimeInterval: 0.3)  // well into its attempt
+            let asked = ContinuousClock.now
+            let cancel = try stack.ctl(["cancel", id])
+            #expect(cancel.status == 0, "\(cancel.stderr)")
+            #expect(cancel.stdout.contains("\(id): PROCESSING, cancel requested"), "\(cancel.stdout)")
+            var record = try store.record(id: id)
+            while record?.status == .processing, ContinuousClock.now - asked < .seconds(10) {
+                Thread.sleep(forTimeInterval: 0.02)
+                record = try store.record(id: id)
+            }
+            let took = ContinuousClock.now - asked
+            #expect(record?.status == .cancelled)
+            #expect(took < .milliseconds(1500), "\(id) took \(took) to end CANCELLED")
+            #expect(record?.attempts == 1, "a cancelled attempt is not retried")
+            #expect(record?.errors.map(\.error) == ["cancelled while running: stopped by an operator's cancel request"])
+        }
+        #expect(try stack.run(input: #"{"id": "after", "type": "add", "args": [1, 2]}"# + "\n").status == 0)
+        let after = try stack.waitForTerminal(["after"], timeout: .seconds(30))[0]
+        #expect(after?.status == .success && after?.result == .int(3))
+        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 2])
+
+        let beat = try #require(try store.workerHeartbeats().first { $0.name == "w1" }?.heartbeat)
+        let port = try #require(beat["metrics_port"]?.intValue, "no metrics_port in \(beat)")
+        let metrics = try ObservabilityTests.samples(try ObservabilityTests.curl("http://127.0.0.1:\(port)/metrics"))
+        for type in ["spin", "nap"] {
+            #expect(ObservabilityTests.value(metrics, "yadtq_worker_tasks_total", ["type": type, "outcome": "cancelled"]) == 1)
+        }
+        // The stopped attempts' offsets were committed like any terminal task's: no lag is left.
+        var lag: JSONValue?
+        let committed = ContinuousClock.now + .seconds(15)
+        repeat {
+            let monitor = try stack.runCommand("yadtq-monitor", arguments: ["--once", "--json", "--topic", stack.topic], input: [])
+            lag = try JSONValue(parsing: monitor.stdout)["lag"]?["total"]
+            if lag != .int(0) { Thread.sleep(forTimeInterval: 0.5) }
+        } while lag != .int(0) && ContinuousClock.now < committed
+        #expect(lag == .int(0))
+    }
+
     @Test("POST /api/tasks/{id}/cancel and /retry answer 200, 404 and 409")
     func webEndpoints() throws {
         let stack = try IntegrationStack(label: "opweb")
