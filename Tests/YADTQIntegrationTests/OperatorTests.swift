@@ -178,4 +178,74 @@ struct OperatorTests {
         #expect(counts.json?["counts"]?["CANCELLED"] == 0)
         #expect(counts.json?["counts"]?["QUEUED"] == 1)
     }
+
+    @Test("POST /api/tasks/retry re-queues the tasks a filter takes; a bad filter is a 400 that changes nothing; Retry all on the list")
+    func webBulkRetry() throws {
+        let stack = try IntegrationStack(
+            label: "bulkretry",
+            extraPlugins: [
+                "broken": #"return function(args) error("broken for now") end"#,
+                "other": #"return function(args) error("other is broken too") end"#,
+            ])
+        let worker = try stack.startWorker("w1")
+        defer { WebServerProcess.terminate(worker) }
+        var server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+        let tasks = ["b1", "b2", "b3"].map { #"{"id": "\#($0)", "type": "broken", "args": [], "max_attempts": 1}"# }
+            + [#"{"id": "o1", "type": "other", "args": [], "max_attempts": 1}"#]
+        #expect(try stack.run(input: tasks.joined(separator: "\n") + "\n").status == 0)
+        _ = try stack.waitForTerminal(["b1", "b2", "b3", "o1"], timeout: .seconds(30))
+        #expect(try stack.ctl(["cancel", "b3"]).status == 1, "b3 is FAILED already")
+        #expect(try stack.store.counts()[.failed] == 4)
+
+        let bad: [(body: String, says: String)] = [
+            (#"{"status": "SUCCESS"}"#, "only FAILED or CANCELLED tasks can be retried"),
+            (#"{"type": "broken"}"#, "name the status to retry"),
+            (#"{"status": "FAILED", "since": "soon"}"#, "since 'soon' is not a duration"),
+            (#"{"status": "FAILED", "since": -5}"#, "since must be a positive duration"),
+            (#"{"status": "FAILED", "typ": "broken"}"#, "unknown filter field 'typ'"),
+            (#"{"status": "FAILED", "type": "no such/type"}"#, "is not a task type name"),
+            (#"["FAILED"]"#, "send the filter as a JSON object"),
+            ("status=FAILED", "not valid JSON"),
+        ]
+        for (body, says) in bad {
+            let answer = try server.send("POST", "/api/tasks/retry", json: body)
+            #expect(answer.status == 400, "\(body): \(answer.status) \(answer.body)")
+            #expect(answer.error?.contains(says) == true, "\(body): \(answer.body)")
+        }
+        #expect(try server.send("POST", "/api/tasks/retry", body: #"{"status": "FAILED"}"#).status == 415)
+        #expect(try stack.store.counts()[.failed] == 4, "a bad filter changes nothing")
+
+        #expect(try server.send("GET", "/tasks?status=FAILED").body.contains(">Retry all</button>"))
+        #expect(!(try server.send("GET", "/tasks?status=SUCCESS").body.contains(">Retry all</button>")))
+        #expect(!(try server.send("GET", "/tasks?status=CANCELLED").body.contains(">Retry all</button>")), "none to retry")
+
+        try Data(#"return function(args) return "fixed" end"#.utf8)
+            .write(to: URL(fileURLWithPath: stack.pluginsDirectory).appendingPathComponent("broken.lua"))
+        Thread.sleep(forTimeInterval: 3)  // workers reload plugins every second
+        let retry = try server.send("POST", "/api/tasks/retry", json: #"{"status": "failed", "type": "broken", "since": "1h"}"#)
+        #expect(retry.status == 200, "\(retry.body)")
+        #expect(retry.json?["matched"] == 3 && retry.json?["requeued"] == 3 && retry.json?["more"] == false, "\(retry.body)")
+        #expect(Set(retry.json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == ["b1", "b2", "b3"])
+        #expect(retry.json?["tasks"]?[0]?["change"] == "requeued" && retry.json?["tasks"]?[0]?["status"] == "QUEUED")
+        let done = try stack.waitForTerminal(["b1", "b2", "b3", "o1"], timeout: .seconds(30))
+        #expect(done.map { $0?.status } == [.success, .success, .success, .failed])
+        let again = try server.send("POST", "/api/tasks/retry", json: #"{"status": "FAILED", "type": "broken"}"#)
+        #expect(again.status == 200 && again.json?["matched"] == 0, "\(again.body)")
+
+        // The list's "Retry all" button: the same rule, through the page's form.
+        try Data(#"return function(args) return "also fixed" end"#.utf8)
+            .write(to: URL(fileURLWithPath: stack.pluginsDirectory).appendingPathComponent("other.lua"))
+        Thread.sleep(forTimeInterval: 3)
+        let jar = try server.cookieJar()
+        let list = try server.send("GET", "/tasks?status=FAILED&type=other", cookies: jar)
+        let csrf = try #require(list.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+        let form = ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"]
+        let posted = try server.send(
+            "POST", "/tasks/retry", body: "csrf=\(csrf)&status=FAILED&type=other", headers: form, cookies: jar)
+        #expect(posted.status == 303, "\(posted.status) \(posted.body)")
+        #expect(posted.headers["location"]?.contains("retried=1") == true, "\(posted.headers)")
+        #expect(try server.send("GET", posted.headers["location"] ?? "/", cookies: jar).body.contains("1 tasks queued again"))
+        #expect(try stack.waitForTerminal(["o1"], timeout: .seconds(30))[0]?.result == .string("also fixed"))
+    }
 }
