@@ -100,14 +100,9 @@ extension TaskPublisher {
         public var more: Bool
     }
 
-    /// Queues again, and publishes again, every kept task `filter` takes (at most `limit`):
-    /// ``retry(_:)`` in chunks of 1,000 ids.
+    /// Queues again, and publishes again, every kept task `filter` takes (at most `limit`).
     public func retry(matching filter: RetryFilter, limit: Int? = nil) throws -> BulkRetry {
         let (ids, more) = try filter.matchingIDs(in: store, now: currentEpochMilliseconds(), limit: limit)
-        var changes: [TaskStore.OperatorChange] = []
-        for start in stride(from: 0, to: ids.count, by: 1000) {
-            changes += try retry(Array(ids[start..<min(start + 1000, ids.count)]))
-        }
-        return BulkRetry(ids: ids, changes: changes, more: more)
+        return BulkRetry(ids: ids, changes: try retry(ids), more: more)
     }
 }
