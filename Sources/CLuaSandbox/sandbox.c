@@ -54,6 +54,22 @@ static void yadtq_stop(yadtq_sandbox *sb, int why) {
     longjmp(*(jmp_buf *)sb->stop_target, 1);
 }
 
+void yadtq_request_stop(int *flag) { __atomic_store_n(flag, 1, __ATOMIC_RELEASE); }
+void yadtq_clear_stop(int *flag) { __atomic_store_n(flag, 0, __ATOMIC_RELEASE); }
+
+/* Whether another thread asked the running code to stop (see stop_request). A relaxed load: the
+ * hook reads it as often as the clock, and a stop seen one check later is as good. */
+static int yadtq_cancel_requested(const yadtq_sandbox *sb) {
+    return sb->deadline_ns != 0 && sb->stop_request != NULL && __atomic_load_n(sb->stop_request, __ATOMIC_RELAXED) != 0;
+}
+
+/* Why the running code must stop now (YADTQ_STOPPED_*), or YADTQ_RUNNING. */
+static int yadtq_stop_reason(const yadtq_sandbox *sb) {
+    if (sb->deadline_ns == 0) return YADTQ_RUNNING;
+    if (yadtq_cancel_requested(sb)) return YADTQ_STOPPED_CANCELLED;
+    return yadtq_coarse_now_ns() >= sb->deadline_ns ? YADTQ_STOPPED_TIME : YADTQ_RUNNING;
+}
+
 static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
     if (b->prev) b->prev->next = b->next; else sb->blocks = b->next;
     if (b->next) b->next->prev = b->prev;
@@ -65,7 +81,8 @@ static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
 #define YADTQ_ALLOC_CHECK (1u << 20)
 static void yadtq_alloc_check_deadline(yadtq_sandbox *sb) {
     sb->grown = 0;
-    if (sb->deadline_ns != 0 && yadtq_coarse_now_ns() >= sb->deadline_ns) yadtq_stop(sb, YADTQ_STOPPED_TIME);
+    int why = yadtq_stop_reason(sb);
+    if (why != YADTQ_RUNNING) yadtq_stop(sb, why);
 }
 
 /* The allocator: counts bytes and refuses growth past the limit. Lua answers a refusal with an
@@ -159,17 +176,18 @@ static void yadtq_note_position(lua_State *L, yadtq_sandbox *sb) {
     }
 }
 
-/* Stops the state once the deadline has passed; called by the hook and by C functions that may run
- * long (pattern matching, task.sleep, ...). */
-static void yadtq_stop_for_time(lua_State *L) {
+/* Stops the state for `why`, noting where Lua code was for the report. */
+static void yadtq_stop_here(lua_State *L, int why) {
     yadtq_sandbox *sb = yadtq_sandbox_of(L);
     yadtq_note_position(L, sb);
-    yadtq_stop(sb, YADTQ_STOPPED_TIME);
+    yadtq_stop(sb, why);
 }
 
+/* Stops the state once the deadline has passed or a stop was requested; called by the hook and by
+ * C functions that may run long (pattern matching, ...). */
 static void yadtq_check_deadline(lua_State *L) {
-    yadtq_sandbox *sb = yadtq_sandbox_of(L);
-    if (sb->deadline_ns != 0 && yadtq_coarse_now_ns() >= sb->deadline_ns) yadtq_stop_for_time(L);
+    int why = yadtq_stop_reason(yadtq_sandbox_of(L));
+    if (why != YADTQ_RUNNING) yadtq_stop_here(L, why);
 }
 
 /* The hook runs at every function call (Lua or C: a C library call may take long, and many of them
@@ -990,7 +1008,10 @@ static int yadtq_task_progress(lua_State *L) {
     return 0;
 }
 
-/* task.sleep(seconds): sleeps the worker thread, but never past the task's deadline. */
+/* task.sleep sleeps in slices of at most this long, so that a stop request ends it soon. */
+#define YADTQ_SLEEP_SLICE_NS 50000000u
+/* task.sleep(seconds): sleeps the worker thread, but never past the task's deadline, and only until
+ * a stop is requested. The clock is read precisely here: the sleep ends exactly at its deadline. */
 static int yadtq_task_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);
     if (!(s >= 0)) return luaL_error(L, "task.sleep: seconds must be a non-negative number");
@@ -998,12 +1019,16 @@ static int yadtq_task_sleep(lua_State *L) {
     uint64_t now = yadtq_now_ns();
     uint64_t span = s >= 1e9 ? UINT64_MAX / 2 : (uint64_t)(s * 1e9);
     uint64_t wake = now + span;
-    if (sb->deadline_ns != 0 && wake >= sb->deadline_ns) {
-        yadtq_sleep_until(sb->deadline_ns);
-        yadtq_stop_for_time(L);
+    for (;;) {
+        if (yadtq_cancel_requested(sb)) yadtq_stop_here(L, YADTQ_STOPPED_CANCELLED);
+        if (sb->deadline_ns != 0 && now >= sb->deadline_ns) yadtq_stop_here(L, YADTQ_STOPPED_TIME);
+        if (now >= wake) return 0;
+        uint64_t until = wake;
+        if (sb->deadline_ns != 0 && until > sb->deadline_ns) until = sb->deadline_ns;
+        if (until - now > YADTQ_SLEEP_SLICE_NS) until = now + YADTQ_SLEEP_SLICE_NS;
+        yadtq_sleep_until(until);
+        now = yadtq_now_ns();
     }
-    yadtq_sleep_until(wake);
-    return 0;
 }
 
 static void yadtq_push_host(lua_State *L, int host) {

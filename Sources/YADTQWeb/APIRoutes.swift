@@ -15,6 +15,7 @@ struct APIRoutes {
             let id = try TaskFilter.taskID(context)
             return try Self.json(id: id, change: await backend.cancel(id))
         }
+        router.post("/api/tasks/retry") { request, _ in try await retryAll(request) }
         router.post("/api/tasks/{id}/retry") { _, context in
             let id = try TaskFilter.taskID(context)
             return try Self.json(id: id, change: await backend.retry(id))
@@ -35,13 +36,18 @@ struct APIRoutes {
         }
     }
 
-    /// `POST /api/tasks`: 202 with each task's id, status and page; 4xx when any task is invalid.
-    private func submit(_ request: Request) async throws -> Response {
+    /// 415 unless the body is declared JSON.
+    private static func requireJSON(_ request: Request, what: String) throws(WebError) {
         guard request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true else {
             throw WebError(
                 status: .unsupportedMediaType,
-                message: "send the tasks as JSON with the header Content-Type: application/json")
+                message: "send the \(what) as JSON with the header Content-Type: application/json")
         }
+    }
+
+    /// `POST /api/tasks`: 202 with each task's id, status and page; 4xx when any task is invalid.
+    private func submit(_ request: Request) async throws -> Response {
+        try Self.requireJSON(request, what: "tasks")
         let parsed = try SubmissionInput.declarations(json: try await RequestBodyReader.collect(request))
         let declarations = try SubmissionInput.resolve(parsed, with: await backend.plugins())
         let published = try await backend.publish(declarations)
@@ -54,23 +60,53 @@ struct APIRoutes {
     /// `POST /api/tasks/{id}/cancel|retry`: 200 with what changed; 404 for an unknown id,
     /// 409 when the task's status does not allow it, 503 when a retry could not be published.
     static func json(id: String, change: TaskStore.OperatorChange) throws(WebError) -> Response {
+        let status: HTTPResponse.Status
         switch change {
-        case .cancelled:
-            return WebResponse.json(["id": .string(id), "status": "CANCELLED", "change": "cancelled"])
-        case .cancelRequested:
-            return WebResponse.json(["id": .string(id), "status": "PROCESSING", "change": "cancel_requested"])
-        case .requeued:
-            return WebResponse.json(["id": .string(id), "status": "QUEUED", "change": "requeued"])
-        case .publishFailed(let reason):
-            return WebResponse.json(
-                ["id": .string(id), "status": "FAILED", "error": .string(reason)], status: .serviceUnavailable)
-        case .missing:
-            throw WebError(status: .notFound, message: "no task with id '\(id)'")
-        case .unchanged(let status):
-            return WebResponse.json(
-                ["id": .string(id), "status": .string(status.rawValue),
-                 "error": .string("a \(status.rawValue) task cannot be changed this way")], status: .conflict)
+        case .cancelled, .cancelRequested, .requeued: status = .ok
+        case .publishFailed: status = .serviceUnavailable
+        case .missing: throw WebError(status: .notFound, message: "no task with id '\(id)'")
+        case .unchanged: status = .conflict
         }
+        return WebResponse.json(entry(id: id, change: change), status: status)
+    }
+
+    /// One task's change: `id`, its `status` now, and `change` or, when nothing changed, `error`.
+    static func entry(id: String, change: TaskStore.OperatorChange) -> JSONValue {
+        switch change {
+        case .cancelled: ["id": .string(id), "status": "CANCELLED", "change": "cancelled"]
+        case .cancelRequested: ["id": .string(id), "status": "PROCESSING", "change": "cancel_requested"]
+        case .requeued: ["id": .string(id), "status": "QUEUED", "change": "requeued"]
+        case .publishFailed(let reason): ["id": .string(id), "status": "FAILED", "error": .string(reason)]
+        case .missing: ["id": .string(id), "status": .null, "error": .string("no task with id '\(id)'")]
+        case .unchanged(let status):
+            ["id": .string(id), "status": .string(status.rawValue),
+             "error": .string("a \(status.rawValue) task cannot be changed this way")]
+        }
+    }
+
+    /// `POST /api/tasks/retry` with a filter `{"status": "FAILED", "type": "div", "since": "1h"}`
+    /// (``RetryFilter``): queues again and publishes the matching kept tasks, newest first, at
+    /// most ``WebBackend/bulkRetryLimit`` per request. 200 with `matched`, `requeued`, `more`
+    /// (send it again for the rest) and each task's change; 400 for a bad filter, changing nothing.
+    private func retryAll(_ request: Request) async throws -> Response {
+        try Self.requireJSON(request, what: "filter")
+        let body = try await RequestBodyReader.collect(request)
+        let filter: RetryFilter
+        do {
+            filter = try RetryFilter(json: try JSONValue(parsing: body))
+        } catch let error as RetryFilter.Invalid {
+            throw WebError(status: .badRequest, message: error.description)
+        } catch {
+            throw WebError(
+                status: .badRequest,
+                message: #"the body is not valid JSON (\#(error)); send a filter such as {"status": "FAILED", "type": "div", "since": "1h"}"#)
+        }
+        let bulk = try await backend.retry(matching: filter, limit: WebBackend.bulkRetryLimit)
+        let requeued = bulk.changes.filter { $0 == .requeued }.count
+        return WebResponse.json([
+            "matched": .int(Int64(bulk.ids.count)), "requeued": .int(Int64(requeued)), "more": .bool(bulk.more),
+            "tasks": .array(zip(bulk.ids, bulk.changes).map { Self.entry(id: $0, change: $1) }),
+        ])
     }
 
     /// How one submitted task went: QUEUED with its partition, DUPLICATE, or FAILED with the reason.

@@ -19,6 +19,7 @@ struct PageRoutes {
         router.post("/tasks/{id}/retry") { request, context in
             try await change(request, context) { try await backend.retry($0) }
         }
+        router.post("/tasks/retry") { request, context in try await retryAll(request, context) }
         router.get("/submit") { request, context in
             let page = Pages.submit(
                 catalog: await backend.plugins(), form: Pages.SubmitForm(), error: nil, csrf: context.csrfToken)
@@ -57,8 +58,30 @@ struct PageRoutes {
         let (page, counts) = try await backend.read { store in (try filter.page(store), try store.counts()) }
         return respond(
             Pages.tasks(
-                filter: filter, query: search, missingID: missingID, page: page, counts: counts, types: types, now: now),
+                filter: filter, query: search, missingID: missingID, page: page, counts: counts, types: types, now: now,
+                retried: request.query("retried").flatMap { Int($0) }, csrf: context.csrfToken),
             request, context)
+    }
+
+    /// The "Retry all" button of a list of FAILED or CANCELLED tasks: queues every kept task of
+    /// the list's filter again (as `POST /api/tasks/retry`), then shows the list with how many.
+    private func retryAll(_ request: Request, _ context: WebRequestContext) async throws -> Response {
+        let fields = try await FormFields.read(request)
+        try fields.requireCSRF(context)
+        let type = fields["type"].isEmpty ? nil : fields["type"]
+        let filter: RetryFilter
+        do {
+            guard let status = TaskStatus(rawValue: fields["status"].uppercased()) else {
+                throw WebError(status: .badRequest, message: "Choose FAILED or CANCELLED tasks to retry.")
+            }
+            filter = try RetryFilter(status: status, type: type)
+        } catch let error as RetryFilter.Invalid {
+            throw WebError(status: .badRequest, message: error.description)
+        }
+        let bulk = try await backend.retry(matching: filter, limit: WebBackend.bulkRetryLimit)
+        let requeued = bulk.changes.filter { $0 == .requeued }.count
+        let back = URLText.link("/tasks", ["status": filter.status.rawValue, "type": type, "retried": String(requeued)])
+        return .redirect(to: back, type: .normal)
     }
 
     private func task(_ request: Request, _ context: WebRequestContext) async throws -> Response {

@@ -168,7 +168,7 @@ enum Pages {
 
     static func tasks(
         filter: TaskFilter, query: String, missingID: String?, page: TaskStore.TaskPage, counts: [TaskStatus: Int],
-        types: [String], now: Int64
+        types: [String], now: Int64, retried: Int? = nil, csrf: String = ""
     ) -> Page {
         let statusOptions = HTML(
             joining: [option("", "any status", selected: filter.status == nil)]
@@ -178,9 +178,11 @@ enum Pages {
                 + types.map { option($0, $0, selected: filter.type == $0) })
         let notFound: HTML =
             missingID.map { "<div class=\"notice error\">There is no task with id <code>\($0)</code>.</div>" } ?? .empty
+        let retriedNotice: HTML =
+            retried.map { "<div class=\"notice ok\">\($0) tasks queued again and published.</div>" } ?? .empty
         let content: HTML = """
             <h1>Tasks</h1>
-            \(notFound)
+            \(notFound)\(retriedNotice)\(retryAll(filter, counts: counts, csrf: csrf))
             <form class="filters" method="get" action="/tasks">
             <div class="field"><label for="status">Status</label><select id="status" name="status">\(statusOptions)</select></div>
             <div class="field"><label for="type">Type</label><select id="type" name="type">\(typeOptions)</select></div>
@@ -210,6 +212,21 @@ enum Pages {
             </section>
             """
         return Page(title: "Tasks", section: .tasks, content: content, live: live)
+    }
+
+    /// "Retry all" on a list filtered to FAILED or CANCELLED tasks (and to a type, if chosen):
+    /// queues every kept task of that filter again (``RetryFilter``), not only the page shown.
+    private static func retryAll(_ filter: TaskFilter, counts: [TaskStatus: Int], csrf: String) -> HTML {
+        guard let status = filter.status, RetryFilter.retryable.contains(status), (counts[status] ?? 0) > 0 else {
+            return .empty
+        }
+        let type: HTML = filter.type.map { "<input type=\"hidden\" name=\"type\" value=\"\($0)\">" } ?? .empty
+        let what = filter.type.map { "\(status.rawValue) \($0)" } ?? status.rawValue
+        return """
+            <form method="post" action="/tasks/retry" class="actions">\
+            <input type="hidden" name="csrf" value="\(csrf)"><input type="hidden" name="status" value="\(status.rawValue)">\(type)\
+            <button type="submit" title="Queue every kept \(what) task again">Retry all</button></form>
+            """
     }
 
     private static func chip(_ label: String, _ count: Int, status: TaskStatus?, filter: TaskFilter) -> HTML {

@@ -63,6 +63,16 @@ final class WebBackend: Sendable {
         return try await Self.perform(on: publisher.queue) { try publisher.connected().retry([id])[0] }
     }
 
+    /// Queues again and publishes every kept task `filter` takes, at most `limit` (see
+    /// ``TaskPublisher/retry(matching:limit:)``).
+    func retry(matching filter: RetryFilter, limit: Int) async throws -> TaskPublisher.BulkRetry {
+        let publisher = self.publisher
+        return try await Self.perform(on: publisher.queue) { try publisher.connected().retry(matching: filter, limit: limit) }
+    }
+
+    /// The most tasks one bulk retry request takes; the answer says when more match (send it again).
+    static let bulkRetryLimit = 10_000
+
     /// Runs blocking work on `queue` and resumes the calling task with its result.
     static func perform<T: Sendable>(
         on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T

@@ -69,7 +69,7 @@ private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allo
         let shown = TerminalText.escaped(id)
         switch change {
         case .cancelled: print("\(shown): QUEUED -> CANCELLED")
-        case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt ends CANCELLED unless it succeeds)")
+        case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
         case .requeued: print("\(shown): -> QUEUED, published again")
         case .publishFailed(let reason):
             complain("\(shown): queued again, but \(reason); it is FAILED again")
@@ -208,10 +208,11 @@ extension ControlCommand {
 extension ControlCommand {
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Cancel tasks: QUEUED ones never run; PROCESSING ones end CANCELLED unless their attempt succeeds.",
+            abstract: "Cancel tasks: QUEUED ones never run; PROCESSING ones are stopped within a second.",
             discussion: """
-                A running attempt is not stopped: it finishes, and then its task is CANCELLED \
-                instead of being retried or FAILED. Exits 1 if any id is unknown or already terminal.
+                The worker running a PROCESSING task stops its attempt, and the task ends CANCELLED \
+                instead of being retried or FAILED (unless the attempt succeeded first). Exits 1 if any \
+                id is unknown or already terminal.
                 """)
 
         @OptionGroup var tasks: TaskIDs
@@ -241,10 +242,13 @@ extension ControlCommand {
         @Flag(help: "Retry every kept FAILED task (with --type and --since to narrow it).")
         var failed = false
 
-        @Option(help: "With --failed: only tasks of this type.")
+        @Flag(help: "Retry every kept CANCELLED task (with --type and --since to narrow it).")
+        var cancelled = false
+
+        @Option(help: "With --failed or --cancelled: only tasks of this type.")
         var type: String?
 
-        @Option(help: "With --failed: only tasks that failed within this long (e.g. 1h).")
+        @Option(help: "With --failed or --cancelled: only tasks that finished within this long (e.g. 1h).")
         var since: Duration?
 
         @Option(help: "The topic to publish to (env YADTQ_TOPIC).")
@@ -252,9 +256,24 @@ extension ControlCommand {
 
         @OptionGroup var global: GlobalOptions
 
+        /// The filter of --failed or --cancelled; `nil` when ids are named.
+        private func filter() throws -> RetryFilter? {
+            guard failed || cancelled else { return nil }
+            do {
+                return try RetryFilter(status: cancelled ? .cancelled : .failed, type: type, since: since)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+
         func validate() throws {
-            guard failed != !ids.isEmpty else { throw ValidationError("name task ids, or --failed (not both)") }
-            if !failed && (type != nil || since != nil) { throw ValidationError("--type and --since go with --failed") }
+            guard !(failed && cancelled) else { throw ValidationError("--failed or --cancelled, not both") }
+            guard (failed || cancelled) != !ids.isEmpty else {
+                throw ValidationError("name task ids, or --failed or --cancelled (not both)")
+            }
+            if ids.isEmpty { _ = try filter() } else if type != nil || since != nil {
+                throw ValidationError("--type and --since go with --failed or --cancelled")
+            }
         }
 
         func run() throws {
@@ -263,32 +282,21 @@ extension ControlCommand {
                 let publisher = try TaskPublisher(
                     settings: settings, topic: topic ?? settings.topic, partitions: 1, clientID: "yadtq-ctl",
                     logger: global.logger(label: "yadtq-ctl"), reconnectFor: .seconds(5))
-                let chosen = failed ? try failedIDs(publisher.store) : ids
-                guard !chosen.isEmpty else {
-                    print("no FAILED task to retry")
-                    return
+                let retried: (ids: [String], changes: [TaskStore.OperatorChange])
+                if let filter = try filter() {
+                    let bulk = try publisher.retry(matching: filter)
+                    guard !bulk.ids.isEmpty else {
+                        print("no \(filter.status.rawValue) task to retry")
+                        return
+                    }
+                    retried = (bulk.ids, bulk.changes)
+                } else {
+                    retried = (ids, try publisher.retry(ids))
                 }
-                var allChanged = true
-                for start in stride(from: 0, to: chosen.count, by: 1000) {
-                    let chunk = Array(chosen[start..<min(start + 1000, chosen.count)])
-                    let changes = try publisher.retry(chunk)
-                    allChanged = report(chunk, changes, allowed: "only FAILED or CANCELLED tasks can be retried") && allChanged
+                if !report(retried.ids, retried.changes, allowed: "only FAILED or CANCELLED tasks can be retried") {
+                    throw ExitCode(1)
                 }
-                if !allChanged { throw ExitCode(1) }
             }
-        }
-
-        /// The kept FAILED tasks that match --type and --since.
-        private func failedIDs(_ store: TaskStore) throws -> [String] {
-            let since = self.since.map { currentEpochMilliseconds() - $0.inMilliseconds }
-            var result: [String] = []
-            var cursor: String? = nil
-            repeat {
-                let page = try store.taskPage(status: .failed, type: type, cursor: cursor, limit: 1000)
-                result += page.records.filter { record in since.map { (record.finishedAt ?? 0) >= $0 } ?? true }.map(\.id)
-                cursor = page.nextCursor
-            } while cursor != nil
-            return result
         }
     }
 

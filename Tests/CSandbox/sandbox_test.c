@@ -1,14 +1,15 @@
 /*
  * C-level tests of the sandbox (Sources/CLuaSandbox), built by scripts/test with AddressSanitizer
  * and UndefinedBehaviorSanitizer: the value conversions from Swift's flat encoding, the time and
- * memory limits (a stopped state is freed block by block, never run again), and the bounded
- * library functions. Prints "N passed, N failed"; exits 1 on any failure.
+ * memory limits (a stopped state is freed block by block, never run again), a stop requested by
+ * another thread (a cancelled task), and the bounded library functions. Prints "N passed, N failed"; exits 1 on any failure.
  */
 #define _POSIX_C_SOURCE 200809L /* alarm */
 
 #include "yadtq_sandbox.h"
 
 #include <lauxlib.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,49 @@ static void test_limits(void) {
                    4u << 20, YADTQ_STOPPED_MEMORY);
 }
 
+/* Raises a stop_request flag after 100 ms, as the worker's cancel watcher does from its thread. */
+static void *raise_later(void *flag) {
+    struct timespec pause = {0, 100000000};
+    nanosleep(&pause, NULL);
+    yadtq_request_stop((int *)flag);
+    return NULL;
+}
+
+/* A stop requested from another thread ends busy code and task.sleep long before their deadline,
+ * as YADTQ_STOPPED_CANCELLED; a lowered flag stops nothing. */
+static void expect_cancelled(const char *label, const char *source) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int flag = 0;
+    s.sandbox.stop_request = &flag;
+    pthread_t thread;
+    pthread_create(&thread, NULL, raise_later, &flag);
+    uint64_t started = yadtq_now_ns();
+    int status = run(&s, source, NULL, 10000);
+    double seconds = (double)(yadtq_now_ns() - started) / 1e9;
+    pthread_join(thread, NULL);
+    CHECK(status == YADTQ_STOPPED, "%s: status %d, not stopped", label, status);
+    CHECK(s.sandbox.stopped == YADTQ_STOPPED_CANCELLED, "%s: stopped for %d, not cancelled", label, s.sandbox.stopped);
+    CHECK(seconds < 0.5, "%s: took %.2f s to stop after 0.1 s", label, seconds);
+    close_state(&s);
+}
+
+static void test_stop_requests(void) {
+    expect_cancelled("cancelled busy loop", "return function() while true do end end");
+    expect_cancelled("cancelled sleep", "return function(args, task) task.sleep(60) end");
+    expect_cancelled("cancelled caught loop",
+                     "return function() while true do pcall(function() while true do end end) end end");
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int flag = 0;
+    s.sandbox.stop_request = &flag;
+    yadtq_request_stop(&flag);
+    yadtq_clear_stop(&flag);
+    int status = run(&s, "return function(args, task) task.sleep(0.01) return 7 end", NULL, 1000);
+    CHECK(status == LUA_OK && lua_tointeger(s.L, -1) == 7, "a lowered flag stops nothing: status %d", status);
+    close_state(&s);
+}
+
 static void test_errors_are_values(void) {
     sandboxed s;
     open_state(&s, 16u << 20);
@@ -159,6 +203,7 @@ int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
     test_limits();
+    test_stop_requests();
     test_errors_are_values();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -50,6 +50,21 @@ struct BatchStateMachineTests {
         #expect(batch.result.failed == 1 && batch.result.retries.isEmpty)
     }
 
+    @Test("an attempt stopped by a cancel ends CANCELLED: no retry, no dead-letter copy, its offset settled")
+    func cancelledAttempt() {
+        var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())
+        let runnable = batch.begun([.run(attempt: 1)])
+        let cancelled = PluginFailure(message: "cancelled while running", isPermanent: false, isCancelled: true)
+        let record = batch.ran(runnable.map { _ in .failure(cancelled, logs: ["a line"], progress: 0.5) }, now: .now)
+        #expect(record.outcomes.map(\.kind) == [.cancelled])
+        #expect(record.outcomes.first?.logs == ["a line"] && record.outcomes.first?.progress == 0.5)
+        #expect(record.deadLetters.isEmpty)
+        _ = batch.finished(written: [true])
+        batch.markersRecorded()
+        #expect(batch.result.cancelled == 1 && batch.result.failed == 0 && batch.result.retries.isEmpty)
+        #expect(batch.result.settled == [TaskPosition(partition: 0, offset: 0)])
+    }
+
     @Test("an already terminal task is skipped and never written again; its offset is settled")
     func terminalSkipped() {
         var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())

@@ -169,7 +169,7 @@ struct MonitorRenderingTests {
                 WorkerReport(name: "w2", heartbeat: silent, judgement: rules.judge(silent, at: now)),
             ],
             problems: ["w3: unreadable heartbeat: not a JSON object"],
-            counts: [.queued: 10, .processing: 3, .success: 950, .failed: 2], tasksPerSecond: 12.44,
+            counts: [.queued: 10, .processing: 3, .success: 950, .failed: 2, .cancelled: 4], tasksPerSecond: 12.44,
             rateWindowSeconds: 5, orphaned: [OrphanedTask(id: "task-30", worker: "w2")], orphanCount: 1,
             orphanScanLimit: 10_000,
             endOfStream: nil,
@@ -177,7 +177,7 @@ struct MonitorRenderingTests {
     }
 
     @Test("the table shows each worker's row, the queue, orphans and the end marker")
-    func table() {
+    func table() throws {
         // Blank lines are left out, so the indices count only lines with text.
         let lines = FleetTable.render(snapshot).split(separator: "\n").map(String.init)
         #expect(lines[0] == "YADTQ monitor · namespace yadtq · topic tasks · 2024-06-01T12:00:05.123Z")
@@ -186,9 +186,32 @@ struct MonitorRenderingTests {
         #expect(lines[3].hasPrefix("w2      DEAD     14s ago    busy   t1    -               "))
         #expect(lines[3].hasSuffix("no heartbeat for 14s (dead after 10s)"))
         #expect(lines.contains("! w3: unreadable heartbeat: not a JSON object"))
-        #expect(lines.contains("QUEUE     QUEUED 10 · PROCESSING 3 · SUCCESS 950 · FAILED 2 · CANCELLED 0 · total 965 · 12.4 tasks/s (last 5s)"))
+        // Every status has its count (see everyStatusIsCounted), so a status added later shows too.
+        let queue = try #require(lines.first { $0.hasPrefix("QUEUE     ") })
+        #expect(queue.contains("QUEUED 10 · PROCESSING 3 · SUCCESS 950 · FAILED 2 · CANCELLED 4 · "), "\(queue)")
+        #expect(queue.hasSuffix(" · total 969 · 12.4 tasks/s (last 5s)"), "\(queue)")
         #expect(lines.contains("ORPHANED  1: task-30 (w2), to be redelivered by Kafka"))
         #expect(!lines.contains("CHANGES"), "changes are listed only when the caller passes them")
+    }
+
+    /// Whatever statuses a task may have, the table and the JSON show a count for each, in the
+    /// order of the task's life, and zero for a status no task is in.
+    @Test("the table and the JSON count every task status, CANCELLED included")
+    func everyStatusIsCounted() throws {
+        var counted = snapshot
+        counted.counts = Dictionary(uniqueKeysWithValues: TaskStatus.allCases.enumerated().map { ($1, 100 + $0) })
+        counted.counts[.processing] = nil  // no task in it: shown as 0
+        #expect(TaskStatus.allCases.contains(.cancelled))
+        let expected = TaskStatus.allCases.map { "\($0.rawValue) \(counted.counts[$0] ?? 0)" }.joined(separator: " · ")
+        let total = counted.counts.values.reduce(0, +)
+        let queue = try #require(FleetTable.render(counted).split(separator: "\n").first { $0.hasPrefix("QUEUE ") })
+        #expect(queue.hasPrefix("QUEUE     \(expected) · total \(total) · "), "\(queue)")
+        let document = try JSONValue(parsing: counted.json.jsonString)
+        #expect(document["queue"]?.objectValue?.keys.sorted() == (TaskStatus.allCases.map(\.rawValue) + ["total"]).sorted())
+        for status in TaskStatus.allCases {
+            #expect(document["queue"]?[status.rawValue] == .int(Int64(counted.counts[status] ?? 0)), "\(status)")
+        }
+        #expect(document["queue"]?["total"] == .int(Int64(total)))
     }
 
     @Test("the live screen lists the recent verdict changes with their timestamps")
@@ -208,7 +231,9 @@ struct MonitorRenderingTests {
         #expect(w1["processed"] == 120)
         #expect(w1["partitions"] == [1, 0])
         #expect(document["workers"]?[1]?["task_running_ms"] == .null, "a DEAD worker's task is not running")
-        #expect(document["queue"] == ["QUEUED": 10, "PROCESSING": 3, "SUCCESS": 950, "FAILED": 2, "CANCELLED": 0, "total": 965])
+        for (status, count) in ["QUEUED": 10, "PROCESSING": 3, "SUCCESS": 950, "FAILED": 2, "CANCELLED": 4, "total": 969] {
+            #expect(document["queue"]?[status] == .int(Int64(count)), "\(status)")
+        }
         #expect(document["orphaned"] == [["id": "task-30", "worker": "w2"]])
         #expect(document["orphaned_count"] == 1)
         #expect(document["end_of_stream"] == .null)

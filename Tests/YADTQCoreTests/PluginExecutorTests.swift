@@ -83,6 +83,42 @@ struct PluginExecutorTests {
         #expect(threadCPUTime() - startCPU < .milliseconds(50))
     }
 
+    /// A cancelled task's attempt is stopped wherever it is, busy or asleep, long before its
+    /// time limit, and ends as a cancelled failure; the executor's next task is not affected.
+    @Test func stopRequestsEndRunningAttempts() throws {
+        let folder = try PluginFolder([
+            "spin.lua": plugin("while true do end"),
+            "nap.lua": plugin("task.sleep(60)"),
+            "quick.lua": plugin("task.sleep(0.05) return 'fine'"),
+        ])
+        let limits = PluginLimits(timeout: .seconds(20))
+        let pool = ExecutorPool(count: 3, makeExecutor: { PluginExecutor(registry: folder.registry, limits: limits) })
+        defer { pool.close() }
+        func job(_ type: String, _ id: String) -> ExecutorPool.Job {
+            ExecutorPool.Job(type: type, args: [], context: TaskContext(id: id, attempt: 1, maxAttempts: 3))
+        }
+        let stopper = Thread {
+            while Set(pool.runningTaskIDs) != ["spin-1", "nap-1"] { Thread.sleep(forTimeInterval: 0.01) }
+            Thread.sleep(forTimeInterval: 0.1)
+            _ = pool.stop(["spin-1", "nap-1", "not-running"])
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        stopper.start()
+        let outcomes = pool.run([job("spin", "spin-1"), job("nap", "nap-1"), job("quick", "quick-1")])
+        #expect(clock.now - start < .seconds(2))
+        for outcome in outcomes.prefix(2) {
+            let failure = try #require(outcome.failure)
+            #expect(failure.isCancelled && !failure.isPermanent)
+            #expect(failure.message.hasPrefix("cancelled while running"), "\(failure.message)")
+        }
+        #expect(outcomes[2].value == .string("fine"))
+        #expect(pool.stop(["spin-1"]).isEmpty, "nothing runs now")
+        // The same executors run the next tasks, with their flags lowered.
+        let again = pool.run([job("quick", "spin-1"), job("quick", "nap-1")])
+        #expect(again.map(\.value) == [.string("fine"), .string("fine")])
+    }
+
     @Test func pluginTimeoutOnlyLowersTheLimit() throws {
         let folder = try PluginFolder([
             "short.lua": "return {timeout = 0.1, run = function() while true do end end}",

@@ -58,3 +58,19 @@ struct RedisOutageTests {
         #expect(outage.failed(at: start + .seconds(30)) == .retry(after: RedisOutage.retryInterval))
     }
 }
+
+@Suite("Cancel watch")
+struct CancelWatchTests {
+    @Test("asks about running tasks only, and stops each cancelled attempt once")
+    func stopsOnce() {
+        var watch = CancelWatch()
+        #expect(watch.check(running: []).isEmpty, "an idle worker asks nothing")
+        let asked = watch.check(running: ["b", "a", "c"])
+        #expect(asked == ["a", "b", "c"])
+        #expect(watch.answered(["b", "elsewhere"], asked: asked) == ["b"])
+        #expect(watch.check(running: ["a", "b", "c"]) == ["a", "c"], "b is being stopped: not asked again")
+        #expect(watch.answered([], asked: ["a", "c"]).isEmpty)
+        #expect(watch.check(running: ["a"]) == ["a"])
+        #expect(watch.check(running: ["a", "b"]) == ["a", "b"], "b's stopped attempt has ended: a new one is watched again")
+    }
+}

@@ -12,14 +12,14 @@ struct WorkerSimulation {
         var permanent = false
     }
 
-    enum Status: Equatable { case queued, processing, success, failed }
+    enum Status: Equatable { case queued, processing, success, failed, cancelled }
 
     struct Record: Equatable {
         var status = Status.queued
         var attempts = 0
         var maxAttempts: Int
         var terminalWrites = 0
-        var isTerminal: Bool { status == .success || status == .failed }
+        var isTerminal: Bool { status == .success || status == .failed || status == .cancelled }
     }
 
     var partitions: [[ConsumedMessage]]
@@ -186,6 +186,9 @@ struct WorkerSimulation {
                 record.terminalWrites += 1
             case .failed:
                 record.status = .failed
+                record.terminalWrites += 1
+            case .cancelled:
+                record.status = .cancelled
                 record.terminalWrites += 1
             case .retry: break
             }

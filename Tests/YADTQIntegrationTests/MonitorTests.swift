@@ -110,6 +110,26 @@ struct MonitorIntegrationTests {
         return (stack, MonitorProbe(stack: stack))
     }
 
+    @Test("the table and --json count every status, CANCELLED included, as the counters in Redis hold them")
+    func countsEveryStatus() throws {
+        let (stack, probe) = try stack()
+        let published = try stack.run(input: "add 1 2\nadd 3 4\n" + #"{"id": "dropped", "type": "add", "args": [5, 6]}"# + "\n")
+        #expect(published.status == 0, "\(published.stderr)")
+        #expect(try stack.ctl(["cancel", "dropped"]).status == 0)
+        let counts = try probe.hash("counts")
+        #expect(counts["CANCELLED"] == "1" && counts["QUEUED"] == "2", "\(counts)")
+        let queue = try #require(try probe.snapshot()["queue"]?.objectValue)
+        #expect(Set(queue.keys) == Set(TaskStatus.allCases.map(\.rawValue) + ["total"]), "\(queue)")
+        for status in TaskStatus.allCases {
+            #expect(queue[status.rawValue] == .int(Int64(counts[status.rawValue] ?? "0") ?? -1), "\(status)")
+        }
+        #expect(queue["total"] == 3)
+        let table = try probe.startMonitor(["--once"])
+        #expect(IntegrationStack.waitForExit(table.process, timeout: .seconds(20)) == 0)
+        let text = try String(contentsOf: table.stdout, encoding: .utf8)
+        #expect(text.contains("QUEUED 2 · ") && text.contains(" · CANCELLED 1 · total 3 · "), "\(text)")
+    }
+
     @Test("a worker killed with -9 is DEAD within dead-after + interval, and its task is orphaned")
     func killedWorkerIsDead() throws {
         let reaper = ProcessReaper()

@@ -99,6 +99,62 @@ struct OperatorTests {
         #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 1])
     }
 
+    @Test("cancelling a running task stops it within a second, busy or asleep; the worker goes on with the next")
+    func cancelRunning() throws {
+        let stack = try IntegrationStack(
+            label: "cancelstop",
+            extraPlugins: [
+                "spin": "return function(args) while true do end end",
+                "nap": "return function(args, task) task.sleep(60) end",
+            ])
+        let worker = try stack.startWorker("w1", arguments: ["--timeout", "60s", "--metrics-port", "0"])
+        defer { WebServerProcess.terminate(worker) }
+        let store = stack.store
+        for (id, type) in [("spin-1", "spin"), ("nap-1", "nap")] {
+            // One at a time: a batch's outcomes are written together, when all of its attempts are done.
+            #expect(try stack.run(input: #"{"id": "\#(id)", "type": "\#(type)", "args": [], "max_attempts": 3}"# + "\n").status == 0)
+            let running = ContinuousClock.now + .seconds(30)
+            while try store.record(id: id)?.status != .processing, ContinuousClock.now < running {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            Thread.sleep(forTimeInterval: 0.3)  // well into its attempt
+            let asked = ContinuousClock.now
+            let cancel = try stack.ctl(["cancel", id])
+            #expect(cancel.status == 0, "\(cancel.stderr)")
+            #expect(cancel.stdout.contains("\(id): PROCESSING, cancel requested"), "\(cancel.stdout)")
+            var record = try store.record(id: id)
+            while record?.status == .processing, ContinuousClock.now - asked < .seconds(10) {
+                Thread.sleep(forTimeInterval: 0.02)
+                record = try store.record(id: id)
+            }
+            let took = ContinuousClock.now - asked
+            #expect(record?.status == .cancelled)
+            #expect(took < .milliseconds(1500), "\(id) took \(took) to end CANCELLED")
+            #expect(record?.attempts == 1, "a cancelled attempt is not retried")
+            #expect(record?.errors.map(\.error) == ["cancelled while running: stopped by an operator's cancel request"])
+        }
+        #expect(try stack.run(input: #"{"id": "after", "type": "add", "args": [1, 2]}"# + "\n").status == 0)
+        let after = try stack.waitForTerminal(["after"], timeout: .seconds(30))[0]
+        #expect(after?.status == .success && after?.result == .int(3))
+        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 2])
+
+        let beat = try #require(try store.workerHeartbeats().first { $0.name == "w1" }?.heartbeat)
+        let port = try #require(beat["metrics_port"]?.intValue, "no metrics_port in \(beat)")
+        let metrics = try ObservabilityTests.samples(try ObservabilityTests.curl("http://127.0.0.1:\(port)/metrics"))
+        for type in ["spin", "nap"] {
+            #expect(ObservabilityTests.value(metrics, "yadtq_worker_tasks_total", ["type": type, "outcome": "cancelled"]) == 1)
+        }
+        // The stopped attempts' offsets were committed like any terminal task's: no lag is left.
+        var lag: JSONValue?
+        let committed = ContinuousClock.now + .seconds(15)
+        repeat {
+            let monitor = try stack.runCommand("yadtq-monitor", arguments: ["--once", "--json", "--topic", stack.topic], input: [])
+            lag = try JSONValue(parsing: monitor.stdout)["lag"]?["total"]
+            if lag != .int(0) { Thread.sleep(forTimeInterval: 0.5) }
+        } while lag != .int(0) && ContinuousClock.now < committed
+        #expect(lag == .int(0))
+    }
+
     @Test("POST /api/tasks/{id}/cancel and /retry answer 200, 404 and 409")
     func webEndpoints() throws {
         let stack = try IntegrationStack(label: "opweb")
@@ -121,5 +177,75 @@ struct OperatorTests {
         #expect(counts.status == 200)
         #expect(counts.json?["counts"]?["CANCELLED"] == 0)
         #expect(counts.json?["counts"]?["QUEUED"] == 1)
+    }
+
+    @Test("POST /api/tasks/retry re-queues the tasks a filter takes; a bad filter is a 400 that changes nothing; Retry all on the list")
+    func webBulkRetry() throws {
+        let stack = try IntegrationStack(
+            label: "bulkretry",
+            extraPlugins: [
+                "broken": #"return function(args) error("broken for now") end"#,
+                "other": #"return function(args) error("other is broken too") end"#,
+            ])
+        let worker = try stack.startWorker("w1")
+        defer { WebServerProcess.terminate(worker) }
+        var server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+        let tasks = ["b1", "b2", "b3"].map { #"{"id": "\#($0)", "type": "broken", "args": [], "max_attempts": 1}"# }
+            + [#"{"id": "o1", "type": "other", "args": [], "max_attempts": 1}"#]
+        #expect(try stack.run(input: tasks.joined(separator: "\n") + "\n").status == 0)
+        _ = try stack.waitForTerminal(["b1", "b2", "b3", "o1"], timeout: .seconds(30))
+        #expect(try stack.ctl(["cancel", "b3"]).status == 1, "b3 is FAILED already")
+        #expect(try stack.store.counts()[.failed] == 4)
+
+        let bad: [(body: String, says: String)] = [
+            (#"{"status": "SUCCESS"}"#, "only FAILED or CANCELLED tasks can be retried"),
+            (#"{"type": "broken"}"#, "name the status to retry"),
+            (#"{"status": "FAILED", "since": "soon"}"#, "since 'soon' is not a duration"),
+            (#"{"status": "FAILED", "since": -5}"#, "since must be a positive duration"),
+            (#"{"status": "FAILED", "typ": "broken"}"#, "unknown filter field 'typ'"),
+            (#"{"status": "FAILED", "type": "no such/type"}"#, "is not a task type name"),
+            (#"["FAILED"]"#, "send the filter as a JSON object"),
+            ("status=FAILED", "not valid JSON"),
+        ]
+        for (body, says) in bad {
+            let answer = try server.send("POST", "/api/tasks/retry", json: body)
+            #expect(answer.status == 400, "\(body): \(answer.status) \(answer.body)")
+            #expect(answer.error?.contains(says) == true, "\(body): \(answer.body)")
+        }
+        #expect(try server.send("POST", "/api/tasks/retry", body: #"{"status": "FAILED"}"#).status == 415)
+        #expect(try stack.store.counts()[.failed] == 4, "a bad filter changes nothing")
+
+        #expect(try server.send("GET", "/tasks?status=FAILED").body.contains(">Retry all</button>"))
+        #expect(!(try server.send("GET", "/tasks?status=SUCCESS").body.contains(">Retry all</button>")))
+        #expect(!(try server.send("GET", "/tasks?status=CANCELLED").body.contains(">Retry all</button>")), "none to retry")
+
+        try Data(#"return function(args) return "fixed" end"#.utf8)
+            .write(to: URL(fileURLWithPath: stack.pluginsDirectory).appendingPathComponent("broken.lua"))
+        Thread.sleep(forTimeInterval: 3)  // workers reload plugins every second
+        let retry = try server.send("POST", "/api/tasks/retry", json: #"{"status": "failed", "type": "broken", "since": "1h"}"#)
+        #expect(retry.status == 200, "\(retry.body)")
+        #expect(retry.json?["matched"] == 3 && retry.json?["requeued"] == 3 && retry.json?["more"] == false, "\(retry.body)")
+        #expect(Set(retry.json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == ["b1", "b2", "b3"])
+        #expect(retry.json?["tasks"]?[0]?["change"] == "requeued" && retry.json?["tasks"]?[0]?["status"] == "QUEUED")
+        let done = try stack.waitForTerminal(["b1", "b2", "b3", "o1"], timeout: .seconds(30))
+        #expect(done.map { $0?.status } == [.success, .success, .success, .failed])
+        let again = try server.send("POST", "/api/tasks/retry", json: #"{"status": "FAILED", "type": "broken"}"#)
+        #expect(again.status == 200 && again.json?["matched"] == 0, "\(again.body)")
+
+        // The list's "Retry all" button: the same rule, through the page's form.
+        try Data(#"return function(args) return "also fixed" end"#.utf8)
+            .write(to: URL(fileURLWithPath: stack.pluginsDirectory).appendingPathComponent("other.lua"))
+        Thread.sleep(forTimeInterval: 3)
+        let jar = try server.cookieJar()
+        let list = try server.send("GET", "/tasks?status=FAILED&type=other", cookies: jar)
+        let csrf = try #require(list.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+        let form = ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"]
+        let posted = try server.send(
+            "POST", "/tasks/retry", body: "csrf=\(csrf)&status=FAILED&type=other", headers: form, cookies: jar)
+        #expect(posted.status == 303, "\(posted.status) \(posted.body)")
+        #expect(posted.headers["location"]?.contains("retried=1") == true, "\(posted.headers)")
+        #expect(try server.send("GET", posted.headers["location"] ?? "/", cookies: jar).body.contains("1 tasks queued again"))
+        #expect(try stack.waitForTerminal(["o1"], timeout: .seconds(30))[0]?.result == .string("also fixed"))
     }
 }

@@ -58,11 +58,12 @@ typedef struct yadtq_block {
     struct yadtq_block *next;
 } yadtq_block;
 
-/* Why a state was stopped: the limit it hit. */
+/* Why a state was stopped: the limit it hit, or a stop asked for from outside (a cancelled task). */
 enum {
     YADTQ_RUNNING = 0,
     YADTQ_STOPPED_TIME = 1,
-    YADTQ_STOPPED_MEMORY = 2
+    YADTQ_STOPPED_MEMORY = 2,
+    YADTQ_STOPPED_CANCELLED = 3
 };
 
 /* What an entry point returns after the state was stopped (no Lua status has this value). */
@@ -72,6 +73,9 @@ typedef struct yadtq_sandbox {
     size_t used;           /* bytes currently allocated by the state (without block headers) */
     size_t limit;          /* growth past this is refused; refused twice in a row, the state is stopped */
     uint64_t deadline_ns;  /* CLOCK_MONOTONIC instant at which code is stopped; 0: no deadline */
+    int *stop_request;     /* a flag another thread raises (yadtq_request_stop) to stop the running
+                            * code at its next check, as the deadline does; NULL: none. Honoured only
+                            * while a deadline is set, i.e. while a task or a plugin's top level runs */
     yadtq_block *blocks;   /* every block the state holds */
     void *stop_target;     /* jmp_buf of the running entry point; NULL while Swift code runs */
     int stopped;           /* YADTQ_STOPPED_*: the state was abandoned and must only be freed */
@@ -132,6 +136,9 @@ typedef struct yadtq_task {
 
 yadtq_sandbox *yadtq_sandbox_of(lua_State *L);
 uint64_t yadtq_now_ns(void);
+/* Raise or lower a stop_request flag; safe from any thread while the state runs (atomic). */
+void yadtq_request_stop(int *flag);
+void yadtq_clear_stop(int *flag);
 void yadtq_free_all(yadtq_sandbox *sb);
 void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn);
 lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status);

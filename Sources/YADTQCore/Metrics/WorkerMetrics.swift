@@ -27,7 +27,7 @@ public final class WorkerMetrics: Sendable {
         case timeout
         /// Stopped at the memory limit.
         case memory
-        /// Skipped: the task had been cancelled.
+        /// Stopped while it ran because an operator cancelled the task: CANCELLED.
         case cancelled
     }
 
@@ -74,6 +74,7 @@ public final class WorkerMetrics: Sendable {
     }
 
     static func outcome(failure: PluginFailure?, kind: AttemptOutcome.Kind) -> Outcome {
+        if kind == .cancelled { return .cancelled }
         if let failure {
             if failure.message.hasPrefix("timeout") { return .timeout }
             if failure.message.contains("memory limit") { return .memory }
@@ -82,6 +83,7 @@ public final class WorkerMetrics: Sendable {
         case .success: return .success
         case .retry: return .retry
         case .failed: return .failure
+        case .cancelled: return .cancelled
         }
     }
 

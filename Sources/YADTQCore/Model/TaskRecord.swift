@@ -26,11 +26,14 @@ public struct TaskRecord: Sendable, Equatable {
     public var queuedAt: Int64?
     public var startedAt: Int64?
     public var finishedAt: Int64?
+    /// An operator asked to cancel the task while it was PROCESSING (or waiting for a retry).
+    public var cancelRequested: Bool
 
     init(
         id: String, status: TaskStatus, type: String, args: JSONValue, attempts: Int, maxAttempts: Int,
         result: JSONValue?, error: String?, errors: [AttemptError], logs: [String], progress: Double?,
-        worker: String?, partition: Int32?, queuedAt: Int64?, startedAt: Int64?, finishedAt: Int64?
+        worker: String?, partition: Int32?, queuedAt: Int64?, startedAt: Int64?, finishedAt: Int64?,
+        cancelRequested: Bool
     ) {
         self.id = id
         self.status = status
@@ -48,6 +51,7 @@ public struct TaskRecord: Sendable, Equatable {
         self.queuedAt = queuedAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.cancelRequested = cancelRequested
     }
 
     /// The `errors` list as the task scripts write it (JSON: attempt, worker, error, at).
@@ -120,5 +124,6 @@ extension TaskRecord {
         queuedAt = view["queued_at"]?.intValue
         startedAt = view["started_at"]?.intValue
         finishedAt = view["finished_at"]?.intValue
+        cancelRequested = false
     }
 }

@@ -9,6 +9,8 @@ struct LuaError: Error {
     var traceback: String?
     /// Whether a limit (time or memory) ended the call, rather than an error in the code.
     var isLimit = false
+    /// Whether a stop request (``TaskStopFlag``) ended the call: its task was cancelled.
+    var isCancelled = false
 }
 
 /// The values a plugin declares besides its `run` function.
@@ -41,6 +43,9 @@ final class LuaState {
     private var replyCapacity = 0
     /// Reused for encoding task arguments: this is the hot path.
     private var argumentBuffer: [UInt8] = []
+    /// Raised from another thread to stop the running call; kept here because the sandbox
+    /// points at its storage.
+    private let stopFlag: TaskStopFlag?
     /// Set when cleaning up after a call failed (the state may hold garbage it cannot collect), or
     /// when a limit stopped the state (see `yadtq_stop`): the owner must replace it.
     private(set) var isDamaged = false
@@ -48,11 +53,15 @@ final class LuaState {
     private var isStopped: Bool { sandbox.pointee.stopped != YADTQ_RUNNING }
 
     /// Creates a state with the sandbox's globals under a memory limit of `memoryLimit` bytes.
-    init(memoryLimit: Int) throws(LuaError) {
+    /// - Parameter stopFlag: raised, it stops the running task or top level at the sandbox's
+    ///   next check, as a deadline would, with a cancellation error.
+    init(memoryLimit: Int, stopFlag: TaskStopFlag? = nil) throws(LuaError) {
         self.memoryLimit = memoryLimit
+        self.stopFlag = stopFlag
         sandbox = .allocate(capacity: 1)
         sandbox.initialize(to: yadtq_sandbox())
         sandbox.pointee.limit = max(0, memoryLimit)
+        sandbox.pointee.stop_request = stopFlag?.storage
         PluginSandbox.installHostFunctions(in: sandbox)
         var status: Int32 = LUA_OK
         guard let state = yadtq_newstate(sandbox, &status) else {
@@ -202,13 +211,19 @@ final class LuaState {
         return result
     }
 
+    /// The error of an attempt stopped by its stop flag.
+    static let cancelledMessage = "cancelled while running: stopped by an operator's cancel request"
+
     /// The time limit of the last call, for its timeout message.
     private var deadlineTimeout: Duration = .zero
 
     private var memoryMessage: String { "memory limit (\(Self.formatBytes(memoryLimit))) exceeded" }
 
-    /// The limit that stopped the state, as the error of the call it stopped.
+    /// The limit (or stop request) that stopped the state, as the error of the call it stopped.
     private func stopError(traceback: String?) -> LuaError {
+        if sandbox.pointee.stopped == YADTQ_STOPPED_CANCELLED {
+            return LuaError(message: Self.cancelledMessage, traceback: traceback, isCancelled: true)
+        }
         let message = sandbox.pointee.stopped == YADTQ_STOPPED_TIME ? "timeout after \(Self.formatSeconds(deadlineTimeout))" : memoryMessage
         return LuaError(message: message, traceback: traceback, isLimit: true)
     }

@@ -22,6 +22,9 @@ public final class PluginExecutor {
     private var loaded: [String: LoadedPlugin] = [:]
     /// The registry generation `loaded` matches; nil before the first task or after a state reset.
     private var syncedGeneration: UInt64?
+    /// Raised from another thread, it stops the running task with ``PluginFailure/isCancelled``
+    /// (see ``TaskStopFlag``); every state this executor makes watches it.
+    public let stopFlag: TaskStopFlag
 
     private struct LoadedPlugin {
         var revision: UInt64
@@ -35,7 +38,9 @@ public final class PluginExecutor {
     public init(registry: PluginRegistry, limits: PluginLimits = PluginLimits()) {
         self.registry = registry
         self.limits = limits
-        lua = Self.makeState(limits)
+        let stopFlag = TaskStopFlag()
+        self.stopFlag = stopFlag
+        lua = Self.makeState(limits, stopFlag: stopFlag)
     }
 
     /// Runs one attempt of a task.
@@ -75,7 +80,9 @@ public final class PluginExecutor {
         case .success(let value):
             return .success(value, logs: logs, progress: progress)
         case .failure(let error):
-            return .failure(PluginFailure(message: error.message, isPermanent: false, traceback: error.traceback), logs: logs, progress: progress)
+            let failure = PluginFailure(
+                message: error.message, isPermanent: false, traceback: error.traceback, isCancelled: error.isCancelled)
+            return .failure(failure, logs: logs, progress: progress)
         }
     }
 
@@ -104,11 +111,11 @@ public final class PluginExecutor {
     private func resetState() {
         loaded = [:]
         syncedGeneration = nil
-        lua = Self.makeState(limits)
+        lua = Self.makeState(limits, stopFlag: stopFlag)
     }
 
-    private static func makeState(_ limits: PluginLimits) -> Result<LuaState, LuaError> {
-        Result { () throws(LuaError) in try LuaState(memoryLimit: limits.memoryBytes) }
+    private static func makeState(_ limits: PluginLimits, stopFlag: TaskStopFlag) -> Result<LuaState, LuaError> {
+        Result { () throws(LuaError) in try LuaState(memoryLimit: limits.memoryBytes, stopFlag: stopFlag) }
     }
 
     private func unknownTypeMessage(_ type: String) -> String {

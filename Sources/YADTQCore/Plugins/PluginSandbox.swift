@@ -17,7 +17,7 @@ import CLuaSandbox
 /// - `json.encode(value)`, `json.decode(text)`, `json.null` (see LuaValueConversion.swift);
 /// - the `task` argument: `task.id`, `task.attempt`, `task.max_attempts`, `task.log(...)`,
 ///   `task.progress(fraction)` (0...1), `task.sleep(seconds)` (sleeps without spinning, and fails
-///   with the timeout if the task's deadline comes first).
+///   with the timeout if the task's deadline comes first, or stops within 50 ms at a cancel).
 ///
 /// Not there: `io`, `debug`, `package`, `require`, `dofile`, `loadfile`, `collectgarbage`, `rawset`,
 /// the rest of `os`. Metatables of strings, of the environment and of the libraries are protected,
@@ -33,7 +33,8 @@ import CLuaSandbox
 ///   off, when it came from a hook), and `load` catches errors raised in its reader, so Lua code
 ///   could loop on, swallow or replace it. `yadtq_stop` jumps straight back to the entry point
 ///   instead; no more Lua code runs, and ``LuaState`` abandons the state (its blocks are freed
-///   without running its code) for its owner to replace.
+///   without running its code) for its owner to replace. A raised ``TaskStopFlag`` (the task
+///   was cancelled) stops the code at the same checks and the same way.
 /// - Memory: the allocator refuses growth past the limit; Lua then collects and asks again, and
 ///   the second refusal stops the state the same way.
 /// - C library calls cannot be interrupted, so those whose work is not bounded by what they

@@ -62,11 +62,15 @@ public struct PluginFailure: Error, Sendable, Hashable, CustomStringConvertible 
     public var isPermanent: Bool
     /// The Lua stack traceback at the error, when there is one.
     public var traceback: String?
+    /// `true` when the attempt was stopped because its task was cancelled (``TaskStopFlag``): it
+    /// ends CANCELLED, never retried.
+    public var isCancelled: Bool
 
-    public init(message: String, isPermanent: Bool, traceback: String? = nil) {
+    public init(message: String, isPermanent: Bool, traceback: String? = nil, isCancelled: Bool = false) {
         self.message = message
         self.isPermanent = isPermanent
         self.traceback = traceback
+        self.isCancelled = isCancelled
     }
 
     public var description: String { message }

@@ -156,8 +156,17 @@ public final class TaskPublisher: @unchecked Sendable {
 
 extension TaskPublisher {
     /// An operator's retry: queues FAILED or CANCELLED tasks again under their ids (see
-    /// ``TaskStore/requeue(_:at:)``) and publishes them again. One change per id, in order.
+    /// ``TaskStore/requeue(_:at:)``) and publishes them again, 1,000 ids per Redis call. One
+    /// change per id, in order.
     public func retry(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
+        var changes: [TaskStore.OperatorChange] = []
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            changes += try retryChunk(Array(ids[start..<min(start + 1000, ids.count)]))
+        }
+        return changes
+    }
+
+    private func retryChunk(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
         var changes = try store.requeue(ids, at: currentEpochMilliseconds())
         let requeued = ids.indices.filter { changes[$0] == .requeued }
         let records = try store.records(ids: requeued.map { ids[$0] })

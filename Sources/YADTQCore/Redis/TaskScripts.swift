@@ -362,8 +362,9 @@ enum TaskScripts {
     /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, then per task: id,
     /// attempt, outcome, payload, logs, progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
-    /// retried, `F` the final failure (payload = error text); for a task with a cancel
-    /// request (see ``cancel``) both `R` and `F` end it CANCELLED. logs: a JSON array of
+    /// retried, `F` the final failure, `C` an attempt stopped because the task was cancelled
+    /// (payload = error text); for a task with a cancel request (see ``cancel``) `R`, `F`
+    /// and `C` end it CANCELLED. logs: a JSON array of
     /// lines to append, or ''. progress: a number, or ''.
     /// Returns 1 when written, 0 when stale: the task is already terminal, or another
     /// worker has started a later attempt (a worker that was frozen must not write over it).
@@ -409,7 +410,7 @@ enum TaskScripts {
                   local entry = cjson.encode({attempt = attempt, worker = worker, error = payload, at = now})
                   r[F.error] = payload
                   r[F.errors] = append_json(r[F.errors], entry)
-                  if r[F.cancel_requested] > 0 then
+                  if r[F.cancel_requested] > 0 or outcome == 'C' then
                     final = 'CANCELLED'
                     cancelled = cancelled + 1
                   elseif outcome == 'F' then
@@ -468,7 +469,8 @@ enum TaskScripts {
 
     /// ARGV: shard prefixes, now, keep_failed_ms, then per task: id. Cancels tasks: a QUEUED
     /// one becomes CANCELLED (kept like a FAILED one); a PROCESSING one gets a cancel request
-    /// (`cancel_requested`), so ``finish`` ends its attempt CANCELLED unless it succeeds.
+    /// (`cancel_requested`): its worker stops the attempt, and ``finish`` ends it CANCELLED
+    /// unless it succeeded first.
     /// Returns per task `cancelled`, `requested`, `missing`, or the (terminal) status it
     /// has, unchanged.
     /// Replay-safe: a task this call cancelled has `cancel_requested` = now.

@@ -20,6 +20,8 @@ public struct AttemptOutcome: Sendable {
         case retry = "R"
         /// The final failure: the task becomes FAILED.
         case failed = "F"
+        /// Stopped because an operator cancelled the task: it becomes CANCELLED.
+        case cancelled = "C"
     }
 
     public var id: String
@@ -236,7 +238,8 @@ public final class TaskStore: Sendable {
     public enum OperatorChange: Sendable, Equatable {
         /// QUEUED, now CANCELLED.
         case cancelled
-        /// PROCESSING: its attempt ends CANCELLED unless it succeeds.
+        /// PROCESSING: its worker stops the attempt within a second, and it ends CANCELLED
+        /// (unless it succeeded first).
         case cancelRequested
         /// FAILED or CANCELLED, now QUEUED again (to be published again).
         case requeued
@@ -259,11 +262,21 @@ public final class TaskStore: Sendable {
     }
 
     /// Cancels tasks: a QUEUED one becomes CANCELLED; a PROCESSING one gets a cancel request,
-    /// so its attempt ends CANCELLED unless it succeeds; a terminal one is left alone.
+    /// which the worker running it sees within a second (``cancelRequested(_:)``) and stops the
+    /// attempt, ending it CANCELLED (unless it succeeded first); a terminal one is left alone.
     public func cancel(_ ids: [String], at now: Int64) throws -> [OperatorChange] {
         try perShard(TaskScripts.cancel, ids: ids, arguments: [String(now), String(retention.failed.inMilliseconds)]) {
             command, index in command.append(ids[index])
         }.map(OperatorChange.init(reply:))
+    }
+
+    /// Which of these tasks have a cancel request (an operator's ``cancel(_:at:)`` while they
+    /// were PROCESSING, or before): the worker running them stops their attempts. One round
+    /// trip for all of them (one pipeline per Redis node), whatever their number; unknown ids
+    /// are not in the answer.
+    public func cancelRequested(_ ids: [String]) throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        return Set(try records(ids: ids).compactMap { record in record?.cancelRequested == true ? record?.id : nil })
     }
 
     /// Queues FAILED or CANCELLED tasks again under their ids (attempts 0, earlier errors

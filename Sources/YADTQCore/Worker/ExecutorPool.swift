@@ -31,6 +31,8 @@ public final class ExecutorPool: @unchecked Sendable {
     /// Threads still serving.
     private var alive = 0
     private var inline: PluginExecutor?
+    /// Which task each executor runs now, to stop those whose task is cancelled.
+    private let running = RunningAttempts()
     private let onStart: @Sendable (Job) -> Void
     private let onFinish: @Sendable (Job, PluginOutcome) -> Void
 
@@ -77,10 +79,24 @@ public final class ExecutorPool: @unchecked Sendable {
     }
 
     private func execute(_ job: Job, on executor: PluginExecutor) -> PluginOutcome {
+        running.started(job.context.id, flag: executor.stopFlag)
         onStart(job)
         let outcome = executor.execute(type: job.type, args: job.args, context: job.context)
+        running.finished(flag: executor.stopFlag)
         onFinish(job, outcome)
         return outcome
+    }
+
+    /// The ids of the tasks whose attempts run now.
+    public var runningTaskIDs: [String] { running.ids }
+
+    /// Stops the running attempts of these tasks at their sandbox's next check (see
+    /// ``TaskStopFlag``): each ends with a cancelled ``PluginFailure``. Safe from any thread;
+    /// an attempt that ended meanwhile is left alone, and so is the task its executor runs next.
+    /// - Returns: the ids whose attempt was asked to stop.
+    @discardableResult
+    public func stop(_ ids: Set<String>) -> [String] {
+        running.stop(ids)
     }
 
     /// Stops every thread once the batch in hand (if any) is done; returns when they have
@@ -113,6 +129,37 @@ public final class ExecutorPool: @unchecked Sendable {
             results[index] = outcome
             remaining -= 1
             if remaining == 0 { condition.broadcast() }
+        }
+    }
+
+    /// The attempts running now, by their executor's stop flag. A flag is lowered when its
+    /// executor starts a task and raised only while that task is registered, both under `lock`:
+    /// a stop request for a task that has just ended cannot reach the next one.
+    private final class RunningAttempts: @unchecked Sendable {
+        // @unchecked Sendable: `attempts` is read and written only while holding `lock`.
+        private let lock = NSLock()
+        private var attempts: [ObjectIdentifier: (id: String, flag: TaskStopFlag)] = [:]
+
+        func started(_ id: String, flag: TaskStopFlag) {
+            lock.withLock {
+                flag.lower()
+                attempts[ObjectIdentifier(flag)] = (id, flag)
+            }
+        }
+
+        func finished(flag: TaskStopFlag) {
+            lock.withLock { attempts[ObjectIdentifier(flag)] = nil }
+        }
+
+        var ids: [String] { lock.withLock { attempts.values.map(\.id) } }
+
+        func stop(_ ids: Set<String>) -> [String] {
+            lock.withLock {
+                attempts.values.filter { ids.contains($0.id) }.map { attempt in
+                    attempt.flag.raise()
+                    return attempt.id
+                }
+            }
         }
     }
 

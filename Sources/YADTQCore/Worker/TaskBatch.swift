@@ -95,7 +95,8 @@ public struct TaskBatch: Sendable, Equatable {
 
     /// The attempts ran (one outcome per task `begun` returned, in order) and ended at `now`.
     /// - Rule: a failed attempt is retried after its backoff (``RetryPolicy``) unless it was the
-    ///   last or the failure is permanent; then the task fails and gets a dead-letter copy.
+    ///   last or the failure is permanent; then the task fails and gets a dead-letter copy. An
+    ///   attempt stopped because its task was cancelled ends it CANCELLED: no retry, no copy.
     public mutating func ran(_ results: [PluginOutcome], now: ContinuousClock.Instant) -> Record {
         precondition(stage == .running && results.count == runnable.count, "one outcome per attempt, once")
         stage = .recording
@@ -106,6 +107,12 @@ public struct TaskBatch: Sendable, Equatable {
                     AttemptOutcome(
                         id: task.message.id, attempt: task.attempt, kind: .success, payload: value.jsonString, logs: logs,
                         progress: progress))
+                outcomeTasks.append(task)
+            case .failure(let failure, let logs, let progress) where failure.isCancelled:
+                outcomes.append(
+                    AttemptOutcome(
+                        id: task.message.id, attempt: task.attempt, kind: .cancelled,
+                        payload: ErrorText.trimmed(failure.message), logs: logs, progress: progress))
                 outcomeTasks.append(task)
             case .failure(let failure, let logs, let progress):
                 let message = ErrorText.trimmed(failure.message)
@@ -152,6 +159,11 @@ public struct TaskBatch: Sendable, Equatable {
                     settled.append(task.position)
                     result.failed += 1
                 }
+            case .cancelled:
+                if wasWritten {
+                    settled.append(task.position)
+                    result.cancelled += 1
+                }
             }
         }
         let waiting = waitingPartitions.union(scheduled.map(\.task.position.partition))
@@ -188,6 +200,8 @@ public struct BatchResult: Sendable, Equatable {
     public var heldMarkers: [EndMarker] = []
     public var succeeded = 0
     public var failed = 0
+    /// Attempts stopped because their task was cancelled, now CANCELLED.
+    public var cancelled = 0
     /// Whether every step of the batch was done (set by ``TaskBatch/markersRecorded()``).
     public var complete = false
 

@@ -38,8 +38,9 @@ public struct WorkerOptions: Sendable {
 ///   worker thrown out of its group;
 /// - `--concurrency` **executor threads** (one Lua state each, ``ExecutorPool``; with 1 the
 ///   batch thread runs the task itself);
-/// - the **heartbeat** thread (``HeartbeatPublisher``) and the **plugin watcher**, which
-///   rescans the plugin folder every second.
+/// - the **heartbeat** thread (``HeartbeatPublisher``), the **plugin watcher**, which
+///   rescans the plugin folder every second, and the **cancel watcher** (``CancelWatcher``),
+///   which stops the attempts of tasks cancelled while they run.
 public final class Worker: @unchecked Sendable {
     // @unchecked Sendable: `stopRequested` and `completedForChaos` are guarded by `lock`;
     // everything else is immutable or used by the loop thread only.
@@ -122,6 +123,10 @@ public final class Worker: @unchecked Sendable {
                 chaosTick()
             })
         defer { pool.close() }
+        // Stopped before the pool closes (defers run last first): it raises the pool's flags.
+        let cancelWatcher = CancelWatcher(settings: settings, pool: pool, logger: logger)
+        cancelWatcher.start()
+        defer { cancelWatcher.stop() }
         let runner = BatchRunner(
             store: store, pool: pool, producer: producer, worker: options.name, topic: options.topic,
             deadLetterTopic: options.topic + ".dlq", outageLimit: options.redisOutageLimit, metrics: metrics,
@@ -280,7 +285,7 @@ public final class Worker: @unchecked Sendable {
                     self.batch = nil
                     switch outcome {
                     case .success(let result):
-                        worker.activity.count(succeeded: result.succeeded, failed: result.failed)
+                        worker.activity.count(succeeded: result.succeeded, failed: result.failed, cancelled: result.cancelled)
                         try perform(machine.batchFinished(result, now: .now))
                     case .failure(let abandoned):
                         logger.error("giving partitions \(machine.assigned.sorted()) up: cannot write to Redis (\(abandoned))")

@@ -47,9 +47,9 @@ public final class WorkerActivity: @unchecked Sendable {
     }
 
     /// Counts tasks that reached a terminal status on this worker.
-    func count(succeeded: Int, failed: Int) {
+    func count(succeeded: Int, failed: Int, cancelled: Int = 0) {
         lock.withLock {
-            processedCount += succeeded + failed
+            processedCount += succeeded + failed + cancelled
             failedCount += failed
         }
     }
