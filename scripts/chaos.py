@@ -23,6 +23,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -117,13 +118,40 @@ class Layout:
             candidate += 1
         self.bases = [prefix + (f"{{{tags[n]}}}:" if cluster else "") for n in range(self.shards)]
 
-    def task(self, tid):
+    def records(self, tid):
+        """The hash holding task tid's record (as the field tid)."""
         shard = crc16(tid.encode()) % self.shards if self.shards > 1 else 0
-        return self.bases[shard] + "task:" + tid
+        return self.bases[shard] + "records"
 
     def every(self, name):
         """A per-shard key (counts, tasks, ...) in every shard."""
         return [base + name for base in self.bases]
+
+
+RECORD_TIMES = ("queued_at", "started_at", "finished_at", "outcome_at", "cancel_requested", "requeued_at",
+                "expires_at")
+RECORD_STRINGS = ("type", "worker", "args", "result", "error", "errors", "logs", "progress")
+RECORD_STATUSES = ("QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED")
+
+
+def decode_record(packed):
+    """A packed task record (YADTQ's TaskRecordCoding, seen from outside) as a dict of strings,
+    absent values left out: the fields a task hash used to have."""
+    version, code, attempts, max_attempts, partition, *times = struct.unpack_from(">BBIIi7d", packed)
+    if version != 1:
+        raise ValueError(f"task record version {version}")
+    record = {"status": RECORD_STATUSES[code], "attempts": str(attempts), "max_attempts": str(max_attempts)}
+    if partition >= 0:
+        record["partition"] = str(partition)
+    record.update({name: str(int(t)) for name, t in zip(RECORD_TIMES, times) if t > 0})
+    offset = struct.calcsize(">BBIIi7d")
+    for name in RECORD_STRINGS:
+        (length,) = struct.unpack_from(">I", packed, offset)
+        text = packed[offset + 4:offset + 4 + length].decode("utf-8", "replace")
+        offset += 4 + length
+        if text:
+            record[name] = text
+    return record
 
 
 def is_cluster(url):
@@ -140,8 +168,11 @@ class Redis:
             hosts = url.split("//", 1)[1].split("/", 1)[0].split("@")[-1].split(",")
             nodes = [redis.cluster.ClusterNode(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in hosts]
             self.client = redis.cluster.RedisCluster(startup_nodes=nodes, decode_responses=True, socket_timeout=10)
+            # Task records are packed binary: read without decoding.
+            self.raw = redis.cluster.RedisCluster(startup_nodes=nodes, decode_responses=False, socket_timeout=10)
         else:
             self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+            self.raw = redis.Redis.from_url(url, decode_responses=False, socket_timeout=10)
 
     def call(self, fn, retry_for=120):
         deadline = now() + retry_for
@@ -195,8 +226,30 @@ class Context:
                 for i in range(len(statuses))]
 
     def all_ids(self, retry_for=120):
-        return self.redis.call(lambda c: [i for key in self.keys.every("tasks") for i in c.zrange(key, 0, -1)],
-                               retry_for=retry_for)
+        """Every kept task id: the listing buckets of every shard."""
+        def read(c):
+            return [i for base in self.keys.bases for second in c.zrange(base + "buckets", 0, -1)
+                    for i in c.lrange(base + "bucket:" + second, 0, -1)]
+        return self.redis.call(read, retry_for=retry_for)
+
+    def records(self, ids, retry_for=120):
+        """Each task's record as a dict (empty for an unknown id), one pipelined HMGET per
+        shard and 2,000 ids; retry_for=0 raises while Redis is down."""
+        by_key = {}
+        for tid in ids:
+            by_key.setdefault(self.keys.records(tid), []).append(tid)
+
+        def read(_):
+            pipe = self.redis.raw.pipeline(transaction=False)
+            chunks = [(key, group[i:i + 2000]) for key, group in by_key.items() for i in range(0, len(group), 2000)]
+            for key, chunk in chunks:
+                pipe.hmget(key, [tid.encode() for tid in chunk])
+            found = {}
+            for (_, chunk), values in zip(chunks, pipe.execute()):
+                found.update({tid: decode_record(v) if v else {} for tid, v in zip(chunk, values)})
+            return found
+        found = self.redis.call(read, retry_for=retry_for)
+        return [found[tid] for tid in ids]
 
     def start_worker(self, name, args=(), env=None):
         logfile = open(os.path.join(self.logs, f"worker-{name}.log"), "ab")
@@ -340,14 +393,9 @@ class Sampler(threading.Thread):
                 rotation = rotation % max(1, len(pending))
                 new = (pending[rotation:] + pending[:rotation])[:self.PER_ROUND]
                 rotation += self.PER_ROUND
-                for start in range(0, len(new), 2000):
-                    chunk = new[start:start + 2000]
-                    pipe = r.client.pipeline(transaction=False)
-                    for tid in chunk:
-                        pipe.hmget(self.ctx.keys.task(tid), *self.FIELDS)
-                    for tid, values in zip(chunk, pipe.execute()):
-                        if values[0] in ("SUCCESS", "FAILED"):
-                            self.first_seen[tid] = tuple(values)
+                for tid, record in zip(new, self.ctx.records(new, retry_for=0)):
+                    if record.get("status") in ("SUCCESS", "FAILED"):
+                        self.first_seen[tid] = tuple(record.get(f) for f in self.FIELDS)
                 if terminal > self.terminal:
                     self.terminal = terminal
                     last_progress = now()
@@ -406,10 +454,7 @@ class CommitChecker(threading.Thread):
                     if not ids:
                         continue
                     try:
-                        pipe = self.ctx.redis.client.pipeline(transaction=False)
-                        for tid in ids:
-                            pipe.hget(self.ctx.keys.task(tid), "status")
-                        statuses = pipe.execute()
+                        statuses = [record.get("status") for record in self.ctx.records(ids, retry_for=0)]
                     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                             redis.exceptions.ClusterDownError, redis.exceptions.ClusterError):
                         continue
@@ -454,18 +499,7 @@ def verify(ctx, expected, sampler, failed_ok=None):
     max_attempts, nothing QUEUED/PROCESSING, no terminal record rewritten.
     expected: id -> result (or FAILED for a task that must fail). Returns the counts."""
     ids = list(expected)
-    records = {}
-    for start in range(0, len(ids), 2000):
-        chunk = ids[start:start + 2000]
-
-        def fetch(c, chunk=chunk):
-            pipe = c.pipeline(transaction=False)
-            for tid in chunk:
-                pipe.hgetall(ctx.keys.task(tid))
-            return pipe.execute()
-
-        for tid, rec in zip(chunk, ctx.redis.call(fetch)):
-            records[tid] = rec
+    records = dict(zip(ids, ctx.records(ids)))
     terminal = wrong = over_attempts = 0
     examples = []
     for tid, want in expected.items():
@@ -667,8 +701,7 @@ def scenario_frozen_worker(ctx, size):
                  f"{checker.regressions[:3]}")
     terminal, wrong, rewritten = verify(ctx, expected, sampler)
     # Did the frozen worker's own partitions move on without it (taken over by the other)?
-    fields = ctx.redis.call(lambda c: [c.hmget(ctx.keys.task(tid), "worker", "partition", "finished_at")
-                                       for tid in expected])
+    fields = [(r.get("worker"), r.get("partition"), r.get("finished_at")) for r in ctx.records(list(expected))]
     held = {p for w, p, f in fields if w == "frozen" and f and int(f) < stopped_ms}
     taken = [int(f) for w, p, f in fields if w == "other" and p in held and f and stopped_ms <= int(f) <= woken_ms]
     takeover = f"{(min(taken) - stopped_ms) / 1000:.1f}s after the freeze" if taken else "not during the freeze"
@@ -979,8 +1012,8 @@ def scenario_bad_input(ctx, size):
     sampler = Sampler(ctx, 0)
     # Good lines next to the bad input still go through.
     records = {}
-    wait_until(lambda: all(ctx.redis.call(lambda c: c.hget(ctx.keys.task(tid), "status")) in
-                           ("SUCCESS", "FAILED") for tid in expected), size["timeout"], 0.5)
+    wait_until(lambda: all(r.get("status") in ("SUCCESS", "FAILED") for r in ctx.records(list(expected))),
+               size["timeout"], 0.5)
     for w in workers:
         if w.poll() is not None:
             ctx.fail(f"worker exited {w.returncode}")
@@ -1007,7 +1040,7 @@ def scenario_long_task(ctx, size):
         ctx.fail(f"yadtq-run exited {p.returncode}")
     ctx.faults = len(long_ids)
     finish(ctx, sampler, workers, size["long_seconds"] * 4 + 60)
-    records = ctx.redis.call(lambda c: [c.hgetall(ctx.keys.task(tid)) for tid in long_ids])
+    records = ctx.records(long_ids)
     for tid, rec in zip(long_ids, records):
         if rec.get("attempts") != "1":
             ctx.fail(f"{tid} ran {rec.get('attempts')} times (attempts {rec.get('attempts')}): {rec.get('errors')}")
