@@ -46,7 +46,7 @@ struct APIRoutes {
         let declarations = try SubmissionInput.resolve(parsed, with: await backend.plugins())
         let published = try await backend.publish(declarations)
         let tasks = published.map(Self.json)
-        let anyQueued = published.contains { if case .published = $0.outcome { true } else { false } }
+        let anyQueued = published.contains { $0.outcome.isAccepted }
         return WebResponse.json(
             ["tasks": .array(tasks)], status: anyQueued || published.isEmpty ? .accepted : .serviceUnavailable)
     }
@@ -55,8 +55,9 @@ struct APIRoutes {
     /// 409 when the task's status does not allow it, 503 when a retry could not be published.
     static func json(id: String, change: TaskStore.OperatorChange) throws(WebError) -> Response {
         switch change {
-        case .cancelled:
-            return WebResponse.json(["id": .string(id), "status": "CANCELLED", "change": "cancelled"])
+        case .cancelled(let from):
+            return WebResponse.json(
+                ["id": .string(id), "status": "CANCELLED", "change": "cancelled", "from": .string(from.rawValue)])
         case .cancelRequested:
             return WebResponse.json(["id": .string(id), "status": "PROCESSING", "change": "cancel_requested"])
         case .requeued:
@@ -73,7 +74,8 @@ struct APIRoutes {
         }
     }
 
-    /// How one submitted task went: QUEUED with its partition, DUPLICATE, or FAILED with the reason.
+    /// How one submitted task went: QUEUED with its partition, SCHEDULED with its due time,
+    /// DUPLICATE, or FAILED with the reason.
     static func json(_ task: PublishedTask) -> JSONValue {
         var fields: [String: JSONValue] = [
             "id": .string(task.message.id), "type": .string(task.message.type),
@@ -83,6 +85,9 @@ struct APIRoutes {
         case .published(let partition):
             fields["status"] = "QUEUED"
             fields["partition"] = .int(Int64(partition))
+        case .scheduled(let dueAt):
+            fields["status"] = "SCHEDULED"
+            fields["due_at"] = .int(dueAt)
         case .duplicate:
             fields["status"] = "DUPLICATE"
             fields["error"] = "a task with this id already exists; it was left alone"

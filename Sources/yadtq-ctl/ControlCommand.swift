@@ -68,7 +68,7 @@ private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allo
     for (id, change) in zip(ids, changes) {
         let shown = TerminalText.escaped(id)
         switch change {
-        case .cancelled: print("\(shown): QUEUED -> CANCELLED")
+        case .cancelled(let from): print("\(shown): \(from.rawValue) -> CANCELLED")
         case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt ends CANCELLED unless it succeeds)")
         case .requeued: print("\(shown): -> QUEUED, published again")
         case .publishFailed(let reason):
@@ -128,7 +128,7 @@ extension ControlCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls", abstract: "List tasks, newest first.")
 
-        @Option(help: "Only tasks in this status: QUEUED, PROCESSING, SUCCESS, FAILED or CANCELLED.")
+        @Option(help: "Only tasks in this status: SCHEDULED, QUEUED, PROCESSING, SUCCESS, FAILED or CANCELLED.")
         var status: TaskStatus?
 
         @Option(help: "Only tasks of this type.")
@@ -208,7 +208,7 @@ extension ControlCommand {
 extension ControlCommand {
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Cancel tasks: QUEUED ones never run; PROCESSING ones end CANCELLED unless their attempt succeeds.",
+            abstract: "Cancel tasks: SCHEDULED and QUEUED ones never run; PROCESSING ones end CANCELLED unless their attempt succeeds.",
             discussion: """
                 A running attempt is not stopped: it finishes, and then its task is CANCELLED \
                 instead of being retried or FAILED. Exits 1 if any id is unknown or already terminal.
@@ -222,7 +222,7 @@ extension ControlCommand {
             try reportingErrors {
                 let store = try openStore(global)
                 let changes = try store.cancel(tasks.ids, at: currentEpochMilliseconds())
-                if !report(tasks.ids, changes, allowed: "only QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
+                if !report(tasks.ids, changes, allowed: "only SCHEDULED, QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
             }
         }
     }

@@ -138,7 +138,7 @@ struct WebAPITests {
         #expect(crossSite.status == 403)
         #expect(crossSite.body.contains("cross-site request refused"))
 
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
     }
 
     @Test("with YADTQ_WEB_TOKEN, the API needs the bearer token and pages need a login")

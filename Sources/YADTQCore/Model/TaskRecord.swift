@@ -26,6 +26,8 @@ public struct TaskRecord: Sendable, Equatable {
     public var queuedAt: Int64?
     public var startedAt: Int64?
     public var finishedAt: Int64?
+    /// When a SCHEDULED task is (or was) due; `nil` for a task queued to start at once.
+    public var dueAt: Int64?
 
     /// Builds a record from the hash's field/value pairs; `nil` when there is no status.
     init?(id: String, fields: [String: String]) {
@@ -46,6 +48,7 @@ public struct TaskRecord: Sendable, Equatable {
         queuedAt = fields["queued_at"].flatMap { Int64($0) }
         startedAt = fields["started_at"].flatMap { Int64($0) }
         finishedAt = fields["finished_at"].flatMap { Int64($0) }
+        dueAt = fields["due_at"].flatMap { Int64($0) }
     }
 
     private static func decodeErrors(_ text: String?) -> [AttemptError] {
@@ -61,11 +64,11 @@ public struct TaskRecord: Sendable, Equatable {
 
 extension TaskRecord {
     /// The outside view of a task, as `yadtq-ctl status --json` and `GET /api/tasks/{id}` give
-    /// it: the fields DESIGN.md fixes, whatever the Redis layout behind them. Arguments and
+    /// it: the fields DESIGN.md fixes (and `due_at` for a task started later), whatever the Redis layout behind them. Arguments and
     /// results are JSON values, times milliseconds since the epoch, absent values `null`.
     public var outsideView: JSONValue {
         func number(_ value: Int64?) -> JSONValue { value.map(JSONValue.int) ?? .null }
-        return .object([
+        var view: [String: JSONValue] = [
             "id": .string(id),
             "status": .string(status.rawValue),
             "type": .string(type),
@@ -85,7 +88,11 @@ extension TaskRecord {
             "queued_at": number(queuedAt),
             "started_at": number(startedAt),
             "finished_at": number(finishedAt),
-        ])
+        ]
+        // Only a task with a delay or an `at` has one, so the view of every other task stays
+        // exactly the fields DESIGN.md fixes.
+        if let dueAt { view["due_at"] = .int(dueAt) }
+        return .object(view)
     }
 }
 
@@ -117,5 +124,6 @@ extension TaskRecord {
         queuedAt = view["queued_at"]?.intValue
         startedAt = view["started_at"]?.intValue
         finishedAt = view["finished_at"]?.intValue
+        dueAt = view["due_at"]?.intValue
     }
 }

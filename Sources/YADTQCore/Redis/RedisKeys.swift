@@ -82,6 +82,10 @@ public struct RedisKeys: Sendable {
         /// Hash: tasks ever finished per terminal status (`SUCCESS`, `FAILED`): monotonic
         /// counters for rates and metrics, unaffected by retention.
         var finished: String { base + "finished" }
+        /// Sorted set: the ids of the SCHEDULED tasks of `topic`, scored by the time they are
+        /// due (ms): what that topic's scheduler moves to QUEUED next.
+        func scheduled(topic: String) -> String { scheduledPrefix + topic }
+        var scheduledPrefix: String { base + "scheduled:" }
         /// Hash: tasks finished in one second (`succeeded`, `failed`); expires after an hour.
         func stats(second: Int64) -> String { statsPrefix + String(second) }
         var statsPrefix: String { base + "stats:" }
@@ -104,6 +108,12 @@ public struct RedisKeys: Sendable {
     func end(topic: String) -> String { prefix + "end:" + topic }
     /// Set: the partitions of `topic` drained up to `marker`; expires after 7 days.
     func endReached(topic: String, marker: String) -> String { prefix + "end:" + topic + ":" + marker }
+
+    // MARK: Scheduler
+
+    /// String: the scheduler's lease for `topic`: the name of the worker running it, expiring
+    /// unless that worker renews it (see ``SchedulerLeaseStore``).
+    func schedulerLease(topic: String) -> String { prefix + "scheduler:" + topic }
 
     // MARK: Web
 

@@ -4,7 +4,7 @@
 ///
 /// Each call works on one shard of the tasks (see ``RedisKeys``): it declares the shard's
 /// `tasks`, `counts`, `expiry`, `finished` and `types` as KEYS, and ARGV starts with the
-/// shard's key prefixes (task hash, status index, stats), so no script spells a key name and,
+/// shard's key prefixes (task hash, status index, stats, scheduled), so no script spells a key name and,
 /// on a Redis Cluster, every key a call touches carries the shard's hash tag (one slot).
 /// Then come the script's own arguments.
 ///
@@ -21,8 +21,8 @@ enum TaskScripts {
     /// Shared helpers, prepended to each script.
     private static let prelude = """
         local K = { tasks = KEYS[1], counts = KEYS[2], expiry = KEYS[3], finished = KEYS[4], types = KEYS[5],
-          task = ARGV[1], index = ARGV[2], stats = ARGV[3] }
-        local A = 4  -- the script's own first argument
+          task = ARGV[1], index = ARGV[2], stats = ARGV[3], scheduled = ARGV[4] }
+        local A = 5  -- the script's own first argument
         -- Index changes are collected per key and written with one ZADD/ZREM per key at
         -- the end of the script, counter changes with one HINCRBY per field: per-member
         -- calls cost Redis several times more CPU.
@@ -69,10 +69,10 @@ enum TaskScripts {
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
         -- A type is counted, not indexed: a listing by type walks `tasks` and checks each
         -- id's type, as for QUEUED and SUCCESS.
-        local function index_new(id, type, score)
+        local function index_new(id, type, score, status)
           add_later(K.tasks, score, id)
           type_counts[type] = (type_counts[type] or 0) + 1
-          move(id, nil, 'QUEUED', score)
+          move(id, nil, status, score)
         end
         -- A terminal task is kept until `until_ms`, then pruned.
         local function keep_until(id, type, status, until_ms)
@@ -130,42 +130,124 @@ enum TaskScripts {
 
         """
 
-    /// ARGV: shard prefixes, now, then per task: id, type, args, max_attempts, queued_at.
-    /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
+    /// ARGV: shard prefixes, now, topic ('' for none), then per task: id, type, args,
+    /// max_attempts, queued_at, due_at (0 for at once).
+    /// Returns 1 when the task is (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after
+    /// now: the caller does not publish it, the scheduler does when it is due, see ``release``),
+    /// 0 when the id already exists.
+    /// `topic` is kept in the record (`topic`), so the scheduler of that topic publishes it when
+    /// it is due, or again when its message was lost (see ``lost``).
     /// Replay-safe: a record with this very queued_at is ours. Which ids exist is read with
     /// one ZMSCORE on `tasks` (every kept record is in it, scored by its queued_at) instead
     /// of one read per task.
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
-            local now = ARGV[A]
-            local first = A + 1
-            prune(now, prune_budget((#ARGV - first + 1) / 5))
+            local now, topic = ARGV[A], ARGV[A + 1]
+            local first = A + 2
+            prune(now, prune_budget((#ARGV - first + 1) / 6))
             flush_indexes()
             local ids = {}
-            for i = first, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+            for i = first, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
             local existing = {}
             for i = 1, #ids, 4000 do
               local scores = redis.call('ZMSCORE', K.tasks, unpack(ids, i, math.min(i + 3999, #ids)))
               for j = 1, #scores do existing[i + j - 1] = scores[j] end
             end
             local out, added = {}, {}
-            for i = first, #ARGV, 5 do
-              local id, queued_at = ARGV[i], ARGV[i + 4]
+            for i = first, #ARGV, 6 do
+              local id, queued_at, due = ARGV[i], ARGV[i + 4], tonumber(ARGV[i + 5])
+              local later = due > tonumber(now)
               local score = existing[#out + 1]
               if score then
-                out[#out + 1] = (tonumber(score) == tonumber(queued_at)) and 1 or 0
+                out[#out + 1] = (tonumber(score) ~= tonumber(queued_at) and 0) or (later and 2) or 1
               elseif added[id] then
                 out[#out + 1] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 added[id] = true
-                redis.call('HSET', K.task .. id, 'status', 'QUEUED', 'type', ARGV[i + 1], 'args', ARGV[i + 2],
-                  'attempts', 0, 'max_attempts', ARGV[i + 3], 'queued_at', queued_at)
-                index_new(id, ARGV[i + 1], queued_at)
-                out[#out + 1] = 1
+                local fields = { 'type', ARGV[i + 1], 'args', ARGV[i + 2], 'attempts', 0, 'max_attempts', ARGV[i + 3],
+                  'queued_at', queued_at }
+                if topic ~= '' then fields[#fields + 1] = 'topic'; fields[#fields + 1] = topic end
+                local status = 'QUEUED'
+                if later then
+                  status = 'SCHEDULED'
+                  fields[#fields + 1] = 'due_at'; fields[#fields + 1] = due
+                  add_later(K.scheduled .. topic, due, id)
+                end
+                redis.call('HSET', K.task .. id, 'status', status, unpack(fields))
+                index_new(id, ARGV[i + 1], queued_at, status)
+                out[#out + 1] = later and 2 or 1
               end
             end
             flush_indexes()
+            return out
+            """)
+
+    /// ARGV: shard prefixes, now, topic, limit. Moves up to `limit` SCHEDULED tasks of `topic`
+    /// that are due (`scheduled:<topic>` score at most now) to QUEUED (`released_at` = now); the caller publishes
+    /// them. Returns how many ids were taken from `scheduled` (the caller calls again while
+    /// that is `limit`), then per task now QUEUED: id, type, args, max_attempts, queued_at,
+    /// topic. An id whose task is no longer SCHEDULED (cancelled, or begun by a worker) is
+    /// only taken out of `scheduled:<topic>`.
+    /// Not replay-safe on its own: a replayed call finds nothing left to release, so tasks
+    /// whose reply was lost stay QUEUED unpublished, which ``lost`` finds and publishes.
+    static let release = RedisScript(
+        name: "release",
+        source: prelude + """
+            local now, topic, limit = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2])
+            local scheduled = K.scheduled .. topic
+            local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
+            local out = { #due }
+            for _, id in ipairs(due) do
+              local key = K.task .. id
+              local h = redis.call('HMGET', key, 'status', 'type', 'args', 'max_attempts', 'queued_at', 'topic')
+              if h[1] == 'SCHEDULED' then
+                redis.call('HSET', key, 'status', 'QUEUED', 'released_at', now)
+                move(id, 'SCHEDULED', 'QUEUED', h[5])
+                for _, value in ipairs({ id, h[2], h[3], h[4], h[5], h[6] or '' }) do out[#out + 1] = value end
+              end
+            end
+            if #due > 0 then chunked('ZREM', scheduled, due) end
+            flush_indexes()
+            return out
+            """)
+
+    /// ARGV: shard prefixes, now, topic, from_score, skip, to_score, cutoff, limit. Looks at up
+    /// to `limit` ids of `tasks` with a queued_at from `from_score` to `to_score` (skipping the
+    /// first `skip` of those scored exactly `from_score`, already looked at). A task still
+    /// QUEUED for `topic` (or for no topic) that was queued, released or retried before `cutoff`
+    /// and not republished yet had its message lost: it gets `republished_at` = now and is
+    /// returned to be published again, once.
+    /// Returns: the score and skip to go on from, 1 when done (else 0), then per task: id,
+    /// type, args, max_attempts, queued_at.
+    /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again.
+    static let lost = RedisScript(
+        name: "lost",
+        source: prelude + """
+            local now, topic = ARGV[A], ARGV[A + 1]
+            local from, skip, to = ARGV[A + 2], tonumber(ARGV[A + 3]), ARGV[A + 4]
+            local cutoff, limit = tonumber(ARGV[A + 5]), tonumber(ARGV[A + 6])
+            local chunk = redis.call('ZRANGEBYSCORE', K.tasks, from, to, 'WITHSCORES', 'LIMIT', skip, limit)
+            local found = {}
+            local next_score, next_skip = from, skip
+            for i = 1, #chunk, 2 do
+              local id, score = chunk[i], chunk[i + 1]
+              if score == next_score then next_skip = next_skip + 1 else next_score, next_skip = score, 1 end
+              local key = K.task .. id
+              local h = redis.call('HMGET', key, 'status', 'topic', 'republished_at', 'released_at', 'requeued_at')
+              if h[1] == 'QUEUED' and (not h[2] or h[2] == topic) then
+                local last = math.max(tonumber(score), tonumber(h[4]) or 0, tonumber(h[5]) or 0)
+                if h[3] == now or (not h[3] and last < cutoff) then
+                  if not h[3] then redis.call('HSET', key, 'republished_at', now) end
+                  found[#found + 1] = id
+                end
+              end
+            end
+            local out = { next_score, next_skip, (#chunk < 2 * limit) and 1 or 0 }
+            for _, id in ipairs(found) do
+              local h = redis.call('HMGET', K.task .. id, 'type', 'args', 'max_attempts', 'queued_at')
+              for _, value in ipairs({ id, h[1], h[2], h[3], h[4] }) do out[#out + 1] = value end
+            end
             return out
             """)
 
@@ -322,10 +404,11 @@ enum TaskScripts {
             """)
 
     /// ARGV: shard prefixes, now, keep_failed_ms, then per task: id. Cancels tasks: a QUEUED
-    /// one becomes CANCELLED (kept like a FAILED one); a PROCESSING one gets a cancel request
+    /// or SCHEDULED one becomes CANCELLED (kept like a FAILED one; a SCHEDULED one leaves
+    /// `scheduled:<topic>`, so it is never released); a PROCESSING one gets a cancel request
     /// (`cancel_requested`), so ``finish`` ends its attempt CANCELLED unless it succeeds.
-    /// Returns per task `cancelled`, `requested`, `missing`, or the (terminal) status it
-    /// has, unchanged.
+    /// Returns per task `cancelled` (it was QUEUED), `unscheduled` (it was SCHEDULED),
+    /// `requested`, `missing`, or the (terminal) status it has, unchanged.
     /// Replay-safe: a task this call cancelled has `cancel_requested` = now.
     static let cancel = RedisScript(
         name: "cancel",
@@ -335,15 +418,20 @@ enum TaskScripts {
             for i = A + 2, #ARGV do
               local id = ARGV[i]
               local key = K.task .. id
-              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'cancel_requested')
+              local h = redis.call('HMGET', key, 'status', 'queued_at', 'type', 'cancel_requested', 'topic')
               if not h[1] then
                 out[#out + 1] = 'missing'
-              elseif h[1] == 'QUEUED' then
+              elseif h[1] == 'QUEUED' or h[1] == 'SCHEDULED' then
                 redis.call('HSET', key, 'status', 'CANCELLED', 'finished_at', now, 'cancel_requested', now)
-                move(id, 'QUEUED', 'CANCELLED', h[2] or now)
+                move(id, h[1], 'CANCELLED', h[2] or now)
                 keep_until(id, h[3] or '', 'CANCELLED', tonumber(now) + keep_failed)
                 cancelled = cancelled + 1
-                out[#out + 1] = 'cancelled'
+                if h[1] == 'SCHEDULED' then
+                  remove_later(K.scheduled .. (h[5] or ''), id)
+                  out[#out + 1] = 'unscheduled'
+                else
+                  out[#out + 1] = 'cancelled'
+                end
               elseif h[1] == 'PROCESSING' then
                 if not h[4] then redis.call('HSET', key, 'cancel_requested', now) end
                 out[#out + 1] = 'requested'

@@ -119,7 +119,7 @@ public final class TaskStore: Sendable {
     private static func call(
         _ script: RedisScript, shard: RedisKeys.Shard, arguments: [String], appendTasks: (inout RedisCommand) -> Void
     ) -> RedisClient.ScriptCall {
-        var command = RedisCommand(shard.taskPrefix, shard.indexPrefix, shard.statsPrefix)
+        var command = RedisCommand(shard.taskPrefix, shard.indexPrefix, shard.statsPrefix, shard.scheduledPrefix)
         for argument in arguments { command.append(argument) }
         appendTasks(&command)
         return RedisClient.ScriptCall(
@@ -127,18 +127,29 @@ public final class TaskStore: Sendable {
             arguments: command)
     }
 
-    /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`. Returns,
-    /// per task, whether it is now QUEUED (`false`: a task with that id already exists and
-    /// was left alone).
-    public func queue(_ tasks: [TaskMessage]) throws -> [Bool] {
-        try queue(tasks, renderedArgs: tasks.map(\.renderedArgs))
+    /// What ``queue(_:renderedArgs:dueAt:topic:)`` did with one task.
+    public enum Queued: Sendable, Equatable {
+        /// Now QUEUED: publish it.
+        case queued
+        /// Now SCHEDULED, due later: the scheduler publishes it when it is due.
+        case scheduled
+        /// A task with that id already exists and was left alone.
+        case duplicate
     }
 
-    /// ``queue(_:)`` with each task's ``TaskMessage/renderedArgs`` already at hand.
-    public func queue(_ tasks: [TaskMessage], renderedArgs: [[UInt8]]) throws -> [Bool] {
+    /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`, or SCHEDULED
+    /// for a task whose `dueAt` (epoch ms, 0 for at once) is after now. Returns what happened
+    /// to each task, in order.
+    /// - Parameter topic: the topic the tasks are published to, kept with them for the
+    ///   scheduler ('' when unknown).
+    public func queue(
+        _ tasks: [TaskMessage], renderedArgs: [[UInt8]]? = nil, dueAt: [Int64]? = nil, topic: String = ""
+    ) throws -> [Queued] {
+        let renderedArgs = renderedArgs ?? tasks.map(\.renderedArgs)
         precondition(renderedArgs.count == tasks.count, "one rendered argument list per task")
+        precondition(dueAt.map { $0.count == tasks.count } ?? true, "one due time per task")
         let replies = try perShard(
-            TaskScripts.queue, ids: tasks.map(\.id), arguments: [String(currentEpochMilliseconds())]
+            TaskScripts.queue, ids: tasks.map(\.id), arguments: [String(currentEpochMilliseconds()), topic]
         ) { command, index in
             let task = tasks[index]
             command.append(task.id)
@@ -146,8 +157,81 @@ public final class TaskStore: Sendable {
             command.append(bytes: renderedArgs[index])
             command.append(task.maxAttempts)
             command.append(task.queuedAt)
+            command.append(dueAt?[index] ?? 0)
         }
-        return try integers(replies, TaskScripts.queue).map { $0 == 1 }
+        return try integers(replies, TaskScripts.queue).map { value in
+            switch value {
+            case 1: .queued
+            case 2: .scheduled
+            default: .duplicate
+            }
+        }
+    }
+
+    /// A task the scheduler is to publish: due after SCHEDULED, or lost while QUEUED.
+    public struct TaskToPublish: Sendable, Equatable {
+        public var message: TaskMessage
+        /// The topic it was queued for; `nil` when its record has none.
+        public var topic: String?
+    }
+
+    /// Moves SCHEDULED tasks of `topic` that are due at `now` to QUEUED, up to `limit` per
+    /// shard; the caller publishes what it returns. `more` tells that a shard had `limit` due
+    /// tasks (call again).
+    public func releaseDue(topic: String, at now: Int64, limit: Int = 1000) throws -> (tasks: [TaskToPublish], more: Bool) {
+        var tasks: [TaskToPublish] = []
+        var more = false
+        for reply in try everyShard(TaskScripts.release, arguments: [String(now), topic, String(limit)]) {
+            let values = reply.elements
+            guard let taken = values.first?.integer, (values.count - 1) % 6 == 0 else {
+                throw YADTQError(.redis, "script release answered \(reply)", remedy: "This is a YADTQ bug; please report it")
+            }
+            more = more || taken >= limit
+            tasks += stride(from: 1, to: values.count, by: 6).compactMap { Self.taskToPublish(values[$0..<$0 + 6]) }
+        }
+        return (tasks, more)
+    }
+
+    /// Finds QUEUED tasks of `topic` whose message is lost (see ``TaskScripts/lost``): those
+    /// queued (or released, or retried) before `cutoff`, looking at the ones queued from
+    /// `from` to `to` (epoch ms). Each is marked `republished_at`, so it is returned once; the
+    /// caller publishes them again.
+    public func takeLost(topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64) throws
+        -> [TaskMessage]
+    {
+        var found: [TaskMessage] = []
+        for shard in keys.allShards {
+            var score = String(from)
+            var skip = 0
+            var done = false
+            while !done {
+                let arguments = [String(now), topic, score, String(skip), String(to), String(cutoff), "2000"]
+                let reply = try client.evaluate([Self.call(TaskScripts.lost, shard: shard, arguments: arguments) { _ in }])[0]
+                let values = reply.elements
+                guard values.count >= 3, let next = values[0].text, let nextSkip = values[1].integer,
+                    let finished = values[2].integer, (values.count - 3) % 5 == 0
+                else {
+                    throw YADTQError(.redis, "script lost answered \(reply)", remedy: "This is a YADTQ bug; please report it")
+                }
+                (score, skip, done) = (next, Int(nextSkip), finished == 1)
+                found += stride(from: 3, to: values.count, by: 5).compactMap {
+                    Self.taskToPublish(values[$0..<$0 + 5] + [.null])?.message
+                }
+            }
+        }
+        return found
+    }
+
+    /// A task from a script's reply: id, type, args, max_attempts, queued_at, topic.
+    private static func taskToPublish(_ values: ArraySlice<RedisReply>) -> TaskToPublish? {
+        let fields = Array(values)
+        guard let id = fields[0].text, let type = fields[1].text else { return nil }
+        let args = fields[2].text.flatMap { try? JSONValue(parsing: $0) }?.arrayValue ?? []
+        let message = TaskMessage(
+            id: id, type: type, args: args,
+            maxAttempts: fields[3].text.flatMap { Int($0) } ?? TaskMessage.defaultMaxAttempts,
+            queuedAt: fields[4].text.flatMap { Int64($0) } ?? 0)
+        return TaskToPublish(message: message, topic: fields[5].text.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Marks FAILED, with the reason, tasks that were queued but could not be published.
@@ -236,8 +320,8 @@ public final class TaskStore: Sendable {
 
     /// What an operator's ``cancel(_:at:)`` or ``requeue(_:at:)`` did to one task.
     public enum OperatorChange: Sendable, Equatable {
-        /// QUEUED, now CANCELLED.
-        case cancelled
+        /// QUEUED or SCHEDULED (`from`), now CANCELLED.
+        case cancelled(from: TaskStatus)
         /// PROCESSING: its attempt ends CANCELLED unless it succeeds.
         case cancelRequested
         /// FAILED or CANCELLED, now QUEUED again (to be published again).
@@ -251,7 +335,8 @@ public final class TaskStore: Sendable {
 
         init(reply: RedisReply) {
             switch reply.text {
-            case "cancelled": self = .cancelled
+            case "cancelled": self = .cancelled(from: .queued)
+            case "unscheduled": self = .cancelled(from: .scheduled)
             case "requested": self = .cancelRequested
             case "queued": self = .requeued
             case let text?: self = TaskStatus(rawValue: text).map(Self.unchanged) ?? .missing
@@ -260,7 +345,7 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// Cancels tasks: a QUEUED one becomes CANCELLED; a PROCESSING one gets a cancel request,
+    /// Cancels tasks: a QUEUED or SCHEDULED one becomes CANCELLED (and never runs); a PROCESSING one gets a cancel request,
     /// so its attempt ends CANCELLED unless it succeeds; a terminal one is left alone.
     public func cancel(_ ids: [String], at now: Int64) throws -> [OperatorChange] {
         try perShard(TaskScripts.cancel, ids: ids, arguments: [String(now), String(retention.failed.inMilliseconds)]) {
