@@ -166,7 +166,7 @@ extension ControlCommand {
 
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Count tasks per status and type, and the rate of the last minute.")
+            abstract: "Count tasks per status and type, show the plugins' periodic schedules, and the rate of the last minute.")
 
         @Flag(help: "One JSON object.")
         var json = false
@@ -177,7 +177,11 @@ extension ControlCommand {
             try reportingErrors {
                 let store = try openStore(global)
                 let counts = try store.counts()
-                let types = Set(try store.publishedPlugins().values.flatMap { $0.map(\.type) }).sorted()
+                let plugins = try store.publishedPlugins().values.flatMap { $0 }
+                let types = Set(plugins.map(\.type)).sorted()
+                // The periodic schedules the workers loaded, with each one's next tick.
+                var schedules: [String: PluginSchedule] = [:]
+                for plugin in plugins where plugin.isLoaded { schedules[plugin.type] = plugin.schedule ?? schedules[plugin.type] }
                 let typeCounts = try store.typeCounts(types)
                 let now = currentEpochMilliseconds()
                 let minute = try store.throughput(buckets: 1, bucketSeconds: 60, now: now - 1000)
@@ -187,18 +191,29 @@ extension ControlCommand {
                     let value = JSONValue.object([
                         "statuses": .object(Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, .int(Int64($0.value))) })),
                         "types": .object(typeCounts.mapValues { .int(Int64($0)) }),
+                        "schedules": .object(schedules.mapValues { schedule in
+                            .object([
+                                "schedule": .string(schedule.description),
+                                "next": schedule.nextTick(after: now).map(JSONValue.int) ?? .null,
+                            ])
+                        }),
                         "finished_per_second": .double(rate),
                     ])
                     print(value.jsonString)
                     return
                 }
                 let labels = TaskStatus.allCases.map(\.rawValue) + types.map { "type " + TerminalText.escaped($0) }
+                    + schedules.keys.map { "schedule " + TerminalText.escaped($0) }
                 let width = (labels.map(\.count).max() ?? 0) + 2
                 func line(_ label: String, _ value: String) {
                     print(label + String(repeating: " ", count: width - label.count) + value)
                 }
                 for status in TaskStatus.allCases { line(status.rawValue, String(counts[status] ?? 0)) }
                 for type in types { line("type " + TerminalText.escaped(type), String(typeCounts[type] ?? 0)) }
+                for (type, schedule) in schedules.sorted(by: { $0.key < $1.key }) {
+                    let next = schedule.nextTick(after: now).map { timestampText(epochMilliseconds: $0) } ?? "never"
+                    line("schedule " + TerminalText.escaped(type), "\(schedule.description), next \(next)")
+                }
                 line("rate", String(format: "%.1f tasks/s finished (last minute)", rate))
             }
         }

@@ -186,7 +186,7 @@ struct MonitorRenderingTests {
         #expect(lines[3].hasPrefix("w2      DEAD     14s ago    busy   t1    -               "))
         #expect(lines[3].hasSuffix("no heartbeat for 14s (dead after 10s)"))
         #expect(lines.contains("! w3: unreadable heartbeat: not a JSON object"))
-        #expect(lines.contains("QUEUE     QUEUED 10 · PROCESSING 3 · SUCCESS 950 · FAILED 2 · CANCELLED 0 · total 965 · 12.4 tasks/s (last 5s)"))
+        #expect(lines.contains("QUEUE     SCHEDULED 0 · QUEUED 10 · PROCESSING 3 · SUCCESS 950 · FAILED 2 · CANCELLED 0 · total 965 · 12.4 tasks/s (last 5s)"))
         #expect(lines.contains("ORPHANED  1: task-30 (w2), to be redelivered by Kafka"))
         #expect(!lines.contains("CHANGES"), "changes are listed only when the caller passes them")
     }
@@ -208,7 +208,7 @@ struct MonitorRenderingTests {
         #expect(w1["processed"] == 120)
         #expect(w1["partitions"] == [1, 0])
         #expect(document["workers"]?[1]?["task_running_ms"] == .null, "a DEAD worker's task is not running")
-        #expect(document["queue"] == ["QUEUED": 10, "PROCESSING": 3, "SUCCESS": 950, "FAILED": 2, "CANCELLED": 0, "total": 965])
+        #expect(document["queue"] == ["SCHEDULED": 0, "QUEUED": 10, "PROCESSING": 3, "SUCCESS": 950, "FAILED": 2, "CANCELLED": 0, "total": 965])
         #expect(document["orphaned"] == [["id": "task-30", "worker": "w2"]])
         #expect(document["orphaned_count"] == 1)
         #expect(document["end_of_stream"] == .null)

@@ -126,6 +126,9 @@ struct SchedulerTests {
         let queuedBy = ["w1", "w2"].map { stack.workerLog($0).components(separatedBy: "queued periodic task").count - 1 }
         #expect(queuedBy.reduce(0, +) >= ids.count && queuedBy.contains(0), "each tick queued by one worker: \(queuedBy)")
 
+        let stats = try stack.ctl(["stats"])
+        #expect(stats.stdout.contains("schedule tick") && stats.stdout.contains("every 1s, next 20"), "\(stats.stdout)")
+
         try FileManager.default.removeItem(atPath: stack.pluginsDirectory + "/tick.lua")
         Thread.sleep(forTimeInterval: 2.5)  // the watcher rescans every second
         let afterRemoval = try lines(try stack.ctl(["ls", "--type", "tick", "--limit", "1000", "--json"])).count
