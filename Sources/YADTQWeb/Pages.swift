@@ -264,6 +264,7 @@ enum Pages {
             <dt>Partition</dt><dd>\(fields["partition"] ?? "—")</dd>
             <dt>Progress</dt><dd>\(progress)</dd>
             <dt>Queued</dt><dd>\(Presentation.time(record.queuedAt)) <span class="muted small">(\(Presentation.age(record.queuedAt, now: now)))</span></dd>
+            \(record.dueAt.map { "<dt>Due</dt><dd>\(Presentation.time($0))</dd>" as HTML } ?? .empty)
             <dt>Started</dt><dd>\(Presentation.time(record.startedAt))</dd>
             <dt>Finished</dt><dd>\(Presentation.time(record.finishedAt))</dd>
             <dt>Durations</dt><dd class="timeline"><span class="step">queued</span><span class="gap">waited \

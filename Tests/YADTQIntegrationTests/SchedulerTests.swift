@@ -172,6 +172,23 @@ struct SchedulerTests {
         #expect(record.status == .success && record.worker == other)
     }
 
+    @Test("--no-scheduler: such a worker never runs the scheduler; one without it does")
+    func optOut() throws {
+        let stack = try IntegrationStack(label: "optout")
+        let standby = try readyWorker(stack, "w1", arguments: ["--no-scheduler"])
+        defer { stop(standby) }
+        _ = try stack.run(input: #"{"id": "waits", "type": "echo", "args": [1], "delay": "200ms"}"# + "\n")
+        Thread.sleep(forTimeInterval: 2)
+        #expect(try stack.store.statuses(of: ["waits"]) == [.scheduled], "nobody runs the scheduler")
+        let lease = SchedulerLeaseStore(settings: stack.settings, topic: stack.topic, logger: stack.logger)
+        #expect(try lease.holder() == nil)
+        let scheduler = try stack.startWorker("w2")
+        defer { stop(scheduler) }
+        let record = try #require(try stack.waitForTerminal(["waits"], timeout: .seconds(30))[0])
+        #expect(record.status == .success)
+        #expect(try lease.holder()?.hasPrefix("w2#") == true)
+    }
+
     @Test("a QUEUED task whose message never reached the broker is published again, once")
     func lostTask() throws {
         let stack = try IntegrationStack(label: "lost")

@@ -15,8 +15,8 @@ import Logging
 /// (every 2 s; it waits on the broker, which must not hold up due tasks).
 public final class Scheduler: @unchecked Sendable {
     // @unchecked Sendable: `lease` is guarded by `lock`; `planner` is used by the scheduler
-    // thread only and `lostRule` by the lost-task thread only; everything else is immutable
-    // or thread-safe (the stores, the publisher, the lag reader, the registry).
+    // thread only, `lostRule` and `wasActiveForLost` by the lost-task thread only; everything
+    // else is immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
     private let topic: String
     private let owner: String
     private let logger: Logger
@@ -28,7 +28,8 @@ public final class Scheduler: @unchecked Sendable {
     private var lease: SchedulerLease
     private var planner = TickPlanner()
     private var lostRule: LostTaskRule
-    private var lostRuleTerm: Int64?
+    /// Whether the lost-task thread's last run found this worker the scheduler.
+    private var wasActiveForLost = false
     private let mainThread = PeriodicThread(name: "yadtq-scheduler", interval: .milliseconds(200))
     private let lostThread = PeriodicThread(name: "yadtq-lost", interval: .seconds(2))
 
@@ -143,13 +144,10 @@ public final class Scheduler: @unchecked Sendable {
 
     private func checkLost() {
         // A new term of this worker as the scheduler starts with a whole look (a takeover).
-        let term = lock.withLock { lease.isHeld(now: currentEpochMilliseconds()) ? lease.heldUntil : nil }
-        guard term != nil else {
-            lostRuleTerm = nil
-            return
-        }
-        if lostRuleTerm == nil { lostRule.restart() }
-        lostRuleTerm = term
+        let active = isActive
+        defer { wasActiveForLost = active }
+        guard active else { return }
+        if !wasActiveForLost { lostRule.restart() }
         do {
             guard let partitions = try readPartitions() else { return }
             let queued = try publisher.store.counts()[.queued] ?? 0
