@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -129,22 +130,22 @@ class Layout:
 
 
 RECORD_TIMES = ("queued_at", "started_at", "finished_at", "outcome_at", "cancel_requested", "requeued_at",
-                "expires_at")
-RECORD_STRINGS = ("type", "worker", "args", "result", "error", "errors", "logs", "progress")
-RECORD_STATUSES = ("QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED")
+                "expires_at", "due_at", "released_at", "republished_at")
+RECORD_STRINGS = ("type", "worker", "args", "result", "error", "errors", "logs", "progress", "topic")
+RECORD_STATUSES = ("QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED", "SCHEDULED")
 
 
 def decode_record(packed):
     """A packed task record (YADTQ's TaskRecordCoding, seen from outside) as a dict of strings,
     absent values left out: the fields a task hash used to have."""
-    version, code, attempts, max_attempts, partition, *times = struct.unpack_from(">BBIIi7d", packed)
+    version, code, attempts, max_attempts, partition, *times = struct.unpack_from(">BBIIi10d", packed)
     if version != 1:
         raise ValueError(f"task record version {version}")
     record = {"status": RECORD_STATUSES[code], "attempts": str(attempts), "max_attempts": str(max_attempts)}
     if partition >= 0:
         record["partition"] = str(partition)
     record.update({name: str(int(t)) for name, t in zip(RECORD_TIMES, times) if t > 0})
-    offset = struct.calcsize(">BBIIi7d")
+    offset = struct.calcsize(">BBIIi10d")
     for name in RECORD_STRINGS:
         (length,) = struct.unpack_from(">I", packed, offset)
         text = packed[offset + 4:offset + 4 + length].decode("utf-8", "replace")
@@ -865,6 +866,37 @@ def scenario_broker_stall(ctx, size):
                   f"broker SIGSTOP {size['stall']:.0f}s mid-run")
 
 
+def scenario_broker_restart(ctx, size):
+    """kill -9 the broker with tasks still queued and start it again empty: its memory
+    storage keeps no topic, message or committed offset. The workers' scheduler sees the
+    end offsets go down, creates the topic again and publishes every task still QUEUED once
+    more; each must end terminal, none run twice to SUCCESS (no terminal status rewritten)."""
+    count = size["restart"]
+    lines, expected = mixed_tasks(ctx, count, nap=size["restart_nap"])
+    ctx.create_topic(4)
+    workers = [ctx.start_worker(n, ["--batch-size", "100"]) for n in ("w1", "w2")]
+    sampler = Sampler(ctx, count)
+    sampler.start()
+    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    if producer.wait(300) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
+    wait_until(lambda: sampler.terminal >= count // 4, 120)
+    queued, = ctx.counts("QUEUED")
+    os.kill(stack_pid("tansu"), signal.SIGKILL)
+    ctx.faults += 1
+    killed = now()
+    time.sleep(1)
+    stack_up()
+    log(f"broker restarted empty after {now() - killed:.1f}s with {queued} tasks QUEUED")
+    finish(ctx, sampler, workers, size["timeout"])
+    published = sum(int(m) for n in ("w1", "w2") for m in re.findall(r"published (\d+) lost tasks", ctx.worker_log(n)))
+    if published == 0:
+        ctx.fail("no worker published lost tasks again")
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                  f"broker kill -9 with {queued} tasks QUEUED, restarted empty; {published} published again")
+
+
 def scenario_poison(ctx, size):
     """Poison messages written straight to the topic, between good tasks."""
     partitions = 2
@@ -1173,6 +1205,7 @@ SCENARIOS = {
     "redis-restart": scenario_redis_restart,
     "redis-cut": scenario_redis_cut,
     "broker-stall": scenario_broker_stall,
+    "broker-restart": scenario_broker_restart,
     "poison": scenario_poison,
     "bad-input": scenario_bad_input,
     "long-task": scenario_long_task,
@@ -1182,10 +1215,10 @@ SCENARIOS = {
 
 FULL = dict(cut=3000, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
             poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
-            fsync=20_000, failover=20_000, timeout=600)
+            fsync=20_000, failover=20_000, restart=5000, restart_nap=0.01, timeout=600)
 SMALL = dict(cut=1000, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, outage=2, ballast=300, stream=4, broker=2000, stall=8,
              poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
-             fsync=2000, failover=3000, timeout=180)
+             fsync=2000, failover=3000, restart=600, restart_nap=0.01, timeout=180)
 
 
 def main():

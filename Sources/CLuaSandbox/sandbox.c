@@ -1366,8 +1366,8 @@ static int yadtq_describe_body(lua_State *L) {
     if (lua_type(L, 2) != LUA_TTABLE) {
         yadtq_drop_env(L, ref);
         lua_settop(L, 0);
-        lua_settop(L, 4);
-        return 4;
+        lua_settop(L, 7);
+        return 7;
     }
     yadtq_check_field(L, 2, "description", LUA_TSTRING, "a string");
     yadtq_check_field(L, 2, "timeout", LUA_TNUMBER, "a number of seconds");
@@ -1377,11 +1377,16 @@ static int yadtq_describe_body(lua_State *L) {
     if (lua_type(L, -1) == LUA_TNUMBER && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1))
         luaL_error(L, "'max_attempts' must be a positive integer");
     yadtq_check_field(L, 2, "args", LUA_TSTRING, "a string describing the arguments");
+    /* The schedule's texts are read (and checked) by the host: PluginSchedule.swift. */
+    yadtq_check_field(L, 2, "every", LUA_TSTRING, "a duration string such as \"30s\"");
+    yadtq_check_field(L, 2, "cron", LUA_TSTRING, "a cron expression string such as \"*/5 * * * *\"");
+    yadtq_check_field(L, 2, "schedule_args", LUA_TTABLE, "a list of the arguments of each scheduled task");
     yadtq_drop_env(L, ref);
-    return 4; /* description, timeout, max_attempts, args */
+    return 7; /* description, timeout, max_attempts, args, every, cron, schedule_args */
 }
 
-/* Leaves description, timeout, max_attempts and args (each possibly nil) on the stack. */
+/* Leaves description, timeout, max_attempts, args, every, cron and schedule_args (each possibly
+ * nil) on the stack. */
 int yadtq_describe(lua_State *L, int ref) {
-    return yadtq_protected(L, yadtq_describe_body, &ref, 4);
+    return yadtq_protected(L, yadtq_describe_body, &ref, 7);
 }

@@ -52,7 +52,7 @@ struct APIRoutes {
         let declarations = try SubmissionInput.resolve(parsed, with: await backend.plugins())
         let published = try await backend.publish(declarations)
         let tasks = published.map(Self.json)
-        let anyQueued = published.contains { if case .published = $0.outcome { true } else { false } }
+        let anyQueued = published.contains { $0.outcome.isAccepted }
         return WebResponse.json(
             ["tasks": .array(tasks)], status: anyQueued || published.isEmpty ? .accepted : .serviceUnavailable)
     }
@@ -73,7 +73,7 @@ struct APIRoutes {
     /// One task's change: `id`, its `status` now, and `change` or, when nothing changed, `error`.
     static func entry(id: String, change: TaskStore.OperatorChange) -> JSONValue {
         switch change {
-        case .cancelled: ["id": .string(id), "status": "CANCELLED", "change": "cancelled"]
+        case .cancelled(let from): ["id": .string(id), "status": "CANCELLED", "change": "cancelled", "from": .string(from.rawValue)]
         case .cancelRequested: ["id": .string(id), "status": "PROCESSING", "change": "cancel_requested"]
         case .requeued: ["id": .string(id), "status": "QUEUED", "change": "requeued"]
         case .publishFailed(let reason): ["id": .string(id), "status": "FAILED", "error": .string(reason)]
@@ -109,7 +109,8 @@ struct APIRoutes {
         ])
     }
 
-    /// How one submitted task went: QUEUED with its partition, DUPLICATE, or FAILED with the reason.
+    /// How one submitted task went: QUEUED with its partition, SCHEDULED with its due time,
+    /// DUPLICATE, or FAILED with the reason.
     static func json(_ task: PublishedTask) -> JSONValue {
         var fields: [String: JSONValue] = [
             "id": .string(task.message.id), "type": .string(task.message.type),
@@ -119,6 +120,9 @@ struct APIRoutes {
         case .published(let partition):
             fields["status"] = "QUEUED"
             fields["partition"] = .int(Int64(partition))
+        case .scheduled(let dueAt):
+            fields["status"] = "SCHEDULED"
+            fields["due_at"] = .int(dueAt)
         case .duplicate:
             fields["status"] = "DUPLICATE"
             fields["error"] = "a task with this id already exists; it was left alone"

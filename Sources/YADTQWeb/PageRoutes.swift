@@ -126,13 +126,17 @@ struct PageRoutes {
         let fields = try await FormFields.read(request)
         try fields.requireCSRF(context)
         let form = Pages.SubmitForm(
-            type: fields["type"], arguments: fields["args"], maxAttempts: fields["max_attempts"], lines: fields["lines"])
+            type: fields["type"], arguments: fields["args"], maxAttempts: fields["max_attempts"], delay: fields["delay"],
+            lines: fields["lines"])
         let catalog = await backend.plugins()
         do {
             let parsed =
                 fields["mode"] == "lines"
                 ? try SubmissionInput.declarations(lines: form.lines)
-                : [try SubmissionInput.declaration(type: form.type, arguments: form.arguments, maxAttempts: form.maxAttempts)]
+                : [
+                    try SubmissionInput.declaration(
+                        type: form.type, arguments: form.arguments, maxAttempts: form.maxAttempts, delay: form.delay)
+                ]
             let published = try await backend.publish(try SubmissionInput.resolve(parsed, with: catalog))
             return respond(Pages.submitted(published), request, context, status: .created)
         } catch let error as WebError {

@@ -281,6 +281,7 @@ enum Pages {
             <dt>Partition</dt><dd>\(record.partition.map(String.init) ?? "—")</dd>
             <dt>Progress</dt><dd>\(progress)</dd>
             <dt>Queued</dt><dd>\(Presentation.time(record.queuedAt)) <span class="muted small">(\(Presentation.age(record.queuedAt, now: now)))</span></dd>
+            \(record.dueAt.map { "<dt>Due</dt><dd>\(Presentation.time($0))</dd>" as HTML } ?? .empty)
             <dt>Started</dt><dd>\(Presentation.time(record.startedAt))</dd>
             <dt>Finished</dt><dd>\(Presentation.time(record.finishedAt))</dd>
             <dt>Durations</dt><dd class="timeline"><span class="step">queued</span><span class="gap">waited \
@@ -298,11 +299,11 @@ enum Pages {
         return Page(title: "Task \(record.id)", section: .tasks, content: content, live: live)
     }
 
-    /// Cancel for a QUEUED or PROCESSING task, Retry for a FAILED or CANCELLED one.
+    /// Cancel for a SCHEDULED, QUEUED or PROCESSING task, Retry for a FAILED or CANCELLED one.
     private static func actions(_ record: TaskRecord, csrf: String) -> HTML {
         let action: (path: String, label: String)
         switch record.status {
-        case .queued, .processing: action = ("cancel", "Cancel")
+        case .scheduled, .queued, .processing: action = ("cancel", "Cancel")
         case .failed, .cancelled: action = ("retry", "Retry")
         case .success: return .empty
         }
@@ -365,6 +366,7 @@ enum Pages {
         var type = ""
         var arguments = ""
         var maxAttempts = ""
+        var delay = ""
         var lines = ""
     }
 
@@ -405,6 +407,8 @@ enum Pages {
             <div class="field"><label for="max-attempts">Max attempts</label>\
             <input id="max-attempts" name="max_attempts" type="number" min="1" max="100" value="\(form.maxAttempts)" \
             placeholder="the plugin's, or 3"></div>
+            <div class="field"><label for="task-delay">Delay</label>            <input id="task-delay" name="delay" value="\(form.delay)" autocomplete="off" spellcheck="false" placeholder="none: at once">
+            <p class="help">Start it later: <code>500ms</code>, <code>30s</code>, <code>5m</code>, <code>2h</code>, <code>1d</code> or seconds.             It waits SCHEDULED until then.</p></div>
             <button type="submit">Submit task</button>
             </form>
             </section>
@@ -426,12 +430,13 @@ enum Pages {
     }
 
     static func submitted(_ published: [PublishedTask]) -> Page {
-        let queued = published.filter { if case .published = $0.outcome { true } else { false } }.count
+        let queued = published.filter { $0.outcome.isAccepted }.count
         let rows = HTML(
             joining: published.map { task in
                 let outcome: (String, HTML) =
                     switch task.outcome {
                     case .published(let partition): ("QUEUED", "partition \(partition)")
+                    case .scheduled(let dueAt): ("SCHEDULED", "due \(timestampText(epochMilliseconds: dueAt))")
                     case .duplicate: ("DUPLICATE", "a task with this id already exists; it was left alone")
                     case .failed(let reason): ("FAILED", "\(reason)")
                     }

@@ -44,7 +44,8 @@ public enum SubmissionInput {
     private static let maximumDetails = 20
 
     /// `POST /api/tasks`: one task object, or an array of them, in the task-file JSON form
-    /// `{"type": "add", "args": [1, 2], "max_attempts": 3, "id": "optional"}`.
+    /// `{"type": "add", "args": [1, 2], "max_attempts": 3, "id": "optional"}`, with `"delay"`
+    /// or `"at"` to start it later (read by ``TaskStart``, as in a task file).
     public static func declarations(json bytes: some Collection<UInt8>) throws(WebError) -> [TaskDeclaration] {
         let value: JSONValue
         do {
@@ -77,8 +78,11 @@ public enum SubmissionInput {
     }
 
     /// The form's single task: a type, its arguments written as in a task file
-    /// (`1 2`, `"hello world" 3`, `[1, 2]`) and an optional number of attempts.
-    public static func declaration(type: String, arguments: String, maxAttempts: String) throws(WebError) -> TaskDeclaration {
+    /// (`1 2`, `"hello world" 3`, `[1, 2]`), an optional number of attempts and an optional
+    /// delay (read by ``TaskStart/delay(_:)``, the rule of a task file's `"delay"`).
+    public static func declaration(
+        type: String, arguments: String, maxAttempts: String, delay: String = ""
+    ) throws(WebError) -> TaskDeclaration {
         guard TaskDeclaration.isValidType(type) else {
             throw WebError(status: .badRequest, message: "choose a task type")
         }
@@ -100,6 +104,14 @@ public enum SubmissionInput {
                         + "to \(TaskDeclaration.allowedMaxAttempts.upperBound), or empty for the plugin's default")
             }
             declaration.maxAttempts = count
+        }
+        let delay = delay.trimmingCharacters(in: .whitespaces)
+        if !delay.isEmpty {
+            do {
+                declaration.start = try TaskStart.readDelay(.string(delay))
+            } catch {
+                throw WebError(status: .badRequest, message: "the delay cannot be read: \(error.reason)")
+            }
         }
         return declaration
     }

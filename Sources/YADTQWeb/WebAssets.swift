@@ -38,7 +38,7 @@ enum WebAssets {
         .stat:hover { text-decoration: none; border-color: var(--accent); }
         .stat .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .06em; }
         .stat .value { font-size: 28px; font-weight: 650; }
-        .stat.s-QUEUED { border-top-color: var(--queued); } .stat.s-PROCESSING { border-top-color: var(--processing); }
+        .stat.s-SCHEDULED { border-top-color: var(--muted, #888); } .stat.s-QUEUED { border-top-color: var(--queued); } .stat.s-PROCESSING { border-top-color: var(--processing); }
         .stat.s-SUCCESS { border-top-color: var(--success); } .stat.s-FAILED { border-top-color: var(--failed); } .stat.s-CANCELLED { border-top-color: var(--muted, #888); }
         table { width: 100%; border-collapse: collapse; font-size: 14px; }
         th { text-align: left; color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase;
@@ -55,7 +55,7 @@ enum WebAssets {
         .badge.s-PROCESSING, .badge.v-STUCK { background: var(--processing); }
         .badge.s-SUCCESS, .badge.v-ALIVE { background: var(--success); }
         .badge.s-FAILED, .badge.v-DEAD { background: var(--failed); } .badge.s-CANCELLED { background: #777; }
-        .badge.s-DUPLICATE { background: var(--muted); }
+        .badge.s-DUPLICATE { background: var(--muted); } .badge.s-SCHEDULED { background: #5b6b8c; }
         .muted { color: var(--muted); }
         .small { font-size: 12px; }
         .chips { display: flex; flex-wrap: wrap; gap: 8px; margin-bottom: 14px; }

@@ -20,6 +20,7 @@ struct PublishRun {
         ids.append(task.message.id)
         switch task.outcome {
         case .published: break
+        case .scheduled: problems.append("\(task.message.id): scheduled, not published")
         case .duplicate: problems.append("\(task.message.id): already existed, not published")
         case .failed(let reason): problems.append("\(task.message.id): \(reason)")
         }

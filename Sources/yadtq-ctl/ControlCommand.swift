@@ -68,7 +68,7 @@ private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allo
     for (id, change) in zip(ids, changes) {
         let shown = TerminalText.escaped(id)
         switch change {
-        case .cancelled: print("\(shown): QUEUED -> CANCELLED")
+        case .cancelled(let from): print("\(shown): \(from.rawValue) -> CANCELLED")
         case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
         case .requeued: print("\(shown): -> QUEUED, published again")
         case .publishFailed(let reason):
@@ -128,7 +128,7 @@ extension ControlCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls", abstract: "List tasks, newest first.")
 
-        @Option(help: "Only tasks in this status: QUEUED, PROCESSING, SUCCESS, FAILED or CANCELLED.")
+        @Option(help: "Only tasks in this status: SCHEDULED, QUEUED, PROCESSING, SUCCESS, FAILED or CANCELLED.")
         var status: TaskStatus?
 
         @Option(help: "Only tasks of this type.")
@@ -166,7 +166,7 @@ extension ControlCommand {
 
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Count tasks per status and type, and the rate of the last minute.")
+            abstract: "Count tasks per status and type, show the plugins' periodic schedules, and the rate of the last minute.")
 
         @Flag(help: "One JSON object.")
         var json = false
@@ -177,7 +177,11 @@ extension ControlCommand {
             try reportingErrors {
                 let store = try openStore(global)
                 let counts = try store.counts()
-                let types = Set(try store.publishedPlugins().values.flatMap { $0.map(\.type) }).sorted()
+                let plugins = try store.publishedPlugins().values.flatMap { $0 }
+                let types = Set(plugins.map(\.type)).sorted()
+                // The periodic schedules the workers loaded, with each one's next tick.
+                var schedules: [String: PluginSchedule] = [:]
+                for plugin in plugins where plugin.isLoaded { schedules[plugin.type] = plugin.schedule ?? schedules[plugin.type] }
                 let typeCounts = try store.typeCounts(types)
                 let now = currentEpochMilliseconds()
                 let minute = try store.throughput(buckets: 1, bucketSeconds: 60, now: now - 1000)
@@ -187,18 +191,29 @@ extension ControlCommand {
                     let value = JSONValue.object([
                         "statuses": .object(Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, .int(Int64($0.value))) })),
                         "types": .object(typeCounts.mapValues { .int(Int64($0)) }),
+                        "schedules": .object(schedules.mapValues { schedule in
+                            .object([
+                                "schedule": .string(schedule.description),
+                                "next": schedule.nextTick(after: now).map(JSONValue.int) ?? .null,
+                            ])
+                        }),
                         "finished_per_second": .double(rate),
                     ])
                     print(value.jsonString)
                     return
                 }
                 let labels = TaskStatus.allCases.map(\.rawValue) + types.map { "type " + TerminalText.escaped($0) }
+                    + schedules.keys.map { "schedule " + TerminalText.escaped($0) }
                 let width = (labels.map(\.count).max() ?? 0) + 2
                 func line(_ label: String, _ value: String) {
                     print(label + String(repeating: " ", count: width - label.count) + value)
                 }
                 for status in TaskStatus.allCases { line(status.rawValue, String(counts[status] ?? 0)) }
                 for type in types { line("type " + TerminalText.escaped(type), String(typeCounts[type] ?? 0)) }
+                for (type, schedule) in schedules.sorted(by: { $0.key < $1.key }) {
+                    let next = schedule.nextTick(after: now).map { timestampText(epochMilliseconds: $0) } ?? "never"
+                    line("schedule " + TerminalText.escaped(type), "\(schedule.description), next \(next)")
+                }
                 line("rate", String(format: "%.1f tasks/s finished (last minute)", rate))
             }
         }
@@ -208,7 +223,7 @@ extension ControlCommand {
 extension ControlCommand {
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Cancel tasks: QUEUED ones never run; PROCESSING ones are stopped within a second.",
+            abstract: "Cancel tasks: SCHEDULED and QUEUED ones never run; PROCESSING ones are stopped within a second.",
             discussion: """
                 The worker running a PROCESSING task stops its attempt, and the task ends CANCELLED \
                 instead of being retried or FAILED (unless the attempt succeeded first). Exits 1 if any \
@@ -223,7 +238,7 @@ extension ControlCommand {
             try reportingErrors {
                 let store = try openStore(global)
                 let changes = try store.cancel(tasks.ids, at: currentEpochMilliseconds())
-                if !report(tasks.ids, changes, allowed: "only QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
+                if !report(tasks.ids, changes, allowed: "only SCHEDULED, QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
             }
         }
     }

@@ -32,10 +32,29 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per task instead of its id.")
     var json = false
 
+    @Option(help: "Start every task this long from now (unless it gives its own delay or at), e.g. 30s, 5m, 2h, 1d.")
+    var delay: String?
+
+    @Option(help: "Start every task at this time (unless it gives its own delay or at): RFC 3339, e.g. 2026-12-01T09:30:00Z, or epoch milliseconds.")
+    var at: String?
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+        _ = try start()
+    }
+
+    /// `--delay` or `--at`, read by the same rules as a task's own `"delay"` and `"at"`.
+    private func start() throws -> TaskStart? {
+        if delay != nil && at != nil { throw ValidationError("give --delay or --at, not both") }
+        do throws(TaskLineError) {
+            if let delay { return try TaskStart.readDelay(.string(delay)) }
+            if let at { return try TaskStart.readAt(.string(at)) }
+            return nil
+        } catch {
+            throw ValidationError("--\(delay != nil ? "delay" : "at"): \(error.reason)")
+        }
     }
 
     func run() throws {
@@ -52,7 +71,8 @@ struct RunCommand: ParsableCommand {
             let publisher = try TaskPublisher(
                 settings: settings, topic: choice.topic, partitions: partitions, clientID: "yadtq-run",
                 logger: logger, plugins: plugins)
-            let submission = TaskSubmission(publisher: publisher, stream: TaskLineStream(inputs: inputs))
+            let submission = TaskSubmission(
+                publisher: publisher, stream: TaskLineStream(inputs: inputs), defaultStart: try start())
             let report = try submission.run(
                 onBatch: { tasks in
                     // One write per batch, so a line streamed in (`tail -f`) shows its id at once.
@@ -81,6 +101,7 @@ struct RunCommand: ParsableCommand {
     private static func text(_ task: PublishedTask) -> String {
         switch task.outcome {
         case .published: task.message.id
+        case .scheduled(let dueAt): "\(task.message.id) (SCHEDULED for \(timestampText(epochMilliseconds: dueAt)))"
         case .duplicate: "\(task.message.id) (already exists, not published again)"
         case .failed(let reason): "\(task.message.id) FAILED: \(TerminalText.escaped(reason))"
         }
@@ -92,6 +113,9 @@ struct RunCommand: ParsableCommand {
         case .published(let partition):
             fields["status"] = .string("QUEUED")
             fields["partition"] = .int(Int64(partition))
+        case .scheduled(let dueAt):
+            fields["status"] = .string("SCHEDULED")
+            fields["due_at"] = .int(dueAt)
         case .duplicate: fields["status"] = .string("DUPLICATE")
         case .failed(let reason):
             fields["status"] = .string("FAILED")

@@ -67,6 +67,9 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false
 
+    @Flag(help: "Never run the scheduler (due SCHEDULED tasks, periodic tasks, lost tasks) on this worker; another worker of the topic does.")
+    var noScheduler = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -97,6 +100,7 @@ struct WorkerCommand: ParsableCommand {
             var options = WorkerOptions(name: name, topic: topic)
             options.concurrency = concurrency
             options.chaos = chaos
+            options.scheduler = !noScheduler
             options.batchSize = chaos ? 1 : batchSize
             options.limits = PluginLimits(timeout: timeout, memoryBytes: memoryLimit * 1024 * 1024)
             options.heartbeatInterval = heartbeatInterval

@@ -29,7 +29,7 @@ struct RetryPolicyTests {
 struct TaskStatusTests {
     @Test("SUCCESS, FAILED and CANCELLED are terminal, with the contract's exact strings")
     func terminal() {
-        #expect(TaskStatus.allCases.map(\.rawValue) == ["QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED"])
+        #expect(TaskStatus.allCases.map(\.rawValue) == ["SCHEDULED", "QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED"])
         #expect(TaskStatus.allCases.filter(\.isTerminal) == [.success, .failed, .cancelled])
     }
 

@@ -193,6 +193,33 @@ struct ChaosTests {
         #expect(ChaosStack.stop(workers) == [0, 0])
     }
 
+    @Test("the broker killed with -9 and restarted empty with tasks still queued: the scheduler publishes them again, all end SUCCESS once")
+    func brokerRestart() throws {
+        let stack = try ChaosStack(privateServices: true)
+        defer { stack.shutDown() }
+        let (lines, ids) = ChaosStack.stampTasks(400, prefix: "lost", nap: 0.03)
+        try createTopic(stack, partitions: 4)
+        let workers = try ["w1", "w2"].map { try stack.base.startWorker($0, arguments: ["--batch-size", "20"]) }
+        let run = try stack.base.run(input: lines.joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let store = stack.store
+        try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= 40 }
+        let snapshot = try stack.terminalSnapshot(ids)
+        // The local broker keeps everything in memory: restarted, it has no topic, no
+        // message and no committed offset left.
+        kill(try stack.servicePID("tansu"), SIGKILL)
+        Thread.sleep(forTimeInterval: 1)
+        try stack.startServices()
+        let queued = try store.counts()[.queued] ?? 0
+        print("broker restart: \(queued) tasks QUEUED when the broker came back empty")
+        #expect(queued > 0, "the scenario needs tasks whose messages were lost")
+        let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
+        try stack.verifyStamped(ids, records: records, snapshots: [snapshot])
+        let logs = ["w1", "w2"].map { stack.base.workerLog($0) }.joined()
+        #expect(logs.contains("lost tasks to"), "the scheduler said it published lost tasks again")
+        for worker in workers where worker.isRunning { kill(worker.processIdentifier, SIGKILL) }
+    }
+
     @Test("poison written straight to the topic ends FAILED with a reason and in the DLQ; the partition moves on")
     func poisonMessages() throws {
         let stack = try ChaosStack()

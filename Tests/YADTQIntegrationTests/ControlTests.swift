@@ -82,7 +82,7 @@ struct ControlTests {
         // After a second (plus a heartbeat that prunes) the successes are gone, the failure kept.
         let deadline = ContinuousClock.now + .seconds(10)
         while try store.counts()[.success] != 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 1, .cancelled: 0])
+        #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 0, .failed: 1, .cancelled: 0])
         let status = try stack.ctl(["status", ids[0]])
         #expect(status.status == 1 && status.stderr.contains("expired"), "\(status.stderr)")
         #expect(try store.typeCounts(["add", "fail"]) == ["add": 0, "fail": 1])
@@ -114,8 +114,8 @@ struct ControlTests {
         let stack = try IntegrationStack(label: "replay")
         let store = stack.store
         let message = TaskMessage(id: "again", type: "add", args: [1, 2], maxAttempts: 3, queuedAt: 1000)
-        #expect(try store.queue([message]) == [true])
-        #expect(try store.queue([message]) == [true], "the same queue call again is its own echo")
+        #expect(try store.queue([message]) == [.queued])
+        #expect(try store.queue([message]) == [.queued], "the same queue call again is its own echo")
         let now: Int64 = 2000
         #expect(try store.begin([message], partitions: [0], worker: "w1", at: now) == [.run(attempt: 1)])
         #expect(try store.begin([message], partitions: [0], worker: "w1", at: now) == [.run(attempt: 1)])
@@ -145,7 +145,7 @@ struct ControlTests {
         let spread = (0..<50).map {
             TaskMessage(id: "s\($0)", type: "concat", args: ["a"], maxAttempts: 1, queuedAt: base - 25_000 + Int64($0) * 500)
         }
-        #expect(try store.queue(spread + crowded).allSatisfy { $0 })
+        #expect(try store.queue(spread + crowded).allSatisfy { $0 == .queued })
         let everyID = (spread + crowded).sorted { $0.queuedAt > $1.queuedAt }.map(\.id)
 
         func walk(status: TaskStatus? = nil, type: String? = nil) throws -> [String] {

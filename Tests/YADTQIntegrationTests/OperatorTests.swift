@@ -29,7 +29,7 @@ struct OperatorTests {
         #expect(records[0]?.attempts == 0)
         #expect(records[0]?.worker == nil, "no worker ever ran it")
         #expect(records[1]?.status == .success)
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 1])
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 1])
         let listed = try stack.ctl(["ls", "--status", "cancelled", "--json"])
         #expect(try listed.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0))["id"] } == ["doomed"])
         #expect(try stack.ctl(["retry", "kept"]).status == 1, "a SUCCESS task is not retried")
@@ -44,7 +44,7 @@ struct OperatorTests {
         #expect(purge.status == 0, "\(purge.stderr)")
         #expect(purge.stdout.contains("deleted 1 CANCELLED"), "\(purge.stdout)")
         #expect(try stack.store.record(id: "doomed") == nil)
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
         #expect(try stack.ctl(["purge", "--status", "success", "--type", "concat", "--yes"]).stdout.contains("deleted 0 "))
         #expect(try stack.ctl(["purge", "--status", "success", "--type", "add", "--yes"]).stdout.contains("deleted 1 "))
         #expect(try stack.store.counts()[.success] == 0)
@@ -72,7 +72,7 @@ struct OperatorTests {
         #expect(done?.result == .string("fixed"))
         #expect(done?.attempts == 1)
         #expect(done?.errors.map(\.attempt) == [1, 2], "the earlier errors are kept")
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
         #expect(try stack.ctl(["retry", "r1"]).status == 1, "a SUCCESS task is not retried")
         let none = try stack.ctl(["retry", "--failed"])
         #expect(none.status == 0 && none.stdout.contains("no FAILED task"), "\(none.stdout) \(none.stderr)")
@@ -96,7 +96,7 @@ struct OperatorTests {
         #expect(done?.status == .cancelled)
         #expect(done?.attempts == 1, "the attempt waiting for its retry never ran")
         #expect(done?.errors.count == 1)
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 1])
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 1])
     }
 
     @Test("cancelling a running task stops it within a second, busy or asleep; the worker goes on with the next")
@@ -136,7 +136,7 @@ struct OperatorTests {
         #expect(try stack.run(input: #"{"id": "after", "type": "add", "args": [1, 2]}"# + "\n").status == 0)
         let after = try stack.waitForTerminal(["after"], timeout: .seconds(30))[0]
         #expect(after?.status == .success && after?.result == .int(3))
-        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 2])
+        #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 2])
 
         let beat = try #require(try store.workerHeartbeats().first { $0.name == "w1" }?.heartbeat)
         let port = try #require(beat["metrics_port"]?.intValue, "no metrics_port in \(beat)")

@@ -51,7 +51,7 @@ struct PipelineTests {
             #expect(record?.result == expected[id], "\(id)")
             #expect(record?.attempts == 1)
         }
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 1000, .failed: 0, .cancelled: 0])
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1000, .failed: 0, .cancelled: 0])
     }
 
     @Test("a task that fails three times ends FAILED with three error entries and a dead-letter copy")
@@ -175,11 +175,11 @@ struct TaskStoreRuleTests {
         let stack = try IntegrationStack()
         let store = stack.store
         let task = TaskMessage(id: "r1", type: "add", args: [.int(1), .int(2)], maxAttempts: 3, queuedAt: 1)
-        #expect(try store.queue([task]) == [true])
-        #expect(try store.queue([task]) == [true], "a replayed queue call is recognised as the same task")
+        #expect(try store.queue([task]) == [.queued])
+        #expect(try store.queue([task]) == [.queued], "a replayed queue call is recognised as the same task")
         var again = task
         again.queuedAt = 2
-        #expect(try store.queue([again]) == [false], "a second task with the same id is refused")
+        #expect(try store.queue([again]) == [.duplicate], "a second task with the same id is refused")
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 3) == [.run(attempt: 1)])
         // Worker b takes over (a looked dead): attempt 2.
         #expect(try store.begin([task], partitions: [0], worker: "b", at: 4) == [.run(attempt: 2)])
@@ -190,7 +190,7 @@ struct TaskStoreRuleTests {
         #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .failed, payload: "late")], worker: "b", at: 8) == [false])
         let record = try #require(try store.record(id: "r1"))
         #expect(record.status == .success && record.result == .int(3) && record.worker == "b" && record.finishedAt == 6)
-        #expect(try store.counts() == [.queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
+        #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
     }
 
     @Test("status counters follow every change, and an id twice in one batch is queued once")
@@ -198,18 +198,18 @@ struct TaskStoreRuleTests {
         let stack = try IntegrationStack()
         let store = stack.store
         let tasks = (0..<4).map { TaskMessage(id: "c\($0)", type: "add", args: [], maxAttempts: 1, queuedAt: 20) }
-        #expect(try store.queue(tasks + [tasks[0]]) == [true, true, true, true, false])
-        #expect(try store.queue(tasks) == [true, true, true, true], "a replayed batch changes nothing")
-        #expect(try store.counts() == [.queued: 4, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
+        #expect(try store.queue(tasks + [tasks[0]]) == [.queued, .queued, .queued, .queued, .duplicate])
+        #expect(try store.queue(tasks) == [.queued, .queued, .queued, .queued], "a replayed batch changes nothing")
+        #expect(try store.counts() == [.scheduled: 0, .queued: 4, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
         _ = try store.begin(Array(tasks[..<3]), partitions: [0, 0, 0], worker: "a", at: 21)
-        #expect(try store.counts() == [.queued: 1, .processing: 3, .success: 0, .failed: 0, .cancelled: 0])
+        #expect(try store.counts() == [.scheduled: 0, .queued: 1, .processing: 3, .success: 0, .failed: 0, .cancelled: 0])
         let outcomes = [
             AttemptOutcome(id: "c0", attempt: 1, kind: .success, payload: "1"),
             AttemptOutcome(id: "c1", attempt: 1, kind: .failed, payload: "no"),
             AttemptOutcome(id: "c1", attempt: 1, kind: .success, payload: "late"),
         ]
         #expect(try store.finish(outcomes, worker: "a", at: 22) == [true, true, false])
-        #expect(try store.counts() == [.queued: 1, .processing: 1, .success: 1, .failed: 1, .cancelled: 0])
+        #expect(try store.counts() == [.scheduled: 0, .queued: 1, .processing: 1, .success: 1, .failed: 1, .cancelled: 0])
         let processing = try store.taskPage(status: .processing, type: nil, cursor: nil, limit: 10)
         #expect(processing.records.map(\.id) == ["c2"] && processing.total == 1)
         let queued = try store.taskPage(status: .queued, type: nil, cursor: nil, limit: 10)

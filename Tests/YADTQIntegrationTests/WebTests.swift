@@ -52,7 +52,7 @@ struct WebAPITests {
         let all = try server.send("GET", "/api/tasks")
         #expect(all.status == 200)
         #expect(Set(all.json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == ["api-add", "api-xss", "api-div"])
-        #expect(all.json?["counts"] == ["QUEUED": 0, "PROCESSING": 0, "SUCCESS": 2, "FAILED": 1, "CANCELLED": 0])
+        #expect(all.json?["counts"] == ["SCHEDULED": 0, "QUEUED": 0, "PROCESSING": 0, "SUCCESS": 2, "FAILED": 1, "CANCELLED": 0])
         let failed = try server.send("GET", "/api/tasks?status=FAILED")
         #expect(failed.json?["tasks"]?.arrayValue?.map { $0["id"] } == [.string("api-div")])
         let byType = try server.send("GET", "/api/tasks?type=add&status=SUCCESS")
@@ -138,7 +138,47 @@ struct WebAPITests {
         #expect(crossSite.status == 403)
         #expect(crossSite.body.contains("cross-site request refused"))
 
-        #expect(try stack.store.counts() == [.queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
+    }
+
+    @Test("delay and at: the API and the submit form schedule a task; a bad one is refused; a SCHEDULED task can be cancelled")
+    func delayedSubmission() throws {
+        let stack = try IntegrationStack(label: "webdelay")
+        let server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+        let before = currentEpochMilliseconds()
+        let delayed = try server.send(
+            "POST", "/api/tasks",
+            json: #"[{"type": "echo", "args": [1], "id": "web-later", "delay": "1h"}, {"type": "echo", "args": [2], "id": "web-at", "at": "2030-01-01T00:00:00Z"}]"#)
+        #expect(delayed.status == 400, "2030 is more than a year ahead: \(delayed.body)")
+        #expect(delayed.json?["details"]?[0]?.stringValue?.contains(#"task 2: invalid "at""#) == true, "\(delayed.body)")
+        let accepted = try server.send("POST", "/api/tasks", json: #"{"type": "echo", "args": [1], "id": "web-later", "delay": "1h"}"#)
+        #expect(accepted.status == 202, "\(accepted.body)")
+        #expect(accepted.json?["tasks"]?[0]?["status"]?.stringValue == "SCHEDULED")
+        let due = try #require(accepted.json?["tasks"]?[0]?["due_at"]?.intValue)
+        #expect(due >= before + 3_600_000 && due <= currentEpochMilliseconds() + 3_600_000)
+        let record = try server.send("GET", "/api/tasks/web-later")
+        #expect(record.json?["status"]?.stringValue == "SCHEDULED" && record.json?["due_at"]?.intValue == due, "\(record.body)")
+        let listed = try server.send("GET", "/api/tasks?status=SCHEDULED")
+        #expect(listed.json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["web-later"], "\(listed.body)")
+        #expect(try server.send("GET", "/api/stats").body.contains(#""SCHEDULED":1"#))
+
+        let jar = try server.cookieJar()
+        let form = try server.send("GET", "/submit", cookies: jar)
+        #expect(form.body.contains(#"name="delay""#))
+        let csrf = try #require(form.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+        let post = ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"]
+        let bad = try server.send("POST", "/submit", body: "csrf=\(csrf)&mode=one&type=echo&args=1&delay=soon", headers: post, cookies: jar)
+        #expect(bad.status == 400)
+        #expect(bad.body.contains("the delay cannot be read"), "\(bad.body)")
+        let good = try server.send("POST", "/submit", body: "csrf=\(csrf)&mode=one&type=echo&args=1&delay=90s", headers: post, cookies: jar)
+        #expect(good.status == 201)
+        #expect(good.body.contains("SCHEDULED"))
+        #expect(try stack.store.counts()[.scheduled] == 2, "nothing of the refused submissions was queued")
+
+        let cancelled = try server.send("POST", "/api/tasks/web-later/cancel")
+        #expect(cancelled.status == 200)
+        #expect(cancelled.json?["from"]?.stringValue == "SCHEDULED" && cancelled.json?["status"]?.stringValue == "CANCELLED")
     }
 
     @Test("with YADTQ_WEB_TOKEN, the API needs the bearer token and pages need a login")

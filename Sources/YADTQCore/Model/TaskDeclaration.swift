@@ -4,6 +4,7 @@
 //     add 1 2                      type, then arguments: each token is read as JSON, a bare word is a string
 //     concat "hello world" "!"
 //     {"type": "mul", "args": [3, 4], "id": "my-id", "max_attempts": 5}
+//     {"type": "add", "args": [1, 2], "delay": "30s"}      or "at": "2026-12-01T09:30:00Z"
 //     {"task_id": "...", "task_type": "add", "task_args": ["1", "2"], "task_tries": 0}
 //     end
 
@@ -17,12 +18,15 @@ public struct TaskDeclaration: Sendable, Hashable {
     public var args: [JSONValue]
     /// How many attempts the task gets; `nil` means the plugin's or the default.
     public var maxAttempts: Int?
+    /// When the task may start (`"delay"` or `"at"`); `nil` means at once.
+    public var start: TaskStart?
 
-    public init(id: String? = nil, type: String, args: [JSONValue] = [], maxAttempts: Int? = nil) {
+    public init(id: String? = nil, type: String, args: [JSONValue] = [], maxAttempts: Int? = nil, start: TaskStart? = nil) {
         self.id = id
         self.type = type
         self.args = args
         self.maxAttempts = maxAttempts
+        self.start = start
     }
 
     /// The longest allowed task type, in bytes.
@@ -120,6 +124,13 @@ public struct TaskDeclaration: Sendable, Hashable {
                 "\"max_attempts\" must be an integer from \(Self.allowedMaxAttempts.lowerBound) to "
                     + "\(Self.allowedMaxAttempts.upperBound), not \(TaskLineError.excerpt(other))")
         }
+        switch (members["delay"], members["at"]) {
+        case (nil, nil), (.null?, nil), (nil, .null?), (.null?, .null?): start = nil
+        case (let delay?, nil), (let delay?, .null?): start = try TaskStart.readDelay(delay)
+        case (nil, let at?), (.null?, let at?): start = try TaskStart.readAt(at)
+        case (_?, _?):
+            throw TaskLineError(.conflictingKeys, "give \"delay\" or \"at\", not both")
+        }
         self.type = typeName
     }
 
@@ -170,6 +181,8 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
         case invalidArgument
         /// `end` is followed by something.
         case endWithArguments
+        /// A JSON line's `delay` or `at` is not a duration or a time (see ``TaskStart``).
+        case invalidStart
     }
 
     /// The kind of problem.
@@ -194,7 +207,7 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
     }
 
     /// The value as JSON, shortened so a huge value does not flood the message.
-    fileprivate static func excerpt(_ value: JSONValue) -> String {
+    static func excerpt(_ value: JSONValue) -> String {
         let text = value.jsonString
         return text.count <= 60 ? text : text.prefix(57) + "..."
     }

@@ -28,12 +28,14 @@ public struct TaskRecord: Sendable, Equatable {
     public var finishedAt: Int64?
     /// An operator asked to cancel the task while it was PROCESSING (or waiting for a retry).
     public var cancelRequested: Bool
+    /// When a SCHEDULED task is (or was) due; `nil` for a task queued to start at once.
+    public var dueAt: Int64?
 
     init(
         id: String, status: TaskStatus, type: String, args: JSONValue, attempts: Int, maxAttempts: Int,
         result: JSONValue?, error: String?, errors: [AttemptError], logs: [String], progress: Double?,
         worker: String?, partition: Int32?, queuedAt: Int64?, startedAt: Int64?, finishedAt: Int64?,
-        cancelRequested: Bool
+        cancelRequested: Bool, dueAt: Int64?
     ) {
         self.id = id
         self.status = status
@@ -52,6 +54,7 @@ public struct TaskRecord: Sendable, Equatable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.cancelRequested = cancelRequested
+        self.dueAt = dueAt
     }
 
     /// The `errors` list as the task scripts write it (JSON: attempt, worker, error, at).
@@ -68,11 +71,11 @@ public struct TaskRecord: Sendable, Equatable {
 
 extension TaskRecord {
     /// The outside view of a task, as `yadtq-ctl status --json` and `GET /api/tasks/{id}` give
-    /// it: the fields DESIGN.md fixes, whatever the Redis layout behind them. Arguments and
+    /// it: the fields DESIGN.md fixes (and `due_at` for a task started later), whatever the Redis layout behind them. Arguments and
     /// results are JSON values, times milliseconds since the epoch, absent values `null`.
     public var outsideView: JSONValue {
         func number(_ value: Int64?) -> JSONValue { value.map(JSONValue.int) ?? .null }
-        return .object([
+        var view: [String: JSONValue] = [
             "id": .string(id),
             "status": .string(status.rawValue),
             "type": .string(type),
@@ -92,7 +95,11 @@ extension TaskRecord {
             "queued_at": number(queuedAt),
             "started_at": number(startedAt),
             "finished_at": number(finishedAt),
-        ])
+        ]
+        // Only a task with a delay or an `at` has one, so the view of every other task stays
+        // exactly the fields DESIGN.md fixes.
+        if let dueAt { view["due_at"] = .int(dueAt) }
+        return .object(view)
     }
 }
 
@@ -125,5 +132,6 @@ extension TaskRecord {
         startedAt = view["started_at"]?.intValue
         finishedAt = view["finished_at"]?.intValue
         cancelRequested = false
+        dueAt = view["due_at"]?.intValue
     }
 }

@@ -1,5 +1,7 @@
-/// Where a task is in its life: `QUEUED -> PROCESSING -> SUCCESS | FAILED | CANCELLED`.
+/// Where a task is in its life: `[SCHEDULED ->] QUEUED -> PROCESSING -> SUCCESS | FAILED | CANCELLED`.
 public enum TaskStatus: String, Sendable, CaseIterable, Codable {
+    /// Waiting for its time (`delay`, `at`): the scheduler queues and publishes it when it is due.
+    case scheduled = "SCHEDULED"
     case queued = "QUEUED"
     case processing = "PROCESSING"
     case success = "SUCCESS"

@@ -19,7 +19,5 @@ extension Duration {
 /// `2025-06-01T12:00:05.123Z` for a time in milliseconds since the epoch: the
 /// timestamp of the monitor's screen and change log, in UTC so hosts agree.
 public func timestampText(epochMilliseconds: Int64) -> String {
-    let whole = Date(timeIntervalSince1970: Double(epochMilliseconds / 1000)).formatted(.iso8601)
-    let milliseconds = String(epochMilliseconds % 1000 + 1000).dropFirst()
-    return whole.dropLast() + "." + milliseconds + "Z"
+    UTCTime(epochMilliseconds: epochMilliseconds).rfc3339
 }

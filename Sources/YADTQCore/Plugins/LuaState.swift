@@ -19,6 +19,10 @@ struct PluginMetadata {
     var timeoutSeconds: Double?
     var maxAttempts: Int?
     var args: String?
+    /// The schedule's texts and arguments, read by ``PluginSchedule`` (see the registry).
+    var every: String?
+    var cron: String?
+    var scheduleArgs: JSONValue?
 }
 
 /// One sandboxed `lua_State` (see Sources/CLuaSandbox and PluginSandbox.swift): owns it, its allocator and
@@ -133,9 +137,20 @@ final class LuaState {
             func string(_ index: Int32) -> String? {
                 lua_type(state, index) == LUA_TSTRING ? LuaValueReader.string(state, at: index) : nil
             }
-            let timeout = lua_type(state, -3) == LUA_TNUMBER ? lua_tonumberx(state, -3, nil) : nil
-            let maxAttempts = lua_type(state, -2) == LUA_TNUMBER ? Int(lua_tointegerx(state, -2, nil)) : nil
-            return .success(PluginMetadata(description: string(-4), timeoutSeconds: timeout, maxAttempts: maxAttempts, args: string(-1)))
+            let timeout = lua_type(state, -6) == LUA_TNUMBER ? lua_tonumberx(state, -6, nil) : nil
+            let maxAttempts = lua_type(state, -5) == LUA_TNUMBER ? Int(lua_tointegerx(state, -5, nil)) : nil
+            var scheduleArgs: JSONValue? = nil
+            if lua_type(state, -1) == LUA_TTABLE {
+                do throws(LuaConversionError) {
+                    scheduleArgs = try LuaValueReader.read(state, at: -1, root: "schedule_args", budget: PluginSandbox.maximumResultBytes)
+                } catch {
+                    return .failure(LuaError(message: "'schedule_args': \(error.description)"))
+                }
+            }
+            return .success(
+                PluginMetadata(
+                    description: string(-7), timeoutSeconds: timeout, maxAttempts: maxAttempts, args: string(-4),
+                    every: string(-3), cron: string(-2), scheduleArgs: scheduleArgs))
         }
     }
 

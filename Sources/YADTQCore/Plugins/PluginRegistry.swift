@@ -3,7 +3,8 @@ import Foundation
 /// The plugins of one folder: every `<type>.lua` in it, with its metadata or its load error.
 ///
 /// Each file is loaded once per change, in a throwaway sandboxed Lua state: compiled (text only)
-/// and its top level run to read `description`, `timeout`, `max_attempts` and `args`, without
+/// and its top level run to read `description`, `timeout`, `max_attempts`, `args` and the
+/// schedule (`every` or `cron`, `schedule_args`: see ``PluginSchedule``), without
 /// running any task. ``refresh()`` rescans the folder and reloads only files whose size,
 /// modification time or inode changed, so the worker can call it every second or so: a file
 /// dropped into the folder becomes a task type, a changed file replaces it for tasks that start
@@ -148,6 +149,7 @@ public final class PluginRegistry: @unchecked Sendable {
                 info.timeoutSeconds = metadata.timeoutSeconds
                 info.maxAttempts = metadata.maxAttempts
                 info.args = metadata.args
+                try Self.readSchedule(metadata, into: &info)
             } catch {
                 info.loadError = PluginLoadError(file: file, luaMessage: error.message)
             }
@@ -155,6 +157,25 @@ public final class PluginRegistry: @unchecked Sendable {
             info.loadError = PluginLoadError(file: file, line: nil, message: "cannot read the file (check its permissions)")
         }
         return Entry(info: info, source: source, fingerprint: fingerprint, revision: nextRevision)
+    }
+
+    /// The plugin's periodic schedule (`every` or `cron`) and `schedule_args`; a bad one makes
+    /// the plugin fail to load with the reason, as any other bad metadata does.
+    private static func readSchedule(_ metadata: PluginMetadata, into info: inout PluginInfo) throws(LuaError) {
+        do throws(ScheduleError) {
+            info.schedule = try PluginSchedule(every: metadata.every, cron: metadata.cron)
+        } catch {
+            throw LuaError(message: error.message)
+        }
+        switch metadata.scheduleArgs {
+        case nil: break
+        case .array(let args)?: info.scheduleArgs = args
+        case .object(let members)? where members.isEmpty: break
+        default: throw LuaError(message: "'schedule_args' must be a list, such as { 1, 2 }: the arguments of each scheduled task")
+        }
+        if metadata.scheduleArgs != nil && info.schedule == nil {
+            throw LuaError(message: "'schedule_args' needs 'every' or 'cron' to say when the tasks are queued")
+        }
     }
 
     /// Runs the file's top level in a throwaway state, under `limits`: a top level that loops or

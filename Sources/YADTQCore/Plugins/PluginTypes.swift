@@ -92,6 +92,15 @@ public struct PluginInfo: Sendable, Codable, Hashable {
     public var args: String?
     /// Set when the file does not load; the plugin's tasks then fail with this error.
     public var loadError: PluginLoadError?
+    /// The plugin's `every` or `cron`: the scheduler queues a task of this type at each tick.
+    public var schedule: PluginSchedule?
+    /// The plugin's `schedule_args`: the arguments of each scheduled task. Not in the plugin
+    /// list published to Redis (only the scheduler needs them, from its own registry).
+    public var scheduleArgs: [JSONValue] = []
+
+    private enum CodingKeys: String, CodingKey {
+        case type, file, description, timeoutSeconds, maxAttempts, args, loadError, schedule
+    }
 
     public init(
         type: String, file: String, description: String? = nil, timeoutSeconds: Double? = nil,

@@ -6,10 +6,20 @@ public struct PublishedTask: Sendable {
     public enum Outcome: Sendable, Equatable {
         /// QUEUED in Redis and acknowledged by the broker.
         case published(partition: Int32)
+        /// SCHEDULED in Redis until `dueAt` (epoch ms): the scheduler publishes it then.
+        case scheduled(dueAt: Int64)
         /// A task with this id already exists; it was left alone and not published again.
         case duplicate
         /// QUEUED, then the broker did not take it; the task is now FAILED with this reason.
         case failed(String)
+
+        /// Whether the task was taken: published now, or scheduled for later.
+        public var isAccepted: Bool {
+            switch self {
+            case .published, .scheduled: true
+            case .duplicate, .failed: false
+            }
+        }
     }
 
     public var message: TaskMessage
@@ -52,6 +62,12 @@ public final class TaskPublisher: @unchecked Sendable {
         _ = try producer.client.ensureTopic(topic + ".dlq", partitions: 1)
     }
 
+    /// Creates the topic again if it is gone (a broker that lost it); returns its partition count.
+    @discardableResult
+    public func ensureTopic() throws -> Int {
+        try producer.client.ensureTopic(topic, partitions: partitions)
+    }
+
     /// Gives each declaration its id (a new UUID unless it names one) and its attempts:
     /// its own, else its plugin's `max_attempts`, else 3.
     public func messages(for declarations: [TaskDeclaration], at now: Int64) -> [TaskMessage] {
@@ -78,26 +94,35 @@ public final class TaskPublisher: @unchecked Sendable {
         let renderedArgs: [[UInt8]]
         /// Each message's Kafka value.
         let values: [[UInt8]]
+        /// When each task is due (epoch ms; 0 for at once).
+        let dueAt: [Int64]
     }
 
-    /// Gives the tasks their ids and attempts and serializes them; `queued_at` is now.
+    /// Gives the tasks their ids, attempts and due times and serializes them; `queued_at` is now.
     public func prepare(_ declarations: [TaskDeclaration]) -> PreparedBatch {
-        let messages = messages(for: declarations, at: currentEpochMilliseconds())
+        let now = currentEpochMilliseconds()
+        let messages = messages(for: declarations, at: now)
         let renderedArgs = messages.map(\.renderedArgs)
         let values = zip(messages, renderedArgs).map { $0.encoded(renderedArgs: $1) }
-        return PreparedBatch(messages: messages, renderedArgs: renderedArgs, values: values)
+        let dueAt = declarations.map { $0.start?.dueAt(now: now) ?? 0 }
+        return PreparedBatch(messages: messages, renderedArgs: renderedArgs, values: values, dueAt: dueAt)
     }
 
-    /// Publishes a prepared batch: QUEUED in Redis, then Kafka, then FAILED for what the
-    /// broker did not take. The result has one entry per task, in order.
+    /// Publishes a prepared batch: QUEUED in Redis (SCHEDULED for a task due later, which is
+    /// not sent now), then Kafka, then FAILED for what the broker did not take. The result
+    /// has one entry per task, in order.
     public func publish(_ batch: PreparedBatch) throws -> [PublishedTask] {
-        let queued = try store.queue(batch.messages, renderedArgs: batch.renderedArgs)
-        return try produce(batch.messages, values: batch.values, queued: queued)
+        let queued = try store.queue(batch.messages, renderedArgs: batch.renderedArgs, dueAt: batch.dueAt, topic: topic)
+        var results = try produce(batch.messages, values: batch.values, queued: queued.map { $0 == .queued })
+        for index in queued.indices where queued[index] == .scheduled {
+            results[index].outcome = .scheduled(dueAt: batch.dueAt[index])
+        }
+        return results
     }
 
-    /// Publishes again tasks that are QUEUED in Redis already (an operator's retry of
-    /// FAILED or CANCELLED tasks, see ``TaskStore/requeue(_:at:)``), then FAILED for what
-    /// the broker did not take. The result has one entry per task, in order.
+    /// Publishes tasks that are QUEUED in Redis already (an operator's retry of FAILED or
+    /// CANCELLED tasks, see ``TaskStore/requeue(_:at:)``; the scheduler's due and lost
+    /// tasks), then FAILED for what the broker did not take. The result has one entry per task, in order.
     public func republish(_ messages: [TaskMessage]) throws -> [PublishedTask] {
         try produce(
             messages, values: messages.map { $0.encoded() },

@@ -11,9 +11,10 @@ public final class TaskSubmission {
     private let publisher: TaskPublisher
     private let stream: TaskLineStream
     private let batchLimit: Int
+    private let defaultStart: TaskStart?
 
     public struct Report: Sendable {
-        /// Ids of the tasks that were published, in input order.
+        /// Ids of the tasks that were published (or scheduled), in input order.
         public var published: [String] = []
         public var duplicates = 0
         public var publishFailures = 0
@@ -21,10 +22,13 @@ public final class TaskSubmission {
         public var endMarkers = 0
     }
 
-    public init(publisher: TaskPublisher, stream: TaskLineStream, batchLimit: Int = 5000) {
+    /// - Parameter defaultStart: when the tasks that set no `delay` or `at` of their own start
+    ///   (`yadtq-run --delay`/`--at`); `nil` for at once.
+    public init(publisher: TaskPublisher, stream: TaskLineStream, batchLimit: Int = 5000, defaultStart: TaskStart? = nil) {
         self.publisher = publisher
         self.stream = stream
         self.batchLimit = batchLimit
+        self.defaultStart = defaultStart
     }
 
     /// Reads every input to its end.
@@ -41,7 +45,7 @@ public final class TaskSubmission {
             guard !tasks.isEmpty else { return }
             for task in tasks {
                 switch task.outcome {
-                case .published: report.published.append(task.message.id)
+                case .published, .scheduled: report.published.append(task.message.id)
                 case .duplicate: report.duplicates += 1
                 case .failed: report.publishFailures += 1
                 }
@@ -67,7 +71,9 @@ public final class TaskSubmission {
                 do {
                     switch try line.result.get() {
                     case .blank: continue
-                    case .task(let declaration): ready.append(declaration)
+                    case .task(var declaration):
+                        if declaration.start == nil { declaration.start = defaultStart }
+                        ready.append(declaration)
                     case .end:
                         // Everything before `end` is published first, so it precedes the markers on every partition.
                         try flush()

@@ -92,6 +92,10 @@ public struct RedisKeys: Sendable {
         /// Sorted set: the ids in FAILED or CANCELLED, by `queued_at`.
         func index(_ status: TaskStatus) -> String { indexPrefix + status.rawValue }
         var indexPrefix: String { base + "index:" }
+        /// Sorted set: the ids of the SCHEDULED tasks of `topic`, scored by the time they are
+        /// due (ms): what that topic's scheduler moves to QUEUED next.
+        func scheduled(topic: String) -> String { scheduledPrefix + topic }
+        var scheduledPrefix: String { base + "scheduled:" }
         /// Hash: tasks finished in one second (`succeeded`, `failed`); expires after an hour.
         func stats(second: Int64) -> String { statsPrefix + String(second) }
         var statsPrefix: String { base + "stats:" }
@@ -99,7 +103,7 @@ public struct RedisKeys: Sendable {
         /// KEYS of every task script call, in the order ``TaskScripts`` reads them.
         var scriptKeys: [String] { [records, counts, finished, types, running, buckets, live, expiring] }
         /// The first ARGV of every task script call: the key families' prefixes.
-        var scriptPrefixes: [String] { [indexPrefix, statsPrefix, bucketPrefix, expiringPrefix] }
+        var scriptPrefixes: [String] { [indexPrefix, statsPrefix, bucketPrefix, expiringPrefix, scheduledPrefix] }
     }
 
     subscript(shard: Int) -> Shard { Shard(base: prefix + tags[shard]) }
@@ -119,6 +123,12 @@ public struct RedisKeys: Sendable {
     func end(topic: String) -> String { prefix + "end:" + topic }
     /// Set: the partitions of `topic` drained up to `marker`; expires after 7 days.
     func endReached(topic: String, marker: String) -> String { prefix + "end:" + topic + ":" + marker }
+
+    // MARK: Scheduler
+
+    /// String: the scheduler's lease for `topic`: the name of the worker running it, expiring
+    /// unless that worker renews it (see ``SchedulerLeaseStore``).
+    func schedulerLease(topic: String) -> String { prefix + "scheduler:" + topic }
 
     // MARK: Web
 

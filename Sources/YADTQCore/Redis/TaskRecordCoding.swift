@@ -2,11 +2,11 @@ import Foundation
 
 /// Reads the packed task records the task scripts write (the `FORMAT` of
 /// ``TaskScripts/recordCoding``): big-endian, a version byte, the status code, attempts,
-/// max_attempts, partition, seven times as doubles (ms since the epoch, 0 for none), then
-/// eight strings each behind a 4-byte length ('' for none).
+/// max_attempts, partition, ten times as doubles (ms since the epoch, 0 for none), then
+/// nine strings each behind a 4-byte length ('' for none).
 enum TaskRecordCoding {
     /// The status codes, in the order the scripts number them.
-    static let statuses: [TaskStatus] = [.queued, .processing, .success, .failed, .cancelled]
+    static let statuses: [TaskStatus] = [.queued, .processing, .success, .failed, .cancelled, .scheduled]
 
     /// The record of task `id` from its packed bytes; `nil` when they are not a record of a
     /// version this build reads.
@@ -17,17 +17,18 @@ enum TaskRecordCoding {
             let attempts = reader.uint32(), let maxAttempts = reader.uint32(), let partition = reader.uint32()
         else { return nil }
         var times: [Int64?] = []
-        for _ in 0..<7 {
+        for _ in 0..<10 {
             guard let time = reader.double() else { return nil }
             times.append(time > 0 ? Int64(time) : nil)
         }
         var strings: [String?] = []
-        for _ in 0..<8 {
+        for _ in 0..<9 {
             guard let text = reader.string() else { return nil }
             strings.append(text.isEmpty ? nil : text)
         }
-        // times: queued, started, finished, outcome, cancel requested, requeued, expires.
-        // strings: type, worker, args, result, error, errors, logs, progress.
+        // times: queued, started, finished, outcome, cancel requested, requeued, expires, due,
+        // released, republished. strings: type, worker, args, result, error, errors, logs,
+        // progress, topic.
         return TaskRecord(
             id: id, status: statuses[Int(code)], type: strings[0] ?? "",
             args: strings[2].flatMap { try? JSONValue(parsing: $0) } ?? .array([]),
@@ -37,7 +38,7 @@ enum TaskRecordCoding {
             logs: strings[6].flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap(\.stringValue) ?? [],
             progress: strings[7].flatMap { Double($0) }, worker: strings[1],
             partition: Int32(bitPattern: partition) >= 0 ? Int32(bitPattern: partition) : nil,
-            queuedAt: times[0], startedAt: times[1], finishedAt: times[2], cancelRequested: times[4] != nil)
+            queuedAt: times[0], startedAt: times[1], finishedAt: times[2], cancelRequested: times[4] != nil, dueAt: times[7])
     }
 
     private struct Reader {

@@ -29,8 +29,8 @@ enum TaskScripts {
     static let keysAndPrefixes = """
         local K = { records = KEYS[1], counts = KEYS[2], finished = KEYS[3], types = KEYS[4], running = KEYS[5],
           buckets = KEYS[6], live = KEYS[7], expiring = KEYS[8],
-          index = ARGV[1], stats = ARGV[2], bucket = ARGV[3], expiring_at = ARGV[4] }
-        local A = 5  -- the script's own first argument
+          index = ARGV[1], stats = ARGV[2], bucket = ARGV[3], expiring_at = ARGV[4], scheduled = ARGV[5] }
+        local A = 6  -- the script's own first argument
 
         """
 
@@ -38,28 +38,31 @@ enum TaskScripts {
     static let recordCoding = """
         -- A record: version, status code, attempts, max_attempts, partition (-1: none), then
         -- queued_at, started_at, finished_at, outcome_at, cancel_requested, requeued_at,
-        -- expires_at (ms; 0: none), then type, worker, args, result, error, errors, logs,
-        -- progress (strings; '': none), each behind its length.
-        local FORMAT = '>BBI4I4i4dddddddI4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
+        -- expires_at, due_at, released_at, republished_at (ms; 0: none), then type, worker,
+        -- args, result, error, errors, logs, progress, topic (strings; '': none), each behind
+        -- its length.
+        local FORMAT = '>BBI4I4i4ddddddddddI4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
         local F = { status = 2, attempts = 3, max_attempts = 4, partition = 5, queued_at = 6, started_at = 7,
-          finished_at = 8, outcome_at = 9, cancel_requested = 10, requeued_at = 11, expires_at = 12, type = 13,
-          worker = 14, args = 15, result = 16, error = 17, errors = 18, logs = 19, progress = 20 }
-        local STATUS = { [0] = 'QUEUED', 'PROCESSING', 'SUCCESS', 'FAILED', 'CANCELLED' }
+          finished_at = 8, outcome_at = 9, cancel_requested = 10, requeued_at = 11, expires_at = 12, due_at = 13,
+          released_at = 14, republished_at = 15, type = 16, worker = 17, args = 18, result = 19, error = 20,
+          errors = 21, logs = 22, progress = 23, topic = 24 }
+        local STATUS = { [0] = 'QUEUED', 'PROCESSING', 'SUCCESS', 'FAILED', 'CANCELLED', 'SCHEDULED' }
         local CODE = {}
         for code = 0, #STATUS do CODE[STATUS[code]] = code end
         local function decode(packed)
           local r = { struct.unpack(FORMAT, packed) }
-          r[21] = nil  -- unpack's next position
+          r[25] = nil  -- unpack's next position
           r[F.status] = STATUS[r[F.status]]
           return r
         end
         local function encode(r)
           return struct.pack(FORMAT, 1, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-            #r[13], r[13], #r[14], r[14], #r[15], r[15], #r[16], r[16], #r[17], r[17], #r[18], r[18], #r[19], r[19],
-            #r[20], r[20])
+            r[13], r[14], r[15], #r[16], r[16], #r[17], r[17], #r[18], r[18], #r[19], r[19], #r[20], r[20],
+            #r[21], r[21], #r[22], r[22], #r[23], r[23], #r[24], r[24])
         end
-        local function new_record(status, type, args, max_attempts, queued_at)
-          return { 1, status, 0, max_attempts, -1, queued_at, 0, 0, 0, 0, 0, 0, type, '', args, '', '', '', '', '' }
+        local function new_record(status, type, args, max_attempts, queued_at, due_at, topic)
+          return { 1, status, 0, max_attempts, -1, queued_at, 0, 0, 0, 0, 0, 0, due_at, 0, 0,
+            type, '', args, '', '', '', '', '', topic }
         end
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
         -- unpack() is bounded by Lua's C stack: 4,000 arguments per call stays well inside it.
@@ -131,6 +134,7 @@ enum TaskScripts {
         -- per-task calls cost Redis several times more CPU than the work itself.
         local writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
         local running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
+        local scheduled_add, scheduled_del = {}, {}
         local function add(list_table, key, ...)
           local list = list_table[key]
           if not list then list = {}; list_table[key] = list end
@@ -148,6 +152,9 @@ enum TaskScripts {
           counts[to] = (counts[to] or 0) + 1
           if to == 'PROCESSING' then add(running_set, 'r', id, r[F.worker]) end
           if to == 'FAILED' or to == 'CANCELLED' then add(index_add, to, r[F.queued_at], id) end
+          -- SCHEDULED tasks wait in their topic's `scheduled:<topic>`, by due time.
+          if from == 'SCHEDULED' then add(scheduled_del, r[F.topic], id) end
+          if to == 'SCHEDULED' then add(scheduled_add, r[F.topic], r[F.due_at], id) end
         end
         local function list_new(id, r)
           type_counts[r[F.type]] = (type_counts[r[F.type]] or 0) + 1
@@ -197,6 +204,8 @@ enum TaskScripts {
           if #running_del > 0 then chunked('HDEL', K.running, running_del) end
           for status, list in pairs(index_del) do chunked('ZREM', K.index .. status, list) end
           for status, list in pairs(index_add) do chunked('ZADD', K.index .. status, list) end
+          for topic, list in pairs(scheduled_del) do chunked('ZREM', K.scheduled .. topic, list) end
+          for topic, list in pairs(scheduled_add) do chunked('ZADD', K.scheduled .. topic, list) end
           for s, ids in pairs(listed) do
             chunked('RPUSH', K.bucket .. s, ids)
             redis.call('ZADD', K.buckets, s, s)
@@ -215,6 +224,7 @@ enum TaskScripts {
           end
           writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
           running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
+          scheduled_add, scheduled_del = {}, {}
         end
         -- Deletes up to about `limit` tasks whose retention has ended by `now`. Only the
         -- seconds before now's are taken: an entry is popped once, so its task must be due.
@@ -267,36 +277,132 @@ enum TaskScripts {
 
         """
 
-    /// ARGV: shard prefixes, now, then per task: id, type, args, max_attempts, queued_at.
-    /// Returns 1 when the task is (now) QUEUED, 0 when the id already exists.
+    /// ARGV: shard prefixes, now, topic ('' for none), then per task: id, type, args,
+    /// max_attempts, queued_at, due_at (0 for at once).
+    /// Returns 1 when the task is (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after
+    /// now: the caller does not publish it, the scheduler does when it is due, see ``release``),
+    /// 0 when the id already exists.
+    /// `topic` is kept in the record, so the scheduler of that topic publishes it when it is
+    /// due, or again when its message was lost (see ``lost``).
     /// Replay-safe: a record with this very queued_at is ours.
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
-            local now = tonumber(ARGV[A])
-            local first = A + 1
-            prune(now, prune_budget((#ARGV - first + 1) / 5))
+            local now, topic = tonumber(ARGV[A]), ARGV[A + 1]
+            local first = A + 2
+            prune(now, prune_budget((#ARGV - first + 1) / 6))
             flush()
             local ids = {}
-            for i = first, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+            for i = first, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
             local existing = read(ids)
             local out, added = {}, {}
             for k, id in ipairs(ids) do
-              local i = first + (k - 1) * 5
-              local queued_at = tonumber(ARGV[i + 4])
+              local i = first + (k - 1) * 6
+              local queued_at, due = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+              local later = due > now
               if existing[k] then
-                out[k] = (decode(existing[k])[F.queued_at] == queued_at) and 1 or 0
+                out[k] = (decode(existing[k])[F.queued_at] ~= queued_at and 0) or (later and 2) or 1
               elseif added[id] then
                 out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 added[id] = true
-                local r = new_record('QUEUED', ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), queued_at)
+                local r = new_record(later and 'SCHEDULED' or 'QUEUED', ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]),
+                  queued_at, later and due or 0, topic)
                 write(id, r)
                 list_new(id, r)
-                out[k] = 1
+                out[k] = later and 2 or 1
               end
             end
             flush()
+            return out
+            """)
+
+    /// ARGV: shard prefixes, now, topic, limit. Moves up to `limit` SCHEDULED tasks of `topic`
+    /// that are due (`scheduled:<topic>` score at most now) to QUEUED (`released_at` = now);
+    /// the caller publishes them. Returns how many ids were taken from `scheduled:<topic>`
+    /// (the caller calls again while that is `limit`), then per task now QUEUED: id, type,
+    /// args, max_attempts, queued_at, topic. An id whose task is no longer SCHEDULED
+    /// (cancelled, or begun by a worker) is only taken out of `scheduled:<topic>`.
+    /// Not replay-safe on its own: a replayed call finds nothing left to release, so tasks
+    /// whose reply was lost stay QUEUED unpublished, which ``lost`` finds and publishes.
+    static let release = RedisScript(
+        name: "release",
+        source: prelude + """
+            local now, topic, limit = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
+            local scheduled = K.scheduled .. topic
+            local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
+            local out = { #due }
+            for k, packed in ipairs(read(due)) do
+              local r = packed and decode(packed)
+              if r and r[F.status] == 'SCHEDULED' then
+                local id = due[k]
+                r[F.status] = 'QUEUED'
+                r[F.released_at] = now
+                move(id, 'SCHEDULED', 'QUEUED', r)
+                write(id, r)
+                for _, value in ipairs({ id, r[F.type], r[F.args], r[F.max_attempts], r[F.queued_at], r[F.topic] }) do
+                  out[#out + 1] = value
+                end
+              end
+            end
+            -- Every due id leaves the set, also those no longer SCHEDULED.
+            if #due > 0 then chunked('ZREM', scheduled, due) end
+            flush()
+            return out
+            """)
+
+    /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit. Looks
+    /// at up to `limit` ids of the listing buckets of the seconds from `from` to `to` (ms),
+    /// oldest first, going on from the cursor a previous call returned. A task still QUEUED
+    /// for `topic` (or for no topic), queued in that window, that was queued, released or
+    /// retried before `cutoff` and not republished yet had its message lost: it gets
+    /// `republished_at` = now and is returned to be published again, once.
+    /// Returns: the cursor to go on from ('' when done), then per task: id, type, args,
+    /// max_attempts, queued_at.
+    /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again.
+    static let lost = RedisScript(
+        name: "lost",
+        source: prelude + """
+            local now, topic, cursor = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2]
+            local from, to, cutoff, limit = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4]), tonumber(ARGV[A + 5]),
+              tonumber(ARGV[A + 6])
+            local function next_bucket(after)
+              local found = redis.call('ZRANGEBYSCORE', K.buckets, '(' .. after, second(to), 'LIMIT', 0, 1)
+              return found[1] and tonumber(found[1])
+            end
+            local s, i
+            if cursor == '' then
+              s, i = next_bucket(second(from) - 1), 0
+            else
+              local colon = string.find(cursor, ':', 1, true)
+              s, i = tonumber(string.sub(cursor, 1, colon - 1)), tonumber(string.sub(cursor, colon + 1))
+            end
+            local out, seen = { '' }, 0
+            while s and seen < limit do
+              local want = limit - seen
+              local ids = redis.call('LRANGE', K.bucket .. s, i, i + want - 1)
+              for k, packed in ipairs(read(ids)) do
+                local r = packed and decode(packed)
+                if r and r[F.status] == 'QUEUED' and (r[F.topic] == '' or r[F.topic] == topic)
+                  and r[F.queued_at] >= from and r[F.queued_at] <= to then
+                  local last = math.max(r[F.queued_at], r[F.released_at], r[F.requeued_at])
+                  local mine = r[F.republished_at] == now
+                  if mine or (r[F.republished_at] == 0 and last < cutoff) then
+                    if not mine then
+                      r[F.republished_at] = now
+                      write(ids[k], r)
+                    end
+                    for _, value in ipairs({ ids[k], r[F.type], r[F.args], r[F.max_attempts], r[F.queued_at] }) do
+                      out[#out + 1] = value
+                    end
+                  end
+                end
+              end
+              seen, i = seen + #ids, i + #ids
+              if #ids < want then s, i = next_bucket(s), 0 end
+            end
+            flush()
+            if s then out[1] = s .. ':' .. i end
             return out
             """)
 
@@ -468,11 +574,12 @@ enum TaskScripts {
             """)
 
     /// ARGV: shard prefixes, now, keep_failed_ms, then per task: id. Cancels tasks: a QUEUED
-    /// one becomes CANCELLED (kept like a FAILED one); a PROCESSING one gets a cancel request
+    /// or SCHEDULED one becomes CANCELLED (kept like a FAILED one; a SCHEDULED one leaves
+    /// `scheduled:<topic>`, so it is never released); a PROCESSING one gets a cancel request
     /// (`cancel_requested`): its worker stops the attempt, and ``finish`` ends it CANCELLED
     /// unless it succeeded first.
-    /// Returns per task `cancelled`, `requested`, `missing`, or the (terminal) status it
-    /// has, unchanged.
+    /// Returns per task `cancelled` (it was QUEUED), `unscheduled` (it was SCHEDULED),
+    /// `requested`, `missing`, or the (terminal) status it has, unchanged.
     /// Replay-safe: a task this call cancelled has `cancel_requested` = now.
     static let cancel = RedisScript(
         name: "cancel",
@@ -486,15 +593,16 @@ enum TaskScripts {
               local r = packed and decode(packed)
               if not r then
                 out[k] = 'missing'
-              elseif r[F.status] == 'QUEUED' then
+              elseif r[F.status] == 'QUEUED' or r[F.status] == 'SCHEDULED' then
+                local before = r[F.status]
                 r[F.status] = 'CANCELLED'
                 r[F.finished_at] = now
                 r[F.cancel_requested] = now
-                move(id, 'QUEUED', 'CANCELLED', r)
+                move(id, before, 'CANCELLED', r)
                 keep_until(id, r, now + keep_failed)
                 write(id, r)
                 cancelled = cancelled + 1
-                out[k] = 'cancelled'
+                out[k] = before == 'SCHEDULED' and 'unscheduled' or 'cancelled'
               elseif r[F.status] == 'PROCESSING' then
                 if r[F.cancel_requested] == 0 then
                   r[F.cancel_requested] = now

@@ -127,18 +127,29 @@ public final class TaskStore: Sendable {
         return RedisClient.ScriptCall(script: script, keys: shard.scriptKeys, arguments: command)
     }
 
-    /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`. Returns,
-    /// per task, whether it is now QUEUED (`false`: a task with that id already exists and
-    /// was left alone).
-    public func queue(_ tasks: [TaskMessage]) throws -> [Bool] {
-        try queue(tasks, renderedArgs: tasks.map(\.renderedArgs))
+    /// What ``queue(_:renderedArgs:dueAt:topic:)`` did with one task.
+    public enum Queued: Sendable, Equatable {
+        /// Now QUEUED: publish it.
+        case queued
+        /// Now SCHEDULED, due later: the scheduler publishes it when it is due.
+        case scheduled
+        /// A task with that id already exists and was left alone.
+        case duplicate
     }
 
-    /// ``queue(_:)`` with each task's ``TaskMessage/renderedArgs`` already at hand.
-    public func queue(_ tasks: [TaskMessage], renderedArgs: [[UInt8]]) throws -> [Bool] {
+    /// Writes QUEUED (attempts 0) for each task, with the task's own `queuedAt`, or SCHEDULED
+    /// for a task whose `dueAt` (epoch ms, 0 for at once) is after now. Returns what happened
+    /// to each task, in order.
+    /// - Parameter topic: the topic the tasks are published to, kept with them for the
+    ///   scheduler ('' when unknown).
+    public func queue(
+        _ tasks: [TaskMessage], renderedArgs: [[UInt8]]? = nil, dueAt: [Int64]? = nil, topic: String = ""
+    ) throws -> [Queued] {
+        let renderedArgs = renderedArgs ?? tasks.map(\.renderedArgs)
         precondition(renderedArgs.count == tasks.count, "one rendered argument list per task")
+        precondition(dueAt.map { $0.count == tasks.count } ?? true, "one due time per task")
         let replies = try perShard(
-            TaskScripts.queue, ids: tasks.map(\.id), arguments: [String(currentEpochMilliseconds())]
+            TaskScripts.queue, ids: tasks.map(\.id), arguments: [String(currentEpochMilliseconds()), topic]
         ) { command, index in
             let task = tasks[index]
             command.append(task.id)
@@ -146,8 +157,77 @@ public final class TaskStore: Sendable {
             command.append(bytes: renderedArgs[index])
             command.append(task.maxAttempts)
             command.append(task.queuedAt)
+            command.append(dueAt?[index] ?? 0)
         }
-        return try integers(replies, TaskScripts.queue).map { $0 == 1 }
+        return try integers(replies, TaskScripts.queue).map { value in
+            switch value {
+            case 1: .queued
+            case 2: .scheduled
+            default: .duplicate
+            }
+        }
+    }
+
+    /// A task the scheduler is to publish: due after SCHEDULED, or lost while QUEUED.
+    public struct TaskToPublish: Sendable, Equatable {
+        public var message: TaskMessage
+        /// The topic it was queued for; `nil` when its record has none.
+        public var topic: String?
+    }
+
+    /// Moves SCHEDULED tasks of `topic` that are due at `now` to QUEUED, up to `limit` per
+    /// shard; the caller publishes what it returns. `more` tells that a shard had `limit` due
+    /// tasks (call again).
+    public func releaseDue(topic: String, at now: Int64, limit: Int = 1000) throws -> (tasks: [TaskToPublish], more: Bool) {
+        var tasks: [TaskToPublish] = []
+        var more = false
+        for reply in try everyShard(TaskScripts.release, arguments: [String(now), topic, String(limit)]) {
+            let values = reply.elements
+            guard let taken = values.first?.integer, (values.count - 1) % 6 == 0 else {
+                throw YADTQError(.redis, "script release answered \(reply)", remedy: "This is a YADTQ bug; please report it")
+            }
+            more = more || taken >= limit
+            tasks += stride(from: 1, to: values.count, by: 6).compactMap { Self.taskToPublish(values[$0..<$0 + 6]) }
+        }
+        return (tasks, more)
+    }
+
+    /// Finds QUEUED tasks of `topic` whose message is lost (see ``TaskScripts/lost``): those
+    /// queued (or released, or retried) before `cutoff`, looking at the ones queued from
+    /// `from` to `to` (epoch ms). Each is marked `republished_at`, so it is returned once; the
+    /// caller publishes them again.
+    public func takeLost(topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64) throws
+        -> [TaskMessage]
+    {
+        var found: [TaskMessage] = []
+        for shard in keys.allShards {
+            var cursor = ""
+            repeat {
+                let arguments = [String(now), topic, cursor, String(from), String(to), String(cutoff), "2000"]
+                let reply = try client.evaluate([Self.call(TaskScripts.lost, shard: shard, arguments: arguments) { _ in }])[0]
+                let values = reply.elements
+                guard let next = values.first?.text, (values.count - 1) % 5 == 0 else {
+                    throw YADTQError(.redis, "script lost answered \(reply)", remedy: "This is a YADTQ bug; please report it")
+                }
+                cursor = next
+                found += stride(from: 1, to: values.count, by: 5).compactMap {
+                    Self.taskToPublish(values[$0..<$0 + 5] + [.null])?.message
+                }
+            } while !cursor.isEmpty
+        }
+        return found
+    }
+
+    /// A task from a script's reply: id, type, args, max_attempts, queued_at, topic.
+    private static func taskToPublish(_ values: ArraySlice<RedisReply>) -> TaskToPublish? {
+        let fields = Array(values)
+        guard let id = fields[0].text, let type = fields[1].text else { return nil }
+        let args = fields[2].text.flatMap { try? JSONValue(parsing: $0) }?.arrayValue ?? []
+        let message = TaskMessage(
+            id: id, type: type, args: args,
+            maxAttempts: fields[3].text.flatMap { Int($0) } ?? TaskMessage.defaultMaxAttempts,
+            queuedAt: fields[4].text.flatMap { Int64($0) } ?? 0)
+        return TaskToPublish(message: message, topic: fields[5].text.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Marks FAILED, with the reason, tasks that were queued but could not be published.
@@ -236,8 +316,8 @@ public final class TaskStore: Sendable {
 
     /// What an operator's ``cancel(_:at:)`` or ``requeue(_:at:)`` did to one task.
     public enum OperatorChange: Sendable, Equatable {
-        /// QUEUED, now CANCELLED.
-        case cancelled
+        /// QUEUED or SCHEDULED (`from`), now CANCELLED.
+        case cancelled(from: TaskStatus)
         /// PROCESSING: its worker stops the attempt within a second, and it ends CANCELLED
         /// (unless it succeeded first).
         case cancelRequested
@@ -252,7 +332,8 @@ public final class TaskStore: Sendable {
 
         init(reply: RedisReply) {
             switch reply.text {
-            case "cancelled": self = .cancelled
+            case "cancelled": self = .cancelled(from: .queued)
+            case "unscheduled": self = .cancelled(from: .scheduled)
             case "requested": self = .cancelRequested
             case "queued": self = .requeued
             case let text?: self = TaskStatus(rawValue: text).map(Self.unchanged) ?? .missing
@@ -261,9 +342,10 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// Cancels tasks: a QUEUED one becomes CANCELLED; a PROCESSING one gets a cancel request,
-    /// which the worker running it sees within a second (``cancelRequested(_:)``) and stops the
-    /// attempt, ending it CANCELLED (unless it succeeded first); a terminal one is left alone.
+    /// Cancels tasks: a QUEUED or SCHEDULED one becomes CANCELLED (and never runs); a
+    /// PROCESSING one gets a cancel request, which the worker running it sees within a second
+    /// (``cancelRequested(_:)``) and stops the attempt, ending it CANCELLED (unless it
+    /// succeeded first); a terminal one is left alone.
     public func cancel(_ ids: [String], at now: Int64) throws -> [OperatorChange] {
         try perShard(TaskScripts.cancel, ids: ids, arguments: [String(now), String(retention.failed.inMilliseconds)]) {
             command, index in command.append(ids[index])

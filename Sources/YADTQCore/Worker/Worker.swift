@@ -19,6 +19,9 @@ public struct WorkerOptions: Sendable {
     public var redisOutageLimit: Duration = .seconds(10)
     /// Partitions for the dead-letter topic when the worker has to create it.
     public var deadLetterPartitions = 1
+    /// Whether the worker takes part in running the topic's scheduler (one worker at a time
+    /// runs it: see ``Scheduler``); `--no-scheduler` turns it off.
+    public var scheduler = true
 
     public init(name: String, topic: String) {
         self.name = name
@@ -40,7 +43,8 @@ public struct WorkerOptions: Sendable {
 ///   batch thread runs the task itself);
 /// - the **heartbeat** thread (``HeartbeatPublisher``), the **plugin watcher**, which
 ///   rescans the plugin folder every second, and the **cancel watcher** (``CancelWatcher``),
-///   which stops the attempts of tasks cancelled while they run.
+///   which stops the attempts of tasks cancelled while they run;
+/// - the **scheduler**'s two threads (``Scheduler``), active on one worker of the topic at a time.
 public final class Worker: @unchecked Sendable {
     // @unchecked Sendable: `stopRequested` and `completedForChaos` are guarded by `lock`;
     // everything else is immutable or used by the loop thread only.
@@ -111,6 +115,8 @@ public final class Worker: @unchecked Sendable {
         try waitForTopic(producer.client)
         guard !shouldStop else { return .stopRequested }
         _ = try producer.client.ensureTopic(options.topic + ".dlq", partitions: options.deadLetterPartitions)
+        let scheduler = try startScheduler(producer.client)
+        defer { scheduler?.stop() }
         let pool = ExecutorPool(
             count: options.concurrency, makeExecutor: { PluginExecutor(registry: registry, limits: options.limits) },
             onStart: { [activity, metrics] job in
@@ -135,6 +141,17 @@ public final class Worker: @unchecked Sendable {
         let loop = WorkerLoop(worker: self, runner: runner)
         defer { loop.leaveGroup() }
         return try loop.run()
+    }
+
+    /// Starts this worker's share of the scheduler, unless `--no-scheduler`.
+    private func startScheduler(_ client: RDKafkaClient) throws -> Scheduler? {
+        guard options.scheduler else { return nil }
+        let partitions = try client.partitionCount(topic: options.topic) ?? 1
+        let scheduler = try Scheduler(
+            settings: settings, topic: options.topic, partitions: partitions, worker: options.name, registry: registry,
+            logger: logger)
+        scheduler.start()
+        return scheduler
     }
 
     fileprivate func makeConsumer() throws -> KafkaConsumer {

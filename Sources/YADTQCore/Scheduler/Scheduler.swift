@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+
+/// The scheduler a worker runs unless started with `--no-scheduler`: one per topic is active
+/// at a time, the worker holding the Redis lease (``SchedulerLease``, ``SchedulerLeaseStore``).
+/// While it holds the lease it
+/// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(at:limit:)``);
+/// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
+/// - publishes again, once, QUEUED tasks whose message was lost (``LostTaskRule``,
+///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:at:)``).
+///
+/// Two threads of its own, off the task loop and off Swift's cooperative pool (Redis and the
+/// broker block): the **scheduler** thread (lease, due tasks, ticks: every 200 ms, so a task
+/// is published within a fraction of a second of its time) and the **lost-task** thread
+/// (every 2 s; it waits on the broker, which must not hold up due tasks).
+public final class Scheduler: @unchecked Sendable {
+    // @unchecked Sendable: `lease` is guarded by `lock`; `planner` is used by the scheduler
+    // thread only, `lostRule` and `wasActiveForLost` by the lost-task thread only; everything
+    // else is immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
+    private let topic: String
+    private let owner: String
+    private let logger: Logger
+    private let leaseStore: SchedulerLeaseStore
+    private let publisher: TaskPublisher
+    private let registry: PluginRegistry
+    private let lagReader: KafkaLagReader
+    private let lock = NSLock()
+    private var lease: SchedulerLease
+    private var planner = TickPlanner()
+    private var lostRule: LostTaskRule
+    /// Whether the lost-task thread's last run found this worker the scheduler.
+    private var wasActiveForLost = false
+    private let mainThread = PeriodicThread(name: "yadtq-scheduler", interval: .milliseconds(200))
+    private let lostThread = PeriodicThread(name: "yadtq-lost", interval: .seconds(2))
+
+    /// - Parameters:
+    ///   - worker: the worker's name; the lease's owner is the name with a random suffix, so a
+    ///     worker restarted under the same name does not mistake its predecessor's lease for its own.
+    ///   - partitions: for a topic the scheduler has to create again (a broker that lost it).
+    public init(
+        settings: YADTQSettings, topic: String, partitions: Int, worker: String, registry: PluginRegistry,
+        logger: Logger, lease: SchedulerLease = SchedulerLease(), lostRule: LostTaskRule = LostTaskRule()
+    ) throws {
+        self.topic = topic
+        owner = worker + "#" + TaskID.random(count: 1)[0].prefix(8)
+        self.logger = logger
+        self.registry = registry
+        self.lease = lease
+        self.lostRule = lostRule
+        leaseStore = SchedulerLeaseStore(settings: settings, topic: topic, logger: logger)
+        publisher = try TaskPublisher(
+            settings: settings, topic: topic, partitions: partitions, clientID: "yadtq-scheduler-\(worker)",
+            logger: logger, plugins: registry, reconnectFor: .seconds(1))
+        lagReader = try KafkaLagReader(settings: settings, timeout: .seconds(2))
+    }
+
+    /// Starts both threads.
+    public func start() {
+        mainThread.start { [self] in tick() }
+        lostThread.start { [self] in checkLost() }
+    }
+
+    /// Stops both threads and gives the lease up, so another worker takes over at once.
+    public func stop() {
+        mainThread.stop()
+        lostThread.stop()
+        let held = lock.withLock { lease.isHeld(now: currentEpochMilliseconds()) }
+        if held {
+            do {
+                try leaseStore.release(owner: owner)
+                logger.notice("scheduler for \(topic) handed over")
+            } catch {
+                logger.warning("could not give the scheduler lease up (it expires by itself): \(error)")
+            }
+        }
+    }
+
+    /// Whether this worker is the active scheduler now.
+    public var isActive: Bool { lock.withLock { lease.isHeld(now: currentEpochMilliseconds()) } }
+
+    // MARK: - The scheduler thread
+
+    private func tick() {
+        renewLease()
+        guard isActive else { return }
+        do {
+            try releaseDueTasks()
+            try queueTicks()
+        } catch {
+            logger.warning("scheduler: \(error) (trying again shortly)")
+        }
+    }
+
+    private func renewLease() {
+        let now = currentEpochMilliseconds()
+        let (due, wasHeld, duration) = lock.withLock { (lease.shouldAttempt(now: now), lease.isHeld(now: now), lease.duration) }
+        guard due else { return }
+        var held: Bool?
+        do {
+            held = try leaseStore.takeOrRenew(owner: owner, duration: duration)
+        } catch {
+            logger.warning("scheduler: cannot renew the lease: \(error)")
+        }
+        let isHeld = lock.withLock {
+            lease.attempted(sentAt: now, held: held)
+            return lease.isHeld(now: currentEpochMilliseconds())
+        }
+        if isHeld && !wasHeld {
+            logger.notice("scheduler for \(topic) active on this worker")
+        } else if wasHeld && !isHeld {
+            logger.notice("scheduler for \(topic) no longer active on this worker")
+        }
+    }
+
+    /// Publishes every SCHEDULED task that is due.
+    private func releaseDueTasks() throws {
+        while true {
+            let (tasks, more) = try publisher.store.releaseDue(topic: topic, at: currentEpochMilliseconds())
+            try publish(tasks.map(\.message), why: "due")
+            guard more, isActive else { return }
+        }
+    }
+
+    /// Queues the periodic tasks whose tick has come.
+    private func queueTicks() throws {
+        let plugins = registry.plugins.filter { $0.isLoaded && $0.schedule != nil }
+        let schedules = Dictionary(uniqueKeysWithValues: plugins.map { ($0.type, $0.schedule!) })
+        let ticks = planner.due(schedules, now: currentEpochMilliseconds())
+        if !ticks.isEmpty {
+            let arguments = Dictionary(uniqueKeysWithValues: plugins.map { ($0.type, $0.scheduleArgs) })
+            let declarations = ticks.map { TaskDeclaration(id: $0.id, type: $0.type, args: arguments[$0.type] ?? []) }
+            for task in try publisher.publish(declarations) {
+                switch task.outcome {
+                case .published: logger.info("queued periodic task \(task.message.id)")
+                case .failed(let reason): logger.error("periodic task \(task.message.id): \(reason)")
+                case .duplicate, .scheduled: break  // queued by the scheduler before this one
+                }
+            }
+        }
+        planner.queued(ticks, scheduled: schedules.keys)
+    }
+
+    // MARK: - The lost-task thread
+
+    private func checkLost() {
+        // A new term of this worker as the scheduler starts with a whole look (a takeover).
+        let active = isActive
+        defer { wasActiveForLost = active }
+        guard active else { return }
+        if !wasActiveForLost { lostRule.restart() }
+        do {
+            guard let partitions = try readPartitions() else { return }
+            let queued = try publisher.store.counts()[.queued] ?? 0
+            let now = currentEpochMilliseconds()
+            guard let scan = lostRule.check(now: now, partitions: partitions, queued: queued) else { return }
+            if scan.brokerLostLog {
+                logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
+            }
+            let lost = try publisher.store.takeLost(
+                topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff, at: now)
+            try publish(lost, why: "lost")
+        } catch {
+            logger.warning("scheduler: looking for lost tasks: \(error) (trying again shortly)")
+        }
+    }
+
+    /// The topic's partitions as the broker and the group's commits show them; `nil` when the
+    /// topic does not exist (a broker that lost it: its tasks are found once it is back).
+    private func readPartitions() throws -> [LostTaskRule.Partition]? {
+        let lags = try lagReader.lag(topic: topic)
+        guard !lags.isEmpty else {
+            logger.warning("topic \(topic) is gone (a broker that lost it?): creating it again")
+            _ = try publisher.ensureTopic()
+            return nil
+        }
+        return lags.map {
+            LostTaskRule.Partition(partition: $0.partition, consumedTo: $0.committed ?? ($0.end - $0.lag), end: $0.end)
+        }
+    }
+
+    private func publish(_ messages: [TaskMessage], why: String) throws {
+        guard !messages.isEmpty else { return }
+        let results = try publisher.republish(messages)
+        let failed = results.filter { if case .failed = $0.outcome { true } else { false } }
+        let failures = failed.isEmpty ? "" : "; \(failed.count) failed (now FAILED): \(failed[0].outcome)"
+        logger.notice("published \(messages.count - failed.count) \(why) tasks to \(topic)\(failures)")
+    }
+}

@@ -1,0 +1,209 @@
+// The scheduler's rules, as values without I/O: each takes what the scheduler observed
+// (times in epoch milliseconds, what Redis or the broker answered) and says what to do.
+// `Scheduler` performs what they decide; the unit tests drive them with made-up events.
+
+/// Whether this worker may act as the scheduler: it holds the Redis lease, and it knows so
+/// only up to the time its last successful take or renewal promised, minus a margin for
+/// clock drift and the time the answer took. A holder that cannot reach Redis stops acting
+/// before the lease can pass to another worker, so two schedulers never act at once.
+public struct SchedulerLease: Sendable, Equatable {
+    /// How long a take or renewal keeps the lease; a dead holder's lease passes on after it.
+    public var duration: Duration
+    /// How often the lease is taken or renewed.
+    public var renewEvery: Duration
+    /// Acting stops this long before the promised end.
+    public var margin: Duration
+    /// Until when (epoch ms) this worker may act; `nil` when it does not hold the lease.
+    public private(set) var heldUntil: Int64?
+    private var lastAttempt: Int64?
+
+    public init(duration: Duration = .seconds(5), renewEvery: Duration = .seconds(1), margin: Duration = .seconds(1)) {
+        precondition(renewEvery + margin < duration, "renewals must come well before the lease ends")
+        self.duration = duration
+        self.renewEvery = renewEvery
+        self.margin = margin
+    }
+
+    /// Whether it is time to take or renew the lease.
+    public func shouldAttempt(now: Int64) -> Bool {
+        lastAttempt.map { now - $0 >= renewEvery.inMilliseconds } ?? true
+    }
+
+    /// Records a take or renewal sent at `sentAt`: `held` is Redis's answer, `nil` when
+    /// Redis did not answer (then the lease is kept only as long as it was promised).
+    public mutating func attempted(sentAt: Int64, held: Bool?) {
+        lastAttempt = sentAt
+        switch held {
+        case true?: heldUntil = sentAt + duration.inMilliseconds - margin.inMilliseconds
+        case false?: heldUntil = nil
+        case nil: break
+        }
+    }
+
+    /// Whether this worker may act as the scheduler at `now`.
+    public func isHeld(now: Int64) -> Bool { heldUntil.map { now < $0 } ?? false }
+}
+
+/// Which periodic ticks to queue: for each plugin with a schedule, its latest tick that is
+/// not older than ``catchUpWindow`` and not queued yet by this scheduler. Each tick's task id
+/// is `<type>@<tick time>` (``PluginSchedule/tickID(type:tick:)``), so a tick another scheduler
+/// already queued (before a failover) is a duplicate Redis leaves alone.
+public struct TickPlanner: Sendable {
+    /// How late a tick is still queued: long enough to ride out a scheduler failover; a tick
+    /// missed by more (no worker running at that time) is skipped, not caught up.
+    public static let catchUpWindow: Duration = .seconds(10)
+
+    /// A tick to queue.
+    public struct Tick: Sendable, Equatable {
+        public var type: String
+        public var at: Int64
+        public var id: String { PluginSchedule.tickID(type: type, tick: at) }
+
+        public init(type: String, at: Int64) {
+            self.type = type
+            self.at = at
+        }
+    }
+
+    private var lastQueued: [String: Int64] = [:]
+
+    public init() {}
+
+    /// The ticks due at `now` for the given schedules (type -> schedule).
+    public func due(_ schedules: [String: PluginSchedule], now: Int64) -> [Tick] {
+        schedules.keys.sorted().compactMap { type in
+            let notBefore = max(now - Self.catchUpWindow.inMilliseconds, (lastQueued[type] ?? Int64.min) + 1)
+            return schedules[type]!.latestTick(atOrBefore: now, notBefore: notBefore).map { Tick(type: type, at: $0) }
+        }
+    }
+
+    /// Records that these ticks are queued (or were already), and forgets types no longer scheduled.
+    public mutating func queued(_ ticks: [Tick], scheduled types: some Sequence<String>) {
+        for tick in ticks { lastQueued[tick.type] = max(lastQueued[tick.type] ?? Int64.min, tick.at) }
+        let kept = Set(types)
+        lastQueued = lastQueued.filter { kept.contains($0.key) }
+    }
+}
+
+/// Finds when QUEUED tasks must have lost their Kafka message, from the group's committed
+/// offsets and the partitions' end offsets, sampled over time. Nothing is written per task
+/// for it: a task's message is looked for only by its queued time.
+///
+/// - A sample of the end offsets is taken at time t. Once the group's committed offset on
+///   every partition has reached the sample, every message published before t was consumed
+///   and its task finished; so a task still QUEUED that was queued before t (minus ``slack``,
+///   the time a producer may take between its QUEUED write and the broker's append) had its
+///   message lost, or never sent (a producer that died in between).
+/// - An end offset that goes down means the broker lost the partition's log (a broker
+///   restarted empty, a topic deleted and made again): every task QUEUED before the last
+///   sample that still had the old end is lost.
+///
+/// Each check says which queued times to look at: those queued since the previous check, or,
+/// after a takeover and then every ``fullScanEvery``, all of them (a task released from
+/// SCHEDULED or retried keeps its old queued time). With no task QUEUED nothing is looked at.
+///
+/// The end offsets of some brokers are low (Tansu 0.6 answers the start of the last batch):
+/// a sample then counts as reached a little early, and a task still waiting in a long last
+/// batch can be taken as lost after ``slack``; it is then published twice and its second
+/// copy finds it already finished (or running) and is skipped. ``slack`` is kept generous
+/// for that reason.
+public struct LostTaskRule: Sendable {
+    /// The end offsets are sampled at most this often.
+    public var sampleEvery: Duration
+    /// A task counts as lost only if it was queued this long before a reached sample.
+    public var slack: Duration
+    /// Every queued time is looked at this often (and at the first check).
+    public var fullScanEvery: Duration
+
+    /// What to look at: tasks queued from `from` to `to` that are still QUEUED and were
+    /// queued, released or retried before `cutoff` are lost.
+    public struct Scan: Sendable, Equatable {
+        public var from: Int64
+        public var to: Int64
+        public var cutoff: Int64
+        /// Why: the broker lost its log (for the log line).
+        public var brokerLostLog: Bool
+
+        public init(from: Int64, to: Int64, cutoff: Int64, brokerLostLog: Bool) {
+            self.from = from
+            self.to = to
+            self.cutoff = cutoff
+            self.brokerLostLog = brokerLostLog
+        }
+    }
+
+    /// What the check saw of one partition.
+    public struct Partition: Sendable, Equatable {
+        public var partition: Int32
+        /// Where the group will go on from: its committed offset, else the partition's start.
+        public var consumedTo: Int64
+        public var end: Int64
+
+        public init(partition: Int32, consumedTo: Int64, end: Int64) {
+            self.partition = partition
+            self.consumedTo = consumedTo
+            self.end = end
+        }
+    }
+
+    private struct Sample: Sendable {
+        var at: Int64
+        var ends: [Int32: Int64]
+    }
+
+    private var samples: [Sample] = []
+    private var lastEnds: [Int32: Int64] = [:]
+    private var lastCheck: Int64?
+    private var lastSample: Int64?
+    private var scannedTo: Int64 = 0
+    private var lastFullScan: Int64?
+
+    public init(sampleEvery: Duration = .seconds(2), slack: Duration = .seconds(30), fullScanEvery: Duration = .seconds(600)) {
+        self.sampleEvery = sampleEvery
+        self.slack = slack
+        self.fullScanEvery = fullScanEvery
+    }
+
+    /// Forgets what it saw, for a new term as the scheduler: the first check after it looks
+    /// at every queued time.
+    public mutating func restart() {
+        self = LostTaskRule(sampleEvery: sampleEvery, slack: slack, fullScanEvery: fullScanEvery)
+    }
+
+    /// One check at `now`: the partitions as the broker answered, and how many tasks are
+    /// QUEUED. Returns what to look at, if anything.
+    public mutating func check(now: Int64, partitions: [Partition], queued: Int) -> Scan? {
+        defer { lastCheck = now }
+        let ends = Dictionary(partitions.map { ($0.partition, $0.end) }, uniquingKeysWith: max)
+        let lost = ends.contains { partition, end in lastEnds[partition].map { end < $0 } ?? false }
+        lastEnds = ends
+        if lost {
+            samples = []
+            lastSample = nil
+            let cutoff = lastCheck ?? now
+            lastFullScan = now
+            scannedTo = max(scannedTo, cutoff)
+            return queued > 0 ? Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
+        }
+        if lastSample.map({ now - $0 >= sampleEvery.inMilliseconds }) ?? true {
+            samples.append(Sample(at: now, ends: ends))
+            lastSample = now
+        }
+        let consumed = Dictionary(partitions.map { ($0.partition, $0.consumedTo) }, uniquingKeysWith: max)
+        guard
+            let reached = samples.lastIndex(where: { sample in
+                sample.ends.allSatisfy { partition, end in (consumed[partition] ?? 0) >= end }
+            })
+        else { return nil }
+        let cutoff = samples[reached].at - slack.inMilliseconds
+        samples.removeFirst(reached + 1)
+        guard cutoff > scannedTo else { return nil }
+        defer { scannedTo = cutoff }
+        guard queued > 0 else { return nil }
+        if lastFullScan.map({ now - $0 >= fullScanEvery.inMilliseconds }) ?? true {
+            lastFullScan = now
+            return Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: false)
+        }
+        return Scan(from: scannedTo, to: cutoff, cutoff: cutoff, brokerLostLog: false)
+    }
+}

@@ -1,0 +1,226 @@
+import Testing
+import YADTQCore
+
+/// 2026-12-01T09:05:00.000Z, a Tuesday.
+private let tuesday: Int64 = 1_796_115_900_000
+
+@Suite("Delayed tasks: delay and at")
+struct TaskStartTests {
+    @Test("a delay reads like every other duration, or as a number of seconds")
+    func delays() throws {
+        #expect(try TaskStart.readDelay("500ms") == .after(.milliseconds(500)))
+        #expect(try TaskStart.readDelay("30s") == .after(.seconds(30)))
+        #expect(try TaskStart.readDelay("5m") == .after(.seconds(300)))
+        #expect(try TaskStart.readDelay("2h") == .after(.seconds(7200)))
+        #expect(try TaskStart.readDelay("1d") == .after(.seconds(86400)))
+        #expect(try TaskStart.readDelay(30) == .after(.seconds(30)))
+        #expect(try TaskStart.readDelay(1.5) == .after(.milliseconds(1500)))
+        #expect(TaskStart.after(.seconds(30)).dueAt(now: 1000) == 31_000)
+    }
+
+    @Test("a bad delay is refused with what to write", arguments: ["soon", "-5s", "", "5 weeks", "400d"])
+    func badDelays(_ text: String) {
+        #expect(throws: TaskLineError.self) { try TaskStart.readDelay(.string(text)) }
+        do {
+            _ = try TaskStart.readDelay(.string(text))
+        } catch {
+            #expect(error.kind == .invalidStart)
+            #expect(error.reason.contains("\"30s\""))
+        }
+    }
+
+    @Test("at reads RFC 3339 (offsets, fractions) and epoch milliseconds; the past is fine")
+    func times() throws {
+        #expect(try TaskStart.readAt("2026-12-01T09:05:00Z", now: tuesday) == .at(tuesday))
+        #expect(try TaskStart.readAt("2026-12-01T10:05:00+01:00", now: tuesday) == .at(tuesday))
+        #expect(try TaskStart.readAt("2026-12-01T09:05:00.250Z", now: tuesday) == .at(tuesday + 250))
+        #expect(try TaskStart.readAt(.int(tuesday), now: tuesday) == .at(tuesday))
+        #expect(try TaskStart.readAt(.string(String(tuesday)), now: tuesday) == .at(tuesday))
+        #expect(try TaskStart.readAt("2001-01-01T00:00:00Z", now: tuesday) == .at(978_307_200_000))
+    }
+
+    @Test("a bad at is refused", arguments: ["tomorrow", "2026-13-01T00:00:00Z", "2026-12-01 09:05", "2030-01-01T00:00:00Z"])
+    func badTimes(_ text: String) {
+        #expect(throws: TaskLineError.self) { try TaskStart.readAt(.string(text), now: tuesday) }
+    }
+
+    @Test("a task line carries delay or at, never both")
+    func declarations() throws {
+        let delayed = try TaskLine.parse(line: #"{"type": "add", "args": [1, 2], "delay": "30s"}"#)
+        #expect(delayed == .task(TaskDeclaration(type: "add", args: [1, 2], start: .after(.seconds(30)))))
+        let timed = try TaskLine.parse(line: #"{"type": "add", "at": 5}"#)
+        #expect(timed == .task(TaskDeclaration(type: "add", start: .at(5))))
+        #expect(throws: TaskLineError.self) { try TaskLine.parse(line: #"{"type": "add", "delay": "1s", "at": 5}"#) }
+        #expect(throws: TaskLineError.self) { try TaskLine.parse(line: #"{"type": "add", "delay": "later"}"#) }
+    }
+}
+
+@Suite("Periodic tasks: every and cron")
+struct PluginScheduleTests {
+    @Test("every ticks on multiples of its interval since the epoch")
+    func every() throws {
+        let schedule = try #require(try PluginSchedule(every: "5m", cron: nil))
+        #expect(schedule.latestTick(atOrBefore: tuesday + 1234, notBefore: 0) == tuesday)
+        #expect(schedule.latestTick(atOrBefore: tuesday + 1234, notBefore: tuesday + 1) == nil)
+        #expect(schedule.nextTick(after: tuesday) == tuesday + 300_000)
+        #expect(schedule.description == "every 5m")
+    }
+
+    @Test("every and cron: one of them, well formed")
+    func badSchedules() throws {
+        #expect(throws: ScheduleError.self) { try PluginSchedule(every: "30s", cron: "* * * * *") }
+        #expect(throws: ScheduleError.self) { try PluginSchedule(every: "100ms", cron: nil) }
+        #expect(throws: ScheduleError.self) { try PluginSchedule(every: "often", cron: nil) }
+        #expect(try PluginSchedule(every: nil, cron: nil) == nil)
+    }
+
+    @Test("cron fields: numbers, *, lists, ranges, steps")
+    func cronFields() throws {
+        let every5 = try CronExpression(parsing: "*/5 * * * *")
+        #expect(every5.matches(minuteStartingAt: tuesday))  // 09:05
+        #expect(!every5.matches(minuteStartingAt: tuesday + 60_000))
+        let list = try CronExpression(parsing: "0,30 9-17 * * 1-5")
+        #expect(list.matches(minuteStartingAt: tuesday - 5 * 60_000))  // Tuesday 09:00
+        #expect(!list.matches(minuteStartingAt: tuesday - 5 * 60_000 + 4 * 86_400_000))  // Saturday 09:00
+        let stepped = try CronExpression(parsing: "10-40/15 * * * *")
+        #expect(stepped.matches(minuteStartingAt: tuesday + 20 * 60_000))  // 09:25
+        #expect(stepped.matches(minuteStartingAt: tuesday + 35 * 60_000))  // 09:40
+        #expect(!stepped.matches(minuteStartingAt: tuesday + 30 * 60_000))  // 09:35 is not 10+15n
+        let sunday = try CronExpression(parsing: "0 0 * * 7")
+        #expect(sunday.matches(minuteStartingAt: tuesday - 9 * 3_600_000 - 5 * 60_000 - 2 * 86_400_000))
+    }
+
+    @Test("when both day fields are restricted, either matches")
+    func dayFields() throws {
+        // The 1st of the month, or any Friday, at midnight.
+        let schedule = PluginSchedule.cron(try CronExpression(parsing: "0 0 1 * 5"))
+        let midnight = tuesday - (9 * 60 + 5) * 60_000  // Tuesday the 1st
+        #expect(schedule.nextTick(after: midnight - 1) == midnight)
+        #expect(schedule.nextTick(after: midnight) == midnight + 3 * 86_400_000)  // Friday the 4th
+    }
+
+    @Test("a bad cron says which field and why", arguments: ["* * * *", "61 * * * *", "*/0 * * * *", "5-1 * * * *", "a * * * *", "* * * 13 *"])
+    func badCron(_ text: String) {
+        #expect(throws: ScheduleError.self) { try CronExpression(parsing: text) }
+    }
+
+    @Test("a cron with no possible day has no next tick")
+    func impossible() throws {
+        #expect(PluginSchedule.cron(try CronExpression(parsing: "0 0 31 2 *")).nextTick(after: tuesday) == nil)
+    }
+
+    @Test("a tick's id is <type>@<UTC time>, a valid task id")
+    func tickID() {
+        let id = PluginSchedule.tickID(type: "report", tick: tuesday)
+        #expect(id == "report@2026-12-01T09:05:00.000Z")
+        #expect(TaskDeclaration.isValidID(id))
+        #expect(TaskDeclaration.isValidID(PluginSchedule.tickID(type: String(repeating: "t", count: 64), tick: Int64(253_402_300_799_999))))
+    }
+}
+
+@Suite("Scheduler rules")
+struct SchedulerRuleTests {
+    @Test("the lease: held only while promised, less the margin; renewals every second")
+    func lease() {
+        var lease = SchedulerLease(duration: .seconds(5), renewEvery: .seconds(1), margin: .seconds(1))
+        #expect(lease.shouldAttempt(now: 0))
+        #expect(!lease.isHeld(now: 0))
+        lease.attempted(sentAt: 0, held: true)
+        #expect(lease.isHeld(now: 3999))
+        #expect(!lease.isHeld(now: 4000))
+        #expect(!lease.shouldAttempt(now: 999))
+        #expect(lease.shouldAttempt(now: 1000))
+        lease.attempted(sentAt: 1000, held: nil)  // Redis did not answer: the promise stands
+        #expect(lease.isHeld(now: 3999))
+        #expect(!lease.isHeld(now: 4001))
+        lease.attempted(sentAt: 2000, held: false)  // another worker holds it
+        #expect(!lease.isHeld(now: 2001))
+    }
+
+    @Test("ticks: each once, late ones within the window, missed ones skipped")
+    func ticks() throws {
+        let schedules = ["report": try #require(try PluginSchedule(every: "1m", cron: nil))]
+        var planner = TickPlanner()
+        let due = planner.due(schedules, now: tuesday + 2000)
+        #expect(due == [TickPlanner.Tick(type: "report", at: tuesday)])
+        #expect(due[0].id == "report@2026-12-01T09:05:00.000Z")
+        planner.queued(due, scheduled: schedules.keys)
+        #expect(planner.due(schedules, now: tuesday + 3000).isEmpty, "queued once")
+        // A fresh scheduler (a takeover) 30 s after the tick does not catch it up.
+        #expect(TickPlanner().due(schedules, now: tuesday + 30_000).isEmpty)
+        #expect(planner.due(schedules, now: tuesday + 60_500).map(\.at) == [tuesday + 60_000])
+        planner.queued([], scheduled: [String]())
+        #expect(planner.due([:], now: tuesday + 60_500).isEmpty, "a removed plugin has no ticks")
+    }
+
+    private func partitions(_ values: [(consumed: Int64, end: Int64)]) -> [LostTaskRule.Partition] {
+        values.enumerated().map { LostTaskRule.Partition(partition: Int32($0.offset), consumedTo: $0.element.consumed, end: $0.element.end) }
+    }
+
+    @Test("lost tasks: looked for once the group has passed a sample, by queued time, once")
+    func lostAfterSample() {
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        // Sample at 100 s: ends 10 and 20; the group is behind.
+        #expect(rule.check(now: 100_000, partitions: partitions([(5, 10), (20, 20)]), queued: 3) == nil)
+        #expect(rule.check(now: 101_000, partitions: partitions([(8, 10), (20, 20)]), queued: 3) == nil)
+        // The group passes the 100 s sample: the first look covers every queued time.
+        let first = rule.check(now: 102_000, partitions: partitions([(10, 12), (20, 20)]), queued: 3)
+        #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
+        // The 102 s and 105 s samples (ends 12, 20) are passed later: only the queued times since.
+        let second = rule.check(now: 105_000, partitions: partitions([(12, 12), (20, 20)]), queued: 1)
+        #expect(second == LostTaskRule.Scan(from: 90_000, to: 95_000, cutoff: 95_000, brokerLostLog: false))
+        #expect(rule.check(now: 105_500, partitions: partitions([(12, 12), (20, 20)]), queued: 1) == nil, "not before the next sample")
+    }
+
+    @Test("lost tasks: nothing is looked at while nothing is QUEUED")
+    func nothingQueued() {
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        #expect(rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0) == nil)
+        #expect(rule.check(now: 103_000, partitions: partitions([(10, 10)]), queued: 0) == nil)
+        let scan = rule.check(now: 106_000, partitions: partitions([(10, 10)]), queued: 2)
+        #expect(scan == LostTaskRule.Scan(from: 0, to: 96_000, cutoff: 96_000, brokerLostLog: false))
+    }
+
+    @Test("lost tasks: an end offset going down means the broker lost its log")
+    func brokerLostLog() {
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        #expect(rule.check(now: 100_000, partitions: partitions([(3, 50), (4, 60)]), queued: 90) == nil)
+        let scan = rule.check(now: 102_000, partitions: partitions([(0, 0), (0, 60)]), queued: 90)
+        #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
+        var restarted = rule
+        restarted.restart()
+        #expect(restarted.check(now: 104_000, partitions: partitions([(0, 0), (0, 0)]), queued: 90) != nil, "a new term looks at everything")
+    }
+}
+
+@Suite("Plugin schedules")
+struct PluginScheduleMetadataTests {
+    @Test("every, cron and schedule_args are read with the other metadata")
+    func metadata() throws {
+        let folder = try PluginFolder([
+            "report.lua": #"return { run = function(args) return args end, cron = "*/5 * * * *", schedule_args = { "daily", 3 } }"#,
+            "ping.lua": #"return { run = function() return 1 end, every = "30s" }"#,
+        ])
+        let report = try #require(folder.registry.info(for: "report"))
+        #expect(report.loadError == nil)
+        #expect(report.schedule == .cron(try CronExpression(parsing: "*/5 * * * *")))
+        #expect(report.scheduleArgs == ["daily", 3])
+        #expect(folder.registry.info(for: "ping")?.schedule == .every(.seconds(30)))
+        #expect(folder.registry.info(for: "ping")?.scheduleArgs == [])
+    }
+
+    @Test("a bad schedule makes the plugin fail to load with the reason", arguments: [
+        (#"cron = "*/5 * * *""#, "'cron' needs five fields"),
+        (#"cron = "0 25 * * *""#, "'cron' hour field"),
+        (#"every = "soon""#, "'every' must be a duration"),
+        (#"every = 30"#, "'every' must be a duration string"),
+        (#"every = "1m", cron = "* * * * *""#, "not both"),
+        (#"schedule_args = { 1 }"#, "needs 'every' or 'cron'"),
+        (#"every = "1m", schedule_args = { a = 1 }"#, "'schedule_args' must be a list"),
+    ])
+    func badSchedule(_ fields: String, _ message: String) throws {
+        let folder = try PluginFolder(["tick.lua": "return { run = function() return 1 end, \(fields) }"])
+        let error = try #require(folder.registry.info(for: "tick")?.loadError)
+        #expect(error.message.contains(message), "\(error)")
+    }
+}

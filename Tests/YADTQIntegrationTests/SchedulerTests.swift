@@ -1,0 +1,207 @@
+import Foundation
+import Testing
+import YADTQCore
+
+/// Delayed tasks, periodic tasks, the scheduler's lease and lost tasks, on a real stack.
+@Suite("Scheduler", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
+struct SchedulerTests {
+    /// Starts a worker and waits until it ran a first task (it has joined the group).
+    func readyWorker(_ stack: IntegrationStack, _ name: String, arguments: [String] = []) throws -> Process {
+        let worker = try stack.startWorker(name, arguments: arguments)
+        let id = "warm-\(name)"
+        _ = try stack.run(input: #"{"id": "\#(id)", "type": "add", "args": [1, 2]}"# + "\n")
+        #expect(try stack.waitForTerminal([id], timeout: .seconds(30))[0]?.status == .success)
+        return worker
+    }
+
+    func stop(_ workers: Process...) {
+        for worker in workers where worker.isRunning { kill(worker.processIdentifier, SIGKILL) }
+    }
+
+    func lines(_ outcome: IntegrationStack.RunOutcome) throws -> [JSONValue] {
+        try outcome.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+    }
+
+    @Test("a delayed task waits SCHEDULED, then starts no earlier than its time and within a second after")
+    func delayedTasks() throws {
+        let stack = try IntegrationStack(label: "delay")
+        let worker = try readyWorker(stack, "w1")
+        defer { stop(worker) }
+        let now = currentEpochMilliseconds()
+        let input = """
+            {"id": "d1", "type": "echo", "args": [1], "delay": "2s"}
+            {"id": "d2", "type": "echo", "args": [2], "delay": 1.5}
+            {"id": "a1", "type": "echo", "args": [3], "at": \(now + 2500)}
+            {"id": "a2", "type": "echo", "args": [4], "at": "2001-01-01T00:00:00Z"}
+            """
+        let run = try stack.run(input: input + "\n", arguments: ["--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try lines(run).map { $0["status"]?.stringValue } == ["SCHEDULED", "SCHEDULED", "SCHEDULED", "QUEUED"])
+        let flagged = try stack.run(input: #"{"id": "f1", "type": "echo", "args": [5]}"# + "\n", arguments: ["--delay", "1s"])
+        #expect(flagged.status == 0 && flagged.stdout.contains("SCHEDULED"), "\(flagged.stdout)")
+
+        let listed = try stack.ctl(["ls", "--status", "SCHEDULED", "--json"])
+        let scheduled = try lines(listed).compactMap { $0["id"]?.stringValue }
+        #expect(Set(scheduled) == ["d1", "d2", "a1", "f1"], "\(listed.stdout) \(listed.stderr)")
+        let stats = try stack.ctl(["stats", "--json"])
+        #expect(stats.stdout.contains(#""SCHEDULED":4"#), "\(stats.stdout)")
+
+        let records = try stack.waitForTerminal(["d1", "d2", "a1", "a2", "f1"], timeout: .seconds(30))
+        for record in records {
+            let record = try #require(record)
+            #expect(record.status == .success, "\(record.id): \(record.status)")
+            guard record.id != "a2" else {
+                #expect(record.dueAt == nil, "an at in the past runs at once")
+                continue
+            }
+            let due = try #require(record.dueAt, "\(record.id)")
+            let started = try #require(record.startedAt)
+            print("delayed task \(record.id): started \(started - due) ms after its time")
+            #expect(started >= due, "\(record.id) started \(due - started) ms early")
+            #expect(started - due <= 1000, "\(record.id) started \(started - due) ms late")
+        }
+        #expect(records[0]?.dueAt == records[0].map { $0.queuedAt! + 2000 })
+        #expect(records[2]?.dueAt == now + 2500)
+    }
+
+    @Test("a cancelled SCHEDULED task never runs")
+    func cancelScheduled() throws {
+        let stack = try IntegrationStack(label: "unsched")
+        let worker = try readyWorker(stack, "w1")
+        defer { stop(worker) }
+        _ = try stack.run(input: #"{"id": "later", "type": "echo", "args": [1], "delay": "1500ms"}"# + "\n")
+        let cancel = try stack.ctl(["cancel", "later"])
+        #expect(cancel.status == 0)
+        #expect(cancel.stdout.contains("later: SCHEDULED -> CANCELLED"), "\(cancel.stdout) \(cancel.stderr)")
+        Thread.sleep(forTimeInterval: 3)
+        let record = try #require(try stack.records(["later"])[0])
+        #expect(record.status == .cancelled)
+        #expect(record.attempts == 0 && record.startedAt == nil && record.worker == nil)
+        #expect(try stack.store.counts()[.scheduled] == 0)
+    }
+
+    @Test("a bad delay or at is refused with the reason and queues nothing")
+    func badInput() throws {
+        let stack = try IntegrationStack(label: "baddelay")
+        let bad = try stack.run(
+            input: """
+                {"id": "b1", "type": "echo", "delay": "soon"}
+                {"id": "b2", "type": "echo", "at": "tomorrow"}
+                {"id": "b3", "type": "echo", "delay": "1s", "at": 5}
+                {"id": "ok", "type": "echo"}
+
+                """)
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains(#"invalid "delay" "soon""#), "\(bad.stderr)")
+        #expect(bad.stderr.contains(#"invalid "at" "tomorrow""#), "\(bad.stderr)")
+        #expect(bad.stderr.contains("not both"), "\(bad.stderr)")
+        #expect(try stack.store.statuses(of: ["b1", "b2", "b3", "ok"]) == [nil, nil, nil, .queued])
+        let flag = try stack.run(input: "echo 1\n", arguments: ["--delay", "later"])
+        #expect(flag.status != 0)
+        #expect(flag.stderr.contains("--delay"), "\(flag.stderr)")
+        #expect(try stack.store.counts()[.queued] == 1, "nothing of the refused run was queued")
+    }
+
+    @Test("periodic ticks: queued once across two workers as <type>@<time>; removing the plugin stops them")
+    func periodicTicks() throws {
+        let stack = try IntegrationStack(
+            label: "ticks",
+            extraPlugins: ["tick": #"return { every = "1s", schedule_args = { "hello" }, run = function(args, task) return args[1] end }"#])
+        let w1 = try readyWorker(stack, "w1")
+        let w2 = try readyWorker(stack, "w2")
+        defer { stop(w1, w2) }
+        Thread.sleep(forTimeInterval: 5)
+        let ticks = try lines(try stack.ctl(["ls", "--type", "tick", "--limit", "1000", "--json"]))
+        let ids = ticks.compactMap { $0["id"]?.stringValue }.sorted()
+        #expect(ids.count >= 5, "\(ids)")
+        for id in ids {
+            #expect(TaskDeclaration.isValidID(id))
+            #expect(id.wholeMatch(of: /tick@\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z/) != nil, "\(id)")
+        }
+        // Consecutive seconds: no tick missed, none queued twice.
+        let times = ids.compactMap { TaskStart.epochMilliseconds(String($0.dropFirst(5))) }
+        #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == 1000 }, "\(ids)")
+        let records = try stack.waitForTerminal(ids, timeout: .seconds(20))
+        #expect(records.allSatisfy { $0?.status == .success && $0?.attempts == 1 && $0?.result == "hello" }, "\(records)")
+        let queuedBy = ["w1", "w2"].map { stack.workerLog($0).components(separatedBy: "queued periodic task").count - 1 }
+        #expect(queuedBy.reduce(0, +) >= ids.count && queuedBy.contains(0), "each tick queued by one worker: \(queuedBy)")
+
+        let stats = try stack.ctl(["stats"])
+        #expect(stats.stdout.contains("schedule tick") && stats.stdout.contains("every 1s, next 20"), "\(stats.stdout)")
+
+        try FileManager.default.removeItem(atPath: stack.pluginsDirectory + "/tick.lua")
+        Thread.sleep(forTimeInterval: 2.5)  // the watcher rescans every second
+        let afterRemoval = try lines(try stack.ctl(["ls", "--type", "tick", "--limit", "1000", "--json"])).count
+        Thread.sleep(forTimeInterval: 2)
+        #expect(try lines(try stack.ctl(["ls", "--type", "tick", "--limit", "1000", "--json"])).count == afterRemoval)
+    }
+
+    @Test("a bad cron makes the plugin fail to load with the reason")
+    func badCron() throws {
+        let stack = try IntegrationStack(
+            label: "badcron", extraPlugins: ["nightly": #"return { cron = "0 25 * * *", run = function() return 1 end }"#])
+        let check = try stack.runCommand("yadtq-worker", arguments: ["--check", stack.pluginsDirectory], input: [])
+        #expect(check.status == 1)
+        #expect(check.stdout.contains("nightly") && check.stdout.contains("'cron' hour field"), "\(check.stdout)")
+    }
+
+    @Test("scheduler failover: kill -9 the lease holder, another worker takes over within seconds")
+    func failover() throws {
+        let stack = try IntegrationStack(label: "failover")
+        let workers = ["w1": try readyWorker(stack, "w1"), "w2": try readyWorker(stack, "w2")]
+        defer { for worker in workers.values { stop(worker) } }
+        let lease = SchedulerLeaseStore(settings: stack.settings, topic: stack.topic, logger: stack.logger)
+        let holder = try #require(try lease.holder())
+        let name = String(holder.prefix { $0 != "#" })
+        let other = name == "w1" ? "w2" : "w1"
+        stop(workers[name]!)
+        let killed = ContinuousClock.now
+        _ = try stack.run(input: #"{"id": "after", "type": "echo", "args": [1], "delay": "1s"}"# + "\n")
+        var takenOver: Duration?
+        while ContinuousClock.now - killed < .seconds(15) {
+            if let now = try lease.holder(), now.hasPrefix(other + "#") {
+                takenOver = ContinuousClock.now - killed
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let taken = try #require(takenOver, "no worker took the lease over")
+        print("scheduler failover: \(other) took the lease \(taken) after \(name) was killed")
+        #expect(taken <= .seconds(7))
+        let record = try #require(try stack.waitForTerminal(["after"], timeout: .seconds(30))[0])
+        #expect(record.status == .success && record.worker == other)
+    }
+
+    @Test("--no-scheduler: such a worker never runs the scheduler; one without it does")
+    func optOut() throws {
+        let stack = try IntegrationStack(label: "optout")
+        let standby = try readyWorker(stack, "w1", arguments: ["--no-scheduler"])
+        defer { stop(standby) }
+        _ = try stack.run(input: #"{"id": "waits", "type": "echo", "args": [1], "delay": "200ms"}"# + "\n")
+        Thread.sleep(forTimeInterval: 2)
+        #expect(try stack.store.statuses(of: ["waits"]) == [.scheduled], "nobody runs the scheduler")
+        let lease = SchedulerLeaseStore(settings: stack.settings, topic: stack.topic, logger: stack.logger)
+        #expect(try lease.holder() == nil)
+        let scheduler = try stack.startWorker("w2")
+        defer { stop(scheduler) }
+        let record = try #require(try stack.waitForTerminal(["waits"], timeout: .seconds(30))[0])
+        #expect(record.status == .success)
+        #expect(try lease.holder()?.hasPrefix("w2#") == true)
+    }
+
+    @Test("a QUEUED task whose message never reached the broker is published again, once")
+    func lostTask() throws {
+        let stack = try IntegrationStack(label: "lost")
+        let worker = try readyWorker(stack, "w1")
+        defer { stop(worker) }
+        // As a producer that died between its Redis write and its publish leaves them.
+        let now = currentEpochMilliseconds()
+        let old = TaskMessage(id: "lost-old", type: "add", args: [2, 2], maxAttempts: 3, queuedAt: now - 120_000)
+        let recent = TaskMessage(id: "lost-recent", type: "add", args: [3, 3], maxAttempts: 3, queuedAt: now)
+        #expect(try stack.store.queue([old, recent], topic: stack.topic) == [.queued, .queued])
+        let record = try #require(try stack.waitForTerminal([old.id], timeout: .seconds(20))[0])
+        #expect(record.status == .success && record.result == 4 && record.attempts == 1)
+        #expect(try stack.store.statuses(of: [recent.id]) == [.queued], "queued too recently to be taken for lost")
+        #expect(stack.workerLog("w1").contains("published 1 lost tasks"), "\(stack.workerLog("w1"))")
+    }
+}
