@@ -26,8 +26,6 @@ public struct TaskRecord: Sendable, Equatable {
     public var queuedAt: Int64?
     public var startedAt: Int64?
     public var finishedAt: Int64?
-    /// An operator asked to cancel the task while it was PROCESSING (or waiting for a retry).
-    public var cancelRequested: Bool
     /// When a SCHEDULED task is (or was) due; `nil` for a task queued to start at once.
     public var dueAt: Int64?
 
@@ -35,7 +33,7 @@ public struct TaskRecord: Sendable, Equatable {
         id: String, status: TaskStatus, type: String, args: JSONValue, attempts: Int, maxAttempts: Int,
         result: JSONValue?, error: String?, errors: [AttemptError], logs: [String], progress: Double?,
         worker: String?, partition: Int32?, queuedAt: Int64?, startedAt: Int64?, finishedAt: Int64?,
-        cancelRequested: Bool, dueAt: Int64?
+        dueAt: Int64?
     ) {
         self.id = id
         self.status = status
@@ -53,7 +51,6 @@ public struct TaskRecord: Sendable, Equatable {
         self.queuedAt = queuedAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
-        self.cancelRequested = cancelRequested
         self.dueAt = dueAt
     }
 
@@ -131,7 +128,6 @@ extension TaskRecord {
         queuedAt = view["queued_at"]?.intValue
         startedAt = view["started_at"]?.intValue
         finishedAt = view["finished_at"]?.intValue
-        cancelRequested = false
         dueAt = view["due_at"]?.intValue
     }
 }

@@ -38,7 +38,7 @@ enum TaskRecordCoding {
             logs: strings[6].flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap(\.stringValue) ?? [],
             progress: strings[7].flatMap { Double($0) }, worker: strings[1],
             partition: Int32(bitPattern: partition) >= 0 ? Int32(bitPattern: partition) : nil,
-            queuedAt: times[0], startedAt: times[1], finishedAt: times[2], cancelRequested: times[4] != nil, dueAt: times[7])
+            queuedAt: times[0], startedAt: times[1], finishedAt: times[2], dueAt: times[7])
     }
 
     private struct Reader {

@@ -41,7 +41,8 @@ enum TaskScripts {
         -- expires_at, due_at, released_at, republished_at (ms; 0: none), then type, worker,
         -- args, result, error, errors, logs, progress, topic (strings; '': none), each behind
         -- its length.
-        local FORMAT = '>BBI4I4i4ddddddddddI4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
+        local HEADER = '>BBI4I4i4dddddddddd'
+        local FORMAT = HEADER .. 'I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
         local F = { status = 2, attempts = 3, max_attempts = 4, partition = 5, queued_at = 6, started_at = 7,
           finished_at = 8, outcome_at = 9, cancel_requested = 10, requeued_at = 11, expires_at = 12, due_at = 13,
           released_at = 14, republished_at = 15, type = 16, worker = 17, args = 18, result = 19, error = 20,
@@ -570,6 +571,21 @@ enum TaskScripts {
             end
             count_finished(now, 0, failed)
             flush()
+            return out
+            """)
+
+    /// ARGV: shard prefixes, then ids. Returns per task 1 when it has a cancel request, else
+    /// 0, reading only the record's header: the worker running the tasks asks this every
+    /// 250 ms, and their arguments need not cross the network for it.
+    static let cancelRequests = RedisScript(
+        name: "cancel_requests",
+        source: keysAndPrefixes + recordCoding + """
+            local ids = {}
+            for i = A, #ARGV do ids[#ids + 1] = ARGV[i] end
+            local out = {}
+            for k, packed in ipairs(read(ids)) do
+              out[k] = (packed and select(F.cancel_requested, struct.unpack(HEADER, packed)) > 0) and 1 or 0
+            end
             return out
             """)
 

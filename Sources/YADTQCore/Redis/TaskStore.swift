@@ -354,11 +354,13 @@ public final class TaskStore: Sendable {
 
     /// Which of these tasks have a cancel request (an operator's ``cancel(_:at:)`` while they
     /// were PROCESSING, or before): the worker running them stops their attempts. One round
-    /// trip for all of them (one pipeline per Redis node), whatever their number; unknown ids
-    /// are not in the answer.
+    /// trip for all of them (one pipeline per Redis node), whatever their number; only the
+    /// flags come back, not the records. Unknown ids are not in the answer.
     public func cancelRequested(_ ids: [String]) throws -> Set<String> {
-        guard !ids.isEmpty else { return [] }
-        return Set(try records(ids: ids).compactMap { record in record?.cancelRequested == true ? record?.id : nil })
+        let replies = try perShard(TaskScripts.cancelRequests, ids: ids, arguments: []) { command, index in
+            command.append(ids[index])
+        }
+        return Set(zip(ids, replies).compactMap { id, reply in reply.integer == 1 ? id : nil })
     }
 
     /// Queues FAILED or CANCELLED tasks again under their ids (attempts 0, earlier errors
