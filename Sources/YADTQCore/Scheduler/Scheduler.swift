@@ -14,16 +14,24 @@ import Logging
 /// is published within a fraction of a second of its time) and the **lost-task** thread
 /// (every 2 s; it waits on the broker, which must not hold up due tasks).
 public final class Scheduler: @unchecked Sendable {
-    // @unchecked Sendable: `lease` is guarded by `lock`; `planner` is used by the scheduler
-    // thread only, `lostRule` and `wasActiveForLost` by the lost-task thread only; everything
-    // else is immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
+    // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner` is used
+    // by the scheduler thread only, `lostRule` and `wasActiveForLost` by the lost-task thread
+    // only; everything else is immutable or thread-safe (the stores, the publisher, the lag
+    // reader, the registry).
     private let topic: String
     private let owner: String
     private let logger: Logger
     private let leaseStore: SchedulerLeaseStore
-    private let publisher: TaskPublisher
     private let registry: PluginRegistry
-    private let lagReader: KafkaLagReader
+    /// The Kafka clients the scheduler acts with. Each is a librdkafka client of its own
+    /// (threads, buffers, connections to every broker), so they are made when this worker
+    /// first holds the lease: the standby workers of a fleet never make them.
+    private struct Clients {
+        let publisher: TaskPublisher
+        let lagReader: KafkaLagReader
+    }
+    private let makeClients: () throws -> Clients
+    private var madeClients: Clients?
     private let lock = NSLock()
     private var lease: SchedulerLease
     private var planner = TickPlanner()
@@ -48,10 +56,23 @@ public final class Scheduler: @unchecked Sendable {
         self.lease = lease
         self.lostRule = lostRule
         leaseStore = SchedulerLeaseStore(settings: settings, topic: topic, logger: logger)
-        publisher = try TaskPublisher(
-            settings: settings, topic: topic, partitions: partitions, clientID: "yadtq-scheduler-\(worker)",
-            logger: logger, plugins: registry, reconnectFor: .seconds(1))
-        lagReader = try KafkaLagReader(settings: settings, timeout: .seconds(2))
+        makeClients = {
+            Clients(
+                publisher: try TaskPublisher(
+                    settings: settings, topic: topic, partitions: partitions, clientID: "yadtq-scheduler-\(worker)",
+                    logger: logger, plugins: registry, reconnectFor: .seconds(1)),
+                lagReader: try KafkaLagReader(settings: settings, timeout: .seconds(2)))
+        }
+    }
+
+    /// The scheduler's Kafka clients, made on first use (see ``Clients``).
+    private func clients() throws -> Clients {
+        try lock.withLock {
+            if let madeClients { return madeClients }
+            let made = try makeClients()
+            madeClients = made
+            return made
+        }
     }
 
     /// Starts both threads.
@@ -115,7 +136,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Publishes every SCHEDULED task that is due.
     private func releaseDueTasks() throws {
         while true {
-            let (tasks, more) = try publisher.store.releaseDue(topic: topic, at: currentEpochMilliseconds())
+            let (tasks, more) = try clients().publisher.store.releaseDue(topic: topic, at: currentEpochMilliseconds())
             try publish(tasks.map(\.message), why: "due")
             guard more, isActive else { return }
         }
@@ -129,7 +150,7 @@ public final class Scheduler: @unchecked Sendable {
         if !ticks.isEmpty {
             let arguments = Dictionary(uniqueKeysWithValues: plugins.map { ($0.type, $0.scheduleArgs) })
             let declarations = ticks.map { TaskDeclaration(id: $0.id, type: $0.type, args: arguments[$0.type] ?? []) }
-            for task in try publisher.publish(declarations) {
+            for task in try clients().publisher.publish(declarations) {
                 switch task.outcome {
                 case .published: logger.info("queued periodic task \(task.message.id)")
                 case .failed(let reason): logger.error("periodic task \(task.message.id): \(reason)")
@@ -150,13 +171,14 @@ public final class Scheduler: @unchecked Sendable {
         if !wasActiveForLost { lostRule.restart() }
         do {
             guard let partitions = try readPartitions() else { return }
-            let queued = try publisher.store.counts()[.queued] ?? 0
+            let store = try clients().publisher.store
+            let queued = try store.counts()[.queued] ?? 0
             let now = currentEpochMilliseconds()
             guard let scan = lostRule.check(now: now, partitions: partitions, queued: queued) else { return }
             if scan.brokerLostLog {
                 logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
             }
-            let lost = try publisher.store.takeLost(
+            let lost = try store.takeLost(
                 topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff, at: now)
             try publish(lost, why: "lost")
         } catch {
@@ -167,10 +189,10 @@ public final class Scheduler: @unchecked Sendable {
     /// The topic's partitions as the broker and the group's commits show them; `nil` when the
     /// topic does not exist (a broker that lost it: its tasks are found once it is back).
     private func readPartitions() throws -> [LostTaskRule.Partition]? {
-        let lags = try lagReader.lag(topic: topic)
+        let lags = try clients().lagReader.lag(topic: topic)
         guard !lags.isEmpty else {
             logger.warning("topic \(topic) is gone (a broker that lost it?): creating it again")
-            _ = try publisher.ensureTopic()
+            _ = try clients().publisher.ensureTopic()
             return nil
         }
         return lags.map {
@@ -180,7 +202,7 @@ public final class Scheduler: @unchecked Sendable {
 
     private func publish(_ messages: [TaskMessage], why: String) throws {
         guard !messages.isEmpty else { return }
-        let results = try publisher.republish(messages)
+        let results = try clients().publisher.republish(messages)
         let failed = results.filter { if case .failed = $0.outcome { true } else { false } }
         let failures = failed.isEmpty ? "" : "; \(failed.count) failed (now FAILED): \(failed[0].outcome)"
         logger.notice("published \(messages.count - failed.count) \(why) tasks to \(topic)\(failures)")
