@@ -510,6 +510,15 @@ cluster_up() {
             sleep 0.2
         done
     done
+    # A replica that has not finished its first sync refuses to take over when its master dies
+    # ("disconnected from master for longer than allowed"): wait until every one is in sync.
+    for port in "${all[@]}"; do
+        while _redis_cli "$port" "$password" INFO replication | tr -d '\r' | grep -q '^role:slave' &&
+            ! _redis_cli "$port" "$password" INFO replication | tr -d '\r' | grep -q '^master_link_status:up'; do
+            (($(now_ms) < deadline)) || yadtq_die "the replica on port $port is not in sync with its master after ${YADTQ_STACK_START_TIMEOUT}s (log $dir/redis-$port.log)"
+            sleep 0.2
+        done
+    done
     yadtq_log "stack up in $(($(now_ms) - t0)) ms: broker 127.0.0.1:$bport, Redis Cluster of $# masters on $* with $replicas replicas each (ports ${all[*]}, dir $dir)"
 }
 
