@@ -15,8 +15,9 @@
 /// with the prefixes of the shard's key families, so no script spells a key name and, on a
 /// Redis Cluster, every key a call touches carries the shard's hash tag (one slot).
 ///
-/// Every writing script is safe to replay: `RedisClient` sends a pipeline again after a
-/// broken connection, and a call that had already run must then change nothing more.
+/// Every writing script but ``release`` (see there) is safe to replay: `RedisClient` sends a
+/// pipeline again after a broken connection, and a call that had already run must then
+/// change nothing more.
 ///
 /// Retention: a task that becomes terminal gets its `expires_at` and an entry in the list
 /// of its second. Every script that writes tasks first prunes what is due (at most a few
