@@ -71,6 +71,12 @@ enum TaskScripts {
         local function chunked(command, key, list)
           for i = 1, #list, 4000 do redis.call(command, key, unpack(list, i, math.min(i + 3999, #list))) end
         end
+        -- The ids in ARGV from `first` on, one every `stride` arguments.
+        local function ids_from(first, stride)
+          local ids = {}
+          for i = first, #ARGV, stride do ids[#ids + 1] = ARGV[i] end
+          return ids
+        end
         -- The packed records of `ids` (false for an unknown id), with one HMGET per 4,000.
         local function read(ids)
           local out = {}
@@ -294,8 +300,7 @@ enum TaskScripts {
             local first = A + 2
             prune(now, prune_budget((#ARGV - first + 1) / 6))
             flush()
-            local ids = {}
-            for i = first, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
+            local ids = ids_from(first, 6)
             local existing = read(ids)
             local out, added = {}, {}
             for k, id in ipairs(ids) do
@@ -421,8 +426,7 @@ enum TaskScripts {
         name: "begin",
         source: prelude + """
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
-            local ids = {}
-            for i = A + 3, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+            local ids = ids_from(A + 3, 3)
             local out, cancelled = {}, 0
             for k, packed in ipairs(read(ids)) do
               local id, i = ids[k], A + 3 + (k - 1) * 3
@@ -484,8 +488,7 @@ enum TaskScripts {
             local now, worker = tonumber(ARGV[A]), ARGV[A + 1]
             local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
             local first = A + 4
-            local ids = {}
-            for i = first, #ARGV, 6 do ids[#ids + 1] = ARGV[i] end
+            local ids = ids_from(first, 6)
             local packed_records = read(ids)
             local out, seen, latest = {}, {}, {}
             local succeeded, failed, cancelled = 0, 0, 0
@@ -550,8 +553,7 @@ enum TaskScripts {
         name: "fail_unpublished",
         source: prelude + """
             local now, keep_failed = tonumber(ARGV[A]), tonumber(ARGV[A + 1])
-            local ids = {}
-            for i = A + 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+            local ids = ids_from(A + 2, 2)
             local out, failed = {}, 0
             for k, packed in ipairs(read(ids)) do
               local r = packed and decode(packed)
@@ -575,17 +577,24 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, then ids. Returns per task 1 when it has a cancel request, else
-    /// 0, reading only the record's header: the worker running the tasks asks this every
-    /// 250 ms, and their arguments need not cross the network for it.
-    static let cancelRequests = RedisScript(
-        name: "cancel_requests",
+    /// ARGV: shard prefixes, the name of a field of the record's header (`status`,
+    /// `cancel_requested`, ...), then ids. Returns per task that field (a status name, else a
+    /// number: 0 for none), or nil for an unknown id. Only the header is decoded and only the
+    /// field crosses the network: `yadtq-run --wait` and the cancel watch ask this of many
+    /// tasks again and again, and their arguments and results need not come along.
+    static let headerField = RedisScript(
+        name: "header_field",
         source: keysAndPrefixes + recordCoding + """
-            local ids = {}
-            for i = A, #ARGV do ids[#ids + 1] = ARGV[i] end
+            local field = F[ARGV[A]]
+            local ids = ids_from(A + 1, 1)
             local out = {}
             for k, packed in ipairs(read(ids)) do
-              out[k] = (packed and select(F.cancel_requested, struct.unpack(HEADER, packed)) > 0) and 1 or 0
+              if packed then
+                local value = select(field, struct.unpack(HEADER, packed))
+                out[k] = field == F.status and STATUS[value] or value
+              else
+                out[k] = false
+              end
             end
             return out
             """)
@@ -602,8 +611,7 @@ enum TaskScripts {
         name: "cancel",
         source: prelude + """
             local now, keep_failed = tonumber(ARGV[A]), tonumber(ARGV[A + 1])
-            local ids = {}
-            for i = A + 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+            local ids = ids_from(A + 2, 1)
             local out, cancelled = {}, 0
             for k, packed in ipairs(read(ids)) do
               local id = ids[k]
@@ -647,8 +655,7 @@ enum TaskScripts {
         name: "requeue",
         source: prelude + """
             local now = tonumber(ARGV[A])
-            local ids = {}
-            for i = A + 1, #ARGV do ids[#ids + 1] = ARGV[i] end
+            local ids = ids_from(A + 1, 1)
             local out = {}
             for k, packed in ipairs(read(ids)) do
               local id = ids[k]

@@ -78,10 +78,7 @@ public final class TaskStore: Sendable {
         appendTask: (inout RedisCommand, Int) -> Void
     ) throws -> [RedisReply] {
         guard !ids.isEmpty else { return [] }
-        let groups: [(shard: Int, indices: [Int])] =
-            keys.shards == 1
-            ? [(0, Array(ids.indices))]
-            : Dictionary(grouping: ids.indices, by: { keys.shard(of: ids[$0]) }).map { ($0.key, $0.value) }
+        let groups = shardGroups(ids)
         let calls = groups.map { group in
             Self.call(script, shard: keys[group.shard], arguments: arguments) { command in
                 for index in group.indices { appendTask(&command, index) }
@@ -99,6 +96,29 @@ public final class TaskStore: Sendable {
             for (index, element) in zip(group.indices, elements) { result[index] = element }
         }
         return result
+    }
+
+    /// The positions in `ids` of each shard's tasks, in input order, by shard.
+    private func shardGroups(_ ids: [String]) -> [(shard: Int, indices: [Int])] {
+        keys.shards == 1
+            ? [(0, Array(ids.indices))]
+            : Dictionary(grouping: ids.indices, by: { keys.shard(of: ids[$0]) }).sorted { $0.key < $1.key }
+                .map { ($0.key, $0.value) }
+    }
+
+    /// One field of each task's record header (see ``TaskScripts/headerField``), `.null` for
+    /// an unknown id: one script call per shard and 10,000 ids, so no single call holds Redis
+    /// up for long however many ids are asked about.
+    private func headerField(_ field: String, of ids: [String]) throws -> [RedisReply] {
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(ids.count)
+        for start in stride(from: 0, to: ids.count, by: 10_000) {
+            let chunk = Array(ids[start..<min(start + 10_000, ids.count)])
+            replies += try perShard(TaskScripts.headerField, ids: chunk, arguments: [field]) { command, index in
+                command.append(chunk[index])
+            }
+        }
+        return replies
     }
 
     /// The per-task integers of a script's replies.
@@ -357,10 +377,8 @@ public final class TaskStore: Sendable {
     /// trip for all of them (one pipeline per Redis node), whatever their number; only the
     /// flags come back, not the records. Unknown ids are not in the answer.
     public func cancelRequested(_ ids: [String]) throws -> Set<String> {
-        let replies = try perShard(TaskScripts.cancelRequests, ids: ids, arguments: []) { command, index in
-            command.append(ids[index])
-        }
-        return Set(zip(ids, replies).compactMap { id, reply in reply.integer == 1 ? id : nil })
+        let requested = try headerField("cancel_requested", of: ids)
+        return Set(zip(ids, requested).compactMap { id, reply in (reply.integer ?? 0) > 0 ? id : nil })
     }
 
     /// Queues FAILED or CANCELLED tasks again under their ids (attempts 0, earlier errors
@@ -395,7 +413,7 @@ public final class TaskStore: Sendable {
 
     /// The status of each task (`nil` for an unknown id).
     public func statuses(of ids: [String]) throws -> [TaskStatus?] {
-        try records(ids: ids).map { $0?.status }
+        try headerField("status", of: ids).map { $0.text.flatMap(TaskStatus.init(rawValue:)) }
     }
 
     /// Everything about one task, or `nil` when there is no such task.
@@ -407,8 +425,7 @@ public final class TaskStore: Sendable {
     public func records(ids: [String]) throws -> [TaskRecord?] {
         var commands: [RedisCommand] = []
         var owners: [[Int]] = []
-        let groups = Dictionary(grouping: ids.indices, by: { keys.shard(of: ids[$0]) })
-        for (shard, indices) in groups.sorted(by: { $0.key < $1.key }) {
+        for (shard, indices) in shardGroups(ids) {
             for start in stride(from: 0, to: indices.count, by: 10_000) {
                 let chunk = Array(indices[start..<min(start + 10_000, indices.count)])
                 commands.append(RedisCommand(["HMGET", keys[shard].records] + chunk.map { ids[$0] }))
