@@ -129,23 +129,24 @@ class Layout:
         return [base + name for base in self.bases]
 
 
-RECORD_TIMES = ("queued_at", "started_at", "finished_at", "outcome_at", "cancel_requested", "requeued_at",
-                "expires_at", "due_at", "released_at", "republished_at")
-RECORD_STRINGS = ("type", "worker", "args", "result", "error", "errors", "logs", "progress", "topic")
+RECORD_HEADER = ">BBIi4dI6d"
+RECORD_NUMBERS = ("attempts", "partition", "started_at", "finished_at", "outcome_at", "expires_at", "max_attempts",
+                  "cancel_requested", "queued_at", "requeued_at", "due_at", "released_at", "republished_at")
+RECORD_STRINGS = ("worker", "result", "error", "errors", "logs", "progress", "type", "args", "topic")
 RECORD_STATUSES = ("QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED", "SCHEDULED")
 
 
 def decode_record(packed):
     """A packed task record (YADTQ's TaskRecordCoding, seen from outside) as a dict of strings,
     absent values left out: the fields a task hash used to have."""
-    version, code, attempts, max_attempts, partition, *times = struct.unpack_from(">BBIIi10d", packed)
-    if version != 1:
+    version, code, *numbers = struct.unpack_from(RECORD_HEADER, packed)
+    if version != 2:
         raise ValueError(f"task record version {version}")
-    record = {"status": RECORD_STATUSES[code], "attempts": str(attempts), "max_attempts": str(max_attempts)}
-    if partition >= 0:
-        record["partition"] = str(partition)
-    record.update({name: str(int(t)) for name, t in zip(RECORD_TIMES, times) if t > 0})
-    offset = struct.calcsize(">BBIIi10d")
+    record = {"status": RECORD_STATUSES[code]}
+    for name, value in zip(RECORD_NUMBERS, numbers):
+        if name in ("attempts", "max_attempts") or value > 0 or (name == "partition" and value == 0):
+            record[name] = str(int(value))
+    offset = struct.calcsize(RECORD_HEADER)
     for name in RECORD_STRINGS:
         (length,) = struct.unpack_from(">I", packed, offset)
         text = packed[offset + 4:offset + 4 + length].decode("utf-8", "replace")

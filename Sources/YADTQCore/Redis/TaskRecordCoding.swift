@@ -1,9 +1,9 @@
 import Foundation
 
 /// Reads the packed task records the task scripts write (the `FORMAT` of
-/// ``TaskScripts/recordCoding``): big-endian, a version byte, the status code, attempts,
-/// max_attempts, partition, ten times as doubles (ms since the epoch, 0 for none), then
-/// nine strings each behind a 4-byte length ('' for none).
+/// ``TaskScripts/recordCoding``): big-endian, a version byte (2), the status code, numbers
+/// (times as doubles, ms since the epoch, 0 for none), then nine strings each behind a 4-byte
+/// length ('' for none), in the order ``decode(id:_:)`` lists.
 enum TaskRecordCoding {
     /// The status codes, in the order the scripts number them.
     static let statuses: [TaskStatus] = [.queued, .processing, .success, .failed, .cancelled, .scheduled]
@@ -12,33 +12,34 @@ enum TaskRecordCoding {
     /// version this build reads.
     static func decode(id: String, _ bytes: [UInt8]) -> TaskRecord? {
         var reader = Reader(bytes: bytes)
-        guard let version = reader.byte(), version == 1,
+        // version, status, attempts, partition, started_at, finished_at, outcome_at,
+        // expires_at, max_attempts, cancel_requested, queued_at, requeued_at, due_at,
+        // released_at, republished_at; then worker, result, error, errors, logs, progress,
+        // type, args, topic.
+        guard let version = reader.byte(), version == 2,
             let code = reader.byte(), Int(code) < statuses.count,
-            let attempts = reader.uint32(), let maxAttempts = reader.uint32(), let partition = reader.uint32()
+            let attempts = reader.uint32(), let partition = reader.uint32(),
+            let startedAt = reader.time(), let finishedAt = reader.time(), reader.skip(16),
+            let maxAttempts = reader.uint32(), reader.skip(8), let queuedAt = reader.time(), reader.skip(8),
+            let dueAt = reader.time(), reader.skip(16)
         else { return nil }
-        var times: [Int64?] = []
-        for _ in 0..<10 {
-            guard let time = reader.double() else { return nil }
-            times.append(time > 0 ? Int64(time) : nil)
-        }
         var strings: [String?] = []
         for _ in 0..<9 {
             guard let text = reader.string() else { return nil }
             strings.append(text.isEmpty ? nil : text)
         }
-        // times: queued, started, finished, outcome, cancel requested, requeued, expires, due,
-        // released, republished. strings: type, worker, args, result, error, errors, logs,
-        // progress, topic.
+        let (worker, result, error, errors, logs, progress, type, args) =
+            (strings[0], strings[1], strings[2], strings[3], strings[4], strings[5], strings[6], strings[7])
         return TaskRecord(
-            id: id, status: statuses[Int(code)], type: strings[0] ?? "",
-            args: strings[2].flatMap { try? JSONValue(parsing: $0) } ?? .array([]),
+            id: id, status: statuses[Int(code)], type: type ?? "",
+            args: args.flatMap { try? JSONValue(parsing: $0) } ?? .array([]),
             attempts: Int(attempts), maxAttempts: Int(maxAttempts),
-            result: strings[3].flatMap { try? JSONValue(parsing: $0) }, error: strings[4],
-            errors: TaskRecord.decodeErrors(strings[5]),
-            logs: strings[6].flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap(\.stringValue) ?? [],
-            progress: strings[7].flatMap { Double($0) }, worker: strings[1],
+            result: result.flatMap { try? JSONValue(parsing: $0) }, error: error,
+            errors: TaskRecord.decodeErrors(errors),
+            logs: logs.flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap(\.stringValue) ?? [],
+            progress: progress.flatMap { Double($0) }, worker: worker,
             partition: Int32(bitPattern: partition) >= 0 ? Int32(bitPattern: partition) : nil,
-            queuedAt: times[0], startedAt: times[1], finishedAt: times[2], dueAt: times[7])
+            queuedAt: queuedAt, startedAt: startedAt, finishedAt: finishedAt, dueAt: dueAt)
     }
 
     private struct Reader {
@@ -57,10 +58,18 @@ enum TaskRecordCoding {
             return bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
         }
 
-        mutating func double() -> Double? {
+        /// A time: ms since the epoch as a double; `.some(nil)` for none (0).
+        mutating func time() -> Int64?? {
             guard offset + 8 <= bytes.count else { return nil }
             defer { offset += 8 }
-            return Double(bitPattern: bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) })
+            let value = Double(bitPattern: bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) })
+            return .some(value > 0 ? Int64(value) : nil)
+        }
+
+        mutating func skip(_ count: Int) -> Bool {
+            guard offset + count <= bytes.count else { return false }
+            offset += count
+            return true
         }
 
         mutating func string() -> String? {

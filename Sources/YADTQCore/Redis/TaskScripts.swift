@@ -37,17 +37,23 @@ enum TaskScripts {
 
     /// The record format, shared by every script; ``TaskRecordCoding`` reads the same.
     static let recordCoding = """
-        -- A record: version, status code, attempts, max_attempts, partition (-1: none), then
-        -- queued_at, started_at, finished_at, outcome_at, cancel_requested, requeued_at,
-        -- expires_at, due_at, released_at, republished_at (ms; 0: none), then type, worker,
-        -- args, result, error, errors, logs, progress, topic (strings; '': none), each behind
-        -- its length.
-        local HEADER = '>BBI4I4i4dddddddddd'
+        -- A record (version 2): version, status code, attempts, partition (-1: none), started_at,
+        -- finished_at, outcome_at, expires_at, max_attempts, cancel_requested, queued_at,
+        -- requeued_at, due_at, released_at, republished_at (ms; 0: none), then worker, result,
+        -- error, errors, logs, progress, type, args, topic (strings; '': none), each behind its
+        -- length. What `begin` and a success change comes first: their usual case splices the
+        -- new values into the packed record (see begun_record and succeeded_record) instead of decoding and
+        -- encoding all of it, which was most of their cost.
+        local VERSION = 2
+        local HEADER = '>BBI4i4ddddI4dddddd'
         local FORMAT = HEADER .. 'I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
-        local F = { status = 2, attempts = 3, max_attempts = 4, partition = 5, queued_at = 6, started_at = 7,
-          finished_at = 8, outcome_at = 9, cancel_requested = 10, requeued_at = 11, expires_at = 12, due_at = 13,
-          released_at = 14, republished_at = 15, type = 16, worker = 17, args = 18, result = 19, error = 20,
-          errors = 21, logs = 22, progress = 23, topic = 24 }
+        local F = { status = 2, attempts = 3, partition = 4, started_at = 5, finished_at = 6, outcome_at = 7,
+          expires_at = 8, max_attempts = 9, cancel_requested = 10, queued_at = 11, requeued_at = 12, due_at = 13,
+          released_at = 14, republished_at = 15, worker = 16, result = 17, error = 18, errors = 19, logs = 20,
+          progress = 21, type = 22, args = 23, topic = 24 }
+        -- Byte offsets (1-based, for string.sub and struct.unpack): max_attempts, queued_at,
+        -- and the worker's length, the first string.
+        local AT_MAX, AT_QUEUED, AT_STRINGS = 43, 55, 95
         local STATUS = { [0] = 'QUEUED', 'PROCESSING', 'SUCCESS', 'FAILED', 'CANCELLED', 'SCHEDULED' }
         local CODE = {}
         for code = 0, #STATUS do CODE[STATUS[code]] = code end
@@ -58,15 +64,45 @@ enum TaskScripts {
           return r
         end
         local function encode(r)
-          return struct.pack(FORMAT, 1, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-            r[13], r[14], r[15], #r[16], r[16], #r[17], r[17], #r[18], r[18], #r[19], r[19], #r[20], r[20],
+          return struct.pack(FORMAT, VERSION, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+            r[12], r[13], r[14], r[15], #r[16], r[16], #r[17], r[17], #r[18], r[18], #r[19], r[19], #r[20], r[20],
             #r[21], r[21], #r[22], r[22], #r[23], r[23], #r[24], r[24])
         end
+        -- A length-prefixed string, as the record holds it.
+        local function lp(text) return struct.pack('>I4', #text) .. text end
+        -- A new record: no attempt, no worker, no outcome yet. `tail` is lp(type) .. lp(args)
+        -- .. lp(topic).
+        local NO_OUTCOME = string.rep(lp(''), 6)
+        local function packed_new(code, max_attempts, queued_at, due_at, tail)
+          return struct.pack(HEADER, VERSION, code, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0)
+            .. NO_OUTCOME .. tail
+        end
         local function new_record(status, type, args, max_attempts, queued_at, due_at, topic)
-          return { 1, status, 0, max_attempts, -1, queued_at, 0, 0, 0, 0, 0, 0, due_at, 0, 0,
-            type, '', args, '', '', '', '', '', topic }
+          return { VERSION, status, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
+            '', '', '', '', '', '', type, args, topic }
+        end
+        -- What begin and finish check, from the header and the worker's length only:
+        -- status code, attempts, started_at, outcome_at, max_attempts, cancel_requested, the
+        -- worker's length.
+        local CHECKED = '>xBI4xxxxdxxxxxxxxdxxxxxxxxI4d' .. string.rep('x', 40) .. 'I4'
+        local function checked(packed) return struct.unpack(CHECKED, packed) end
+        -- The record `packed` PROCESSING: attempt `attempt` by the worker whose lp() is
+        -- `worker_lp` since `now`, from `partition` (`worker_length`: the length of the
+        -- worker it had).
+        local function begun_record(packed, attempt, partition, now, worker_lp, worker_length)
+          return struct.pack('>BBI4i4d', VERSION, 1, attempt, partition, now) .. string.sub(packed, 19, AT_STRINGS - 1)
+            .. worker_lp .. string.sub(packed, AT_STRINGS + 4 + worker_length)
+        end
+        -- The record `packed` SUCCESS with `result` (lp()), finished at `now`, kept until `expires_at`.
+        local function succeeded_record(packed, now, expires_at, result_lp, worker_length)
+          local attempts, partition, started_at = struct.unpack('>I4i4d', packed, 3)
+          local at_result = AT_STRINGS + 4 + worker_length
+          local result_length = struct.unpack('>I4', packed, at_result)
+          return struct.pack('>BBI4i4dddd', VERSION, 2, attempts, partition, started_at, now, now, expires_at)
+            .. string.sub(packed, AT_MAX, at_result - 1) .. result_lp .. string.sub(packed, at_result + 4 + result_length)
         end
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
+        local function terminal_code(code) return code == 2 or code == 3 or code == 4 end
         -- unpack() is bounded by Lua's C stack: 4,000 arguments per call stays well inside it.
         local function chunked(command, key, list)
           for i = 1, #list, 4000 do redis.call(command, key, unpack(list, i, math.min(i + 3999, #list))) end
@@ -79,6 +115,7 @@ enum TaskScripts {
         end
         -- The packed records of `ids` (false for an unknown id), with one HMGET per 4,000.
         local function read(ids)
+          if #ids <= 4000 then return #ids == 0 and {} or redis.call('HMGET', K.records, unpack(ids)) end
           local out = {}
           for i = 1, #ids, 4000 do
             local values = redis.call('HMGET', K.records, unpack(ids, i, math.min(i + 3999, #ids)))
@@ -143,12 +180,24 @@ enum TaskScripts {
         local writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
         local running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
         local scheduled_add, scheduled_del = {}, {}
-        local function add(list_table, key, ...)
+        -- Appends one or two values to the list of `key` in `list_table`.
+        local function add(list_table, key, a, b)
           local list = list_table[key]
           if not list then list = {}; list_table[key] = list end
-          for _, value in ipairs({...}) do list[#list + 1] = value end
+          local n = #list
+          list[n + 1] = a
+          if b ~= nil then list[n + 2] = b end
         end
-        local function write(id, r) add(writes, 'w', id, encode(r)) end
+        -- `writes` and `running_set` are flat field-value lists, sent as they are.
+        local function write_packed(id, packed)
+          local n = #writes
+          writes[n + 1], writes[n + 2] = id, packed
+        end
+        local function write(id, r) write_packed(id, encode(r)) end
+        local function set_running(id, worker)
+          local n = #running_set
+          running_set[n + 1], running_set[n + 2] = id, worker
+        end
         -- Only the small, operational statuses have a member per task: PROCESSING (in flight,
         -- for the orphan check) and FAILED and CANCELLED (to look into).
         local function move(id, from, to, r)
@@ -158,7 +207,7 @@ enum TaskScripts {
             if from == 'FAILED' or from == 'CANCELLED' then add(index_del, from, id) end
           end
           counts[to] = (counts[to] or 0) + 1
-          if to == 'PROCESSING' then add(running_set, 'r', id, r[F.worker]) end
+          if to == 'PROCESSING' then set_running(id, r[F.worker]) end
           if to == 'FAILED' or to == 'CANCELLED' then add(index_add, to, r[F.queued_at], id) end
           -- SCHEDULED tasks wait in their topic's `scheduled:<topic>`, by due time.
           if from == 'SCHEDULED' then add(scheduled_del, r[F.topic], id) end
@@ -206,9 +255,9 @@ enum TaskScripts {
           redis.call('HSET', K.live, s, #kept)
         end
         local function flush()
-          if writes.w then chunked('HSET', K.records, writes.w) end
+          if #writes > 0 then chunked('HSET', K.records, writes) end
           if #removed > 0 then chunked('HDEL', K.records, removed) end
-          if running_set.r then chunked('HSET', K.running, running_set.r) end
+          if #running_set > 0 then chunked('HSET', K.running, running_set) end
           if #running_del > 0 then chunked('HDEL', K.running, running_del) end
           for status, list in pairs(index_del) do chunked('ZREM', K.index .. status, list) end
           for status, list in pairs(index_add) do chunked('ZADD', K.index .. status, list) end
@@ -302,24 +351,37 @@ enum TaskScripts {
             flush()
             local ids = ids_from(first, 6)
             local existing = read(ids)
-            local out, added = {}, {}
+            local out, added, topic_lp, type_lp = {}, {}, lp(topic), {}
+            local queued, scheduled = 0, 0
             for k, id in ipairs(ids) do
               local i = first + (k - 1) * 6
               local queued_at, due = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
               local later = due > now
               if existing[k] then
-                out[k] = (decode(existing[k])[F.queued_at] ~= queued_at and 0) or (later and 2) or 1
+                out[k] = (struct.unpack('>d', existing[k], AT_QUEUED) ~= queued_at and 0) or (later and 2) or 1
               elseif added[id] then
                 out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 added[id] = true
-                local r = new_record(later and 'SCHEDULED' or 'QUEUED', ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]),
-                  queued_at, later and due or 0, topic)
-                write(id, r)
-                list_new(id, r)
-                out[k] = later and 2 or 1
+                local type = ARGV[i + 1]
+                if later then
+                  local r = new_record('SCHEDULED', type, ARGV[i + 2], tonumber(ARGV[i + 3]), queued_at, due, topic)
+                  write(id, r)
+                  list_new(id, r)
+                  out[k] = 2
+                else
+                  -- The usual case, without a record table: packed at once, counted per batch.
+                  if not type_lp[type] then type_lp[type] = lp(type) end
+                  write_packed(id, packed_new(0, tonumber(ARGV[i + 3]), queued_at, 0,
+                    type_lp[type] .. lp(ARGV[i + 2]) .. topic_lp))
+                  type_counts[type] = (type_counts[type] or 0) + 1
+                  add(listed, second(queued_at), id)
+                  queued = queued + 1
+                  out[k] = 1
+                end
               end
             end
+            counts.QUEUED = (counts.QUEUED or 0) + queued
             flush()
             return out
             """)
@@ -413,7 +475,7 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, now, worker, keep_failed_ms, then per task: id, max_attempts, partition.
+    /// ARGV: shard prefixes, now, worker, keep_failed_ms, then per task: id, partition.
     /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
     /// already terminal, or has a cancel request (see ``cancel``) and is now CANCELLED
     /// instead of running again (skip it); -n when all n attempts were used up by workers that
@@ -426,45 +488,57 @@ enum TaskScripts {
         name: "begin",
         source: prelude + """
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
-            local ids = ids_from(A + 3, 3)
-            local out, cancelled = {}, 0
+            local ids = ids_from(A + 3, 2)
+            local worker_lp = lp(worker)
+            local out, cancelled, started = {}, 0, 0
             for k, packed in ipairs(read(ids)) do
-              local id, i = ids[k], A + 3 + (k - 1) * 3
+              local id, i = ids[k], A + 3 + (k - 1) * 2
               if not packed then
                 out[k] = 'missing'
               else
-                local r = decode(packed)
-                local status = r[F.status]
-                if terminal(status) then
+                local code, attempts, started_at, _, max_attempts, cancel_requested, worker_length = checked(packed)
+                if terminal_code(code) then
                   out[k] = 0
-                elseif status == 'PROCESSING' and r[F.worker] == worker and r[F.started_at] == now then
-                  out[k] = r[F.attempts]
-                elseif r[F.cancel_requested] > 0 then
-                  -- Cancelled while it waited for its next attempt: it does not run again.
-                  r[F.status] = 'CANCELLED'
-                  r[F.finished_at] = now
-                  move(id, status, 'CANCELLED', r)
-                  keep_until(id, r, now + keep_failed)
-                  write(id, r)
-                  cancelled = cancelled + 1
-                  out[k] = 0
-                elseif r[F.attempts] >= r[F.max_attempts] then
-                  out[k] = -r[F.attempts]
+                elseif code == 1 and started_at == now and worker_length == #worker
+                  and string.sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker then
+                  out[k] = attempts  -- this call's own, replayed
+                elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
+                  -- The usual case: spliced, counted per batch.
+                  write_packed(id, begun_record(packed, attempts + 1, tonumber(ARGV[i + 1]), now, worker_lp, worker_length))
+                  set_running(id, worker)
+                  if code == 0 then started = started + 1 end  -- PROCESSING already: an orphan taken over
+                  out[k] = attempts + 1
                 else
-                  r[F.attempts] = r[F.attempts] + 1
-                  r[F.status] = 'PROCESSING'
-                  r[F.worker] = worker
-                  r[F.started_at] = now
-                  r[F.partition] = tonumber(ARGV[i + 2])
-                  if status == 'PROCESSING' then
-                    add(running_set, 'r', id, worker)  -- an orphan taken over: its new worker
+                  local r = decode(packed)
+                  local status = r[F.status]
+                  if cancel_requested > 0 then
+                    -- Cancelled while it waited for its next attempt: it does not run again.
+                    r[F.status] = 'CANCELLED'
+                    r[F.finished_at] = now
+                    move(id, status, 'CANCELLED', r)
+                    keep_until(id, r, now + keep_failed)
+                    write(id, r)
+                    cancelled = cancelled + 1
+                    out[k] = 0
+                  elseif attempts >= max_attempts then
+                    out[k] = -attempts
                   else
+                    -- SCHEDULED: released by a message published before its time.
+                    r[F.attempts] = attempts + 1
+                    r[F.worker] = worker
+                    r[F.started_at] = now
+                    r[F.partition] = tonumber(ARGV[i + 1])
                     move(id, status, 'PROCESSING', r)
+                    r[F.status] = 'PROCESSING'
+                    write(id, r)
+                    out[k] = attempts + 1
                   end
-                  write(id, r)
-                  out[k] = r[F.attempts]
                 end
               end
+            end
+            if started > 0 then
+              counts.QUEUED = (counts.QUEUED or 0) - started
+              counts.PROCESSING = (counts.PROCESSING or 0) + started
             end
             count_finished(now, 0, 0, cancelled)
             flush()
@@ -491,20 +565,34 @@ enum TaskScripts {
             local ids = ids_from(first, 6)
             local packed_records = read(ids)
             local out, seen, latest = {}, {}, {}
-            local succeeded, failed, cancelled = 0, 0, 0
+            local succeeded, failed, cancelled, spliced = 0, 0, 0, 0
             for k, id in ipairs(ids) do
               local i = first + (k - 1) * 6
               local attempt, outcome, payload = tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
               -- The same id twice in one call sees the first one's change.
-              local r = latest[id] or (packed_records[k] and decode(packed_records[k]))
-              local replayed = r and not seen[id] and r[F.attempts] == attempt and r[F.worker] == worker
-                and r[F.outcome_at] == now
+              local packed = latest[id] or packed_records[k]
+              local code, attempts, _, outcome_at, _, _, worker_length
+              if packed then code, attempts, _, outcome_at, _, _, worker_length = checked(packed) end
+              local replayed = packed and not seen[id] and attempts == attempt and outcome_at == now
+                and worker_length == #worker and string.sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker
               seen[id] = true
               if replayed then
                 out[k] = 1
-              elseif not r or terminal(r[F.status]) or r[F.attempts] ~= attempt then
+              elseif not packed or terminal_code(code) or attempts ~= attempt then
                 out[k] = 0
+              elseif code == 1 and outcome == 'S' and ARGV[i + 4] == '' and ARGV[i + 5] == '' then
+                -- The usual case: a PROCESSING task succeeded, without logs or progress.
+                -- Spliced, and counted per batch.
+                running_del[#running_del + 1] = id
+                local expires_at = now + keep.SUCCESS
+                add(expiring, second(expires_at), id)
+                packed = succeeded_record(packed, now, expires_at, lp(payload), worker_length)
+                succeeded, spliced = succeeded + 1, spliced + 1
+                latest[id] = packed
+                write_packed(id, packed)
+                out[k] = 1
               else
+                local r = decode(packed)
                 local before = r[F.status]
                 r[F.outcome_at] = now
                 if ARGV[i + 4] ~= '' then
@@ -535,10 +623,15 @@ enum TaskScripts {
                   move(id, before, final, r)
                   keep_until(id, r, now + keep[final])
                 end
-                latest[id] = r
-                write(id, r)
+                packed = encode(r)
+                latest[id] = packed
+                write_packed(id, packed)
                 out[k] = 1
               end
+            end
+            if spliced > 0 then
+              counts.PROCESSING = (counts.PROCESSING or 0) - spliced
+              counts.SUCCESS = (counts.SUCCESS or 0) + spliced
             end
             count_finished(now, succeeded, failed, cancelled)
             flush()

@@ -296,7 +296,6 @@ public final class TaskStore: Sendable {
             arguments: [String(now), worker, String(retention.failed.inMilliseconds)], waitForReplicas: true
         ) { command, index in
             command.append(tasks[index].id)
-            command.append(tasks[index].maxAttempts)
             command.append(partitions[index])
         }
         return replies.map { reply in
