@@ -14,6 +14,8 @@ final class RDKafkaClient: @unchecked Sendable {
 
     /// Creates the handle from YADTQ's defaults for this `kind`, then the operator's
     /// `YADTQ_KAFKA_*` overrides, so every property can be changed without a rebuild.
+    /// A default the loaded librdkafka does not know is left out (older versions lack newer
+    /// tuning properties); an override it does not know is an error.
     init(
         kind: Kind, brokers: String, defaults: [String: String], overrides: [String: String],
         configure: (OpaquePointer) -> Void = { _ in }
@@ -26,7 +28,9 @@ final class RDKafkaClient: @unchecked Sendable {
         properties.merge(overrides) { _, override in override }
         for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
             var errorText = [CChar](repeating: 0, count: 512)
-            if rd_kafka_conf_set(conf, key, value, &errorText, errorText.count) != RD_KAFKA_CONF_OK {
+            let result = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
+            if result == RD_KAFKA_CONF_UNKNOWN && overrides[key] == nil { continue }
+            if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 throw YADTQError(
                     .configuration, "librdkafka rejected the setting \(key)=\(value)",
