@@ -775,7 +775,9 @@ def scenario_redis_restart(ctx, size):
         stack_up()
         log(f"redis restarted after {now() - killed:.1f}s")
 
-    expected, sampler = streamed_run(ctx, count, size, restart_redis)
+    # Tasks that take a moment (2 ms), fed faster than two workers run them: the workers must
+    # be mid-batch, with a backlog, when Redis goes, so each sees the outage and its end.
+    expected, sampler = streamed_run(ctx, count, size, restart_redis, nap=size["redis_nap"])
     told = sum("retrying with backoff" in ctx.worker_log(n) for n in ("w1", "w2"))
     loading = sum("LOADING" in ctx.worker_log(n) for n in ("w1", "w2"))
     back = sum("reachable again" in ctx.worker_log(n) for n in ("w1", "w2"))
@@ -1214,10 +1216,10 @@ SCENARIOS = {
     "cluster-failover": scenario_cluster_failover,
 }
 
-FULL = dict(cut=3000, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
+FULL = dict(cut=3000, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, redis_nap=0.002, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
             poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
             fsync=20_000, failover=20_000, restart=5000, restart_nap=0.01, timeout=600)
-SMALL = dict(cut=1000, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, outage=2, ballast=300, stream=4, broker=2000, stall=8,
+SMALL = dict(cut=1000, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, redis_nap=0.005, outage=2, ballast=300, stream=4, broker=2000, stall=8,
              poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
              fsync=2000, failover=3000, restart=600, restart_nap=0.01, timeout=180)
 

@@ -50,6 +50,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "How long to wait for every task to be terminal, e.g. 10m.")
     var timeout: Duration = .seconds(600)
 
+    @Flag(help: "Replay the tasks' three state changes straight against Redis (no broker, no workers) and report each one's time inside Redis.")
+    var replay = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -92,6 +95,10 @@ struct BenchCommand: ParsableCommand {
         let logger = global.logger(label: "yadtq-bench")
         let workload = Workload(
             count: tasks ?? rate.map { Int(($0 * duration.inSeconds).rounded()) } ?? 200_000)
+        if replay {
+            try replayStateChanges(workload, store: TaskStore(settings: settings, logger: logger))
+            return
+        }
         let publisher = try TaskPublisher(
             settings: settings, topic: topic ?? settings.topic, partitions: partitions, clientID: "yadtq-bench",
             logger: logger)
@@ -168,6 +175,26 @@ struct BenchCommand: ParsableCommand {
                     ? "; \(verification.expired) had expired before they were read, counted by the finished counters)" : ")"))
         out.line(usage.table(tasks: workload.count, wall: wall.inSeconds))
         out.line("throughput: \(Int(throughput.rounded())) tasks/s")
+        out.flush()
+    }
+
+    private func replayStateChanges(_ workload: Workload, store: TaskStore) throws {
+        let watched = try extraGroups() + [WatchedGroup(name: "yadtq-bench", pids: [getpid()])]
+        var out = BenchOutput()
+        out.line("machine: \(ProcFS.machine())")
+        out.line("config: replay of \(workload.count) tasks' state changes against Redis (no broker, no workers)")
+        out.flush()
+        let baseline = try ResourceUsage.baseline(watched)
+        let start = ContinuousClock.now
+        let figures = try Replay(workload: workload, store: store).run()
+        let wall = ContinuousClock.now - start
+        out.line(try ResourceUsage(watched, since: baseline).table(tasks: workload.count, wall: wall.inSeconds))
+        func perTask(_ time: Duration) -> String {
+            String(format: "%.2f us/task", time.inSeconds * 1e6 / Double(workload.count))
+        }
+        out.line(
+            "replay: inside Redis's scripts, queue \(perTask(figures.queue)), begin \(perTask(figures.begin)), "
+                + "finish \(perTask(figures.finish)); total \(perTask(figures.queue + figures.begin + figures.finish))")
         out.flush()
     }
 

@@ -52,6 +52,17 @@ final class RedisClient: @unchecked Sendable {
         try execute([command])[0]
     }
 
+    /// Sends a command without a key (`INFO`, ...) to every master: the one Redis, or each
+    /// master of a cluster; one reply per master.
+    func onEveryMaster(_ command: RedisCommand) throws -> [RedisReply] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try withReconnection {
+            let masters = url.isCluster ? try clusterTopology().masters : [url.nodes[0]]
+            return try masters.map { try connection(to: $0).execute([command])[0] }
+        }
+    }
+
     /// One call of a server-side Lua script.
     struct ScriptCall {
         var script: RedisScript

@@ -32,4 +32,19 @@ extension TaskStore {
         }
         return version
     }
+
+    /// The time Redis has spent inside scripts (`EVALSHA`) since its statistics were last
+    /// reset, added up over the masters: what `yadtq-bench --replay` measures per state change.
+    public func scriptTime() throws -> Duration {
+        var microseconds: Int64 = 0
+        for reply in try client.onEveryMaster(RedisCommand("INFO", "commandstats")) {
+            guard let info = reply.text else {
+                throw YADTQError(.redis, "Redis answered INFO commandstats with \(reply)", remedy: "Check YADTQ_REDIS")
+            }
+            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_evalsha:") }
+            let usec = line?.split(separator: ",").first { $0.hasPrefix("usec=") }.flatMap { Int64($0.dropFirst(5)) }
+            microseconds += usec ?? 0
+        }
+        return .microseconds(microseconds)
+    }
 }

@@ -490,9 +490,12 @@ enum TaskScripts {
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
             local ids = ids_from(A + 3, 2)
             local worker_lp = lp(worker)
-            local out, cancelled, started = {}, 0, 0
+            local out, cancelled, started, latest = {}, 0, 0, {}
             for k, packed in ipairs(read(ids)) do
               local id, i = ids[k], A + 3 + (k - 1) * 2
+              -- The same id twice in one call (a message published twice) sees the first one's
+              -- change: it is then this call's own attempt, answered again, not counted twice.
+              packed = latest[id] or packed
               if not packed then
                 out[k] = 'missing'
               else
@@ -504,7 +507,8 @@ enum TaskScripts {
                   out[k] = attempts  -- this call's own, replayed
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: spliced, counted per batch.
-                  write_packed(id, begun_record(packed, attempts + 1, tonumber(ARGV[i + 1]), now, worker_lp, worker_length))
+                  latest[id] = begun_record(packed, attempts + 1, tonumber(ARGV[i + 1]), now, worker_lp, worker_length)
+                  write_packed(id, latest[id])
                   set_running(id, worker)
                   if code == 0 then started = started + 1 end  -- PROCESSING already: an orphan taken over
                   out[k] = attempts + 1
@@ -517,7 +521,8 @@ enum TaskScripts {
                     r[F.finished_at] = now
                     move(id, status, 'CANCELLED', r)
                     keep_until(id, r, now + keep_failed)
-                    write(id, r)
+                    latest[id] = encode(r)
+                    write_packed(id, latest[id])
                     cancelled = cancelled + 1
                     out[k] = 0
                   elseif attempts >= max_attempts then
@@ -530,7 +535,8 @@ enum TaskScripts {
                     r[F.partition] = tonumber(ARGV[i + 1])
                     move(id, status, 'PROCESSING', r)
                     r[F.status] = 'PROCESSING'
-                    write(id, r)
+                    latest[id] = encode(r)
+                    write_packed(id, latest[id])
                     out[k] = attempts + 1
                   end
                 end
