@@ -4,8 +4,9 @@
 ///
 /// Layout (see ``RedisKeys/Shard``): a shard keeps every task's record as one packed field of
 /// one hash (`records`), so a batch's state change is one `HMGET` and one `HSET` whatever
-/// its size; the per-task work left is decoding and encoding the record (a `struct` string,
-/// see ``TaskRecordCoding``), not a key, a hash and sorted-set members per task. Indexes
+/// its size; the per-task work left is reading the record's header and splicing the few
+/// changed values into it (a `struct` string, see ``TaskRecordCoding``; the rarer changes
+/// decode and encode it whole), not a key, a hash and sorted-set members per task. Indexes
 /// are kept per batch too: the listing is a list of ids per second of `queued_at`
 /// (`bucket:<second>`, one `RPUSH` per batch), expiry a list of ids per second of the
 /// retention's end (`expiring:<second>`); only the small statuses have a member per task
@@ -42,8 +43,8 @@ enum TaskScripts {
         -- requeued_at, due_at, released_at, republished_at (ms; 0: none), then worker, result,
         -- error, errors, logs, progress, type, args, topic (strings; '': none), each behind its
         -- length. What `begin` and a success change comes first: their usual case splices the
-        -- new values into the packed record (see begun_record and succeeded_record) instead of decoding and
-        -- encoding all of it, which was most of their cost.
+        -- new values into the packed record (see begun_record and succeeded_record) instead
+        -- of decoding and encoding all of it, which was most of their cost.
         local VERSION = 2
         local HEADER = '>BBI4i4ddddI4dddddd'
         local FORMAT = HEADER .. 'I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
