@@ -775,8 +775,9 @@ def scenario_redis_restart(ctx, size):
         stack_up()
         log(f"redis restarted after {now() - killed:.1f}s")
 
-    # Tasks that take a moment (2 ms), fed faster than two workers run them: the workers must
-    # be mid-batch, with a backlog, when Redis goes, so each sees the outage and its end.
+    # Tasks that take a moment (redis_nap: 2 ms, 5 ms with --small), fed faster than two
+    # workers run them: the workers must be mid-batch, with a backlog, when Redis goes, so each
+    # sees the outage and its end.
     expected, sampler = streamed_run(ctx, count, size, restart_redis, nap=size["redis_nap"])
     told = sum("retrying with backoff" in ctx.worker_log(n) for n in ("w1", "w2"))
     loading = sum("LOADING" in ctx.worker_log(n) for n in ("w1", "w2"))

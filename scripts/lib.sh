@@ -471,7 +471,7 @@ _redis_cli() {
 # -) and a Redis Cluster of one master per PORT, each with REPLICAS replicas on free ports
 # (recorded in DIR/cluster.ports). A cluster already running from DIR is left as it is.
 cluster_up() {
-    local dir=$1 bport=$2 replicas=$3 password=$4 t0 port all=() deadline i
+    local dir=$1 bport=$2 replicas=$3 password=$4 t0 port all=() deadline i replication
     shift 4
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
@@ -513,8 +513,8 @@ cluster_up() {
     # A replica that has not finished its first sync refuses to take over when its master dies
     # ("disconnected from master for longer than allowed"): wait until every one is in sync.
     for port in "${all[@]}"; do
-        while _redis_cli "$port" "$password" INFO replication | tr -d '\r' | grep -q '^role:slave' &&
-            ! _redis_cli "$port" "$password" INFO replication | tr -d '\r' | grep -q '^master_link_status:up'; do
+        while replication=$(_redis_cli "$port" "$password" INFO replication | tr -d '\r') &&
+            grep -q '^role:slave' <<<"$replication" && ! grep -q '^master_link_status:up' <<<"$replication"; do
             (($(now_ms) < deadline)) || yadtq_die "the replica on port $port is not in sync with its master after ${YADTQ_STACK_START_TIMEOUT}s (log $dir/redis-$port.log)"
             sleep 0.2
         done

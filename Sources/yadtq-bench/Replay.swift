@@ -30,11 +30,12 @@ struct Replay {
             let queued = try timed(&figures.queue) { try store.queue(batch) }
             guard queued.allSatisfy({ $0 == .queued }) else { throw BenchFailure("replay: a task was not queued: \(queued)") }
         }
+        let failsFirst: (Int) -> Bool = { $0 % 100 == 7 }
         var retried: [Int] = []
         for start in stride(from: 0, to: tasks.count, by: 1000) {
             let indices = Array(start..<min(start + 1000, tasks.count))
-            try attempt(indices, attempt: 1, figures: &figures, failing: { $0 % 100 == 7 })
-            retried += indices.filter { $0 % 100 == 7 }
+            try attempt(indices, attempt: 1, figures: &figures, failing: failsFirst)
+            retried += indices.filter(failsFirst)
         }
         try attempt(retried, attempt: 2, figures: &figures, failing: { _ in false })
         return figures

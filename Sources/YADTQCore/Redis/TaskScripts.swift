@@ -87,6 +87,10 @@ enum TaskScripts {
         -- worker's length.
         local CHECKED = '>xBI4xxxxdxxxxxxxxdxxxxxxxxI4d' .. string.rep('x', 40) .. 'I4'
         local function checked(packed) return struct.unpack(CHECKED, packed) end
+        -- Whether the record `packed` (whose worker is `worker_length` long) names `worker`.
+        local function worker_is(packed, worker_length, worker)
+          return worker_length == #worker and string.sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker
+        end
         -- The record `packed` PROCESSING: attempt `attempt` by the worker whose lp() is
         -- `worker_lp` since `now`, from `partition` (`worker_length`: the length of the
         -- worker it had).
@@ -353,7 +357,7 @@ enum TaskScripts {
             local ids = ids_from(first, 6)
             local existing = read(ids)
             local out, added, topic_lp, type_lp = {}, {}, lp(topic), {}
-            local queued, scheduled = 0, 0
+            local queued = 0
             for k, id in ipairs(ids) do
               local i = first + (k - 1) * 6
               local queued_at, due = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
@@ -503,15 +507,15 @@ enum TaskScripts {
                 local code, attempts, started_at, _, max_attempts, cancel_requested, worker_length = checked(packed)
                 if terminal_code(code) then
                   out[k] = 0
-                elseif code == 1 and started_at == now and worker_length == #worker
-                  and string.sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker then
+                elseif code == 1 and started_at == now and worker_is(packed, worker_length, worker) then
                   out[k] = attempts  -- this call's own, replayed
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: spliced, counted per batch.
                   latest[id] = begun_record(packed, attempts + 1, tonumber(ARGV[i + 1]), now, worker_lp, worker_length)
                   write_packed(id, latest[id])
                   set_running(id, worker)
-                  if code == 0 then started = started + 1 end  -- PROCESSING already: an orphan taken over
+                  -- (A PROCESSING one, an orphan taken over or a retry, stays counted as it is.)
+                  if code == 0 then started = started + 1 end
                   out[k] = attempts + 1
                 else
                   local r = decode(packed)
@@ -581,7 +585,7 @@ enum TaskScripts {
               local code, attempts, _, outcome_at, _, _, worker_length
               if packed then code, attempts, _, outcome_at, _, _, worker_length = checked(packed) end
               local replayed = packed and not seen[id] and attempts == attempt and outcome_at == now
-                and worker_length == #worker and string.sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker
+                and worker_is(packed, worker_length, worker)
               seen[id] = true
               if replayed then
                 out[k] = 1
