@@ -170,9 +170,12 @@ struct MonitorIntegrationTests {
         try probe.wait(for: "frozen w1 DEAD", timeout: .seconds(10)) { try probe.verdict(of: "w1") == "DEAD" }
         kill(worker.processIdentifier, SIGCONT)
         try probe.wait(for: "continued w1 ALIVE", timeout: .seconds(5)) { try probe.verdict(of: "w1") == "ALIVE" }
+        // The running monitor sees the new beat at its next poll, up to one interval after the probe did.
+        try probe.wait(for: "the monitor to log w1 DEAD -> ALIVE", timeout: .seconds(5)) {
+            try String(contentsOf: monitor.stderr, encoding: .utf8).contains(" w1 DEAD -> ALIVE")
+        }
         let log = try String(contentsOf: monitor.stderr, encoding: .utf8)
         #expect(log.contains(" w1 ALIVE -> DEAD: no heartbeat for "), "\(log)")
-        #expect(log.contains(" w1 DEAD -> ALIVE"), "\(log)")
         #expect(
             log.split(separator: "\n").allSatisfy { $0.first?.isNumber == true },
             "every change line starts with its timestamp: \(log)")
