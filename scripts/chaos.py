@@ -121,8 +121,15 @@ class Layout:
 
     def records(self, tid):
         """The hash holding task tid's record (as the field tid)."""
+        return self.shard_key(tid, "records")
+
+    def running(self, tid):
+        """The hash holding task tid's attempt in flight, if any (as the field tid)."""
+        return self.shard_key(tid, "running")
+
+    def shard_key(self, tid, name):
         shard = crc16(tid.encode()) % self.shards if self.shards > 1 else 0
-        return self.bases[shard] + "records"
+        return self.bases[shard] + name
 
     def every(self, name):
         """A per-shard key (counts, tasks, ...) in every shard."""
@@ -136,9 +143,11 @@ RECORD_STRINGS = ("worker", "result", "error", "errors", "logs", "progress", "ty
 RECORD_STATUSES = ("QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED", "SCHEDULED")
 
 
-def decode_record(packed):
+def decode_record(packed, entry=None):
     """A packed task record (YADTQ's TaskRecordCoding, seen from outside) as a dict of strings,
-    absent values left out: the fields a task hash used to have."""
+    absent values left out: the fields a task hash used to have. `entry`: the task's attempt in
+    flight from `running` (attempt, partition, started_at, then the worker), whose values
+    stand for the record's."""
     version, code, *numbers = struct.unpack_from(RECORD_HEADER, packed)
     if version != 2:
         raise ValueError(f"task record version {version}")
@@ -153,6 +162,13 @@ def decode_record(packed):
         offset += 4 + length
         if text:
             record[name] = text
+    if entry:
+        attempt, partition, started_at = struct.unpack_from(">Iid", entry)
+        record.update(status="PROCESSING", attempts=str(attempt), started_at=str(int(started_at)),
+                      worker=entry[16:].decode("utf-8", "replace"))
+        record.pop("partition", None)
+        if partition >= 0:
+            record["partition"] = str(partition)
     return record
 
 
@@ -239,16 +255,19 @@ class Context:
         shard and 2,000 ids; retry_for=0 raises while Redis is down."""
         by_key = {}
         for tid in ids:
-            by_key.setdefault(self.keys.records(tid), []).append(tid)
+            by_key.setdefault((self.keys.records(tid), self.keys.running(tid)), []).append(tid)
 
         def read(_):
             pipe = self.redis.raw.pipeline(transaction=False)
-            chunks = [(key, group[i:i + 2000]) for key, group in by_key.items() for i in range(0, len(group), 2000)]
-            for key, chunk in chunks:
-                pipe.hmget(key, [tid.encode() for tid in chunk])
+            chunks = [(keys, group[i:i + 2000]) for keys, group in by_key.items() for i in range(0, len(group), 2000)]
+            for (records, running), chunk in chunks:
+                pipe.hmget(records, [tid.encode() for tid in chunk])
+                pipe.hmget(running, [tid.encode() for tid in chunk])
+            replies = pipe.execute()
             found = {}
-            for (_, chunk), values in zip(chunks, pipe.execute()):
-                found.update({tid: decode_record(v) if v else {} for tid, v in zip(chunk, values)})
+            for n, (_, chunk) in enumerate(chunks):
+                values, entries = replies[2 * n], replies[2 * n + 1]
+                found.update({tid: decode_record(v, e) if v else {} for tid, v, e in zip(chunk, values, entries)})
             return found
         found = self.redis.call(read, retry_for=retry_for)
         return [found[tid] for tid in ids]

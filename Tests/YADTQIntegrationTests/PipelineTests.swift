@@ -183,7 +183,13 @@ struct TaskStoreRuleTests {
         #expect(try store.queue([again]) == [.duplicate], "a second task with the same id is refused")
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 3) == [.run(attempt: 1)])
         // Worker b takes over (a looked dead): attempt 2.
-        #expect(try store.begin([task], partitions: [0], worker: "b", at: 4) == [.run(attempt: 2)])
+        #expect(try store.begin([task], partitions: [1], worker: "b", at: 4) == [.run(attempt: 2)])
+        // While it runs, every reader sees the attempt in flight (kept beside the record).
+        let running = try #require(try store.record(id: "r1"))
+        #expect(running.status == .processing && running.attempts == 2 && running.worker == "b")
+        #expect(running.startedAt == 4 && running.partition == 1)
+        #expect(try store.statuses(of: ["r1"]) == [.processing])
+        #expect(try store.taskPage(status: .processing, type: nil, cursor: nil, limit: 10).records.map(\.worker) == ["b"])
         // a wakes up and reports attempt 1: stale, not written.
         #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 1, kind: .success, payload: "99")], worker: "a", at: 5) == [false])
         #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .success, payload: "3")], worker: "b", at: 6) == [true])
@@ -191,6 +197,7 @@ struct TaskStoreRuleTests {
         #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .failed, payload: "late")], worker: "b", at: 8) == [false])
         let record = try #require(try store.record(id: "r1"))
         #expect(record.status == .success && record.result == .int(3) && record.worker == "b" && record.finishedAt == 6)
+        #expect(record.attempts == 2 && record.startedAt == 4 && record.partition == 1)
         #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
     }
 

@@ -53,19 +53,19 @@ extension TaskStore {
         return (count, Array(listed.prefix(listLimit)))
     }
 
-    /// KEYS: a shard's `running` hash (id -> worker). ARGV: scan limit, list limit, then the
-    /// names of the workers still running. Returns the orphan count, then id and worker of
-    /// the first orphans.
+    /// KEYS: a shard's `running` hash (id -> the attempt in flight, ending with its worker).
+    /// ARGV: scan limit, list limit, then the names of the workers still running. Returns the
+    /// orphan count, then id and worker of the first orphans.
     private static let orphanScript = RedisScript(
         name: "monitor_orphans",
-        source: """
+        source: TaskScripts.runningEntry + """
             local limit, listed = tonumber(ARGV[1]), tonumber(ARGV[2])
             local running = {}
             for i = 3, #ARGV do running[ARGV[i]] = true end
             local out = {0}
             local pairs = redis.call('HSCAN', KEYS[1], 0, 'COUNT', limit)[2]
             for i = 1, #pairs, 2 do
-              local id, worker = pairs[i], pairs[i + 1]
+              local id, worker = pairs[i], entry_worker(pairs[i + 1])
               if not running[worker] then
                 out[1] = out[1] + 1
                 if out[1] <= listed then

@@ -8,9 +8,27 @@ enum TaskRecordCoding {
     /// The status codes, in the order the scripts number them.
     static let statuses: [TaskStatus] = [.queued, .processing, .success, .failed, .cancelled, .scheduled]
 
-    /// The record of task `id` from its packed bytes; `nil` when they are not a record of a
+    /// The record of task `id` from its packed bytes and, for a task in flight, its entry in
+    /// `running` (``TaskScripts/runningEntry``: attempt, partition, started_at, then the
+    /// worker), whose values stand for the record's; `nil` when they are not a record of a
     /// version this build reads.
-    static func decode(id: String, _ bytes: [UInt8]) -> TaskRecord? {
+    static func decode(id: String, _ bytes: [UInt8], running entry: [UInt8]? = nil) -> TaskRecord? {
+        guard let record = decodeStored(id: id, bytes) else { return nil }
+        guard let entry else { return record }
+        var reader = Reader(bytes: entry)
+        guard let attempt = reader.uint32(), let partition = reader.uint32(), let startedAt = reader.time() else {
+            return record
+        }
+        var merged = record
+        merged.status = .processing
+        merged.attempts = Int(attempt)
+        merged.partition = Int32(bitPattern: partition) >= 0 ? Int32(bitPattern: partition) : nil
+        merged.startedAt = startedAt
+        merged.worker = String(decoding: entry[reader.offset...], as: UTF8.self)
+        return merged
+    }
+
+    private static func decodeStored(id: String, _ bytes: [UInt8]) -> TaskRecord? {
         var reader = Reader(bytes: bytes)
         // version, status, attempts, partition, started_at, finished_at, outcome_at,
         // expires_at, max_attempts, cancel_requested, queued_at, requeued_at, due_at,

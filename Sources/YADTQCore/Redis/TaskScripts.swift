@@ -10,7 +10,8 @@
 /// are kept per batch too: the listing is a list of ids per second of `queued_at`
 /// (`bucket:<second>`, one `RPUSH` per batch), expiry a list of ids per second of the
 /// retention's end (`expiring:<second>`); only the small statuses have a member per task
-/// (PROCESSING in `running`, FAILED and CANCELLED in `index:<STATUS>`).
+/// (PROCESSING in `running`, FAILED and CANCELLED in `index:<STATUS>`). A start writes only
+/// the attempt's entry in `running`, not the record (see ``runningEntry``): readers merge it.
 ///
 /// Each call works on one shard: it declares the shard's fixed keys as KEYS, and ARGV starts
 /// with the prefixes of the shard's key families, so no script spells a key name and, on a
@@ -36,8 +37,24 @@ enum TaskScripts {
 
         """
 
+    /// The format of an entry of `running`, shared by every task script and the monitor's
+    /// orphan check; ``TaskRecordCoding`` reads the same.
+    static let runningEntry = """
+        -- A task in flight (PROCESSING) has an entry in `running`: its attempt, partition and
+        -- started_at, then its worker. `begin` writes only this entry, not the record: while
+        -- it is there, its values stand for the record's (read() merges them), and the change
+        -- that ends the task's PROCESSING removes it.
+        local ENTRY = '>I4i4d'
+        local ENTRY_WORKER = 17  -- where the worker starts
+        local function running_entry(attempt, partition, started_at, worker)
+          return struct.pack('>I4i4dc0', attempt, partition, started_at, worker)
+        end
+        local function entry_worker(entry) return string.sub(entry, ENTRY_WORKER) end
+
+        """
+
     /// The record format, shared by every script; ``TaskRecordCoding`` reads the same.
-    static let recordCoding = """
+    static let recordCoding = runningEntry + """
         -- A record (version 2): version, status code, attempts, partition (-1: none), started_at,
         -- finished_at, outcome_at, expires_at, max_attempts, cancel_requested, queued_at,
         -- requeued_at, due_at, released_at, republished_at (ms; 0: none), then worker, result,
@@ -104,13 +121,23 @@ enum TaskScripts {
           return struct.pack('>BBI4i4d', VERSION, 1, attempt, partition, now) .. string.sub(packed, 19, AT_STRINGS - 1)
             .. worker_lp .. string.sub(packed, AT_STRINGS + 4 + worker_length)
         end
-        -- The record `packed` SUCCESS with `result` (lp()), finished at `now`, kept until `expires_at`.
-        local function succeeded_record(packed, now, expires_at, result_lp, worker_length)
-          local attempts, partition, started_at = struct.unpack('>I4i4d', packed, 3)
-          local at_result = AT_STRINGS + 4 + worker_length
+        -- The stored record `packed` with the `running` entry of its attempt in flight merged in.
+        local function with_entry(packed, entry)
+          local attempt, partition, started_at = struct.unpack(ENTRY, entry)
+          return begun_record(packed, attempt, partition, started_at, lp(entry_worker(entry)),
+            (struct.unpack('>I4', packed, AT_STRINGS)))
+        end
+        -- The stored record `packed` SUCCESS with `result`: the attempt of `entry` by `worker`,
+        -- finished at `now`, kept until `expires_at`. One struct.pack for all but the tail:
+        -- each string made on the way costs about as much as packing a value.
+        local SUCCEEDED = '>BBI4i4ddddc0I4c0I4c0'
+        local function succeeded_record(packed, entry, now, expires_at, worker, result)
+          local attempt, partition, started_at = struct.unpack(ENTRY, entry)
+          local at_result = AT_STRINGS + 4 + struct.unpack('>I4', packed, AT_STRINGS)
           local result_length = struct.unpack('>I4', packed, at_result)
-          return struct.pack('>BBI4i4dddd', VERSION, 2, attempts, partition, started_at, now, now, expires_at)
-            .. string.sub(packed, AT_MAX, at_result - 1) .. result_lp .. string.sub(packed, at_result + 4 + result_length)
+          return struct.pack(SUCCEEDED, VERSION, 2, attempt, partition, started_at, now, now, expires_at,
+            string.sub(packed, AT_MAX, AT_STRINGS - 1), #worker, worker, #result, result)
+            .. string.sub(packed, at_result + 4 + result_length)
         end
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
         local function terminal_code(code) return code == 2 or code == 3 or code == 4 end
@@ -124,15 +151,26 @@ enum TaskScripts {
           for i = first, #ARGV, stride do ids[#ids + 1] = ARGV[i] end
           return ids
         end
-        -- The packed records of `ids` (false for an unknown id), with one HMGET per 4,000.
-        local function read(ids)
-          if #ids <= 4000 then return #ids == 0 and {} or redis.call('HMGET', K.records, unpack(ids)) end
+        -- The values of the fields `ids` of the hash `key` (false for none), one HMGET per 4,000.
+        local function hmget(key, ids)
+          if #ids <= 4000 then return #ids == 0 and {} or redis.call('HMGET', key, unpack(ids)) end
           local out = {}
           for i = 1, #ids, 4000 do
-            local values = redis.call('HMGET', K.records, unpack(ids, i, math.min(i + 3999, #ids)))
+            local values = redis.call('HMGET', key, unpack(ids, i, math.min(i + 3999, #ids)))
             for j = 1, #values do out[i + j - 1] = values[j] end
           end
           return out
+        end
+        -- The records of `ids` as stored, and their `running` entries (false for none).
+        local function read_stored(ids) return hmget(K.records, ids), hmget(K.running, ids) end
+        -- The packed records of `ids` as they stand (false for an unknown id): a task in
+        -- flight with its attempt's entry merged in.
+        local function read(ids)
+          local records, entries = read_stored(ids)
+          for k, entry in ipairs(entries) do
+            if entry and records[k] then records[k] = with_entry(records[k], entry) end
+          end
+          return records
         end
         local function second(ms) return math.floor(ms / 1000) end
 
@@ -205,9 +243,9 @@ enum TaskScripts {
           writes[n + 1], writes[n + 2] = id, packed
         end
         local function write(id, r) write_packed(id, encode(r)) end
-        local function set_running(id, worker)
+        local function set_running(id, entry)
           local n = #running_set
-          running_set[n + 1], running_set[n + 2] = id, worker
+          running_set[n + 1], running_set[n + 2] = id, entry
         end
         -- Only the small, operational statuses have a member per task: PROCESSING (in flight,
         -- for the orphan check) and FAILED and CANCELLED (to look into).
@@ -218,7 +256,9 @@ enum TaskScripts {
             if from == 'FAILED' or from == 'CANCELLED' then add(index_del, from, id) end
           end
           counts[to] = (counts[to] or 0) + 1
-          if to == 'PROCESSING' then set_running(id, r[F.worker]) end
+          if to == 'PROCESSING' then
+            set_running(id, running_entry(r[F.attempts], r[F.partition], r[F.started_at], r[F.worker]))
+          end
           if to == 'FAILED' or to == 'CANCELLED' then add(index_add, to, r[F.queued_at], id) end
           -- SCHEDULED tasks wait in their topic's `scheduled:<topic>`, by due time.
           if from == 'SCHEDULED' then add(scheduled_del, r[F.topic], id) end
@@ -499,14 +539,14 @@ enum TaskScripts {
         source: prelude + """
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
             local ids = ids_from(A + 3, 2)
-            local worker_lp = lp(worker)
-            local out, cancelled, started, latest = {}, 0, 0, {}
+            local out, cancelled, started, answered = {}, 0, 0, {}
             for k, packed in ipairs(read(ids)) do
               local id, i = ids[k], A + 3 + (k - 1) * 2
-              -- The same id twice in one call (a message published twice) sees the first one's
-              -- change: it is then this call's own attempt, answered again, not counted twice.
-              packed = latest[id] or packed
-              if not packed then
+              if answered[id] ~= nil then
+                -- The same id twice in one call (a message published twice): the first one's
+                -- answer, as a replay of the call would give it, and nothing counted twice.
+                out[k] = answered[id]
+              elseif not packed then
                 out[k] = 'missing'
               else
                 local code, attempts, started_at, _, max_attempts, cancel_requested, worker_length = checked(packed)
@@ -515,10 +555,9 @@ enum TaskScripts {
                 elseif code == 1 and started_at == now and worker_is(packed, worker_length, worker) then
                   out[k] = attempts  -- this call's own, replayed
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
-                  -- The usual case: spliced, counted per batch.
-                  latest[id] = begun_record(packed, attempts + 1, tonumber(ARGV[i + 1]), now, worker_lp, worker_length)
-                  write_packed(id, latest[id])
-                  set_running(id, worker)
+                  -- The usual case: only the attempt's entry in `running` is written, and the
+                  -- count is kept per batch.
+                  set_running(id, running_entry(attempts + 1, tonumber(ARGV[i + 1]), now, worker))
                   -- (A PROCESSING one, an orphan taken over or a retry, stays counted as it is.)
                   if code == 0 then started = started + 1 end
                   out[k] = attempts + 1
@@ -531,8 +570,7 @@ enum TaskScripts {
                     r[F.finished_at] = now
                     move(id, status, 'CANCELLED', r)
                     keep_until(id, r, now + keep_failed)
-                    latest[id] = encode(r)
-                    write_packed(id, latest[id])
+                    write(id, r)
                     cancelled = cancelled + 1
                     out[k] = 0
                   elseif attempts >= max_attempts then
@@ -545,12 +583,12 @@ enum TaskScripts {
                     r[F.partition] = tonumber(ARGV[i + 1])
                     move(id, status, 'PROCESSING', r)
                     r[F.status] = 'PROCESSING'
-                    latest[id] = encode(r)
-                    write_packed(id, latest[id])
+                    write(id, r)
                     out[k] = attempts + 1
                   end
                 end
               end
+              answered[id] = out[k]
             end
             if started > 0 then
               counts.QUEUED = (counts.QUEUED or 0) - started
@@ -579,71 +617,79 @@ enum TaskScripts {
             local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
             local first = A + 4
             local ids = ids_from(first, 6)
-            local packed_records = read(ids)
+            local stored, entries = read_stored(ids)
             local out, seen, latest = {}, {}, {}
             local succeeded, failed, cancelled, spliced = 0, 0, 0, 0
+            -- Every case but the usual one: the record decoded, changed and encoded whole.
+            local function settle(id, i, packed, attempt, outcome, payload)
+              local r = decode(packed)
+              local before = r[F.status]
+              r[F.outcome_at] = now
+              if ARGV[i + 4] ~= '' then
+                local lines = string.sub(ARGV[i + 4], 2, -2)
+                if lines ~= '' then r[F.logs] = append_json(r[F.logs], lines) end
+              end
+              if ARGV[i + 5] ~= '' then r[F.progress] = ARGV[i + 5] end
+              local final
+              if outcome == 'S' then
+                r[F.result] = payload
+                final = 'SUCCESS'
+                succeeded = succeeded + 1
+              else
+                local error_entry = cjson.encode({attempt = attempt, worker = worker, error = payload, at = now})
+                r[F.error] = payload
+                r[F.errors] = append_json(r[F.errors], error_entry)
+                if r[F.cancel_requested] > 0 or outcome == 'C' then
+                  final = 'CANCELLED'
+                  cancelled = cancelled + 1
+                elseif outcome == 'F' then
+                  final = 'FAILED'
+                  failed = failed + 1
+                end
+              end
+              if final then
+                r[F.status] = final
+                r[F.finished_at] = now
+                move(id, before, final, r)
+                keep_until(id, r, now + keep[final])
+              end
+              latest[id] = encode(r)
+              write_packed(id, latest[id])
+            end
             for k, id in ipairs(ids) do
               local i = first + (k - 1) * 6
               local attempt, outcome, payload = tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-              -- The same id twice in one call sees the first one's change.
-              local packed = latest[id] or packed_records[k]
-              local code, attempts, _, outcome_at, _, _, worker_length
-              if packed then code, attempts, _, outcome_at, _, _, worker_length = checked(packed) end
-              local replayed = packed and not seen[id] and attempts == attempt and outcome_at == now
-                and worker_is(packed, worker_length, worker)
-              seen[id] = true
-              if replayed then
-                out[k] = 1
-              elseif not packed or terminal_code(code) or attempts ~= attempt then
-                out[k] = 0
-              elseif code == 1 and outcome == 'S' and ARGV[i + 4] == '' and ARGV[i + 5] == '' then
-                -- The usual case: a PROCESSING task succeeded, without logs or progress.
-                -- Spliced, and counted per batch.
+              -- The same id twice in one call sees the first one's change (entry merged).
+              local packed, entry = latest[id], false
+              if not packed then packed, entry = stored[k], entries[k] end
+              if entry and packed and not seen[id] and outcome == 'S' and ARGV[i + 4] == '' and ARGV[i + 5] == ''
+                and struct.unpack(ENTRY, entry) == attempt and entry_worker(entry) == worker
+                and not terminal_code(string.byte(packed, 2)) then
+                -- The usual case: the attempt in flight, this worker's, succeeded without logs
+                -- or progress. Its entry and the result are spliced into the stored record,
+                -- and counted per batch. (Not a replay: a success already written left no entry.)
                 running_del[#running_del + 1] = id
                 local expires_at = now + keep.SUCCESS
                 add(expiring, second(expires_at), id)
-                packed = succeeded_record(packed, now, expires_at, lp(payload), worker_length)
+                latest[id] = succeeded_record(packed, entry, now, expires_at, worker, payload)
+                write_packed(id, latest[id])
                 succeeded, spliced = succeeded + 1, spliced + 1
-                latest[id] = packed
-                write_packed(id, packed)
                 out[k] = 1
               else
-                local r = decode(packed)
-                local before = r[F.status]
-                r[F.outcome_at] = now
-                if ARGV[i + 4] ~= '' then
-                  local lines = string.sub(ARGV[i + 4], 2, -2)
-                  if lines ~= '' then r[F.logs] = append_json(r[F.logs], lines) end
-                end
-                if ARGV[i + 5] ~= '' then r[F.progress] = ARGV[i + 5] end
-                local final
-                if outcome == 'S' then
-                  r[F.result] = payload
-                  final = 'SUCCESS'
-                  succeeded = succeeded + 1
+                if entry and packed then packed = with_entry(packed, entry) end
+                local code, attempts, _, outcome_at, _, _, worker_length
+                if packed then code, attempts, _, outcome_at, _, _, worker_length = checked(packed) end
+                if packed and not seen[id] and attempts == attempt and outcome_at == now
+                  and worker_is(packed, worker_length, worker) then
+                  out[k] = 1  -- this call's own outcome, replayed
+                elseif not packed or terminal_code(code) or attempts ~= attempt then
+                  out[k] = 0
                 else
-                  local entry = cjson.encode({attempt = attempt, worker = worker, error = payload, at = now})
-                  r[F.error] = payload
-                  r[F.errors] = append_json(r[F.errors], entry)
-                  if r[F.cancel_requested] > 0 or outcome == 'C' then
-                    final = 'CANCELLED'
-                    cancelled = cancelled + 1
-                  elseif outcome == 'F' then
-                    final = 'FAILED'
-                    failed = failed + 1
-                  end
+                  settle(id, i, packed, attempt, outcome, payload)
+                  out[k] = 1
                 end
-                if final then
-                  r[F.status] = final
-                  r[F.finished_at] = now
-                  move(id, before, final, r)
-                  keep_until(id, r, now + keep[final])
-                end
-                packed = encode(r)
-                latest[id] = packed
-                write_packed(id, packed)
-                out[k] = 1
               end
+              seen[id] = true
             end
             if spliced > 0 then
               counts.PROCESSING = (counts.PROCESSING or 0) - spliced

@@ -420,7 +420,8 @@ public final class TaskStore: Sendable {
         try records(ids: [id])[0]
     }
 
-    /// Several tasks' records: one HMGET per shard and 10,000 ids, in one round trip per node.
+    /// Several tasks' records, a task in flight with its `running` entry merged in: two
+    /// HMGETs per shard and 10,000 ids, in one round trip per node.
     public func records(ids: [String]) throws -> [TaskRecord?] {
         var commands: [RedisCommand] = []
         var owners: [[Int]] = []
@@ -428,16 +429,21 @@ public final class TaskStore: Sendable {
             for start in stride(from: 0, to: indices.count, by: 10_000) {
                 let chunk = Array(indices[start..<min(start + 10_000, indices.count)])
                 commands.append(RedisCommand(["HMGET", keys[shard].records] + chunk.map { ids[$0] }))
+                commands.append(RedisCommand(["HMGET", keys[shard].running] + chunk.map { ids[$0] }))
                 owners.append(chunk)
             }
         }
         var records = [TaskRecord?](repeating: nil, count: ids.count)
-        for (chunk, reply) in zip(owners, try client.execute(commands)) {
-            if let message = reply.errorMessage {
+        let replies = try client.execute(commands)
+        for (chunk, pair) in zip(owners, stride(from: 0, to: replies.count, by: 2).map { replies[$0...$0 + 1] }) {
+            if let message = pair.lazy.compactMap(\.errorMessage).first {
                 throw RedisErrorReply(message).error("Redis refused to read task records")
             }
-            for (index, value) in zip(chunk, reply.elements) {
-                if case .string(let bytes) = value { records[index] = TaskRecordCoding.decode(id: ids[index], bytes) }
+            for (index, (value, entry)) in zip(chunk, zip(pair.first!.elements, pair.last!.elements)) {
+                guard case .string(let bytes) = value else { continue }
+                var running: [UInt8]?
+                if case .string(let entryBytes) = entry { running = entryBytes }
+                records[index] = TaskRecordCoding.decode(id: ids[index], bytes, running: running)
             }
         }
         return records
