@@ -401,7 +401,8 @@ enum TaskScripts {
             prune(now, prune_budget((#ARGV - first + 1) / 6))
             flush()
             local ids = ids_from(first, 6)
-            local existing = read(ids)
+            -- Only whether a record exists, and its queued_at, which no entry in `running` changes.
+            local existing = hmget(K.records, ids)
             local out, added, topic_lp, type_lp = {}, {}, lp(topic), {}
             local queued = 0
             for k, id in ipairs(ids) do
