@@ -167,7 +167,10 @@ struct SchedulerTests {
         }
         let taken = try #require(takenOver, "no worker took the lease over")
         print("scheduler failover: \(other) took the lease \(taken) after \(name) was killed")
-        #expect(taken <= .seconds(7))
+        // The lease ends at most its duration after the kill, and the other worker tries for it
+        // every renewal interval; 2 s more for a busy machine.
+        let rules = SchedulerLease()
+        #expect(taken <= rules.duration + rules.renewEvery + .seconds(2))
         let record = try #require(try stack.waitForTerminal(["after"], timeout: .seconds(30))[0])
         #expect(record.status == .success && record.worker == other)
     }

@@ -76,7 +76,9 @@ public struct RedisKeys: Sendable {
         var finished: String { base + "finished" }
         /// Hash: task type -> number of kept tasks of that type.
         var types: String { base + "types" }
-        /// Hash: id -> worker of every PROCESSING task (the in-flight listing and the orphan check).
+        /// Hash: id -> the attempt in flight of every PROCESSING task (attempt, partition,
+        /// started_at, worker: see ``TaskScripts/runningEntry``), whose values stand for the
+        /// record's; also the in-flight listing and the orphan check.
         var running: String { base + "running" }
         /// Sorted set: the seconds that have a listing bucket (member and score: the second).
         var buckets: String { base + "buckets" }
