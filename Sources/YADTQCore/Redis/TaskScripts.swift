@@ -59,9 +59,9 @@ enum TaskScripts {
         -- finished_at, outcome_at, expires_at, max_attempts, cancel_requested, queued_at,
         -- requeued_at, due_at, released_at, republished_at (ms; 0: none), then worker, result,
         -- error, errors, logs, progress, type, args, topic (strings; '': none), each behind its
-        -- length. What `begin` and a success change comes first: their usual case splices the
-        -- new values into the packed record (see begun_record and succeeded_record) instead
-        -- of decoding and encoding all of it, which was most of their cost.
+        -- length. What a start and a success change comes first, so a reader merging a start's
+        -- entry and a success in its usual case splice the new values into the packed record
+        -- (see with_entry and succeeded_record) instead of decoding and encoding all of it.
         local VERSION = 2
         local HEADER = '>BBI4i4ddddI4dddddd'
         local FORMAT = HEADER .. 'I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
@@ -116,7 +116,7 @@ enum TaskScripts {
         end
         -- The record `packed` PROCESSING: attempt `attempt` by the worker whose lp() is
         -- `worker_lp` since `now`, from `partition` (`worker_length`: the length of the
-        -- worker it had).
+        -- worker it had). What a reader sees while a `running` entry is there.
         local function begun_record(packed, attempt, partition, now, worker_lp, worker_length)
           return struct.pack('>BBI4i4d', VERSION, 1, attempt, partition, now) .. string.sub(packed, 19, AT_STRINGS - 1)
             .. worker_lp .. string.sub(packed, AT_STRINGS + 4 + worker_length)
