@@ -88,13 +88,22 @@ enum TaskScripts {
         end
         -- A length-prefixed string, as the record holds it.
         local function lp(text) return struct.pack('>I4', #text) .. text end
-        -- A new record: no attempt, no worker, no outcome yet. Packed by one struct.pack:
-        -- every string made on the way costs about as much as the packing.
+        -- A new QUEUED record is its header and six empty strings (no attempt, no worker, no
+        -- outcome yet), which depend only on max_attempts and queued_at (given as ARGV
+        -- spells them), then lp(type), lp(args) and lp(topic). The tasks of a batch mostly
+        -- share the first part, so `queue` packs it once per batch (see cached).
         local NO_OUTCOME = string.rep(lp(''), 6)
-        local NEW_FORMAT = HEADER .. 'c0c0I4c0c0'
-        local function packed_new(code, max_attempts, queued_at, due_at, type_lp, args, topic_lp)
-          return struct.pack(NEW_FORMAT, VERSION, code, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
-            NO_OUTCOME, type_lp, #args, args, topic_lp)
+        local function new_header(max_attempts_text, queued_at_text)
+          return struct.pack(HEADER, VERSION, 0, 0, -1, 0, 0, 0, 0, tonumber(max_attempts_text), 0,
+            tonumber(queued_at_text), 0, 0, 0, 0) .. NO_OUTCOME
+        end
+        -- cache[a][b], made by make(a, b) the first time it is asked for.
+        local function cached(cache, a, b, make)
+          local inner = cache[a]
+          if not inner then inner = {}; cache[a] = inner end
+          local value = inner[b]
+          if value == nil then value = make(a, b); inner[b] = value end
+          return value
         end
         local function new_record(status, type, args, max_attempts, queued_at, due_at, topic)
           return { VERSION, status, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
@@ -398,29 +407,43 @@ enum TaskScripts {
             -- Only whether a record exists, and its queued_at, which no entry in `running` changes.
             local existing = hmget(K.records, ids)
             local out, added, topic_lp, type_lp = {}, {}, lp(topic), {}
+            -- Per batch, by the texts of ARGV: new records' headers (by max_attempts, then
+            -- queued_at) and the listing bucket of each queued_at.
+            local headers, listing = {}, {}
             local queued = 0
             for k, id in ipairs(ids) do
               local i = first + (k - 1) * 6
-              local queued_at, due = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-              local later = due > now
+              local queued_at_text, due_text = ARGV[i + 4], ARGV[i + 5]
+              local later = due_text ~= '0' and tonumber(due_text) > now
               if existing[k] then
-                out[k] = (struct.unpack('>d', existing[k], AT_QUEUED) ~= queued_at and 0) or (later and 2) or 1
+                out[k] = (struct.unpack('>d', existing[k], AT_QUEUED) ~= tonumber(queued_at_text) and 0)
+                  or (later and 2) or 1
               elseif added[id] then
                 out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 added[id] = true
                 local type = ARGV[i + 1]
                 if later then
-                  local r = new_record('SCHEDULED', type, ARGV[i + 2], tonumber(ARGV[i + 3]), queued_at, due, topic)
+                  local r = new_record('SCHEDULED', type, ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(queued_at_text),
+                    tonumber(due_text), topic)
                   write(id, r)
                   list_new(id, r)
                   out[k] = 2
                 else
-                  -- The usual case, without a record table: packed at once, counted per batch.
+                  -- The usual case, without a record table: a shared header and the task's own
+                  -- strings, joined; counted and listed per batch.
                   if not type_lp[type] then type_lp[type] = lp(type) end
-                  write_packed(id, packed_new(0, tonumber(ARGV[i + 3]), queued_at, 0, type_lp[type], ARGV[i + 2], topic_lp))
+                  local args = ARGV[i + 2]
+                  write_packed(id, cached(headers, ARGV[i + 3], queued_at_text, new_header) .. type_lp[type]
+                    .. struct.pack('>I4', #args) .. args .. topic_lp)
                   type_counts[type] = (type_counts[type] or 0) + 1
-                  add(listed, second(queued_at), id)
+                  local list = listing[queued_at_text]
+                  if not list then
+                    local s = second(tonumber(queued_at_text))
+                    list = listed[s] or {}
+                    listed[s], listing[queued_at_text] = list, list
+                  end
+                  list[#list + 1] = id
                   queued = queued + 1
                   out[k] = 1
                 end
@@ -535,6 +558,9 @@ enum TaskScripts {
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
             local ids = ids_from(A + 3, 2)
             local out, cancelled, started, answered = {}, 0, 0, {}
+            -- What follows the attempt in this call's entries (partition, now, worker), by
+            -- partition as ARGV spells it: packed once per partition, not per task.
+            local entry_tails = {}
             for k, packed in ipairs(read(ids)) do
               local id, i = ids[k], A + 3 + (k - 1) * 2
               if answered[id] ~= nil then
@@ -555,7 +581,12 @@ enum TaskScripts {
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: only the attempt's entry in `running` is written, and the
                   -- count is kept per batch.
-                  set_running(id, running_entry(attempts + 1, tonumber(ARGV[i + 1]), now, worker))
+                  local tail = entry_tails[ARGV[i + 1]]
+                  if not tail then
+                    tail = string.sub(running_entry(0, tonumber(ARGV[i + 1]), now, worker), 5)
+                    entry_tails[ARGV[i + 1]] = tail
+                  end
+                  set_running(id, struct.pack('>I4', attempts + 1) .. tail)
                   -- (A PROCESSING one, an orphan taken over or a retry, stays counted as it is.)
                   if code == 0 then started = started + 1 end
                   out[k] = attempts + 1
@@ -616,9 +647,10 @@ enum TaskScripts {
             local first = A + 4
             local ids = ids_from(first, 6)
             local stored, entries = read_stored(ids)
-            -- What every usual success of this call shares.
+            -- What every usual success of this call shares, and the list of their ids by expiry.
             local success_expires = now + keep.SUCCESS
             local success_times, worker_lp = struct.pack('>ddd', now, now, success_expires), lp(worker)
+            local expiring_succeeded
             local out, seen, latest = {}, {}, {}
             local succeeded, failed, cancelled, spliced = 0, 0, 0, 0
             -- Every case but the usual one: the record decoded, changed and encoded whole.
@@ -670,7 +702,12 @@ enum TaskScripts {
                 -- or progress. Its entry and the result are spliced into the stored record,
                 -- and counted per batch. (Not a replay: a success already written left no entry.)
                 running_del[#running_del + 1] = id
-                add(expiring, second(success_expires), id)
+                if not expiring_succeeded then
+                  local s = second(success_expires)
+                  expiring_succeeded = expiring[s] or {}
+                  expiring[s] = expiring_succeeded
+                end
+                expiring_succeeded[#expiring_succeeded + 1] = id
                 latest[id] = succeeded_record(packed, entry, success_times, worker_lp, payload)
                 write_packed(id, latest[id])
                 succeeded, spliced = succeeded + 1, spliced + 1
