@@ -46,9 +46,12 @@ enum TaskScripts {
         -- that ends the task's PROCESSING removes it.
         local ENTRY = '>I4i4d'
         local ENTRY_WORKER = 17  -- where the worker starts
-        local function running_entry(attempt, partition, started_at, worker)
-          return struct.pack('>I4i4dc0', attempt, partition, started_at, worker)
+        -- What follows the attempt in an entry: the same for every task one `begin` call
+        -- starts on one partition, so it packs it once.
+        local function entry_tail(partition, started_at, worker)
+          return struct.pack('>i4dc0', partition, started_at, worker)
         end
+        local function running_entry(attempt, tail) return struct.pack('>I4', attempt) .. tail end
         local function entry_worker(entry) return string.sub(entry, ENTRY_WORKER) end
 
         """
@@ -124,14 +127,13 @@ enum TaskScripts {
         -- the record's header packs them (bytes 3 to 18), so the two splices below copy those
         -- bytes instead of unpacking and packing them: every value unpacked or packed, and
         -- every string made, costs Lua tens of nanoseconds, and these run once per task.
-        local PROCESSING_HEAD, SUCCESS_HEAD = string.char(VERSION, 1), string.char(VERSION, 2)
+        local PROCESSING_HEAD, SUCCESS_HEAD = string.char(VERSION, CODE.PROCESSING), string.char(VERSION, CODE.SUCCESS)
         -- The stored record `packed` with the `running` entry of its attempt in flight merged
         -- in: PROCESSING, with the entry's attempt, partition, started_at and worker.
         local function with_entry(packed, entry)
           local worker_length = struct.unpack('>I4', packed, AT_STRINGS)
-          local worker = entry_worker(entry)
           return PROCESSING_HEAD .. string.sub(entry, 1, 16) .. string.sub(packed, 19, AT_STRINGS - 1)
-            .. struct.pack('>I4', #worker) .. worker .. string.sub(packed, AT_STRINGS + 4 + worker_length)
+            .. lp(entry_worker(entry)) .. string.sub(packed, AT_STRINGS + 4 + worker_length)
         end
         -- The stored record `packed` SUCCESS with `result`: the attempt of `entry` by the worker
         -- whose lp() is `worker_lp`; `times` packs finished_at, outcome_at and expires_at
@@ -260,7 +262,8 @@ enum TaskScripts {
           end
           counts[to] = (counts[to] or 0) + 1
           if to == 'PROCESSING' then
-            set_running(id, running_entry(r[F.attempts], r[F.partition], r[F.started_at], r[F.worker]))
+            local tail = entry_tail(r[F.partition], r[F.started_at], r[F.worker])
+            set_running(id, running_entry(r[F.attempts], tail))
           end
           if to == 'FAILED' or to == 'CANCELLED' then add(index_add, to, r[F.queued_at], id) end
           -- SCHEDULED tasks wait in their topic's `scheduled:<topic>`, by due time.
@@ -558,8 +561,7 @@ enum TaskScripts {
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
             local ids = ids_from(A + 3, 2)
             local out, cancelled, started, answered = {}, 0, 0, {}
-            -- What follows the attempt in this call's entries (partition, now, worker), by
-            -- partition as ARGV spells it: packed once per partition, not per task.
+            -- This call's entry tails (see entry_tail), by partition as ARGV spells it.
             local entry_tails = {}
             for k, packed in ipairs(read(ids)) do
               local id, i = ids[k], A + 3 + (k - 1) * 2
@@ -583,10 +585,10 @@ enum TaskScripts {
                   -- count is kept per batch.
                   local tail = entry_tails[ARGV[i + 1]]
                   if not tail then
-                    tail = string.sub(running_entry(0, tonumber(ARGV[i + 1]), now, worker), 5)
+                    tail = entry_tail(tonumber(ARGV[i + 1]), now, worker)
                     entry_tails[ARGV[i + 1]] = tail
                   end
-                  set_running(id, struct.pack('>I4', attempts + 1) .. tail)
+                  set_running(id, running_entry(attempts + 1, tail))
                   -- (A PROCESSING one, an orphan taken over or a retry, stays counted as it is.)
                   if code == 0 then started = started + 1 end
                   out[k] = attempts + 1
