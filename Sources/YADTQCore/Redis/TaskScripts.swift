@@ -40,6 +40,9 @@ enum TaskScripts {
     /// The format of an entry of `running`, shared by every task script and the monitor's
     /// orphan check; ``TaskRecordCoding`` reads the same.
     static let runningEntry = """
+        -- The library functions called for every task, as locals: a global costs two table
+        -- lookups at each call.
+        local sub, byte, struct_pack, struct_unpack = string.sub, string.byte, struct.pack, struct.unpack
         -- A task in flight (PROCESSING) has an entry in `running`: its attempt, partition and
         -- started_at, then its worker. `begin` writes only this entry, not the record: while
         -- it is there, its values stand for the record's (read() merges them), and the change
@@ -49,10 +52,10 @@ enum TaskScripts {
         -- What follows the attempt in an entry: the same for every task one `begin` call
         -- starts on one partition, so it packs it once.
         local function entry_tail(partition, started_at, worker)
-          return struct.pack('>i4dc0', partition, started_at, worker)
+          return struct_pack('>i4dc0', partition, started_at, worker)
         end
-        local function running_entry(attempt, tail) return struct.pack('>I4', attempt) .. tail end
-        local function entry_worker(entry) return string.sub(entry, ENTRY_WORKER) end
+        local function running_entry(attempt, tail) return struct_pack('>I4', attempt) .. tail end
+        local function entry_worker(entry) return sub(entry, ENTRY_WORKER) end
 
         """
 
@@ -79,25 +82,25 @@ enum TaskScripts {
         local CODE = {}
         for code = 0, #STATUS do CODE[STATUS[code]] = code end
         local function decode(packed)
-          local r = { struct.unpack(FORMAT, packed) }
+          local r = { struct_unpack(FORMAT, packed) }
           r[25] = nil  -- unpack's next position
           r[F.status] = STATUS[r[F.status]]
           return r
         end
         local function encode(r)
-          return struct.pack(FORMAT, VERSION, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+          return struct_pack(FORMAT, VERSION, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
             r[12], r[13], r[14], r[15], #r[16], r[16], #r[17], r[17], #r[18], r[18], #r[19], r[19], #r[20], r[20],
             #r[21], r[21], #r[22], r[22], #r[23], r[23], #r[24], r[24])
         end
         -- A length-prefixed string, as the record holds it.
-        local function lp(text) return struct.pack('>I4', #text) .. text end
+        local function lp(text) return struct_pack('>I4', #text) .. text end
         -- A new QUEUED record is its header and six empty strings (no attempt, no worker, no
         -- outcome yet), which depend only on max_attempts and queued_at (given as ARGV
         -- spells them), then lp(type), lp(args) and lp(topic). The tasks of a batch mostly
         -- share the first part, so `queue` packs it once per batch (see cached).
         local NO_OUTCOME = string.rep(lp(''), 6)
         local function new_header(max_attempts_text, queued_at_text)
-          return struct.pack(HEADER, VERSION, 0, 0, -1, 0, 0, 0, 0, tonumber(max_attempts_text), 0,
+          return struct_pack(HEADER, VERSION, 0, 0, -1, 0, 0, 0, 0, tonumber(max_attempts_text), 0,
             tonumber(queued_at_text), 0, 0, 0, 0) .. NO_OUTCOME
         end
         -- cache[a][b], made by make(a, b) the first time it is asked for.
@@ -116,12 +119,12 @@ enum TaskScripts {
         -- worker's length. Short reads at their offsets: struct skips a byte per format
         -- character, so one format spelling out the gaps took three times as long.
         local function checked(packed)
-          local code, attempts, _, _, _, outcome_at = struct.unpack('>BI4i4ddd', packed, 2)
-          return code, attempts, outcome_at, (struct.unpack('>I4', packed, AT_STRINGS))
+          local code, attempts, _, _, _, outcome_at = struct_unpack('>BI4i4ddd', packed, 2)
+          return code, attempts, outcome_at, (struct_unpack('>I4', packed, AT_STRINGS))
         end
         -- Whether the record `packed` (whose worker is `worker_length` long) names `worker`.
         local function worker_is(packed, worker_length, worker)
-          return worker_length == #worker and string.sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker
+          return worker_length == #worker and sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker
         end
         -- An entry in `running` starts with the attempt, partition and started_at packed as
         -- the record's header packs them (bytes 3 to 18), so the two splices below copy those
@@ -131,18 +134,18 @@ enum TaskScripts {
         -- The stored record `packed` with the `running` entry of its attempt in flight merged
         -- in: PROCESSING, with the entry's attempt, partition, started_at and worker.
         local function with_entry(packed, entry)
-          local worker_length = struct.unpack('>I4', packed, AT_STRINGS)
-          return PROCESSING_HEAD .. string.sub(entry, 1, 16) .. string.sub(packed, 19, AT_STRINGS - 1)
-            .. lp(entry_worker(entry)) .. string.sub(packed, AT_STRINGS + 4 + worker_length)
+          local worker_length = struct_unpack('>I4', packed, AT_STRINGS)
+          return PROCESSING_HEAD .. sub(entry, 1, 16) .. sub(packed, 19, AT_STRINGS - 1)
+            .. lp(entry_worker(entry)) .. sub(packed, AT_STRINGS + 4 + worker_length)
         end
         -- The stored record `packed` SUCCESS with `result`: the attempt of `entry` by the worker
         -- whose lp() is `worker_lp`; `times` packs finished_at, outcome_at and expires_at
         -- ('>ddd', the same for a whole call).
         local function succeeded_record(packed, entry, times, worker_lp, result)
-          local at_result = AT_STRINGS + 4 + struct.unpack('>I4', packed, AT_STRINGS)
-          local result_length = struct.unpack('>I4', packed, at_result)
-          return SUCCESS_HEAD .. string.sub(entry, 1, 16) .. times .. string.sub(packed, AT_MAX, AT_STRINGS - 1)
-            .. worker_lp .. struct.pack('>I4', #result) .. result .. string.sub(packed, at_result + 4 + result_length)
+          local at_result = AT_STRINGS + 4 + struct_unpack('>I4', packed, AT_STRINGS)
+          local result_length = struct_unpack('>I4', packed, at_result)
+          return SUCCESS_HEAD .. sub(entry, 1, 16) .. times .. sub(packed, AT_MAX, AT_STRINGS - 1)
+            .. worker_lp .. struct_pack('>I4', #result) .. result .. sub(packed, at_result + 4 + result_length)
         end
         local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
         local function terminal_code(code) return code == 2 or code == 3 or code == 4 end
@@ -172,7 +175,8 @@ enum TaskScripts {
         -- flight with its attempt's entry merged in.
         local function read(ids)
           local records, entries = read_stored(ids)
-          for k, entry in ipairs(entries) do
+          for k = 1, #ids do
+            local entry = entries[k]
             if entry and records[k] then records[k] = with_entry(records[k], entry) end
           end
           return records
@@ -394,7 +398,7 @@ enum TaskScripts {
         end
         local function append_json(list, entry)
           if list == '' or list == '[]' then return '[' .. entry .. ']' end
-          return string.sub(list, 1, -2) .. ',' .. entry .. ']'
+          return sub(list, 1, -2) .. ',' .. entry .. ']'
         end
         -- How many expired tasks a call prunes besides its own batch: enough to catch up
         -- after a pause, little enough to keep one call short.
@@ -428,12 +432,12 @@ enum TaskScripts {
             -- share it), and its length.
             local headers, listing_text, listing, listing_n = {}
             local queued = 0
-            for k, id in ipairs(ids) do
-              local i = first + (k - 1) * 6
+            for k = 1, #ids do
+              local id, i = ids[k], first + (k - 1) * 6
               local queued_at_text, due_text = ARGV[i + 4], ARGV[i + 5]
               local later = due_text ~= '0' and tonumber(due_text) > now
               if existing[k] then
-                out[k] = (struct.unpack('>d', existing[k], AT_QUEUED) ~= tonumber(queued_at_text) and 0)
+                out[k] = (struct_unpack('>d', existing[k], AT_QUEUED) ~= tonumber(queued_at_text) and 0)
                   or (later and 2) or 1
               elseif added[id] then
                 out[k] = 0  -- the same id twice in one batch: the second is a duplicate
@@ -453,7 +457,7 @@ enum TaskScripts {
                   if not type_lp[type] then type_lp[type] = lp(type) end
                   local args = ARGV[i + 2]
                   write_packed(id, cached(headers, ARGV[i + 3], queued_at_text, new_header) .. type_lp[type]
-                    .. struct.pack('>I4', #args) .. args .. topic_lp)
+                    .. struct_pack('>I4', #args) .. args .. topic_lp)
                   type_counts[type] = (type_counts[type] or 0) + 1
                   if queued_at_text ~= listing_text then
                     local s = second(tonumber(queued_at_text))
@@ -530,7 +534,7 @@ enum TaskScripts {
               s, i = next_bucket(second(from) - 1), 0
             else
               local colon = string.find(cursor, ':', 1, true)
-              s, i = tonumber(string.sub(cursor, 1, colon - 1)), tonumber(string.sub(cursor, colon + 1))
+              s, i = tonumber(sub(cursor, 1, colon - 1)), tonumber(sub(cursor, colon + 1))
             end
             local out, seen = { '' }, 0
             while s and seen < limit do
@@ -581,8 +585,9 @@ enum TaskScripts {
             local out, cancelled, started, answered = {}, 0, 0, {}
             -- This call's entry tails (see entry_tail), by partition as ARGV spells it.
             local entry_tails = {}
-            for k, packed in ipairs(read(ids)) do
-              local id, i = ids[k], A + 4 + (k - 1) * 2
+            local records = read(ids)
+            for k = 1, #ids do
+              local packed, id, i = records[k], ids[k], A + 4 + (k - 1) * 2
               if answered[id] ~= nil then
                 -- The same id twice in one call (a message published twice): the first one's
                 -- answer, as a replay of the call would give it, and nothing counted twice.
@@ -591,12 +596,12 @@ enum TaskScripts {
                 out[k] = 'missing'
               else
                 -- Only what the usual case checks, in short reads (see checked()).
-                local code, attempts = struct.unpack('>BI4', packed, 2)
-                local max_attempts, cancel_requested = struct.unpack('>I4d', packed, AT_MAX)
+                local code, attempts = struct_unpack('>BI4', packed, 2)
+                local max_attempts, cancel_requested = struct_unpack('>I4d', packed, AT_MAX)
                 if terminal_code(code) then
                   out[k] = 0
-                elseif code == 1 and struct.unpack('>d', packed, 11) == now
-                  and worker_is(packed, struct.unpack('>I4', packed, AT_STRINGS), worker) then
+                elseif code == 1 and struct_unpack('>d', packed, 11) == now
+                  and worker_is(packed, struct_unpack('>I4', packed, AT_STRINGS), worker) then
                   out[k] = attempts  -- this call's own, replayed
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: only the attempt's entry in `running` is written, and the
@@ -671,7 +676,7 @@ enum TaskScripts {
             -- What every usual success of this call shares, and the list of their ids, retained
             -- until the same second.
             local success_expires = now + keep.SUCCESS
-            local success_times, worker_lp = struct.pack('>ddd', now, now, success_expires), lp(worker)
+            local success_times, worker_lp = struct_pack('>ddd', now, now, success_expires), lp(worker)
             local spliced_ids = {}
             -- The ids seen so far and their records as this call left them, kept only when
             -- some id repeats.
@@ -683,7 +688,7 @@ enum TaskScripts {
               local before = r[F.status]
               r[F.outcome_at] = now
               if ARGV[i + 4] ~= '' then
-                local lines = string.sub(ARGV[i + 4], 2, -2)
+                local lines = sub(ARGV[i + 4], 2, -2)
                 if lines ~= '' then r[F.logs] = append_json(r[F.logs], lines) end
               end
               if ARGV[i + 5] ~= '' then r[F.progress] = ARGV[i + 5] end
@@ -714,15 +719,15 @@ enum TaskScripts {
               if repeats then latest[id] = record end
               write_packed(id, record)
             end
-            for k, id in ipairs(ids) do
-              local i = first + (k - 1) * 6
+            for k = 1, #ids do
+              local id, i = ids[k], first + (k - 1) * 6
               local attempt, outcome, payload = tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
               -- The same id twice in one call sees the first one's change (entry merged).
               local packed, entry = latest[id], false
               if not packed then packed, entry = stored[k], entries[k] end
               if entry and packed and not seen[id] and outcome == 'S' and ARGV[i + 4] == '' and ARGV[i + 5] == ''
-                and struct.unpack(ENTRY, entry) == attempt and entry_worker(entry) == worker
-                and not terminal_code(string.byte(packed, 2)) then
+                and struct_unpack(ENTRY, entry) == attempt and entry_worker(entry) == worker
+                and not terminal_code(byte(packed, 2)) then
                 -- The usual case: the attempt in flight, this worker's, succeeded without logs
                 -- or progress. Its entry and the result are spliced into the stored record,
                 -- and counted per batch. (Not a replay: a success already written left no entry.)
@@ -804,7 +809,7 @@ enum TaskScripts {
             local out = {}
             for k, packed in ipairs(read(ids)) do
               if packed then
-                local value = select(field, struct.unpack(HEADER, packed))
+                local value = select(field, struct_unpack(HEADER, packed))
                 out[k] = field == F.status and STATUS[value] or value
               else
                 out[k] = false
