@@ -97,19 +97,11 @@ enum TaskScripts {
         -- A new QUEUED record is its header and six empty strings (no attempt, no worker, no
         -- outcome yet), which depend only on max_attempts and queued_at (given as ARGV
         -- spells them), then lp(type), lp(args) and lp(topic). The tasks of a batch mostly
-        -- share the first part, so `queue` packs it once per batch (see cached).
+        -- share the first part, so `queue` packs it once per run of tasks that share it.
         local NO_OUTCOME = string.rep(lp(''), 6)
         local function new_header(max_attempts_text, queued_at_text)
           return struct_pack(HEADER, VERSION, 0, 0, -1, 0, 0, 0, 0, tonumber(max_attempts_text), 0,
             tonumber(queued_at_text), 0, 0, 0, 0) .. NO_OUTCOME
-        end
-        -- cache[a][b], made by make(a, b) the first time it is asked for.
-        local function cached(cache, a, b, make)
-          local inner = cache[a]
-          if not inner then inner = {}; cache[a] = inner end
-          local value = inner[b]
-          if value == nil then value = make(a, b); inner[b] = value end
-          return value
         end
         local function new_record(status, type, args, max_attempts, queued_at, due_at, topic)
           return { VERSION, status, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
@@ -142,8 +134,10 @@ enum TaskScripts {
         -- whose lp() is `worker_lp`; `times` packs finished_at, outcome_at and expires_at
         -- ('>ddd', the same for a whole call).
         local function succeeded_record(packed, entry, times, worker_lp, result)
-          local at_result = AT_STRINGS + 4 + struct_unpack('>I4', packed, AT_STRINGS)
-          local result_length = struct_unpack('>I4', packed, at_result)
+          -- Before its first attempt a record names no worker: the result's length follows.
+          local worker_length, next_length = struct_unpack('>I4I4', packed, AT_STRINGS)
+          local at_result = AT_STRINGS + 4 + worker_length
+          local result_length = worker_length == 0 and next_length or struct_unpack('>I4', packed, at_result)
           return SUCCESS_HEAD .. sub(entry, 1, 16) .. times .. sub(packed, AT_MAX, AT_STRINGS - 1)
             .. worker_lp .. struct_pack('>I4', #result) .. result .. sub(packed, at_result + 4 + result_length)
         end
@@ -427,10 +421,11 @@ enum TaskScripts {
             local existing = hmget(K.records, ids)
             -- added: the ids of this call so far, kept only when some id repeats.
             local out, added, topic_lp, type_lp = {}, {}, lp(topic), {}
-            -- Per batch, by the texts of ARGV: new records' headers (by max_attempts, then
-            -- queued_at). The listing bucket of the queued_at last seen (a batch's tasks mostly
-            -- share it), and its length.
-            local headers, listing_text, listing, listing_n = {}
+            -- What the last task queued shares with the next ones (a batch's tasks mostly share
+            -- both), by the texts of ARGV: the new record's header, by max_attempts and
+            -- queued_at; the listing bucket of its queued_at, and the bucket's length.
+            local header_max, header_queued, header
+            local listing_text, listing, listing_n
             local queued = 0
             for k = 1, #ids do
               local id, i = ids[k], first + (k - 1) * 6
@@ -455,9 +450,11 @@ enum TaskScripts {
                   -- The usual case, without a record table: a shared header and the task's own
                   -- strings, joined; counted and listed per batch.
                   if not type_lp[type] then type_lp[type] = lp(type) end
-                  local args = ARGV[i + 2]
-                  write_packed(id, cached(headers, ARGV[i + 3], queued_at_text, new_header) .. type_lp[type]
-                    .. struct_pack('>I4', #args) .. args .. topic_lp)
+                  local args, max_text = ARGV[i + 2], ARGV[i + 3]
+                  if max_text ~= header_max or queued_at_text ~= header_queued then
+                    header_max, header_queued, header = max_text, queued_at_text, new_header(max_text, queued_at_text)
+                  end
+                  write_packed(id, header .. type_lp[type] .. struct_pack('>I4', #args) .. args .. topic_lp)
                   type_counts[type] = (type_counts[type] or 0) + 1
                   if queued_at_text ~= listing_text then
                     local s = second(tonumber(queued_at_text))
