@@ -50,7 +50,7 @@ enum TaskScripts {
         local ENTRY = '>I4i4d'
         local ENTRY_WORKER = 17  -- where the worker starts
         -- What follows the attempt in an entry: the same for every task one `begin` call
-        -- starts on one partition, so it packs it once.
+        -- starts on one partition.
         local function entry_tail(partition, started_at, worker)
           return struct_pack('>i4dc0', partition, started_at, worker)
         end
@@ -580,8 +580,9 @@ enum TaskScripts {
             local ids = ids_from(A + 4, 2)
             -- answered: each id's answer so far, kept only when some id repeats.
             local out, cancelled, started, answered = {}, 0, 0, {}
-            -- This call's entry tails (see entry_tail), by partition as ARGV spells it.
-            local entry_tails = {}
+            -- This call's entries (see running_entry), by partition as ARGV spells it, then by
+            -- attempt: the tasks of a partition on the same attempt share theirs, packed once.
+            local call_entries = {}
             local records = read(ids)
             for k = 1, #ids do
               local packed, id, i = records[k], ids[k], A + 4 + (k - 1) * 2
@@ -603,12 +604,15 @@ enum TaskScripts {
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: only the attempt's entry in `running` is written, and the
                   -- count is kept per batch.
-                  local tail = entry_tails[ARGV[i + 1]]
-                  if not tail then
-                    tail = entry_tail(tonumber(ARGV[i + 1]), now, worker)
-                    entry_tails[ARGV[i + 1]] = tail
+                  local partition, attempt = ARGV[i + 1], attempts + 1
+                  local by_attempt = call_entries[partition]
+                  if not by_attempt then by_attempt = {}; call_entries[partition] = by_attempt end
+                  local entry = by_attempt[attempt]
+                  if not entry then
+                    entry = running_entry(attempt, entry_tail(tonumber(partition), now, worker))
+                    by_attempt[attempt] = entry
                   end
-                  set_running(id, running_entry(attempts + 1, tail))
+                  set_running(id, entry)
                   -- (A PROCESSING one, an orphan taken over or a retry, stays counted as it is.)
                   if code == 0 then started = started + 1 end
                   out[k] = attempts + 1
