@@ -22,7 +22,8 @@ enum TaskRecordCoding {
         var merged = record
         merged.status = .processing
         merged.attempts = Int(attempt)
-        merged.partition = Int32(bitPattern: partition) >= 0 ? Int32(bitPattern: partition) : nil
+        let signedPartition = Int32(bitPattern: partition)
+        merged.partition = signedPartition >= 0 ? signedPartition : nil
         merged.startedAt = startedAt
         merged.worker = String(decoding: entry[reader.offset...], as: UTF8.self)
         return merged

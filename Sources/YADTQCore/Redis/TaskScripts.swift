@@ -49,12 +49,9 @@ enum TaskScripts {
         -- that ends the task's PROCESSING removes it.
         local ENTRY = '>I4i4d'
         local ENTRY_WORKER = 17  -- where the worker starts
-        -- What follows the attempt in an entry: the same for every task one `begin` call
-        -- starts on one partition.
-        local function entry_tail(partition, started_at, worker)
-          return struct_pack('>i4dc0', partition, started_at, worker)
+        local function running_entry(attempt, partition, started_at, worker)
+          return struct_pack(ENTRY .. 'c0', attempt, partition, started_at, worker)
         end
-        local function running_entry(attempt, tail) return struct_pack('>I4', attempt) .. tail end
         local function entry_worker(entry) return sub(entry, ENTRY_WORKER) end
 
         """
@@ -75,9 +72,9 @@ enum TaskScripts {
           expires_at = 8, max_attempts = 9, cancel_requested = 10, queued_at = 11, requeued_at = 12, due_at = 13,
           released_at = 14, republished_at = 15, worker = 16, result = 17, error = 18, errors = 19, logs = 20,
           progress = 21, type = 22, args = 23, topic = 24 }
-        -- Byte offsets (1-based, for string.sub and struct.unpack): max_attempts, queued_at,
-        -- and the worker's length, the first string.
-        local AT_MAX, AT_QUEUED, AT_STRINGS = 43, 55, 95
+        -- Byte offsets (1-based, for string.sub and struct.unpack): started_at, max_attempts,
+        -- queued_at, and the worker's length, the first string.
+        local AT_STARTED, AT_MAX, AT_QUEUED, AT_STRINGS = 11, 43, 55, 95
         local STATUS = { [0] = 'QUEUED', 'PROCESSING', 'SUCCESS', 'FAILED', 'CANCELLED', 'SCHEDULED' }
         local CODE = {}
         for code = 0, #STATUS do CODE[STATUS[code]] = code end
@@ -267,8 +264,7 @@ enum TaskScripts {
           end
           counts[to] = (counts[to] or 0) + 1
           if to == 'PROCESSING' then
-            local tail = entry_tail(r[F.partition], r[F.started_at], r[F.worker])
-            set_running(id, running_entry(r[F.attempts], tail))
+            set_running(id, running_entry(r[F.attempts], r[F.partition], r[F.started_at], r[F.worker]))
           end
           if to == 'FAILED' or to == 'CANCELLED' then add(index_add, to, r[F.queued_at], id) end
           -- SCHEDULED tasks wait in their topic's `scheduled:<topic>`, by due time.
@@ -598,7 +594,7 @@ enum TaskScripts {
                 local max_attempts, cancel_requested = struct_unpack('>I4d', packed, AT_MAX)
                 if terminal_code(code) then
                   out[k] = 0
-                elseif code == 1 and struct_unpack('>d', packed, 11) == now
+                elseif code == 1 and struct_unpack('>d', packed, AT_STARTED) == now
                   and worker_is(packed, struct_unpack('>I4', packed, AT_STRINGS), worker) then
                   out[k] = attempts  -- this call's own, replayed
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
@@ -609,7 +605,7 @@ enum TaskScripts {
                   if not by_attempt then by_attempt = {}; call_entries[partition] = by_attempt end
                   local entry = by_attempt[attempt]
                   if not entry then
-                    entry = running_entry(attempt, entry_tail(tonumber(partition), now, worker))
+                    entry = running_entry(attempt, tonumber(partition), now, worker)
                     by_attempt[attempt] = entry
                   end
                   set_running(id, entry)

@@ -442,12 +442,14 @@ public final class TaskStore: Sendable {
             }
         }
         var records = [TaskRecord?](repeating: nil, count: ids.count)
+        // Per chunk, two replies: its records, then its `running` entries.
         let replies = try client.execute(commands)
-        for (chunk, pair) in zip(owners, stride(from: 0, to: replies.count, by: 2).map { replies[$0...$0 + 1] }) {
-            if let message = pair.lazy.compactMap(\.errorMessage).first {
+        for (n, chunk) in owners.enumerated() {
+            let (stored, entries) = (replies[2 * n], replies[2 * n + 1])
+            if let message = stored.errorMessage ?? entries.errorMessage {
                 throw RedisErrorReply(message).error("Redis refused to read task records")
             }
-            for (index, (value, entry)) in zip(chunk, zip(pair.first!.elements, pair.last!.elements)) {
+            for (index, (value, entry)) in zip(chunk, zip(stored.elements, entries.elements)) {
                 guard case .string(let bytes) = value else { continue }
                 var running: [UInt8]?
                 if case .string(let entryBytes) = entry { running = entryBytes }
