@@ -136,32 +136,54 @@ class Layout:
         return [base + name for base in self.bases]
 
 
-RECORD_HEADER = ">BBIi4dI6d"
+RECORD_HEADER = ">BBIi4dI2d"  # both versions: version, status, then RECORD_NUMBERS[:9]
+RECORD_TAIL_TIMES = ">4d"  # requeued_at, due_at, released_at, republished_at
 RECORD_NUMBERS = ("attempts", "partition", "started_at", "finished_at", "outcome_at", "expires_at", "max_attempts",
                   "cancel_requested", "queued_at", "requeued_at", "due_at", "released_at", "republished_at")
-RECORD_STRINGS = ("worker", "result", "error", "errors", "logs", "progress", "type", "args", "topic")
+# Version 3 keeps the tail (four times, then RECORD_TAIL_STRINGS) only when one of them is set;
+# version 2 had the four times after the header and every string in RECORD_STRINGS_2's order.
+RECORD_STRINGS = ("worker", "result", "type", "args", "topic")
+RECORD_TAIL_STRINGS = ("error", "errors", "logs", "progress")
+RECORD_STRINGS_2 = ("worker", "result", "error", "errors", "logs", "progress", "type", "args", "topic")
 RECORD_STATUSES = ("QUEUED", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED", "SCHEDULED")
 
 
 def decode_record(packed, entry=None):
-    """A packed task record (YADTQ's TaskRecordCoding, seen from outside) as a dict of strings,
-    absent values left out: the fields a task hash used to have. `entry`: the task's attempt in
-    flight from `running` (attempt, partition, started_at, then the worker), whose values
-    stand for the record's."""
+    """A packed task record (YADTQ's TaskRecordCoding, seen from outside; version 3, or 2 as
+    earlier builds wrote it) as a dict of strings, absent values left out: the fields a task
+    hash used to have. `entry`: the task's attempt in flight from `running` (attempt,
+    partition, started_at, then the worker), whose values stand for the record's."""
     version, code, *numbers = struct.unpack_from(RECORD_HEADER, packed)
-    if version != 2:
+    if version not in (2, 3):
         raise ValueError(f"task record version {version}")
+    offset = struct.calcsize(RECORD_HEADER)
+    strings = {}
+
+    def read_strings(names):
+        nonlocal offset
+        for name in names:
+            (length,) = struct.unpack_from(">I", packed, offset)
+            strings[name] = packed[offset + 4:offset + 4 + length].decode("utf-8", "replace")
+            offset += 4 + length
+
+    def read_times():
+        nonlocal offset
+        numbers.extend(struct.unpack_from(RECORD_TAIL_TIMES, packed, offset))
+        offset += struct.calcsize(RECORD_TAIL_TIMES)
+
+    if version == 2:
+        read_times()
+        read_strings(RECORD_STRINGS_2)
+    else:
+        read_strings(RECORD_STRINGS)
+        if offset < len(packed):
+            read_times()
+            read_strings(RECORD_TAIL_STRINGS)
     record = {"status": RECORD_STATUSES[code]}
     for name, value in zip(RECORD_NUMBERS, numbers):
         if name in ("attempts", "max_attempts") or value > 0 or (name == "partition" and value == 0):
             record[name] = str(int(value))
-    offset = struct.calcsize(RECORD_HEADER)
-    for name in RECORD_STRINGS:
-        (length,) = struct.unpack_from(">I", packed, offset)
-        text = packed[offset + 4:offset + 4 + length].decode("utf-8", "replace")
-        offset += 4 + length
-        if text:
-            record[name] = text
+    record.update((name, text) for name, text in strings.items() if text)
     if entry:
         attempt, partition, started_at = struct.unpack_from(">Iid", entry)
         record.update(status="PROCESSING", attempts=str(attempt), started_at=str(int(started_at)),

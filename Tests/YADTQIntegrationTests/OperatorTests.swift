@@ -248,4 +248,109 @@ struct OperatorTests {
         #expect(try server.send("GET", posted.headers["location"] ?? "/", cookies: jar).body.contains("1 tasks queued again"))
         #expect(try stack.waitForTerminal(["o1"], timeout: .seconds(30))[0]?.result == .string("also fixed"))
     }
+
+    @Test("records an earlier build wrote (version 2) read the same, run, fail and are retried to the end")
+    func versionTwoRecords() throws {
+        let stack = try IntegrationStack(
+            label: "v2",
+            extraPlugins: ["flaky": #"return function(args, task) task.log("tried") error("flaky is broken") end"#])
+        let ids = ["r1", "q1", "q2"]
+        let tasks = """
+            {"id": "r1", "type": "flaky", "args": [], "max_attempts": 2}
+            {"id": "q1", "type": "add", "args": [1, 2]}
+            {"id": "q2", "type": "add", "args": [3, 4], "max_attempts": 1}
+            """
+        #expect(try stack.run(input: tasks + "\n").status == 0)
+        let queued = try stack.records(ids)
+        #expect(queued.map { $0?.status } == [.queued, .queued, .queued])
+        for id in ids { try RecordBytes.rewriteAsVersionTwo(id, in: stack) }
+        #expect(try stack.records(ids) == queued, "a QUEUED record of version 2 reads as it did")
+
+        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "10ms"])
+        defer { if worker.isRunning { worker.terminate() } }
+        let finished = try stack.waitForTerminal(ids, timeout: .seconds(30))
+        #expect(finished.map { $0?.status } == [.failed, .success, .success])
+        #expect(finished[0]?.errors.map(\.attempt) == [1, 2])
+        // Logs are not in the outside view: read through the store.
+        let failed = try stack.store.record(id: "r1")
+        #expect(failed?.logs == ["tried", "tried"])
+        #expect(finished[1]?.result == 3 && finished[2]?.result == 7)
+        #expect(try RecordBytes.version(of: "q1", in: stack) == 3, "the scripts write their own version")
+
+        try RecordBytes.rewriteAsVersionTwo("r1", in: stack)
+        #expect(try RecordBytes.version(of: "r1", in: stack) == 2)
+        #expect(try stack.records(["r1"]) == [finished[0]], "a FAILED record of version 2 reads as it did")
+        #expect(try stack.store.record(id: "r1") == failed, "its errors and logs too")
+        try Data(#"return function(args) return "fixed" end"#.utf8)
+            .write(to: URL(fileURLWithPath: stack.pluginsDirectory).appendingPathComponent("flaky.lua"))
+        Thread.sleep(forTimeInterval: 3)  // workers reload plugins every second
+        let retry = try stack.ctl(["retry", "r1"])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        let done = try stack.waitForTerminal(["r1"], timeout: .seconds(30))[0]
+        #expect(done?.status == .success && done?.result == .string("fixed"))
+        #expect(done?.errors.map(\.attempt) == [1, 2], "the earlier errors are kept")
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 3, .failed: 0, .cancelled: 0])
+    }
+}
+
+/// A task's packed record as the scripts store it, read and written with `redis-cli`, so
+/// a test can put there what an earlier build wrote.
+private enum RecordBytes {
+    static func version(of id: String, in stack: IntegrationStack) throws -> UInt8? {
+        try read(id, in: stack).first
+    }
+
+    /// Rewrites the record of `id` from version 3 to version 2: the same header, the tail's
+    /// four times (0 without a tail), then worker, result, the tail's four strings (empty
+    /// without a tail), type, args and topic.
+    static func rewriteAsVersionTwo(_ id: String, in stack: IntegrationStack) throws {
+        let record = try read(id, in: stack)
+        try #require(record.first == 3, "a record of version 3: \(record.prefix(2))")
+        let headerEnd = 62
+        var offset = headerEnd
+        func string() throws -> [UInt8] {
+            let length = record[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            defer { offset += 4 + length }
+            return Array(record[offset..<offset + 4 + length])
+        }
+        let strings = try (0..<5).map { _ in try string() }
+        var times = [UInt8](repeating: 0, count: 32)
+        var tailStrings = [[UInt8]](repeating: [0, 0, 0, 0], count: 4)
+        if offset < record.count {
+            times = Array(record[offset..<offset + 32])
+            offset += 32
+            tailStrings = try (0..<4).map { _ in try string() }
+        }
+        try #require(offset == record.count)
+        let rewritten = [2] + record[1..<headerEnd] + times + strings[0] + strings[1] + tailStrings.joined()
+            + strings[2] + strings[3] + strings[4]
+        _ = try cli(["-x", "HSET", stack.store.keys.records(of: id), id], input: Data(rewritten), in: stack)
+    }
+
+    private static func read(_ id: String, in stack: IntegrationStack) throws -> [UInt8] {
+        // --raw prints the value as it is, then a newline.
+        Array(try cli(["--raw", "HGET", stack.store.keys.records(of: id), id], in: stack).dropLast())
+    }
+
+    private static func cli(_ arguments: [String], input: Data = Data(), in stack: IntegrationStack) throws -> Data {
+        let redis = stack.settings.redis
+        let node = try #require(redis.nodes.first)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["redis-cli", "-c", "-h", node.host, "-p", String(node.port), "-n", String(redis.database)]
+            + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["REDISCLI_AUTH"] = redis.password
+        process.environment = environment
+        let (stdin, stdout) = (Pipe(), Pipe())
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        stdin.fileHandleForWriting.write(input)
+        try stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "redis-cli \(arguments.joined(separator: " ")) failed")
+        return output
+    }
 }

@@ -1,9 +1,11 @@
 import Foundation
 
-/// Reads the packed task records the task scripts write (the `FORMAT` of
-/// ``TaskScripts/recordCoding``): big-endian, a version byte (2), the status code, numbers
-/// (times as doubles, ms since the epoch, 0 for none), then nine strings each behind a 4-byte
-/// length ('' for none), in the order ``decode(id:_:)`` lists.
+/// Reads the packed task records the task scripts write (``TaskScripts/recordCoding``):
+/// big-endian, a version byte, the status code, numbers (times as doubles, ms since the
+/// epoch, 0 for none), then strings each behind a 4-byte length ('' for none), in the order
+/// ``decode(id:_:running:)`` lists. Version 3 (written now) keeps the fields a usual task
+/// never sets in a tail that is there only when one of them is set; version 2 (written by
+/// earlier builds, read until its tasks expire) has every field in place.
 enum TaskRecordCoding {
     /// The status codes, in the order the scripts number them.
     static let statuses: [TaskStatus] = [.queued, .processing, .success, .failed, .cancelled, .scheduled]
@@ -31,24 +33,40 @@ enum TaskRecordCoding {
 
     private static func decodeStored(id: String, _ bytes: [UInt8]) -> TaskRecord? {
         var reader = Reader(bytes: bytes)
-        // version, status, attempts, partition, started_at, finished_at, outcome_at,
-        // expires_at, max_attempts, cancel_requested, queued_at, requeued_at, due_at,
-        // released_at, republished_at; then worker, result, error, errors, logs, progress,
-        // type, args, topic.
-        guard let version = reader.byte(), version == 2,
+        // Both versions: version, status, attempts, partition, started_at, finished_at,
+        // outcome_at, expires_at, max_attempts, cancel_requested, queued_at.
+        guard let version = reader.byte(), version == 2 || version == 3,
             let code = reader.byte(), Int(code) < statuses.count,
             let attempts = reader.uint32(), let partition = reader.uint32(),
             let startedAt = reader.time(), let finishedAt = reader.time(), reader.skip(16),
-            let maxAttempts = reader.uint32(), reader.skip(8), let queuedAt = reader.time(), reader.skip(8),
-            let dueAt = reader.time(), reader.skip(16)
+            let maxAttempts = reader.uint32(), reader.skip(8), let queuedAt = reader.time()
         else { return nil }
-        var strings: [String?] = []
-        for _ in 0..<9 {
-            guard let text = reader.string() else { return nil }
-            strings.append(text.isEmpty ? nil : text)
+        var dueAt: Int64?
+        // The tail's fields, for a version 3 record without a tail.
+        var (error, errors, logs, progress): (String?, String?, String?, String?) = (nil, nil, nil, nil)
+        let (worker, result, type, args): (String?, String?, String?, String?)
+        if version == 2 {
+            // requeued_at, due_at, released_at, republished_at; then worker, result, error,
+            // errors, logs, progress, type, args, topic.
+            guard reader.skip(8), let due = reader.time(), reader.skip(16), let strings = reader.strings(9) else {
+                return nil
+            }
+            dueAt = due
+            (worker, result, error, errors, logs, progress, type, args) =
+                (strings[0], strings[1], strings[2], strings[3], strings[4], strings[5], strings[6], strings[7])
+        } else {
+            // worker, result, type, args, topic; then the tail, if any: requeued_at, due_at,
+            // released_at, republished_at, error, errors, logs, progress.
+            guard let strings = reader.strings(5) else { return nil }
+            (worker, result, type, args) = (strings[0], strings[1], strings[2], strings[3])
+            if !reader.atEnd {
+                guard reader.skip(8), let due = reader.time(), reader.skip(16), let tail = reader.strings(4) else {
+                    return nil
+                }
+                dueAt = due
+                (error, errors, logs, progress) = (tail[0], tail[1], tail[2], tail[3])
+            }
         }
-        let (worker, result, error, errors, logs, progress, type, args) =
-            (strings[0], strings[1], strings[2], strings[3], strings[4], strings[5], strings[6], strings[7])
         return TaskRecord(
             id: id, status: statuses[Int(code)], type: type ?? "",
             args: args.flatMap { try? JSONValue(parsing: $0) } ?? .array([]),
@@ -91,10 +109,22 @@ enum TaskRecordCoding {
             return true
         }
 
+        var atEnd: Bool { offset >= bytes.count }
+
         mutating func string() -> String? {
             guard let length = uint32().map(Int.init), offset + length <= bytes.count else { return nil }
             defer { offset += length }
             return String(decoding: bytes[offset..<offset + length], as: UTF8.self)
+        }
+
+        /// `count` strings in a row, nil for each empty one; nil when the bytes end before.
+        mutating func strings(_ count: Int) -> [String?]? {
+            var texts: [String?] = []
+            for _ in 0..<count {
+                guard let text = string() else { return nil }
+                texts.append(text.isEmpty ? nil : text)
+            }
+            return texts
         }
     }
 }

@@ -58,60 +58,90 @@ enum TaskScripts {
 
     /// The record format, shared by every script; ``TaskRecordCoding`` reads the same.
     static let recordCoding = runningEntry + """
-        -- A record (version 2): version, status code, attempts, partition (-1: none), started_at,
-        -- finished_at, outcome_at, expires_at, max_attempts, cancel_requested, queued_at,
-        -- requeued_at, due_at, released_at, republished_at (ms; 0: none), then worker, result,
-        -- error, errors, logs, progress, type, args, topic (strings; '': none), each behind its
-        -- length. What a start and a success change comes first, so a reader merging a start's
-        -- entry and a success in its usual case splice the new values into the packed record
-        -- (see with_entry and succeeded_record) instead of decoding and encoding all of it.
-        local VERSION = 2
-        local HEADER = '>BBI4i4ddddI4dddddd'
-        local FORMAT = HEADER .. 'I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0I4c0'
+        -- A record (version 3): version, status code, attempts, partition (-1: none), started_at,
+        -- finished_at, outcome_at, expires_at, max_attempts, cancel_requested, queued_at (ms;
+        -- 0: none), then worker, result, type, args, topic (strings; '': none), each behind its
+        -- length; then, only when one of them is set, the tail: requeued_at, due_at,
+        -- released_at, republished_at, then error, errors, logs, progress. A usual task sets
+        -- nothing of the tail, and Redis's Lua hashes every byte of every string a script reads
+        -- or makes, so the record a usual task carries is as short as it can be. What a start
+        -- and a success change comes first, so a reader merging a start's entry and a success
+        -- in its usual case splice the new values into the packed record (see with_entry and
+        -- succeeded_record) instead of decoding and encoding all of it.
+        local VERSION = 3
+        local HEADER = '>BBI4i4ddddI4dd'
+        local FORMAT = HEADER .. 'I4c0I4c0I4c0I4c0I4c0'
+        local TAIL = '>ddddI4c0I4c0I4c0I4c0'
+        -- Version 2, which earlier builds wrote: the same header, the tail's four times, then
+        -- every string (worker, result, error, errors, logs, progress, type, args, topic).
+        local FORMAT_2 = HEADER .. 'dddd' .. string.rep('I4c0', 9)
+        -- A decoded record is a table in version 2's order, whatever version it was read from.
         local F = { status = 2, attempts = 3, partition = 4, started_at = 5, finished_at = 6, outcome_at = 7,
           expires_at = 8, max_attempts = 9, cancel_requested = 10, queued_at = 11, requeued_at = 12, due_at = 13,
           released_at = 14, republished_at = 15, worker = 16, result = 17, error = 18, errors = 19, logs = 20,
           progress = 21, type = 22, args = 23, topic = 24 }
-        -- Byte offsets (1-based, for string.sub and struct.unpack): started_at, max_attempts,
-        -- queued_at, and the worker's length, the first string.
-        local AT_STARTED, AT_MAX, AT_QUEUED, AT_STRINGS = 11, 43, 55, 95
+        -- Byte offsets (1-based, for string.sub and struct.unpack): started_at, max_attempts and
+        -- queued_at (the same in both versions), and the worker's length, the first string.
+        local AT_STARTED, AT_MAX, AT_QUEUED, AT_STRINGS = 11, 43, 55, 63
         local STATUS = { [0] = 'QUEUED', 'PROCESSING', 'SUCCESS', 'FAILED', 'CANCELLED', 'SCHEDULED' }
         local CODE = {}
         for code = 0, #STATUS do CODE[STATUS[code]] = code end
         local function decode(packed)
-          local r = { struct_unpack(FORMAT, packed) }
-          r[25] = nil  -- unpack's next position
-          r[F.status] = STATUS[r[F.status]]
+          if byte(packed) == 2 then
+            local r = { struct_unpack(FORMAT_2, packed) }
+            r[25] = nil  -- unpack's next position
+            r[F.status] = STATUS[r[F.status]]
+            return r
+          end
+          local version, code, attempts, partition, started_at, finished_at, outcome_at, expires_at, max_attempts,
+            cancel_requested, queued_at, worker, result, type, args, topic, at_tail = struct_unpack(FORMAT, packed)
+          local r = { version, STATUS[code], attempts, partition, started_at, finished_at, outcome_at, expires_at,
+            max_attempts, cancel_requested, queued_at, 0, 0, 0, 0, worker, result, '', '', '', '', type, args, topic }
+          if at_tail <= #packed then
+            r[12], r[13], r[14], r[15], r[18], r[19], r[20], r[21] = struct_unpack(TAIL, packed, at_tail)
+          end
           return r
         end
         local function encode(r)
-          return struct_pack(FORMAT, VERSION, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-            r[12], r[13], r[14], r[15], #r[16], r[16], #r[17], r[17], #r[18], r[18], #r[19], r[19], #r[20], r[20],
-            #r[21], r[21], #r[22], r[22], #r[23], r[23], #r[24], r[24])
+          local packed = struct_pack(FORMAT, VERSION, CODE[r[2]], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+            r[11], #r[16], r[16], #r[17], r[17], #r[22], r[22], #r[23], r[23], #r[24], r[24])
+          if r[12] == 0 and r[13] == 0 and r[14] == 0 and r[15] == 0
+            and r[18] == '' and r[19] == '' and r[20] == '' and r[21] == '' then
+            return packed
+          end
+          return packed .. struct_pack(TAIL, r[12], r[13], r[14], r[15], #r[18], r[18], #r[19], r[19], #r[20], r[20],
+            #r[21], r[21])
+        end
+        -- The record `packed` in this version: the splices below read and write only this one.
+        local function current(packed)
+          if byte(packed) == VERSION then return packed end
+          return encode(decode(packed))
         end
         -- A length-prefixed string, as the record holds it.
         local function lp(text) return struct_pack('>I4', #text) .. text end
-        -- A new QUEUED record is its header and six empty strings (no attempt, no worker, no
-        -- outcome yet), which depend only on max_attempts and queued_at (given as ARGV
-        -- spells them), then lp(type), lp(args) and lp(topic). The tasks of a batch mostly
+        -- A new QUEUED record is its header and two empty strings (no worker, no result yet),
+        -- which depend only on max_attempts and queued_at (given as ARGV spells them), then
+        -- lp(type), lp(args) and lp(topic), and no tail. The tasks of a batch mostly
         -- share the first part, so `queue` packs it once per run of tasks that share it.
-        local NO_OUTCOME = string.rep(lp(''), 6)
+        local NO_OUTCOME = string.rep(lp(''), 2)
         local function new_header(max_attempts_text, queued_at_text)
           return struct_pack(HEADER, VERSION, 0, 0, -1, 0, 0, 0, 0, tonumber(max_attempts_text), 0,
-            tonumber(queued_at_text), 0, 0, 0, 0) .. NO_OUTCOME
+            tonumber(queued_at_text)) .. NO_OUTCOME
         end
         local function new_record(status, type, args, max_attempts, queued_at, due_at, topic)
           return { VERSION, status, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
             '', '', '', '', '', '', type, args, topic }
         end
         -- What finish checks outside its usual case: status code, attempts, outcome_at and the
-        -- worker's length. Short reads at their offsets: struct skips a byte per format
-        -- character, so one format spelling out the gaps took three times as long.
+        -- worker's length, of a record in this version (see current). Short reads at their
+        -- offsets: struct skips a byte per format character, so one format spelling out the
+        -- gaps took three times as long.
         local function checked(packed)
           local code, attempts, _, _, _, outcome_at = struct_unpack('>BI4i4ddd', packed, 2)
           return code, attempts, outcome_at, (struct_unpack('>I4', packed, AT_STRINGS))
         end
-        -- Whether the record `packed` (whose worker is `worker_length` long) names `worker`.
+        -- Whether the record `packed`, in this version, whose worker is `worker_length` long,
+        -- names `worker`.
         local function worker_is(packed, worker_length, worker)
           return worker_length == #worker and sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length) == worker
         end
@@ -120,14 +150,21 @@ enum TaskScripts {
         -- bytes instead of unpacking and packing them: every value unpacked or packed, and
         -- every string made, costs Lua tens of nanoseconds, and these run once per task.
         local PROCESSING_HEAD, SUCCESS_HEAD = string.char(VERSION, CODE.PROCESSING), string.char(VERSION, CODE.SUCCESS)
+        -- The first two bytes of a record a success can be spliced into: this version, and a
+        -- status that is not terminal. One lookup where two calls would read the two bytes.
+        local SPLICEABLE = {}
+        for _, status in ipairs({ 'QUEUED', 'PROCESSING', 'SCHEDULED' }) do
+          SPLICEABLE[string.char(VERSION, CODE[status])] = true
+        end
         -- The stored record `packed` with the `running` entry of its attempt in flight merged
         -- in: PROCESSING, with the entry's attempt, partition, started_at and worker.
         local function with_entry(packed, entry)
+          packed = current(packed)
           local worker_length = struct_unpack('>I4', packed, AT_STRINGS)
           return PROCESSING_HEAD .. sub(entry, 1, 16) .. sub(packed, 19, AT_STRINGS - 1)
             .. lp(entry_worker(entry)) .. sub(packed, AT_STRINGS + 4 + worker_length)
         end
-        -- The stored record `packed` SUCCESS with `result`: the attempt of `entry` by the worker
+        -- The stored record `packed` (SPLICEABLE) SUCCESS with `result`: the attempt of `entry` by the worker
         -- whose lp() is `worker_lp`; `times` packs finished_at, outcome_at and expires_at
         -- ('>ddd', the same for a whole call).
         local function succeeded_record(packed, entry, times, worker_lp, result)
@@ -579,6 +616,11 @@ enum TaskScripts {
             -- This call's entries (see running_entry), by partition as ARGV spells it, then by
             -- attempt: the tasks of a partition on the same attempt share theirs, packed once.
             local call_entries = {}
+            -- Whether the record `packed` (of any version) names `worker`.
+            local function started_by(packed, worker)
+              packed = current(packed)
+              return worker_is(packed, struct_unpack('>I4', packed, AT_STRINGS), worker)
+            end
             local records = read(ids)
             for k = 1, #ids do
               local packed, id, i = records[k], ids[k], A + 4 + (k - 1) * 2
@@ -594,8 +636,7 @@ enum TaskScripts {
                 local max_attempts, cancel_requested = struct_unpack('>I4d', packed, AT_MAX)
                 if terminal_code(code) then
                   out[k] = 0
-                elseif code == 1 and struct_unpack('>d', packed, AT_STARTED) == now
-                  and worker_is(packed, struct_unpack('>I4', packed, AT_STRINGS), worker) then
+                elseif code == 1 and struct_unpack('>d', packed, AT_STARTED) == now and started_by(packed, worker) then
                   out[k] = attempts  -- this call's own, replayed
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: only the attempt's entry in `running` is written, and the
@@ -724,7 +765,7 @@ enum TaskScripts {
               if not packed then packed, entry = stored[k], entries[k] end
               if entry and packed and not seen[id] and outcome == 'S' and ARGV[i + 4] == '' and ARGV[i + 5] == ''
                 and struct_unpack(ENTRY, entry) == attempt and entry_worker(entry) == worker
-                and not terminal_code(byte(packed, 2)) then
+                and SPLICEABLE[sub(packed, 1, 2)] then
                 -- The usual case: the attempt in flight, this worker's, succeeded without logs
                 -- or progress. Its entry and the result are spliced into the stored record,
                 -- and counted per batch. (Not a replay: a success already written left no entry.)
@@ -736,7 +777,7 @@ enum TaskScripts {
                 spliced_ids[spliced] = id
                 out[k] = 1
               else
-                if entry and packed then packed = with_entry(packed, entry) end
+                if packed then packed = entry and with_entry(packed, entry) or current(packed) end
                 local code, attempts, outcome_at, worker_length
                 if packed then code, attempts, outcome_at, worker_length = checked(packed) end
                 if packed and not seen[id] and attempts == attempt and outcome_at == now
@@ -793,8 +834,8 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, the name of a field of the record's header (`status`,
-    /// `cancel_requested`, ...), then ids. Returns per task that field (a status name, else a
+    /// ARGV: shard prefixes, the name of a field of the record's header (`status` to
+    /// `queued_at`: `cancel_requested`, ...), then ids. Returns per task that field (a status name, else a
     /// number: 0 for none), or nil for an unknown id. Only the header is decoded and only the
     /// field crosses the network: `yadtq-run --wait` and the cancel watch ask this of many
     /// tasks again and again, and their arguments and results need not come along.
@@ -802,6 +843,9 @@ enum TaskScripts {
         name: "header_field",
         source: keysAndPrefixes + recordCoding + """
             local field = F[ARGV[A]]
+            if not field or field > F.queued_at then
+              return redis.error_reply('header_field: ' .. ARGV[A] .. ' is not a field of the record header')
+            end
             local ids = ids_from(A + 1, 1)
             local out = {}
             for k, packed in ipairs(read(ids)) do
