@@ -80,9 +80,10 @@ enum TaskScripts {
           expires_at = 8, max_attempts = 9, cancel_requested = 10, queued_at = 11, requeued_at = 12, due_at = 13,
           released_at = 14, republished_at = 15, worker = 16, result = 17, error = 18, errors = 19, logs = 20,
           progress = 21, type = 22, args = 23, topic = 24 }
-        -- Byte offsets (1-based, for string.sub and struct.unpack): started_at, max_attempts and
-        -- queued_at (the same in both versions), and the worker's length, the first string.
-        local AT_STARTED, AT_MAX, AT_QUEUED, AT_STRINGS = 11, 43, 55, 63
+        -- Byte offsets (1-based, for string.sub and struct.unpack): started_at, expires_at,
+        -- max_attempts and queued_at (the same in both versions), and the worker's length, the
+        -- first string.
+        local AT_STARTED, AT_EXPIRES, AT_MAX, AT_QUEUED, AT_STRINGS = 11, 35, 43, 55, 63
         local STATUS = { [0] = 'QUEUED', 'PROCESSING', 'SUCCESS', 'FAILED', 'CANCELLED', 'SCHEDULED' }
         local CODE = {}
         for code = 0, #STATUS do CODE[STATUS[code]] = code end
@@ -175,7 +176,6 @@ enum TaskScripts {
           return SUCCESS_HEAD .. sub(entry, 1, 16) .. times .. sub(packed, AT_MAX, AT_STRINGS - 1)
             .. worker_lp .. struct_pack('>I4', #result) .. result .. sub(packed, at_result + 4 + result_length)
         end
-        local function terminal(status) return status == 'SUCCESS' or status == 'FAILED' or status == 'CANCELLED' end
         local function terminal_code(code) return code == 2 or code == 3 or code == 4 end
         -- unpack() is bounded by Lua's C stack: 4,000 arguments per call stays well inside it.
         local function chunked(command, key, list)
@@ -318,14 +318,20 @@ enum TaskScripts {
           r[F.expires_at] = until_ms
           add(expiring, second(until_ms), id)
         end
-        -- Forgets these tasks (records decoded): their record, index entries and counts.
+        -- Forgets these tasks (`records` packed, as read() gives them): their record, index
+        -- entries and counts. Every task kept for a while ends here, so it reads only the
+        -- status, queued_at and type at their offsets instead of decoding each record.
         local function forget(ids, records)
-          for k, id in ipairs(ids) do
-            local r = records[k]
-            counts[r[F.status]] = (counts[r[F.status]] or 0) - 1
-            type_counts[r[F.type]] = (type_counts[r[F.type]] or 0) - 1
-            if r[F.status] == 'FAILED' or r[F.status] == 'CANCELLED' then add(index_del, r[F.status], id) end
-            local s = second(r[F.queued_at])
+          for k = 1, #ids do
+            local id, packed = ids[k], current(records[k])
+            local status = STATUS[byte(packed, 2)]
+            local at_result = AT_STRINGS + 4 + struct_unpack('>I4', packed, AT_STRINGS)
+            local at_type = at_result + 4 + struct_unpack('>I4', packed, at_result)
+            local type = sub(packed, at_type + 4, at_type + 3 + struct_unpack('>I4', packed, at_type))
+            counts[status] = (counts[status] or 0) - 1
+            type_counts[type] = (type_counts[type] or 0) - 1
+            if status == 'FAILED' or status == 'CANCELLED' then add(index_del, status, id) end
+            local s = second(struct_unpack('>d', packed, AT_QUEUED))
             live_delta[s] = (live_delta[s] or 0) - 1
             n_removed = n_removed + 1
             removed[n_removed] = id
@@ -333,6 +339,28 @@ enum TaskScripts {
         end
         -- A listing bucket whose tasks are mostly gone is rewritten with the ones still kept,
         -- so tasks kept longer (failures) do not keep their second's expired ids listed.
+        -- Pruning asks for that a minute later (it sets `tidy_at`, a second; nil: at once, as
+        -- purge wants), by a member 'tidy:<second>' of `expiring` due then: the tasks of one
+        -- second mostly expire within moments of each other, and a bucket that empties in the
+        -- meantime is deleted without being read, where reading it at once cost a read per task.
+        local TIDY, TIDY_DELAY = 'tidy:', 60
+        local tidy_at
+        -- Rewrites the listing bucket of second `s` with the ids still kept; returns how many
+        -- ids it read.
+        local function rewrite_bucket(s)
+          local key = K.bucket .. s
+          local ids = redis.call('LRANGE', key, 0, -1)
+          if #ids == 0 then return 0 end
+          local kept, n = {}, 0
+          local records = hmget(K.records, ids)
+          for k = 1, #ids do
+            if records[k] then n = n + 1; kept[n] = ids[k] end
+          end
+          redis.call('DEL', key)
+          chunked('RPUSH', key, kept)
+          redis.call('HSET', K.live, s, n)
+          return #ids
+        end
         local function tidy_bucket(s, live)
           local key = K.bucket .. s
           if live <= 0 then
@@ -343,12 +371,11 @@ enum TaskScripts {
           end
           local length = redis.call('LLEN', key)
           if length < 64 or live * 4 > length then return end
-          local ids = redis.call('LRANGE', key, 0, -1)
-          local kept = {}
-          for k, value in ipairs(read(ids)) do if value then kept[#kept + 1] = ids[k] end end
-          redis.call('DEL', key)
-          chunked('RPUSH', key, kept)
-          redis.call('HSET', K.live, s, #kept)
+          if tidy_at then
+            redis.call('ZADD', K.expiring, 'NX', tidy_at, TIDY .. s)
+          else
+            rewrite_bucket(s)
+          end
         end
         -- Lists `ids` as retained until second `s` (see prune).
         local function push_expiring(s, ids)
@@ -382,29 +409,42 @@ enum TaskScripts {
           scheduled_add, scheduled_del = {}, {}
           n_writes, n_removed, n_running_set, n_running_del = 0, 0, 0, 0
         end
-        -- Deletes up to about `limit` tasks whose retention has ended by `now`. Only the
-        -- seconds before now's are taken: an entry is popped once, so its task must be due.
-        -- A task queued again since (its expires_at is 0 or later) is left alone.
+        -- Forgets the tasks listed as retained until second `s` whose retention has ended by
+        -- `now`, up to `limit` of them; returns how many ids it took from the list.
+        local function prune_second(s, now, limit)
+          local key = K.expiring_at .. s
+          local ids = redis.call('LPOP', key, limit) or {}
+          if redis.call('EXISTS', key) == 0 then redis.call('ZREM', K.expiring, s) end
+          local doomed, records, n = {}, {}, 0
+          local packed = read(ids)
+          for k = 1, #ids do
+            if packed[k] and terminal_code(byte(packed[k], 2)) then
+              local expires_at = struct_unpack('>d', packed[k], AT_EXPIRES)
+              if expires_at > 0 and expires_at <= now then
+                n = n + 1
+                doomed[n], records[n] = ids[k], packed[k]
+              end
+            end
+          end
+          forget(doomed, records)
+          return #ids
+        end
+        -- Deletes up to about `limit` tasks whose retention has ended by `now`, and rewrites
+        -- the listing buckets due to be tidied. Only the seconds before now's are taken: an
+        -- entry is popped once, so its task must be due. A task queued again since (its
+        -- expires_at is 0 or later) is left alone.
         local function prune(now, limit)
           local done = 0
+          tidy_at = second(now) + TIDY_DELAY
           local due = redis.call('ZRANGEBYSCORE', K.expiring, '-inf', second(now) - 1, 'LIMIT', 0, 32)
           for _, s in ipairs(due) do
             if done >= limit then break end
-            local key = K.expiring_at .. s
-            local ids = redis.call('LPOP', key, limit - done) or {}
-            done = done + #ids
-            if redis.call('EXISTS', key) == 0 then redis.call('ZREM', K.expiring, s) end
-            local doomed, records = {}, {}
-            for k, packed in ipairs(read(ids)) do
-              if packed then
-                local r = decode(packed)
-                if terminal(r[F.status]) and r[F.expires_at] > 0 and r[F.expires_at] <= now then
-                  doomed[#doomed + 1] = ids[k]
-                  records[#records + 1] = r
-                end
-              end
+            if sub(s, 1, #TIDY) == TIDY then
+              redis.call('ZREM', K.expiring, s)
+              done = done + rewrite_bucket(sub(s, #TIDY + 1))
+            else
+              done = done + prune_second(s, now, limit - done)
             end
-            forget(doomed, records)
           end
         end
         -- Per-second counters of finished tasks, for throughput charts (kept an hour), and
@@ -967,7 +1007,7 @@ enum TaskScripts {
                 if r and r[F.status] == status and (type == '' or r[F.type] == type)
                   and (not cutoff or r[F.finished_at] <= cutoff) then
                   doomed[#doomed + 1] = ids[k]
-                  records[#records + 1] = r
+                  records[#records + 1] = packed
                 end
               end
               from, next = '(' .. s, tonumber(s)
@@ -978,7 +1018,9 @@ enum TaskScripts {
             """)
 
     /// ARGV: shard prefixes, now, limit. Prunes up to `limit` tasks whose retention has ended;
-    /// returns how many tasks are still due to be looked at after this call (0 when caught up).
+    /// returns how many tasks (and listing buckets due to be tidied) are still due to be looked
+    /// at after this call (0 when caught up). A listing bucket mostly emptied by this call is
+    /// tidied by a call a minute (of `now`) later.
     static let prune = RedisScript(
         name: "prune",
         source: prelude + """
@@ -987,7 +1029,8 @@ enum TaskScripts {
             flush()
             local left = 0
             for _, s in ipairs(redis.call('ZRANGEBYSCORE', K.expiring, '-inf', second(now) - 1, 'LIMIT', 0, 64)) do
-              left = left + redis.call('LLEN', K.expiring_at .. s)
+              -- A bucket due to be tidied counts as one.
+              left = left + (sub(s, 1, #TIDY) == TIDY and 1 or redis.call('LLEN', K.expiring_at .. s))
             end
             return left
             """)
