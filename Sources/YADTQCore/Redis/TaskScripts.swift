@@ -165,9 +165,9 @@ enum TaskScripts {
           return PROCESSING_HEAD .. sub(entry, 1, 16) .. sub(packed, 19, AT_STRINGS - 1)
             .. lp(entry_worker(entry)) .. sub(packed, AT_STRINGS + 4 + worker_length)
         end
-        -- The stored record `packed` (SPLICEABLE) SUCCESS with `result`: the attempt of `entry` by the worker
-        -- whose lp() is `worker_lp`; `times` packs finished_at, outcome_at and expires_at
-        -- ('>ddd', the same for a whole call).
+        -- The stored record `packed` (SPLICEABLE) SUCCESS with `result`: the attempt of `entry`
+        -- by the worker whose lp() is `worker_lp`; `times` packs finished_at, outcome_at and
+        -- expires_at ('>ddd', the same for a whole call).
         local function succeeded_record(packed, entry, times, worker_lp, result)
           -- Before its first attempt a record names no worker: the result's length follows.
           local worker_length, next_length = struct_unpack('>I4I4', packed, AT_STRINGS)
@@ -875,8 +875,8 @@ enum TaskScripts {
             """)
 
     /// ARGV: shard prefixes, the name of a field of the record's header (`status` to
-    /// `queued_at`: `cancel_requested`, ...), then ids. Returns per task that field (a status name, else a
-    /// number: 0 for none), or nil for an unknown id. Only the header is decoded and only the
+    /// `queued_at`: `cancel_requested`, ...), then ids. Returns per task that field (a status
+    /// name, else a number: 0 for none), or nil for an unknown id. Only the header is decoded and only the
     /// field crosses the network: `yadtq-run --wait` and the cancel watch ask this of many
     /// tasks again and again, and their arguments and results need not come along.
     static let headerField = RedisScript(
