@@ -308,18 +308,18 @@ private enum RecordBytes {
         try #require(record.first == 3, "a record of version 3: \(record.prefix(2))")
         let headerEnd = 62
         var offset = headerEnd
-        func string() throws -> [UInt8] {
+        func string() -> [UInt8] {
             let length = record[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
             defer { offset += 4 + length }
             return Array(record[offset..<offset + 4 + length])
         }
-        let strings = try (0..<5).map { _ in try string() }
+        let strings = (0..<5).map { _ in string() }
         var times = [UInt8](repeating: 0, count: 32)
         var tailStrings = [[UInt8]](repeating: [0, 0, 0, 0], count: 4)
         if offset < record.count {
             times = Array(record[offset..<offset + 32])
             offset += 32
-            tailStrings = try (0..<4).map { _ in try string() }
+            tailStrings = (0..<4).map { _ in string() }
         }
         try #require(offset == record.count)
         let rewritten = [2] + record[1..<headerEnd] + times + strings[0] + strings[1] + tailStrings.joined()

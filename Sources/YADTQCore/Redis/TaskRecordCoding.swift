@@ -48,9 +48,7 @@ enum TaskRecordCoding {
         if version == 2 {
             // requeued_at, due_at, released_at, republished_at; then worker, result, error,
             // errors, logs, progress, type, args, topic.
-            guard reader.skip(8), let due = reader.time(), reader.skip(16), let strings = reader.strings(9) else {
-                return nil
-            }
+            guard let due = reader.tailTimesDueAt(), let strings = reader.strings(9) else { return nil }
             dueAt = due
             (worker, result, error, errors, logs, progress, type, args) =
                 (strings[0], strings[1], strings[2], strings[3], strings[4], strings[5], strings[6], strings[7])
@@ -60,9 +58,7 @@ enum TaskRecordCoding {
             guard let strings = reader.strings(5) else { return nil }
             (worker, result, type, args) = (strings[0], strings[1], strings[2], strings[3])
             if !reader.atEnd {
-                guard reader.skip(8), let due = reader.time(), reader.skip(16), let tail = reader.strings(4) else {
-                    return nil
-                }
+                guard let due = reader.tailTimesDueAt(), let tail = reader.strings(4) else { return nil }
                 dueAt = due
                 (error, errors, logs, progress) = (tail[0], tail[1], tail[2], tail[3])
             }
@@ -110,6 +106,13 @@ enum TaskRecordCoding {
         }
 
         var atEnd: Bool { offset >= bytes.count }
+
+        /// The tail's four times (requeued_at, due_at, released_at, republished_at), of which
+        /// a record shows only due_at; nil when the bytes end before.
+        mutating func tailTimesDueAt() -> Int64?? {
+            guard skip(8), let due = time(), skip(16) else { return nil }
+            return due
+        }
 
         mutating func string() -> String? {
             guard let length = uint32().map(Int.init), offset + length <= bytes.count else { return nil }
