@@ -95,11 +95,11 @@ struct ControlTests {
         #expect(try store.counts()[.failed] == 0)
         #expect(try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 10).records.isEmpty)
         // What is left under the namespace is bounded whatever the volume: no record, no
-        // listing or expiry bucket, no index member.
+        // listing or expiry bucket, no index member, no count of a type with no task kept.
         let left = try redisKeys(stack)
         #expect(!left.isEmpty, "the heartbeats and counters are still there")
         for key in left
-        where ["records", "bucket", "live", "expiring", "index:", "running"].contains(where: { key.contains($0) }) {
+        where ["records", "bucket", "live", "expiring", "index:", "running", "types"].contains(where: { key.contains($0) }) {
             Issue.record("an emptied record hash or index is still there: \(key)")
         }
         // The same id may be queued again once the first one is gone.

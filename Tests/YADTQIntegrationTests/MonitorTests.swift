@@ -157,6 +157,33 @@ struct MonitorIntegrationTests {
         #expect(monitor.isRunning, "the monitor keeps watching: no end marker was published")
     }
 
+    @Test("a worker silent for over --forget-after loses its heartbeat, verdict and plugin list; a live one keeps them")
+    func silentWorkerIsForgotten() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        let gone = reaper.watch(try stack.startWorker("gone", arguments: Self.fastHeartbeat))
+        _ = reaper.watch(try stack.startWorker("live", arguments: Self.fastHeartbeat))
+        let judge = ["--dead-after", "1s", "--forget-after", "3s"]
+        try probe.wait(for: "both workers beating, with their plugin lists", timeout: .seconds(30)) {
+            try probe.hash("all_heartbeats").keys.sorted() == ["gone", "live"]
+                && probe.hash("plugins").keys.sorted() == ["gone", "live"]
+        }
+        _ = try probe.snapshot(judge)
+        #expect(try probe.hash("worker_status").keys.sorted() == ["gone", "live"])
+        gone.terminate()
+        #expect(IntegrationStack.waitForExit(gone, timeout: .seconds(30)) == 0)
+        _ = try probe.snapshot(judge)
+        #expect(try probe.hash("all_heartbeats").keys.sorted() == ["gone", "live"], "stopped, not yet forgotten")
+        #expect(try probe.verdict(of: "gone") == "DEAD")
+        Thread.sleep(forTimeInterval: 4)
+        let snapshot = try probe.snapshot(judge)
+        #expect(snapshot["workers"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["live"])
+        for hash in ["all_heartbeats", "worker_status", "plugins"] {
+            #expect(try probe.hash(hash).keys.sorted() == ["live"], "\(hash)")
+        }
+    }
+
     @Test("a worker frozen with -STOP is DEAD, and ALIVE again after -CONT")
     func frozenWorkerIsDeadUntilContinued() throws {
         let reaper = ProcessReaper()

@@ -1,12 +1,15 @@
-// Dropping workers that have been gone for long: their heartbeat and verdict fields.
+// Dropping workers that have been gone for long: their heartbeat, verdict and plugin list.
 
 extension TaskStore {
-    /// Deletes the heartbeat and verdict fields of `workers`, in one round trip. A worker
-    /// that beats again later simply reappears.
+    /// Deletes the heartbeat, verdict and plugin-list fields of `workers`, in one round trip,
+    /// so names of the past (a fleet whose worker names change with each deploy) do not pile
+    /// up, nor do their plugins' schedules show in `yadtq-ctl stats`. A worker that beats
+    /// again later reappears; its plugin list comes back at its next plugin change or start.
     func forgetWorkers(_ workers: [String]) throws {
         guard !workers.isEmpty else { return }
         let replies = try client.execute([
             RedisCommand(["HDEL", keys.heartbeats] + workers), RedisCommand(["HDEL", keys.verdicts] + workers),
+            RedisCommand(["HDEL", keys.plugins] + workers),
         ])
         if let message = replies.lazy.compactMap(\.errorMessage).first {
             throw YADTQError(

@@ -401,8 +401,10 @@ enum TaskScripts {
           for status, delta in pairs(counts) do
             if delta ~= 0 then redis.call('HINCRBY', K.counts, status, delta) end
           end
+          -- A type none of whose tasks is kept any more loses its field: type names are the
+          -- producers' to choose, so the fields of the types of the past would pile up.
           for type, delta in pairs(type_counts) do
-            if delta ~= 0 then redis.call('HINCRBY', K.types, type, delta) end
+            if delta ~= 0 and redis.call('HINCRBY', K.types, type, delta) == 0 then redis.call('HDEL', K.types, type) end
           end
           writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
           running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
