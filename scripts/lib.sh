@@ -87,19 +87,29 @@ _first_broker() {
     printf '%s\n' "${first// /}"
 }
 
+# The host of HOST[:PORT], or $2 when it is empty.
+_host_of() {
+    if [[ "$1" == *:* ]]; then printf '%s\n' "${1%:*}"; else printf '%s\n' "${1:-$2}"; fi
+}
+
+# The port of HOST[:PORT], or $2 when it names none; $3 says where it came from, for the error.
+_port_of() {
+    local port=$2
+    if [[ "$1" == *:* ]]; then port=${1##*:}; fi
+    _check_port "$port" "$3"
+    printf '%s\n' "$port"
+}
+
 broker_host() {
     local first
     first=$(_first_broker)
-    if [[ "$first" == *:* ]]; then printf '%s\n' "${first%:*}"; else printf '%s\n' "$first"; fi
+    _host_of "$first" ""
 }
 
 broker_port() {
-    local first port
+    local first
     first=$(_first_broker)
-    port=9092
-    if [[ "$first" == *:* ]]; then port=${first##*:}; fi
-    _check_port "$port" "YADTQ_BROKERS=${YADTQ_BROKERS:-}"
-    printf '%s\n' "$port"
+    _port_of "$first" 9092 "YADTQ_BROKERS=${YADTQ_BROKERS:-}"
 }
 
 # redis://[[user]:password@]host[:port][/db]
@@ -121,16 +131,13 @@ _redis_hostport() {
 redis_host() {
     local hp
     hp=$(_redis_hostport)
-    if [[ "$hp" == *:* ]]; then printf '%s\n' "${hp%:*}"; else printf '%s\n' "${hp:-127.0.0.1}"; fi
+    _host_of "$hp" 127.0.0.1
 }
 
 redis_port() {
-    local hp port
+    local hp
     hp=$(_redis_hostport)
-    port=6379
-    if [[ "$hp" == *:* ]]; then port=${hp##*:}; fi
-    _check_port "$port" "YADTQ_REDIS=${YADTQ_REDIS:-}"
-    printf '%s\n' "$port"
+    _port_of "$hp" 6379 "YADTQ_REDIS=${YADTQ_REDIS:-}"
 }
 
 # The password in the URL (redis://:pw@host or redis://user:pw@host), or nothing.
@@ -542,15 +549,12 @@ stack_down() {
 
 # The ports of the nodes named in YADTQ_REDIS, one per line.
 redis_ports() {
-    local auth hostports entry port entries
+    local auth hostports entry entries
     auth=$(_redis_authority)
     hostports=${auth##*@}
     IFS=, read -r -a entries <<<"$hostports"
     for entry in "${entries[@]}"; do
-        port=6379
-        if [[ "$entry" == *:* ]]; then port=${entry##*:}; fi
-        _check_port "$port" "YADTQ_REDIS=${YADTQ_REDIS:-}"
-        printf '%s\n' "$port"
+        _port_of "$entry" 6379 "YADTQ_REDIS=${YADTQ_REDIS:-}"
     done
 }
 

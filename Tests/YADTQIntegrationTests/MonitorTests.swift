@@ -157,7 +157,7 @@ struct MonitorIntegrationTests {
         #expect(monitor.isRunning, "the monitor keeps watching: no end marker was published")
     }
 
-    @Test("a worker silent for over --forget-after loses its heartbeat, verdict and plugin list; a live one keeps them")
+    @Test("a worker silent for over --forget-after loses its heartbeat, verdict and plugin list; a live one keeps them and writes its list again")
     func silentWorkerIsForgotten() throws {
         let reaper = ProcessReaper()
         defer { reaper.killAll() }
@@ -181,6 +181,12 @@ struct MonitorIntegrationTests {
         #expect(snapshot["workers"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["live"])
         for hash in ["all_heartbeats", "worker_status", "plugins"] {
             #expect(try probe.hash(hash).keys.sorted() == ["live"], "\(hash)")
+        }
+        // A live worker's list comes back by itself (it is written every 10 s), as it does
+        // after a write that failed or a monitor that forgot the worker while it was cut off.
+        #expect(try probe.redis("HDEL", stack.settings.keyPrefix + "plugins", "live") == ["1"])
+        try probe.wait(for: "the live worker's plugin list written again", timeout: .seconds(15)) {
+            try probe.hash("plugins").keys.sorted() == ["live"]
         }
     }
 

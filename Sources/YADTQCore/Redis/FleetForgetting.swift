@@ -4,7 +4,7 @@ extension TaskStore {
     /// Deletes the heartbeat, verdict and plugin-list fields of `workers`, in one round trip,
     /// so names of the past (a fleet whose worker names change with each deploy) do not pile
     /// up, nor do their plugins' schedules show in `yadtq-ctl stats`. A worker that beats
-    /// again later reappears; its plugin list comes back at its next plugin change or start.
+    /// again later reappears, and so does its plugin list (a worker writes it every few seconds).
     func forgetWorkers(_ workers: [String]) throws {
         guard !workers.isEmpty else { return }
         let replies = try client.execute([

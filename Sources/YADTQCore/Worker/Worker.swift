@@ -46,8 +46,8 @@ public struct WorkerOptions: Sendable {
 ///   which stops the attempts of tasks cancelled while they run;
 /// - the **scheduler**'s two threads (``Scheduler``), active on one worker of the topic at a time.
 public final class Worker: @unchecked Sendable {
-    // @unchecked Sendable: `stopRequested` and `completedForChaos` are guarded by `lock`;
-    // everything else is immutable or used by the loop thread only.
+    // @unchecked Sendable: `stopRequested`, `completedForChaos` and `rescansSincePluginList`
+    // are guarded by `lock`; everything else is immutable or used by the loop thread only.
     private let settings: YADTQSettings
     private let options: WorkerOptions
     private let logger: Logger
@@ -59,6 +59,8 @@ public final class Worker: @unchecked Sendable {
     private let lock = NSLock()
     private var stopRequested = false
     private var completedForChaos = 0
+    /// Plugin rescans since the plugin list was last written to Redis (see ``run()``).
+    private var rescansSincePluginList = 0
     private let chaosBudget: Int
 
     public init(settings: YADTQSettings, options: WorkerOptions, logger: Logger) {
@@ -104,10 +106,20 @@ public final class Worker: @unchecked Sendable {
             activity.markStopped()
             heartbeat.stop()
         }
-        // Rescanned on a thread of its own, so the task loop never waits on the folder.
+        // Rescanned on a thread of its own, so the task loop never waits on the folder. The
+        // list in Redis is written again every few rescans even when nothing changed: a write
+        // that failed (Redis away), or a monitor that forgot this worker while it could not
+        // beat, leaves it stale for seconds instead of until the next change.
         let pluginWatcher = PeriodicThread(name: "yadtq-plugins", interval: .seconds(1))
         pluginWatcher.start { [self] in
-            if registry.refresh() { announcePlugins() }
+            if registry.refresh() {
+                announcePlugins()
+            } else if lock.withLock({
+                rescansSincePluginList += 1
+                return rescansSincePluginList >= Self.pluginListRewriteRescans
+            }) {
+                publishPluginList()
+            }
         }
         defer { pluginWatcher.stop() }
         let producer = try KafkaProducer(settings: settings, clientID: "yadtq-worker-\(options.name)")
@@ -199,19 +211,29 @@ public final class Worker: @unchecked Sendable {
         }
     }
 
+    /// How many plugin rescans (one a second) the plugin list in Redis is left unwritten at most.
+    private static let pluginListRewriteRescans = 10
+
     /// Logs the plugins and publishes them to Redis for the monitor and the web page.
     private func announcePlugins() {
-        do {
-            try store.publishPlugins(registry.plugins, worker: options.name)
-        } catch {
-            logger.warning("could not publish the plugin list: \(error)")
-        }
+        publishPluginList()
         for plugin in registry.plugins {
             if let error = plugin.loadError {
                 logger.error("plugin \(plugin.type): \(error)")
             } else {
                 logger.info("plugin \(plugin.type) ready")
             }
+        }
+    }
+
+    /// Writes the plugin list to Redis (`yadtq-ctl stats` reads it); a failure is logged, and
+    /// the plugin watcher writes it again a few seconds later.
+    private func publishPluginList() {
+        lock.withLock { rescansSincePluginList = 0 }
+        do {
+            try store.publishPlugins(registry.plugins, worker: options.name)
+        } catch {
+            logger.warning("could not publish the plugin list: \(error)")
         }
     }
 

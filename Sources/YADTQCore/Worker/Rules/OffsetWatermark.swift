@@ -38,11 +38,6 @@ public struct OffsetWatermark: Sendable {
     /// The partitions with tracked messages.
     public var partitions: [Int32] { Array(highestSeen.keys) }
 
-    /// Whether the message at `offset` is tracked and not finished.
-    public func isUnfinished(partition: Int32, offset: Int64) -> Bool {
-        inFlight[partition]?.contains(offset) ?? false
-    }
-
     /// Whether any tracked message is still unfinished.
     public var hasUnfinished: Bool { inFlight.values.contains { !$0.isEmpty } }
 
