@@ -322,6 +322,9 @@ struct MonitorIntegrationTests {
         #expect(reported["verdict"] == "DEAD")
         #expect(reported["reason"] == "stopped")
         #expect(snapshot["end_of_stream"]?["complete"] == true)
+        // A topic's end state goes a week after its latest marker, as its drained partitions do.
+        let lifetime = try probe.redis("TTL", prefix + "end:" + stack.topic).first.flatMap { Int($0) } ?? -1
+        #expect(lifetime > 6 * 24 * 3600 && lifetime <= 7 * 24 * 3600, "TTL \(lifetime)")
         #expect(snapshot["orphaned"] == [])
     }
 }

@@ -15,6 +15,9 @@ public final class WorkerMetrics: Sendable {
     private let partitions: CoreMetrics.Gauge
     private let residentMemory: CoreMetrics.Gauge
     private let perType = TypeSeries()
+    /// Whether a task type has a plugin file. Other types are counted as `unknown`: a
+    /// producer's own invented types must not grow the series without bound.
+    private let hasPlugin: @Sendable (String) -> Bool
 
     /// How an attempt ended, the `outcome` label of `yadtq_worker_tasks_total`.
     public enum Outcome: String, Sendable, CaseIterable {
@@ -31,7 +34,7 @@ public final class WorkerMetrics: Sendable {
         case cancelled
     }
 
-    public init(activity: WorkerActivity) {
+    public init(activity: WorkerActivity, hasPlugin: @escaping @Sendable (String) -> Bool) {
         registry = MetricsRegistry(
             durationBuckets: [
                 "yadtq_worker_task_seconds": [
@@ -46,6 +49,7 @@ public final class WorkerMetrics: Sendable {
             ],
             valueBuckets: ["yadtq_worker_batch_size": [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000]])
         self.activity = activity
+        self.hasPlugin = hasPlugin
         batchSize = registry.histogram("yadtq_worker_batch_size")
         redisSeconds = registry.timer("yadtq_worker_redis_seconds")
         rebalances = CounterFromTotal(registry.counter("yadtq_worker_rebalances_total"))
@@ -59,7 +63,7 @@ public final class WorkerMetrics: Sendable {
     func attemptEnded(type: String, _ outcome: PluginOutcome?, kind: AttemptOutcome.Kind) {
         var failure: PluginFailure?
         if case .failure(let reason, _, _) = outcome { failure = reason }
-        perType.count(type: type.isEmpty ? "unknown" : type, outcome: Self.outcome(failure: failure, kind: kind), in: registry)
+        perType.count(type: typeLabel(type), outcome: Self.outcome(failure: failure, kind: kind), in: registry)
     }
 
     /// Marks the start of a task's attempt, on the thread that runs it.
@@ -70,8 +74,11 @@ public final class WorkerMetrics: Sendable {
     /// Records how long the attempt of task `id` ran.
     func attemptFinished(_ id: String, type: String) {
         guard let start = perType.finished(id) else { return }
-        perType.timer(type: type, in: registry).recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+        perType.timer(type: typeLabel(type), in: registry).recordNanoseconds((ContinuousClock.now - start).nanoseconds)
     }
+
+    /// The `type` label of a task of `type` (see ``hasPlugin``).
+    private func typeLabel(_ type: String) -> String { hasPlugin(type) ? type : "unknown" }
 
     static func outcome(failure: PluginFailure?, kind: AttemptOutcome.Kind) -> Outcome {
         if kind == .cancelled { return .cancelled }

@@ -20,11 +20,17 @@ public struct EndOfStream: Sendable, Equatable {
 extension TaskStore {
     private func endKey(_ topic: String) -> String { keys.end(topic: topic) }
     private func reachedKey(_ topic: String, _ marker: String) -> String { keys.endReached(topic: topic, marker: marker) }
+    /// How long a topic's end state is kept after its latest marker, in seconds: a week, so the
+    /// end states of topics of the past (one per run, say) do not pile up.
+    private static let endStateSeconds = String(7 * 24 * 3600)
 
     /// Records that an end marker was published to all `partitions` of `topic`.
     public func recordEndPublished(topic: String, marker: String, partitions: Int, at now: Int64) throws {
-        _ = try client.execute(
-            RedisCommand("HSET", endKey(topic), "marker", marker, "published_at", String(now), "partitions", String(partitions)))
+        let key = endKey(topic)
+        _ = try client.execute([
+            RedisCommand("HSET", key, "marker", marker, "published_at", String(now), "partitions", String(partitions)),
+            RedisCommand("EXPIRE", key, Self.endStateSeconds),
+        ])
     }
 
     /// Records that `partition` has drained up to the end marker.
@@ -33,7 +39,7 @@ extension TaskStore {
         var command = RedisCommand("SADD", reachedKey(topic, marker))
         for partition in partitions { command.append(partition) }
         let key = reachedKey(topic, marker)
-        _ = try client.execute([command, RedisCommand("EXPIRE", key, String(7 * 24 * 3600))])
+        _ = try client.execute([command, RedisCommand("EXPIRE", key, Self.endStateSeconds)])
     }
 
     /// The latest end marker of `topic`, or `nil` when none was ever published.

@@ -69,9 +69,10 @@ public final class Worker: @unchecked Sendable {
         self.logger = logger
         // Each call gives up after a second; BatchRunner retries it up to the outage limit.
         store = TaskStore(settings: settings, logger: logger, reconnectFor: .seconds(1))
-        registry = PluginRegistry(directory: settings.pluginsDirectory)
+        let registry = PluginRegistry(directory: settings.pluginsDirectory)
+        self.registry = registry
         chaosBudget = Int.random(in: 3...5)
-        metrics = WorkerMetrics(activity: activity)
+        metrics = WorkerMetrics(activity: activity, hasPlugin: { registry.info(for: $0) != nil })
     }
 
     /// Asks the worker to stop taking tasks; it finishes the batch in hand and the retries,
