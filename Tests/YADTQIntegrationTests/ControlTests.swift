@@ -203,15 +203,6 @@ struct ControlTests {
     /// Every key under the test's namespace on every node YADTQ_REDIS names (a test may scan;
     /// YADTQ itself never does).
     private func redisKeys(_ stack: IntegrationStack) throws -> [String] {
-        let redis = stack.settings.redis
-        var environment = ProcessInfo.processInfo.environment
-        environment["REDISCLI_AUTH"] = redis.password
-        return try redis.nodes.flatMap { node in
-            try IntegrationStack.outputLines(
-                of: [
-                    "redis-cli", "-h", node.host, "-p", String(node.port), "-n", String(redis.database), "--scan",
-                    "--pattern", stack.settings.keyPrefix + "*",
-                ], environment: environment)
-        }
+        try stack.redisOnEveryNode(["--scan", "--pattern", stack.settings.keyPrefix + "*"]).flatMap { $0 }
     }
 }

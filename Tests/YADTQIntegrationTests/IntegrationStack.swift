@@ -183,6 +183,19 @@ struct IntegrationStack {
         ])
     }
 
+    /// Runs `redis-cli ARGUMENTS` against every node of the test's Redis (one, or each
+    /// master of a cluster); the lines each printed, node by node.
+    func redisOnEveryNode(_ arguments: [String]) throws -> [[String]] {
+        let redis = settings.redis
+        var environment = ProcessInfo.processInfo.environment
+        environment["REDISCLI_AUTH"] = redis.password
+        return try redis.nodes.map { node in
+            try Self.outputLines(
+                of: ["redis-cli", "-h", node.host, "-p", String(node.port), "-n", String(redis.database)] + arguments,
+                environment: environment)
+        }
+    }
+
     /// Runs a program found on PATH and returns the lines of its standard output.
     static func outputLines(of arguments: [String], environment: [String: String]? = nil) throws -> [String] {
         let process = Process()

@@ -48,26 +48,70 @@ struct ProducerTests {
     @Test("a line streamed through a pipe is published and its id printed before the next line arrives")
     func streamedLineAnsweredAtOnce() throws {
         let stack = try IntegrationStack(label: "producer-stream")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-run")
-        process.arguments = ["--topic", stack.topic]
-        process.environment = stack.environment
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = try IntegrationStack.artifact("\(stack.settings.namespace)-run.log")
-        try process.run()
-        let reader = LineReader(output.fileHandleForReading)
+        let run = try StreamedRun(stack)
         for index in 1...3 {
             let id = "streamed-\(index)"
-            input.fileHandleForWriting.write(Data(#"{"id": "\#(id)", "type": "add", "args": [\#(index), 1]}"#.utf8 + [10]))
-            let line = reader.nextLine(timeout: .seconds(20))
+            run.send([id])
+            let line = run.reader.nextLine(timeout: .seconds(20))
             #expect(line == id, "line \(index) answered while the pipe stays open")
             #expect(try stack.store.statuses(of: [id]) == [.queued])
         }
+        #expect(try run.end() == 0)
+    }
+
+    @Test("a batch Redis refuses (full) stops the run there: nothing of it is published, and the error says where to go on")
+    func refusedBatchStopsTheRun() throws {
+        let stack = try IntegrationStack(label: "producer-full")
+        let run = try StreamedRun(stack)
+        run.send(["full-1", "full-2"])
+        #expect(run.reader.nextLine(timeout: .seconds(20)) == "full-1")
+        #expect(run.reader.nextLine(timeout: .seconds(20)) == "full-2")
+        // Redis is full from here on: it refuses every write that needs memory.
+        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
+        defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
+        run.send(["full-3", "full-4"])
+        #expect(try run.end() == 1)
+        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"])
+        let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
+        #expect(stderr.contains("Redis is full"), "\(stderr)")
+        #expect(stderr.contains("nothing from line 3 of standard input on was published (the 2 tasks before it were"), "\(stderr)")
+        #expect(run.reader.nextLine(timeout: .seconds(1)) == nil, "no id printed for the refused batch")
+        #expect(try stack.store.statuses(of: ["full-1", "full-2", "full-3", "full-4"]) == [.queued, .queued, nil, nil])
+    }
+}
+
+/// `yadtq-run --topic <the stack's topic>` reading the lines a test writes into a pipe; its
+/// standard output read line by line, its standard error in an artifact file.
+private struct StreamedRun {
+    let process = Process()
+    let input = Pipe()
+    let reader: LineReader
+    let errorLog: URL
+
+    init(_ stack: IntegrationStack) throws {
+        process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-run")
+        process.arguments = ["--topic", stack.topic]
+        process.environment = stack.environment
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        let name = "\(stack.settings.namespace)-run.log"
+        process.standardError = try IntegrationStack.artifact(name)
+        errorLog = IntegrationStack.repository.appendingPathComponent(".test-artifacts/\(name)")
+        try process.run()
+        reader = LineReader(output.fileHandleForReading)
+    }
+
+    /// Writes one `add` task line per id.
+    func send(_ ids: [String]) {
+        let lines = ids.map { #"{"id": "\#($0)", "type": "add", "args": [1, 1]}"# + "\n" }.joined()
+        input.fileHandleForWriting.write(Data(lines.utf8))
+    }
+
+    /// Closes the input and returns the exit status (-1: still running after 20 s).
+    func end() throws -> Int32 {
         try input.fileHandleForWriting.close()
-        #expect(IntegrationStack.waitForExit(process, timeout: .seconds(20)) == 0)
+        return IntegrationStack.waitForExit(process, timeout: .seconds(20)) ?? -1
     }
 }
 

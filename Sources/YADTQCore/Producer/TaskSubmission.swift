@@ -22,6 +22,26 @@ public final class TaskSubmission {
         public var endMarkers = 0
     }
 
+    /// A batch could not be written to Redis or handed to Kafka, and the run stopped there.
+    /// Nothing of that batch was published, nor anything read after it.
+    public struct Stopped: Error, CustomStringConvertible {
+        public var cause: any Error
+        /// Where the first task that was not published was read: its input (`-`: standard
+        /// input) and line.
+        public var source: String
+        public var line: Int
+        /// How many tasks were published (or scheduled) before it; their ids were reported.
+        public var publishedBefore: Int
+
+        public var description: String {
+            let place = source == "-" ? "line \(line) of standard input" : "\(source):\(line)"
+            let rest = source == "-" ? "the input from line \(line) on" : "`tail -n +\(line) \(source) | yadtq-run`"
+            return "\(cause)\nThe run stopped: nothing from \(place) on was published (the \(publishedBefore) tasks "
+                + "before it were; their ids are printed). Once that is mended, publish the rest: \(rest), "
+                + "then any input named after it."
+        }
+    }
+
     /// - Parameter defaultStart: when the tasks that set no `delay` or `at` of their own start
     ///   (`yadtq-run --delay`/`--at`); `nil` for at once.
     public init(publisher: TaskPublisher, stream: TaskLineStream, batchLimit: Int = 5000, defaultStart: TaskStart? = nil) {
@@ -31,7 +51,7 @@ public final class TaskSubmission {
         self.defaultStart = defaultStart
     }
 
-    /// Reads every input to its end.
+    /// Reads every input to its end, or throws ``Stopped`` at the first batch that cannot be published.
     /// - Parameters:
     ///   - onBatch: called with each batch's tasks once it is published, in input order.
     ///   - onProblem: called with each bad line or unreadable input, as one message.
@@ -40,8 +60,17 @@ public final class TaskSubmission {
         stream.start()
         let inFlight = BatchInFlight(publisher: publisher)
         var ready: [TaskDeclaration] = []
+        // Where the first task of `ready` was read.
+        var readyFrom = (source: "", line: 0)
         func collect() throws {
-            let tasks = try inFlight.wait()
+            let tasks: [PublishedTask]
+            do {
+                tasks = try inFlight.wait()
+            } catch {
+                throw Stopped(
+                    cause: error, source: inFlight.from.source, line: inFlight.from.line,
+                    publishedBefore: report.published.count)
+            }
             guard !tasks.isEmpty else { return }
             for task in tasks {
                 switch task.outcome {
@@ -57,7 +86,7 @@ public final class TaskSubmission {
             let batch = publisher.prepare(ready)
             ready.removeAll(keepingCapacity: true)
             try collect()
-            inFlight.start(batch)
+            inFlight.start(batch, from: readyFrom)
         }
         while var lines = stream.availableBatch(limit: batchLimit) {
             if lines.isEmpty {
@@ -73,6 +102,7 @@ public final class TaskSubmission {
                     case .blank: continue
                     case .task(var declaration):
                         if declaration.start == nil { declaration.start = defaultStart }
+                        if ready.isEmpty { readyFrom = (line.source, line.number) }
                         ready.append(declaration)
                     case .end:
                         // Everything before `end` is published first, so it precedes the markers on every partition.
@@ -100,18 +130,22 @@ public final class TaskSubmission {
 /// The one batch being published on a thread of its own while the next is prepared.
 private final class BatchInFlight: @unchecked Sendable {
     // @unchecked Sendable: `outcome` is written by the work item on `queue` and read only
-    // after `wait()` on that very item has returned; `item` is used by the caller's thread only.
+    // after `wait()` on that very item has returned; `item` and `from` are used by the caller's
+    // thread only.
     private let publisher: TaskPublisher
     private let queue = DispatchQueue(label: "yadtq.publish")
     private var item: DispatchWorkItem?
     private var outcome: Result<[PublishedTask], any Error>?
+    /// Where the first task of the batch in flight was read: its input and line.
+    private(set) var from = (source: "", line: 0)
 
     init(publisher: TaskPublisher) {
         self.publisher = publisher
     }
 
-    func start(_ batch: TaskPublisher.PreparedBatch) {
+    func start(_ batch: TaskPublisher.PreparedBatch, from: (source: String, line: Int)) {
         precondition(item == nil, "one batch in flight at a time")
+        self.from = from
         let item = DispatchWorkItem { [self] in outcome = Result { try publisher.publish(batch) } }
         self.item = item
         queue.async(execute: item)
