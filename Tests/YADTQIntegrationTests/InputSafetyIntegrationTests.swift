@@ -8,14 +8,15 @@ struct PrivateRedis {
     let port: Int
     let process: Process
 
-    /// Starts `redis-server` on `port` (a free one by default) and waits until it answers.
-    init(port: Int? = nil, password: String? = nil) throws {
+    /// Starts `redis-server` on `port` (a free one by default), with `settings` (`--name value`
+    /// pairs) after the test's own, and waits until it answers.
+    init(port: Int? = nil, password: String? = nil, settings: [String] = []) throws {
         self.port = try port ?? WebServerProcess.freePort()
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["redis-server", "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         if let password { arguments += ["--requirepass", password] }
-        process.arguments = arguments
+        process.arguments = arguments + settings
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -149,6 +150,25 @@ struct WorkerInputSafetyTests {
             #expect(ContinuousClock.now - stopping < .seconds(5), "\(name) stops on SIGTERM")
             #expect(!stack.workerLog(name).contains("consuming"), "\(name) never joined the group")
         }
+    }
+
+    @Test("a Redis that would evict task records when full is refused before joining; one that evicts only expiring keys is a warning")
+    func evictingRedis() throws {
+        let stack = try IntegrationStack(label: "worker-evict")
+        let redis = try PrivateRedis(settings: ["--maxmemory-policy", "allkeys-lru"])
+        defer { redis.stop() }
+        let worker = try stack.startWorker("w-evict", environment: ["YADTQ_REDIS": redis.url])
+        defer { WebServerProcess.terminate(worker) }
+        let refused = "evicts any key when it is full (maxmemory-policy allkeys-lru): it would drop whole shards of task records"
+        #expect(eventually(.seconds(20)) { stack.workerLog("w-evict").contains(refused) }, "\(stack.workerLog("w-evict").suffix(600))")
+        #expect(stack.workerLog("w-evict").contains("Set maxmemory-policy noeviction"))
+        #expect(worker.isRunning, "it keeps checking")
+        #expect(!stack.workerLog("w-evict").contains("consuming"), "it never joined the group")
+
+        _ = try IntegrationStack.outputLines(of: ["redis-cli", "-p", String(redis.port), "CONFIG", "SET", "maxmemory-policy", "volatile-lru"])
+        let warned = "evicts keys that expire when it is full (maxmemory-policy volatile-lru)"
+        #expect(eventually(.seconds(20)) { stack.workerLog("w-evict").contains("is usable again") }, "\(stack.workerLog("w-evict").suffix(600))")
+        #expect(stack.workerLog("w-evict").contains(warned))
     }
 
     @Test("a 1.1 MB error fails the task with the error trimmed and a dead-letter copy; the worker carries on")

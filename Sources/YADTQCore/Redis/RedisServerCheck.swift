@@ -2,24 +2,30 @@ extension TaskStore {
     /// The oldest Redis YADTQ runs on: its scripts need Redis 5's commands.
     public static let minimumRedisMajorVersion = 5
 
+    /// What ``checkServer()`` found.
+    public struct ServerCheck: Sendable {
+        public var version: String
+        /// What works but is unsafe, to be logged as warnings.
+        public var warnings: [String]
+    }
+
     /// Checks, once and without retrying, that Redis can serve YADTQ: it answers, accepts
-    /// the password, is version 5 or later and runs Lua scripts. A worker calls it before
-    /// it joins its group, so a wrong setting is reported before it takes partitions.
-    /// - Returns: the Redis version.
+    /// the password, is version 5 or later, runs Lua scripts and does not evict keys that
+    /// have no expiry when it is full. A worker calls it before it joins its group, so a
+    /// wrong setting is reported before it takes partitions. (On a cluster, the first node
+    /// named in `YADTQ_REDIS` speaks for all.)
     /// - Throws: a ``YADTQError`` whose message says which of those failed and what to do.
-    public func checkServer() throws -> String {
+    public func checkServer() throws -> ServerCheck {
         let url = client.url
         let connection = try RedisConnection(url: url, timeout: .seconds(2))
         let replies = try connection.execute([
             RedisCommand("PING"), RedisCommand("INFO", "server"), RedisCommand("EVAL", "return 1", "0"),
+            RedisCommand("INFO", "memory"),
         ])
         if let message = replies[0].errorMessage {
             throw RedisErrorReply(message).error("Redis at \(url) refused PING")
         }
-        let info = replies[1].text ?? ""
-        let version = info.split(whereSeparator: \.isNewline)
-            .first { $0.hasPrefix("redis_version:") }
-            .map { String($0.dropFirst("redis_version:".count)) } ?? "unknown"
+        let version = Self.infoField("redis_version", in: replies[1]) ?? "unknown"
         if let major = Int(version.prefix { $0 != "." }), major < Self.minimumRedisMajorVersion {
             throw YADTQError(
                 .redis, "Redis at \(url) is version \(version); YADTQ needs \(Self.minimumRedisMajorVersion) or later",
@@ -30,7 +36,30 @@ extension TaskStore {
             if refusal.kind == .other { refusal.kind = .scriptingUnavailable }
             throw refusal.error("Redis at \(url) (version \(version)) cannot run YADTQ's Lua scripts")
         }
-        return version
+        var warnings: [String] = []
+        // A full Redis that evicts would drop task records (a shard's records are one key)
+        // or the scheduler's lease; with noeviction it refuses writes, which YADTQ waits out.
+        let policy = Self.infoField("maxmemory_policy", in: replies[3]) ?? "noeviction"
+        if policy.hasPrefix("allkeys-") {
+            throw YADTQError(
+                .redis,
+                "Redis at \(url) evicts any key when it is full (maxmemory-policy \(policy)): it would drop whole "
+                    + "shards of task records",
+                remedy: "Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf): "
+                    + "a full Redis then refuses writes, workers wait, and retention frees the room")
+        } else if policy != "noeviction" {
+            warnings.append(
+                "Redis at \(url) evicts keys that expire when it is full (maxmemory-policy \(policy)): the scheduler's "
+                    + "lease could go early and a due or periodic task be published twice; YADTQ expects noeviction")
+        }
+        return ServerCheck(version: version, warnings: warnings)
+    }
+
+    /// The value of `field` in an `INFO` reply (`field:value` lines).
+    private static func infoField(_ field: String, in reply: RedisReply) -> String? {
+        let prefix = field + ":"
+        return (reply.text ?? "").split(whereSeparator: \.isNewline).first { $0.hasPrefix(prefix) }
+            .map { String($0.dropFirst(prefix.count)) }
     }
 
     /// The time Redis has spent inside scripts (`EVALSHA`) since its statistics were last
@@ -38,10 +67,10 @@ extension TaskStore {
     public func scriptTime() throws -> Duration {
         var microseconds: Int64 = 0
         for reply in try client.onEveryMaster(RedisCommand("INFO", "commandstats")) {
-            guard let info = reply.text else {
+            guard reply.text != nil else {
                 throw YADTQError(.redis, "Redis answered INFO commandstats with \(reply)", remedy: "Check YADTQ_REDIS")
             }
-            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_evalsha:") }
+            let line = Self.infoField("cmdstat_evalsha", in: reply)
             let usec = line?.split(separator: ",").first { $0.hasPrefix("usec=") }.flatMap { Int64($0.dropFirst(5)) }
             microseconds += usec ?? 0
         }

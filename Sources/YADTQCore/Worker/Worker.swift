@@ -180,9 +180,10 @@ public final class Worker: @unchecked Sendable {
         var lastReport = ContinuousClock.now
         while !shouldStop {
             do {
-                let version = try store.checkServer()
+                let server = try store.checkServer()
                 if !lastProblem.isEmpty { logger.notice("Redis at \(settings.redis) is usable again") }
-                logger.info("Redis \(version) at \(settings.redis)")
+                logger.info("Redis \(server.version) at \(settings.redis)")
+                for warning in server.warnings { logger.warning("\(warning)") }
                 return true
             } catch {
                 let problem = "\(error)"
