@@ -108,11 +108,24 @@ public final class TaskPublisher: @unchecked Sendable {
         return PreparedBatch(messages: messages, renderedArgs: renderedArgs, values: values, dueAt: dueAt)
     }
 
+    /// The batch could not be written QUEUED to Redis: nothing of it was queued or published.
+    public struct NotQueued: Error, CustomStringConvertible {
+        public var cause: any Error
+        public var description: String { "\(cause)" }
+    }
+
     /// Publishes a prepared batch: QUEUED in Redis (SCHEDULED for a task due later, which is
     /// not sent now), then Kafka, then FAILED for what the broker did not take. The result
     /// has one entry per task, in order.
+    /// - Throws: ``NotQueued`` when Redis did not take the batch. Anything else thrown comes
+    ///   after the batch was QUEUED: the scheduler publishes again what did not reach the broker.
     public func publish(_ batch: PreparedBatch) throws -> [PublishedTask] {
-        let queued = try store.queue(batch.messages, renderedArgs: batch.renderedArgs, dueAt: batch.dueAt, topic: topic)
+        let queued: [TaskStore.Queued]
+        do {
+            queued = try store.queue(batch.messages, renderedArgs: batch.renderedArgs, dueAt: batch.dueAt, topic: topic)
+        } catch {
+            throw NotQueued(cause: error)
+        }
         var results = try produce(batch.messages, values: batch.values, queued: queued.map { $0 == .queued })
         for index in queued.indices where queued[index] == .scheduled {
             results[index].outcome = .scheduled(dueAt: batch.dueAt[index])

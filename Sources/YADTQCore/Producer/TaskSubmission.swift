@@ -22,23 +22,30 @@ public final class TaskSubmission {
         public var endMarkers = 0
     }
 
-    /// A batch could not be written to Redis or handed to Kafka, and the run stopped there.
-    /// Nothing of that batch was published, nor anything read after it.
+    /// A batch could not be published, and the run stopped there: nothing read after it was
+    /// published.
     public struct Stopped: Error, CustomStringConvertible {
         public var cause: any Error
-        /// Where the first task that was not published was read: its input (`-`: standard
-        /// input) and line.
+        /// Whether the batch was QUEUED in Redis before the failure (then the scheduler
+        /// publishes again what did not reach the broker); when not, nothing of it was.
+        public var batchQueued: Bool
+        /// The first input line (`-`: standard input) not published: the batch's first, or
+        /// the one after its last when it was queued.
         public var source: String
         public var line: Int
-        /// How many tasks were published (or scheduled) before it; their ids were reported.
+        /// How many tasks were published (or scheduled) before the batch; their ids were reported.
         public var publishedBefore: Int
 
         public var description: String {
             let place = source == "-" ? "line \(line) of standard input" : "\(source):\(line)"
             let rest = source == "-" ? "the input from line \(line) on" : "`tail -n +\(line) \(source) | yadtq-run`"
-            return "\(cause)\nThe run stopped: nothing from \(place) on was published (the \(publishedBefore) tasks "
-                + "before it were; their ids are printed). Once that is mended, publish the rest: \(rest), "
-                + "then any input named after it."
+            let before = publishedBefore == 1 ? "1 task was" : "\(publishedBefore) tasks were"
+            let batch = batchQueued
+                ? " The batch just before that line is QUEUED (its ids are not printed): a worker's scheduler "
+                    + "publishes what of it did not reach the broker. Before that batch, \(before) published"
+                : " Before it, \(before) published"
+            return "\(cause)\nThe run stopped: nothing from \(place) on was published.\(batch) (ids printed above). "
+                + "Once that is mended, publish the rest: \(rest), then any input named after it."
         }
     }
 
@@ -60,15 +67,21 @@ public final class TaskSubmission {
         stream.start()
         let inFlight = BatchInFlight(publisher: publisher)
         var ready: [TaskDeclaration] = []
-        // Where the first task of `ready` was read.
-        var readyFrom = (source: "", line: 0)
+        // Where the first and the last task of `ready` were read.
+        var readyLines = BatchLines()
         func collect() throws {
             let tasks: [PublishedTask]
             do {
                 tasks = try inFlight.wait()
-            } catch {
+            } catch let error as TaskPublisher.NotQueued {
+                let first = inFlight.lines.first
                 throw Stopped(
-                    cause: error, source: inFlight.from.source, line: inFlight.from.line,
+                    cause: error.cause, batchQueued: false, source: first.source, line: first.line,
+                    publishedBefore: report.published.count)
+            } catch {
+                let last = inFlight.lines.last
+                throw Stopped(
+                    cause: error, batchQueued: true, source: last.source, line: last.line + 1,
                     publishedBefore: report.published.count)
             }
             guard !tasks.isEmpty else { return }
@@ -86,7 +99,7 @@ public final class TaskSubmission {
             let batch = publisher.prepare(ready)
             ready.removeAll(keepingCapacity: true)
             try collect()
-            inFlight.start(batch, from: readyFrom)
+            inFlight.start(batch, lines: readyLines)
         }
         while var lines = stream.availableBatch(limit: batchLimit) {
             if lines.isEmpty {
@@ -102,7 +115,8 @@ public final class TaskSubmission {
                     case .blank: continue
                     case .task(var declaration):
                         if declaration.start == nil { declaration.start = defaultStart }
-                        if ready.isEmpty { readyFrom = (line.source, line.number) }
+                        if ready.isEmpty { readyLines.first = (line.source, line.number) }
+                        readyLines.last = (line.source, line.number)
                         ready.append(declaration)
                     case .end:
                         // Everything before `end` is published first, so it precedes the markers on every partition.
@@ -130,22 +144,22 @@ public final class TaskSubmission {
 /// The one batch being published on a thread of its own while the next is prepared.
 private final class BatchInFlight: @unchecked Sendable {
     // @unchecked Sendable: `outcome` is written by the work item on `queue` and read only
-    // after `wait()` on that very item has returned; `item` and `from` are used by the caller's
+    // after `wait()` on that very item has returned; `item` and `lines` are used by the caller's
     // thread only.
     private let publisher: TaskPublisher
     private let queue = DispatchQueue(label: "yadtq.publish")
     private var item: DispatchWorkItem?
     private var outcome: Result<[PublishedTask], any Error>?
-    /// Where the first task of the batch in flight was read: its input and line.
-    private(set) var from = (source: "", line: 0)
+    /// Where the tasks of the batch in flight were read.
+    private(set) var lines = BatchLines()
 
     init(publisher: TaskPublisher) {
         self.publisher = publisher
     }
 
-    func start(_ batch: TaskPublisher.PreparedBatch, from: (source: String, line: Int)) {
+    func start(_ batch: TaskPublisher.PreparedBatch, lines: BatchLines) {
         precondition(item == nil, "one batch in flight at a time")
-        self.from = from
+        self.lines = lines
         let item = DispatchWorkItem { [self] in outcome = Result { try publisher.publish(batch) } }
         self.item = item
         queue.async(execute: item)
@@ -159,4 +173,10 @@ private final class BatchInFlight: @unchecked Sendable {
         defer { outcome = nil }
         return try outcome!.get()
     }
+}
+
+/// Where the first and the last task of a batch were read: input (`-`: standard input) and line.
+private struct BatchLines {
+    var first = (source: "", line: 0)
+    var last = (source: "", line: 0)
 }
