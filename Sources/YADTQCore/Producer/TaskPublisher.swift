@@ -108,24 +108,32 @@ public final class TaskPublisher: @unchecked Sendable {
         return PreparedBatch(messages: messages, renderedArgs: renderedArgs, values: values, dueAt: dueAt)
     }
 
-    /// The batch could not be written QUEUED to Redis: nothing of it was queued or published.
-    public struct NotQueued: Error, CustomStringConvertible {
-        public var cause: any Error
-        public var description: String { "\(cause)" }
-    }
-
     /// Publishes a prepared batch: QUEUED in Redis (SCHEDULED for a task due later, which is
     /// not sent now), then Kafka, then FAILED for what the broker did not take. The result
     /// has one entry per task, in order.
-    /// - Throws: ``NotQueued`` when Redis did not take the batch. Anything else thrown comes
-    ///   after the batch was QUEUED: the scheduler publishes again what did not reach the broker.
     public func publish(_ batch: PreparedBatch) throws -> [PublishedTask] {
+        try send(queue(batch))
+    }
+
+    /// A prepared batch written to Redis by ``queue(_:)``, for ``send(_:)``.
+    public struct QueuedBatch: Sendable {
+        let batch: PreparedBatch
         let queued: [TaskStore.Queued]
-        do {
-            queued = try store.queue(batch.messages, renderedArgs: batch.renderedArgs, dueAt: batch.dueAt, topic: topic)
-        } catch {
-            throw NotQueued(cause: error)
-        }
+    }
+
+    /// The first half of ``publish(_:)``: writes the batch QUEUED (or SCHEDULED) to Redis.
+    /// When it throws, nothing of the batch was queued.
+    public func queue(_ batch: PreparedBatch) throws -> QueuedBatch {
+        QueuedBatch(
+            batch: batch,
+            queued: try store.queue(batch.messages, renderedArgs: batch.renderedArgs, dueAt: batch.dueAt, topic: topic))
+    }
+
+    /// The second half of ``publish(_:)``: sends what ``queue(_:)`` queued to Kafka, then
+    /// marks FAILED what the broker did not take. When it throws, the batch is QUEUED all the
+    /// same, and the scheduler publishes again what did not reach the broker.
+    public func send(_ queuedBatch: QueuedBatch) throws -> [PublishedTask] {
+        let batch = queuedBatch.batch, queued = queuedBatch.queued
         var results = try produce(batch.messages, values: batch.values, queued: queued.map { $0 == .queued })
         for index in queued.indices where queued[index] == .scheduled {
             results[index].outcome = .scheduled(dueAt: batch.dueAt[index])

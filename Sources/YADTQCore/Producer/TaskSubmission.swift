@@ -73,16 +73,11 @@ public final class TaskSubmission {
             let tasks: [PublishedTask]
             do {
                 tasks = try inFlight.wait()
-            } catch let error as TaskPublisher.NotQueued {
-                let first = inFlight.lines.first
+            } catch let failure as BatchFailure {
+                let line = failure.queued ? inFlight.lines.last : inFlight.lines.first
                 throw Stopped(
-                    cause: error.cause, batchQueued: false, source: first.source, line: first.line,
-                    publishedBefore: report.published.count)
-            } catch {
-                let last = inFlight.lines.last
-                throw Stopped(
-                    cause: error, batchQueued: true, source: last.source, line: last.line + 1,
-                    publishedBefore: report.published.count)
+                    cause: failure.cause, batchQueued: failure.queued, source: line.source,
+                    line: failure.queued ? line.line + 1 : line.line, publishedBefore: report.published.count)
             }
             guard !tasks.isEmpty else { return }
             for task in tasks {
@@ -160,7 +155,13 @@ private final class BatchInFlight: @unchecked Sendable {
     func start(_ batch: TaskPublisher.PreparedBatch, lines: BatchLines) {
         precondition(item == nil, "one batch in flight at a time")
         self.lines = lines
-        let item = DispatchWorkItem { [self] in outcome = Result { try publisher.publish(batch) } }
+        let item = DispatchWorkItem { [self] in
+            outcome = Result {
+                let queued: TaskPublisher.QueuedBatch
+                do { queued = try publisher.queue(batch) } catch { throw BatchFailure(queued: false, cause: error) }
+                do { return try publisher.send(queued) } catch { throw BatchFailure(queued: true, cause: error) }
+            }
+        }
         self.item = item
         queue.async(execute: item)
     }
@@ -179,4 +180,10 @@ private final class BatchInFlight: @unchecked Sendable {
 private struct BatchLines {
     var first = (source: "", line: 0)
     var last = (source: "", line: 0)
+}
+
+/// Why the batch in flight failed, and whether it was QUEUED in Redis first.
+private struct BatchFailure: Error {
+    var queued: Bool
+    var cause: any Error
 }
