@@ -74,10 +74,10 @@ public final class TaskSubmission {
             do {
                 tasks = try inFlight.wait()
             } catch let failure as BatchFailure {
-                let line = failure.queued ? inFlight.lines.last : inFlight.lines.first
+                let resume = inFlight.lines.firstUnpublished(batchQueued: failure.queued)
                 throw Stopped(
-                    cause: failure.cause, batchQueued: failure.queued, source: line.source,
-                    line: failure.queued ? line.line + 1 : line.line, publishedBefore: report.published.count)
+                    cause: failure.cause, batchQueued: failure.queued, source: resume.source, line: resume.line,
+                    publishedBefore: report.published.count)
             }
             guard !tasks.isEmpty else { return }
             for task in tasks {
@@ -180,6 +180,12 @@ private final class BatchInFlight: @unchecked Sendable {
 private struct BatchLines {
     var first = (source: "", line: 0)
     var last = (source: "", line: 0)
+
+    /// The first line not published when the batch failed: its own first, or the one after
+    /// its last when it was QUEUED before the failure.
+    func firstUnpublished(batchQueued: Bool) -> (source: String, line: Int) {
+        batchQueued ? (last.source, last.line + 1) : first
+    }
 }
 
 /// Why the batch in flight failed, and whether it was QUEUED in Redis first.

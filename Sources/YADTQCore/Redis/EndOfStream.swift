@@ -36,9 +36,9 @@ extension TaskStore {
     /// Records that `partition` has drained up to the end marker.
     public func recordEndReached(topic: String, marker: String, partitions: [Int32]) throws {
         guard !partitions.isEmpty else { return }
-        var command = RedisCommand("SADD", reachedKey(topic, marker))
-        for partition in partitions { command.append(partition) }
         let key = reachedKey(topic, marker)
+        var command = RedisCommand("SADD", key)
+        for partition in partitions { command.append(partition) }
         _ = try client.execute([command, RedisCommand("EXPIRE", key, Self.endStateSeconds)])
     }
 
