@@ -57,6 +57,63 @@ struct RedisOutageTests {
         outage.succeeded()
         #expect(outage.failed(at: start + .seconds(30)) == .retry(after: RedisOutage.retryInterval))
     }
+
+    @Test("a refusal every worker meets is waited out without a limit, and restarts the unreachable clock")
+    func refusedToEveryClient() {
+        var outage = RedisOutage(limit: .seconds(10))
+        let start = ContinuousClock.now
+        #expect(outage.failed(at: start) == .retry(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .seconds(9), refusedToEveryClient: true) == .keepWaiting(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .seconds(600), refusedToEveryClient: true) == .keepWaiting(after: RedisOutage.retryInterval))
+        #expect(outage.isOngoing && outage.since == nil)
+        // Unreachable again: the limit counts from here, not from the first failure.
+        #expect(outage.failed(at: start + .seconds(601)) == .retry(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .milliseconds(610_800)) == .retry(after: .milliseconds(200)))
+        #expect(outage.failed(at: start + .seconds(611)) == .giveUp)
+        outage.succeeded()
+        #expect(!outage.isOngoing)
+    }
+
+    @Test("which refusals every client meets: Redis's own state, not one client's settings")
+    func whoseRefusal() {
+        for message in ["OOM command not allowed", "MISCONF Errors writing", "LOADING Redis is loading", "BUSY running a script",
+            "CLUSTERDOWN The cluster is down", "TRYAGAIN Multiple keys"]
+        {
+            #expect(RedisErrorReply(message).refusesEveryClient, "\(message)")
+        }
+        for message in ["NOAUTH Authentication required.", "WRONGPASS invalid", "NOPERM this user", "READONLY replica",
+            "NOSCRIPT No matching script", "ERR something else"]
+        {
+            #expect(!RedisErrorReply(message).refusesEveryClient, "\(message)")
+        }
+        let refused = RedisErrorReply("OOM command not allowed").error("Redis script 'begin' failed")
+        #expect(RedisErrorReply(in: refused)?.kind == .outOfMemory)
+        let unreachable = YADTQError(.redis, "cannot connect", libraryCode: 1, libraryMessage: "Connection refused")
+        #expect(RedisErrorReply(in: unreachable) == nil, "a transport failure carries no refusal")
+        #expect(RedisErrorReply(in: YADTQError(.kafka, "x", libraryMessage: "OOM")) == nil)
+    }
+}
+
+@Suite("Problem report")
+struct ProblemReportTests {
+    @Test("reported when it shows, when it changes and once per interval; its end is said only after a report")
+    func rateLimited() {
+        var report = ProblemReport(interval: .seconds(5))
+        let start = ContinuousClock.now
+        let clearedUnreported = report.cleared()
+        #expect(!clearedUnreported, "nothing was reported: nothing to say is over")
+        let seen: [(String, Duration)] = [
+            ("full", .zero), ("full", .seconds(1)), ("full", .milliseconds(4_999)), ("full", .seconds(5)),
+            ("gone", .seconds(6)), ("gone", .seconds(7)),
+        ]
+        let reported = seen.map { report.shouldReport($0.0, at: start + $0.1) }
+        #expect(reported == [true, false, false, true, true, false], "a change is reported at once")
+        let clearedOnce = report.cleared()
+        let clearedTwice = report.cleared()
+        #expect(clearedOnce && !clearedTwice)
+        let again = report.shouldReport("gone", at: start + .seconds(8))
+        #expect(again, "a new run of the same problem is reported again")
+    }
 }
 
 @Suite("Cancel watch")

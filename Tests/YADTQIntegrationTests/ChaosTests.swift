@@ -112,6 +112,48 @@ struct ChaosTests {
         #expect(ChaosStack.stop([other]) == [0])
     }
 
+    @Test("Redis full: pruning still frees room, workers keep their partitions while they wait, and every task ends SUCCESS once there is room")
+    func redisFull() throws {
+        let stack = try ChaosStack(privateServices: true)
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 2)
+        let arguments = [
+            "--batch-size", "10", "--redis-outage-limit", "2s", "--keep-succeeded", "4s", "--heartbeat-interval", "1s",
+        ]
+        let workers = try ["w1", "w2"].map { try stack.base.startWorker($0, arguments: arguments) }
+        let (kept, keptIDs) = ChaosStack.stampTasks(30, prefix: "kept", nap: 0)
+        #expect(try stack.base.run(input: kept.joined(separator: "\n") + "\n").status == 0)
+        try stack.verifyStamped(keptIDs, records: try stack.base.waitForTerminal(keptIDs, timeout: .seconds(60)))
+        let store = stack.store
+        _ = try stack.base.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
+        defer { _ = try? stack.base.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
+
+        // Nothing is written any more, but the workers' heartbeats still delete what has expired.
+        #expect(
+            try ChaosStack.waitUntil(.seconds(30)) { (try store.counts()[.success] ?? 0) == 0 },
+            "expired tasks are pruned while Redis refuses writes")
+
+        // Tasks that reach the workers now cannot be begun: Redis refuses every worker alike.
+        let heldIDs = (1...20).map { "held-\($0)" }
+        let held = heldIDs.map { Array(#"{"id": "\#($0)", "type": "add", "args": [2, 3]}"#.utf8) }
+        _ = try stack.produceRaw(Array(held[..<10]), partition: 0)
+        _ = try stack.produceRaw(Array(held[10...]), partition: 1)
+        let logs = { ["w1", "w2"].map { stack.base.workerLog($0) }.joined() }
+        #expect(ChaosStack.waitUntil(.seconds(30)) { logs().contains("keeps its partitions") }, "\(logs().suffix(2000))")
+        Thread.sleep(forTimeInterval: 6)  // three outage limits
+        #expect(!logs().contains("giving partitions"), "\(logs().suffix(2000))")
+        #expect(try store.statuses(of: heldIDs).allSatisfy { $0 == nil }, "nothing was written meanwhile")
+
+        _ = try stack.base.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"])
+        let records = try stack.base.waitForTerminal(heldIDs, timeout: .seconds(60))
+        for (id, record) in zip(heldIDs, records) {
+            #expect(record?.status == .success && record?.result == .int(5), "\(id): \(String(describing: record))")
+            #expect(record?.attempts == 1, "\(id): the refused begin counted no attempt")
+        }
+        #expect(logs().contains("Redis answers again"))
+        #expect(ChaosStack.stop(workers) == [0, 0])
+    }
+
     @Test("a worker frozen past the session timeout: the other moves on; woken, it writes nothing stale")
     func frozenWorker() throws {
         let stack = try ChaosStack()

@@ -62,8 +62,29 @@ public struct RedisErrorReply: Sendable, Equatable {
 
     private static let scriptCommands = ["'eval", "'evalsha", "'script"]
 
+    /// The refusal an error carries, when Redis answered one (a transport failure carries
+    /// none: it has the C library's code instead).
+    public init?(in error: any Error) {
+        guard let error = error as? YADTQError, error.area == .redis, error.libraryCode == nil,
+            let message = error.libraryMessage
+        else { return nil }
+        self.init(message)
+    }
+
     /// Whether waiting and trying again can succeed without anyone acting.
     public var isTransient: Bool { kind == .loading || kind == .busy || kind == .clusterUnavailable }
+
+    /// Whether the refusal comes from the state of Redis itself (full, unable to persist,
+    /// loading, blocked, a cluster failing over), so that every client meets it alike; a
+    /// wrong password, a replica or a missing permission are one client's own.
+    public var refusesEveryClient: Bool {
+        switch kind {
+        case .outOfMemory, .persistenceFailing, .loading, .busy, .clusterUnavailable: true
+        case .authenticationRequired, .wrongPassword, .noPermission, .readOnly, .noScript, .scriptingUnavailable,
+            .other:
+            false
+        }
+    }
 
     /// What the refusal means, in one phrase.
     public var meaning: String {

@@ -4,8 +4,9 @@ import Logging
 /// Performs one ``TaskBatch`` on the batch thread: marks its tasks PROCESSING, runs the
 /// attempts on the ``ExecutorPool``, publishes the dead-letter copies, records the outcomes
 /// and the end markers reached. Every Redis call is replay-safe, so a failing one is tried
-/// again with the same arguments until it succeeds, the ``RedisOutage`` limit passes or a
-/// stop is asked for; then the batch is abandoned and settles nothing.
+/// again with the same arguments until it succeeds, the ``RedisOutage`` limit passes (a
+/// refusal every worker meets has none) or a stop is asked for; then the batch is abandoned
+/// and settles nothing.
 struct BatchRunner: Sendable {
     let store: TaskStore
     let pool: ExecutorPool
@@ -77,18 +78,33 @@ struct BatchRunner: Sendable {
 
     /// Runs a replay-safe Redis call until it succeeds or the outage rule gives up.
     private func redis<T>(_ outage: inout RedisOutage, _ call: () throws -> T) throws(Abandoned) -> T {
+        var report = ProblemReport()
         while true {
             do {
                 let value = try call()
-                if outage.since != nil { logger.notice("Redis answers again") }
+                if report.cleared() { logger.notice("Redis answers again") }
                 outage.succeeded()
                 return value
             } catch {
-                guard case .retry(let after) = outage.failed(at: .now), !shouldStop() else {
+                let refusal = RedisErrorReply(in: error)
+                let pause: Duration
+                switch outage.failed(at: .now, refusedToEveryClient: refusal?.refusesEveryClient == true) {
+                case .giveUp:
                     throw Abandoned(cause: error)
+                case .retry(let after):
+                    pause = after
+                    if report.shouldReport("\(error)", at: .now) {
+                        logger.warning("cannot write to Redis: \(error); trying again (giving the partitions up after \(outage.limit))")
+                    }
+                case .keepWaiting(let after):
+                    pause = after
+                    if report.shouldReport("\(error)", at: .now) {
+                        logger.warning(
+                            "Redis refuses the batch's writes: \(error). Every worker meets the same refusal, so this one keeps its partitions and tries again every \(after) until Redis takes the writes (SIGTERM stops the worker)")
+                    }
                 }
-                logger.warning("cannot write to Redis: \(error); trying again (giving the partitions up after \(outage.limit))")
-                var left = after
+                guard !shouldStop() else { throw Abandoned(cause: error) }
+                var left = pause
                 while left > .zero && !shouldStop() {
                     let step = min(left, .milliseconds(100))
                     Thread.sleep(forTimeInterval: step.inSeconds)

@@ -71,7 +71,9 @@ public final class HeartbeatPublisher: Sendable {
             try store.writeHeartbeat(worker: worker, heartbeat())
         } catch {
             logger.warning("heartbeat not written: \(error)")
-            return
+            // A Redis that answered may still prune: a full one refuses the heartbeat but lets
+            // pruning delete what has expired, which is what gives it room again.
+            guard RedisErrorReply(in: error) != nil else { return }
         }
         do {
             try store.prune(at: currentEpochMilliseconds())

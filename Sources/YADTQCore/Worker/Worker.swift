@@ -176,22 +176,18 @@ public final class Worker: @unchecked Sendable {
     /// what is wrong when it starts and every few seconds while it lasts. Returns false when a
     /// stop was requested first, which it notices within a tenth of a second between checks.
     fileprivate func waitForRedis(starting: Bool) -> Bool {
-        var lastProblem = ""
-        var lastReport = ContinuousClock.now
+        var report = ProblemReport()
         while !shouldStop {
             do {
                 let server = try store.checkServer()
-                if !lastProblem.isEmpty { logger.notice("Redis at \(settings.redis) is usable again") }
+                if report.cleared() { logger.notice("Redis at \(settings.redis) is usable again") }
                 logger.info("Redis \(server.version) at \(settings.redis)")
                 for warning in server.warnings { logger.warning("\(warning)") }
                 return true
             } catch {
-                let problem = "\(error)"
-                if problem != lastProblem || ContinuousClock.now - lastReport >= .seconds(5) {
+                if report.shouldReport("\(error)", at: .now) {
                     let what = starting ? "cannot start" : "out of the group until Redis answers"
-                    logger.error("\(what): \(problem) (retrying every second; SIGTERM stops the worker)")
-                    lastProblem = problem
-                    lastReport = ContinuousClock.now
+                    logger.error("\(what): \(error) (retrying every second; SIGTERM stops the worker)")
                 }
             }
             for _ in 0..<10 where !shouldStop { Thread.sleep(forTimeInterval: 0.1) }

@@ -1,11 +1,19 @@
-/// Rule: a worker that cannot write to Redis keeps trying for at most `limit`; past it the
+/// Rule: a worker that cannot reach Redis keeps trying for at most `limit`; past it the
 /// worker gives its partitions up (leaves the group) so the others take over, and joins
 /// again once Redis answers. Nothing is committed past what is terminal in Redis meanwhile.
+///
+/// A refusal that every client meets alike (Redis full, unable to persist, loading, a
+/// cluster failing over: ``RedisErrorReply/refusesEveryClient``) is waited out without a
+/// limit: every other worker would meet it too, so giving the partitions up would only move
+/// the wait elsewhere, with a rebalance of the group each time.
 public struct RedisOutage: Sendable, Equatable {
-    /// How long Redis may fail every write before the worker gives its partitions up.
+    /// How long Redis may stay unreachable before the worker gives its partitions up.
     public var limit: Duration
-    /// When the current run of failures began; `nil` while Redis answers.
+    /// When the current run of failures to reach Redis began; `nil` while Redis answers,
+    /// even with a refusal every client meets.
     public private(set) var since: ContinuousClock.Instant?
+    /// Whether the latest call met a refusal every client meets.
+    public private(set) var refused = false
 
     public init(limit: Duration) {
         self.limit = limit
@@ -14,12 +22,24 @@ public struct RedisOutage: Sendable, Equatable {
     public enum Verdict: Sendable, Equatable {
         /// Try the same (replay-safe) call again after `after`.
         case retry(after: Duration)
-        /// Redis has been failing for longer than the limit: give the partitions up.
+        /// Redis refuses every client alike: try again after `after`, keeping the partitions.
+        case keepWaiting(after: Duration)
+        /// Redis has been unreachable for longer than the limit: give the partitions up.
         case giveUp
     }
 
+    /// Whether calls are failing now.
+    public var isOngoing: Bool { since != nil || refused }
+
     /// A Redis call failed at `now`.
-    public mutating func failed(at now: ContinuousClock.Instant) -> Verdict {
+    /// - Parameter refusedToEveryClient: Redis answered with a refusal every client meets.
+    public mutating func failed(at now: ContinuousClock.Instant, refusedToEveryClient: Bool = false) -> Verdict {
+        refused = refusedToEveryClient
+        if refusedToEveryClient {
+            // Redis answered: the time it could not be reached starts over.
+            since = nil
+            return .keepWaiting(after: Self.retryInterval)
+        }
         let start = since ?? now
         since = start
         if now - start >= limit { return .giveUp }
@@ -29,6 +49,7 @@ public struct RedisOutage: Sendable, Equatable {
     /// A Redis call succeeded: the outage, if any, is over.
     public mutating func succeeded() {
         since = nil
+        refused = false
     }
 
     /// The pause between two tries of a failing call.
