@@ -9,9 +9,9 @@ extension TaskStore {
     public func writeHeartbeat(worker: String, _ heartbeat: Heartbeat) throws {
         let reply = try client.execute(RedisCommand("HSET", keys.heartbeats, worker, heartbeat.json.jsonString))
         if let message = reply.errorMessage {
-            throw YADTQError(
-                .redis, "Redis refused the heartbeat of \(worker)", libraryMessage: message,
-                remedy: "Check that no other program stores a different type under \(keys.heartbeats)")
+            throw RedisErrorReply(message).error(
+                "Redis refused the heartbeat of \(worker)",
+                otherRemedy: "Check that no other program stores a different type under \(keys.heartbeats)")
         }
     }
 
@@ -105,9 +105,9 @@ extension TaskStore {
 
     private static func checkFleetErrors(_ replies: [RedisReply]) throws {
         if let message = replies.lazy.compactMap(\.errorMessage).first {
-            throw YADTQError(
-                .redis, "Redis refused a monitor read or write", libraryMessage: message,
-                remedy: "Check that no other program stores different types under this namespace's keys")
+            throw RedisErrorReply(message).error(
+                "Redis refused a monitor read or write",
+                otherRemedy: "Check that no other program stores different types under this namespace's keys")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 
 /// Writes the worker's own entry in `<prefix>all_heartbeats` every interval, from a
@@ -20,6 +21,8 @@ public final class HeartbeatPublisher: Sendable {
     private let topic: String
     private let group: String
     private let logger: Logger
+    /// A heartbeat that cannot be written is reported when that starts and every 5 s after.
+    private let problems = Mutex(ProblemReport())
 
     /// - Parameters:
     ///   - interval: how often to beat; the monitor's `--dead-after` should be a few of these.
@@ -69,8 +72,11 @@ public final class HeartbeatPublisher: Sendable {
     private func beat() {
         do {
             try store.writeHeartbeat(worker: worker, heartbeat())
+            if problems.withLock({ $0.cleared() }) { logger.notice("heartbeats written again") }
         } catch {
-            logger.warning("heartbeat not written: \(error)")
+            if problems.withLock({ $0.shouldReport("\(error)", at: .now) }) {
+                logger.warning("heartbeat not written: \(error)")
+            }
             // A Redis that answered may still prune: a full one refuses the heartbeat but lets
             // pruning delete what has expired, which is what gives it room again.
             guard RedisErrorReply(in: error) != nil else { return }
