@@ -171,6 +171,25 @@ struct WorkerInputSafetyTests {
         #expect(stack.workerLog("w-evict").contains(warned))
     }
 
+    @Test("a replica is refused before joining, naming its primary; promoted, it is used")
+    func replicaRedis() throws {
+        let stack = try IntegrationStack(label: "worker-replica")
+        let primary = try PrivateRedis()
+        defer { primary.stop() }
+        let replica = try PrivateRedis(settings: ["--replicaof", "127.0.0.1", String(primary.port)])
+        defer { replica.stop() }
+        let worker = try stack.startWorker("w-replica", environment: ["YADTQ_REDIS": replica.url])
+        defer { WebServerProcess.terminate(worker) }
+        let refused = "is a replica of 127.0.0.1:\(primary.port)"
+        #expect(eventually(.seconds(20)) { stack.workerLog("w-replica").contains(refused) }, "\(stack.workerLog("w-replica").suffix(600))")
+        #expect(stack.workerLog("w-replica").contains("Point YADTQ_REDIS at the primary"))
+        #expect(worker.isRunning, "it keeps checking")
+        #expect(!stack.workerLog("w-replica").contains("consuming"), "it never joined the group")
+
+        _ = try IntegrationStack.outputLines(of: ["redis-cli", "-p", String(replica.port), "REPLICAOF", "NO", "ONE"])
+        #expect(eventually(.seconds(20)) { stack.workerLog("w-replica").contains("is usable again") }, "\(stack.workerLog("w-replica").suffix(600))")
+    }
+
     @Test("a 1.1 MB error fails the task with the error trimmed and a dead-letter copy; the worker carries on")
     func hugeError() throws {
         let stack = try IntegrationStack(

@@ -10,8 +10,8 @@ extension TaskStore {
     }
 
     /// Checks, once and without retrying, that Redis can serve YADTQ: it answers, accepts
-    /// the password, is version 5 or later, runs Lua scripts and does not evict keys that
-    /// have no expiry when it is full. A worker calls it before it joins its group, so a
+    /// the password, is version 5 or later, runs Lua scripts, is not a replica (unless it is
+    /// a cluster's node) and does not evict keys that have no expiry when it is full. A worker calls it before it joins its group, so a
     /// wrong setting is reported before it takes partitions. (On a cluster, the first node
     /// named in `YADTQ_REDIS` speaks for all.)
     /// - Throws: a ``YADTQError`` whose message says which of those failed and what to do.
@@ -20,7 +20,7 @@ extension TaskStore {
         let connection = try RedisConnection(url: url, timeout: .seconds(2))
         let replies = try connection.execute([
             RedisCommand("PING"), RedisCommand("INFO", "server"), RedisCommand("EVAL", "return 1", "0"),
-            RedisCommand("INFO", "memory"),
+            RedisCommand("INFO", "memory"), RedisCommand("INFO", "replication"),
         ])
         if let message = replies[0].errorMessage {
             throw RedisErrorReply(message).error("Redis at \(url) refused PING")
@@ -35,6 +35,15 @@ extension TaskStore {
             var refusal = RedisErrorReply(message)
             if refusal.kind == .other { refusal.kind = .scriptingUnavailable }
             throw refusal.error("Redis at \(url) (version \(version)) cannot run YADTQ's Lua scripts")
+        }
+        // A replica refuses every write (or, with replica-read-only off, takes writes its
+        // primary never sees). A cluster's client routes to the masters itself, so there
+        // the node named may be a replica after a failover.
+        if !url.isCluster, Self.infoField("role", in: replies[4]) == "slave" {
+            let primary = [Self.infoField("master_host", in: replies[4]), Self.infoField("master_port", in: replies[4])]
+                .compactMap { $0 }.joined(separator: ":")
+            throw RedisErrorReply("READONLY Redis at \(url) is a replica of \(primary)")
+                .error("Redis at \(url) cannot take YADTQ's writes")
         }
         var warnings: [String] = []
         // A full Redis that evicts would drop task records (a shard's records are one key)
