@@ -152,23 +152,36 @@ struct WorkerInputSafetyTests {
         }
     }
 
+    /// Starts worker `name` against the Redis at `url` and expects it to refuse that Redis
+    /// with `refusal` and `remedy`, keep checking and stay out of its group; then `mend`
+    /// mends Redis and the worker must find it usable. Returns the worker's log.
+    private func expectRefusedUntilMended(
+        _ stack: IntegrationStack, _ name: String, url: String, refusal: String, remedy: String, mend: () throws -> Void
+    ) throws -> String {
+        let worker = try stack.startWorker(name, environment: ["YADTQ_REDIS": url])
+        defer { WebServerProcess.terminate(worker) }
+        #expect(eventually(.seconds(20)) { stack.workerLog(name).contains(refusal) }, "\(stack.workerLog(name).suffix(600))")
+        #expect(stack.workerLog(name).contains(remedy))
+        #expect(worker.isRunning, "it keeps checking")
+        #expect(!stack.workerLog(name).contains("consuming"), "it never joined the group")
+        try mend()
+        #expect(eventually(.seconds(20)) { stack.workerLog(name).contains("is usable again") }, "\(stack.workerLog(name).suffix(600))")
+        return stack.workerLog(name)
+    }
+
     @Test("a Redis that would evict task records when full is refused before joining; one that evicts only expiring keys is a warning")
     func evictingRedis() throws {
         let stack = try IntegrationStack(label: "worker-evict")
         let redis = try PrivateRedis(settings: ["--maxmemory-policy", "allkeys-lru"])
         defer { redis.stop() }
-        let worker = try stack.startWorker("w-evict", environment: ["YADTQ_REDIS": redis.url])
-        defer { WebServerProcess.terminate(worker) }
-        let refused = "evicts any key when it is full (maxmemory-policy allkeys-lru): it would drop whole shards of task records"
-        #expect(eventually(.seconds(20)) { stack.workerLog("w-evict").contains(refused) }, "\(stack.workerLog("w-evict").suffix(600))")
-        #expect(stack.workerLog("w-evict").contains("Set maxmemory-policy noeviction"))
-        #expect(worker.isRunning, "it keeps checking")
-        #expect(!stack.workerLog("w-evict").contains("consuming"), "it never joined the group")
-
-        _ = try IntegrationStack.outputLines(of: ["redis-cli", "-p", String(redis.port), "CONFIG", "SET", "maxmemory-policy", "volatile-lru"])
-        let warned = "evicts keys that expire when it is full (maxmemory-policy volatile-lru)"
-        #expect(eventually(.seconds(20)) { stack.workerLog("w-evict").contains("is usable again") }, "\(stack.workerLog("w-evict").suffix(600))")
-        #expect(stack.workerLog("w-evict").contains(warned))
+        let log = try expectRefusedUntilMended(
+            stack, "w-evict", url: redis.url,
+            refusal: "evicts any key when it is full (maxmemory-policy allkeys-lru): it would drop whole shards of task records",
+            remedy: "Set maxmemory-policy noeviction"
+        ) {
+            _ = try IntegrationStack.outputLines(of: ["redis-cli", "-p", String(redis.port), "CONFIG", "SET", "maxmemory-policy", "volatile-lru"])
+        }
+        #expect(log.contains("evicts keys that expire when it is full (maxmemory-policy volatile-lru)"))
     }
 
     @Test("a replica is refused before joining, naming its primary; promoted, it is used")
@@ -178,16 +191,12 @@ struct WorkerInputSafetyTests {
         defer { primary.stop() }
         let replica = try PrivateRedis(settings: ["--replicaof", "127.0.0.1", String(primary.port)])
         defer { replica.stop() }
-        let worker = try stack.startWorker("w-replica", environment: ["YADTQ_REDIS": replica.url])
-        defer { WebServerProcess.terminate(worker) }
-        let refused = "is a replica of 127.0.0.1:\(primary.port)"
-        #expect(eventually(.seconds(20)) { stack.workerLog("w-replica").contains(refused) }, "\(stack.workerLog("w-replica").suffix(600))")
-        #expect(stack.workerLog("w-replica").contains("Point YADTQ_REDIS at the primary"))
-        #expect(worker.isRunning, "it keeps checking")
-        #expect(!stack.workerLog("w-replica").contains("consuming"), "it never joined the group")
-
-        _ = try IntegrationStack.outputLines(of: ["redis-cli", "-p", String(replica.port), "REPLICAOF", "NO", "ONE"])
-        #expect(eventually(.seconds(20)) { stack.workerLog("w-replica").contains("is usable again") }, "\(stack.workerLog("w-replica").suffix(600))")
+        _ = try expectRefusedUntilMended(
+            stack, "w-replica", url: replica.url, refusal: "is a replica of 127.0.0.1:\(primary.port)",
+            remedy: "Point YADTQ_REDIS at the primary"
+        ) {
+            _ = try IntegrationStack.outputLines(of: ["redis-cli", "-p", String(replica.port), "REPLICAOF", "NO", "ONE"])
+        }
     }
 
     @Test("a 1.1 MB error fails the task with the error trimmed and a dead-letter copy; the worker carries on")
