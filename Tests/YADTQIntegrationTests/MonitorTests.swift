@@ -130,6 +130,27 @@ struct MonitorIntegrationTests {
         #expect(text.contains("QUEUED 2 · ") && text.contains(" · CANCELLED 1 · total 3 · "), "\(text)")
     }
 
+    @Test("a full Redis: the monitor still shows the fleet and says its verdicts were not stored")
+    func fullRedis() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        let worker = reaper.watch(try stack.startWorker("w1", arguments: Self.fastHeartbeat))
+        try probe.wait(for: "w1's heartbeat", timeout: .seconds(30)) { try probe.hash("all_heartbeats")["w1"] != nil }
+        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
+        defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
+        let snapshot = try probe.snapshot()
+        #expect(snapshot["workers"]?[0]?["name"] == "w1", "\(snapshot)")
+        let problems = snapshot["problems"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(problems.contains { $0.contains("verdicts not stored") && $0.contains("Redis is full") }, "\(problems)")
+        #expect(try probe.verdict(of: "w1") == nil)
+        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"])
+        #expect(try probe.snapshot()["problems"] == [])
+        #expect(try probe.verdict(of: "w1") == "ALIVE")
+        kill(worker.processIdentifier, SIGTERM)
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
+    }
+
     @Test("a worker killed with -9 is DEAD within dead-after + interval, and its task is orphaned")
     func killedWorkerIsDead() throws {
         let reaper = ProcessReaper()

@@ -79,7 +79,18 @@ public struct FleetMonitor: Sendable {
         let stored = reads.verdicts.compactMapValues(WorkerVerdict.init(rawValue:)).filter { !forgotten.contains($0.key) }
 
         let orphans = try orphans(workers: workers, unreadable: unreadable)
-        let changes = try storeChanges(workers: workers, stored: stored, at: now)
+        let changes = verdictChanges(workers: workers, stored: stored, at: now)
+        // The changed verdicts are written, and those of workers whose heartbeat entry is
+        // gone dropped, in one round trip (none when nothing changed).
+        do {
+            let judged = Set(workers.map(\.name))
+            try store.storeVerdicts(
+                changes.map { ($0.worker, $0.to) }, forgetting: stored.keys.filter { !judged.contains($0) })
+        } catch {
+            // The snapshot still stands: a full Redis refuses this write but not the reads,
+            // and that is when an operator most needs to see the fleet.
+            problems.append("verdicts not stored in Redis, so worker_status keeps the earlier ones: \(error)")
+        }
         var snapshot = FleetSnapshot(
             at: now, namespace: namespace, topic: topic, workers: workers, problems: problems,
             counts: try store.counts(), tasksPerSecond: Double(reads.finished) / Double(rateWindowSeconds),
@@ -114,21 +125,14 @@ public struct FleetMonitor: Sendable {
     /// Orphaned tasks listed by id in a snapshot; the rest are only counted.
     static let orphansListed = 100
 
-    /// Writes the verdicts that differ from the stored ones, and drops the verdicts of
-    /// workers whose heartbeat entry is gone, in one round trip (none when nothing changed).
-    private func storeChanges(workers: [WorkerReport], stored: [String: WorkerVerdict], at now: Int64) throws
-        -> [VerdictChange]
-    {
-        let changes = workers.compactMap { report in
+    /// The workers whose verdict differs from the one stored.
+    private func verdictChanges(workers: [WorkerReport], stored: [String: WorkerVerdict], at now: Int64) -> [VerdictChange] {
+        workers.compactMap { report in
             stored[report.name] == report.verdict
                 ? nil
                 : VerdictChange(
                     worker: report.name, from: stored[report.name], to: report.verdict,
                     reason: report.judgement.reason, at: now)
         }
-        let judged = Set(workers.map(\.name))
-        let forgotten = stored.keys.filter { !judged.contains($0) }
-        try store.storeVerdicts(changes.map { ($0.worker, $0.to) }, forgetting: forgotten)
-        return changes
     }
 }

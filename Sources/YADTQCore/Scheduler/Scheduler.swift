@@ -14,9 +14,9 @@ import Logging
 /// is published within a fraction of a second of its time) and the **lost-task** thread
 /// (every 2 s; it waits on the broker, which must not hold up due tasks).
 public final class Scheduler: @unchecked Sendable {
-    // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner` is used
-    // by the scheduler thread only, `lostRule` and `wasActiveForLost` by the lost-task thread
-    // only; everything else is immutable or thread-safe (the stores, the publisher, the lag
+    // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner`,
+    // `leaseProblems` and `tickProblems` are used by the scheduler thread only, `lostRule`,
+    // `wasActiveForLost` and `lostProblems` by the lost-task thread only; everything else is immutable or thread-safe (the stores, the publisher, the lag
     // reader, the registry).
     private let topic: String
     private let owner: String
@@ -38,6 +38,11 @@ public final class Scheduler: @unchecked Sendable {
     private var lostRule: LostTaskRule
     /// Whether the lost-task thread's last run found this worker the scheduler.
     private var wasActiveForLost = false
+    /// Failures that go on (Redis away or full) are reported when they start and every 5 s,
+    /// not at every run of a thread that runs five times a second.
+    private var leaseProblems = ProblemReport()
+    private var tickProblems = ProblemReport()
+    private var lostProblems = ProblemReport()
     private let mainThread = PeriodicThread(name: "yadtq-scheduler", interval: .milliseconds(200))
     private let lostThread = PeriodicThread(name: "yadtq-lost", interval: .seconds(2))
 
@@ -107,8 +112,9 @@ public final class Scheduler: @unchecked Sendable {
         do {
             try releaseDueTasks()
             try queueTicks()
+            _ = tickProblems.cleared()
         } catch {
-            logger.warning("scheduler: \(error) (trying again shortly)")
+            if tickProblems.shouldReport("\(error)", at: .now) { logger.warning("scheduler: \(error) (trying again shortly)") }
         }
     }
 
@@ -119,8 +125,9 @@ public final class Scheduler: @unchecked Sendable {
         var held: Bool?
         do {
             held = try leaseStore.takeOrRenew(owner: owner, duration: duration)
+            _ = leaseProblems.cleared()
         } catch {
-            logger.warning("scheduler: cannot renew the lease: \(error)")
+            if leaseProblems.shouldReport("\(error)", at: .now) { logger.warning("scheduler: cannot renew the lease: \(error)") }
         }
         let isHeld = lock.withLock {
             lease.attempted(sentAt: now, held: held)
@@ -181,8 +188,11 @@ public final class Scheduler: @unchecked Sendable {
             let lost = try store.takeLost(
                 topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff, at: now)
             try publish(lost, why: "lost")
+            _ = lostProblems.cleared()
         } catch {
-            logger.warning("scheduler: looking for lost tasks: \(error) (trying again shortly)")
+            if lostProblems.shouldReport("\(error)", at: .now) {
+                logger.warning("scheduler: looking for lost tasks: \(error) (trying again shortly)")
+            }
         }
     }
 
