@@ -822,7 +822,9 @@ def scenario_redis_restart(ctx, size):
     expected, sampler = streamed_run(ctx, count, size, restart_redis, nap=size["redis_nap"])
     told = sum("retrying with backoff" in ctx.worker_log(n) for n in ("w1", "w2"))
     loading = sum("LOADING" in ctx.worker_log(n) for n in ("w1", "w2"))
-    back = sum("reachable again" in ctx.worker_log(n) for n in ("w1", "w2"))
+    # Recovery is said by the Redis client when a call it was retrying gets through, or by
+    # the batch when a write it was retrying does (whichever was waiting when Redis came back).
+    back = sum(any(said in ctx.worker_log(n) for said in ("reachable again", "Redis answers again")) for n in ("w1", "w2"))
     if told == 0 or back == 0:
         ctx.fail(f"workers did not report the outage ({told} warned, {back} reported recovery)")
     terminal, wrong, rewritten = verify(ctx, expected, sampler)
@@ -1244,11 +1246,50 @@ def scenario_redis_cut(ctx, size):
                   f"SIGTERM during an outage: {'stopped' if stopped else 'hung'}")
 
 
+def scenario_redis_full(ctx, size):
+    """Two workers with a backlog; a quarter of the way in Redis's maxmemory is set to 1 byte
+    (a full Redis, noeviction: every write refused) for size["full"] s, then lifted. The workers
+    must wait with their partitions kept (no rebalance: Redis refuses every worker alike),
+    count no attempt for what they could not begin, and finish everything once there is room."""
+    count = size["full_tasks"]
+    lines, expected = mixed_tasks(ctx, count, nap=0.002)
+    ctx.create_topic(4)
+    args = ["--batch-size", "100", "--redis-outage-limit", "3s"]
+    workers = [ctx.start_worker(n, args) for n in ("w1", "w2")]
+    sampler = Sampler(ctx, count)
+    sampler.start()
+    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    if producer.wait(300) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
+    wait_until(lambda: sampler.terminal >= count // 4, 120)
+    assigned = sum(ctx.worker_log(n).count("assigned partitions") for n in ("w1", "w2"))
+    ctx.redis.call(lambda r: r.config_set("maxmemory", 1))
+    ctx.faults += 1
+    log(f"redis-full: maxmemory 1 ({sampler.terminal} of {count} terminal); lifted in {size['full']:.0f}s")
+    try:
+        time.sleep(size["full"])
+        waited = sum("keeps its partitions" in ctx.worker_log(n) for n in ("w1", "w2"))
+    finally:
+        ctx.redis.call(lambda r: r.config_set("maxmemory", 0))
+    finish(ctx, sampler, workers, size["timeout"])
+    gave_up = sum("giving partitions" in ctx.worker_log(n) for n in ("w1", "w2"))
+    rebalances = sum(ctx.worker_log(n).count("assigned partitions") for n in ("w1", "w2")) - assigned
+    if waited == 0:
+        ctx.fail("no worker said it waits for Redis with its partitions")
+    if gave_up or rebalances:
+        ctx.fail(f"workers gave partitions up ({gave_up}) or were assigned again ({rebalances}) while Redis was full")
+    terminal, wrong, rewritten = verify(ctx, expected, sampler)
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                  f"Redis full (maxmemory 1) for {size['full']:.0f}s a quarter of the way in; {waited} of 2 workers "
+                  f"waited with their partitions; partitions given up: {gave_up}")
+
+
 SCENARIOS = {
     "worker-kills": scenario_worker_kills,
     "frozen-worker": scenario_frozen_worker,
     "redis-restart": scenario_redis_restart,
     "redis-cut": scenario_redis_cut,
+    "redis-full": scenario_redis_full,
     "broker-stall": scenario_broker_stall,
     "broker-restart": scenario_broker_restart,
     "poison": scenario_poison,
@@ -1258,10 +1299,10 @@ SCENARIOS = {
     "cluster-failover": scenario_cluster_failover,
 }
 
-FULL = dict(cut=3000, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, redis_nap=0.002, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
+FULL = dict(cut=3000, full_tasks=20_000, full=12, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, redis_nap=0.002, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
             poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
             fsync=20_000, failover=20_000, restart=5000, restart_nap=0.01, timeout=600)
-SMALL = dict(cut=1000, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, redis_nap=0.005, outage=2, ballast=300, stream=4, broker=2000, stall=8,
+SMALL = dict(cut=1000, full_tasks=2000, full=8, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, redis_nap=0.005, outage=2, ballast=300, stream=4, broker=2000, stall=8,
              poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
              fsync=2000, failover=3000, restart=600, restart_nap=0.01, timeout=180)
 
