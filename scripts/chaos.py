@@ -784,6 +784,22 @@ def streamed_run(ctx, count, size, inject, nap=0.0, check_commits=False):
     return expected, sampler
 
 
+def published_run(ctx, count, worker_args, nap):
+    """Two workers with `worker_args` and `count` tasks published at once (yadtq-run exits
+    before the fault), returned once a quarter of them are terminal: (expected results,
+    workers, sampler)."""
+    lines, expected = mixed_tasks(ctx, count, nap=nap)
+    ctx.create_topic(4)
+    workers = [ctx.start_worker(n, worker_args) for n in ("w1", "w2")]
+    sampler = Sampler(ctx, count)
+    sampler.start()
+    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    if producer.wait(300) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
+    wait_until(lambda: sampler.terminal >= count // 4, 120)
+    return expected, workers, sampler
+
+
 def finish(ctx, sampler, workers, timeout):
     """Waits for every task to be terminal, checks that no worker died, stops them."""
     if not sampler.wait(timeout):
@@ -919,15 +935,7 @@ def scenario_broker_restart(ctx, size):
     end offsets go down, creates the topic again and publishes every task still QUEUED once
     more; each must end terminal, none run twice to SUCCESS (no terminal status rewritten)."""
     count = size["restart"]
-    lines, expected = mixed_tasks(ctx, count, nap=size["restart_nap"])
-    ctx.create_topic(4)
-    workers = [ctx.start_worker(n, ["--batch-size", "100"]) for n in ("w1", "w2")]
-    sampler = Sampler(ctx, count)
-    sampler.start()
-    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
-    if producer.wait(300) != 0:
-        ctx.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
-    wait_until(lambda: sampler.terminal >= count // 4, 120)
+    expected, workers, sampler = published_run(ctx, count, ["--batch-size", "100"], nap=size["restart_nap"])
     queued, = ctx.counts("QUEUED")
     os.kill(stack_pid("tansu"), signal.SIGKILL)
     ctx.faults += 1
@@ -1252,16 +1260,8 @@ def scenario_redis_full(ctx, size):
     must wait with their partitions kept (no rebalance: Redis refuses every worker alike),
     count no attempt for what they could not begin, and finish everything once there is room."""
     count = size["full_tasks"]
-    lines, expected = mixed_tasks(ctx, count, nap=0.002)
-    ctx.create_topic(4)
-    args = ["--batch-size", "100", "--redis-outage-limit", "3s"]
-    workers = [ctx.start_worker(n, args) for n in ("w1", "w2")]
-    sampler = Sampler(ctx, count)
-    sampler.start()
-    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
-    if producer.wait(300) != 0:
-        ctx.fail(f"yadtq-run exited {producer.returncode}: {open(producer.err_path).read()[-300:]}")
-    wait_until(lambda: sampler.terminal >= count // 4, 120)
+    expected, workers, sampler = published_run(
+        ctx, count, ["--batch-size", "100", "--redis-outage-limit", "3s"], nap=0.002)
     assigned = sum(ctx.worker_log(n).count("assigned partitions") for n in ("w1", "w2"))
     ctx.redis.call(lambda r: r.config_set("maxmemory", 1))
     ctx.faults += 1
