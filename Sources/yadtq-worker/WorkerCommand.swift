@@ -61,7 +61,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Address of the metrics endpoint: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.")
     var metricsHost = "127.0.0.1"
 
-    @Option(help: "How long Redis may fail every write before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s.")
+    @Option(help: "How long Redis may stay unreachable before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s. A Redis that refuses every worker alike (full, say) is waited out with the partitions kept.")
     var redisOutageLimit: Duration = .seconds(10)
 
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")

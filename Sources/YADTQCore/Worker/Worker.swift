@@ -14,8 +14,8 @@ public struct WorkerOptions: Sendable {
     public var retry = RetryPolicy()
     public var limits = PluginLimits()
     public var heartbeatInterval: Duration = .seconds(5)
-    /// How long Redis may fail every write before the worker gives its partitions up
-    /// (see ``RedisOutage``).
+    /// How long Redis may stay unreachable before the worker gives its partitions up; a
+    /// refusal every worker meets is waited out without a limit (see ``RedisOutage``).
     public var redisOutageLimit: Duration = .seconds(10)
     /// Partitions for the dead-letter topic when the worker has to create it.
     public var deadLetterPartitions = 1
