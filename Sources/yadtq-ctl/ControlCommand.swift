@@ -187,6 +187,7 @@ extension ControlCommand {
                 let minute = try store.throughput(buckets: 1, bucketSeconds: 60, now: now - 1000)
                 let finished = minute.reduce(0) { $0 + $1.succeeded + $1.failed }
                 let rate = Double(finished) / 60
+                let memory = try store.memory()
                 if json {
                     let value = JSONValue.object([
                         "statuses": .object(Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, .int(Int64($0.value))) })),
@@ -198,12 +199,18 @@ extension ControlCommand {
                             ])
                         }),
                         "finished_per_second": .double(rate),
+                        "redis_memory": .array(memory.map { master in
+                            .object([
+                                "node": .string(master.node.description), "used_bytes": .int(master.used),
+                                "maxmemory_bytes": .int(master.limit),
+                            ])
+                        }),
                     ])
                     print(value.jsonString)
                     return
                 }
                 let labels = TaskStatus.allCases.map(\.rawValue) + types.map { "type " + TerminalText.escaped($0) }
-                    + schedules.keys.map { "schedule " + TerminalText.escaped($0) }
+                    + schedules.keys.map { "schedule " + TerminalText.escaped($0) } + memory.map { "redis \($0.node)" }
                 let width = (labels.map(\.count).max() ?? 0) + 2
                 func line(_ label: String, _ value: String) {
                     print(label + String(repeating: " ", count: width - label.count) + value)
@@ -215,6 +222,8 @@ extension ControlCommand {
                     line("schedule " + TerminalText.escaped(type), "\(schedule.description), next \(next)")
                 }
                 line("rate", String(format: "%.1f tasks/s finished (last minute)", rate))
+                for master in memory { line("redis \(master.node)", master.summary) }
+                for warning in memory.compactMap(\.warning) { complain("warning: \(warning)") }
             }
         }
     }

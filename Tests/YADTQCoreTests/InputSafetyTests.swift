@@ -193,6 +193,23 @@ struct RedisErrorReplyTests {
     }
 }
 
+@Suite("Redis memory")
+struct RedisMemoryTests {
+    @Test("how full a master is, said in one line, with a warning from 90 % on")
+    func fullness() {
+        let node = RedisURL.Node(host: "10.0.0.5", port: 6379)
+        let unbounded = RedisMemory(node: node, used: 12_897_484, limit: 0)
+        #expect(unbounded.summary == "12.3 MiB (no maxmemory)" && unbounded.fullness == nil && unbounded.warning == nil)
+        let roomy = RedisMemory(node: node, used: 12_897_484, limit: 20 * 1_048_576)
+        #expect(roomy.summary == "12.3 MiB of 20.0 MiB maxmemory (61 %)" && roomy.warning == nil)
+        let nearly = RedisMemory(node: node, used: 19 * 1_048_576, limit: 20 * 1_048_576)
+        #expect(nearly.warning?.hasPrefix("Redis at 10.0.0.5:6379 is nearly full: 19.0 MiB of 20.0 MiB maxmemory (95 %)") == true)
+        #expect(nearly.warning?.contains("yadtq-ctl purge") == true)
+        let full = RedisMemory(node: node, used: 21 * 1_048_576, limit: 20 * 1_048_576)
+        #expect(full.warning?.contains("is full and refuses writes: 21.0 MiB of 20.0 MiB maxmemory (full)") == true)
+    }
+}
+
 @Suite("Web request rules")
 struct WebRequestRuleTests {
     @Test("every spelling of a path normalises to the one the router matches")

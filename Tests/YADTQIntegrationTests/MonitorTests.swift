@@ -130,7 +130,7 @@ struct MonitorIntegrationTests {
         #expect(text.contains("QUEUED 2 · ") && text.contains(" · CANCELLED 1 · total 3 · "), "\(text)")
     }
 
-    @Test("a full Redis: the monitor still shows the fleet and says its verdicts were not stored")
+    @Test("a full Redis: the monitor still shows the fleet, says its verdicts were not stored and that Redis is full; so does yadtq-ctl stats")
     func fullRedis() throws {
         let reaper = ProcessReaper()
         defer { reaper.killAll() }
@@ -143,10 +143,18 @@ struct MonitorIntegrationTests {
         #expect(snapshot["workers"]?[0]?["name"] == "w1", "\(snapshot)")
         let problems = snapshot["problems"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(problems.contains { $0.contains("verdicts not stored") && $0.contains("Redis is full") }, "\(problems)")
+        #expect(problems.contains { $0.contains("is full and refuses writes") && $0.contains("of 0.0 MiB maxmemory (full)") }, "\(problems)")
         #expect(try probe.verdict(of: "w1") == nil)
+        let stats = try stack.ctl(["stats"])
+        #expect(stats.status == 0 && stats.stderr.contains("is full and refuses writes"), "\(stats.stderr)")
+        let memory = try JSONValue(parsing: try stack.ctl(["stats", "--json"]).stdout)["redis_memory"]?.arrayValue ?? []
+        #expect(memory.count == stack.settings.redis.nodes.count || stack.settings.redis.isCluster, "\(memory)")
+        #expect(!memory.isEmpty && memory.allSatisfy { $0["maxmemory_bytes"] == 1 && ($0["used_bytes"]?.intValue ?? 0) > 1 }, "\(memory)")
         _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"])
         #expect(try probe.snapshot()["problems"] == [])
         #expect(try probe.verdict(of: "w1") == "ALIVE")
+        let mended = try stack.ctl(["stats"])
+        #expect(mended.stderr.isEmpty && mended.stdout.contains("(no maxmemory)"), "\(mended.stdout) \(mended.stderr)")
         kill(worker.processIdentifier, SIGTERM)
         #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
     }

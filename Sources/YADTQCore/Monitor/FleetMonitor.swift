@@ -91,6 +91,8 @@ public struct FleetMonitor: Sendable {
             // and that is when an operator most needs to see the fleet.
             problems.append("verdicts not stored in Redis, so worker_status keeps the earlier ones: \(error)")
         }
+        // Not a reason to fail the refresh: the fleet is worth showing without it.
+        problems += ((try? store.memory()) ?? []).compactMap(\.warning)
         var snapshot = FleetSnapshot(
             at: now, namespace: namespace, topic: topic, workers: workers, problems: problems,
             counts: try store.counts(), tasksPerSecond: Double(reads.finished) / Double(rateWindowSeconds),

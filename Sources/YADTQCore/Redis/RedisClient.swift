@@ -54,12 +54,12 @@ final class RedisClient: @unchecked Sendable {
 
     /// Sends a command without a key (`INFO`, ...) to every master: the one Redis, or each
     /// master of a cluster; one reply per master.
-    func onEveryMaster(_ command: RedisCommand) throws -> [RedisReply] {
+    func onEveryMaster(_ command: RedisCommand) throws -> [(node: RedisURL.Node, reply: RedisReply)] {
         lock.lock()
         defer { lock.unlock() }
         return try withReconnection {
             let masters = url.isCluster ? try clusterTopology().masters : [url.nodes[0]]
-            return try masters.map { try connection(to: $0).execute([command])[0] }
+            return try masters.map { ($0, try connection(to: $0).execute([command])[0]) }
         }
     }
 

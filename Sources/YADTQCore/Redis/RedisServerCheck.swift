@@ -64,6 +64,17 @@ extension TaskStore {
         return ServerCheck(version: version, warnings: warnings)
     }
 
+    /// How full each master is (one for a single Redis), read from `INFO memory`.
+    public func memory() throws -> [RedisMemory] {
+        try client.onEveryMaster(RedisCommand("INFO", "memory")).map { node, reply in
+            guard reply.text != nil, let used = Self.infoField("used_memory", in: reply).flatMap({ Int64($0) }) else {
+                throw YADTQError(.redis, "Redis at \(node) answered INFO memory with \(reply)", remedy: "Check YADTQ_REDIS")
+            }
+            return RedisMemory(
+                node: node, used: used, limit: Self.infoField("maxmemory", in: reply).flatMap { Int64($0) } ?? 0)
+        }
+    }
+
     /// The value of `field` in an `INFO` reply (`field:value` lines).
     private static func infoField(_ field: String, in reply: RedisReply) -> String? {
         let prefix = field + ":"
@@ -75,7 +86,7 @@ extension TaskStore {
     /// reset, added up over the masters: what `yadtq-bench --replay` measures per state change.
     public func scriptTime() throws -> Duration {
         var microseconds: Int64 = 0
-        for reply in try client.onEveryMaster(RedisCommand("INFO", "commandstats")) {
+        for (_, reply) in try client.onEveryMaster(RedisCommand("INFO", "commandstats")) {
             guard reply.text != nil else {
                 throw YADTQError(.redis, "Redis answered INFO commandstats with \(reply)", remedy: "Check YADTQ_REDIS")
             }
