@@ -164,7 +164,8 @@ struct APIRoutes {
         return WebResponse.json(["workers": .array(workers.map(TaskPresentation.json))])
     }
 
-    /// `GET /api/stats`: counts per status and type, finished tasks per 10 s over 10 minutes, workers.
+    /// `GET /api/stats`: counts per status and type, finished tasks per 10 s over 10 minutes,
+    /// workers, and how full each Redis master is.
     private func stats() async throws -> Response {
         let snapshot = try await DashboardSnapshot.read(from: backend)
         return WebResponse.json([
@@ -183,6 +184,7 @@ struct APIRoutes {
             ],
             "workers": .object(
                 Dictionary(grouping: snapshot.workers, by: \.verdict.rawValue).mapValues { .int(Int64($0.count)) }),
+            "redis_memory": .array(snapshot.redisMemory.map(\.json)),
         ])
     }
 
@@ -269,6 +271,7 @@ struct DashboardSnapshot: Sendable {
     var throughput: [TaskStore.ThroughputBucket]
     var workers: [WorkerView]
     var recentFailures: [TaskRecord]
+    var redisMemory: [RedisMemory]
     var now: Int64
     /// The group's lag per partition of the server's topic; `nil` when the broker did not answer.
     var lag: [PartitionLag]? = nil
@@ -283,7 +286,8 @@ struct DashboardSnapshot: Sendable {
                 counts: try store.counts(), typeCounts: try store.typeCounts(types),
                 throughput: try store.throughput(buckets: buckets, bucketSeconds: bucketSeconds, now: now),
                 workers: WorkerView.listed(try store.workerHeartbeats().map { WorkerView($0, now: now) }, now: now),
-                recentFailures: try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 5).records, now: now)
+                recentFailures: try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 5).records,
+                redisMemory: try store.memory(), now: now)
         }
         snapshot.lag = await backend.lag.read()
         snapshot.lagHistory = await backend.lag.history()

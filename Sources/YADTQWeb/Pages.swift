@@ -46,8 +46,11 @@ enum Pages {
                 """
             })
         let lagEmpty = snapshot.lag == nil ? "The broker did not answer." : "The topic does not exist yet."
+        // A full Redis refuses every write: the page says so before and while it happens.
+        let memoryNotices = HTML(
+            joining: snapshot.redisMemory.compactMap(\.warning).map { "<div class=\"notice error\" role=\"alert\">\($0)</div>" })
         let live: HTML = """
-            <div class="stats">\(cards)</div>
+            \(memoryNotices)<div class="stats">\(cards)</div>
             <section class="card">
             <h2>Finished tasks, last \(window) minutes</h2>
             \(throughputChart(snapshot.throughput, now: snapshot.now))

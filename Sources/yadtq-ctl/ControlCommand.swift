@@ -199,12 +199,7 @@ extension ControlCommand {
                             ])
                         }),
                         "finished_per_second": .double(rate),
-                        "redis_memory": .array(memory.map { master in
-                            .object([
-                                "node": .string(master.node.description), "used_bytes": .int(master.used),
-                                "maxmemory_bytes": .int(master.limit),
-                            ])
-                        }),
+                        "redis_memory": .array(memory.map(\.json)),
                     ])
                     print(value.jsonString)
                     return

@@ -82,6 +82,10 @@ struct WebAPITests {
         let buckets = stats.json?["throughput"]?["buckets"]?.arrayValue ?? []
         #expect(buckets.count == 60)
         #expect(buckets.reduce(0) { $0 + ($1["succeeded"]?.intValue ?? 0) } == 2)
+        // One entry per master: a single Redis, or each master of the cluster the client found.
+        let memory = stats.json?["redis_memory"]?.arrayValue ?? []
+        #expect(!memory.isEmpty && memory.allSatisfy { ($0["used_bytes"]?.intValue ?? 0) > 0 && $0["maxmemory_bytes"] == 0 }, "\(memory)")
+        #expect(stack.settings.redis.isCluster || memory.count == 1)
 
         #expect(try server.send("GET", "/healthz").json?["status"]?.stringValue == "ok")
     }

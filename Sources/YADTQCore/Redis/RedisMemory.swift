@@ -36,6 +36,11 @@ public struct RedisMemory: Sendable, Equatable {
             + "purge old tasks (yadtq-ctl purge) or raise maxmemory"
     }
 
+    /// As `yadtq-ctl stats --json` and the web's `/api/stats` give it.
+    public var json: JSONValue {
+        .object(["node": .string(node.description), "used_bytes": .int(used), "maxmemory_bytes": .int(limit)])
+    }
+
     private static func mebibytes(_ bytes: Int64) -> String {
         let value = Double(bytes) / 1_048_576
         let tenths = (value * 10).rounded()
