@@ -14,17 +14,18 @@ struct MetricsRoutes {
 
     private func metrics() async throws -> Response {
         let now = currentEpochMilliseconds()
-        let (counts, finished, workers, oldest) = try await backend.read { store in
+        let (counts, finished, workers, oldest, memory) = try await backend.read { store in
             (
                 try store.counts(), try store.finishedCounts(),
-                try store.workerHeartbeats().map { WorkerView($0, now: now) }, try store.oldestQueuedAt()
+                try store.workerHeartbeats().map { WorkerView($0, now: now) }, try store.oldestQueuedAt(),
+                try store.memory()
             )
         }
         let lag = await backend.lag.read()
         let observation = QueueObservation(
             counts: counts, finished: finished,
             workers: Dictionary(grouping: WorkerView.listed(workers, now: now), by: \.verdict.rawValue).mapValues(\.count),
-            lag: lag, oldestQueuedSeconds: oldest.map { Double(max(0, now - $0)) / 1000 } ?? 0)
+            lag: lag, oldestQueuedSeconds: oldest.map { Double(max(0, now - $0)) / 1000 } ?? 0, redisMemory: memory)
         let text = backend.queueMetrics.exposition(of: observation)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -86,6 +86,10 @@ struct ObservabilityTests {
         #expect(Self.total(before, "yadtq_consumer_lag", ["topic": stack.topic]) > 0)
         #expect(Self.value(before, "yadtq_tasks", ["status": "QUEUED"]) == 25)
         #expect((Self.value(before, "yadtq_oldest_queued_seconds") ?? -1) >= 0)
+        // One series per master, labelled with the node the client reached.
+        let used = before.filter { $0.name == "yadtq_redis_used_memory_bytes" }
+        #expect(!used.isEmpty && used.allSatisfy { $0.value > 0 && !($0.labels["node"] ?? "").isEmpty }, "\(used)")
+        #expect(before.filter { $0.name == "yadtq_redis_maxmemory_bytes" }.count == used.count)
 
         let worker = try stack.startWorker("wm", arguments: ["--metrics-port", "0", "--heartbeat-interval", "1s"])
         defer { WebServerProcess.terminate(worker) }

@@ -12,16 +12,19 @@ public struct QueueObservation: Sendable {
     public var lag: [PartitionLag]?
     /// How long the oldest QUEUED task has waited; 0 when none waits.
     public var oldestQueuedSeconds: Double
+    /// How full each Redis master is.
+    public var redisMemory: [RedisMemory]
 
     public init(
         counts: [TaskStatus: Int], finished: [TaskStatus: Int], workers: [String: Int], lag: [PartitionLag]?,
-        oldestQueuedSeconds: Double
+        oldestQueuedSeconds: Double, redisMemory: [RedisMemory]
     ) {
         self.counts = counts
         self.finished = finished
         self.workers = workers
         self.lag = lag
         self.oldestQueuedSeconds = oldestQueuedSeconds
+        self.redisMemory = redisMemory
     }
 }
 
@@ -34,6 +37,8 @@ public final class QueueMetrics: Sendable {
     private let workers: GaugeFamily
     private let lag: GaugeFamily
     private let oldestQueued: CoreMetrics.Gauge
+    private let redisUsed: GaugeFamily
+    private let redisLimit: GaugeFamily
 
     public init() {
         let registry = MetricsRegistry()
@@ -46,6 +51,8 @@ public final class QueueMetrics: Sendable {
         workers = GaugeFamily(registry, "yadtq_workers", labels: ["verdict"])
         lag = GaugeFamily(registry, "yadtq_consumer_lag", labels: ["topic", "partition"])
         oldestQueued = registry.gauge("yadtq_oldest_queued_seconds")
+        redisUsed = GaugeFamily(registry, "yadtq_redis_used_memory_bytes", labels: ["node"])
+        redisLimit = GaugeFamily(registry, "yadtq_redis_maxmemory_bytes", labels: ["node"])
     }
 
     /// Sets every series from `observation` and returns the exposition text. A lag that
@@ -62,6 +69,8 @@ public final class QueueMetrics: Sendable {
                 Dictionary(uniqueKeysWithValues: partitions.map { ([$0.topic, String($0.partition)], Double($0.lag)) }))
         }
         oldestQueued.record(observation.oldestQueuedSeconds)
+        redisUsed.set(Dictionary(uniqueKeysWithValues: observation.redisMemory.map { ([$0.node.description], Double($0.used)) }))
+        redisLimit.set(Dictionary(uniqueKeysWithValues: observation.redisMemory.map { ([$0.node.description], Double($0.limit)) }))
         return registry.exposition()
     }
 }
