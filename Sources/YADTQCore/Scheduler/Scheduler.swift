@@ -16,8 +16,8 @@ import Logging
 public final class Scheduler: @unchecked Sendable {
     // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner`,
     // `leaseProblems` and `tickProblems` are used by the scheduler thread only, `lostRule`,
-    // `wasActiveForLost` and `lostProblems` by the lost-task thread only; everything else is immutable or thread-safe (the stores, the publisher, the lag
-    // reader, the registry).
+    // `wasActiveForLost` and `lostProblems` by the lost-task thread only; everything else is
+    // immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
     private let topic: String
     private let owner: String
     private let logger: Logger

@@ -12,8 +12,6 @@ public struct RedisOutage: Sendable, Equatable {
     /// When the current run of failures to reach Redis began; `nil` while Redis answers,
     /// even with a refusal every client meets.
     public private(set) var since: ContinuousClock.Instant?
-    /// Whether the latest call met a refusal every client meets.
-    public private(set) var refused = false
 
     public init(limit: Duration) {
         self.limit = limit
@@ -28,13 +26,9 @@ public struct RedisOutage: Sendable, Equatable {
         case giveUp
     }
 
-    /// Whether calls are failing now.
-    public var isOngoing: Bool { since != nil || refused }
-
     /// A Redis call failed at `now`.
     /// - Parameter refusedToEveryClient: Redis answered with a refusal every client meets.
     public mutating func failed(at now: ContinuousClock.Instant, refusedToEveryClient: Bool = false) -> Verdict {
-        refused = refusedToEveryClient
         if refusedToEveryClient {
             // Redis answered: the time it could not be reached starts over.
             since = nil
@@ -49,7 +43,6 @@ public struct RedisOutage: Sendable, Equatable {
     /// A Redis call succeeded: the outage, if any, is over.
     public mutating func succeeded() {
         since = nil
-        refused = false
     }
 
     /// The pause between two tries of a failing call.
