@@ -75,13 +75,14 @@ public struct RedisErrorReply: Sendable, Equatable {
     public var isTransient: Bool { kind == .loading || kind == .busy || kind == .clusterUnavailable }
 
     /// Whether the refusal comes from the state of Redis itself (full, unable to persist,
-    /// loading, blocked, a cluster failing over), so that every client meets it alike; a
-    /// wrong password, a replica or a missing permission are one client's own.
+    /// loading, blocked), so that every client meets it alike. A wrong password, a replica or
+    /// a missing permission are one client's own; and a cluster that is down may be down only
+    /// on this client's side of a network split, while the majority side fails over.
     public var refusesEveryClient: Bool {
         switch kind {
-        case .outOfMemory, .persistenceFailing, .loading, .busy, .clusterUnavailable: true
-        case .authenticationRequired, .wrongPassword, .noPermission, .readOnly, .noScript, .scriptingUnavailable,
-            .other:
+        case .outOfMemory, .persistenceFailing, .loading, .busy: true
+        case .clusterUnavailable, .authenticationRequired, .wrongPassword, .noPermission, .readOnly, .noScript,
+            .scriptingUnavailable, .other:
             false
         }
     }

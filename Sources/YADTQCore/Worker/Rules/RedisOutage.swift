@@ -2,8 +2,8 @@
 /// worker gives its partitions up (leaves the group) so the others take over, and joins
 /// again once Redis answers. Nothing is committed past what is terminal in Redis meanwhile.
 ///
-/// A refusal that every client meets alike (Redis full, unable to persist, loading, a
-/// cluster failing over: ``RedisErrorReply/refusesEveryClient``) is waited out without a
+/// A refusal that every client meets alike (Redis full, unable to persist, loading, blocked
+/// by a script: ``RedisErrorReply/refusesEveryClient``) is waited out without a
 /// limit: every other worker would meet it too, so giving the partitions up would only move
 /// the wait elsewhere, with a rebalance of the group each time.
 public struct RedisOutage: Sendable, Equatable {
