@@ -57,7 +57,8 @@ struct MonitorCommand: ParsableCommand {
                 logger: global.logger(label: "yadtq-monitor"))
             if once {
                 var noScreen: LiveScreen? = nil
-                show(try monitor.refresh(), screen: &noScreen)
+                var verdicts = VerdictLog()
+                show(try monitor.refresh(), screen: &noScreen, verdicts: &verdicts)
             } else {
                 watch(monitor)
             }
@@ -70,13 +71,14 @@ struct MonitorCommand: ParsableCommand {
     /// and retried at the next interval rather than ending the monitor.
     private func watch(_ monitor: FleetMonitor) {
         var screen = isatty(STDOUT_FILENO) == 1 && !json ? LiveScreen() : nil
+        var verdicts = VerdictLog()
         var completion = RunCompletion()
         let clock = ContinuousClock()
         while true {
             let started = clock.now
             do {
                 let snapshot = try monitor.refresh()
-                show(snapshot, screen: &screen)
+                show(snapshot, screen: &screen, verdicts: &verdicts)
                 if completion.isFinished(after: snapshot) {
                     Self.log("the end marker has been drained on every partition and every worker is gone; exiting")
                     return
@@ -90,10 +92,11 @@ struct MonitorCommand: ParsableCommand {
     }
 
     /// Draws the live screen, or prints a snapshot; logs verdict changes to standard
-    /// error unless they would scribble over the live screen.
-    private func show(_ snapshot: FleetSnapshot, screen: inout LiveScreen?) {
+    /// error (each once: see ``VerdictLog``) unless they would scribble over the live screen.
+    private func show(_ snapshot: FleetSnapshot, screen: inout LiveScreen?, verdicts: inout VerdictLog) {
+        let changes = verdicts.toLog(snapshot.changes)
         if screen == nil || isatty(STDERR_FILENO) == 0 {
-            for change in snapshot.changes { Self.log(TerminalText.escaped(change.description)) }
+            for change in changes { Self.log(TerminalText.escaped(change.description)) }
         }
         if screen != nil {
             screen?.draw(snapshot)

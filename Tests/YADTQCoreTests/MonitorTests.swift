@@ -241,3 +241,18 @@ struct MonitorRenderingTests {
         #expect(document["changes"]?[0]?["to"] == "DEAD")
     }
 }
+
+@Suite("Verdict log")
+struct VerdictLogTests {
+    @Test("a change found again because it was not stored is logged once; a change to another verdict is logged")
+    func once() {
+        var log = VerdictLog()
+        let dead = VerdictChange(worker: "w1", from: .alive, to: .dead, reason: "no heartbeat", at: 1)
+        let alive = VerdictChange(worker: "w1", from: .dead, to: .alive, reason: "", at: 3)
+        let other = VerdictChange(worker: "w2", from: nil, to: .alive, reason: "", at: 1)
+        #expect(log.toLog([dead, other]) == [dead, other])
+        #expect(log.toLog([dead]).isEmpty, "the same change again (Redis still holds ALIVE): not logged twice")
+        #expect(log.toLog([alive]) == [alive], "back to ALIVE is a change")
+        #expect(log.toLog([dead]) == [dead], "and DEAD again is one too")
+    }
+}
