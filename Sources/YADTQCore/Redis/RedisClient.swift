@@ -258,8 +258,7 @@ final class RedisClient: @unchecked Sendable {
     /// long script `BUSY`, a cluster failing over `CLUSTERDOWN`: these and transport failures
     /// (hiredis error codes) pass, so they are retried with backoff; any other error reply is final.
     private static func isTransient(_ error: YADTQError) -> Bool {
-        error.area == .redis
-            && (error.libraryCode != nil || error.libraryMessage.map { RedisErrorReply($0).isTransient } == true)
+        error.area == .redis && (error.libraryCode != nil || RedisErrorReply(in: error)?.isTransient == true)
     }
 
     /// Must be called with `lock` held.

@@ -17,6 +17,9 @@ public struct RedisMemory: Sendable, Equatable {
     /// The share of `maxmemory` in use, or `nil` without a limit.
     public var fullness: Double? { limit > 0 ? Double(used) / Double(limit) : nil }
 
+    /// At or past `maxmemory`: Redis refuses writes now.
+    private var isFull: Bool { limit > 0 && used >= limit }
+
     /// From this share of `maxmemory` on, the fleet is warned.
     public static let warningFullness = 0.9
 
@@ -24,14 +27,14 @@ public struct RedisMemory: Sendable, Equatable {
     public var summary: String {
         let used = Self.mebibytes(used)
         guard let fullness else { return "\(used) (no maxmemory)" }
-        let share = self.used >= limit ? "full" : "\(Int((fullness * 100).rounded(.down))) %"
+        let share = isFull ? "full" : "\(Int((fullness * 100).rounded(.down))) %"
         return "\(used) of \(Self.mebibytes(limit)) maxmemory (\(share))"
     }
 
     /// The warning to show, when Redis is nearly or entirely full.
     public var warning: String? {
         guard let fullness, fullness >= Self.warningFullness else { return nil }
-        let state = used >= limit ? "is full and refuses writes" : "is nearly full"
+        let state = isFull ? "is full and refuses writes" : "is nearly full"
         return "Redis at \(node) \(state): \(summary). Shorten retention (YADTQ_KEEP_SUCCEEDED, YADTQ_KEEP_FAILED), "
             + "purge old tasks (yadtq-ctl purge) or raise maxmemory"
     }

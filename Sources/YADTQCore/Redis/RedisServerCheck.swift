@@ -13,8 +13,7 @@ extension TaskStore {
     /// the password, is version 5 or later, runs Lua scripts, is not a replica (unless it is
     /// a cluster's node) and does not evict keys that have no expiry when it is full. A
     /// worker calls it before it joins its group, so a wrong setting is reported before it
-    /// takes partitions. (On a cluster, the first node
-    /// named in `YADTQ_REDIS` speaks for all.)
+    /// takes partitions. (On a cluster, the first node named in `YADTQ_REDIS` speaks for all.)
     /// - Throws: a ``YADTQError`` whose message says which of those failed and what to do.
     public func checkServer() throws -> ServerCheck {
         let url = client.url
