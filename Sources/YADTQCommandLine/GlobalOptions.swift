@@ -9,7 +9,7 @@ public struct GlobalOptions: ParsableArguments {
     @Option(help: "Kafka bootstrap servers, host:port[,host:port] (env YADTQ_BROKERS).")
     var brokers: String?
 
-    @Option(help: "Redis URL, redis://[:password@]host:port/db (env YADTQ_REDIS).")
+    @Option(help: "Redis URL, redis://[[user]:password@]host:port/db (env YADTQ_REDIS).")
     var redis: String?
 
     @Option(help: "Prefix of every Redis key (env YADTQ_NAMESPACE).")

@@ -178,6 +178,13 @@ struct RedisErrorReplyTests {
             ("MISCONF Redis is configured to save RDB snapshots", .persistenceFailing),
             ("ERR unknown command 'EVALSHA', with args beginning with:", .scriptingUnavailable),
             ("ERR something else", .other),
+            // Redis 5 and 6 wrap a refusal met inside a script.
+            (
+                "ERR Error running script (call to f_8e1f): @user_script:12: @user_script: 12: -OOM command not allowed "
+                    + "when used memory > 'maxmemory'.", .outOfMemory
+            ),
+            ("ERR Error running script (call to f_8e1f): @user_script:3: -NOPERM this user has no permissions", .noPermission),
+            ("ERR Error running script (call to f_8e1f): @user_script:3: Script attempted to access a non local key", .other),
         ]
         for (message, kind) in cases {
             let reply = RedisErrorReply(message)

@@ -33,17 +33,16 @@ struct RedisClusterTests {
         #expect(partial.master(for: HashSlot(value: 101)) == nil, "an unserved slot has no master")
     }
 
-    @Test("MOVED and ASK replies are read; other errors are not redirections")
+    @Test("MOVED and ASK replies are read, an unknown host is the answering node's; other errors are not redirections")
     func redirections() {
-        #expect(
-            ClusterRedirect(errorMessage: "MOVED 3999 127.0.0.1:6381")
-                == .moved(HashSlot(value: 3999), RedisURL.Node(host: "127.0.0.1", port: 6381)))
-        #expect(
-            ClusterRedirect(errorMessage: "ASK 3999 10.0.0.2:7000")
-                == .ask(HashSlot(value: 3999), RedisURL.Node(host: "10.0.0.2", port: 7000)))
-        #expect(ClusterRedirect(errorMessage: "MOVED 12 [::1]:7000") == .moved(HashSlot(value: 12), .init(host: "::1", port: 7000)))
-        #expect(ClusterRedirect(errorMessage: "ERR wrong number of arguments") == nil)
-        #expect(ClusterRedirect(errorMessage: "MOVED x y") == nil)
+        let answering = RedisURL.Node(host: "10.0.0.9", port: 7000)
+        func redirect(_ message: String) -> ClusterRedirect? { ClusterRedirect(errorMessage: message, answeredBy: answering) }
+        #expect(redirect("MOVED 3999 127.0.0.1:6381") == .moved(HashSlot(value: 3999), RedisURL.Node(host: "127.0.0.1", port: 6381)))
+        #expect(redirect("ASK 3999 10.0.0.2:7000") == .ask(HashSlot(value: 3999), RedisURL.Node(host: "10.0.0.2", port: 7000)))
+        #expect(redirect("MOVED 12 [::1]:7000") == .moved(HashSlot(value: 12), .init(host: "::1", port: 7000)))
+        #expect(redirect("MOVED 12 :7001") == .moved(HashSlot(value: 12), .init(host: "10.0.0.9", port: 7001)))
+        #expect(redirect("ERR wrong number of arguments") == nil)
+        #expect(redirect("MOVED x y") == nil)
     }
 
     @Test("YADTQ_REDIS: one node is a single Redis, several or cluster=yes a cluster")
@@ -61,6 +60,23 @@ struct RedisClusterTests {
         #expect(throws: YADTQError.self) { try RedisURL(parsing: "redis://h1:x") }
         #expect(throws: YADTQError.self) { try RedisURL(parsing: "redis://h1?cluster=maybe") }
         #expect(throws: YADTQError.self) { try RedisURL(parsing: "http://h1") }
+    }
+
+    @Test("YADTQ_REDIS names an ACL user with its password; without a user YADTQ logs in as the default one")
+    func users() throws {
+        let user = try RedisURL(parsing: "redis://yadtq%2Dw:p%3Aw@10.0.0.1:7000/1")
+        #expect(user.username == "yadtq-w" && user.password == "p:w" && user.database == 1)
+        #expect(user.description == "redis://yadtq-w:***@10.0.0.1:7000/1", "the user in logs, not the password")
+        let cluster = try RedisURL(parsing: "redis://ops:pw@h1:7001,h2:7002")
+        #expect(cluster.isCluster && cluster.username == "ops" && cluster.password == "pw")
+        let passwordOnly = try RedisURL(parsing: "redis://:pw@h1")
+        #expect(passwordOnly.username == nil && passwordOnly.password == "pw")
+        #expect(try RedisURL(parsing: "redis://h1").username == nil)
+        #expect {
+            try RedisURL(parsing: "redis://ops@h1")
+        } throws: { error in
+            "\(error)".contains("the user 'ops' comes without a password") && "\(error)".contains("redis://[[user]:password@]")
+        }
     }
 
     @Test("tasks spread over 16 shards whose hash tags fall in 16 equal parts of the slot space")

@@ -137,7 +137,7 @@ struct WorkerInputSafetyTests {
         let cases: [(name: String, url: String, says: String)] = [
             ("w-unreachable", "redis://127.0.0.1:\(closed)/0", "cannot connect to redis://127.0.0.1:\(closed)/0"),
             ("w-nopass", redis.url, "Redis needs a password and YADTQ_REDIS gives none"),
-            ("w-wrongpass", "redis://:nope@127.0.0.1:\(redis.port)/0", "Redis refused the password"),
+            ("w-wrongpass", "redis://:nope@127.0.0.1:\(redis.port)/0", "Redis refused the user or password"),
         ]
         for (name, url, says) in cases {
             let worker = try stack.startWorker(name, environment: ["YADTQ_REDIS": url])
@@ -154,9 +154,11 @@ struct WorkerInputSafetyTests {
 
     /// Starts worker `name` against the Redis at `url` and expects it to refuse that Redis
     /// with `refusal` and `remedy`, keep checking and stay out of its group; then `mend`
-    /// mends Redis and the worker must find it usable. Returns the worker's log.
+    /// mends Redis and the worker must find it usable, and `thenCheck` runs while it does.
+    /// Returns the worker's log.
     private func expectRefusedUntilMended(
-        _ stack: IntegrationStack, _ name: String, url: String, refusal: String, remedy: String, mend: () throws -> Void
+        _ stack: IntegrationStack, _ name: String, url: String, refusal: String, remedy: String, mend: () throws -> Void,
+        thenCheck: () throws -> Void = {}
     ) throws -> String {
         let worker = try stack.startWorker(name, environment: ["YADTQ_REDIS": url])
         defer { WebServerProcess.terminate(worker) }
@@ -166,7 +168,32 @@ struct WorkerInputSafetyTests {
         #expect(!stack.workerLog(name).contains("consuming"), "it never joined the group")
         try mend()
         #expect(eventually(.seconds(20)) { stack.workerLog(name).contains("is usable again") }, "\(stack.workerLog(name).suffix(600))")
+        try thenCheck()
         return stack.workerLog(name)
+    }
+
+    @Test("an ACL user kept from YADTQ's keys is refused before joining, naming the keys; given them, its worker runs tasks")
+    func aclUser() throws {
+        let stack = try IntegrationStack(label: "worker-acl")
+        let user = "acl-\(stack.settings.namespace)"
+        _ = try stack.redisOnEveryNode(["ACL", "SETUSER", user, "on", ">pw", "~elsewhere:*", "+@all"])
+        defer { _ = try? stack.redisOnEveryNode(["ACL", "DELUSER", user]) }
+        let node = stack.settings.redis.nodes[0]
+        let prefix = stack.settings.keyPrefix
+        let log = try expectRefusedUntilMended(
+            stack, "w-acl", url: "redis://\(user):pw@\(node)/\(stack.settings.redis.database)",
+            refusal: "does not let the user '\(user)' run YADTQ's scripts on its keys (\(prefix)*)",
+            remedy: "ACL SETUSER \(user) ~\(prefix)* +@all"
+        ) {
+            _ = try stack.redisOnEveryNode(["ACL", "SETUSER", user, "resetkeys", "~\(prefix)*"])
+        } thenCheck: {
+            let run = try stack.run(input: #"{"id": "acl-1", "type": "add", "args": [2, 3]}"#)
+            #expect(run.status == 0, "\(run.stderr)")
+            let record = try stack.waitForTerminal(["acl-1"], timeout: .seconds(60))[0]
+            #expect(record?.status == .success && record?.worker == "w-acl", "\(String(describing: record))")
+        }
+        #expect(log.contains("redis://\(user):***@"), "the user is named in the log, not the password")
+        #expect(!log.contains(":pw@"))
     }
 
     @Test("a Redis that would evict task records when full is refused before joining; one that evicts only expiring keys is a warning")

@@ -8,6 +8,10 @@ import YADTQCore
 struct IntegrationStack {
     /// Integration tests need the stack `scripts/test` starts; without it they are skipped.
     static let isAvailable = ProcessInfo.processInfo.environment["YADTQ_TEST_STACK"] == "1"
+    /// The stack's Redis is a cluster whose nodes' pid files are in `YADTQ_STACK_DIR` (the
+    /// cluster pass of scripts/test, whose masters have a replica each).
+    static let isClusterStack = isAvailable && ProcessInfo.processInfo.environment["YADTQ_STACK_DIR"] != nil
+        && (try? YADTQSettings(environment: ProcessInfo.processInfo.environment))?.redis.isCluster == true
 
     let settings: YADTQSettings
     let topic: String

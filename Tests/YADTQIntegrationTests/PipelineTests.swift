@@ -216,6 +216,41 @@ struct TaskStoreRuleTests {
         #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
     }
 
+    @Test(
+        "a worker's write returns only once a replica has it, also when its call is replayed and writes nothing new",
+        .enabled(if: IntegrationStack.isClusterStack, "needs the cluster pass's replicas"))
+    func waitsForReplicaAcrossReplays() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "replicated-1", type: "add", args: [], maxAttempts: 1, queuedAt: 1)
+        #expect(try store.begin([task], partitions: [0], worker: "a", at: 2) == [.run(attempt: 1)])
+        // INFO's lines end in "\r\n", one Character, which outputLines does not split on.
+        let info = try stack.redisOnEveryNode(["INFO", "replication"]).joined().flatMap { $0.split(whereSeparator: \.isNewline) }
+        let replicaPorts = info.compactMap { line -> String? in
+            guard line.hasPrefix("slave"), let port = line.split(separator: ",").first(where: { $0.hasPrefix("port=") }) else { return nil }
+            return String(port.dropFirst("port=".count))
+        }
+        let directory = try #require(ProcessInfo.processInfo.environment["YADTQ_STACK_DIR"])
+        let replicas = try replicaPorts.map { port in
+            try #require(Int32(String(contentsOfFile: "\(directory)/redis-\(port).pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        #expect(!replicas.isEmpty)
+        // Frozen replicas must not be judged failed meanwhile (the client would stop waiting for them).
+        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "cluster-node-timeout", "60000"])
+        defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "cluster-node-timeout", "2000"]) }
+        for pid in replicas { kill(pid, SIGSTOP) }
+        let frozen = ContinuousClock.now
+        let thaw = DispatchWorkItem { for pid in replicas { kill(pid, SIGCONT) } }
+        defer { thaw.perform() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 6, execute: thaw)
+        // The first WAIT times out after 2 s and the call is replayed on a new connection,
+        // where the replayed script finds its success written and writes nothing.
+        let outcome = AttemptOutcome(id: "replicated-1", attempt: 1, kind: .success, payload: "0")
+        #expect(try store.finish([outcome], worker: "a", at: 3) == [true])
+        let waited = ContinuousClock.now - frozen
+        #expect(waited >= .seconds(5.5), "finish returned after \(waited), while no replica could have its write")
+    }
+
     @Test("status counters follow every change, and an id twice in one batch is queued and begun once")
     func countersFollowChanges() throws {
         let stack = try IntegrationStack()

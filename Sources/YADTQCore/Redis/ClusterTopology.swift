@@ -83,19 +83,22 @@ public struct ClusterTopology: Sendable, Equatable {
 
 /// A cluster node's answer that a key lives elsewhere: `MOVED <slot> <host>:<port>` (the
 /// slot has moved for good: refresh the map) or `ASK <slot> <host>:<port>` (the slot is
-/// being migrated: send this one command there, preceded by `ASKING`).
+/// being migrated: send this one command there, preceded by `ASKING`). A node whose
+/// address Redis does not know (`cluster-preferred-endpoint-type unknown-endpoint`) is sent
+/// as `:<port>`: it is on the host of the node that answered (`answeredBy`), as in
+/// `CLUSTER SLOTS`.
 public enum ClusterRedirect: Equatable, Sendable {
     case moved(HashSlot, RedisURL.Node)
     case ask(HashSlot, RedisURL.Node)
 
-    public init?(errorMessage message: String) {
+    public init?(errorMessage message: String, answeredBy: RedisURL.Node) {
         let words = message.split(separator: " ")
         guard words.count == 3, let slot = Int(words[1]), let colon = words[2].lastIndex(of: ":"),
             let port = Int32(words[2][words[2].index(after: colon)...])
         else { return nil }
         var host = words[2][..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        let node = RedisURL.Node(host: String(host), port: port)
+        let node = RedisURL.Node(host: host.isEmpty ? answeredBy.host : String(host), port: port)
         switch words[0] {
         case "MOVED": self = .moved(HashSlot(value: slot), node)
         case "ASK": self = .ask(HashSlot(value: slot), node)

@@ -7,14 +7,10 @@ extension TaskStore {
     /// again later reappears, and so does its plugin list (a worker writes it every few seconds).
     func forgetWorkers(_ workers: [String]) throws {
         guard !workers.isEmpty else { return }
-        let replies = try client.execute([
-            RedisCommand(["HDEL", keys.heartbeats] + workers), RedisCommand(["HDEL", keys.verdicts] + workers),
-            RedisCommand(["HDEL", keys.plugins] + workers),
-        ])
-        if let message = replies.lazy.compactMap(\.errorMessage).first {
-            throw YADTQError(
-                .redis, "Redis refused to forget workers \(workers.joined(separator: ", "))", libraryMessage: message,
-                remedy: "Check that no other program stores different types under this namespace's keys")
-        }
+        _ = try client.execute(
+            [
+                RedisCommand(["HDEL", keys.heartbeats] + workers), RedisCommand(["HDEL", keys.verdicts] + workers),
+                RedisCommand(["HDEL", keys.plugins] + workers),
+            ], or: "Forgetting workers \(workers.joined(separator: ", "))")
     }
 }

@@ -7,12 +7,12 @@ extension TaskStore {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let text = String(decoding: try encoder.encode(plugins), as: UTF8.self)
-        _ = try client.execute(RedisCommand("HSET", keys.plugins, worker, text))
+        _ = try client.execute(RedisCommand("HSET", keys.plugins, worker, text), or: "Writing the plugin list of \(worker)")
     }
 
     /// Every worker's published plugins, by worker name.
     public func publishedPlugins() throws -> [String: [PluginInfo]] {
-        let elements = try client.execute(RedisCommand("HGETALL", keys.plugins)).elements
+        let elements = try client.execute(RedisCommand("HGETALL", keys.plugins), or: "Reading the plugin lists").elements
         var result: [String: [PluginInfo]] = [:]
         for index in stride(from: 0, to: elements.count - 1, by: 2) {
             guard let worker = elements[index].text, case .string(let bytes) = elements[index + 1],

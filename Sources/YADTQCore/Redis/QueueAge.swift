@@ -9,12 +9,7 @@ extension TaskStore {
         let calls = keys.allShards.map { shard in
             Self.call(Self.oldestQueuedScript, shard: shard, arguments: [String(scanLimit)]) { _ in }
         }
-        return try client.evaluate(calls).compactMap { reply -> Int64? in
-            if let message = reply.errorMessage {
-                throw YADTQError(.redis, "Redis refused the oldest-queued read", libraryMessage: message)
-            }
-            return reply.integer.flatMap { $0 >= 0 ? $0 : nil }
-        }.min()
+        return try client.evaluate(calls).compactMap { reply in reply.integer.flatMap { $0 >= 0 ? $0 : nil } }.min()
     }
 
     /// KEYS and first ARGV: a task script call's; then the scan limit. Returns the oldest

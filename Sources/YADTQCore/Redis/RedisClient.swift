@@ -13,8 +13,8 @@ import Logging
 ///   Redis is away). Call it from a dedicated thread or a `DispatchQueue`, never
 ///   from Swift's cooperative pool.
 final class RedisClient: @unchecked Sendable {
-    // @unchecked Sendable: `connections`, `scriptHashes` and `topology` are read and written
-    // only while holding `lock`, and a RedisConnection never escapes the lock.
+    // @unchecked Sendable: `connections`, `scriptHashes`, `topology` and `knownNodes` are read
+    // and written only while holding `lock`, and a RedisConnection never escapes the lock.
     private let lock = NSLock()
     private var connections: [RedisURL.Node: RedisConnection] = [:]
     /// Script name -> SHA1, the same on every node; a node that does not know it yet answers
@@ -22,6 +22,9 @@ final class RedisClient: @unchecked Sendable {
     private var scriptHashes: [String: String] = [:]
     /// The slot map of a cluster; `nil` until first needed and after any failure.
     private var topology: ClusterTopology?
+    /// Every node of the latest slot map, kept across failures: when the seeds named in
+    /// `YADTQ_REDIS` are down (a failed-over master among them), the others still know the map.
+    private var knownNodes: [RedisURL.Node] = []
     let url: RedisURL
     private let logger: Logger
     private let reconnectFor: Duration?
@@ -42,14 +45,35 @@ final class RedisClient: @unchecked Sendable {
     /// Runs a pipeline (one round trip per node), reconnecting and replaying it if a
     /// connection breaks. Error replies come back as `.error` replies, except the transient
     /// ones (`LOADING`, `BUSY`, a cluster failing over), which are retried.
-    func execute(_ commands: [RedisCommand]) throws -> [RedisReply] {
+    /// - Parameter waitForReplicas: as for ``evaluate(_:waitForReplicas:)``; the pipeline must
+    ///   end with a command that always writes (`EXPIRE` of a key it sets, say), so that `WAIT`
+    ///   counts it even when it is replayed.
+    func execute(_ commands: [RedisCommand], waitForReplicas: Bool = false) throws -> [RedisReply] {
         lock.lock()
         defer { lock.unlock() }
-        return try withReconnection { try send(commands.map { Request(command: $0, script: nil) }, waitForReplicas: false) }
+        return try withReconnection {
+            try send(commands.map { Request(command: $0, script: nil, replicationMarker: nil) }, waitForReplicas: waitForReplicas)
+        }
     }
 
     func execute(_ command: RedisCommand) throws -> RedisReply {
         try execute([command])[0]
+    }
+
+    /// ``execute(_:)`` for callers that take every reply as a value: the first error reply (a
+    /// full Redis refusing a write, a missing permission, a key of another type) is thrown as
+    /// "`what` failed", where reading it as a number or a list would take it for 0 or nothing.
+    func execute(_ commands: [RedisCommand], or what: String, waitForReplicas: Bool = false) throws -> [RedisReply] {
+        let replies = try execute(commands, waitForReplicas: waitForReplicas)
+        if let message = replies.lazy.compactMap(\.errorMessage).first {
+            throw RedisErrorReply(message).error(
+                "\(what) failed", otherRemedy: "Check that no other program stores different types under this namespace's keys")
+        }
+        return replies
+    }
+
+    func execute(_ command: RedisCommand, or what: String) throws -> RedisReply {
+        try execute([command], or: what)[0]
     }
 
     /// Sends a command without a key (`INFO`, ...) to every master: the one Redis, or each
@@ -69,6 +93,8 @@ final class RedisClient: @unchecked Sendable {
         /// The keys the script declares (`KEYS`); in a cluster all in one slot, which routes the call.
         var keys: [String]
         var arguments: RedisCommand
+        /// A key in the call's slot that a call waiting for replicas writes (see ``send``).
+        var replicationMarker: String?
     }
 
     /// Runs a Lua script with `EVALSHA`, loading it on first use and again after a node
@@ -91,7 +117,7 @@ final class RedisClient: @unchecked Sendable {
                 var command = RedisCommand("EVALSHA", try scriptHash(call.script), String(call.keys.count))
                 for key in call.keys { command.append(key) }
                 command.append(contentsOf: call.arguments)
-                requests.append(Request(command: command, script: call.script))
+                requests.append(Request(command: command, script: call.script, replicationMarker: call.replicationMarker))
             }
             let replies = try send(requests, waitForReplicas: waitForReplicas)
             for (call, reply) in zip(calls, replies) {
@@ -107,6 +133,7 @@ final class RedisClient: @unchecked Sendable {
     private struct Request {
         var command: RedisCommand
         var script: RedisScript?
+        var replicationMarker: String?
     }
 
     /// The SHA1 of a script, loaded once on any node (it is the same on all of them).
@@ -154,9 +181,20 @@ final class RedisClient: @unchecked Sendable {
                     pipeline.append(requests[request.index].command)
                 }
                 let replicas = waitForReplicas && url.isCluster ? (topology?.replicaCount(of: node) ?? 0) : 0
+                // WAIT counts the replicas that have this connection's latest write, and a
+                // replayed script that finds its work done writes nothing: on the new
+                // connection of a replay, WAIT would then answer at once, before a replica
+                // has the first run's writes. So the pipeline ends with a write of its own,
+                // in the slot of a request sent to this node without ASKING.
+                let marker = replicas > 0 ? group.lazy.compactMap { $0.asking ? nil : requests[$0.index].replicationMarker }.first : nil
+                if let marker { pipeline.append(RedisCommand("SET", marker, String(currentEpochMilliseconds()))) }
                 if replicas > 0 { pipeline.append(RedisCommand("WAIT", "1", String(Self.replicaWait.inMilliseconds))) }
                 var answers = try connection(to: node).execute(pipeline)[...]
                 if replicas > 0, let acknowledged = answers.popLast() {
+                    if let message = acknowledged.errorMessage { throw RedisErrorReply(message).error("\(node) refused WAIT") }
+                    if marker != nil, let message = answers.popLast()?.errorMessage {
+                        throw RedisErrorReply(message).error("\(node) refused the write that WAIT counts")
+                    }
                     guard (acknowledged.integer ?? 0) >= 1 else {
                         // Retried like a lost connection: the writes are replayed (they are
                         // replay-safe) until a replica has them.
@@ -171,7 +209,7 @@ final class RedisClient: @unchecked Sendable {
                         replies[request.index] = reply
                         continue
                     }
-                    if let redirect = ClusterRedirect(errorMessage: message) {
+                    if let redirect = ClusterRedirect(errorMessage: message, answeredBy: node) {
                         switch redirect {
                         case .moved(_, let target):
                             movedAway = true
@@ -219,12 +257,12 @@ final class RedisClient: @unchecked Sendable {
         return fresh
     }
 
-    /// Asks the known nodes, seeds first, for the slot map; the first that answers wins.
+    /// Asks for the slot map: the nodes of the latest map first (they include every master
+    /// after a failover), then the seeds; the first that answers wins.
     private func fetchTopology() throws -> ClusterTopology {
         var lastError: (any Error)?
-        let known = url.nodes + (topology?.ranges.flatMap { [$0.master] + $0.replicas } ?? [])
         var seen: Set<RedisURL.Node> = []
-        for node in known where seen.insert(node).inserted {
+        for node in knownNodes + url.nodes where seen.insert(node).inserted {
             do {
                 let reply = try connection(to: node).execute([RedisCommand("CLUSTER", "SLOTS")])[0]
                 if let message = reply.errorMessage {
@@ -232,7 +270,9 @@ final class RedisClient: @unchecked Sendable {
                         "\(node) did not give the cluster's slot map",
                         otherRemedy: "YADTQ_REDIS names several nodes or cluster=yes, so it must be a Redis Cluster")
                 }
-                return try ClusterTopology(slotsReply: reply, answeredBy: node)
+                let topology = try ClusterTopology(slotsReply: reply, answeredBy: node)
+                knownNodes = topology.ranges.flatMap { [$0.master] + $0.replicas }
+                return topology
             } catch {
                 connections[node] = nil
                 lastError = error

@@ -26,13 +26,15 @@ final class RedisConnection {
         redisSetTimeout(context, limit)
         redisEnableKeepAlive(context)
         var setup: [RedisCommand] = []
-        if let password = url.password { setup.append(RedisCommand("AUTH", password)) }
+        if let password = url.password {
+            setup.append(url.username.map { RedisCommand("AUTH", $0, password) } ?? RedisCommand("AUTH", password))
+        }
         if url.database != 0 { setup.append(RedisCommand("SELECT", String(url.database))) }
         for reply in try execute(setup) {
             if let message = reply.errorMessage {
                 throw RedisErrorReply(message).error(
                     "\(url) refused the connection set-up",
-                    otherRemedy: "Check the password and database number in YADTQ_REDIS")
+                    otherRemedy: "Check the user, password and database number in YADTQ_REDIS (a user needs Redis 6 or later)")
             }
         }
     }

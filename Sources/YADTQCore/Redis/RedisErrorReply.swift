@@ -36,27 +36,42 @@ public struct RedisErrorReply: Sendable, Equatable {
 
     public init(_ message: String) {
         self.message = message
-        let word = message.prefix { $0 != " " }
-        switch word {
-        case "OOM": kind = .outOfMemory
-        case "NOAUTH": kind = .authenticationRequired
-        case "WRONGPASS": kind = .wrongPassword
-        case "NOPERM": kind = .noPermission
-        case "READONLY": kind = .readOnly
-        case "LOADING": kind = .loading
-        case "BUSY": kind = .busy
-        case "NOSCRIPT": kind = .noScript
-        case "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN": kind = .clusterUnavailable
-        case "MISCONF": kind = .persistenceFailing
-        default:
-            let lowered = message.lowercased()
-            if lowered.contains("invalid password") || lowered.contains("invalid username-password") {
-                kind = .wrongPassword
-            } else if lowered.contains("unknown command") && Self.scriptCommands.contains(where: lowered.contains) {
-                kind = .scriptingUnavailable
-            } else {
-                kind = .other
-            }
+        if let kind = Self.kind(ofCode: message.prefix { $0 != " " }) {
+            self.kind = kind
+            return
+        }
+        // Before Redis 7, a command refused inside a script comes back wrapped:
+        // `ERR Error running script (call to f_...): @user_script:12: -OOM command not allowed ...`.
+        if let wrapped = message.range(of: ": -"),
+            let kind = Self.kind(ofCode: message[wrapped.upperBound...].prefix { $0 != " " })
+        {
+            self.kind = kind
+            return
+        }
+        let lowered = message.lowercased()
+        if lowered.contains("invalid password") || lowered.contains("invalid username-password") {
+            kind = .wrongPassword
+        } else if lowered.contains("unknown command") && Self.scriptCommands.contains(where: lowered.contains) {
+            kind = .scriptingUnavailable
+        } else {
+            kind = .other
+        }
+    }
+
+    /// The kind an error code (a reply's first word) names; nil for `ERR` and unknown codes.
+    private static func kind(ofCode code: Substring) -> Kind? {
+        switch code {
+        case "OOM": .outOfMemory
+        case "NOAUTH": .authenticationRequired
+        case "WRONGPASS": .wrongPassword
+        case "NOPERM": .noPermission
+        case "READONLY": .readOnly
+        case "LOADING": .loading
+        case "BUSY": .busy
+        case "NOSCRIPT": .noScript
+        case "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN": .clusterUnavailable
+        case "MISCONF": .persistenceFailing
+        default: nil
         }
     }
 
@@ -92,7 +107,7 @@ public struct RedisErrorReply: Sendable, Equatable {
         switch kind {
         case .outOfMemory: "Redis is full (it reached its maxmemory limit)"
         case .authenticationRequired: "Redis needs a password and YADTQ_REDIS gives none"
-        case .wrongPassword: "Redis refused the password in YADTQ_REDIS"
+        case .wrongPassword: "Redis refused the user or password in YADTQ_REDIS"
         case .noPermission: "the Redis user of YADTQ_REDIS may not run YADTQ's commands"
         case .readOnly: "YADTQ_REDIS points at a read-only replica"
         case .loading: "Redis is loading its data set after a restart"
@@ -112,9 +127,11 @@ public struct RedisErrorReply: Sendable, Equatable {
             "Raise Redis's maxmemory (CONFIG SET maxmemory ...) or shorten retention "
                 + "(YADTQ_KEEP_SUCCEEDED, YADTQ_KEEP_FAILED) or purge old tasks, then try again"
         case .authenticationRequired:
-            "Put the password in the URL: YADTQ_REDIS=redis://:PASSWORD@host:port/db"
+            "Put the password in the URL: YADTQ_REDIS=redis://:PASSWORD@host:port/db, "
+                + "or redis://USER:PASSWORD@host:port/db for an ACL user"
         case .wrongPassword:
-            "Check the password in YADTQ_REDIS (redis://:PASSWORD@host:port/db) against Redis's requirepass"
+            "Check the user and password in YADTQ_REDIS (redis://[USER]:PASSWORD@host:port/db) against Redis's "
+                + "requirepass or its ACL users (ACL LIST)"
         case .noPermission:
             "Give the user access to every command and key under the YADTQ namespace (ACL SETUSER), or use another user"
         case .readOnly:

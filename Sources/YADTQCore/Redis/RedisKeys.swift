@@ -102,6 +102,11 @@ public struct RedisKeys: Sendable {
         func stats(second: Int64) -> String { statsPrefix + String(second) }
         var statsPrefix: String { base + "stats:" }
 
+        /// String: when a worker last waited for a replica to acknowledge a call on this
+        /// shard (ms). Written with each such call so that `WAIT` counts the call's writes
+        /// even when a replayed script writes nothing (see ``RedisClient``).
+        var replicated: String { base + "replicated" }
+
         /// KEYS of every task script call, in the order ``TaskScripts`` reads them.
         var scriptKeys: [String] { [records, counts, finished, types, running, buckets, live, expiring] }
         /// The first ARGV of every task script call: the key families' prefixes.

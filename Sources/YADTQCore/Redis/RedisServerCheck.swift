@@ -11,13 +11,15 @@ extension TaskStore {
 
     /// Checks, once and without retrying, that Redis can serve YADTQ: it answers, accepts
     /// the password, is version 5 or later, runs Lua scripts, is not a replica (unless it is
-    /// a cluster's node) and does not evict keys that have no expiry when it is full. A
+    /// a cluster's node), lets the user at YADTQ's keys and does not evict keys that have no
+    /// expiry when it is full. A
     /// worker calls it before it joins its group, so a wrong setting is reported before it
-    /// takes partitions. (On a cluster, the first node named in `YADTQ_REDIS` speaks for all.)
+    /// takes partitions. (On a cluster, the first node named in `YADTQ_REDIS` that answers
+    /// speaks for all: a master among them may be down while its replica serves in its place.)
     /// - Throws: a ``YADTQError`` whose message says which of those failed and what to do.
     public func checkServer() throws -> ServerCheck {
         let url = client.url
-        let connection = try RedisConnection(url: url, timeout: .seconds(2))
+        let connection = try firstAnswering(url)
         let replies = try connection.execute([
             RedisCommand("PING"), RedisCommand("INFO", "server"), RedisCommand("EVAL", "return 1", "0"),
             RedisCommand("INFO", "memory"), RedisCommand("INFO", "replication"),
@@ -45,6 +47,7 @@ extension TaskStore {
             throw RedisErrorReply("READONLY Redis at \(url) is a replica of \(primary)")
                 .error("Redis at \(url) cannot take YADTQ's writes")
         }
+        try checkAccess(connection, url: url)
         var warnings: [String] = []
         // A full Redis that evicts would drop task records (a shard's records are one key)
         // or the scheduler's lease; with noeviction it refuses writes, which YADTQ waits out.
@@ -62,6 +65,37 @@ extension TaskStore {
                     + "lease could go early and a due or periodic task be published twice; YADTQ expects noeviction")
         }
         return ServerCheck(version: version, warnings: warnings)
+    }
+
+    private func firstAnswering(_ url: RedisURL) throws -> RedisConnection {
+        var lastError: any Error = YADTQError(.configuration, "YADTQ_REDIS names no Redis", remedy: "Set YADTQ_REDIS")
+        for node in url.nodes {
+            do {
+                return try RedisConnection(url: url.isCluster ? url.pointing(at: node) : url, timeout: .seconds(2))
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    /// Checks that the user of `url` may run YADTQ's scripts on its keys. A user that Redis's
+    /// ACL keeps from them passes every other check and is refused (`NOPERM`) only at its first
+    /// task write: a worker would join its group, give its partitions up past its outage limit
+    /// and join again, for as long as the ACL stays. Redis checks a script's declared keys
+    /// against the ACL before it runs it (and, on a cluster, before it redirects or refuses it
+    /// for keys of several slots), so a script that does nothing, declaring a shard's keys and
+    /// the fleet's, asks the ACL and changes nothing.
+    private func checkAccess(_ connection: RedisConnection, url: RedisURL) throws {
+        let declared = keys[0].scriptKeys + [keys.heartbeats, keys.verdicts, keys.plugins]
+        let reply = try connection.execute([RedisCommand(["EVAL", "return 0", String(declared.count)] + declared)])[0]
+        guard let message = reply.errorMessage, RedisErrorReply(message).kind == .noPermission else { return }
+        let user = url.username ?? "default"
+        throw YADTQError(
+            .redis, "Redis at \(url) does not let the user '\(user)' run YADTQ's scripts on its keys (\(keys.prefix)*)",
+            libraryMessage: message,
+            remedy: "Give the user the namespace's keys and the commands YADTQ sends "
+                + "(e.g. ACL SETUSER \(user) ~\(keys.prefix)* +@all), or point YADTQ_REDIS at a user that has them")
     }
 
     /// How full each master is (one for a single Redis), read from `INFO memory`.

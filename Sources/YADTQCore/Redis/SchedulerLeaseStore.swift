@@ -19,12 +19,9 @@ public final class SchedulerLeaseStore: Sendable {
     /// Takes the lease for `owner` when nobody holds it (`SET NX PX`), or renews it when
     /// `owner` holds it; returns whether `owner` holds it now, for `duration`.
     public func takeOrRenew(owner: String, duration: Duration) throws -> Bool {
-        let reply = try client.evaluate(
-            Self.takeOrRenewScript, keys: [key], arguments: RedisCommand(owner, String(duration.inMilliseconds)))
-        if let message = reply.errorMessage {
-            throw YADTQError(.redis, "Redis refused the scheduler lease", libraryMessage: message)
-        }
-        return reply.integer == 1
+        try client.evaluate(
+            Self.takeOrRenewScript, keys: [key], arguments: RedisCommand(owner, String(duration.inMilliseconds))
+        ).integer == 1
     }
 
     /// Gives the lease up if `owner` holds it, so another worker takes over at once.
@@ -34,7 +31,7 @@ public final class SchedulerLeaseStore: Sendable {
 
     /// Who holds the lease (the holder's owner string), if anyone.
     public func holder() throws -> String? {
-        try client.execute(RedisCommand("GET", key)).text
+        try client.execute(RedisCommand("GET", key), or: "Reading the scheduler lease").text
     }
 
     /// KEYS: the lease. ARGV: owner, duration in ms. Returns 1 when the owner holds it now.

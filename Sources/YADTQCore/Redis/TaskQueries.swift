@@ -121,7 +121,7 @@ extension TaskStore {
                 ? RedisCommand("HVALS", shard.counts)
                 : RedisCommand("HGET", counter.key == "types" ? shard.types : shard.counts, counter.field)
         }
-        return try client.execute(commands).reduce(0) { sum, reply in
+        return try client.execute(commands, or: "Reading the task counts").reduce(0) { sum, reply in
             sum + (reply.elements.isEmpty ? Int(reply.integer ?? 0) : reply.elements.reduce(0) { $0 + Int($1.integer ?? 0) })
         }
     }
@@ -233,9 +233,8 @@ extension TaskStore {
 
     /// Every worker that ever wrote a heartbeat or was judged by the monitor, by name.
     public func workerHeartbeats() throws -> [WorkerHeartbeat] {
-        let replies = try client.execute([
-            RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts),
-        ])
+        let replies = try client.execute(
+            [RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts)], or: "Reading the heartbeats")
         let heartbeats = Self.fieldPairs(of: replies[0])
         let verdicts = Self.fieldPairs(of: replies[1])
         return Set(heartbeats.keys).union(verdicts.keys).sorted().map { name in
@@ -278,7 +277,8 @@ extension TaskStore {
     func finishedPerSecond(_ seconds: [Int64]) throws -> [(succeeded: Int, failed: Int)] {
         let shards = keys.allShards
         let replies = try client.execute(
-            seconds.flatMap { second in shards.map { RedisCommand("HMGET", $0.stats(second: second), "succeeded", "failed") } })
+            seconds.flatMap { second in shards.map { RedisCommand("HMGET", $0.stats(second: second), "succeeded", "failed") } },
+            or: "Reading the finished-per-second counters")
         return seconds.indices.map { number in
             replies[number * shards.count..<(number + 1) * shards.count].reduce(into: (succeeded: 0, failed: 0)) {
                 total, reply in

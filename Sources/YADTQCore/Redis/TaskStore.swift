@@ -150,7 +150,8 @@ public final class TaskStore: Sendable {
         var command = RedisCommand(shard.scriptPrefixes)
         for argument in arguments { command.append(argument) }
         appendTasks(&command)
-        return RedisClient.ScriptCall(script: script, keys: shard.scriptKeys, arguments: command)
+        return RedisClient.ScriptCall(
+            script: script, keys: shard.scriptKeys, arguments: command, replicationMarker: shard.replicated)
     }
 
     /// What ``queue(_:renderedArgs:dueAt:topic:)`` did with one task.
@@ -205,10 +206,23 @@ public final class TaskStore: Sendable {
     /// Moves SCHEDULED tasks of `topic` that are due at `now` to QUEUED, up to `limit` per
     /// shard; the caller publishes what it returns. `more` tells that a shard had `limit` due
     /// tasks (call again).
+    ///
+    /// One call per shard: a call that fails on one master is replayed whole, and a replayed
+    /// `release` finds nothing left to release (see ``TaskScripts/release``), so the tasks other
+    /// masters had released in it would wait QUEUED, unpublished, for the lost-task check. For
+    /// the same reason a shard that fails after others released tasks ends the call with
+    /// those, and `more`: the caller publishes them and calls again.
     public func releaseDue(topic: String, at now: Int64, limit: Int = 1000) throws -> (tasks: [TaskToPublish], more: Bool) {
         var tasks: [TaskToPublish] = []
         var more = false
-        for reply in try everyShard(TaskScripts.release, arguments: [String(now), topic, String(limit)]) {
+        for shard in keys.allShards {
+            let call = Self.call(TaskScripts.release, shard: shard, arguments: [String(now), topic, String(limit)]) { _ in }
+            let reply: RedisReply
+            do {
+                reply = try client.evaluate([call])[0]
+            } catch where !tasks.isEmpty {
+                return (tasks, true)
+            }
             let values = reply.elements
             guard let taken = values.first?.integer, (values.count - 1) % 6 == 0 else {
                 throw YADTQError(.redis, "script release answered \(reply)", remedy: "This is a YADTQ bug; please report it")
@@ -443,12 +457,9 @@ public final class TaskStore: Sendable {
         }
         var records = [TaskRecord?](repeating: nil, count: ids.count)
         // Per chunk, two replies: its records, then its `running` entries.
-        let replies = try client.execute(commands)
+        let replies = try client.execute(commands, or: "Reading task records")
         for (n, chunk) in owners.enumerated() {
             let (stored, entries) = (replies[2 * n], replies[2 * n + 1])
-            if let message = stored.errorMessage ?? entries.errorMessage {
-                throw RedisErrorReply(message).error("Redis refused to read task records")
-            }
             for (index, (value, entry)) in zip(chunk, zip(stored.elements, entries.elements)) {
                 guard case .string(let bytes) = value else { continue }
                 var running: [UInt8]?
@@ -482,7 +493,7 @@ public final class TaskStore: Sendable {
     func summed(_ key: KeyPath<RedisKeys.Shard, String>, fields: [String]) throws -> [String: Int] {
         var sums = Dictionary(uniqueKeysWithValues: fields.map { ($0, 0) })
         guard !fields.isEmpty else { return sums }
-        for reply in try client.execute(keys.allShards.map { RedisCommand(["HMGET", $0[keyPath: key]] + fields) }) {
+        for reply in try client.execute(keys.allShards.map { RedisCommand(["HMGET", $0[keyPath: key]] + fields) }, or: "Reading counters") {
             for (field, value) in zip(fields, reply.elements) { sums[field]! += value.text.flatMap { Int($0) } ?? 0 }
         }
         return sums

@@ -5,7 +5,7 @@ import Foundation
 public struct YADTQSettings: Sendable {
     /// Kafka bootstrap servers, `host:port[,host:port...]`.
     public var brokers: String
-    /// Redis location, `redis://[:password@]host:port/db`.
+    /// Redis location, `redis://[[user]:password@]host:port/db`.
     public var redis: RedisURL
     /// Prefix of every Redis key, without the trailing colon.
     public var namespace: String
@@ -81,7 +81,8 @@ public struct Retention: Sendable, Equatable {
 
 /// A parsed `redis://` URL: one Redis, or the seed nodes of a Redis Cluster.
 ///
-/// `redis://[:password@]host:port/db` is one Redis. Several nodes joined by commas
+/// `redis://[[user]:password@]host:port/db` is one Redis (a user is an ACL user of Redis 6 or
+/// later; without one YADTQ logs in as the default user). Several nodes joined by commas
 /// (`redis://h1:7000,h2:7000,h3:7000`) or `?cluster=yes` mean a Redis Cluster: the nodes
 /// are where the client first asks for the slot map (any live one will do).
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
@@ -100,6 +101,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
     /// The server (or the cluster's seed nodes), in the order given.
     public var nodes: [Node]
+    /// The ACL user to log in as; nil: Redis's default user.
+    public var username: String?
     public var password: String?
     public var database: Int
     public var isCluster: Bool
@@ -112,7 +115,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         func invalid(_ reason: String) -> YADTQError {
             YADTQError(
                 .configuration, "'\(text)' is not a Redis URL: \(reason)",
-                remedy: "Write it as redis://[:password@]host:port/db, e.g. \(YADTQSettings.defaultRedis), "
+                remedy: "Write it as redis://[[user]:password@]host:port/db, e.g. \(YADTQSettings.defaultRedis), "
                     + "or redis://host:port,host:port,... for a Redis Cluster")
         }
         guard text.hasPrefix("redis://") else { throw invalid("it does not start with redis://") }
@@ -127,11 +130,20 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             path = String(rest[rest.index(after: slash)...])
             rest = rest[..<slash]
         }
+        username = nil
         password = nil
         if let at = rest.lastIndex(of: "@") {
-            let user = rest[..<at]
-            let secret = user.firstIndex(of: ":").map { user[user.index(after: $0)...] } ?? ""
-            password = secret.isEmpty ? nil : String(secret).removingPercentEncoding ?? String(secret)
+            let credentials = rest[..<at]
+            let colon = credentials.firstIndex(of: ":")
+            let user = colon.map { credentials[..<$0] } ?? credentials
+            let secret = colon.map { credentials[credentials.index(after: $0)...] } ?? ""
+            func decoded(_ text: Substring) -> String { String(text).removingPercentEncoding ?? String(text) }
+            if !user.isEmpty {
+                // AUTH takes a user only with its password (a nopass user accepts any).
+                guard !secret.isEmpty else { throw invalid("the user '\(user)' comes without a password") }
+                username = decoded(user)
+            }
+            password = secret.isEmpty ? nil : decoded(secret)
             rest = rest[rest.index(after: at)...]
         }
         nodes = try rest.split(separator: ",", omittingEmptySubsequences: false).map { entry in
@@ -189,7 +201,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL without its password, for logs and error messages.
     public var description: String {
-        "redis://\(password == nil ? "" : ":***@")\(nodes.map(\.description).joined(separator: ","))/\(database)"
+        "redis://\(password == nil ? "" : "\(username ?? ""):***@")\(nodes.map(\.description).joined(separator: ","))/\(database)"
             + (isCluster && nodes.count == 1 ? "?cluster=yes" : "")
     }
 }
