@@ -63,8 +63,9 @@ struct RedisOutageTests {
         var outage = RedisOutage(limit: .seconds(10))
         let start = ContinuousClock.now
         #expect(outage.failed(at: start) == .retry(after: RedisOutage.retryInterval))
-        #expect(outage.failed(at: start + .seconds(9), refusedToEveryClient: true) == .keepWaiting(after: RedisOutage.retryInterval))
-        #expect(outage.failed(at: start + .seconds(600), refusedToEveryClient: true) == .keepWaiting(after: RedisOutage.retryInterval))
+        let full = RedisErrorReply("OOM command not allowed")
+        #expect(outage.failed(at: start + .seconds(9), refusal: full) == .keepWaiting(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .seconds(600), refusal: full) == .keepWaiting(after: RedisOutage.retryInterval))
         #expect(outage.since == nil, "Redis answered: it was not unreachable")
         // Unreachable again: the limit counts from here, not from the first failure.
         #expect(outage.failed(at: start + .seconds(601)) == .retry(after: RedisOutage.retryInterval))
@@ -72,6 +73,25 @@ struct RedisOutageTests {
         #expect(outage.failed(at: start + .seconds(611)) == .giveUp)
         outage.succeeded()
         #expect(outage.since == nil)
+    }
+
+    @Test("a stopping worker still retries within the limit, loading Redis included; it gives a full Redis up at once")
+    func stopping() {
+        let start = ContinuousClock.now
+        var outage = RedisOutage(limit: .seconds(10))
+        #expect(outage.failed(at: start, stopping: true) == .retry(after: RedisOutage.retryInterval))
+        let loading = RedisErrorReply("LOADING Redis is loading the dataset in memory")
+        #expect(outage.failed(at: start + .seconds(5), refusal: loading, stopping: true) == .retry(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .seconds(10), refusal: loading, stopping: true) == .giveUp, "loading counts as unreachable")
+        outage.succeeded()
+        let clusterDown = RedisErrorReply("CLUSTERDOWN The cluster is down")
+        #expect(outage.failed(at: start + .seconds(20), refusal: clusterDown, stopping: true) == .retry(after: RedisOutage.retryInterval))
+        outage.succeeded()
+        // Waiting out a full Redis, then asked to stop: nothing but an operator ends it.
+        let full = RedisErrorReply("OOM command not allowed")
+        #expect(outage.failed(at: start + .seconds(30), refusal: full) == .keepWaiting(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .seconds(31), refusal: full, stopping: true) == .giveUp)
+        #expect(outage.failed(at: start + .seconds(32), refusal: RedisErrorReply("MISCONF Errors writing"), stopping: true) == .giveUp)
     }
 
     @Test("which refusals every client meets: Redis's own state, not one client's settings")

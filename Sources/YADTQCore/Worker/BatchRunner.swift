@@ -4,9 +4,9 @@ import Logging
 /// Performs one ``TaskBatch`` on the batch thread: marks its tasks PROCESSING, runs the
 /// attempts on the ``ExecutorPool``, publishes the dead-letter copies, records the outcomes
 /// and the end markers reached. Every Redis call is replay-safe, so a failing one is tried
-/// again with the same arguments until it succeeds, the ``RedisOutage`` limit passes (a
-/// refusal every worker meets has none) or a stop is asked for; then the batch is abandoned
-/// and settles nothing.
+/// again with the same arguments until it succeeds or the ``RedisOutage`` rule gives up (past
+/// its limit; a refusal every worker meets has none, unless a stop was asked for); then the
+/// batch is abandoned and settles nothing.
 struct BatchRunner: Sendable {
     let store: TaskStore
     let pool: ExecutorPool
@@ -19,7 +19,8 @@ struct BatchRunner: Sendable {
     let logger: Logger
     let shouldStop: @Sendable () -> Bool
 
-    /// Redis could not be written within the outage limit (or a stop was asked for meanwhile).
+    /// Redis could not be written within the outage limit (or refused every client while a
+    /// stop was asked for).
     struct Abandoned: Error, CustomStringConvertible {
         var cause: any Error
         var description: String { "\(cause)" }
@@ -86,9 +87,10 @@ struct BatchRunner: Sendable {
                 outage.succeeded()
                 return value
             } catch {
-                let refusal = RedisErrorReply(in: error)
                 let pause: Duration
-                switch outage.failed(at: .now, refusedToEveryClient: refusal?.refusesEveryClient == true) {
+                // Only the wait for a refusal that has no limit ends early for a stop.
+                var stopEndsPause = false
+                switch outage.failed(at: .now, refusal: RedisErrorReply(in: error), stopping: shouldStop()) {
                 case .giveUp:
                     throw Abandoned(cause: error)
                 case .retry(let after):
@@ -98,14 +100,14 @@ struct BatchRunner: Sendable {
                     }
                 case .keepWaiting(let after):
                     pause = after
+                    stopEndsPause = true
                     if report.shouldReport("\(error)", at: .now) {
                         logger.warning(
                             "Redis refuses the batch's writes: \(error). Every worker meets the same refusal, so this one keeps its partitions and tries again every \(after) until Redis takes the writes (SIGTERM stops the worker)")
                     }
                 }
-                guard !shouldStop() else { throw Abandoned(cause: error) }
                 var left = pause
-                while left > .zero && !shouldStop() {
+                while left > .zero && !(stopEndsPause && shouldStop()) {
                     let step = min(left, .milliseconds(100))
                     Thread.sleep(forTimeInterval: step.inSeconds)
                     left -= step

@@ -6,6 +6,12 @@
 /// by a script: ``RedisErrorReply/refusesEveryClient``) is waited out without a
 /// limit: every other worker would meet it too, so giving the partitions up would only move
 /// the wait elsewhere, with a rebalance of the group each time.
+///
+/// A stopping worker (SIGTERM) still finishes the batch in hand: its attempts have run, and
+/// giving their outcomes up would run them again elsewhere (or end a task on its last attempt
+/// FAILED as interrupted although it succeeded). So it retries within the same limit, a
+/// loading or blocked Redis counting as unreachable; only a refusal that lasts until an
+/// operator acts (full, unable to persist) is given up at once, since nothing would end it.
 public struct RedisOutage: Sendable, Equatable {
     /// How long Redis may stay unreachable before the worker gives its partitions up.
     public var limit: Duration
@@ -27,12 +33,19 @@ public struct RedisOutage: Sendable, Equatable {
     }
 
     /// A Redis call failed at `now`.
-    /// - Parameter refusedToEveryClient: Redis answered with a refusal every client meets.
-    public mutating func failed(at now: ContinuousClock.Instant, refusedToEveryClient: Bool = false) -> Verdict {
-        if refusedToEveryClient {
-            // Redis answered: the time it could not be reached starts over.
-            since = nil
-            return .keepWaiting(after: Self.retryInterval)
+    /// - Parameters:
+    ///   - refusal: what Redis answered, when it answered (`nil`: it could not be reached).
+    ///   - stopping: the worker was asked to stop.
+    public mutating func failed(at now: ContinuousClock.Instant, refusal: RedisErrorReply? = nil, stopping: Bool = false)
+        -> Verdict
+    {
+        if let refusal, refusal.refusesEveryClient {
+            if stopping && !refusal.isTransient { return .giveUp }
+            if !stopping {
+                // Redis answered: the time it could not be reached starts over.
+                since = nil
+                return .keepWaiting(after: Self.retryInterval)
+            }
         }
         let start = since ?? now
         since = start
