@@ -2,14 +2,15 @@ import PropertyBased
 import Testing
 import YADTQCore
 
-/// Random event sequences against ``WorkerSimulation``: whatever happens, an offset is
-/// committed only past terminal tasks, attempts never exceed the maximum, and no terminal
-/// status is written twice; once the faults stop, every task ends terminal.
+/// Random event sequences against ``WorkerSimulation`` (messages published twice and tasks
+/// taken over by other workers included): whatever happens, an offset is committed only past
+/// terminal tasks, attempts never exceed the maximum, and no terminal status is written twice;
+/// once the faults stop, every task ends terminal and every offset is committed.
 @Suite("Batch state machine properties")
 struct BatchStateMachinePropertyTests {
     enum Event: CaseIterable, Sendable {
         case publish, publishFailing, publishPermanent, publishPoison, poll, complete, wait
-        case revoke, assign, crashMidBatch, redisOutage
+        case revoke, assign, crashMidBatch, redisOutage, publishCopy, takeOver
     }
 
     @Test("invariants hold for random event sequences")
@@ -36,6 +37,10 @@ struct BatchStateMachinePropertyTests {
                         sim.assign([Int32(partition)])
                     }
                 case .crashMidBatch: sim.crash(afterBegin: number % 2 == 0)
+                case .publishCopy:
+                    if sim.published > 0 { sim.publishCopy(of: "t\(number % sim.published + 1)", to: partition) }
+                case .takeOver:
+                    if sim.published > 0 { sim.otherWorkerBegins("t\(number % sim.published + 1)") }
                 case .redisOutage:
                     sim.abandonBatch(afterBegin: number % 2 == 0)
                     if sim.machine.membership == .cutOff {
@@ -44,8 +49,10 @@ struct BatchStateMachinePropertyTests {
                 }
                 #expect(sim.violations.isEmpty, "\(sim.violations)")
             }
-            // The faults stop: every partition back with this worker, then it drains.
+            // The faults stop: every partition back with this worker, the other workers finish,
+            // then it drains.
             if sim.batch != nil { sim.completeBatch() }
+            sim.otherWorkersFinish()
             let missing = (0..<3).map(Int32.init).filter { !sim.machine.assigned.contains($0) }
             sim.assign(missing)
             sim.drain(maxSteps: 5000)

@@ -74,13 +74,64 @@ struct BatchStateMachineTests {
         #expect(batch.result.settled == [TaskPosition(partition: 0, offset: 0)])
     }
 
-    @Test("an outcome Redis refused (attempt taken over) settles nothing")
+    @Test("an outcome Redis refused (attempt taken over) settles nothing: its task is awaited")
     func refusedOutcome() {
         var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())
         _ = batch.begun([.run(attempt: 1)])
         _ = batch.ran([.success(.int(1), logs: [], progress: nil)], now: .now)
         _ = batch.finished(written: [false])
         #expect(batch.result.settled.isEmpty && batch.result.succeeded == 0)
+        #expect(batch.result.refused.map(\.message.id) == ["a"])
+    }
+
+    @Test("a message published twice in one batch runs once, and its outcome settles both positions")
+    func sameTaskTwiceInOneBatch() {
+        var sim = WorkerSimulation(partitions: 2, batchSize: 10)
+        sim.assign([0, 1])
+        let id = sim.publish(to: 0)
+        let failing = sim.publish(to: 1, behaviour: .init(failures: 1))
+        sim.publishCopy(of: id, to: 1)
+        sim.publishCopy(of: failing, to: 0)
+        sim.publishCopy(of: id, to: 0)
+        sim.poll()
+        #expect(sim.batch?.tasks.map(\.message.id) == [id, failing])
+        sim.completeBatch()
+        #expect(sim.records[id]?.attempts == 1 && sim.records[id]?.terminalWrites == 1)
+        #expect(sim.committed == [1, 0], "the failing task's copy waits with it for its retry")
+        sim.drain()
+        #expect(sim.records[failing]?.attempts == 2 && sim.records[failing]?.status == .success)
+        #expect(sim.committed == [3, 2] && sim.violations.isEmpty)
+    }
+
+    @Test("an outcome refused because another worker took the task over: its offset commits once the task is terminal")
+    func takenOverWhileRunning() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.publish(to: 0)
+        sim.poll()
+        sim.completeBatch(whileRunning: { $0.otherWorkerBegins(id) })
+        #expect(sim.committed == [0] && sim.machine.awaitsTasks)
+        #expect(sim.machine.nextDue == sim.now, "read at the next batch")
+        sim.poll()
+        #expect(sim.batch?.statusChecks == [id])
+        sim.completeBatch()
+        #expect(sim.committed == [0], "still PROCESSING elsewhere")
+        #expect(sim.machine.nextDue == sim.now + .seconds(1))
+        sim.otherWorkersFinish()
+        sim.drain()
+        #expect(sim.committed == [2] && !sim.machine.awaitsTasks && sim.violations.isEmpty)
+    }
+
+    @Test("an awaited task is dropped with its partition")
+    func awaitedRevoked() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.poll()
+        sim.completeBatch(whileRunning: { $0.otherWorkerBegins(id) })
+        sim.revoke([0])
+        #expect(!sim.machine.awaitsTasks && sim.machine.nextDue == nil)
     }
 
     @Test("crash mid-batch: the redelivered task continues its attempt count")

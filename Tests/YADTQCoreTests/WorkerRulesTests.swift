@@ -45,6 +45,29 @@ struct HeldEndMarkersTests {
     }
 }
 
+@Suite("Awaited tasks")
+struct AwaitedTasksTests {
+    @Test("read at once, then every interval while not terminal; settled when terminal; dropped with their partition")
+    func awaited() {
+        let start = ContinuousClock.now
+        var awaited = AwaitedTasks(interval: .seconds(2))
+        #expect(awaited.takeCheck(now: start).isEmpty && awaited.nextCheck == nil)
+        let a = [TaskPosition(partition: 0, offset: 4), TaskPosition(partition: 1, offset: 2)]
+        awaited.await("a", at: a, now: start)
+        awaited.await("b", at: [TaskPosition(partition: 1, offset: 7)], now: start)
+        #expect(awaited.takeCheck(now: start) == ["a", "b"])
+        #expect(awaited.takeCheck(now: start).isEmpty, "one reading at a time")
+        #expect(awaited.checked(terminal: ["a"], now: start) == a)
+        #expect(awaited.nextCheck == start + .seconds(2))
+        #expect(awaited.takeCheck(now: start + .seconds(1)).isEmpty)
+        #expect(awaited.takeCheck(now: start + .seconds(2)) == ["b"])
+        awaited.await("c", at: [TaskPosition(partition: 2, offset: 0)], now: start + .seconds(3))
+        #expect(awaited.nextCheck == start + .seconds(3), "a task awaited anew is read at once")
+        awaited.forget(partitions: [1, 2])
+        #expect(awaited.isEmpty && awaited.nextCheck == nil)
+    }
+}
+
 @Suite("Redis outage")
 struct RedisOutageTests {
     @Test("retries within the limit, gives up past it, starts over after a success")

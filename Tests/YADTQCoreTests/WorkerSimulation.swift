@@ -19,6 +19,8 @@ struct WorkerSimulation {
         var attempts = 0
         var maxAttempts: Int
         var terminalWrites = 0
+        /// Whether another worker took an attempt: the outcome of this one's may then be refused.
+        var takenOver = false
         var isTerminal: Bool { status == .success || status == .failed || status == .cancelled }
     }
 
@@ -37,11 +39,14 @@ struct WorkerSimulation {
     var now = ContinuousClock.now
     var violations: [String] = []
     var published = 0
+    /// Attempts another worker began (it got a copy of the message) and has not finished.
+    var othersRunning: [String: Int] = [:]
 
     init(partitions: Int, batchSize: Int = 4, retry: RetryPolicy = RetryPolicy()) {
         self.partitions = Array(repeating: [], count: partitions)
         committed = Array(repeating: 0, count: partitions)
-        machine = BatchStateMachine(configuration: .init(topic: "t", batchSize: batchSize, retry: retry))
+        machine = BatchStateMachine(
+            configuration: .init(topic: "t", batchSize: batchSize, retry: retry, statusCheckInterval: .seconds(1)))
     }
 
     // MARK: - The topic
@@ -55,6 +60,13 @@ struct WorkerSimulation {
         records[id] = Record(maxAttempts: maxAttempts)
         behaviours[id] = behaviour
         return id
+    }
+
+    /// Publishes the message of task `id` again (as the scheduler does for a task it thinks lost).
+    mutating func publishCopy(of id: String, to partition: Int) {
+        guard let record = records[id] else { return }
+        let message = TaskMessage(id: id, type: "work", args: [], maxAttempts: record.maxAttempts, queuedAt: 0)
+        append(message.encoded(), to: partition)
     }
 
     mutating func publishPoison(to partition: Int) {
@@ -102,8 +114,9 @@ struct WorkerSimulation {
         now += duration
     }
 
-    /// Runs the batch in flight to its end, against the simulated Redis and plugins.
-    mutating func completeBatch() {
+    /// Runs the batch in flight to its end, against the simulated Redis and plugins;
+    /// `whileRunning` happens elsewhere while its attempts run.
+    mutating func completeBatch(whileRunning: (inout WorkerSimulation) -> Void = { _ in }) {
         guard var work = batch else { return }
         batch = nil
         let reached: [String: [Int32]]
@@ -111,11 +124,13 @@ struct WorkerSimulation {
             reached = work.finishedWithoutTasks(now: now)
         } else {
             let runnable = work.begun(begin(work.tasks))
+            whileRunning(&self)
             let results = runnable.map(run)
             let record = work.ran(results, now: now)
             reached = work.finished(written: finish(record.outcomes))
         }
         for (marker, partitions) in reached { recordedMarkers[marker, default: []].formUnion(partitions) }
+        if !work.statusChecks.isEmpty { work.statusesRead(work.statusChecks.map { status(of: $0) }) }
         work.markersRecorded()
         perform(machine.batchFinished(work.result, now: now))
     }
@@ -142,21 +157,69 @@ struct WorkerSimulation {
         assign(assigned)
     }
 
+    /// Another worker, which read another copy of task `id`'s message, begins an attempt:
+    /// the attempt this worker may be running is stale from now on.
+    mutating func otherWorkerBegins(_ id: String) {
+        guard var record = records[id], !record.isTerminal else { return }
+        defer { records[id] = record }
+        record.takenOver = true
+        if record.attempts >= record.maxAttempts {
+            record.status = .failed
+            record.terminalWrites += 1
+            return
+        }
+        record.attempts += 1
+        record.status = .processing
+        othersRunning[id] = record.attempts
+    }
+
+    /// The other workers record their attempts' success (Redis refuses the stale ones).
+    mutating func otherWorkersFinish() {
+        for (id, attempt) in othersRunning {
+            guard var record = records[id], !record.isTerminal, record.attempts == attempt else { continue }
+            record.status = .success
+            record.terminalWrites += 1
+            records[id] = record
+        }
+        othersRunning = [:]
+    }
+
     mutating func stop() {
         perform(machine.stopRequested(now: now))
     }
 
     // MARK: - Redis and the plugins
 
+    /// Like the `begin` script, a task named twice in one call is begun once: both get the
+    /// same answer.
     mutating func begin(_ tasks: [BatchTask]) -> [AttemptDecision] {
-        tasks.map { task in
-            var record = records[task.message.id] ?? Record(maxAttempts: task.message.maxAttempts)
-            defer { records[task.message.id] = record }
-            if record.isTerminal { return .alreadyTerminal }
-            if record.attempts >= record.maxAttempts { return .exhausted(attempts: record.attempts) }
-            record.attempts += 1
-            record.status = .processing
-            return .run(attempt: record.attempts)
+        var decided: [String: AttemptDecision] = [:]
+        return tasks.map { task in
+            if let decision = decided[task.message.id] { return decision }
+            let decision = begin(task)
+            decided[task.message.id] = decision
+            return decision
+        }
+    }
+
+    private mutating func begin(_ task: BatchTask) -> AttemptDecision {
+        var record = records[task.message.id] ?? Record(maxAttempts: task.message.maxAttempts)
+        defer { records[task.message.id] = record }
+        if record.isTerminal { return .alreadyTerminal }
+        if record.attempts >= record.maxAttempts { return .exhausted(attempts: record.attempts) }
+        record.attempts += 1
+        record.status = .processing
+        return .run(attempt: record.attempts)
+    }
+
+    func status(of id: String) -> TaskStatus? {
+        switch records[id]?.status {
+        case .queued: .queued
+        case .processing: .processing
+        case .success: .success
+        case .failed: .failed
+        case .cancelled: .cancelled
+        case nil: nil
         }
     }
 
@@ -176,7 +239,7 @@ struct WorkerSimulation {
             guard var record = records[outcome.id] else { return false }
             defer { records[outcome.id] = record }
             if record.isTerminal {
-                if outcome.kind != .retry { violations.append("\(outcome.id): a terminal status was written again") }
+                if outcome.kind != .retry && !record.takenOver { violations.append("\(outcome.id): a terminal status was written again") }
                 return false
             }
             guard outcome.attempt == record.attempts else { return false }
@@ -258,7 +321,7 @@ struct WorkerSimulation {
             }
             poll()
             if batch == nil {
-                guard let due = machine.nextRetryDue else {
+                guard let due = machine.nextDue else {
                     if position.allSatisfy({ $0.value >= partitions[Int($0.key)].count }) { return }
                     continue
                 }

@@ -116,6 +116,24 @@ struct PipelineTests {
         #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
     }
 
+    @Test("a message published twice, both copies in one batch: the task runs once and the committed offset reaches the end")
+    func messagePublishedTwice() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        let created = try stack.base.run(input: "", arguments: ["--partitions", "1"])
+        #expect(created.status == 0, "\(created.stderr)")
+        // Both copies are on the topic before the worker starts, so its first batch takes both.
+        let message = TaskMessage(id: "twice", type: "add", args: [.int(1), .int(2)], maxAttempts: 3, queuedAt: 1)
+        _ = try stack.produceRaw([message.encoded(), message.encoded()], partition: 0)
+        let worker = try stack.base.startWorker("w1")
+        let record = try stack.base.waitForTerminal(["twice"], timeout: .seconds(30))[0]
+        #expect(record?.status == .success && record?.result == .int(3) && record?.attempts == 1)
+        #expect(
+            ChaosStack.waitUntil(.seconds(15)) { (try? stack.committedOffsets(partitions: 1)) == [2] },
+            "committed: \(String(describing: try? stack.committedOffsets(partitions: 1)))")
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+
     @Test("kill -9 of a worker in the middle of 5,000 tasks: every task terminal, right results, nothing rewritten")
     func killedWorkerLosesNothing() throws {
         let stack = try IntegrationStack(extraPlugins: [

@@ -3,7 +3,7 @@ import Logging
 
 /// Performs one ``TaskBatch`` on the batch thread: marks its tasks PROCESSING, runs the
 /// attempts on the ``ExecutorPool``, publishes the dead-letter copies, records the outcomes
-/// and the end markers reached. Every Redis call is replay-safe, so a failing one is tried
+/// and the end markers reached, and reads the statuses of the tasks awaited. Every Redis call is replay-safe, so a failing one is tried
 /// again with the same arguments until it succeeds or the ``RedisOutage`` rule gives up (past
 /// its limit; a refusal every worker meets has none, unless a stop was asked for); then the
 /// batch is abandoned and settles nothing.
@@ -60,6 +60,8 @@ struct BatchRunner: Sendable {
             try redis(&outage) { try store.recordEndReached(topic: topic, marker: marker, partitions: partitions) }
             logger.info("partitions \(partitions) drained up to the end marker")
         }
+        let checks = batch.statusChecks
+        if !checks.isEmpty { batch.statusesRead(try redis(&outage) { try store.statuses(of: checks) }) }
         batch.markersRecorded()
         return batch.result
     }

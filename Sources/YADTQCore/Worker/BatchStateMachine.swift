@@ -18,16 +18,20 @@ public struct BatchStateMachine: Sendable {
         public var pauseAfter: Duration
         /// The longest an idle poll waits.
         public var idlePoll: Duration
+        /// How often the statuses of awaited tasks are read (``AwaitedTasks``).
+        public var statusCheckInterval: Duration
 
         public init(
             topic: String, batchSize: Int = 1000, retry: RetryPolicy = RetryPolicy(),
-            pauseAfter: Duration = .milliseconds(500), idlePoll: Duration = .milliseconds(100)
+            pauseAfter: Duration = .milliseconds(500), idlePoll: Duration = .milliseconds(100),
+            statusCheckInterval: Duration = .seconds(2)
         ) {
             self.topic = topic
             self.batchSize = batchSize
             self.retry = retry
             self.pauseAfter = pauseAfter
             self.idlePoll = idlePoll
+            self.statusCheckInterval = statusCheckInterval
         }
     }
 
@@ -64,6 +68,8 @@ public struct BatchStateMachine: Sendable {
         /// Partitions revoked while the batch ran: whatever it settles there is dropped.
         var revoked: Set<Int32> = []
         var paused: [Int32] = []
+        /// Whether the batch reads the statuses of awaited tasks.
+        var checksStatuses = false
     }
 
     public let configuration: Configuration
@@ -71,6 +77,7 @@ public struct BatchStateMachine: Sendable {
     private var watermark = OffsetWatermark()
     private var waiting: [TaskBatch.WaitingRetry] = []
     private var held: [EndMarker] = []
+    private var awaited: AwaitedTasks
     /// Messages polled while a batch ran, for the next batch.
     private var carried: [ConsumedMessage] = []
     private var inFlight: InFlight?
@@ -78,6 +85,7 @@ public struct BatchStateMachine: Sendable {
 
     public init(configuration: Configuration) {
         self.configuration = configuration
+        awaited = AwaitedTasks(interval: configuration.statusCheckInterval)
     }
 
     /// Whether a batch is running on the batch thread.
@@ -86,17 +94,23 @@ public struct BatchStateMachine: Sendable {
     /// When the earliest waiting retry is due; `nil` when none waits.
     public var nextRetryDue: ContinuousClock.Instant? { waiting.map(\.due).min() }
 
+    /// When the earliest waiting retry or reading of awaited tasks is due; `nil` when none is.
+    public var nextDue: ContinuousClock.Instant? { [nextRetryDue, awaited.nextCheck].compactMap { $0 }.min() }
+
     /// Tasks waiting out a retry backoff.
     public var waitingRetries: [TaskBatch.WaitingRetry] { waiting }
+
+    /// Whether a position waits for its task to be terminal (``AwaitedTasks``).
+    public var awaitsTasks: Bool { !awaited.isEmpty }
 
     /// How many messages the next poll may return.
     public var pollLimit: Int { max(1, configuration.batchSize - carried.count) }
 
     /// How long the next poll may wait: not at all with messages in hand, else until the
-    /// next retry is due, at most ``Configuration/idlePoll``.
+    /// next retry or reading is due, at most ``Configuration/idlePoll``.
     public func pollWait(now: ContinuousClock.Instant) -> Duration {
         if !carried.isEmpty { return .zero }
-        guard let next = nextRetryDue else { return configuration.idlePoll }
+        guard let next = nextDue else { return configuration.idlePoll }
         return max(.zero, min(configuration.idlePoll, next - now))
     }
 
@@ -127,7 +141,7 @@ public struct BatchStateMachine: Sendable {
             }
             let polled = carried + owned
             carried = []
-            let due = nextRetryDue.map { $0 <= now } ?? false
+            let due = nextDue.map { $0 <= now } ?? false
             guard !polled.isEmpty || due else { return [] }
             return [startBatch(messages: polled, now: now, epochMilliseconds: epochMilliseconds)]
         }
@@ -157,11 +171,13 @@ public struct BatchStateMachine: Sendable {
                         now: epochMilliseconds))
             }
         }
-        inFlight = InFlight(startedAt: now)
+        let statusChecks = awaited.takeCheck(now: now)
+        inFlight = InFlight(startedAt: now, checksStatuses: !statusChecks.isEmpty)
         return .startBatch(
             TaskBatch(
-                tasks: tasks, markers: markers, waitingPartitions: Set(waiting.map(\.task.position.partition)),
-                retry: configuration.retry))
+                tasks: tasks, markers: markers,
+                waitingPartitions: Set(waiting.flatMap(\.task.positions).map(\.partition)), retry: configuration.retry,
+                statusChecks: statusChecks))
     }
 
     /// The loop is still waiting for the batch at `now`, with `assigned` partitions: past
@@ -180,10 +196,15 @@ public struct BatchStateMachine: Sendable {
         guard let batch = inFlight else { return [] }
         inFlight = nil
         let revoked = batch.revoked
-        for position in result.settled where !revoked.contains(position.partition) {
+        var settled = result.settled
+        if batch.checksStatuses { settled += awaited.checked(terminal: result.terminal, now: now) }
+        for position in settled where !revoked.contains(position.partition) {
             watermark.complete(partition: position.partition, offset: position.offset)
         }
-        waiting += result.retries.filter { !revoked.contains($0.task.position.partition) }
+        for task in result.refused.compactMap({ $0.keeping(allBut: revoked) }) {
+            awaited.await(task.message.id, at: task.positions, now: now)
+        }
+        waiting += result.retries.compactMap { $0.keeping(allBut: revoked) }
         held += result.heldMarkers.filter { !revoked.contains($0.position.partition) }
         var actions: [Action] = []
         let stillPaused = batch.paused.filter { assigned.contains($0) }
@@ -199,7 +220,8 @@ public struct BatchStateMachine: Sendable {
 
     /// The batch could not reach Redis for longer than ``RedisOutage/limit``: what it did is
     /// not known to be recorded, so it settles nothing; what is terminal is committed and the
-    /// worker leaves its group until Redis answers again.
+    /// worker leaves its group until Redis answers again (forgetting the awaited tasks, whose
+    /// reading the batch took along).
     public mutating func batchAbandoned() -> [Action] {
         let paused = inFlight?.paused.filter { assigned.contains($0) } ?? []
         inFlight = nil
@@ -268,7 +290,10 @@ public struct BatchStateMachine: Sendable {
     private mutating func forget(_ partitions: some Sequence<Int32>) {
         let partitions = Set(partitions)
         watermark.forget(partitions: partitions)
-        waiting.removeAll { partitions.contains($0.task.position.partition) }
+        // A retry with a copy on a partition kept still runs here; the next owner of the others
+        // may run it too, and Redis takes only one attempt's outcome.
+        waiting = waiting.compactMap { $0.keeping(allBut: partitions) }
+        awaited.forget(partitions: partitions)
         held.removeAll { partitions.contains($0.position.partition) }
         carried.removeAll { partitions.contains($0.partition) }
     }

@@ -8,11 +8,14 @@
 /// let record = batch.ran(pool.run(jobs), now: .now)
 /// publish(record.deadLetters); let written = try store.finish(record.outcomes, ...)
 /// for (marker, partitions) in batch.finished(written: written) { try store.recordEndReached(...) }
+/// if !batch.statusChecks.isEmpty { batch.statusesRead(try store.statuses(of: batch.statusChecks)) }
 /// machine.batchFinished(batch.result, ...)
 /// ```
 public struct TaskBatch: Sendable, Equatable {
-    /// The tasks to begin (new messages and retries now due), in topic order.
+    /// The tasks to begin (new messages and retries now due), in topic order, each once.
     public private(set) var tasks: [BatchTask]
+    /// Tasks whose statuses to read (see ``AwaitedTasks``).
+    public let statusChecks: [String]
     /// End markers polled with this batch or held from earlier ones.
     public private(set) var markers: [EndMarker]
     /// Partitions where a task waits for a retry outside this batch.
@@ -31,8 +34,25 @@ public struct TaskBatch: Sendable, Equatable {
 
     enum Stage: Sendable, Equatable { case beginning, running, recording, settling, done }
 
-    public init(tasks: [BatchTask], markers: [EndMarker], waitingPartitions: Set<Int32>, retry: RetryPolicy) {
-        self.tasks = tasks
+    /// - Rule: a task whose message came more than once in the batch (it was published twice)
+    ///   is begun and run once, and its outcome settles every copy's position: begun twice, both
+    ///   copies would run under one attempt, and the second outcome would be refused.
+    public init(
+        tasks: [BatchTask], markers: [EndMarker], waitingPartitions: Set<Int32>, retry: RetryPolicy,
+        statusChecks: [String] = []
+    ) {
+        var merged: [BatchTask] = []
+        var indexOfID: [String: Int] = [:]
+        for task in tasks {
+            if let index = indexOfID[task.message.id] {
+                merged[index].copies += task.positions
+            } else {
+                indexOfID[task.message.id] = merged.count
+                merged.append(task)
+            }
+        }
+        self.tasks = merged
+        self.statusChecks = statusChecks
         self.markers = markers
         self.waitingPartitions = waitingPartitions
         self.retry = retry
@@ -42,6 +62,11 @@ public struct TaskBatch: Sendable, Equatable {
     public struct WaitingRetry: Sendable, Hashable {
         public var task: BatchTask
         public var due: ContinuousClock.Instant
+
+        /// See ``BatchTask/keeping(allBut:)``.
+        func keeping(allBut partitions: Set<Int32>) -> WaitingRetry? {
+            task.keeping(allBut: partitions).map { WaitingRetry(task: $0, due: due) }
+        }
     }
 
     /// A finally failed task and the error its dead-letter copy carries.
@@ -68,7 +93,7 @@ public struct TaskBatch: Sendable, Equatable {
         for (task, decision) in zip(tasks, decisions) {
             switch decision {
             case .alreadyTerminal:
-                alreadyTerminal.append(task.position)
+                alreadyTerminal += task.positions
             case .exhausted(let attempts):
                 var task = task
                 task.attempt = attempts
@@ -135,8 +160,8 @@ public struct TaskBatch: Sendable, Equatable {
     /// Redis answered `finish` (whether each outcome was written, in order). Returns the end
     /// markers reached, marker → partitions, to record in Redis before the batch is settled.
     /// - Rule: an offset is settled only when its task is terminal in Redis: an outcome Redis
-    ///   refused (the attempt was taken over by another worker) settles nothing, and a retry
-    ///   Redis refused is not scheduled.
+    ///   refused (the task is terminal already, or a later attempt owns it) settles nothing and
+    ///   its task is awaited (``AwaitedTasks``), and a retry Redis refused is not scheduled.
     public mutating func finished(written: [Bool]) -> [String: [Int32]] {
         precondition(stage == .recording && written.count == outcomes.count, "one answer per outcome, once")
         stage = .settling
@@ -145,28 +170,29 @@ public struct TaskBatch: Sendable, Equatable {
         var retryIndex = 0
         for (index, (outcome, task)) in zip(outcomes, outcomeTasks).enumerated() {
             let wasWritten = written[index]
+            if !wasWritten { result.refused.append(task) }
             switch outcome.kind {
             case .retry:
                 if wasWritten { scheduled.append(retries[retryIndex]) }
                 retryIndex += 1
             case .success:
                 if wasWritten {
-                    settled.append(task.position)
+                    settled += task.positions
                     result.succeeded += 1
                 }
             case .failed:
                 if wasWritten {
-                    settled.append(task.position)
+                    settled += task.positions
                     result.failed += 1
                 }
             case .cancelled:
                 if wasWritten {
-                    settled.append(task.position)
+                    settled += task.positions
                     result.cancelled += 1
                 }
             }
         }
-        let waiting = waitingPartitions.union(scheduled.map(\.task.position.partition))
+        let waiting = waitingPartitions.union(scheduled.flatMap(\.task.positions).map(\.partition))
         let split = HeldEndMarkers.split(markers, waitingPartitions: waiting)
         result.settled = settled + split.reachedPositions
         result.retries = scheduled
@@ -180,6 +206,13 @@ public struct TaskBatch: Sendable, Equatable {
         _ = begun([])
         _ = ran([], now: now)
         return finished(written: [])
+    }
+
+    /// Redis answered the reading of ``statusChecks`` (one status per task, in order; `nil`:
+    /// unknown).
+    public mutating func statusesRead(_ statuses: [TaskStatus?]) {
+        precondition(stage == .settling && statuses.count == statusChecks.count, "one status per task, once")
+        result.terminal = Set(zip(statusChecks, statuses).filter { $0.1?.isTerminal ?? true }.map(\.0))
     }
 
     /// Marks the reached markers recorded; after this ``result`` is complete.
@@ -198,6 +231,10 @@ public struct BatchResult: Sendable, Equatable {
     public var retries: [TaskBatch.WaitingRetry] = []
     /// End markers still behind a waiting retry.
     public var heldMarkers: [EndMarker] = []
+    /// Tasks whose outcome Redis refused, with their positions: to await (``AwaitedTasks``).
+    public var refused: [BatchTask] = []
+    /// Of ``TaskBatch/statusChecks``, the tasks found terminal or unknown.
+    public var terminal: Set<String> = []
     public var succeeded = 0
     public var failed = 0
     /// Attempts stopped because their task was cancelled, now CANCELLED.

@@ -24,6 +24,23 @@ public struct BatchTask: Sendable, Hashable {
     public var poison: String?
     /// The attempt Redis granted it in the current batch (0 before it began).
     public var attempt = 0
+    /// Where other messages of the same task sit (it was published more than once), when they
+    /// came in the same batch: they settle with it (see ``TaskBatch``).
+    public var copies: [TaskPosition] = []
+
+    /// Its own position and its copies'.
+    public var positions: [TaskPosition] { [position] + copies }
+
+    /// The task with only its positions outside `partitions` (which the worker lost), or
+    /// `nil` when none is left.
+    public func keeping(allBut partitions: Set<Int32>) -> BatchTask? {
+        var kept = positions.filter { !partitions.contains($0.partition) }
+        guard !kept.isEmpty else { return nil }
+        var task = self
+        task.position = kept.removeFirst()
+        task.copies = kept
+        return task
+    }
 
     public init(message: TaskMessage, position: TaskPosition, poison: String? = nil) {
         self.message = message
