@@ -134,6 +134,24 @@ struct BatchStateMachineTests {
         #expect(!sim.machine.awaitsTasks && sim.machine.nextDue == nil)
     }
 
+    @Test("a commit the broker lost is sent again within the recommit interval, on an idle partition too")
+    func lostCommitSentAgain() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        sim.losesCommits = true
+        sim.publish(to: 0)
+        sim.publish(to: 0)
+        sim.drain()
+        #expect(sim.everyTaskTerminal && sim.committed == [0], "the broker lost the commit")
+        sim.losesCommits = false
+        sim.poll()
+        #expect(sim.committed == [0], "not before the interval")
+        sim.advance(.seconds(11))
+        sim.poll()
+        #expect(sim.committed == [2])
+        #expect(sim.violations.isEmpty)
+    }
+
     @Test("crash mid-batch: the redelivered task continues its attempt count")
     func crashMidBatch() {
         var sim = WorkerSimulation(partitions: 1)

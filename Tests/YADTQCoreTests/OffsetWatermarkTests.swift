@@ -31,6 +31,19 @@ struct OffsetWatermarkTests {
         #expect(watermark.takeCommittable() == [0: 1])
     }
 
+    @Test("takes the partitions asked for only, and every one again when asked, moved or not")
+    func takenAgain() {
+        var watermark = OffsetWatermark()
+        watermark.track(partition: 0, offset: 4)
+        watermark.track(partition: 1, offset: 7)
+        watermark.complete(partition: 0, offset: 4)
+        watermark.complete(partition: 1, offset: 7)
+        #expect(watermark.takeCommittable(only: [1]) == [1: 8])
+        #expect(watermark.takeCommittable() == [0: 5], "partition 0 was not taken with partition 1")
+        #expect(watermark.takeCommittable().isEmpty)
+        #expect(watermark.takeCommittable(again: true) == [0: 5, 1: 8])
+    }
+
     @Test("forgets revoked partitions, unfinished messages included")
     func forgetRevoked() {
         var watermark = OffsetWatermark()

@@ -39,6 +39,8 @@ struct WorkerSimulation {
     var now = ContinuousClock.now
     var violations: [String] = []
     var published = 0
+    /// Whether the broker loses the commits sent without waiting for its answer.
+    var losesCommits = false
     /// Attempts another worker began (it got a copy of the message) and has not finished.
     var othersRunning: [String: Int] = [:]
 
@@ -269,7 +271,8 @@ struct WorkerSimulation {
                 batch = work
             case .pause(let list): paused.formUnion(list)
             case .resume(let list): paused.subtract(list)
-            case .commit(let offsets, _):
+            case .commit(let offsets, let synchronous):
+                if losesCommits && !synchronous { continue }
                 for (partition, offset) in offsets { commit(partition, offset) }
             case .leaveGroup:
                 left = true

@@ -20,11 +20,13 @@ public struct BatchStateMachine: Sendable {
         public var idlePoll: Duration
         /// How often the statuses of awaited tasks are read (``AwaitedTasks``).
         public var statusCheckInterval: Duration
+        /// How often every partition's committed offset is sent again (see ``recommitIfDue(now:)``).
+        public var recommitInterval: Duration
 
         public init(
             topic: String, batchSize: Int = 1000, retry: RetryPolicy = RetryPolicy(),
             pauseAfter: Duration = .milliseconds(500), idlePoll: Duration = .milliseconds(100),
-            statusCheckInterval: Duration = .seconds(2)
+            statusCheckInterval: Duration = .seconds(2), recommitInterval: Duration = .seconds(10)
         ) {
             self.topic = topic
             self.batchSize = batchSize
@@ -32,6 +34,7 @@ public struct BatchStateMachine: Sendable {
             self.pauseAfter = pauseAfter
             self.idlePoll = idlePoll
             self.statusCheckInterval = statusCheckInterval
+            self.recommitInterval = recommitInterval
         }
     }
 
@@ -78,6 +81,8 @@ public struct BatchStateMachine: Sendable {
     private var waiting: [TaskBatch.WaitingRetry] = []
     private var held: [EndMarker] = []
     private var awaited: AwaitedTasks
+    /// When every partition's committed offset is next sent again; `nil` before the first commit.
+    private var nextRecommit: ContinuousClock.Instant?
     /// Messages polled while a batch ran, for the next batch.
     private var carried: [ConsumedMessage] = []
     private var inFlight: InFlight?
@@ -142,7 +147,7 @@ public struct BatchStateMachine: Sendable {
             let polled = carried + owned
             carried = []
             let due = nextDue.map { $0 <= now } ?? false
-            guard !polled.isEmpty || due else { return [] }
+            guard !polled.isEmpty || due else { return recommitIfDue(now: now) }
             return [startBatch(messages: polled, now: now, epochMilliseconds: epochMilliseconds)]
         }
     }
@@ -212,10 +217,24 @@ public struct BatchStateMachine: Sendable {
         if membership == .cutOff || membership == .gone {
             return actions
         }
-        let offsets = watermark.takeCommittable()
+        let again = nextRecommit.map { $0 <= now } ?? false
+        if again || nextRecommit == nil { nextRecommit = now + configuration.recommitInterval }
+        let offsets = watermark.takeCommittable(again: again)
         if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: false)) }
         if membership == .stopping { actions += polled([], now: now) }
         return actions
+    }
+
+    /// Sends every partition's committed offset again, moved or not, once per
+    /// ``Configuration/recommitInterval``: the commit after a batch does not wait for the
+    /// broker's answer, and one that failed (a broker stall, its coordinator moving) would stay
+    /// behind for as long as its partition stays idle, holding back the scheduler's lost-task
+    /// check and making the next owner read the tasks since then again.
+    private mutating func recommitIfDue(now: ContinuousClock.Instant) -> [Action] {
+        guard let due = nextRecommit, due <= now else { return [] }
+        nextRecommit = now + configuration.recommitInterval
+        let offsets = watermark.takeCommittable(again: true)
+        return offsets.isEmpty ? [] : [.commit(offsets, synchronous: false)]
     }
 
     /// The batch could not reach Redis for longer than ``RedisOutage/limit``: what it did is
@@ -281,7 +300,8 @@ public struct BatchStateMachine: Sendable {
             batch.revoked.formUnion(partitions)
             inFlight = batch
         }
-        let offsets = watermark.takeCommittable().filter { partitions.contains($0.key) }
+        // Every revoked partition's offset, moved or not: an earlier commit may have failed.
+        let offsets = watermark.takeCommittable(only: Set(partitions), again: true)
         if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: true)) }
         forget(partitions)
         return actions
@@ -301,7 +321,7 @@ public struct BatchStateMachine: Sendable {
     /// Commits what is terminal, forgets everything and leaves.
     private mutating func leave(exitAfter: Bool) -> [Action] {
         var actions: [Action] = []
-        let offsets = watermark.takeCommittable()
+        let offsets = watermark.takeCommittable(again: true)
         if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: true)) }
         forget(Array(assigned) + watermark.partitions)
         assigned = []

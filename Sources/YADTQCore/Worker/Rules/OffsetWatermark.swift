@@ -22,12 +22,13 @@ public struct OffsetWatermark: Sendable {
     }
 
     /// The next offset to read per partition (the Kafka commit convention), for the
-    /// partitions whose watermark moved since the last call; marks them committed.
-    public mutating func takeCommittable() -> [Int32: Int64] {
+    /// partitions (of `only`, when given) whose watermark moved since it was last taken, or
+    /// with `again` for every one of them, moved or not; marks them committed.
+    public mutating func takeCommittable(only: Set<Int32>? = nil, again: Bool = false) -> [Int32: Int64] {
         var result: [Int32: Int64] = [:]
-        for (partition, highest) in highestSeen {
+        for (partition, highest) in highestSeen where only?.contains(partition) ?? true {
             let next = inFlight[partition]?.min() ?? highest + 1
-            if next > committed[partition] ?? Int64.min {
+            if again || next > committed[partition] ?? Int64.min {
                 result[partition] = next
                 committed[partition] = next
             }
