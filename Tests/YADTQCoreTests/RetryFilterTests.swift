@@ -16,7 +16,11 @@ struct RetryFilterTests {
             ([:], "name the status to retry"),
             (["status": "FAILED", "since": "soon"], "since 'soon' is not a duration"),
             (["status": "FAILED", "since": 0], "since must be a positive duration"),
-            (["status": "FAILED", "since": true], "since must be a duration such as \"1h\", not true"),
+            (["status": "FAILED", "since": -5], "since must be a positive duration"),
+            (["status": "FAILED", "since": true], "since must be a positive duration, such as \"1h\" or a number of seconds below 10^12, not true"),
+            // Counted in milliseconds, 10^16 s would overflow: an integer has the bound of every other form.
+            (["status": "FAILED", "since": 10_000_000_000_000_000], "since must be a positive duration, such as \"1h\" or a number of seconds below 10^12, not 10000000000000000"),
+            (["status": "FAILED", "since": 1e16], "since must be a positive duration, such as \"1h\" or a number of seconds below 10^12"),
             (["status": "FAILED", "type": 3], "type must be a task type name as a string, not 3"),
             (["status": "FAILED", "type": "a b"], "'a b' is not a task type name"),
             (["status": "FAILED", "statuses": ["FAILED"]], "unknown filter field 'statuses'"),

@@ -26,14 +26,7 @@ public enum TaskStart: Sendable, Hashable {
     /// Reads a `delay`: a duration string (see ``Swift/Duration/init(parsing:)``) or a JSON
     /// number of seconds.
     public static func readDelay(_ value: JSONValue) throws(TaskLineError) -> TaskStart {
-        let parsed: Duration? =
-            switch value {
-            case .string(let text): Duration(parsing: text)
-            case .int(let seconds): seconds >= 0 ? Duration(parsing: String(seconds)) : nil
-            case .double(let seconds): Duration(parsing: String(seconds))
-            default: nil
-            }
-        guard let parsed, parsed <= furthest else {
+        guard let parsed = Duration(json: value), parsed <= furthest else {
             throw TaskLineError(
                 .invalidStart,
                 "invalid \"delay\" \(TaskLineError.excerpt(value)): give a duration such as \"500ms\", \"30s\", "

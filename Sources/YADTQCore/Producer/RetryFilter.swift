@@ -61,9 +61,12 @@ public struct RetryFilter: Sendable, Equatable {
                 throw Invalid("since '\(text)' is not a duration: write it as 90s, 30m, 2h, 7d or a number of seconds")
             }
             since = parsed
-        case .int(let seconds)?: since = .seconds(seconds)
-        case .double(let seconds)? where seconds.isFinite && seconds < 1e12: since = .milliseconds(Int64(seconds * 1000))
-        case let other?: throw Invalid("since must be a duration such as \"1h\", not \(other.jsonString)")
+        case let other?:
+            guard let parsed = Duration(json: other) else {
+                throw Invalid(
+                    "since must be a positive duration, such as \"1h\" or a number of seconds below 10^12, not \(other.jsonString)")
+            }
+            since = parsed
         }
         try self.init(status: status, type: type, since: since)
     }

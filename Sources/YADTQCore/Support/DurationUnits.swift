@@ -25,7 +25,26 @@ extension Duration {
             scale = unitScale
             break
         }
-        guard let value = Double(number), value.isFinite, value >= 0, value * scale < 1e12 else { return nil }
-        self = .milliseconds(Int64((value * scale * 1000).rounded()))
+        guard let value = Double(number) else { return nil }
+        self.init(checkedSeconds: value * scale)
+    }
+
+    /// Reads a duration a JSON field gives: a string as ``init(parsing:)`` reads it, or a number
+    /// of seconds under the same bounds. `nil` for anything else.
+    public init?(json value: JSONValue) {
+        if case .string(let text) = value {
+            self.init(parsing: text)
+        } else if let seconds = value.doubleValue {
+            self.init(checkedSeconds: seconds)
+        } else {
+            return nil
+        }
+    }
+
+    /// The bound every reader shares: finite, not negative, and under 10^12 s (31,700 years),
+    /// so that no duration read from input overflows when counted in milliseconds.
+    private init?(checkedSeconds seconds: Double) {
+        guard seconds.isFinite, seconds >= 0, seconds < 1e12 else { return nil }
+        self = .milliseconds(Int64((seconds * 1000).rounded()))
     }
 }
