@@ -45,16 +45,21 @@ struct APIRoutes {
         }
     }
 
-    /// `POST /api/tasks`: 202 with each task's id, status and page; 4xx when any task is invalid.
+    /// `POST /api/tasks`: each task's id, status and page; 4xx when any task is invalid.
     private func submit(_ request: Request) async throws -> Response {
         try Self.requireJSON(request, what: "tasks")
         let parsed = try SubmissionInput.declarations(json: try await RequestBodyReader.collect(request))
         let declarations = try SubmissionInput.resolve(parsed, with: await backend.plugins())
         let published = try await backend.publish(declarations)
-        let tasks = published.map(Self.json)
-        let anyQueued = published.contains { $0.outcome.isAccepted }
-        return WebResponse.json(
-            ["tasks": .array(tasks)], status: anyQueued || published.isEmpty ? .accepted : .serviceUnavailable)
+        return WebResponse.json(["tasks": .array(published.map(Self.json))], status: Self.status(of: published))
+    }
+
+    /// 202 when a task was taken; 200 when every task already existed (a client sending a
+    /// submission again that went through before: retrying it on 503 would never end);
+    /// 503 only when the broker refused every task it could have taken.
+    static func status(of published: [PublishedTask]) -> HTTPResponse.Status {
+        if published.contains(where: { $0.outcome.isAccepted }) { return .accepted }
+        return published.allSatisfy { $0.outcome == .duplicate } ? .ok : .serviceUnavailable
     }
 
     /// `POST /api/tasks/{id}/cancel|retry`: 200 with what changed; 404 for an unknown id,

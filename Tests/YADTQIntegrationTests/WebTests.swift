@@ -29,6 +29,7 @@ struct WebAPITests {
         #expect(single.json?["tasks"]?[0]?["max_attempts"]?.intValue == 1)
         let again = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [5, 5], "id": "api-add"}"#)
         #expect(again.json?["tasks"]?[0]?["status"]?.stringValue == "DUPLICATE")
+        #expect(again.status == 200, "a submission sent again succeeds: 503 would make a client retry for ever")
 
         let add = try server.waitForTerminal("api-add")
         #expect(add["status"]?.stringValue == "SUCCESS")
