@@ -154,7 +154,11 @@ struct PageRoutes {
             let page = Pages.login(next: next, error: "That is not the token: try again.", csrf: context.csrfToken)
             return respond(page, request, context, status: .unauthorized)
         }
-        let session = try await backend.read { try $0.createWebSession(lifetime: WebSecurityMiddleware.sessionLifetime) }
+        let session = try await backend.read {
+            try $0.createWebSession(
+                lifetime: WebSecurityMiddleware.sessionLifetime,
+                fingerprint: WebSecurityMiddleware.sessionFingerprint(of: token))
+        }
         var response = Response.redirect(to: next, type: .normal)
         response.setCookie(
             Cookie(

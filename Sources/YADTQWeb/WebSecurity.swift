@@ -130,7 +130,14 @@ struct WebSecurityMiddleware: RouterMiddleware {
         guard !(Self.isAPI(path) && request.method != .get),
             let session = request.cookies[Self.sessionCookie]?.value, Self.isToken(session)
         else { return false }
-        return try await backend.read { try $0.isWebSession(session) }
+        return try await backend.read { try $0.isWebSession(session, fingerprint: Self.sessionFingerprint(of: token)) }
+    }
+
+    /// What a login session keeps of the token it signed in with, so that it ends when the
+    /// token changes and a server with another token in the same namespace does not take it;
+    /// a digest, so that Redis never holds the token itself.
+    static func sessionFingerprint(of token: String) -> String {
+        SHA256.hex("yadtq-web session\n\(token)".utf8)
     }
 
     /// 401 with a JSON body for the API and live page updates; a redirect to the login form for pages.

@@ -230,6 +230,13 @@ struct WebAPITests {
         #expect(try server.send("GET", "//api//tasks", as: .anonymous).status == 401)
         #expect(try stack.store.counts()[.queued] == 0)
 
+        // A session belongs to the token it signed in with: a server with another token (a
+        // rotated one, or a second server's) in the same namespace does not honour it.
+        let rotated = try WebServerProcess(stack: stack, token: "rotated-token")
+        defer { rotated.stop() }
+        #expect(try rotated.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 302)
+        #expect(try server.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 200)
+
         let signedOut = try server.send("POST", "/logout", body: "csrf=\(csrf)", headers: post, as: .anonymous, cookies: jar)
         #expect(signedOut.status == 303)
         #expect(try server.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 302)

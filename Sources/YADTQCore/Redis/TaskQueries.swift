@@ -291,18 +291,20 @@ extension TaskStore {
 
     // MARK: - Web sessions
 
-    /// Stores a new login session of the web page for `lifetime`; returns its id.
-    /// Sessions live in Redis so a restarted or second web server honours them.
-    public func createWebSession(lifetime: Duration) throws -> String {
+    /// Stores a new login session of the web page for `lifetime`, holding `fingerprint` (a
+    /// digest of the token it signed in with); returns its id. Sessions live in Redis so a
+    /// restarted or second web server honours them.
+    public func createWebSession(lifetime: Duration, fingerprint: String) throws -> String {
         let id = (0..<4).map { _ in UInt64.random(in: .min ... .max) }.map { String($0, radix: 16) }.joined(separator: "-")
         _ = try client.execute(
-            RedisCommand("SET", keys.webSession(id), "1", "EX", String(Int(lifetime.inSeconds))))
+            RedisCommand("SET", keys.webSession(id), fingerprint, "EX", String(Int(lifetime.inSeconds))))
         return id
     }
 
-    /// Whether `id` names a live login session.
-    public func isWebSession(_ id: String) throws -> Bool {
-        try client.execute(RedisCommand("EXISTS", keys.webSession(id))).integer == 1
+    /// Whether `id` names a live login session signed in with the token `fingerprint` digests:
+    /// a session of a token since rotated, or of another server's token, is none.
+    public func isWebSession(_ id: String, fingerprint: String) throws -> Bool {
+        try client.execute(RedisCommand("GET", keys.webSession(id))).text == fingerprint
     }
 
     /// Ends a login session.
