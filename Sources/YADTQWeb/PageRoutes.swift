@@ -179,9 +179,13 @@ struct PageRoutes {
         return response
     }
 
-    /// A redirect target after login: a path on this server only, never another site.
+    /// A redirect target after login: a path on this server only, never another site. Besides
+    /// `//` and `\`, it refuses whitespace and control characters anywhere: a browser drops a
+    /// tab or line break from a URL, so `/\t/evil.example` would lead to `//evil.example`.
     static func safeTarget(_ target: String?) -> String {
-        guard let target, target.hasPrefix("/"), !target.hasPrefix("//"), !target.contains("\\") else { return "/" }
+        guard let target, target.hasPrefix("/"), !target.hasPrefix("//"), !target.contains("\\"),
+            !target.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
+        else { return "/" }
         return target
     }
 

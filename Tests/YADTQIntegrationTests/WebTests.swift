@@ -237,6 +237,17 @@ struct WebAPITests {
         #expect(try rotated.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 302)
         #expect(try server.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 200)
 
+        // After login, only a path on this server: a tab or a line break, which a browser
+        // drops from a URL, must not turn "/\t/evil.example" into "//evil.example".
+        for next in ["%2F%09%2Fevil.example", "%2F%0A%2Fevil.example", "%2F%20%2Fevil.example"] {
+            let sneaky = try server.send(
+                "POST", "/login", body: "csrf=\(csrf)&next=\(next)&token=s3cret-token", headers: post, as: .anonymous,
+                cookies: jar)
+            #expect(sneaky.headers["location"] == "/", "next=\(next): \(sneaky.headers["location"] ?? "none")")
+            let form = try server.send("GET", "/login?next=\(next)", as: .anonymous, cookies: jar)
+            #expect(form.body.contains(#"name="next" value="/">"#), "next=\(next)")
+        }
+
         let signedOut = try server.send("POST", "/logout", body: "csrf=\(csrf)", headers: post, as: .anonymous, cookies: jar)
         #expect(signedOut.status == 303)
         #expect(try server.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 302)
