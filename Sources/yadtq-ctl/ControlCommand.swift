@@ -270,7 +270,7 @@ extension ControlCommand {
         @Option(help: "With --failed or --cancelled: only tasks that finished within this long (e.g. 1h).")
         var since: Duration?
 
-        @Option(help: "The topic to publish to (env YADTQ_TOPIC).")
+        @Option(help: "The topic for a task whose record names none (env YADTQ_TOPIC); the others go back to their own.")
         var topic: String?
 
         @OptionGroup var global: GlobalOptions

@@ -30,7 +30,7 @@ struct WebCommand: AsyncParsableCommand {
             """)
     var allowedHosts: String?
 
-    @Option(help: "Topic submitted tasks are published to (env YADTQ_TOPIC).")
+    @Option(help: "Topic submitted tasks are published to (env YADTQ_TOPIC); a retried task goes back to its own.")
     var topic: String?
 
     @Option(help: "Partitions for the topic when yadtq-web has to create it.")

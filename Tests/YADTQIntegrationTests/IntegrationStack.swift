@@ -62,12 +62,14 @@ struct IntegrationStack {
         return environment
     }
 
-    /// Starts `yadtq-worker name topic` with its output appended to a log file under
-    /// `.test-artifacts` (a restarted worker adds to the same log).
-    func startWorker(_ name: String, arguments: [String] = [], environment extra: [String: String] = [:]) throws -> Process {
+    /// Starts `yadtq-worker name topic` (this test's topic unless `topic` names another) with
+    /// its output appended to a log file under `.test-artifacts` (a restarted worker adds to the same log).
+    func startWorker(
+        _ name: String, topic: String? = nil, arguments: [String] = [], environment extra: [String: String] = [:]
+    ) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binDirectory + "/yadtq-worker")
-        process.arguments = [name, topic] + arguments
+        process.arguments = [name, topic ?? self.topic] + arguments
         process.environment = environment.merging(extra) { _, new in new }
         let log = try Self.artifact("\(settings.namespace)-\(name).log")
         log.seekToEndOfFile()

@@ -78,6 +78,34 @@ struct OperatorTests {
         #expect(none.status == 0 && none.stdout.contains("no FAILED task"), "\(none.stdout) \(none.stderr)")
     }
 
+    @Test("retry --failed sends each task back to its own topic, whatever YADTQ_TOPIC says")
+    func retryToOwnTopic() throws {
+        let stack = try IntegrationStack(label: "retrytopics")
+        let other = stack.topic + "-b"
+        let task = #"{"id": "ID", "type": "div", "args": [1, 0], "max_attempts": 1}"# + "\n"
+        #expect(try stack.run(input: task.replacing("ID", with: "on-a")).status == 0)
+        let runB = try stack.runCommand(
+            "yadtq-run", arguments: ["--topic", other], input: Array(task.replacing("ID", with: "on-b").utf8))
+        #expect(runB.status == 0, "\(runB.stderr)")
+        let workerA = try stack.startWorker("wA")
+        defer { WebServerProcess.terminate(workerA) }
+        let workerB = try stack.startWorker("wB", topic: other, environment: ["YADTQ_GROUP": stack.settings.group + "-b"])
+        defer { WebServerProcess.terminate(workerB) }
+        let failed = try stack.waitForTerminal(["on-a", "on-b"], timeout: .seconds(60))
+        #expect(failed.map { $0?.errors.map(\.worker) } == [["wA"], ["wB"]])
+
+        // yadtq-ctl's topic is the first one (YADTQ_TOPIC): only the task without a topic of its own would go there.
+        let retry = try stack.ctl(["retry", "--failed"])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        var again = try stack.waitForTerminal(["on-a", "on-b"], timeout: .seconds(60))
+        let deadline = ContinuousClock.now + .seconds(60)
+        while again.contains(where: { ($0?.errors.count ?? 0) < 2 }), ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            again = try stack.waitForTerminal(["on-a", "on-b"], timeout: .seconds(60))
+        }
+        #expect(again.map { $0?.errors.map(\.worker) } == [["wA", "wA"], ["wB", "wB"]], "each ran again on its own topic's worker")
+    }
+
     @Test("a PROCESSING task with a cancel request ends CANCELLED instead of being tried again")
     func cancelProcessing() throws {
         let stack = try IntegrationStack(

@@ -28,12 +28,15 @@ public struct TaskRecord: Sendable, Equatable {
     public var finishedAt: Int64?
     /// When a SCHEDULED task is (or was) due; `nil` for a task queued to start at once.
     public var dueAt: Int64?
+    /// The topic its producer published it to; `nil` when its record has none. Not part of
+    /// the outside view: a retry publishes the task there again.
+    public var topic: String?
 
     init(
         id: String, status: TaskStatus, type: String, args: JSONValue, attempts: Int, maxAttempts: Int,
         result: JSONValue?, error: String?, errors: [AttemptError], logs: [String], progress: Double?,
         worker: String?, partition: Int32?, queuedAt: Int64?, startedAt: Int64?, finishedAt: Int64?,
-        dueAt: Int64?
+        dueAt: Int64?, topic: String? = nil
     ) {
         self.id = id
         self.status = status
@@ -52,6 +55,7 @@ public struct TaskRecord: Sendable, Equatable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.dueAt = dueAt
+        self.topic = topic
     }
 
     /// The `errors` list as the task scripts write it (JSON: attempt, worker, error, at).

@@ -33,8 +33,8 @@ public struct PublishedTask: Sendable {
 /// - Important: Calls block until the broker acknowledged the batch; call them from
 ///   a dedicated thread or through ``TaskStore/run(_:)``-style hops, not from a Swift task.
 public final class TaskPublisher: @unchecked Sendable {
-    // @unchecked Sendable: the round-robin cursor is guarded by `lock`; the producer
-    // and store are thread-safe.
+    // @unchecked Sendable: the round-robin cursor and the other topics' partition counts are
+    // guarded by `lock`; the producer and store are thread-safe.
     private let producer: KafkaProducer
     public let store: TaskStore
     public let topic: String
@@ -42,6 +42,8 @@ public final class TaskPublisher: @unchecked Sendable {
     public let partitions: Int
     private let lock = NSLock()
     private var cursor = 0
+    /// The partition counts of the other topics a retry has published to, read once each.
+    private var otherTopicPartitions: [String: Int] = [:]
     private let plugins: PluginRegistry?
 
     /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
@@ -134,7 +136,7 @@ public final class TaskPublisher: @unchecked Sendable {
     /// same, and the scheduler publishes again what did not reach the broker.
     public func send(_ queuedBatch: QueuedBatch) throws -> [PublishedTask] {
         let batch = queuedBatch.batch, queued = queuedBatch.queued
-        var results = try produce(batch.messages, values: batch.values, queued: queued.map { $0 == .queued })
+        var results = try produce(batch.messages, values: batch.values, queued: queued.map { $0 == .queued }, to: topic)
         for index in queued.indices where queued[index] == .scheduled {
             results[index].outcome = .scheduled(dueAt: batch.dueAt[index])
         }
@@ -144,18 +146,34 @@ public final class TaskPublisher: @unchecked Sendable {
     /// Publishes tasks that are QUEUED in Redis already (an operator's retry of FAILED or
     /// CANCELLED tasks, see ``TaskStore/requeue(_:at:)``; the scheduler's due and lost
     /// tasks), then FAILED for what the broker did not take. The result has one entry per task, in order.
-    public func republish(_ messages: [TaskMessage]) throws -> [PublishedTask] {
+    /// - Parameter taskTopic: the topic to publish to, when not this publisher's (a retried
+    ///   task goes back to the topic its record names); it is created when missing.
+    public func republish(_ messages: [TaskMessage], to taskTopic: String? = nil) throws -> [PublishedTask] {
         try produce(
             messages, values: messages.map { $0.encoded() },
-            queued: messages.map { _ in true })
+            queued: messages.map { _ in true }, to: taskTopic ?? topic)
     }
 
-    /// Sends the `queued` ones of `messages` to Kafka round-robin, then marks FAILED what the
-    /// broker did not take.
-    private func produce(_ messages: [TaskMessage], values: [[UInt8]], queued: [Bool]) throws -> [PublishedTask] {
+    /// The partition count of `taskTopic`: this publisher's own, or read (the topic created
+    /// when missing, as ``init(settings:topic:partitions:clientID:logger:plugins:reconnectFor:)``
+    /// does) once per other topic.
+    private func partitionCount(of taskTopic: String) throws -> Int {
+        if taskTopic == topic { return partitions }
+        if let known = lock.withLock({ otherTopicPartitions[taskTopic] }) { return known }
+        let count = try producer.client.ensureTopic(taskTopic, partitions: partitions)
+        lock.withLock { otherTopicPartitions[taskTopic] = count }
+        return count
+    }
+
+    /// Sends the `queued` ones of `messages` to `taskTopic` round-robin, then marks FAILED what
+    /// the broker did not take.
+    private func produce(
+        _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String
+    ) throws -> [PublishedTask] {
+        let partitions = try partitionCount(of: taskTopic)
         let firstPartition = lock.withLock {
             defer { cursor = (cursor + messages.count) % partitions }
-            return cursor
+            return cursor % partitions
         }
         var outgoing: [OutgoingMessage] = []
         var outgoingIndexes: [Int] = []
@@ -166,12 +184,12 @@ public final class TaskPublisher: @unchecked Sendable {
             outgoingIndexes.append(index)
             results[index].outcome = .published(partition: partition)
         }
-        let failures = try producer.produce(topic: topic, outgoing)
+        let failures = try producer.produce(topic: taskTopic, outgoing)
         if !failures.isEmpty {
             var unpublished: [(id: String, reason: String)] = []
             for (slot, reason) in failures {
                 let index = outgoingIndexes[slot]
-                let text = "could not be published to \(topic): \(reason)"
+                let text = "could not be published to \(taskTopic): \(reason)"
                 results[index].outcome = .failed(text)
                 unpublished.append((messages[index].id, text))
             }
@@ -212,22 +230,26 @@ extension TaskPublisher {
         return changes
     }
 
+    /// Each task goes back to the topic its record names, where its workers are (`retry
+    /// --failed` takes tasks of every topic); this publisher's topic is only for a record
+    /// without one.
     private func retryChunk(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
         var changes = try store.requeue(ids, at: currentEpochMilliseconds())
         let requeued = ids.indices.filter { changes[$0] == .requeued }
         let records = try store.records(ids: requeued.map { ids[$0] })
-        var indexes: [Int] = []
-        var messages: [TaskMessage] = []
+        var byTopic: [String: (indexes: [Int], messages: [TaskMessage])] = [:]
         for (index, record) in zip(requeued, records) {
             guard let record else { continue }
-            indexes.append(index)
-            messages.append(
-                TaskMessage(
-                    id: record.id, type: record.type, args: record.args.arrayValue ?? [],
-                    maxAttempts: record.maxAttempts, queuedAt: record.queuedAt ?? currentEpochMilliseconds()))
+            let message = TaskMessage(
+                id: record.id, type: record.type, args: record.args.arrayValue ?? [],
+                maxAttempts: record.maxAttempts, queuedAt: record.queuedAt ?? currentEpochMilliseconds())
+            byTopic[record.topic ?? topic, default: ([], [])].indexes.append(index)
+            byTopic[record.topic ?? topic, default: ([], [])].messages.append(message)
         }
-        for (index, published) in zip(indexes, try republish(messages)) {
-            if case .failed(let reason) = published.outcome { changes[index] = .publishFailed(reason) }
+        for (taskTopic, group) in byTopic.sorted(by: { $0.key < $1.key }) {
+            for (index, published) in zip(group.indexes, try republish(group.messages, to: taskTopic)) {
+                if case .failed(let reason) = published.outcome { changes[index] = .publishFailed(reason) }
+            }
         }
         return changes
     }

@@ -44,19 +44,19 @@ enum TaskRecordCoding {
         var dueAt: Int64?
         // The tail's fields, for a version 3 record without a tail.
         var (error, errors, logs, progress): (String?, String?, String?, String?) = (nil, nil, nil, nil)
-        let (worker, result, type, args): (String?, String?, String?, String?)
+        let (worker, result, type, args, topic): (String?, String?, String?, String?, String?)
         if version == 2 {
             // requeued_at, due_at, released_at, republished_at; then worker, result, error,
             // errors, logs, progress, type, args, topic.
             guard let due = reader.tailTimesDueAt(), let strings = reader.strings(9) else { return nil }
             dueAt = due
-            (worker, result, error, errors, logs, progress, type, args) =
-                (strings[0], strings[1], strings[2], strings[3], strings[4], strings[5], strings[6], strings[7])
+            (worker, result, error, errors, logs, progress, type, args, topic) =
+                (strings[0], strings[1], strings[2], strings[3], strings[4], strings[5], strings[6], strings[7], strings[8])
         } else {
             // worker, result, type, args, topic; then the tail, if any: requeued_at, due_at,
             // released_at, republished_at, error, errors, logs, progress.
             guard let strings = reader.strings(5) else { return nil }
-            (worker, result, type, args) = (strings[0], strings[1], strings[2], strings[3])
+            (worker, result, type, args, topic) = (strings[0], strings[1], strings[2], strings[3], strings[4])
             if !reader.atEnd {
                 guard let due = reader.tailTimesDueAt(), let tail = reader.strings(4) else { return nil }
                 dueAt = due
@@ -72,7 +72,7 @@ enum TaskRecordCoding {
             logs: logs.flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap(\.stringValue) ?? [],
             progress: progress.flatMap { Double($0) }, worker: worker,
             partition: Int32(bitPattern: partition) >= 0 ? Int32(bitPattern: partition) : nil,
-            queuedAt: queuedAt, startedAt: startedAt, finishedAt: finishedAt, dueAt: dueAt)
+            queuedAt: queuedAt, startedAt: startedAt, finishedAt: finishedAt, dueAt: dueAt, topic: topic)
     }
 
     private struct Reader {
