@@ -44,14 +44,27 @@ struct TaskStartTests {
         #expect(throws: TaskLineError.self) { try TaskStart.readAt(.string(text), now: tuesday) }
     }
 
+    @Test("a numeric at in seconds is refused, not read as 1970", arguments: [JSONValue.int(1_796_115_900), "1796115900", 5])
+    func atInSeconds(_ value: JSONValue) throws {
+        #expect(throws: TaskLineError.self) { try TaskStart.readAt(value, now: tuesday) }
+        do {
+            _ = try TaskStart.readAt(value, now: tuesday)
+        } catch {
+            #expect(error.reason.contains("this looks like seconds since the epoch: give milliseconds (×1000) or an RFC 3339 time"))
+        }
+        #expect(try TaskStart.readAt(.int(100_000_000_000), now: tuesday) == .at(100_000_000_000), "March 1973 in ms")
+        #expect(try TaskStart.readAt("1970-01-01T00:00:05Z", now: tuesday) == .at(5_000), "an RFC 3339 time in the past is fine")
+    }
+
     @Test("a task line carries delay or at, never both")
     func declarations() throws {
         let delayed = try TaskLine.parse(line: #"{"type": "add", "args": [1, 2], "delay": "30s"}"#)
         #expect(delayed == .task(TaskDeclaration(type: "add", args: [1, 2], start: .after(.seconds(30)))))
-        let timed = try TaskLine.parse(line: #"{"type": "add", "at": 5}"#)
-        #expect(timed == .task(TaskDeclaration(type: "add", start: .at(5))))
+        let timed = try TaskLine.parse(line: #"{"type": "add", "at": 1796115900000}"#)
+        #expect(timed == .task(TaskDeclaration(type: "add", start: .at(tuesday))))
         #expect(throws: TaskLineError.self) { try TaskLine.parse(line: #"{"type": "add", "delay": "1s", "at": 5}"#) }
         #expect(throws: TaskLineError.self) { try TaskLine.parse(line: #"{"type": "add", "delay": "later"}"#) }
+        #expect(throws: TaskLineError.self) { try TaskLine.parse(line: #"{"type": "add", "at": 1796115900}"#) }
     }
 }
 

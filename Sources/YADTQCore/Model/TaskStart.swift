@@ -35,15 +35,27 @@ public enum TaskStart: Sendable, Hashable {
         return .after(parsed)
     }
 
+    /// The smallest number an `at` in milliseconds may be: 10^11, March 1973. A smaller one
+    /// is far more likely seconds since the epoch (1764581400 for 2025-12-01), which read as
+    /// milliseconds is a time in 1970, and the task would run at once without a word.
+    public static let earliestNumericAt: Int64 = 100_000_000_000
+
     /// Reads an `at`: an RFC 3339 time string (`"2026-12-01T09:30:00Z"`, with an offset or
-    /// fractional seconds as well) or a JSON number of milliseconds since the epoch.
+    /// fractional seconds as well) or a JSON number (or string of digits) of milliseconds
+    /// since the epoch, from ``earliestNumericAt`` on.
     public static func readAt(_ value: JSONValue, now: Int64 = currentEpochMilliseconds()) throws(TaskLineError) -> TaskStart {
-        let parsed: Int64? =
+        let (parsed, numeric): (Int64?, Bool) =
             switch value {
-            case .string(let text): epochMilliseconds(text)
-            case .int(let milliseconds): milliseconds >= 0 ? milliseconds : nil
-            default: nil
+            case .string(let text): (epochMilliseconds(text), isDigits(text))
+            case .int(let milliseconds): (milliseconds >= 0 ? milliseconds : nil, true)
+            default: (nil, false)
             }
+        if numeric, let parsed, parsed < earliestNumericAt {
+            throw TaskLineError(
+                .invalidStart,
+                "invalid \"at\" \(TaskLineError.excerpt(value)): this looks like seconds since the epoch: give "
+                    + "milliseconds (×1000) or an RFC 3339 time such as \"2026-12-01T09:30:00Z\"")
+        }
         guard let parsed, parsed <= now + furthest.inMilliseconds else {
             throw TaskLineError(
                 .invalidStart,
@@ -57,9 +69,7 @@ public enum TaskStart: Sendable, Hashable {
     /// An RFC 3339 time, or a string of digits (milliseconds since the epoch), as milliseconds
     /// since the epoch; `nil` when it is neither.
     public static func epochMilliseconds(_ text: String) -> Int64? {
-        if !text.isEmpty, text.utf8.allSatisfy({ (ASCIIByte.zero...ASCIIByte.nine).contains($0) }) {
-            return Int64(text)
-        }
+        if isDigits(text) { return Int64(text) }
         // A formatter is made per call: time strings are read once per declaration at most,
         // and a shared one would need a lock.
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
@@ -68,5 +78,9 @@ public enum TaskStart: Sendable, Hashable {
             if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
         }
         return nil
+    }
+
+    private static func isDigits(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { (ASCIIByte.zero...ASCIIByte.nine).contains($0) }
     }
 }
