@@ -110,8 +110,10 @@ public final class Scheduler: @unchecked Sendable {
         renewLease()
         guard isActive else { return }
         do {
-            try releaseDueTasks()
+            // Ticks first: a tick is queued at most ``TickPlanner/catchUpWindow`` late, and a
+            // large release of due tasks must not push it past that and skip it.
             try queueTicks()
+            try releaseDueTasks()
             _ = tickProblems.cleared()
         } catch {
             if tickProblems.shouldReport("\(error)", at: .now) { logger.warning("scheduler: \(error) (trying again shortly)") }
@@ -140,12 +142,14 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// Publishes every SCHEDULED task that is due.
+    /// Publishes every SCHEDULED task that is due, queuing the ticks that come due between
+    /// its rounds (a round is up to 1,000 tasks per shard), however long the whole takes.
     private func releaseDueTasks() throws {
         while true {
             let (tasks, more) = try clients().publisher.store.releaseDue(topic: topic, at: currentEpochMilliseconds())
             try publish(tasks.map(\.message), why: "due")
             guard more, isActive else { return }
+            try queueTicks()
         }
     }
 
