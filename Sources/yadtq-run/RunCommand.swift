@@ -81,7 +81,7 @@ struct RunCommand: ParsableCommand {
                     output.flush()
                 },
                 onProblem: { problem in FileHandle.standardError.write(Data("\(TerminalText.escaped(problem))\n".utf8)) })
-            var failed = report.badLines > 0 || report.publishFailures > 0
+            var failed = report.badLines > 0 || report.publishFailures > 0 || report.endsWithheld > 0
             if wait && !report.published.isEmpty {
                 let progress = try TaskWaiter(store: publisher.store).wait(for: report.published) { progress in
                     ProgressBar.draw(progress)

@@ -22,6 +22,23 @@ struct SchedulerTests {
         try outcome.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
     }
 
+    @Test("end after tasks scheduled for later is not published: the workers stay to release them")
+    func endAfterScheduled() throws {
+        let stack = try IntegrationStack(label: "delayend")
+        let run = try stack.run(input: "add 1 2\n" + #"{"id": "soon", "type": "echo", "args": [1], "delay": "1h"}"# + "\nend\n")
+        #expect(run.status == 1)
+        #expect(
+            run.stderr.contains("-:3: `end` not published: 1 task(s) of this run are SCHEDULED (the last is due "),
+            "\(run.stderr)")
+        #expect(run.stderr.contains("echo end | yadtq-run --topic \(stack.topic)"), "\(run.stderr)")
+        #expect(try stack.store.endOfStream(topic: stack.topic) == nil, "no end marker was published")
+        #expect(try stack.store.statuses(of: ["soon"]) == [.scheduled])
+
+        let plain = try stack.run(input: "add 1 2\nend\n")
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(try stack.store.endOfStream(topic: stack.topic) != nil, "a run with nothing scheduled publishes its end")
+    }
+
     @Test("a delayed task waits SCHEDULED, then starts no earlier than its time and within a second after")
     func delayedTasks() throws {
         let stack = try IntegrationStack(label: "delay")

@@ -20,6 +20,12 @@ public final class TaskSubmission {
         public var publishFailures = 0
         public var badLines = 0
         public var endMarkers = 0
+        /// Tasks of the run SCHEDULED for later (counted in ``published`` too), and the latest
+        /// time one of them is due (epoch ms).
+        public var scheduled = 0
+        public var lastDueAt: Int64 = 0
+        /// `end` lines not published because the run had scheduled tasks for later.
+        public var endsWithheld = 0
     }
 
     /// A batch could not be published, and the run stopped there: nothing read after it was
@@ -82,7 +88,11 @@ public final class TaskSubmission {
             guard !tasks.isEmpty else { return }
             for task in tasks {
                 switch task.outcome {
-                case .published, .scheduled: report.published.append(task.message.id)
+                case .published: report.published.append(task.message.id)
+                case .scheduled(let dueAt):
+                    report.published.append(task.message.id)
+                    report.scheduled += 1
+                    report.lastDueAt = max(report.lastDueAt, dueAt)
                 case .duplicate: report.duplicates += 1
                 case .failed: report.publishFailures += 1
                 }
@@ -117,6 +127,17 @@ public final class TaskSubmission {
                         // Everything before `end` is published first, so it precedes the markers on every partition.
                         try flush()
                         try collect()
+                        // Every worker exits at the markers, and then no scheduler is left to
+                        // release the tasks this run scheduled for later: they would wait for ever.
+                        guard report.scheduled == 0 else {
+                            report.endsWithheld += 1
+                            onProblem(
+                                "\(line.source):\(line.number): `end` not published: \(report.scheduled) task(s) of this run "
+                                    + "are SCHEDULED (the last is due \(timestampText(epochMilliseconds: report.lastDueAt))), "
+                                    + "and workers stopped by `end` would leave them waiting. Once they have run, "
+                                    + "publish it: echo end | yadtq-run --topic \(publisher.topic)")
+                            continue
+                        }
                         try publisher.publishEnd()
                         report.endMarkers += 1
                     }
