@@ -49,7 +49,13 @@ final class WebBackend: Sendable {
     /// broker, round-robin, delivery checked.
     func publish(_ declarations: [TaskDeclaration]) async throws -> [PublishedTask] {
         let publisher = self.publisher
-        return try await Self.perform(on: publisher.queue) { try publisher.connected().publish(declarations) }
+        return try await Self.perform(on: publisher.queue) {
+            do {
+                return try publisher.connected().publish(declarations)
+            } catch let error as TaskPublisher.TooLarge {
+                throw SubmissionInput.tooLarge(error, of: declarations.count)
+            }
+        }
     }
 
     /// Cancels one task (see ``TaskStore/cancel(_:at:)``).

@@ -72,7 +72,9 @@ struct RunCommand: ParsableCommand {
                 settings: settings, topic: choice.topic, partitions: partitions, clientID: "yadtq-run",
                 logger: logger, plugins: plugins)
             let submission = TaskSubmission(
-                publisher: publisher, stream: TaskLineStream(inputs: inputs), defaultStart: try start())
+                publisher: publisher,
+                stream: TaskLineStream(inputs: inputs, maximumLineBytes: publisher.messageLimit.maximumBytes),
+                defaultStart: try start())
             let report = try submission.run(
                 onBatch: { tasks in
                     // One write per batch, so a line streamed in (`tail -f`) shows its id at once.

@@ -38,6 +38,34 @@ struct TaskLineTests {
         #expect(try TaskLine.parse(line: line) == .end)
     }
 
+    @Test("a line over the limit is refused with its number, without buffering it; the next lines still read")
+    func lineTooLong() throws {
+        var parser = TaskFileParser(maximumLineBytes: 100)
+        var lines: [TaskFileParser.Line] = []
+        // A line arriving in pieces, with no line break for a long while.
+        for _ in 0..<50 { lines += parser.feed(Array(repeating: UInt8(ascii: "x"), count: 64)) }
+        lines += parser.feed(Array("x\nadd 1 2\n".utf8))
+        lines += parser.feed(Array(("echo " + String(repeating: "z", count: 200) + "\nadd 3 4").utf8))
+        if let last = parser.finish() { lines.append(last) }
+        #expect(lines.map(\.number) == [1, 2, 3, 4])
+        #expect(lines[0].result.errorReason?.hasPrefix("the line is 3201 bytes long; at most 100") == true)
+        #expect(lines[1].result == .success(.task(TaskDeclaration(type: "add", args: [1, 2]))))
+        #expect(lines[2].result.errorReason?.hasPrefix("the line is 205 bytes long; at most 100") == true)
+        #expect(lines[3].result == .success(.task(TaskDeclaration(type: "add", args: [3, 4]))))
+        var tail = TaskFileParser(maximumLineBytes: 10)
+        #expect(tail.feed(Array(repeating: UInt8(ascii: "x"), count: 30)).isEmpty)
+        #expect(tail.finish()?.result.errorReason?.hasPrefix("the line is 30 bytes long") == true)
+    }
+
+    @Test("the message limit is the producer's message.max.bytes, counted as librdkafka counts a message")
+    func messageLimit() {
+        #expect(MessageSizeLimit(kafkaOverrides: [:]).maximumBytes == 1_000_000)
+        let limit = MessageSizeLimit(kafkaOverrides: ["message.max.bytes": "2000"])
+        #expect(limit.maximumBytes == 2000)
+        #expect(limit.refusal(keyBytes: 36, valueBytes: 1928) == nil)
+        #expect(limit.refusal(keyBytes: 36, valueBytes: 1929)?.hasPrefix("task is 2001 bytes as a message; at most 2000") == true)
+    }
+
     @Test func endWithArgumentsIsAnError() throws {
         let error = try #require(lineError("end now"))
         #expect(error.kind == .endWithArguments)
@@ -302,5 +330,12 @@ struct TaskFileParserTests {
     @Test func byteOrderMarkIsSkippedOnlyAtTheStart() {
         let bytes: [UInt8] = [0xEF, 0xBB, 0xBF] + Array("add 1\n".utf8) + [0xEF, 0xBB, 0xBF] + Array("add 2\n".utf8)
         #expect(summarize(TaskFileParser.parse(bytes)) == [.task(1, "add"), .error(2, .invalidType)])
+    }
+}
+
+extension Result<TaskLine, TaskLineError> {
+    /// The reason of a refused line; `nil` for a line that was read.
+    fileprivate var errorReason: String? {
+        if case .failure(let error) = self { error.reason } else { nil }
     }
 }

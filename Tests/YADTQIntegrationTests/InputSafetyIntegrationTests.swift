@@ -251,6 +251,22 @@ struct WorkerInputSafetyTests {
         #expect(copies.first?.contains(#""id":"huge-1""#) == true)
     }
 
+    @Test("a task too large for the producer is refused before it is written, as is a line over the limit; the rest goes through")
+    func messageSize() throws {
+        let stack = try IntegrationStack(label: "size")
+        // The line fits in 1,000,000 bytes; its message (with id, attempts, queued_at and
+        // librdkafka's framing) does not.
+        let big = #"{"id": "big", "type": "echo", "args": [""# + String(repeating: "x", count: 999_900) + #""]}"#
+        let long = "echo " + String(repeating: "y", count: 1_200_000)
+        let run = try stack.run(input: big + "\n" + long + "\n" + #"{"id": "small", "type": "add", "args": [1, 2]}"# + "\n")
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("-:1: task is 1000020 bytes as a message; at most 1000000"), "\(run.stderr.prefix(500))")
+        #expect(run.stderr.contains("-:2: the line is 1200005 bytes long; at most 1000000"), "\(run.stderr.prefix(500))")
+        #expect(run.stdout == "small\n")
+        #expect(try stack.store.record(id: "big") == nil, "nothing of the refused task is written")
+        #expect(try stack.store.counts()[.queued] == 1)
+    }
+
     @Test("arguments nested too deep are refused by yadtq-run; a too-deep message from elsewhere fails under its own id")
     func nesting() throws {
         let stack = try IntegrationStack(label: "worker-deep")

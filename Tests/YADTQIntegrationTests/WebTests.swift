@@ -119,6 +119,12 @@ struct WebAPITests {
         #expect(oversize.status == 413)
         #expect(oversize.error?.contains("larger than 1024 KiB") == true, "\(oversize.body)")
 
+        let bigArgs = #"[""# + String(repeating: "x", count: 999_900) + #""]"#
+        let big = try server.send("POST", "/api/tasks", json: #"[{"type": "add", "args": [1, 2]}, {"type": "echo", "id": "big", "args": "# + bigArgs + "}]")
+        #expect(big.status == 413, "\(big.body.prefix(300))")
+        #expect(big.json?["details"]?[0]?.stringValue?.hasPrefix("task 2: task is 1000020 bytes as a message; at most 1000000") == true, "\(big.body.prefix(300))")
+        #expect(try stack.store.record(id: "big") == nil, "nothing of a refused submission is written")
+
         let form = try server.send("POST", "/api/tasks", body: "type=add", headers: ["Content-Type: application/x-www-form-urlencoded"])
         #expect(form.status == 415)
 

@@ -183,6 +183,8 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
         case endWithArguments
         /// A JSON line's `delay` or `at` is not a duration or a time (see ``TaskStart``).
         case invalidStart
+        /// The line is longer than ``TaskFileParser/maximumLineBytes``.
+        case lineTooLong
     }
 
     /// The kind of problem.
@@ -399,11 +401,20 @@ public struct TaskFileParser: Sendable {
         }
     }
 
-    /// Bytes of the line in progress; never contains a line break between calls.
+    /// Bytes of the line in progress; never contains a line break between calls, nor more
+    /// than ``maximumLineBytes``.
     private var pending: [UInt8] = []
+    /// Bytes of the line in progress dropped because it is too long: a file without line
+    /// breaks must not grow the buffer without bound.
+    private var dropped = 0
     private var linesRead = 0
+    /// The longest line read: a longer one cannot hold a task the producer could send (see
+    /// ``MessageSizeLimit``) and is refused with its number.
+    public let maximumLineBytes: Int
 
-    public init() {}
+    public init(maximumLineBytes: Int = MessageSizeLimit.librdkafkaDefault) {
+        self.maximumLineBytes = maximumLineBytes
+    }
 
     /// Reads the lines completed by `chunk`.
     public mutating func feed(_ chunk: some Collection<UInt8>) -> [Line] {
@@ -416,13 +427,17 @@ public struct TaskFileParser: Sendable {
             lineStart = newline + 1
         }
         pending.removeFirst(lineStart)
+        if pending.count > maximumLineBytes {
+            dropped += pending.count
+            pending.removeAll(keepingCapacity: true)
+        }
         return lines
     }
 
     /// Reads the last line if the input did not end with a line break; call
     /// it once at the end of the input.
     public mutating func finish() -> Line? {
-        guard !pending.isEmpty else { return nil }
+        guard !pending.isEmpty || dropped > 0 else { return nil }
         defer { pending.removeAll() }
         return read(pending[...])
     }
@@ -439,6 +454,13 @@ public struct TaskFileParser: Sendable {
 
     private mutating func read(_ line: ArraySlice<UInt8>) -> Line {
         linesRead += 1
+        let length = dropped + line.count
+        dropped = 0
+        guard length <= maximumLineBytes else {
+            let reason = "the line is \(length) bytes long; at most \(maximumLineBytes) (the largest task message the "
+                + "producer sends): make its arguments smaller"
+            return Line(number: linesRead, result: .failure(TaskLineError(.lineTooLong, reason)))
+        }
         let text = linesRead == 1 && line.starts(with: Self.byteOrderMark) ? line.dropFirst(3) : line
         // A trailing "\r" of a CRLF line break is whitespace to `parse`.
         return Line(number: linesRead, result: Result { () throws(TaskLineError) in try TaskLine.parse(utf8: text) })

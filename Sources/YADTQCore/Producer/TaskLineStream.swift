@@ -24,9 +24,15 @@ public final class TaskLineStream: @unchecked Sendable {
     /// Input lines held at most before the reader waits for the publisher.
     private let capacity = 100_000
 
-    /// - Parameter inputs: paths of files or folders; `-` (or no input at all) is standard input.
-    public init(inputs: [String]) {
+    /// The longest line read (see ``TaskFileParser/maximumLineBytes``).
+    private let maximumLineBytes: Int
+
+    /// - Parameters:
+    ///   - inputs: paths of files or folders; `-` (or no input at all) is standard input.
+    ///   - maximumLineBytes: the producer's largest message (``MessageSizeLimit``): a longer line is refused.
+    public init(inputs: [String], maximumLineBytes: Int = MessageSizeLimit.librdkafkaDefault) {
         self.inputs = inputs.isEmpty ? ["-"] : inputs
+        self.maximumLineBytes = maximumLineBytes
     }
 
     public func start() {
@@ -101,7 +107,7 @@ public final class TaskLineStream: @unchecked Sendable {
             return
         }
         defer { if descriptor != STDIN_FILENO { close(descriptor) } }
-        var parser = TaskFileParser()
+        var parser = TaskFileParser(maximumLineBytes: maximumLineBytes)
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             // read(2) returns what has arrived, so a line streamed into a pipe goes on at once.

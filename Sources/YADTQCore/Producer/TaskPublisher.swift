@@ -45,6 +45,8 @@ public final class TaskPublisher: @unchecked Sendable {
     /// The partition counts of the other topics a retry has published to, read once each.
     private var otherTopicPartitions: [String: Int] = [:]
     private let plugins: PluginRegistry?
+    /// The largest task message the producer sends; ``prepare(_:)`` refuses a larger one.
+    public let messageLimit: MessageSizeLimit
 
     /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
     /// (and its dead-letter topic) when they do not exist yet.
@@ -56,6 +58,7 @@ public final class TaskPublisher: @unchecked Sendable {
         plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60)
     ) throws {
         self.plugins = plugins
+        messageLimit = MessageSizeLimit(kafkaOverrides: settings.kafkaOverrides)
         store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor)
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
@@ -82,9 +85,27 @@ public final class TaskPublisher: @unchecked Sendable {
         }
     }
 
-    /// Publishes a batch; the result has one entry per declaration, in order.
+    /// Publishes a batch; the result has one entry per declaration, in order. Throws
+    /// ``TooLarge``, having written nothing, when a task's message would be too large.
     public func publish(_ declarations: [TaskDeclaration]) throws -> [PublishedTask] {
-        try publish(prepare(declarations))
+        let batch = prepare(declarations)
+        guard batch.refused.isEmpty else { throw TooLarge(refused: batch.refused) }
+        return try publish(batch)
+    }
+
+    /// A declaration ``prepare(_:)`` refused: its position among the declarations, and why.
+    public struct Refusal: Sendable, Equatable {
+        public var index: Int
+        public var reason: String
+    }
+
+    /// Tasks whose messages would be larger than the producer sends (``MessageSizeLimit``).
+    public struct TooLarge: Error, CustomStringConvertible {
+        public var refused: [Refusal]
+
+        public var description: String {
+            refused.map { "task \($0.index + 1): \($0.reason)" }.joined(separator: "; ")
+        }
     }
 
     /// Tasks made ready to publish: ids and attempts given, arguments and Kafka values
@@ -98,16 +119,30 @@ public final class TaskPublisher: @unchecked Sendable {
         let values: [[UInt8]]
         /// When each task is due (epoch ms; 0 for at once).
         let dueAt: [Int64]
+        /// The declarations left out because their message would be too large.
+        public let refused: [Refusal]
     }
 
-    /// Gives the tasks their ids, attempts and due times and serializes them; `queued_at` is now.
+    /// Gives the tasks their ids, attempts and due times and serializes them; `queued_at` is
+    /// now. A task whose message would be larger than ``messageLimit`` is left out, in
+    /// `refused`: the broker would never take it, so it is not even written QUEUED.
     public func prepare(_ declarations: [TaskDeclaration]) -> PreparedBatch {
         let now = currentEpochMilliseconds()
-        let messages = messages(for: declarations, at: now)
-        let renderedArgs = messages.map(\.renderedArgs)
-        let values = zip(messages, renderedArgs).map { $0.encoded(renderedArgs: $1) }
-        let dueAt = declarations.map { $0.start?.dueAt(now: now) ?? 0 }
-        return PreparedBatch(messages: messages, renderedArgs: renderedArgs, values: values, dueAt: dueAt)
+        var messages = messages(for: declarations, at: now)
+        var renderedArgs = messages.map(\.renderedArgs)
+        var values = zip(messages, renderedArgs).map { $0.encoded(renderedArgs: $1) }
+        var dueAt = declarations.map { $0.start?.dueAt(now: now) ?? 0 }
+        let refused = messages.indices.compactMap { index in
+            messageLimit.refusal(keyBytes: messages[index].id.utf8.count, valueBytes: values[index].count)
+                .map { Refusal(index: index, reason: $0) }
+        }
+        for refusal in refused.reversed() {
+            messages.remove(at: refusal.index)
+            renderedArgs.remove(at: refusal.index)
+            values.remove(at: refusal.index)
+            dueAt.remove(at: refusal.index)
+        }
+        return PreparedBatch(messages: messages, renderedArgs: renderedArgs, values: values, dueAt: dueAt, refused: refused)
     }
 
     /// Publishes a prepared batch: QUEUED in Redis (SCHEDULED for a task due later, which is

@@ -73,8 +73,8 @@ public final class TaskSubmission {
         stream.start()
         let inFlight = BatchInFlight(publisher: publisher)
         var ready: [TaskDeclaration] = []
-        // Where the first and the last task of `ready` were read.
-        var readyLines = BatchLines()
+        // Where each task of `ready` was read.
+        var readyPlaces: [(source: String, line: Int)] = []
         func collect() throws {
             let tasks: [PublishedTask]
             do {
@@ -102,9 +102,17 @@ public final class TaskSubmission {
         func flush() throws {
             guard !ready.isEmpty else { return }
             let batch = publisher.prepare(ready)
+            let lines = BatchLines(first: readyPlaces[0], last: readyPlaces[readyPlaces.count - 1])
+            for refusal in batch.refused {
+                report.badLines += 1
+                let place = readyPlaces[refusal.index]
+                onProblem("\(place.source):\(place.line): \(refusal.reason)")
+            }
             ready.removeAll(keepingCapacity: true)
+            readyPlaces.removeAll(keepingCapacity: true)
             try collect()
-            inFlight.start(batch, lines: readyLines)
+            guard !batch.messages.isEmpty else { return }
+            inFlight.start(batch, lines: lines)
         }
         while var lines = stream.availableBatch(limit: batchLimit) {
             if lines.isEmpty {
@@ -120,8 +128,7 @@ public final class TaskSubmission {
                     case .blank: continue
                     case .task(var declaration):
                         if declaration.start == nil { declaration.start = defaultStart }
-                        if ready.isEmpty { readyLines.first = (line.source, line.number) }
-                        readyLines.last = (line.source, line.number)
+                        readyPlaces.append((line.source, line.number))
                         ready.append(declaration)
                     case .end:
                         // Everything before `end` is published first, so it precedes the markers on every partition.
