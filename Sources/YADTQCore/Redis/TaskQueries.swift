@@ -297,18 +297,19 @@ extension TaskStore {
     public func createWebSession(lifetime: Duration, fingerprint: String) throws -> String {
         let id = (0..<4).map { _ in UInt64.random(in: .min ... .max) }.map { String($0, radix: 16) }.joined(separator: "-")
         _ = try client.execute(
-            RedisCommand("SET", keys.webSession(id), fingerprint, "EX", String(Int(lifetime.inSeconds))))
+            RedisCommand("SET", keys.webSession(id), fingerprint, "EX", String(Int(lifetime.inSeconds))),
+            or: "Storing a login session")
         return id
     }
 
     /// Whether `id` names a live login session signed in with the token `fingerprint` digests:
     /// a session of a token since rotated, or of another server's token, is none.
     public func isWebSession(_ id: String, fingerprint: String) throws -> Bool {
-        try client.execute(RedisCommand("GET", keys.webSession(id))).text == fingerprint
+        try client.execute(RedisCommand("GET", keys.webSession(id)), or: "Reading a login session").text == fingerprint
     }
 
     /// Ends a login session.
     public func deleteWebSession(_ id: String) throws {
-        _ = try client.execute(RedisCommand("DEL", keys.webSession(id)))
+        _ = try client.execute(RedisCommand("DEL", keys.webSession(id)), or: "Ending a login session")
     }
 }
