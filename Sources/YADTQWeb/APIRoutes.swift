@@ -10,14 +10,14 @@ struct APIRoutes {
         router.get("/healthz") { _, _ in await health() }
         router.post("/api/tasks") { request, _ in try await submit(request) }
         router.get("/api/tasks") { request, _ in try await list(request) }
-        router.get("/api/tasks/{id}") { _, context in try await task(try TaskFilter.taskID(context)) }
-        router.post("/api/tasks/{id}/cancel") { _, context in
-            let id = try TaskFilter.taskID(context)
+        router.get("/api/tasks/{id}") { request, context in try await task(try TaskFilter.taskID(request, context)) }
+        router.post("/api/tasks/{id}/cancel") { request, context in
+            let id = try TaskFilter.taskID(request, context)
             return try Self.json(id: id, change: await backend.cancel(id))
         }
         router.post("/api/tasks/retry") { request, _ in try await retryAll(request) }
-        router.post("/api/tasks/{id}/retry") { _, context in
-            let id = try TaskFilter.taskID(context)
+        router.post("/api/tasks/{id}/retry") { request, context in
+            let id = try TaskFilter.taskID(request, context)
             return try Self.json(id: id, change: await backend.retry(id))
         }
         router.get("/api/workers") { _, _ in try await workers() }
@@ -255,9 +255,10 @@ struct TaskFilter: Sendable {
         try store.taskPage(status: status, type: type, cursor: cursor, limit: limit)
     }
 
-    /// The `{id}` path parameter, percent-decoded (the router leaves it encoded).
-    static func taskID(_ context: WebRequestContext) throws(WebError) -> String {
-        guard let raw = context.parameters.get("id"), let id = raw.removingPercentEncoding,
+    /// The `{id}` path parameter, percent-decoded (the router leaves it encoded); on the routes
+    /// without one, `/task?id=` (see ``URLText/task(_:action:)``), the `id` query parameter.
+    static func taskID(_ request: Request, _ context: WebRequestContext) throws(WebError) -> String {
+        guard let id = context.parameters.get("id").map({ $0.removingPercentEncoding }) ?? request.query("id"),
             TaskDeclaration.isValidID(id)
         else {
             throw WebError(status: .notFound, message: "that is not a task id: ids are 1 to 200 printable characters")

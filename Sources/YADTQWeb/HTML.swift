@@ -74,8 +74,14 @@ enum URLText {
         text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
     }
 
-    /// The page of one task.
-    static func task(_ id: String) -> String { "/tasks/" + encode(id) }
+    /// The page of one task, or with `action` (`cancel`, `retry`) the target of its button.
+    /// The ids `.` and `..` cannot be a path segment: a browser resolves them, percent-encoded
+    /// too, as steps of the path (`/tasks/..` is `/`), so theirs go in the query of `/task`.
+    static func task(_ id: String, action: String? = nil) -> String {
+        let suffix = action.map { "/" + $0 } ?? ""
+        guard id != "." && id != ".." else { return link("/task" + suffix, ["id": id]) }
+        return "/tasks/" + encode(id) + suffix
+    }
 
     /// `path?name=value&...`, leaving out empty values.
     static func link(_ path: String, _ query: KeyValuePairs<String, String?>) -> String {

@@ -11,13 +11,17 @@ struct PageRoutes {
             return respond(Pages.dashboard(snapshot), request, context)
         }
         router.get("/tasks") { request, context in try await tasks(request, context) }
-        router.get("/tasks/{id}") { request, context in try await task(request, context) }
         router.get("/workers") { request, context in try await workers(request, context) }
-        router.post("/tasks/{id}/cancel") { request, context in
-            try await change(request, context) { try await backend.cancel($0) }
-        }
-        router.post("/tasks/{id}/retry") { request, context in
-            try await change(request, context) { try await backend.retry($0) }
+        // A task's page and its buttons: at /tasks/<id>, or with the id in the query for the
+        // ids a path cannot carry (see ``URLText/task(_:action:)``).
+        for prefix in ["/tasks/{id}", "/task"] {
+            router.get(RouterPath(prefix)) { request, context in try await task(request, context) }
+            router.post(RouterPath(prefix + "/cancel")) { request, context in
+                try await change(request, context) { try await backend.cancel($0) }
+            }
+            router.post(RouterPath(prefix + "/retry")) { request, context in
+                try await change(request, context) { try await backend.retry($0) }
+            }
         }
         router.post("/tasks/retry") { request, context in try await retryAll(request, context) }
         router.get("/submit") { request, context in
@@ -85,7 +89,7 @@ struct PageRoutes {
     }
 
     private func task(_ request: Request, _ context: WebRequestContext) async throws -> Response {
-        let id = try TaskFilter.taskID(context)
+        let id = try TaskFilter.taskID(request, context)
         guard let record = try await backend.read({ try $0.record(id: id) }) else {
             throw WebError(
                 status: .notFound,
@@ -102,7 +106,7 @@ struct PageRoutes {
         _ body: (String) async throws -> TaskStore.OperatorChange
     ) async throws -> Response {
         try await FormFields.read(request).requireCSRF(context)
-        let id = try TaskFilter.taskID(context)
+        let id = try TaskFilter.taskID(request, context)
         switch try await body(id) {
         case .missing: throw WebError(status: .notFound, message: "There is no task with id '\(id)'.")
         case .unchanged(let status):

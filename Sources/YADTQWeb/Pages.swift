@@ -310,7 +310,7 @@ enum Pages {
         case .failed, .cancelled: action = ("retry", "Retry")
         case .success: return .empty
         }
-        let target = URLText.task(record.id) + "/" + action.path
+        let target = URLText.task(record.id, action: action.path)
         return """
             <form method="post" action="\(target)" class="actions">\
             <input type="hidden" name="csrf" value="\(csrf)"><button type="submit">\(action.label)</button></form>

@@ -192,6 +192,38 @@ struct WebAPITests {
         #expect(cancelled.json?["from"]?.stringValue == "SCHEDULED" && cancelled.json?["status"]?.stringValue == "CANCELLED")
     }
 
+    @Test("the tasks with ids . and .. have pages, links and buttons that work, though a path cannot carry them")
+    func dotIDs() throws {
+        let stack = try IntegrationStack()
+        let server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+        let submitted = try server.send("POST", "/api/tasks", json: #"[{"type": "add", "id": "."}, {"type": "add", "id": ".."}]"#)
+        #expect(submitted.status == 202, "\(submitted.body)")
+        // A browser resolves "." and ".." segments, "%2E" spelled too, before it sends a request:
+        // the links keep the id out of the path.
+        #expect(submitted.json?["tasks"]?.arrayValue?.map { $0["url"] } == ["/task?id=.", "/task?id=.."])
+        let list = try server.send("GET", "/tasks").body
+        #expect(list.contains(#"<a href="/task?id=..">..</a>"#), "the list links to the task")
+
+        let jar = try server.cookieJar()
+        for id in [".", ".."] {
+            let page = try server.send("GET", "/task?id=\(id)", as: .anonymous, cookies: jar)
+            #expect(page.status == 200)
+            #expect(page.body.contains("<h1>Task <code>\(id)</code></h1>"), "\(page.body.prefix(300))")
+            let action = try #require(page.body.firstMatch(of: /<form method="post" action="([^"]+)"/)?.1)
+            #expect(action == "/task/cancel?id=\(id)")
+            let csrf = try #require(page.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+            let cancel = try server.send(
+                "POST", String(action), body: "csrf=\(csrf)",
+                headers: ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"], as: .anonymous,
+                cookies: jar)
+            #expect(cancel.status == 303, "\(cancel.body.prefix(300))")
+            #expect(cancel.headers["location"] == "/task?id=\(id)")
+        }
+        #expect(try stack.store.statuses(of: [".", ".."]) == [.cancelled, .cancelled])
+        #expect(try server.send("GET", "/api/tasks/%2E%2E").json?["status"] == "CANCELLED", "the API takes the id percent-encoded")
+    }
+
     @Test("with YADTQ_WEB_TOKEN, the API needs the bearer token and pages need a login")
     func tokenProtectsEverything() throws {
         let stack = try IntegrationStack()
