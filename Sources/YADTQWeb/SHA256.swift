@@ -1,9 +1,9 @@
 /// SHA-256 (FIPS 180-4), for the fingerprint of the web token that a login session keeps in
 /// Redis (see ``WebSecurityMiddleware/sessionFingerprint(of:)``). Foundation on Linux has no
 /// digest and the package links no crypto library; a few short strings a request need no more.
-enum SHA256 {
+public enum SHA256 {
     /// The digest of `bytes` as 64 lowercase hex digits.
-    static func hex(_ bytes: some Collection<UInt8>) -> String {
+    public static func hex(_ bytes: some Collection<UInt8>) -> String {
         digest(bytes).map { byte in String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16) }.joined()
     }
 

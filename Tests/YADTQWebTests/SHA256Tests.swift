@@ -1,5 +1,5 @@
 import Testing
-@testable import YADTQWeb
+import YADTQWeb
 
 /// The digest a login session keeps of the token, against the FIPS 180-4 examples.
 @Suite("SHA-256")
