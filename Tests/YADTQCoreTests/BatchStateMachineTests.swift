@@ -123,6 +123,20 @@ struct BatchStateMachineTests {
         #expect(sim.committed == [2] && !sim.machine.awaitsTasks && sim.violations.isEmpty)
     }
 
+    @Test("a stopping worker waits for its retries without spinning on the tasks it awaited")
+    func stoppingDoesNotSpin() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.publish(to: 0, behaviour: .init(failures: 1))
+        sim.poll()
+        sim.completeBatch(whileRunning: { $0.otherWorkerBegins(id) })
+        #expect(sim.machine.awaitsTasks && !sim.machine.waitingRetries.isEmpty)
+        sim.stop()
+        #expect(sim.batch == nil && !sim.exited, "the retry is not due yet")
+        #expect(sim.machine.pollWait(now: sim.now) > .zero, "the loop sleeps until the retry is due")
+    }
+
     @Test("an awaited task is dropped with its partition")
     func awaitedRevoked() {
         var sim = WorkerSimulation(partitions: 1)

@@ -41,6 +41,7 @@ struct RedisClusterTests {
         #expect(redirect("ASK 3999 10.0.0.2:7000") == .ask(HashSlot(value: 3999), RedisURL.Node(host: "10.0.0.2", port: 7000)))
         #expect(redirect("MOVED 12 [::1]:7000") == .moved(HashSlot(value: 12), .init(host: "::1", port: 7000)))
         #expect(redirect("MOVED 12 :7001") == .moved(HashSlot(value: 12), .init(host: "10.0.0.9", port: 7001)))
+        #expect(redirect("ASK 12 ?:7002") == .ask(HashSlot(value: 12), .init(host: "10.0.0.9", port: 7002)))
         #expect(redirect("ERR wrong number of arguments") == nil)
         #expect(redirect("MOVED x y") == nil)
     }

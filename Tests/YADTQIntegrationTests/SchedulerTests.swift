@@ -28,7 +28,7 @@ struct SchedulerTests {
         let run = try stack.run(input: "add 1 2\n" + #"{"id": "soon", "type": "echo", "args": [1], "delay": "1h"}"# + "\nend\n")
         #expect(run.status == 1)
         #expect(
-            run.stderr.contains("-:3: `end` not published: 1 task(s) of this run are SCHEDULED (the last is due "),
+            run.stderr.contains("-:3: `end` not published: 1 task(s) of this run are still SCHEDULED (the last is due "),
             "\(run.stderr)")
         #expect(run.stderr.contains("echo end | yadtq-run --topic \(stack.topic)"), "\(run.stderr)")
         #expect(try stack.store.endOfStream(topic: stack.topic) == nil, "no end marker was published")

@@ -20,11 +20,7 @@ public final class TaskSubmission {
         public var publishFailures = 0
         public var badLines = 0
         public var endMarkers = 0
-        /// Tasks of the run SCHEDULED for later (counted in ``published`` too), and the latest
-        /// time one of them is due (epoch ms).
-        public var scheduled = 0
-        public var lastDueAt: Int64 = 0
-        /// `end` lines not published because the run had scheduled tasks for later.
+        /// `end` lines not published because tasks of the run were still SCHEDULED.
         public var endsWithheld = 0
     }
 
@@ -70,6 +66,8 @@ public final class TaskSubmission {
     ///   - onProblem: called with each bad line or unreadable input, as one message.
     public func run(onBatch: ([PublishedTask]) -> Void, onProblem: (String) -> Void) throws -> Report {
         var report = Report()
+        // The run's tasks SCHEDULED for later (and when each is due), until Redis shows them released.
+        var scheduled: [(id: String, dueAt: Int64)] = []
         stream.start()
         let inFlight = BatchInFlight(publisher: publisher)
         var ready: [TaskDeclaration] = []
@@ -91,8 +89,7 @@ public final class TaskSubmission {
                 case .published: report.published.append(task.message.id)
                 case .scheduled(let dueAt):
                     report.published.append(task.message.id)
-                    report.scheduled += 1
-                    report.lastDueAt = max(report.lastDueAt, dueAt)
+                    scheduled.append((task.message.id, dueAt))
                 case .duplicate: report.duplicates += 1
                 case .failed: report.publishFailures += 1
                 }
@@ -136,11 +133,16 @@ public final class TaskSubmission {
                         try collect()
                         // Every worker exits at the markers, and then no scheduler is left to
                         // release the tasks this run scheduled for later: they would wait for ever.
-                        guard report.scheduled == 0 else {
+                        if !scheduled.isEmpty {
+                            let statuses = try publisher.store.statuses(of: scheduled.map(\.id))
+                            scheduled = zip(scheduled, statuses).filter { $0.1 == .scheduled }.map(\.0)
+                        }
+                        guard scheduled.isEmpty else {
                             report.endsWithheld += 1
+                            let lastDue = scheduled.map(\.dueAt).max() ?? 0
                             onProblem(
-                                "\(line.source):\(line.number): `end` not published: \(report.scheduled) task(s) of this run "
-                                    + "are SCHEDULED (the last is due \(timestampText(epochMilliseconds: report.lastDueAt))), "
+                                "\(line.source):\(line.number): `end` not published: \(scheduled.count) task(s) of this run "
+                                    + "are still SCHEDULED (the last is due \(timestampText(epochMilliseconds: lastDue))), "
                                     + "and workers stopped by `end` would leave them waiting. Once they have run, "
                                     + "publish it: echo end | yadtq-run --topic \(publisher.topic)")
                             continue

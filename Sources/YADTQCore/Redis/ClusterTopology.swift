@@ -23,12 +23,12 @@ public struct ClusterTopology: Sendable, Equatable {
     }
 
     /// Reads a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id, ...], [replica...]...], ...]`.
-    /// A node listed with an empty host is the node that answered (`answeredBy`).
+    /// A node listed without a host is on the host of the node that answered (`answeredBy`).
     init(slotsReply reply: RedisReply, answeredBy: RedisURL.Node) throws {
         func node(_ entry: RedisReply) -> RedisURL.Node? {
             let fields = entry.elements
             guard fields.count >= 2, let host = fields[0].text, let port = fields[1].integer else { return nil }
-            return RedisURL.Node(host: host.isEmpty || host == "?" ? answeredBy.host : host, port: Int32(port))
+            return RedisURL.Node(endpoint: host, port: Int32(port), answeredBy: answeredBy)
         }
         var ranges: [SlotRange] = []
         for entry in reply.elements {
@@ -83,10 +83,8 @@ public struct ClusterTopology: Sendable, Equatable {
 
 /// A cluster node's answer that a key lives elsewhere: `MOVED <slot> <host>:<port>` (the
 /// slot has moved for good: refresh the map) or `ASK <slot> <host>:<port>` (the slot is
-/// being migrated: send this one command there, preceded by `ASKING`). A node whose
-/// address Redis does not know (`cluster-preferred-endpoint-type unknown-endpoint`) is sent
-/// as `:<port>`: it is on the host of the node that answered (`answeredBy`), as in
-/// `CLUSTER SLOTS`.
+/// being migrated: send this one command there, preceded by `ASKING`). The node named may
+/// come without a host (see ``RedisURL/Node/init(endpoint:port:answeredBy:)``).
 public enum ClusterRedirect: Equatable, Sendable {
     case moved(HashSlot, RedisURL.Node)
     case ask(HashSlot, RedisURL.Node)
@@ -98,11 +96,21 @@ public enum ClusterRedirect: Equatable, Sendable {
         else { return nil }
         var host = words[2][..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        let node = RedisURL.Node(host: host.isEmpty ? answeredBy.host : String(host), port: port)
+        let node = RedisURL.Node(endpoint: String(host), port: port, answeredBy: answeredBy)
         switch words[0] {
         case "MOVED": self = .moved(HashSlot(value: slot), node)
         case "ASK": self = .ask(HashSlot(value: slot), node)
         default: return nil
         }
+    }
+}
+
+extension RedisURL.Node {
+    /// A node as a cluster names it in `CLUSTER SLOTS` and redirections. Redis sends an empty
+    /// host (`cluster-preferred-endpoint-type unknown-endpoint`) or `?` (a hostname preferred
+    /// but not set) for a node whose address it does not announce: it is then on the host of
+    /// the node that answered.
+    init(endpoint host: String, port: Int32, answeredBy: RedisURL.Node) {
+        self.init(host: host.isEmpty || host == "?" ? answeredBy.host : host, port: port)
     }
 }

@@ -190,18 +190,9 @@ final class RedisClient: @unchecked Sendable {
                 if let marker { pipeline.append(RedisCommand("SET", marker, String(currentEpochMilliseconds()))) }
                 if replicas > 0 { pipeline.append(RedisCommand("WAIT", "1", String(Self.replicaWait.inMilliseconds))) }
                 var answers = try connection(to: node).execute(pipeline)[...]
-                if replicas > 0, let acknowledged = answers.popLast() {
-                    if let message = acknowledged.errorMessage { throw RedisErrorReply(message).error("\(node) refused WAIT") }
-                    if marker != nil, let message = answers.popLast()?.errorMessage {
-                        throw RedisErrorReply(message).error("\(node) refused the write that WAIT counts")
-                    }
-                    guard (acknowledged.integer ?? 0) >= 1 else {
-                        // Retried like a lost connection: the writes are replayed (they are
-                        // replay-safe) until a replica has them.
-                        throw RedisErrorReply("TRYAGAIN no replica of \(node) acknowledged within \(Self.replicaWait)")
-                            .error("writes not yet on a replica")
-                    }
-                }
+                let acknowledged = replicas > 0 ? answers.popLast() : nil
+                let markerReply = marker != nil ? answers.popLast() : nil
+                var redirected = false
                 for request in group {
                     if request.asking { answers = answers.dropFirst() }
                     let reply = answers.removeFirst()
@@ -217,6 +208,7 @@ final class RedisClient: @unchecked Sendable {
                         case .ask(_, let target):
                             next.append((request.index, target, true))
                         }
+                        redirected = true
                     } else if message.hasPrefix("NOSCRIPT"), let script = requests[request.index].script {
                         _ = try load(script, on: node)
                         next.append((request.index, node, request.asking))
@@ -228,6 +220,9 @@ final class RedisClient: @unchecked Sendable {
                         replies[request.index] = reply
                     }
                 }
+                if let acknowledged {
+                    try Self.checkAcknowledgement(acknowledged, marker: markerReply, of: node, redirected: redirected)
+                }
             }
             if movedAway { topology = try fetchTopology() }
             pending = next
@@ -236,6 +231,26 @@ final class RedisClient: @unchecked Sendable {
             throw RedisErrorReply("TRYAGAIN more than \(Self.redirectLimit) redirections").error("Redis Cluster kept redirecting a command")
         }
         return replies.map { $0! }
+    }
+
+    /// Whether a replica has what a waited pipeline wrote on `node`, from its `WAIT` reply (and
+    /// the marker's before it). Without an acknowledgement the call is retried like a lost
+    /// connection: its writes are replay-safe, and replayed until a replica has them. A node
+    /// that no longer serves every slot it was sent (a request redirected, or a master demoted
+    /// by a failover, which refuses WAIT) ran only part of the call: the slot map is read again.
+    private static func checkAcknowledgement(
+        _ acknowledged: RedisReply, marker: RedisReply?, of node: RedisURL.Node, redirected: Bool
+    ) throws {
+        let refusal = acknowledged.errorMessage ?? marker?.errorMessage
+        if refusal == nil && (acknowledged.integer ?? 0) >= 1 { return }
+        let demoted = acknowledged.errorMessage?.contains("replica") == true
+            || marker?.errorMessage.flatMap { ClusterRedirect(errorMessage: $0, answeredBy: node) } != nil
+        if redirected || demoted {
+            throw RedisErrorReply("CLUSTERDOWN \(node) no longer serves every slot it was sent").error("Redis Cluster slots moved")
+        }
+        if let refusal { throw RedisErrorReply(refusal).error("\(node) refused the wait for a replica") }
+        throw RedisErrorReply("TRYAGAIN no replica of \(node) acknowledged within \(replicaWait)")
+            .error("writes not yet on a replica")
     }
 
     /// The master that serves a command's key (a single Redis: its one node).

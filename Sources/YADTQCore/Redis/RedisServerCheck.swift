@@ -10,11 +10,10 @@ extension TaskStore {
     }
 
     /// Checks, once and without retrying, that Redis can serve YADTQ: it answers, accepts
-    /// the password, is version 5 or later, runs Lua scripts, is not a replica (unless it is
-    /// a cluster's node), lets the user at YADTQ's keys and does not evict keys that have no
-    /// expiry when it is full. A
-    /// worker calls it before it joins its group, so a wrong setting is reported before it
-    /// takes partitions. (On a cluster, the first node named in `YADTQ_REDIS` that answers
+    /// the user and password, is version 5 or later, runs Lua scripts, is not a replica (unless
+    /// it is a cluster's node), lets the user at YADTQ's keys and does not evict keys that have
+    /// no expiry when it is full. A worker calls it before it joins its group, so a wrong
+    /// setting is reported before it takes partitions. (On a cluster, the first node named in `YADTQ_REDIS` that answers
     /// speaks for all: a master among them may be down while its replica serves in its place.)
     /// - Throws: a ``YADTQError`` whose message says which of those failed and what to do.
     public func checkServer() throws -> ServerCheck {
@@ -67,13 +66,16 @@ extension TaskStore {
         return ServerCheck(version: version, warnings: warnings)
     }
 
+    /// A connection to the first node named that can be reached; a node that answers with a
+    /// refusal (a wrong password, say) ends the search with that refusal, which the others
+    /// would give too.
     private func firstAnswering(_ url: RedisURL) throws -> RedisConnection {
         var lastError: any Error = YADTQError(.configuration, "YADTQ_REDIS names no Redis", remedy: "Set YADTQ_REDIS")
         for node in url.nodes {
             do {
                 return try RedisConnection(url: url.isCluster ? url.pointing(at: node) : url, timeout: .seconds(2))
-            } catch {
-                lastError = error
+            } catch let error as YADTQError where error.libraryCode != nil {
+                lastError = error  // a transport failure (hiredis's code): try the next node
             }
         }
         throw lastError

@@ -109,14 +109,16 @@ public final class Scheduler: @unchecked Sendable {
     private func tick() {
         renewLease()
         guard isActive else { return }
-        do {
-            // Ticks first: a tick is queued at most ``TickPlanner/catchUpWindow`` late, and a
-            // large release of due tasks must not push it past that and skip it.
-            try queueTicks()
-            try releaseDueTasks()
+        // Ticks first: a tick is queued at most ``TickPlanner/catchUpWindow`` late, and a large
+        // release of due tasks must not push it past that and skip it. Each goes on when the
+        // other fails: a periodic task that cannot be queued must not hold every due task back.
+        var failures: [String] = []
+        do { try queueTicks() } catch { failures.append("\(error)") }
+        do { try releaseDueTasks() } catch { failures.append("\(error)") }
+        if failures.isEmpty {
             _ = tickProblems.cleared()
-        } catch {
-            if tickProblems.shouldReport("\(error)", at: .now) { logger.warning("scheduler: \(error) (trying again shortly)") }
+        } else if tickProblems.shouldReport(failures.joined(separator: "; "), at: .now) {
+            logger.warning("scheduler: \(failures.joined(separator: "; ")) (trying again shortly)")
         }
     }
 
@@ -149,7 +151,7 @@ public final class Scheduler: @unchecked Sendable {
             let (tasks, more) = try clients().publisher.store.releaseDue(topic: topic, at: currentEpochMilliseconds())
             try publish(tasks.map(\.message), why: "due")
             guard more, isActive else { return }
-            try queueTicks()
+            try? queueTicks()  // a failure is reported by the next tick, which tries again
         }
     }
 

@@ -115,7 +115,8 @@ public struct BatchStateMachine: Sendable {
     /// next retry or reading is due, at most ``Configuration/idlePoll``.
     public func pollWait(now: ContinuousClock.Instant) -> Duration {
         if !carried.isEmpty { return .zero }
-        guard let next = nextDue else { return configuration.idlePoll }
+        // A stopping worker reads no awaited task's status any more: only its retries are due.
+        guard let next = membership == .stopping ? nextRetryDue : nextDue else { return configuration.idlePoll }
         return max(.zero, min(configuration.idlePoll, next - now))
     }
 
