@@ -176,17 +176,15 @@ public enum SubmissionInput {
     /// A submission ``TaskPublisher`` refused, having queued nothing, because a task's message
     /// would be larger than the producer sends.
     static func tooLarge(_ error: TaskPublisher.TooLarge, of total: Int) -> WebError {
-        let problems = error.refused.map { total == 1 ? $0.reason : "task \($0.index + 1): \($0.reason)" }
-        return refusal(problems, of: total, status: .contentTooLarge) ?? WebError(status: .contentTooLarge, message: "\(error)")
+        refusal(error.refused.map { total == 1 ? $0.reason : $0.text }, of: total, status: .contentTooLarge)
     }
 
     private static func reject(_ problems: [String], of total: Int, status: HTTPResponse.Status) throws(WebError) {
-        if let error = refusal(problems, of: total, status: status) { throw error }
+        if !problems.isEmpty { throw refusal(problems, of: total, status: status) }
     }
 
-    /// The answer to `problems` among `total` tasks; `nil` when there is none.
-    private static func refusal(_ problems: [String], of total: Int, status: HTTPResponse.Status) -> WebError? {
-        guard !problems.isEmpty else { return nil }
+    /// The answer to `problems` (at least one) among `total` tasks.
+    private static func refusal(_ problems: [String], of total: Int, status: HTTPResponse.Status) -> WebError {
         if problems.count == 1 && total == 1 { return WebError(status: status, message: problems[0]) }
         var details = Array(problems.prefix(maximumDetails))
         if problems.count > maximumDetails { details.append("… and \(problems.count - maximumDetails) more") }

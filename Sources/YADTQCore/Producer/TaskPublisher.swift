@@ -97,6 +97,9 @@ public final class TaskPublisher: @unchecked Sendable {
     public struct Refusal: Sendable, Equatable {
         public var index: Int
         public var reason: String
+
+        /// The reason with the task's place in its batch (1-based).
+        public var text: String { "task \(index + 1): \(reason)" }
     }
 
     /// Tasks whose messages would be larger than the producer sends (``MessageSizeLimit``).
@@ -104,7 +107,7 @@ public final class TaskPublisher: @unchecked Sendable {
         public var refused: [Refusal]
 
         public var description: String {
-            refused.map { "task \($0.index + 1): \($0.reason)" }.joined(separator: "; ")
+            refused.map(\.text).joined(separator: "; ")
         }
     }
 

@@ -3,10 +3,10 @@ import Logging
 
 /// Performs one ``TaskBatch`` on the batch thread: marks its tasks PROCESSING, runs the
 /// attempts on the ``ExecutorPool``, publishes the dead-letter copies, records the outcomes
-/// and the end markers reached, and reads the statuses of the tasks awaited. Every Redis call is replay-safe, so a failing one is tried
-/// again with the same arguments until it succeeds or the ``RedisOutage`` rule gives up (past
-/// its limit; a refusal every worker meets has none, unless a stop was asked for); then the
-/// batch is abandoned and settles nothing.
+/// and the end markers reached, and reads the statuses of the tasks awaited. Every Redis call
+/// is replay-safe, so a failing one is tried again with the same arguments until it succeeds
+/// or the ``RedisOutage`` rule gives up (past its limit; a refusal every worker meets has
+/// none, unless a stop was asked for); then the batch is abandoned and settles nothing.
 struct BatchRunner: Sendable {
     let store: TaskStore
     let pool: ExecutorPool
