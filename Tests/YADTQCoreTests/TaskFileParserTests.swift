@@ -149,7 +149,16 @@ struct TaskLineTests {
     @Test func jsonObjectLineOptionalFields() {
         #expect(task(#"{"type": "ping"}"#) == TaskDeclaration(type: "ping"))
         #expect(task(#"{"type": "ping", "args": null, "id": null, "max_attempts": null}"#) == TaskDeclaration(type: "ping"))
-        #expect(task(#"{"type": "ping", "priority": 9, "note": {"x": 1}}"#) == TaskDeclaration(type: "ping"))
+    }
+
+    @Test func unknownKeysAreRefused() throws {
+        let misspelt = try #require(lineError(#"{"type": "add", "args": [1, 2], "max_attemps": 5}"#))
+        #expect(misspelt.kind == .unknownKey)
+        #expect(misspelt.reason == #"unknown key "max_attemps": did you mean "max_attempts"? A task takes "type", "args", "id", "max_attempts", "delay" and "at""#)
+        let other = try #require(lineError(#"{"type": "ping", "priority": 9}"#))
+        #expect(other.kind == .unknownKey)
+        #expect(other.reason.hasPrefix(#"unknown key "priority". A task takes"#))
+        #expect(lineError(#"{"type": "ping", "Delay": "5s"}"#)?.reason.contains(#"did you mean "delay"?"#) == true)
     }
 
     @Test func legacySeedFormat() {

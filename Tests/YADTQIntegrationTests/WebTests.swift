@@ -114,6 +114,11 @@ struct WebAPITests {
         #expect(attempts.status == 400)
         #expect(attempts.error?.contains("max_attempts") == true)
 
+        let misspelt = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "id": "misspelt", "delai": "5s"}"#)
+        #expect(misspelt.status == 400)
+        #expect(misspelt.error?.contains(#"unknown key "delai": did you mean "delay"?"#) == true, "\(misspelt.body)")
+        #expect(try server.send("GET", "/api/tasks/misspelt").status == 404, "a refused submit queues nothing")
+
         let huge = "[" + Array(repeating: #"{"type": "add", "args": [1, 2]}"#, count: 40_000).joined(separator: ",") + "]"
         let oversize = try server.send("POST", "/api/tasks", json: huge)
         #expect(oversize.status == 413)

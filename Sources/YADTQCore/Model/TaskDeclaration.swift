@@ -79,11 +79,15 @@ public struct TaskDeclaration: Sendable, Hashable {
     /// `{"type": "mul", "args": [3, 4], "id": "my-id", "max_attempts": 5}`,
     /// or the seed project's `{"task_id", "task_type", "task_args", "task_tries"}`.
     ///
-    /// `args` and `id` may be missing or `null`; unknown keys (and the seed's
-    /// `task_tries`) are ignored, so newer producers can add fields.
+    /// `args` and `id` may be missing or `null`; the seed's `task_tries` is ignored. Any other
+    /// key is refused: a misspelt `max_attempts` or `delay` would otherwise run the task with
+    /// a setting its author did not mean.
     public init(json: JSONValue) throws(TaskLineError) {
         guard let members = json.objectValue else {
             throw TaskLineError(.invalidJSON, "a JSON task must be an object, e.g. \(Self.jsonExample)")
+        }
+        if let unknown = members.keys.filter({ !Self.knownKeys.contains($0) }).sorted().first {
+            throw TaskLineError.unknownKey(unknown, known: Self.documentedKeys)
         }
         guard let type = try Self.member(members, "type", legacy: "task_type") else {
             throw TaskLineError(.missingType, "missing \"type\": write it like \(Self.jsonExample)")
@@ -136,6 +140,11 @@ public struct TaskDeclaration: Sendable, Hashable {
 
     private static let jsonExample = #"{"type": "add", "args": [1, 2]}"#
 
+    /// The keys of a JSON task, as the README documents them.
+    static let documentedKeys = ["type", "args", "id", "max_attempts", "delay", "at"]
+    /// Those and the seed format's.
+    private static let knownKeys: Set<String> = Set(documentedKeys + ["task_type", "task_args", "task_id", "task_tries"])
+
     /// The member `name`, or else its seed-format spelling `legacy`; both
     /// present with different values is an error rather than a silent pick.
     private static func member(
@@ -173,6 +182,8 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
         case invalidMaxAttempts
         /// A JSON line gives a key in both spellings (`type` and `task_type`) with different values.
         case conflictingKeys
+        /// A JSON line has a key that is not a task's (a misspelling, say).
+        case unknownKey
         /// A quoted argument has no closing quote.
         case unterminatedString
         /// A `[` or `{` argument has no closing bracket.
@@ -206,6 +217,31 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
             "invalid task type \(excerpt(type)): a type names its plugin file plugins/<type>.lua, so use "
                 + "1 to \(TaskDeclaration.maximumTypeLength) letters, digits, '_', '.' or '-', "
                 + "starting with a letter, digit or '_'")
+    }
+
+    fileprivate static func unknownKey(_ key: String, known: [String]) -> TaskLineError {
+        let list = known.map { "\"\($0)\"" }
+        let keys = list.dropLast().joined(separator: ", ") + " and " + list.last!
+        let guess = known.first { editDistance(key.lowercased(), $0, atMost: 2) != nil }
+        return TaskLineError(
+            .unknownKey,
+            "unknown key \(excerpt(.string(key)))"
+                + (guess.map { ": did you mean \"\($0)\"?" } ?? ".") + " A task takes \(keys)")
+    }
+
+    /// The Levenshtein distance of `a` and `b` if it is at most `limit`, else `nil`.
+    private static func editDistance(_ a: String, _ b: String, atMost limit: Int) -> Int? {
+        let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
+        guard abs(a.count - b.count) <= limit else { return nil }
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, y) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count] <= limit ? previous[b.count] : nil
     }
 
     /// The value as JSON, shortened so a huge value does not flood the message.
