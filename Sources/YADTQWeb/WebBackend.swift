@@ -15,15 +15,15 @@ final class WebBackend: Sendable {
     let lag: LagSource
     let queueMetrics = QueueMetrics()
 
-    /// How long a request waits for an unreachable Redis before it is answered 503. A submit
-    /// waits no longer either, so a client that gives up and retries never finds its first
-    /// attempt queued behind its back once Redis returns.
+    /// How long a request waits for an unreachable or frozen Redis before it is answered 503.
+    /// A submit waits no longer either, so a client that gives up and retries never finds its
+    /// first attempt queued behind its back once Redis returns.
     static let redisWait = Duration.seconds(3)
 
     init(configuration: WebServer.Configuration, logger: Logger) {
         self.configuration = configuration
         // A page should fail fast with "Redis is unavailable" rather than hang for a minute.
-        store = TaskStore(settings: configuration.settings, logger: logger, reconnectFor: Self.redisWait)
+        store = TaskStore(settings: configuration.settings, logger: logger, reconnectFor: Self.redisWait, boundsEveryCall: true)
         registry = PluginRegistry(directory: configuration.settings.pluginsDirectory)
         publisher = LazyPublisher(configuration: configuration, plugins: registry, logger: logger)
         lag = LagSource(settings: configuration.settings, topic: configuration.topic, logger: logger)
@@ -117,11 +117,6 @@ private final class LazyPublisher: @unchecked Sendable {
     private let plugins: PluginRegistry
     private let logger: Logger
 
-    /// How long a request waits for an unreachable Redis before it is answered 503. A submit
-    /// waits no longer either, so a client that gives up and retries never finds its first
-    /// attempt queued behind its back once Redis returns.
-    static let redisWait = Duration.seconds(3)
-
     init(configuration: WebServer.Configuration, plugins: PluginRegistry, logger: Logger) {
         self.configuration = configuration
         self.plugins = plugins
@@ -134,7 +129,8 @@ private final class LazyPublisher: @unchecked Sendable {
         if let publisher { return publisher }
         let made = try TaskPublisher(
             settings: configuration.settings, topic: configuration.topic, partitions: configuration.partitions,
-            clientID: "yadtq-web", logger: logger, plugins: plugins, reconnectFor: WebBackend.redisWait)
+            clientID: "yadtq-web", logger: logger, plugins: plugins, reconnectFor: WebBackend.redisWait,
+            boundsEveryCall: true)
         publisher = made
         return made
     }

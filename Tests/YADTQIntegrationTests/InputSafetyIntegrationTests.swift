@@ -113,6 +113,29 @@ struct WebInputSafetyTests {
         let again = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "id": "after"}"#)
         #expect(again.status == 202, "\(again.body)")
     }
+
+    @Test("a frozen Redis (SIGSTOP) gets the web's requests a 503 after its 3 s limit, not a 5 s socket timeout")
+    func frozenRedis() throws {
+        let stack = try IntegrationStack(label: "web-frozen")
+        let redis = try PrivateRedis()
+        defer { redis.stop() }
+        let server = try WebServerProcess(stack: stack, environment: ["YADTQ_REDIS": redis.url])
+        defer { server.stop() }
+        #expect(try server.send("GET", "/api/stats").status == 200)
+        kill(redis.process.processIdentifier, SIGSTOP)
+        defer { kill(redis.process.processIdentifier, SIGCONT) }
+        let requests: [(method: String, path: String, body: String?)] = [
+            ("GET", "/api/stats", nil), ("POST", "/api/tasks", #"{"type": "add", "args": [1, 2]}"#),
+        ]
+        for (method, path, body) in requests {
+            let started = ContinuousClock.now
+            let answer = try server.send(method, path, json: body)
+            let took = ContinuousClock.now - started
+            #expect(answer.status == 503, "\(method) \(path): \(answer.body)")
+            // Each send or reply used to wait the 5 s socket timeout of its own.
+            #expect(took < .milliseconds(4_500), "\(method) \(path) took \(took)")
+        }
+    }
 }
 
 @Suite("Worker: start-up checks and tasks that must not take it down", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)

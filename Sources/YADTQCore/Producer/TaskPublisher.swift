@@ -53,13 +53,15 @@ public final class TaskPublisher: @unchecked Sendable {
     /// - Parameter plugins: when the producer can see the plugin folder, a plugin's declared
     ///   `max_attempts` becomes the default for its tasks that do not set their own.
     /// - Parameter reconnectFor: how long a publish waits for an unreachable Redis before it fails.
+    /// - Parameter boundsEveryCall: `reconnectFor` bounds each Redis call's whole time, a frozen
+    ///   Redis's included (see ``TaskStore/init(settings:logger:reconnectFor:boundsEveryCall:)``).
     public init(
         settings: YADTQSettings, topic: String, partitions: Int, clientID: String, logger: Logger,
-        plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60)
+        plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60), boundsEveryCall: Bool = false
     ) throws {
         self.plugins = plugins
         messageLimit = MessageSizeLimit(kafkaOverrides: settings.kafkaOverrides)
-        store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor)
+        store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
         self.topic = topic

@@ -13,8 +13,9 @@ import Logging
 ///   Redis is away). Call it from a dedicated thread or a `DispatchQueue`, never
 ///   from Swift's cooperative pool.
 final class RedisClient: @unchecked Sendable {
-    // @unchecked Sendable: `connections`, `scriptHashes`, `topology` and `knownNodes` are read
-    // and written only while holding `lock`, and a RedisConnection never escapes the lock.
+    // @unchecked Sendable: `connections`, `scriptHashes`, `topology`, `knownNodes` and
+    // `callDeadline` are read and written only while holding `lock`, and a RedisConnection
+    // never escapes the lock.
     private let lock = NSLock()
     private var connections: [RedisURL.Node: RedisConnection] = [:]
     /// Script name -> SHA1, the same on every node; a node that does not know it yet answers
@@ -28,18 +29,30 @@ final class RedisClient: @unchecked Sendable {
     let url: RedisURL
     private let logger: Logger
     private let reconnectFor: Duration?
+    private let boundsEveryCall: Bool
+    /// When the call in progress gives up, if `boundsEveryCall`; set by ``withReconnection(_:)``.
+    private var callDeadline: ContinuousClock.Instant?
+
+    /// How long a connect, a send or a reply may take, unless the call's deadline is sooner.
+    static let ioTimeout: Duration = .seconds(5)
 
     /// How long `WAIT` gives a replica to acknowledge a call's writes.
     static let replicaWait: Duration = .seconds(2)
     /// Redirections followed for one command before the call is retried from scratch.
     private static let redirectLimit = 5
 
-    /// - Parameter reconnectFor: how long to keep retrying while Redis is unreachable
-    ///   before a call throws; `nil` retries for ever (workers ride out any outage).
-    init(url: RedisURL, logger: Logger, reconnectFor: Duration? = .seconds(60)) {
+    /// - Parameters:
+    ///   - reconnectFor: how long to keep retrying while Redis is unreachable before a call
+    ///     throws; `nil` retries for ever (workers ride out any outage).
+    ///   - boundsEveryCall: `reconnectFor` bounds a call's whole time, a frozen Redis's
+    ///     included: connects, sends and replies wait only what is left of it, where they
+    ///     otherwise wait up to ``ioTimeout`` each (a worker's call may wait 2 s for a
+    ///     replica, so only callers that owe an answer sooner, the web's requests, set it).
+    init(url: RedisURL, logger: Logger, reconnectFor: Duration? = .seconds(60), boundsEveryCall: Bool = false) {
         self.url = url
         self.logger = logger
         self.reconnectFor = reconnectFor
+        self.boundsEveryCall = boundsEveryCall
     }
 
     /// Runs a pipeline (one round trip per node), reconnecting and replaying it if a
@@ -297,10 +310,25 @@ final class RedisClient: @unchecked Sendable {
     }
 
     private func connection(to node: RedisURL.Node) throws -> RedisConnection {
-        if let connection = connections[node] { return connection }
-        let connection = try RedisConnection(url: url.pointing(at: node))
+        let timeout = ioTimeout()
+        if let connection = connections[node] {
+            connection.limit(to: timeout)
+            return connection
+        }
+        let connection = try RedisConnection(url: url.pointing(at: node), timeout: timeout)
         connections[node] = connection
         return connection
+    }
+
+    /// ``ioTimeout``, or what is left of the call's deadline when that is sooner (at least
+    /// 100 ms, rounded up to 100 ms so that the calls of a steady caller set it once): a
+    /// caller that waits 3 s for Redis (the web's requests) is not held 5 s by a frozen
+    /// server or a connect that gets no answer.
+    private func ioTimeout() -> Duration {
+        guard let callDeadline else { return Self.ioTimeout }
+        let left = (callDeadline - ContinuousClock.now).inMilliseconds
+        let rounded = max(100, (left + 99) / 100 * 100)
+        return min(Self.ioTimeout, .milliseconds(rounded))
     }
 
     private static func throwIfTransient(_ message: String?) throws {
@@ -320,6 +348,8 @@ final class RedisClient: @unchecked Sendable {
     private func withReconnection<T>(_ body: () throws -> T) throws -> T {
         let clock = ContinuousClock()
         let start = clock.now
+        callDeadline = boundsEveryCall ? reconnectFor.map { start + $0 } : nil
+        defer { callDeadline = nil }
         var delay = Duration.milliseconds(50)
         var reported = false
         while true {

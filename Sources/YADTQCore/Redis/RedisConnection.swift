@@ -8,10 +8,14 @@ import Foundation
 final class RedisConnection {
     private let context: UnsafeMutablePointer<redisContext>
     let url: RedisURL
+    /// How long a send or a reply may take before the connection counts as broken.
+    private(set) var timeout: Duration
 
-    /// Connects, authenticates and selects the database of `url`.
-    init(url: RedisURL, timeout: Duration = .seconds(5)) throws {
+    /// Connects, authenticates and selects the database of `url`; `timeout` bounds the
+    /// connect and then every send and reply (see ``limit(to:)``).
+    init(url: RedisURL, timeout: Duration) throws {
         self.url = url
+        self.timeout = timeout
         let limit = timeval(timeout)
         guard let context = redisConnectWithTimeout(url.host, url.port, limit) else {
             throw YADTQError(
@@ -40,6 +44,14 @@ final class RedisConnection {
     }
 
     deinit { redisFree(context) }
+
+    /// Bounds every later send and reply by `timeout` (two `setsockopt` calls, made only
+    /// when it changes).
+    func limit(to timeout: Duration) {
+        guard timeout != self.timeout else { return }
+        self.timeout = timeout
+        redisSetTimeout(context, timeval(timeout))
+    }
 
     /// Sends every command, then reads every reply: one round trip for the whole pipeline.
     /// A Redis error reply is returned as `.error`, not thrown; a broken connection throws,

@@ -55,10 +55,13 @@ public final class TaskStore: Sendable {
     public let retention: Retention
     private let queue = DispatchQueue(label: "yadtq.task-store")
 
-    /// - Parameter reconnectFor: how long a call keeps retrying while Redis is down;
-    ///   `nil` (workers) waits for ever.
-    public init(settings: YADTQSettings, logger: Logger, reconnectFor: Duration? = .seconds(60)) {
-        client = RedisClient(url: settings.redis, logger: logger, reconnectFor: reconnectFor)
+    /// - Parameters:
+    ///   - reconnectFor: how long a call keeps retrying while Redis is down; `nil` (workers)
+    ///     waits for ever.
+    ///   - boundsEveryCall: `reconnectFor` bounds each call's whole time, a frozen Redis's
+    ///     included (for servers that owe their clients an answer within it).
+    public init(settings: YADTQSettings, logger: Logger, reconnectFor: Duration? = .seconds(60), boundsEveryCall: Bool = false) {
+        client = RedisClient(url: settings.redis, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
         keys = RedisKeys(prefix: settings.keyPrefix, for: settings.redis)
         retention = settings.retention
     }
