@@ -65,9 +65,12 @@ struct RunCommand: ParsableCommand {
             let plugins =
                 FileManager.default.fileExists(atPath: settings.pluginsDirectory)
                 ? PluginRegistry(directory: settings.pluginsDirectory) : nil
-            let choice = chooseTopic(settings: settings)
+            // The fleet's heartbeats and plugin lists, read with a short wait: they only advise.
+            let fleet = TaskStore(settings: settings, logger: logger, reconnectFor: .seconds(2))
+            let choice = chooseTopic(settings: settings, fleet: fleet)
             if let notice = choice.notice { logger.notice("\(notice)") }
             if let warning = choice.warning { logger.warning("\(warning)") }
+            let typeWarnings = TypeWarnings(store: fleet, topic: choice.topic, group: settings.group)
             let publisher = try TaskPublisher(
                 settings: settings, topic: choice.topic, partitions: partitions, clientID: "yadtq-run",
                 logger: logger, plugins: plugins)
@@ -77,6 +80,7 @@ struct RunCommand: ParsableCommand {
                 defaultStart: try start())
             let report = try submission.run(
                 onBatch: { tasks in
+                    for warning in typeWarnings.warnings(for: tasks.map(\.message.type)) { logger.warning("\(warning)") }
                     // One write per batch, so a line streamed in (`tail -f`) shows its id at once.
                     var output = OutputBuffer()
                     for task in tasks { output.write(json ? Self.json(task) : Self.text(task)) }
@@ -181,10 +185,9 @@ enum ProgressBar {
 
 extension RunCommand {
     /// The topic to publish to: `--topic`, `YADTQ_TOPIC`, or the one the running workers consume.
-    fileprivate func chooseTopic(settings: YADTQSettings) -> TopicChoice {
+    fileprivate func chooseTopic(settings: YADTQSettings, fleet: TaskStore) -> TopicChoice {
         let explicit = topic ?? ProcessInfo.processInfo.environment["YADTQ_TOPIC"]
-        let store = TaskStore(settings: settings, logger: global.logger(label: "yadtq-run"), reconnectFor: .seconds(2))
-        let workers = (try? store.workerHeartbeats()) ?? []
+        let workers = (try? fleet.workerHeartbeats()) ?? []
         return TopicChoice(
             explicit: explicit, fallback: settings.topic, group: settings.group, workers: workers,
             now: currentEpochMilliseconds())

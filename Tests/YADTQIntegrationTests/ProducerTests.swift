@@ -45,6 +45,25 @@ struct ProducerTests {
         #expect(read.stdout.split(separator: "\n") == ["bom-3", "bom-4"])
     }
 
+    @Test("a task type no running worker of the topic has a plugin for is told once, and its tasks are still published")
+    func typeNoWorkerRuns() throws {
+        let stack = try IntegrationStack(label: "producer-types")
+        let worker = try stack.startWorker("wtypes")
+        defer { WebServerProcess.terminate(worker) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try stack.store.publishedPlugins()["wtypes"] == nil || stack.store.workerHeartbeats().first(where: { $0.name == "wtypes" }) == nil {
+            guard ContinuousClock.now < deadline else { throw WebTestError("the worker never published its plugins") }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let run = try stack.run(input: "add 1 2\nad 1 2\nad 3 4\n{\"type\": \"mul\", \"args\": [2, 3]}\n")
+        #expect(run.status == 0, "the warning is advice: \(run.stderr)")
+        #expect(run.stdout.split(separator: "\n").count == 4, "every task published: \(run.stdout)")
+        let told = run.stderr.split(separator: "\n").filter { $0.contains("has no plugin on the running workers") }
+        #expect(told.count == 1, "once per type: \(run.stderr)")
+        #expect(told.first?.contains("task type 'ad' has no plugin on the running workers of topic \(stack.topic) (wtypes)") == true, "\(run.stderr)")
+        #expect(told.first?.contains("unless ad.lua is added to their plugin folder") == true)
+    }
+
     @Test("a line streamed through a pipe is published and its id printed before the next line arrives")
     func streamedLineAnsweredAtOnce() throws {
         let stack = try IntegrationStack(label: "producer-stream")

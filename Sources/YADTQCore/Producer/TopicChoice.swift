@@ -17,15 +17,7 @@ public struct TopicChoice: Sendable, Equatable {
     ///   - fallback: the default topic.
     ///   - workers: the heartbeats in the namespace.
     public init(explicit: String?, fallback: String, group: String, workers: [TaskStore.WorkerHeartbeat], now: Int64) {
-        var consumers: [String: [String]] = [:]
-        for worker in workers {
-            guard let beat = worker.heartbeat, let topic = beat["topic"]?.stringValue,
-                beat["state"]?.stringValue != WorkerState.stopped.rawValue,
-                let last = beat["last_heartbeat"]?.intValue, now - last <= Self.liveWithin,
-                (beat["group"]?.stringValue ?? group) == group
-            else { continue }
-            consumers[topic, default: []].append(worker.name)
-        }
+        let consumers = Self.consumers(group: group, workers: workers, now: now)
         func listing() -> String {
             consumers.keys.sorted().map { "\($0) (\(consumers[$0]!.sorted().joined(separator: ", ")))" }
                 .joined(separator: "; ")
@@ -50,5 +42,20 @@ public struct TopicChoice: Sendable, Equatable {
             warning = "no running worker of group \(group) consumes topic \(topic): tasks wait QUEUED there. "
                 + "Running workers consume: \(listing()). Start one with yadtq-worker w1 \(topic), or publish with --topic"
         }
+    }
+
+    /// The running workers of `group` (a heartbeat within ``liveWithin``, not stopped), by the
+    /// topic each consumes.
+    static func consumers(group: String, workers: [TaskStore.WorkerHeartbeat], now: Int64) -> [String: [String]] {
+        var consumers: [String: [String]] = [:]
+        for worker in workers {
+            guard let beat = worker.heartbeat, let topic = beat["topic"]?.stringValue,
+                beat["state"]?.stringValue != WorkerState.stopped.rawValue,
+                let last = beat["last_heartbeat"]?.intValue, now - last <= liveWithin,
+                (beat["group"]?.stringValue ?? group) == group
+            else { continue }
+            consumers[topic, default: []].append(worker.name)
+        }
+        return consumers
     }
 }

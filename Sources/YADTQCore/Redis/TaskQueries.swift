@@ -229,6 +229,12 @@ extension TaskStore {
         public var heartbeat: JSONValue?
         /// The monitor's verdict (`ALIVE`, `DEAD`, `STUCK`), when a monitor has judged the worker.
         public var verdict: String?
+
+        public init(name: String, heartbeat: JSONValue?, verdict: String? = nil) {
+            self.name = name
+            self.heartbeat = heartbeat
+            self.verdict = verdict
+        }
     }
 
     /// Every worker that ever wrote a heartbeat or was judged by the monitor, by name.
