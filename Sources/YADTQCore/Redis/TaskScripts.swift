@@ -30,6 +30,9 @@ enum TaskScripts {
 
     /// KEYS and the first ARGV of every task script call.
     static let keysAndPrefixes = """
+        -- ARGV, KEYS and tonumber are globals: each use would look them up in the globals table,
+        -- and the scripts use them several times per task.
+        local ARGV, KEYS, tonumber = ARGV, KEYS, tonumber
         local K = { records = KEYS[1], counts = KEYS[2], finished = KEYS[3], types = KEYS[4], running = KEYS[5],
           buckets = KEYS[6], live = KEYS[7], expiring = KEYS[8],
           index = ARGV[1], stats = ARGV[2], bucket = ARGV[3], expiring_at = ARGV[4], scheduled = ARGV[5] }
@@ -118,8 +121,16 @@ enum TaskScripts {
           if byte(packed) == VERSION then return packed end
           return encode(decode(packed))
         end
+        -- Lengths packed as the record holds them ('>I4'), each packed once per call: the args
+        -- and results of a batch mostly share a few lengths, and a lookup costs a tenth of a pack.
+        local packed_lengths = {}
+        local function packed_length(n)
+          local text = struct_pack('>I4', n)
+          packed_lengths[n] = text
+          return text
+        end
         -- A length-prefixed string, as the record holds it.
-        local function lp(text) return struct_pack('>I4', #text) .. text end
+        local function lp(text) return (packed_lengths[#text] or packed_length(#text)) .. text end
         -- A new QUEUED record is its header and two empty strings (no worker, no result yet),
         -- which depend only on max_attempts and queued_at (given as ARGV spells them), then
         -- lp(type), lp(args) and lp(topic), and no tail. The tasks of a batch mostly
@@ -165,16 +176,17 @@ enum TaskScripts {
           return PROCESSING_HEAD .. sub(entry, 1, 16) .. sub(packed, 19, AT_STRINGS - 1)
             .. lp(entry_worker(entry)) .. sub(packed, AT_STRINGS + 4 + worker_length)
         end
-        -- The stored record `packed` (SPLICEABLE) SUCCESS with `result`: the attempt of `entry`
-        -- by the worker whose lp() is `worker_lp`; `times` packs finished_at, outcome_at and
-        -- expires_at ('>ddd', the same for a whole call).
-        local function succeeded_record(packed, entry, times, worker_lp, result)
+        -- The stored record `packed` (SPLICEABLE) SUCCESS with `result`: the attempt whose entry
+        -- starts with `entry_head` (its first 16 bytes) by the worker whose lp() is `worker_lp`;
+        -- `times` packs finished_at, outcome_at and expires_at ('>ddd', the same for a whole call).
+        local function succeeded_record(packed, entry_head, times, worker_lp, result)
           -- Before its first attempt a record names no worker: the result's length follows.
           local worker_length, next_length = struct_unpack('>I4I4', packed, AT_STRINGS)
           local at_result = AT_STRINGS + 4 + worker_length
           local result_length = worker_length == 0 and next_length or struct_unpack('>I4', packed, at_result)
-          return SUCCESS_HEAD .. sub(entry, 1, 16) .. times .. sub(packed, AT_MAX, AT_STRINGS - 1)
-            .. worker_lp .. struct_pack('>I4', #result) .. result .. sub(packed, at_result + 4 + result_length)
+          return SUCCESS_HEAD .. entry_head .. times .. sub(packed, AT_MAX, AT_STRINGS - 1)
+            .. worker_lp .. (packed_lengths[#result] or packed_length(#result)) .. result
+            .. sub(packed, at_result + 4 + result_length)
         end
         local function terminal_code(code) return code == 2 or code == 3 or code == 4 end
         -- unpack() is bounded by Lua's C stack: 4,000 arguments per call stays well inside it.
@@ -529,7 +541,7 @@ enum TaskScripts {
                   if max_text ~= header_max or queued_at_text ~= header_queued then
                     header_max, header_queued, header = max_text, queued_at_text, new_header(max_text, queued_at_text)
                   end
-                  write_packed(id, header .. type_lp[type] .. struct_pack('>I4', #args) .. args .. topic_lp)
+                  write_packed(id, header .. type_lp[type] .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp)
                   type_counts[type] = (type_counts[type] or 0) + 1
                   if queued_at_text ~= listing_text then
                     local s = second(tonumber(queued_at_text))
@@ -758,6 +770,11 @@ enum TaskScripts {
             local success_expires = now + keep.SUCCESS
             local success_times, worker_lp = struct_pack('>ddd', now, now, success_expires), lp(worker)
             local spliced_ids = {}
+            -- Per entry of `running` seen (a call's are few: `begin` packs one per partition and
+            -- attempt, and Lua interns strings, so a lookup by entry is a pointer's hash): its
+            -- attempt when it names this worker, else false; and its first 16 bytes. And the
+            -- numbers of ARGV's attempt texts. Each is worked out once per call, not per task.
+            local own_attempt, entry_heads, attempt_numbers = {}, {}, {}
             -- The ids seen so far and their records as this call left them, kept only when
             -- some id repeats.
             local out, seen, latest = {}, {}, {}
@@ -801,18 +818,30 @@ enum TaskScripts {
             end
             for k = 1, #ids do
               local id, i = ids[k], first + (k - 1) * 6
-              local attempt, outcome, payload = tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+              local attempt_text, outcome, payload = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+              local attempt = attempt_numbers[attempt_text]
+              if not attempt then
+                attempt = tonumber(attempt_text)
+                attempt_numbers[attempt_text] = attempt
+              end
               -- The same id twice in one call sees the first one's change (entry merged).
               local packed, entry = latest[id], false
               if not packed then packed, entry = stored[k], entries[k] end
-              if entry and packed and not seen[id] and outcome == 'S' and ARGV[i + 4] == '' and ARGV[i + 5] == ''
-                and struct_unpack(ENTRY, entry) == attempt and entry_worker(entry) == worker
-                and SPLICEABLE[sub(packed, 1, 2)] then
+              local entry_attempt = false
+              if entry then
+                entry_attempt = own_attempt[entry]
+                if entry_attempt == nil then
+                  entry_attempt = entry_worker(entry) == worker and (struct_unpack(ENTRY, entry))
+                  own_attempt[entry], entry_heads[entry] = entry_attempt, sub(entry, 1, 16)
+                end
+              end
+              if entry_attempt == attempt and packed and not seen[id] and outcome == 'S' and ARGV[i + 4] == ''
+                and ARGV[i + 5] == '' and SPLICEABLE[sub(packed, 1, 2)] then
                 -- The usual case: the attempt in flight, this worker's, succeeded without logs
                 -- or progress. Its entry and the result are spliced into the stored record,
                 -- and counted per batch. (Not a replay: a success already written left no entry.)
                 unset_running(id)
-                local record = succeeded_record(packed, entry, success_times, worker_lp, payload)
+                local record = succeeded_record(packed, entry_heads[entry], success_times, worker_lp, payload)
                 if repeats then latest[id] = record end
                 write_packed(id, record)
                 succeeded, spliced = succeeded + 1, spliced + 1
