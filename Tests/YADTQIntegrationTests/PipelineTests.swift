@@ -234,6 +234,26 @@ struct TaskStoreRuleTests {
         #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 0])
     }
 
+    @Test("a batch queues each task with its own attempts and times, odd ones (a message's negative queued_at) too")
+    func shapesOfOneBatch() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let now = currentEpochMilliseconds()
+        let tasks = [
+            TaskMessage(id: "s1", type: "add", args: [], maxAttempts: 3, queuedAt: now),
+            TaskMessage(id: "s2", type: "add", args: [], maxAttempts: 5, queuedAt: now),
+            TaskMessage(id: "s3", type: "add", args: [], maxAttempts: 3, queuedAt: -5),
+            TaskMessage(id: "s4", type: "add", args: [], maxAttempts: 3, queuedAt: now),
+            TaskMessage(id: "s5", type: "add", args: [], maxAttempts: 1, queuedAt: now),
+        ]
+        #expect(try store.queue(tasks, dueAt: [0, 0, 0, 0, now + 60_000]) == [.queued, .queued, .queued, .queued, .scheduled])
+        let records = try tasks.map { try #require(try store.record(id: $0.id)) }
+        #expect(records.map(\.maxAttempts) == [3, 5, 3, 3, 1])
+        #expect(records.map(\.queuedAt) == [now, now, nil, now, now], "a time before 1970 reads as none")
+        #expect(records.map(\.status) == [.queued, .queued, .queued, .queued, .scheduled])
+        #expect(try store.queue(tasks) == [.queued, .queued, .queued, .queued, .queued], "a replayed call: each task is its own")
+    }
+
     @Test(
         "a worker's write returns only once a replica has it, also when its call is replayed and writes nothing new",
         .enabled(if: IntegrationStack.isClusterStack, "needs the cluster pass's replicas"))

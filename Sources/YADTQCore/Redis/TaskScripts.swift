@@ -488,8 +488,9 @@ enum TaskScripts {
         """
 
     /// ARGV: shard prefixes, now, topic ('' for none), repeats, then per task: id, type, args,
-    /// max_attempts, queued_at, due_at (0 for at once). repeats: '1' when some id occurs
-    /// more than once in the call (see `TaskStore.perShard`).
+    /// shape: `max_attempts:queued_at:due_at` (due_at 0 for at once; see
+    /// `TaskStore.queueShape`). repeats: '1' when some id occurs more than once in the call
+    /// (see `TaskStore.perShard`).
     /// Returns 1 when the task is (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after
     /// now: the caller does not publish it, the scheduler does when it is due, see ``release``),
     /// 0 when the id already exists.
@@ -501,52 +502,58 @@ enum TaskScripts {
         source: prelude + """
             local now, topic, repeats = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2] == '1'
             local first = A + 3
-            prune(now, prune_budget((#ARGV - first + 1) / 6))
+            prune(now, prune_budget((#ARGV - first + 1) / 4))
             flush()
-            local ids = ids_from(first, 6)
+            local ids = ids_from(first, 4)
             -- Only whether a record exists, and its queued_at, which no entry in `running` changes.
             local existing = hmget(K.records, ids)
             -- added: the ids of this call so far, kept only when some id repeats.
             local out, added, topic_lp, type_lp = {}, {}, lp(topic), {}
-            -- What the last task queued shares with the next ones (a batch's tasks mostly share
-            -- both), by the texts of ARGV: the new record's header, by max_attempts and
-            -- queued_at; the listing bucket of its queued_at, and the bucket's length.
-            local header_max, header_queued, header
-            local listing_text, listing, listing_n
+            -- A batch's tasks mostly share one shape (the three numbers every argument would
+            -- otherwise carry per task), so each distinct shape is read once per call, with the
+            -- header of a new record of that shape.
+            local shapes = {}
+            local function shape_of(text)
+              local max_text, queued_text, due_text = string.match(text, '^(%-?%d+):(%-?%d+):(%-?%d+)$')
+              if not max_text then error('queue: the task shape ' .. text .. ' is not max_attempts:queued_at:due_at') end
+              local due = tonumber(due_text)
+              local shape = { max = tonumber(max_text), queued_at = tonumber(queued_text), due = due,
+                later = due ~= 0 and due > now, header = new_header(max_text, queued_text) }
+              shapes[text] = shape
+              return shape
+            end
+            -- The listing bucket of the last task queued (its shape's queued_at), and its length.
+            local listing_shape, listing, listing_n
             local queued = 0
             for k = 1, #ids do
-              local id, i = ids[k], first + (k - 1) * 6
-              local queued_at_text, due_text = ARGV[i + 4], ARGV[i + 5]
-              local later = due_text ~= '0' and tonumber(due_text) > now
+              local id, i = ids[k], first + (k - 1) * 4
+              local shape_text = ARGV[i + 3]
+              local shape = shapes[shape_text] or shape_of(shape_text)
               if existing[k] then
-                out[k] = (struct_unpack('>d', existing[k], AT_QUEUED) ~= tonumber(queued_at_text) and 0)
-                  or (later and 2) or 1
+                out[k] = (struct_unpack('>d', existing[k], AT_QUEUED) ~= shape.queued_at and 0)
+                  or (shape.later and 2) or 1
               elseif added[id] then
                 out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 if repeats then added[id] = true end
                 local type = ARGV[i + 1]
-                if later then
-                  local r = new_record('SCHEDULED', type, ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(queued_at_text),
-                    tonumber(due_text), topic)
+                if shape.later then
+                  local r = new_record('SCHEDULED', type, ARGV[i + 2], shape.max, shape.queued_at, shape.due, topic)
                   write(id, r)
                   list_new(id, r)
-                  listing_text = nil  -- list_new may have grown that bucket: measure it again
+                  listing_shape = nil  -- list_new may have grown that bucket: measure it again
                   out[k] = 2
                 else
-                  -- The usual case, without a record table: a shared header and the task's own
+                  -- The usual case, without a record table: the shape's header and the task's own
                   -- strings, joined; counted and listed per batch.
                   if not type_lp[type] then type_lp[type] = lp(type) end
-                  local args, max_text = ARGV[i + 2], ARGV[i + 3]
-                  if max_text ~= header_max or queued_at_text ~= header_queued then
-                    header_max, header_queued, header = max_text, queued_at_text, new_header(max_text, queued_at_text)
-                  end
-                  write_packed(id, header .. type_lp[type] .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp)
+                  local args = ARGV[i + 2]
+                  write_packed(id, shape.header .. type_lp[type] .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp)
                   type_counts[type] = (type_counts[type] or 0) + 1
-                  if queued_at_text ~= listing_text then
-                    local s = second(tonumber(queued_at_text))
+                  if shape ~= listing_shape then
+                    local s = second(shape.queued_at)
                     listing = listed[s] or {}
-                    listed[s], listing_text, listing_n = listing, queued_at_text, #listing
+                    listed[s], listing_shape, listing_n = listing, shape, #listing
                   end
                   listing_n = listing_n + 1
                   listing[listing_n] = id
