@@ -254,6 +254,28 @@ struct TaskStoreRuleTests {
         #expect(try store.queue(tasks) == [.queued, .queued, .queued, .queued, .queued], "a replayed call: each task is its own")
     }
 
+    @Test("one finish call mixing outcomes with and without logs or progress writes each task its own")
+    func finishMixesOutcomes() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let tasks = (1...4).map { TaskMessage(id: "m\($0)", type: "add", args: [], maxAttempts: 3, queuedAt: 1) }
+        _ = try store.queue(tasks)
+        #expect(try store.begin(tasks, partitions: [0, 0, 0, 0], worker: "w", at: 2) == Array(repeating: .run(attempt: 1), count: 4))
+        let outcomes = [
+            AttemptOutcome(id: "m1", attempt: 1, kind: .success, payload: "1"),
+            AttemptOutcome(id: "m2", attempt: 1, kind: .retry, payload: "flaky", logs: ["tried"], progress: 0.25),
+            AttemptOutcome(id: "m3", attempt: 1, kind: .success, payload: "3", logs: ["done"]),
+            AttemptOutcome(id: "m4", attempt: 1, kind: .failed, payload: "broken"),
+        ]
+        #expect(try store.finish(outcomes, worker: "w", at: 3) == [true, true, true, true])
+        let records = try tasks.map { try #require(try store.record(id: $0.id)) }
+        #expect(records.map(\.status) == [.success, .processing, .success, .failed])
+        #expect(records[0].result == .int(1) && records[0].logs.isEmpty && records[0].progress == nil)
+        #expect(records[1].logs == ["tried"] && records[1].progress == 0.25 && records[1].errors.count == 1)
+        #expect(records[2].result == .int(3) && records[2].logs == ["done"])
+        #expect(records[3].error == "broken" && records[3].logs.isEmpty)
+    }
+
     @Test(
         "a worker's write returns only once a replica has it, also when its call is replayed and writes nothing new",
         .enabled(if: IntegrationStack.isClusterStack, "needs the cluster pass's replicas"))

@@ -753,12 +753,14 @@ enum TaskScripts {
             """)
 
     /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, repeats (as for
-    /// ``queue``), then per task: id, attempt, outcome, payload, logs, progress.
+    /// ``queue``), then per task: id, attempt, outcome, payload, and, only when the outcome is
+    /// written in lower case (`s`, `r`, `f`, `c`), logs and progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
     /// retried, `F` the final failure, `C` an attempt stopped because the task was cancelled
     /// (payload = error text); for a task with a cancel request (see ``cancel``) `R`, `F`
-    /// and `C` end it CANCELLED. logs: a JSON array of
-    /// lines to append, or ''. progress: a number, or ''.
+    /// and `C` end it CANCELLED. logs: a JSON array of lines to append, or ''. progress: a
+    /// number, or ''. (Most attempts log nothing and report no progress: two arguments fewer
+    /// per task, each of which would cost Redis a string made and freed.)
     /// Returns 1 when written, 0 when stale: the task is already terminal, or another
     /// worker has started a later attempt (a worker that was frozen must not write over it).
     /// Replay-safe: an outcome this worker wrote at this very `now` for this attempt
@@ -770,7 +772,14 @@ enum TaskScripts {
             local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
             local repeats = ARGV[A + 4] == '1'
             local first = A + 5
-            local ids = ids_from(first, 6)
+            -- Each task's id and where its arguments start (see the outcome's case above).
+            local WITH_EXTRAS = { s = 'S', r = 'R', f = 'F', c = 'C' }
+            local ids, starts, n, i, last = {}, {}, 0, first, #ARGV
+            while i <= last do
+              n = n + 1
+              ids[n], starts[n] = ARGV[i], i
+              i = i + (WITH_EXTRAS[ARGV[i + 2]] and 6 or 4)
+            end
             local stored, entries = read_stored(ids)
             -- What every usual success of this call shares, and the list of their ids, retained
             -- until the same second.
@@ -787,15 +796,15 @@ enum TaskScripts {
             local out, seen, latest = {}, {}, {}
             local succeeded, failed, cancelled, spliced = 0, 0, 0, 0
             -- Every case but the usual one: the record decoded, changed and encoded whole.
-            local function settle(id, i, packed, attempt, outcome, payload)
+            local function settle(id, packed, attempt, outcome, payload, logs, progress)
               local r = decode(packed)
               local before = r[F.status]
               r[F.outcome_at] = now
-              if ARGV[i + 4] ~= '' then
-                local lines = sub(ARGV[i + 4], 2, -2)
+              if logs ~= '' then
+                local lines = sub(logs, 2, -2)
                 if lines ~= '' then r[F.logs] = append_json(r[F.logs], lines) end
               end
-              if ARGV[i + 5] ~= '' then r[F.progress] = ARGV[i + 5] end
+              if progress ~= '' then r[F.progress] = progress end
               local final
               if outcome == 'S' then
                 r[F.result] = payload
@@ -823,9 +832,12 @@ enum TaskScripts {
               if repeats then latest[id] = record end
               write_packed(id, record)
             end
-            for k = 1, #ids do
-              local id, i = ids[k], first + (k - 1) * 6
+            for k = 1, n do
+              local id, i = ids[k], starts[k]
               local attempt_text, outcome, payload = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+              local logs, progress = '', ''
+              local upper = WITH_EXTRAS[outcome]
+              if upper then outcome, logs, progress = upper, ARGV[i + 4], ARGV[i + 5] end
               local attempt = attempt_numbers[attempt_text]
               if not attempt then
                 attempt = tonumber(attempt_text)
@@ -842,8 +854,8 @@ enum TaskScripts {
                   own_attempt[entry], entry_heads[entry] = entry_attempt, sub(entry, 1, 16)
                 end
               end
-              if entry_attempt == attempt and packed and not seen[id] and outcome == 'S' and ARGV[i + 4] == ''
-                and ARGV[i + 5] == '' and SPLICEABLE[sub(packed, 1, 2)] then
+              if entry_attempt == attempt and packed and not seen[id] and outcome == 'S' and logs == ''
+                and progress == '' and SPLICEABLE[sub(packed, 1, 2)] then
                 -- The usual case: the attempt in flight, this worker's, succeeded without logs
                 -- or progress. Its entry and the result are spliced into the stored record,
                 -- and counted per batch. (Not a replay: a success already written left no entry.)
@@ -864,7 +876,7 @@ enum TaskScripts {
                 elseif not packed or terminal_code(code) or attempts ~= attempt then
                   out[k] = 0
                 else
-                  settle(id, i, packed, attempt, outcome, payload)
+                  settle(id, packed, attempt, outcome, payload, logs, progress)
                   out[k] = 1
                 end
               end

@@ -354,11 +354,16 @@ public final class TaskStore: Sendable {
             let outcome = outcomes[index]
             command.append(outcome.id)
             command.append(outcome.attempt)
-            command.append(outcome.kind.rawValue)
+            // Logs and progress go along only when there are some, flagged by the outcome in
+            // lower case (see ``TaskScripts/finish``).
+            let extras = !outcome.logs.isEmpty || outcome.progress != nil
+            command.append(extras ? outcome.kind.rawValue.lowercased() : outcome.kind.rawValue)
             command.append(outcome.payload)
-            command.append(
-                outcome.logs.isEmpty ? "" : JSONValue.array(outcome.logs.map(JSONValue.string)).jsonString)
-            command.append(outcome.progress.map { String($0) } ?? "")
+            if extras {
+                command.append(
+                    outcome.logs.isEmpty ? "" : JSONValue.array(outcome.logs.map(JSONValue.string)).jsonString)
+                command.append(outcome.progress.map { String($0) } ?? "")
+            }
         }
         return try integers(replies, TaskScripts.finish).map { $0 == 1 }
     }
