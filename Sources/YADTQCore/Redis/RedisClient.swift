@@ -310,7 +310,7 @@ final class RedisClient: @unchecked Sendable {
     }
 
     private func connection(to node: RedisURL.Node) throws -> RedisConnection {
-        let timeout = ioTimeout()
+        let timeout = ioTimeoutLeft()
         if let connection = connections[node] {
             connection.limit(to: timeout)
             return connection
@@ -324,7 +324,7 @@ final class RedisClient: @unchecked Sendable {
     /// 100 ms, rounded up to 100 ms so that the calls of a steady caller set it once): a
     /// caller that waits 3 s for Redis (the web's requests) is not held 5 s by a frozen
     /// server or a connect that gets no answer.
-    private func ioTimeout() -> Duration {
+    private func ioTimeoutLeft() -> Duration {
         guard let callDeadline else { return Self.ioTimeout }
         let left = (callDeadline - ContinuousClock.now).inMilliseconds
         let rounded = max(100, (left + 99) / 100 * 100)

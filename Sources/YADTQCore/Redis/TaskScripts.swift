@@ -132,13 +132,12 @@ enum TaskScripts {
         -- A length-prefixed string, as the record holds it.
         local function lp(text) return (packed_lengths[#text] or packed_length(#text)) .. text end
         -- A new QUEUED record is its header and two empty strings (no worker, no result yet),
-        -- which depend only on max_attempts and queued_at (given as ARGV spells them), then
-        -- lp(type), lp(args) and lp(topic), and no tail. The tasks of a batch mostly
-        -- share the first part, so `queue` packs it once per run of tasks that share it.
+        -- which depend only on max_attempts and queued_at, then lp(type), lp(args) and
+        -- lp(topic), and no tail. The tasks of a batch mostly share the first part, so `queue`
+        -- packs it once per distinct shape (see there).
         local NO_OUTCOME = string.rep(lp(''), 2)
-        local function new_header(max_attempts_text, queued_at_text)
-          return struct_pack(HEADER, VERSION, 0, 0, -1, 0, 0, 0, 0, tonumber(max_attempts_text), 0,
-            tonumber(queued_at_text)) .. NO_OUTCOME
+        local function new_header(max_attempts, queued_at)
+          return struct_pack(HEADER, VERSION, 0, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at) .. NO_OUTCOME
         end
         local function new_record(status, type, args, max_attempts, queued_at, due_at, topic)
           return { VERSION, status, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
@@ -516,9 +515,9 @@ enum TaskScripts {
             local function shape_of(text)
               local max_text, queued_text, due_text = string.match(text, '^(%-?%d+):(%-?%d+):(%-?%d+)$')
               if not max_text then error('queue: the task shape ' .. text .. ' is not max_attempts:queued_at:due_at') end
-              local due = tonumber(due_text)
-              local shape = { max = tonumber(max_text), queued_at = tonumber(queued_text), due = due,
-                later = due ~= 0 and due > now, header = new_header(max_text, queued_text) }
+              local max, queued_at, due = tonumber(max_text), tonumber(queued_text), tonumber(due_text)
+              local shape = { max = max, queued_at = queued_at, due = due, later = due ~= 0 and due > now,
+                header = new_header(max, queued_at) }
               shapes[text] = shape
               return shape
             end
