@@ -3,7 +3,8 @@ import YADTQCore
 
 /// The three state changes of every task, straight against Redis through ``TaskStore``
 /// (no broker, no workers, no Lua plugin): `queue` in calls of 5,000, as a producer sends
-/// them, then `begin` and `finish` in turn per 1,000, as a worker's batches do. One task in a
+/// them, then `begin` and `finish` in turn per 1,000, as a worker's batches do (from 8
+/// partitions in runs of 125, as a consumer's fetches come). One task in a
 /// hundred fails its first attempt with a log line and progress, so the slower paths of the
 /// scripts are in the mix; it is begun again and succeeds. Each state change's time inside
 /// Redis comes from Redis's own statistics (`INFO commandstats`), so nothing else may write
@@ -44,7 +45,7 @@ struct Replay {
             guard !indices.isEmpty else { return }
             let batch = indices.map { tasks[$0] }
             let decisions = try timed(&figures.begin) {
-                try store.begin(batch, partitions: indices.map { Int32($0 % 8) }, worker: worker, at: currentEpochMilliseconds())
+                try store.begin(batch, partitions: indices.map { Int32($0 / 125 % 8) }, worker: worker, at: currentEpochMilliseconds())
             }
             guard decisions.allSatisfy({ $0 == .run(attempt: attempt) }) else {
                 throw BenchFailure("replay: begin did not start attempt \(attempt) of every task")

@@ -243,15 +243,29 @@ struct TaskStoreRuleTests {
             TaskMessage(id: "s1", type: "add", args: [], maxAttempts: 3, queuedAt: now),
             TaskMessage(id: "s2", type: "add", args: [], maxAttempts: 5, queuedAt: now),
             TaskMessage(id: "s3", type: "add", args: [], maxAttempts: 3, queuedAt: -5),
-            TaskMessage(id: "s4", type: "add", args: [], maxAttempts: 3, queuedAt: now),
+            TaskMessage(id: "s4", type: "echo.v2", args: [], maxAttempts: 3, queuedAt: now),
             TaskMessage(id: "s5", type: "add", args: [], maxAttempts: 1, queuedAt: now),
         ]
         #expect(try store.queue(tasks, dueAt: [0, 0, 0, 0, now + 60_000]) == [.queued, .queued, .queued, .queued, .scheduled])
         let records = try tasks.map { try #require(try store.record(id: $0.id)) }
+        #expect(records.map(\.type) == ["add", "add", "add", "echo.v2", "add"])
         #expect(records.map(\.maxAttempts) == [3, 5, 3, 3, 1])
         #expect(records.map(\.queuedAt) == [now, now, nil, now, now], "a time before 1970 reads as none")
         #expect(records.map(\.status) == [.queued, .queued, .queued, .queued, .scheduled])
         #expect(try store.queue(tasks) == [.queued, .queued, .queued, .queued, .queued], "a replayed call: each task is its own")
+    }
+
+    @Test("one begin call of tasks from several partitions, in runs and not, keeps each task's own partition")
+    func beginKeepsEachPartition() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let tasks = (1...6).map { TaskMessage(id: "p\($0)", type: "add", args: [], maxAttempts: 3, queuedAt: 1) }
+        _ = try store.queue(tasks)
+        let partitions: [Int32] = [3, 3, 5, 3, 0, 0]
+        #expect(try store.begin(tasks, partitions: partitions, worker: "w", at: 2) == Array(repeating: .run(attempt: 1), count: 6))
+        let records = try tasks.map { try #require(try store.record(id: $0.id)) }
+        #expect(records.map(\.partition) == partitions.map { Optional($0) })
+        #expect(records.allSatisfy { $0.status == .processing && $0.attempts == 1 && $0.worker == "w" })
     }
 
     @Test("one finish call mixing outcomes with and without logs or progress writes each task its own")

@@ -198,6 +198,35 @@ enum TaskScripts {
           for i = first, #ARGV, stride do n = n + 1; ids[n] = ARGV[i] end
           return ids
         end
+        -- What a call's tasks mostly share, in long runs (a queue's shapes, a begin's
+        -- partitions, a finish's outcomes), comes as runs rather than an argument per task:
+        -- ARGV[at] is how many runs, then each run's length and text. Returns each task's
+        -- value, in order (read(text), once per distinct text), how many, and where ARGV goes on.
+        local function runs_at(at, read)
+          local values, n, seen = {}, 0, {}
+          local last = at + 2 * tonumber(ARGV[at])
+          for r = at + 1, last, 2 do
+            local text = ARGV[r + 1]
+            local value = seen[text]
+            if value == nil then value = read(text); seen[text] = value end
+            for _ = 1, tonumber(ARGV[r]) do n = n + 1; values[n] = value end
+          end
+          return values, n, last + 1
+        end
+        -- A call's answers, one per task; when every task got the same answer, that answer
+        -- once, which `TaskStore` reads as every task's: a usual batch's answers are all
+        -- alike, and each element of a reply costs Redis its conversion and its writing.
+        local function answers(out)
+          local first = out[1]
+          for k = 2, #out do
+            if out[k] ~= first then return out end
+          end
+          return { first }
+        end
+        -- Stops a call whose runs do not cover its tasks one to one (a caller's bug).
+        local function check_runs(script, covered, tasks)
+          if covered ~= tasks then error(script .. ': the runs cover ' .. covered .. ' tasks, not ' .. tasks) end
+        end
         -- The values of the fields `ids` of the hash `key` (false for none), one HMGET per 4,000.
         local function hmget(key, ids)
           if #ids <= 4000 then return #ids == 0 and {} or redis.call('HMGET', key, unpack(ids)) end
@@ -486,11 +515,11 @@ enum TaskScripts {
 
         """
 
-    /// ARGV: shard prefixes, now, topic ('' for none), repeats, then per task: id, type, args,
-    /// shape: `max_attempts:queued_at:due_at` (due_at 0 for at once; see
-    /// `TaskStore.queueShape`). repeats: '1' when some id occurs more than once in the call
-    /// (see `TaskStore.perShard`).
-    /// Returns 1 when the task is (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after
+    /// ARGV: shard prefixes, now, topic ('' for none), repeats, the tasks' shapes as runs
+    /// (see runs_at; a shape is `max_attempts:queued_at:due_at:type`, due_at 0 for at once;
+    /// see `TaskStore.queueShape` and `TaskStore.runs`), then per task: id, args. repeats:
+    /// '1' when some id occurs more than once in the call (see `TaskStore.perShard`).
+    /// Returns (per task, or once for all when all are alike: see answers) 1 when the task is (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after
     /// now: the caller does not publish it, the scheduler does when it is due, see ``release``),
     /// 0 when the id already exists.
     /// `topic` is kept in the record, so the scheduler of that topic publishes it when it is
@@ -500,34 +529,32 @@ enum TaskScripts {
         name: "queue",
         source: prelude + """
             local now, topic, repeats = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2] == '1'
-            local first = A + 3
-            prune(now, prune_budget((#ARGV - first + 1) / 4))
+            -- A batch's tasks mostly share one shape (the three numbers and the type every
+            -- task would otherwise carry in four arguments), so each distinct shape is read
+            -- once per call, with the header of a new record of that shape.
+            local function shape_of(text)
+              local max_text, queued_text, due_text, type = string.match(text, '^(%-?%d+):(%-?%d+):(%-?%d+):(.*)$')
+              if not max_text then
+                error('queue: the task shape ' .. text .. ' is not max_attempts:queued_at:due_at:type')
+              end
+              local max, queued_at, due = tonumber(max_text), tonumber(queued_text), tonumber(due_text)
+              return { max = max, queued_at = queued_at, due = due, later = due ~= 0 and due > now,
+                type = type, header = new_header(max, queued_at) .. lp(type) }
+            end
+            local shapes, n_shapes, first = runs_at(A + 3, shape_of)
+            prune(now, prune_budget(n_shapes))
             flush()
-            local ids = ids_from(first, 4)
+            local ids = ids_from(first, 2)
+            check_runs('queue', n_shapes, #ids)
             -- Only whether a record exists, and its queued_at, which no entry in `running` changes.
             local existing = hmget(K.records, ids)
             -- added: the ids of this call so far, kept only when some id repeats.
-            local out, added, topic_lp, type_lp = {}, {}, lp(topic), {}
-            -- A batch's tasks mostly share one shape (the three numbers every argument would
-            -- otherwise carry per task), so each distinct shape is read once per call, with the
-            -- header of a new record of that shape.
-            local shapes = {}
-            local function shape_of(text)
-              local max_text, queued_text, due_text = string.match(text, '^(%-?%d+):(%-?%d+):(%-?%d+)$')
-              if not max_text then error('queue: the task shape ' .. text .. ' is not max_attempts:queued_at:due_at') end
-              local max, queued_at, due = tonumber(max_text), tonumber(queued_text), tonumber(due_text)
-              local shape = { max = max, queued_at = queued_at, due = due, later = due ~= 0 and due > now,
-                header = new_header(max, queued_at) }
-              shapes[text] = shape
-              return shape
-            end
+            local out, added, topic_lp = {}, {}, lp(topic)
             -- The listing bucket of the last task queued (its shape's queued_at), and its length.
             local listing_shape, listing, listing_n
             local queued = 0
             for k = 1, #ids do
-              local id, i = ids[k], first + (k - 1) * 4
-              local shape_text = ARGV[i + 3]
-              local shape = shapes[shape_text] or shape_of(shape_text)
+              local id, args, shape = ids[k], ARGV[first + (k - 1) * 2 + 1], shapes[k]
               if existing[k] then
                 out[k] = (struct_unpack('>d', existing[k], AT_QUEUED) ~= shape.queued_at and 0)
                   or (shape.later and 2) or 1
@@ -535,19 +562,20 @@ enum TaskScripts {
                 out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 if repeats then added[id] = true end
-                local type = ARGV[i + 1]
+                local type = shape.type
                 if shape.later then
-                  local r = new_record('SCHEDULED', type, ARGV[i + 2], shape.max, shape.queued_at, shape.due, topic)
+                  local r = new_record('SCHEDULED', type, args, shape.max, shape.queued_at, shape.due, topic)
                   write(id, r)
                   list_new(id, r)
                   listing_shape = nil  -- list_new may have grown that bucket: measure it again
                   out[k] = 2
                 else
-                  -- The usual case, without a record table: the shape's header and the task's own
-                  -- strings, joined; counted and listed per batch.
-                  if not type_lp[type] then type_lp[type] = lp(type) end
-                  local args = ARGV[i + 2]
-                  write_packed(id, shape.header .. type_lp[type] .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp)
+                  -- The usual case, without a record table: the shape's header (with the type)
+                  -- and the task's own strings, joined; counted and listed per batch.
+                  -- (write_packed, inline: a call per task costs more than its work.)
+                  writes[n_writes + 1] = id
+                  writes[n_writes + 2] = shape.header .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp
+                  n_writes = n_writes + 2
                   type_counts[type] = (type_counts[type] or 0) + 1
                   if shape ~= listing_shape then
                     local s = second(shape.queued_at)
@@ -563,7 +591,7 @@ enum TaskScripts {
             end
             counts.QUEUED = (counts.QUEUED or 0) + queued
             flush()
-            return out
+            return answers(out)
             """)
 
     /// ARGV: shard prefixes, now, topic, limit. Moves up to `limit` SCHEDULED tasks of `topic`
@@ -655,9 +683,10 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, now, worker, keep_failed_ms, repeats (as for ``queue``), then per
-    /// task: id, partition.
-    /// Returns per task: n > 0 to run attempt n (now PROCESSING); 0 when the task is
+    /// ARGV: shard prefixes, now, worker, keep_failed_ms, repeats (as for ``queue``), the
+    /// tasks' partitions as runs (see runs_at: a worker's batch comes from a few partitions,
+    /// each in a long run), then per task: id.
+    /// Returns per task (or once for all when all are alike: see answers): n > 0 to run attempt n (now PROCESSING); 0 when the task is
     /// already terminal, or has a cancel request (see ``cancel``) and is now CANCELLED
     /// instead of running again (skip it); -n when all n attempts were used up by workers that
     /// died mid-attempt (the caller fails it for good); 'missing' when there is no record
@@ -670,10 +699,12 @@ enum TaskScripts {
         source: prelude + """
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
             local repeats = ARGV[A + 3] == '1'
-            local ids = ids_from(A + 4, 2)
+            local partitions, n_partitions, first = runs_at(A + 4, tonumber)
+            local ids = ids_from(first, 1)
+            check_runs('begin', n_partitions, #ids)
             -- answered: each id's answer so far, kept only when some id repeats.
             local out, cancelled, started, answered = {}, 0, 0, {}
-            -- This call's entries (see running_entry), by partition as ARGV spells it, then by
+            -- This call's entries (see running_entry), by partition, then by
             -- attempt: the tasks of a partition on the same attempt share theirs, packed once.
             local call_entries = {}
             -- Whether the record `packed` (of any version) names `worker`.
@@ -683,7 +714,7 @@ enum TaskScripts {
             end
             local records = read(ids)
             for k = 1, #ids do
-              local packed, id, i = records[k], ids[k], A + 4 + (k - 1) * 2
+              local packed, id = records[k], ids[k]
               if answered[id] ~= nil then
                 -- The same id twice in one call (a message published twice): the first one's
                 -- answer, as a replay of the call would give it, and nothing counted twice.
@@ -701,12 +732,12 @@ enum TaskScripts {
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: only the attempt's entry in `running` is written, and the
                   -- count is kept per batch.
-                  local partition, attempt = ARGV[i + 1], attempts + 1
+                  local partition, attempt = partitions[k], attempts + 1
                   local by_attempt = call_entries[partition]
                   if not by_attempt then by_attempt = {}; call_entries[partition] = by_attempt end
                   local entry = by_attempt[attempt]
                   if not entry then
-                    entry = running_entry(attempt, tonumber(partition), now, worker)
+                    entry = running_entry(attempt, partition, now, worker)
                     by_attempt[attempt] = entry
                   end
                   set_running(id, entry)
@@ -732,7 +763,7 @@ enum TaskScripts {
                     r[F.attempts] = attempts + 1
                     r[F.worker] = worker
                     r[F.started_at] = now
-                    r[F.partition] = tonumber(ARGV[i + 1])
+                    r[F.partition] = partitions[k]
                     move(id, status, 'PROCESSING', r)
                     r[F.status] = 'PROCESSING'
                     write(id, r)
@@ -748,19 +779,22 @@ enum TaskScripts {
             end
             count_finished(now, 0, 0, cancelled)
             flush()
-            return out
+            return answers(out)
             """)
 
     /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, repeats (as for
-    /// ``queue``), then per task: id, attempt, outcome, payload, and, only when the outcome is
-    /// written in lower case (`s`, `r`, `f`, `c`), logs and progress.
+    /// ``queue``), the tasks' outcomes as runs (see runs_at: each the outcome's letter followed
+    /// by the attempt's number, `S1`; a batch's tasks mostly share a few), then per task: id,
+    /// payload, and, only when the letter is in lower case (`s`, `r`, `f`, `c`), logs and
+    /// progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
     /// retried, `F` the final failure, `C` an attempt stopped because the task was cancelled
     /// (payload = error text); for a task with a cancel request (see ``cancel``) `R`, `F`
     /// and `C` end it CANCELLED. logs: a JSON array of lines to append, or ''. progress: a
     /// number, or ''. (Most attempts log nothing and report no progress: two arguments fewer
     /// per task, each of which would cost Redis a string made and freed.)
-    /// Returns 1 when written, 0 when stale: the task is already terminal, or another
+    /// Returns (per task, or once for all when all are alike: see answers) 1 when written, 0
+    /// when stale: the task is already terminal, or another
     /// worker has started a later attempt (a worker that was frozen must not write over it).
     /// Replay-safe: an outcome this worker wrote at this very `now` for this attempt
     /// (`outcome_at`) is answered 1 again, without a second error entry or log.
@@ -770,15 +804,22 @@ enum TaskScripts {
             local now, worker = tonumber(ARGV[A]), ARGV[A + 1]
             local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
             local repeats = ARGV[A + 4] == '1'
-            local first = A + 5
-            -- Each task's id and where its arguments start (see the outcome's case above).
-            local WITH_EXTRAS = { s = 'S', r = 'R', f = 'F', c = 'C' }
-            local ids, starts, n, i, last = {}, {}, 0, first, #ARGV
-            while i <= last do
-              n = n + 1
-              ids[n], starts[n] = ARGV[i], i
-              i = i + (WITH_EXTRAS[ARGV[i + 2]] and 6 or 4)
+            -- Each distinct outcome text: the outcome, the attempt, and whether logs and
+            -- progress follow (the letter in lower case).
+            local OUTCOMES = { S = 'S', R = 'R', F = 'F', C = 'C', s = 'S', r = 'R', f = 'F', c = 'C' }
+            local function kind_of(text)
+              local letter, number = string.match(text, '^([SRFCsrfc])(%d+)$')
+              if not letter then error('finish: the outcome ' .. text .. ' is not a letter of SRFC and an attempt') end
+              return { outcome = OUTCOMES[letter], attempt = tonumber(number), extras = letter ~= OUTCOMES[letter] }
             end
+            local task_kinds, n, first = runs_at(A + 5, kind_of)
+            -- Each task's id and where its arguments start.
+            local ids, starts, i = {}, {}, first
+            for k = 1, n do
+              ids[k], starts[k] = ARGV[i], i
+              i = i + (task_kinds[k].extras and 4 or 2)
+            end
+            if i ~= #ARGV + 1 then error('finish: the arguments after the runs are not those of their ' .. n .. ' tasks') end
             local stored, entries = read_stored(ids)
             -- What every usual success of this call shares, and the list of their ids, retained
             -- until the same second.
@@ -787,9 +828,9 @@ enum TaskScripts {
             local spliced_ids = {}
             -- Per entry of `running` seen (a call's are few: `begin` packs one per partition and
             -- attempt, and Lua interns strings, so a lookup by entry is a pointer's hash): its
-            -- attempt when it names this worker, else false; and its first 16 bytes. And the
-            -- numbers of ARGV's attempt texts. Each is worked out once per call, not per task.
-            local own_attempt, entry_heads, attempt_numbers = {}, {}, {}
+            -- attempt when it names this worker, else false; and its first 16 bytes. Each is
+            -- worked out once per call, not per task.
+            local own_attempt, entry_heads = {}, {}
             -- The ids seen so far and their records as this call left them, kept only when
             -- some id repeats.
             local out, seen, latest = {}, {}, {}
@@ -832,16 +873,10 @@ enum TaskScripts {
               write_packed(id, record)
             end
             for k = 1, n do
-              local id, i = ids[k], starts[k]
-              local attempt_text, outcome, payload = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+              local id, i, kind = ids[k], starts[k], task_kinds[k]
+              local outcome, attempt, payload = kind.outcome, kind.attempt, ARGV[i + 1]
               local logs, progress = '', ''
-              local upper = WITH_EXTRAS[outcome]
-              if upper then outcome, logs, progress = upper, ARGV[i + 4], ARGV[i + 5] end
-              local attempt = attempt_numbers[attempt_text]
-              if not attempt then
-                attempt = tonumber(attempt_text)
-                attempt_numbers[attempt_text] = attempt
-              end
+              if kind.extras then logs, progress = ARGV[i + 2], ARGV[i + 3] end
               -- The same id twice in one call sees the first one's change (entry merged).
               local packed, entry = latest[id], false
               if not packed then packed, entry = stored[k], entries[k] end
@@ -858,10 +893,13 @@ enum TaskScripts {
                 -- The usual case: the attempt in flight, this worker's, succeeded without logs
                 -- or progress. Its entry and the result are spliced into the stored record,
                 -- and counted per batch. (Not a replay: a success already written left no entry.)
-                unset_running(id)
+                -- (unset_running and write_packed, inline: a call per task costs more than its work.)
+                n_running_del = n_running_del + 1
+                running_del[n_running_del] = id
                 local record = succeeded_record(packed, entry_heads[entry], success_times, worker_lp, payload)
                 if repeats then latest[id] = record end
-                write_packed(id, record)
+                writes[n_writes + 1], writes[n_writes + 2] = id, record
+                n_writes = n_writes + 2
                 succeeded, spliced = succeeded + 1, spliced + 1
                 spliced_ids[spliced] = id
                 out[k] = 1
@@ -890,7 +928,7 @@ enum TaskScripts {
             flush()
             prune(now, prune_budget(#out))
             flush()
-            return out
+            return answers(out)
             """)
 
     /// ARGV: shard prefixes, now, keep_failed_ms, then per task: id, reason. A task whose publish

@@ -40,6 +40,13 @@ public struct AttemptOutcome: Sendable {
         self.logs = logs
         self.progress = progress
     }
+
+    /// Logs and progress go to Redis only when there are some (see ``TaskScripts/finish``).
+    var hasExtras: Bool { !logs.isEmpty || progress != nil }
+
+    /// The outcome as ``TaskScripts/finish`` reads it from its runs: the kind's letter, in
+    /// lower case when logs and progress follow the payload, then the attempt.
+    var runText: String { (hasExtras ? kind.rawValue.lowercased() : kind.rawValue) + String(attempt) }
 }
 
 /// Every task's status, result and error log in Redis. Each batch operation is one atomic
@@ -81,22 +88,28 @@ public final class TaskStore: Sendable {
     ///   ids it has seen, so a repeated one gets the first one's answer, only when it is '1':
     ///   that bookkeeping cost Redis 3 % of its work per task, for what is rare (a message
     ///   published twice and consumed in one batch).
+    /// - Parameter callArguments: what the call of one shard adds after that, given the
+    ///   positions of its tasks.
     private func perShard(
         _ script: RedisScript, ids: [String], arguments: [String], markRepeats: Bool = false,
+        callArguments: ([Int]) -> [String] = { _ in [] },
         waitForReplicas: Bool = false, appendTask: (inout RedisCommand, Int) -> Void
     ) throws -> [RedisReply] {
         guard !ids.isEmpty else { return [] }
         let groups = shardGroups(ids)
         let calls = groups.map { group in
             let repeats = markRepeats ? [Set(group.indices.map { ids[$0] }).count < group.indices.count ? "1" : "0"] : []
-            return Self.call(script, shard: keys[group.shard], arguments: arguments + repeats) { command in
+            let arguments = arguments + repeats + callArguments(group.indices)
+            return Self.call(script, shard: keys[group.shard], arguments: arguments) { command in
                 for index in group.indices { appendTask(&command, index) }
             }
         }
         let replies = try client.evaluate(calls, waitForReplicas: waitForReplicas)
         var result = [RedisReply](repeating: .null, count: ids.count)
         for (group, reply) in zip(groups, replies) {
-            let elements = reply.elements
+            // One element for several tasks: every task got that answer (see `answers` in
+            // ``TaskScripts``).
+            let elements = reply.elements.count == 1 ? Array(repeating: reply.elements[0], count: group.indices.count) : reply.elements
             guard elements.count == group.indices.count else {
                 throw YADTQError(
                     .redis, "script \(script.name) answered \(elements.count) values for \(group.indices.count) tasks",
@@ -180,13 +193,17 @@ public final class TaskStore: Sendable {
         precondition(dueAt.map { $0.count == tasks.count } ?? true, "one due time per task")
         let replies = try perShard(
             TaskScripts.queue, ids: tasks.map(\.id), arguments: [String(currentEpochMilliseconds()), topic],
-            markRepeats: true
+            markRepeats: true,
+            callArguments: { indices in
+                Self.runs(indices.map { index in
+                    let task = tasks[index]
+                    return Self.queueShape(
+                        maxAttempts: task.maxAttempts, queuedAt: task.queuedAt, dueAt: dueAt?[index] ?? 0, type: task.type)
+                })
+            }
         ) { command, index in
-            let task = tasks[index]
-            command.append(task.id)
-            command.append(task.type)
+            command.append(tasks[index].id)
             command.append(bytes: renderedArgs[index])
-            command.append(Self.queueShape(maxAttempts: task.maxAttempts, queuedAt: task.queuedAt, dueAt: dueAt?[index] ?? 0))
         }
         return try integers(replies, TaskScripts.queue).map { value in
             switch value {
@@ -197,11 +214,27 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// A task's `max_attempts`, `queued_at` and `due_at` as one argument of ``TaskScripts/queue``:
-    /// the tasks of a batch mostly share them, and the script reads each distinct one once,
-    /// where three arguments per task cost Redis its time for every task.
-    static func queueShape(maxAttempts: Int, queuedAt: Int64, dueAt: Int64) -> String {
-        "\(maxAttempts):\(queuedAt):\(dueAt)"
+    /// A task's `max_attempts`, `queued_at`, `due_at` and type as one text, for the runs of
+    /// ``TaskScripts/queue``: the tasks of a batch mostly share them, and the script reads each
+    /// run once, where four arguments per task cost Redis its time for every task.
+    /// (The numbers hold no colon, so the type is all that follows the third.)
+    static func queueShape(maxAttempts: Int, queuedAt: Int64, dueAt: Int64, type: String) -> String {
+        "\(maxAttempts):\(queuedAt):\(dueAt):\(type)"
+    }
+
+    /// What a call's tasks mostly share, in long runs, as the task scripts read it (see
+    /// `runs_at` in ``TaskScripts``): how many runs, then each run's length and text. An
+    /// argument per run instead of one per task: each argument costs Redis a string made,
+    /// handed to Lua and freed, about a thousand instructions.
+    static func runs(_ texts: [String]) -> [String] {
+        var runs: [String] = []
+        var start = texts.startIndex
+        while start < texts.endIndex {
+            let end = texts[start...].firstIndex { $0 != texts[start] } ?? texts.endIndex
+            runs += [String(end - start), texts[start]]
+            start = end
+        }
+        return [String(runs.count / 2)] + runs
     }
 
     /// A task the scheduler is to publish: due after SCHEDULED, or lost while QUEUED.
@@ -323,10 +356,10 @@ public final class TaskStore: Sendable {
         let replies = try perShard(
             TaskScripts.begin, ids: tasks.map(\.id),
             arguments: [String(now), worker, String(retention.failed.inMilliseconds)], markRepeats: true,
+            callArguments: { Self.runs($0.map { String(partitions[$0]) }) },
             waitForReplicas: true
         ) { command, index in
             command.append(tasks[index].id)
-            command.append(partitions[index])
         }
         return replies.map { reply in
             guard let value = reply.integer else { return nil }
@@ -349,17 +382,14 @@ public final class TaskStore: Sendable {
             arguments: [
                 String(now), worker, String(retention.succeeded.inMilliseconds),
                 String(retention.failed.inMilliseconds),
-            ], markRepeats: true, waitForReplicas: true
+            ], markRepeats: true,
+            callArguments: { Self.runs($0.map { outcomes[$0].runText }) },
+            waitForReplicas: true
         ) { command, index in
             let outcome = outcomes[index]
             command.append(outcome.id)
-            command.append(outcome.attempt)
-            // Logs and progress go along only when there are some, flagged by the outcome in
-            // lower case (see ``TaskScripts/finish``).
-            let extras = !outcome.logs.isEmpty || outcome.progress != nil
-            command.append(extras ? outcome.kind.rawValue.lowercased() : outcome.kind.rawValue)
             command.append(outcome.payload)
-            if extras {
+            if outcome.hasExtras {
                 command.append(
                     outcome.logs.isEmpty ? "" : JSONValue.array(outcome.logs.map(JSONValue.string)).jsonString)
                 command.append(outcome.progress.map { String($0) } ?? "")
