@@ -45,7 +45,7 @@ struct BatchStateMachineTests {
             now: .now)
         #expect(record.outcomes.map(\.kind) == [.failed])
         #expect(record.deadLetters.map(\.error) == ["boom"])
-        _ = batch.finished(written: [true])
+        batch.finished(written: [true])
         batch.markersRecorded()
         #expect(batch.result.failed == 1 && batch.result.retries.isEmpty)
     }
@@ -59,7 +59,7 @@ struct BatchStateMachineTests {
         #expect(record.outcomes.map(\.kind) == [.cancelled])
         #expect(record.outcomes.first?.logs == ["a line"] && record.outcomes.first?.progress == 0.5)
         #expect(record.deadLetters.isEmpty)
-        _ = batch.finished(written: [true])
+        batch.finished(written: [true])
         batch.markersRecorded()
         #expect(batch.result.cancelled == 1 && batch.result.failed == 0 && batch.result.retries.isEmpty)
         #expect(batch.result.settled == [TaskPosition(partition: 0, offset: 0)])
@@ -70,7 +70,7 @@ struct BatchStateMachineTests {
         var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())
         #expect(batch.begun([.alreadyTerminal]).isEmpty)
         #expect(batch.ran([], now: .now).outcomes.isEmpty)
-        _ = batch.finished(written: [])
+        batch.finished(written: [])
         #expect(batch.result.settled == [TaskPosition(partition: 0, offset: 0)])
     }
 
@@ -79,7 +79,7 @@ struct BatchStateMachineTests {
         var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())
         _ = batch.begun([.run(attempt: 1)])
         _ = batch.ran([.success(.int(1), logs: [], progress: nil)], now: .now)
-        _ = batch.finished(written: [false])
+        batch.finished(written: [false])
         #expect(batch.result.settled.isEmpty && batch.result.succeeded == 0)
         #expect(batch.result.refused.map(\.message.id) == ["a"])
     }
@@ -253,6 +253,27 @@ struct BatchStateMachineTests {
         sim.drain()
         #expect(sim.recordedMarkers == ["m1": [0]])
         #expect(sim.committed == [2] && sim.violations.isEmpty)
+    }
+
+    @Test("an end marker behind a task another worker took over is held until that task is terminal")
+    func endMarkerBehindAwaitedTask() {
+        var sim = WorkerSimulation(partitions: 2, batchSize: 10)
+        sim.assign([0, 1])
+        let id = sim.publish(to: 0)
+        sim.publishEnd(to: 0)
+        sim.publishEnd(to: 1)
+        sim.poll()
+        sim.completeBatch(whileRunning: { $0.otherWorkerBegins(id) })
+        #expect(sim.recordedMarkers == ["m1": [1]], "partition 0's marker waits: its task runs elsewhere")
+        sim.poll()
+        #expect(sim.batch?.statusChecks == [id])
+        sim.completeBatch()
+        #expect(sim.recordedMarkers == ["m1": [1]], "still PROCESSING elsewhere")
+        #expect(sim.committed == [0, 1])
+        sim.otherWorkersFinish()
+        sim.drain()
+        #expect(sim.recordedMarkers == ["m1": [0, 1]])
+        #expect(sim.committed == [2, 1] && sim.violations.isEmpty)
     }
 
     @Test("a poison message fails at once and its offset is committed")

@@ -121,18 +121,20 @@ struct WorkerSimulation {
     mutating func completeBatch(whileRunning: (inout WorkerSimulation) -> Void = { _ in }) {
         guard var work = batch else { return }
         batch = nil
-        let reached: [String: [Int32]]
         if work.tasks.isEmpty {
-            reached = work.finishedWithoutTasks(now: now)
+            work.finishedWithoutTasks(now: now)
         } else {
             let runnable = work.begun(begin(work.tasks))
             whileRunning(&self)
             let results = runnable.map(run)
             let record = work.ran(results, now: now)
-            reached = work.finished(written: finish(record.outcomes))
+            work.finished(written: finish(record.outcomes))
         }
-        for (marker, partitions) in reached { recordedMarkers[marker, default: []].formUnion(partitions) }
         if !work.statusChecks.isEmpty { work.statusesRead(work.statusChecks.map { status(of: $0) }) }
+        for (marker, partitions) in work.markersReached() {
+            for partition in partitions { checkTasksTerminal(before: marker, on: partition) }
+            recordedMarkers[marker, default: []].formUnion(partitions)
+        }
         work.markersRecorded()
         perform(machine.batchFinished(work.result, now: now))
     }
@@ -303,6 +305,15 @@ struct WorkerSimulation {
         case .task(let task): records[task.id]?.isTerminal ?? false
         case .end(let marker): recordedMarkers[marker]?.contains(message.partition) ?? false
         case nil: records["poison-t-\(message.partition)-\(message.offset)"]?.isTerminal ?? false
+        }
+    }
+
+    /// Rule: a marker is reached only once every task before it on its partition is terminal.
+    private mutating func checkTasksTerminal(before marker: String, on partition: Int32) {
+        let log = partitions[Int(partition)]
+        guard let at = log.firstIndex(where: { (try? TopicMessage.decode($0.value)) == .end(marker: marker) }) else { return }
+        for message in log.prefix(at) where !isSettled(message) {
+            violations.append("marker \(marker) of partition \(partition) reached before offset \(message.offset) was terminal")
         }
     }
 

@@ -29,9 +29,8 @@ struct BatchRunner: Sendable {
     func run(_ batch: TaskBatch) throws(Abandoned) -> BatchResult {
         var batch = batch
         var outage = RedisOutage(limit: outageLimit)
-        let reached: [String: [Int32]]
         if batch.tasks.isEmpty {
-            reached = batch.finishedWithoutTasks(now: .now)
+            batch.finishedWithoutTasks(now: .now)
         } else {
             let beganAt = currentEpochMilliseconds()
             let tasks = batch.tasks
@@ -54,14 +53,15 @@ struct BatchRunner: Sendable {
             let written = try redis(&outage) {
                 try metrics.timeRedis { try store.finish(record.outcomes, worker: worker, at: finishedAt) }
             }
-            reached = batch.finished(written: written)
+            batch.finished(written: written)
         }
-        for (marker, partitions) in reached.sorted(by: { $0.key < $1.key }) {
+        // The statuses first: a marker behind an awaited task is reached once it is terminal.
+        let checks = batch.statusChecks
+        if !checks.isEmpty { batch.statusesRead(try redis(&outage) { try store.statuses(of: checks) }) }
+        for (marker, partitions) in batch.markersReached().sorted(by: { $0.key < $1.key }) {
             try redis(&outage) { try store.recordEndReached(topic: topic, marker: marker, partitions: partitions) }
             logger.info("partitions \(partitions) drained up to the end marker")
         }
-        let checks = batch.statusChecks
-        if !checks.isEmpty { batch.statusesRead(try redis(&outage) { try store.statuses(of: checks) }) }
         batch.markersRecorded()
         return batch.result
     }

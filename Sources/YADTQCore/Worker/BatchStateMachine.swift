@@ -183,7 +183,7 @@ public struct BatchStateMachine: Sendable {
             TaskBatch(
                 tasks: tasks, markers: markers,
                 waitingPartitions: Set(waiting.flatMap(\.task.positions).map(\.partition)), retry: configuration.retry,
-                statusChecks: statusChecks))
+                statusChecks: statusChecks, awaitedPartitions: awaited.partitions))
     }
 
     /// The loop is still waiting for the batch at `now`, with `assigned` partitions: past

@@ -6,10 +6,10 @@
 /// let decisions = try store.begin(batch.tasks.map(\.message), ...)   // PROCESSING
 /// let jobs = batch.begun(decisions)
 /// let record = batch.ran(pool.run(jobs), now: .now)
-/// publish(record.deadLetters); let written = try store.finish(record.outcomes, ...)
-/// for (marker, partitions) in batch.finished(written: written) { try store.recordEndReached(...) }
+/// publish(record.deadLetters); batch.finished(written: try store.finish(record.outcomes, ...))
 /// if !batch.statusChecks.isEmpty { batch.statusesRead(try store.statuses(of: batch.statusChecks)) }
-/// machine.batchFinished(batch.result, ...)
+/// for (marker, partitions) in batch.markersReached() { try store.recordEndReached(...) }
+/// batch.markersRecorded(); machine.batchFinished(batch.result, ...)
 /// ```
 public struct TaskBatch: Sendable, Equatable {
     /// The tasks to begin (new messages and retries now due), in topic order, each once.
@@ -20,6 +20,9 @@ public struct TaskBatch: Sendable, Equatable {
     public private(set) var markers: [EndMarker]
     /// Partitions where a task waits for a retry outside this batch.
     private let waitingPartitions: Set<Int32>
+    /// The tasks awaited (see ``AwaitedTasks``) before this batch, with the partitions of
+    /// their positions.
+    private let awaitedPartitions: [String: Set<Int32>]
     private let retry: RetryPolicy
     private var stage = Stage.beginning
     private var runnable: [BatchTask] = []
@@ -39,7 +42,7 @@ public struct TaskBatch: Sendable, Equatable {
     ///   copies would run under one attempt, and the second outcome would be refused.
     public init(
         tasks: [BatchTask], markers: [EndMarker], waitingPartitions: Set<Int32>, retry: RetryPolicy,
-        statusChecks: [String] = []
+        statusChecks: [String] = [], awaitedPartitions: [String: Set<Int32>] = [:]
     ) {
         var merged: [BatchTask] = []
         var indexOfID: [String: Int] = [:]
@@ -55,6 +58,7 @@ public struct TaskBatch: Sendable, Equatable {
         self.statusChecks = statusChecks
         self.markers = markers
         self.waitingPartitions = waitingPartitions
+        self.awaitedPartitions = awaitedPartitions
         self.retry = retry
     }
 
@@ -157,12 +161,11 @@ public struct TaskBatch: Sendable, Equatable {
         return Record(deadLetters: deadLetters, outcomes: outcomes)
     }
 
-    /// Redis answered `finish` (whether each outcome was written, in order). Returns the end
-    /// markers reached, marker → partitions, to record in Redis before the batch is settled.
+    /// Redis answered `finish` (whether each outcome was written, in order).
     /// - Rule: an offset is settled only when its task is terminal in Redis: an outcome Redis
     ///   refused (the task is terminal already, or a later attempt owns it) settles nothing and
     ///   its task is awaited (``AwaitedTasks``), and a retry Redis refused is not scheduled.
-    public mutating func finished(written: [Bool]) -> [String: [Int32]] {
+    public mutating func finished(written: [Bool]) {
         precondition(stage == .recording && written.count == outcomes.count, "one answer per outcome, once")
         stage = .settling
         var settled = alreadyTerminal
@@ -192,20 +195,16 @@ public struct TaskBatch: Sendable, Equatable {
                 }
             }
         }
-        let waiting = waitingPartitions.union(scheduled.flatMap(\.task.positions).map(\.partition))
-        let split = HeldEndMarkers.split(markers, waitingPartitions: waiting)
-        result.settled = settled + split.reachedPositions
+        result.settled = settled
         result.retries = scheduled
-        result.heldMarkers = split.held
-        return split.reached
     }
 
     /// Skips Redis for a batch with no task (only end markers).
-    public mutating func finishedWithoutTasks(now: ContinuousClock.Instant) -> [String: [Int32]] {
+    public mutating func finishedWithoutTasks(now: ContinuousClock.Instant) {
         precondition(tasks.isEmpty && stage == .beginning)
         _ = begun([])
         _ = ran([], now: now)
-        return finished(written: [])
+        finished(written: [])
     }
 
     /// Redis answered the reading of ``statusChecks`` (one status per task, in order; `nil`:
@@ -213,6 +212,24 @@ public struct TaskBatch: Sendable, Equatable {
     public mutating func statusesRead(_ statuses: [TaskStatus?]) {
         precondition(stage == .settling && statuses.count == statusChecks.count, "one status per task, once")
         result.terminal = Set(zip(statusChecks, statuses).filter { $0.1?.isTerminal ?? true }.map(\.0))
+    }
+
+    /// After ``finished(written:)`` and, when there are ``statusChecks``, ``statusesRead(_:)``:
+    /// the end markers reached, marker → partitions, to record in Redis before the batch is
+    /// settled; the others are held (``HeldEndMarkers``) behind the tasks that still wait on
+    /// their partitions: a retry, or an awaited task (refused in this batch, or awaited before
+    /// and not found terminal by this batch's reading).
+    public mutating func markersReached() -> [String: [Int32]] {
+        precondition(stage == .settling, "after the outcomes and statuses are in")
+        let awaited = awaitedPartitions.filter { !result.terminal.contains($0.key) }.values.joined()
+        let waiting = waitingPartitions
+            .union(result.retries.flatMap(\.task.positions).map(\.partition))
+            .union(result.refused.flatMap(\.positions).map(\.partition))
+            .union(awaited)
+        let split = HeldEndMarkers.split(markers, waitingPartitions: waiting)
+        result.settled += split.reachedPositions
+        result.heldMarkers = split.held
+        return split.reached
     }
 
     /// Marks the reached markers recorded; after this ``result`` is complete.

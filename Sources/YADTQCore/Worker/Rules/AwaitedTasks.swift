@@ -25,6 +25,9 @@ public struct AwaitedTasks: Sendable {
     /// Whether any position waits for its task.
     public var isEmpty: Bool { positions.isEmpty }
 
+    /// Each task awaited, with the partitions of its positions (what holds end markers back).
+    public var partitions: [String: Set<Int32>] { positions.mapValues { Set($0.map(\.partition)) } }
+
     /// Awaits the task `id` for its `positions`; a task not awaited before is read at once.
     public mutating func await(_ id: String, at positions: some Sequence<TaskPosition>, now: ContinuousClock.Instant) {
         let positions = Set(positions)
