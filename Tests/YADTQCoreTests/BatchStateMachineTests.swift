@@ -166,6 +166,25 @@ struct BatchStateMachineTests {
         #expect(sim.violations.isEmpty)
     }
 
+    @Test("a commit the broker reports failed is sent again after the retry delay, not the recommit interval")
+    func failedCommitSentSoon() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        sim.losesCommits = true
+        sim.publish(to: 0)
+        sim.drain()
+        #expect(sim.committed == [0], "the broker did not take the commit")
+        sim.losesCommits = false
+        sim.machine.commitFailed(now: sim.now)
+        sim.advance(.milliseconds(500))
+        sim.poll()
+        #expect(sim.committed == [0], "not before the retry delay")
+        sim.advance(.milliseconds(500))
+        sim.poll()
+        #expect(sim.committed == [1], "a second after the failure, not ten")
+        #expect(sim.violations.isEmpty)
+    }
+
     @Test("crash mid-batch: the redelivered task continues its attempt count")
     func crashMidBatch() {
         var sim = WorkerSimulation(partitions: 1)

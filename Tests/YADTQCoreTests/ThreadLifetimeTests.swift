@@ -51,6 +51,7 @@ struct ThreadLifetimeTests {
             func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32]) {
                 _ = try? consumer.commit([:], synchronous: true)
             }
+            func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError) {}
         }
         var settings = try YADTQSettings(environment: [:])
         settings.brokers = "127.0.0.1:1"

@@ -125,6 +125,7 @@ struct ObservabilityTests {
         #expect((Self.value(own, "yadtq_worker_redis_seconds_count") ?? 0) >= 2)
         #expect(Self.value(own, "yadtq_worker_partitions") == 4)
         #expect((Self.value(own, "yadtq_worker_rebalances_total") ?? 0) >= 1)
+        #expect(Self.value(own, "yadtq_worker_commit_failures_total") == 0, "every commit taken by a healthy broker")
         #expect((Self.value(own, "process_resident_memory_bytes") ?? 0) > 1_000_000)
     }
 

@@ -15,12 +15,16 @@ public struct ConsumedMessage: Sendable, Hashable {
     }
 }
 
-/// Told of rebalances, on the consumer's polling thread, inside `poll` or `close`.
+/// Told of rebalances and of commits the broker did not take, on the consumer's polling
+/// thread, inside `poll` or `close`.
 public protocol KafkaRebalanceListener: AnyObject {
     /// `partitions` were assigned (in addition to those held, under cooperative rebalancing).
     func consumer(_ consumer: KafkaConsumer, didAssign partitions: [Int32])
     /// `partitions` are about to be taken away: commit what is finished on them now.
     func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32])
+    /// An asynchronous commit failed, for `partitions` (all of the commit's when the whole
+    /// request failed): their offsets are where they were before it.
+    func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError)
 }
 
 /// A group consumer with manual offset commits.
@@ -77,6 +81,12 @@ public final class KafkaConsumer {
                 guard let handle, let opaque else { return }
                 Unmanaged<RebalanceState>.fromOpaque(opaque).takeUnretainedValue()
                     .handle(handle, error, partitions)
+            }
+            // A commit's answer comes back through a later poll: the commit after a batch does
+            // not wait for it, and a failed one must be sent again.
+            rd_kafka_conf_set_offset_commit_cb(conf) { _, error, offsets, opaque in
+                guard let opaque else { return }
+                Unmanaged<RebalanceState>.fromOpaque(opaque).takeUnretainedValue().committed(error, offsets)
             }
         }
         rd_kafka_poll_set_consumer(client.handle)
@@ -180,12 +190,13 @@ public final class KafkaConsumer {
     }
 }
 
-/// Applies rebalances and remembers the assignment. Lives apart from
-/// ``KafkaConsumer`` because librdkafka needs its address before the handle exists.
+/// Applies rebalances, remembers the assignment and passes commit failures on. Lives apart
+/// from ``KafkaConsumer`` because librdkafka needs its address before the handle exists.
 private final class RebalanceState: @unchecked Sendable {
-    // @unchecked Sendable: librdkafka calls the rebalance callback only from inside
-    // rd_kafka_consumer_poll/close, i.e. on the consumer's owning thread, which is
-    // also the only thread that reads `assigned` and sets `listener`.
+    // @unchecked Sendable: librdkafka calls the rebalance and commit callbacks only from
+    // inside rd_kafka_consumer_poll/close (the consumer's queue serves them, see
+    // rd_kafka_poll_set_consumer), i.e. on the consumer's owning thread, which is also the
+    // only thread that reads `assigned` and sets `listener`.
     var assigned: Set<Int32> = []
     /// Partitions the application paused (see ``KafkaConsumer/pause(_:)``).
     var paused: Set<Int32> = []
@@ -230,6 +241,24 @@ private final class RebalanceState: @unchecked Sendable {
             logger.error("\(KafkaFailure.error(error, "rebalance failed"))")
             rd_kafka_assign(handle, nil)
             assigned = []
+        }
+    }
+
+    /// A commit's answer: a failure of the whole request, or of some partitions. "No offset"
+    /// is not one: nothing was left to commit.
+    func committed(_ error: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        guard let consumer else { return }
+        let elements = offsets.map { list in (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0] } } ?? []
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            let failure = KafkaFailure.error(error, "the broker did not take a commit of partitions \(elements.map(\.partition).sorted())")
+            listener?.consumer(consumer, commitFailed: elements.map(\.partition).sorted(), error: failure)
+            return
+        }
+        let failed = elements.filter { $0.err != RD_KAFKA_RESP_ERR_NO_ERROR }
+        for code in Set(failed.map(\.err.rawValue)).sorted() {
+            let partitions = failed.filter { $0.err.rawValue == code }.map(\.partition).sorted()
+            let error = KafkaFailure.error(rd_kafka_resp_err_t(code), "the broker did not take the commit of partitions \(partitions)")
+            listener?.consumer(consumer, commitFailed: partitions, error: error)
         }
     }
 

@@ -142,7 +142,7 @@ enum KafkaFailure {
     static func remedy(for code: rd_kafka_resp_err_t) -> String {
         switch code {
         case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__TIMED_OUT,
-            RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+            RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__WAIT_COORD:
             "Check that a broker is running at YADTQ_BROKERS (scripts/stack up starts one)"
         case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
             "Create the topic first (yadtq-run creates it) or check YADTQ_TOPIC"

@@ -12,6 +12,7 @@ public final class WorkerMetrics: Sendable {
     private let batchSize: CoreMetrics.Recorder
     private let redisSeconds: CoreMetrics.Timer
     private let rebalances: CounterFromTotal
+    private let commitFailures: CoreMetrics.Counter
     private let partitions: CoreMetrics.Gauge
     private let residentMemory: CoreMetrics.Gauge
     private let perType = TypeSeries()
@@ -53,6 +54,7 @@ public final class WorkerMetrics: Sendable {
         batchSize = registry.histogram("yadtq_worker_batch_size")
         redisSeconds = registry.timer("yadtq_worker_redis_seconds")
         rebalances = CounterFromTotal(registry.counter("yadtq_worker_rebalances_total"))
+        commitFailures = registry.counter("yadtq_worker_commit_failures_total")
         partitions = registry.gauge("yadtq_worker_partitions")
         residentMemory = registry.gauge("process_resident_memory_bytes")
     }
@@ -95,6 +97,11 @@ public final class WorkerMetrics: Sendable {
     }
 
     /// Records the size of a batch taken from Kafka.
+    /// The broker did not take a commit (some or all of its partitions).
+    func commitFailed() {
+        commitFailures.increment()
+    }
+
     func batchTaken(_ count: Int) {
         if count > 0 { batchSize.record(count) }
     }

@@ -22,11 +22,15 @@ public struct BatchStateMachine: Sendable {
         public var statusCheckInterval: Duration
         /// How often every partition's committed offset is sent again (see ``recommitIfDue(now:)``).
         public var recommitInterval: Duration
+        /// How soon they are sent again after the broker did not take a commit (see
+        /// ``commitFailed(now:)``).
+        public var commitRetryDelay: Duration
 
         public init(
             topic: String, batchSize: Int = 1000, retry: RetryPolicy = RetryPolicy(),
             pauseAfter: Duration = .milliseconds(500), idlePoll: Duration = .milliseconds(100),
-            statusCheckInterval: Duration = .seconds(2), recommitInterval: Duration = .seconds(10)
+            statusCheckInterval: Duration = .seconds(2), recommitInterval: Duration = .seconds(10),
+            commitRetryDelay: Duration = .seconds(1)
         ) {
             self.topic = topic
             self.batchSize = batchSize
@@ -35,6 +39,7 @@ public struct BatchStateMachine: Sendable {
             self.idlePoll = idlePoll
             self.statusCheckInterval = statusCheckInterval
             self.recommitInterval = recommitInterval
+            self.commitRetryDelay = commitRetryDelay
         }
     }
 
@@ -224,6 +229,15 @@ public struct BatchStateMachine: Sendable {
         if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: false)) }
         if membership == .stopping { actions += polled([], now: now) }
         return actions
+    }
+
+    /// A later poll told that the broker did not take a commit: every partition's committed
+    /// offset is sent again ``Configuration/commitRetryDelay`` from now (its next poll then),
+    /// not only at the next ``Configuration/recommitInterval``. A failing broker is not asked
+    /// more often than that.
+    public mutating func commitFailed(now: ContinuousClock.Instant) {
+        let soon = now + configuration.commitRetryDelay
+        if nextRecommit.map({ soon < $0 }) ?? true { nextRecommit = soon }
     }
 
     /// Sends every partition's committed offset again, moved or not, once per

@@ -260,6 +260,9 @@ public final class Worker: @unchecked Sendable {
         var batch: BatchThread?
         var exit = Exit.stopRequested
         var done = false
+        /// Commit failures are logged once per kind of failure per 10 s: with a broker away,
+        /// every commit fails.
+        var commitProblems = ProblemReport(interval: .seconds(10))
         var logger: Logger { worker.logger }
 
         init(worker: Worker, runner: BatchRunner) {
@@ -393,6 +396,15 @@ public final class Worker: @unchecked Sendable {
         func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32]) {
             // Only commits come back here, never a join or a leave.
             try? perform(machine.partitionsRevoked(partitions))
+        }
+
+        func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError) {
+            worker.metrics.commitFailed()
+            let now = ContinuousClock.now
+            machine.commitFailed(now: now)
+            if commitProblems.shouldReport("\(error.libraryCode ?? 0)", at: now) {
+                logger.warning("\(error); sending the offsets again in \(machine.configuration.commitRetryDelay) (the tasks are terminal in Redis: a redelivery would only skip them)")
+            }
         }
     }
 }
