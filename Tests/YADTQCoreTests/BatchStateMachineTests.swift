@@ -148,16 +148,21 @@ struct BatchStateMachineTests {
         #expect(!sim.machine.awaitsTasks && sim.machine.nextDue == nil)
     }
 
-    @Test("a commit the broker lost is sent again within the recommit interval, on an idle partition too")
-    func lostCommitSentAgain() {
+    /// A worker that ran `tasks` tasks of one partition, whose commits the broker lost.
+    private func lostCommits(tasks: Int) -> WorkerSimulation {
         var sim = WorkerSimulation(partitions: 1)
         sim.assign([0])
         sim.losesCommits = true
-        sim.publish(to: 0)
-        sim.publish(to: 0)
+        for _ in 0..<tasks { sim.publish(to: 0) }
         sim.drain()
         #expect(sim.everyTaskTerminal && sim.committed == [0], "the broker lost the commit")
         sim.losesCommits = false
+        return sim
+    }
+
+    @Test("a commit the broker lost is sent again within the recommit interval, on an idle partition too")
+    func lostCommitSentAgain() {
+        var sim = lostCommits(tasks: 2)
         sim.poll()
         #expect(sim.committed == [0], "not before the interval")
         sim.advance(.seconds(11))
@@ -168,13 +173,7 @@ struct BatchStateMachineTests {
 
     @Test("a commit the broker reports failed is sent again after the retry delay, not the recommit interval")
     func failedCommitSentSoon() {
-        var sim = WorkerSimulation(partitions: 1)
-        sim.assign([0])
-        sim.losesCommits = true
-        sim.publish(to: 0)
-        sim.drain()
-        #expect(sim.committed == [0], "the broker did not take the commit")
-        sim.losesCommits = false
+        var sim = lostCommits(tasks: 1)
         sim.machine.commitFailed(now: sim.now)
         sim.advance(.milliseconds(500))
         sim.poll()
