@@ -249,16 +249,17 @@ private final class RebalanceState: @unchecked Sendable {
     func committed(_ error: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         guard let consumer else { return }
         let elements = offsets.map { list in (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0] } } ?? []
+        func report(_ code: rd_kafka_resp_err_t, _ partitions: [Int32]) {
+            let failure = KafkaFailure.error(code, "the broker did not take the commit of partitions \(partitions)")
+            listener?.consumer(consumer, commitFailed: partitions, error: failure)
+        }
         if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            let failure = KafkaFailure.error(error, "the broker did not take a commit of partitions \(elements.map(\.partition).sorted())")
-            listener?.consumer(consumer, commitFailed: elements.map(\.partition).sorted(), error: failure)
+            report(error, elements.map(\.partition).sorted())
             return
         }
         let failed = elements.filter { $0.err != RD_KAFKA_RESP_ERR_NO_ERROR }
         for code in Set(failed.map(\.err.rawValue)).sorted() {
-            let partitions = failed.filter { $0.err.rawValue == code }.map(\.partition).sorted()
-            let error = KafkaFailure.error(rd_kafka_resp_err_t(code), "the broker did not take the commit of partitions \(partitions)")
-            listener?.consumer(consumer, commitFailed: partitions, error: error)
+            report(rd_kafka_resp_err_t(code), failed.filter { $0.err.rawValue == code }.map(\.partition).sorted())
         }
     }
 

@@ -519,9 +519,10 @@ enum TaskScripts {
     /// (see runs_at; a shape is `max_attempts:queued_at:due_at:type`, due_at 0 for at once;
     /// see `TaskStore.queueShape` and `TaskStore.runs`), then per task: id, args. repeats:
     /// '1' when some id occurs more than once in the call (see `TaskStore.perShard`).
-    /// Returns (per task, or once for all when all are alike: see answers) 1 when the task is (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after
-    /// now: the caller does not publish it, the scheduler does when it is due, see ``release``),
-    /// 0 when the id already exists.
+    /// Returns per task (or once for all when all are alike: see answers) 1 when the task is
+    /// (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after now: the caller does not
+    /// publish it, the scheduler does when it is due, see ``release``), 0 when the id
+    /// already exists.
     /// `topic` is kept in the record, so the scheduler of that topic publishes it when it is
     /// due, or again when its message was lost (see ``lost``).
     /// Replay-safe: a record with this very queued_at is ours.
@@ -574,7 +575,8 @@ enum TaskScripts {
                   -- and the task's own strings, joined; counted and listed per batch.
                   -- (write_packed, inline: a call per task costs more than its work.)
                   writes[n_writes + 1] = id
-                  writes[n_writes + 2] = shape.header .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp
+                  writes[n_writes + 2] =
+                    shape.header .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp
                   n_writes = n_writes + 2
                   type_counts[type] = (type_counts[type] or 0) + 1
                   if shape ~= listing_shape then
@@ -686,10 +688,11 @@ enum TaskScripts {
     /// ARGV: shard prefixes, now, worker, keep_failed_ms, repeats (as for ``queue``), the
     /// tasks' partitions as runs (see runs_at: a worker's batch comes from a few partitions,
     /// each in a long run), then per task: id.
-    /// Returns per task (or once for all when all are alike: see answers): n > 0 to run attempt n (now PROCESSING); 0 when the task is
-    /// already terminal, or has a cancel request (see ``cancel``) and is now CANCELLED
-    /// instead of running again (skip it); -n when all n attempts were used up by workers that
-    /// died mid-attempt (the caller fails it for good); 'missing' when there is no record
+    /// Returns per task (or once for all when all are alike: see answers): n > 0 to run
+    /// attempt n (now PROCESSING); 0 when the task is already terminal, or has a cancel
+    /// request (see ``cancel``) and is now CANCELLED instead of running again (skip it); -n
+    /// when all n attempts were used up by workers that died mid-attempt (the caller fails it
+    /// for good); 'missing' when there is no record
     /// (published by other means, lost, or expired): the caller registers it with `queue`
     /// and asks again. The type and arguments are not sent: the record has them.
     /// Replay-safe: a task this worker started at this very `now` is this call's own, and
@@ -793,9 +796,9 @@ enum TaskScripts {
     /// and `C` end it CANCELLED. logs: a JSON array of lines to append, or ''. progress: a
     /// number, or ''. (Most attempts log nothing and report no progress: two arguments fewer
     /// per task, each of which would cost Redis a string made and freed.)
-    /// Returns (per task, or once for all when all are alike: see answers) 1 when written, 0
-    /// when stale: the task is already terminal, or another
-    /// worker has started a later attempt (a worker that was frozen must not write over it).
+    /// Returns per task (or once for all when all are alike: see answers) 1 when written, 0
+    /// when stale: the task is already terminal, or another worker has started a later
+    /// attempt (a worker that was frozen must not write over it).
     /// Replay-safe: an outcome this worker wrote at this very `now` for this attempt
     /// (`outcome_at`) is answered 1 again, without a second error entry or log.
     static let finish = RedisScript(
@@ -819,7 +822,9 @@ enum TaskScripts {
               ids[k], starts[k] = ARGV[i], i
               i = i + (task_kinds[k].extras and 4 or 2)
             end
-            if i ~= #ARGV + 1 then error('finish: the arguments after the runs are not those of their ' .. n .. ' tasks') end
+            if i ~= #ARGV + 1 then
+              error('finish: the arguments after the runs are not those of their ' .. n .. ' tasks')
+            end
             local stored, entries = read_stored(ids)
             -- What every usual success of this call shares, and the list of their ids, retained
             -- until the same second.

@@ -109,7 +109,9 @@ public final class TaskStore: Sendable {
         for (group, reply) in zip(groups, replies) {
             // One element for several tasks: every task got that answer (see `answers` in
             // ``TaskScripts``).
-            let elements = reply.elements.count == 1 ? Array(repeating: reply.elements[0], count: group.indices.count) : reply.elements
+            let elements =
+                reply.elements.count == 1
+                ? Array(repeating: reply.elements[0], count: group.indices.count) : reply.elements
             guard elements.count == group.indices.count else {
                 throw YADTQError(
                     .redis, "script \(script.name) answered \(elements.count) values for \(group.indices.count) tasks",
