@@ -46,16 +46,6 @@ struct PrivateRedis {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-private func eventually(_ timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        Thread.sleep(forTimeInterval: 0.1)
-    }
-    return try condition()
-}
-
 @Suite("Web: hosts, HEAD and Redis away", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
 struct WebInputSafetyTests {
     @Test("a Host the server does not serve gets a 400; HEAD answers like GET")

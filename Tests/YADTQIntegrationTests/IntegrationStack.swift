@@ -225,3 +225,13 @@ struct IntegrationStack {
         return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     }
 }
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(_ timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    return try condition()
+}
