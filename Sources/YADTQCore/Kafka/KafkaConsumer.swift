@@ -248,7 +248,7 @@ private final class RebalanceState: @unchecked Sendable {
     /// is not one: nothing was left to commit.
     func committed(_ error: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         guard let consumer else { return }
-        let elements = offsets.map { list in (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0] } } ?? []
+        let elements = offsets.map(Self.elements(of:)) ?? []
         func report(_ code: rd_kafka_resp_err_t, _ partitions: [Int32]) {
             let failure = KafkaFailure.error(code, "the broker did not take the commit of partitions \(partitions)")
             listener?.consumer(consumer, commitFailed: partitions, error: failure)
@@ -263,7 +263,11 @@ private final class RebalanceState: @unchecked Sendable {
         }
     }
 
+    private static func elements(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [rd_kafka_topic_partition_t] {
+        (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0] }
+    }
+
     private static func partitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [Int32] {
-        (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }
+        elements(of: list).map(\.partition)
     }
 }

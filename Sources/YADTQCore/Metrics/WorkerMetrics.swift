@@ -96,12 +96,12 @@ public final class WorkerMetrics: Sendable {
         }
     }
 
-    /// Records the size of a batch taken from Kafka.
     /// The broker did not take a commit (some or all of its partitions).
     func commitFailed() {
         commitFailures.increment()
     }
 
+    /// Records the size of a batch taken from Kafka.
     func batchTaken(_ count: Int) {
         if count > 0 { batchSize.record(count) }
     }
