@@ -67,10 +67,11 @@ struct RunCommand: ParsableCommand {
                 ? PluginRegistry(directory: settings.pluginsDirectory) : nil
             // The fleet's heartbeats and plugin lists, read with a short wait: they only advise.
             let fleet = TaskStore(settings: settings, logger: logger, reconnectFor: .seconds(2))
-            let choice = chooseTopic(settings: settings, fleet: fleet)
+            let heartbeats = try? fleet.workerHeartbeats()
+            let choice = chooseTopic(settings: settings, workers: heartbeats ?? [])
             if let notice = choice.notice { logger.notice("\(notice)") }
             if let warning = choice.warning { logger.warning("\(warning)") }
-            let typeWarnings = TypeWarnings(store: fleet, topic: choice.topic, group: settings.group)
+            let typeWarnings = TypeWarnings(store: fleet, topic: choice.topic, group: settings.group, heartbeats: heartbeats)
             let publisher = try TaskPublisher(
                 settings: settings, topic: choice.topic, partitions: partitions, clientID: "yadtq-run",
                 logger: logger, plugins: plugins)
@@ -185,9 +186,8 @@ enum ProgressBar {
 
 extension RunCommand {
     /// The topic to publish to: `--topic`, `YADTQ_TOPIC`, or the one the running workers consume.
-    fileprivate func chooseTopic(settings: YADTQSettings, fleet: TaskStore) -> TopicChoice {
+    fileprivate func chooseTopic(settings: YADTQSettings, workers: [TaskStore.WorkerHeartbeat]) -> TopicChoice {
         let explicit = topic ?? ProcessInfo.processInfo.environment["YADTQ_TOPIC"]
-        let workers = (try? fleet.workerHeartbeats()) ?? []
         return TopicChoice(
             explicit: explicit, fallback: settings.topic, group: settings.group, workers: workers,
             now: currentEpochMilliseconds())

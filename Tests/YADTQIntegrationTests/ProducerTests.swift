@@ -64,6 +64,26 @@ struct ProducerTests {
         #expect(told.first?.contains("unless ad.lua is added to their plugin folder") == true)
     }
 
+    @Test("the first type warning judges by the heartbeats read to choose the topic, not by a second reading")
+    func typeWarningsUseTheHeartbeatsReadAtStart() throws {
+        let stack = try IntegrationStack(label: "producer-beats")
+        let store = stack.store
+        // The worker's plugin list is in Redis, its heartbeat only in the caller's reading.
+        try store.publishPlugins([PluginInfo(type: "add", file: "add.lua")], worker: "wgiven")
+        let beat: JSONValue = .object([
+            "topic": .string(stack.topic), "group": .string(stack.settings.group), "state": .string("idle"),
+            "last_heartbeat": .int(currentEpochMilliseconds()),
+        ])
+        let given = TypeWarnings(
+            store: store, topic: stack.topic, group: stack.settings.group,
+            heartbeats: [TaskStore.WorkerHeartbeat(name: "wgiven", heartbeat: beat)])
+        let told = given.warnings(for: ["add", "ad"])
+        #expect(told.count == 1 && told[0].contains("task type 'ad' has no plugin on the running workers of topic \(stack.topic) (wgiven)"), "\(told)")
+        // Without them the fleet is read from Redis, where no worker runs: nothing is known.
+        let read = TypeWarnings(store: store, topic: stack.topic, group: stack.settings.group)
+        #expect(read.warnings(for: ["add", "ad"]).isEmpty)
+    }
+
     @Test("a line streamed through a pipe is published and its id printed before the next line arrives")
     func streamedLineAnsweredAtOnce() throws {
         let stack = try IntegrationStack(label: "producer-stream")
