@@ -50,6 +50,25 @@ struct BatchStateMachineTests {
         #expect(batch.result.failed == 1 && batch.result.retries.isEmpty)
     }
 
+    @Test("the record says how each attempt that ran ended, in order, and which dead letters never ran (for the metrics)")
+    func recordOfAttempts() {
+        var batch = TaskBatch(
+            tasks: [task("used-up"), task("ok"), task("again"), task("last", maxAttempts: 2), task("stopped")], markers: [],
+            waitingPartitions: [], retry: RetryPolicy())
+        let runnable = batch.begun([.exhausted(attempts: 3), .run(attempt: 1), .run(attempt: 1), .run(attempt: 2), .run(attempt: 1)])
+        #expect(runnable.map(\.message.id) == ["ok", "again", "last", "stopped"])
+        let boom = PluginFailure(message: "boom", isPermanent: false)
+        let record = batch.ran(
+            [
+                .success(.int(1), logs: [], progress: nil), .failure(boom, logs: [], progress: nil),
+                .failure(boom, logs: [], progress: nil),
+                .failure(PluginFailure(message: "cancelled", isPermanent: false, isCancelled: true), logs: [], progress: nil),
+            ], now: .now)
+        #expect(record.attemptKinds == [.success, .retry, .failed, .cancelled])
+        #expect(record.deadLetters.map(\.task.message.id) == ["used-up", "last"])
+        #expect(record.failedWithoutAttempt == 1)
+    }
+
     @Test("an attempt stopped by a cancel ends CANCELLED: no retry, no dead-letter copy, its offset settled")
     func cancelledAttempt() {
         var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())

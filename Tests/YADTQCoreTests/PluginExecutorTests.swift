@@ -105,7 +105,7 @@ struct PluginExecutorTests {
         let clock = ContinuousClock()
         let start = clock.now
         stopper.start()
-        let outcomes = pool.run([job("spin", "spin-1"), job("nap", "nap-1"), job("quick", "quick-1")])
+        let outcomes = pool.run([job("spin", "spin-1"), job("nap", "nap-1"), job("quick", "quick-1")]).map(\.outcome)
         #expect(clock.now - start < .seconds(2))
         for outcome in outcomes.prefix(2) {
             let failure = try #require(outcome.failure)
@@ -115,7 +115,7 @@ struct PluginExecutorTests {
         #expect(outcomes[2].value == .string("fine"))
         #expect(pool.stop(["spin-1"]).isEmpty, "nothing runs now")
         // The same executors run the next tasks, with their flags lowered.
-        let again = pool.run([job("quick", "spin-1"), job("quick", "nap-1")])
+        let again = pool.run([job("quick", "spin-1"), job("quick", "nap-1")]).map(\.outcome)
         #expect(again.map(\.value) == [.string("fine"), .string("fine")])
     }
 

@@ -3,7 +3,7 @@ import Foundation
 
 /// One worker's own metrics, served on `yadtq-worker --metrics-port`.
 ///
-/// The task loop reports through a few calls (``attemptEnded(type:outcome:kind:)``,
+/// The task loop reports through a few calls (``attemptsEnded(_:)``,
 /// ``batchTaken(_:)``, ``timeRedis(_:)``); the partition gauge, the rebalance counter and
 /// resident memory are read from ``WorkerActivity`` and the process at each scrape.
 public final class WorkerMetrics: Sendable {
@@ -59,24 +59,51 @@ public final class WorkerMetrics: Sendable {
         residentMemory = registry.gauge("process_resident_memory_bytes")
     }
 
-    /// Counts one attempt of a task of `type`: `kind` is what the worker decided, and a
-    /// failure at a limit counts as `timeout` or `memory` whatever follows it. `outcome` is
-    /// `nil` for a task failed without running (undecodable, or its attempts used up).
-    func attemptEnded(type: String, _ outcome: PluginOutcome?, kind: AttemptOutcome.Kind) {
-        var failure: PluginFailure?
-        if case .failure(let reason, _, _) = outcome { failure = reason }
-        perType.count(type: typeLabel(type), outcome: Self.outcome(failure: failure, kind: kind), in: registry)
+    /// An attempt that ended, or a task that failed without one, as ``attemptsEnded(_:)`` counts it.
+    struct EndedAttempt {
+        var type: String
+        /// `nil` for a task failed without running (undecodable, or its attempts used up).
+        var outcome: PluginOutcome?
+        /// What the worker decided.
+        var kind: AttemptOutcome.Kind
+        /// How long the attempt ran; `nil` when it did not run.
+        var duration: Duration?
     }
 
-    /// Marks the start of a task's attempt, on the thread that runs it.
-    func attemptStarted(_ id: String) {
-        perType.started(id)
+    /// Counts a batch's attempts, and times those that ran. `kind` is what the worker decided,
+    /// and a failure at a limit counts as `timeout` or `memory` whatever follows it. A type's
+    /// series are looked up once per run of attempts alike, not per attempt: a batch mostly
+    /// holds long runs of one type and outcome.
+    func attemptsEnded(_ attempts: [EndedAttempt]) {
+        var tally: [Series: Int] = [:]
+        var run: (series: Series, count: Int)?
+        var timer: (type: String, series: CoreMetrics.Timer)?
+        for attempt in attempts {
+            var failure: PluginFailure?
+            if case .failure(let reason, _, _) = attempt.outcome { failure = reason }
+            let series = Series(type: attempt.type, outcome: Self.outcome(failure: failure, kind: attempt.kind))
+            if let current = run, current.series == series {
+                run = (series, current.count + 1)
+            } else {
+                if let run { tally[run.series, default: 0] += run.count }
+                run = (series, 1)
+            }
+            guard let duration = attempt.duration else { continue }
+            if timer?.type != attempt.type {
+                timer = (attempt.type, perType.timer(type: typeLabel(attempt.type), in: registry))
+            }
+            timer?.series.recordNanoseconds(duration.nanoseconds)
+        }
+        if let run { tally[run.series, default: 0] += run.count }
+        for (series, count) in tally {
+            perType.counter(type: typeLabel(series.type), outcome: series.outcome, in: registry).increment(by: count)
+        }
     }
 
-    /// Records how long the attempt of task `id` ran.
-    func attemptFinished(_ id: String, type: String) {
-        guard let start = perType.finished(id) else { return }
-        perType.timer(type: typeLabel(type), in: registry).recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+    /// A task type and how its attempts ended: one series of `yadtq_worker_tasks_total`.
+    private struct Series: Hashable {
+        var type: String
+        var outcome: Outcome
     }
 
     /// The `type` label of a task of `type` (see ``hasPlugin``).
@@ -137,25 +164,15 @@ private final class TypeSeries: @unchecked Sendable {
     private let lock = NSLock()
     private var counters: [String: CoreMetrics.Counter] = [:]
     private var timers: [String: CoreMetrics.Timer] = [:]
-    private var running: [String: ContinuousClock.Instant] = [:]
 
-    func started(_ id: String) {
-        lock.withLock { running[id] = ContinuousClock.now }
-    }
-
-    func finished(_ id: String) -> ContinuousClock.Instant? {
-        lock.withLock { running.removeValue(forKey: id) }
-    }
-
-    func count(type: String, outcome: WorkerMetrics.Outcome, in registry: MetricsRegistry) {
+    func counter(type: String, outcome: WorkerMetrics.Outcome, in registry: MetricsRegistry) -> CoreMetrics.Counter {
         let key = type + "\u{0}" + outcome.rawValue
-        let counter = lock.withLock {
+        return lock.withLock {
             if let counter = counters[key] { return counter }
             let made = registry.counter("yadtq_worker_tasks_total", [("type", type), ("outcome", outcome.rawValue)])
             counters[key] = made
             return made
         }
-        counter.increment()
     }
 
     func timer(type: String, in registry: MetricsRegistry) -> CoreMetrics.Timer {

@@ -45,9 +45,9 @@ struct BatchRunner: Sendable {
                     type: task.message.type, args: task.message.args,
                     context: TaskContext(id: task.message.id, attempt: task.attempt, maxAttempts: task.message.maxAttempts))
             }
-            let results = pool.run(jobs)
-            let record = batch.ran(results, now: .now)
-            count(record, runnable: runnable, results: results)
+            let attempts = pool.run(jobs)
+            let record = batch.ran(attempts.map(\.outcome), now: .now)
+            count(record, runnable: runnable, attempts: attempts)
             publishDeadLetters(record.deadLetters)
             let finishedAt = currentEpochMilliseconds()
             let written = try redis(&outage) {
@@ -66,17 +66,16 @@ struct BatchRunner: Sendable {
         return batch.result
     }
 
-    /// Counts each attempt's outcome in the worker's metrics, and the tasks that failed without
-    /// an attempt (poison messages, attempts used up by dead workers).
-    private func count(_ record: TaskBatch.Record, runnable: [BatchTask], results: [PluginOutcome]) {
-        let kinds = Dictionary(record.outcomes.map { ($0.id, $0.kind) }, uniquingKeysWith: { _, last in last })
-        for (task, result) in zip(runnable, results) {
-            metrics.attemptEnded(type: task.message.type, result, kind: kinds[task.message.id] ?? .failed)
+    /// Counts each attempt's outcome and time in the worker's metrics, and the tasks that
+    /// failed without an attempt (poison messages, attempts used up by dead workers).
+    private func count(_ record: TaskBatch.Record, runnable: [BatchTask], attempts: [ExecutorPool.Attempt]) {
+        var ended = zip(zip(runnable, attempts), record.attemptKinds).map { ran, kind in
+            WorkerMetrics.EndedAttempt(type: ran.0.message.type, outcome: ran.1.outcome, kind: kind, duration: ran.1.duration)
         }
-        let ran = Set(runnable.map(\.message.id))
-        for letter in record.deadLetters where !ran.contains(letter.task.message.id) {
-            metrics.attemptEnded(type: letter.task.message.type, nil, kind: .failed)
+        ended += record.deadLetters.prefix(record.failedWithoutAttempt).map { letter in
+            WorkerMetrics.EndedAttempt(type: letter.task.message.type, outcome: nil, kind: .failed, duration: nil)
         }
+        metrics.attemptsEnded(ended)
     }
 
     /// Runs a replay-safe Redis call until it succeeds or the outage rule gives up.

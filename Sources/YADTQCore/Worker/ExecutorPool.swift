@@ -22,9 +22,15 @@ public final class ExecutorPool: @unchecked Sendable {
         }
     }
 
+    /// A job's outcome and how long its attempt ran.
+    public struct Attempt: Sendable {
+        public var outcome: PluginOutcome
+        public var duration: Duration
+    }
+
     private let condition = NSCondition()
     private var jobs: [Job] = []
-    private var results: [PluginOutcome?] = []
+    private var results: [Attempt?] = []
     private var next = 0
     private var remaining = 0
     private var closing = false
@@ -61,13 +67,13 @@ public final class ExecutorPool: @unchecked Sendable {
         }
     }
 
-    /// Runs every job and returns their outcomes in the same order.
-    public func run(_ batch: [Job]) -> [PluginOutcome] {
+    /// Runs every job and returns their attempts in the same order.
+    public func run(_ batch: [Job]) -> [Attempt] {
         if let inline { return batch.map { execute($0, on: inline) } }
         condition.lock()
         precondition(!closing, "the pool is closed")
         jobs = batch
-        results = [PluginOutcome?](repeating: nil, count: batch.count)
+        results = [Attempt?](repeating: nil, count: batch.count)
         next = 0
         remaining = batch.count
         condition.broadcast()
@@ -78,13 +84,15 @@ public final class ExecutorPool: @unchecked Sendable {
         return outcomes
     }
 
-    private func execute(_ job: Job, on executor: PluginExecutor) -> PluginOutcome {
+    private func execute(_ job: Job, on executor: PluginExecutor) -> Attempt {
         running.started(job.context.id, flag: executor.stopFlag)
         onStart(job)
+        let start = ContinuousClock.now
         let outcome = executor.execute(type: job.type, args: job.args, context: job.context)
+        let duration = ContinuousClock.now - start
         running.finished(flag: executor.stopFlag)
         onFinish(job, outcome)
-        return outcome
+        return Attempt(outcome: outcome, duration: duration)
     }
 
     /// The ids of the tasks whose attempts run now.

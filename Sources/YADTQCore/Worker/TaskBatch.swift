@@ -5,7 +5,7 @@
 /// ```
 /// let decisions = try store.begin(batch.tasks.map(\.message), ...)   // PROCESSING
 /// let jobs = batch.begun(decisions)
-/// let record = batch.ran(pool.run(jobs), now: .now)
+/// let record = batch.ran(pool.run(jobs).map(\.outcome), now: .now)
 /// publish(record.deadLetters); batch.finished(written: try store.finish(record.outcomes, ...))
 /// if !batch.statusChecks.isEmpty { batch.statusesRead(try store.statuses(of: batch.statusChecks)) }
 /// for (marker, partitions) in batch.markersReached() { try store.recordEndReached(...) }
@@ -85,6 +85,11 @@ public struct TaskBatch: Sendable, Equatable {
     public struct Record: Sendable, Equatable {
         public var deadLetters: [DeadLetter]
         public var outcomes: [AttemptOutcome]
+        /// What was decided for each attempt that ran, in the order the attempts were given.
+        public var attemptKinds: [AttemptOutcome.Kind]
+        /// How many of `deadLetters`, at their start, are of tasks that failed without running
+        /// (attempts used up by dead workers, poison messages).
+        public var failedWithoutAttempt: Int
     }
 
     /// Redis answered `begin` (one decision per task, in order); returns the attempts to run.
@@ -129,6 +134,9 @@ public struct TaskBatch: Sendable, Equatable {
     public mutating func ran(_ results: [PluginOutcome], now: ContinuousClock.Instant) -> Record {
         precondition(stage == .running && results.count == runnable.count, "one outcome per attempt, once")
         stage = .recording
+        let failedWithoutAttempt = deadLetters.count
+        var attemptKinds: [AttemptOutcome.Kind] = []
+        attemptKinds.reserveCapacity(results.count)
         for (task, outcome) in zip(runnable, results) {
             switch outcome {
             case .success(let value, let logs, let progress):
@@ -137,12 +145,14 @@ public struct TaskBatch: Sendable, Equatable {
                         id: task.message.id, attempt: task.attempt, kind: .success, payload: value.jsonString, logs: logs,
                         progress: progress))
                 outcomeTasks.append(task)
+                attemptKinds.append(.success)
             case .failure(let failure, let logs, let progress) where failure.isCancelled:
                 outcomes.append(
                     AttemptOutcome(
                         id: task.message.id, attempt: task.attempt, kind: .cancelled,
                         payload: ErrorText.trimmed(failure.message), logs: logs, progress: progress))
                 outcomeTasks.append(task)
+                attemptKinds.append(.cancelled)
             case .failure(let failure, let logs, let progress):
                 let message = ErrorText.trimmed(failure.message)
                 switch retry.decide(attempt: task.attempt, maxAttempts: task.message.maxAttempts, permanent: failure.isPermanent) {
@@ -153,12 +163,16 @@ public struct TaskBatch: Sendable, Equatable {
                             progress: progress))
                     outcomeTasks.append(task)
                     retries.append(WaitingRetry(task: task, due: now + after))
+                    attemptKinds.append(.retry)
                 case .fail:
                     fail(task, attempt: task.attempt, reason: message, logs: logs, progress: progress)
+                    attemptKinds.append(.failed)
                 }
             }
         }
-        return Record(deadLetters: deadLetters, outcomes: outcomes)
+        return Record(
+            deadLetters: deadLetters, outcomes: outcomes, attemptKinds: attemptKinds,
+            failedWithoutAttempt: failedWithoutAttempt)
     }
 
     /// Redis answered `finish` (whether each outcome was written, in order).

@@ -132,13 +132,9 @@ public final class Worker: @unchecked Sendable {
         defer { scheduler?.stop() }
         let pool = ExecutorPool(
             count: options.concurrency, makeExecutor: { PluginExecutor(registry: registry, limits: options.limits) },
-            onStart: { [activity, metrics] job in
-                activity.started(job.context.id, at: currentEpochMilliseconds())
-                metrics.attemptStarted(job.context.id)
-            },
+            onStart: { [activity] job in activity.started(job.context.id, at: currentEpochMilliseconds()) },
             onFinish: { [self] job, _ in
                 activity.finished(job.context.id)
-                metrics.attemptFinished(job.context.id, type: job.type)
                 chaosTick()
             })
         defer { pool.close() }
