@@ -369,4 +369,47 @@ struct TaskStoreRuleTests {
         let record = try #require(try store.record(id: "r2"))
         #expect(record.status == .failed && record.errors.count == 1 && record.logs == ["a line"] && record.progress == 0.5)
     }
+
+    @Test("a task failed for attempts other workers used up: its replayed finish answers as the first call did")
+    func exhaustedFailureReplayed() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "r3", type: "add", args: [], maxAttempts: 1, queuedAt: 10)
+        #expect(try store.begin([task], partitions: [0], worker: "dead", at: 11) == [.run(attempt: 1)])
+        #expect(try store.begin([task], partitions: [0], worker: "b", at: 12) == [.exhausted(attempts: 1)])
+        let failure = [AttemptOutcome(id: "r3", attempt: 1, kind: .failed, payload: "attempts used up")]
+        #expect(try store.finish(failure, worker: "b", at: 13) == [true])
+        // The same call again, as the client sends it after a lost reply: the same answer, and
+        // nothing written twice. (The record names the worker that ran the attempt, not "b".)
+        #expect(try store.finish(failure, worker: "b", at: 13) == [true])
+        let record = try #require(try store.record(id: "r3"))
+        #expect(record.status == .failed && record.errors.count == 1)
+        #expect(try store.finish(failure, worker: "c", at: 13) == [false], "another worker's outcome is refused")
+        #expect(try store.finish(failure, worker: "b", at: 14) == [false], "a later call of the same worker is refused")
+    }
+
+    @Test("a retried task whose message is lost is found by the lost-task check, also after an earlier one was")
+    func retriedTaskFoundLostAgain() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "lost-1", type: "add", args: [], maxAttempts: 1, queuedAt: 1_000)
+        #expect(try store.queue([task], topic: "t") == [.queued])
+        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-1"])
+        try store.failUnpublished([("lost-1", "the broker refused it")], at: 3_100)
+        #expect(try store.requeue(["lost-1"], at: 4_000) == [.requeued])
+        // The retry's message is lost as well (its publisher died before sending it).
+        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 5_000, at: 6_000).map(\.id) == ["lost-1"])
+    }
+
+    @Test("a replayed cancel of a SCHEDULED task answers as the first call did")
+    func scheduledCancelReplayed() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let now = currentEpochMilliseconds()
+        let task = TaskMessage(id: "later-1", type: "add", args: [], maxAttempts: 1, queuedAt: now)
+        #expect(try store.queue([task], dueAt: [now + 3_600_000], topic: "t") == [.scheduled])
+        #expect(try store.cancel(["later-1"], at: now + 1) == [.cancelled(from: .scheduled)])
+        #expect(try store.cancel(["later-1"], at: now + 1) == [.cancelled(from: .scheduled)])
+        #expect(try store.cancel(["later-1"], at: now + 2) == [.unchanged(.cancelled)])
+    }
 }

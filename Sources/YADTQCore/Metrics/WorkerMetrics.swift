@@ -128,7 +128,7 @@ public final class WorkerMetrics: Sendable {
         commitFailures.increment()
     }
 
-    /// Records the size of a batch taken from Kafka.
+    /// Records the size of a batch: its tasks (new messages and retries now due).
     func batchTaken(_ count: Int) {
         if count > 0 { batchSize.record(count) }
     }

@@ -455,7 +455,9 @@ enum TaskScripts {
         -- `now`, up to `limit` of them; returns how many ids it took from the list.
         local function prune_second(s, now, limit)
           local key = K.expiring_at .. s
-          local ids = redis.call('LPOP', key, limit) or {}
+          -- LRANGE and LTRIM, not LPOP with a count: that needs Redis 6.2, and YADTQ runs on 5.
+          local ids = redis.call('LRANGE', key, 0, limit - 1)
+          redis.call('LTRIM', key, limit, -1)
           if redis.call('EXISTS', key) == 0 then redis.call('ZREM', K.expiring, s) end
           local doomed, records, n = {}, {}, 0
           local packed = read(ids)
@@ -840,6 +842,16 @@ enum TaskScripts {
             -- some id repeats.
             local out, seen, latest = {}, {}, {}
             local succeeded, failed, cancelled, spliced = 0, 0, 0, 0
+            -- Whether the record's last error entry is this worker's for `attempt`, written at
+            -- now. A task this worker failed because other workers used its attempts up still
+            -- names their worker, not this one: its replay is told by this entry instead.
+            local function last_error_is_mine(packed, attempt)
+              local errors = decode(packed)[F.errors]
+              if errors == '' then return false end
+              local list = cjson.decode(errors)
+              local last = list[#list]
+              return last ~= nil and last.worker == worker and last.at == now and last.attempt == attempt
+            end
             -- Every case but the usual one: the record decoded, changed and encoded whole.
             local function settle(id, packed, attempt, outcome, payload, logs, progress)
               local r = decode(packed)
@@ -913,7 +925,7 @@ enum TaskScripts {
                 local code, attempts, outcome_at, worker_length
                 if packed then code, attempts, outcome_at, worker_length = checked(packed) end
                 if packed and not seen[id] and attempts == attempt and outcome_at == now
-                  and worker_is(packed, worker_length, worker) then
+                  and (worker_is(packed, worker_length, worker) or last_error_is_mine(packed, attempt)) then
                   out[k] = 1  -- this call's own outcome, replayed
                 elseif not packed or terminal_code(code) or attempts ~= attempt then
                   out[k] = 0
@@ -1027,7 +1039,10 @@ enum TaskScripts {
                 end
                 out[k] = 'requested'
               elseif r[F.status] == 'CANCELLED' and r[F.cancel_requested] == now then
-                out[k] = 'cancelled'
+                -- This call's own: a task SCHEDULED when cancelled has a due time, and was
+                -- neither released nor queued again since it got it.
+                local was_scheduled = r[F.due_at] > 0 and r[F.released_at] == 0 and r[F.requeued_at] == 0
+                out[k] = was_scheduled and 'unscheduled' or 'cancelled'
               else
                 out[k] = r[F.status]
               end
@@ -1060,6 +1075,9 @@ enum TaskScripts {
                 r[F.attempts] = 0
                 r[F.requeued_at] = now
                 r[F.expires_at] = 0
+                -- Published again by the caller: should that message be lost too, the
+                -- lost-task check must be free to publish it once more.
+                r[F.republished_at] = 0
                 for _, field in ipairs({F.started_at, F.finished_at, F.outcome_at, F.cancel_requested}) do r[field] = 0 end
                 for _, field in ipairs({F.result, F.error, F.worker, F.progress}) do r[field] = '' end
                 move(id, before, 'QUEUED', r)

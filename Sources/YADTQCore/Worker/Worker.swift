@@ -333,7 +333,6 @@ public final class Worker: @unchecked Sendable {
             } else {
                 let now = ContinuousClock.now
                 let messages = consumer.poll(limit: machine.pollLimit, timeout: machine.pollWait(now: now))
-                worker.metrics.batchTaken(messages.count)
                 try perform(machine.polled(messages, now: .now, epochMilliseconds: currentEpochMilliseconds()))
             }
             worker.activity.assign(consumer.assignedPartitions)
@@ -343,6 +342,9 @@ public final class Worker: @unchecked Sendable {
             for action in actions {
                 switch action {
                 case .startBatch(let work):
+                    // Counted here, not at the poll: the messages polled while a batch runs
+                    // wait for the next one.
+                    worker.metrics.batchTaken(work.tasks.count)
                     batch = BatchThread(runner: runner, batch: work)
                 case .pause(let partitions):
                     consumer?.pause(partitions)
