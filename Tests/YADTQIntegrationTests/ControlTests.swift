@@ -185,6 +185,57 @@ struct ControlTests {
         }
     }
 
+    @Test("tasks of one millisecond page through once each; a cursor of the other walk is refused; an id queued again after it expired is listed once")
+    func listingEdges() throws {
+        let stack = try IntegrationStack(label: "paging")
+        let store = stack.store
+        // Recent times: every queue call prunes what is due by the clock, and the failures
+        // below must be kept while the success expires.
+        let at = currentEpochMilliseconds() - 10_000
+        // One batch shares one queued_at, and its ids do not follow the queueing order (random ids do not).
+        let batch = (0..<30).map {
+            TaskMessage(id: "t" + String(29 - $0 + 100), type: "add", args: [1, 1], maxAttempts: 1, queuedAt: at)
+        }
+        #expect(try store.queue(batch).allSatisfy { $0 == .queued })
+        func walk(status: TaskStatus? = nil) throws -> [String] {
+            var ids: [String] = []
+            var cursor: String? = nil
+            repeat {
+                let page = try store.taskPage(status: status, type: nil, cursor: cursor, limit: 7)
+                ids += page.records.map(\.id)
+                cursor = page.nextCursor
+            } while cursor != nil
+            return ids
+        }
+        let ids = try walk()
+        #expect(ids.count == 30 && Set(ids) == Set(batch.map(\.id)), "every task once: \(ids)")
+        if store.keys.shards == 1 { #expect(ids == batch.reversed().map(\.id), "the last queued first") }
+
+        // Ten fail, one succeeds.
+        let now = at + 1_000
+        let finished = Array(batch.prefix(11))
+        _ = try store.begin(finished, partitions: finished.map { _ in 0 }, worker: "w1", at: now)
+        let outcomes = finished.enumerated().map { index, task in
+            AttemptOutcome(id: task.id, attempt: 1, kind: index == 0 ? .success : .failed, payload: index == 0 ? "2" : "no")
+        }
+        #expect(try store.finish(outcomes, worker: "w1", at: now).allSatisfy { $0 })
+        let listing = try #require(try store.taskPage(status: nil, type: nil, cursor: nil, limit: 3).nextCursor)
+        let failures = try #require(try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 3).nextCursor)
+        #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: .failed, type: nil, cursor: listing, limit: 3) }
+        #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: nil, type: nil, cursor: failures, limit: 3) }
+
+        // The success expires (the failures are kept longer, so its second's bucket stays),
+        // then its id is queued again as a new task: listed once, as the new one.
+        let succeeded = batch[0].id
+        while try store.prune(at: now + 2 * 86_400_000) > 0 {}
+        #expect(try store.record(id: succeeded) == nil)
+        let again = TaskMessage(id: succeeded, type: "add", args: [2, 2], maxAttempts: 1, queuedAt: at + 60_000)
+        #expect(try store.queue([again]) == [.queued])
+        let after = try walk()
+        #expect(after.filter { $0 == succeeded }.count == 1, "\(after)")
+        #expect(after.count == 30 && after.first == succeeded)
+    }
+
     /// The length of the listing bucket of `second` on every node that has one.
     private func bucketLengths(_ stack: IntegrationStack, second: Int64) throws -> [Int] {
         let redis = stack.settings.redis

@@ -401,6 +401,20 @@ struct TaskStoreRuleTests {
         #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 5_000, at: 6_000).map(\.id) == ["lost-1"])
     }
 
+    @Test("a task marked published again whose copy never reached the broker is found lost again")
+    func republishedCopyLostFoundAgain() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "lost-2", type: "add", args: [], maxAttempts: 1, queuedAt: 1_000)
+        #expect(try store.queue([task], topic: "t") == [.queued])
+        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-2"])
+        // The scheduler died before publishing it: a replay of the same call returns it again,
+        // a later check whose cutoff is past that mark finds it lost again, one before does not.
+        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-2"])
+        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 2_900, at: 4_000).isEmpty)
+        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 3_500, at: 5_000).map(\.id) == ["lost-2"])
+    }
+
     @Test("a replayed cancel of a SCHEDULED task answers as the first call did")
     func scheduledCancelReplayed() throws {
         let stack = try IntegrationStack()

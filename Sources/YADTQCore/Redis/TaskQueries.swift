@@ -47,7 +47,8 @@ extension TaskStore {
         var starts = [String](repeating: "", count: keys.shards)
         if let cursor {
             let parts = cursor.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == keys.shards, parts.allSatisfy(Self.isCursorPart) else { throw InvalidCursor(cursor: cursor) }
+            guard parts.count == keys.shards, parts.allSatisfy({ Self.isCursorPart($0, byIndex: Self.hasIndex(status)) })
+            else { throw InvalidCursor(cursor: cursor) }
             starts = parts
         }
         // A status or a type alone is counted exactly by its counter; both together by the
@@ -58,7 +59,8 @@ extension TaskStore {
             case (nil, let type?): ("types", type)
             case (nil, nil): ("counts", "")
             }
-        var candidates: [(record: TaskRecord, shard: Int, restart: String, below: String)] = []
+        // Each shard's candidates, in its walk's order.
+        var candidates = [[(record: TaskRecord, restart: String, below: String)]](repeating: [], count: keys.shards)
         var scannedTo = [String](repeating: "-", count: keys.shards)
         var total = 0
         let walked = starts.indices.filter { starts[$0] != "-" }
@@ -83,33 +85,58 @@ extension TaskStore {
                     let below = values[index + 2].text, case .string(let packed) = values[index + 3],
                     let record = TaskRecordCoding.decode(id: id, packed)
                 else { continue }
-                candidates.append((record, number, restart, below))
+                candidates[number].append((record, restart, below))
             }
         }
         if cursor != nil {
             // A shard already done still counts towards the total.
             total += try pageTotal(counter, shards: starts.indices.filter { starts[$0] == "-" })
         }
-        candidates.sort {
-            let (left, right) = ($0.record.queuedAt ?? 0, $1.record.queuedAt ?? 0)
-            return left != right ? left > right : $0.record.id > $1.record.id
+        // The page takes from the shards' heads, the newest queued_at first, so what a shard
+        // gives is always the start of its walk and its cursor goes on right below it. (Tasks
+        // of one millisecond, as a batch's are, come in their walk's order, not by id: sorted
+        // by id, the last one taken was not the deepest one walked, and the next page repeated
+        // or skipped tasks.)
+        var taken: [TaskRecord] = []
+        var given = [Int](repeating: 0, count: keys.shards)
+        while taken.count < limit {
+            var newest: Int?
+            for shard in candidates.indices where given[shard] < candidates[shard].count {
+                let queuedAt = candidates[shard][given[shard]].record.queuedAt ?? 0
+                if newest.map({ queuedAt > (candidates[$0][given[$0]].record.queuedAt ?? 0) }) ?? true { newest = shard }
+            }
+            guard let shard = newest else { break }
+            taken.append(candidates[shard][given[shard]].record)
+            given[shard] += 1
         }
-        let taken = candidates.prefix(limit)
         // A shard that gave some of the page continues below the last one it gave; one whose
         // candidates did not make the page starts again at its newest candidate; one that
         // gave none continues below what it scanned.
         var next = scannedTo
-        for candidate in candidates.reversed() { next[candidate.shard] = candidate.restart }
-        for candidate in taken { next[candidate.shard] = candidate.below }
+        for shard in candidates.indices {
+            if given[shard] > 0 {
+                next[shard] = candidates[shard][given[shard] - 1].below
+            } else if let first = candidates[shard].first {
+                next[shard] = first.restart
+            }
+        }
         let more = next.contains { $0 != "-" }
-        return TaskPage(
-            records: taken.map(\.record), nextCursor: more ? next.joined(separator: ".") : nil, total: total)
+        return TaskPage(records: taken, nextCursor: more ? next.joined(separator: ".") : nil, total: total)
     }
 
-    private static func isCursorPart(_ part: String) -> Bool {
+    /// Whether listing tasks in `status` walks that status's own index (positions) rather than
+    /// the listing buckets (`<second>:<position>`).
+    private static func hasIndex(_ status: TaskStatus?) -> Bool {
+        status == .processing || status == .failed || status == .cancelled
+    }
+
+    /// Whether `part` is a shard's cursor for the walk the listing makes: a position in an
+    /// index, or a second and a position in the listing (a cursor of the other kind would make
+    /// the walk fail in Redis, or start again at the newest task).
+    private static func isCursorPart(_ part: String, byIndex: Bool) -> Bool {
         if part == "-" { return true }
         let numbers = part.split(separator: ":", omittingEmptySubsequences: false)
-        return (1...2).contains(numbers.count) && numbers.allSatisfy { Int64($0).map { $0 >= 0 } ?? false }
+        return numbers.count == (byIndex ? 1 : 2) && numbers.allSatisfy { Int64($0).map { $0 >= 0 } ?? false }
     }
 
     /// The page total of shards whose walk is done: their counter only.

@@ -250,6 +250,10 @@ enum TaskScripts {
           return records
         end
         local function second(ms) return math.floor(ms / 1000) end
+        -- The decoded record `r` when it belongs to the listing bucket of second `s`, else
+        -- nil: an id pruned and then queued again is still in its old bucket until that is
+        -- rewritten or deleted, but its record is the new task's, listed in its own second.
+        local function listed_in(r, s) return second(r[F.queued_at]) == tonumber(s) and r or nil end
 
         """
 
@@ -285,7 +289,8 @@ enum TaskScripts {
               for j = #ids, 1, -1 do
                 i = from + j - 1
                 scanned = scanned + 1
-                if packed[j] and visit(ids[j], decode(packed[j]), s, i, packed[j], i == 0 and not older) then
+                local r = packed[j] and listed_in(decode(packed[j]), s)
+                if r and visit(ids[j], r, s, i, packed[j], i == 0 and not older) then
                   if i == 0 and not older then return nil end
                   return s, i
                 end
@@ -394,7 +399,11 @@ enum TaskScripts {
           local kept, n = {}, 0
           local records = hmget(K.records, ids)
           for k = 1, #ids do
-            if records[k] then n = n + 1; kept[n] = ids[k] end
+            -- (queued_at is where both record versions keep it, and no entry in `running` changes it.)
+            if records[k] and second(struct_unpack('>d', records[k], AT_QUEUED)) == tonumber(s) then
+              n = n + 1
+              kept[n] = ids[k]
+            end
           end
           redis.call('DEL', key)
           chunked('RPUSH', key, kept)
@@ -635,9 +644,9 @@ enum TaskScripts {
     /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit. Looks
     /// at up to `limit` ids of the listing buckets of the seconds from `from` to `to` (ms),
     /// oldest first, going on from the cursor a previous call returned. A task still QUEUED
-    /// for `topic` (or for no topic), queued in that window, that was queued, released or
-    /// retried before `cutoff` and not republished yet had its message lost: it gets
-    /// `republished_at` = now and is returned to be published again, once.
+    /// for `topic` (or for no topic), queued in that window, whose message was last sent
+    /// (queued, released, retried or republished) before `cutoff` had that message lost: it
+    /// gets `republished_at` = now and is returned to be published again.
     /// Returns: the cursor to go on from ('' when done), then per task: id, type, args,
     /// max_attempts, queued_at.
     /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again.
@@ -663,12 +672,15 @@ enum TaskScripts {
               local want = limit - seen
               local ids = redis.call('LRANGE', K.bucket .. s, i, i + want - 1)
               for k, packed in ipairs(read(ids)) do
-                local r = packed and decode(packed)
+                local r = packed and listed_in(decode(packed), s)
                 if r and r[F.status] == 'QUEUED' and (r[F.topic] == '' or r[F.topic] == topic)
                   and r[F.queued_at] >= from and r[F.queued_at] <= to then
-                  local last = math.max(r[F.queued_at], r[F.released_at], r[F.requeued_at])
+                  -- When its message was last sent: a copy published again and lost as well (the
+                  -- scheduler died before sending it, or the broker lost it too) is found like
+                  -- the first.
+                  local last = math.max(r[F.queued_at], r[F.released_at], r[F.requeued_at], r[F.republished_at])
                   local mine = r[F.republished_at] == now
-                  if mine or (r[F.republished_at] == 0 and last < cutoff) then
+                  if mine or last < cutoff then
                     if not mine then
                       r[F.republished_at] = now
                       write(ids[k], r)
@@ -1075,9 +1087,6 @@ enum TaskScripts {
                 r[F.attempts] = 0
                 r[F.requeued_at] = now
                 r[F.expires_at] = 0
-                -- Published again by the caller: should that message be lost too, the
-                -- lost-task check must be free to publish it once more.
-                r[F.republished_at] = 0
                 for _, field in ipairs({F.started_at, F.finished_at, F.outcome_at, F.cancel_requested}) do r[field] = 0 end
                 for _, field in ipairs({F.result, F.error, F.worker, F.progress}) do r[field] = '' end
                 move(id, before, 'QUEUED', r)
