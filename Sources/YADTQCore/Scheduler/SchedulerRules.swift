@@ -13,7 +13,8 @@ public struct SchedulerLease: Sendable, Equatable {
     public var renewEvery: Duration
     /// Acting stops this long before the promised end.
     public var margin: Duration
-    /// Until when (epoch ms) this worker may act; `nil` when it does not hold the lease.
+    /// Until when this worker may act (ms on a monotonic clock: see ``Scheduler``); `nil` when
+    /// it does not hold the lease.
     public private(set) var heldUntil: Int64?
     private var lastAttempt: Int64?
 
