@@ -77,7 +77,7 @@ public final class WorkerMetrics: Sendable {
     func attemptsEnded(_ attempts: [EndedAttempt]) {
         var tally: [Series: Int] = [:]
         var run: (series: Series, count: Int)?
-        var timer: (type: String, series: CoreMetrics.Timer)?
+        var timer: (type: String, recorder: CoreMetrics.Timer)?
         for attempt in attempts {
             var failure: PluginFailure?
             if case .failure(let reason, _, _) = attempt.outcome { failure = reason }
@@ -92,7 +92,7 @@ public final class WorkerMetrics: Sendable {
             if timer?.type != attempt.type {
                 timer = (attempt.type, perType.timer(type: typeLabel(attempt.type), in: registry))
             }
-            timer?.series.recordNanoseconds(duration.nanoseconds)
+            timer?.recorder.recordNanoseconds(duration.nanoseconds)
         }
         if let run { tally[run.series, default: 0] += run.count }
         for (series, count) in tally {

@@ -253,7 +253,8 @@ enum TaskScripts {
         -- The decoded record `r` when it belongs to the listing bucket of second `s`, else
         -- nil: an id pruned and then queued again is still in its old bucket until that is
         -- rewritten or deleted, but its record is the new task's, listed in its own second.
-        local function listed_in(r, s) return second(r[F.queued_at]) == tonumber(s) and r or nil end
+        local function queued_in(queued_at, s) return second(queued_at) == tonumber(s) end
+        local function listed_in(r, s) return queued_in(r[F.queued_at], s) and r or nil end
 
         """
 
@@ -400,7 +401,7 @@ enum TaskScripts {
           local records = hmget(K.records, ids)
           for k = 1, #ids do
             -- (queued_at is where both record versions keep it, and no entry in `running` changes it.)
-            if records[k] and second(struct_unpack('>d', records[k], AT_QUEUED)) == tonumber(s) then
+            if records[k] and queued_in(struct_unpack('>d', records[k], AT_QUEUED), s) then
               n = n + 1
               kept[n] = ids[k]
             end

@@ -90,7 +90,7 @@ public final class Scheduler: @unchecked Sendable {
     public func stop() {
         mainThread.stop()
         lostThread.stop()
-        let held = lock.withLock { lease.isHeld(now: Self.leaseClock()) }
+        let held = lock.withLock { lease.isHeld(now: monotonicMilliseconds()) }
         if held {
             do {
                 try leaseStore.release(owner: owner)
@@ -102,16 +102,7 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     /// Whether this worker is the active scheduler now.
-    public var isActive: Bool { lock.withLock { lease.isHeld(now: Self.leaseClock()) } }
-
-    /// The lease's clock: milliseconds on the monotonic clock. The wall clock may be stepped
-    /// back (NTP, an operator), which would keep a holder acting past the lease Redis let
-    /// expire, while another worker takes it.
-    private static func leaseClock() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-    }
+    public var isActive: Bool { lock.withLock { lease.isHeld(now: monotonicMilliseconds()) } }
 
     // MARK: - The scheduler thread
 
@@ -132,7 +123,7 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     private func renewLease() {
-        let now = Self.leaseClock()
+        let now = monotonicMilliseconds()
         let (due, wasHeld, duration) = lock.withLock { (lease.shouldAttempt(now: now), lease.isHeld(now: now), lease.duration) }
         guard due else { return }
         var held: Bool?
@@ -144,7 +135,7 @@ public final class Scheduler: @unchecked Sendable {
         }
         let isHeld = lock.withLock {
             lease.attempted(sentAt: now, held: held)
-            return lease.isHeld(now: Self.leaseClock())
+            return lease.isHeld(now: monotonicMilliseconds())
         }
         if isHeld && !wasHeld {
             logger.notice("scheduler for \(topic) active on this worker")

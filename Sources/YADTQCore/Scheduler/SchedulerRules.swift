@@ -13,8 +13,9 @@ public struct SchedulerLease: Sendable, Equatable {
     public var renewEvery: Duration
     /// Acting stops this long before the promised end.
     public var margin: Duration
-    /// Until when this worker may act (ms on a monotonic clock: see ``Scheduler``); `nil` when
-    /// it does not hold the lease.
+    /// Until when this worker may act (ms on the monotonic clock, so a wall clock stepped back
+    /// does not keep a holder acting past the lease Redis let expire); `nil` when it does not
+    /// hold the lease.
     public private(set) var heldUntil: Int64?
     private var lastAttempt: Int64?
 

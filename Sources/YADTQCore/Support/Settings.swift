@@ -208,7 +208,17 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
 /// Milliseconds since the epoch, the unit of every timestamp YADTQ stores.
 public func currentEpochMilliseconds() -> Int64 {
+    milliseconds(on: CLOCK_REALTIME)
+}
+
+/// Milliseconds on the monotonic clock, for spans the wall clock must not stretch or shrink
+/// when it is stepped (NTP, an operator).
+func monotonicMilliseconds() -> Int64 {
+    milliseconds(on: CLOCK_MONOTONIC)
+}
+
+private func milliseconds(on clock: clockid_t) -> Int64 {
     var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
+    clock_gettime(clock, &now)
     return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
 }

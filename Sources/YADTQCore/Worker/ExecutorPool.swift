@@ -78,10 +78,10 @@ public final class ExecutorPool: @unchecked Sendable {
         remaining = batch.count
         condition.broadcast()
         while remaining > 0 { condition.wait() }
-        let outcomes = results.map { $0! }
+        let attempts = results.map { $0! }
         jobs = []
         condition.unlock()
-        return outcomes
+        return attempts
     }
 
     private func execute(_ job: Job, on executor: PluginExecutor) -> Attempt {
