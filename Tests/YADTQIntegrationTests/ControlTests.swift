@@ -236,6 +236,46 @@ struct ControlTests {
         #expect(after.count == 30 && after.first == succeeded)
     }
 
+    @Test("pages of FAILED go on below the last task shown while tasks leave and enter the index")
+    func indexPagesGoOnByKey() throws {
+        let stack = try IntegrationStack(label: "index-pages")
+        let store = stack.store
+        let at = currentEpochMilliseconds() - 10_000
+        // f0 to f5 each in a millisecond of its own, f6 to f9 in one millisecond.
+        let tasks = (0..<10).map {
+            TaskMessage(id: "f\($0)", type: "add", args: [1, 1], maxAttempts: 1, queuedAt: at + Int64(min($0, 6)))
+        }
+        let late = TaskMessage(id: "g", type: "add", args: [1, 1], maxAttempts: 1, queuedAt: at - 1_000)
+        func fail(_ tasks: [TaskMessage]) throws {
+            #expect(try store.queue(tasks).allSatisfy { $0 == .queued })
+            _ = try store.begin(tasks, partitions: tasks.map { _ in 0 }, worker: "w1", at: at + 100)
+            let outcomes = tasks.map { AttemptOutcome(id: $0.id, attempt: 1, kind: .failed, payload: "no") }
+            #expect(try store.finish(outcomes, worker: "w1", at: at + 100).allSatisfy { $0 })
+        }
+        try fail(tasks)
+        var shown: [String] = []
+        func page(_ cursor: String?) throws -> String? {
+            let page = try store.taskPage(status: .failed, type: nil, cursor: cursor, limit: 3)
+            shown += page.records.map(\.id)
+            return page.nextCursor
+        }
+        // The oldest failure leaves the index below the cursor, then one enters below it and
+        // the newest leaves above it: by position, the next pages showed a task twice and skipped one.
+        var cursor = try page(nil)
+        #expect(try store.requeue(["f0"], at: at + 200) == [.requeued])
+        cursor = try page(try #require(cursor))
+        try fail([late])
+        #expect(try store.requeue(["f9"], at: at + 200) == [.requeued])
+        while let next = cursor { cursor = try page(next) }
+        let expected = ["f9", "f8", "f7", "f6", "f5", "f4", "f3", "f2", "f1", "g"]
+        // (On a cluster, g is not shown when the walk of its node had ended, as the README says.)
+        let withoutLate = shown.filter { $0 != "g" }
+        #expect(withoutLate.count == 9 && Set(withoutLate) == Set(expected.dropLast()), "each failure once: \(shown)")
+        #expect(shown.count - withoutLate.count <= 1)
+        if store.keys.shards == 1 { #expect(shown == expected) }
+        #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: .failed, type: nil, cursor: "12_6", limit: 3) }
+    }
+
     /// The length of the listing bucket of `second` on every node that has one.
     private func bucketLengths(_ stack: IntegrationStack, second: Int64) throws -> [Int] {
         let redis = stack.settings.redis

@@ -35,9 +35,10 @@ extension TaskStore {
     /// page may then come back short, with a cursor to continue from.
     ///
     /// Each shard is walked on its own and the shards' candidates merged newest first. A
-    /// cursor holds, per shard, where its walk goes on (`<second>:<position>` in the listing,
-    /// a position counted from the oldest end of an index, or `-` when the shard is done),
-    /// joined with `.`, so pages stay put while new tasks arrive on top.
+    /// cursor holds, per shard, where its walk goes on (`<second>:<position>` in the listing;
+    /// in an index, the key of the task it goes on below, `<queued_at>_<id in hex>`, or at,
+    /// `<queued_at>=<id in hex>`; `-` when the shard is done), joined with `.`, so pages stay
+    /// put while new tasks arrive on top, and an index's pages too while tasks leave it.
     /// - Parameters:
     ///   - cursor: `nil` for the newest page, else a previous page's ``TaskPage/nextCursor``.
     ///   - limit: tasks per page.
@@ -130,13 +131,20 @@ extension TaskStore {
         status == .processing || status == .failed || status == .cancelled
     }
 
-    /// Whether `part` is a shard's cursor for the walk the listing makes: a position in an
+    /// Whether `part` is a shard's cursor for the walk the listing makes: a task's key in an
     /// index, or a second and a position in the listing (a cursor of the other kind would make
     /// the walk fail in Redis, or start again at the newest task).
     private static func isCursorPart(_ part: String, byIndex: Bool) -> Bool {
         if part == "-" { return true }
-        let numbers = part.split(separator: ":", omittingEmptySubsequences: false)
-        return numbers.count == (byIndex ? 1 : 2) && numbers.allSatisfy { Int64($0).map { $0 >= 0 } ?? false }
+        func isCount(_ text: Substring) -> Bool { Int64(text).map { $0 >= 0 } ?? false }
+        guard byIndex else {
+            let numbers = part.split(separator: ":", omittingEmptySubsequences: false)
+            return numbers.count == 2 && numbers.allSatisfy(isCount)
+        }
+        guard let mark = part.firstIndex(where: { $0 == "_" || $0 == "=" }) else { return false }
+        let hex = part[part.index(after: mark)...]
+        return isCount(part[..<mark]) && !hex.isEmpty && hex.count % 2 == 0
+            && hex.count <= 2 * TaskDeclaration.maximumIDLength && hex.allSatisfy { $0.isASCII && $0.isHexDigit }
     }
 
     /// The page total of shards whose walk is done: their counter only.
@@ -176,19 +184,37 @@ extension TaskStore {
               return found >= limit
             end
             if status == 'PROCESSING' or status == 'FAILED' or status == 'CANCELLED' then
-              -- An index, walked by position from its oldest end (by queued_at).
-              local size, slice
+              -- An index, ordered by queued_at, then id (as Redis orders a sorted set's members:
+              -- by their bytes; Lua's < would compare by the locale). Its cursor is a task's
+              -- key, not a position: tasks that enter or leave the index between two pages do
+              -- not move the next one. '<queued_at>_<id in hex>': the tasks below that one;
+              -- '<queued_at>=<id in hex>': that one and those below.
+              local function bytes_before(a, b)
+                for p = 1, math.min(#a, #b) do
+                  local x, y = byte(a, p), byte(b, p)
+                  if x ~= y then return x < y end
+                end
+                return #a < #b
+              end
+              -- size, and key_at(p): the queued_at and id at position p (0: the oldest), and
+              -- slice(from, to): the positions' { id, record, packed, queued_at } (false for a
+              -- task without a record).
+              local size, key_at, slice
               if status == 'PROCESSING' then
                 local ids = redis.call('HKEYS', K.running)
                 local entries = {}
                 for k, packed in ipairs(read(ids)) do
-                  if packed then entries[#entries + 1] = { ids[k], decode(packed), packed } end
+                  if packed then
+                    local r = decode(packed)
+                    entries[#entries + 1] = { ids[k], r, packed, r[F.queued_at] }
+                  end
                 end
                 table.sort(entries, function(a, b)
-                  if a[2][F.queued_at] ~= b[2][F.queued_at] then return a[2][F.queued_at] < b[2][F.queued_at] end
-                  return a[1] < b[1]
+                  if a[4] ~= b[4] then return a[4] < b[4] end
+                  return bytes_before(a[1], b[1])
                 end)
                 size = #entries
+                key_at = function(p) return entries[p + 1][4], entries[p + 1][1] end
                 slice = function(from, to)
                   local part = {}
                   for p = from, to do part[#part + 1] = entries[p + 1] end
@@ -197,15 +223,48 @@ extension TaskStore {
               else
                 local key = K.index .. status
                 size = redis.call('ZCARD', key)
+                key_at = function(p)
+                  local found = redis.call('ZRANGE', key, p, p, 'WITHSCORES')
+                  return tonumber(found[2]), found[1]
+                end
                 slice = function(from, to)
-                  local ids = redis.call('ZRANGE', key, from, to)
+                  local found = redis.call('ZRANGE', key, from, to, 'WITHSCORES')
+                  local ids = {}
+                  for k = 1, #found / 2 do ids[k] = found[2 * k - 1] end
                   local part = {}
-                  for k, packed in ipairs(read(ids)) do part[k] = packed and { ids[k], decode(packed), packed } or false end
+                  for k, packed in ipairs(read(ids)) do
+                    part[k] = packed and { ids[k], decode(packed), packed, tonumber(found[2 * k]) } or false
+                  end
                   return part
                 end
               end
+              -- How many of the index's tasks sort before (queued_at, id), and with it when `at`.
+              local function rank_of(queued_at, id, at)
+                local lo, hi = 0, size
+                while lo < hi do
+                  local mid = math.floor((lo + hi) / 2)
+                  local mid_queued, mid_id = key_at(mid)
+                  if mid_queued < queued_at or (mid_queued == queued_at and (bytes_before(mid_id, id) or (at and mid_id == id))) then
+                    lo = mid + 1
+                  else
+                    hi = mid
+                  end
+                end
+                return lo
+              end
+              local function key_text(queued_at, mark, id)
+                return string.format('%.0f', queued_at) .. mark
+                  .. (string.gsub(id, '.', function(c) return string.format('%02x', byte(c)) end))
+              end
               local position = size
-              if cursor ~= '' then position = math.min(tonumber(cursor), size) end
+              if cursor ~= '' then
+                local queued_text, mark, hex = string.match(cursor, '^(%d+)([_=])(%x+)$')
+                if not queued_text or #hex % 2 ~= 0 then
+                  return redis.error_reply('task_page: ' .. cursor .. ' is not a cursor of this index')
+                end
+                local id = string.gsub(hex, '..', function(h) return string.char(tonumber(h, 16)) end)
+                position = rank_of(tonumber(queued_text), id, mark == '=')
+              end
               local scanned, done = 0, false
               while position > 0 and not done and scanned < budget do
                 local from = math.max(0, position - 500)
@@ -214,12 +273,18 @@ extension TaskStore {
                   position = from + j - 1
                   scanned = scanned + 1
                   local e = part[j]
-                  local below = position > 0 and tostring(position) or '-'
-                  if e and visit(e[1], e[2], tostring(position + 1), below, e[3]) then done = true; break end
+                  if e then
+                    local below = position > 0 and key_text(e[4], '_', e[1]) or '-'
+                    if visit(e[1], e[2], key_text(e[4], '=', e[1]), below, e[3]) then done = true; break end
+                  end
                 end
                 if not done then position = from end
               end
-              if position > 0 then out[1] = tostring(position) end
+              -- (The task at `position` is the last one looked at.)
+              if position > 0 then
+                local queued_at, id = key_at(position)
+                out[1] = key_text(queued_at, '_', id)
+              end
             else
               local s, i
               if cursor ~= '' then
