@@ -142,6 +142,43 @@ struct BatchStateMachineTests {
         #expect(sim.committed == [2] && !sim.machine.awaitsTasks && sim.violations.isEmpty)
     }
 
+    @Test("a task another worker still runs is not run here: begun again after a while, its offset held until the other one ends it")
+    func runningElsewhere() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.otherWorkerBegins(id)
+        sim.publish(to: 0)
+        sim.poll()
+        sim.completeBatch()
+        #expect(sim.records[id]?.attempts == 1, "no second attempt")
+        #expect(sim.committed == [0])
+        #expect(sim.machine.nextRetryDue == sim.now + AttemptElsewhere.recheck)
+        sim.advance(AttemptElsewhere.recheck)
+        sim.poll()
+        sim.completeBatch()
+        #expect(sim.records[id]?.attempts == 1 && sim.committed == [0], "still running there")
+        sim.otherWorkersFinish()
+        sim.advance(AttemptElsewhere.recheck)
+        sim.poll()
+        sim.completeBatch()
+        #expect(sim.records[id]?.status == .success && sim.records[id]?.attempts == 1)
+        #expect(sim.committed == [2] && sim.violations.isEmpty)
+    }
+
+    @Test("a stopping worker does not wait for another worker's attempt: it leaves that task to the partition's next owner")
+    func stopLeavesTaskRunningElsewhere() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.otherWorkerBegins(id)
+        sim.poll()
+        sim.completeBatch()
+        #expect(!sim.machine.waitingRetries.isEmpty)
+        sim.stop()
+        #expect(sim.exited && sim.committed == [0])
+    }
+
     @Test("a stopping worker waits for its retries without spinning on the tasks it awaited")
     func stoppingDoesNotSpin() {
         var sim = WorkerSimulation(partitions: 1)

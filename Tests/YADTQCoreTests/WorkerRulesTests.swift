@@ -31,6 +31,34 @@ struct ExhaustedAttemptsTests {
     }
 }
 
+@Suite("Attempt elsewhere")
+struct AttemptElsewhereTests {
+    let attempt = RunningAttempt(worker: "w1", startedAt: 100_000)
+
+    func beat(at time: Int64, batch: Int64?, state: WorkerState = .busy, interval: Int64? = 5_000) -> Heartbeat {
+        Heartbeat(
+            lastHeartbeat: time, state: state, pid: 1, host: "h", startedAt: 0, intervalMilliseconds: interval,
+            batchStartedAt: batch)
+    }
+
+    @Test("may still run while its worker beats with that batch, or one from before it")
+    func stillRunning() {
+        #expect(AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 103_000, batch: 100_000), now: 104_000))
+        #expect(AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 99_000, batch: 90_000), now: 104_000))
+        #expect(AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 99_000, batch: nil), now: 104_000))
+        #expect(AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 99_000, batch: nil, interval: 60_000), now: 200_000))
+    }
+
+    @Test("over when its worker's heartbeat is stale, missing or stopped, or shows a later batch or none since")
+    func over() {
+        #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 103_000, batch: 100_000), now: 113_001))
+        #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: nil, now: 104_000))
+        #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 103_000, batch: nil, state: .stopped), now: 104_000))
+        #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 103_000, batch: 101_000), now: 104_000))
+        #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 103_000, batch: nil), now: 104_000))
+    }
+}
+
 @Suite("Held end markers")
 struct HeldEndMarkersTests {
     @Test("a marker behind a waiting retry is held; the others are reached")

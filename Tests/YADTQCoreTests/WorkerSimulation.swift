@@ -210,6 +210,8 @@ struct WorkerSimulation {
         var record = records[task.message.id] ?? Record(maxAttempts: task.message.maxAttempts)
         defer { records[task.message.id] = record }
         if record.isTerminal { return .alreadyTerminal }
+        // The other worker is alive and its attempt may still run (see AttemptElsewhere).
+        if othersRunning[task.message.id] != nil { return .runningElsewhere(RunningAttempt(worker: "other", startedAt: 0)) }
         if record.attempts >= record.maxAttempts { return .exhausted(attempts: record.attempts) }
         record.attempts += 1
         record.status = .processing

@@ -345,6 +345,45 @@ struct ChaosTests {
         #expect(ChaosStack.stop([worker]) == [0])
     }
 
+    @Test("a task another worker's attempt still runs is not run again: skipped once that one ends it, taken over once that worker's heartbeat goes stale")
+    func attemptElsewhere() throws {
+        let stack = try ChaosStack()
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 1)
+        let store = stack.store
+        // Worker "other" began both in its batch `started`, as a worker does whose partition
+        // moves to w1 in the middle of that batch, and beats with that batch in hand.
+        let started = currentEpochMilliseconds()
+        let tasks = [("ended", 1), ("taken", 2)].map {
+            TaskMessage(id: $0.0, type: "add", args: [1, 2], maxAttempts: $0.1, queuedAt: started)
+        }
+        #expect(try store.queue(tasks).allSatisfy { $0 == .queued })
+        #expect(try store.begin(tasks, partitions: [0, 0], worker: "other", at: started) == [.run(attempt: 1), .run(attempt: 1)])
+        func beat() throws {
+            try store.writeHeartbeat(
+                worker: "other",
+                Heartbeat(
+                    lastHeartbeat: currentEpochMilliseconds(), state: .busy, pid: 1, host: "h", startedAt: started - 1_000,
+                    intervalMilliseconds: 1_000, batchStartedAt: started))
+        }
+        try beat()
+        let worker = try stack.base.startWorker("w1")
+        // Their messages, as the partition's next owner reads them.
+        #expect(try stack.produceRaw(tasks.map { $0.encoded() }, partition: 0).count == 2)
+        #expect(
+            try ChaosStack.waitUntil(.seconds(30)) {
+                try beat()
+                return stack.base.workerLog("w1").contains("still run on other workers")
+            })
+        // "other" ends the first, then dies: w1 skips the first and takes the second over.
+        let outcome = AttemptOutcome(id: "ended", attempt: 1, kind: .success, payload: "3")
+        #expect(try store.finish([outcome], worker: "other", at: currentEpochMilliseconds()) == [true])
+        let records = try stack.base.waitForTerminal(tasks.map(\.id), timeout: .seconds(60))
+        #expect(records[0]?.status == .success && records[0]?.attempts == 1 && records[0]?.worker == "other")
+        #expect(records[1]?.status == .success && records[1]?.attempts == 2 && records[1]?.worker == "w1")
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+
     @Test("a task longer than max.poll.interval.ms: the worker stays in the group and runs it once")
     func longTask() throws {
         let stack = try ChaosStack()

@@ -215,8 +215,12 @@ struct TaskStoreRuleTests {
         again.queuedAt = 2
         #expect(try store.queue([again]) == [.duplicate], "a second task with the same id is refused")
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 3) == [.run(attempt: 1)])
-        // Worker b takes over (a looked dead): attempt 2.
-        #expect(try store.begin([task], partitions: [1], worker: "b", at: 4) == [.run(attempt: 2)])
+        // Worker b finds a's attempt in flight and writes nothing; once a's heartbeat shows it
+        // over, b takes it over: attempt 2.
+        let attemptOfA = RunningAttempt(worker: "a", startedAt: 3)
+        #expect(try store.begin([task], partitions: [1], worker: "b", at: 4) == [.runningElsewhere(attemptOfA)])
+        #expect(try store.record(id: "r1")?.attempts == 1)
+        #expect(try store.begin([task], partitions: [1], worker: "b", at: 4, attemptsOver: [attemptOfA]) == [.run(attempt: 2)])
         // While it runs, every reader sees the attempt in flight (kept beside the record).
         let running = try #require(try store.record(id: "r1"))
         #expect(running.status == .processing && running.attempts == 2 && running.worker == "b")
@@ -376,7 +380,9 @@ struct TaskStoreRuleTests {
         let store = stack.store
         let task = TaskMessage(id: "r3", type: "add", args: [], maxAttempts: 1, queuedAt: 10)
         #expect(try store.begin([task], partitions: [0], worker: "dead", at: 11) == [.run(attempt: 1)])
-        #expect(try store.begin([task], partitions: [0], worker: "b", at: 12) == [.exhausted(attempts: 1)])
+        let attempt = RunningAttempt(worker: "dead", startedAt: 11)
+        #expect(try store.begin([task], partitions: [0], worker: "b", at: 12) == [.runningElsewhere(attempt)])
+        #expect(try store.begin([task], partitions: [0], worker: "b", at: 12, attemptsOver: [attempt]) == [.exhausted(attempts: 1)])
         let failure = [AttemptOutcome(id: "r3", attempt: 1, kind: .failed, payload: "attempts used up")]
         #expect(try store.finish(failure, worker: "b", at: 13) == [true])
         // The same call again, as the client sends it after a lost reply: the same answer, and

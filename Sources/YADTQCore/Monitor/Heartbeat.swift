@@ -41,12 +41,15 @@ public struct Heartbeat: Sendable, Equatable {
     public var note: String?
     /// The port of the worker's `/metrics` endpoint, when it serves one.
     public var metricsPort: Int?
+    /// When the worker began the batch it is running (its attempts' `started_at`), in
+    /// milliseconds since the epoch; `nil` between batches (see ``AttemptElsewhere``).
+    public var batchStartedAt: Int64?
 
     public init(
         lastHeartbeat: Int64, state: WorkerState, currentTask: String? = nil, taskStartedAt: Int64? = nil,
         processed: Int = 0, failed: Int = 0, partitions: [Int32] = [], pid: Int32, host: String, startedAt: Int64,
         timeLimitMilliseconds: Int64? = nil, intervalMilliseconds: Int64? = nil, topic: String? = nil,
-        group: String? = nil, note: String? = nil, metricsPort: Int? = nil
+        group: String? = nil, note: String? = nil, metricsPort: Int? = nil, batchStartedAt: Int64? = nil
     ) {
         self.lastHeartbeat = lastHeartbeat
         self.state = state
@@ -64,6 +67,7 @@ public struct Heartbeat: Sendable, Equatable {
         self.group = group
         self.note = note
         self.metricsPort = metricsPort
+        self.batchStartedAt = batchStartedAt
     }
 
 
@@ -87,6 +91,7 @@ public struct Heartbeat: Sendable, Equatable {
         if let group { fields["group"] = .string(group) }
         if let note { fields["note"] = .string(note) }
         if let metricsPort { fields["metrics_port"] = .int(Int64(metricsPort)) }
+        if let batchStartedAt { fields["batch_started_at"] = .int(batchStartedAt) }
         return .object(fields)
     }
 
@@ -116,7 +121,8 @@ public struct Heartbeat: Sendable, Equatable {
             timeLimitMilliseconds: document["time_limit_ms"]?.intValue,
             intervalMilliseconds: document["interval_ms"]?.intValue, topic: document["topic"]?.stringValue,
             group: document["group"]?.stringValue, note: document["note"]?.stringValue,
-            metricsPort: document["metrics_port"]?.intValue.flatMap { Int(exactly: $0) })
+            metricsPort: document["metrics_port"]?.intValue.flatMap { Int(exactly: $0) },
+            batchStartedAt: document["batch_started_at"]?.intValue)
     }
 }
 

@@ -11,6 +11,21 @@ extension TaskStore {
             RedisCommand("HSET", keys.heartbeats, worker, heartbeat.json.jsonString), or: "Writing the heartbeat of \(worker)")
     }
 
+    /// The stored heartbeats of `workers`, by name; a worker without one, or with one that
+    /// does not read, is left out.
+    public func heartbeats(of workers: Set<String>) throws -> [String: Heartbeat] {
+        guard !workers.isEmpty else { return [:] }
+        let names = workers.sorted()
+        var command = RedisCommand("HMGET", keys.heartbeats)
+        for name in names { command.append(name) }
+        let values = try client.execute(command, or: "Reading the heartbeats of \(names.joined(separator: ", "))").elements
+        var found: [String: Heartbeat] = [:]
+        for (name, value) in zip(names, values) {
+            if let text = value.text, let heartbeat = try? Heartbeat(parsing: text) { found[name] = heartbeat }
+        }
+        return found
+    }
+
     /// What one monitor refresh reads, in one round trip.
     struct FleetReads {
         /// Worker name -> heartbeat JSON text.

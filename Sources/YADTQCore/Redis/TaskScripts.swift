@@ -700,16 +700,23 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, now, worker, keep_failed_ms, repeats (as for ``queue``), the
-    /// tasks' partitions as runs (see runs_at: a worker's batch comes from a few partitions,
-    /// each in a long run), then per task: id.
+    /// ARGV: shard prefixes, now, worker, keep_failed_ms, repeats (as for ``queue``), how
+    /// many attempts over follow, the attempts over (`<started_at>:<worker>`: attempts of
+    /// other workers that the caller found ended, see below), the tasks' partitions as runs
+    /// (see runs_at: a worker's batch comes from a few partitions, each in a long run), then
+    /// per task: id.
     /// Returns per task (or once for all when all are alike: see answers): n > 0 to run
     /// attempt n (now PROCESSING); 0 when the task is already terminal, or has a cancel
     /// request (see ``cancel``) and is now CANCELLED instead of running again (skip it); -n
     /// when all n attempts were used up by workers that died mid-attempt (the caller fails it
-    /// for good); 'missing' when there is no record
-    /// (published by other means, lost, or expired): the caller registers it with `queue`
-    /// and asks again. The type and arguments are not sent: the record has them.
+    /// for good); 'missing' when there is no record (published by other means, lost, or
+    /// expired): the caller registers it with `queue` and asks again;
+    /// `running:<started_at>:<worker>` when the task is PROCESSING under an attempt of
+    /// another worker that is not among the attempts over: nothing is written, and the caller
+    /// tells from that worker's heartbeat whether the attempt may still run (its partition
+    /// moved to this worker in the middle of that worker's batch) or is over (the worker
+    /// died, or its batch ended without an outcome), and then asks again with the attempt
+    /// among those over. The type and arguments are not sent: the record has them.
     /// Replay-safe: a task this worker started at this very `now` is this call's own, and
     /// its attempt is answered again instead of being counted twice.
     static let begin = RedisScript(
@@ -717,7 +724,10 @@ enum TaskScripts {
         source: prelude + """
             local now, worker, keep_failed = tonumber(ARGV[A]), ARGV[A + 1], tonumber(ARGV[A + 2])
             local repeats = ARGV[A + 3] == '1'
-            local partitions, n_partitions, first = runs_at(A + 4, tonumber)
+            local over = {}
+            local n_over = tonumber(ARGV[A + 4])
+            for i = A + 5, A + 4 + n_over do over[ARGV[i]] = true end
+            local partitions, n_partitions, first = runs_at(A + 5 + n_over, tonumber)
             local ids = ids_from(first, 1)
             check_runs('begin', n_partitions, #ids)
             -- answered: each id's answer so far, kept only when some id repeats.
@@ -729,6 +739,13 @@ enum TaskScripts {
             local function started_by(packed, worker)
               packed = current(packed)
               return worker_is(packed, struct_unpack('>I4', packed, AT_STRINGS), worker)
+            end
+            -- The attempt in flight of the PROCESSING record `packed`: `<started_at>:<worker>`.
+            local function attempt_key(packed)
+              packed = current(packed)
+              local worker_length = struct_unpack('>I4', packed, AT_STRINGS)
+              return string.format('%.0f', struct_unpack('>d', packed, AT_STARTED)) .. ':'
+                .. sub(packed, AT_STRINGS + 4, AT_STRINGS + 3 + worker_length)
             end
             local records = read(ids)
             for k = 1, #ids do
@@ -747,6 +764,8 @@ enum TaskScripts {
                   out[k] = 0
                 elseif code == 1 and struct_unpack('>d', packed, AT_STARTED) == now and started_by(packed, worker) then
                   out[k] = attempts  -- this call's own, replayed
+                elseif code == 1 and not started_by(packed, worker) and not over[attempt_key(packed)] then
+                  out[k] = 'running:' .. attempt_key(packed)
                 elseif (code == 0 or code == 1) and cancel_requested == 0 and attempts < max_attempts then
                   -- The usual case: only the attempt's entry in `running` is written, and the
                   -- count is kept per batch.

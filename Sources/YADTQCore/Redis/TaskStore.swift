@@ -10,6 +10,30 @@ public enum AttemptDecision: Sendable, Equatable {
     case alreadyTerminal
     /// Every attempt was used up by workers that died mid-attempt: fail it for good.
     case exhausted(attempts: Int)
+    /// The task is PROCESSING under an attempt of another worker (nothing was written): run
+    /// it only once that attempt is known to be over (see ``AttemptElsewhere``); then
+    /// ``TaskStore/begin(_:partitions:worker:at:attemptsOver:)`` takes it over.
+    case runningElsewhere(RunningAttempt)
+}
+
+/// An attempt in flight, as the task's record names it: its worker and when it started
+/// (epoch milliseconds, by that worker's clock).
+public struct RunningAttempt: Sendable, Hashable {
+    public var worker: String
+    public var startedAt: Int64
+
+    public init(worker: String, startedAt: Int64) {
+        self.worker = worker
+        self.startedAt = startedAt
+    }
+
+    /// As `begin` spells it: `<started_at>:<worker>`.
+    var key: String { "\(startedAt):\(worker)" }
+
+    init?(key: Substring) {
+        guard let colon = key.firstIndex(of: ":"), let startedAt = Int64(key[..<colon]) else { return nil }
+        self.init(worker: String(key[key.index(after: colon)...]), startedAt: startedAt)
+    }
 }
 
 /// How one attempt ended, as the worker reports it in ``TaskStore/finish(_:worker:)``.
@@ -325,20 +349,26 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// Starts an attempt of each task (PROCESSING, attempts + 1), unless it is terminal.
+    /// Starts an attempt of each task (PROCESSING, attempts + 1), unless it is terminal or
+    /// runs under another worker's attempt that is not among `attemptsOver`.
     /// A task Redis has no record of (published by other means, or lost) is registered
     /// from its message first.
-    /// - Parameter partitions: the partition each task was consumed from, kept with the task.
-    public func begin(_ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64) throws
-        -> [AttemptDecision]
-    {
+    /// - Parameters:
+    ///   - partitions: the partition each task was consumed from, kept with the task.
+    ///   - attemptsOver: attempts of other workers found over (see ``AttemptElsewhere``):
+    ///     a task still PROCESSING under one of them is taken over.
+    public func begin(
+        _ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64,
+        attemptsOver: Set<RunningAttempt> = []
+    ) throws -> [AttemptDecision] {
         precondition(partitions.count == tasks.count, "one partition per task")
-        var decisions = try beginOnce(tasks, partitions: partitions, worker: worker, at: now)
+        var decisions = try beginOnce(tasks, partitions: partitions, worker: worker, at: now, attemptsOver: attemptsOver)
         let missing = decisions.indices.filter { decisions[$0] == nil }
         if !missing.isEmpty {
             _ = try queue(missing.map { tasks[$0] })
             let retried = try beginOnce(
-                missing.map { tasks[$0] }, partitions: missing.map { partitions[$0] }, worker: worker, at: now)
+                missing.map { tasks[$0] }, partitions: missing.map { partitions[$0] }, worker: worker, at: now,
+                attemptsOver: attemptsOver)
             for (index, decision) in zip(missing, retried) { decisions[index] = decision }
         }
         return try decisions.map { decision in
@@ -349,21 +379,33 @@ public final class TaskStore: Sendable {
         }
     }
 
+    /// How `begin` starts its answer for a task running under another worker's attempt.
+    private static let runningPrefix = "running:"
+
     /// One `begin` call; `nil` for a task with no record.
-    private func beginOnce(_ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64) throws
-        -> [AttemptDecision?]
-    {
+    private func beginOnce(
+        _ tasks: [TaskMessage], partitions: [Int32], worker: String, at now: Int64, attemptsOver: Set<RunningAttempt>
+    ) throws -> [AttemptDecision?] {
+        let over = [String(attemptsOver.count)] + attemptsOver.map(\.key)
         // On a cluster with replicas, PROCESSING reaches a replica before the attempt runs: a
         // failover must not lose the attempt count its finish will be checked against.
         let replies = try perShard(
             TaskScripts.begin, ids: tasks.map(\.id),
             arguments: [String(now), worker, String(retention.failed.inMilliseconds)], markRepeats: true,
-            callArguments: { Self.runs($0.map { String(partitions[$0]) }) },
+            callArguments: { over + Self.runs($0.map { String(partitions[$0]) }) },
             waitForReplicas: true
         ) { command, index in
             command.append(tasks[index].id)
         }
-        return replies.map { reply in
+        return try replies.map { reply in
+            if let text = reply.text, text.hasPrefix(Self.runningPrefix) {
+                guard let attempt = RunningAttempt(key: text.dropFirst(Self.runningPrefix.count)) else {
+                    throw YADTQError(
+                        .redis, "script begin answered '\(text)', not a running attempt",
+                        remedy: "This is a YADTQ bug; please report it")
+                }
+                return .runningElsewhere(attempt)
+            }
             guard let value = reply.integer else { return nil }
             switch value {
             case 0: return .alreadyTerminal

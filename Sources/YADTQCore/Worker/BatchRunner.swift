@@ -16,6 +16,8 @@ struct BatchRunner: Sendable {
     let deadLetterTopic: String
     let outageLimit: Duration
     let metrics: WorkerMetrics
+    /// Where the batch in hand is shown to the heartbeat (see ``AttemptElsewhere``).
+    let activity: WorkerActivity
     let logger: Logger
     let shouldStop: @Sendable () -> Bool
 
@@ -32,13 +34,15 @@ struct BatchRunner: Sendable {
         if batch.tasks.isEmpty {
             batch.finishedWithoutTasks(now: .now)
         } else {
-            let beganAt = currentEpochMilliseconds()
+            let beganAt = activity.batchBegun()
+            defer { activity.batchEnded() }
             let tasks = batch.tasks
-            let decisions = try redis(&outage) {
+            var decisions = try redis(&outage) {
                 try metrics.timeRedis {
                     try store.begin(tasks.map(\.message), partitions: tasks.map(\.position.partition), worker: worker, at: beganAt)
                 }
             }
+            try takeOverAttemptsOver(&decisions, of: tasks, at: beganAt, outage: &outage)
             let runnable = batch.begun(decisions)
             let jobs = runnable.map { task in
                 ExecutorPool.Job(
@@ -64,6 +68,37 @@ struct BatchRunner: Sendable {
         }
         batch.markersRecorded()
         return batch.result
+    }
+
+    /// Begins again, taking them over, the tasks `begin` found running under attempts of
+    /// other workers that their heartbeats show over (``AttemptElsewhere``); the others stay
+    /// running elsewhere. One read of those workers' heartbeats, and one more `begin`.
+    private func takeOverAttemptsOver(
+        _ decisions: inout [AttemptDecision], of tasks: [BatchTask], at beganAt: Int64, outage: inout RedisOutage
+    ) throws(Abandoned) {
+        let elsewhere = decisions.enumerated().compactMap { index, decision -> (index: Int, attempt: RunningAttempt)? in
+            guard case .runningElsewhere(let attempt) = decision else { return nil }
+            return (index, attempt)
+        }
+        guard !elsewhere.isEmpty else { return }
+        let heartbeats = try redis(&outage) { try store.heartbeats(of: Set(elsewhere.map(\.attempt.worker))) }
+        let now = currentEpochMilliseconds()
+        let over = elsewhere.filter {
+            !AttemptElsewhere.mayStillRun($0.attempt, heartbeat: heartbeats[$0.attempt.worker], now: now)
+        }
+        if over.count < elsewhere.count {
+            logger.info("\(elsewhere.count - over.count) tasks still run on other workers; they are begun again once those end")
+        }
+        guard !over.isEmpty else { return }
+        let taken = over.map { tasks[$0.index] }
+        let again = try redis(&outage) {
+            try metrics.timeRedis {
+                try store.begin(
+                    taken.map(\.message), partitions: taken.map(\.position.partition), worker: worker, at: beganAt,
+                    attemptsOver: Set(over.map(\.attempt)))
+            }
+        }
+        for (entry, decision) in zip(over, again) { decisions[entry.index] = decision }
     }
 
     /// Counts each attempt's outcome and time in the worker's metrics, and the tasks that

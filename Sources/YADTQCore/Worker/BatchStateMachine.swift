@@ -137,8 +137,10 @@ public struct BatchStateMachine: Sendable {
         case .gone, .cutOff:
             return []
         case .stopping:
-            // Nothing new is taken; retries now due still run.
+            // Nothing new is taken; retries now due still run (see batchFinished: not the
+            // tasks waiting for another worker's attempt).
             carried = []
+            waiting.removeAll(where: \.runsElsewhere)
             guard inFlight == nil else { return [] }
             if let due = nextRetryDue, due <= now { return [startBatch(messages: [], now: now, epochMilliseconds: 0)] }
             if waiting.isEmpty { return leave(exitAfter: true) }
@@ -216,6 +218,9 @@ public struct BatchStateMachine: Sendable {
             awaited.await(task.message.id, at: task.positions, now: now)
         }
         waiting += result.retries.compactMap { $0.keeping(allBut: revoked) }
+        // A stopping worker leaves a task that waits for another worker's attempt to end to
+        // the partition's next owner: its stop must not wait for another worker's batch.
+        if membership == .stopping { waiting.removeAll(where: \.runsElsewhere) }
         held += result.heldMarkers.filter { !revoked.contains($0.position.partition) }
         var actions: [Action] = []
         let stillPaused = batch.paused.filter { assigned.contains($0) }

@@ -62,11 +62,12 @@ public final class HeartbeatPublisher: Sendable {
     func heartbeat() -> Heartbeat {
         let snapshot = activity.snapshot()
         return Heartbeat(
-            lastHeartbeat: currentEpochMilliseconds(), state: snapshot.state, currentTask: snapshot.currentTask,
+            lastHeartbeat: snapshot.takenAt, state: snapshot.state, currentTask: snapshot.currentTask,
             taskStartedAt: snapshot.taskStartedAt, processed: snapshot.processed, failed: snapshot.failed,
             partitions: snapshot.partitions, pid: getpid(), host: host, startedAt: startedAt,
             timeLimitMilliseconds: timeLimit.inMilliseconds, intervalMilliseconds: interval.inMilliseconds,
-            topic: topic, group: group, note: snapshot.note, metricsPort: snapshot.metricsPort)
+            topic: topic, group: group, note: snapshot.note, metricsPort: snapshot.metricsPort,
+            batchStartedAt: snapshot.batchStartedAt)
     }
 
     private func beat() {

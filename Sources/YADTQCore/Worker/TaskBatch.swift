@@ -33,6 +33,9 @@ public struct TaskBatch: Sendable, Equatable {
     /// Positions settled whatever `finish` answers: tasks already terminal in Redis.
     private var alreadyTerminal: [TaskPosition] = []
     private var retries: [WaitingRetry] = []
+    /// Tasks running under another worker's attempt (``AttemptElsewhere``).
+    private var runningElsewhere: [BatchTask] = []
+    private var rechecks: [WaitingRetry] = []
     public private(set) var result = BatchResult()
 
     enum Stage: Sendable, Equatable { case beginning, running, recording, settling, done }
@@ -62,14 +65,18 @@ public struct TaskBatch: Sendable, Equatable {
         self.retry = retry
     }
 
-    /// A task that failed an attempt and waits out its backoff.
+    /// A task that failed an attempt and waits out its backoff, or that runs under another
+    /// worker's attempt and waits to be begun again (``AttemptElsewhere``).
     public struct WaitingRetry: Sendable, Hashable {
         public var task: BatchTask
         public var due: ContinuousClock.Instant
+        /// The task runs under another worker's attempt: it is begun again to see whether
+        /// that one has ended, which uses no attempt of its own.
+        public var runsElsewhere = false
 
         /// See ``BatchTask/keeping(allBut:)``.
         func keeping(allBut partitions: Set<Int32>) -> WaitingRetry? {
-            task.keeping(allBut: partitions).map { WaitingRetry(task: $0, due: due) }
+            task.keeping(allBut: partitions).map { WaitingRetry(task: $0, due: due, runsElsewhere: runsElsewhere) }
         }
     }
 
@@ -95,7 +102,8 @@ public struct TaskBatch: Sendable, Equatable {
     /// Redis answered `begin` (one decision per task, in order); returns the attempts to run.
     /// - Rule: a task already SUCCESS or FAILED is skipped and never written again; one whose
     ///   every attempt was interrupted fails (``ExhaustedAttempts``); a poison message fails
-    ///   on its first attempt (``PoisonMessage``).
+    ///   on its first attempt (``PoisonMessage``); one running under another worker's attempt
+    ///   is not run, and is begun again later (``AttemptElsewhere``).
     public mutating func begun(_ decisions: [AttemptDecision]) -> [BatchTask] {
         precondition(stage == .beginning && decisions.count == tasks.count, "one decision per task, once")
         stage = .running
@@ -103,6 +111,8 @@ public struct TaskBatch: Sendable, Equatable {
             switch decision {
             case .alreadyTerminal:
                 alreadyTerminal += task.positions
+            case .runningElsewhere:
+                runningElsewhere.append(task)
             case .exhausted(let attempts):
                 var task = task
                 task.attempt = attempts
@@ -135,6 +145,7 @@ public struct TaskBatch: Sendable, Equatable {
         precondition(stage == .running && results.count == runnable.count, "one outcome per attempt, once")
         stage = .recording
         let failedWithoutAttempt = deadLetters.count
+        rechecks = runningElsewhere.map { WaitingRetry(task: $0, due: now + AttemptElsewhere.recheck, runsElsewhere: true) }
         var attemptKinds: [AttemptOutcome.Kind] = []
         attemptKinds.reserveCapacity(results.count)
         for (task, outcome) in zip(runnable, results) {
@@ -210,7 +221,7 @@ public struct TaskBatch: Sendable, Equatable {
             }
         }
         result.settled = settled
-        result.retries = scheduled
+        result.retries = scheduled + rechecks
     }
 
     /// Skips Redis for a batch with no task (only end markers).

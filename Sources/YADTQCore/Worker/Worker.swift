@@ -145,7 +145,7 @@ public final class Worker: @unchecked Sendable {
         let runner = BatchRunner(
             store: store, pool: pool, producer: producer, worker: options.name, topic: options.topic,
             deadLetterTopic: options.topic + ".dlq", outageLimit: options.redisOutageLimit, metrics: metrics,
-            logger: logger,
+            activity: activity, logger: logger,
             shouldStop: { [self] in shouldStop })
         let loop = WorkerLoop(worker: self, runner: runner)
         defer { loop.leaveGroup() }

@@ -14,11 +14,14 @@ public final class WorkerActivity: @unchecked Sendable {
     private var waitingFor: String?
     private var assignmentChanges = 0
     private var metricsPort: Int?
+    private var batchStartedAt: Int64?
 
     public init() {}
 
     /// A snapshot for one heartbeat.
     public struct Snapshot: Sendable {
+        /// When it was taken, in milliseconds since the epoch.
+        public var takenAt: Int64
         public var state: WorkerState
         public var currentTask: String?
         public var taskStartedAt: Int64?
@@ -31,11 +34,28 @@ public final class WorkerActivity: @unchecked Sendable {
         public var assignmentChanges: Int
         /// The port of the worker's `/metrics`, once it serves one.
         public var metricsPort: Int?
+        /// When the batch in hand began, in milliseconds since the epoch.
+        public var batchStartedAt: Int64?
     }
 
     /// Records the port the worker's `/metrics` listens on, for its heartbeat.
     public func serveMetrics(on port: Int) {
         lock.withLock { metricsPort = port }
+    }
+
+    /// Marks a batch begun now and returns its start (epoch milliseconds), which its attempts
+    /// carry as `started_at`. Read and recorded under the lock that snapshots are taken
+    /// under, so a snapshot taken after that time shows the batch (see ``AttemptElsewhere``).
+    func batchBegun() -> Int64 {
+        lock.withLock {
+            let now = currentEpochMilliseconds()
+            batchStartedAt = now
+            return now
+        }
+    }
+
+    func batchEnded() {
+        lock.withLock { batchStartedAt = nil }
     }
 
     func started(_ id: String, at now: Int64) {
@@ -77,10 +97,10 @@ public final class WorkerActivity: @unchecked Sendable {
             let state: WorkerState =
                 stopped ? .stopped : waitingFor != nil ? .waiting : running.isEmpty ? .idle : .busy
             return Snapshot(
-                state: state, currentTask: oldest?.key, taskStartedAt: oldest?.value,
+                takenAt: currentEpochMilliseconds(), state: state, currentTask: oldest?.key, taskStartedAt: oldest?.value,
                 processed: processedCount, failed: failedCount, partitions: assigned,
                 note: waitingFor.map { "waiting for topic \($0) to exist (yadtq-run --topic \($0) creates it)" },
-                assignmentChanges: assignmentChanges, metricsPort: metricsPort)
+                assignmentChanges: assignmentChanges, metricsPort: metricsPort, batchStartedAt: batchStartedAt)
         }
     }
 }
