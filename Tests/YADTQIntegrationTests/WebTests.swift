@@ -241,6 +241,15 @@ struct WebAPITests {
         #expect(try server.send("GET", "/api/tasks", as: .token("wrong")).status == 401)
         #expect(try server.send("GET", "/api/tasks", as: .token("s3cret-token")).status == 200)
         #expect(try server.send("GET", "/healthz", as: .anonymous).status == 200, "the health check stays open")
+        // Prometheus scrapes /metrics with the bearer token, as the README's scrape config shows.
+        let metrics = try server.send("GET", "/metrics", as: .token("s3cret-token"))
+        #expect(metrics.status == 200, "\(metrics.status) \(metrics.headers["location"] ?? "") \(metrics.body.prefix(300))")
+        #expect(metrics.body.contains("yadtq_tasks"))
+        for credentials in [WebServerProcess.Credentials.anonymous, .token("wrong")] {
+            let refused = try server.send("GET", "/metrics", as: credentials)
+            #expect(refused.status == 401, "\(credentials): \(refused.status) \(refused.headers["location"] ?? "")")
+            #expect(refused.error?.contains("Authorization: Bearer") == true)
+        }
 
         let page = try server.send("GET", "/tasks?status=FAILED", as: .anonymous)
         #expect(page.status == 302)
@@ -262,6 +271,7 @@ struct WebAPITests {
         #expect(tasks.status == 200)
         #expect(tasks.body.contains("<h1>Tasks</h1>"))
         #expect(try server.send("GET", "/api/stats", as: .anonymous, cookies: jar).status == 200, "the page's session reads the API")
+        #expect(try server.send("GET", "/metrics", as: .anonymous, cookies: jar).status == 200, "and the metrics")
         let cookieSubmit = try server.send(
             "POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2]}"#, as: .anonymous, cookies: jar)
         #expect(cookieSubmit.status == 401, "submitting through the API needs the bearer token, not the page's cookie")
