@@ -1373,9 +1373,8 @@ static int yadtq_describe_body(lua_State *L) {
     yadtq_check_field(L, 2, "timeout", LUA_TNUMBER, "a number of seconds");
     if (lua_type(L, -1) == LUA_TNUMBER && !(lua_tonumber(L, -1) > 0 && lua_tonumber(L, -1) < 1e9))
         luaL_error(L, "'timeout' must be a positive number of seconds");
-    yadtq_check_field(L, 2, "max_attempts", LUA_TNUMBER, "a positive integer");
-    if (lua_type(L, -1) == LUA_TNUMBER && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1))
-        luaL_error(L, "'max_attempts' must be a positive integer");
+    /* Its range is checked by the host, against the one a task's max_attempts is read with: LuaState.swift. */
+    yadtq_check_field(L, 2, "max_attempts", LUA_TNUMBER, "an integer");
     yadtq_check_field(L, 2, "args", LUA_TSTRING, "a string describing the arguments");
     /* The schedule's texts are read (and checked) by the host: PluginSchedule.swift. */
     yadtq_check_field(L, 2, "every", LUA_TSTRING, "a duration string such as \"30s\"");

@@ -16,6 +16,9 @@ struct APIRoutes {
             return try Self.json(id: id, change: await backend.cancel(id))
         }
         router.post("/api/tasks/retry") { request, _ in try await retryAll(request) }
+        // The router takes the literal segment above over `{id}` whatever the method, so the
+        // task whose id is `retry` (a valid one) is read here.
+        router.get("/api/tasks/retry") { _, _ in try await task("retry") }
         router.post("/api/tasks/{id}/retry") { request, context in
             let id = try TaskFilter.taskID(request, context)
             return try Self.json(id: id, change: await backend.retry(id))

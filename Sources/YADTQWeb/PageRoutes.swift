@@ -15,7 +15,9 @@ struct PageRoutes {
         // A task's page and its buttons: at /tasks/<id>, or with the id in the query for the
         // ids a path cannot carry (see ``URLText/task(_:action:)``).
         for prefix in ["/tasks/{id}", "/task"] {
-            router.get(RouterPath(prefix)) { request, context in try await task(request, context) }
+            router.get(RouterPath(prefix)) { request, context in
+                try await task(try TaskFilter.taskID(request, context), request, context)
+            }
             router.post(RouterPath(prefix + "/cancel")) { request, context in
                 try await change(request, context) { try await backend.cancel($0) }
             }
@@ -24,6 +26,9 @@ struct PageRoutes {
             }
         }
         router.post("/tasks/retry") { request, context in try await retryAll(request, context) }
+        // As `GET /api/tasks/retry`: the literal segment shadows `{id}`, so the page of the
+        // task whose id is `retry` is served here.
+        router.get("/tasks/retry") { request, context in try await task("retry", request, context) }
         router.get("/submit") { request, context in
             let page = Pages.submit(
                 catalog: await backend.plugins(), form: Pages.SubmitForm(), error: nil, csrf: context.csrfToken)
@@ -88,8 +93,7 @@ struct PageRoutes {
         return .redirect(to: back, type: .normal)
     }
 
-    private func task(_ request: Request, _ context: WebRequestContext) async throws -> Response {
-        let id = try TaskFilter.taskID(request, context)
+    private func task(_ id: String, _ request: Request, _ context: WebRequestContext) async throws -> Response {
         guard let record = try await backend.read({ try $0.record(id: id) }) else {
             throw WebError(
                 status: .notFound,

@@ -45,8 +45,8 @@ struct RequestNormaliser<Inner: HTTPResponder>: HTTPResponder where Inner.Contex
 ///   so another site's page cannot reach it through DNS rebinding;
 /// - paths arrive normalised by ``RequestNormaliser``, the spelling the router matched;
 /// - with `YADTQ_WEB_TOKEN` set, pages need a login session (a cookie whose id lives in
-///   Redis) and the API needs `Authorization: Bearer <token>` (read-only calls also
-///   accept the page's session, so the page can poll them);
+///   Redis) and the API and `/metrics` need `Authorization: Bearer <token>` (read-only
+///   calls also accept the page's session, so the page can poll them);
 /// - a POST from another site is refused (its `Origin` or `Sec-Fetch-Site` says so),
 ///   every form carries a double-submit CSRF token checked by ``FormFields/requireCSRF(_:)``,
 ///   and `POST /api/tasks` takes only `application/json`, which a cross-site form cannot send;
@@ -117,10 +117,14 @@ struct WebSecurityMiddleware: RouterMiddleware {
 
     static func isAPI(_ path: String) -> Bool { path == "/api" || path.hasPrefix("/api/") }
 
+    /// Paths that programs fetch with the bearer token: the API, and `/metrics` for a
+    /// Prometheus scrape, which cannot sign in through the login form.
+    static func takesBearerToken(_ path: String) -> Bool { isAPI(path) || path == "/metrics" }
+
     private func isAuthorized(_ request: Request) async throws -> Bool {
         guard let token else { return true }
         let path = request.uri.path
-        if Self.isAPI(path), let header = request.headers[.authorization] {
+        if Self.takesBearerToken(path), let header = request.headers[.authorization] {
             let prefix = "Bearer "
             guard header.hasPrefix(prefix) else { return false }
             return Self.constantTimeEqual(String(header.dropFirst(prefix.count)), token)
@@ -140,10 +144,11 @@ struct WebSecurityMiddleware: RouterMiddleware {
         SHA256.hex("yadtq-web session\n\(token)".utf8)
     }
 
-    /// 401 with a JSON body for the API and live page updates; a redirect to the login form for pages.
+    /// 401 with a JSON body for the paths that take the bearer token and for live page
+    /// updates; a redirect to the login form for pages.
     private static func challenge(_ request: Request) -> Response {
         let path = request.uri.path
-        if isAPI(path) || request.headers[PageLayout.liveHeader] != nil {
+        if takesBearerToken(path) || request.headers[PageLayout.liveHeader] != nil {
             var response = WebResponse.json(
                 WebError(
                     status: .unauthorized,

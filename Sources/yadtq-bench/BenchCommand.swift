@@ -31,7 +31,7 @@ struct BenchCommand: ParsableCommand {
     var duration: Duration = .seconds(10)
 
     @Option(help: "Partitions for the topic when the benchmark has to create it.")
-    var partitions = 8
+    var partitions = TaskPublisher.defaultPartitions
 
     @Option(help: "Topic to publish to (env YADTQ_TOPIC).")
     var topic: String?
@@ -102,6 +102,7 @@ struct BenchCommand: ParsableCommand {
         let publisher = try TaskPublisher(
             settings: settings, topic: topic ?? settings.topic, partitions: partitions, clientID: "yadtq-bench",
             logger: logger)
+        let topicPartitions = try publisher.partitions
         let store = publisher.store
         let watched = [WatchedGroup(name: "workers", pids: workerPIDs)] + (try extraGroups())
             + [WatchedGroup(name: "producer (yadtq-bench)", pids: [getpid()])]
@@ -111,12 +112,12 @@ struct BenchCommand: ParsableCommand {
         out.line(
             "config: \(workload.count) add tasks, "
                 + (rate.map { "offered at \(Int($0)) tasks/s" } ?? "published as fast as possible")
-                + ", topic \(publisher.topic) with \(publisher.partitions) partitions, \(workerPIDs.count) workers")
+                + ", topic \(publisher.topic) with \(topicPartitions) partitions, \(workerPIDs.count) workers")
         for pid in workerPIDs { out.line("worker \(pid): \(ProcFS.commandLine(pid))") }
         out.flush()
 
         try Waiting.forAssignment(
-            workers: workers ?? max(workerPIDs.count, 1), partitions: publisher.partitions, store: store,
+            workers: workers ?? max(workerPIDs.count, 1), partitions: topicPartitions, store: store,
             stableFor: .milliseconds(1500), timeout: .seconds(90))
         let terminalBefore = try Waiting.terminalCount(store)
         let baseline = try ResourceUsage.baseline(watched)

@@ -299,8 +299,9 @@ extension ControlCommand {
             try reportingErrors {
                 let settings = try global.settings()
                 let publisher = try TaskPublisher(
-                    settings: settings, topic: topic ?? settings.topic, partitions: 1, clientID: "yadtq-ctl",
-                    logger: global.logger(label: "yadtq-ctl"), reconnectFor: .seconds(5))
+                    settings: settings, topic: topic ?? settings.topic, partitions: TaskPublisher.defaultPartitions,
+                    createsTopicNow: false, clientID: "yadtq-ctl", logger: global.logger(label: "yadtq-ctl"),
+                    reconnectFor: .seconds(5))
                 let retried: (ids: [String], changes: [TaskStore.OperatorChange])
                 if let filter = try filter() {
                     let bulk = try publisher.retry(matching: filter)

@@ -21,7 +21,7 @@ struct RunCommand: ParsableCommand {
     var topic: String?
 
     @Option(help: "Partitions for the topic when yadtq-run has to create it.")
-    var partitions = 8
+    var partitions = TaskPublisher.defaultPartitions
 
     @Flag(help: "Show progress until every task sent is terminal, then a summary.")
     var wait = false

@@ -34,7 +34,7 @@ struct WebCommand: AsyncParsableCommand {
     var topic: String?
 
     @Option(help: "Partitions for the topic when yadtq-web has to create it.")
-    var partitions = 8
+    var partitions = TaskPublisher.defaultPartitions
 
     @Option(help: "Plugin folder whose task types the submit form offers and accepts (env YADTQ_PLUGINS).")
     var plugins: String?

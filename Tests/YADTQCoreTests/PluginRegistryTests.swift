@@ -25,7 +25,11 @@ struct PluginRegistryTests {
     @Test(arguments: [
         ("syntax.lua", "return function(\n  x = = 1\nend\n", 2, "')' expected near '='"),
         ("toplevel.lua", "local x = nil\nreturn x.y\n", 2, "attempt to index a nil value (local 'x')"),
-        ("meta.lua", "return {run = print, max_attempts = 0}", nil, "'max_attempts' must be a positive integer"),
+        ("meta.lua", "return {run = print, max_attempts = 0}", nil, "'max_attempts' must be an integer from 1 to 100, not 0"),
+        // A task message with more attempts than that does not decode: every task of the type would fail.
+        ("many.lua", "return {run = print, max_attempts = 1000}", nil, "'max_attempts' must be an integer from 1 to 100, not 1000"),
+        ("half.lua", "return {run = print, max_attempts = 2.5}", nil, "'max_attempts' must be an integer from 1 to 100, not 2.5"),
+        ("word.lua", "return {run = print, max_attempts = 'three'}", nil, "'max_attempts' must be an integer, not string"),
         ("desc.lua", "return {run = print, description = 42}", nil, "'description' must be a string, not number"),
         ("spin.lua", "while true do end", nil, "timeout after 1s"),
         ("handler.lua", "xpcall(function() while true do end end, function() while true do end end)", nil, "its top level did not finish: timeout after 1s"),

@@ -44,6 +44,36 @@ struct TaskStartTests {
         #expect(throws: TaskLineError.self) { try TaskStart.readAt(.string(text), now: tuesday) }
     }
 
+    @Test(
+        "an at that names no real time, or not in the one shape, is refused with the shape to write",
+        arguments: [
+            "2027-02-30T00:00:00Z", "2026-02-29T12:00:00Z", "2026-04-31T00:00:00Z", "2026-12-01T24:00:00Z",
+            "2026-12-01T09:60:00Z", "2026-12-01T09:05:60Z", "2026-12-01T09:05:00+99:99", "2026-12-01T09:05:00+24:00",
+            "2026-12-01T09:05:00+01:60", "2027-1-1T00:00:00Z", "2026-12-01T9:05:00Z", "2026-12-01T09:05Z",
+            "2026-12-01T09:05:00", "2026-12-01T09:05:00.Z", "2026-12-01T09:05:00+0100", "20261201T090500Z",
+            " 2026-12-01T09:05:00Z", "2026-12-01T09:05:00Z ", "２０２６-12-01T09:05:00Z",
+        ])
+    func impossibleTimes(_ text: String) {
+        #expect(throws: TaskLineError.self) { try TaskStart.readAt(.string(text), now: tuesday) }
+        do {
+            _ = try TaskStart.readAt(.string(text), now: tuesday)
+        } catch {
+            #expect(error.kind == .invalidStart)
+            #expect(error.reason.contains("YYYY-MM-DDTHH:MM:SS"), "\(error.reason)")
+        }
+    }
+
+    @Test("the edges of a real time read: leap days, the last second, the widest offsets, long fractions")
+    func edgeTimes() throws {
+        #expect(try TaskStart.readAt("2024-02-29T00:00:00Z", now: tuesday) == .at(1_709_164_800_000))
+        #expect(try TaskStart.readAt("2000-02-29T00:00:00Z", now: tuesday) == .at(951_782_400_000))
+        #expect(try TaskStart.readAt("2026-12-01T23:59:59Z", now: tuesday) == .at(1_796_169_599_000))
+        #expect(try TaskStart.readAt("2026-12-01T23:05:00+23:59", now: tuesday) == .at(1_796_079_960_000))
+        #expect(try TaskStart.readAt("2026-12-01T00:00:00-09:05", now: tuesday) == .at(tuesday))
+        #expect(try TaskStart.readAt("2026-12-01T09:05:00.123456789Z", now: tuesday) == .at(tuesday + 123))
+        #expect(try TaskStart.readAt("2026-12-01T09:05:00.9999Z", now: tuesday) == .at(tuesday + 1000))
+    }
+
     @Test("a numeric at in seconds is refused, not read as 1970", arguments: [JSONValue.int(1_796_115_900), "1796115900", 5])
     func atInSeconds(_ value: JSONValue) throws {
         #expect(throws: TaskLineError.self) { try TaskStart.readAt(value, now: tuesday) }

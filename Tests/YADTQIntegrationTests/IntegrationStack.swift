@@ -189,6 +189,22 @@ struct IntegrationStack {
         ])
     }
 
+    /// Each topic's partition count, as the broker lists them to the Python Kafka client.
+    func topicPartitions() throws -> [String: Int] {
+        let script = """
+            import sys, confluent_kafka.admin
+            admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": sys.argv[1]})
+            for name, topic in admin.list_topics(timeout=10).topics.items():
+                print(name, len(topic.partitions))
+            """
+        var counts: [String: Int] = [:]
+        for line in try Self.outputLines(of: ["python3", "-c", script, settings.brokers]) {
+            let fields = line.split(separator: " ")
+            if fields.count == 2, let count = Int(fields[1]) { counts[String(fields[0])] = count }
+        }
+        return counts
+    }
+
     /// Runs `redis-cli ARGUMENTS` against every node of the test's Redis (one, or each
     /// master of a cluster); the lines each printed, node by node.
     func redisOnEveryNode(_ arguments: [String]) throws -> [[String]] {

@@ -106,6 +106,33 @@ struct OperatorTests {
         #expect(again.map { $0?.errors.map(\.worker) } == [["wA", "wA"], ["wB", "wB"]], "each ran again on its own topic's worker")
     }
 
+    @Test("retry creates only the topics it publishes to, a missing one with yadtq-run's default partitions")
+    func retryCreatesTopics() throws {
+        let stack = try IntegrationStack(label: "retrycreates")
+        let other = stack.topic + "-b"
+        let run = try stack.runCommand(
+            "yadtq-run", arguments: ["--topic", other, "--partitions", "2"],
+            input: Array((#"{"id": "named", "type": "add", "args": [1, 2]}"# + "\n").utf8))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try stack.ctl(["cancel", "named"]).status == 0)
+        let retry = try stack.ctl(["retry", "--cancelled"])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        var topics = try stack.topicPartitions()
+        #expect(topics[other] == 2)
+        #expect(topics[stack.topic] == nil && topics[stack.topic + ".dlq"] == nil, "only \(other) got a task: \(topics)")
+
+        // A record that names no topic (as the builds before topics were kept wrote) goes to
+        // yadtq-ctl's topic, which is then created as yadtq-run creates one.
+        let unnamed = TaskMessage(id: "unnamed", type: "add", args: [1, 2], maxAttempts: 3, queuedAt: currentEpochMilliseconds())
+        #expect(try stack.store.queue([unnamed]) == [.queued])
+        #expect(try stack.ctl(["cancel", "unnamed"]).status == 0)
+        let again = try stack.ctl(["retry", "unnamed"])
+        #expect(again.status == 0, "\(again.stderr)")
+        topics = try stack.topicPartitions()
+        #expect(topics[stack.topic] == 8, "yadtq-run's default --partitions: \(topics)")
+        #expect(topics[other] == 2)
+    }
+
     @Test("a PROCESSING task with a cancel request ends CANCELLED instead of being tried again")
     func cancelProcessing() throws {
         let stack = try IntegrationStack(

@@ -215,18 +215,44 @@ struct WebAPITests {
             let page = try server.send("GET", "/task?id=\(id)", as: .anonymous, cookies: jar)
             #expect(page.status == 200)
             #expect(page.body.contains("<h1>Task <code>\(id)</code></h1>"), "\(page.body.prefix(300))")
-            let action = try #require(page.body.firstMatch(of: /<form method="post" action="([^"]+)"/)?.1)
+            let (action, cancel) = try server.pressFirstButton(of: page, cookies: jar)
             #expect(action == "/task/cancel?id=\(id)")
-            let csrf = try #require(page.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
-            let cancel = try server.send(
-                "POST", String(action), body: "csrf=\(csrf)",
-                headers: ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"], as: .anonymous,
-                cookies: jar)
             #expect(cancel.status == 303, "\(cancel.body.prefix(300))")
             #expect(cancel.headers["location"] == "/task?id=\(id)")
         }
         #expect(try stack.store.statuses(of: [".", ".."]) == [.cancelled, .cancelled])
         #expect(try server.send("GET", "/api/tasks/%2E%2E").json?["status"] == "CANCELLED", "the API takes the id percent-encoded")
+    }
+
+    @Test("the task with id retry, the bulk retry's path segment, is read at its url and through the API; its buttons work")
+    func retryID() throws {
+        let stack = try IntegrationStack()
+        let server = try WebServerProcess(stack: stack)
+        defer { server.stop() }
+        let submitted = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "id": "retry"}"#)
+        #expect(submitted.status == 202, "\(submitted.body)")
+        let url = try #require(submitted.json?["tasks"]?[0]?["url"]?.stringValue)
+        let jar = try server.cookieJar()
+        let page = try server.send("GET", url, as: .anonymous, cookies: jar)
+        #expect(page.status == 200, "GET \(url): \(page.status) \(page.body.prefix(300))")
+        #expect(page.body.contains("<h1>Task <code>retry</code></h1>"), "\(page.body.prefix(300))")
+        let read = try server.send("GET", "/api/tasks/retry")
+        #expect(read.status == 200, "\(read.status) \(read.body.prefix(300))")
+        #expect(read.json?["id"] == "retry" && read.json?["status"] == "QUEUED")
+
+        // Its buttons, and the API's changes of that one task (no worker runs it).
+        let (action, cancel) = try server.pressFirstButton(of: page, cookies: jar)
+        #expect(cancel.status == 303, "POST \(action): \(cancel.body.prefix(300))")
+        #expect(cancel.headers["location"] == url)
+        #expect(try stack.store.statuses(of: ["retry"]) == [.cancelled])
+        #expect(try server.send("POST", "/api/tasks/retry/retry").json?["status"] == "QUEUED")
+        #expect(try server.send("POST", "/api/tasks/retry/cancel").json?["status"] == "CANCELLED")
+
+        // The bulk retry keeps its path.
+        let bulk = try server.send("POST", "/api/tasks/retry", json: #"{"status": "CANCELLED"}"#)
+        #expect(bulk.status == 200, "\(bulk.body)")
+        #expect(bulk.json?["requeued"]?.intValue == 1)
+        #expect(try stack.store.statuses(of: ["retry"]) == [.queued])
     }
 
     @Test("with YADTQ_WEB_TOKEN, the API needs the bearer token and pages need a login")
@@ -241,6 +267,15 @@ struct WebAPITests {
         #expect(try server.send("GET", "/api/tasks", as: .token("wrong")).status == 401)
         #expect(try server.send("GET", "/api/tasks", as: .token("s3cret-token")).status == 200)
         #expect(try server.send("GET", "/healthz", as: .anonymous).status == 200, "the health check stays open")
+        // Prometheus scrapes /metrics with the bearer token, as the README's scrape config shows.
+        let metrics = try server.send("GET", "/metrics", as: .token("s3cret-token"))
+        #expect(metrics.status == 200, "\(metrics.status) \(metrics.headers["location"] ?? "") \(metrics.body.prefix(300))")
+        #expect(metrics.body.contains("yadtq_tasks"))
+        for credentials in [WebServerProcess.Credentials.anonymous, .token("wrong")] {
+            let refused = try server.send("GET", "/metrics", as: credentials)
+            #expect(refused.status == 401, "\(credentials): \(refused.status) \(refused.headers["location"] ?? "")")
+            #expect(refused.error?.contains("Authorization: Bearer") == true)
+        }
 
         let page = try server.send("GET", "/tasks?status=FAILED", as: .anonymous)
         #expect(page.status == 302)
@@ -262,6 +297,7 @@ struct WebAPITests {
         #expect(tasks.status == 200)
         #expect(tasks.body.contains("<h1>Tasks</h1>"))
         #expect(try server.send("GET", "/api/stats", as: .anonymous, cookies: jar).status == 200, "the page's session reads the API")
+        #expect(try server.send("GET", "/metrics", as: .anonymous, cookies: jar).status == 200, "and the metrics")
         let cookieSubmit = try server.send(
             "POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2]}"#, as: .anonymous, cookies: jar)
         #expect(cookieSubmit.status == 401, "submitting through the API needs the bearer token, not the page's cookie")
@@ -425,6 +461,17 @@ struct WebServerProcess {
             responseHeaders[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         return HTTPExchange(status: code, headers: responseHeaders, body: responseBody)
+    }
+
+    /// Presses the first button of `page` as a browser would: posts its form with the page's
+    /// CSRF token, from this server's origin, with the cookies in `jar`.
+    func pressFirstButton(of page: HTTPExchange, cookies jar: String) throws -> (action: String, answer: HTTPExchange) {
+        let action = try #require(page.body.firstMatch(of: /<form method="post" action="([^"]+)"/)?.1)
+        let csrf = try #require(page.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+        let answer = try send(
+            "POST", String(action), body: "csrf=\(csrf)",
+            headers: ["Content-Type: application/x-www-form-urlencoded", "Origin: \(base)"], as: .anonymous, cookies: jar)
+        return (String(action), answer)
     }
 
     /// Polls `GET /api/tasks/{id}` until the task is SUCCESS or FAILED.

@@ -138,7 +138,21 @@ final class LuaState {
                 lua_type(state, index) == LUA_TSTRING ? LuaValueReader.string(state, at: index) : nil
             }
             let timeout = lua_type(state, -6) == LUA_TNUMBER ? lua_tonumberx(state, -6, nil) : nil
-            let maxAttempts = lua_type(state, -5) == LUA_TNUMBER ? Int(lua_tointegerx(state, -5, nil)) : nil
+            var maxAttempts: Int? = nil
+            if lua_type(state, -5) == LUA_TNUMBER {
+                // The range every task message is read with: a plugin's default above it would
+                // make each of its tasks fail as undecodable.
+                let allowed = TaskDeclaration.allowedMaxAttempts
+                var isInteger: Int32 = 0
+                let count = lua_tointegerx(state, -5, &isInteger)
+                guard isInteger != 0, allowed.contains(Int(clamping: count)) else {
+                    return .failure(
+                        LuaError(
+                            message: "'max_attempts' must be an integer from \(allowed.lowerBound) to "
+                                + "\(allowed.upperBound), not \(LuaValueReader.numberText(state, at: -5))"))
+                }
+                maxAttempts = Int(count)
+            }
             var scheduleArgs: JSONValue? = nil
             if lua_type(state, -1) == LUA_TTABLE {
                 do throws(LuaConversionError) {

@@ -243,6 +243,11 @@ struct LuaValueReader {
         }
     }
 
+    /// The number at `index` as Lua prints it: `3` for an integer, `2.5` for a float.
+    static func numberText(_ state: OpaquePointer, at index: Int32) -> String {
+        lua_isinteger(state, index) != 0 ? "\(lua_tointegerx(state, index, nil))" : "\(lua_tonumberx(state, index, nil))"
+    }
+
     /// `path.key` for identifier-like keys, `path["key"]` for others.
     private static func member(_ key: String, of path: String) -> String {
         let letters = UInt8(ascii: "a")...UInt8(ascii: "z"), digits = UInt8(ascii: "0")...UInt8(ascii: "9")

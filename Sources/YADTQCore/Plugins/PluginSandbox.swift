@@ -101,7 +101,7 @@ enum PluginSandbox {
             let bytes = lua_tolstring(state, index, &length)!
             line.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: min(length, max(0, room))))
         case LUA_TNUMBER:
-            line.append(contentsOf: (lua_isinteger(state, index) != 0 ? "\(lua_tointegerx(state, index, nil))" : "\(lua_tonumberx(state, index, nil))").utf8)
+            line.append(contentsOf: LuaValueReader.numberText(state!, at: index).utf8)
         case LUA_TBOOLEAN:
             line.append(contentsOf: (lua_toboolean(state, index) != 0 ? "true" : "false").utf8)
         case LUA_TNIL:

@@ -33,31 +33,43 @@ public struct PublishedTask: Sendable {
 /// - Important: Calls block until the broker acknowledged the batch; call them from
 ///   a dedicated thread or through ``TaskStore/run(_:)``-style hops, not from a Swift task.
 public final class TaskPublisher: @unchecked Sendable {
-    // @unchecked Sendable: the round-robin cursor and the other topics' partition counts are
+    // @unchecked Sendable: the round-robin cursor and the topics' partition counts are
     // guarded by `lock`; the producer and store are thread-safe.
+
+    /// How many partitions a topic gets when a command creates it and no `--partitions` says
+    /// otherwise (`yadtq-run`'s default; `yadtq-ctl retry` creates a missing topic with it).
+    public static let defaultPartitions = 8
+
     private let producer: KafkaProducer
     public let store: TaskStore
     public let topic: String
-    /// The topic's partition count, read when the publisher was created.
-    public let partitions: Int
+    /// How many partitions a topic gets that this publisher creates: its own, or a retried task's.
+    private let partitionsOfNewTopics: Int
     private let lock = NSLock()
     private var cursor = 0
-    /// The partition counts of the other topics a retry has published to, read once each.
-    private var otherTopicPartitions: [String: Int] = [:]
+    /// The partition count of each topic this publisher publishes to, read once (the topic
+    /// created when missing) at its first use.
+    private var topicPartitions: [String: Int] = [:]
     private let plugins: PluginRegistry?
     /// The largest task message the producer sends; ``prepare(_:)`` refuses a larger one.
     public let messageLimit: MessageSizeLimit
 
     /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
     /// (and its dead-letter topic) when they do not exist yet.
+    /// - Parameter partitions: also what a retried task's topic is created with when it is missing.
+    /// - Parameter createsTopicNow: `false` for a publisher whose `topic` only takes the tasks
+    ///   that name no topic of their own (`yadtq-ctl retry`): it is then created when a task
+    ///   is first published to it, so a retry that sends every task back to its own topic
+    ///   creates no other.
     /// - Parameter plugins: when the producer can see the plugin folder, a plugin's declared
     ///   `max_attempts` becomes the default for its tasks that do not set their own.
     /// - Parameter reconnectFor: how long a publish waits for an unreachable Redis before it fails.
     /// - Parameter boundsEveryCall: `reconnectFor` bounds each Redis call's whole time, a frozen
     ///   Redis's included (see ``TaskStore/init(settings:logger:reconnectFor:boundsEveryCall:)``).
     public init(
-        settings: YADTQSettings, topic: String, partitions: Int, clientID: String, logger: Logger,
-        plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60), boundsEveryCall: Bool = false
+        settings: YADTQSettings, topic: String, partitions: Int, createsTopicNow: Bool = true, clientID: String,
+        logger: Logger, plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60),
+        boundsEveryCall: Bool = false
     ) throws {
         self.plugins = plugins
         messageLimit = MessageSizeLimit(kafkaOverrides: settings.kafkaOverrides)
@@ -65,14 +77,21 @@ public final class TaskPublisher: @unchecked Sendable {
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
         self.topic = topic
-        self.partitions = try producer.client.ensureTopic(topic, partitions: partitions)
-        _ = try producer.client.ensureTopic(topic + ".dlq", partitions: 1)
+        partitionsOfNewTopics = partitions
+        if createsTopicNow { _ = try partitionCount(of: topic) }
     }
 
-    /// Creates the topic again if it is gone (a broker that lost it); returns its partition count.
+    /// The topic's partition count (the topic created when missing).
+    public var partitions: Int {
+        get throws { try partitionCount(of: topic) }
+    }
+
+    /// Creates the topic again if it is gone (a broker that lost it), with the partitions it
+    /// had; returns its partition count.
     @discardableResult
     public func ensureTopic() throws -> Int {
-        try producer.client.ensureTopic(topic, partitions: partitions)
+        let had = lock.withLock { topicPartitions[topic] }
+        return try producer.client.ensureTopic(topic, partitions: had ?? partitionsOfNewTopics)
     }
 
     /// Gives each declaration its id (a new UUID unless it names one) and its attempts:
@@ -194,14 +213,13 @@ public final class TaskPublisher: @unchecked Sendable {
             queued: messages.map { _ in true }, to: taskTopic ?? topic)
     }
 
-    /// The partition count of `taskTopic`: this publisher's own, or read (the topic created
-    /// when missing, as ``init(settings:topic:partitions:clientID:logger:plugins:reconnectFor:)``
-    /// does) once per other topic.
+    /// The partition count of `taskTopic`, read once: the topic and its dead-letter topic are
+    /// created when missing, with ``partitionsOfNewTopics`` and 1 partitions.
     private func partitionCount(of taskTopic: String) throws -> Int {
-        if taskTopic == topic { return partitions }
-        if let known = lock.withLock({ otherTopicPartitions[taskTopic] }) { return known }
-        let count = try producer.client.ensureTopic(taskTopic, partitions: partitions)
-        lock.withLock { otherTopicPartitions[taskTopic] = count }
+        if let known = lock.withLock({ topicPartitions[taskTopic] }) { return known }
+        let count = try producer.client.ensureTopic(taskTopic, partitions: partitionsOfNewTopics)
+        _ = try producer.client.ensureTopic(taskTopic + ".dlq", partitions: 1)
+        lock.withLock { topicPartitions[taskTopic] = count }
         return count
     }
 
@@ -242,6 +260,7 @@ public final class TaskPublisher: @unchecked Sendable {
     /// - Returns: the marker's id.
     @discardableResult
     public func publishEnd() throws -> String {
+        let partitions = try partitionCount(of: topic)
         let marker = TaskID.random(count: 1)[0]
         let now = currentEpochMilliseconds()
         // Recorded first, so a worker that reaches the marker finds what it belongs to.
