@@ -186,7 +186,7 @@ struct RedisErrorReplyTests {
                     + "when used memory > 'maxmemory'.", .outOfMemory
             ),
             ("ERR Error running script (call to f_8e1f): @user_script:3: -NOPERM this user has no permissions", .noPermission),
-            ("ERR Error running script (call to f_8e1f): @user_script:3: Script attempted to access a non local key", .other),
+            ("ERR Error running script (call to f_8e1f): @user_script:3: Script attempted to access a non local key", .slotMoving),
         ]
         for (message, kind) in cases {
             let reply = RedisErrorReply(message)
@@ -210,6 +210,22 @@ struct RedisErrorReplyTests {
         let error = refusal.error("Redis script 'begin' failed")
         #expect(error.description.contains("(ERR max number of clients reached)"), "\(error)")
         #expect(!error.description.contains("YADTQ bug"), "\(error)")
+    }
+
+    @Test("a script that meets a slot being moved says that resharding under YADTQ is not supported, and what to do")
+    func slotBeingMoved() {
+        for message in [
+            "ERR Script attempted to access a non local key in a cluster node script: 8e1f0c2a, on @user_script:40.",
+            "ERR Error running script (call to f_8e1f): @user_script:40: @user_script: 40: "
+                + "Lua script attempted to access a non local key in a cluster node",
+        ] {
+            let refusal = RedisErrorReply(message)
+            #expect(!refusal.isTransient, "\(message)")
+            #expect(refusal.meaning.contains("moved"), "\(refusal.meaning)")
+            #expect(
+                refusal.remedy.contains("Stop the workers and producers") && refusal.remedy.contains("reshard")
+                    && refusal.remedy.contains("start them again"), "\(refusal.remedy)")
+        }
     }
 
     @Test("a master short of replicas (min-replicas-to-write) refuses every writer; the remedy says which setting")

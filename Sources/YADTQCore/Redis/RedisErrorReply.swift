@@ -30,6 +30,9 @@ public struct RedisErrorReply: Sendable, Equatable {
         /// `ERR max number of clients reached`: Redis has `maxclients` connections open and
         /// refused a new one.
         case tooManyClients
+        /// A script met a key of a slot being moved to another master (`Script attempted to
+        /// access a non local key`): a resharding under running workers or producers.
+        case slotMoving
         /// Scripting is not available (an unknown `EVAL`/`EVALSHA`/`SCRIPT` command).
         case scriptingUnavailable
         /// Anything else.
@@ -61,6 +64,8 @@ public struct RedisErrorReply: Sendable, Equatable {
             kind = .scriptingUnavailable
         } else if lowered.contains("max number of clients reached") {
             kind = .tooManyClients
+        } else if lowered.contains("attempted to access a non local key") {
+            kind = .slotMoving
         } else {
             kind = .other
         }
@@ -109,8 +114,8 @@ public struct RedisErrorReply: Sendable, Equatable {
     public var refusesEveryClient: Bool {
         switch kind {
         case .outOfMemory, .persistenceFailing, .tooFewReplicas, .loading, .busy: true
-        case .clusterUnavailable, .tooManyClients, .authenticationRequired, .wrongPassword, .noPermission, .readOnly,
-            .noScript, .scriptingUnavailable, .other:
+        case .clusterUnavailable, .tooManyClients, .slotMoving, .authenticationRequired, .wrongPassword,
+            .noPermission, .readOnly, .noScript, .scriptingUnavailable, .other:
             false
         }
     }
@@ -130,6 +135,8 @@ public struct RedisErrorReply: Sendable, Equatable {
         case .persistenceFailing: "Redis cannot save its data to disk, so it refuses writes"
         case .tooFewReplicas: "Redis has fewer replicas connected than its min-replicas-to-write, so it refuses writes"
         case .tooManyClients: "Redis has as many connections open as its maxclients allows, so it refused a new one"
+        case .slotMoving:
+            "a Redis Cluster slot of YADTQ's keys is being moved to another master, and the script stopped midway"
         case .scriptingUnavailable: "this Redis has no Lua scripting"
         case .other: "Redis refused the command"
         }
@@ -164,6 +171,9 @@ public struct RedisErrorReply: Sendable, Equatable {
             "Raise Redis's maxclients (CONFIG SET maxclients ..., within its open-files limit), or run fewer "
                 + "YADTQ processes (each keeps a few connections to every node) or other clients (CLIENT LIST shows "
                 + "them); meanwhile the call is retried until Redis lets it in"
+        case .slotMoving:
+            "Moving slots while YADTQ writes is not supported. Stop the workers and producers, "
+                + "reshard (redis-cli --cluster reshard), then start them again"
         case .scriptingUnavailable:
             "YADTQ needs Redis 5 or later with scripting enabled"
         case .other:
