@@ -18,7 +18,11 @@ struct MonitorCommand: ParsableCommand {
     @Option(help: "Time between refreshes, e.g. 5s or 500ms.")
     var interval: Duration = .seconds(5)
 
-    @Option(help: "A worker whose last heartbeat is older than this is DEAD.")
+    @Option(
+        help: """
+            A worker whose last heartbeat is older than this is DEAD; one that beats less often \
+            is DEAD after twice its own heartbeat interval.
+            """)
     var deadAfter: Duration = .seconds(10)
 
     @Option(

@@ -176,6 +176,8 @@ struct RedisErrorReplyTests {
             ("BUSY Redis is busy running a script.", .busy),
             ("NOSCRIPT No matching script.", .noScript),
             ("MISCONF Redis is configured to save RDB snapshots", .persistenceFailing),
+            ("NOREPLICAS Not enough good replicas to write.", .tooFewReplicas),
+            ("ERR max number of clients reached", .tooManyClients),
             ("ERR unknown command 'EVALSHA', with args beginning with:", .scriptingUnavailable),
             ("ERR something else", .other),
             // Redis 5 and 6 wrap a refusal met inside a script.
@@ -184,7 +186,7 @@ struct RedisErrorReplyTests {
                     + "when used memory > 'maxmemory'.", .outOfMemory
             ),
             ("ERR Error running script (call to f_8e1f): @user_script:3: -NOPERM this user has no permissions", .noPermission),
-            ("ERR Error running script (call to f_8e1f): @user_script:3: Script attempted to access a non local key", .other),
+            ("ERR Error running script (call to f_8e1f): @user_script:3: Script attempted to access a non local key", .slotMoving),
         ]
         for (message, kind) in cases {
             let reply = RedisErrorReply(message)
@@ -197,6 +199,40 @@ struct RedisErrorReplyTests {
         #expect(full.description.contains("YADTQ_KEEP_SUCCEEDED"))
         #expect(full.libraryMessage?.hasPrefix("OOM") == true)
         #expect(RedisErrorReply("LOADING x").isTransient && !RedisErrorReply("OOM x").isTransient)
+    }
+
+    @Test("a Redis at its maxclients is waited out; the remedy says to raise maxclients or open fewer connections")
+    func tooManyClients() {
+        let refusal = RedisErrorReply("ERR max number of clients reached")
+        #expect(refusal.isTransient)
+        #expect(!refusal.refusesEveryClient, "the clients already connected are served")
+        #expect(refusal.remedy.contains("maxclients") && refusal.remedy.contains("fewer"), "\(refusal.remedy)")
+        let error = refusal.error("Redis script 'begin' failed")
+        #expect(error.description.contains("(ERR max number of clients reached)"), "\(error)")
+        #expect(!error.description.contains("YADTQ bug"), "\(error)")
+    }
+
+    @Test("a script that meets a slot being moved says that resharding under YADTQ is not supported, and what to do")
+    func slotBeingMoved() {
+        for message in [
+            "ERR Script attempted to access a non local key in a cluster node script: 8e1f0c2a, on @user_script:40.",
+            "ERR Error running script (call to f_8e1f): @user_script:40: @user_script: 40: "
+                + "Lua script attempted to access a non local key in a cluster node",
+        ] {
+            let refusal = RedisErrorReply(message)
+            #expect(!refusal.isTransient, "\(message)")
+            #expect(refusal.meaning.contains("moved"), "\(refusal.meaning)")
+            #expect(
+                refusal.remedy.contains("Stop the workers and producers") && refusal.remedy.contains("reshard")
+                    && refusal.remedy.contains("start them again"), "\(refusal.remedy)")
+        }
+    }
+
+    @Test("a master short of replicas (min-replicas-to-write) refuses every writer; the remedy says which setting")
+    func tooFewReplicas() {
+        let refusal = RedisErrorReply("NOREPLICAS Not enough good replicas to write.")
+        #expect(refusal.refusesEveryClient && !refusal.isTransient)
+        #expect(refusal.remedy.contains("min-replicas-to-write") && !refusal.remedy.contains("YADTQ bug"), "\(refusal.remedy)")
     }
 }
 

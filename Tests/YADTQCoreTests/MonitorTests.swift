@@ -31,6 +31,17 @@ struct MonitorLivenessRulesTests {
         #expect(judgement.reason == "no heartbeat for 12s (dead after 10s)")
     }
 
+    @Test("a worker beating more slowly than dead-after is DEAD only after two of its own intervals")
+    func slowHeartbeat() {
+        func slow(_ age: Int64) -> WorkerJudgement { rules.judge(beat(age: age, interval: 15_000), at: now) }
+        #expect(slow(12_000).verdict == .alive)
+        #expect(slow(30_000).verdict == .alive)
+        let judgement = slow(31_000)
+        #expect(judgement.verdict == .dead)
+        #expect(judgement.reason == "no heartbeat for 31s (dead after 30s: twice its 15s heartbeat interval)")
+        #expect(rules.judge(beat(age: 12_000, interval: nil), at: now).verdict == .dead, "no interval reported: dead-after alone")
+    }
+
     @Test("a stopped worker is DEAD at once, with the reason that it stopped")
     func stopped() {
         #expect(rules.judge(beat(age: 0, state: .stopped), at: now) == WorkerJudgement(.dead, reason: "stopped"))

@@ -33,6 +33,26 @@ struct RedisClusterTests {
         #expect(partial.master(for: HashSlot(value: 101)) == nil, "an unserved slot has no master")
     }
 
+    @Test("the slot map is read again once it is 10 s old, so a replica back since is waited for; not at every call")
+    func slotMapAge() {
+        let master = RedisURL.Node(host: "127.0.0.1", port: 7001)
+        let replica = RedisURL.Node(host: "127.0.0.1", port: 7101)
+        // Read while the replica was down: CLUSTER SLOTS left it out.
+        let withoutReplica = ClusterTopology(ranges: [.init(slots: 0...16383, master: master)])
+        let withReplica = ClusterTopology(ranges: [.init(slots: 0...16383, master: master, replicas: [replica])])
+        let start = ContinuousClock.now
+        var cache = SlotMapCache()
+        #expect(cache.current(at: start) == nil, "no map yet: read one")
+        cache.store(withoutReplica, readAt: start)
+        #expect(cache.current(at: start + .milliseconds(9_999)) == withoutReplica, "the calls of the next 10 s route by it")
+        #expect(cache.current(at: start + SlotMapCache.maximumAge) == nil, "10 s old: read it again")
+        #expect(cache.latest == withoutReplica, "the call in progress counts the replicas of the map it was routed by")
+        cache.store(withReplica, readAt: start + .seconds(10))
+        #expect(cache.current(at: start + .seconds(19))?.replicaCount(of: master) == 1, "the replica is waited for again")
+        cache.forget()
+        #expect(cache.current(at: start + .seconds(11)) == nil && cache.latest == nil, "after a failure: read again")
+    }
+
     @Test("MOVED and ASK replies are read, an unknown host is the answering node's; other errors are not redirections")
     func redirections() {
         let answering = RedisURL.Node(host: "10.0.0.9", port: 7000)

@@ -186,6 +186,29 @@ struct MonitorIntegrationTests {
         #expect(monitor.isRunning, "the monitor keeps watching: no end marker was published")
     }
 
+    @Test("a worker restarted under its name: what the process before it began is orphaned, what it began itself is not")
+    func restartedWorkerLeavesOrphans() throws {
+        let (stack, probe) = try stack()
+        let store = stack.store
+        let now = currentEpochMilliseconds()
+        let tasks = ["before", "after"].map {
+            TaskMessage(id: $0, type: "add", args: [1, 2], maxAttempts: 3, queuedAt: now - 60_000)
+        }
+        #expect(try store.queue(tasks) == [.queued, .queued])
+        #expect(try store.begin([tasks[0]], partitions: [0], worker: "w1", at: now - 30_000) == [.run(attempt: 1)])
+        #expect(try store.begin([tasks[1]], partitions: [1], worker: "w1", at: now - 5_000) == [.run(attempt: 1)])
+        // The w1 beating now started 10 s ago, after its predecessor began "before".
+        try store.writeHeartbeat(
+            worker: "w1",
+            Heartbeat(
+                lastHeartbeat: now, state: .busy, currentTask: "after", taskStartedAt: now - 5_000, pid: 2, host: "box",
+                startedAt: now - 10_000, intervalMilliseconds: 5_000))
+        let snapshot = try probe.snapshot()
+        #expect(snapshot["workers"]?[0]?["verdict"] == "ALIVE", "\(snapshot)")
+        #expect(snapshot["orphaned"] == [["id": "before", "worker": "w1"]], "\(snapshot)")
+        #expect(snapshot["orphaned_count"] == 1)
+    }
+
     @Test("a worker silent for over --forget-after loses its heartbeat, verdict and plugin list; a live one keeps them and writes its list again")
     func silentWorkerIsForgotten() throws {
         let reaper = ProcessReaper()

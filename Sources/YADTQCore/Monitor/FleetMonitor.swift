@@ -113,14 +113,16 @@ public struct FleetMonitor: Sendable {
         }
     }
 
-    /// Counts the PROCESSING tasks whose worker is DEAD or has no heartbeat entry at all,
-    /// and lists the first ``orphansListed`` of them. A worker whose entry is unreadable is
-    /// not judged, so neither are its tasks. Runs inside Redis: one round trip however
-    /// many tasks are in flight.
+    /// Counts the PROCESSING tasks whose worker is DEAD or has no heartbeat entry at all, or
+    /// whose attempt began before its worker's process started (a worker restarted under its
+    /// name: the attempt was its predecessor's), and lists the first ``orphansListed`` of them.
+    /// A worker whose entry is unreadable is not judged, so neither are its tasks. Runs inside
+    /// Redis: one round trip however many tasks are in flight.
     private func orphans(workers: [WorkerReport], unreadable: Set<String>) throws
         -> (count: Int, listed: [OrphanedTask])
     {
-        let running = workers.filter { $0.verdict != .dead }.map(\.name) + unreadable
+        let running = workers.filter { $0.verdict != .dead }.map { ($0.name, $0.heartbeat.startedAt) }
+            + unreadable.map { ($0, Int64(0)) }
         return try store.orphans(running: running, scanLimit: orphanScanLimit, listLimit: Self.orphansListed)
     }
 

@@ -23,7 +23,8 @@ public struct WorkerJudgement: Sendable, Equatable {
 /// The rules that turn a heartbeat into a verdict: a pure function of the heartbeat
 /// and the time, so every rule is tested without Redis or a clock.
 public struct LivenessRules: Sendable, Equatable {
-    /// A worker whose last heartbeat is older than this is DEAD.
+    /// A worker whose last heartbeat is older than this is DEAD, unless it beats less often
+    /// (see ``deadLimit(for:)``).
     public var deadAfter: Duration
     /// A task running longer than this makes its worker STUCK. `nil` (the default)
     /// takes the worker's own limit from its heartbeat: its time limit plus one
@@ -54,6 +55,14 @@ public struct LivenessRules: Sendable, Equatable {
         return .milliseconds(limit + (heartbeat.intervalMilliseconds ?? 0))
     }
 
+    /// How long a worker may be silent before it is DEAD: ``deadAfter``, or twice the worker's
+    /// own heartbeat interval when that is longer, so that a worker told to beat less often
+    /// than the monitor expects is not DEAD between two beats. `own` says which rule it is.
+    public func deadLimit(for heartbeat: Heartbeat) -> (limit: Duration, own: Bool) {
+        let own = Duration.milliseconds(heartbeat.intervalMilliseconds ?? 0) * 2
+        return own > deadAfter ? (own, true) : (deadAfter, false)
+    }
+
     /// Judges a worker at `now` (milliseconds since the epoch).
     ///
     /// Order matters: a stopped worker is DEAD whatever its age (it said it will not
@@ -64,10 +73,11 @@ public struct LivenessRules: Sendable, Equatable {
         if heartbeat.state == .stopped { return WorkerJudgement(.dead, reason: "stopped") }
         // A clock behind the worker's would give a negative age: treat it as fresh.
         let age = Duration.milliseconds(max(0, now - heartbeat.lastHeartbeat))
-        if age > deadAfter {
+        let dead = deadLimit(for: heartbeat)
+        if age > dead.limit {
+            let rule = dead.own ? ": twice its \((dead.limit / 2).compactText) heartbeat interval" : ""
             return WorkerJudgement(
-                .dead,
-                reason: "no heartbeat for \(age.compactText) (dead after \(deadAfter.compactText))")
+                .dead, reason: "no heartbeat for \(age.compactText) (dead after \(dead.limit.compactText)\(rule))")
         }
         if heartbeat.state == .busy, let startedAt = heartbeat.taskStartedAt, let limit = stuckLimit(for: heartbeat) {
             let running = Duration.milliseconds(max(0, now - startedAt))

@@ -44,13 +44,21 @@ extension TaskStore {
             heartbeats: Self.fieldPairs(of: replies[0]), verdicts: Self.fieldPairs(of: replies[1]), finished: finished)
     }
 
-    /// Counts the PROCESSING tasks (at most `scanLimit` per shard) whose worker is not among
-    /// `running`, and lists the first `listLimit` of them with their worker. Runs inside
+    /// Counts the PROCESSING tasks (at most `scanLimit` per shard) whose attempt no running
+    /// process holds, and lists the first `listLimit` of them with their worker. Runs inside
     /// Redis: one round trip however many tasks are in flight.
-    func orphans(running: [String], scanLimit: Int, listLimit: Int) throws -> (count: Int, listed: [OrphanedTask]) {
+    /// - Parameter running: each worker still running, with when its process started (ms since
+    ///   the epoch, 0 when unknown): an attempt its worker began before then was begun by an
+    ///   earlier process of the same name, which is gone.
+    func orphans(running: [(worker: String, startedAt: Int64)], scanLimit: Int, listLimit: Int) throws
+        -> (count: Int, listed: [OrphanedTask])
+    {
         let calls = keys.allShards.map { shard in
             var arguments = RedisCommand(String(scanLimit), String(listLimit))
-            for name in running { arguments.append(name) }
+            for process in running {
+                arguments.append(process.worker)
+                arguments.append(String(process.startedAt))
+            }
             return RedisClient.ScriptCall(script: Self.orphanScript, keys: [shard.running], arguments: arguments)
         }
         var count = 0
@@ -64,20 +72,24 @@ extension TaskStore {
         return (count, Array(listed.prefix(listLimit)))
     }
 
-    /// KEYS: a shard's `running` hash (id -> the attempt in flight, ending with its worker).
-    /// ARGV: scan limit, list limit, then the names of the workers still running. Returns the
-    /// orphan count, then id and worker of the first orphans.
+    /// KEYS: a shard's `running` hash (id -> the attempt in flight: its started_at, ending
+    /// with its worker). ARGV: scan limit, list limit, then the name and process start of each
+    /// worker still running. Returns the orphan count, then id and worker of the first orphans.
     private static let orphanScript = RedisScript(
         name: "monitor_orphans",
         source: TaskScripts.runningEntry + """
             local limit, listed = tonumber(ARGV[1]), tonumber(ARGV[2])
-            local running = {}
-            for i = 3, #ARGV do running[ARGV[i]] = true end
+            local started = {}
+            for i = 3, #ARGV, 2 do started[ARGV[i]] = tonumber(ARGV[i + 1]) end
             local out = {0}
             local pairs = redis.call('HSCAN', KEYS[1], 0, 'COUNT', limit)[2]
             for i = 1, #pairs, 2 do
-              local id, worker = pairs[i], entry_worker(pairs[i + 1])
-              if not running[worker] then
+              local id, entry = pairs[i], pairs[i + 1]
+              local worker = entry_worker(entry)
+              local _, _, attempt_started = struct_unpack(ENTRY, entry)
+              -- An attempt begun before its worker's process started was begun by an earlier
+              -- process of that name, which is gone (both times are from the worker's clock).
+              if not started[worker] or attempt_started < started[worker] then
                 out[1] = out[1] + 1
                 if out[1] <= listed then
                   out[#out + 1] = id

@@ -4,7 +4,8 @@ import Logging
 /// A connection to Redis, or to every master of a Redis Cluster, that survives restarts and
 /// failovers: it reconnects with backoff, replays the failed call, reloads server-side
 /// scripts after `NOSCRIPT`, and in a cluster routes each command to the master of its
-/// key's hash slot, follows `MOVED` (refreshing the slot map) and `ASK` redirections.
+/// key's hash slot, follows `MOVED` (refreshing the slot map) and `ASK` redirections, and
+/// reads the slot map again every ``SlotMapCache/maximumAge`` (see there).
 ///
 /// Replaying a call after a broken connection may run commands twice that had already run:
 /// YADTQ's writes are idempotent and its scripts replay-safe (see ``TaskScripts``).
@@ -13,7 +14,7 @@ import Logging
 ///   Redis is away). Call it from a dedicated thread or a `DispatchQueue`, never
 ///   from Swift's cooperative pool.
 final class RedisClient: @unchecked Sendable {
-    // @unchecked Sendable: `connections`, `scriptHashes`, `topology`, `knownNodes` and
+    // @unchecked Sendable: `connections`, `scriptHashes`, `slotMap`, `knownNodes` and
     // `callDeadline` are read and written only while holding `lock`, and a RedisConnection
     // never escapes the lock.
     private let lock = NSLock()
@@ -21,8 +22,8 @@ final class RedisClient: @unchecked Sendable {
     /// Script name -> SHA1, the same on every node; a node that does not know it yet answers
     /// `NOSCRIPT` and is sent the source.
     private var scriptHashes: [String: String] = [:]
-    /// The slot map of a cluster; `nil` until first needed and after any failure.
-    private var topology: ClusterTopology?
+    /// The slot map of a cluster: read when first needed, after any failure and when it is old.
+    private var slotMap = SlotMapCache()
     /// Every node of the latest slot map, kept across failures: when the seeds named in
     /// `YADTQ_REDIS` are down (a failed-over master among them), the others still know the map.
     private var knownNodes: [RedisURL.Node] = []
@@ -193,7 +194,7 @@ final class RedisClient: @unchecked Sendable {
                     if request.asking { pipeline.append(RedisCommand("ASKING")) }
                     pipeline.append(requests[request.index].command)
                 }
-                let replicas = waitForReplicas && url.isCluster ? (topology?.replicaCount(of: node) ?? 0) : 0
+                let replicas = waitForReplicas && url.isCluster ? (slotMap.latest?.replicaCount(of: node) ?? 0) : 0
                 // WAIT counts the replicas that have this connection's latest write, and a
                 // replayed script that finds its work done writes nothing: on the new
                 // connection of a replay, WAIT would then answer at once, before a replica
@@ -237,7 +238,7 @@ final class RedisClient: @unchecked Sendable {
                     try Self.checkAcknowledgement(acknowledged, marker: markerReply, of: node, redirected: redirected)
                 }
             }
-            if movedAway { topology = try fetchTopology() }
+            if movedAway { slotMap.store(try fetchTopology(), readAt: .now) }
             pending = next
         }
         guard pending.isEmpty else {
@@ -278,10 +279,12 @@ final class RedisClient: @unchecked Sendable {
         return node
     }
 
+    /// The slot map to route by, read again when there is none or it is old (see ``SlotMapCache``).
     private func clusterTopology() throws -> ClusterTopology {
-        if let topology { return topology }
+        let now = ContinuousClock.now
+        if let topology = slotMap.current(at: now) { return topology }
         let fresh = try fetchTopology()
-        topology = fresh
+        slotMap.store(fresh, readAt: now)
         return fresh
     }
 
@@ -359,7 +362,7 @@ final class RedisClient: @unchecked Sendable {
                 return result
             } catch let error as YADTQError where Self.isTransient(error) {
                 connections.removeAll()
-                topology = nil
+                slotMap.forget()
                 if let reconnectFor, clock.now - start + delay > reconnectFor { throw error }
                 if !reported {
                     logger.warning("\(error); retrying with backoff")

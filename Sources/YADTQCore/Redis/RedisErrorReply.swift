@@ -24,6 +24,15 @@ public struct RedisErrorReply: Sendable, Equatable {
         case noScript
         /// `MISCONF`: Redis cannot write its snapshot, so it refuses writes.
         case persistenceFailing
+        /// `NOREPLICAS`: fewer replicas are connected than the master's `min-replicas-to-write`,
+        /// so it refuses writes.
+        case tooFewReplicas
+        /// `ERR max number of clients reached`: Redis has `maxclients` connections open and
+        /// refused a new one.
+        case tooManyClients
+        /// A script met a key of a slot being moved to another master (`Script attempted to
+        /// access a non local key`): a resharding under running workers or producers.
+        case slotMoving
         /// Scripting is not available (an unknown `EVAL`/`EVALSHA`/`SCRIPT` command).
         case scriptingUnavailable
         /// Anything else.
@@ -53,6 +62,10 @@ public struct RedisErrorReply: Sendable, Equatable {
             kind = .wrongPassword
         } else if lowered.contains("unknown command") && Self.scriptCommands.contains(where: lowered.contains) {
             kind = .scriptingUnavailable
+        } else if lowered.contains("max number of clients reached") {
+            kind = .tooManyClients
+        } else if lowered.contains("attempted to access a non local key") {
+            kind = .slotMoving
         } else {
             kind = .other
         }
@@ -71,6 +84,7 @@ public struct RedisErrorReply: Sendable, Equatable {
         case "NOSCRIPT": .noScript
         case "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN": .clusterUnavailable
         case "MISCONF": .persistenceFailing
+        case "NOREPLICAS": .tooFewReplicas
         default: nil
         }
     }
@@ -86,18 +100,22 @@ public struct RedisErrorReply: Sendable, Equatable {
         self.init(message)
     }
 
-    /// Whether waiting and trying again can succeed without anyone acting.
-    public var isTransient: Bool { kind == .loading || kind == .busy || kind == .clusterUnavailable }
+    /// Whether waiting and trying again can succeed without anyone acting (a client at
+    /// `maxclients` gets in once another one leaves).
+    public var isTransient: Bool {
+        kind == .loading || kind == .busy || kind == .clusterUnavailable || kind == .tooManyClients
+    }
 
     /// Whether the refusal comes from the state of Redis itself (full, unable to persist,
     /// loading, blocked), so that every client meets it alike. A wrong password, a replica or
     /// a missing permission are one client's own; and a cluster that is down may be down only
-    /// on this client's side of a network split, while the majority side fails over.
+    /// on this client's side of a network split, while the majority side fails over; and a
+    /// Redis at `maxclients` refuses only new connections, so the clients connected go on.
     public var refusesEveryClient: Bool {
         switch kind {
-        case .outOfMemory, .persistenceFailing, .loading, .busy: true
-        case .clusterUnavailable, .authenticationRequired, .wrongPassword, .noPermission, .readOnly, .noScript,
-            .scriptingUnavailable, .other:
+        case .outOfMemory, .persistenceFailing, .tooFewReplicas, .loading, .busy: true
+        case .clusterUnavailable, .tooManyClients, .slotMoving, .authenticationRequired, .wrongPassword,
+            .noPermission, .readOnly, .noScript, .scriptingUnavailable, .other:
             false
         }
     }
@@ -115,6 +133,10 @@ public struct RedisErrorReply: Sendable, Equatable {
         case .noScript: "Redis forgot a YADTQ script"
         case .clusterUnavailable: "the Redis Cluster is failing over or moving slots"
         case .persistenceFailing: "Redis cannot save its data to disk, so it refuses writes"
+        case .tooFewReplicas: "Redis has fewer replicas connected than its min-replicas-to-write, so it refuses writes"
+        case .tooManyClients: "Redis has as many connections open as its maxclients allows, so it refused a new one"
+        case .slotMoving:
+            "a Redis Cluster slot of YADTQ's keys is being moved to another master, and the script stopped midway"
         case .scriptingUnavailable: "this Redis has no Lua scripting"
         case .other: "Redis refused the command"
         }
@@ -142,6 +164,16 @@ public struct RedisErrorReply: Sendable, Equatable {
             "Nothing to do: the script is loaded again"
         case .persistenceFailing:
             "Fix Redis's disk (see its log: free space, permissions), or set stop-writes-on-bgsave-error no"
+        case .tooFewReplicas:
+            "Bring the master's replicas back (INFO replication lists those connected), "
+                + "or lower its min-replicas-to-write (CONFIG SET min-replicas-to-write ...)"
+        case .tooManyClients:
+            "Raise Redis's maxclients (CONFIG SET maxclients ..., within its open-files limit), or run fewer "
+                + "YADTQ processes (each keeps a few connections to every node) or other clients (CLIENT LIST shows "
+                + "them); meanwhile the call is retried until Redis lets it in"
+        case .slotMoving:
+            "Moving slots while YADTQ writes is not supported. Stop the workers and producers, "
+                + "reshard (redis-cli --cluster reshard), then start them again"
         case .scriptingUnavailable:
             "YADTQ needs Redis 5 or later with scripting enabled"
         case .other:
