@@ -1,7 +1,7 @@
 /*
  * The C half of the YADTQ plugin sandbox: the allocator and the hook that enforce the limits, the
- * sandbox's own library functions (bounded pattern matching, string.rep, table.move, table.sort,
- * load), the conversions of values from Swift, and the protected entry points. The rules it keeps
+ * sandbox's own library functions (bounded pattern matching, string.rep, table.move, insert, remove
+ * and sort, load), the conversions of values from Swift, and the protected entry points. The rules it keeps
  * are in yadtq_sandbox.h; functions Swift does not call are static.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, clock_nanosleep under -std=c11 */
@@ -326,10 +326,29 @@ static int yadtq_rep(lua_State *L) {
     return 1;
 }
 
-/* table.move(a1, f, e, t [, a2]) in slices of YADTQ_MOVE_SLICE elements, each a call of Lua's own
- * table.move (upvalue 1), so that the hook checks the deadline between slices: Lua's moves any
- * number of nils without allocating. Slices go in the order Lua's would copy elements. */
+/* Copies a1[f..e] (e >= f; a1 and a2 are stack indices) to a2[t..] in slices of YADTQ_MOVE_SLICE
+ * elements, each a call of Lua's own table.move (upvalue 1 of the calling function), so that the
+ * hook checks the deadline between slices: Lua's moves any number of nils without allocating.
+ * Slices go in the order Lua's would copy elements. */
 #define YADTQ_MOVE_SLICE 1024
+static void yadtq_move_in_slices(lua_State *L, int a1, lua_Integer f, lua_Integer e, lua_Integer t, int a2) {
+    lua_Integer n = e - f + 1;
+    /* One slice needs no direction: not comparing spares a possible __eq call Lua's would not make. */
+    int forward = n <= YADTQ_MOVE_SLICE || t > e || t <= f || (a2 != a1 && !lua_compare(L, a1, a2, LUA_OPEQ));
+    for (lua_Integer done = 0; done < n; done += YADTQ_MOVE_SLICE) {
+        lua_Integer size = n - done < YADTQ_MOVE_SLICE ? n - done : YADTQ_MOVE_SLICE;
+        lua_Integer offset = forward ? done : n - done - size;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, a1);
+        lua_pushinteger(L, f + offset);
+        lua_pushinteger(L, f + offset + size - 1);
+        lua_pushinteger(L, t + offset);
+        lua_pushvalue(L, a2);
+        lua_call(L, 5, 0);
+    }
+}
+
+/* table.move(a1, f, e, t [, a2]), by yadtq_move_in_slices. Upvalue 1: Lua's table.move. */
 static int yadtq_table_move(lua_State *L) {
     /* The checks of Lua's table.move, here so that their messages name 'move' (the original is no
      * longer a library function Lua could name). Only tables reach here: a plugin has no userdata. */
@@ -342,27 +361,46 @@ static int yadtq_table_move(lua_State *L) {
     if (e >= f) {
         luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
         luaL_argcheck(L, t <= LUA_MAXINTEGER - (e - f), 4, "destination wrap around");
-    }
-    if (e < f || e - f < YADTQ_MOVE_SLICE) { /* small (or empty): one call */
-        lua_pushvalue(L, lua_upvalueindex(1));
-        lua_insert(L, 1);
-        lua_call(L, lua_gettop(L) - 1, 1);
-        return 1;
-    }
-    lua_Integer n = e - f + 1;
-    int forward = t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
-    for (lua_Integer done = 0; done < n; done += YADTQ_MOVE_SLICE) {
-        lua_Integer size = n - done < YADTQ_MOVE_SLICE ? n - done : YADTQ_MOVE_SLICE;
-        lua_Integer offset = forward ? done : n - done - size;
-        lua_pushvalue(L, lua_upvalueindex(1));
-        lua_pushvalue(L, 1);
-        lua_pushinteger(L, f + offset);
-        lua_pushinteger(L, f + offset + size - 1);
-        lua_pushinteger(L, t + offset);
-        lua_pushvalue(L, tt);
-        lua_call(L, 5, 0);
+        yadtq_move_in_slices(L, 1, f, e, t, tt);
     }
     lua_pushvalue(L, tt);
+    return 1;
+}
+
+/* table.insert(list, [pos,] value) and table.remove(list [, pos]) as Lua's, with the shift of the
+ * elements after `pos` done by yadtq_move_in_slices: Lua's own loop over them takes the length from
+ * #list, which a __len metamethod can make 2^63, and runs with no call, instruction or allocation
+ * the hook or the allocator could see. Upvalue 1: Lua's table.move. */
+static int yadtq_table_insert(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer e = (lua_Integer)((lua_Unsigned)luaL_len(L, 1) + 1u); /* first empty element */
+    lua_Integer pos = e;
+    switch (lua_gettop(L)) {
+    case 2: break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        if (pos < e) yadtq_move_in_slices(L, 1, pos, e - 1, pos + 1, 1);
+        break;
+    default: return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_seti(L, 1, pos); /* the value, on top */
+    return 0;
+}
+
+static int yadtq_table_remove(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+    lua_geti(L, 1, pos); /* the result */
+    if (pos < size) {
+        yadtq_move_in_slices(L, 1, pos + 1, size, pos, 1);
+        pos = size;
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
     return 1;
 }
 
@@ -1084,9 +1122,10 @@ static int yadtq_open_sandbox_body(lua_State *L) {
         {"gmatch", yadtq_str_gmatch}, {"gsub", yadtq_str_gsub}, {NULL, NULL}};
     luaL_setfuncs(L, bounded_string_functions, 0);
     lua_getglobal(L, LUA_TABLIBNAME);
-    lua_getfield(L, -1, "move");
-    lua_pushcclosure(L, yadtq_table_move, 1);
-    lua_setfield(L, -2, "move");
+    static const luaL_Reg bounded_table_functions[] = {
+        {"move", yadtq_table_move}, {"insert", yadtq_table_insert}, {"remove", yadtq_table_remove}, {NULL, NULL}};
+    lua_getfield(L, -1, "move"); /* their upvalue */
+    luaL_setfuncs(L, bounded_table_functions, 1);
     lua_getfield(L, -1, "sort");
     lua_pushcfunction(L, yadtq_less_than);
     lua_pushcclosure(L, yadtq_table_sort, 2);

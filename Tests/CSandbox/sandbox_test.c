@@ -199,12 +199,51 @@ static void test_errors_are_values(void) {
     close_state(&s);
 }
 
+/* Runs `source` as a task and checks that it returns the string `expected`. */
+static void expect_result(const char *label, const char *source, const char *expected) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int status = run(&s, source, NULL, 5000);
+    const char *got = lua_tostring(s.L, -1);
+    CHECK(status == LUA_OK && got && strcmp(got, expected) == 0, "%s: status %d, got \"%s\", expected \"%s\"", label,
+          status, got ? got : "(not a string)", expected);
+    close_state(&s);
+}
+
+/* table.insert and table.remove shift elements without a call the hook sees: a __len that makes a
+ * list 2^63 long must not keep them going past the deadline; their results stay Lua's. */
+static void test_table_shifts(void) {
+    expect_stopped("table.remove under a lying __len",
+                   "return function() local t = setmetatable({}, {__len = function() return math.maxinteger end}) "
+                   "return table.remove(t, 1) end",
+                   16u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("table.insert under a lying __len",
+                   "return function() local t = setmetatable({}, {__len = function() return math.maxinteger - 1 end}) "
+                   "table.insert(t, 1, 0) end",
+                   16u << 20, YADTQ_STOPPED_TIME);
+    expect_result("insert and remove as Lua's",
+                  "return function() local t = {1, 2, 3} table.insert(t, 1, 0) table.insert(t, 9) table.insert(t, 6, 8) "
+                  "local r = table.remove(t, 2) local last = table.remove(t) local none = table.remove({}) "
+                  "local e = table.remove({}, 1) local big = {} for i = 1, 3000 do big[i] = i end "
+                  "table.insert(big, 2, 0) local first = table.remove(big, 1) "
+                  "return table.concat(t, ' ') .. '|' .. r .. last .. tostring(none) .. tostring(e) .. '|' .. first "
+                  ".. ' ' .. big[1] .. ' ' .. big[2] .. ' ' .. big[3000] .. ' ' .. #big end",
+                  "0 2 3 9|18nilnil|1 0 2 3000 3000");
+    expect_result("insert and remove errors as Lua's",
+                  "return function() return select(2, pcall(table.insert, {}, 5, 1)) .. '|' .. "
+                  "select(2, pcall(table.insert, {}, 1, 2, 3)) .. '|' .. select(2, pcall(table.remove, {1}, 5)) .. '|' .. "
+                  "select(2, pcall(table.insert, nil, 1)) end",
+                  "bad argument #2 to 'table.insert' (position out of bounds)|wrong number of arguments to 'insert'|"
+                  "bad argument #2 to 'table.remove' (position out of bounds)|bad argument #1 to 'table.insert' (table expected, got nil)");
+}
+
 int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
     test_limits();
     test_stop_requests();
     test_errors_are_values();
+    test_table_shifts();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

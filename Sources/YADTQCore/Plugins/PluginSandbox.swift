@@ -40,7 +40,7 @@ import CLuaSandbox
 /// - C library calls cannot be interrupted, so those whose work is not bounded by what they
 ///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
 ///   deadline every 4096 steps), plain `string.find`, `string.rep` (by doubling), `table.move`
-///   (in slices, each a call) and `table.sort` (its default order is a function, so each
+///   and the shifts of `table.insert` and `table.remove` (in slices, each a call) and `table.sort` (its default order is a function, so each
 ///   comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in pieces of
 ///   64 KiB, each a call the hook sees.
 /// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
@@ -50,7 +50,7 @@ import CLuaSandbox
 ///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``.
 ///
 /// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
-/// bounded by the memory limit (comparing two long strings, `table.insert` into a long list), so
+/// bounded by the memory limit (comparing two long strings, `string.upper` of one), so
 /// the overshoot stays far under a second at the default 64 MiB but grows with the limit.
 /// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the
 /// Lua state is not counted: the Swift copies that results, `json.encode` and `json.decode` go
