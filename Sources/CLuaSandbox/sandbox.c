@@ -491,8 +491,10 @@ static int yadtq_class_matches(int c, int cl) {
 }
 
 /* Where the single-character class starting at `p` ends. Patterns are Lua strings, so reading the
- * byte at `pat_end` (a terminating zero) is safe. */
+ * byte at `pat_end` (a terminating zero) is safe. A set `[...]` is walked to its end, which counts
+ * as steps: the set may be megabytes long, and its end is looked for at every try. */
 static const char *yadtq_class_end(yadtq_matcher *m, const char *p) {
+    const char *start = p;
     char c = *p++;
     if (c == '%') {
         if (p >= m->pat_end) luaL_error(m->L, "malformed pattern (ends with '%%')");
@@ -505,13 +507,16 @@ static const char *yadtq_class_end(yadtq_matcher *m, const char *p) {
             c = *p++;
             if (c == '%' && p < m->pat_end) p++;
         } while (*p != ']');
+        yadtq_match_steps(m, (size_t)(p - start));
         return p + 1;
     }
     return p;
 }
 
-/* Whether byte `c` is in the set `[...]` from `p` (the '[') to `last` (the ']'). */
-static int yadtq_set_matches(int c, const char *p, const char *last) {
+/* Whether byte `c` is in the set `[...]` from `p` (the '[') to `last` (the ']'). The set's length
+ * counts as steps (see yadtq_class_end). */
+static int yadtq_set_matches(yadtq_matcher *m, int c, const char *p, const char *last) {
+    yadtq_match_steps(m, (size_t)(last - p));
     int in = 1;
     if (p[1] == '^') {
         in = 0;
@@ -537,7 +542,7 @@ static int yadtq_single_matches(yadtq_matcher *m, const char *s, const char *p, 
     switch (*p) {
     case '.': return 1;
     case '%': return yadtq_class_matches(c, (unsigned char)p[1]);
-    case '[': return yadtq_set_matches(c, p, ep - 1);
+    case '[': return yadtq_set_matches(m, c, p, ep - 1);
     default: return (unsigned char)*p == c;
     }
 }
@@ -649,7 +654,7 @@ static const char *yadtq_match(yadtq_matcher *m, const char *s, const char *p) {
             const char *ep = yadtq_class_end(m, p);
             int before = s == m->src ? 0 : (unsigned char)s[-1];
             int at = s < m->src_end ? (unsigned char)*s : 0;
-            if (!yadtq_set_matches(before, p, ep - 1) && yadtq_set_matches(at, p, ep - 1)) {
+            if (!yadtq_set_matches(m, before, p, ep - 1) && yadtq_set_matches(m, at, p, ep - 1)) {
                 p = ep;
                 continue;
             }
@@ -830,13 +835,16 @@ static int yadtq_str_gmatch(lua_State *L) {
     return 1;
 }
 
-/* Appends the replacement string (argument 3) for the match `s..e`, with its %0..%9 and %%. */
+/* Appends the replacement string (argument 3) for the match `s..e`, with its %0..%9 and %%. Each
+ * escape counts as a step: for an empty match, "%0" adds nothing, so a long replacement would cost
+ * time at every match without growing the result the allocator watches. */
 static void yadtq_add_replacement_string(yadtq_matcher *m, luaL_Buffer *b, const char *s, const char *e) {
     lua_State *L = m->L;
     size_t length = 0;
     const char *text = lua_tolstring(L, 3, &length);
     const char *percent;
     while ((percent = (const char *)memchr(text, '%', length)) != NULL) {
+        yadtq_match_steps(m, 1);
         luaL_addlstring(b, text, (size_t)(percent - text));
         percent++;
         if (*percent == '%') {

@@ -136,6 +136,15 @@ static void test_limits(void) {
     expect_stopped("pathological pattern",
                    "return function() return string.find(string.rep('a', 60), string.rep('.-', 10) .. 'b') end",
                    16u << 20, YADTQ_STOPPED_TIME);
+    /* The matcher's steps include the walks of a long set and of a long replacement. */
+    expect_stopped("long set", "return function() return string.find(('a'):rep(20000), '[' .. ('b'):rep(1 << 24) .. ']') end",
+                   64u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("long frontier set",
+                   "return function() return string.find(('a'):rep(20000), '%f[' .. ('b'):rep(1 << 24) .. ']') end",
+                   64u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("long replacement of empty matches",
+                   "return function() return (('a'):rep(100000):gsub('', ('%0'):rep(1 << 22))) end", 64u << 20,
+                   YADTQ_STOPPED_TIME);
     expect_stopped("growing table", "return function() local t = {} for i = 1, 1e9 do t[i] = i end end", 4u << 20,
                    YADTQ_STOPPED_MEMORY);
     expect_stopped("caught memory error",
