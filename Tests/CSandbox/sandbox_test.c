@@ -145,6 +145,17 @@ static void test_limits(void) {
     expect_stopped("long replacement of empty matches",
                    "return function() return (('a'):rep(100000):gsub('', ('%0'):rep(1 << 22))) end", 64u << 20,
                    YADTQ_STOPPED_TIME);
+    /* Lua's parser runs no hook: a text a reader function returns at once is parsed piece by piece.
+     * This one makes the parser look up `k` through 150 functions of 190 locals at every term and
+     * allocates nothing while it does (the sum is folded into one constant). */
+    expect_stopped("load of a long text from a reader function",
+                   "return function() local locals = {} for i = 1, 190 do locals[i] = 'v' .. i end "
+                   "local head = {'local k <const> = 1 '} "
+                   "for i = 1, 150 do head[#head + 1] = 'local function f' .. i .. '() local ' .. table.concat(locals, ',') .. ' ' end "
+                   "local text = table.concat(head) .. 'local x = k' .. ('+k'):rep(3e6) .. (' end'):rep(150) "
+                   "local given = false "
+                   "return load(function() if given then return nil end given = true return text end) end",
+                   64u << 20, YADTQ_STOPPED_TIME);
     expect_stopped("growing table", "return function() local t = {} for i = 1, 1e9 do t[i] = i end end", 4u << 20,
                    YADTQ_STOPPED_MEMORY);
     expect_stopped("caught memory error",
@@ -238,6 +249,14 @@ static void test_table_shifts(void) {
                   "return table.concat(t, ' ') .. '|' .. r .. last .. tostring(none) .. tostring(e) .. '|' .. first "
                   ".. ' ' .. big[1] .. ' ' .. big[2] .. ' ' .. big[3000] .. ' ' .. #big end",
                   "0 2 3 9|18nilnil|1 0 2 3000 3000");
+    expect_result("load from a reader function as Lua's",
+                  "return function() local parts = {'return ', ('1 + '):rep(50000), 2, nil} local i = 0 "
+                  "local f = load(function() i = i + 1 return parts[i] end) "
+                  "local _, bad = load(function() return {} end) "
+                  "local given = false "
+                  "local g = load(function() local s = given and '' or 'return 7' given = true return s end) "
+                  "return f() .. '|' .. bad:match('^[^\\n]*') .. '|' .. g() end",
+                  "50002|reader function must return a string|7");
     expect_result("insert and remove errors as Lua's",
                   "return function() return select(2, pcall(table.insert, {}, 5, 1)) .. '|' .. "
                   "select(2, pcall(table.insert, {}, 1, 2, 3)) .. '|' .. select(2, pcall(table.remove, {1}, 5)) .. '|' .. "

@@ -39,10 +39,11 @@ import CLuaSandbox
 ///   the second refusal stops the state the same way.
 /// - C library calls cannot be interrupted, so those whose work is not bounded by what they
 ///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
-///   deadline every 4096 steps, a set's bytes and a replacement's escapes included), plain `string.find`, `string.rep` (by doubling), `table.move`
-///   and the shifts of `table.insert` and `table.remove` (in slices, each a call) and `table.sort` (its default order is a function, so each
-///   comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in pieces of
-///   64 KiB, each a call the hook sees.
+///   deadline every 4096 steps, a set's bytes and a replacement's escapes included), plain
+///   `string.find`, `string.rep` (by doubling), `table.move` and the shifts of `table.insert` and
+///   `table.remove` (in slices, each a call) and `table.sort` (its default order is a function,
+///   so each comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in
+///   pieces of 1 KiB, each a call the hook sees, also when a reader function returns it.
 /// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
 ///   the memory limit counts a string once however often it is referred to: a result is at most
 ///   ``maximumResultBytes`` of JSON, a `json.encode` ``maximumEncodedBytes``, a `json.decode` input
