@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 yadtq_sandbox *yadtq_sandbox_of(lua_State *L) {
@@ -1376,8 +1377,24 @@ static void yadtq_push_entry(lua_State *L, int idx) {
     luaL_error(L, "a plugin must return a function or a table with a 'run' function, not %s",
                luaL_typename(L, idx));
 }
+/* Seeds math.random from the system's entropy. The generator is one per state and its library is
+ * shared, so without this a task could set (math.randomseed) or learn the numbers of the tasks that
+ * run after it in the state, whatever their plugin. */
+static void yadtq_reseed_random(lua_State *L) {
+    lua_Integer seed[2];
+    if (getentropy(seed, sizeof seed) != 0)
+        luaL_error(L, "cannot seed math.random: getentropy failed (%s); the system gives no random bytes", strerror(errno));
+    lua_getglobal(L, LUA_MATHLIBNAME); /* the real math library */
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, seed[0]);
+    lua_pushinteger(L, seed[1]);
+    lua_call(L, 2, 0);
+    lua_pop(L, 1);
+}
+
 static int yadtq_run_body(lua_State *L) {
     yadtq_task *task = (yadtq_task *)lua_touserdata(L, 1);
+    yadtq_reseed_random(L);
     yadtq_instantiate(L, task->ref);                     /* 2: plugin */
     yadtq_push_entry(L, 2);                              /* 3: run */
     yadtq_cursor c = {(const unsigned char *)task->args, (const unsigned char *)task->args + task->args_length};

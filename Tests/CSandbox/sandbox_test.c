@@ -265,6 +265,22 @@ static void test_table_shifts(void) {
                   "bad argument #2 to 'table.remove' (position out of bounds)|bad argument #1 to 'table.insert' (table expected, got nil)");
 }
 
+/* Each task draws from a generator seeded afresh: what one task seeds, another cannot predict. */
+static void test_random_seeds(void) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int status = run(&s, "return function() math.randomseed(42) math.random(1 << 40) return math.random(1 << 40) end", NULL, 1000);
+    lua_Integer second = lua_tointeger(s.L, -1);
+    CHECK(status == LUA_OK, "seeding task: status %d", status);
+    lua_settop(s.L, 0);
+    status = run(&s, "return function() math.randomseed(42) return math.random(1 << 40) end", NULL, 1000);
+    lua_settop(s.L, 0);
+    status = run(&s, "return function() return math.random(1 << 40) end", NULL, 1000);
+    CHECK(status == LUA_OK && lua_tointeger(s.L, -1) != second,
+          "the task after math.randomseed(42) got the next number of seed 42 (%lld)", (long long)second);
+    close_state(&s);
+}
+
 int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
@@ -272,6 +288,7 @@ int main(void) {
     test_stop_requests();
     test_errors_are_values();
     test_table_shifts();
+    test_random_seeds();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

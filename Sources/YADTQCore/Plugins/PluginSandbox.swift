@@ -13,7 +13,8 @@ import CLuaSandbox
 /// - `load(chunk [, name [, "t" [, env]]])`: text chunks only; without `env`, in a fresh sandbox
 ///   environment;
 /// - libraries `string` (without `dump`), `table`, `math`, `utf8`, `coroutine`, `os` (only `clock`,
-///   `date`, `time`), all read-only and shared by all plugins;
+///   `date`, `time`), all read-only and shared by all plugins; `math.random` is seeded from the
+///   system's entropy before every task, so that its shared generator carries nothing over;
 /// - `json.encode(value)`, `json.decode(text)`, `json.null` (see LuaValueConversion.swift);
 /// - the `task` argument: `task.id`, `task.attempt`, `task.max_attempts`, `task.log(...)`,
 ///   `task.progress(fraction)` (0...1), `task.sleep(seconds)` (sleeps without spinning, and fails
