@@ -65,7 +65,7 @@ static int yadtq_cancel_requested(const yadtq_sandbox *sb) {
 }
 
 /* Why the running code must stop now (YADTQ_STOPPED_*), or YADTQ_RUNNING. */
-static int yadtq_stop_reason(const yadtq_sandbox *sb) {
+int yadtq_stop_reason(const yadtq_sandbox *sb) {
     if (sb->deadline_ns == 0) return YADTQ_RUNNING;
     if (yadtq_cancel_requested(sb)) return YADTQ_STOPPED_CANCELLED;
     return yadtq_coarse_now_ns() >= sb->deadline_ns ? YADTQ_STOPPED_TIME : YADTQ_RUNNING;
@@ -269,6 +269,9 @@ static int yadtq_trampoline(lua_State *L) {
     sb->stop_target = NULL;
     int kind = fn(L, &reply);
     sb->stop_target = stop_target;
+    /* A host function that ran into the deadline or a stop request gave up (the value reader looks
+     * at the clock as it goes): stop here, as the hook would have. */
+    yadtq_check_deadline(L);
     switch (kind) { /* the Swift frame is gone from here on: raising is safe */
     case YADTQ_REPLY_STRING:
         lua_pushlstring(L, reply.data, reply.length);

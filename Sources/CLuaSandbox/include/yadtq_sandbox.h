@@ -139,6 +139,9 @@ uint64_t yadtq_now_ns(void);
 /* Raise or lower a stop_request flag; safe from any thread while the state runs (atomic). */
 void yadtq_request_stop(int *flag);
 void yadtq_clear_stop(int *flag);
+/* Why the running code must stop now (YADTQ_STOPPED_TIME or _CANCELLED), or YADTQ_RUNNING: for
+ * Swift code that reads a state's values while its call's deadline runs (results, json.encode). */
+int yadtq_stop_reason(const yadtq_sandbox *sb);
 void yadtq_free_all(yadtq_sandbox *sb);
 void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn);
 lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status);

@@ -49,7 +49,9 @@ import CLuaSandbox
 ///   the memory limit counts a string once however often it is referred to: a result is at most
 ///   ``maximumResultBytes`` of JSON, a `json.encode` ``maximumEncodedBytes``, a `json.decode` input
 ///   ``maximumDecodedBytes``, a log line and the attempt's log as ``TaskLog`` says, an error message
-///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``.
+///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``. Such values are read under
+///   the running call's deadline (``LuaValueReader``), and the trampoline stops the state when a
+///   host function returns past it.
 ///
 /// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
 /// bounded by the memory limit (comparing two long strings, `string.upper` of one), so
