@@ -1,8 +1,9 @@
 /*
  * The C half of the YADTQ plugin sandbox: the allocator and the hook that enforce the limits, the
- * sandbox's own library functions (bounded pattern matching, string.rep, table.move, insert, remove
- * and sort, load), the conversions of values from Swift, and the protected entry points. The rules it keeps
- * are in yadtq_sandbox.h; functions Swift does not call are static.
+ * sandbox's own library functions (bounded pattern matching, string.rep, table.move, insert,
+ * remove and sort, load, and coroutine.resume, wrap and close, which keep track of the running
+ * thread), the conversions of values from Swift, and the protected entry points. The rules it
+ * keeps are in yadtq_sandbox.h; functions Swift does not call are static.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, clock_nanosleep under -std=c11 */
 
@@ -76,6 +77,32 @@ static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
     if (b->next) b->next->prev = b->prev;
 }
 
+/* How often the hook runs (see yadtq_hook): at every function call, and every yadtq_hook_count VM
+ * instructions. One instruction may compare two long strings, and Lua compares strings with
+ * strcoll, one call per NUL-separated piece: `a < a` on 25 MB of NULs takes 0.2 s, so 100 such
+ * instructions between two checks ran 18 s. The count therefore follows the longest string the
+ * running task has made: YADTQ_HOOK_INSTRUCTIONS while it has made none longer than 80 KiB (the
+ * usual case, where a per-instruction hook would make a plain loop 3 times slower), down to every
+ * instruction from 8 MiB on, so that count x (one comparison of the longest string) stays under
+ * YADTQ_HOOK_STRING_BYTES compared bytes, about 60 ms. */
+#define YADTQ_HOOK_INSTRUCTIONS 100
+#define YADTQ_HOOK_STRING_BYTES (8u << 20)
+#define YADTQ_HOOK_MASK (LUA_MASKCALL | LUA_MASKCOUNT)
+static void yadtq_hook(lua_State *L, lua_Debug *ar);
+
+static int yadtq_hook_count(const yadtq_sandbox *sb) {
+    size_t count = sb->longest_string ? YADTQ_HOOK_STRING_BYTES / sb->longest_string : YADTQ_HOOK_INSTRUCTIONS;
+    return count < 1 ? 1 : count > YADTQ_HOOK_INSTRUCTIONS ? YADTQ_HOOK_INSTRUCTIONS : (int)count;
+}
+
+/* Makes `thread` the running one and brings its hook count up to date. Lua lets lua_sethook be
+ * called at any point (even from a signal handler), so this is safe inside an allocation too. */
+static void yadtq_run_in(yadtq_sandbox *sb, lua_State *thread) {
+    sb->running = thread;
+    int count = yadtq_hook_count(sb);
+    if (lua_gethookcount(thread) != count) lua_sethook(thread, yadtq_hook, YADTQ_HOOK_MASK, count);
+}
+
 /* The allocator looks at the clock every YADTQ_ALLOC_CHECK bytes of growth and before each emergency
  * collection: one instruction (a concatenation) can allocate megabytes and make Lua collect a full
  * state several times, all between two hook events. */
@@ -129,6 +156,12 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         if (moved->next) moved->next->prev = moved;
     }
     sb->used = sb->used - old + nsize;
+    /* A new block's osize is its type: a longer string than any before lowers the hook count of the
+     * thread that made it, from its next instruction on (see yadtq_hook_count). */
+    if (block == NULL && osize == LUA_TSTRING && nsize > sb->longest_string) {
+        sb->longest_string = nsize;
+        if (sb->running) yadtq_run_in(sb, sb->running);
+    }
     return moved + 1;
 }
 
@@ -192,11 +225,10 @@ static void yadtq_check_deadline(lua_State *L) {
 }
 
 /* The hook runs at every function call (Lua or C: a C library call may take long, and many of them
- * can run between two count events) and every YADTQ_HOOK_INSTRUCTIONS VM instructions (a single
- * instruction may compare or concatenate long strings). It never raises a Lua error: Lua disables
+ * can run between two count events) and every few VM instructions (yadtq_hook_count: a single
+ * instruction may compare long strings). It never raises a Lua error: Lua disables
  * hooks while a hook runs and while an error raised from one unwinds, so a message handler or a
  * __close handler would then run unchecked. It stops the state instead (yadtq_stop). */
-#define YADTQ_HOOK_INSTRUCTIONS 100
 static void yadtq_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     yadtq_check_deadline(L);
@@ -938,6 +970,76 @@ static int yadtq_str_gsub(lua_State *L) {
     return 2;
 }
 
+/* Coroutines: the running thread changes only through resume, close and the functions wrap makes,
+ * so these keep sb->running, which a long string's allocation updates (yadtq_alloc), and bring the
+ * hook count of each thread they switch to up to date: a long string made in one thread may be
+ * compared in another. */
+
+/* Whether resuming or closing `co` from L runs code of `co`: it is not L, nor a coroutine that
+ * resumed L (those calls fail at once). */
+static int yadtq_switches_to(lua_State *L, lua_State *co) {
+    lua_Debug ar;
+    return co != L && !(lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar));
+}
+
+/* Calls the function at stack index 1 (Lua's resume or close) with the arguments above it, `co`
+ * first, as the running thread while it runs code of `co`. */
+static void yadtq_call_in(lua_State *L, lua_State *co) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    if (yadtq_switches_to(L, co)) yadtq_run_in(sb, co);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    yadtq_run_in(sb, L);
+}
+
+/* coroutine.resume(co, ...) and coroutine.close(co). Upvalue 1: Lua's. */
+static int yadtq_co_switch(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTHREAD); /* here, so that the message names the function */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    yadtq_call_in(L, lua_tothread(L, 2));
+    return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns, as Lua's: resumes its coroutine (upvalue 1) with Lua's
+ * coroutine.resume (upvalue 2) and returns what that yields or returns, or raises its error: with
+ * the caller's position if it is a string, after closing the to-be-closed variables of a coroutine
+ * that failed. */
+static int yadtq_co_wrapped(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_rotate(L, 1, 2);
+    yadtq_call_in(L, co);
+    int resumed = lua_toboolean(L, 1);
+    lua_remove(L, 1);
+    if (resumed) return lua_gettop(L);
+    int status = lua_status(co);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        yadtq_sandbox *sb = yadtq_sandbox_of(L);
+        yadtq_run_in(sb, co);
+        status = lua_resetthread(co);
+        yadtq_run_in(sb, L);
+        lua_xmove(co, L, 1);
+    }
+    if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.wrap(f). Upvalue 1: Lua's coroutine.resume. */
+static int yadtq_co_wrap(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, yadtq_co_wrapped, 2);
+    return 1;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* The sandbox: the globals a plugin sees.                                                         */
 
@@ -1165,6 +1267,17 @@ static int yadtq_open_sandbox_body(lua_State *L) {
     lua_pushcclosure(L, yadtq_table_sort, 2);
     lua_setfield(L, -2, "sort");
     lua_pop(L, 1);
+    lua_getglobal(L, LUA_COLIBNAME);
+    lua_getfield(L, -1, "close");
+    lua_pushcclosure(L, yadtq_co_switch, 1);
+    lua_setfield(L, -2, "close");
+    lua_getfield(L, -1, "resume");
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, yadtq_co_wrap, 1);
+    lua_setfield(L, -3, "wrap");
+    lua_pushcclosure(L, yadtq_co_switch, 1);
+    lua_setfield(L, -2, "resume");
+    lua_pop(L, 1);
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushboolean(L, 0);
@@ -1299,10 +1412,13 @@ static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nres
     jmp_buf target;
     if (setjmp(target) != 0) {
         sb->stop_target = NULL;
+        sb->running = NULL;
         return YADTQ_STOPPED;
     }
     sb->stop_target = &target;
+    sb->running = L;
     int status = lua_pcall(L, 1, nresults, handler);
+    sb->running = NULL;
     sb->stop_target = NULL;
     lua_rotate(L, handler, -1);
     lua_pop(L, 1);
@@ -1317,7 +1433,7 @@ lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status) {
     *status = L == NULL ? LUA_ERRMEM : LUA_OK;
     if (L == NULL) return NULL;
     lua_atpanic(L, yadtq_panic);
-    lua_sethook(L, yadtq_hook, LUA_MASKCALL | LUA_MASKCOUNT, YADTQ_HOOK_INSTRUCTIONS);
+    lua_sethook(L, yadtq_hook, YADTQ_HOOK_MASK, YADTQ_HOOK_INSTRUCTIONS);
     *status = yadtq_protected(L, yadtq_open_sandbox_body, NULL, 0);
     return L;
 }
@@ -1398,6 +1514,9 @@ static void yadtq_reseed_random(lua_State *L) {
 static int yadtq_run_body(lua_State *L) {
     yadtq_task *task = (yadtq_task *)lua_touserdata(L, 1);
     yadtq_reseed_random(L);
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    sb->longest_string = 0; /* the strings of earlier tasks are garbage */
+    yadtq_run_in(sb, L);
     yadtq_instantiate(L, task->ref);                     /* 2: plugin */
     yadtq_push_entry(L, 2);                              /* 3: run */
     yadtq_cursor c = {(const unsigned char *)task->args, (const unsigned char *)task->args + task->args_length};

@@ -281,6 +281,42 @@ static void test_random_seeds(void) {
     close_state(&s);
 }
 
+/* Instructions that compare long strings: Lua's strcoll takes one call per NUL-separated piece, so
+ * one `a < a` on 25 MB of NULs takes 0.2 s, and the hook must check after few of them, in the
+ * thread that made the string or any other. */
+static void test_string_comparisons(void) {
+    char source[2048];
+    const char *comparisons = "r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a "
+                              "r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a ";
+    snprintf(source, sizeof source, "return function() local r local a = ('\\0'):rep(25e6) %s%s%s end", comparisons,
+             comparisons, comparisons);
+    expect_stopped("comparisons of a long string", source, 64u << 20, YADTQ_STOPPED_TIME);
+    snprintf(source, sizeof source,
+             "return function() local r, a local co = coroutine.wrap(function() coroutine.yield() %s%s%s end) co() "
+             "a = ('\\0'):rep(25e6) co() end",
+             comparisons, comparisons, comparisons);
+    expect_stopped("comparisons in a coroutine of a string made outside", source, 64u << 20, YADTQ_STOPPED_TIME);
+    snprintf(source, sizeof source,
+             "return function() local r, a local co = coroutine.create(function() a = ('\\0'):rep(25e6) "
+             "coroutine.yield() end) coroutine.resume(co) %s%s%s end",
+             comparisons, comparisons, comparisons);
+    expect_stopped("comparisons of a string a coroutine made", source, 64u << 20, YADTQ_STOPPED_TIME);
+    expect_result("coroutines as Lua's",
+                  "return function() local out = {} "
+                  "local gen = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end) "
+                  "out[#out + 1] = gen(1) out[#out + 1] = gen(5) out[#out + 1] = select(2, pcall(gen)) "
+                  "local bad = coroutine.wrap(function() error('boom') end) out[#out + 1] = select(2, pcall(bad)) "
+                  "local co = coroutine.create(function() coroutine.yield(1) end) "
+                  "out[#out + 1] = tostring(select(2, coroutine.resume(co))) "
+                  "out[#out + 1] = tostring(coroutine.close(co)) .. coroutine.status(co) "
+                  "out[#out + 1] = select(2, pcall(coroutine.resume, 42)) "
+                  "out[#out + 1] = select(2, pcall(coroutine.wrap, 42)) "
+                  "return table.concat(out, '|') end",
+                  "2|10|cannot resume dead coroutine|test.lua:1: boom|1|truedead|"
+                  "bad argument #1 to 'coroutine.resume' (thread expected, got number)|"
+                  "bad argument #1 to 'coroutine.wrap' (function expected, got number)");
+}
+
 int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
@@ -289,6 +325,7 @@ int main(void) {
     test_errors_are_values();
     test_table_shifts();
     test_random_seeds();
+    test_string_comparisons();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

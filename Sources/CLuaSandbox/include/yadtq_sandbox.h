@@ -84,6 +84,8 @@ typedef struct yadtq_sandbox {
     size_t refused_osize;
     size_t refused_nsize;
     size_t grown;          /* bytes of growth since the allocator last looked at the clock */
+    lua_State *running;    /* the thread (main or coroutine) whose code runs, while an entry point runs */
+    size_t longest_string; /* bytes of the longest string made since the running task started */
     double progress;       /* last task.progress(fraction) of the running task */
     int has_progress;
     int envmeta_ref;       /* registry refs, set by yadtq_open_sandbox */

@@ -28,8 +28,9 @@ import CLuaSandbox
 /// Limits (Sources/CLuaSandbox/sandbox.c has the details):
 ///
 /// - Time: a hook checks the deadline at every function call, Lua or C, and every 100 VM
-///   instructions; the allocator every MiB of growth and before each emergency collection (one
-///   concatenation can make Lua collect a full state). A limit is never raised as a Lua error:
+///   instructions, down to every instruction once the task has made a long string (one string
+///   comparison can take 0.2 s: `yadtq_hook_count`); the allocator every MiB of growth and
+///   before each emergency collection (one concatenation can make Lua collect a full state). A limit is never raised as a Lua error:
 ///   Lua runs message handlers and `__close` handlers while such an error unwinds (with hooks
 ///   off, when it came from a hook), and `load` catches errors raised in its reader, so Lua code
 ///   could loop on, swallow or replace it. `yadtq_stop` jumps straight back to the entry point
