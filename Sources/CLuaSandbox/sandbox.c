@@ -1,8 +1,9 @@
 /*
  * The C half of the YADTQ plugin sandbox: the allocator and the hook that enforce the limits, the
- * sandbox's own library functions (bounded pattern matching, string.rep, table.move, table.sort,
- * load), the conversions of values from Swift, and the protected entry points. The rules it keeps
- * are in yadtq_sandbox.h; functions Swift does not call are static.
+ * sandbox's own library functions (bounded pattern matching, string.rep, table.move, insert,
+ * remove and sort, load, and coroutine.resume, wrap and close, which keep track of the running
+ * thread), the conversions of values from Swift, and the protected entry points. The rules it
+ * keeps are in yadtq_sandbox.h; functions Swift does not call are static.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, clock_nanosleep under -std=c11 */
 
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 yadtq_sandbox *yadtq_sandbox_of(lua_State *L) {
@@ -64,7 +66,7 @@ static int yadtq_cancel_requested(const yadtq_sandbox *sb) {
 }
 
 /* Why the running code must stop now (YADTQ_STOPPED_*), or YADTQ_RUNNING. */
-static int yadtq_stop_reason(const yadtq_sandbox *sb) {
+int yadtq_stop_reason(const yadtq_sandbox *sb) {
     if (sb->deadline_ns == 0) return YADTQ_RUNNING;
     if (yadtq_cancel_requested(sb)) return YADTQ_STOPPED_CANCELLED;
     return yadtq_coarse_now_ns() >= sb->deadline_ns ? YADTQ_STOPPED_TIME : YADTQ_RUNNING;
@@ -73,6 +75,32 @@ static int yadtq_stop_reason(const yadtq_sandbox *sb) {
 static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
     if (b->prev) b->prev->next = b->next; else sb->blocks = b->next;
     if (b->next) b->next->prev = b->prev;
+}
+
+/* How often the hook runs (see yadtq_hook): at every function call, and every yadtq_hook_count VM
+ * instructions. One instruction may compare two long strings, and Lua compares strings with
+ * strcoll, one call per NUL-separated piece: `a < a` on 25 MB of NULs takes 0.2 s, so 100 such
+ * instructions between two checks ran 18 s. The count therefore follows the longest string the
+ * running task has made: YADTQ_HOOK_INSTRUCTIONS while it has made none longer than 80 KiB (the
+ * usual case, where a per-instruction hook would make a plain loop 3 times slower), down to every
+ * instruction from 8 MiB on, so that count x (one comparison of the longest string) stays under
+ * YADTQ_HOOK_STRING_BYTES compared bytes, about 60 ms. */
+#define YADTQ_HOOK_INSTRUCTIONS 100
+#define YADTQ_HOOK_STRING_BYTES (8u << 20)
+#define YADTQ_HOOK_MASK (LUA_MASKCALL | LUA_MASKCOUNT)
+static void yadtq_hook(lua_State *L, lua_Debug *ar);
+
+static int yadtq_hook_count(const yadtq_sandbox *sb) {
+    size_t count = sb->longest_string ? YADTQ_HOOK_STRING_BYTES / sb->longest_string : YADTQ_HOOK_INSTRUCTIONS;
+    return count < 1 ? 1 : count > YADTQ_HOOK_INSTRUCTIONS ? YADTQ_HOOK_INSTRUCTIONS : (int)count;
+}
+
+/* Makes `thread` the running one and brings its hook count up to date. Lua lets lua_sethook be
+ * called at any point (even from a signal handler), so this is safe inside an allocation too. */
+static void yadtq_run_in(yadtq_sandbox *sb, lua_State *thread) {
+    sb->running = thread;
+    int count = yadtq_hook_count(sb);
+    if (lua_gethookcount(thread) != count) lua_sethook(thread, yadtq_hook, YADTQ_HOOK_MASK, count);
 }
 
 /* The allocator looks at the clock every YADTQ_ALLOC_CHECK bytes of growth and before each emergency
@@ -128,6 +156,12 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         if (moved->next) moved->next->prev = moved;
     }
     sb->used = sb->used - old + nsize;
+    /* A new block's osize is its type: a longer string than any before lowers the hook count of the
+     * thread that made it, from its next instruction on (see yadtq_hook_count). */
+    if (block == NULL && osize == LUA_TSTRING && nsize > sb->longest_string) {
+        sb->longest_string = nsize;
+        if (sb->running) yadtq_run_in(sb, sb->running);
+    }
     return moved + 1;
 }
 
@@ -191,11 +225,10 @@ static void yadtq_check_deadline(lua_State *L) {
 }
 
 /* The hook runs at every function call (Lua or C: a C library call may take long, and many of them
- * can run between two count events) and every YADTQ_HOOK_INSTRUCTIONS VM instructions (a single
- * instruction may compare or concatenate long strings). It never raises a Lua error: Lua disables
+ * can run between two count events) and every few VM instructions (yadtq_hook_count: a single
+ * instruction may compare long strings). It never raises a Lua error: Lua disables
  * hooks while a hook runs and while an error raised from one unwinds, so a message handler or a
  * __close handler would then run unchecked. It stops the state instead (yadtq_stop). */
-#define YADTQ_HOOK_INSTRUCTIONS 100
 static void yadtq_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     yadtq_check_deadline(L);
@@ -268,6 +301,9 @@ static int yadtq_trampoline(lua_State *L) {
     sb->stop_target = NULL;
     int kind = fn(L, &reply);
     sb->stop_target = stop_target;
+    /* A host function that ran into the deadline or a stop request gave up (the value reader looks
+     * at the clock as it goes): stop here, as the hook would have. */
+    yadtq_check_deadline(L);
     switch (kind) { /* the Swift frame is gone from here on: raising is safe */
     case YADTQ_REPLY_STRING:
         lua_pushlstring(L, reply.data, reply.length);
@@ -326,10 +362,29 @@ static int yadtq_rep(lua_State *L) {
     return 1;
 }
 
-/* table.move(a1, f, e, t [, a2]) in slices of YADTQ_MOVE_SLICE elements, each a call of Lua's own
- * table.move (upvalue 1), so that the hook checks the deadline between slices: Lua's moves any
- * number of nils without allocating. Slices go in the order Lua's would copy elements. */
+/* Copies a1[f..e] (e >= f; a1 and a2 are stack indices) to a2[t..] in slices of YADTQ_MOVE_SLICE
+ * elements, each a call of Lua's own table.move (upvalue 1 of the calling function), so that the
+ * hook checks the deadline between slices: Lua's moves any number of nils without allocating.
+ * Slices go in the order Lua's would copy elements. */
 #define YADTQ_MOVE_SLICE 1024
+static void yadtq_move_in_slices(lua_State *L, int a1, lua_Integer f, lua_Integer e, lua_Integer t, int a2) {
+    lua_Integer n = e - f + 1;
+    /* One slice needs no direction: not comparing spares a possible __eq call Lua's would not make. */
+    int forward = n <= YADTQ_MOVE_SLICE || t > e || t <= f || (a2 != a1 && !lua_compare(L, a1, a2, LUA_OPEQ));
+    for (lua_Integer done = 0; done < n; done += YADTQ_MOVE_SLICE) {
+        lua_Integer size = n - done < YADTQ_MOVE_SLICE ? n - done : YADTQ_MOVE_SLICE;
+        lua_Integer offset = forward ? done : n - done - size;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, a1);
+        lua_pushinteger(L, f + offset);
+        lua_pushinteger(L, f + offset + size - 1);
+        lua_pushinteger(L, t + offset);
+        lua_pushvalue(L, a2);
+        lua_call(L, 5, 0);
+    }
+}
+
+/* table.move(a1, f, e, t [, a2]), by yadtq_move_in_slices. Upvalue 1: Lua's table.move. */
 static int yadtq_table_move(lua_State *L) {
     /* The checks of Lua's table.move, here so that their messages name 'move' (the original is no
      * longer a library function Lua could name). Only tables reach here: a plugin has no userdata. */
@@ -342,27 +397,46 @@ static int yadtq_table_move(lua_State *L) {
     if (e >= f) {
         luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
         luaL_argcheck(L, t <= LUA_MAXINTEGER - (e - f), 4, "destination wrap around");
-    }
-    if (e < f || e - f < YADTQ_MOVE_SLICE) { /* small (or empty): one call */
-        lua_pushvalue(L, lua_upvalueindex(1));
-        lua_insert(L, 1);
-        lua_call(L, lua_gettop(L) - 1, 1);
-        return 1;
-    }
-    lua_Integer n = e - f + 1;
-    int forward = t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
-    for (lua_Integer done = 0; done < n; done += YADTQ_MOVE_SLICE) {
-        lua_Integer size = n - done < YADTQ_MOVE_SLICE ? n - done : YADTQ_MOVE_SLICE;
-        lua_Integer offset = forward ? done : n - done - size;
-        lua_pushvalue(L, lua_upvalueindex(1));
-        lua_pushvalue(L, 1);
-        lua_pushinteger(L, f + offset);
-        lua_pushinteger(L, f + offset + size - 1);
-        lua_pushinteger(L, t + offset);
-        lua_pushvalue(L, tt);
-        lua_call(L, 5, 0);
+        yadtq_move_in_slices(L, 1, f, e, t, tt);
     }
     lua_pushvalue(L, tt);
+    return 1;
+}
+
+/* table.insert(list, [pos,] value) and table.remove(list [, pos]) as Lua's, with the shift of the
+ * elements after `pos` done by yadtq_move_in_slices: Lua's own loop over them takes the length from
+ * #list, which a __len metamethod can make 2^63, and runs with no call, instruction or allocation
+ * the hook or the allocator could see. Upvalue 1: Lua's table.move. */
+static int yadtq_table_insert(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer e = (lua_Integer)((lua_Unsigned)luaL_len(L, 1) + 1u); /* first empty element */
+    lua_Integer pos = e;
+    switch (lua_gettop(L)) {
+    case 2: break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        if (pos < e) yadtq_move_in_slices(L, 1, pos, e - 1, pos + 1, 1);
+        break;
+    default: return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_seti(L, 1, pos); /* the value, on top */
+    return 0;
+}
+
+static int yadtq_table_remove(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+    lua_geti(L, 1, pos); /* the result */
+    if (pos < size) {
+        yadtq_move_in_slices(L, 1, pos + 1, size, pos, 1);
+        pos = size;
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
     return 1;
 }
 
@@ -453,8 +527,10 @@ static int yadtq_class_matches(int c, int cl) {
 }
 
 /* Where the single-character class starting at `p` ends. Patterns are Lua strings, so reading the
- * byte at `pat_end` (a terminating zero) is safe. */
+ * byte at `pat_end` (a terminating zero) is safe. A set `[...]` is walked to its end, which counts
+ * as steps: the set may be megabytes long, and its end is looked for at every try. */
 static const char *yadtq_class_end(yadtq_matcher *m, const char *p) {
+    const char *start = p;
     char c = *p++;
     if (c == '%') {
         if (p >= m->pat_end) luaL_error(m->L, "malformed pattern (ends with '%%')");
@@ -467,13 +543,16 @@ static const char *yadtq_class_end(yadtq_matcher *m, const char *p) {
             c = *p++;
             if (c == '%' && p < m->pat_end) p++;
         } while (*p != ']');
+        yadtq_match_steps(m, (size_t)(p - start));
         return p + 1;
     }
     return p;
 }
 
-/* Whether byte `c` is in the set `[...]` from `p` (the '[') to `last` (the ']'). */
-static int yadtq_set_matches(int c, const char *p, const char *last) {
+/* Whether byte `c` is in the set `[...]` from `p` (the '[') to `last` (the ']'). The set's length
+ * counts as steps (see yadtq_class_end). */
+static int yadtq_set_matches(yadtq_matcher *m, int c, const char *p, const char *last) {
+    yadtq_match_steps(m, (size_t)(last - p));
     int in = 1;
     if (p[1] == '^') {
         in = 0;
@@ -499,7 +578,7 @@ static int yadtq_single_matches(yadtq_matcher *m, const char *s, const char *p, 
     switch (*p) {
     case '.': return 1;
     case '%': return yadtq_class_matches(c, (unsigned char)p[1]);
-    case '[': return yadtq_set_matches(c, p, ep - 1);
+    case '[': return yadtq_set_matches(m, c, p, ep - 1);
     default: return (unsigned char)*p == c;
     }
 }
@@ -611,7 +690,7 @@ static const char *yadtq_match(yadtq_matcher *m, const char *s, const char *p) {
             const char *ep = yadtq_class_end(m, p);
             int before = s == m->src ? 0 : (unsigned char)s[-1];
             int at = s < m->src_end ? (unsigned char)*s : 0;
-            if (!yadtq_set_matches(before, p, ep - 1) && yadtq_set_matches(at, p, ep - 1)) {
+            if (!yadtq_set_matches(m, before, p, ep - 1) && yadtq_set_matches(m, at, p, ep - 1)) {
                 p = ep;
                 continue;
             }
@@ -792,13 +871,16 @@ static int yadtq_str_gmatch(lua_State *L) {
     return 1;
 }
 
-/* Appends the replacement string (argument 3) for the match `s..e`, with its %0..%9 and %%. */
+/* Appends the replacement string (argument 3) for the match `s..e`, with its %0..%9 and %%. Each
+ * escape counts as a step: for an empty match, "%0" adds nothing, so a long replacement would cost
+ * time at every match without growing the result the allocator watches. */
 static void yadtq_add_replacement_string(yadtq_matcher *m, luaL_Buffer *b, const char *s, const char *e) {
     lua_State *L = m->L;
     size_t length = 0;
     const char *text = lua_tolstring(L, 3, &length);
     const char *percent;
     while ((percent = (const char *)memchr(text, '%', length)) != NULL) {
+        yadtq_match_steps(m, 1);
         luaL_addlstring(b, text, (size_t)(percent - text));
         percent++;
         if (*percent == '%') {
@@ -888,6 +970,76 @@ static int yadtq_str_gsub(lua_State *L) {
     return 2;
 }
 
+/* Coroutines: the running thread changes only through resume, close and the functions wrap makes,
+ * so these keep sb->running, which a long string's allocation updates (yadtq_alloc), and bring the
+ * hook count of each thread they switch to up to date: a long string made in one thread may be
+ * compared in another. */
+
+/* Whether resuming or closing `co` from L runs code of `co`: it is not L, nor a coroutine that
+ * resumed L (those calls fail at once). */
+static int yadtq_switches_to(lua_State *L, lua_State *co) {
+    lua_Debug ar;
+    return co != L && !(lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar));
+}
+
+/* Calls the function at stack index 1 (Lua's resume or close) with the arguments above it, `co`
+ * first, as the running thread while it runs code of `co`. */
+static void yadtq_call_in(lua_State *L, lua_State *co) {
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    if (yadtq_switches_to(L, co)) yadtq_run_in(sb, co);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    yadtq_run_in(sb, L);
+}
+
+/* coroutine.resume(co, ...) and coroutine.close(co). Upvalue 1: Lua's. */
+static int yadtq_co_switch(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTHREAD); /* here, so that the message names the function */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    yadtq_call_in(L, lua_tothread(L, 2));
+    return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns, as Lua's: resumes its coroutine (upvalue 1) with Lua's
+ * coroutine.resume (upvalue 2) and returns what that yields or returns, or raises its error: with
+ * the caller's position if it is a string, after closing the to-be-closed variables of a coroutine
+ * that failed. */
+static int yadtq_co_wrapped(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_rotate(L, 1, 2);
+    yadtq_call_in(L, co);
+    int resumed = lua_toboolean(L, 1);
+    lua_remove(L, 1);
+    if (resumed) return lua_gettop(L);
+    int status = lua_status(co);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        yadtq_sandbox *sb = yadtq_sandbox_of(L);
+        yadtq_run_in(sb, co);
+        status = lua_resetthread(co);
+        yadtq_run_in(sb, L);
+        lua_xmove(co, L, 1);
+    }
+    if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.wrap(f). Upvalue 1: Lua's coroutine.resume. */
+static int yadtq_co_wrap(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, yadtq_co_wrapped, 2);
+    return 1;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* The sandbox: the globals a plugin sees.                                                         */
 
@@ -934,15 +1086,29 @@ static void yadtq_set_readonly(lua_State *L, int base, const char *name) {
     lua_pop(L, 1);
 }
 
-/* The reader through which load parses a text: hands it out in pieces of YADTQ_LOAD_PIECE bytes.
- * Lua's parser runs no hook, but calls its reader for more text, a call the hook sees: so a long
- * text is parsed under the time limit too. Upvalue 1: the text; upvalue 2: bytes handed out. */
-#define YADTQ_LOAD_PIECE (64 * 1024)
+/* The reader through which load parses a chunk: hands it out in pieces of at most YADTQ_LOAD_PIECE
+ * bytes. Lua's parser runs no hook, but calls its reader for more text, a call the hook sees: so a
+ * long text is parsed under the time limit too, whether load got it as one string or from a reader
+ * function, which may return any length at once. A piece is small because a byte can cost the
+ * parser much: a name looked up through 150 nested functions of 190 locals each costs 25 ms per KiB
+ * (64 KiB pieces ran 1.6 s each), while an ordinary text parses at 30 ns a byte in 1 KiB pieces as
+ * fast as in 64 KiB ones. Upvalue 1: the text being handed out (nil before the first piece of a
+ * reader function); upvalue 2: bytes of it handed out; upvalue 3: the plugin's reader function, or
+ * nil for a string chunk. */
+#define YADTQ_LOAD_PIECE 1024
 static int yadtq_load_piece(lua_State *L) {
     size_t length = 0;
     const char *text = lua_tolstring(L, lua_upvalueindex(1), &length);
     size_t at = (size_t)lua_tointeger(L, lua_upvalueindex(2));
-    if (at >= length) return 0;
+    if (at >= length) {
+        if (lua_isnil(L, lua_upvalueindex(3))) return 0;
+        lua_pushvalue(L, lua_upvalueindex(3));
+        lua_call(L, 0, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) return 1; /* nil ends the chunk; Lua's load judges the rest */
+        text = lua_tolstring(L, -1, &length);
+        at = 0;
+        lua_replace(L, lua_upvalueindex(1));
+    }
     size_t n = length - at < YADTQ_LOAD_PIECE ? length - at : YADTQ_LOAD_PIECE;
     lua_pushinteger(L, (lua_Integer)(at + n));
     lua_replace(L, lua_upvalueindex(2));
@@ -951,7 +1117,7 @@ static int yadtq_load_piece(lua_State *L) {
 }
 
 /* load(chunk [, chunkname [, mode [, env]]]): text only; without `env`, the chunk gets a fresh
- * sandbox environment; a text is read through yadtq_load_piece. Upvalue 1: the original load. */
+ * sandbox environment; the chunk is read through yadtq_load_piece. Upvalue 1: the original load. */
 static int yadtq_safe_load(lua_State *L) {
     const char *mode = luaL_optstring(L, 3, "t");
     if (strcmp(mode, "t") != 0)
@@ -966,14 +1132,22 @@ static int yadtq_safe_load(lua_State *L) {
         lua_setmetatable(L, -2);
         lua_replace(L, 4);
     }
-    if (lua_type(L, 1) == LUA_TSTRING) {
-        if (lua_isnil(L, 2)) { /* Lua names a text chunk after its text: keep that name */
+    int type = lua_type(L, 1);
+    if (type == LUA_TSTRING || type == LUA_TFUNCTION) {
+        if (type == LUA_TSTRING && lua_isnil(L, 2)) { /* Lua names a text chunk after its text: keep that name */
             lua_pushvalue(L, 1);
             lua_replace(L, 2);
         }
-        lua_pushvalue(L, 1);
-        lua_pushinteger(L, 0);
-        lua_pushcclosure(L, yadtq_load_piece, 2);
+        if (type == LUA_TSTRING) {
+            lua_pushvalue(L, 1);
+            lua_pushinteger(L, 0);
+            lua_pushnil(L);
+        } else {
+            lua_pushnil(L);
+            lua_pushinteger(L, 0);
+            lua_pushvalue(L, 1);
+        }
+        lua_pushcclosure(L, yadtq_load_piece, 3);
         lua_replace(L, 1);
     }
     lua_pushvalue(L, lua_upvalueindex(1));
@@ -1084,13 +1258,25 @@ static int yadtq_open_sandbox_body(lua_State *L) {
         {"gmatch", yadtq_str_gmatch}, {"gsub", yadtq_str_gsub}, {NULL, NULL}};
     luaL_setfuncs(L, bounded_string_functions, 0);
     lua_getglobal(L, LUA_TABLIBNAME);
-    lua_getfield(L, -1, "move");
-    lua_pushcclosure(L, yadtq_table_move, 1);
-    lua_setfield(L, -2, "move");
+    static const luaL_Reg bounded_table_functions[] = {
+        {"move", yadtq_table_move}, {"insert", yadtq_table_insert}, {"remove", yadtq_table_remove}, {NULL, NULL}};
+    lua_getfield(L, -1, "move"); /* their upvalue */
+    luaL_setfuncs(L, bounded_table_functions, 1);
     lua_getfield(L, -1, "sort");
     lua_pushcfunction(L, yadtq_less_than);
     lua_pushcclosure(L, yadtq_table_sort, 2);
     lua_setfield(L, -2, "sort");
+    lua_pop(L, 1);
+    lua_getglobal(L, LUA_COLIBNAME);
+    lua_getfield(L, -1, "close");
+    lua_pushcclosure(L, yadtq_co_switch, 1);
+    lua_setfield(L, -2, "close");
+    lua_getfield(L, -1, "resume");
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, yadtq_co_wrap, 1);
+    lua_setfield(L, -3, "wrap");
+    lua_pushcclosure(L, yadtq_co_switch, 1);
+    lua_setfield(L, -2, "resume");
     lua_pop(L, 1);
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
@@ -1226,10 +1412,13 @@ static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nres
     jmp_buf target;
     if (setjmp(target) != 0) {
         sb->stop_target = NULL;
+        sb->running = NULL;
         return YADTQ_STOPPED;
     }
     sb->stop_target = &target;
+    sb->running = L;
     int status = lua_pcall(L, 1, nresults, handler);
+    sb->running = NULL;
     sb->stop_target = NULL;
     lua_rotate(L, handler, -1);
     lua_pop(L, 1);
@@ -1244,7 +1433,7 @@ lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status) {
     *status = L == NULL ? LUA_ERRMEM : LUA_OK;
     if (L == NULL) return NULL;
     lua_atpanic(L, yadtq_panic);
-    lua_sethook(L, yadtq_hook, LUA_MASKCALL | LUA_MASKCOUNT, YADTQ_HOOK_INSTRUCTIONS);
+    lua_sethook(L, yadtq_hook, YADTQ_HOOK_MASK, YADTQ_HOOK_INSTRUCTIONS);
     *status = yadtq_protected(L, yadtq_open_sandbox_body, NULL, 0);
     return L;
 }
@@ -1307,8 +1496,27 @@ static void yadtq_push_entry(lua_State *L, int idx) {
     luaL_error(L, "a plugin must return a function or a table with a 'run' function, not %s",
                luaL_typename(L, idx));
 }
+/* Seeds math.random from the system's entropy. The generator is one per state and its library is
+ * shared, so without this a task could set (math.randomseed) or learn the numbers of the tasks that
+ * run after it in the state, whatever their plugin. */
+static void yadtq_reseed_random(lua_State *L) {
+    lua_Integer seed[2];
+    if (getentropy(seed, sizeof seed) != 0)
+        luaL_error(L, "cannot seed math.random: getentropy failed (%s); the system gives no random bytes", strerror(errno));
+    lua_getglobal(L, LUA_MATHLIBNAME); /* the real math library */
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, seed[0]);
+    lua_pushinteger(L, seed[1]);
+    lua_call(L, 2, 0);
+    lua_pop(L, 1);
+}
+
 static int yadtq_run_body(lua_State *L) {
     yadtq_task *task = (yadtq_task *)lua_touserdata(L, 1);
+    yadtq_reseed_random(L);
+    yadtq_sandbox *sb = yadtq_sandbox_of(L);
+    sb->longest_string = 0; /* the strings of earlier tasks are garbage */
+    yadtq_run_in(sb, L);
     yadtq_instantiate(L, task->ref);                     /* 2: plugin */
     yadtq_push_entry(L, 2);                              /* 3: run */
     yadtq_cursor c = {(const unsigned char *)task->args, (const unsigned char *)task->args + task->args_length};

@@ -136,6 +136,26 @@ static void test_limits(void) {
     expect_stopped("pathological pattern",
                    "return function() return string.find(string.rep('a', 60), string.rep('.-', 10) .. 'b') end",
                    16u << 20, YADTQ_STOPPED_TIME);
+    /* The matcher's steps include the walks of a long set and of a long replacement. */
+    expect_stopped("long set", "return function() return string.find(('a'):rep(20000), '[' .. ('b'):rep(1 << 24) .. ']') end",
+                   64u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("long frontier set",
+                   "return function() return string.find(('a'):rep(20000), '%f[' .. ('b'):rep(1 << 24) .. ']') end",
+                   64u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("long replacement of empty matches",
+                   "return function() return (('a'):rep(100000):gsub('', ('%0'):rep(1 << 22))) end", 64u << 20,
+                   YADTQ_STOPPED_TIME);
+    /* Lua's parser runs no hook: a text a reader function returns at once is parsed piece by piece.
+     * This one makes the parser look up `k` through 150 functions of 190 locals at every term and
+     * allocates nothing while it does (the sum is folded into one constant). */
+    expect_stopped("load of a long text from a reader function",
+                   "return function() local locals = {} for i = 1, 190 do locals[i] = 'v' .. i end "
+                   "local head = {'local k <const> = 1 '} "
+                   "for i = 1, 150 do head[#head + 1] = 'local function f' .. i .. '() local ' .. table.concat(locals, ',') .. ' ' end "
+                   "local text = table.concat(head) .. 'local x = k' .. ('+k'):rep(3e6) .. (' end'):rep(150) "
+                   "local given = false "
+                   "return load(function() if given then return nil end given = true return text end) end",
+                   64u << 20, YADTQ_STOPPED_TIME);
     expect_stopped("growing table", "return function() local t = {} for i = 1, 1e9 do t[i] = i end end", 4u << 20,
                    YADTQ_STOPPED_MEMORY);
     expect_stopped("caught memory error",
@@ -199,12 +219,113 @@ static void test_errors_are_values(void) {
     close_state(&s);
 }
 
+/* Runs `source` as a task and checks that it returns the string `expected`. */
+static void expect_result(const char *label, const char *source, const char *expected) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int status = run(&s, source, NULL, 5000);
+    const char *got = lua_tostring(s.L, -1);
+    CHECK(status == LUA_OK && got && strcmp(got, expected) == 0, "%s: status %d, got \"%s\", expected \"%s\"", label,
+          status, got ? got : "(not a string)", expected);
+    close_state(&s);
+}
+
+/* table.insert and table.remove shift elements without a call the hook sees: a __len that makes a
+ * list 2^63 long must not keep them going past the deadline; their results stay Lua's. */
+static void test_table_shifts(void) {
+    expect_stopped("table.remove under a lying __len",
+                   "return function() local t = setmetatable({}, {__len = function() return math.maxinteger end}) "
+                   "return table.remove(t, 1) end",
+                   16u << 20, YADTQ_STOPPED_TIME);
+    expect_stopped("table.insert under a lying __len",
+                   "return function() local t = setmetatable({}, {__len = function() return math.maxinteger - 1 end}) "
+                   "table.insert(t, 1, 0) end",
+                   16u << 20, YADTQ_STOPPED_TIME);
+    expect_result("insert and remove as Lua's",
+                  "return function() local t = {1, 2, 3} table.insert(t, 1, 0) table.insert(t, 9) table.insert(t, 6, 8) "
+                  "local r = table.remove(t, 2) local last = table.remove(t) local none = table.remove({}) "
+                  "local e = table.remove({}, 1) local big = {} for i = 1, 3000 do big[i] = i end "
+                  "table.insert(big, 2, 0) local first = table.remove(big, 1) "
+                  "return table.concat(t, ' ') .. '|' .. r .. last .. tostring(none) .. tostring(e) .. '|' .. first "
+                  ".. ' ' .. big[1] .. ' ' .. big[2] .. ' ' .. big[3000] .. ' ' .. #big end",
+                  "0 2 3 9|18nilnil|1 0 2 3000 3000");
+    expect_result("load from a reader function as Lua's",
+                  "return function() local parts = {'return ', ('1 + '):rep(50000), 2, nil} local i = 0 "
+                  "local f = load(function() i = i + 1 return parts[i] end) "
+                  "local _, bad = load(function() return {} end) "
+                  "local given = false "
+                  "local g = load(function() local s = given and '' or 'return 7' given = true return s end) "
+                  "return f() .. '|' .. bad:match('^[^\\n]*') .. '|' .. g() end",
+                  "50002|reader function must return a string|7");
+    expect_result("insert and remove errors as Lua's",
+                  "return function() return select(2, pcall(table.insert, {}, 5, 1)) .. '|' .. "
+                  "select(2, pcall(table.insert, {}, 1, 2, 3)) .. '|' .. select(2, pcall(table.remove, {1}, 5)) .. '|' .. "
+                  "select(2, pcall(table.insert, nil, 1)) end",
+                  "bad argument #2 to 'table.insert' (position out of bounds)|wrong number of arguments to 'insert'|"
+                  "bad argument #2 to 'table.remove' (position out of bounds)|bad argument #1 to 'table.insert' (table expected, got nil)");
+}
+
+/* Each task draws from a generator seeded afresh: what one task seeds, another cannot predict. */
+static void test_random_seeds(void) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int status = run(&s, "return function() math.randomseed(42) math.random(1 << 40) return math.random(1 << 40) end", NULL, 1000);
+    lua_Integer second = lua_tointeger(s.L, -1);
+    CHECK(status == LUA_OK, "seeding task: status %d", status);
+    lua_settop(s.L, 0);
+    status = run(&s, "return function() math.randomseed(42) return math.random(1 << 40) end", NULL, 1000);
+    lua_settop(s.L, 0);
+    status = run(&s, "return function() return math.random(1 << 40) end", NULL, 1000);
+    CHECK(status == LUA_OK && lua_tointeger(s.L, -1) != second,
+          "the task after math.randomseed(42) got the next number of seed 42 (%lld)", (long long)second);
+    close_state(&s);
+}
+
+/* Instructions that compare long strings: Lua's strcoll takes one call per NUL-separated piece, so
+ * one `a < a` on 25 MB of NULs takes 0.2 s, and the hook must check after few of them, in the
+ * thread that made the string or any other. */
+static void test_string_comparisons(void) {
+    char source[2048];
+    const char *comparisons = "r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a "
+                              "r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a r = a < a ";
+    snprintf(source, sizeof source, "return function() local r local a = ('\\0'):rep(25e6) %s%s%s end", comparisons,
+             comparisons, comparisons);
+    expect_stopped("comparisons of a long string", source, 64u << 20, YADTQ_STOPPED_TIME);
+    snprintf(source, sizeof source,
+             "return function() local r, a local co = coroutine.wrap(function() coroutine.yield() %s%s%s end) co() "
+             "a = ('\\0'):rep(25e6) co() end",
+             comparisons, comparisons, comparisons);
+    expect_stopped("comparisons in a coroutine of a string made outside", source, 64u << 20, YADTQ_STOPPED_TIME);
+    snprintf(source, sizeof source,
+             "return function() local r, a local co = coroutine.create(function() a = ('\\0'):rep(25e6) "
+             "coroutine.yield() end) coroutine.resume(co) %s%s%s end",
+             comparisons, comparisons, comparisons);
+    expect_stopped("comparisons of a string a coroutine made", source, 64u << 20, YADTQ_STOPPED_TIME);
+    expect_result("coroutines as Lua's",
+                  "return function() local out = {} "
+                  "local gen = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end) "
+                  "out[#out + 1] = gen(1) out[#out + 1] = gen(5) out[#out + 1] = select(2, pcall(gen)) "
+                  "local bad = coroutine.wrap(function() error('boom') end) out[#out + 1] = select(2, pcall(bad)) "
+                  "local co = coroutine.create(function() coroutine.yield(1) end) "
+                  "out[#out + 1] = tostring(select(2, coroutine.resume(co))) "
+                  "out[#out + 1] = tostring(coroutine.close(co)) .. coroutine.status(co) "
+                  "out[#out + 1] = select(2, pcall(coroutine.resume, 42)) "
+                  "out[#out + 1] = select(2, pcall(coroutine.wrap, 42)) "
+                  "return table.concat(out, '|') end",
+                  "2|10|cannot resume dead coroutine|test.lua:1: boom|1|truedead|"
+                  "bad argument #1 to 'coroutine.resume' (thread expected, got number)|"
+                  "bad argument #1 to 'coroutine.wrap' (function expected, got number)");
+}
+
 int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
     test_limits();
     test_stop_requests();
     test_errors_are_values();
+    test_table_shifts();
+    test_random_seeds();
+    test_string_comparisons();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

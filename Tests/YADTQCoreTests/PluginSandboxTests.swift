@@ -127,6 +127,25 @@ struct PluginSandboxTests {
         try expectStopped("local t = {} table.move({}, 1, 1e8, 2, t) return 1", contains: "timeout after 0.2s")
     }
 
+    /// What leaves the sandbox is read under the task's deadline (a plugin file's top level, under
+    /// the load's): `lua_next` walks every empty slot of a table, so each of 300,000 references to a
+    /// table of a million emptied slots costs a millisecond to read and only 3 bytes of JSON.
+    @Test func readingValuesStopsAtTheDeadline() throws {
+        let emptied = """
+            local e = {} for i = 1, 1 << 20 do e[i] = true end for i = 1, 1 << 20 do e[i] = nil end
+            local t = {} for i = 1, 300000 do t[i] = e end
+            """
+        let limits = PluginLimits(timeout: .seconds(1), memoryBytes: 64 << 20)
+        try expectStopped("\(emptied) return t", contains: "timeout after 1s", limits: limits)
+        try expectStopped("\(emptied) return #json.encode(t)", contains: "timeout after 1s", limits: limits)
+        let start = ContinuousClock.now
+        let folder = try PluginFolder(["report.lua": "\(emptied)\nreturn {every = \"1h\", schedule_args = t, run = function() end}\n"],
+                                      loadLimits: limits)
+        let loadError = folder.registry.info(for: "report")?.loadError
+        #expect(loadError?.message.contains("its top level did not finish: timeout after 1s") == true, "\(String(describing: loadError))")
+        #expect(ContinuousClock.now - start < .seconds(2), "took \(ContinuousClock.now - start)")
+    }
+
     /// Single instructions and calls that touch a lot of memory, repeated: the hook runs often enough
     /// (every call, every 100 instructions) that the overshoot stays small.
     @Test func expensiveStepsStopInTime() throws {

@@ -84,6 +84,8 @@ typedef struct yadtq_sandbox {
     size_t refused_osize;
     size_t refused_nsize;
     size_t grown;          /* bytes of growth since the allocator last looked at the clock */
+    lua_State *running;    /* the thread (main or coroutine) whose code runs, while an entry point runs */
+    size_t longest_string; /* bytes of the longest string made since the running task started */
     double progress;       /* last task.progress(fraction) of the running task */
     int has_progress;
     int envmeta_ref;       /* registry refs, set by yadtq_open_sandbox */
@@ -139,6 +141,9 @@ uint64_t yadtq_now_ns(void);
 /* Raise or lower a stop_request flag; safe from any thread while the state runs (atomic). */
 void yadtq_request_stop(int *flag);
 void yadtq_clear_stop(int *flag);
+/* Why the running code must stop now (YADTQ_STOPPED_TIME or _CANCELLED), or YADTQ_RUNNING: for
+ * Swift code that reads a state's values while its call's deadline runs (results, json.encode). */
+int yadtq_stop_reason(const yadtq_sandbox *sb);
 void yadtq_free_all(yadtq_sandbox *sb);
 void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn);
 lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status);

@@ -118,7 +118,7 @@ final class LuaState {
         }
         if status.0 == YADTQ_STOPPED {
             isDamaged = true
-            return .failure(stopError(traceback: nil))
+            return .failure(stopError(sandbox.pointee.stopped, traceback: nil))
         }
         defer { lua_settop(state, 0) }
         return status.0 == LUA_OK ? .success(status.1) : .failure(Self.errorMessage(state, status: status.0))
@@ -157,6 +157,8 @@ final class LuaState {
             if lua_type(state, -1) == LUA_TTABLE {
                 do throws(LuaConversionError) {
                     scheduleArgs = try LuaValueReader.read(state, at: -1, root: "schedule_args", budget: PluginSandbox.maximumResultBytes)
+                } catch where error.stoppedBy != YADTQ_RUNNING {
+                    return .failure(stopError(error.stoppedBy, traceback: nil))
                 } catch {
                     return .failure(LuaError(message: "'schedule_args': \(error.description)"))
                 }
@@ -190,6 +192,8 @@ final class LuaState {
         } results: {
             do throws(LuaConversionError) {
                 return .success(try LuaValueReader.read(state, at: -1, root: "result", budget: PluginSandbox.maximumResultBytes))
+            } catch where error.stoppedBy != YADTQ_RUNNING {
+                return .failure(stopError(error.stoppedBy, traceback: nil))
             } catch where error.isTooLarge {
                 return .failure(LuaError(message: "result is longer than \(Self.formatBytes(PluginSandbox.maximumResultBytes)) as JSON "
                     + "(reached at \(error.path)): return less, e.g. a key to data stored elsewhere"))
@@ -203,29 +207,30 @@ final class LuaState {
     var progress: Double? { sandbox.pointee.has_progress != 0 ? sandbox.pointee.progress : nil }
 
     /// Runs `call` (a `yadtq_*` entry point for `chunk`) under the time limit and reads its results
-    /// with `results`. If the call failed, drops the chunk's environment (a successful call does so
-    /// itself); after a limit was hit, also resets the limits and collects all garbage so the next
-    /// call starts clean.
+    /// with `results`, still under it: reading a value can take long (see ``LuaValueReader``). If
+    /// the call failed, drops the chunk's environment (a successful call does so itself); after a
+    /// limit was hit, also resets the limits and collects all garbage so the next call starts clean.
     private func limited<T>(
         _ chunk: Int32, timeout: Duration, call: () -> Int32, results: () -> Result<T, LuaError>
     ) -> Result<T, LuaError> {
-        guard !isStopped else { return .failure(stopError(traceback: nil)) }
+        guard !isStopped else { return .failure(stopError(sandbox.pointee.stopped, traceback: nil)) }
         deadlineTimeout = timeout
         sandbox.pointee.deadline_ns = yadtq_now_ns() &+ Self.nanoseconds(timeout)
         let status = call()
+        let read = status == LUA_OK ? results() : nil
         sandbox.pointee.deadline_ns = 0
         if status == YADTQ_STOPPED {
             // No Lua code ran after the limit; the state is abandoned and freed with this object.
             isDamaged = true
             let position = withUnsafeBytes(of: &sandbox.pointee.stopped_at) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            return .failure(stopError(traceback: position.isEmpty ? nil : position))
+            return .failure(stopError(sandbox.pointee.stopped, traceback: position.isEmpty ? nil : position))
         }
         let result: Result<T, LuaError>
         // Lua's own "not enough memory" (status LUA_ERRMEM) only comes from requests the allocator
         // never saw twice, e.g. a block larger than the address space; it is a memory error as well.
         let outOfMemory = status == LUA_ERRMEM
-        if status == LUA_OK {
-            result = results()
+        if let read {
+            result = read
         } else {
             let error = Self.errorMessage(state, status: status)
             result = .failure(outOfMemory ? LuaError(message: memoryMessage, traceback: error.traceback, isLimit: true) : error)
@@ -248,12 +253,13 @@ final class LuaState {
 
     private var memoryMessage: String { "memory limit (\(Self.formatBytes(memoryLimit))) exceeded" }
 
-    /// The limit (or stop request) that stopped the state, as the error of the call it stopped.
-    private func stopError(traceback: String?) -> LuaError {
-        if sandbox.pointee.stopped == YADTQ_STOPPED_CANCELLED {
+    /// The limit (or stop request) `reason` (`YADTQ_STOPPED_*`) that stopped the last call, or the
+    /// reading of its results, as that call's error.
+    private func stopError(_ reason: Int32, traceback: String?) -> LuaError {
+        if reason == YADTQ_STOPPED_CANCELLED {
             return LuaError(message: Self.cancelledMessage, traceback: traceback, isCancelled: true)
         }
-        let message = sandbox.pointee.stopped == YADTQ_STOPPED_TIME ? "timeout after \(Self.formatSeconds(deadlineTimeout))" : memoryMessage
+        let message = reason == YADTQ_STOPPED_TIME ? "timeout after \(Self.formatSeconds(deadlineTimeout))" : memoryMessage
         return LuaError(message: message, traceback: traceback, isLimit: true)
     }
 

@@ -81,6 +81,9 @@ struct LuaConversionError: Error {
     /// The value has a JSON form, but a longer one than the reader's budget; `path` is where the
     /// budget ran out.
     var isTooLarge = false
+    /// Why reading was given up before it was done (`YADTQ_STOPPED_TIME` or `_CANCELLED`, else
+    /// `YADTQ_RUNNING`): the running call's deadline passed, or a stop was requested; `path` is where.
+    var stoppedBy = Int32(YADTQ_RUNNING)
 
     var description: String { "\(path) \(problem)" }
 }
@@ -92,8 +95,16 @@ struct LuaConversionError: Error {
 /// refers to it, but each reference becomes a copy in JSON, so a value of a few MiB in Lua can
 /// stand for gigabytes of text. Every value is counted as the bytes `JSONValue.write` makes of it
 /// (escapes included) before it is copied, and reading stops once the budget is spent.
+///
+/// It reads under the deadline of the call that made the value (and its stop request): the budget
+/// does not bound its time, because `lua_next` walks a table's empty slots too, so a table that
+/// costs 3 bytes of JSON can cost milliseconds to read, and a value may refer to it a million times.
 struct LuaValueReader {
     private let state: OpaquePointer
+    private let sandbox: UnsafeMutablePointer<yadtq_sandbox>
+    /// Steps (values read, tables walked) since the clock was last looked at.
+    private var stepsSinceCheck = 0
+    private static let stepsPerCheck = 1024
     /// Tables on the path from the root to the value being read, to detect cycles.
     private var enclosingTables: Set<UnsafeRawPointer> = []
     /// JSON bytes left.
@@ -110,7 +121,20 @@ struct LuaValueReader {
 
     private init(state: OpaquePointer, budget: Int) {
         self.state = state
+        self.sandbox = yadtq_sandbox_of(state)
         self.budget = budget
+    }
+
+    /// Counts `steps` of reading at `path`, and every ``stepsPerCheck`` of them gives up once the
+    /// running call must stop (`yadtq_stop_reason`).
+    private mutating func pace(_ steps: Int, path: @autoclosure () -> String) throws(LuaConversionError) {
+        stepsSinceCheck += steps
+        guard stepsSinceCheck >= Self.stepsPerCheck else { return }
+        stepsSinceCheck = 0
+        let reason = yadtq_stop_reason(sandbox)
+        if reason != YADTQ_RUNNING {
+            throw LuaConversionError(path: path(), problem: "was being read when the call had to stop", stoppedBy: reason)
+        }
     }
 
     /// Spends `bytes` of the budget on the value at `path`.
@@ -191,11 +215,14 @@ struct LuaValueReader {
         }
         defer { enclosingTables.remove(identity) }
         try spend(2, path: path)  // brackets; each element below adds its comma
+        try pace(Self.stepsPerCheck, path: path)  // walking it costs its slots, however few it holds
+
 
         var elements: [(Int64, JSONValue)] = []
         var members: [String: JSONValue] = [:]
         lua_pushnil(state)
         while lua_next(state, index) != 0 {  // key at -2, value at -1
+            try pace(1, path: path)
             let valueIndex = lua_gettop(state)
             switch lua_type(state, -2) {
             case LUA_TNUMBER where lua_isinteger(state, -2) != 0:

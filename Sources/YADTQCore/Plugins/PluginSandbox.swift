@@ -13,7 +13,8 @@ import CLuaSandbox
 /// - `load(chunk [, name [, "t" [, env]]])`: text chunks only; without `env`, in a fresh sandbox
 ///   environment;
 /// - libraries `string` (without `dump`), `table`, `math`, `utf8`, `coroutine`, `os` (only `clock`,
-///   `date`, `time`), all read-only and shared by all plugins;
+///   `date`, `time`), all read-only and shared by all plugins; `math.random` is seeded from the
+///   system's entropy before every task, so that its shared generator carries nothing over;
 /// - `json.encode(value)`, `json.decode(text)`, `json.null` (see LuaValueConversion.swift);
 /// - the `task` argument: `task.id`, `task.attempt`, `task.max_attempts`, `task.log(...)`,
 ///   `task.progress(fraction)` (0...1), `task.sleep(seconds)` (sleeps without spinning, and fails
@@ -27,8 +28,9 @@ import CLuaSandbox
 /// Limits (Sources/CLuaSandbox/sandbox.c has the details):
 ///
 /// - Time: a hook checks the deadline at every function call, Lua or C, and every 100 VM
-///   instructions; the allocator every MiB of growth and before each emergency collection (one
-///   concatenation can make Lua collect a full state). A limit is never raised as a Lua error:
+///   instructions, down to every instruction once the task has made a long string (one string
+///   comparison can take 0.2 s: `yadtq_hook_count`); the allocator every MiB of growth and
+///   before each emergency collection (one concatenation can make Lua collect a full state). A limit is never raised as a Lua error:
 ///   Lua runs message handlers and `__close` handlers while such an error unwinds (with hooks
 ///   off, when it came from a hook), and `load` catches errors raised in its reader, so Lua code
 ///   could loop on, swallow or replace it. `yadtq_stop` jumps straight back to the entry point
@@ -39,18 +41,21 @@ import CLuaSandbox
 ///   the second refusal stops the state the same way.
 /// - C library calls cannot be interrupted, so those whose work is not bounded by what they
 ///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
-///   deadline every 4096 steps), plain `string.find`, `string.rep` (by doubling), `table.move`
-///   (in slices, each a call) and `table.sort` (its default order is a function, so each
-///   comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in pieces of
-///   64 KiB, each a call the hook sees.
+///   deadline every 4096 steps, a set's bytes and a replacement's escapes included), plain
+///   `string.find`, `string.rep` (by doubling), `table.move` and the shifts of `table.insert` and
+///   `table.remove` (in slices, each a call) and `table.sort` (its default order is a function,
+///   so each comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in
+///   pieces of 1 KiB, each a call the hook sees, also when a reader function returns it.
 /// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
 ///   the memory limit counts a string once however often it is referred to: a result is at most
 ///   ``maximumResultBytes`` of JSON, a `json.encode` ``maximumEncodedBytes``, a `json.decode` input
 ///   ``maximumDecodedBytes``, a log line and the attempt's log as ``TaskLog`` says, an error message
-///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``.
+///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``. Such values are read under
+///   the running call's deadline (``LuaValueReader``), and the trampoline stops the state when a
+///   host function returns past it.
 ///
 /// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
-/// bounded by the memory limit (comparing two long strings, `table.insert` into a long list), so
+/// bounded by the memory limit (comparing two long strings, `string.upper` of one), so
 /// the overshoot stays far under a second at the default 64 MiB but grows with the limit.
 /// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the
 /// Lua state is not counted: the Swift copies that results, `json.encode` and `json.decode` go

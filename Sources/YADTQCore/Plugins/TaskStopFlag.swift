@@ -2,7 +2,7 @@ import CLuaSandbox
 
 /// A flag that another thread raises to stop the task running in a Lua state: the sandbox
 /// checks it wherever it checks the deadline (the hook at every call and every 100
-/// instructions, the allocator, `task.sleep` every 50 ms), and stops the code the same way,
+/// instructions or fewer, the allocator, `task.sleep` every 50 ms), and stops the code the same way,
 /// for good, with a cancellation error instead of a timeout. This is how a task cancelled
 /// while it runs ends within a second, whatever its code does.
 ///
