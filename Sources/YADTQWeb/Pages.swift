@@ -345,7 +345,8 @@ enum Pages {
             \(table(["Worker", "Verdict", "State", "Last heartbeat", "Current task", "Processed", "Failed", "Partitions", "Host · pid", "Started", "Metrics"], rows, empty: "No worker has sent a heartbeat under namespace \(namespace) yet: start one with yadtq-worker <name> <topic>."))
             </section>
             <p class="muted small">Verdicts come from yadtq-monitor when it runs; otherwise the page applies its rules: \
-            DEAD after \(WorkerView.rules.deadAfter.compactText) without a heartbeat, STUCK when a task runs past the \
+            DEAD after \(WorkerView.rules.deadAfter.compactText) (or two of the worker's heartbeat intervals, if longer) without a \
+            heartbeat, STUCK when a task runs past the \
             worker's time limit plus one heartbeat interval.</p>
             """
         return Page(title: "Workers", section: .workers, content: "<h1>Workers</h1>", live: live)

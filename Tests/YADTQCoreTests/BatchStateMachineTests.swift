@@ -84,6 +84,24 @@ struct BatchStateMachineTests {
         #expect(batch.result.settled == [TaskPosition(partition: 0, offset: 0)])
     }
 
+    @Test("a failed attempt of a task cancelled meanwhile ends CANCELLED: no retry, no dead-letter copy")
+    func failedWhileCancelled() {
+        var batch = TaskBatch(
+            tasks: [task("retried"), task("last", maxAttempts: 1), task("kept")], markers: [], waitingPartitions: [],
+            retry: RetryPolicy())
+        let runnable = batch.begun([.run(attempt: 1), .run(attempt: 1), .run(attempt: 1)])
+        let boom = PluginFailure(message: "boom", isPermanent: false)
+        let ran = batch.ran(runnable.map { _ in .failure(boom, logs: [], progress: nil) }, now: .now)
+        #expect(ran.outcomes.map(\.kind) == [.retry, .failed, .retry] && ran.deadLetters.count == 1)
+        #expect(batch.failedAttempts == ["retried", "last", "kept"])
+        let record = batch.cancelsRead(["retried", "last"])
+        #expect(record.outcomes.map(\.kind) == [.cancelled, .cancelled, .retry])
+        #expect(record.deadLetters.isEmpty && record.attemptKinds == [.cancelled, .cancelled, .retry])
+        batch.finished(written: [true, true, true])
+        batch.markersRecorded()
+        #expect(batch.result.cancelled == 2 && batch.result.retries.map(\.task.message.id) == ["kept"])
+    }
+
     @Test("an already terminal task is skipped and never written again; its offset is settled")
     func terminalSkipped() {
         var batch = TaskBatch(tasks: [task("a")], markers: [], waitingPartitions: [], retry: RetryPolicy())

@@ -50,7 +50,12 @@ struct BatchRunner: Sendable {
                     context: TaskContext(id: task.message.id, attempt: task.attempt, maxAttempts: task.message.maxAttempts))
             }
             let attempts = pool.run(jobs)
-            let record = batch.ran(attempts.map(\.outcome), now: .now)
+            var record = batch.ran(attempts.map(\.outcome), now: .now)
+            let failed = batch.failedAttempts
+            if !failed.isEmpty {
+                let requested = try redis(&outage) { try store.cancelRequested(failed) }
+                if !requested.isEmpty { record = batch.cancelsRead(requested) }
+            }
             count(record, runnable: runnable, attempts: attempts)
             publishDeadLetters(record.deadLetters)
             let finishedAt = currentEpochMilliseconds()

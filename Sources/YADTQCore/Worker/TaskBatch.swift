@@ -30,6 +30,10 @@ public struct TaskBatch: Sendable, Equatable {
     /// The task of each outcome (same order).
     private var outcomeTasks: [BatchTask] = []
     private var deadLetters: [DeadLetter] = []
+    /// Of `outcomes`, where those of the attempts that ran start (the ones before failed
+    /// without an attempt), and how each attempt that ran ended.
+    private var attemptsFrom = 0
+    private var attemptKinds: [AttemptOutcome.Kind] = []
     /// Positions settled whatever `finish` answers: tasks already terminal in Redis.
     private var alreadyTerminal: [TaskPosition] = []
     private var retries: [WaitingRetry] = []
@@ -144,9 +148,8 @@ public struct TaskBatch: Sendable, Equatable {
     public mutating func ran(_ results: [PluginOutcome], now: ContinuousClock.Instant) -> Record {
         precondition(stage == .running && results.count == runnable.count, "one outcome per attempt, once")
         stage = .recording
-        let failedWithoutAttempt = deadLetters.count
+        attemptsFrom = outcomes.count
         rechecks = runningElsewhere.map { WaitingRetry(task: $0, due: now + AttemptElsewhere.recheck, runsElsewhere: true) }
-        var attemptKinds: [AttemptOutcome.Kind] = []
         attemptKinds.reserveCapacity(results.count)
         for (task, outcome) in zip(runnable, results) {
             switch outcome {
@@ -181,9 +184,43 @@ public struct TaskBatch: Sendable, Equatable {
                 }
             }
         }
-        return Record(
-            deadLetters: deadLetters, outcomes: outcomes, attemptKinds: attemptKinds,
-            failedWithoutAttempt: failedWithoutAttempt)
+        return record
+    }
+
+    private var record: Record {
+        Record(deadLetters: deadLetters, outcomes: outcomes, attemptKinds: attemptKinds, failedWithoutAttempt: attemptsFrom)
+    }
+
+    /// The tasks whose attempt failed (to be retried, or failed for good): their cancel
+    /// requests are read before the dead-letter copies go out (``cancelsRead(_:)``).
+    public var failedAttempts: [String] {
+        precondition(stage == .recording, "after the attempts ran")
+        return outcomes[attemptsFrom...].filter { $0.kind == .retry || $0.kind == .failed }.map(\.id)
+    }
+
+    /// The cancel requests of ``failedAttempts`` were read: `requested` have one. Returns the
+    /// record to write instead of the one ``ran(_:now:)`` returned.
+    /// - Rule: a task cancelled while its attempt ran ends CANCELLED unless the attempt
+    ///   succeeded, also when the attempt failed on its own before the cancel watch stopped it:
+    ///   no retry, no dead-letter copy (`finish` would end it CANCELLED anyway).
+    public mutating func cancelsRead(_ requested: Set<String>) -> Record {
+        precondition(stage == .recording, "after the attempts ran, before they are recorded")
+        var retryIndex = 0
+        for index in outcomes.indices[attemptsFrom...] {
+            let kind = outcomes[index].kind
+            guard kind == .retry || kind == .failed else { continue }
+            if kind == .retry { retryIndex += 1 }
+            guard requested.contains(outcomes[index].id) else { continue }
+            outcomes[index].kind = .cancelled
+            attemptKinds[index - attemptsFrom] = .cancelled
+            if kind == .retry {
+                retryIndex -= 1
+                retries.remove(at: retryIndex)
+            } else {
+                deadLetters.removeAll { $0.task.message.id == outcomes[index].id && $0.task.attempt == outcomes[index].attempt }
+            }
+        }
+        return record
     }
 
     /// Redis answered `finish` (whether each outcome was written, in order).
