@@ -19,6 +19,24 @@ struct OffsetWatermarkTests {
         #expect(!watermark.hasUnfinished)
     }
 
+    @Test("offsets that go back start the partition again: nothing tracked in the log before is counted")
+    func offsetsGoBack() {
+        var watermark = OffsetWatermark()
+        watermark.track(partition: 0, offset: 100)
+        watermark.track(partition: 0, offset: 101)
+        watermark.complete(partition: 0, offset: 100)
+        #expect(watermark.takeCommittable() == [0: 101])
+        // The log was truncated: 5 and 6 are new messages, 101 is of the log before.
+        watermark.track(partition: 0, offset: 5)
+        watermark.track(partition: 0, offset: 6)
+        #expect(watermark.takeCommittable() == [0: 5])
+        watermark.complete(partition: 0, offset: 5)
+        watermark.complete(partition: 0, offset: 101)
+        #expect(watermark.takeCommittable() == [0: 6], "not past 6, which is not finished")
+        watermark.complete(partition: 0, offset: 6)
+        #expect(watermark.takeCommittable(again: true) == [0: 7])
+    }
+
     @Test("reports a partition only when its watermark moved")
     func onlyMovedPartitions() {
         var watermark = OffsetWatermark()

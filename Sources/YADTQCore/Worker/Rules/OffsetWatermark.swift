@@ -11,7 +11,15 @@ public struct OffsetWatermark: Sendable {
     public init() {}
 
     /// Records a consumed message that is not finished yet.
+    /// - Rule: offsets that go back (a log truncated under the worker, or its position reset
+    ///   when its offset left the log) start the partition's watermark again: counting what
+    ///   was tracked in the log before would commit past the messages read now.
     public mutating func track(partition: Int32, offset: Int64) {
+        if let highest = highestSeen[partition], offset <= highest {
+            inFlight[partition] = []
+            highestSeen[partition] = nil
+            committed[partition] = nil
+        }
         inFlight[partition, default: []].insert(offset)
         highestSeen[partition] = max(highestSeen[partition] ?? offset, offset)
     }
