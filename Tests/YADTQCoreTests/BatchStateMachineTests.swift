@@ -197,6 +197,19 @@ struct BatchStateMachineTests {
         #expect(sim.exited && sim.committed == [0])
     }
 
+    @Test("a worker asked to stop while its batch runs does not wait for the tasks that batch found running elsewhere")
+    func stopDuringBatchLeavesTaskRunningElsewhere() {
+        var sim = WorkerSimulation(partitions: 1)
+        sim.assign([0])
+        let id = sim.publish(to: 0)
+        sim.otherWorkerBegins(id)
+        sim.poll()
+        sim.stop()
+        #expect(sim.batch != nil && !sim.exited)
+        sim.completeBatch()
+        #expect(sim.exited && sim.committed == [0] && sim.machine.waitingRetries.isEmpty)
+    }
+
     @Test("a stopping worker waits for its retries without spinning on the tasks it awaited")
     func stoppingDoesNotSpin() {
         var sim = WorkerSimulation(partitions: 1)

@@ -137,8 +137,10 @@ public struct BatchStateMachine: Sendable {
         case .gone, .cutOff:
             return []
         case .stopping:
-            // Nothing new is taken; retries now due still run (see batchFinished: not the
-            // tasks waiting for another worker's attempt).
+            // Nothing new is taken; retries now due still run. A task waiting for another
+            // worker's attempt to end is left to the partition's next owner: a stop must not
+            // wait for another worker's batch. (A batch that finishes while stopping comes here
+            // too, with the tasks it found running elsewhere.)
             carried = []
             waiting.removeAll(where: \.runsElsewhere)
             guard inFlight == nil else { return [] }
@@ -218,9 +220,6 @@ public struct BatchStateMachine: Sendable {
             awaited.await(task.message.id, at: task.positions, now: now)
         }
         waiting += result.retries.compactMap { $0.keeping(allBut: revoked) }
-        // A stopping worker leaves a task that waits for another worker's attempt to end to
-        // the partition's next owner: its stop must not wait for another worker's batch.
-        if membership == .stopping { waiting.removeAll(where: \.runsElsewhere) }
         held += result.heldMarkers.filter { !revoked.contains($0.position.partition) }
         var actions: [Action] = []
         let stillPaused = batch.paused.filter { assigned.contains($0) }

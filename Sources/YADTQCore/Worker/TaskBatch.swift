@@ -195,7 +195,7 @@ public struct TaskBatch: Sendable, Equatable {
     /// requests are read before the dead-letter copies go out (``cancelsRead(_:)``).
     public var failedAttempts: [String] {
         precondition(stage == .recording, "after the attempts ran")
-        return outcomes[attemptsFrom...].filter { $0.kind == .retry || $0.kind == .failed }.map(\.id)
+        return outcomes[attemptsFrom...].filter { Self.isFailedAttempt($0.kind) }.map(\.id)
     }
 
     /// The cancel requests of ``failedAttempts`` were read: `requested` have one. Returns the
@@ -205,23 +205,20 @@ public struct TaskBatch: Sendable, Equatable {
     ///   no retry, no dead-letter copy (`finish` would end it CANCELLED anyway).
     public mutating func cancelsRead(_ requested: Set<String>) -> Record {
         precondition(stage == .recording, "after the attempts ran, before they are recorded")
-        var retryIndex = 0
-        for index in outcomes.indices[attemptsFrom...] {
-            let kind = outcomes[index].kind
-            guard kind == .retry || kind == .failed else { continue }
-            if kind == .retry { retryIndex += 1 }
-            guard requested.contains(outcomes[index].id) else { continue }
+        // A task is in a batch once (see init), so its id names its retry or dead-letter copy.
+        var cancelled: Set<String> = []
+        for index in outcomes.indices[attemptsFrom...]
+        where Self.isFailedAttempt(outcomes[index].kind) && requested.contains(outcomes[index].id) {
             outcomes[index].kind = .cancelled
             attemptKinds[index - attemptsFrom] = .cancelled
-            if kind == .retry {
-                retryIndex -= 1
-                retries.remove(at: retryIndex)
-            } else {
-                deadLetters.removeAll { $0.task.message.id == outcomes[index].id && $0.task.attempt == outcomes[index].attempt }
-            }
+            cancelled.insert(outcomes[index].id)
         }
+        retries.removeAll { cancelled.contains($0.task.message.id) }
+        deadLetters.removeAll { cancelled.contains($0.task.message.id) }
         return record
     }
+
+    private static func isFailedAttempt(_ kind: AttemptOutcome.Kind) -> Bool { kind == .retry || kind == .failed }
 
     /// Redis answered `finish` (whether each outcome was written, in order).
     /// - Rule: an offset is settled only when its task is terminal in Redis: an outcome Redis
