@@ -325,16 +325,16 @@ enum Pages {
                 let task: HTML = worker.currentTask.map { id in
                     """
                     <a class="mono" href="\(URLText.task(id))">\(id)</a> \
-                    <span class="muted small">for \(Presentation.duration(worker.taskStartedAt.map { now - $0 }))</span>
+                    <span class="muted small">for \(Presentation.duration(worker.taskStartedAt.map { worker.clock - $0 }))</span>
                     """
                 } ?? "—"
                 let by: HTML = worker.judgedByMonitor ? "" : " <span class=\"muted small\">by heartbeat</span>"
                 return """
                     <tr><td class="mono">\(worker.name)</td><td>\(verdictBadge(worker))\(by)</td><td>\(worker.state)</td>\
-                    <td>\(Presentation.age(worker.lastHeartbeat, now: now))</td><td>\(task)</td><td>\(worker.processed)</td>\
+                    <td>\(Presentation.age(worker.lastHeartbeat, now: worker.clock))</td><td>\(task)</td><td>\(worker.processed)</td>\
                     <td>\(worker.failed)</td><td>\(worker.partitions.map(String.init).joined(separator: ", "))</td>\
                     <td class="mono small">\(worker.host ?? "—") · \(worker.pid.map(String.init) ?? "—")</td>\
-                    <td class="small">\(Presentation.age(worker.startedAt, now: now))</td><td class="small">\(metricsLink(worker))</td></tr>
+                    <td class="small">\(Presentation.age(worker.startedAt, now: worker.clock))</td><td class="small">\(metricsLink(worker))</td></tr>
                     """
             })
         let verdicts = Dictionary(grouping: workers, by: \.verdict.rawValue).sorted { $0.key < $1.key }

@@ -116,6 +116,9 @@ public struct WorkerView: Sendable {
     public var reason: String
     /// Whether the verdict is the monitor's (else the page judged the heartbeat).
     public var judgedByMonitor: Bool
+    /// The time on the worker's clock when the page was made, which its heartbeat's times
+    /// compare with (see ``Heartbeat/clock(at:redisNow:)``).
+    public var clock: Int64
 
     /// A worker silent for longer than this is not listed (the monitor's default `--forget-after`,
     /// which also deletes its entry).
@@ -126,30 +129,35 @@ public struct WorkerView: Sendable {
         // A plain loop: Swift 6.3's optimizer crashed on the same rule written as a filter closure.
         var kept: [WorkerView] = []
         for worker in workers {
-            if let last = worker.lastHeartbeat, now - last > forgetAfterMilliseconds { continue }
+            if let last = worker.lastHeartbeat, worker.clock - last > forgetAfterMilliseconds { continue }
             kept.append(worker)
         }
         return kept
     }
 
     public init(_ entry: TaskStore.WorkerHeartbeat, now: Int64) {
-        self.init(name: entry.name, document: entry.heartbeat, storedVerdict: entry.verdict, now: now)
+        self.init(
+            name: entry.name, document: entry.heartbeat, storedVerdict: entry.verdict, now: now, redisNow: entry.redisNow)
     }
 
     /// - Parameters:
     ///   - document: the heartbeat JSON the worker wrote.
     ///   - storedVerdict: the monitor's verdict, when it has judged the worker.
     ///   - now: milliseconds since the epoch.
-    public init(name: String, document: JSONValue?, storedVerdict: String?, now: Int64) {
+    ///   - redisNow: Redis's clock when it read the heartbeat, when known.
+    public init(name: String, document: JSONValue?, storedVerdict: String?, now: Int64, redisNow: Int64? = nil) {
         self.name = name
         self.document = document
-        heartbeat = document.flatMap { try? Heartbeat(parsing: $0.jsonString) }
+        let heartbeat = document.flatMap { try? Heartbeat(parsing: $0.jsonString) }
+        self.heartbeat = heartbeat
+        let clock = heartbeat?.clock(at: now, redisNow: redisNow) ?? now
+        self.clock = clock
         if let stored = storedVerdict.flatMap(WorkerVerdict.init(rawValue:)) {
             verdict = stored
             reason = ""
             judgedByMonitor = true
         } else if let heartbeat {
-            let judgement = Self.rules.judge(heartbeat, at: now)
+            let judgement = Self.rules.judge(heartbeat, at: clock)
             verdict = judgement.verdict
             reason = judgement.reason
             judgedByMonitor = false

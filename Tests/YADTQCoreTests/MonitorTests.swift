@@ -78,6 +78,34 @@ struct MonitorLivenessRulesTests {
     func clockSkew() {
         #expect(rules.judge(beat(age: -3_000), at: now).verdict == .alive)
     }
+
+    @Test("a heartbeat Redis stamped is judged by its age on Redis's clock, whatever the worker's host's clock says")
+    func judgedOnRedisClock() {
+        // Redis's clock reads 5,000,000 as the monitor reads; the monitor's own says `now`.
+        let redisNow: Int64 = 5_000_000
+        func stamped(_ heartbeat: Heartbeat, receivedAgo: Int64) -> Heartbeat {
+            var heartbeat = heartbeat
+            heartbeat.receivedAt = redisNow - receivedAgo
+            return heartbeat
+        }
+        // A host two minutes behind, beating 1 s ago: ALIVE, not DEAD for 2 minutes of silence.
+        let behind = stamped(beat(age: 120_000, state: .busy, running: 121_000), receivedAgo: 1_000)
+        #expect(rules.judge(behind, at: now).verdict == .dead, "judged on the hosts' clocks")
+        let clock = behind.clock(at: now, redisNow: redisNow)
+        #expect(clock == behind.lastHeartbeat + 1_000)
+        #expect(rules.judge(behind, at: clock) == WorkerJudgement(.alive))
+        // ... and its task's 2 s of running are not taken for 2 minutes past its 30 s limit.
+        #expect(rules.judge(stamped(beat(age: 120_000, state: .busy, running: 122_000), receivedAgo: 1_000), at: clock).verdict
+            == .alive)
+        // A host a minute ahead, silent for 30 s on Redis's clock: DEAD, not fresh.
+        let ahead = stamped(beat(age: -60_000), receivedAgo: 30_000)
+        #expect(rules.judge(ahead, at: now).verdict == .alive, "judged on the hosts' clocks")
+        let judgement = rules.judge(ahead, at: ahead.clock(at: now, redisNow: redisNow))
+        #expect(judgement == WorkerJudgement(.dead, reason: "no heartbeat for 30s (dead after 10s)"))
+        // An entry Redis did not stamp (an older worker), or a read without Redis's time: the hosts' clocks.
+        #expect(beat(age: 120_000).clock(at: now, redisNow: redisNow) == now)
+        #expect(behind.clock(at: now, redisNow: nil) == now)
+    }
 }
 
 @Suite("Monitor: heartbeat document")

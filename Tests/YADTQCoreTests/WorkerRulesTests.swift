@@ -57,6 +57,19 @@ struct AttemptElsewhereTests {
         #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 103_000, batch: 101_000), now: 104_000))
         #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: beat(at: 103_000, batch: nil), now: 104_000))
     }
+
+    @Test("the other worker's heartbeat is fresh by its age on Redis's clock, not by this host's clock")
+    func freshOnRedisClock() {
+        var stamped = beat(at: 103_000, batch: 100_000)
+        stamped.receivedAt = 7_000_000
+        // This host's clock is a minute ahead of the other's: its heartbeat, 1 s old on
+        // Redis's clock, is fresh, and its attempt may still run.
+        #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: stamped, now: 164_000), "judged on the hosts' clocks")
+        #expect(AttemptElsewhere.mayStillRun(attempt, heartbeat: stamped, now: 164_000, redisNow: 7_001_000))
+        // This host's clock is behind: 11 s of silence on Redis's clock is stale.
+        #expect(AttemptElsewhere.mayStillRun(attempt, heartbeat: stamped, now: 90_000), "judged on the hosts' clocks")
+        #expect(!AttemptElsewhere.mayStillRun(attempt, heartbeat: stamped, now: 90_000, redisNow: 7_011_000))
+    }
 }
 
 @Suite("Held end markers")

@@ -209,6 +209,29 @@ struct MonitorIntegrationTests {
         #expect(snapshot["orphaned_count"] == 1)
     }
 
+    @Test("Redis stamps each heartbeat with its own clock, and the monitor judges a worker on a host whose clock is two minutes behind ALIVE")
+    func hostClockBehind() throws {
+        let (stack, probe) = try stack()
+        let behind = currentEpochMilliseconds() - 120_000
+        // What a worker on that host writes: its clock's times.
+        try stack.store.writeHeartbeat(
+            worker: "w-behind",
+            Heartbeat(
+                lastHeartbeat: behind, state: .busy, currentTask: "t1", taskStartedAt: behind - 2_000, pid: 7, host: "late",
+                startedAt: behind - 60_000, timeLimitMilliseconds: 30_000, intervalMilliseconds: 5_000))
+        let redisTime = try probe.redis("TIME")
+        let redisNow = try #require(Int64(redisTime[0])) * 1000 + (try #require(Int64(redisTime[1]))) / 1000
+        let stored = try Heartbeat(parsing: try #require(try probe.hash("all_heartbeats")["w-behind"]))
+        let receivedAt = try #require(stored.receivedAt, "Redis stamped the entry")
+        #expect(abs(redisNow - receivedAt) < 5_000, "received_at \(receivedAt) is Redis's time, about \(redisNow)")
+        #expect(stored.lastHeartbeat == behind, "the worker's own time stays as it wrote it")
+        let worker = try #require(try probe.snapshot(["--dead-after", "10s"])["workers"]?[0])
+        #expect(worker["verdict"] == "ALIVE", "\(worker)")
+        #expect((worker["heartbeat_age_ms"]?.intValue ?? .max) < 10_000, "\(worker)")
+        #expect((worker["task_running_ms"]?.intValue ?? .max) < 12_000, "its task ran 2 s before the beat, not 2 minutes: \(worker)")
+        #expect(try probe.verdict(of: "w-behind") == "ALIVE")
+    }
+
     @Test("a worker silent for over --forget-after loses its heartbeat, verdict and plugin list; a live one keeps them and writes its list again")
     func silentWorkerIsForgotten() throws {
         let reaper = ProcessReaper()

@@ -62,11 +62,13 @@ public struct FleetMonitor: Sendable {
         for (name, text) in reads.heartbeats.sorted(by: { $0.key < $1.key }) {
             do {
                 let heartbeat = try Heartbeat(parsing: text)
-                if rules.isForgotten(heartbeat, at: now) {
+                let clock = heartbeat.clock(at: now, redisNow: reads.redisNow)
+                if rules.isForgotten(heartbeat, at: clock) {
                     forgotten.append(name)
                     continue
                 }
-                workers.append(WorkerReport(name: name, heartbeat: heartbeat, judgement: rules.judge(heartbeat, at: now)))
+                workers.append(
+                    WorkerReport(name: name, heartbeat: heartbeat, judgement: rules.judge(heartbeat, at: clock), clock: clock))
             } catch {
                 problems.append("\(name): \(error)")
                 unreadable.insert(name)

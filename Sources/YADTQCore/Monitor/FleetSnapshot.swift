@@ -3,11 +3,15 @@ public struct WorkerReport: Sendable, Equatable {
     public var name: String
     public var heartbeat: Heartbeat
     public var judgement: WorkerJudgement
+    /// The time on the worker's clock when the monitor judged it (see
+    /// ``Heartbeat/clock(at:redisNow:)``); `nil`: the snapshot's own time.
+    public var clock: Int64?
 
-    public init(name: String, heartbeat: Heartbeat, judgement: WorkerJudgement) {
+    public init(name: String, heartbeat: Heartbeat, judgement: WorkerJudgement, clock: Int64? = nil) {
         self.name = name
         self.heartbeat = heartbeat
         self.judgement = judgement
+        self.clock = clock
     }
 
     public var verdict: WorkerVerdict { judgement.verdict }

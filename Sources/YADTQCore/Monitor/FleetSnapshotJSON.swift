@@ -43,14 +43,16 @@ extension FleetSnapshot {
 }
 
 extension WorkerReport {
-    /// How long ago the worker last beat, as of `now`.
-    public func heartbeatAge(at now: Int64) -> Duration { .milliseconds(max(0, now - heartbeat.lastHeartbeat)) }
+    /// How long ago the worker last beat, as of the snapshot's `now` (on the worker's clock
+    /// when the monitor knows it: ``clock``).
+    public func heartbeatAge(at now: Int64) -> Duration { .milliseconds(max(0, (clock ?? now) - heartbeat.lastHeartbeat)) }
 
-    /// How long the current task has run as of `now`; `nil` when the worker is not
-    /// busy or is DEAD (a dead worker's task is not running, it is orphaned).
+    /// How long the current task has run as of the snapshot's `now` (as for
+    /// ``heartbeatAge(at:)``); `nil` when the worker is not busy or is DEAD (a dead worker's
+    /// task is not running, it is orphaned).
     public func taskRunningTime(at now: Int64) -> Duration? {
         guard verdict != .dead, heartbeat.state == .busy, let startedAt = heartbeat.taskStartedAt else { return nil }
-        return .milliseconds(max(0, now - startedAt))
+        return .milliseconds(max(0, (clock ?? now) - startedAt))
     }
 
     func json(at now: Int64) -> [String: JSONValue] {

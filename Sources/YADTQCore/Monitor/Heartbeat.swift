@@ -44,12 +44,18 @@ public struct Heartbeat: Sendable, Equatable {
     /// When the worker began the batch it is running (its attempts' `started_at`), in
     /// milliseconds since the epoch; `nil` between batches (see ``AttemptElsewhere``).
     public var batchStartedAt: Int64?
+    /// When Redis stored this entry, on Redis's clock (milliseconds since the epoch): Redis
+    /// stamps it as it stores the entry, so readers judge a heartbeat's age on one clock
+    /// whatever the workers' hosts' clocks say (see ``clock(at:redisNow:)``). `nil` in an
+    /// entry a worker wrote before Redis stamped them.
+    public var receivedAt: Int64?
 
     public init(
         lastHeartbeat: Int64, state: WorkerState, currentTask: String? = nil, taskStartedAt: Int64? = nil,
         processed: Int = 0, failed: Int = 0, partitions: [Int32] = [], pid: Int32, host: String, startedAt: Int64,
         timeLimitMilliseconds: Int64? = nil, intervalMilliseconds: Int64? = nil, topic: String? = nil,
-        group: String? = nil, note: String? = nil, metricsPort: Int? = nil, batchStartedAt: Int64? = nil
+        group: String? = nil, note: String? = nil, metricsPort: Int? = nil, batchStartedAt: Int64? = nil,
+        receivedAt: Int64? = nil
     ) {
         self.lastHeartbeat = lastHeartbeat
         self.state = state
@@ -68,6 +74,24 @@ public struct Heartbeat: Sendable, Equatable {
         self.note = note
         self.metricsPort = metricsPort
         self.batchStartedAt = batchStartedAt
+        self.receivedAt = receivedAt
+    }
+
+    /// The time on this worker's clock that a reader whose own clock says `localNow` lives
+    /// in, given Redis's clock when it read the entry (`redisNow`, `nil` when not read): the
+    /// heartbeat's own time plus its age on Redis's clock. Every time in a heartbeat comes
+    /// from its worker's host, so the rules compare them with this instead of `localNow`: a
+    /// host whose clock is off by a minute would otherwise have its workers judged DEAD (or
+    /// a dead one ALIVE), and their tasks taken over while they run. Without both Redis
+    /// times (an entry of an older worker) it is `localNow`: the hosts' clocks are trusted.
+    public func clock(at localNow: Int64, redisNow: Int64?) -> Int64 {
+        Self.clock(lastHeartbeat: lastHeartbeat, receivedAt: receivedAt, redisNow: redisNow, localNow: localNow)
+    }
+
+    /// ``clock(at:redisNow:)`` of a heartbeat read as a JSON document.
+    public static func clock(lastHeartbeat: Int64, receivedAt: Int64?, redisNow: Int64?, localNow: Int64) -> Int64 {
+        guard let receivedAt, let redisNow else { return localNow }
+        return lastHeartbeat + max(0, redisNow - receivedAt)
     }
 
 
@@ -92,6 +116,7 @@ public struct Heartbeat: Sendable, Equatable {
         if let note { fields["note"] = .string(note) }
         if let metricsPort { fields["metrics_port"] = .int(Int64(metricsPort)) }
         if let batchStartedAt { fields["batch_started_at"] = .int(batchStartedAt) }
+        if let receivedAt { fields[Self.receivedAtField] = .int(receivedAt) }
         return .object(fields)
     }
 
@@ -122,8 +147,13 @@ public struct Heartbeat: Sendable, Equatable {
             intervalMilliseconds: document["interval_ms"]?.intValue, topic: document["topic"]?.stringValue,
             group: document["group"]?.stringValue, note: document["note"]?.stringValue,
             metricsPort: document["metrics_port"]?.intValue.flatMap { Int(exactly: $0) },
-            batchStartedAt: document["batch_started_at"]?.intValue)
+            batchStartedAt: document["batch_started_at"]?.intValue,
+            receivedAt: document[Self.receivedAtField]?.intValue)
     }
+
+    /// The field Redis adds to the stored entry (see ``receivedAt``).
+    static let receivedAtField = "received_at"
+
 }
 
 /// Why a stored heartbeat could not be read; the monitor lists such entries as problems.

@@ -51,7 +51,7 @@ public struct TopicChoice: Sendable, Equatable {
         for worker in workers {
             guard let beat = worker.heartbeat, let topic = beat["topic"]?.stringValue,
                 beat["state"]?.stringValue != WorkerState.stopped.rawValue,
-                let last = beat["last_heartbeat"]?.intValue, now - last <= liveWithin,
+                let last = beat["last_heartbeat"]?.intValue, worker.clock(at: now) - last <= liveWithin,
                 (beat["group"]?.stringValue ?? group) == group
             else { continue }
             consumers[topic, default: []].append(worker.name)

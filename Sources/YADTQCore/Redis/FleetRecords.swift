@@ -5,31 +5,81 @@ import Foundation
 
 extension TaskStore {
     /// Writes this worker's own heartbeat field, never the whole hash, so workers and the
-    /// monitor never overwrite each other.
+    /// monitor never overwrite each other. Redis adds its own clock's time to the entry
+    /// (``Heartbeat/receivedAt``).
     public func writeHeartbeat(worker: String, _ heartbeat: Heartbeat) throws {
-        _ = try client.execute(
-            RedisCommand("HSET", keys.heartbeats, worker, heartbeat.json.jsonString), or: "Writing the heartbeat of \(worker)")
+        let arguments = RedisCommand(worker, heartbeat.json.jsonString, Heartbeat.receivedAtField)
+        _ = try client.evaluate(Self.heartbeatWrite, keys: [keys.heartbeats], arguments: arguments)
     }
 
-    /// The stored heartbeats of `workers`, by name; a worker without one, or with one that
-    /// does not read, is left out.
-    public func heartbeats(of workers: Set<String>) throws -> [String: Heartbeat] {
-        guard !workers.isEmpty else { return [:] }
+    /// The stored heartbeats of `workers`, by name, and Redis's clock when it read them (see
+    /// ``Heartbeat/clock(at:redisNow:)``); a worker without one, or with one that does not
+    /// read, is left out.
+    public func heartbeats(of workers: Set<String>) throws -> (redisNow: Int64, heartbeats: [String: Heartbeat]) {
+        guard !workers.isEmpty else { return (0, [:]) }
         let names = workers.sorted()
-        var command = RedisCommand("HMGET", keys.heartbeats)
-        for name in names { command.append(name) }
-        let values = try client.execute(command, or: "Reading the heartbeats of \(names.joined(separator: ", "))").elements
+        let read = try timedHeartbeats(fields: names)
         var found: [String: Heartbeat] = [:]
-        for (name, value) in zip(names, values) {
+        for (name, value) in zip(names, read.values) {
             if let text = value.text, let heartbeat = try? Heartbeat(parsing: text) { found[name] = heartbeat }
         }
-        return found
+        return (read.redisNow, found)
     }
+
+    /// The fields `fields` of the heartbeats' hash (all of it, as `HGETALL` gives it, when
+    /// empty), and Redis's clock when it read them: both from the node that holds the hash,
+    /// whose clock stamped the entries.
+    func timedHeartbeats(fields: [String] = []) throws -> (redisNow: Int64, values: [RedisReply]) {
+        var arguments = RedisCommand()
+        for field in fields { arguments.append(field) }
+        let reply = try client.evaluate(Self.heartbeatsRead, keys: [keys.heartbeats], arguments: arguments).elements
+        guard let redisNow = reply.first?.integer else {
+            throw YADTQError(
+                .redis, "script heartbeats_read answered without Redis's time", remedy: "This is a YADTQ bug; please report it")
+        }
+        return (redisNow, Array(reply.dropFirst()))
+    }
+
+    /// KEYS: the heartbeats' hash. ARGV: the worker's name, its heartbeat (a JSON object), the
+    /// field Redis's time goes in. Stores the heartbeat with Redis's time (ms) added.
+    private static let heartbeatWrite = RedisScript(
+        name: "heartbeat_write",
+        source: redisMilliseconds + """
+            local entry, field = ARGV[2], ARGV[3]
+            local stamped = string.sub(entry, 1, -2) .. ',"' .. field .. '":' .. string.format('%.0f', redis_ms()) .. '}'
+            redis.call('HSET', KEYS[1], ARGV[1], stamped)
+            return 1
+            """)
+
+    /// KEYS: the heartbeats' hash. ARGV: the fields to read (none: every field and value).
+    /// Returns Redis's time (ms), then what HMGET (or HGETALL) gives.
+    private static let heartbeatsRead = RedisScript(
+        name: "heartbeats_read",
+        source: redisMilliseconds + """
+            local values = #ARGV == 0 and redis.call('HGETALL', KEYS[1]) or redis.call('HMGET', KEYS[1], unpack(ARGV))
+            local out = { redis_ms() }
+            for i = 1, #values do out[i + 1] = values[i] end
+            return out
+            """)
+
+    /// Redis's clock in milliseconds, for the heartbeat scripts. Before Redis 7 a script that
+    /// reads the clock may write only once it asked for its effects, not itself, to be
+    /// replicated (its replay elsewhere would read another time).
+    private static let redisMilliseconds = """
+        if redis.replicate_commands then redis.replicate_commands() end
+        local function redis_ms()
+          local time = redis.call('TIME')
+          return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        end
+
+        """
 
     /// What one monitor refresh reads, in one round trip.
     struct FleetReads {
         /// Worker name -> heartbeat JSON text.
         var heartbeats: [String: String]
+        /// Redis's clock when it read them (see ``Heartbeat/clock(at:redisNow:)``).
+        var redisNow: Int64
         /// Worker name -> the stored verdict.
         var verdicts: [String: String]
         /// Tasks finished in the given seconds.
@@ -37,11 +87,12 @@ extension TaskStore {
     }
 
     func fleetReads(finishedIn seconds: [Int64]) throws -> FleetReads {
-        let replies = try client.execute(
-            [RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts)], or: Self.fleetAccess)
+        let heartbeats = try timedHeartbeats()
+        let verdicts = try client.execute(RedisCommand("HGETALL", keys.verdicts), or: Self.fleetAccess)
         let finished = try finishedPerSecond(seconds).reduce(0) { $0 + $1.succeeded + $1.failed }
         return FleetReads(
-            heartbeats: Self.fieldPairs(of: replies[0]), verdicts: Self.fieldPairs(of: replies[1]), finished: finished)
+            heartbeats: Self.fieldPairs(of: heartbeats.values), redisNow: heartbeats.redisNow,
+            verdicts: Self.fieldPairs(of: verdicts.elements), finished: finished)
     }
 
     /// Counts the PROCESSING tasks (at most `scanLimit` per shard) whose attempt no running
@@ -116,9 +167,8 @@ extension TaskStore {
         if !commands.isEmpty { _ = try client.execute(commands, or: Self.fleetAccess) }
     }
 
-    /// The field -> value pairs of an `HGETALL` reply.
-    static func fieldPairs(of reply: RedisReply) -> [String: String] {
-        let elements = reply.elements
+    /// The field -> value pairs of an `HGETALL` reply's elements.
+    static func fieldPairs(of elements: [RedisReply]) -> [String: String] {
         var pairs: [String: String] = [:]
         for index in stride(from: 0, to: elements.count - 1, by: 2) {
             if let name = elements[index].text, let value = elements[index + 1].text { pairs[name] = value }

@@ -321,24 +321,35 @@ extension TaskStore {
         public var heartbeat: JSONValue?
         /// The monitor's verdict (`ALIVE`, `DEAD`, `STUCK`), when a monitor has judged the worker.
         public var verdict: String?
+        /// Redis's clock when it read the heartbeat (see ``Heartbeat/clock(at:redisNow:)``).
+        public var redisNow: Int64?
 
-        public init(name: String, heartbeat: JSONValue?, verdict: String? = nil) {
+        public init(name: String, heartbeat: JSONValue?, verdict: String? = nil, redisNow: Int64? = nil) {
             self.name = name
             self.heartbeat = heartbeat
             self.verdict = verdict
+            self.redisNow = redisNow
+        }
+
+        /// The time on this worker's clock for a reader at `localNow` (see
+        /// ``Heartbeat/clock(at:redisNow:)``): what its heartbeat's times compare with.
+        public func clock(at localNow: Int64) -> Int64 {
+            guard let heartbeat, let last = heartbeat["last_heartbeat"]?.intValue else { return localNow }
+            return Heartbeat.clock(
+                lastHeartbeat: last, receivedAt: heartbeat[Heartbeat.receivedAtField]?.intValue, redisNow: redisNow,
+                localNow: localNow)
         }
     }
 
     /// Every worker that ever wrote a heartbeat or was judged by the monitor, by name.
     public func workerHeartbeats() throws -> [WorkerHeartbeat] {
-        let replies = try client.execute(
-            [RedisCommand("HGETALL", keys.heartbeats), RedisCommand("HGETALL", keys.verdicts)], or: "Reading the heartbeats")
-        let heartbeats = Self.fieldPairs(of: replies[0])
-        let verdicts = Self.fieldPairs(of: replies[1])
+        let read = try timedHeartbeats()
+        let heartbeats = Self.fieldPairs(of: read.values)
+        let verdicts = Self.fieldPairs(of: try client.execute(RedisCommand("HGETALL", keys.verdicts), or: "Reading the verdicts").elements)
         return Set(heartbeats.keys).union(verdicts.keys).sorted().map { name in
             WorkerHeartbeat(
                 name: name, heartbeat: heartbeats[name].flatMap { try? JSONValue(parsing: $0) },
-                verdict: verdicts[name])
+                verdict: verdicts[name], redisNow: read.redisNow)
         }
     }
 

@@ -86,10 +86,11 @@ struct BatchRunner: Sendable {
             return (index, attempt)
         }
         guard !elsewhere.isEmpty else { return }
-        let heartbeats = try redis(&outage) { try store.heartbeats(of: Set(elsewhere.map(\.attempt.worker))) }
+        let read = try redis(&outage) { try store.heartbeats(of: Set(elsewhere.map(\.attempt.worker))) }
         let now = currentEpochMilliseconds()
         let over = elsewhere.filter {
-            !AttemptElsewhere.mayStillRun($0.attempt, heartbeat: heartbeats[$0.attempt.worker], now: now)
+            !AttemptElsewhere.mayStillRun(
+                $0.attempt, heartbeat: read.heartbeats[$0.attempt.worker], now: now, redisNow: read.redisNow)
         }
         if over.count < elsewhere.count {
             logger.info("\(elsewhere.count - over.count) tasks still run on other workers; they are begun again once those end")

@@ -11,8 +11,9 @@
 /// It is over when the heartbeat is stale, missing or `stopped`, names a later batch, or no
 /// batch while written after the attempt started: a worker that died, or whose batch ended
 /// without the task's outcome (cut off from Redis, or a retry it dropped with the partition).
-/// The heartbeat's times and the attempt's start come from that worker's clock; only the
-/// freshness compares it with this one's, as the monitor does.
+/// The heartbeat's times and the attempt's start come from that worker's clock, and the
+/// heartbeat's freshness is its age on Redis's clock, as the monitor judges it: the hosts'
+/// clocks need not agree.
 ///
 /// Until then the task waits here, begun again every ``recheck`` (nothing settled: its
 /// offset is not committed), and is skipped once the other attempt made it terminal.
@@ -24,10 +25,13 @@ public enum AttemptElsewhere {
     static let defaultInterval: Int64 = 5_000
 
     /// Whether `attempt` may still be running on its worker, whose stored heartbeat is
-    /// `heartbeat` (`nil`: none, or unreadable), at `now` (epoch milliseconds).
-    public static func mayStillRun(_ attempt: RunningAttempt, heartbeat: Heartbeat?, now: Int64) -> Bool {
+    /// `heartbeat` (`nil`: none, or unreadable), at `now` (epoch milliseconds, this worker's
+    /// clock), Redis's clock saying `redisNow` when it read the heartbeat (`nil`: not known;
+    /// see ``Heartbeat/clock(at:redisNow:)``).
+    public static func mayStillRun(_ attempt: RunningAttempt, heartbeat: Heartbeat?, now: Int64, redisNow: Int64? = nil) -> Bool {
         guard let heartbeat, heartbeat.state != .stopped,
-            now - heartbeat.lastHeartbeat <= 2 * (heartbeat.intervalMilliseconds ?? defaultInterval)
+            heartbeat.clock(at: now, redisNow: redisNow) - heartbeat.lastHeartbeat
+                <= 2 * (heartbeat.intervalMilliseconds ?? defaultInterval)
         else { return false }
         if let batch = heartbeat.batchStartedAt { return batch <= attempt.startedAt }
         return heartbeat.lastHeartbeat <= attempt.startedAt
