@@ -50,6 +50,21 @@ struct BatchStateMachineTests {
         #expect(batch.result.failed == 1 && batch.result.retries.isEmpty)
     }
 
+    @Test("an error over ErrorText's limit is trimmed before Redis and the dead-letter copy, and says by how much")
+    func hugeErrorTrimmed() {
+        var batch = TaskBatch(
+            tasks: [task("retried"), task("last", maxAttempts: 1)], markers: [], waitingPartitions: [], retry: RetryPolicy())
+        let runnable = batch.begun([.run(attempt: 1), .run(attempt: 1)])
+        let huge = PluginFailure(message: String(repeating: "E", count: 1_100_000), isPermanent: false)
+        let record = batch.ran(runnable.map { _ in .failure(huge, logs: [], progress: nil) }, now: .now)
+        #expect(record.outcomes.map(\.kind) == [.retry, .failed])
+        for text in record.outcomes.map(\.payload) + record.deadLetters.map(\.error) {
+            #expect(text.utf8.count <= ErrorText.maximumBytes + 200)
+            #expect(text.hasPrefix("EEEE") && text.hasSuffix("[error trimmed: 1100000 bytes, the first 65536 kept, 1034464 left out]"))
+        }
+        #expect(record.deadLetters.count == 1)
+    }
+
     @Test("the record says how each attempt that ran ended, in order, and which dead letters never ran (for the metrics)")
     func recordOfAttempts() {
         var batch = TaskBatch(

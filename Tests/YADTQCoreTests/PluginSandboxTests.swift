@@ -5,27 +5,32 @@ import YADTQCore
 /// same executor must then run a normal task.
 @Suite("Plugin sandbox")
 struct PluginSandboxTests {
-    /// Runs `body` as plugin `hostile`, checks the failure, then checks that `add` still works.
+    /// Runs `body` as plugin `hostile`, checks the failure, then checks that `add` still works;
+    /// returns how long the hostile attempt took.
+    @discardableResult
     private func expectFailure(
         _ body: String, contains expected: String, limits: PluginLimits = PluginFolder.testLimits,
         sourceLocation: SourceLocation = #_sourceLocation
-    ) throws {
+    ) throws -> Duration {
         let folder = try PluginFolder(["hostile.lua": plugin(body), "add.lua": plugin("return args[1] + args[2]")], limits: limits)
+        let start = ContinuousClock.now
         let failure = folder.run("hostile").failure
+        let elapsed = ContinuousClock.now - start
         #expect(failure?.message.contains(expected) == true, "got \(String(describing: failure?.message))", sourceLocation: sourceLocation)
         #expect(failure?.isPermanent == false, sourceLocation: sourceLocation)
         #expect(folder.run("add", [.int(2), .int(3)]).value == .int(5), sourceLocation: sourceLocation)
+        return elapsed
     }
 
-    /// Like `expectFailure`, and the attempt must end within its time limit plus one second.
+    /// Like `expectFailure`, and the hostile attempt must end within a few times its time
+    /// limit: what this guards against ran for minutes or for ever, and a busy machine must
+    /// not fail the check. Only the attempt is timed, not the folder's making.
     private func expectStopped(
         _ body: String, contains expected: String, limits: PluginLimits = PluginFolder.testLimits,
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
-        let start = ContinuousClock.now
-        try expectFailure(body, contains: expected, limits: limits, sourceLocation: sourceLocation)
-        let elapsed = ContinuousClock.now - start
-        #expect(elapsed < limits.timeout + .seconds(1), "took \(elapsed)", sourceLocation: sourceLocation)
+        let elapsed = try expectFailure(body, contains: expected, limits: limits, sourceLocation: sourceLocation)
+        #expect(elapsed < limits.timeout * 5 + .seconds(1), "took \(elapsed)", sourceLocation: sourceLocation)
     }
 
     @Test func infiniteLoopTimesOut() throws {

@@ -142,9 +142,20 @@ struct PluginScheduleTests {
         #expect(schedule.nextTick(after: midnight) == midnight + 3 * 86_400_000)  // Friday the 4th
     }
 
-    @Test("a bad cron says which field and why", arguments: ["* * * *", "61 * * * *", "*/0 * * * *", "5-1 * * * *", "a * * * *", "* * * 13 *"])
-    func badCron(_ text: String) {
-        #expect(throws: ScheduleError.self) { try CronExpression(parsing: text) }
+    @Test(
+        "a bad cron says which field and why",
+        arguments: [
+            ("* * * *", "needs five fields"), ("61 * * * *", "minute field \"61\": \"61\" is not a number in range"),
+            ("*/0 * * * *", "minute field \"*/0\": the step \"0\" is not a positive number"),
+            ("5-1 * * * *", "minute field \"5-1\": \"5-1\" is not a range a-b with a ≤ b"),
+            ("a * * * *", "minute field \"a\""), ("* * * 13 *", "month field \"13\""),
+        ])
+    func badCron(_ text: String, _ says: String) {
+        #expect {
+            try CronExpression(parsing: text)
+        } throws: { error in
+            (error as? ScheduleError)?.message.contains(says) == true
+        }
     }
 
     @Test("a cron with no possible day has no next tick")

@@ -33,26 +33,36 @@ struct ChaosTests {
     func workerKills() throws {
         let stack = try ChaosStack()
         defer { stack.shutDown() }
+        // Slow enough that a restarted victim rejoins (a rebalance: seconds) well before the end.
         let count = 1200
-        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "kill", nap: 0.005)
+        let (lines, ids) = ChaosStack.stampTasks(count, prefix: "kill", nap: 0.05)
         try createTopic(stack, partitions: 6)
         let arguments = ["--batch-size", "20"]
         let stable = try ["w1", "w2"].map { try stack.base.startWorker($0, arguments: arguments) }
+        var victimStarted = currentEpochMilliseconds()
         var victim = try stack.base.startWorker("victim", arguments: arguments)
         let run = try stack.base.run(input: lines.joined(separator: "\n") + "\n")
         #expect(run.status == 0, "\(run.stderr)")
         let store = stack.store
         var snapshots: [[String: ChaosStack.Terminal]] = []
         for round in 1...3 {
-            try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count * round / 5 }
+            #expect(try ChaosStack.waitUntil(.seconds(60)) { (try store.counts()[.success] ?? 0) >= count * round / 5 })
+            // The kill must hit a worker that holds partitions: this process's heartbeat says so.
+            #expect(
+                try ChaosStack.waitUntil(.seconds(60)) {
+                    let beat = try store.heartbeats(of: ["victim"]).heartbeats["victim"]
+                    return (beat?.startedAt ?? 0) >= victimStarted - 1_000 && beat?.partitions.isEmpty == false
+                }, "round \(round): the victim holds partitions")
             snapshots.append(try stack.terminalSnapshot(ids))
             kill(victim.processIdentifier, SIGKILL)
             victim.waitUntilExit()
             Thread.sleep(forTimeInterval: 0.3)
+            victimStarted = currentEpochMilliseconds()
             victim = try stack.base.startWorker("victim", arguments: arguments)
         }
         let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
         try stack.verifyStamped(ids, records: records, snapshots: snapshots)
+        #expect(records.contains { $0?.worker == "victim" }, "the victim ran tasks between its kills")
         #expect(snapshots.last!.count < count, "the last kill must land before the end of the run")
         #expect(ChaosStack.stop(stable + [victim]) == [0, 0, 0])
     }
@@ -118,7 +128,7 @@ struct ChaosTests {
         defer { stack.shutDown() }
         try createTopic(stack, partitions: 2)
         let arguments = [
-            "--batch-size", "10", "--redis-outage-limit", "2s", "--keep-succeeded", "4s", "--heartbeat-interval", "1s",
+            "--batch-size", "10", "--redis-outage-limit", "2s", "--keep-succeeded", "8s", "--heartbeat-interval", "1s",
         ]
         let workers = try ["w1", "w2"].map { try stack.base.startWorker($0, arguments: arguments) }
         let (kept, keptIDs) = ChaosStack.stampTasks(30, prefix: "kept", nap: 0)
@@ -127,6 +137,7 @@ struct ChaosTests {
         let store = stack.store
         _ = try stack.base.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
         defer { _ = try? stack.base.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
+        #expect((try store.counts()[.success] ?? 0) > 0, "some tasks are still kept once Redis is full, for the pruning below")
 
         // Nothing is written any more, but the workers' heartbeats still delete what has expired.
         #expect(

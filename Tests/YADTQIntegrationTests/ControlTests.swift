@@ -70,7 +70,7 @@ struct ControlTests {
     func retention() throws {
         let stack = try IntegrationStack(label: "keep")
         let worker = try stack.startWorker(
-            "w1", arguments: ["--keep-succeeded", "1s", "--keep-failed", "5s", "--heartbeat-interval", "500ms"])
+            "w1", arguments: ["--keep-succeeded", "4s", "--keep-failed", "12s", "--heartbeat-interval", "500ms"])
         let lines = (0..<50).map { "add \($0) 1" } + [#"{"id": "bad", "type": "fail", "args": [], "max_attempts": 1}"#]
         let run = try stack.run(input: lines.joined(separator: "\n") + "\n", arguments: ["--wait"])
         let ids = run.stdout.split(separator: "\n").map(String.init)
@@ -79,8 +79,8 @@ struct ControlTests {
         #expect(try store.counts()[.success] == 50, "right after the run, every task is still kept")
         #expect(try store.record(id: "bad")?.status == .failed)
 
-        // After a second (plus a heartbeat that prunes) the successes are gone, the failure kept.
-        let deadline = ContinuousClock.now + .seconds(10)
+        // After 4 s (plus a heartbeat that prunes) the successes are gone, the failure kept.
+        let deadline = ContinuousClock.now + .seconds(15)
         while try store.counts()[.success] != 0, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
         #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 0, .failed: 1, .cancelled: 0])
         let status = try stack.ctl(["status", ids[0]])
@@ -89,7 +89,7 @@ struct ControlTests {
         let listed = try stack.ctl(["ls", "--json"])
         #expect(try listed.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0))["id"] } == ["bad"])
 
-        while try store.counts()[.failed] != 0, ContinuousClock.now < deadline + .seconds(5) {
+        while try store.counts()[.failed] != 0, ContinuousClock.now < deadline + .seconds(15) {
             Thread.sleep(forTimeInterval: 0.1)
         }
         #expect(try store.counts()[.failed] == 0)

@@ -137,13 +137,15 @@ struct OperatorTests {
     func cancelProcessing() throws {
         let stack = try IntegrationStack(
             label: "cancelrun", extraPlugins: ["broken": #"return function(args) error("always broken") end"#])
-        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "3s", "--retry-max-delay", "3s"])
+        // 10 s to its next attempt: room for the cancel on a busy machine.
+        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "10s", "--retry-max-delay", "10s"])
         defer { if worker.isRunning { worker.terminate() } }
         #expect(try stack.run(input: #"{"id": "p1", "type": "broken", "args": [], "max_attempts": 5}"# + "\n").status == 0)
         let deadline = ContinuousClock.now + .seconds(30)
         while try stack.store.record(id: "p1")?.errors.isEmpty ?? true, ContinuousClock.now < deadline {
             Thread.sleep(forTimeInterval: 0.1)
         }
+        #expect(try stack.store.record(id: "p1")?.errors.count == 1, "its first attempt failed")
         let cancel = try stack.ctl(["cancel", "p1"])
         #expect(cancel.status == 0, "\(cancel.stderr)")
         #expect(cancel.stdout.contains("p1: PROCESSING, cancel requested"), "\(cancel.stdout)")
@@ -173,8 +175,9 @@ struct OperatorTests {
                 Thread.sleep(forTimeInterval: 0.05)
             }
             Thread.sleep(forTimeInterval: 0.3)  // well into its attempt
-            let asked = ContinuousClock.now
             let cancel = try stack.ctl(["cancel", id])
+            // Timed from the stored request (yadtq-ctl has exited), not from its process's start.
+            let asked = ContinuousClock.now
             #expect(cancel.status == 0, "\(cancel.stderr)")
             #expect(cancel.stdout.contains("\(id): PROCESSING, cancel requested"), "\(cancel.stdout)")
             var record = try store.record(id: id)

@@ -116,6 +116,9 @@ struct ProducerTests {
         #expect(stderr.contains("nothing from line 3 of standard input on was published. Before it, 2 tasks were published"), "\(stderr)")
         #expect(run.reader.nextLine(timeout: .seconds(1)) == nil, "no id printed for the refused batch")
         #expect(try stack.store.statuses(of: ["full-1", "full-2", "full-3", "full-4"]) == [.queued, .queued, nil, nil])
+        // One more than expected, so that a refused task published anyway would show.
+        let published = try stack.readTopic(stack.topic, expecting: 3, timeout: .seconds(12))
+        #expect(try published.map { try JSONValue(parsing: $0)["id"]?.stringValue ?? "" }.sorted() == ["full-1", "full-2"], "\(published)")
     }
 }
 

@@ -75,7 +75,8 @@ struct SchedulerTests {
             let started = try #require(record.startedAt)
             print("delayed task \(record.id): started \(started - due) ms after its time")
             #expect(started >= due, "\(record.id) started \(due - started) ms early")
-            #expect(started - due <= 1000, "\(record.id) started \(started - due) ms late")
+            // Released at the scheduler's next tick, then polled: seconds late only on a busy machine.
+            #expect(started - due <= 3000, "\(record.id) started \(started - due) ms late")
         }
         #expect(records[0]?.dueAt == records[0].map { $0.queuedAt! + 2000 })
         #expect(records[2]?.dueAt == now + 2500)

@@ -48,6 +48,10 @@ struct WebBrowserTests {
         #expect(IntegrationStack.waitForExit(script, timeout: .seconds(180)) == 0, "\(printed); see .test-artifacts/\(stack.settings.namespace)-browser.log")
         #expect(printed.contains("browser test passed"))
         #expect(worker != nil, "the page never showed the task QUEUED")
+        // The bad paste (its first line `add 1 2` is valid) queued nothing: only the one echo task exists.
+        let counts = try stack.store.counts()
+        #expect(counts.values.reduce(0, +) == 1, "\(counts)")
+        #expect(try stack.store.typeCounts(["add", "echo"]) == ["add": 0, "echo": 1])
     }
 }
 

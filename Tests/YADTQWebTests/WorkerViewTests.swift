@@ -29,9 +29,21 @@ struct WorkerViewTests {
         for (heartbeat, expected) in cases {
             let view = WorkerView(name: "w", document: document(heartbeat), storedVerdict: nil, now: now)
             #expect(view.verdict == expected, "\(heartbeat)")
-            #expect(view.verdict == LivenessRules().judge(heartbeat, at: now).verdict)
             #expect(!view.judgedByMonitor)
         }
+    }
+
+    @Test("the page judges a heartbeat Redis stamped by its age on Redis's clock, and shows its times on its worker's")
+    func judgedOnRedisClock() {
+        // The worker's host is two minutes behind; Redis stored its beat 1 s before it read it.
+        var late = beat(age: 120_000, state: .busy, taskRunning: 122_000)
+        late.receivedAt = 9_000_000
+        let view = WorkerView(name: "w", document: document(late), storedVerdict: nil, now: now, redisNow: 9_001_000)
+        #expect(view.verdict == .alive && view.reason.isEmpty, "\(view.reason)")
+        #expect(view.clock == late.lastHeartbeat + 1_000)
+        let unstamped = WorkerView(
+            name: "w", document: document(beat(age: 120_000)), storedVerdict: nil, now: now, redisNow: 9_001_000)
+        #expect(unstamped.verdict == .dead && unstamped.clock == now, "no received_at: the hosts' clocks")
     }
 
     @Test("the monitor's verdict wins when it has judged the worker")
