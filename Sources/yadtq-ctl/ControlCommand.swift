@@ -293,6 +293,7 @@ extension ControlCommand {
             if ids.isEmpty { _ = try filter() } else if type != nil || since != nil {
                 throw ValidationError("--type and --since go with --failed or --cancelled")
             }
+            try validateTopic(topic, "--topic")
         }
 
         func run() throws {

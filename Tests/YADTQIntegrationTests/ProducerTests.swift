@@ -98,6 +98,21 @@ struct ProducerTests {
         #expect(try run.end() == 0)
     }
 
+    @Test("a topic Kafka would refuse (or whose .dlq it would) is refused before anything is queued, saying what is allowed")
+    func invalidTopic() throws {
+        let stack = try IntegrationStack(label: "producer-topic")
+        let long = String(repeating: "t", count: 246)
+        for (topic, says) in [("my tasks", "has ' ' in it"), (long, "is 246 characters long")] {
+            let run = try stack.runCommand("yadtq-run", arguments: ["--topic", topic], input: Array("add 1 2\n".utf8))
+            #expect(run.status != 0, "\(run.stdout)")
+            #expect(run.stderr.contains("--topic: the topic"), "\(run.stderr)")
+            #expect(run.stderr.contains(says), "\(run.stderr)")
+            #expect(run.stderr.contains("1 to 245 ASCII letters, digits, '.', '_' and '-'"), "\(run.stderr)")
+            #expect(run.stdout.isEmpty)
+        }
+        #expect(try stack.store.counts()[.queued] == 0)
+    }
+
     @Test("a batch Redis refuses (full) stops the run there: nothing of it is published, and the error says where to go on")
     func refusedBatchStopsTheRun() throws {
         let stack = try IntegrationStack(label: "producer-full")
