@@ -133,7 +133,7 @@ struct PageRoutes {
     private func submit(_ request: Request, _ context: WebRequestContext) async throws -> Response {
         let fields = try await FormFields.read(request)
         try fields.requireCSRF(context)
-        let form = Pages.SubmitForm(
+        var form = Pages.SubmitForm(
             type: fields["type"], arguments: fields["args"], maxAttempts: fields["max_attempts"], delay: fields["delay"],
             lines: fields["lines"])
         let catalog = await backend.plugins()
@@ -148,6 +148,8 @@ struct PageRoutes {
             let published = try await backend.publish(try SubmissionInput.resolve(parsed, with: catalog))
             return respond(Pages.submitted(published), request, context, status: .created)
         } catch let error as WebError {
+            // Tasks that may have been queued come back in the box with their ids, to be sent as they are.
+            if !error.unresolved.isEmpty { form.lines = error.unresolved.map(\.json.jsonString).joined(separator: "\n") }
             let page = Pages.submit(catalog: catalog, form: form, error: error, csrf: context.csrfToken)
             return respond(page, request, context, status: error.status)
         }

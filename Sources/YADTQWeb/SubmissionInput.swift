@@ -10,6 +10,9 @@ public struct WebError: Error, CustomStringConvertible {
     public var message: String
     /// One entry per bad task or line, when there are several.
     public var details: [String] = []
+    /// The tasks of a submit that may or may not have been queued, each with its id: to be
+    /// submitted again as they are (see ``SubmissionInput/outcomeUnknown(_:of:)``).
+    public var unresolved: [TaskDeclaration] = []
 
     public var description: String { message }
 
@@ -177,6 +180,18 @@ public enum SubmissionInput {
     /// would be larger than the producer sends.
     static func tooLarge(_ error: TaskPublisher.TooLarge, of total: Int) -> WebError {
         refusal(error.refused.map { total == 1 ? $0.reason : $0.text }, of: total, status: .contentTooLarge)
+    }
+
+    /// A submit that Redis or the broker failed: 503 with its tasks, each with the id it has
+    /// (given or generated), since Redis may have queued them before it stopped answering. Sent
+    /// again under those ids, a task that was queued answers DUPLICATE and the others are queued.
+    static func outcomeUnknown(_ error: YADTQError, of declarations: [TaskDeclaration]) -> WebError {
+        WebError(
+            status: .serviceUnavailable,
+            message: "\(error). Whether the tasks were queued is unknown: Redis may have queued them before it "
+                + "stopped answering. Once it answers, submit them again under the same ids (each task's id is in `tasks`; "
+                + "on the page, in the box below): a task that was queued answers DUPLICATE and is not queued twice",
+            unresolved: declarations)
     }
 
     private static func reject(_ problems: [String], of total: Int, status: HTTPResponse.Status) throws(WebError) {

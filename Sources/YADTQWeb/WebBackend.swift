@@ -46,14 +46,18 @@ final class WebBackend: Sendable {
     }
 
     /// Publishes tasks through the same code path as `yadtq-run`: QUEUED first, then the
-    /// broker, round-robin, delivery checked.
+    /// broker, round-robin, delivery checked. Each task is given its id first, so that a
+    /// submit Redis or the broker fails can name them (``SubmissionInput/outcomeUnknown(_:of:)``).
     func publish(_ declarations: [TaskDeclaration]) async throws -> [PublishedTask] {
         let publisher = self.publisher
+        let declarations = TaskID.named(declarations)
         return try await Self.perform(on: publisher.queue) {
             do {
                 return try publisher.connected().publish(declarations)
             } catch let error as TaskPublisher.TooLarge {
                 throw SubmissionInput.tooLarge(error, of: declarations.count)
+            } catch let error as YADTQError where error.area == .redis || error.area == .kafka {
+                throw SubmissionInput.outcomeUnknown(error, of: declarations)
             }
         }
     }

@@ -9,10 +9,18 @@ enum WebResponse {
             body: .init(byteBuffer: ByteBuffer(bytes: value.jsonBytes + [UInt8(ascii: "\n")])))
     }
 
-    /// `{"error": "...", "details": [...]}` with the error's status.
+    /// `{"error": "...", "details": [...]}` with the error's status, and `tasks` (each one's
+    /// `id`, `type`, `url` and `"status": "UNKNOWN"`) for a submit whose outcome is unknown.
     static func json(_ error: WebError) -> Response {
         var body: [String: JSONValue] = ["error": .string(error.message)]
         if !error.details.isEmpty { body["details"] = .array(error.details.map(JSONValue.string)) }
+        if !error.unresolved.isEmpty {
+            body["tasks"] = .array(
+                error.unresolved.map { task in
+                    let id = task.id ?? ""
+                    return ["id": .string(id), "type": .string(task.type), "status": "UNKNOWN", "url": .string(URLText.task(id))]
+                })
+        }
         return json(.object(body), status: error.status)
     }
 

@@ -59,6 +59,7 @@ struct BenchCommand: ParsableCommand {
         if let tasks, tasks < 1 { throw ValidationError("--tasks must be at least 1") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be above 0") }
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+        try validateTopic(topic, "--topic")
         _ = try extraGroups()
     }
 

@@ -9,10 +9,11 @@ struct ControlCommand: ParsableCommand {
         commandName: "yadtq-ctl",
         abstract: "Look tasks up, count, cancel, retry and purge them: the operator's command.",
         discussion: """
-            status, ls and stats read Redis only; retry also publishes to Kafka. With --json each task is one JSON object per \
-            line with the fields id, status, type, args, result, error, errors, attempts, \
+            status, ls and stats read Redis only; retry also publishes to Kafka. With --json, status and ls give each \
+            task as one JSON object per line with the fields id, status, type, args, result, error, errors, attempts, \
             max_attempts, worker, queued_at, started_at, finished_at (times in milliseconds \
-            since the epoch).
+            since the epoch); cancel, retry and purge give what they did to each task as one JSON object per line \
+            with the fields id, status, changed, result.
             """,
         subcommands: [Status.self, List.self, Stats.self, Cancel.self, Retry.self, Purge.self])
 }
@@ -62,26 +63,65 @@ private func complain(_ text: String) {
     FileHandle.standardError.write(Data("yadtq-ctl: \(text)\n".utf8))
 }
 
-/// Prints, per id, what an operator's change did; returns whether every id was changed.
-private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allowed: String) -> Bool {
-    var allChanged = true
-    for (id, change) in zip(ids, changes) {
-        let shown = TerminalText.escaped(id)
+/// What an operator's change did to one task: its status now (`nil`: no such task), whether
+/// it changed as asked, and the words the text output says it with.
+private struct ChangeReport {
+    var status: TaskStatus?
+    var changed: Bool
+    /// After `<id>: ` on the line, but for an unknown id, whose line it is whole.
+    var words: String
+
+    init(id: String, change: TaskStore.OperatorChange, allowed: String) {
         switch change {
-        case .cancelled(let from): print("\(shown): \(from.rawValue) -> CANCELLED")
-        case .cancelRequested: print("\(shown): PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
-        case .requeued: print("\(shown): -> QUEUED, published again")
-        case .publishFailed(let reason):
-            complain("\(shown): queued again, but \(reason); it is FAILED again")
-            allChanged = false
-        case .missing:
-            complain(unknownTask(shown))
-            allChanged = false
-        case .unchanged(let status):
-            complain("\(shown): \(status.rawValue), unchanged (\(allowed))")
-            allChanged = false
+        case .cancelled(let from): self.init(.cancelled, true, "\(from.rawValue) -> CANCELLED")
+        case .cancelRequested:
+            self.init(.processing, true, "PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
+        case .requeued: self.init(.queued, true, "-> QUEUED, published again")
+        case .publishFailed(let reason): self.init(.failed, false, "queued again, but \(reason); it is FAILED again")
+        case .missing: self.init(nil, false, unknownTask(id))
+        case .unchanged(let status): self.init(status, false, "\(status.rawValue), unchanged (\(allowed))")
         }
     }
+
+    /// A task deleted by `purge`.
+    static func deleted(_ status: TaskStatus) -> ChangeReport { ChangeReport(status, true, "deleted") }
+
+    private init(_ status: TaskStatus?, _ changed: Bool, _ words: String) {
+        self.status = status
+        self.changed = changed
+        self.words = words
+    }
+
+    /// The `--json` line: `id`, `status` (after a purge: the status it had), `changed`, and
+    /// `result`, the text output's words.
+    func json(id: String) -> String {
+        JSONValue.object([
+            "id": .string(id), "status": status.map { .string($0.rawValue) } ?? .null, "changed": .bool(changed),
+            "result": .string(words),
+        ]).jsonString
+    }
+}
+
+/// Prints, per id, what an operator's change did: a change on standard output, a refusal on
+/// standard error; with `json`, one JSON object per task on standard output and nothing else.
+/// Returns whether every id was changed.
+private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allowed: String, json: Bool) -> Bool {
+    var allChanged = true
+    var output = OutputBuffer()
+    for (id, change) in zip(ids, changes) {
+        let shown = json ? id : TerminalText.escaped(id)
+        let report = ChangeReport(id: shown, change: change, allowed: allowed)
+        allChanged = allChanged && report.changed
+        if json {
+            output.write(report.json(id: id))
+        } else if report.changed {
+            output.write("\(shown): \(report.words)")
+        } else {
+            output.flush()
+            complain(report.status == nil ? report.words : "\(shown): \(report.words)")
+        }
+    }
+    output.flush()
     return allChanged
 }
 
@@ -236,13 +276,20 @@ extension ControlCommand {
 
         @OptionGroup var tasks: TaskIDs
 
+        @Flag(help: "One JSON object per task and line: id, status, changed, result.")
+        var json = false
+
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
             try reportingErrors {
                 let store = try openStore(global)
                 let changes = try store.cancel(tasks.ids, at: currentEpochMilliseconds())
-                if !report(tasks.ids, changes, allowed: "only SCHEDULED, QUEUED or PROCESSING tasks can be cancelled") { throw ExitCode(1) }
+                if !report(
+                    tasks.ids, changes, allowed: "only SCHEDULED, QUEUED or PROCESSING tasks can be cancelled", json: json)
+                {
+                    throw ExitCode(1)
+                }
             }
         }
     }
@@ -273,6 +320,9 @@ extension ControlCommand {
         @Option(help: "The topic for a task whose record names none (env YADTQ_TOPIC); the others go back to their own.")
         var topic: String?
 
+        @Flag(help: "One JSON object per task and line: id, status, changed, result.")
+        var json = false
+
         @OptionGroup var global: GlobalOptions
 
         /// The filter of --failed or --cancelled; `nil` when ids are named.
@@ -293,6 +343,7 @@ extension ControlCommand {
             if ids.isEmpty { _ = try filter() } else if type != nil || since != nil {
                 throw ValidationError("--type and --since go with --failed or --cancelled")
             }
+            try validateTopic(topic, "--topic")
         }
 
         func run() throws {
@@ -306,14 +357,14 @@ extension ControlCommand {
                 if let filter = try filter() {
                     let bulk = try publisher.retry(matching: filter)
                     guard !bulk.ids.isEmpty else {
-                        print("no \(filter.status.rawValue) task to retry")
+                        if !json { print("no \(filter.status.rawValue) task to retry") }
                         return
                     }
                     retried = (bulk.ids, bulk.changes)
                 } else {
                     retried = (ids, try publisher.retry(ids))
                 }
-                if !report(retried.ids, retried.changes, allowed: "only FAILED or CANCELLED tasks can be retried") {
+                if !report(retried.ids, retried.changes, allowed: "only FAILED or CANCELLED tasks can be retried", json: json) {
                     throw ExitCode(1)
                 }
             }
@@ -337,6 +388,9 @@ extension ControlCommand {
         @Flag(help: "Do not ask for confirmation.")
         var yes = false
 
+        @Flag(help: "One JSON object per deleted task and line: id, status, changed, result; nothing else.")
+        var json = false
+
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
@@ -356,16 +410,21 @@ extension ControlCommand {
                         complain("purge deletes \(what); pass --yes to confirm without a terminal")
                         throw ExitCode(1)
                     }
-                    print("Delete \(what) (\(try store.counts()[status] ?? 0) \(status.rawValue) in all)? [y/N] ", terminator: "")
+                    // With --json the question goes to standard error: standard output is the JSON lines'.
+                    let ask = "Delete \(what) (\(try store.counts()[status] ?? 0) \(status.rawValue) in all)? [y/N] "
+                    if json { FileHandle.standardError.write(Data(ask.utf8)) } else { print(ask, terminator: "") }
                     let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased()
                     guard answer == "y" || answer == "yes" else {
-                        print("nothing deleted")
+                        if !json { print("nothing deleted") }
                         return
                     }
                 }
                 let cutoff = olderThan.map { currentEpochMilliseconds() - $0.inMilliseconds }
                 let deleted = try store.purge(status: status, type: type, finishedBy: cutoff)
-                print("deleted \(deleted) \(status.rawValue) tasks")
+                guard json else { return print("deleted \(deleted.count) \(status.rawValue) tasks") }
+                var output = OutputBuffer()
+                for id in deleted { output.write(ChangeReport.deleted(status).json(id: id)) }
+                output.flush()
             }
         }
     }

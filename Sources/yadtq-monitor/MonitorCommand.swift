@@ -50,6 +50,7 @@ struct MonitorCommand: ParsableCommand {
         guard interval > .zero else { throw ValidationError("--interval must be more than 0, e.g. 5s") }
         guard deadAfter > .zero else { throw ValidationError("--dead-after must be more than 0, e.g. 10s") }
         guard forgetAfter > deadAfter else { throw ValidationError("--forget-after must be longer than --dead-after") }
+        try validateTopic(topic, "--topic")
     }
 
     func run() throws {

@@ -42,6 +42,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+        try validateTopic(topic, "--topic")
         _ = try start()
     }
 

@@ -44,6 +44,7 @@ struct WebCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+        try validateTopic(topic, "--topic")
     }
 
     func run() async throws {

@@ -77,6 +77,7 @@ struct WorkerCommand: ParsableCommand {
             guard name != nil, topic != nil else {
                 throw ValidationError("give the worker's name and the topic, e.g. yadtq-worker w1 tasks")
             }
+            try validateTopic(topic, "the topic")
         }
         if let metricsPort, !(0...65535).contains(metricsPort) {
             throw ValidationError("--metrics-port must be from 0 (a free port) to 65535")

@@ -146,6 +146,21 @@ struct TaskLineTests {
         #expect(task(#"  {"type":"mul","args":[3,4]}  "#) == TaskDeclaration(type: "mul", args: [3, 4]))
     }
 
+    @Test("a declaration written in the JSON form reads back as it was: how a producer hands tasks back under their ids")
+    func jsonFormReadsBack() throws {
+        let declarations = [
+            TaskDeclaration(type: "ping"),
+            TaskDeclaration(id: "my-id", type: "mul", args: [3, ["a": [1, nil]], "x y"], maxAttempts: 5),
+            TaskDeclaration(id: "later", type: "echo", args: ["hi"], start: .after(.milliseconds(1500))),
+            TaskDeclaration(id: "at", type: "echo", start: .at(1_764_581_400_123)),
+        ]
+        for declaration in declarations {
+            let line = declaration.json.jsonString
+            #expect(!line.contains("\n"))
+            #expect(task(line) == declaration, "\(line)")
+        }
+    }
+
     @Test func jsonObjectLineOptionalFields() {
         #expect(task(#"{"type": "ping"}"#) == TaskDeclaration(type: "ping"))
         #expect(task(#"{"type": "ping", "args": null, "id": null, "max_attempts": null}"#) == TaskDeclaration(type: "ping"))

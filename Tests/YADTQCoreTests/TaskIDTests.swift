@@ -24,6 +24,18 @@ struct TaskIDTests {
         #expect(TaskID.random(count: 0).isEmpty)
     }
 
+    @Test("naming declarations keeps the ids they give and gives the others new, distinct ones")
+    func named() {
+        let declarations = [
+            TaskDeclaration(type: "add"), TaskDeclaration(id: "mine", type: "add"), TaskDeclaration(type: "mul", args: [2]),
+        ]
+        let named = TaskID.named(declarations)
+        #expect(named[1] == declarations[1])
+        #expect(named[0].id != nil && named[2].id != nil && named[0].id != named[2].id)
+        #expect(named.map(\.type) == ["add", "add", "mul"])
+        #expect(named[2].args == [2])
+    }
+
     @Test("every hex digit occurs in every free position")
     func spread() {
         // A stuck or mis-shifted byte would leave a position with one digit only.

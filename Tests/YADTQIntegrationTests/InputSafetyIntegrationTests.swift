@@ -126,6 +126,64 @@ struct WebInputSafetyTests {
             #expect(took < .milliseconds(4_500), "\(method) \(path) took \(took)")
         }
     }
+
+    @Test("a submit whose Redis froze answers 503 with its tasks' ids, outcome UNKNOWN; sent again under them once Redis goes on, each answers DUPLICATE")
+    func frozenSubmitNamesItsTasks() throws {
+        try withServerAfterASubmit("web-unknown") { redis, server in
+            kill(redis.process.processIdentifier, SIGSTOP)
+            var frozen = true
+            defer { if frozen { kill(redis.process.processIdentifier, SIGCONT) } }
+            let answer = try server.send(
+                "POST", "/api/tasks", json: #"[{"type": "add", "args": [1, 2], "id": "mine"}, {"type": "add", "args": [3, 4]}]"#)
+            #expect(answer.status == 503, "\(answer.body)")
+            #expect(answer.error?.contains("Whether the tasks were queued is unknown") == true, "\(answer.body)")
+            let tasks = try JSONValue(parsing: answer.body)["tasks"]?.arrayValue ?? []
+            #expect(tasks.count == 2, "\(answer.body)")
+            #expect(tasks.allSatisfy { $0["status"] == "UNKNOWN" && $0["type"] == "add" }, "\(answer.body)")
+            let ids = tasks.compactMap { $0["id"]?.stringValue }
+            #expect(ids.first == "mine", "the client's own id")
+            #expect(ids.count == 2 && TaskDeclaration.isValidID(ids[1]) && ids[1] != "mine", "a generated id: \(ids)")
+
+            kill(redis.process.processIdentifier, SIGCONT)
+            frozen = false
+            // The frozen Redis ran the write it had been sent: sent again under the same ids, nothing is queued twice.
+            let again = try server.send(
+                "POST", "/api/tasks",
+                json: #"[{"type": "add", "args": [1, 2], "id": "mine"}, {"type": "add", "args": [3, 4], "id": "\#(ids.last ?? "")"}]"#)
+            #expect(again.status == 200, "\(again.body)")
+            let statuses = try JSONValue(parsing: again.body)["tasks"]?.arrayValue?.map { $0["status"] }
+            #expect(statuses == ["DUPLICATE", "DUPLICATE"], "\(again.body)")
+        }
+    }
+
+    @Test("the submit page whose Redis froze shows the tasks again in the box, each with its id")
+    func frozenSubmitPage() throws {
+        try withServerAfterASubmit("web-unknown-page") { redis, server in
+            let jar = try server.cookieJar()
+            let form = try server.send("GET", "/submit", cookies: jar)
+            let csrf = try #require(form.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+            kill(redis.process.processIdentifier, SIGSTOP)
+            defer { kill(redis.process.processIdentifier, SIGCONT) }
+            let page = try server.send(
+                "POST", "/submit", body: "csrf=\(csrf)&mode=lines&lines=add%205%206",
+                headers: ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"], cookies: jar)
+            #expect(page.status == 503, "\(page.body.prefix(400))")
+            #expect(page.body.contains("Whether the tasks were queued is unknown"))
+            #expect(page.body.contains(#"{&quot;args&quot;:[5,6],&quot;id&quot;:&quot;"#), "the task is in the box with an id")
+        }
+    }
+
+    /// Runs `body` with a web server of its own on a private Redis that has taken a submit: the
+    /// publisher is connected and its queue script loaded, so the next submit's write is sent.
+    private func withServerAfterASubmit(_ label: String, _ body: (PrivateRedis, WebServerProcess) throws -> Void) throws {
+        let stack = try IntegrationStack(label: label)
+        let redis = try PrivateRedis()
+        defer { redis.stop() }
+        let server = try WebServerProcess(stack: stack, environment: ["YADTQ_REDIS": redis.url])
+        defer { server.stop() }
+        #expect(try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [0, 0]}"#).status == 202)
+        try body(redis, server)
+    }
 }
 
 @Suite("Worker: start-up checks and tasks that must not take it down", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)

@@ -50,6 +50,48 @@ struct OperatorTests {
         #expect(try stack.store.counts()[.success] == 0)
     }
 
+    @Test("cancel, retry and purge --json: one JSON object per task on standard output, in the text output's words, nothing else")
+    func changesAsJSON() throws {
+        let stack = try IntegrationStack(label: "ctl-json")
+        let tasks = ["j1", "j2", "j3"].map { #"{"id": "\#($0)", "type": "add", "args": [1, 2]}"# }.joined(separator: "\n")
+        #expect(try stack.run(input: tasks + "\n").status == 0)
+        func objects(_ outcome: IntegrationStack.RunOutcome) throws -> [JSONValue] {
+            try outcome.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+        }
+
+        let cancel = try stack.ctl(["cancel", "j1", "j2", "nope", "--json"])
+        #expect(cancel.status == 1, "an unknown id still fails the command")
+        #expect(cancel.stderr.isEmpty, "\(cancel.stderr)")
+        #expect(try objects(cancel) == [
+            ["id": "j1", "status": "CANCELLED", "changed": true, "result": "QUEUED -> CANCELLED"],
+            ["id": "j2", "status": "CANCELLED", "changed": true, "result": "QUEUED -> CANCELLED"],
+            [
+                "id": "nope", "status": .null, "changed": false,
+                "result": "no task with id 'nope' (never queued, or expired after its retention)",
+            ],
+        ])
+
+        let retry = try stack.ctl(["retry", "j1", "j3", "--json"])
+        #expect(retry.status == 1, "j3 is QUEUED: not retried")
+        #expect(retry.stderr.isEmpty, "\(retry.stderr)")
+        #expect(try objects(retry) == [
+            ["id": "j1", "status": "QUEUED", "changed": true, "result": "-> QUEUED, published again"],
+            [
+                "id": "j3", "status": "QUEUED", "changed": false,
+                "result": "QUEUED, unchanged (only FAILED or CANCELLED tasks can be retried)",
+            ],
+        ])
+        let none = try stack.ctl(["retry", "--failed", "--json"])
+        #expect(none.status == 0 && none.stdout.isEmpty, "no task: no line (\(none.stdout))")
+
+        let purge = try stack.ctl(["purge", "--status", "cancelled", "--yes", "--json"])
+        #expect(purge.status == 0, "\(purge.stderr)")
+        #expect(try objects(purge) == [["id": "j2", "status": "CANCELLED", "changed": true, "result": "deleted"]])
+        #expect(try stack.store.record(id: "j2") == nil)
+        #expect(try stack.ctl(["purge", "--status", "cancelled", "--yes", "--json"]).stdout.isEmpty)
+        #expect(try stack.ctl(["purge", "--status", "cancelled", "--yes"]).stdout == "deleted 0 CANCELLED tasks\n")
+    }
+
     @Test("retry queues a FAILED task again: after the plugin is fixed it ends SUCCESS with its old errors")
     func retryAfterFix() throws {
         let stack = try IntegrationStack(

@@ -98,7 +98,22 @@ struct ProducerTests {
         #expect(try run.end() == 0)
     }
 
-    @Test("a batch Redis refuses (full) stops the run there: nothing of it is published, and the error says where to go on")
+    @Test("a topic Kafka would refuse (or whose .dlq it would) is refused before anything is queued, saying what is allowed")
+    func invalidTopic() throws {
+        let stack = try IntegrationStack(label: "producer-topic")
+        let long = String(repeating: "t", count: 246)
+        for (topic, says) in [("my tasks", "has ' ' in it"), (long, "is 246 characters long")] {
+            let run = try stack.runCommand("yadtq-run", arguments: ["--topic", topic], input: Array("add 1 2\n".utf8))
+            #expect(run.status != 0, "\(run.stdout)")
+            #expect(run.stderr.contains("--topic: the topic"), "\(run.stderr)")
+            #expect(run.stderr.contains(says), "\(run.stderr)")
+            #expect(run.stderr.contains("1 to 245 ASCII letters, digits, '.', '_' and '-'"), "\(run.stderr)")
+            #expect(run.stdout.isEmpty)
+        }
+        #expect(try stack.store.counts()[.queued] == 0)
+    }
+
+    @Test("a batch Redis refuses (full) stops the run there: its tasks are written with their ids to publish again, and the error says where to go on")
     func refusedBatchStopsTheRun() throws {
         let stack = try IntegrationStack(label: "producer-full")
         let run = try StreamedRun(stack)
@@ -108,17 +123,31 @@ struct ProducerTests {
         // Redis is full from here on: it refuses every write that needs memory.
         _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
         defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
-        run.send(["full-3", "full-4"])
+        run.send(["full-3"])
         #expect(try run.end() == 1)
         _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"])
         let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
         #expect(stderr.contains("Redis is full"), "\(stderr)")
-        #expect(stderr.contains("nothing from line 3 of standard input on was published. Before it, 2 tasks were published"), "\(stderr)")
+        #expect(stderr.contains("nothing from line 4 of standard input on was published"), "\(stderr)")
+        #expect(stderr.contains("may have been queued all the same, or not"), "\(stderr)")
+        #expect(stderr.contains("Before that batch, 2 tasks were published"), "\(stderr)")
+        #expect(stderr.contains("then the rest: the input from line 4 on"), "\(stderr)")
         #expect(run.reader.nextLine(timeout: .seconds(1)) == nil, "no id printed for the refused batch")
-        #expect(try stack.store.statuses(of: ["full-1", "full-2", "full-3", "full-4"]) == [.queued, .queued, nil, nil])
+        #expect(try stack.store.statuses(of: ["full-1", "full-2", "full-3"]) == [.queued, .queued, nil])
         // One more than expected, so that a refused task published anyway would show.
         let published = try stack.readTopic(stack.topic, expecting: 3, timeout: .seconds(12))
         #expect(try published.map { try JSONValue(parsing: $0)["id"]?.stringValue ?? "" }.sorted() == ["full-1", "full-2"], "\(published)")
+
+        // The batch's tasks, with their ids, in a file in the run's folder that yadtq-run reads back.
+        let named = try #require(stderr.firstMatch(of: /`yadtq-run (\.\/yadtq-run-unresolved-[0-9]+\.txt)`/)?.1, "\(stderr)")
+        let file = run.folder.appendingPathComponent(String(named))
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+        #expect(try lines.map { try JSONValue(parsing: String($0))["id"] } == ["full-3"])
+        let again = try stack.run(input: [], arguments: [file.path])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout == "full-3\n")
+        #expect(try stack.run(input: [], arguments: [file.path]).stdout.contains("full-3 (already exists, not published again)"))
+        #expect(try stack.store.statuses(of: ["full-3"]) == [.queued])
     }
 }
 
@@ -129,11 +158,15 @@ private struct StreamedRun {
     let input = Pipe()
     let reader: LineReader
     let errorLog: URL
+    /// The run's working folder, where it writes the tasks of a batch whose outcome is unknown.
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-streamed-run-\(UUID().uuidString)")
 
     init(_ stack: IntegrationStack) throws {
         process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-run")
         process.arguments = ["--topic", stack.topic]
         process.environment = stack.environment
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        process.currentDirectoryURL = folder
         let output = Pipe()
         process.standardInput = input
         process.standardOutput = output

@@ -138,6 +138,20 @@ public struct TaskDeclaration: Sendable, Hashable {
         self.type = typeName
     }
 
+    /// The declaration in the JSON form of a task file, which ``init(json:)`` reads back as
+    /// it is: what a producer writes for tasks to be submitted again under the same ids.
+    public var json: JSONValue {
+        var members: [String: JSONValue] = ["type": .string(type), "args": .array(args)]
+        if let id { members["id"] = .string(id) }
+        if let maxAttempts { members["max_attempts"] = .int(Int64(maxAttempts)) }
+        switch start {
+        case .after(let delay)?: members["delay"] = .string("\(delay.inMilliseconds)ms")
+        case .at(let time)?: members["at"] = .int(time)
+        case nil: break
+        }
+        return .object(members)
+    }
+
     private static let jsonExample = #"{"type": "add", "args": [1, 2]}"#
 
     /// The keys of a JSON task, as the README documents them.

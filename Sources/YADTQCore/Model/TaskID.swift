@@ -30,6 +30,18 @@ public enum TaskID {
         }
     }
 
+    /// `declarations`, each that names no id given a new one. A producer that must be able to
+    /// say which ids its tasks have before it knows whether they were queued (a submit whose
+    /// Redis stops answering) names them first.
+    public static func named(_ declarations: [TaskDeclaration]) -> [TaskDeclaration] {
+        var newIDs = random(count: declarations.count { $0.id == nil })[...]
+        return declarations.map { declaration in
+            var named = declaration
+            if named.id == nil { named.id = newIDs.popFirst() }
+            return named
+        }
+    }
+
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// Fills `buffer` from the kernel's random source, or, where /dev/urandom cannot be

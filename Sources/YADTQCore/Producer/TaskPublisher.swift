@@ -97,11 +97,10 @@ public final class TaskPublisher: @unchecked Sendable {
     /// Gives each declaration its id (a new UUID unless it names one) and its attempts:
     /// its own, else its plugin's `max_attempts`, else 3.
     public func messages(for declarations: [TaskDeclaration], at now: Int64) -> [TaskMessage] {
-        var newIDs = TaskID.random(count: declarations.count { $0.id == nil })[...]
-        return declarations.map { declaration in
+        TaskID.named(declarations).map { declaration in
             let maxAttempts = declaration.maxAttempts ?? plugins?.info(for: declaration.type)?.maxAttempts
             return TaskMessage(
-                id: declaration.id ?? newIDs.popFirst()!, type: declaration.type, args: declaration.args,
+                id: declaration.id!, type: declaration.type, args: declaration.args,
                 maxAttempts: maxAttempts ?? TaskMessage.defaultMaxAttempts, queuedAt: now)
         }
     }

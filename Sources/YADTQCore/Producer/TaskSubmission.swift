@@ -12,6 +12,7 @@ public final class TaskSubmission {
     private let stream: TaskLineStream
     private let batchLimit: Int
     private let defaultStart: TaskStart?
+    private let unresolvedFolder: String
 
     public struct Report: Sendable {
         /// Ids of the tasks that were published (or scheduled), in input order.
@@ -29,35 +30,86 @@ public final class TaskSubmission {
     public struct Stopped: Error, CustomStringConvertible {
         public var cause: any Error
         /// Whether the batch was QUEUED in Redis before the failure (then the scheduler
-        /// publishes again what did not reach the broker); when not, nothing of it was.
+        /// publishes again what did not reach the broker). When not, it may have been all the
+        /// same: see ``unresolved``.
         public var batchQueued: Bool
-        /// The first input line (`-`: standard input) not published: the batch's first, or
-        /// the one after its last when it was queued.
+        /// The first input line (`-`: standard input) after the batch: where the rest begins.
         public var source: String
         public var line: Int
         /// How many tasks were published (or scheduled) before the batch; their ids were reported.
         public var publishedBefore: Int
+        /// The batch's tasks when its write to Redis failed, which does not tell whether Redis
+        /// queued them (a write sent to a Redis that stalls, or to some masters of a cluster
+        /// and not the others, may have been): to be published again under the same ids.
+        public var unresolved: UnresolvedTasks?
 
         public var description: String {
             let place = source == "-" ? "line \(line) of standard input" : "\(source):\(line)"
             let rest = source == "-" ? "the input from line \(line) on" : "`tail -n +\(line) \(source) | yadtq-run`"
             let before = publishedBefore == 1 ? "1 task was" : "\(publishedBefore) tasks were"
-            let batch = batchQueued
-                ? " The batch just before that line is QUEUED (its ids are not printed): a worker's scheduler "
-                    + "publishes what of it did not reach the broker. Before that batch, \(before) published"
-                : " Before it, \(before) published"
-            return "\(cause)\nThe run stopped: nothing from \(place) on was published.\(batch) (ids printed above). "
-                + "Once that is mended, publish the rest: \(rest), then any input named after it."
+            guard let unresolved else {
+                return "\(cause)\nThe run stopped: nothing from \(place) on was published. The batch just before "
+                    + "that line is QUEUED (its ids are not printed): a worker's scheduler publishes what of it did not "
+                    + "reach the broker. Before that batch, \(before) published (ids printed above). Once that is "
+                    + "mended, publish the rest: \(rest), then any input named after it."
+            }
+            let count = unresolved.tasks.count == 1 ? "its task with its id" : "its \(unresolved.tasks.count) tasks with their ids"
+            let again =
+                unresolved.file.map { "from the file that holds \(count): `yadtq-run \($0)`" }
+                ?? "from these lines, \(count) (\(unresolved.writeError ?? "")):\n\(unresolved.lines)"
+            return "\(cause)\nThe run stopped: nothing from \(place) on was published. The batch just before "
+                + "that line may have been queued all the same, or not: a write Redis did not answer cannot be told "
+                + "from one it did not take (its ids are not printed). Before that batch, \(before) published (ids "
+                + "printed above). Once that is mended, publish that batch again \(again) (a task already queued "
+                + "answers DUPLICATE, so none is queued twice); then the rest: \(rest), then any input named after it."
+        }
+    }
+
+    /// The tasks of a batch whose outcome is unknown, each with its id, and the task file they
+    /// were written to.
+    public struct UnresolvedTasks: Sendable {
+        public var tasks: [TaskDeclaration]
+        /// The file that holds them, one task-file line each; `nil` when it could not be written.
+        public var file: String?
+        /// Why the file could not be written.
+        public var writeError: String?
+
+        /// The tasks as task-file lines (JSON), each with its id and attempts, and `at` for a
+        /// task due later: `yadtq-run` reads them back as they were.
+        public var lines: String {
+            tasks.map { $0.json.jsonString + "\n" }.joined()
+        }
+
+        /// The tasks of `batch`, written to a new file in `folder`.
+        init(_ batch: TaskPublisher.PreparedBatch, folder: String) {
+            tasks = zip(batch.messages, batch.dueAt).map { message, dueAt in
+                TaskDeclaration(
+                    id: message.id, type: message.type, args: message.args, maxAttempts: message.maxAttempts,
+                    start: dueAt > 0 ? .at(dueAt) : nil)
+            }
+            let path = (folder as NSString).appendingPathComponent("yadtq-run-unresolved-\(currentEpochMilliseconds()).txt")
+            do {
+                try Data(lines.utf8).write(to: URL(fileURLWithPath: path), options: .withoutOverwriting)
+                file = path
+            } catch {
+                writeError = "\(path) could not be written: \(error.localizedDescription)"
+            }
         }
     }
 
     /// - Parameter defaultStart: when the tasks that set no `delay` or `at` of their own start
     ///   (`yadtq-run --delay`/`--at`); `nil` for at once.
-    public init(publisher: TaskPublisher, stream: TaskLineStream, batchLimit: Int = 5000, defaultStart: TaskStart? = nil) {
+    /// - Parameter unresolvedFolder: where the tasks of a batch whose outcome is unknown are
+    ///   written (see ``Stopped/unresolved``).
+    public init(
+        publisher: TaskPublisher, stream: TaskLineStream, batchLimit: Int = 5000, defaultStart: TaskStart? = nil,
+        unresolvedFolder: String = "."
+    ) {
         self.publisher = publisher
         self.stream = stream
         self.batchLimit = batchLimit
         self.defaultStart = defaultStart
+        self.unresolvedFolder = unresolvedFolder
     }
 
     /// Reads every input to its end, or throws ``Stopped`` at the first batch that cannot be published.
@@ -78,10 +130,11 @@ public final class TaskSubmission {
             do {
                 tasks = try inFlight.wait()
             } catch let failure as BatchFailure {
-                let resume = inFlight.lines.firstUnpublished(batchQueued: failure.queued)
+                let last = inFlight.lastLine
                 throw Stopped(
-                    cause: failure.cause, batchQueued: failure.queued, source: resume.source, line: resume.line,
-                    publishedBefore: report.published.count)
+                    cause: failure.cause, batchQueued: failure.queued, source: last.source, line: last.line + 1,
+                    publishedBefore: report.published.count,
+                    unresolved: failure.queued ? nil : UnresolvedTasks(failure.batch, folder: unresolvedFolder))
             }
             guard !tasks.isEmpty else { return }
             for task in tasks {
@@ -99,7 +152,7 @@ public final class TaskSubmission {
         func flush() throws {
             guard !ready.isEmpty else { return }
             let batch = publisher.prepare(ready)
-            let lines = BatchLines(first: readyPlaces[0], last: readyPlaces[readyPlaces.count - 1])
+            let lastLine = readyPlaces[readyPlaces.count - 1]
             for refusal in batch.refused {
                 report.badLines += 1
                 let place = readyPlaces[refusal.index]
@@ -109,7 +162,7 @@ public final class TaskSubmission {
             readyPlaces.removeAll(keepingCapacity: true)
             try collect()
             guard !batch.messages.isEmpty else { return }
-            inFlight.start(batch, lines: lines)
+            inFlight.start(batch, lastLine: lastLine)
         }
         while var lines = stream.availableBatch(limit: batchLimit) {
             if lines.isEmpty {
@@ -169,27 +222,27 @@ public final class TaskSubmission {
 /// The one batch being published on a thread of its own while the next is prepared.
 private final class BatchInFlight: @unchecked Sendable {
     // @unchecked Sendable: `outcome` is written by the work item on `queue` and read only
-    // after `wait()` on that very item has returned; `item` and `lines` are used by the caller's
+    // after `wait()` on that very item has returned; `item` and `lastLine` are used by the caller's
     // thread only.
     private let publisher: TaskPublisher
     private let queue = DispatchQueue(label: "yadtq.publish")
     private var item: DispatchWorkItem?
     private var outcome: Result<[PublishedTask], any Error>?
-    /// Where the tasks of the batch in flight were read.
-    private(set) var lines = BatchLines()
+    /// Where the last task of the batch in flight was read: input (`-`: standard input) and line.
+    private(set) var lastLine = (source: "", line: 0)
 
     init(publisher: TaskPublisher) {
         self.publisher = publisher
     }
 
-    func start(_ batch: TaskPublisher.PreparedBatch, lines: BatchLines) {
+    func start(_ batch: TaskPublisher.PreparedBatch, lastLine: (source: String, line: Int)) {
         precondition(item == nil, "one batch in flight at a time")
-        self.lines = lines
+        self.lastLine = lastLine
         let item = DispatchWorkItem { [self] in
             outcome = Result {
                 let queued: TaskPublisher.QueuedBatch
-                do { queued = try publisher.queue(batch) } catch { throw BatchFailure(queued: false, cause: error) }
-                do { return try publisher.send(queued) } catch { throw BatchFailure(queued: true, cause: error) }
+                do { queued = try publisher.queue(batch) } catch { throw BatchFailure(batch: batch, queued: false, cause: error) }
+                do { return try publisher.send(queued) } catch { throw BatchFailure(batch: batch, queued: true, cause: error) }
             }
         }
         self.item = item
@@ -206,20 +259,9 @@ private final class BatchInFlight: @unchecked Sendable {
     }
 }
 
-/// Where the first and the last task of a batch were read: input (`-`: standard input) and line.
-private struct BatchLines {
-    var first = (source: "", line: 0)
-    var last = (source: "", line: 0)
-
-    /// The first line not published when the batch failed: its own first, or the one after
-    /// its last when it was QUEUED before the failure.
-    func firstUnpublished(batchQueued: Bool) -> (source: String, line: Int) {
-        batchQueued ? (last.source, last.line + 1) : first
-    }
-}
-
 /// Why the batch in flight failed, and whether it was QUEUED in Redis first.
 private struct BatchFailure: Error {
+    var batch: TaskPublisher.PreparedBatch
     var queued: Bool
     var cause: any Error
 }

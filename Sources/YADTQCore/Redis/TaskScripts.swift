@@ -1126,7 +1126,7 @@ enum TaskScripts {
     /// second to go on from ('' for the newest), how many ids to look at. Deletes, like
     /// pruning, the terminal tasks in `status` whose type matches and whose `finished_at` is
     /// at most the cutoff, walking the listing newest first, whole seconds at a time.
-    /// Returns { deleted, the second to go on from (-1 when done) }.
+    /// Returns { the second to go on from (-1 when done), the deleted ids }.
     /// Replay-safe: it reads what is still there.
     static let purge = RedisScript(
         name: "purge",
@@ -1153,7 +1153,7 @@ enum TaskScripts {
             end
             forget(doomed, records)
             flush()
-            return { #doomed, next }
+            return { next, doomed }
             """)
 
     /// ARGV: shard prefixes, now, limit. Prunes up to `limit` tasks whose retention has ended;

@@ -499,20 +499,21 @@ public final class TaskStore: Sendable {
 
     /// Deletes the kept tasks in the terminal `status` (of `type`, when given, and finished
     /// at or before `finishedBy`, when given), with their index entries and counts; returns
-    /// how many were deleted.
-    public func purge(status: TaskStatus, type: String?, finishedBy: Int64?) throws -> Int {
+    /// the ids of those deleted (a call replayed after a lost connection names only what the
+    /// replay found still there).
+    public func purge(status: TaskStatus, type: String?, finishedBy: Int64?) throws -> [String] {
         precondition(status.isTerminal, "only terminal tasks are purged")
-        var deleted = 0
+        var deleted: [String] = []
         for shard in keys.allShards {
             var from = ""
             while from != "-1" {
                 let arguments = [status.rawValue, type ?? "", finishedBy.map(String.init) ?? "", from, "5000"]
                 let reply = try client.evaluate([Self.call(TaskScripts.purge, shard: shard, arguments: arguments) { _ in }])[0]
-                let values = reply.elements.map { $0.integer }
-                guard values.count == 2, let count = values[0], let next = values[1] else {
+                let values = reply.elements
+                guard values.count == 2, let next = values[0].integer else {
                     throw YADTQError(.redis, "script purge answered \(reply)", remedy: "This is a YADTQ bug; please report it")
                 }
-                deleted += Int(count)
+                deleted += values[1].elements.compactMap(\.text)
                 from = String(next)
             }
         }

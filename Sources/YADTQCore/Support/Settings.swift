@@ -27,6 +27,9 @@ public struct YADTQSettings: Sendable {
         redis = try RedisURL(parsing: environment["YADTQ_REDIS"] ?? Self.defaultRedis)
         namespace = environment["YADTQ_NAMESPACE"] ?? "yadtq"
         topic = environment["YADTQ_TOPIC"] ?? "tasks"
+        if let problem = TopicName.problem(with: topic) {
+            throw YADTQError(.configuration, "YADTQ_TOPIC: \(problem)", remedy: "Set YADTQ_TOPIC to such a name, or unset it for 'tasks'")
+        }
         group = environment["YADTQ_GROUP"] ?? "workers"
         pluginsDirectory = environment["YADTQ_PLUGINS"] ?? "./plugins"
         kafkaOverrides = Self.kafkaOverrides(from: environment)
