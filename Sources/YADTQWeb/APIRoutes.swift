@@ -168,7 +168,7 @@ struct APIRoutes {
     private func workers() async throws -> Response {
         let now = currentEpochMilliseconds()
         let workers = WorkerView.listed(
-            try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) }, now: now)
+            try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) })
         return WebResponse.json(["workers": .array(workers.map(TaskPresentation.json))])
     }
 
@@ -294,7 +294,7 @@ struct DashboardSnapshot: Sendable {
             DashboardSnapshot(
                 counts: try store.counts(), typeCounts: try store.typeCounts(types),
                 throughput: try store.throughput(buckets: buckets, bucketSeconds: bucketSeconds, now: now),
-                workers: WorkerView.listed(try store.workerHeartbeats().map { WorkerView($0, now: now) }, now: now),
+                workers: WorkerView.listed(try store.workerHeartbeats().map { WorkerView($0, now: now) }),
                 recentFailures: try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 5).records,
                 redisMemory: try store.memory(), now: now)
         }

@@ -24,7 +24,7 @@ struct MetricsRoutes {
         let lag = await backend.lag.read()
         let observation = QueueObservation(
             counts: counts, finished: finished,
-            workers: Dictionary(grouping: WorkerView.listed(workers, now: now), by: \.verdict.rawValue).mapValues(\.count),
+            workers: Dictionary(grouping: WorkerView.listed(workers), by: \.verdict.rawValue).mapValues(\.count),
             lag: lag, oldestQueuedSeconds: oldest.map { Double(max(0, now - $0)) / 1000 } ?? 0, redisMemory: memory)
         let text = backend.queueMetrics.exposition(of: observation)
         return Response(

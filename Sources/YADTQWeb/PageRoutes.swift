@@ -123,8 +123,8 @@ struct PageRoutes {
     private func workers(_ request: Request, _ context: WebRequestContext) async throws -> Response {
         let now = currentEpochMilliseconds()
         let workers = WorkerView.listed(
-            try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) }, now: now)
-        let page = Pages.workers(workers, namespace: backend.configuration.settings.namespace, now: now)
+            try await backend.read { try $0.workerHeartbeats() }.map { WorkerView($0, now: now) })
+        let page = Pages.workers(workers, namespace: backend.configuration.settings.namespace)
         return respond(page, request, context)
     }
 

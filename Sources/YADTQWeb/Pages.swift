@@ -319,7 +319,7 @@ enum Pages {
 
     // MARK: - Workers
 
-    static func workers(_ workers: [WorkerView], namespace: String, now: Int64) -> Page {
+    static func workers(_ workers: [WorkerView], namespace: String) -> Page {
         let rows = HTML(
             joining: workers.map { worker in
                 let task: HTML = worker.currentTask.map { id in

@@ -120,16 +120,13 @@ public struct WorkerView: Sendable {
     /// compare with (see ``Heartbeat/clock(at:redisNow:)``).
     public var clock: Int64
 
-    /// A worker silent for longer than this is not listed (the monitor's default `--forget-after`,
-    /// which also deletes its entry).
-    static let forgetAfterMilliseconds: Int64 = 3_600_000
-
-    /// `workers` without those gone for longer than ``forgetAfterMilliseconds``.
-    static func listed(_ workers: [WorkerView], now: Int64) -> [WorkerView] {
+    /// `workers` without those the monitor forgets (silent for over its default `--forget-after`,
+    /// after which it also deletes their entries).
+    static func listed(_ workers: [WorkerView]) -> [WorkerView] {
         // A plain loop: Swift 6.3's optimizer crashed on the same rule written as a filter closure.
         var kept: [WorkerView] = []
         for worker in workers {
-            if let last = worker.lastHeartbeat, worker.clock - last > forgetAfterMilliseconds { continue }
+            if let heartbeat = worker.heartbeat, rules.isForgotten(heartbeat, at: worker.clock) { continue }
             kept.append(worker)
         }
         return kept

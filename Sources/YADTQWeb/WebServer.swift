@@ -49,7 +49,11 @@ public struct WebServer: Sendable {
 
     /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
     public func run() async throws {
-        let backend = WebBackend(configuration: configuration, logger: logger)
+        // Made off Swift's cooperative pool: its plugin registry reads the folder and runs each
+        // plugin's top level in Lua (up to its load time limit per file).
+        let backend = try await WebBackend.perform(on: DispatchQueue(label: "yadtq.web.start")) { [configuration, logger] in
+            WebBackend(configuration: configuration, logger: logger)
+        }
         let router = Router(context: WebRequestContext.self)
         router.add(middleware: WebSecurityMiddleware(
                 token: configuration.token, allowedHosts: configuration.allowedHosts, backend: backend))

@@ -151,6 +151,8 @@ enum ResultTable {
 /// The `--wait` progress display on standard error: redrawn in place on a terminal,
 /// one line every few seconds otherwise (logs and CI).
 enum ProgressBar {
+    // nonisolated(unsafe): drawn only from TaskWaiter.wait's progress callback, which runs on
+    // the one thread that waits; nothing else reads or writes it.
     nonisolated(unsafe) private static var lastLine = ContinuousClock.now - .seconds(10)
     private static let isTerminal = isatty(STDERR_FILENO) == 1
 

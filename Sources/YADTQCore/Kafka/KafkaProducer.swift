@@ -20,9 +20,9 @@ public struct OutgoingMessage: Sendable {
 /// - Important: `produce` blocks until the batch is acknowledged; call it from a
 ///   dedicated thread. Batches from several threads are serialized.
 public final class KafkaProducer: @unchecked Sendable {
-    // @unchecked Sendable: all mutable state (`failures`, `topics`) is touched only
-    // while holding `lock`; delivery callbacks run inside rd_kafka_flush/poll, which
-    // are called only with the lock held.
+    // @unchecked Sendable: all mutable state (`topics`, and the delivery failures `ledger`
+    // collects) is touched only while holding `lock`; delivery callbacks run inside
+    // rd_kafka_flush/poll, which are called only with the lock held.
     private let lock = NSLock()
     private let ledger: DeliveryLedger
     private var topics: [String: OpaquePointer] = [:]

@@ -59,7 +59,7 @@ final class RDKafkaClient: @unchecked Sendable {
     /// The partition count of `topic`, or `nil` when the broker does not know the topic.
     func partitionCount(topic: String, timeout: Duration = .seconds(10)) throws -> Int? {
         guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
-            throw YADTQError(.kafka, "cannot create a handle for topic \(topic)")
+            throw KafkaFailure.error(rd_kafka_last_error(), "cannot create a handle for topic \(topic)")
         }
         defer { rd_kafka_topic_destroy(topicHandle) }
         var metadata: UnsafePointer<rd_kafka_metadata>?

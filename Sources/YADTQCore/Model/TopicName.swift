@@ -6,6 +6,8 @@ public enum TopicName {
     public static let maximumKafkaLength = 249
     /// What a task topic's dead-letter topic adds to its name (see ``DeadLetterCopy``).
     public static let deadLetterSuffix = ".dlq"
+    /// The dead-letter topic of the task topic `topic`: `<topic>.dlq`.
+    public static func deadLetter(of topic: String) -> String { topic + deadLetterSuffix }
     /// The longest task topic: its dead-letter topic, `<topic>.dlq`, must be a Kafka topic too.
     public static let maximumLength = maximumKafkaLength - deadLetterSuffix.utf8.count
 

@@ -217,7 +217,7 @@ public final class TaskPublisher: @unchecked Sendable {
     private func partitionCount(of taskTopic: String) throws -> Int {
         if let known = lock.withLock({ topicPartitions[taskTopic] }) { return known }
         let count = try producer.client.ensureTopic(taskTopic, partitions: partitionsOfNewTopics)
-        _ = try producer.client.ensureTopic(taskTopic + ".dlq", partitions: 1)
+        _ = try producer.client.ensureTopic(TopicName.deadLetter(of: taskTopic), partitions: 1)
         lock.withLock { topicPartitions[taskTopic] = count }
         return count
     }

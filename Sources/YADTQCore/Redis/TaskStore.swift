@@ -78,7 +78,7 @@ public struct AttemptOutcome: Sendable {
 /// per Redis node: never a round trip per task.
 ///
 /// - Important: Calls block the calling thread. Workers call them from their own
-///   threads; async code uses the `async` variants, which run on a private queue.
+///   threads; async code hops to a private queue first (``run(_:)``).
 public final class TaskStore: Sendable {
     let client: RedisClient
     public let keys: RedisKeys

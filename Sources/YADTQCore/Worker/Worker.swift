@@ -127,7 +127,7 @@ public final class Worker: @unchecked Sendable {
         logger.info("librdkafka \(RDKafkaClient.libraryVersion); brokers \(settings.brokers); Redis \(settings.redis)")
         try waitForTopic(producer.client)
         guard !shouldStop else { return .stopRequested }
-        _ = try producer.client.ensureTopic(options.topic + ".dlq", partitions: options.deadLetterPartitions)
+        _ = try producer.client.ensureTopic(TopicName.deadLetter(of: options.topic), partitions: options.deadLetterPartitions)
         let scheduler = try startScheduler(producer.client)
         defer { scheduler?.stop() }
         let pool = ExecutorPool(
@@ -144,7 +144,7 @@ public final class Worker: @unchecked Sendable {
         defer { cancelWatcher.stop() }
         let runner = BatchRunner(
             store: store, pool: pool, producer: producer, worker: options.name, topic: options.topic,
-            deadLetterTopic: options.topic + ".dlq", outageLimit: options.redisOutageLimit, metrics: metrics,
+            deadLetterTopic: TopicName.deadLetter(of: options.topic), outageLimit: options.redisOutageLimit, metrics: metrics,
             activity: activity, logger: logger,
             shouldStop: { [self] in shouldStop })
         let loop = WorkerLoop(worker: self, runner: runner)
