@@ -126,24 +126,31 @@ public struct PluginLoadError: Error, Sendable, Codable, Hashable, CustomStringC
     public var file: String
     /// The line the error is on, when Lua reported one.
     public var line: Int?
-    /// What is wrong, without the file and line.
+    /// What is wrong, without the file and line: at most ``maximumMessageBytes`` and a note
+    /// saying it was cut.
     public var message: String
 
+    /// The longest message kept, as for a task's error raised in the sandbox. A load error
+    /// can be any size (a top level raising a string of megabytes, an `every` or `cron` of
+    /// megabytes quoted back in its reason), and it goes into the log, into this worker's
+    /// plugin list in Redis every 10 s, and into the error of each task of the type.
+    public static let maximumMessageBytes = PluginSandbox.maximumErrorBytes
+
+    /// Every load error is made here, so this is where its message is cut.
     public init(file: String, line: Int?, message: String) {
         self.file = file
         self.line = line
-        self.message = message
+        self.message = ErrorText.trimmed(message, limit: Self.maximumMessageBytes)
     }
 
     /// Splits a Lua message such as `add.lua:3: unexpected symbol near 'x'` into line and message.
     init(file: String, luaMessage: String) {
-        self.init(file: file, line: nil, message: luaMessage)
-        let prefix = file + ":"
-        guard luaMessage.hasPrefix(prefix) else { return }
-        let rest = luaMessage.dropFirst(prefix.count)
-        guard let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) else { return }
-        self.line = line
-        self.message = String(rest[rest.index(after: colon)...].drop(while: { $0 == " " }))
+        let rest = luaMessage.dropFirst(file.count + 1)
+        guard luaMessage.hasPrefix(file + ":"), let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) else {
+            self.init(file: file, line: nil, message: luaMessage)
+            return
+        }
+        self.init(file: file, line: line, message: String(rest[rest.index(after: colon)...].drop(while: { $0 == " " })))
     }
 
     /// `file:line: message`, as Lua prints errors.
