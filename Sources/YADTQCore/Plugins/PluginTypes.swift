@@ -52,6 +52,16 @@ public enum PluginOutcome: Sendable, Hashable {
     }
 }
 
+/// A sandbox limit that stopped an attempt, as the sandbox detected it: the C sandbox's reason
+/// for stopping the state (`YADTQ_STOPPED_TIME`, `YADTQ_STOPPED_MEMORY`) or Lua's own
+/// out-of-memory status. Never read back from a message, which a plugin's own error can imitate.
+public enum PluginLimit: String, Sendable, Hashable {
+    /// The time limit: the task's, or a plugin file's top level while it loads.
+    case time
+    /// The memory limit of the Lua state.
+    case memory
+}
+
 /// Why an attempt failed.
 public struct PluginFailure: Error, Sendable, Hashable, CustomStringConvertible {
     /// One line for the task record and the operator, e.g. `div.lua:3: division by zero`,
@@ -60,15 +70,20 @@ public struct PluginFailure: Error, Sendable, Hashable, CustomStringConvertible 
     /// `true` when retrying cannot help: the task type is unknown or its plugin does not load.
     /// Errors raised by the plugin, time and memory limits and non-JSON results are not permanent.
     public var isPermanent: Bool
+    /// The limit that stopped the attempt; `nil` when it failed otherwise (whatever its message says).
+    public var limit: PluginLimit?
     /// The Lua stack traceback at the error, when there is one.
     public var traceback: String?
     /// `true` when the attempt was stopped because its task was cancelled (``TaskStopFlag``): it
     /// ends CANCELLED, never retried.
     public var isCancelled: Bool
 
-    public init(message: String, isPermanent: Bool, traceback: String? = nil, isCancelled: Bool = false) {
+    public init(
+        message: String, isPermanent: Bool, limit: PluginLimit? = nil, traceback: String? = nil, isCancelled: Bool = false
+    ) {
         self.message = message
         self.isPermanent = isPermanent
+        self.limit = limit
         self.traceback = traceback
         self.isCancelled = isCancelled
     }
