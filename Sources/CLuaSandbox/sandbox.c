@@ -991,12 +991,31 @@ static void yadtq_call_in(lua_State *L, lua_State *co) {
     yadtq_run_in(sb, L);
 }
 
-/* coroutine.resume(co, ...) and coroutine.close(co). Upvalue 1: Lua's. */
+/* Raises the error on top, which a call failed with `status`: a string message with the position
+ * of the Lua code that called the running C function, as luaL_error there would have given it. */
+static int yadtq_error_at_caller(lua_State *L, int status) {
+    if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.resume(co, ...) and coroutine.close(co). Upvalue 1: Lua's. When no code of `co` would
+ * run, Lua's only answers, or raises (closing a running or normal coroutine) with the position of
+ * its caller, this C function, which has none: it is called protected, and its error raised again
+ * with the position of the Lua code that called this. */
 static int yadtq_co_switch(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTHREAD); /* here, so that the message names the function */
+    lua_State *co = lua_tothread(L, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    yadtq_call_in(L, lua_tothread(L, 2));
+    if (!yadtq_switches_to(L, co)) {
+        int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+        return status == LUA_OK ? lua_gettop(L) : yadtq_error_at_caller(L, status);
+    }
+    yadtq_call_in(L, co);
     return lua_gettop(L);
 }
 
@@ -1021,12 +1040,7 @@ static int yadtq_co_wrapped(lua_State *L) {
         yadtq_run_in(sb, L);
         lua_xmove(co, L, 1);
     }
-    if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
-        luaL_where(L, 1);
-        lua_insert(L, -2);
-        lua_concat(L, 2);
-    }
-    return lua_error(L);
+    return yadtq_error_at_caller(L, status);
 }
 
 /* coroutine.wrap(f). Upvalue 1: Lua's coroutine.resume. */

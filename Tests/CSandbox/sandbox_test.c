@@ -328,10 +328,17 @@ static void test_string_comparisons(void) {
                   "out[#out + 1] = tostring(coroutine.close(co)) .. coroutine.status(co) "
                   "out[#out + 1] = select(2, pcall(coroutine.resume, 42)) "
                   "out[#out + 1] = select(2, pcall(coroutine.wrap, 42)) "
+                  "out[#out + 1] = select(2, pcall(function() coroutine.close(coroutine.running()) end)) "
+                  "local main = coroutine.running() "
+                  "out[#out + 1] = select(2, coroutine.resume(coroutine.create(function()\n"
+                  "  return select(2, pcall(function() return coroutine.close(main) end)) end))) "
+                  "out[#out + 1] = tostring(select(2, coroutine.resume(coroutine.running()))) "
                   "return table.concat(out, '|') end",
                   "2|10|cannot resume dead coroutine|test.lua:1: boom|1|truedead|"
                   "bad argument #1 to 'coroutine.resume' (thread expected, got number)|"
-                  "bad argument #1 to 'coroutine.wrap' (function expected, got number)");
+                  "bad argument #1 to 'coroutine.wrap' (function expected, got number)|"
+                  "test.lua:1: cannot close a running coroutine|test.lua:2: cannot close a normal coroutine|"
+                  "cannot resume non-suspended coroutine");
 }
 
 int main(void) {

@@ -128,6 +128,27 @@ struct PluginExecutorTests {
         #expect(folder.run("long").failure?.message == "timeout after 0.2s")
     }
 
+    /// A limit hit is the sandbox's report, as a value, and the worker's metrics count that: a
+    /// plugin's own error that reads like a limit is a plain failure.
+    @Test func limitsAreReportedAsValuesNotReadFromMessages() throws {
+        let folder = try PluginFolder([
+            "imitates.lua": plugin("error('memory limit (16 MiB) exceeded')"),
+            "claims.lua": plugin("error('timeout after 0.2s', 0)"),
+            "hoards.lua": plugin("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 65536) .. i end"),
+            "spins.lua": plugin("while true do end"),
+        ])
+        func counted(_ type: String) throws -> (limit: PluginLimit?, outcome: WorkerMetrics.Outcome) {
+            let failure = try #require(folder.run(type).failure)
+            return (failure.limit, WorkerMetrics.Outcome(kind: .retry, failure: failure))
+        }
+        #expect(try counted("imitates") == (nil, .retry))
+        #expect(try counted("claims") == (nil, .retry))
+        #expect(try counted("hoards") == (.memory, .memory))
+        #expect(try counted("spins") == (.time, .timeout))
+        #expect(WorkerMetrics.Outcome(kind: .failed, failure: folder.run("imitates").failure) == .failure)
+        #expect(WorkerMetrics.Outcome(kind: .cancelled, failure: PluginFailure(message: "", isPermanent: false, limit: .time)) == .cancelled)
+    }
+
     @Test func unknownTypeFailsPermanently() throws {
         let folder = try PluginFolder(["add.lua": plugin("return 1")])
         let failure = try #require(folder.run("nope").failure)

@@ -103,6 +103,28 @@ struct PluginRegistryTests {
         #expect(registry.scanError?.contains("/nonexistent/yadtq-plugins") == true)
     }
 
+    /// A load error of megabytes is cut to a few KiB, as valid UTF-8 with a note, before it
+    /// reaches the log, the plugin list in Redis and the error of each task of the type.
+    @Test(arguments: [
+        ("raise.lua", "error(string.rep('x', 10000000))", "xxxx"),
+        ("every.lua", "return {run = print, every = string.rep('x', 10000000)}", "'every' must be a duration"),
+        ("cron.lua", "return {run = print, cron = '* * * * ' .. string.rep('x', 10000000)}", "'cron' day of week field"),
+        ("wide.lua", "return {run = print, every = string.rep('\u{e9}', 5000000)}", "\u{e9}\u{e9}"),
+        ("syntax.lua", "return 1 \"" + String(repeating: "x", count: 10_000_000) + "\"", "<eof> expected near"),
+    ] as [(String, String, String)])
+    func hugeLoadErrorsAreCut(_ file: String, _ source: String, _ start: String) throws {
+        let folder = try PluginFolder([file: source])
+        let info = try #require(folder.registry.info(for: String(file.dropLast(4))))
+        let error = try #require(info.loadError)
+        #expect(error.message.contains(start))
+        #expect(error.message.utf8.count <= PluginLoadError.maximumMessageBytes + 100, "\(error.message.utf8.count) bytes")
+        #expect(error.message.contains("trimmed") || error.message.hasSuffix("(cut)"), "marked as cut")
+        #expect(!error.message.contains("\u{FFFD}"), "no character cut in half")
+        #expect(try JSONEncoder().encode(info).count <= PluginLoadError.maximumMessageBytes + 300, "the entry in the plugin list")
+        let failure = try #require(folder.run(info.type).failure)
+        #expect(failure.message.utf8.count <= PluginLoadError.maximumMessageBytes + 300, "\(failure.message.utf8.count) bytes")
+    }
+
     @Test func pluginInfoIsCodable() throws {
         let info = PluginInfo(type: "x", file: "x.lua", loadError: PluginLoadError(file: "x.lua", line: 3, message: "oops"))
         let decoded = try JSONDecoder().decode(PluginInfo.self, from: JSONEncoder().encode(info))

@@ -235,6 +235,59 @@ struct SchedulerRuleTests {
         #expect(scan == LostTaskRule.Scan(from: 0, to: 96_000, cutoff: 96_000, brokerLostLog: false))
     }
 
+    @Test("lost tasks: a look that did not finish (a shard failed) is looked at again by the next")
+    func lostScanFailed() throws {
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        let first = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 1)
+        #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
+        let checked = rule.check(now: 102_000, partitions: partitions([(10, 10)]), queued: 1)
+        let second = try #require(checked)
+        #expect(second == LostTaskRule.Scan(from: 90_000, to: 92_000, cutoff: 92_000, brokerLostLog: false))
+        rule.scanFailed(second)
+        let third = rule.check(now: 104_000, partitions: partitions([(10, 10)]), queued: 1)
+        #expect(third == LostTaskRule.Scan(from: 90_000, to: 94_000, cutoff: 94_000, brokerLostLog: false))
+    }
+
+    /// Walks `shards` shards, each call answered by `answer` (the ids it takes and where to go on
+    /// in the shard, or `nil`: it fails); the steps the walk took, as text.
+    private func walk(_ shards: Int, _ answer: (ShardSweep.Call) -> (ids: [String], next: String?)?) -> [String] {
+        var sweep = ShardSweep(shards: shards)
+        var steps: [String] = []
+        while true {
+            switch sweep.next() {
+            case .call(let call):
+                steps.append("call \(call.shard)" + (call.cursor.isEmpty ? "" : " from \(call.cursor)"))
+                if let (ids, next) = answer(call) {
+                    sweep.took(ids.map { TaskMessage(id: $0, type: "t", args: [], maxAttempts: 1, queuedAt: 0) }, next: next)
+                } else {
+                    sweep.failed("CLUSTERDOWN")
+                }
+            case .publish(let tasks):
+                steps.append("publish " + tasks.map(\.id).joined(separator: " "))
+            case .nextRound:
+                steps.append("next round")
+            case .done(let failures):
+                return steps + ["done" + failures.map { ", shard \($0.shard) failed: \($0.error)" }.joined()]
+            }
+        }
+    }
+
+    @Test("shards: one that fails is left for the next walk, after what came before it is published; the others go on")
+    func failingShardDoesNotStopTheWalk() {
+        let answers: [Int: (ids: [String], next: String?)] = [0: (["a"], nil), 2: (["b", "c"], nil), 3: ([], nil)]
+        let steps = walk(4) { answers[$0.shard] }
+        #expect(steps == ["call 0", "call 1", "publish a", "call 2", "call 3", "publish b c", "done, shard 1 failed: CLUSTERDOWN"])
+        #expect(walk(3) { _ in nil } == ["call 0", "call 1", "call 2", "done" + (0..<3).map { ", shard \($0) failed: CLUSTERDOWN" }.joined()])
+        #expect(walk(1) { _ in ([], nil) } == ["call 0", "done"])
+    }
+
+    @Test("shards: one with more is called again in a next round, from where it stopped; a failed one is not")
+    func shardsWithMore() {
+        let answers: [String: (ids: [String], next: String?)] = ["1 ": (["a"], "page-2"), "1 page-2": (["c"], nil), "2 ": (["b"], nil)]
+        let steps = walk(3) { answers["\($0.shard) \($0.cursor)"] }
+        #expect(steps == ["call 0", "call 1", "call 2", "publish a b", "next round", "call 1 from page-2", "publish c", "done, shard 0 failed: CLUSTERDOWN"])
+    }
+
     @Test("lost tasks: an end offset going down means the broker lost its log")
     func brokerLostLog() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))

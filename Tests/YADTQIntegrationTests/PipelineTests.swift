@@ -402,11 +402,11 @@ struct TaskStoreRuleTests {
         let store = stack.store
         let task = TaskMessage(id: "lost-1", type: "add", args: [], maxAttempts: 1, queuedAt: 1_000)
         #expect(try store.queue([task], topic: "t") == [.queued])
-        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-1"])
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-1"])
         try store.failUnpublished([("lost-1", "the broker refused it")], at: 3_100)
         #expect(try store.requeue(["lost-1"], at: 4_000) == [.requeued])
         // The retry's message is lost as well (its publisher died before sending it).
-        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 5_000, at: 6_000).map(\.id) == ["lost-1"])
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 5_000, at: 6_000).map(\.id) == ["lost-1"])
     }
 
     @Test("a task marked published again whose copy never reached the broker is found lost again")
@@ -415,12 +415,12 @@ struct TaskStoreRuleTests {
         let store = stack.store
         let task = TaskMessage(id: "lost-2", type: "add", args: [], maxAttempts: 1, queuedAt: 1_000)
         #expect(try store.queue([task], topic: "t") == [.queued])
-        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-2"])
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-2"])
         // The scheduler died before publishing it: a replay of the same call returns it again,
         // a later check whose cutoff is past that mark finds it lost again, one before does not.
-        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-2"])
-        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 2_900, at: 4_000).isEmpty)
-        #expect(try store.takeLost(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 3_500, at: 5_000).map(\.id) == ["lost-2"])
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-2"])
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 2_900, at: 4_000).isEmpty)
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 3_500, at: 5_000).map(\.id) == ["lost-2"])
     }
 
     @Test("a replayed cancel of a SCHEDULED task answers as the first call did")
@@ -433,5 +433,22 @@ struct TaskStoreRuleTests {
         #expect(try store.cancel(["later-1"], at: now + 1) == [.cancelled(from: .scheduled)])
         #expect(try store.cancel(["later-1"], at: now + 1) == [.cancelled(from: .scheduled)])
         #expect(try store.cancel(["later-1"], at: now + 2) == [.unchanged(.cancelled)])
+    }
+}
+
+extension TaskStore {
+    /// ``takeLost(topic:queuedFrom:to:cutoff:at:shard:cursor:)`` over every shard and page, as the
+    /// scheduler's walk makes its calls.
+    func takeLostFromEveryShard(topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64) throws -> [TaskMessage] {
+        var found: [TaskMessage] = []
+        for shard in 0..<keys.shards {
+            var cursor = ""
+            repeat {
+                let page = try takeLost(topic: topic, queuedFrom: from, to: to, cutoff: cutoff, at: now, shard: shard, cursor: cursor)
+                found += page.tasks
+                cursor = page.cursor
+            } while !cursor.isEmpty
+        }
+        return found
     }
 }

@@ -210,6 +210,33 @@ struct SchedulerTests {
         #expect(try lease.holder()?.hasPrefix("w2#") == true)
     }
 
+    @Test(
+        "a shard whose call fails (its master away) does not hold back the due tasks of the shards after it",
+        .enabled(if: IntegrationStack.isClusterStack, "needs the shards of a Redis Cluster"))
+    func failingShardDoesNotHoldBackTheOthers() throws {
+        let stack = try IntegrationStack(label: "shardfail")
+        let keys = stack.store.keys
+        let ids = (0..<100).map { "due-\($0)" }
+        let failing = try #require(ids.min { keys.shard(of: $0) < keys.shard(of: $1) })
+        let other = try #require(ids.first { keys.shard(of: $0) > keys.shard(of: failing) })
+        let now = currentEpochMilliseconds()
+        let tasks = [failing, other].map { TaskMessage(id: $0, type: "add", args: [1, 2], maxAttempts: 1, queuedAt: now) }
+        #expect(try stack.store.queue(tasks, dueAt: [now + 2_000, now + 2_000], topic: stack.topic) == [.scheduled, .scheduled])
+        // The failing task's shard: its set of scheduled tasks becomes a string, so every call of
+        // the release script on that shard fails (WRONGTYPE), as on a master that is away.
+        let pattern = "\(stack.settings.keyPrefix)*scheduled:\(stack.topic)"
+        let sets = Set(try stack.redisOnEveryNode(["--scan", "--pattern", pattern]).joined())
+        let breakIt = "if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('SET', KEYS[1], 'broken') return 1 end return 0"
+        for key in sets { _ = try stack.redisOnEveryNode(["EVAL", breakIt, "1", key, failing]) }
+
+        let worker = try readyWorker(stack, "w1")
+        defer { stop(worker) }
+        let record = try #require(try stack.waitForTerminal([other], timeout: .seconds(30))[0])
+        #expect(record.status == .success)
+        #expect(try stack.store.statuses(of: [failing]) == [.scheduled])
+        #expect(stack.workerLog("w1").contains("due tasks: shard \(keys.shard(of: failing)) of \(keys.shards): "), "\(stack.workerLog("w1"))")
+    }
+
     @Test("a QUEUED task whose message never reached the broker is published again, once")
     func lostTask() throws {
         let stack = try IntegrationStack(label: "lost")

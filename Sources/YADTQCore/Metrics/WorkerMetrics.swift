@@ -33,6 +33,21 @@ public final class WorkerMetrics: Sendable {
         case memory
         /// Stopped while it ran because an operator cancelled the task: CANCELLED.
         case cancelled
+
+        /// How an attempt is counted: by `kind`, what the worker decided, except that an attempt
+        /// the sandbox stopped at a limit (``PluginFailure/limit``) counts as `timeout` or `memory`
+        /// whatever follows it. The limit is the sandbox's report, not the message: a plugin's own
+        /// `error("memory limit reached")` is a plain failure.
+        public init(kind: AttemptOutcome.Kind, failure: PluginFailure?) {
+            switch (kind, failure?.limit) {
+            case (.cancelled, _): self = .cancelled
+            case (_, .time?): self = .timeout
+            case (_, .memory?): self = .memory
+            case (.success, nil): self = .success
+            case (.retry, nil): self = .retry
+            case (.failed, nil): self = .failure
+            }
+        }
     }
 
     public init(activity: WorkerActivity, hasPlugin: @escaping @Sendable (String) -> Bool) {
@@ -70,8 +85,7 @@ public final class WorkerMetrics: Sendable {
         var duration: Duration?
     }
 
-    /// Counts a batch's attempts, and times those that ran. `kind` is what the worker decided,
-    /// and a failure at a limit counts as `timeout` or `memory` whatever follows it. A type's
+    /// Counts a batch's attempts (see ``Outcome/init(kind:failure:)``), and times those that ran. A type's
     /// series are looked up once per run of attempts alike, not per attempt: a batch mostly
     /// holds long runs of one type and outcome.
     func attemptsEnded(_ attempts: [EndedAttempt]) {
@@ -81,7 +95,7 @@ public final class WorkerMetrics: Sendable {
         for attempt in attempts {
             var failure: PluginFailure?
             if case .failure(let reason, _, _) = attempt.outcome { failure = reason }
-            let series = Series(type: attempt.type, outcome: Self.outcome(failure: failure, kind: attempt.kind))
+            let series = Series(type: attempt.type, outcome: Outcome(kind: attempt.kind, failure: failure))
             if let current = run, current.series == series {
                 run = (series, current.count + 1)
             } else {
@@ -108,20 +122,6 @@ public final class WorkerMetrics: Sendable {
 
     /// The `type` label of a task of `type` (see ``hasPlugin``).
     private func typeLabel(_ type: String) -> String { hasPlugin(type) ? type : "unknown" }
-
-    static func outcome(failure: PluginFailure?, kind: AttemptOutcome.Kind) -> Outcome {
-        if kind == .cancelled { return .cancelled }
-        if let failure {
-            if failure.message.hasPrefix("timeout") { return .timeout }
-            if failure.message.contains("memory limit") { return .memory }
-        }
-        switch kind {
-        case .success: return .success
-        case .retry: return .retry
-        case .failed: return .failure
-        case .cancelled: return .cancelled
-        }
-    }
 
     /// The broker did not take a commit (some or all of its partitions).
     func commitFailed() {

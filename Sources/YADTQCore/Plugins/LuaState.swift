@@ -7,8 +7,8 @@ struct LuaError: Error {
     var message: String
     /// Lua's stack traceback at the error, when the message handler could make one.
     var traceback: String?
-    /// Whether a limit (time or memory) ended the call, rather than an error in the code.
-    var isLimit = false
+    /// The limit that ended the call, if one did rather than an error in the code.
+    var limit: PluginLimit?
     /// Whether a stop request (``TaskStopFlag``) ended the call: its task was cancelled.
     var isCancelled = false
 }
@@ -105,7 +105,7 @@ final class LuaState {
     func compile(_ source: [UInt8], chunkName: String) -> Result<Int32, LuaError> {
         guard !isStopped else {
             // Compiling runs no task code and has no deadline: only memory can have stopped the state.
-            return .failure(LuaError(message: "not compiled: the plugins compiled before it filled the memory limit (\(Self.formatBytes(memoryLimit))); raise it", isLimit: true))
+            return .failure(LuaError(message: "not compiled: the plugins compiled before it filled the memory limit (\(Self.formatBytes(memoryLimit))); raise it", limit: .memory))
         }
         let status = source.withUnsafeBufferPointer { bytes in
             ("@" + chunkName).withCString { name in
@@ -233,7 +233,7 @@ final class LuaState {
             result = read
         } else {
             let error = Self.errorMessage(state, status: status)
-            result = .failure(outOfMemory ? LuaError(message: memoryMessage, traceback: error.traceback, isLimit: true) : error)
+            result = .failure(outOfMemory ? LuaError(message: memoryMessage, traceback: error.traceback, limit: .memory) : error)
         }
         lua_settop(state, 0)
         if status != LUA_OK {  // on success, the call itself dropped the task's environment
@@ -259,8 +259,10 @@ final class LuaState {
         if reason == YADTQ_STOPPED_CANCELLED {
             return LuaError(message: Self.cancelledMessage, traceback: traceback, isCancelled: true)
         }
-        let message = reason == YADTQ_STOPPED_TIME ? "timeout after \(Self.formatSeconds(deadlineTimeout))" : memoryMessage
-        return LuaError(message: message, traceback: traceback, isLimit: true)
+        if reason == YADTQ_STOPPED_TIME {
+            return LuaError(message: "timeout after \(Self.formatSeconds(deadlineTimeout))", traceback: traceback, limit: .time)
+        }
+        return LuaError(message: memoryMessage, traceback: traceback, limit: .memory)
     }
 
     /// The error a failed protected call left on top of the stack, message and traceback each cut

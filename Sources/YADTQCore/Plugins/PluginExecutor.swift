@@ -81,7 +81,8 @@ public final class PluginExecutor {
             return .success(value, logs: logs, progress: progress)
         case .failure(let error):
             let failure = PluginFailure(
-                message: error.message, isPermanent: false, traceback: error.traceback, isCancelled: error.isCancelled)
+                message: error.message, isPermanent: false, limit: error.limit, traceback: error.traceback,
+                isCancelled: error.isCancelled)
             return .failure(failure, logs: logs, progress: progress)
         }
     }

@@ -185,9 +185,9 @@ public final class PluginRegistry: @unchecked Sendable {
         let chunk = try state.compile(source, chunkName: file).get()
         do throws(LuaError) {
             return try state.describe(chunk, timeout: limits.timeout).get()
-        } catch where error.isLimit {
+        } catch where error.limit != nil {
             throw LuaError(message: "its top level did not finish: \(error.message) (the top level runs when the file is loaded "
-                + "and before every task: it should only define functions and settings)", traceback: error.traceback, isLimit: true)
+                + "and before every task: it should only define functions and settings)", traceback: error.traceback, limit: error.limit)
         }
     }
 }

@@ -52,6 +52,16 @@ public enum PluginOutcome: Sendable, Hashable {
     }
 }
 
+/// A sandbox limit that stopped an attempt, as the sandbox detected it: the C sandbox's reason
+/// for stopping the state (`YADTQ_STOPPED_TIME`, `YADTQ_STOPPED_MEMORY`) or Lua's own
+/// out-of-memory status. Never read back from a message, which a plugin's own error can imitate.
+public enum PluginLimit: String, Sendable, Hashable {
+    /// The time limit: the task's, or a plugin file's top level while it loads.
+    case time
+    /// The memory limit of the Lua state.
+    case memory
+}
+
 /// Why an attempt failed.
 public struct PluginFailure: Error, Sendable, Hashable, CustomStringConvertible {
     /// One line for the task record and the operator, e.g. `div.lua:3: division by zero`,
@@ -60,15 +70,20 @@ public struct PluginFailure: Error, Sendable, Hashable, CustomStringConvertible 
     /// `true` when retrying cannot help: the task type is unknown or its plugin does not load.
     /// Errors raised by the plugin, time and memory limits and non-JSON results are not permanent.
     public var isPermanent: Bool
+    /// The limit that stopped the attempt; `nil` when it failed otherwise (whatever its message says).
+    public var limit: PluginLimit?
     /// The Lua stack traceback at the error, when there is one.
     public var traceback: String?
     /// `true` when the attempt was stopped because its task was cancelled (``TaskStopFlag``): it
     /// ends CANCELLED, never retried.
     public var isCancelled: Bool
 
-    public init(message: String, isPermanent: Bool, traceback: String? = nil, isCancelled: Bool = false) {
+    public init(
+        message: String, isPermanent: Bool, limit: PluginLimit? = nil, traceback: String? = nil, isCancelled: Bool = false
+    ) {
         self.message = message
         self.isPermanent = isPermanent
+        self.limit = limit
         self.traceback = traceback
         self.isCancelled = isCancelled
     }
@@ -126,24 +141,31 @@ public struct PluginLoadError: Error, Sendable, Codable, Hashable, CustomStringC
     public var file: String
     /// The line the error is on, when Lua reported one.
     public var line: Int?
-    /// What is wrong, without the file and line.
+    /// What is wrong, without the file and line: at most ``maximumMessageBytes`` and a note
+    /// saying it was cut.
     public var message: String
 
+    /// The longest message kept, as for a task's error raised in the sandbox. A load error
+    /// can be any size (a top level raising a string of megabytes, an `every` or `cron` of
+    /// megabytes quoted back in its reason), and it goes into the log, into this worker's
+    /// plugin list in Redis every 10 s, and into the error of each task of the type.
+    public static let maximumMessageBytes = PluginSandbox.maximumErrorBytes
+
+    /// Every load error is made here, so this is where its message is cut.
     public init(file: String, line: Int?, message: String) {
         self.file = file
         self.line = line
-        self.message = message
+        self.message = ErrorText.trimmed(message, limit: Self.maximumMessageBytes)
     }
 
     /// Splits a Lua message such as `add.lua:3: unexpected symbol near 'x'` into line and message.
     init(file: String, luaMessage: String) {
-        self.init(file: file, line: nil, message: luaMessage)
-        let prefix = file + ":"
-        guard luaMessage.hasPrefix(prefix) else { return }
-        let rest = luaMessage.dropFirst(prefix.count)
-        guard let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) else { return }
-        self.line = line
-        self.message = String(rest[rest.index(after: colon)...].drop(while: { $0 == " " }))
+        let rest = luaMessage.dropFirst(file.count + 1)
+        guard luaMessage.hasPrefix(file + ":"), let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) else {
+            self.init(file: file, line: nil, message: luaMessage)
+            return
+        }
+        self.init(file: file, line: line, message: String(rest[rest.index(after: colon)...].drop(while: { $0 == " " })))
     }
 
     /// `file:line: message`, as Lua prints errors.

@@ -270,60 +270,40 @@ public final class TaskStore: Sendable {
         public var topic: String?
     }
 
-    /// Moves SCHEDULED tasks of `topic` that are due at `now` to QUEUED, up to `limit` per
-    /// shard; the caller publishes what it returns. `more` tells that a shard had `limit` due
-    /// tasks (call again).
+    /// Moves SCHEDULED tasks of `topic` that are due at `now` to QUEUED in shard `shard` (of
+    /// `keys.shards`), up to `limit`; the caller publishes what it returns. `more` tells that the
+    /// shard had `limit` due tasks (call again).
     ///
-    /// One call per shard: a call that fails on one master is replayed whole, and a replayed
-    /// `release` finds nothing left to release (see ``TaskScripts/release``), so the tasks other
-    /// masters had released in it would wait QUEUED, unpublished, for the lost-task check. For
-    /// the same reason a shard that fails after others released tasks ends the call with
-    /// those, and `more`: the caller publishes them and calls again.
-    public func releaseDue(topic: String, at now: Int64, limit: Int = 1000) throws -> (tasks: [TaskToPublish], more: Bool) {
-        var tasks: [TaskToPublish] = []
-        var more = false
-        for shard in keys.allShards {
-            let call = Self.call(TaskScripts.release, shard: shard, arguments: [String(now), topic, String(limit)]) { _ in }
-            let reply: RedisReply
-            do {
-                reply = try client.evaluate([call])[0]
-            } catch where !tasks.isEmpty {
-                return (tasks, true)
-            }
-            let values = reply.elements
-            guard let taken = values.first?.integer, (values.count - 1) % 6 == 0 else {
-                throw YADTQError(.redis, "script release answered \(reply)", remedy: "This is a YADTQ bug; please report it")
-            }
-            more = more || taken >= limit
-            tasks += stride(from: 1, to: values.count, by: 6).compactMap { Self.taskToPublish(values[$0..<$0 + 6]) }
+    /// One shard per call, and the scheduler walks them (``ShardSweep``): a call that fails on one
+    /// master is replayed whole, and a replayed `release` finds nothing left to release (see
+    /// ``TaskScripts/release``), so the tasks other masters had released in the same call would
+    /// wait QUEUED, unpublished, for the lost-task check; and a master that fails holds back only
+    /// its own shard.
+    public func releaseDue(topic: String, at now: Int64, shard: Int, limit: Int = 1000) throws -> (tasks: [TaskToPublish], more: Bool) {
+        let call = Self.call(TaskScripts.release, shard: keys[shard], arguments: [String(now), topic, String(limit)]) { _ in }
+        let reply = try client.evaluate([call])[0]
+        let values = reply.elements
+        guard let taken = values.first?.integer, (values.count - 1) % 6 == 0 else {
+            throw YADTQError(.redis, "script release answered \(reply)", remedy: "This is a YADTQ bug; please report it")
         }
-        return (tasks, more)
+        return (stride(from: 1, to: values.count, by: 6).compactMap { Self.taskToPublish(values[$0..<$0 + 6]) }, taken >= limit)
     }
 
     /// Finds QUEUED tasks of `topic` whose message is lost (see ``TaskScripts/lost``): those
     /// queued (or released, or retried) before `cutoff`, looking at the ones queued from
-    /// `from` to `to` (epoch ms). Each is marked `republished_at`, so it is returned once; the
-    /// caller publishes them again.
-    public func takeLost(topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64) throws
-        -> [TaskMessage]
-    {
-        var found: [TaskMessage] = []
-        for shard in keys.allShards {
-            var cursor = ""
-            repeat {
-                let arguments = [String(now), topic, cursor, String(from), String(to), String(cutoff), "2000"]
-                let reply = try client.evaluate([Self.call(TaskScripts.lost, shard: shard, arguments: arguments) { _ in }])[0]
-                let values = reply.elements
-                guard let next = values.first?.text, (values.count - 1) % 5 == 0 else {
-                    throw YADTQError(.redis, "script lost answered \(reply)", remedy: "This is a YADTQ bug; please report it")
-                }
-                cursor = next
-                found += stride(from: 1, to: values.count, by: 5).compactMap {
-                    Self.taskToPublish(values[$0..<$0 + 5] + [.null])?.message
-                }
-            } while !cursor.isEmpty
+    /// `from` to `to` (epoch ms), in shard `shard` (of `keys.shards`), one page from `cursor`
+    /// (`""`: the start). Each is marked `republished_at`, so it is returned once; the caller
+    /// publishes them again, and calls again from the cursor returned while it is not `""`.
+    public func takeLost(
+        topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64, shard: Int, cursor: String
+    ) throws -> (tasks: [TaskMessage], cursor: String) {
+        let arguments = [String(now), topic, cursor, String(from), String(to), String(cutoff), "2000"]
+        let reply = try client.evaluate([Self.call(TaskScripts.lost, shard: keys[shard], arguments: arguments) { _ in }])[0]
+        let values = reply.elements
+        guard let next = values.first?.text, (values.count - 1) % 5 == 0 else {
+            throw YADTQError(.redis, "script lost answered \(reply)", remedy: "This is a YADTQ bug; please report it")
         }
-        return found
+        return (stride(from: 1, to: values.count, by: 5).compactMap { Self.taskToPublish(values[$0..<$0 + 5] + [.null])?.message }, next)
     }
 
     /// A task from a script's reply: id, type, args, max_attempts, queued_at, topic.

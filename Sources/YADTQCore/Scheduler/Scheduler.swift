@@ -4,10 +4,13 @@ import Logging
 /// The scheduler a worker runs unless started with `--no-scheduler`: one per topic is active
 /// at a time, the worker holding the Redis lease (``SchedulerLease``, ``SchedulerLeaseStore``).
 /// While it holds the lease it
-/// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(at:limit:)``);
+/// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(topic:at:shard:limit:)``);
 /// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
 /// - publishes again, once, QUEUED tasks whose message was lost (``LostTaskRule``,
-///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:at:)``).
+///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:at:shard:cursor:)``).
+///
+/// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
+/// the next run, and the others go on.
 ///
 /// Two threads of its own, off the task loop and off Swift's cooperative pool (Redis and the
 /// broker block): the **scheduler** thread (lease, due tasks, ticks: every 200 ms, so a task
@@ -147,10 +150,11 @@ public final class Scheduler: @unchecked Sendable {
     /// Publishes every SCHEDULED task that is due, queuing the ticks that come due between
     /// its rounds (a round is up to 1,000 tasks per shard), however long the whole takes.
     private func releaseDueTasks() throws {
-        while true {
-            let (tasks, more) = try clients().publisher.store.releaseDue(topic: topic, at: currentEpochMilliseconds())
-            try publish(tasks.map(\.message), why: "due")
-            guard more, isActive else { return }
+        let store = try clients().publisher.store
+        try sweep(store, why: "due") { call in
+            let (tasks, more) = try store.releaseDue(topic: topic, at: currentEpochMilliseconds(), shard: call.shard)
+            return (tasks.map(\.message), more ? "" : nil)
+        } betweenRounds: {
             try? queueTicks()  // a failure is reported by the next tick, which tries again
         }
     }
@@ -191,9 +195,17 @@ public final class Scheduler: @unchecked Sendable {
             if scan.brokerLostLog {
                 logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
             }
-            let lost = try store.takeLost(
-                topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff, at: now)
-            try publish(lost, why: "lost")
+            do {
+                try sweep(store, why: "lost") { call in
+                    let (tasks, next) = try store.takeLost(
+                        topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff, at: now, shard: call.shard,
+                        cursor: call.cursor)
+                    return (tasks, next.isEmpty ? nil : next)
+                }
+            } catch {
+                lostRule.scanFailed(scan)
+                throw error
+            }
             _ = lostProblems.cleared()
         } catch {
             if lostProblems.shouldReport("\(error)", at: .now) {
@@ -213,6 +225,39 @@ public final class Scheduler: @unchecked Sendable {
         }
         return lags.map {
             LostTaskRule.Partition(partition: $0.partition, consumedTo: $0.committed ?? ($0.end - $0.lag), end: $0.end)
+        }
+    }
+
+    /// Walks the task shards as ``ShardSweep`` says, publishing what `take` takes from them
+    /// (given a call, its tasks and where to go on in the shard, `nil` when it is done), with
+    /// `betweenRounds` run before each further round while this worker is still the scheduler.
+    /// Throws the failures of the shards it left out, once it has been through the others.
+    private func sweep(
+        _ store: TaskStore, why: String, take: (ShardSweep.Call) throws -> ([TaskMessage], next: String?),
+        betweenRounds: () -> Void = {}
+    ) throws {
+        var sweep = ShardSweep(shards: store.keys.shards)
+        while true {
+            switch sweep.next() {
+            case .call(let call):
+                do {
+                    let (tasks, next) = try take(call)
+                    sweep.took(tasks, next: next)
+                } catch {
+                    sweep.failed("\(error)")
+                }
+            case .publish(let tasks):
+                try publish(tasks, why: why)
+            case .nextRound:
+                guard isActive else { return }
+                betweenRounds()
+            case .done(let failures):
+                guard !failures.isEmpty else { return }
+                let shards = failures.map { "shard \($0.shard) of \(sweep.shards): \($0.error)" }
+                throw YADTQError(
+                    .redis, "\(why) tasks: \(shards.joined(separator: "; "))",
+                    remedy: "The other shards went on; these are tried again at the next run")
+            }
         }
     }
 

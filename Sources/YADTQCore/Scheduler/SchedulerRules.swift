@@ -172,6 +172,12 @@ public struct LostTaskRule: Sendable {
         self = LostTaskRule(sampleEvery: sampleEvery, slack: slack, fullScanEvery: fullScanEvery)
     }
 
+    /// The look `scan` did not finish (a shard failed, or the broker): the next scan starts where
+    /// it started, so what it missed is looked at again.
+    public mutating func scanFailed(_ scan: Scan) {
+        scannedTo = min(scannedTo, scan.from)
+    }
+
     /// One check at `now`: the partitions as the broker answered, and how many tasks are
     /// QUEUED. Returns what to look at, if anything.
     public mutating func check(now: Int64, partitions: [Partition], queued: Int) -> Scan? {
@@ -207,5 +213,85 @@ public struct LostTaskRule: Sendable {
             return Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: false)
         }
         return Scan(from: scannedTo, to: cutoff, cutoff: cutoff, brokerLostLog: false)
+    }
+}
+
+/// One walk of the scheduler over the task shards (16 on a Redis Cluster, each on the master
+/// that holds its slot), releasing due tasks or taking lost ones: which shard to call next, from
+/// where in it, and when to hand what the calls took over for publishing.
+///
+/// - A shard whose call fails (its master away: a failover in progress) is left out of the rest
+///   of the walk, and the walk goes on with the next shard: one master must not hold back the
+///   tasks of all the others. The walk ends with the failures, for the log; the next walk (the
+///   next tick) tries every shard again.
+/// - What the shards before a failure took is handed over for publishing before the next call:
+///   those tasks are QUEUED (or marked published again) already, and the next call may wait
+///   long for a master that does not answer. Otherwise what a round took is handed over at its end.
+/// - A shard that has more (a full page) is called again in a next round, from where it stopped,
+///   after the others: the caller may do other work between rounds (queue periodic ticks).
+public struct ShardSweep: Sendable, Equatable {
+    /// One call: a shard, and where in it to go on (`""`: from its start).
+    public struct Call: Sendable, Equatable {
+        public var shard: Int
+        public var cursor = ""
+    }
+
+    /// A shard whose call failed, and why.
+    public struct Failure: Sendable, Equatable {
+        public var shard: Int
+        public var error: String
+    }
+
+    /// What to do next.
+    public enum Step: Sendable, Equatable {
+        /// Make this call, then report it with ``took(_:next:)`` or ``failed(_:)``.
+        case call(Call)
+        /// Publish these tasks, then ask again.
+        case publish([TaskMessage])
+        /// A round is over and shards have more: the caller may stop here, or ask again to go on.
+        case nextRound
+        /// The walk is over; these shards failed (tried again by the next walk).
+        case done(failures: [Failure])
+    }
+
+    public let shards: Int
+    private var pending: [Call]
+    private var again: [Call] = []
+    private var taken: [TaskMessage] = []
+    private var failures: [Failure] = []
+    private var publishFirst = false
+
+    public init(shards: Int) {
+        self.shards = shards
+        pending = (0..<shards).map { Call(shard: $0) }
+    }
+
+    public mutating func next() -> Step {
+        if !taken.isEmpty && (publishFirst || pending.isEmpty) {
+            defer { taken = [] }
+            return .publish(taken)
+        }
+        publishFirst = false
+        if let call = pending.first { return .call(call) }
+        guard again.isEmpty else {
+            (pending, again) = (again, [])
+            return .nextRound
+        }
+        return .done(failures: failures)
+    }
+
+    /// The call ``next()`` gave took `tasks`; `next` is where to go on in its shard, `nil` when
+    /// the shard has no more.
+    public mutating func took(_ tasks: [TaskMessage], next: String?) {
+        let call = pending.removeFirst()
+        taken += tasks
+        if let next { again.append(Call(shard: call.shard, cursor: next)) }
+    }
+
+    /// The call ``next()`` gave failed with `error`.
+    public mutating func failed(_ error: String) {
+        let call = pending.removeFirst()
+        failures.append(Failure(shard: call.shard, error: error))
+        publishFirst = true
     }
 }
