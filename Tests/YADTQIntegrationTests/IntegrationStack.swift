@@ -171,6 +171,18 @@ struct IntegrationStack {
     /// Reads every message of a topic from the beginning with the Python Kafka client
     /// that `scripts/setup` installs, so the test does not check YADTQ with its own code.
     func readTopic(_ name: String, expecting count: Int, timeout: Duration = .seconds(30)) throws -> [String] {
+        try consume(name, count: count, timeout: timeout, printing: #"m.value().decode(errors="replace")"#)
+    }
+
+    /// The partition of each of the first `count` messages of a topic, read as ``readTopic``
+    /// reads them.
+    func messagePartitions(_ name: String, expecting count: Int, timeout: Duration = .seconds(30)) throws -> [Int] {
+        try consume(name, count: count, timeout: timeout, printing: "m.partition()").compactMap { Int($0) }
+    }
+
+    /// Up to `count` messages of a topic from the beginning, each printed as the Python
+    /// expression `printing` of its message `m` gives it.
+    private func consume(_ name: String, count: Int, timeout: Duration, printing: String) throws -> [String] {
         let script = """
             import sys, time, confluent_kafka
             c = confluent_kafka.Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[3],
@@ -180,7 +192,7 @@ struct IntegrationStack {
             while seen < int(sys.argv[4]) and time.time() < deadline:
                 m = c.poll(0.5)
                 if m is None or m.error(): continue
-                print(m.value().decode(errors="replace")); seen += 1
+                print(\(printing)); seen += 1
             c.close()
             """
         return try Self.outputLines(of: [

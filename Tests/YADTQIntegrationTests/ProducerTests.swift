@@ -113,6 +113,20 @@ struct ProducerTests {
         #expect(try stack.store.counts()[.queued] == 0)
     }
 
+    @Test("one-task runs do not all go to one partition: each run's round-robin starts at a random place")
+    func roundRobinStartsAnywhere() throws {
+        let stack = try IntegrationStack(label: "producer-spread")
+        #expect(try stack.run(input: "", arguments: ["--partitions", "8"]).status == 0)
+        for index in 0..<12 {
+            let run = try stack.run(input: "add \(index) 1\n")
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        let partitions = try stack.messagePartitions(stack.topic, expecting: 12)
+        #expect(partitions.count == 12)
+        // Twelve runs all on one partition of eight by chance: about one in ten billion.
+        #expect(Set(partitions).count > 1, "every run began at the same partition: \(partitions)")
+    }
+
     @Test("a batch Redis refuses (full) stops the run there: its tasks are written with their ids to publish again, and the error says where to go on")
     func refusedBatchStopsTheRun() throws {
         let stack = try IntegrationStack(label: "producer-full")

@@ -46,7 +46,10 @@ public final class TaskPublisher: @unchecked Sendable {
     /// How many partitions a topic gets that this publisher creates: its own, or a retried task's.
     private let partitionsOfNewTopics: Int
     private let lock = NSLock()
-    private var cursor = 0
+    /// Where round-robin goes on. It starts at a random place: every `yadtq-run` and
+    /// `yadtq-ctl retry` is a new publisher, and one that always began at partition 0 sent a
+    /// stream of small runs (a cron job, a loop of one-task runs) to that partition's worker alone.
+    private var cursor = Int.random(in: 0..<1_000_000)
     /// The partition count of each topic this publisher publishes to, read once (the topic
     /// created when missing) at its first use.
     private var topicPartitions: [String: Int] = [:]
