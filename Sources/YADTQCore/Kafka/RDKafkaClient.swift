@@ -23,13 +23,10 @@ final class RDKafkaClient: @unchecked Sendable {
         guard let conf = rd_kafka_conf_new() else {
             throw YADTQError(.kafka, "cannot allocate a librdkafka configuration")
         }
-        var properties = defaults
-        properties["bootstrap.servers"] = brokers
-        properties.merge(overrides) { _, override in override }
-        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+        for (key, value, isOverride) in KafkaProperties.ordered(defaults: defaults, brokers: brokers, overrides: overrides) {
             var errorText = [CChar](repeating: 0, count: 512)
             let result = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
-            if result == RD_KAFKA_CONF_UNKNOWN && overrides[key] == nil { continue }
+            if result == RD_KAFKA_CONF_UNKNOWN && !isOverride { continue }
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 throw YADTQError(
@@ -127,6 +124,22 @@ final class RDKafkaClient: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.1)
         }
         throw YADTQError(.kafka, "topic \(topic) was created but the broker does not list it", remedy: "Check the broker's log")
+    }
+}
+
+/// The librdkafka properties of a client, in the order they are set: YADTQ's defaults and the
+/// brokers first, then the operator's `YADTQ_KAFKA_*` overrides. librdkafka has aliases
+/// (`delivery.timeout.ms` is `message.timeout.ms`, `linger.ms` is `queue.buffering.max.ms`):
+/// set in one pass sorted by name, a default under one name came after an override under the
+/// other and silently undid it.
+public enum KafkaProperties {
+    public static func ordered(defaults: [String: String], brokers: String, overrides: [String: String])
+        -> [(key: String, value: String, isOverride: Bool)]
+    {
+        var own = defaults
+        own["bootstrap.servers"] = brokers
+        let kept = own.filter { overrides[$0.key] == nil }.sorted { $0.key < $1.key }.map { ($0.key, $0.value, false) }
+        return kept + overrides.sorted { $0.key < $1.key }.map { ($0.key, $0.value, true) }
     }
 }
 
