@@ -276,6 +276,35 @@ struct ChaosTests {
         for worker in workers where worker.isRunning { kill(worker.processIdentifier, SIGKILL) }
     }
 
+    @Test("a broker restarted empty lost the dead-letter topic too: the worker makes it again, and a failed task's copy reaches it")
+    func deadLetterTopicAfterBrokerRestart() throws {
+        let stack = try ChaosStack(privateServices: true)
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 1)
+        let worker = try stack.base.startWorker("w1")
+        let first = try stack.base.run(input: "add 1 2\n")
+        #expect(first.status == 0, "\(first.stderr)")
+        let ids = first.stdout.split(separator: "\n").map(String.init)
+        #expect(try stack.base.waitForTerminal(ids, timeout: .seconds(60)).allSatisfy { $0?.status == .success })
+        kill(try stack.servicePID("tansu"), SIGKILL)
+        Thread.sleep(forTimeInterval: 1)
+        try stack.startServices()
+        // The worker's scheduler makes the task topic again (no yadtq-run runs here, which
+        // would make both topics).
+        let dlq = stack.base.topic + ".dlq"
+        #expect(try ChaosStack.waitUntil(.seconds(60)) { try stack.base.topicPartitions()[stack.base.topic] != nil })
+        #expect(try stack.base.topicPartitions()[dlq] == nil, "the broker lost the dead-letter topic")
+        let poison = #"{"id": "after-restart", "type": "no_such_type", "args": []}"#
+        _ = try stack.produceRaw([Array(poison.utf8)], partition: 0)
+        let record = try stack.base.waitForTerminal(["after-restart"], timeout: .seconds(90))[0]
+        #expect(record?.status == .failed)
+        // One more than expected, so that a copy sent twice would show.
+        let copies = try stack.base.readTopic(dlq, expecting: 2, timeout: .seconds(12))
+        #expect(copies.count == 1 && copies.first?.contains(#""id":"after-restart""#) == true, "\(copies)")
+        #expect(stack.base.workerLog("w1").contains("was missing"), "\(stack.base.workerLog("w1").suffix(1500))")
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+
     @Test("poison written straight to the topic ends FAILED with a reason and in the DLQ; the partition moves on")
     func poisonMessages() throws {
         let stack = try ChaosStack()

@@ -14,6 +14,8 @@ struct BatchRunner: Sendable {
     let worker: String
     let topic: String
     let deadLetterTopic: String
+    /// The partitions the dead-letter topic is made with when it is missing.
+    let deadLetterPartitions: Int
     let outageLimit: Duration
     let metrics: WorkerMetrics
     /// Where the batch in hand is shown to the heartbeat (see ``AttemptElsewhere``).
@@ -160,7 +162,9 @@ struct BatchRunner: Sendable {
 
     /// Publishes the dead-letter copies (see ``DeadLetterCopy``). A copy the broker refuses
     /// is logged and dropped: the task is FAILED in Redis all the same, and one bad message
-    /// must never stop the worker.
+    /// must never stop the worker. A broker that lost its topics (restarted empty, or the
+    /// topic deleted) refuses every copy: the worker makes the topic again, as at its start,
+    /// and sends the refused copies once more.
     private func publishDeadLetters(_ letters: [TaskBatch.DeadLetter]) {
         guard !letters.isEmpty else { return }
         let now = currentEpochMilliseconds()
@@ -171,15 +175,37 @@ struct BatchRunner: Sendable {
                     of: letter.task.message, error: letter.error, attempts: letter.task.attempt, worker: worker,
                     failedAt: now))
         }
-        let failures: [Int: String]
-        do {
-            failures = try producer.produce(topic: deadLetterTopic, messages)
-        } catch {
-            failures = Dictionary(uniqueKeysWithValues: letters.indices.map { ($0, "\(error)") })
+        var failures = produceDeadLetters(messages)
+        if !failures.isEmpty, madeDeadLetterTopicAgain() {
+            let refused = failures.keys.sorted()
+            failures = Dictionary(
+                uniqueKeysWithValues: produceDeadLetters(refused.map { messages[$0] }).map { (refused[$0.key], $0.value) })
         }
         for (index, reason) in failures.sorted(by: { $0.key < $1.key }) {
             logger.error(
                 "task \(letters[index].task.message.id) is FAILED, but its dead-letter copy could not be published to \(deadLetterTopic): \(reason). Its record in Redis keeps the error; check the broker")
+        }
+    }
+
+    /// Sends `messages` to the dead-letter topic; the reason for each the broker did not take, by index.
+    private func produceDeadLetters(_ messages: [OutgoingMessage]) -> [Int: String] {
+        do {
+            return try producer.produce(topic: deadLetterTopic, messages)
+        } catch {
+            return Dictionary(uniqueKeysWithValues: messages.indices.map { ($0, "\(error)") })
+        }
+    }
+
+    /// Whether the dead-letter topic was missing and has been made again.
+    private func madeDeadLetterTopicAgain() -> Bool {
+        do {
+            guard try producer.client.partitionCount(topic: deadLetterTopic) == nil else { return false }
+            _ = try producer.client.ensureTopic(deadLetterTopic, partitions: deadLetterPartitions)
+            logger.warning("the dead-letter topic \(deadLetterTopic) was missing (a broker that lost its topics?): made it again")
+            return true
+        } catch {
+            logger.error("the dead-letter topic \(deadLetterTopic) could not be read or made again: \(error)")
+            return false
         }
     }
 }

@@ -144,7 +144,8 @@ public final class Worker: @unchecked Sendable {
         defer { cancelWatcher.stop() }
         let runner = BatchRunner(
             store: store, pool: pool, producer: producer, worker: options.name, topic: options.topic,
-            deadLetterTopic: TopicName.deadLetter(of: options.topic), outageLimit: options.redisOutageLimit, metrics: metrics,
+            deadLetterTopic: TopicName.deadLetter(of: options.topic), deadLetterPartitions: options.deadLetterPartitions,
+            outageLimit: options.redisOutageLimit, metrics: metrics,
             activity: activity, logger: logger,
             shouldStop: { [self] in shouldStop })
         let loop = WorkerLoop(worker: self, runner: runner)
