@@ -80,16 +80,18 @@ struct APIRoutes {
 
     /// One task's change: `id`, its `status` now, and `change` or, when nothing changed, `error`.
     static func entry(id: String, change: TaskStore.OperatorChange) -> JSONValue {
+        var fields: [String: JSONValue] = ["id": .string(id), "status": change.status.map { .string($0.rawValue) } ?? .null]
         switch change {
-        case .cancelled(let from): ["id": .string(id), "status": "CANCELLED", "change": "cancelled", "from": .string(from.rawValue)]
-        case .cancelRequested: ["id": .string(id), "status": "PROCESSING", "change": "cancel_requested"]
-        case .requeued: ["id": .string(id), "status": "QUEUED", "change": "requeued"]
-        case .publishFailed(let reason): ["id": .string(id), "status": "FAILED", "error": .string(reason)]
-        case .missing: ["id": .string(id), "status": .null, "error": .string("no task with id '\(id)'")]
-        case .unchanged(let status):
-            ["id": .string(id), "status": .string(status.rawValue),
-             "error": .string("a \(status.rawValue) task cannot be changed this way")]
+        case .cancelled(let from):
+            fields["change"] = "cancelled"
+            fields["from"] = .string(from.rawValue)
+        case .cancelRequested: fields["change"] = "cancel_requested"
+        case .requeued: fields["change"] = "requeued"
+        case .publishFailed(let reason): fields["error"] = .string(reason)
+        case .missing: fields["error"] = .string("no task with id '\(id)'")
+        case .unchanged(let status): fields["error"] = .string("a \(status.rawValue) task cannot be changed this way")
         }
+        return .object(fields)
     }
 
     /// `POST /api/tasks/retry` with a filter `{"status": "FAILED", "type": "div", "since": "1h"}`

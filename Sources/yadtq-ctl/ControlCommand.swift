@@ -73,13 +73,13 @@ private struct ChangeReport {
 
     init(id: String, change: TaskStore.OperatorChange, allowed: String) {
         switch change {
-        case .cancelled(let from): self.init(.cancelled, true, "\(from.rawValue) -> CANCELLED")
+        case .cancelled(let from): self.init(change.status, true, "\(from.rawValue) -> CANCELLED")
         case .cancelRequested:
-            self.init(.processing, true, "PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
-        case .requeued: self.init(.queued, true, "-> QUEUED, published again")
-        case .publishFailed(let reason): self.init(.failed, false, "queued again, but \(reason); it is FAILED again")
-        case .missing: self.init(nil, false, unknownTask(id))
-        case .unchanged(let status): self.init(status, false, "\(status.rawValue), unchanged (\(allowed))")
+            self.init(change.status, true, "PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
+        case .requeued: self.init(change.status, true, "-> QUEUED, published again")
+        case .publishFailed(let reason): self.init(change.status, false, "queued again, but \(reason); it is FAILED again")
+        case .missing: self.init(change.status, false, unknownTask(id))
+        case .unchanged(let status): self.init(change.status, false, "\(status.rawValue), unchanged (\(allowed))")
         }
     }
 

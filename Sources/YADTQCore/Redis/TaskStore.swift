@@ -438,6 +438,19 @@ public final class TaskStore: Sendable {
         /// Left alone: the task is in this status, which does not allow the change.
         case unchanged(TaskStatus)
 
+        /// The task's status after the change (`nil`: no such task), as `yadtq-ctl` and the web
+        /// API both report it.
+        public var status: TaskStatus? {
+            switch self {
+            case .cancelled: .cancelled
+            case .cancelRequested: .processing
+            case .requeued: .queued
+            case .publishFailed: .failed
+            case .missing: nil
+            case .unchanged(let status): status
+            }
+        }
+
         init(reply: RedisReply) {
             switch reply.text {
             case "cancelled": self = .cancelled(from: .queued)
