@@ -74,7 +74,16 @@ extension TaskStore {
 
         """
 
-    /// What one monitor refresh reads, in one round trip.
+    /// Every heartbeat (worker name -> JSON text), Redis's clock when it read them, and every
+    /// stored verdict (worker name -> verdict): two round trips, as the clock must come from the
+    /// node that holds the heartbeats, which on a cluster need not hold the verdicts.
+    func heartbeatsAndVerdicts() throws -> (heartbeats: [String: String], redisNow: Int64, verdicts: [String: String]) {
+        let heartbeats = try timedHeartbeats()
+        let verdicts = try client.execute(RedisCommand("HGETALL", keys.verdicts), or: Self.fleetAccess)
+        return (Self.fieldPairs(of: heartbeats.values), heartbeats.redisNow, Self.fieldPairs(of: verdicts.elements))
+    }
+
+    /// What one monitor refresh reads.
     struct FleetReads {
         /// Worker name -> heartbeat JSON text.
         var heartbeats: [String: String]
@@ -87,12 +96,9 @@ extension TaskStore {
     }
 
     func fleetReads(finishedIn seconds: [Int64]) throws -> FleetReads {
-        let heartbeats = try timedHeartbeats()
-        let verdicts = try client.execute(RedisCommand("HGETALL", keys.verdicts), or: Self.fleetAccess)
+        let fleet = try heartbeatsAndVerdicts()
         let finished = try finishedPerSecond(seconds).reduce(0) { $0 + $1.succeeded + $1.failed }
-        return FleetReads(
-            heartbeats: Self.fieldPairs(of: heartbeats.values), redisNow: heartbeats.redisNow,
-            verdicts: Self.fieldPairs(of: verdicts.elements), finished: finished)
+        return FleetReads(heartbeats: fleet.heartbeats, redisNow: fleet.redisNow, verdicts: fleet.verdicts, finished: finished)
     }
 
     /// Counts the PROCESSING tasks (at most `scanLimit` per shard) whose attempt no running
@@ -176,5 +182,5 @@ extension TaskStore {
         return pairs
     }
 
-    private static let fleetAccess = "A monitor read or write"
+    private static let fleetAccess = "Reading or writing the fleet's heartbeats and verdicts"
 }

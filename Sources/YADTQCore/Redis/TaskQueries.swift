@@ -343,13 +343,11 @@ extension TaskStore {
 
     /// Every worker that ever wrote a heartbeat or was judged by the monitor, by name.
     public func workerHeartbeats() throws -> [WorkerHeartbeat] {
-        let read = try timedHeartbeats()
-        let heartbeats = Self.fieldPairs(of: read.values)
-        let verdicts = Self.fieldPairs(of: try client.execute(RedisCommand("HGETALL", keys.verdicts), or: "Reading the verdicts").elements)
-        return Set(heartbeats.keys).union(verdicts.keys).sorted().map { name in
+        let fleet = try heartbeatsAndVerdicts()
+        return Set(fleet.heartbeats.keys).union(fleet.verdicts.keys).sorted().map { name in
             WorkerHeartbeat(
-                name: name, heartbeat: heartbeats[name].flatMap { try? JSONValue(parsing: $0) },
-                verdict: verdicts[name], redisNow: read.redisNow)
+                name: name, heartbeat: fleet.heartbeats[name].flatMap { try? JSONValue(parsing: $0) },
+                verdict: fleet.verdicts[name], redisNow: fleet.redisNow)
         }
     }
 
