@@ -31,6 +31,8 @@ struct PluginRegistryTests {
         ("half.lua", "return {run = print, max_attempts = 2.5}", nil, "'max_attempts' must be an integer from 1 to 100, not 2.5"),
         ("word.lua", "return {run = print, max_attempts = 'three'}", nil, "'max_attempts' must be an integer, not string"),
         ("desc.lua", "return {run = print, description = 42}", nil, "'description' must be a string, not number"),
+        ("long.lua", "return {run = print, description = string.rep('x', 4097)}", nil, "'description' is 4097 bytes, more than the 4096 allowed"),
+        ("wide.lua", "return {run = print, args = string.rep('x', 5000)}", nil, "'args' is 5000 bytes, more than the 4096 allowed"),
         ("spin.lua", "while true do end", nil, "timeout after 1s"),
         ("handler.lua", "xpcall(function() while true do end end, function() while true do end end)", nil, "its top level did not finish: timeout after 1s"),
         ("hoard.lua", "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 65536) .. i end", nil, "memory limit (64 MiB) exceeded"),
@@ -47,6 +49,13 @@ struct PluginRegistryTests {
         #expect(failure.isPermanent)
         #expect(failure.message.contains("plugin \(file) does not load: \(error)"), "\(failure.message)")
         #expect(folder.run("ok").value == .string("ok"))
+    }
+
+    @Test func metadataTextsUpToTheirCapLoad() throws {
+        let folder = try PluginFolder(["edge.lua": "return {run = print, description = string.rep('d', 4096), args = string.rep('a', 4096)}"])
+        let info = try #require(folder.registry.info(for: "edge"))
+        #expect(info.loadError == nil)
+        #expect(info.description?.utf8.count == 4096 && info.args?.utf8.count == 4096)
     }
 
     @Test func hotReload() throws {

@@ -15,6 +15,11 @@ struct LuaError: Error {
 
 /// The values a plugin declares besides its `run` function.
 struct PluginMetadata {
+    /// The longest `description` or `args` a plugin may declare, in bytes: both go into each
+    /// worker's plugin list in Redis (written again every 10 s), onto the web page and into
+    /// `yadtq-worker --check`'s table, so a plugin must not make them megabytes.
+    static let maximumTextBytes = 4096
+
     var description: String?
     var timeoutSeconds: Double?
     var maxAttempts: Int?
@@ -136,6 +141,15 @@ final class LuaState {
         limited(chunk, timeout: timeout, call: { yadtq_describe(state, chunk) }) {
             func string(_ index: Int32) -> String? {
                 lua_type(state, index) == LUA_TSTRING ? LuaValueReader.string(state, at: index) : nil
+            }
+            for (index, field) in [(Int32(-7), "description"), (-4, "args")] where lua_type(state, index) == LUA_TSTRING {
+                let length = lua_rawlen(state, index)
+                guard length <= PluginMetadata.maximumTextBytes else {
+                    return .failure(
+                        LuaError(
+                            message: "'\(field)' is \(length) bytes, more than the \(PluginMetadata.maximumTextBytes) allowed: "
+                                + "shorten it (it is shown in every worker's plugin list and on the web page)"))
+                }
             }
             let timeout = lua_type(state, -6) == LUA_TNUMBER ? lua_tonumberx(state, -6, nil) : nil
             var maxAttempts: Int? = nil
