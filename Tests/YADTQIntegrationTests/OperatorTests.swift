@@ -239,7 +239,7 @@ struct OperatorTests {
         #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 2])
 
         let beat = try #require(try store.workerHeartbeats().first { $0.name == "w1" }?.heartbeat)
-        let port = try #require(beat["metrics_port"]?.intValue, "no metrics_port in \(beat)")
+        let port = try #require(beat.metricsPort, "no metrics_port in \(beat)")
         let metrics = try ObservabilityTests.samples(try ObservabilityTests.curl("http://127.0.0.1:\(port)/metrics"))
         for type in ["spin", "nap"] {
             #expect(ObservabilityTests.value(metrics, "yadtq_worker_tasks_total", ["type": type, "outcome": "cancelled"]) == 1)
