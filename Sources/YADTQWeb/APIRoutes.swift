@@ -75,23 +75,7 @@ struct APIRoutes {
         case .missing: throw WebError(status: .notFound, message: "no task with id '\(id)'")
         case .unchanged: status = .conflict
         }
-        return WebResponse.json(entry(id: id, change: change), status: status)
-    }
-
-    /// One task's change: `id`, its `status` now, and `change` or, when nothing changed, `error`.
-    static func entry(id: String, change: TaskStore.OperatorChange) -> JSONValue {
-        var fields: [String: JSONValue] = ["id": .string(id), "status": change.status.map { .string($0.rawValue) } ?? .null]
-        switch change {
-        case .cancelled(let from):
-            fields["change"] = "cancelled"
-            fields["from"] = .string(from.rawValue)
-        case .cancelRequested: fields["change"] = "cancel_requested"
-        case .requeued: fields["change"] = "requeued"
-        case .publishFailed(let reason): fields["error"] = .string(reason)
-        case .missing: fields["error"] = .string("no task with id '\(id)'")
-        case .unchanged(let status): fields["error"] = .string("a \(status.rawValue) task cannot be changed this way")
-        }
-        return .object(fields)
+        return WebResponse.json(change.json(id: id), status: status)
     }
 
     /// `POST /api/tasks/retry` with a filter `{"status": "FAILED", "type": "div", "since": "1h"}`
@@ -115,7 +99,7 @@ struct APIRoutes {
         let requeued = bulk.changes.filter { $0 == .requeued }.count
         return WebResponse.json([
             "matched": .int(Int64(bulk.ids.count)), "requeued": .int(Int64(requeued)), "more": .bool(bulk.more),
-            "tasks": .array(zip(bulk.ids, bulk.changes).map { Self.entry(id: $0, change: $1) }),
+            "tasks": .array(zip(bulk.ids, bulk.changes).map { $1.json(id: $0) }),
         ])
     }
 

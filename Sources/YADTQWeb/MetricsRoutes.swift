@@ -54,12 +54,12 @@ final class LagSource: @unchecked Sendable {
 
     /// The total lag read over the last minutes, oldest first.
     func history() async -> LagHistory {
-        (try? await WebBackend.perform(on: queue) { [self] in samples }) ?? LagHistory()
+        (try? await queue.perform { [self] in samples }) ?? LagHistory()
     }
 
     /// The lag per partition, or `nil` (logged) when the broker cannot tell.
     func read() async -> [PartitionLag]? {
-        try? await WebBackend.perform(on: queue) { [self] in
+        try? await queue.perform { [self] in
             do {
                 if reader == nil { reader = try KafkaLagReader(settings: settings, timeout: .seconds(2)) }
                 let lag = try reader!.lag(topic: topic)

@@ -134,7 +134,7 @@ public struct WorkerView: Sendable {
 
     public init(_ entry: TaskStore.WorkerHeartbeat, now: Int64) {
         self.init(
-            name: entry.name, document: entry.heartbeat, storedVerdict: entry.verdict, now: now, redisNow: entry.redisNow)
+            name: entry.name, document: entry.document, storedVerdict: entry.verdict, now: now, redisNow: entry.redisNow)
     }
 
     /// - Parameters:
@@ -145,7 +145,7 @@ public struct WorkerView: Sendable {
     public init(name: String, document: JSONValue?, storedVerdict: String?, now: Int64, redisNow: Int64? = nil) {
         self.name = name
         self.document = document
-        let heartbeat = document.flatMap { try? Heartbeat(parsing: $0.jsonString) }
+        let heartbeat = document.flatMap { try? Heartbeat(document: $0) }
         self.heartbeat = heartbeat
         let clock = heartbeat?.clock(at: now, redisNow: redisNow) ?? now
         self.clock = clock

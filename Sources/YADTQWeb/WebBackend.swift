@@ -38,7 +38,7 @@ final class WebBackend: Sendable {
     func plugins() async -> PluginCatalog {
         let registry = self.registry
         // Refreshing only stats unchanged files; a changed file runs its top level in Lua.
-        let catalog = try? await Self.perform(on: pluginQueue) {
+        let catalog = try? await pluginQueue.perform {
             registry.refresh()
             return PluginCatalog(plugins: registry.plugins, scanError: registry.scanError)
         }
@@ -51,7 +51,7 @@ final class WebBackend: Sendable {
     func publish(_ declarations: [TaskDeclaration]) async throws -> [PublishedTask] {
         let publisher = self.publisher
         let declarations = TaskID.named(declarations)
-        return try await Self.perform(on: publisher.queue) {
+        return try await publisher.queue.perform {
             do {
                 return try publisher.connected().publish(declarations)
             } catch let error as TaskPublisher.TooLarge {
@@ -70,27 +70,18 @@ final class WebBackend: Sendable {
     /// Queues a FAILED or CANCELLED task again and publishes it (see ``TaskPublisher/retry(_:)``).
     func retry(_ id: String) async throws -> TaskStore.OperatorChange {
         let publisher = self.publisher
-        return try await Self.perform(on: publisher.queue) { try publisher.connected().retry([id])[0] }
+        return try await publisher.queue.perform { try publisher.connected().retry([id])[0] }
     }
 
     /// Queues again and publishes every kept task `filter` takes, at most `limit` (see
     /// ``TaskPublisher/retry(matching:limit:)``).
     func retry(matching filter: RetryFilter, limit: Int) async throws -> TaskPublisher.BulkRetry {
         let publisher = self.publisher
-        return try await Self.perform(on: publisher.queue) { try publisher.connected().retry(matching: filter, limit: limit) }
+        return try await publisher.queue.perform { try publisher.connected().retry(matching: filter, limit: limit) }
     }
 
     /// The most tasks one bulk retry request takes; the answer says when more match (send it again).
     static let bulkRetryLimit = 10_000
-
-    /// Runs blocking work on `queue` and resumes the calling task with its result.
-    static func perform<T: Sendable>(
-        on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> T
-    ) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
-        }
-    }
 }
 
 /// The plugin folder's task types, as the submit form and the validation see them.

@@ -51,7 +51,7 @@ public struct WebServer: Sendable {
     public func run() async throws {
         // Made off Swift's cooperative pool: its plugin registry reads the folder and runs each
         // plugin's top level in Lua (up to its load time limit per file).
-        let backend = try await WebBackend.perform(on: DispatchQueue(label: "yadtq.web.start")) { [configuration, logger] in
+        let backend = try await DispatchQueue(label: "yadtq.web.start").perform { [configuration, logger] in
             WebBackend(configuration: configuration, logger: logger)
         }
         let router = Router(context: WebRequestContext.self)

@@ -16,8 +16,8 @@ enum Waiting {
         var last = "no heartbeat yet"
         while clock.now < deadline {
             let live = try store.workerHeartbeats().compactMap { worker -> [Int32]? in
-                guard let heartbeat = worker.heartbeat, heartbeat["state"]?.stringValue != "stopped" else { return nil }
-                return heartbeat["partitions"]?.arrayValue?.compactMap { $0.intValue.map { Int32($0) } } ?? []
+                guard let heartbeat = worker.heartbeat, heartbeat.state != .stopped else { return nil }
+                return heartbeat.partitions
             }
             let held = live.flatMap { $0 }
             let complete = live.count >= workers && held.count == partitions

@@ -13,7 +13,7 @@ struct ControlCommand: ParsableCommand {
             task as one JSON object per line with the fields id, status, type, args, result, error, errors, attempts, \
             max_attempts, worker, queued_at, started_at, finished_at (times in milliseconds \
             since the epoch); cancel, retry and purge give what they did to each task as one JSON object per line \
-            with the fields id, status, changed, result.
+            with the fields id, status, changed, change (and from) or error, result.
             """,
         subcommands: [Status.self, List.self, Stats.self, Cancel.self, Retry.self, Purge.self])
 }
@@ -63,42 +63,43 @@ private func complain(_ text: String) {
     FileHandle.standardError.write(Data("yadtq-ctl: \(text)\n".utf8))
 }
 
-/// What an operator's change did to one task: its status now (`nil`: no such task), whether
-/// it changed as asked, and the words the text output says it with.
+/// What an operator's change did to one task, and the words the text output says it with.
 private struct ChangeReport {
+    /// The task's entry as ``TaskStore/OperatorChange/json(id:)`` gives it.
+    var entry: JSONValue
     var status: TaskStatus?
     var changed: Bool
     /// After `<id>: ` on the line, but for an unknown id, whose line it is whole.
     var words: String
 
-    init(id: String, change: TaskStore.OperatorChange, allowed: String) {
+    init(id: String, shown: String, change: TaskStore.OperatorChange, allowed: String) {
+        entry = change.json(id: id)
+        status = change.status
+        changed = change.changed
         switch change {
-        case .cancelled(let from): self.init(change.status, true, "\(from.rawValue) -> CANCELLED")
+        case .cancelled(let from): words = "\(from.rawValue) -> CANCELLED"
         case .cancelRequested:
-            self.init(change.status, true, "PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)")
-        case .requeued: self.init(change.status, true, "-> QUEUED, published again")
-        case .publishFailed(let reason): self.init(change.status, false, "queued again, but \(reason); it is FAILED again")
-        case .missing: self.init(change.status, false, unknownTask(id))
-        case .unchanged(let status): self.init(change.status, false, "\(status.rawValue), unchanged (\(allowed))")
+            words = "PROCESSING, cancel requested (its attempt is stopped within a second and ends CANCELLED)"
+        case .requeued: words = "-> QUEUED, published again"
+        case .publishFailed(let reason): words = "queued again, but \(reason); it is FAILED again"
+        case .missing: words = unknownTask(shown)
+        case .unchanged(let status): words = "\(status.rawValue), unchanged (\(allowed))"
         }
     }
 
     /// A task deleted by `purge`.
-    static func deleted(_ status: TaskStatus) -> ChangeReport { ChangeReport(status, true, "deleted") }
-
-    private init(_ status: TaskStatus?, _ changed: Bool, _ words: String) {
+    init(deleted id: String, status: TaskStatus) {
+        entry = TaskStore.OperatorChange.deletedJSON(id: id, status: status)
         self.status = status
-        self.changed = changed
-        self.words = words
+        changed = true
+        words = "deleted"
     }
 
-    /// The `--json` line: `id`, `status` (after a purge: the status it had), `changed`, and
-    /// `result`, the text output's words.
-    func json(id: String) -> String {
-        JSONValue.object([
-            "id": .string(id), "status": status.map { .string($0.rawValue) } ?? .null, "changed": .bool(changed),
-            "result": .string(words),
-        ]).jsonString
+    /// The `--json` line: the entry, and `result`, the text output's words.
+    var json: String {
+        var fields = entry.objectValue ?? [:]
+        fields["result"] = .string(words)
+        return JSONValue.object(fields).jsonString
     }
 }
 
@@ -110,10 +111,10 @@ private func report(_ ids: [String], _ changes: [TaskStore.OperatorChange], allo
     var output = OutputBuffer()
     for (id, change) in zip(ids, changes) {
         let shown = json ? id : TerminalText.escaped(id)
-        let report = ChangeReport(id: shown, change: change, allowed: allowed)
+        let report = ChangeReport(id: id, shown: shown, change: change, allowed: allowed)
         allChanged = allChanged && report.changed
         if json {
-            output.write(report.json(id: id))
+            output.write(report.json)
         } else if report.changed {
             output.write("\(shown): \(report.words)")
         } else {
@@ -276,7 +277,7 @@ extension ControlCommand {
 
         @OptionGroup var tasks: TaskIDs
 
-        @Flag(help: "One JSON object per task and line: id, status, changed, result.")
+        @Flag(help: "One JSON object per task and line: id, status, changed, change (and from) or error, result.")
         var json = false
 
         @OptionGroup var global: GlobalOptions
@@ -320,7 +321,7 @@ extension ControlCommand {
         @Option(help: "The topic for a task whose record names none (env YADTQ_TOPIC); the others go back to their own.")
         var topic: String?
 
-        @Flag(help: "One JSON object per task and line: id, status, changed, result.")
+        @Flag(help: "One JSON object per task and line: id, status, changed, change (and from) or error, result.")
         var json = false
 
         @OptionGroup var global: GlobalOptions
@@ -388,7 +389,7 @@ extension ControlCommand {
         @Flag(help: "Do not ask for confirmation.")
         var yes = false
 
-        @Flag(help: "One JSON object per deleted task and line: id, status, changed, result; nothing else.")
+        @Flag(help: "One JSON object per deleted task and line: id, status, changed, change, result; nothing else.")
         var json = false
 
         @OptionGroup var global: GlobalOptions
@@ -423,7 +424,7 @@ extension ControlCommand {
                 let deleted = try store.purge(status: status, type: type, finishedBy: cutoff)
                 guard json else { return print("deleted \(deleted.count) \(status.rawValue) tasks") }
                 var output = OutputBuffer()
-                for id in deleted { output.write(ChangeReport.deleted(status).json(id: id)) }
+                for id in deleted { output.write(ChangeReport(deleted: id, status: status).json) }
                 output.flush()
             }
         }

@@ -23,7 +23,7 @@ struct MonitorCommand: ParsableCommand {
             A worker whose last heartbeat is older than this is DEAD; one that beats less often \
             is DEAD after twice its own heartbeat interval.
             """)
-    var deadAfter: Duration = .seconds(10)
+    var deadAfter = LivenessRules().deadAfter
 
     @Option(
         help: """
@@ -33,7 +33,7 @@ struct MonitorCommand: ParsableCommand {
     var stuckAfter: Duration?
 
     @Option(help: "A worker silent (or stopped) for longer than this is dropped from the listing and from Redis.")
-    var forgetAfter: Duration = .seconds(3600)
+    var forgetAfter = LivenessRules().forgetAfter
 
     @Option(help: "The topic whose end marker ends the monitor and whose lag it shows (env YADTQ_TOPIC).")
     var topic: String?

@@ -25,29 +25,32 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Load every plugin, print a table of them and exit: 1 if any fails to load.")
     var check = false
 
+    /// The core's defaults, which the flags below take theirs from.
+    private static let defaults = WorkerOptions(name: "", topic: "")
+
     @Option(help: "Tasks to run at once, each in its own Lua state.")
-    var concurrency = 1
+    var concurrency = defaults.concurrency
 
     @Option(help: "Plugin folder: one <type>.lua per task type (env YADTQ_PLUGINS).")
     var plugins: String?
 
     @Option(help: "Time limit of one task unless its plugin declares a lower one, e.g. 30s.")
-    var timeout: Duration = .seconds(30)
+    var timeout = defaults.limits.timeout
 
     @Option(help: "Memory limit of each Lua state in MiB.")
-    var memoryLimit = 64
+    var memoryLimit = defaults.limits.memoryBytes / (1024 * 1024)
 
     @Option(help: "How often the worker writes its heartbeat, e.g. 5s.")
-    var heartbeatInterval: Duration = .seconds(5)
+    var heartbeatInterval = defaults.heartbeatInterval
 
     @Option(help: "Messages taken from Kafka per batch.")
-    var batchSize = 1000
+    var batchSize = defaults.batchSize
 
     @Option(help: "Wait before a failed task's second attempt, doubled for each later one, e.g. 100ms.")
-    var retryDelay: Duration = .milliseconds(100)
+    var retryDelay = defaults.retry.baseDelay
 
     @Option(help: "The longest wait between two attempts of a task, e.g. 2s.")
-    var retryMaxDelay: Duration = .seconds(2)
+    var retryMaxDelay = defaults.retry.maxDelay
 
     @Option(help: "How long a SUCCESS task stays in Redis, e.g. 24h (env YADTQ_KEEP_SUCCEEDED; default 24h).")
     var keepSucceeded: Duration?
@@ -62,7 +65,7 @@ struct WorkerCommand: ParsableCommand {
     var metricsHost = "127.0.0.1"
 
     @Option(help: "How long Redis may stay unreachable before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s. A Redis that refuses every worker alike (full, say) is waited out with the partitions kept.")
-    var redisOutageLimit: Duration = .seconds(10)
+    var redisOutageLimit = defaults.redisOutageLimit
 
     @Flag(help: "The failure-prone consumer: exit abruptly after a random 3rd to 5th task.")
     var chaos = false

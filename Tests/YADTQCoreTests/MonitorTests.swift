@@ -123,6 +123,15 @@ struct MonitorHeartbeatTests {
                 "pid", "host", "started_at", "time_limit_ms", "interval_ms",
             ])
         #expect(try Heartbeat(parsing: original.json.jsonString) == original)
+        #expect(try Heartbeat(document: original.json) == original)
+    }
+
+    @Test("a worker's entry as read from Redis gives its heartbeat, or none when the document is not one")
+    func workerEntry() {
+        let original = beat()
+        #expect(TaskStore.WorkerHeartbeat(name: "w", document: original.json).heartbeat == original)
+        #expect(TaskStore.WorkerHeartbeat(name: "w", document: ["state": "idle"]).heartbeat == nil)
+        #expect(TaskStore.WorkerHeartbeat(name: "w", document: nil).heartbeat == nil)
     }
 
     @Test("an idle worker stores null for its task, and a document without the optional fields still decodes")

@@ -9,7 +9,7 @@ struct PluginCoverageTests {
     static func beat(_ name: String, topic: String = "t", group: String = "workers", state: String = "busy", age: Int64 = 1_000)
         -> TaskStore.WorkerHeartbeat
     {
-        .init(name: name, heartbeat: ["topic": .string(topic), "group": .string(group), "state": .string(state), "last_heartbeat": .int(now - age)])
+        .init(name: name, document: ["topic": .string(topic), "group": .string(group), "state": .string(state), "last_heartbeat": .int(now - age)])
     }
 
     static func plugins(_ types: String...) -> [PluginInfo] { types.map { PluginInfo(type: $0, file: "\($0).lua") } }

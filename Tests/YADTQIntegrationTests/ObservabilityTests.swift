@@ -115,7 +115,7 @@ struct ObservabilityTests {
         #expect(web.filter { $0.name == "yadtq_consumer_lag" }.count == 4)
 
         let beat = try #require(try stack.store.workerHeartbeats().first { $0.name == "wm" }?.heartbeat)
-        let port = try #require(beat["metrics_port"]?.intValue, "no metrics_port in \(beat)")
+        let port = try #require(beat.metricsPort, "no metrics_port in \(beat)")
         let own = try Self.samples(try Self.curl("http://127.0.0.1:\(port)/metrics"))
         #expect(Self.value(own, "yadtq_worker_tasks_total", ["type": "add", "outcome": "success"]) == 20)
         #expect(Self.value(own, "yadtq_worker_tasks_total", ["type": "div", "outcome": "retry"]) == 3)

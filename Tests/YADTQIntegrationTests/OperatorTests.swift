@@ -63,10 +63,16 @@ struct OperatorTests {
         #expect(cancel.status == 1, "an unknown id still fails the command")
         #expect(cancel.stderr.isEmpty, "\(cancel.stderr)")
         #expect(try objects(cancel) == [
-            ["id": "j1", "status": "CANCELLED", "changed": true, "result": "QUEUED -> CANCELLED"],
-            ["id": "j2", "status": "CANCELLED", "changed": true, "result": "QUEUED -> CANCELLED"],
             [
-                "id": "nope", "status": .null, "changed": false,
+                "id": "j1", "status": "CANCELLED", "changed": true, "change": "cancelled", "from": "QUEUED",
+                "result": "QUEUED -> CANCELLED",
+            ],
+            [
+                "id": "j2", "status": "CANCELLED", "changed": true, "change": "cancelled", "from": "QUEUED",
+                "result": "QUEUED -> CANCELLED",
+            ],
+            [
+                "id": "nope", "status": .null, "changed": false, "error": "no task with id 'nope'",
                 "result": "no task with id 'nope' (never queued, or expired after its retention)",
             ],
         ])
@@ -75,9 +81,12 @@ struct OperatorTests {
         #expect(retry.status == 1, "j3 is QUEUED: not retried")
         #expect(retry.stderr.isEmpty, "\(retry.stderr)")
         #expect(try objects(retry) == [
-            ["id": "j1", "status": "QUEUED", "changed": true, "result": "-> QUEUED, published again"],
             [
-                "id": "j3", "status": "QUEUED", "changed": false,
+                "id": "j1", "status": "QUEUED", "changed": true, "change": "requeued",
+                "result": "-> QUEUED, published again",
+            ],
+            [
+                "id": "j3", "status": "QUEUED", "changed": false, "error": "a QUEUED task cannot be changed this way",
                 "result": "QUEUED, unchanged (only FAILED or CANCELLED tasks can be retried)",
             ],
         ])
@@ -86,7 +95,7 @@ struct OperatorTests {
 
         let purge = try stack.ctl(["purge", "--status", "cancelled", "--yes", "--json"])
         #expect(purge.status == 0, "\(purge.stderr)")
-        #expect(try objects(purge) == [["id": "j2", "status": "CANCELLED", "changed": true, "result": "deleted"]])
+        #expect(try objects(purge) == [["id": "j2", "status": "CANCELLED", "changed": true, "change": "deleted", "result": "deleted"]])
         #expect(try stack.store.record(id: "j2") == nil)
         #expect(try stack.ctl(["purge", "--status", "cancelled", "--yes", "--json"]).stdout.isEmpty)
         #expect(try stack.ctl(["purge", "--status", "cancelled", "--yes"]).stdout == "deleted 0 CANCELLED tasks\n")
@@ -239,7 +248,7 @@ struct OperatorTests {
         #expect(try store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 1, .failed: 0, .cancelled: 2])
 
         let beat = try #require(try store.workerHeartbeats().first { $0.name == "w1" }?.heartbeat)
-        let port = try #require(beat["metrics_port"]?.intValue, "no metrics_port in \(beat)")
+        let port = try #require(beat.metricsPort, "no metrics_port in \(beat)")
         let metrics = try ObservabilityTests.samples(try ObservabilityTests.curl("http://127.0.0.1:\(port)/metrics"))
         for type in ["spin", "nap"] {
             #expect(ObservabilityTests.value(metrics, "yadtq_worker_tasks_total", ["type": type, "outcome": "cancelled"]) == 1)

@@ -164,7 +164,7 @@ struct PipelineTests {
         repeat {
             Thread.sleep(forTimeInterval: 0.2)
             for worker in try store.workerHeartbeats() {
-                held[worker.name] = worker.heartbeat?["partitions"]?.arrayValue?.count ?? 0
+                held[worker.name] = worker.heartbeat?.partitions.count ?? 0
             }
         } while !(held["victim", default: 0] > 0 && held["survivor", default: 0] > 0) && ContinuousClock.now < assigned
         #expect(held["victim", default: 0] > 0 && held["survivor", default: 0] > 0, "\(held)")

@@ -76,7 +76,7 @@ struct ProducerTests {
         ])
         let given = TypeWarnings(
             store: store, topic: stack.topic, group: stack.settings.group,
-            heartbeats: [TaskStore.WorkerHeartbeat(name: "wgiven", heartbeat: beat)])
+            heartbeats: [TaskStore.WorkerHeartbeat(name: "wgiven", document: beat)])
         let told = given.warnings(for: ["add", "ad"])
         #expect(told.count == 1 && told[0].contains("task type 'ad' has no plugin on the running workers of topic \(stack.topic) (wgiven)"), "\(told)")
         // Without them the fleet is read from Redis, where no worker runs: nothing is known.

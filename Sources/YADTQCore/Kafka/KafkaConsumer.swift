@@ -103,10 +103,7 @@ public final class KafkaConsumer {
     public var assignedPartitions: [Int32] { rebalance.assigned.sorted() }
 
     public func subscribe() throws {
-        let list = rd_kafka_topic_partition_list_new(1)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        rd_kafka_topic_partition_list_add(list, topic, -1)
-        let error = rd_kafka_subscribe(client.handle, list)
+        let error = RDKafkaTopicPartitionList.subscription(to: topic).withPointer { rd_kafka_subscribe(client.handle, $0) }
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaFailure.error(error, "cannot subscribe to topic \(topic)")
         }
@@ -145,12 +142,9 @@ public final class KafkaConsumer {
     /// Commits the next offsets to read, per partition (`offset` = last done + 1).
     public func commit(_ offsets: [Int32: Int64], synchronous: Bool) throws {
         guard !offsets.isEmpty else { return }
-        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (partition, offset) in offsets {
-            rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
+        let error = RDKafkaTopicPartitionList(topic: topic, offsets: offsets).withPointer {
+            rd_kafka_commit(client.handle, $0, synchronous ? 0 : 1)
         }
-        let error = rd_kafka_commit(client.handle, list, synchronous ? 0 : 1)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != RD_KAFKA_RESP_ERR__NO_OFFSET {
             throw KafkaFailure.error(error, "cannot commit offsets on \(topic)")
         }
@@ -172,10 +166,9 @@ public final class KafkaConsumer {
 
     private func setPaused(_ partitions: [Int32], _ paused: Bool) {
         guard !partitions.isEmpty else { return }
-        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
-        let error = paused ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
+        let error = RDKafkaTopicPartitionList(topic: topic, partitions: partitions).withPointer { list in
+            paused ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
+        }
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("\(KafkaFailure.error(error, paused ? "cannot pause partitions" : "cannot resume partitions"))")
         }
@@ -248,7 +241,7 @@ private final class RebalanceState: @unchecked Sendable {
     /// is not one: nothing was left to commit.
     func committed(_ error: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         guard let consumer else { return }
-        let elements = offsets.map(Self.elements(of:)) ?? []
+        let elements = offsets.map(RDKafkaTopicPartitionList.elements(of:)) ?? []
         func report(_ code: rd_kafka_resp_err_t, _ partitions: [Int32]) {
             let failure = KafkaFailure.error(code, "the broker did not take the commit of partitions \(partitions)")
             listener?.consumer(consumer, commitFailed: partitions, error: failure)
@@ -263,11 +256,7 @@ private final class RebalanceState: @unchecked Sendable {
         }
     }
 
-    private static func elements(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [rd_kafka_topic_partition_t] {
-        (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0] }
-    }
-
     private static func partitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [Int32] {
-        elements(of: list).map(\.partition)
+        RDKafkaTopicPartitionList.elements(of: list).map(\.partition)
     }
 }

@@ -85,15 +85,9 @@ public struct Heartbeat: Sendable, Equatable {
     /// a dead one ALIVE), and their tasks taken over while they run. Without both Redis
     /// times (an entry of an older worker) it is `localNow`: the hosts' clocks are trusted.
     public func clock(at localNow: Int64, redisNow: Int64?) -> Int64 {
-        Self.clock(lastHeartbeat: lastHeartbeat, receivedAt: receivedAt, redisNow: redisNow, localNow: localNow)
-    }
-
-    /// ``clock(at:redisNow:)`` of a heartbeat read as a JSON document.
-    public static func clock(lastHeartbeat: Int64, receivedAt: Int64?, redisNow: Int64?, localNow: Int64) -> Int64 {
         guard let receivedAt, let redisNow else { return localNow }
         return lastHeartbeat + max(0, redisNow - receivedAt)
     }
-
 
     /// The document as stored in Redis (DESIGN.md names these fields).
     public var json: JSONValue {
@@ -129,6 +123,11 @@ public struct Heartbeat: Sendable, Equatable {
         } catch {
             throw HeartbeatDecodingError(reason: "not JSON: \(error)")
         }
+        try self.init(document: document)
+    }
+
+    /// Decodes a stored heartbeat already read as JSON (see ``init(parsing:)``).
+    public init(document: JSONValue) throws(HeartbeatDecodingError) {
         guard document.objectValue != nil else { throw HeartbeatDecodingError(reason: "not a JSON object") }
         guard let lastHeartbeat = document["last_heartbeat"]?.intValue else {
             throw HeartbeatDecodingError(reason: "no integer last_heartbeat")

@@ -49,10 +49,9 @@ public struct TopicChoice: Sendable, Equatable {
     static func consumers(group: String, workers: [TaskStore.WorkerHeartbeat], now: Int64) -> [String: [String]] {
         var consumers: [String: [String]] = [:]
         for worker in workers {
-            guard let beat = worker.heartbeat, let topic = beat["topic"]?.stringValue,
-                beat["state"]?.stringValue != WorkerState.stopped.rawValue,
-                let last = beat["last_heartbeat"]?.intValue, worker.clock(at: now) - last <= liveWithin,
-                (beat["group"]?.stringValue ?? group) == group
+            guard let beat = worker.heartbeat, let topic = beat.topic, beat.state != .stopped,
+                beat.clock(at: now, redisNow: worker.redisNow) - beat.lastHeartbeat <= liveWithin,
+                (beat.group ?? group) == group
             else { continue }
             consumers[topic, default: []].append(worker.name)
         }

@@ -316,28 +316,27 @@ extension TaskStore {
     /// One worker as its heartbeat and the monitor describe it.
     public struct WorkerHeartbeat: Sendable {
         public var name: String
-        /// The heartbeat document the worker wrote (`last_heartbeat`, `state`, `current_task`, ...),
-        /// or `nil` when it is not valid JSON.
-        public var heartbeat: JSONValue?
+        /// The heartbeat document as the worker wrote it, or `nil` when it is not valid JSON.
+        public var document: JSONValue?
         /// The monitor's verdict (`ALIVE`, `DEAD`, `STUCK`), when a monitor has judged the worker.
         public var verdict: String?
         /// Redis's clock when it read the heartbeat (see ``Heartbeat/clock(at:redisNow:)``).
         public var redisNow: Int64?
 
-        public init(name: String, heartbeat: JSONValue?, verdict: String? = nil, redisNow: Int64? = nil) {
+        public init(name: String, document: JSONValue?, verdict: String? = nil, redisNow: Int64? = nil) {
             self.name = name
-            self.heartbeat = heartbeat
+            self.document = document
             self.verdict = verdict
             self.redisNow = redisNow
         }
 
+        /// The worker's heartbeat, `nil` when ``document`` is not one.
+        public var heartbeat: Heartbeat? { document.flatMap { try? Heartbeat(document: $0) } }
+
         /// The time on this worker's clock for a reader at `localNow` (see
         /// ``Heartbeat/clock(at:redisNow:)``): what its heartbeat's times compare with.
         public func clock(at localNow: Int64) -> Int64 {
-            guard let heartbeat, let last = heartbeat["last_heartbeat"]?.intValue else { return localNow }
-            return Heartbeat.clock(
-                lastHeartbeat: last, receivedAt: heartbeat[Heartbeat.receivedAtField]?.intValue, redisNow: redisNow,
-                localNow: localNow)
+            heartbeat?.clock(at: localNow, redisNow: redisNow) ?? localNow
         }
     }
 
@@ -346,7 +345,7 @@ extension TaskStore {
         let fleet = try heartbeatsAndVerdicts()
         return Set(fleet.heartbeats.keys).union(fleet.verdicts.keys).sorted().map { name in
             WorkerHeartbeat(
-                name: name, heartbeat: fleet.heartbeats[name].flatMap { try? JSONValue(parsing: $0) },
+                name: name, document: fleet.heartbeats[name].flatMap { try? JSONValue(parsing: $0) },
                 verdict: fleet.verdicts[name], redisNow: fleet.redisNow)
         }
     }

@@ -592,8 +592,6 @@ public final class TaskStore: Sendable {
 
     /// Runs a blocking store call on the store's private queue, off the cooperative pool.
     public func run<T: Sendable>(_ body: @escaping @Sendable (TaskStore) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body(self) }) }
-        }
+        try await queue.perform { try body(self) }
     }
 }
