@@ -93,12 +93,14 @@ struct IntegrationStack {
     }
 
     /// Runs `yadtq-run` with `input` (any bytes) on standard input, to completion.
-    func run(input: [UInt8], arguments: [String] = []) throws -> RunOutcome {
-        try runCommand("yadtq-run", arguments: ["--topic", topic] + arguments, input: input)
+    func run(input: [UInt8], arguments: [String] = [], closedOutput: Bool = false) throws -> RunOutcome {
+        try runCommand("yadtq-run", arguments: ["--topic", topic] + arguments, input: input, closedOutput: closedOutput)
     }
 
     /// Runs one of the built commands with `input` on standard input, to completion.
-    func runCommand(_ command: String, arguments: [String], input: [UInt8]) throws -> RunOutcome {
+    /// - Parameter closedOutput: standard output is a pipe whose reader is gone before the
+    ///   command starts (`| head -0`): every write to it fails. The outcome's `stdout` is then empty.
+    func runCommand(_ command: String, arguments: [String], input: [UInt8], closedOutput: Bool = false) throws -> RunOutcome {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -110,7 +112,13 @@ struct IntegrationStack {
         process.arguments = arguments
         process.environment = environment
         process.standardInput = try FileHandle(forReadingFrom: files[0])
-        process.standardOutput = try FileHandle(forWritingTo: files[1])
+        if closedOutput {
+            let pipe = Pipe()
+            try pipe.fileHandleForReading.close()
+            process.standardOutput = pipe
+        } else {
+            process.standardOutput = try FileHandle(forWritingTo: files[1])
+        }
         process.standardError = try FileHandle(forWritingTo: files[2])
         try process.run()
         process.waitUntilExit()

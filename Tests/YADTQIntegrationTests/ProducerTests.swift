@@ -127,6 +127,24 @@ struct ProducerTests {
         #expect(Set(partitions).count > 1, "every run began at the same partition: \(partitions)")
     }
 
+    @Test("standard output closed by its reader (`| head -1`): every task of every batch is still queued and published, and that is said once")
+    func closedStandardOutput() throws {
+        let stack = try IntegrationStack(label: "producer-sigpipe")
+        // Two batches: the first one's ids are written to the closed pipe before the second is published.
+        let count = 6001
+        let ids = (0..<count).map { "pipe-\($0)" }
+        let lines = ids.map { #"{"id": "\#($0)", "type": "add", "args": [1, 1]}"# + "\n" }.joined()
+        let run = try stack.run(input: Array(lines.utf8), closedOutput: true)
+        #expect(run.reason == .exit, "yadtq-run was killed by signal \(run.status)")
+        #expect(run.status == 0, "yadtq-run: \(run.stderr.suffix(500))")
+        let told = run.stderr.split(separator: "\n").filter { $0.contains("standard output is closed") }
+        #expect(told.count == 1, "\(run.stderr.suffix(500))")
+        #expect(try stack.store.statuses(of: ids).allSatisfy { $0 == .queued }, "every task QUEUED")
+        let published = try stack.readTopic(stack.topic, expecting: count + 1, timeout: .seconds(15))
+        #expect(Set(try published.map { try JSONValue(parsing: $0)["id"]?.stringValue ?? "" }) == Set(ids))
+        #expect(published.count == count, "each task published once")
+    }
+
     @Test("a batch Redis refuses (full) stops the run there: its tasks are written with their ids to publish again, and the error says where to go on")
     func refusedBatchStopsTheRun() throws {
         let stack = try IntegrationStack(label: "producer-full")
