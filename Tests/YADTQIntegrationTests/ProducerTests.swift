@@ -149,15 +149,7 @@ struct ProducerTests {
     func refusedBatchStopsTheRun() throws {
         let stack = try IntegrationStack(label: "producer-full")
         let run = try StreamedRun(stack)
-        run.send(["full-1", "full-2"])
-        #expect(run.reader.nextLine(timeout: .seconds(20)) == "full-1")
-        #expect(run.reader.nextLine(timeout: .seconds(20)) == "full-2")
-        // Redis is full from here on: it refuses every write that needs memory.
-        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
-        defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
-        run.send(["full-3"])
-        #expect(try run.end() == 1)
-        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"])
+        #expect(try run.publishThenFillRedis(["full-1", "full-2"], then: StreamedRun.taskLines(["full-3"]), stack: stack) == 1)
         let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
         #expect(stderr.contains("Redis is full"), "\(stderr)")
         #expect(stderr.contains("nothing from line 4 of standard input on was published"), "\(stderr)")
@@ -180,6 +172,24 @@ struct ProducerTests {
         #expect(again.stdout == "full-3\n")
         #expect(try stack.run(input: [], arguments: [file.path]).stdout.contains("full-3 (already exists, not published again)"))
         #expect(try stack.store.statuses(of: ["full-3"]) == [.queued])
+    }
+}
+
+extension ProducerTests {
+    @Test("an `end` whose marker cannot be published stops the run saying the tasks before it are published and how to publish the marker again")
+    func endNotPublished() throws {
+        let stack = try IntegrationStack(label: "producer-end")
+        let run = try StreamedRun(stack)
+        // The marker's record in Redis is refused.
+        #expect(try run.publishThenFillRedis(["end-1", "end-2"], then: "end\n", stack: stack) == 1)
+        let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
+        #expect(stderr.contains("Redis is full"), "\(stderr)")
+        #expect(stderr.contains("The run stopped at the `end` of line 3 of standard input: every task before it is published (2 tasks"), "\(stderr)")
+        #expect(stderr.contains("publish the end marker again: `echo end | yadtq-run --topic \(stack.topic)`"), "\(stderr)")
+        #expect(try stack.store.statuses(of: ["end-1", "end-2"]) == [.queued, .queued])
+        let again = try stack.runCommand("yadtq-run", arguments: ["--topic", stack.topic], input: Array("end\n".utf8))
+        #expect(again.status == 0, "the command the error gives publishes the marker: \(again.stderr)")
+        #expect(try stack.store.endOfStream(topic: stack.topic) != nil)
     }
 }
 
@@ -211,8 +221,24 @@ private struct StreamedRun {
 
     /// Writes one `add` task line per id.
     func send(_ ids: [String]) {
-        let lines = ids.map { #"{"id": "\#($0)", "type": "add", "args": [1, 1]}"# + "\n" }.joined()
+        input.fileHandleForWriting.write(Data(Self.taskLines(ids).utf8))
+    }
+
+    /// One `add` task line per id.
+    static func taskLines(_ ids: [String]) -> String {
+        ids.map { #"{"id": "\#($0)", "type": "add", "args": [1, 1]}"# + "\n" }.joined()
+    }
+
+    /// Publishes `ids` (and reads their ids back), then fills Redis (it refuses every write that
+    /// needs memory), writes `lines` and closes the input. Redis has room again on return.
+    /// - Returns: the exit status.
+    func publishThenFillRedis(_ ids: [String], then lines: String, stack: IntegrationStack) throws -> Int32 {
+        send(ids)
+        for id in ids { #expect(reader.nextLine(timeout: .seconds(20)) == id) }
+        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
+        defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
         input.fileHandleForWriting.write(Data(lines.utf8))
+        return try end()
     }
 
     /// Closes the input and returns the exit status (-1: still running after 20 s).

@@ -273,7 +273,7 @@ public final class TaskPublisher: @unchecked Sendable {
         if let reason = failures.values.first {
             throw YADTQError(
                 .kafka, "the end marker could not be published to \(failures.count) partitions of \(topic): \(reason)",
-                remedy: "Check the broker, then publish `end` again")
+                remedy: "Check the broker, then publish the marker again: echo end | yadtq-run --topic \(topic)")
         }
         return marker
     }
