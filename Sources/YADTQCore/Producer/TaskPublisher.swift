@@ -249,13 +249,20 @@ public final class TaskPublisher: @unchecked Sendable {
             var unpublished: [(id: String, reason: String)] = []
             for (slot, reason) in failures {
                 let index = outgoingIndexes[slot]
-                let text = "could not be published to \(taskTopic): \(reason)"
+                let text = Self.notPublished(id: messages[index].id, topic: taskTopic, reason: reason)
                 results[index].outcome = .failed(text)
                 unpublished.append((messages[index].id, text))
             }
             try store.failUnpublished(unpublished, at: currentEpochMilliseconds())
         }
         return results
+    }
+
+    /// The error of a task the broker did not take (librdkafka's `reason`), with what to do:
+    /// the task is FAILED, and nothing publishes it again unless an operator does.
+    public static func notPublished(id: String, topic: String, reason: String) -> String {
+        "could not be published to \(topic): \(reason). Check the broker (YADTQ_BROKERS), then publish it again: "
+            + "yadtq-ctl retry \(id)"
     }
 
     /// Publishes an end marker to every partition, after everything published before it.
