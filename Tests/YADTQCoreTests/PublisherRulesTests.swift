@@ -10,4 +10,19 @@ struct PublisherRulesTests {
         #expect(text.contains("Check the broker"), "\(text)")
         #expect(text.hasSuffix("yadtq-ctl retry task-7"), "\(text)")
     }
+
+    @Test("a dead-letter copy fits a lowered message.max.bytes (YADTQ_KAFKA_MESSAGE_MAX_BYTES)")
+    func deadLetterCopyUnderLoweredLimit() {
+        let message = TaskMessage(
+            id: "wide-1", type: "fail", args: [.string(String(repeating: "A", count: 200_000))], maxAttempts: 3, queuedAt: 1)
+        let lowered = MessageSizeLimit(kafkaOverrides: ["message.max.bytes": "100000"])
+        let key = Array(message.id.utf8)
+        let limit = DeadLetterCopy.valueLimit(keyBytes: key.count, messageLimit: lowered)
+        let value = DeadLetterCopy.value(
+            of: message, error: String(repeating: "E", count: 50_000), attempts: 3, worker: "w1", failedAt: 2, limit: limit)
+        #expect(lowered.refusal(keyBytes: key.count, valueBytes: value.count) == nil, "\(value.count) bytes")
+        #expect(
+            DeadLetterCopy.valueLimit(keyBytes: key.count, messageLimit: MessageSizeLimit(kafkaOverrides: [:]))
+                == DeadLetterCopy.maximumBytes, "the default limit keeps the 512 KiB cap")
+    }
 }

@@ -27,6 +27,8 @@ public final class KafkaProducer: @unchecked Sendable {
     private let ledger: DeliveryLedger
     private var topics: [String: OpaquePointer] = [:]
     let client: RDKafkaClient
+    /// The largest message this producer sends (its `message.max.bytes`).
+    public let messageLimit: MessageSizeLimit
 
     /// Batching defaults: a few milliseconds of linger lets a burst of tasks travel
     /// in large produce requests while a single streamed line still leaves at once.
@@ -43,6 +45,7 @@ public final class KafkaProducer: @unchecked Sendable {
     public init(settings: YADTQSettings, clientID: String) throws {
         let ledger = DeliveryLedger()
         self.ledger = ledger
+        messageLimit = MessageSizeLimit(kafkaOverrides: settings.kafkaOverrides)
         var defaults = Self.defaults
         defaults["client.id"] = clientID
         client = try RDKafkaClient(

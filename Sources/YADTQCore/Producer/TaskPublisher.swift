@@ -55,7 +55,7 @@ public final class TaskPublisher: @unchecked Sendable {
     private var topicPartitions: [String: Int] = [:]
     private let plugins: PluginRegistry?
     /// The largest task message the producer sends; ``prepare(_:)`` refuses a larger one.
-    public let messageLimit: MessageSizeLimit
+    public var messageLimit: MessageSizeLimit { producer.messageLimit }
 
     /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
     /// (and its dead-letter topic) when they do not exist yet.
@@ -75,7 +75,6 @@ public final class TaskPublisher: @unchecked Sendable {
         boundsEveryCall: Bool = false
     ) throws {
         self.plugins = plugins
-        messageLimit = MessageSizeLimit(kafkaOverrides: settings.kafkaOverrides)
         store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
