@@ -225,6 +225,24 @@ struct IntegrationStack {
         return counts
     }
 
+    /// Deletes `name` and creates it again with `partitions` partitions, with the Python Kafka
+    /// client's admin API (as an operator would with Kafka's tools).
+    func remakeTopic(_ name: String, partitions: Int) throws {
+        let script = """
+            import sys, time, confluent_kafka.admin
+            admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": sys.argv[1]})
+            name, partitions = sys.argv[2], int(sys.argv[3])
+            for future in admin.delete_topics([name]).values(): future.result()
+            deadline = time.time() + 20
+            while name in admin.list_topics(timeout=10).topics and time.time() < deadline: time.sleep(0.2)
+            for future in admin.create_topics([confluent_kafka.admin.NewTopic(name, partitions)]).values(): future.result()
+            while len(admin.list_topics(timeout=10).topics.get(name).partitions if name in admin.list_topics(timeout=10).topics else {}) != partitions and time.time() < deadline: time.sleep(0.2)
+            print("remade")
+            """
+        let output = try Self.outputLines(of: ["python3", "-c", script, settings.brokers, name, String(partitions)])
+        guard output == ["remade"] else { throw WebTestError("topic \(name) could not be made again: \(output)") }
+    }
+
     /// Runs `redis-cli ARGUMENTS` against every node of the test's Redis (one, or each
     /// master of a cluster); the lines each printed, node by node.
     func redisOnEveryNode(_ arguments: [String]) throws -> [[String]] {

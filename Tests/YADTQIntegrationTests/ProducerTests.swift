@@ -176,6 +176,27 @@ struct ProducerTests {
 }
 
 extension ProducerTests {
+    @Test("a long-running publisher reads its topic's partition count again once it is 30 s old: a topic made again with fewer partitions gets no task on a partition gone")
+    func topicMadeAgainWithFewerPartitions() throws {
+        let stack = try IntegrationStack(label: "producer-shrink")
+        let publisher = try TaskPublisher(
+            settings: stack.settings, topic: stack.topic, partitions: 4, clientID: "producer-shrink", logger: stack.logger)
+        let tasks = (0..<4).map { TaskDeclaration(type: "add", args: [.int(Int64($0)), 1]) }
+        let first = try publisher.publish(tasks)
+        let partitions = first.compactMap { task -> Int32? in
+            guard case .published(let partition) = task.outcome else { return nil }
+            return partition
+        }
+        #expect(Set(partitions).count == 4, "one task per partition: \(first.map(\.outcome))")
+        try stack.remakeTopic(stack.topic, partitions: 1)
+        // This broker takes a message for a partition its topic does not have (where no worker
+        // reads it), so only the count read again keeps the tasks on partitions that exist.
+        Thread.sleep(forTimeInterval: PartitionCounts.maximumAge.inSeconds)
+        let second = try publisher.publish(tasks)
+        #expect(second.map(\.outcome) == Array(repeating: .published(partition: 0), count: 4))
+        #expect(try stack.store.statuses(of: second.map(\.message.id)) == Array(repeating: .queued, count: 4))
+    }
+
     @Test("an `end` whose marker cannot be published stops the run saying the tasks before it are published and how to publish the marker again")
     func endNotPublished() throws {
         let stack = try IntegrationStack(label: "producer-end")

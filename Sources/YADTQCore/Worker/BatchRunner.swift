@@ -191,7 +191,7 @@ struct BatchRunner: Sendable {
     /// Sends `messages` to the dead-letter topic; the reason for each the broker did not take, by index.
     private func produceDeadLetters(_ messages: [OutgoingMessage]) -> [Int: String] {
         do {
-            return try producer.produce(topic: deadLetterTopic, messages)
+            return try producer.produce(topic: deadLetterTopic, messages).mapValues(\.description)
         } catch {
             return Dictionary(uniqueKeysWithValues: messages.indices.map { ($0, "\(error)") })
         }
