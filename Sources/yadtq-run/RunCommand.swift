@@ -59,6 +59,10 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        // A reader that stops early (`yadtq-run tasks.txt | head -1`) must not stop the run
+        // between a batch QUEUED in Redis and its publish, nor leave the rest unpublished.
+        StandardOutput.keepGoingWhenClosed(
+            notice: "standard output is closed: task ids are no longer printed; every task is still published")
         do {
             let settings = try global.settings()
             let logger = global.logger(label: "yadtq-run")

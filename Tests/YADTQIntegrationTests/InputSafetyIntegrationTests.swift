@@ -330,6 +330,23 @@ struct WorkerInputSafetyTests {
         #expect(copies.first?.contains(#""id":"huge-1""#) == true)
     }
 
+    @Test("a worker whose message.max.bytes is lowered (YADTQ_KAFKA_MESSAGE_MAX_BYTES) cuts its dead-letter copies to it")
+    func deadLetterCopyUnderLoweredLimit() throws {
+        let stack = try IntegrationStack(label: "dlq-limit")
+        let worker = try stack.startWorker("w-limit", environment: ["YADTQ_KAFKA_MESSAGE_MAX_BYTES": "100000"])
+        defer { WebServerProcess.terminate(worker) }
+        // 200 KB of arguments: under the producer's default limit, over the worker's. Its
+        // unknown type fails it at once.
+        let run = try stack.run(input: #"{"id": "wide-1", "type": "no_such_type", "args": [""# + String(repeating: "x", count: 200_000) + "\"]}\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let records = try stack.waitForTerminal(["wide-1"], timeout: .seconds(60))
+        #expect(records[0]?.status == .failed)
+        let copies = try stack.readTopic(stack.topic + ".dlq", expecting: 1, timeout: .seconds(12))
+        #expect(copies.count == 1, "no copy on the dead-letter topic: \(stack.workerLog("w-limit").suffix(800))")
+        #expect(copies.first.map { $0.utf8.count < 100_000 } == true)
+        #expect(copies.first?.contains("too large for the dead-letter topic") == true, "\(copies.map { $0.prefix(200) })")
+    }
+
     @Test("a task too large for the producer is refused before it is written, as is a line over the limit; the rest goes through")
     func messageSize() throws {
         let stack = try IntegrationStack(label: "size")

@@ -93,12 +93,14 @@ struct IntegrationStack {
     }
 
     /// Runs `yadtq-run` with `input` (any bytes) on standard input, to completion.
-    func run(input: [UInt8], arguments: [String] = []) throws -> RunOutcome {
-        try runCommand("yadtq-run", arguments: ["--topic", topic] + arguments, input: input)
+    func run(input: [UInt8], arguments: [String] = [], closedOutput: Bool = false) throws -> RunOutcome {
+        try runCommand("yadtq-run", arguments: ["--topic", topic] + arguments, input: input, closedOutput: closedOutput)
     }
 
     /// Runs one of the built commands with `input` on standard input, to completion.
-    func runCommand(_ command: String, arguments: [String], input: [UInt8]) throws -> RunOutcome {
+    /// - Parameter closedOutput: standard output is a pipe whose reader is gone before the
+    ///   command starts (`| head -0`): every write to it fails. The outcome's `stdout` is then empty.
+    func runCommand(_ command: String, arguments: [String], input: [UInt8], closedOutput: Bool = false) throws -> RunOutcome {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -110,7 +112,13 @@ struct IntegrationStack {
         process.arguments = arguments
         process.environment = environment
         process.standardInput = try FileHandle(forReadingFrom: files[0])
-        process.standardOutput = try FileHandle(forWritingTo: files[1])
+        if closedOutput {
+            let pipe = Pipe()
+            try pipe.fileHandleForReading.close()
+            process.standardOutput = pipe
+        } else {
+            process.standardOutput = try FileHandle(forWritingTo: files[1])
+        }
         process.standardError = try FileHandle(forWritingTo: files[2])
         try process.run()
         process.waitUntilExit()
@@ -215,6 +223,24 @@ struct IntegrationStack {
             if fields.count == 2, let count = Int(fields[1]) { counts[String(fields[0])] = count }
         }
         return counts
+    }
+
+    /// Deletes `name` and creates it again with `partitions` partitions, with the Python Kafka
+    /// client's admin API (as an operator would with Kafka's tools).
+    func remakeTopic(_ name: String, partitions: Int) throws {
+        let script = """
+            import sys, time, confluent_kafka.admin
+            admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": sys.argv[1]})
+            name, partitions = sys.argv[2], int(sys.argv[3])
+            for future in admin.delete_topics([name]).values(): future.result()
+            deadline = time.time() + 20
+            while name in admin.list_topics(timeout=10).topics and time.time() < deadline: time.sleep(0.2)
+            for future in admin.create_topics([confluent_kafka.admin.NewTopic(name, partitions)]).values(): future.result()
+            while len(admin.list_topics(timeout=10).topics.get(name).partitions if name in admin.list_topics(timeout=10).topics else {}) != partitions and time.time() < deadline: time.sleep(0.2)
+            print("remade")
+            """
+        let output = try Self.outputLines(of: ["python3", "-c", script, settings.brokers, name, String(partitions)])
+        guard output == ["remade"] else { throw WebTestError("topic \(name) could not be made again: \(output)") }
     }
 
     /// Runs `redis-cli ARGUMENTS` against every node of the test's Redis (one, or each

@@ -127,19 +127,29 @@ struct ProducerTests {
         #expect(Set(partitions).count > 1, "every run began at the same partition: \(partitions)")
     }
 
+    @Test("standard output closed by its reader (`| head -1`): every task of every batch is still queued and published, and that is said once")
+    func closedStandardOutput() throws {
+        let stack = try IntegrationStack(label: "producer-sigpipe")
+        // Two batches: the first one's ids are written to the closed pipe before the second is published.
+        let count = 6001
+        let ids = (0..<count).map { "pipe-\($0)" }
+        let lines = ids.map { #"{"id": "\#($0)", "type": "add", "args": [1, 1]}"# + "\n" }.joined()
+        let run = try stack.run(input: Array(lines.utf8), closedOutput: true)
+        #expect(run.reason == .exit, "yadtq-run was killed by signal \(run.status)")
+        #expect(run.status == 0, "yadtq-run: \(run.stderr.suffix(500))")
+        let told = run.stderr.split(separator: "\n").filter { $0.contains("standard output is closed") }
+        #expect(told.count == 1, "\(run.stderr.suffix(500))")
+        #expect(try stack.store.statuses(of: ids).allSatisfy { $0 == .queued }, "every task QUEUED")
+        let published = try stack.readTopic(stack.topic, expecting: count + 1, timeout: .seconds(15))
+        #expect(Set(try published.map { try JSONValue(parsing: $0)["id"]?.stringValue ?? "" }) == Set(ids))
+        #expect(published.count == count, "each task published once")
+    }
+
     @Test("a batch Redis refuses (full) stops the run there: its tasks are written with their ids to publish again, and the error says where to go on")
     func refusedBatchStopsTheRun() throws {
         let stack = try IntegrationStack(label: "producer-full")
         let run = try StreamedRun(stack)
-        run.send(["full-1", "full-2"])
-        #expect(run.reader.nextLine(timeout: .seconds(20)) == "full-1")
-        #expect(run.reader.nextLine(timeout: .seconds(20)) == "full-2")
-        // Redis is full from here on: it refuses every write that needs memory.
-        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
-        defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
-        run.send(["full-3"])
-        #expect(try run.end() == 1)
-        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"])
+        #expect(try run.publishThenFillRedis(["full-1", "full-2"], then: StreamedRun.taskLines(["full-3"]), stack: stack) == 1)
         let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
         #expect(stderr.contains("Redis is full"), "\(stderr)")
         #expect(stderr.contains("nothing from line 4 of standard input on was published"), "\(stderr)")
@@ -162,6 +172,45 @@ struct ProducerTests {
         #expect(again.stdout == "full-3\n")
         #expect(try stack.run(input: [], arguments: [file.path]).stdout.contains("full-3 (already exists, not published again)"))
         #expect(try stack.store.statuses(of: ["full-3"]) == [.queued])
+    }
+}
+
+extension ProducerTests {
+    @Test("a long-running publisher reads its topic's partition count again once it is 30 s old: a topic made again with fewer partitions gets no task on a partition gone")
+    func topicMadeAgainWithFewerPartitions() throws {
+        let stack = try IntegrationStack(label: "producer-shrink")
+        let publisher = try TaskPublisher(
+            settings: stack.settings, topic: stack.topic, partitions: 4, clientID: "producer-shrink", logger: stack.logger)
+        let tasks = (0..<4).map { TaskDeclaration(type: "add", args: [.int(Int64($0)), 1]) }
+        let first = try publisher.publish(tasks)
+        let partitions = first.compactMap { task -> Int32? in
+            guard case .published(let partition) = task.outcome else { return nil }
+            return partition
+        }
+        #expect(Set(partitions).count == 4, "one task per partition: \(first.map(\.outcome))")
+        try stack.remakeTopic(stack.topic, partitions: 1)
+        // This broker takes a message for a partition its topic does not have (where no worker
+        // reads it), so only the count read again keeps the tasks on partitions that exist.
+        Thread.sleep(forTimeInterval: PartitionCounts.maximumAge.inSeconds)
+        let second = try publisher.publish(tasks)
+        #expect(second.map(\.outcome) == Array(repeating: .published(partition: 0), count: 4))
+        #expect(try stack.store.statuses(of: second.map(\.message.id)) == Array(repeating: .queued, count: 4))
+    }
+
+    @Test("an `end` whose marker cannot be published stops the run saying the tasks before it are published and how to publish the marker again")
+    func endNotPublished() throws {
+        let stack = try IntegrationStack(label: "producer-end")
+        let run = try StreamedRun(stack)
+        // The marker's record in Redis is refused.
+        #expect(try run.publishThenFillRedis(["end-1", "end-2"], then: "end\n", stack: stack) == 1)
+        let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
+        #expect(stderr.contains("Redis is full"), "\(stderr)")
+        #expect(stderr.contains("The run stopped at the `end` of line 3 of standard input: every task before it is published (2 tasks"), "\(stderr)")
+        #expect(stderr.contains("publish the end marker again: `echo end | yadtq-run --topic \(stack.topic)`"), "\(stderr)")
+        #expect(try stack.store.statuses(of: ["end-1", "end-2"]) == [.queued, .queued])
+        let again = try stack.runCommand("yadtq-run", arguments: ["--topic", stack.topic], input: Array("end\n".utf8))
+        #expect(again.status == 0, "the command the error gives publishes the marker: \(again.stderr)")
+        #expect(try stack.store.endOfStream(topic: stack.topic) != nil)
     }
 }
 
@@ -193,8 +242,24 @@ private struct StreamedRun {
 
     /// Writes one `add` task line per id.
     func send(_ ids: [String]) {
-        let lines = ids.map { #"{"id": "\#($0)", "type": "add", "args": [1, 1]}"# + "\n" }.joined()
+        input.fileHandleForWriting.write(Data(Self.taskLines(ids).utf8))
+    }
+
+    /// One `add` task line per id.
+    static func taskLines(_ ids: [String]) -> String {
+        ids.map { #"{"id": "\#($0)", "type": "add", "args": [1, 1]}"# + "\n" }.joined()
+    }
+
+    /// Publishes `ids` (and reads their ids back), then fills Redis (it refuses every write that
+    /// needs memory), writes `lines` and closes the input. Redis has room again on return.
+    /// - Returns: the exit status.
+    func publishThenFillRedis(_ ids: [String], then lines: String, stack: IntegrationStack) throws -> Int32 {
+        send(ids)
+        for id in ids { #expect(reader.nextLine(timeout: .seconds(20)) == id) }
+        _ = try stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "1"])
+        defer { _ = try? stack.redisOnEveryNode(["CONFIG", "SET", "maxmemory", "0"]) }
         input.fileHandleForWriting.write(Data(lines.utf8))
+        return try end()
     }
 
     /// Closes the input and returns the exit status (-1: still running after 20 s).

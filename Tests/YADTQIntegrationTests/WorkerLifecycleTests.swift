@@ -41,4 +41,28 @@ struct WorkerLifecycleTests {
         let second = try producer.produce(topic: stack.topic, messages, timeout: .seconds(20))
         #expect(second.isEmpty, "the earlier batch's late reports were counted against this one: \(second)")
     }
+
+    @Test("a message the broker delivers after its flush timed out (its task marked FAILED) is skipped by the worker: FAILED stays")
+    func lateDeliveryOfAFailedTask() throws {
+        let stack = try IntegrationStack(label: "late-delivery")
+        #expect(try stack.run(input: "", arguments: ["--partitions", "1"]).status == 0, "yadtq-run creates the topic")
+        let store = stack.store
+        let late = TaskMessage(id: "late-1", type: "add", args: [1, 2], maxAttempts: 3, queuedAt: currentEpochMilliseconds())
+        #expect(try store.queue([late], topic: stack.topic) == [.queued])
+        let reason = "could not be published to \(stack.topic): not acknowledged by the broker within 60 s"
+        try store.failUnpublished([(late.id, reason)], at: currentEpochMilliseconds())
+        // The message librdkafka delivered all the same, then a task behind it on the one partition.
+        let producer = try KafkaProducer(settings: stack.settings, clientID: "late-delivery")
+        let message = OutgoingMessage(partition: 0, key: Array(late.id.utf8), value: late.encoded())
+        #expect(try producer.produce(topic: stack.topic, [message]).isEmpty)
+        let after = try stack.run(input: #"{"id": "after-late", "type": "add", "args": [2, 2]}"# + "\n")
+        #expect(after.status == 0, "\(after.stderr)")
+        let worker = try stack.startWorker("wlate")
+        defer { WebServerProcess.terminate(worker) }
+        let records = try stack.waitForTerminal(["after-late"], timeout: .seconds(60))
+        #expect(records[0]?.status == .success, "the worker read past the late message")
+        let record = try #require(try stack.records([late.id])[0])
+        #expect(record.status == .failed && record.attempts == 0 && record.error == reason, "\(record)")
+        #expect(record.errors.count == 1, "no attempt was run: \(record.errors)")
+    }
 }

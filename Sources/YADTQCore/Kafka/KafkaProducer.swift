@@ -14,6 +14,25 @@ public struct OutgoingMessage: Sendable {
     }
 }
 
+/// Why a message was not delivered.
+public struct DeliveryFailure: Sendable, Equatable, CustomStringConvertible {
+    /// librdkafka's message and code, or why no delivery report came.
+    public let description: String
+    /// The message named a partition the topic does not have (as far as librdkafka knows):
+    /// the producer's partition count is out of date.
+    public let isUnknownPartition: Bool
+
+    init(_ code: rd_kafka_resp_err_t) {
+        description = "\(String(cString: rd_kafka_err2str(code))) (librdkafka code \(code.rawValue))"
+        isUnknownPartition = code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
+    }
+
+    init(unsettled reason: String) {
+        description = reason
+        isUnknownPartition = false
+    }
+}
+
 /// Produces batches of messages and waits for the broker to acknowledge them,
 /// reporting which ones could not be delivered and why.
 ///
@@ -27,6 +46,8 @@ public final class KafkaProducer: @unchecked Sendable {
     private let ledger: DeliveryLedger
     private var topics: [String: OpaquePointer] = [:]
     let client: RDKafkaClient
+    /// The largest message this producer sends (its `message.max.bytes`).
+    public let messageLimit: MessageSizeLimit
 
     /// Batching defaults: a few milliseconds of linger lets a burst of tasks travel
     /// in large produce requests while a single streamed line still leaves at once.
@@ -43,6 +64,7 @@ public final class KafkaProducer: @unchecked Sendable {
     public init(settings: YADTQSettings, clientID: String) throws {
         let ledger = DeliveryLedger()
         self.ledger = ledger
+        messageLimit = MessageSizeLimit(kafkaOverrides: settings.kafkaOverrides)
         var defaults = Self.defaults
         defaults["client.id"] = clientID
         client = try RDKafkaClient(
@@ -64,7 +86,9 @@ public final class KafkaProducer: @unchecked Sendable {
 
     /// Produces every message and waits until each is acknowledged or has failed.
     /// - Returns: the failed messages' indexes with the reason.
-    public func produce(topic: String, _ messages: [OutgoingMessage], timeout: Duration = .seconds(60)) throws -> [Int: String] {
+    public func produce(topic: String, _ messages: [OutgoingMessage], timeout: Duration = .seconds(60)) throws
+        -> [Int: DeliveryFailure]
+    {
         guard !messages.isEmpty else { return [:] }
         lock.lock()
         defer { lock.unlock() }
@@ -145,7 +169,7 @@ private final class DeliveryLedger: @unchecked Sendable {
     private var generation: UInt = 0
     private var outstanding = 0
     private var settled: [Bool] = []
-    private var failures: [Int: String] = [:]
+    private var failures: [Int: DeliveryFailure] = [:]
 
     /// Index bits of a token; the generation takes the rest (it wraps harmlessly).
     private static let indexBits: UInt = 24
@@ -174,14 +198,14 @@ private final class DeliveryLedger: @unchecked Sendable {
         settled[index] = true
         outstanding -= 1
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
-            failures[index] = "\(String(cString: rd_kafka_err2str(error))) (librdkafka code \(error.rawValue))"
+            failures[index] = DeliveryFailure(error)
         }
     }
 
-    func finish(unsettledReason: String?) -> [Int: String] {
+    func finish(unsettledReason: String?) -> [Int: DeliveryFailure] {
         if outstanding > 0 {
             for index in settled.indices where !settled[index] {
-                failures[index] = unsettledReason ?? "no delivery report"
+                failures[index] = DeliveryFailure(unsettled: unsettledReason ?? "no delivery report")
             }
         }
         return failures

@@ -50,12 +50,12 @@ public final class TaskPublisher: @unchecked Sendable {
     /// `yadtq-ctl retry` is a new publisher, and one that always began at partition 0 sent a
     /// stream of small runs (a cron job, a loop of one-task runs) to that partition's worker alone.
     private var cursor = Int.random(in: 0..<1_000_000)
-    /// The partition count of each topic this publisher publishes to, read once (the topic
-    /// created when missing) at its first use.
-    private var topicPartitions: [String: Int] = [:]
+    /// The partition count of each topic this publisher publishes to, read again when it is
+    /// old or the broker contradicts it.
+    private var partitionCounts = PartitionCounts()
     private let plugins: PluginRegistry?
     /// The largest task message the producer sends; ``prepare(_:)`` refuses a larger one.
-    public let messageLimit: MessageSizeLimit
+    public var messageLimit: MessageSizeLimit { producer.messageLimit }
 
     /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
     /// (and its dead-letter topic) when they do not exist yet.
@@ -75,7 +75,6 @@ public final class TaskPublisher: @unchecked Sendable {
         boundsEveryCall: Bool = false
     ) throws {
         self.plugins = plugins
-        messageLimit = MessageSizeLimit(kafkaOverrides: settings.kafkaOverrides)
         store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
@@ -93,8 +92,10 @@ public final class TaskPublisher: @unchecked Sendable {
     /// had; returns its partition count.
     @discardableResult
     public func ensureTopic() throws -> Int {
-        let had = lock.withLock { topicPartitions[topic] }
-        return try producer.client.ensureTopic(topic, partitions: had ?? partitionsOfNewTopics)
+        let had = lock.withLock { partitionCounts.lastCount(of: topic) }
+        let count = try producer.client.ensureTopic(topic, partitions: had ?? partitionsOfNewTopics)
+        lock.withLock { partitionCounts.read(count, of: topic, at: .now) }
+        return count
     }
 
     /// Gives each declaration its id (a new UUID unless it names one) and its attempts:
@@ -215,14 +216,27 @@ public final class TaskPublisher: @unchecked Sendable {
             queued: messages.map { _ in true }, to: taskTopic ?? topic)
     }
 
-    /// The partition count of `taskTopic`, read once: the topic and its dead-letter topic are
-    /// created when missing, with ``partitionsOfNewTopics`` and 1 partitions.
+    /// The partition count of `taskTopic`, read from the broker when ``PartitionCounts`` says
+    /// so: the topic and its dead-letter topic are created when missing, with
+    /// ``partitionsOfNewTopics`` (or the count it had) and 1 partitions.
     private func partitionCount(of taskTopic: String) throws -> Int {
-        if let known = lock.withLock({ topicPartitions[taskTopic] }) { return known }
-        let count = try producer.client.ensureTopic(taskTopic, partitions: partitionsOfNewTopics)
+        let (known, had) = lock.withLock {
+            (partitionCounts.count(of: taskTopic, now: .now), partitionCounts.lastCount(of: taskTopic))
+        }
+        if let known { return known }
+        let count = try producer.client.ensureTopic(taskTopic, partitions: had ?? partitionsOfNewTopics)
         _ = try producer.client.ensureTopic(TopicName.deadLetter(of: taskTopic), partitions: 1)
-        lock.withLock { topicPartitions[taskTopic] = count }
+        lock.withLock { partitionCounts.read(count, of: taskTopic, at: .now) }
         return count
+    }
+
+    /// The partition `count` messages sent round-robin over `partitions` begin at; the cursor
+    /// moves past them.
+    private func takePartitions(_ count: Int, of partitions: Int) -> Int {
+        lock.withLock {
+            defer { cursor = (cursor + count) % partitions }
+            return cursor % partitions
+        }
     }
 
     /// Sends the `queued` ones of `messages` to `taskTopic` round-robin, then marks FAILED what
@@ -231,10 +245,7 @@ public final class TaskPublisher: @unchecked Sendable {
         _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String
     ) throws -> [PublishedTask] {
         let partitions = try partitionCount(of: taskTopic)
-        let firstPartition = lock.withLock {
-            defer { cursor = (cursor + messages.count) % partitions }
-            return cursor % partitions
-        }
+        let firstPartition = takePartitions(messages.count, of: partitions)
         var outgoing: [OutgoingMessage] = []
         var outgoingIndexes: [Int] = []
         var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
@@ -244,18 +255,40 @@ public final class TaskPublisher: @unchecked Sendable {
             outgoingIndexes.append(index)
             results[index].outcome = .published(partition: partition)
         }
-        let failures = try producer.produce(topic: taskTopic, outgoing)
+        var failures = try producer.produce(topic: taskTopic, outgoing)
+        // A topic made again with fewer partitions: its count is read again and the messages
+        // refused for a partition it lost are sent over the partitions it has.
+        let lost = failures.filter(\.value.isUnknownPartition).keys.sorted()
+        if !lost.isEmpty {
+            lock.withLock { partitionCounts.partitionUnknown(in: taskTopic) }
+            let partitions = try partitionCount(of: taskTopic)
+            let firstPartition = takePartitions(lost.count, of: partitions)
+            var again = lost.map { outgoing[$0] }
+            for position in again.indices { again[position].partition = Int32((firstPartition + position) % partitions) }
+            let failedAgain = try producer.produce(topic: taskTopic, again)
+            for (position, slot) in lost.enumerated() {
+                failures[slot] = failedAgain[position]
+                if failures[slot] == nil { results[outgoingIndexes[slot]].outcome = .published(partition: again[position].partition) }
+            }
+        }
         if !failures.isEmpty {
             var unpublished: [(id: String, reason: String)] = []
-            for (slot, reason) in failures {
+            for (slot, failure) in failures {
                 let index = outgoingIndexes[slot]
-                let text = "could not be published to \(taskTopic): \(reason)"
+                let text = Self.notPublished(id: messages[index].id, topic: taskTopic, reason: failure.description)
                 results[index].outcome = .failed(text)
                 unpublished.append((messages[index].id, text))
             }
             try store.failUnpublished(unpublished, at: currentEpochMilliseconds())
         }
         return results
+    }
+
+    /// The error of a task the broker did not take (librdkafka's `reason`), with what to do:
+    /// the task is FAILED, and nothing publishes it again unless an operator does.
+    public static func notPublished(id: String, topic: String, reason: String) -> String {
+        "could not be published to \(topic): \(reason). Check the broker (YADTQ_BROKERS), then publish it again: "
+            + "yadtq-ctl retry \(id)"
     }
 
     /// Publishes an end marker to every partition, after everything published before it.
@@ -273,7 +306,7 @@ public final class TaskPublisher: @unchecked Sendable {
         if let reason = failures.values.first {
             throw YADTQError(
                 .kafka, "the end marker could not be published to \(failures.count) partitions of \(topic): \(reason)",
-                remedy: "Check the broker, then publish `end` again")
+                remedy: "Check the broker, then publish the marker again: echo end | yadtq-run --topic \(topic)")
         }
         return marker
     }

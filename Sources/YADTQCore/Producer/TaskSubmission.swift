@@ -65,6 +65,27 @@ public final class TaskSubmission {
         }
     }
 
+    /// An `end` line's markers could not be published, and the run stopped there. Every task
+    /// before it is published (their ids were printed); nothing after it was read.
+    public struct EndNotPublished: Error, CustomStringConvertible {
+        public var cause: any Error
+        /// The input (`-`: standard input) and line of the `end`.
+        public var source: String
+        public var line: Int
+        public var publishedBefore: Int
+        public var topic: String
+
+        public var description: String {
+            let place = source == "-" ? "line \(line) of standard input" : "\(source):\(line)"
+            let rest = source == "-" ? "the input after line \(line)" : "`tail -n +\(line + 1) \(source) | yadtq-run`"
+            let before = publishedBefore == 1 ? "1 task" : "\(publishedBefore) tasks"
+            return "\(cause)\nThe run stopped at the `end` of \(place): every task before it is published (\(before) "
+                + "of this run, ids printed above), but its end marker did not reach every partition. Once that is mended, publish the "
+                + "end marker again: `echo end | yadtq-run --topic \(topic)`; then the rest, if any: \(rest), then any "
+                + "input named after it."
+        }
+    }
+
     /// The tasks of a batch whose outcome is unknown, each with its id, and the task file they
     /// were written to.
     public struct UnresolvedTasks: Sendable {
@@ -200,7 +221,13 @@ public final class TaskSubmission {
                                     + "publish it: echo end | yadtq-run --topic \(publisher.topic)")
                             continue
                         }
-                        try publisher.publishEnd()
+                        do {
+                            try publisher.publishEnd()
+                        } catch {
+                            throw EndNotPublished(
+                                cause: error, source: line.source, line: line.number,
+                                publishedBefore: report.published.count, topic: publisher.topic)
+                        }
                         report.endMarkers += 1
                     }
                 } catch let error as TaskLineError {

@@ -169,11 +169,12 @@ struct BatchRunner: Sendable {
         guard !letters.isEmpty else { return }
         let now = currentEpochMilliseconds()
         let messages = letters.map { letter in
-            OutgoingMessage(
-                partition: 0, key: Array(letter.task.message.id.utf8.prefix(TaskDeclaration.maximumIDLength)),
+            let key = Array(letter.task.message.id.utf8.prefix(TaskDeclaration.maximumIDLength))
+            return OutgoingMessage(
+                partition: 0, key: key,
                 value: DeadLetterCopy.value(
                     of: letter.task.message, error: letter.error, attempts: letter.task.attempt, worker: worker,
-                    failedAt: now))
+                    failedAt: now, limit: DeadLetterCopy.valueLimit(keyBytes: key.count, messageLimit: producer.messageLimit)))
         }
         var failures = produceDeadLetters(messages)
         if !failures.isEmpty, madeDeadLetterTopicAgain() {
@@ -190,7 +191,7 @@ struct BatchRunner: Sendable {
     /// Sends `messages` to the dead-letter topic; the reason for each the broker did not take, by index.
     private func produceDeadLetters(_ messages: [OutgoingMessage]) -> [Int: String] {
         do {
-            return try producer.produce(topic: deadLetterTopic, messages)
+            return try producer.produce(topic: deadLetterTopic, messages).mapValues(\.description)
         } catch {
             return Dictionary(uniqueKeysWithValues: messages.indices.map { ($0, "\(error)") })
         }

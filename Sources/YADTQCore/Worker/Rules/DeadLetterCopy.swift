@@ -5,6 +5,13 @@ public enum DeadLetterCopy {
     /// (1,000,000) and any broker's, whatever the size of the task's arguments or error.
     public static let maximumBytes = 512 * 1024
 
+    /// The largest value of a copy whose key is `keyBytes` long: ``maximumBytes``, or less when
+    /// the producer's `message.max.bytes` is lowered (`YADTQ_KAFKA_MESSAGE_MAX_BYTES`), which
+    /// would refuse a larger copy.
+    public static func valueLimit(keyBytes: Int, messageLimit: MessageSizeLimit) -> Int {
+        min(maximumBytes, messageLimit.maximumBytes - keyBytes - MessageSizeLimit.recordOverhead)
+    }
+
     /// The message value of a dead-letter copy, at most `limit` bytes: a too-long error is
     /// trimmed (see ``ErrorText``) and, if the copy is still too large, the arguments are
     /// replaced by a note (they stay in the task's record in Redis).
