@@ -11,7 +11,7 @@ struct PublisherRulesTests {
         counts.read(8, of: "t", at: start)
         #expect(counts.count(of: "t", now: start) == 8)
         #expect(counts.count(of: "t", now: start + .seconds(29)) == 8)
-        #expect(counts.count(of: "t", now: start + PartitionCounts.maximumAge) == nil, "old: read again")
+        #expect(counts.count(of: "t", now: start + PartitionCounts.standardMaximumAge) == nil, "old: read again")
         #expect(counts.count(of: "other", now: start) == nil, "each topic on its own")
         counts.read(12, of: "t", at: start + .seconds(31))
         #expect(counts.count(of: "t", now: start + .seconds(32)) == 12, "partitions added are used")

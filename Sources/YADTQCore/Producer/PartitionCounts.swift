@@ -4,8 +4,10 @@
 /// read again before the next publish, and a count the broker contradicts (a message refused
 /// for an unknown partition) at once.
 public struct PartitionCounts: Sendable {
+    /// How long a count read from the broker is used before it is read again, by default.
+    public static let standardMaximumAge: Duration = .seconds(30)
     /// How long a count read from the broker is used before it is read again.
-    public static let maximumAge: Duration = .seconds(30)
+    public let maximumAge: Duration
 
     private struct Reading: Sendable {
         var count: Int
@@ -15,12 +17,14 @@ public struct PartitionCounts: Sendable {
 
     private var readings: [String: Reading] = [:]
 
-    public init() {}
+    public init(maximumAge: Duration = standardMaximumAge) {
+        self.maximumAge = maximumAge
+    }
 
     /// The partition count of `topic` to publish with at `now`, or `nil` when it must be read
     /// from the broker first: never read, read ``maximumAge`` or longer ago, or contradicted.
     public func count(of topic: String, now: ContinuousClock.Instant) -> Int? {
-        guard let reading = readings[topic], let readAt = reading.readAt, now - readAt < Self.maximumAge else {
+        guard let reading = readings[topic], let readAt = reading.readAt, now - readAt < maximumAge else {
             return nil
         }
         return reading.count

@@ -52,7 +52,7 @@ public final class TaskPublisher: @unchecked Sendable {
     private var cursor = Int.random(in: 0..<1_000_000)
     /// The partition count of each topic this publisher publishes to, read again when it is
     /// old or the broker contradicts it.
-    private var partitionCounts = PartitionCounts()
+    private var partitionCounts: PartitionCounts
     private let plugins: PluginRegistry?
     /// The largest task message the producer sends; ``prepare(_:)`` refuses a larger one.
     public var messageLimit: MessageSizeLimit { producer.messageLimit }
@@ -69,12 +69,15 @@ public final class TaskPublisher: @unchecked Sendable {
     /// - Parameter reconnectFor: how long a publish waits for an unreachable Redis before it fails.
     /// - Parameter boundsEveryCall: `reconnectFor` bounds each Redis call's whole time, a frozen
     ///   Redis's included (see ``TaskStore/init(settings:logger:reconnectFor:boundsEveryCall:)``).
+    /// - Parameter partitionCountsAge: how long a topic's partition count is trusted before
+    ///   it is read from the broker again (see ``PartitionCounts``).
     public init(
         settings: YADTQSettings, topic: String, partitions: Int, createsTopicNow: Bool = true, clientID: String,
         logger: Logger, plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60),
-        boundsEveryCall: Bool = false
+        boundsEveryCall: Bool = false, partitionCountsAge: Duration = PartitionCounts.standardMaximumAge
     ) throws {
         self.plugins = plugins
+        partitionCounts = PartitionCounts(maximumAge: partitionCountsAge)
         store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
         try store.ping()
         producer = try KafkaProducer(settings: settings, clientID: clientID)
