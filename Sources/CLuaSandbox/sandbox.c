@@ -1406,6 +1406,7 @@ static int yadtq_message_handler(lua_State *L) {
      * so the traceback below does not copy a message of any size. */
     size_t length = 0;
     const char *message = lua_tolstring(L, -1, &length);
+    yadtq_sandbox_of(L)->error_length = length;
     if (length > YADTQ_MAX_ERROR_BYTES) {
         lua_pushlstring(L, message, YADTQ_MAX_ERROR_BYTES + 1); /* one byte more: Swift sees it was cut */
         lua_replace(L, -2);
@@ -1431,6 +1432,7 @@ static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nres
     }
     sb->stop_target = &target;
     sb->running = L;
+    sb->error_length = 0;
     int status = lua_pcall(L, 1, nresults, handler);
     sb->running = NULL;
     sb->stop_target = NULL;

@@ -58,6 +58,9 @@ extension Duration: @retroactive ExpressibleByArgument {
     public init?(argument: String) {
         self.init(parsing: argument)
     }
+
+    /// Help shows a default as the flag takes it (`5s`, not `5.0 seconds`).
+    public var defaultValueDescription: String { flagText }
 }
 
 /// Prints a fatal error the way every YADTQ command does and exits non-zero.

@@ -107,7 +107,7 @@ enum Pages {
     static func lagChart(_ history: LagHistory) -> HTML {
         let samples = history.samples
         guard samples.count >= 2, let first = samples.first, let last = samples.last, last.at > first.at else {
-            return "<p class=\"small\">The lag chart fills in as this page is watched (a sample every 5 s).</p>"
+            return "<p class=\"small\">The lag chart fills in as this page is watched (a sample every \(Duration.milliseconds(LagHistory.spacing).compactText)).</p>"
         }
         let frame = ChartFrame(peak: Int(samples.map(\.total).max() ?? 0))
         let span = Double(last.at - first.at)

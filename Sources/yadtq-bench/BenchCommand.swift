@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
             result makes the exit status 1. The last line is `throughput: <n> tasks/s`.
             """)
 
-    @Option(help: "Tasks to publish (default 200000, or rate x duration with --rate).")
+    @Option(help: "Tasks to publish (default \(Workload.defaultCount), or rate x duration with --rate).")
     var tasks: Int?
 
     @Option(help: "Offer this many tasks per second instead of publishing as fast as possible.")
@@ -95,7 +95,7 @@ struct BenchCommand: ParsableCommand {
         let settings = try global.settings()
         let logger = global.logger(label: "yadtq-bench")
         let workload = Workload(
-            count: tasks ?? rate.map { Int(($0 * duration.inSeconds).rounded()) } ?? 200_000)
+            count: tasks ?? rate.map { Int(($0 * duration.inSeconds).rounded()) } ?? Workload.defaultCount)
         if replay {
             try replayStateChanges(workload, store: TaskStore(settings: settings, logger: logger))
             return

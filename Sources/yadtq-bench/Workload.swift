@@ -7,6 +7,9 @@ struct Workload: Sendable {
     /// How many tasks the run publishes.
     let count: Int
 
+    /// ``count`` without `--tasks` or `--rate`.
+    static let defaultCount = 200_000
+
     /// The operands of task `index`: ever-growing and of mixed sign, so a result taken
     /// from the wrong task or truncated anywhere shows up as a mismatch.
     func operands(_ index: Int) -> (Int64, Int64) {

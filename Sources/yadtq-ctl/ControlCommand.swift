@@ -24,11 +24,14 @@ extension TaskStatus: ExpressibleByArgument {
     }
 }
 
-/// Opens the task store for one command: a dead Redis fails the command within seconds
-/// instead of retrying for a minute.
+/// How long a command keeps retrying an unreachable Redis: a dead Redis fails the command
+/// within seconds instead of after a minute.
+private let reconnectLimit: Duration = .seconds(5)
+
+/// Opens the task store for one command (see ``reconnectLimit``).
 private func openStore(_ global: GlobalOptions) throws -> TaskStore {
     let store = TaskStore(
-        settings: try global.settings(), logger: global.logger(label: "yadtq-ctl"), reconnectFor: .seconds(5))
+        settings: try global.settings(), logger: global.logger(label: "yadtq-ctl"), reconnectFor: reconnectLimit)
     try store.ping()
     return store
 }
@@ -176,7 +179,7 @@ extension ControlCommand {
         var type: String?
 
         @Option(help: "At most this many tasks.")
-        var limit = 50
+        var limit = TaskStore.defaultListLimit
 
         @Flag(help: "One JSON object per task and line.")
         var json = false
@@ -353,7 +356,7 @@ extension ControlCommand {
                 let publisher = try TaskPublisher(
                     settings: settings, topic: topic ?? settings.topic, partitions: TaskPublisher.defaultPartitions,
                     createsTopicNow: false, clientID: "yadtq-ctl", logger: global.logger(label: "yadtq-ctl"),
-                    reconnectFor: .seconds(5))
+                    reconnectFor: reconnectLimit)
                 let retried: (ids: [String], changes: [TaskStore.OperatorChange])
                 if let filter = try filter() {
                     let bulk = try publisher.retry(matching: filter)

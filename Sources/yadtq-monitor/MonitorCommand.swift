@@ -16,7 +16,7 @@ struct MonitorCommand: ParsableCommand {
             """)
 
     @Option(help: "Time between refreshes, e.g. 5s or 500ms.")
-    var interval: Duration = .seconds(5)
+    var interval = FleetMonitor.defaultInterval
 
     @Option(
         help: """

@@ -13,18 +13,18 @@ struct WebCommand: AsyncParsableCommand {
             Set YADTQ_WEB_TOKEN to require a login on every page and `Authorization: Bearer <token>` \
             on every API call (the token is read from the environment only, so it never shows in `ps`). \
             Without it, anyone who can reach --host:--port may submit tasks: keep the default \
-            --host 127.0.0.1 then.
+            --host \(ListenAddress().host) then.
             """)
 
     @Option(help: "Address to listen on: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.")
-    var host = "127.0.0.1"
+    var host = ListenAddress().host
 
     @Option(help: "Port to listen on.")
-    var port = 8080
+    var port = ListenAddress().port
 
     @Option(
         help: """
-            Host names the server answers to besides localhost, 127.0.0.1, [::1] and --host, \
+            Host names the server answers to besides \(HostAllowList.loopback.joined(separator: ", ")) and --host, \
             comma-separated ('.example.com' for a domain and its subdomains, '*' for any); \
             other Host headers get a 400 (env YADTQ_WEB_ALLOWED_HOSTS).
             """)

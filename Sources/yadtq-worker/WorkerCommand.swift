@@ -52,17 +52,19 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The longest wait between two attempts of a task, e.g. 2s.")
     var retryMaxDelay = defaults.retry.maxDelay
 
-    @Option(help: "How long a SUCCESS task stays in Redis, e.g. 24h (env YADTQ_KEEP_SUCCEEDED; default 24h).")
+    // Optional, with the default only in the help: without the flag, YADTQ_KEEP_* (read by
+    // YADTQSettings) beats the core's default.
+    @Option(help: "How long a SUCCESS task stays in Redis, e.g. 12h (env YADTQ_KEEP_SUCCEEDED; default \(Retention.standard.succeeded.flagText)).")
     var keepSucceeded: Duration?
 
-    @Option(help: "How long a FAILED task stays in Redis, e.g. 7d (env YADTQ_KEEP_FAILED; default 7d).")
+    @Option(help: "How long a FAILED task stays in Redis, e.g. 30d (env YADTQ_KEEP_FAILED; default \(Retention.standard.failed.flagText)).")
     var keepFailed: Duration?
 
-    @Option(help: "Serve this worker's metrics on http://127.0.0.1:PORT/metrics (0: a free port, logged). Off by default.")
+    @Option(help: "Serve this worker's metrics on http://\(ListenAddress().host):PORT/metrics (0: a free port, logged). Off by default.")
     var metricsPort: Int?
 
     @Option(help: "Address of the metrics endpoint: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.")
-    var metricsHost = "127.0.0.1"
+    var metricsHost = ListenAddress().host
 
     @Option(help: "How long Redis may stay unreachable before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s. A Redis that refuses every worker alike (full, say) is waited out with the partitions kept.")
     var redisOutageLimit = defaults.redisOutageLimit

@@ -4,15 +4,60 @@ import YADTQCore
 
 @Suite("Errors of any size fit the dead-letter topic and Redis")
 struct ErrorSizeTests {
-    @Test("an error over the limit is cut at a character boundary and says by how much")
+    @Test("an error over the limit is cut at a character boundary to the limit, the note included, and says by how much")
     func trimmed() {
         #expect(ErrorText.trimmed("short") == "short")
         let huge = String(repeating: "E", count: 1_100_000)
         let kept = ErrorText.trimmed(huge)
-        #expect(kept.utf8.count < ErrorText.maximumBytes + 200)
-        #expect(kept.hasSuffix("… [error trimmed: 1100000 bytes, the first 65536 kept, 1034464 left out]"))
-        let accents = ErrorText.trimmed(String(repeating: "é", count: 10), limit: 5)
-        #expect(accents.hasPrefix("éé…"), "\(accents)")
+        #expect(kept.utf8.count == ErrorText.maximumBytes)
+        #expect(kept == String(repeating: "E", count: 65486) + "… [trimmed: 1100000 bytes, the first 65486 kept]")
+        let accents = ErrorText.trimmed(String(repeating: "é", count: 100), limit: 98)
+        #expect(accents == String(repeating: "é", count: 27) + "… [trimmed: 200 bytes, the first 54 kept]", "\(accents)")
+    }
+
+    /// The one rule both entry points share: errors as Swift strings, and bytes from Lua
+    /// (messages, tracebacks, log lines).
+    @Test("trimming keeps within the limit, note included, at a character boundary: exact fit, empty, a cut inside a character")
+    func trimmingBoundaries() {
+        func bytes(_ raw: [UInt8], _ limit: Int, extent: ErrorText.Extent = .whole) -> String {
+            raw.withUnsafeBytes { ErrorText.trimmed($0, limit: limit, extent: extent) }
+        }
+        // Empty, and an exact fit: kept whole, no note.
+        #expect(ErrorText.trimmed("", limit: 0) == "")
+        #expect(bytes([], 0) == "")
+        let fifty = String(repeating: "é", count: 25)
+        #expect(ErrorText.trimmed(fifty, limit: 50) == fifty)
+        #expect(bytes(Array(fifty.utf8), 50) == fifty)
+        // One byte over: cut, with the original length, to the limit at most.
+        let over = String(repeating: "a", count: 101)
+        #expect(ErrorText.trimmed(over, limit: 100) == String(repeating: "a", count: 56) + "… [trimmed: 101 bytes, the first 56 kept]")
+        #expect(bytes(Array(over.utf8), 100) == ErrorText.trimmed(over, limit: 100))
+        #expect(bytes(Array(over.utf8), 100, extent: .unknown) == String(repeating: "a", count: 47) + "… [trimmed: at least 101 bytes, the first 47 kept]")
+        #expect(bytes(Array(over.utf8), 100, extent: .beginning(ofBytes: 5000)) == String(repeating: "a", count: 55) + "… [trimmed: 5000 bytes, the first 55 kept]")
+        // The beginning of a longer text says so even when it would fit; a buffer of unknown
+        // extent that fits is whole.
+        #expect(bytes(Array("abc".utf8), 100, extent: .beginning(ofBytes: 5000)) == "abc… [trimmed: 5000 bytes, the first 3 kept]")
+        #expect(bytes(Array("abc".utf8), 100, extent: .unknown) == "abc")
+        // Every limit, so the cut falls inside 2-, 3- and 4-byte characters: never half a
+        // character, never over the limit, and always the beginning of the text.
+        let mixed = String(repeating: "aé€😀", count: 20)
+        for limit in 0...mixed.utf8.count + 1 {
+            for kept in [ErrorText.trimmed(mixed, limit: limit), bytes(Array(mixed.utf8), limit)] {
+                #expect(kept.utf8.count <= limit, "limit \(limit): \(kept.utf8.count) bytes")
+                #expect(!kept.contains("\u{FFFD}"), "limit \(limit)")
+                let text = kept.components(separatedBy: "… [trimmed: ").first ?? kept
+                #expect(mixed.hasPrefix(text), "limit \(limit)")
+                #expect(kept == mixed || kept.hasSuffix(" kept]") || limit < 44, "limit \(limit): a note once it fits")
+            }
+        }
+        // A limit too small for the note: the beginning alone, within the limit.
+        #expect(ErrorText.trimmed("ééé", limit: 5) == "éé")
+        #expect(bytes(Array("😀".utf8), 3) == "")
+        // Invalid UTF-8 is replaced, and the replacements count against the limit too.
+        #expect(bytes([0xFF, 0xFF], 6) == "\u{FFFD}\u{FFFD}")
+        #expect(bytes([0xFF, 0xFF], 5) == "\u{FFFD}")
+        let invalid = bytes([UInt8](repeating: 0xFF, count: 100), 100)
+        #expect(invalid.utf8.count <= 100 && invalid.hasSuffix("… [trimmed: 100 bytes, the first 54 kept]"), "\(invalid)")
     }
 
     @Test("a dead-letter copy of a task with a 1.1 MB error and 1.1 MB of arguments stays under the limit")
@@ -26,7 +71,7 @@ struct ErrorSizeTests {
         let copy = try JSONValue(parsing: value)
         #expect(copy["id"] == "big-1")
         #expect(copy["attempts"] == .int(3))
-        #expect(copy["error"]?.stringValue?.contains("error trimmed: 1100000 bytes") == true)
+        #expect(copy["error"]?.stringValue?.contains("… [trimmed: 1100000 bytes, the first ") == true)
         #expect(copy["args"]?.stringValue?.contains("too large for the dead-letter topic") == true)
 
         let small = DeadLetterCopy.value(of: message.with(args: [1]), error: "boom", attempts: 1, worker: "w1", failedAt: 2)

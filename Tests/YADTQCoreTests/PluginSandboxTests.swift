@@ -232,7 +232,9 @@ struct PluginSandboxTests {
                 "\(String(describing: folder.run("encode").failure?.message))")
         #expect(folder.run("decode").failure?.message.contains("more than the 8 MiB one call decodes") == true)
         let error = try #require(folder.run("error").failure)
-        #expect(error.message.utf8.count <= 4096 && error.message.hasSuffix("xxx… (cut)"), "\(error.message.utf8.count)")
+        #expect(error.message.utf8.count <= 4096 && error.message.contains("xxx… [trimmed: 2097")
+                && error.message.hasSuffix(" bytes, the first 4046 kept]"),
+                "\(error.message.utf8.count): \(error.message.suffix(80))")
         #expect(ContinuousClock.now - start < .seconds(10))
     }
 

@@ -320,8 +320,8 @@ struct WorkerInputSafetyTests {
         let error = records[0]?.error ?? ""
         // The sandbox keeps at most 4 KiB of a message a plugin raises (the worker's own trim
         // of longer errors, ErrorText, is checked by BatchStateMachineTests.hugeErrorTrimmed).
-        #expect(error.utf8.count <= ErrorText.maximumBytes + 200)
-        #expect(error.hasPrefix("EEEE") && error.hasSuffix("… (cut)"), "\(error.suffix(200))")
+        #expect(error.utf8.count <= 4096)
+        #expect(error.hasPrefix("EEEE") && error.hasSuffix("E… [trimmed: 1100000 bytes, the first 4047 kept]"), "\(error.suffix(200))")
         #expect(records[1]?.status == .success)
         #expect(worker.isRunning, "\(stack.workerLog("w-huge").suffix(800))")
         // One more than expected, so that a copy per failed attempt would show.

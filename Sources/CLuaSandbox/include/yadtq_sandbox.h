@@ -88,6 +88,9 @@ typedef struct yadtq_sandbox {
     size_t longest_string; /* bytes of the longest string made since the running task started */
     double progress;       /* last task.progress(fraction) of the running task */
     int has_progress;
+    size_t error_length;   /* bytes of the error message the message handler made in the last protected
+                            * call, before it cut it to 4 KiB + 1 (so Swift's note gives the length);
+                            * 0 when no handler ran (a memory error) */
     int envmeta_ref;       /* registry refs, set by yadtq_open_sandbox */
     int task_meta_ref;
     yadtq_host_fn hosts[YADTQ_HOST_COUNT];

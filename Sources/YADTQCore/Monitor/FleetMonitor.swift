@@ -25,6 +25,10 @@ public struct FleetMonitor: Sendable {
     public let orphanScanLimit: Int
     private let lagReader: KafkaLagReader?
 
+    /// Time between two refreshes of `yadtq-monitor` unless `--interval` says otherwise, and
+    /// so the span its tasks/s figure averages over (the `rateWindow` it passes).
+    public static let defaultInterval: Duration = .seconds(5)
+
     /// - Parameters:
     ///   - rateWindow: the span tasks/s averages over, normally the refresh interval
     ///     (rounded up to whole seconds, at most an hour: the counters expire then).

@@ -291,12 +291,17 @@ final class LuaState {
         // The message handler appends luaL_traceback's "\nstack traceback:\n\t..." to the message.
         let marker = Array("\nstack traceback:\n".utf8)
         let tail = bytes.suffix(PluginSandbox.maximumTracebackBytes + marker.count)
-        guard let split = lastRange(of: marker, in: tail) else {
-            return LuaError(message: capped(bytes, PluginSandbox.maximumErrorBytes))
-        }
+        let split = lastRange(of: marker, in: tail)
+        let message = UnsafeRawBufferPointer(rebasing: bytes[..<(split?.lowerBound ?? bytes.endIndex)])
+        // The handler cut a longer message to 4 KiB + 1 bytes and kept its length for the note.
+        let messageLength = yadtq_sandbox_of(state).pointee.error_length
+        let extent: ErrorText.Extent = messageLength > message.count ? .beginning(ofBytes: Int(messageLength)) : .whole
+        let kept = ErrorText.trimmed(message, limit: PluginSandbox.maximumErrorBytes, extent: extent)
+        guard let split else { return LuaError(message: kept) }
         return LuaError(
-            message: capped(UnsafeRawBufferPointer(rebasing: bytes[..<split.lowerBound]), PluginSandbox.maximumErrorBytes),
-            traceback: capped(UnsafeRawBufferPointer(rebasing: bytes[split.upperBound...]), PluginSandbox.maximumTracebackBytes))
+            message: kept,
+            traceback: ErrorText.trimmed(
+                UnsafeRawBufferPointer(rebasing: bytes[split.upperBound...]), limit: PluginSandbox.maximumTracebackBytes))
     }
 
     private static func lastRange(of marker: [UInt8], in bytes: Slice<UnsafeRawBufferPointer>) -> Range<Int>? {
@@ -306,16 +311,6 @@ final class LuaState {
             return start..<start + marker.count
         }
         return nil
-    }
-
-    /// The text of `bytes`, cut at a character boundary, with a note saying so, to at most `limit`
-    /// bytes in all.
-    static func capped(_ bytes: UnsafeRawBufferPointer, _ limit: Int) -> String {
-        guard bytes.count > limit else { return String(decoding: bytes, as: UTF8.self) }
-        let note = "… (cut)"
-        var end = max(0, limit - note.utf8.count)
-        while end > 0, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a UTF-8 sequence
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self) + note
     }
 
     // MARK: - Host function support
@@ -380,9 +375,8 @@ struct TaskLog {
             droppedLines += 1
             return
         }
-        let text = line.withUnsafeBytes { bytes in
-            bytes.count <= room ? String(decoding: bytes, as: UTF8.self) : LuaState.capped(bytes, room)
-        }
+        // A line longer than the room was built only up to it (see PluginSandbox.log).
+        let text = line.withUnsafeBytes { ErrorText.trimmed($0, limit: room, extent: .unknown) }
         totalBytes += text.utf8.count
         lines.append(text)
     }

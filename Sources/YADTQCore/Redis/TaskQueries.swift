@@ -18,6 +18,9 @@ extension TaskStore {
         public var total: Int
     }
 
+    /// How many tasks `yadtq-ctl ls` lists when `--limit` does not say: a screenful.
+    public static let defaultListLimit = 50
+
     /// Why a page cursor was refused.
     public struct InvalidCursor: Error, CustomStringConvertible, Sendable {
         public var cursor: String

@@ -41,6 +41,19 @@ extension Duration {
         }
     }
 
+    /// The duration as an operator writes one, the inverse of ``init(parsing:)``: a whole number
+    /// in the largest unit that gives one (`500ms`, `30s`, `5m`, `1h`, `1d`, `7d`). The one
+    /// spelling of a default in help texts, so a default shown is a value the flag takes back.
+    /// (``compactText`` is the other way round: a measured age, rounded for a table.)
+    public var flagText: String {
+        let milliseconds = inMilliseconds
+        let units: [(String, Int64)] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+        for (suffix, scale) in units where milliseconds != 0 && milliseconds % scale == 0 {
+            return "\(milliseconds / scale)\(suffix)"
+        }
+        return milliseconds == 0 ? "0s" : "\(milliseconds)ms"
+    }
+
     /// The bound every reader shares: finite, not negative, and under 10^12 s (31,700 years),
     /// so that no duration read from input overflows when counted in milliseconds.
     private init?(checkedSeconds seconds: Double) {
