@@ -331,21 +331,28 @@ public final class TaskPublisher: @unchecked Sendable {
             + "yadtq-ctl retry \(id)"
     }
 
-    /// Publishes an end marker to every partition, after everything published before it.
+    /// Publishes an end marker to every partition, after everything published before it. A
+    /// marker librdkafka refuses for a partition it does not know (the topic made again with
+    /// fewer) is published again over the partitions the topic has, and recorded with their count.
     /// - Returns: the marker's id.
     @discardableResult
     public func publishEnd() throws -> String {
-        let partitions = try partitionCount(of: topic)
         let marker = TaskID.random(count: 1)[0]
-        let now = currentEpochMilliseconds()
-        // Recorded first, so a worker that reaches the marker finds what it belongs to.
-        try store.recordEndPublished(topic: topic, marker: marker, partitions: partitions, at: now)
         let value = TopicMessage.endMarker(marker)
-        let messages = (0..<partitions).map { OutgoingMessage(partition: Int32($0), key: [], value: value) }
-        let failures = try producer.produce(topic: topic, messages)
-        if let reason = failures.values.first {
+        var deliveries: [Int: Delivery] = [:]
+        try deliver(to: topic, into: &deliveries) { again, partitions in
+            // Recorded first, so a worker that reaches the marker finds what it belongs to.
+            try store.recordEndPublished(topic: topic, marker: marker, partitions: partitions, at: currentEpochMilliseconds())
+            return (again ?? Array(0..<partitions)).filter { $0 < partitions }.map {
+                ($0, OutgoingMessage(partition: Int32($0), key: [], value: value))
+            }
+        }
+        let refused = deliveries.values.compactMap { delivery -> String? in
+            if case .refused(let reason) = delivery { reason } else { nil }
+        }
+        if let reason = refused.first {
             throw YADTQError(
-                .kafka, "the end marker could not be published to \(failures.count) partitions of \(topic): \(reason)",
+                .kafka, "the end marker could not be published to \(refused.count) partitions of \(topic): \(reason)",
                 remedy: "Check the broker, then publish the marker again: echo end | yadtq-run --topic \(topic)")
         }
         return marker
