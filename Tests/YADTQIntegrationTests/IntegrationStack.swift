@@ -100,7 +100,11 @@ struct IntegrationStack {
     /// Runs one of the built commands with `input` on standard input, to completion.
     /// - Parameter closedOutput: standard output is a pipe whose reader is gone before the
     ///   command starts (`| head -0`): every write to it fails. The outcome's `stdout` is then empty.
-    func runCommand(_ command: String, arguments: [String], input: [UInt8], closedOutput: Bool = false) throws -> RunOutcome {
+    /// - Parameter extra: variables set over this test's ``environment``.
+    func runCommand(
+        _ command: String, arguments: [String], input: [UInt8], closedOutput: Bool = false,
+        environment extra: [String: String] = [:]
+    ) throws -> RunOutcome {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -110,7 +114,7 @@ struct IntegrationStack {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binDirectory + "/" + command)
         process.arguments = arguments
-        process.environment = environment
+        process.environment = environment.merging(extra) { _, new in new }
         process.standardInput = try FileHandle(forReadingFrom: files[0])
         if closedOutput {
             let pipe = Pipe()
@@ -171,9 +175,9 @@ struct IntegrationStack {
         return ids.map { found[$0] }
     }
 
-    /// Runs `yadtq-ctl` with this test's settings, to completion.
-    func ctl(_ arguments: [String]) throws -> RunOutcome {
-        try runCommand("yadtq-ctl", arguments: arguments, input: [])
+    /// Runs `yadtq-ctl` with this test's settings (and `extra` variables over them), to completion.
+    func ctl(_ arguments: [String], environment extra: [String: String] = [:]) throws -> RunOutcome {
+        try runCommand("yadtq-ctl", arguments: arguments, input: [], environment: extra)
     }
 
     /// Reads every message of a topic from the beginning with the Python Kafka client

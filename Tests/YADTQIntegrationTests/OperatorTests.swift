@@ -184,6 +184,64 @@ struct OperatorTests {
         #expect(topics[other] == 2)
     }
 
+    @Test("a retry that cannot reach the broker leaves its tasks FAILED, saying why and what to do; the retry it names publishes them")
+    func retryWithBrokerDown() throws {
+        let stack = try IntegrationStack(label: "retrydown")
+        let ids = ["down-1", "down-2"]
+        let now = currentEpochMilliseconds()
+        let tasks = ids.map { TaskMessage(id: $0, type: "add", args: [1, 2], maxAttempts: 3, queuedAt: now) }
+        #expect(try stack.store.queue(tasks, topic: stack.topic) == [.queued, .queued])
+        #expect(try stack.ctl(["cancel"] + ids).status == 0)
+
+        // Nothing listens there: the topic's metadata cannot be read, and nothing is published.
+        let down = try stack.ctl(["retry", "--json"] + ids, environment: ["YADTQ_BROKERS": "127.0.0.1:1"])
+        #expect(down.status == 1, "\(down.stdout) \(down.stderr)")
+        let lines = try down.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+        #expect(lines.map { $0["id"] } == ids.map { .string($0) }, "one line per task: \(down.stdout) \(down.stderr)")
+        let records = try stack.records(ids)
+        for (id, (line, record)) in zip(ids, zip(lines, records)) {
+            #expect(line["status"] == "FAILED" && line["changed"] == .bool(false), "\(line)")
+            let reason = try #require(line["error"]?.stringValue, "\(line)")
+            #expect(reason.hasPrefix("could not be published to \(stack.topic): "), "\(reason)")
+            #expect(reason.contains("cannot read the metadata of topic \(stack.topic)"), "what happened: \(reason)")
+            #expect(reason.hasSuffix("yadtq-ctl retry \(id)"), "what to do: \(reason)")
+            #expect(record?.status == .failed && record?.error == reason, "\(String(describing: record))")
+        }
+
+        let again = try stack.ctl(["retry"] + ids)
+        #expect(again.status == 0, "the retry the error names works: \(again.stdout) \(again.stderr)")
+        #expect(again.stdout == ids.map { "\($0): -> QUEUED, published again\n" }.joined(), "\(again.stdout)")
+        let published = try stack.readTopic(stack.topic, expecting: 2)
+        #expect(ids.allSatisfy { id in published.contains { $0.contains(id) } }, "\(published)")
+    }
+
+    @Test("a retry publishes the tasks of every topic it can; those of a topic that cannot be written end FAILED, saying why")
+    func retryPastATopicThatCannotBeWritten() throws {
+        let stack = try IntegrationStack(label: "retrymixed")
+        // A name longer than librdkafka takes (512 bytes): it refuses a handle for the topic, so
+        // its tasks cannot be published. It sorts between the other two topics of the retry.
+        let topics = [stack.topic, stack.topic + "-" + String(repeating: "x", count: 600), stack.topic + "-z"]
+        let now = currentEpochMilliseconds()
+        for (number, topic) in topics.enumerated() {
+            let task = TaskMessage(id: "mixed-\(number)", type: "add", args: [1, 2], maxAttempts: 3, queuedAt: now)
+            #expect(try stack.store.queue([task], topic: topic) == [.queued])
+        }
+        let ids = topics.indices.map { "mixed-\($0)" }
+        #expect(try stack.ctl(["cancel"] + ids).status == 0)
+
+        let retry = try stack.ctl(["retry", "--cancelled"])
+        #expect(retry.status == 1, "\(retry.stdout) \(retry.stderr)")
+        #expect(retry.stdout.contains("mixed-0: -> QUEUED, published again"), "\(retry.stdout) \(retry.stderr)")
+        #expect(retry.stdout.contains("mixed-2: -> QUEUED, published again"), "\(retry.stdout) \(retry.stderr)")
+        #expect(retry.stderr.contains("mixed-1: queued again, but could not be published to \(topics[1])"), "\(retry.stderr)")
+        #expect(retry.stderr.contains("yadtq-ctl retry mixed-1; it is FAILED again"), "\(retry.stderr)")
+        let records = try stack.records(ids)
+        #expect(records.map { $0?.status } == [.queued, .failed, .queued], "\(records)")
+        #expect(records[1]?.error?.contains("cannot create a handle for topic") == true, "\(String(describing: records[1]))")
+        #expect(try stack.readTopic(topics[0], expecting: 1).first?.contains("mixed-0") == true)
+        #expect(try stack.readTopic(topics[2], expecting: 1).first?.contains("mixed-2") == true)
+    }
+
     @Test("a PROCESSING task with a cancel request ends CANCELLED instead of being tried again")
     func cancelProcessing() throws {
         let stack = try IntegrationStack(

@@ -198,6 +198,24 @@ extension ProducerTests {
         #expect(try stack.store.statuses(of: second.map(\.message.id)) == Array(repeating: .queued, count: 4))
     }
 
+    @Test("an end marker librdkafka refuses for a partition the topic lost is published over the partitions it has, and recorded with their count")
+    func endAfterTopicMadeAgainWithFewerPartitions() throws {
+        let stack = try IntegrationStack(label: "producer-end-shrink")
+        var settings = stack.settings
+        // librdkafka reads the topic's metadata again soon, and so refuses messages for the
+        // partitions it lost, while the publisher still trusts the count it read (30 s).
+        settings.kafkaOverrides["topic.metadata.refresh.interval.ms"] = "200"
+        let publisher = try TaskPublisher(
+            settings: settings, topic: stack.topic, partitions: 4, clientID: "producer-end-shrink", logger: stack.logger)
+        #expect(try publisher.partitions == 4)
+        try stack.remakeTopic(stack.topic, partitions: 1)
+        Thread.sleep(forTimeInterval: 2)
+        let marker = try publisher.publishEnd()
+        let end = try #require(try stack.store.endOfStream(topic: stack.topic))
+        #expect(end.marker == marker && end.partitions == 1, "\(end)")
+        #expect(try stack.readTopic(stack.topic, expecting: 1).first?.contains(marker) == true)
+    }
+
     @Test("an `end` whose marker cannot be published stops the run saying the tasks before it are published and how to publish the marker again")
     func endNotPublished() throws {
         let stack = try IntegrationStack(label: "producer-end")

@@ -213,10 +213,17 @@ public final class TaskPublisher: @unchecked Sendable {
     /// tasks), then FAILED for what the broker did not take. The result has one entry per task, in order.
     /// - Parameter taskTopic: the topic to publish to, when not this publisher's (a retried
     ///   task goes back to the topic its record names); it is created when missing.
-    public func republish(_ messages: [TaskMessage], to taskTopic: String? = nil) throws -> [PublishedTask] {
+    /// - Parameter failingUnsent: `true` for an operator's retry: a Kafka error that stops the
+    ///   publish (the broker unreachable, the topic's metadata unreadable) makes the tasks it
+    ///   kept from the broker FAILED with its text, as a broker's refusal does, so that
+    ///   `yadtq-ctl retry` takes them again; thrown instead, it left them QUEUED, which a retry
+    ///   refuses. `false` for the scheduler, which publishes what stays QUEUED at a later run.
+    public func republish(_ messages: [TaskMessage], to taskTopic: String? = nil, failingUnsent: Bool = false) throws
+        -> [PublishedTask]
+    {
         try produce(
             messages, values: messages.map { $0.encoded() },
-            queued: messages.map { _ in true }, to: taskTopic ?? topic)
+            queued: messages.map { _ in true }, to: taskTopic ?? topic, failingUnsent: failingUnsent)
     }
 
     /// The partition count of `taskTopic`, read from the broker when ``PartitionCounts`` says
@@ -243,48 +250,78 @@ public final class TaskPublisher: @unchecked Sendable {
     }
 
     /// Sends the `queued` ones of `messages` to `taskTopic` round-robin, then marks FAILED what
-    /// the broker did not take.
+    /// the broker did not take (and, with `failingUnsent`, what a Kafka error kept from it).
     private func produce(
-        _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String
+        _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String, failingUnsent: Bool = false
     ) throws -> [PublishedTask] {
-        let partitions = try partitionCount(of: taskTopic)
-        let firstPartition = takePartitions(messages.count, of: partitions)
-        var outgoing: [OutgoingMessage] = []
-        var outgoingIndexes: [Int] = []
         var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
-        for (index, message) in messages.enumerated() where queued[index] {
-            let partition = Int32((firstPartition + index) % partitions)
-            outgoing.append(OutgoingMessage(partition: partition, key: Array(message.id.utf8), value: values[index]))
-            outgoingIndexes.append(index)
-            results[index].outcome = .published(partition: partition)
-        }
-        var failures = try producer.produce(topic: taskTopic, outgoing)
-        // A topic made again with fewer partitions: its count is read again and the messages
-        // refused for a partition it lost are sent over the partitions it has.
-        let lost = failures.filter(\.value.isUnknownPartition).keys.sorted()
-        if !lost.isEmpty {
-            lock.withLock { partitionCounts.partitionUnknown(in: taskTopic) }
-            let partitions = try partitionCount(of: taskTopic)
-            let firstPartition = takePartitions(lost.count, of: partitions)
-            var again = lost.map { outgoing[$0] }
-            for position in again.indices { again[position].partition = Int32((firstPartition + position) % partitions) }
-            let failedAgain = try producer.produce(topic: taskTopic, again)
-            for (position, slot) in lost.enumerated() {
-                failures[slot] = failedAgain[position]
-                if failures[slot] == nil { results[outgoingIndexes[slot]].outcome = .published(partition: again[position].partition) }
+        let sent = messages.indices.filter { queued[$0] }
+        var deliveries: [Int: Delivery] = [:]
+        do {
+            try deliver(to: taskTopic, into: &deliveries) { again, partitions in
+                let slots = again ?? Array(sent.indices)
+                let firstPartition = takePartitions(slots.count, of: partitions)
+                return slots.enumerated().map { position, slot in
+                    let index = sent[slot]
+                    let partition = Int32((firstPartition + position) % partitions)
+                    return (slot, OutgoingMessage(partition: partition, key: Array(messages[index].id.utf8), value: values[index]))
+                }
             }
+        } catch where failingUnsent {
+            for slot in sent.indices where deliveries[slot] == nil { deliveries[slot] = .refused("\(error)") }
         }
-        if !failures.isEmpty {
-            var unpublished: [(id: String, reason: String)] = []
-            for (slot, failure) in failures {
-                let index = outgoingIndexes[slot]
-                let text = Self.notPublished(id: messages[index].id, topic: taskTopic, reason: failure.description)
+        var unpublished: [(id: String, reason: String)] = []
+        for (slot, delivery) in deliveries.sorted(by: { $0.key < $1.key }) {
+            let index = sent[slot]
+            switch delivery {
+            case .taken(let partition):
+                results[index].outcome = .published(partition: partition)
+            case .refused(let reason):
+                let text = Self.notPublished(id: messages[index].id, topic: taskTopic, reason: reason)
                 results[index].outcome = .failed(text)
                 unpublished.append((messages[index].id, text))
             }
-            try store.failUnpublished(unpublished, at: currentEpochMilliseconds())
         }
+        if !unpublished.isEmpty { try store.failUnpublished(unpublished, at: currentEpochMilliseconds()) }
         return results
+    }
+
+    /// What became of one message ``deliver(to:into:placing:)`` sent.
+    private enum Delivery {
+        case taken(partition: Int32)
+        /// librdkafka's reason (with its code), or the error that kept the message from the broker.
+        case refused(String)
+    }
+
+    /// Produces to `topic` the messages `place` makes for its partition count. When librdkafka
+    /// refuses some for a partition it does not know (the topic made again with fewer), the
+    /// count is read again (``PartitionCounts``) and `place` makes those again for it, once.
+    /// - Parameters:
+    ///   - deliveries: what became of each message, by its number, as it becomes known: when
+    ///     this throws, the messages it names were taken or refused, and the others not sent.
+    ///   - place: given the numbers of the messages to make again (`nil` the first time: all of
+    ///     them) and the partition count, the messages to produce, each with its number; a
+    ///     number left out is not sent.
+    private func deliver(
+        to topic: String, into deliveries: inout [Int: Delivery],
+        placing place: (_ again: [Int]?, _ partitions: Int) throws -> [(number: Int, message: OutgoingMessage)]
+    ) throws {
+        var again: [Int]? = nil
+        repeat {
+            let placed = try place(again, try partitionCount(of: topic))
+            let failures = try producer.produce(topic: topic, placed.map(\.message))
+            var unknown: [Int] = []
+            for (position, (number, message)) in placed.enumerated() {
+                switch failures[position] {
+                case nil: deliveries[number] = .taken(partition: message.partition)
+                // Once: a count read again that librdkafka still contradicts is its final answer.
+                case let failure? where failure.isUnknownPartition && again == nil: unknown.append(number)
+                case let failure?: deliveries[number] = .refused(failure.description)
+                }
+            }
+            if !unknown.isEmpty { lock.withLock { partitionCounts.partitionUnknown(in: topic) } }
+            again = unknown.isEmpty ? nil : unknown
+        } while again != nil
     }
 
     /// The error of a task the broker did not take (librdkafka's `reason`), with what to do:
@@ -294,21 +331,28 @@ public final class TaskPublisher: @unchecked Sendable {
             + "yadtq-ctl retry \(id)"
     }
 
-    /// Publishes an end marker to every partition, after everything published before it.
+    /// Publishes an end marker to every partition, after everything published before it. A
+    /// marker librdkafka refuses for a partition it does not know (the topic made again with
+    /// fewer) is published again over the partitions the topic has, and recorded with their count.
     /// - Returns: the marker's id.
     @discardableResult
     public func publishEnd() throws -> String {
-        let partitions = try partitionCount(of: topic)
         let marker = TaskID.random(count: 1)[0]
-        let now = currentEpochMilliseconds()
-        // Recorded first, so a worker that reaches the marker finds what it belongs to.
-        try store.recordEndPublished(topic: topic, marker: marker, partitions: partitions, at: now)
         let value = TopicMessage.endMarker(marker)
-        let messages = (0..<partitions).map { OutgoingMessage(partition: Int32($0), key: [], value: value) }
-        let failures = try producer.produce(topic: topic, messages)
-        if let reason = failures.values.first {
+        var deliveries: [Int: Delivery] = [:]
+        try deliver(to: topic, into: &deliveries) { again, partitions in
+            // Recorded first, so a worker that reaches the marker finds what it belongs to.
+            try store.recordEndPublished(topic: topic, marker: marker, partitions: partitions, at: currentEpochMilliseconds())
+            return (again ?? Array(0..<partitions)).filter { $0 < partitions }.map {
+                ($0, OutgoingMessage(partition: Int32($0), key: [], value: value))
+            }
+        }
+        let refused = deliveries.values.compactMap { delivery -> String? in
+            if case .refused(let reason) = delivery { reason } else { nil }
+        }
+        if let reason = refused.first {
             throw YADTQError(
-                .kafka, "the end marker could not be published to \(failures.count) partitions of \(topic): \(reason)",
+                .kafka, "the end marker could not be published to \(refused.count) partitions of \(topic): \(reason)",
                 remedy: "Check the broker, then publish the marker again: echo end | yadtq-run --topic \(topic)")
         }
         return marker
@@ -318,7 +362,9 @@ public final class TaskPublisher: @unchecked Sendable {
 extension TaskPublisher {
     /// An operator's retry: queues FAILED or CANCELLED tasks again under their ids (see
     /// ``TaskStore/requeue(_:at:)``) and publishes them again, 1,000 ids per Redis call. One
-    /// change per id, in order.
+    /// change per id, in order. A task that was not published, the broker refusing it or
+    /// unreachable, is FAILED again (``TaskStore/OperatorChange/publishFailed(_:)``, with the
+    /// reason and the retry that publishes it), and the tasks of other topics go on.
     public func retry(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
         var changes: [TaskStore.OperatorChange] = []
         for start in stride(from: 0, to: ids.count, by: 1000) {
@@ -344,7 +390,7 @@ extension TaskPublisher {
             byTopic[record.topic ?? topic, default: ([], [])].messages.append(message)
         }
         for (taskTopic, group) in byTopic.sorted(by: { $0.key < $1.key }) {
-            for (index, published) in zip(group.indexes, try republish(group.messages, to: taskTopic)) {
+            for (index, published) in zip(group.indexes, try republish(group.messages, to: taskTopic, failingUnsent: true)) {
                 if case .failed(let reason) = published.outcome { changes[index] = .publishFailed(reason) }
             }
         }
