@@ -108,9 +108,15 @@ public final class KafkaProducer: @unchecked Sendable {
             // A full local queue drains as deliveries are acknowledged.
             if !pending.isEmpty { rd_kafka_poll(client.handle, 10) }
         }
-        let flushError = rd_kafka_flush(client.handle, Int32(timeout.inMilliseconds))
-        return ledger.finish(unsettledReason: flushError == RD_KAFKA_RESP_ERR_NO_ERROR
-            ? nil : "not acknowledged by the broker within \(timeout)")
+        // Flushed in short slices until this batch is settled, not until librdkafka's queue is
+        // empty: a message produce_batch refuses for a partition the topic lacks stays counted
+        // in that queue (librdkafka frees it only at exit), and one whole flush would then wait
+        // out its full timeout for a batch whose every message already has its answer.
+        let deadline = ContinuousClock.now + timeout
+        while !ledger.isSettled, ContinuousClock.now < deadline {
+            rd_kafka_flush(client.handle, 10)
+        }
+        return ledger.finish(unsettledReason: "not acknowledged by the broker within \(timeout)")
     }
 
     /// Hands messages to librdkafka in one call; returns those it did not accept.
@@ -202,10 +208,13 @@ private final class DeliveryLedger: @unchecked Sendable {
         }
     }
 
-    func finish(unsettledReason: String?) -> [Int: DeliveryFailure] {
+    /// Every message of the batch has its answer.
+    var isSettled: Bool { outstanding == 0 }
+
+    func finish(unsettledReason: String) -> [Int: DeliveryFailure] {
         if outstanding > 0 {
             for index in settled.indices where !settled[index] {
-                failures[index] = DeliveryFailure(unsettled: unsettledReason ?? "no delivery report")
+                failures[index] = DeliveryFailure(unsettled: unsettledReason)
             }
         }
         return failures
