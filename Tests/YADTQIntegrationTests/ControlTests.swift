@@ -276,6 +276,55 @@ struct ControlTests {
         #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: .failed, type: nil, cursor: "12_6", limit: 3) }
     }
 
+    @Test("a listing cursor's position past the end of its second reads as that second's end; a number no cursor holds is refused")
+    func cursorPositionsOutOfRange() throws {
+        let stack = try IntegrationStack(label: "cursor-range")
+        let store = stack.store
+        // Six tasks in each of two seconds, three seconds apart, each in a millisecond of its own.
+        let newest = (currentEpochMilliseconds() / 1000 - 10) * 1000
+        let older = newest - 3_000
+        let tasks = (0..<12).map {
+            TaskMessage(id: "r\($0)", type: "add", args: [1, 1], maxAttempts: 1, queuedAt: ($0 < 6 ? newest : older) + Int64($0 % 6) * 10)
+        }
+        #expect(try store.queue(tasks).allSatisfy { $0 == .queued })
+        func walk(from cursor: String) throws -> [String] {
+            var ids: [String] = []
+            var cursor: String? = cursor
+            while let next = cursor {
+                let page = try store.taskPage(status: nil, type: nil, cursor: next, limit: 3)
+                ids += page.records.map(\.id)
+                cursor = page.nextCursor
+            }
+            return ids
+        }
+        // Newest first, of the shards whose cursor part goes on at or below `second(shard)`.
+        func expected(_ second: (Int) -> Int64?) -> [String] {
+            tasks.filter { task in second(store.keys.shard(of: task.id)).map { task.queuedAt / 1000 <= $0 } ?? false }
+                .sorted { $0.queuedAt > $1.queuedAt }.map(\.id)
+        }
+
+        // A real cursor, each shard's position moved far past the end of its second: each
+        // shard goes on from its second's last id, so its tasks of that second are listed again.
+        let parts = try #require(try store.taskPage(status: nil, type: nil, cursor: nil, limit: 3).nextCursor)
+            .split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let seconds = parts.map { $0 == "-" ? nil : Int64($0.split(separator: ":")[0]) }
+        let moved = zip(parts, seconds).map { part, second in second.map { "\($0):4294967296" } ?? part }
+        #expect(try walk(from: moved.joined(separator: ".")) == expected { seconds[$0] })
+
+        // A second that has no bucket (between the two), and one far in the future, go on
+        // from the next older second that has one.
+        let between = Array(repeating: "\(older / 1000 + 1):4294967296", count: store.keys.shards).joined(separator: ".")
+        #expect(try walk(from: between) == expected { _ in older / 1000 })
+        let future = Array(repeating: "9007199254740992:4294967296", count: store.keys.shards).joined(separator: ".")
+        #expect(try walk(from: future) == expected { _ in newest / 1000 })
+
+        // Past 2^53, the script's numbers (doubles) can no longer tell one position from the next.
+        for part in ["\(newest / 1000):99999999999999999", "9007199254740993:0"] {
+            let cursor = Array(repeating: part, count: store.keys.shards).joined(separator: ".")
+            #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: nil, type: nil, cursor: cursor, limit: 3) }
+        }
+    }
+
     /// The length of the listing bucket of `second` on every node that has one.
     private func bucketLengths(_ stack: IntegrationStack, second: Int64) throws -> [Int] {
         let redis = stack.settings.redis

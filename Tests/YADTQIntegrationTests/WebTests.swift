@@ -140,6 +140,11 @@ struct WebAPITests {
 
         #expect(try server.send("GET", "/api/tasks?status=DONE").error?.contains("unknown status 'DONE'") == true)
         #expect(try server.send("GET", "/api/tasks?cursor=soon").status == 400)
+        // A position no cursor holds (past 2^53) is refused before Redis is asked anything.
+        let hugePosition = Array(repeating: "1764670000:99999999999999999", count: stack.store.keys.shards).joined(separator: ".")
+        let beyond = try server.send("GET", "/api/tasks?cursor=\(hugePosition)")
+        #expect(beyond.status == 400, "\(beyond.body)")
+        #expect(beyond.error?.contains("leave it out for the newest tasks") == true, "\(beyond.body)")
         #expect(try server.send("GET", "/api/tasks?limit=100000").status == 400)
         #expect(try server.send("GET", "/api/no-such-route").status == 404)
 

@@ -136,10 +136,13 @@ extension TaskStore {
 
     /// Whether `part` is a shard's cursor for the walk the listing makes: a task's key in an
     /// index, or a second and a position in the listing (a cursor of the other kind would make
-    /// the walk fail in Redis, or start again at the newest task).
+    /// the walk fail in Redis, or start again at the newest task). Its numbers are at most
+    /// 2^53: the scripts' numbers are doubles, which above that no longer tell one second,
+    /// position or `queued_at` from the next (and Lua writes them in exponent form, which
+    /// Redis refuses as an index).
     private static func isCursorPart(_ part: String, byIndex: Bool) -> Bool {
         if part == "-" { return true }
-        func isCount(_ text: Substring) -> Bool { Int64(text).map { $0 >= 0 } ?? false }
+        func isCount(_ text: Substring) -> Bool { Int64(text).map { (0...(1 << 53)).contains($0) } ?? false }
         guard byIndex else {
             let numbers = part.split(separator: ":", omittingEmptySubsequences: false)
             return numbers.count == 2 && numbers.allSatisfy(isCount)

@@ -263,18 +263,29 @@ enum TaskScripts {
         -- Walks the kept tasks newest first (by listing second, then queueing order), starting
         -- below position `i` of second `s` (s = nil: at the newest task). Calls
         -- visit(id, record, s, position, packed, last) for each (last: nothing older is
-        -- left); stops when it returns true or after `budget` ids. Returns where it stopped
-        -- (the next walk starts below it), or nil when nothing older is left.
+        -- left); stops when it returns true or after `budget` steps (an id looked at, or a
+        -- move to an older second). Returns where it stopped (the next walk starts below it),
+        -- or nil when nothing older is left.
+        -- A cursor's `s` and `i` are a client's to send, so whatever they say, every step of
+        -- the loop counts against the budget: a call stays as short as a page's.
         local function walk(s, i, budget, visit)
           local function older_than(second)
             local found = redis.call('ZREVRANGEBYSCORE', K.buckets, '(' .. second, '-inf', 'LIMIT', 0, 1)
             return found[1] and tonumber(found[1])
           end
+          local function length(second) return redis.call('LLEN', K.bucket .. second) end
           if not s then
             local newest = redis.call('ZREVRANGE', K.buckets, 0, 0)
             if #newest == 0 then return nil end
             s = tonumber(newest[1])
-            i = redis.call('LLEN', K.bucket .. s)
+            i = length(s)
+          else
+            -- A position past the end of its second's list (the bucket was rewritten shorter,
+            -- or the cursor was made up) reads as the end of that list, so every range read
+            -- below returns ids: read from so far up, the ranges were empty, counted nothing,
+            -- and moved down 500 at a time for as long as the number was large, with Redis
+            -- busy for every client. A second without a list reads as the end of an empty one.
+            i = math.min(i, length(s))
           end
           local older = older_than(s)
           local scanned = 0
@@ -282,7 +293,10 @@ enum TaskScripts {
             if i <= 0 then
               if not older then return nil end
               s, older = older, older_than(older)
-              i = redis.call('LLEN', K.bucket .. s)
+              i = length(s)
+              -- A move counts as a step: a run of seconds without ids (a cursor's second far
+              -- from any bucket, buckets being emptied) is then not walked all in one call.
+              scanned = scanned + 1
             else
               local from = math.max(0, i - math.min(500, budget - scanned))
               local ids = redis.call('LRANGE', K.bucket .. s, from, i - 1)
