@@ -226,8 +226,8 @@ struct TaskFilter: Sendable {
             self.status = status
         }
         if let text = value("type") {
-            guard TaskDeclaration.isValidType(text) else {
-                throw WebError(status: .badRequest, message: "'\(text)' is not a task type name")
+            if let problem = TaskDeclaration.typeFilterProblem(text) {
+                throw WebError(status: .badRequest, message: problem)
             }
             type = text
         }

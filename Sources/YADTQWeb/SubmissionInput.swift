@@ -77,6 +77,11 @@ public enum SubmissionInput {
             }
         }
         try reject(problems, of: items.count, status: .badRequest)
+        do {
+            try TaskDeclaration.checkIntegers(in: bytes, parsed: value)
+        } catch {
+            throw WebError(status: .badRequest, message: error.reason)
+        }
         return declarations
     }
 
@@ -99,14 +104,13 @@ public enum SubmissionInput {
             throw WebError(status: .badRequest, message: "choose a task type")
         }
         let attempts = maxAttempts.trimmingCharacters(in: .whitespaces)
-        if !attempts.isEmpty {
-            guard let count = Int(attempts), TaskDeclaration.allowedMaxAttempts.contains(count) else {
-                throw WebError(
-                    status: .badRequest,
-                    message: "max attempts must be a whole number from \(TaskDeclaration.allowedMaxAttempts.lowerBound) "
-                        + "to \(TaskDeclaration.allowedMaxAttempts.upperBound), or empty for the plugin's default")
-            }
-            declaration.maxAttempts = count
+        do {
+            declaration.maxAttempts = try TaskDeclaration.readMaxAttempts(text: attempts)
+        } catch {
+            throw WebError(
+                status: .badRequest,
+                message: "max attempts must be a whole number from \(TaskDeclaration.allowedMaxAttempts.lowerBound) "
+                    + "to \(TaskDeclaration.allowedMaxAttempts.upperBound), or empty for the plugin's default")
         }
         let delay = delay.trimmingCharacters(in: .whitespaces)
         if !delay.isEmpty {

@@ -58,6 +58,14 @@ struct TaskIDs: ParsableArguments {
     }
 }
 
+/// Refuses a `--type` that cannot name a task type (the one rule, ``TaskDeclaration/typeFilterProblem(_:)``),
+/// rather than list or purge nothing.
+private func checkTypeOption(_ type: String?) throws {
+    if let type, let problem = TaskDeclaration.typeFilterProblem(type) {
+        throw ValidationError("--type: " + problem)
+    }
+}
+
 private func unknownTask(_ id: String) -> String {
     "no task with id '\(id)' (never queued, or expired after its retention)"
 }
@@ -188,6 +196,7 @@ extension ControlCommand {
 
         func validate() throws {
             guard limit > 0 else { throw ValidationError("--limit must be at least 1") }
+            try checkTypeOption(type)
         }
 
         func run() throws {
@@ -401,6 +410,7 @@ extension ControlCommand {
             guard status.isTerminal else {
                 throw ValidationError("--status must be a terminal status: SUCCESS, FAILED or CANCELLED")
             }
+            try checkTypeOption(type)
         }
 
         func run() throws {

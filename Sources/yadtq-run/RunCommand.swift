@@ -42,6 +42,9 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+        guard !results || wait else {
+            throw ValidationError("--results needs --wait: the table is printed once every task is terminal")
+        }
         try validateTopic(topic, "--topic")
         _ = try start()
     }

@@ -161,8 +161,41 @@ struct JSONParsingTests {
         #expect(parse(#"{"a": {"b": [true, 2.5]}, "c": null}"#) == ["a": ["b": [true, 2.5]], "c": nil])
     }
 
-    @Test func repeatedKeyKeepsLastValue() {
-        #expect(parse(#"{"a": 1, "a": 2}"#) == ["a": 2])
+    @Test("a key twice in one object is refused, at any depth, naming the key; the same key in different objects reads")
+    func repeatedKeyIsRefused() {
+        let cases: [(String, String, Int)] = [
+            (#"{"a": 1, "a": 2}"#, #"key "a" appears twice"#, 9),
+            (#"{"type":"add","type":"mul"}"#, #"key "type" appears twice"#, 14),
+            (#"{"status":"CANCELLED","status":"FAILED"}"#, #"key "status" appears twice"#, 22),
+            (#"[1, {"a": {"b": 1, "b": 1}}]"#, #"key "b" appears twice"#, 19),
+            (#"{"a\u0062": 1, "ab": 2}"#, #"key "ab" appears twice"#, 15),
+        ]
+        for (text, reason, offset) in cases {
+            #expect(parseError(text) == JSONParseError(offset: offset, reason: reason), "\(text)")
+        }
+        #expect(parse(#"[{"a": 1}, {"a": 2, "b": {"a": 3}}]"#) == [["a": 1], ["a": 2, "b": ["a": 3]]])
+    }
+
+    @Test("a stored heartbeat, a document YADTQ writes itself, reads back under the repeated-key rule")
+    func ownDocuments() throws {
+        let beat = Heartbeat(
+            lastHeartbeat: 5, state: .idle, currentTask: nil, taskStartedAt: nil, pid: 1, host: "h", startedAt: 0,
+            timeLimitMilliseconds: 1_000, intervalMilliseconds: 1_000)
+        #expect(try Heartbeat(parsing: beat.json.jsonString).lastHeartbeat == 5)
+    }
+
+    @Test("an integer beyond 64 bits is the nearest double, or refused with its path when asked")
+    func wideIntegers() throws {
+        #expect(parse("99999999999999999999999") == .double(1e23))
+        #expect(parse("-9223372036854775808") == .int(.min))
+        do {
+            _ = try JSONValue(parsing: #"[1, {"n": 99999999999999999999999}]"#, wideIntegers: .refuse)
+            Issue.record("a wide integer was accepted")
+        } catch {
+            #expect(error.kind == .integerBeyond64Bits && error.path == [.index(1), .key("n")])
+        }
+        #expect(try JSONValue(parsing: "[1e23, 2.5, 9223372036854775807]", wideIntegers: .refuse)
+            == [.double(1e23), .double(2.5), .int(.max)])
     }
 
     @Test("structural errors report reason and offset", arguments: [

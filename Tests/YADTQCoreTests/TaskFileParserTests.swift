@@ -363,3 +363,44 @@ extension Result<TaskLine, TaskLineError> {
         if case .failure(let error) = self { error.reason } else { nil }
     }
 }
+
+@Suite("Task lines: repeated keys and integers beyond 64 bits")
+struct TaskLineInputCheckTests {
+    @Test("a task line that repeats a key is refused, not run with one of its values; objects as arguments still read")
+    func repeatedKeys() throws {
+        let error = try #require(lineError(#"{"type":"add","type":"mul"}"#))
+        #expect(error.kind == .invalidJSON)
+        #expect(error.reason.contains(#"key "type" appears twice"#))
+        #expect(lineError(#"cfg {"a": 1, "a": 2}"#)?.kind == .invalidArgument)
+        #expect(task(#"cfg {"a": 1, "b": {"a": 2}}"#)?.args == [["a": 1, "b": ["a": 2]]])
+        #expect(task(#"{"type": "cfg", "args": [{"a": 1}, {"a": 2}]}"#)?.args == [["a": 1], ["a": 2]])
+    }
+
+    @Test("an integer argument beyond 64 bits is refused, naming the argument, in words and in JSON alike")
+    func wideIntegerArguments() throws {
+        let error = try #require(lineError("add 99999999999999999999999"))
+        #expect(error.kind == .integerBeyond64Bits)
+        #expect(error.reason == "argument 1 is an integer beyond 64 bits: pass it as a string")
+        let refused: [(String, Int)] = [
+            ("add 1 -99999999999999999999999", 2),
+            ("add 1 2 [1, 18446744073709551616]", 3),
+            (#"cfg {"n": 9223372036854775808}"#, 1),
+            (#"{"type": "add", "args": [1, 99999999999999999999999]}"#, 2),
+            (#"{"task_type": "add", "task_args": [99999999999999999999999]}"#, 1),
+            (#"{"type": "add", "args": [[{"x": 99999999999999999999999}]]}"#, 1),
+        ]
+        for (line, argument) in refused {
+            #expect(lineError(line)?.reason == "argument \(argument) is an integer beyond 64 bits: pass it as a string", "\(line)")
+        }
+    }
+
+    @Test("64-bit integers, floats with a fraction or exponent, quoted digits and words are kept as they are")
+    func keptArguments() {
+        #expect(task("add 9223372036854775807 -9223372036854775808")?.args == [.int(.max), .int(.min)])
+        #expect(task("add 1e23 1.5 99999999999999999999999.0")?.args
+            == [.double(1e23), .double(1.5), .double(99999999999999999999999.0)])
+        #expect(task(#"add "99999999999999999999999""#)?.args == ["99999999999999999999999"])
+        #expect(task(#"{"type": "add", "args": [1e23, 2.5]}"#)?.args == [.double(1e23), .double(2.5)])
+        #expect(task("add 99999999999999999999999abc")?.args == ["99999999999999999999999abc"])
+    }
+}

@@ -31,4 +31,23 @@ struct TaskLineStreamTests {
         #expect(try lines[2].result.get() == .blank)
         #expect(try lines[3].result.get() == .end)
     }
+
+    @Test("a folder without *.txt files is an input problem naming what it holds, not a silent empty run")
+    func folderWithoutTaskFiles() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-folder-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["b.tasks", "a.TXT"] { try Data("add 1 2\n".utf8).write(to: folder.appendingPathComponent(name)) }
+        let stream = TaskLineStream(inputs: [folder.path])
+        stream.start()
+        while stream.nextBatch(limit: 100) != nil {}
+        #expect(stream.inputProblems == ["\(folder.path): no *.txt file in this folder (it holds a.TXT, b.tasks)"])
+
+        try Data("add 1 2\n".utf8).write(to: folder.appendingPathComponent("c.txt"))
+        let withFile = TaskLineStream(inputs: [folder.path])
+        withFile.start()
+        var count = 0
+        while let batch = withFile.nextBatch(limit: 100) { count += batch.count }
+        #expect(count == 1 && withFile.inputProblems.isEmpty)
+    }
 }

@@ -17,8 +17,36 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable, Hashable
         self.reason = reason
     }
 
+    /// What kind of problem it is.
+    public var kind: Kind = .syntax
+    /// For ``Kind/integerBeyond64Bits``: where the integer is, outermost first
+    /// (`[.key("args"), .index(1)]` for the second argument of a task object).
+    public var path: [PathComponent] = []
+
+    public enum Kind: Sendable, Hashable {
+        /// Not JSON by the rules of the parser (including a repeated key).
+        case syntax
+        /// An integer literal beyond 64 bits, when the parser was asked to
+        /// refuse one (``JSONValue/WideIntegers/refuse``).
+        case integerBeyond64Bits
+    }
+
+    /// A step from a container to one of its values.
+    public enum PathComponent: Sendable, Hashable {
+        case index(Int)
+        case key(String)
+    }
+
     /// `reason at byte offset`, e.g. `unexpected character 'x' at byte 12`.
     public var description: String { "\(reason) at byte \(offset)" }
+
+    /// The error as seen from the container that holds the value at `component`.
+    fileprivate func inside(_ component: PathComponent) -> JSONParseError {
+        guard kind == .integerBeyond64Bits else { return self }
+        var error = self
+        error.path.insert(component, at: 0)
+        return error
+    }
 }
 
 // MARK: - Parsing
@@ -34,23 +62,36 @@ extension JSONValue {
     /// and nothing else; no leading zeros, trailing commas, comments, `NaN`,
     /// or invalid UTF-8. Choices where the RFC leaves room:
     /// - An integer literal that fits `Int64` becomes `.int`; one with a
-    ///   fraction or exponent, or beyond `Int64`, becomes `.double`. A number
-    ///   too large for a `Double` (`1e400`) is an error.
+    ///   fraction or exponent becomes `.double`. One beyond `Int64` becomes a
+    ///   (rounded) `.double` too, unless `wideIntegers` is `.refuse`: task
+    ///   input refuses it (see ``TaskDeclaration/checkIntegers(in:parsed:argument:)``)
+    ///   rather than lose digits of an order number. A number too large for a
+    ///   `Double` (`1e400`) is an error.
     /// - An escaped lone surrogate (`"\ud800"`) decodes to U+FFFD rather than
     ///   failing the whole document: JavaScript can produce such strings and a
     ///   task should not be lost for one bad character.
-    /// - A repeated object key keeps its last value.
-    public init(parsing bytes: some Collection<UInt8>) throws(JSONParseError) {
+    /// - A key that appears twice in one object is an error
+    ///   (`key "type" appears twice`), not a silent pick of one of its values.
+    public init(parsing bytes: some Collection<UInt8>, wideIntegers: WideIntegers = .double) throws(JSONParseError) {
         self = try UTF8Input.withContiguous(bytes) { buffer throws(JSONParseError) in
-            var parser = JSONParser(buffer)
+            var parser = JSONParser(buffer, refusesWideIntegers: wideIntegers == .refuse)
             return try parser.parseDocument()
         }
     }
 
+    /// What the parser makes of an integer literal beyond 64 bits.
+    public enum WideIntegers: Sendable, Hashable {
+        /// The nearest `.double`.
+        case double
+        /// An error of kind ``JSONParseError/Kind/integerBeyond64Bits`` with
+        /// the integer's path.
+        case refuse
+    }
+
     /// Parses one JSON document from text, by the rules of the byte-based
     /// ``init(parsing:)``.
-    public init(parsing text: String) throws(JSONParseError) {
-        try self.init(parsing: text.utf8)
+    public init(parsing text: String, wideIntegers: WideIntegers = .double) throws(JSONParseError) {
+        try self.init(parsing: text.utf8, wideIntegers: wideIntegers)
     }
 }
 
@@ -59,9 +100,11 @@ private struct JSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
     private var depth = 0
+    private let refusesWideIntegers: Bool
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, refusesWideIntegers: Bool) {
         self.bytes = bytes
+        self.refusesWideIntegers = refusesWideIntegers
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
@@ -105,7 +148,11 @@ private struct JSONParser {
         var elements: [JSONValue] = []
         if consume(ASCIIByte.closeBracket) { return .array(elements) }
         while true {
-            elements.append(try parseValue())
+            do {
+                elements.append(try parseValue())
+            } catch {
+                throw error.inside(.index(elements.count))
+            }
             skipWhitespace()
             if consume(ASCIIByte.comma) { continue }
             if consume(ASCIIByte.closeBracket) { return .array(elements) }
@@ -125,10 +172,22 @@ private struct JSONParser {
             guard index < bytes.count, bytes[index] == ASCIIByte.quote else {
                 throw unexpected(expecting: "a string key")
             }
+            let keyStart = index
             let key = try parseString()
             skipWhitespace()
             guard consume(ASCIIByte.colon) else { throw unexpected(expecting: "':'") }
-            members[key] = try parseValue()
+            // A repeated key is refused rather than one of its values silently
+            // kept: `{"type": "add", "type": "mul"}` has no meaning its author
+            // can be sure of, and nothing YADTQ reads needs one.
+            let value: JSONValue
+            do {
+                value = try parseValue()
+            } catch {
+                throw error.inside(.key(key))
+            }
+            if members.updateValue(value, forKey: key) != nil {
+                throw JSONParseError(offset: keyStart, reason: "key \(JSONParser.quoted(key)) appears twice")
+            }
             skipWhitespace()
             if consume(ASCIIByte.comma) { continue }
             if consume(ASCIIByte.closeBrace) { return .object(members) }
@@ -299,8 +358,13 @@ private struct JSONParser {
             try expectDigits(after: "the exponent")
             isInteger = false
         }
-        if isInteger, let value = int64(digits: integerStart..<integerEnd, negative: negative) {
-            return .int(value)
+        if isInteger {
+            if let value = int64(digits: integerStart..<integerEnd, negative: negative) { return .int(value) }
+            if refusesWideIntegers {
+                var error = JSONParseError(offset: start, reason: "integer beyond 64 bits")
+                error.kind = .integerBeyond64Bits
+                throw error
+            }
         }
         // The grammar is already checked, so the standard library's correctly
         // rounded conversion only ever sees a valid decimal literal.
@@ -385,6 +449,12 @@ private struct JSONParser {
         case 0x80...: "byte \(hex(byte))"
         default: "control character \(hex(byte))"
         }
+    }
+
+    /// `key` as a JSON string, shortened so a huge key does not flood the message.
+    static func quoted(_ key: String) -> String {
+        let text = JSONValue.string(key).jsonString
+        return text.count <= 60 ? text : text.prefix(56) + "\"..."
     }
 
     private func printable(_ byte: UInt8) -> String {

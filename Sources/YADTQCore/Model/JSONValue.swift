@@ -28,6 +28,16 @@ extension JSONValue {
         }
     }
 
+    /// Whether the value is or holds a `.double`.
+    public var holdsDouble: Bool {
+        switch self {
+        case .double: true
+        case .array(let elements): elements.contains { $0.holdsDouble }
+        case .object(let members): members.values.contains { $0.holdsDouble }
+        default: false
+        }
+    }
+
     /// The string, if this is `.string`.
     public var stringValue: String? {
         if case .string(let value) = self { value } else { nil }
@@ -108,7 +118,7 @@ extension JSONValue: ExpressibleByArrayLiteral {
 }
 
 extension JSONValue: ExpressibleByDictionaryLiteral {
-    /// A repeated key keeps its last value, as when parsing JSON text.
+    /// A repeated key keeps its last value (code only: parsing JSON text refuses one).
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }

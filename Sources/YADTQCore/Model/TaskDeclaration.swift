@@ -1,10 +1,12 @@
 // Task declaration files (`tasks.d/*.txt` or stdin), one declaration a line:
 //
-//     # a comment; blank lines are skipped
-//     add 1 2                      type, then arguments: each token is read as JSON, a bare word is a string
+//     # a comment takes a whole line; blank lines are skipped
+//     # type, then arguments: each token is read as JSON, a bare word is a string
+//     add 1 2
 //     concat "hello world" "!"
 //     {"type": "mul", "args": [3, 4], "id": "my-id", "max_attempts": 5}
-//     {"type": "add", "args": [1, 2], "delay": "30s"}      or "at": "2026-12-01T09:30:00Z"
+//     # "delay", or "at": "2026-12-01T09:30:00Z"
+//     {"type": "add", "args": [1, 2], "delay": "30s"}
 //     {"task_id": "...", "task_type": "add", "task_args": ["1", "2"], "task_tries": 0}
 //     end
 
@@ -45,6 +47,13 @@ public struct TaskDeclaration: Sendable, Hashable {
         return utf8.allSatisfy { isWordByte($0) || $0 == ASCIIByte.dot || $0 == ASCIIByte.minus }
     }
 
+    /// Why `type`, given to narrow a listing, a purge or a retry to one task type, cannot
+    /// name one (`'a b' is not a task type name ...`); `nil` when it can. The one check of
+    /// `yadtq-ctl ls/purge/retry --type`, the web API's `?type=` and a retry filter's `type`.
+    public static func typeFilterProblem(_ type: some StringProtocol) -> String? {
+        isValidType(type) ? nil : "'\(type)' is not a task type name (a plugin file's name without .lua)"
+    }
+
     /// Whether `id` is a valid task id: 1 to ``maximumIDLength`` printable
     /// ASCII characters without whitespace, so it is safe inside a Redis key,
     /// a log line and a URL path segment.
@@ -63,6 +72,51 @@ public struct TaskDeclaration: Sendable, Hashable {
             "argument \(number) nests arrays and objects \(depth) levels deep; a task's arguments may nest at most "
                 + "\(TaskMessage.maximumArgumentDepth) levels (the task message around them takes 2 of the "
                 + "\(JSONValue.maximumNestingDepth) a worker reads): flatten it")
+    }
+
+    /// Refuses an integer literal beyond 64 bits in a task's JSON text, which the parser
+    /// would otherwise round to a floating-point number (`99999999999999999999999` queued as
+    /// `1e+23`): an order number must arrive with every digit, so it is passed as a string.
+    /// Floats with a fraction or an exponent are left as they are.
+    ///
+    /// `text` parsed to `value`. With `argument`, `text` is that argument (a task line's
+    /// token); without, it is a task object or an array of them (the web API's body), and
+    /// the integer's place in it names the argument.
+    public static func checkIntegers(
+        in text: some Collection<UInt8>, parsed value: JSONValue, argument: Int? = nil
+    ) throws(TaskLineError) {
+        // Only a document holding a floating-point number can hold a wide integer.
+        guard value.holdsDouble else { return }
+        let path: [JSONParseError.PathComponent]
+        do {
+            _ = try JSONValue(parsing: text, wideIntegers: .refuse)
+            return
+        } catch {
+            guard error.kind == .integerBeyond64Bits else { return }
+            path = error.path
+        }
+        if let argument { throw wideIntegerError(argument: argument) }
+        var place = path[...]
+        var task = ""
+        if case .array(let tasks) = value, case .index(let index)? = place.first {
+            place = place.dropFirst()
+            if tasks.count > 1 { task = "task \(index + 1): " }
+        }
+        switch (place.first, place.dropFirst().first) {
+        case (.key(let key)?, .index(let index)?) where key == "args" || key == "task_args":
+            var error = wideIntegerError(argument: index + 1)
+            error.reason = task + error.reason
+            throw error
+        case (.key(let key)?, _):
+            throw TaskLineError(
+                .integerBeyond64Bits, task + "\(TaskLineError.excerpt(.string(key))) holds an integer beyond 64 bits")
+        default:
+            throw TaskLineError(.integerBeyond64Bits, task + "an integer beyond 64 bits: pass it as a string")
+        }
+    }
+
+    private static func wideIntegerError(argument: Int) -> TaskLineError {
+        TaskLineError(.integerBeyond64Bits, "argument \(argument) is an integer beyond 64 bits: pass it as a string")
     }
 
     private static func isWordByte(_ byte: UInt8) -> Bool {
@@ -117,17 +171,7 @@ public struct TaskDeclaration: Sendable, Hashable {
                 "invalid id \(TaskLineError.excerpt(other)): use a string of 1 to \(Self.maximumIDLength) "
                     + "printable ASCII characters without spaces, or leave \"id\" out to get a generated one")
         }
-        switch members["max_attempts"] {
-        case nil, .null?:
-            maxAttempts = nil
-        case .int(let count)? where Self.allowedMaxAttempts.contains(Int(clamping: count)):
-            maxAttempts = Int(count)
-        case let other?:
-            throw TaskLineError(
-                .invalidMaxAttempts,
-                "\"max_attempts\" must be an integer from \(Self.allowedMaxAttempts.lowerBound) to "
-                    + "\(Self.allowedMaxAttempts.upperBound), not \(TaskLineError.excerpt(other))")
-        }
+        maxAttempts = try Self.readMaxAttempts(members["max_attempts"] ?? .null)
         switch (members["delay"], members["at"]) {
         case (nil, nil), (.null?, nil), (nil, .null?), (.null?, .null?): start = nil
         case (let delay?, nil), (let delay?, .null?): start = try TaskStart.readDelay(delay)
@@ -136,6 +180,34 @@ public struct TaskDeclaration: Sendable, Hashable {
             throw TaskLineError(.conflictingKeys, "give \"delay\" or \"at\", not both")
         }
         self.type = typeName
+    }
+
+    /// A task's `max_attempts` (`null` for none): an integer from 1 to 100, written as JSON
+    /// writes one (`5`, not `+5` or `5.0`). The one rule of a JSON task's `max_attempts` and the
+    /// web form's "max attempts", which hands its text over as JSON (see ``readMaxAttempts(text:)``).
+    public static func readMaxAttempts(_ value: JSONValue) throws(TaskLineError) -> Int? {
+        switch value {
+        case .null:
+            return nil
+        case .int(let count) where allowedMaxAttempts.contains(Int(clamping: count)):
+            return Int(count)
+        default:
+            throw TaskLineError(
+                .invalidMaxAttempts,
+                "\"max_attempts\" must be an integer from \(allowedMaxAttempts.lowerBound) to "
+                    + "\(allowedMaxAttempts.upperBound), not \(TaskLineError.excerpt(value))")
+        }
+    }
+
+    /// `max_attempts` typed as text (a form field): read as the JSON it would be in a task
+    /// object, by ``readMaxAttempts(_:)``; other text (`null` too) is refused as a string.
+    /// Empty text means none.
+    public static func readMaxAttempts(text: String) throws(TaskLineError) -> Int? {
+        guard !text.isEmpty else { return nil }
+        guard let value = try? JSONValue(parsing: text), value != .null else {
+            return try readMaxAttempts(.string(text))
+        }
+        return try readMaxAttempts(value)
     }
 
     /// The declaration in the JSON form of a task file, which ``init(json:)`` reads back as
@@ -192,6 +264,8 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
         case nestedTooDeep
         /// A JSON line's `id` is not a valid id string.
         case invalidID
+        /// An argument is (or holds) an integer literal beyond 64 bits.
+        case integerBeyond64Bits
         /// A JSON line's `max_attempts` is not an integer in 1...100.
         case invalidMaxAttempts
         /// A JSON line gives a key in both spellings (`type` and `task_type`) with different values.
@@ -317,7 +391,9 @@ public enum TaskLine: Sendable, Equatable {
                     .invalidJSON,
                     "invalid JSON task line: \(error); write it like {\"type\": \"add\", \"args\": [1, 2]}")
             }
-            return .task(try TaskDeclaration(json: value))
+            let declaration = try TaskDeclaration(json: value)
+            try TaskDeclaration.checkIntegers(in: text, parsed: value)
+            return .task(declaration)
         }
         return try parseWords(text)
     }
@@ -347,8 +423,9 @@ public enum TaskLine: Sendable, Equatable {
         _ text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, number: Int
     ) throws(TaskLineError) -> JSONValue {
         let token = UnsafeBufferPointer(rebasing: text[range])
+        let value: JSONValue
         do {
-            return try JSONValue(parsing: token)
+            value = try JSONValue(parsing: token)
         } catch {
             let word = string(text, range)
             guard startsStructured(token[0]) else { return .string(word) }
@@ -356,6 +433,8 @@ public enum TaskLine: Sendable, Equatable {
                 .invalidArgument,
                 "argument \(number) \(word) is not valid JSON (\(error)); fix it, or quote it to pass it as text")
         }
+        try TaskDeclaration.checkIntegers(in: token, parsed: value, argument: number)
+        return value
     }
 
     /// Splits the line at whitespace, except inside a quoted string or

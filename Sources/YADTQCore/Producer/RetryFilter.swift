@@ -22,9 +22,7 @@ public struct RetryFilter: Sendable, Equatable {
         guard Self.retryable.contains(status) else {
             throw Invalid("only FAILED or CANCELLED tasks can be retried, not \(status.rawValue) ones")
         }
-        if let type, !TaskDeclaration.isValidType(type) {
-            throw Invalid("'\(type)' is not a task type name (a plugin file's name without .lua)")
-        }
+        if let type, let problem = TaskDeclaration.typeFilterProblem(type) { throw Invalid(problem) }
         if let since, since <= .zero { throw Invalid("since must be a positive duration, such as \"1h\"") }
         self.status = status
         self.type = type

@@ -85,7 +85,11 @@ public final class TaskLineStream: @unchecked Sendable {
             if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
                 do {
                     let names = try FileManager.default.contentsOfDirectory(atPath: input)
-                    paths += names.filter { $0.hasSuffix(".txt") }.sorted().map { input + "/" + $0 }
+                    let files = names.filter { $0.hasSuffix(".txt") }.sorted()
+                    // A folder that gives nothing (its files are .TXT or .tasks, say) is an
+                    // input problem, not a run that silently publishes nothing.
+                    if files.isEmpty { report(Self.noTaskFiles(in: input, holding: names)) }
+                    paths += files.map { input + "/" + $0 }
                 } catch {
                     report("\(input): cannot list the folder: \(error.localizedDescription)")
                 }
@@ -94,6 +98,14 @@ public final class TaskLineStream: @unchecked Sendable {
             }
         }
         return paths
+    }
+
+    /// `DIR: no *.txt file in this folder (it holds a.TXT, b.tasks)`.
+    static func noTaskFiles(in folder: String, holding names: [String]) -> String {
+        let shown = names.sorted().prefix(10).joined(separator: ", ")
+        let more = names.count > 10 ? " and \(names.count - 10) more" : ""
+        return "\(folder): no *.txt file in this folder ("
+            + (names.isEmpty ? "it is empty)" : "it holds \(shown)\(more))")
     }
 
     private func report(_ problem: String) {
