@@ -26,19 +26,39 @@ public struct GlobalOptions: ParsableArguments {
 
     public init() {}
 
-    /// The settings from the environment with these flags applied on top.
-    public func settings() throws -> YADTQSettings {
-        var settings = try YADTQSettings()
-        if let brokers { settings.brokers = brokers }
-        if let redis { settings.redis = try RedisURL(parsing: redis) }
-        if let namespace { settings.namespace = namespace }
-        if let group { settings.group = group }
-        return settings
+    /// Refuses an unknown log level or format (from a flag, or the environment without one).
+    public func validate() throws {
+        do {
+            _ = try level()
+            _ = try isJSON()
+        } catch let error as YADTQError {
+            throw ValidationError("\(error.message). \(error.remedy ?? "")")
+        }
+    }
+
+    /// The settings from the environment with these flags, and a command's own `flags` (each
+    /// under the variable it beats, e.g. `["YADTQ_PLUGINS": plugins]`), laid over it, then
+    /// checked once: a valid flag beats an invalid variable.
+    public func settings(flags: [String: String?] = [:]) throws -> YADTQSettings {
+        let global: [String: String?] = [
+            "YADTQ_BROKERS": brokers, "YADTQ_REDIS": redis, "YADTQ_NAMESPACE": namespace, "YADTQ_GROUP": group,
+        ]
+        return try YADTQSettings(flags: global.merging(flags) { _, own in own }.compactMapValues { $0 })
     }
 
     /// Whether logs are JSON lines (`--log-format json` or `YADTQ_LOG_FORMAT=json`).
-    public var logsJSON: Bool {
-        (logFormat ?? ProcessInfo.processInfo.environment["YADTQ_LOG_FORMAT"] ?? "text").lowercased() == "json"
+    public var logsJSON: Bool { (try? isJSON()) ?? false }
+
+    private func isJSON() throws -> Bool {
+        if let logFormat { return try LogSettings.isJSON(parsing: logFormat, source: "--log-format") }
+        guard let text = ProcessInfo.processInfo.environment["YADTQ_LOG_FORMAT"] else { return false }
+        return try LogSettings.isJSON(parsing: text, source: "YADTQ_LOG_FORMAT")
+    }
+
+    private func level() throws -> Logger.Level {
+        if let logLevel { return try LogSettings.level(parsing: logLevel, source: "--log-level") }
+        guard let text = ProcessInfo.processInfo.environment["YADTQ_LOG_LEVEL"] else { return .info }
+        return try LogSettings.level(parsing: text, source: "YADTQ_LOG_LEVEL")
     }
 
     /// A logger writing to standard error at the chosen level, as text or JSON lines.
@@ -47,8 +67,7 @@ public struct GlobalOptions: ParsableArguments {
         var logger = Logger(label: label) { label in
             json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
         }
-        let level = logLevel ?? ProcessInfo.processInfo.environment["YADTQ_LOG_LEVEL"] ?? "info"
-        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        logger.logLevel = (try? level()) ?? .info
         return logger
     }
 }

@@ -92,7 +92,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func benchmark() throws {
-        let settings = try global.settings()
+        let settings = try global.settings(flags: ["YADTQ_TOPIC": topic])
         let logger = global.logger(label: "yadtq-bench")
         let workload = Workload(
             count: tasks ?? rate.map { Int(($0 * duration.inSeconds).rounded()) } ?? Workload.defaultCount)

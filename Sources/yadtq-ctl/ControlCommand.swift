@@ -361,7 +361,7 @@ extension ControlCommand {
 
         func run() throws {
             try reportingErrors {
-                let settings = try global.settings()
+                let settings = try global.settings(flags: ["YADTQ_TOPIC": topic])
                 let publisher = try TaskPublisher(
                     settings: settings, topic: topic ?? settings.topic, partitions: TaskPublisher.defaultPartitions,
                     createsTopicNow: false, clientID: "yadtq-ctl", logger: global.logger(label: "yadtq-ctl"),

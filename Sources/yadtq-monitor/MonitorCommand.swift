@@ -47,7 +47,7 @@ struct MonitorCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        guard interval > .zero else { throw ValidationError("--interval must be more than 0, e.g. 5s") }
+        if let problem = RefreshInterval.problem(with: interval) { throw ValidationError("--interval: \(problem)") }
         guard deadAfter > .zero else { throw ValidationError("--dead-after must be more than 0, e.g. 10s") }
         guard forgetAfter > deadAfter else { throw ValidationError("--forget-after must be longer than --dead-after") }
         try validateTopic(topic, "--topic")
@@ -55,7 +55,7 @@ struct MonitorCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let settings = try global.settings()
+            let settings = try global.settings(flags: ["YADTQ_TOPIC": topic])
             let monitor = FleetMonitor(
                 settings: settings, topic: chooseTopic(settings: settings),
                 rules: LivenessRules(deadAfter: deadAfter, stuckAfter: stuckAfter, forgetAfter: forgetAfter), rateWindow: interval,

@@ -67,7 +67,7 @@ struct RunCommand: ParsableCommand {
         StandardOutput.keepGoingWhenClosed(
             notice: "standard output is closed: task ids are no longer printed; every task is still published")
         do {
-            let settings = try global.settings()
+            let settings = try global.settings(flags: ["YADTQ_TOPIC": topic])
             let logger = global.logger(label: "yadtq-run")
             // The plugin folder, when it is here, gives each task type its default attempts.
             let plugins =

@@ -50,14 +50,14 @@ struct WebCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration: WebServer.Configuration
         do {
-            var settings = try global.settings()
-            if let plugins { settings.pluginsDirectory = plugins }
-            let token = ProcessInfo.processInfo.environment["YADTQ_WEB_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            let environment = ProcessInfo.processInfo.environment
+            let settings = try global.settings(flags: ["YADTQ_PLUGINS": plugins, "YADTQ_TOPIC": topic])
             configuration = WebServer.Configuration(
-                host: host, port: port, settings: settings, topic: topic ?? settings.topic, partitions: partitions,
-                token: token,
-                allowedHosts: HostAllowList.patterns(
-                    parsing: allowedHosts ?? ProcessInfo.processInfo.environment["YADTQ_WEB_ALLOWED_HOSTS"] ?? ""))
+                host: host, port: port, settings: settings, topic: settings.topic, partitions: partitions,
+                token: try WebToken.read(from: environment),
+                allowedHosts: try allowedHosts.map { try HostAllowList.patterns(parsing: $0, source: "--allowed-hosts") }
+                    ?? HostAllowList.patterns(
+                        parsing: environment["YADTQ_WEB_ALLOWED_HOSTS"] ?? "", source: "YADTQ_WEB_ALLOWED_HOSTS"))
         } catch {
             exitWithError(error)
         }

@@ -83,12 +83,21 @@ struct WorkerCommand: ParsableCommand {
                 throw ValidationError("give the worker's name and the topic, e.g. yadtq-worker w1 tasks")
             }
             try validateTopic(topic, "the topic")
+            if let name, let problem = WorkerOptions.problem(withName: name) { throw ValidationError(problem) }
         }
         if let metricsPort, !(0...65535).contains(metricsPort) {
             throw ValidationError("--metrics-port must be from 0 (a free port) to 65535")
         }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
-        guard memoryLimit >= 1 else { throw ValidationError("--memory-limit must be at least 1 MiB") }
+        if let problem = WorkerOptions.problem(withMemoryLimitMiB: memoryLimit) {
+            throw ValidationError("--memory-limit: \(problem)")
+        }
+        if let problem = WorkerOptions.problem(withHeartbeatInterval: heartbeatInterval) {
+            throw ValidationError("--heartbeat-interval: \(problem)")
+        }
+        if let problem = WorkerOptions.problem(withRedisOutageLimit: redisOutageLimit) {
+            throw ValidationError("--redis-outage-limit: \(problem)")
+        }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard retryMaxDelay >= retryDelay else {
             throw ValidationError("--retry-max-delay must be at least --retry-delay")
@@ -97,10 +106,10 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         do {
-            var settings = try global.settings()
-            if let plugins { settings.pluginsDirectory = plugins }
-            if let keepSucceeded { settings.retention.succeeded = keepSucceeded }
-            if let keepFailed { settings.retention.failed = keepFailed }
+            let settings = try global.settings(flags: [
+                "YADTQ_PLUGINS": plugins, "YADTQ_KEEP_SUCCEEDED": keepSucceeded.map { "\($0.inMilliseconds)ms" },
+                "YADTQ_KEEP_FAILED": keepFailed.map { "\($0.inMilliseconds)ms" },
+            ])
             guard !check else { return try checkPlugins(in: name ?? settings.pluginsDirectory) }
             guard let name, let topic else { return }
             var options = WorkerOptions(name: name, topic: topic)

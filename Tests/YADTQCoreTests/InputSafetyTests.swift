@@ -313,7 +313,7 @@ struct WebRequestRuleTests {
     }
 
     @Test("only the hosts the server serves are allowed, with any port")
-    func hosts() {
+    func hosts() throws {
         let hosts = HostAllowList(listeningOn: "127.0.0.1")
         for allowed in ["localhost", "localhost:8080", "127.0.0.1:9", "[::1]:8080", "[::1]", "LOCALHOST."] {
             #expect(hosts.allows(allowed), "\(allowed)")
@@ -323,7 +323,7 @@ struct WebRequestRuleTests {
             #expect(!hosts.allows(refused), "\(refused)")
         }
         #expect(!hosts.allows(nil))
-        let configured = HostAllowList(listeningOn: "0.0.0.0", extra: HostAllowList.patterns(parsing: "tasks.example.com, .corp.example,::2"))
+        let configured = HostAllowList(listeningOn: "0.0.0.0", extra: try HostAllowList.patterns(parsing: "tasks.example.com, .corp.example,::2"))
         #expect(configured.allows("tasks.example.com:443"))
         #expect(configured.allows("corp.example") && configured.allows("a.b.corp.example"))
         #expect(!configured.allows("evilcorp.example"))

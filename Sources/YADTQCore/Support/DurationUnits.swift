@@ -14,8 +14,9 @@ extension Duration {
 
 extension Duration {
     /// Reads a duration as operators write one: `500ms`, `30s`, `5m`, `2h`, `1d`, or a bare
-    /// number of seconds (`1.5`). `nil` for anything else, negative values included. The one
-    /// reader of durations for flags, settings and task declarations.
+    /// number of seconds (`1.5`), in decimal digits. `nil` for anything else: negative values,
+    /// hex (`0x10s`) and exponents included. The one reader of durations for flags, settings
+    /// and task declarations.
     public init?(parsing text: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         var number = Substring(text)
@@ -25,8 +26,15 @@ extension Duration {
             scale = unitScale
             break
         }
-        guard let value = Double(number) else { return nil }
+        guard Self.isDecimal(number), let value = Double(number) else { return nil }
         self.init(checkedSeconds: value * scale)
+    }
+
+    /// Whether `text` is digits with at most one '.' between digits (`5`, `1.5`): what
+    /// `Double` also reads as hex (`0x10`), exponents, signs, `inf` or `nan` is no duration.
+    private static func isDecimal(_ text: Substring) -> Bool {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        return parts.allSatisfy { part in !part.isEmpty && part.utf8.allSatisfy { (0x30...0x39).contains($0) } }
     }
 
     /// Reads a duration a JSON field gives: a string as ``init(parsing:)`` reads it, or a number

@@ -21,30 +21,76 @@ public struct YADTQSettings: Sendable {
     public static let defaultBrokers = "127.0.0.1:9092"
     public static let defaultRedis = "redis://127.0.0.1:6379/0"
 
-    /// Reads the settings from an environment (the process's by default).
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// Reads the settings from an environment (the process's by default), with `flags` laid
+    /// over it first: each flag's text under the variable it beats (`["YADTQ_REDIS":
+    /// "redis://..."]` for `--redis`), so a flag replaces an invalid variable rather than
+    /// failing on it. Every value is checked once, after that, and a refusal names where
+    /// the value came from (`--redis` or `YADTQ_REDIS`).
+    public init(
+        environment: [String: String] = ProcessInfo.processInfo.environment, flags: [String: String] = [:]
+    ) throws {
+        let environment = environment.merging(flags) { _, flag in flag }
+        func source(_ variable: String) -> String { flags[variable] == nil ? variable : Self.flagName(of: variable) }
         brokers = environment["YADTQ_BROKERS"] ?? Self.defaultBrokers
-        redis = try RedisURL(parsing: environment["YADTQ_REDIS"] ?? Self.defaultRedis)
+        do {
+            redis = try RedisURL(parsing: environment["YADTQ_REDIS"] ?? Self.defaultRedis)
+        } catch var error as YADTQError {
+            error.message = "\(source("YADTQ_REDIS")): \(error.message)"
+            throw error
+        }
         namespace = environment["YADTQ_NAMESPACE"] ?? "yadtq"
+        if let problem = Self.problem(withNamespace: namespace) {
+            throw YADTQError(
+                .configuration, "\(source("YADTQ_NAMESPACE")): \(problem)",
+                remedy: "Choose another prefix, or unset YADTQ_NAMESPACE for 'yadtq'")
+        }
         topic = environment["YADTQ_TOPIC"] ?? "tasks"
         if let problem = TopicName.problem(with: topic) {
-            throw YADTQError(.configuration, "YADTQ_TOPIC: \(problem)", remedy: "Set YADTQ_TOPIC to such a name, or unset it for 'tasks'")
+            throw YADTQError(
+                .configuration, "\(source("YADTQ_TOPIC")): \(problem)",
+                remedy: "Give such a name, or unset YADTQ_TOPIC for 'tasks'")
         }
         group = environment["YADTQ_GROUP"] ?? "workers"
         pluginsDirectory = environment["YADTQ_PLUGINS"] ?? "./plugins"
         kafkaOverrides = Self.kafkaOverrides(from: environment)
         retention = Retention(
-            succeeded: try Self.duration(environment, "YADTQ_KEEP_SUCCEEDED", default: Retention.standard.succeeded),
-            failed: try Self.duration(environment, "YADTQ_KEEP_FAILED", default: Retention.standard.failed))
+            succeeded: try Self.duration(
+                environment, "YADTQ_KEEP_SUCCEEDED", source("YADTQ_KEEP_SUCCEEDED"), default: Retention.standard.succeeded),
+            failed: try Self.duration(
+                environment, "YADTQ_KEEP_FAILED", source("YADTQ_KEEP_FAILED"), default: Retention.standard.failed))
     }
 
-    private static func duration(_ environment: [String: String], _ name: String, default value: Duration) throws
-        -> Duration
-    {
+    /// The flag that beats `variable`: `YADTQ_KEEP_FAILED` is `--keep-failed`.
+    static func flagName(of variable: String) -> String {
+        "--" + variable.dropFirst("YADTQ_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// What is wrong with `namespace` as the prefix of every Redis key; `nil` when nothing.
+    /// Braces are refused: on a Redis Cluster the first `{...}` of a key chooses its hash slot,
+    /// so `x{}` would make the scripts' keys fall in different slots (CROSSSLOT) and `{app}`
+    /// would put every shard on one master.
+    public static func problem(withNamespace namespace: String) -> String? {
+        let rule = "a namespace is 1 or more printable characters without braces or whitespace "
+            + "(on a Redis Cluster braces choose the keys' hash slot)"
+        if namespace.isEmpty { return "the namespace is empty: \(rule)" }
+        if let bad = namespace.unicodeScalars.first(where: {
+            $0 == "{" || $0 == "}" || $0.properties.isWhitespace || $0.properties.generalCategory == .control
+                || $0.properties.generalCategory == .format
+        }) {
+            let shown = bad.isASCII && bad.value >= 0x20 && bad.value < 0x7F
+                ? "'\(bad)'" : "U+\(String(bad.value, radix: 16, uppercase: true))"
+            return "the namespace '\(TerminalText.escaped(namespace))' has \(shown) in it: \(rule)"
+        }
+        return nil
+    }
+
+    private static func duration(
+        _ environment: [String: String], _ name: String, _ source: String, default value: Duration
+    ) throws -> Duration {
         guard let text = environment[name] else { return value }
         guard let duration = Duration(parsing: text) else {
             throw YADTQError(
-                .configuration, "\(name)='\(text)' is not a duration",
+                .configuration, "\(source)='\(TerminalText.escaped(text))' is not a duration",
                 remedy: "Write it as 30s, 10m, 24h, 7d or a number of seconds")
         }
         return duration
@@ -114,24 +160,37 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     public var host: String { nodes[0].host }
     public var port: Int32 { nodes[0].port }
 
+    /// The options a URL's query may carry.
+    public static let knownOptions = ["cluster"]
+
+    /// Reads a `redis://` URL. An error never shows the password: its text is built from
+    /// ``redacted(_:)``, never from `text` itself.
     public init(parsing text: String) throws {
+        let shown = Self.redacted(text)
         func invalid(_ reason: String) -> YADTQError {
             YADTQError(
-                .configuration, "'\(text)' is not a Redis URL: \(reason)",
+                .configuration, "'\(shown)' is not a Redis URL: \(reason)",
                 remedy: "Write it as redis://[[user]:password@]host:port/db, e.g. \(YADTQSettings.defaultRedis), "
-                    + "or redis://host:port,host:port,... for a Redis Cluster")
+                    + "or redis://host:port,host:port,... for a Redis Cluster; percent-encode '/', '@', '?' "
+                    + "and ':' in a user or password (%2F, %40, %3F, %3A)")
         }
         guard text.hasPrefix("redis://") else { throw invalid("it does not start with redis://") }
         var rest = Substring(text.dropFirst("redis://".count))
         var query = ""
-        if let mark = rest.firstIndex(of: "?") {
-            query = String(rest[rest.index(after: mark)...])
-            rest = rest[..<mark]
-        }
         var path = ""
-        if let slash = rest.firstIndex(of: "/") {
-            path = String(rest[rest.index(after: slash)...])
-            rest = rest[..<slash]
+        // The host part ends at the first '/' or '?': an '@' after it is a password's
+        // (or user's) unencoded '/' or '?', which would otherwise be read as the host.
+        if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+            guard !rest[end...].contains("@") else {
+                throw invalid("an '@' after the host: the user or password has an unencoded '/' or '?' in it")
+            }
+            var tail = rest[end...]
+            rest = rest[..<end]
+            if let mark = tail.firstIndex(of: "?") {
+                query = String(tail[tail.index(after: mark)...])
+                tail = tail[..<mark]
+            }
+            path = String(tail.dropFirst())
         }
         username = nil
         password = nil
@@ -143,55 +202,98 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             func decoded(_ text: Substring) -> String { String(text).removingPercentEncoding ?? String(text) }
             if !user.isEmpty {
                 // AUTH takes a user only with its password (a nopass user accepts any).
-                guard !secret.isEmpty else { throw invalid("the user '\(user)' comes without a password") }
+                guard !secret.isEmpty else {
+                    throw invalid("the user '\(TerminalText.escaped(String(user)))' comes without a password")
+                }
                 username = decoded(user)
             }
             password = secret.isEmpty ? nil : decoded(secret)
             rest = rest[rest.index(after: at)...]
         }
-        nodes = try rest.split(separator: ",", omittingEmptySubsequences: false).map { entry in
-            if entry.isEmpty { return Node(host: "127.0.0.1", port: 6379) }
+        let entries = rest.split(separator: ",", omittingEmptySubsequences: false)
+        nodes = try entries.map { entry in
+            func badPort() -> YADTQError {
+                invalid("bad port in '\(TerminalText.escaped(String(entry)))' (a port is 1 to 65535)")
+            }
+            func port(_ digits: Substring) throws -> Int32 {
+                guard !digits.isEmpty, digits.allSatisfy({ ("0"..."9").contains($0) }), let value = Int32(digits),
+                    (1...65535).contains(value)
+                else { throw badPort() }
+                return value
+            }
+            if entry.isEmpty {
+                guard entries.count == 1 else { throw invalid("an empty node in the list (a stray ',')") }
+                return Node(host: "127.0.0.1", port: 6379)
+            }
             var host = Substring(entry)
-            var port: Int32 = 6379
-            if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            var number: Int32 = 6379
+            if host.hasPrefix("[") {
+                guard let close = host.firstIndex(of: "]") else {
+                    throw invalid("'\(TerminalText.escaped(String(entry)))' opens '[' without closing it")
+                }
                 let after = host[host.index(after: close)...]
                 host = host[host.index(after: host.startIndex)..<close]
                 if after.hasPrefix(":") {
-                    guard let value = Int32(after.dropFirst()), value > 0 else { throw invalid("bad port in '\(entry)'") }
-                    port = value
+                    number = try port(after.dropFirst())
+                } else if !after.isEmpty {
+                    throw badPort()
                 }
             } else if let colon = host.lastIndex(of: ":") {
-                guard let value = Int32(host[host.index(after: colon)...]), value > 0 else {
-                    throw invalid("bad port in '\(entry)'")
-                }
-                port = value
+                number = try port(host[host.index(after: colon)...])
                 host = host[..<colon]
             }
-            return Node(host: host.isEmpty ? "127.0.0.1" : String(host), port: port)
+            return Node(host: host.isEmpty ? "127.0.0.1" : String(host), port: number)
         }
         let trimmed = path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         if trimmed.isEmpty {
             database = 0
-        } else if let database = Int(trimmed), database >= 0 {
+        } else if trimmed.allSatisfy({ ("0"..."9").contains($0) }), let database = Int(trimmed) {
             self.database = database
         } else {
-            throw YADTQError(
-                .configuration, "'\(trimmed)' in '\(text)' is not a Redis database number",
-                remedy: "End the URL with /0, /1, ...")
+            throw invalid("'\(TerminalText.escaped(trimmed))' is not a database number (end the URL with /0, /1, ...)")
         }
-        let options = query.split(separator: "&").map { $0.split(separator: "=", maxSplits: 1) }
-        let clusterOption = options.first { $0.first == "cluster" }.map { $0.count > 1 ? String($0[1]) : "yes" }
+        var clusterOption: String?
+        for option in query.split(separator: "&") {
+            let parts = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0])
+            guard Self.knownOptions.contains(name) else {
+                throw invalid(
+                    "unknown option '\(TerminalText.escaped(name))' (known: "
+                        + Self.knownOptions.map { "\($0)=yes|no" }.joined(separator: ", ") + ")")
+            }
+            clusterOption = parts.count > 1 ? String(parts[1]) : "yes"
+        }
         switch clusterOption {
         case nil: isCluster = nodes.count > 1
         case "yes", "true", "1": isCluster = true
         case "no", "false", "0":
             guard nodes.count == 1 else { throw invalid("several nodes with cluster=no") }
             isCluster = false
-        case let other?: throw invalid("cluster=\(other) (use cluster=yes)")
+        case let other?: throw invalid("cluster=\(TerminalText.escaped(other)) (use cluster=yes or cluster=no)")
         }
         if isCluster && database != 0 {
             throw invalid("a Redis Cluster has only database 0")
         }
+    }
+
+    /// `text` with the password replaced by `***`, for messages about a URL that may not
+    /// parse: everything between the scheme and the last '@' but a user before a ':'.
+    /// Control characters are escaped.
+    public static func redacted(_ text: String) -> String {
+        guard let at = text.lastIndex(of: "@") else { return TerminalText.escaped(text) }
+        var start = text.startIndex
+        if let scheme = text.range(of: "://"), scheme.upperBound <= at { start = scheme.upperBound }
+        let credentials = text[start..<at]
+        let shown: Substring
+        if let colon = credentials.firstIndex(of: ":") {
+            let user = credentials[..<colon]
+            // A '/' or '?' in the user part means the URL's parts are not where they belong:
+            // hide all of it.
+            shown = user.contains(where: { $0 == "/" || $0 == "?" }) ? "***" : user + ":***"
+        } else {
+            shown = credentials.contains(where: { $0 == "/" || $0 == "?" }) ? "***" : credentials
+        }
+        return TerminalText.escaped(String(text[..<start] + shown + text[at...]))
     }
 
     /// The same credentials and database, for one node of the cluster.

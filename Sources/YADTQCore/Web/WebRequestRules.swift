@@ -21,9 +21,9 @@ public enum WebPath {
 /// header like Django's ALLOWED_HOSTS, so a page of another site cannot reach a server on
 /// this machine by pointing its own name at 127.0.0.1 (DNS rebinding).
 ///
-/// A pattern is a host name or address without port (`tasks.example.com`, `10.0.0.5`,
-/// `[::1]` or `::1`), `.example.com` for that name and every subdomain, or `*` for any
-/// host. Any port is accepted.
+/// A pattern is a host name or address (`tasks.example.com`, `10.0.0.5`, `[::1]` or `::1`),
+/// `.example.com` for that name and every subdomain, or `*` for any host. Any port is
+/// accepted: a pattern's own port (`tasks.example.com:8080`, `[::1]:8080`) is dropped.
 public struct HostAllowList: Sendable, Equatable, CustomStringConvertible {
     /// The loopback names every server answers to.
     public static let loopback = ["localhost", "127.0.0.1", "[::1]"]
@@ -42,8 +42,29 @@ public struct HostAllowList: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Patterns separated by commas or spaces, as `--allowed-hosts` and `YADTQ_WEB_ALLOWED_HOSTS` give them.
-    public static func patterns(parsing text: String) -> [String] {
-        text.split { $0 == "," || $0 == " " }.map(String.init)
+    /// A pattern with a scheme (`https://`) or a path is refused, with a message that names
+    /// `source`: it would never match a `Host` header. A port (`tasks.example.com:8080`) is
+    /// dropped, since any port is accepted.
+    public static func patterns(parsing text: String, source: String = "--allowed-hosts") throws -> [String] {
+        let patterns = text.split { $0 == "," || $0 == " " }.map(String.init)
+        for pattern in patterns {
+            let shown = TerminalText.escaped(pattern)
+            var problem: String?
+            if pattern.contains("://") {
+                problem = "'\(shown)' has a scheme"
+            } else if pattern.contains("/") || pattern.contains("?") || pattern.contains("#") || pattern.contains("@") {
+                problem = "'\(shown)' is not a host name (it has a path, query or user)"
+            } else if normalisedPattern(pattern) != "*", hostName(of: normalisedPattern(pattern)) == nil {
+                problem = "'\(shown)' is not a host name"
+            }
+            if let problem {
+                throw YADTQError(
+                    .configuration, "\(source): \(problem)",
+                    remedy: "Give host names or addresses, with or without a port: tasks.example.com, "
+                        + ".example.com for a domain and its subdomains, 10.0.0.5, [::1], or * for any")
+            }
+        }
+        return patterns
     }
 
     public var description: String { patterns.joined(separator: ", ") }
@@ -81,7 +102,16 @@ public struct HostAllowList: Sendable, Equatable, CustomStringConvertible {
 
     private static func normalisedPattern(_ pattern: String) -> String {
         var text = pattern.trimmingSpaces().lowercased()
-        if text.contains(":") && !text.hasPrefix("[") { text = "[" + text + "]" }
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            // `[v6]:port`: any port is accepted.
+            text = String(text[...close])
+        } else if let colon = text.firstIndex(of: ":"), text.lastIndex(of: ":") == colon {
+            // One colon is `host:port` (an IPv6 address has at least two).
+            let port = text[text.index(after: colon)...]
+            if !port.isEmpty && port.allSatisfy(\.isASCIIDigit) { text = String(text[..<colon]) }
+        } else if text.contains(":") {
+            text = "[" + text + "]"
+        }
         if text.count > 1, text.hasSuffix(".") { text.removeLast() }
         return text
     }
