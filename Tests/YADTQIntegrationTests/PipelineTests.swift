@@ -118,6 +118,27 @@ struct PipelineTests {
         #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
     }
 
+    @Test("--retry-delay 0s, one task per batch: an attempt's retry begun in the millisecond its failure was written is a new attempt, and every task ends FAILED after exactly its attempts")
+    func retryInTheSameMillisecond() throws {
+        let stack = try IntegrationStack()
+        #expect(try stack.run(input: "", arguments: ["--partitions", "1"]).status == 0)
+        // No backoff and one task per batch: attempt 1's finish, attempt 2's begin and its
+        // finish often fall in one millisecond of the wall clock.
+        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "0s", "--batch-size", "1"])
+        let count = 1000
+        let ids = (0..<count).map { "same-ms-\($0)" }
+        let lines = ids.map { #"{"id": "\#($0)", "type": "fail", "args": [], "max_attempts": 2}"# }
+        let run = try stack.run(input: (lines + ["end"]).joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let records = try stack.waitForTerminal(ids, timeout: .seconds(120))
+        let stuck = records.filter { $0?.status != .failed }.count
+        let overRun = records.filter { ($0?.errors.count ?? 0) != 2 }.count
+        #expect(stuck == 0, "\(stuck) of \(count) tasks did not end FAILED")
+        #expect(overRun == 0, "\(overRun) of \(count) tasks did not run exactly their 2 attempts")
+        #expect(records.allSatisfy { $0?.attempts == 2 && $0?.errors.map(\.attempt) == [1, 2] })
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0)
+    }
+
     @Test("a message published twice, both copies in one batch: the task runs once and the committed offset reaches the end")
     func messagePublishedTwice() throws {
         let stack = try ChaosStack()
