@@ -417,7 +417,7 @@ struct ChaosTests {
             })
         // "other" ends the first, then dies: w1 skips the first and takes the second over.
         let outcome = AttemptOutcome(id: "ended", attempt: 1, kind: .success, payload: "3")
-        #expect(try store.finish([outcome], worker: "other", at: currentEpochMilliseconds()) == [true])
+        #expect(try store.finish([outcome], worker: "other", begunAt: started, at: currentEpochMilliseconds()) == [true])
         let records = try stack.base.waitForTerminal(tasks.map(\.id), timeout: .seconds(60))
         #expect(records[0]?.status == .success && records[0]?.attempts == 1 && records[0]?.worker == "other")
         #expect(records[1]?.status == .success && records[1]?.attempts == 2 && records[1]?.worker == "w1")

@@ -251,10 +251,10 @@ struct TaskStoreRuleTests {
         #expect(try store.statuses(of: ["r1"]) == [.processing])
         #expect(try store.taskPage(status: .processing, type: nil, cursor: nil, limit: 10).records.map(\.worker) == ["b"])
         // a wakes up and reports attempt 1: stale, not written.
-        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 1, kind: .success, payload: "99")], worker: "a", at: 5) == [false])
-        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .success, payload: "3")], worker: "b", at: 6) == [true])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 1, kind: .success, payload: "99")], worker: "a", begunAt: 3, at: 5) == [false])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .success, payload: "3")], worker: "b", begunAt: 4, at: 6) == [true])
         #expect(try store.begin([task], partitions: [0], worker: "c", at: 7) == [.alreadyTerminal])
-        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .failed, payload: "late")], worker: "b", at: 8) == [false])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .failed, payload: "late")], worker: "b", begunAt: 4, at: 8) == [false])
         let record = try #require(try store.record(id: "r1"))
         #expect(record.status == .success && record.result == .int(3) && record.worker == "b" && record.finishedAt == 6)
         #expect(record.attempts == 2 && record.startedAt == 4 && record.partition == 1)
@@ -308,7 +308,7 @@ struct TaskStoreRuleTests {
             AttemptOutcome(id: "m3", attempt: 1, kind: .success, payload: "3", logs: ["done"]),
             AttemptOutcome(id: "m4", attempt: 1, kind: .failed, payload: "broken"),
         ]
-        #expect(try store.finish(outcomes, worker: "w", at: 3) == [true, true, true, true])
+        #expect(try store.finish(outcomes, worker: "w", begunAt: 2, at: 3) == [true, true, true, true])
         let records = try tasks.map { try #require(try store.record(id: $0.id)) }
         #expect(records.map(\.status) == [.success, .processing, .success, .failed])
         #expect(records[0].result == .int(1) && records[0].logs.isEmpty && records[0].progress == nil)
@@ -347,7 +347,7 @@ struct TaskStoreRuleTests {
         // The first WAIT times out after 2 s and the call is replayed on a new connection,
         // where the replayed script finds its success written and writes nothing.
         let outcome = AttemptOutcome(id: "replicated-1", attempt: 1, kind: .success, payload: "0")
-        #expect(try store.finish([outcome], worker: "a", at: 3) == [true])
+        #expect(try store.finish([outcome], worker: "a", begunAt: 2, at: 3) == [true])
         let waited = ContinuousClock.now - frozen
         #expect(waited >= .seconds(5.5), "finish returned after \(waited), while no replica could have its write")
     }
@@ -370,7 +370,7 @@ struct TaskStoreRuleTests {
             AttemptOutcome(id: "c1", attempt: 1, kind: .failed, payload: "no"),
             AttemptOutcome(id: "c1", attempt: 1, kind: .success, payload: "late"),
         ]
-        #expect(try store.finish(outcomes, worker: "a", at: 22) == [true, true, false])
+        #expect(try store.finish(outcomes, worker: "a", begunAt: 21, at: 22) == [true, true, false])
         #expect(try store.counts() == [.scheduled: 0, .queued: 1, .processing: 1, .success: 1, .failed: 1, .cancelled: 0])
         let processing = try store.taskPage(status: .processing, type: nil, cursor: nil, limit: 10)
         #expect(processing.records.map(\.id) == ["c2"] && processing.total == 1)
@@ -390,9 +390,10 @@ struct TaskStoreRuleTests {
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 12) == [.run(attempt: 2)])
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 13) == [.exhausted(attempts: 2)])
         let outcomes = [
-            AttemptOutcome(id: "r2", attempt: 2, kind: .failed, payload: "interrupted", logs: ["a line"], progress: 0.5)
+            AttemptOutcome(
+                id: "r2", attempt: 2, kind: .failed, payload: "interrupted", logs: ["a line"], progress: 0.5, ofAttemptsUsedUp: true)
         ]
-        #expect(try store.finish(outcomes, worker: "a", at: 14) == [true])
+        #expect(try store.finish(outcomes, worker: "a", begunAt: 13, at: 14) == [true])
         let record = try #require(try store.record(id: "r2"))
         #expect(record.status == .failed && record.errors.count == 1 && record.logs == ["a line"] && record.progress == 0.5)
     }
@@ -406,15 +407,15 @@ struct TaskStoreRuleTests {
         let attempt = RunningAttempt(worker: "dead", startedAt: 11)
         #expect(try store.begin([task], partitions: [0], worker: "b", at: 12) == [.runningElsewhere(attempt)])
         #expect(try store.begin([task], partitions: [0], worker: "b", at: 12, attemptsOver: [attempt]) == [.exhausted(attempts: 1)])
-        let failure = [AttemptOutcome(id: "r3", attempt: 1, kind: .failed, payload: "attempts used up")]
-        #expect(try store.finish(failure, worker: "b", at: 13) == [true])
+        let failure = [AttemptOutcome(id: "r3", attempt: 1, kind: .failed, payload: "attempts used up", ofAttemptsUsedUp: true)]
+        #expect(try store.finish(failure, worker: "b", begunAt: 12, at: 13) == [true])
         // The same call again, as the client sends it after a lost reply: the same answer, and
         // nothing written twice. (The record names the worker that ran the attempt, not "b".)
-        #expect(try store.finish(failure, worker: "b", at: 13) == [true])
+        #expect(try store.finish(failure, worker: "b", begunAt: 12, at: 13) == [true])
         let record = try #require(try store.record(id: "r3"))
         #expect(record.status == .failed && record.errors.count == 1)
-        #expect(try store.finish(failure, worker: "c", at: 13) == [false], "another worker's outcome is refused")
-        #expect(try store.finish(failure, worker: "b", at: 14) == [false], "a later call of the same worker is refused")
+        #expect(try store.finish(failure, worker: "c", begunAt: 12, at: 13) == [false], "another worker's outcome is refused")
+        #expect(try store.finish(failure, worker: "b", begunAt: 12, at: 14) == [false], "a later call of the same worker is refused")
     }
 
     @Test("a retried task whose message is lost is found by the lost-task check, also after an earlier one was")
@@ -442,6 +443,58 @@ struct TaskStoreRuleTests {
         #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-2"])
         #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 2_900, at: 4_000).isEmpty)
         #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 3_500, at: 5_000).map(\.id) == ["lost-2"])
+    }
+
+    @Test("a retry begun in the millisecond its failure was written: the worker's clock gives each call a time of its own, and the next attempt is counted and written")
+    func retryInOneMillisecond() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "same-ms", type: "fail", args: [], maxAttempts: 2, queuedAt: 50)
+        #expect(try store.queue([task]) == [.queued])
+        var clock = CallClock()
+        // Every call in one millisecond of the wall clock.
+        let wall: Int64 = 100
+        let first = clock.next(wall: wall)
+        #expect(try store.begin([task], partitions: [0], worker: "w", at: first) == [.run(attempt: 1)])
+        let retry = [AttemptOutcome(id: "same-ms", attempt: 1, kind: .retry, payload: "boom")]
+        #expect(try store.finish(retry, worker: "w", begunAt: first, at: clock.next(wall: wall)) == [true])
+        let second = clock.next(wall: wall)
+        #expect(try store.begin([task], partitions: [0], worker: "w", at: second) == [.run(attempt: 2)], "not attempt 1 again")
+        let failed = [AttemptOutcome(id: "same-ms", attempt: 2, kind: .failed, payload: "boom")]
+        #expect(try store.finish(failed, worker: "w", begunAt: second, at: clock.next(wall: wall)) == [true])
+        let record = try #require(try store.record(id: "same-ms"))
+        #expect(record.status == .failed && record.attempts == 2 && record.errors.map(\.attempt) == [1, 2])
+    }
+
+    @Test("an attempt from before an operator's retry cannot write over the attempt of the same number begun after it")
+    func attemptBeforeRetryIsStale() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "retried-1", type: "add", args: [], maxAttempts: 3, queuedAt: 500)
+        #expect(try store.queue([task], topic: "t") == [.queued])
+        // A runs attempt 1 and freezes; an operator cancels; B, taking the partition over,
+        // finds A's attempt over (its heartbeat stale) and ends the task CANCELLED.
+        #expect(try store.begin([task], partitions: [0], worker: "A", at: 1_000) == [.run(attempt: 1)])
+        #expect(try store.cancel(["retried-1"], at: 10_000) == [.cancelRequested])
+        let attemptOfA = RunningAttempt(worker: "A", startedAt: 1_000)
+        #expect(try store.begin([task], partitions: [0], worker: "B", at: 20_000) == [.runningElsewhere(attemptOfA)])
+        #expect(try store.begin([task], partitions: [0], worker: "B", at: 20_000, attemptsOver: [attemptOfA]) == [.alreadyTerminal])
+        // The operator retries it: QUEUED, no attempt counted; B begins a new attempt 1.
+        #expect(try store.requeue(["retried-1"], at: 25_000) == [.requeued])
+        #expect(try store.begin([task], partitions: [0], worker: "B", at: 30_000) == [.run(attempt: 1)])
+        // A wakes up and reports its attempt 1: a failure, then a success. Neither is written.
+        let late = [AttemptOutcome(id: "retried-1", attempt: 1, kind: .retry, payload: "old error")]
+        #expect(try store.finish(late, worker: "A", begunAt: 1_000, at: 40_000) == [false])
+        let lateSuccess = [AttemptOutcome(id: "retried-1", attempt: 1, kind: .success, payload: "99")]
+        #expect(try store.finish(lateSuccess, worker: "A", begunAt: 1_000, at: 40_001) == [false])
+        var record = try #require(try store.record(id: "retried-1"))
+        #expect(record.status == .processing && record.worker == "B" && record.attempts == 1 && record.startedAt == 30_000)
+        #expect(!record.errors.contains { $0.error == "old error" })
+        // B's own outcome is written.
+        let mine = [AttemptOutcome(id: "retried-1", attempt: 1, kind: .success, payload: "3")]
+        #expect(try store.finish(mine, worker: "B", begunAt: 30_000, at: 41_000) == [true])
+        record = try #require(try store.record(id: "retried-1"))
+        #expect(record.status == .success && record.result == .int(3) && record.worker == "B")
     }
 
     @Test("a replayed cancel of a SCHEDULED task answers as the first call did")
@@ -473,3 +526,4 @@ extension TaskStore {
         return found
     }
 }
+

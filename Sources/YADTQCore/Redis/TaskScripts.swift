@@ -143,13 +143,13 @@ enum TaskScripts {
           return { VERSION, status, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
             '', '', '', '', '', '', type, args, topic }
         end
-        -- What finish checks outside its usual case: status code, attempts, outcome_at and the
-        -- worker's length, of a record in this version (see current). Short reads at their
-        -- offsets: struct skips a byte per format character, so one format spelling out the
-        -- gaps took three times as long.
+        -- What finish checks outside its usual case: status code, attempts, started_at,
+        -- outcome_at and the worker's length, of a record in this version (see current). Short
+        -- reads at their offsets: struct skips a byte per format character, so one format
+        -- spelling out the gaps took three times as long.
         local function checked(packed)
-          local code, attempts, _, _, _, outcome_at = struct_unpack('>BI4i4ddd', packed, 2)
-          return code, attempts, outcome_at, (struct_unpack('>I4', packed, AT_STRINGS))
+          local code, attempts, _, started_at, _, outcome_at = struct_unpack('>BI4i4ddd', packed, 2)
+          return code, attempts, started_at, outcome_at, (struct_unpack('>I4', packed, AT_STRINGS))
         end
         -- Whether the record `packed`, in this version, whose worker is `worker_length` long,
         -- names `worker`.
@@ -819,20 +819,28 @@ enum TaskScripts {
             return answers(out)
             """)
 
-    /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, repeats (as for
+    /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, begun (the `now`
+    /// of the `begin` call that began the attempts: one per batch), repeats (as for
     /// ``queue``), the tasks' outcomes as runs (see runs_at: each the outcome's letter followed
-    /// by the attempt's number, `S1`; a batch's tasks mostly share a few), then per task: id,
-    /// payload, and, only when the letter is in lower case (`s`, `r`, `f`, `c`), logs and
-    /// progress.
+    /// by the attempt's number, `S1`, and `x` for an attempt this worker did not begin, see
+    /// below; a batch's tasks mostly share a few), then per task: id, payload, and, only when
+    /// the letter is in lower case (`s`, `r`, `f`, `c`), logs and progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
     /// retried, `F` the final failure, `C` an attempt stopped because the task was cancelled
     /// (payload = error text); for a task with a cancel request (see ``cancel``) `R`, `F`
     /// and `C` end it CANCELLED. logs: a JSON array of lines to append, or ''. progress: a
     /// number, or ''. (Most attempts log nothing and report no progress: two arguments fewer
     /// per task, each of which would cost Redis a string made and freed.)
+    /// An outcome is written only for the attempt in flight it is of: its number, its
+    /// worker and its start (`begun`). The number alone is not enough: an operator's retry
+    /// counts attempts from 0 again, so a worker that was frozen in attempt 1 before the retry
+    /// would otherwise write over the attempt 1 begun after it. An outcome marked `x` (all
+    /// attempts used up by workers that died mid-attempt: this worker began none, see
+    /// ``begin``) is checked by its number alone.
     /// Returns per task (or once for all when all are alike: see answers) 1 when written, 0
-    /// when stale: the task is already terminal, or another worker has started a later
-    /// attempt (a worker that was frozen must not write over it).
+    /// when stale: the task is already terminal, or runs under another attempt (a later one,
+    /// or another worker's, or one begun after an operator's retry: a worker that was frozen
+    /// must not write over it).
     /// Replay-safe: an outcome this worker wrote at this very `now` for this attempt
     /// (`outcome_at`) is answered 1 again, without a second error entry or log.
     static let finish = RedisScript(
@@ -840,16 +848,18 @@ enum TaskScripts {
         source: prelude + """
             local now, worker = tonumber(ARGV[A]), ARGV[A + 1]
             local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
-            local repeats = ARGV[A + 4] == '1'
-            -- Each distinct outcome text: the outcome, the attempt, and whether logs and
-            -- progress follow (the letter in lower case).
+            local begun = tonumber(ARGV[A + 4])
+            local repeats = ARGV[A + 5] == '1'
+            -- Each distinct outcome text: the outcome, the attempt, whether logs and progress
+            -- follow (the letter in lower case), and whether the attempt is another worker's (x).
             local OUTCOMES = { S = 'S', R = 'R', F = 'F', C = 'C', s = 'S', r = 'R', f = 'F', c = 'C' }
             local function kind_of(text)
-              local letter, number = string.match(text, '^([SRFCsrfc])(%d+)$')
+              local letter, number, elsewhere = string.match(text, '^([SRFCsrfc])(%d+)(x?)$')
               if not letter then error('finish: the outcome ' .. text .. ' is not a letter of SRFC and an attempt') end
-              return { outcome = OUTCOMES[letter], attempt = tonumber(number), extras = letter ~= OUTCOMES[letter] }
+              return { outcome = OUTCOMES[letter], attempt = tonumber(number), extras = letter ~= OUTCOMES[letter],
+                elsewhere = elsewhere == 'x' }
             end
-            local task_kinds, n, first = runs_at(A + 5, kind_of)
+            local task_kinds, n, first = runs_at(A + 6, kind_of)
             -- Each task's id and where its arguments start.
             local ids, starts, i = {}, {}, first
             for k = 1, n do
@@ -867,8 +877,8 @@ enum TaskScripts {
             local spliced_ids = {}
             -- Per entry of `running` seen (a call's are few: `begin` packs one per partition and
             -- attempt, and Lua interns strings, so a lookup by entry is a pointer's hash): its
-            -- attempt when it names this worker, else false; and its first 16 bytes. Each is
-            -- worked out once per call, not per task.
+            -- attempt when it names this worker and began at `begun`, else false; and its first
+            -- 16 bytes. Each is worked out once per call, not per task.
             local own_attempt, entry_heads = {}, {}
             -- The ids seen so far and their records as this call left them, kept only when
             -- some id repeats.
@@ -933,7 +943,8 @@ enum TaskScripts {
               if entry then
                 entry_attempt = own_attempt[entry]
                 if entry_attempt == nil then
-                  entry_attempt = entry_worker(entry) == worker and (struct_unpack(ENTRY, entry))
+                  entry_attempt = entry_worker(entry) == worker and struct_unpack('>d', entry, 9) == begun
+                    and (struct_unpack(ENTRY, entry))
                   own_attempt[entry], entry_heads[entry] = entry_attempt, sub(entry, 1, 16)
                 end
               end
@@ -954,12 +965,17 @@ enum TaskScripts {
                 out[k] = 1
               else
                 if packed then packed = entry and with_entry(packed, entry) or current(packed) end
-                local code, attempts, outcome_at, worker_length
-                if packed then code, attempts, outcome_at, worker_length = checked(packed) end
-                if packed and not seen[id] and attempts == attempt and outcome_at == now
+                local code, attempts, started_at, outcome_at, worker_length
+                if packed then code, attempts, started_at, outcome_at, worker_length = checked(packed) end
+                -- Whether the record's attempt (in flight, or the one whose outcome it holds) is
+                -- the one this outcome is of: the same number and, unless another worker's, this
+                -- worker's, begun at `begun`.
+                local its = packed and attempts == attempt
+                  and (kind.elsewhere or (started_at == begun and worker_is(packed, worker_length, worker)))
+                if its and not seen[id] and outcome_at == now
                   and (worker_is(packed, worker_length, worker) or last_error_is_mine(packed, attempt)) then
                   out[k] = 1  -- this call's own outcome, replayed
-                elseif not packed or terminal_code(code) or attempts ~= attempt then
+                elseif not its or terminal_code(code) then
                   out[k] = 0
                 else
                   settle(id, packed, attempt, outcome, payload, logs, progress)

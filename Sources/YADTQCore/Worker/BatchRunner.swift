@@ -62,7 +62,9 @@ struct BatchRunner: Sendable {
             publishDeadLetters(record.deadLetters)
             let finishedAt = activity.batchFinishing()
             let written = try redis(&outage) {
-                try metrics.timeRedis { try store.finish(record.outcomes, worker: worker, at: finishedAt) }
+                try metrics.timeRedis {
+                    try store.finish(record.outcomes, worker: worker, begunAt: beganAt, at: finishedAt)
+                }
             }
             batch.finished(written: written)
         }
