@@ -497,6 +497,24 @@ struct TaskStoreRuleTests {
         #expect(record.status == .success && record.result == .int(3) && record.worker == "B")
     }
 
+    @Test("a PROCESSING task whose message was last sent before the cutoff is published again; one sent after is not")
+    func processingTaskFoundLost() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let waiting = TaskMessage(id: "lost-p1", type: "add", args: [], maxAttempts: 3, queuedAt: 1_000)
+        let recent = TaskMessage(id: "lost-p2", type: "add", args: [], maxAttempts: 3, queuedAt: 1_800)
+        #expect(try store.queue([waiting, recent], topic: "t") == [.queued, .queued])
+        // lost-p1 failed attempt 1 and waits for its retry on a worker that then lost the
+        // partition (the broker lost its log): its message is gone, and nothing else holds it.
+        #expect(try store.begin([waiting, recent], partitions: [0, 0], worker: "w", at: 2_000) == [.run(attempt: 1), .run(attempt: 1)])
+        let failed = [AttemptOutcome(id: "lost-p1", attempt: 1, kind: .retry, payload: "flaky")]
+        #expect(try store.finish(failed, worker: "w", begunAt: 2_000, at: 2_100) == [true])
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 3_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-p1"])
+        #expect(try store.record(id: "lost-p1")?.status == .processing)
+        // Its copy arrives at the same worker: the next attempt; at another one it waits for w's.
+        #expect(try store.begin([waiting], partitions: [1], worker: "w", at: 3_100) == [.run(attempt: 2)])
+    }
+
     @Test("a replayed cancel of a SCHEDULED task answers as the first call did")
     func scheduledCancelReplayed() throws {
         let stack = try IntegrationStack()

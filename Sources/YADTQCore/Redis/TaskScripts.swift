@@ -645,9 +645,9 @@ enum TaskScripts {
     /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit. Looks
     /// at up to `limit` ids of the listing buckets of the seconds from `from` to `to` (ms),
     /// oldest first, going on from the cursor a previous call returned. A task still QUEUED
-    /// for `topic` (or for no topic), queued in that window, whose message was last sent
-    /// (queued, released, retried or republished) before `cutoff` had that message lost: it
-    /// gets `republished_at` = now and is returned to be published again.
+    /// or PROCESSING for `topic` (or for no topic), queued in that window, whose message was
+    /// last sent (queued, released, retried or republished) before `cutoff` had that message
+    /// lost: it gets `republished_at` = now and is returned to be published again.
     /// Returns: the cursor to go on from ('' when done), then per task: id, type, args,
     /// max_attempts, queued_at.
     /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again.
@@ -674,7 +674,20 @@ enum TaskScripts {
               local ids = redis.call('LRANGE', K.bucket .. s, i, i + want - 1)
               for k, packed in ipairs(read(ids)) do
                 local r = packed and listed_in(decode(packed), s)
-                if r and r[F.status] == 'QUEUED' and (r[F.topic] == '' or r[F.topic] == topic)
+                -- PROCESSING too: a task waiting for its retry (or running) has no copy but the
+                -- message its worker holds, and a worker that loses the partition drops it,
+                -- counting on its redelivery from the committed offset; a broker that lost its
+                -- log has neither. This is sound because a worker commits offsets only past
+                -- tasks that are terminal: while a worker still holds a task's message (running
+                -- it, or waiting out its backoff), its partition's committed offset stays behind
+                -- that message, so no sample taken after it was sent is reached and the cutoff
+                -- stays before its sending. A copy published anyway (the broker's end offsets
+                -- read low, or its log lost while the task still ran) is harmless: on another
+                -- worker `begin` answers `running:` and that worker waits for the attempt
+                -- (AttemptElsewhere); on the same worker it runs as the next attempt, and only
+                -- the last attempt's outcome is written.
+                local status = r and r[F.status]
+                if (status == 'QUEUED' or status == 'PROCESSING') and (r[F.topic] == '' or r[F.topic] == topic)
                   and r[F.queued_at] >= from and r[F.queued_at] <= to then
                   -- When its message was last sent: a copy published again and lost as well (the
                   -- scheduler died before sending it, or the broker lost it too) is found like

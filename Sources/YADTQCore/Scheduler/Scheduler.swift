@@ -6,7 +6,7 @@ import Logging
 /// While it holds the lease it
 /// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(topic:at:shard:limit:)``);
 /// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
-/// - publishes again, once, QUEUED tasks whose message was lost (``LostTaskRule``,
+/// - publishes again, once, QUEUED or PROCESSING tasks whose message was lost (``LostTaskRule``,
 ///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:at:shard:cursor:)``).
 ///
 /// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
@@ -189,9 +189,11 @@ public final class Scheduler: @unchecked Sendable {
         do {
             guard let partitions = try readPartitions() else { return }
             let store = try clients().publisher.store
-            let queued = try store.counts()[.queued] ?? 0
+            // PROCESSING tasks may have lost their message too (see ``TaskScripts/lost``).
+            let counts = try store.counts()
+            let unfinished = (counts[.queued] ?? 0) + (counts[.processing] ?? 0)
             let now = currentEpochMilliseconds()
-            guard let scan = lostRule.check(now: now, partitions: partitions, queued: queued) else { return }
+            guard let scan = lostRule.check(now: now, partitions: partitions, queued: unfinished) else { return }
             if scan.brokerLostLog {
                 logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
             }
