@@ -497,7 +497,7 @@ struct TaskStoreRuleTests {
         #expect(record.status == .success && record.result == .int(3) && record.worker == "B")
     }
 
-    @Test("a PROCESSING task whose message was last sent before the cutoff is published again; one sent after is not")
+    @Test("when the broker lost its log, a PROCESSING task whose message was last sent before the cutoff is published again; one sent after is not")
     func processingTaskFoundLost() throws {
         let stack = try IntegrationStack()
         let store = stack.store
@@ -509,7 +509,11 @@ struct TaskStoreRuleTests {
         #expect(try store.begin([waiting, recent], partitions: [0, 0], worker: "w", at: 2_000) == [.run(attempt: 1), .run(attempt: 1)])
         let failed = [AttemptOutcome(id: "lost-p1", attempt: 1, kind: .retry, payload: "flaky")]
         #expect(try store.finish(failed, worker: "w", begunAt: 2_000, at: 2_100) == [true])
-        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 3_000, cutoff: 1_500, at: 3_000).map(\.id) == ["lost-p1"])
+        // Not while the broker keeps its log: a long task on a broker whose end offsets read low
+        // would get a copy, a new attempt, every 30 s.
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 3_000, cutoff: 1_500, at: 3_000).isEmpty)
+        #expect(try store.takeLostFromEveryShard(
+            topic: "t", queuedFrom: 0, to: 3_000, cutoff: 1_500, brokerLostLog: true, at: 3_000).map(\.id) == ["lost-p1"])
         #expect(try store.record(id: "lost-p1")?.status == .processing)
         // Its copy arrives at the same worker: the next attempt; at another one it waits for w's.
         #expect(try store.begin([waiting], partitions: [1], worker: "w", at: 3_100) == [.run(attempt: 2)])
@@ -529,14 +533,18 @@ struct TaskStoreRuleTests {
 }
 
 extension TaskStore {
-    /// ``takeLost(topic:queuedFrom:to:cutoff:at:shard:cursor:)`` over every shard and page, as the
+    /// ``takeLost(topic:queuedFrom:to:cutoff:includingProcessing:at:shard:cursor:)`` over every shard and page, as the
     /// scheduler's walk makes its calls.
-    func takeLostFromEveryShard(topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64) throws -> [TaskMessage] {
+    func takeLostFromEveryShard(
+        topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, brokerLostLog: Bool = false, at now: Int64
+    ) throws -> [TaskMessage] {
         var found: [TaskMessage] = []
         for shard in 0..<keys.shards {
             var cursor = ""
             repeat {
-                let page = try takeLost(topic: topic, queuedFrom: from, to: to, cutoff: cutoff, at: now, shard: shard, cursor: cursor)
+                let page = try takeLost(
+                    topic: topic, queuedFrom: from, to: to, cutoff: cutoff, includingProcessing: brokerLostLog, at: now,
+                    shard: shard, cursor: cursor)
                 found += page.tasks
                 cursor = page.cursor
             } while !cursor.isEmpty

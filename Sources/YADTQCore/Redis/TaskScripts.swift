@@ -642,12 +642,13 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit. Looks
-    /// at up to `limit` ids of the listing buckets of the seconds from `from` to `to` (ms),
-    /// oldest first, going on from the cursor a previous call returned. A task still QUEUED
-    /// or PROCESSING for `topic` (or for no topic), queued in that window, whose message was
-    /// last sent (queued, released, retried or republished) before `cutoff` had that message
-    /// lost: it gets `republished_at` = now and is returned to be published again.
+    /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit,
+    /// processing ('1' when the broker lost its log). Looks at up to `limit` ids of the listing
+    /// buckets of the seconds from `from` to `to` (ms), oldest first, going on from the cursor a
+    /// previous call returned. A task still QUEUED (or PROCESSING, when `processing` is '1') for
+    /// `topic` (or for no topic), queued in that window, whose message was last sent (queued,
+    /// released, retried or republished) before `cutoff` had that message lost: it gets
+    /// `republished_at` = now and is returned to be published again.
     /// Returns: the cursor to go on from ('' when done), then per task: id, type, args,
     /// max_attempts, queued_at.
     /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again.
@@ -657,6 +658,7 @@ enum TaskScripts {
             local now, topic, cursor = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2]
             local from, to, cutoff, limit = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4]), tonumber(ARGV[A + 5]),
               tonumber(ARGV[A + 6])
+            local take_processing = ARGV[A + 7] == '1'
             local function next_bucket(after)
               local found = redis.call('ZRANGEBYSCORE', K.buckets, '(' .. after, second(to), 'LIMIT', 0, 1)
               return found[1] and tonumber(found[1])
@@ -674,20 +676,20 @@ enum TaskScripts {
               local ids = redis.call('LRANGE', K.bucket .. s, i, i + want - 1)
               for k, packed in ipairs(read(ids)) do
                 local r = packed and listed_in(decode(packed), s)
-                -- PROCESSING too: a task waiting for its retry (or running) has no copy but the
-                -- message its worker holds, and a worker that loses the partition drops it,
-                -- counting on its redelivery from the committed offset; a broker that lost its
-                -- log has neither. This is sound because a worker commits offsets only past
-                -- tasks that are terminal: while a worker still holds a task's message (running
-                -- it, or waiting out its backoff), its partition's committed offset stays behind
-                -- that message, so no sample taken after it was sent is reached and the cutoff
-                -- stays before its sending. A copy published anyway (the broker's end offsets
-                -- read low, or its log lost while the task still ran) is harmless: on another
-                -- worker `begin` answers `running:` and that worker waits for the attempt
-                -- (AttemptElsewhere); on the same worker it runs as the next attempt, and only
-                -- the last attempt's outcome is written.
+                -- PROCESSING only when the broker lost its log: a task waiting for its retry (or
+                -- running) has no copy but the message its worker holds, and a worker that loses
+                -- the partition drops it, counting on its redelivery from the committed offset,
+                -- which a broker that lost its log no longer has. On a healthy broker a worker
+                -- holding a task's message holds back its partition's commit, so the sample
+                -- rule would not take it either, but a broker whose end offsets read low (Tansu)
+                -- would hand a long-running task a copy every 30 s, each a new attempt that
+                -- makes the running one stale. A copy published after a lost log while the task
+                -- still runs is harmless: on another worker `begin` answers `running:` and that
+                -- worker waits for the attempt (AttemptElsewhere); on the same worker it runs as
+                -- the next attempt, and only the last attempt's outcome is written.
                 local status = r and r[F.status]
-                if (status == 'QUEUED' or status == 'PROCESSING') and (r[F.topic] == '' or r[F.topic] == topic)
+                if (status == 'QUEUED' or (take_processing and status == 'PROCESSING'))
+                  and (r[F.topic] == '' or r[F.topic] == topic)
                   and r[F.queued_at] >= from and r[F.queued_at] <= to then
                   -- When its message was last sent: a copy published again and lost as well (the
                   -- scheduler died before sending it, or the broker lost it too) is found like

@@ -307,9 +307,12 @@ public final class TaskStore: Sendable {
     /// (`""`: the start). Each is marked `republished_at`, so it is returned once; the caller
     /// publishes them again, and calls again from the cursor returned while it is not `""`.
     public func takeLost(
-        topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64, shard: Int, cursor: String
+        topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, includingProcessing: Bool, at now: Int64,
+        shard: Int, cursor: String
     ) throws -> (tasks: [TaskMessage], cursor: String) {
-        let arguments = [String(now), topic, cursor, String(from), String(to), String(cutoff), "2000"]
+        let arguments = [
+            String(now), topic, cursor, String(from), String(to), String(cutoff), "2000", includingProcessing ? "1" : "0",
+        ]
         let reply = try client.evaluate([Self.call(TaskScripts.lost, shard: keys[shard], arguments: arguments) { _ in }])[0]
         let values = reply.elements
         guard let next = values.first?.text, (values.count - 1) % 5 == 0 else {

@@ -6,8 +6,9 @@ import Logging
 /// While it holds the lease it
 /// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(topic:at:shard:limit:)``);
 /// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
-/// - publishes again, once, QUEUED or PROCESSING tasks whose message was lost (``LostTaskRule``,
-///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:at:shard:cursor:)``).
+/// - publishes again, once, QUEUED tasks whose message was lost, and PROCESSING ones when the
+///   broker lost its log (``LostTaskRule``,
+///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:includingProcessing:at:shard:cursor:)``).
 ///
 /// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
 /// the next run, and the others go on.
@@ -189,7 +190,8 @@ public final class Scheduler: @unchecked Sendable {
         do {
             guard let partitions = try readPartitions() else { return }
             let store = try clients().publisher.store
-            // PROCESSING tasks may have lost their message too (see ``TaskScripts/lost``).
+            // PROCESSING tasks lose their message too when the broker loses its log (see
+            // ``TaskScripts/lost``).
             let counts = try store.counts()
             let unfinished = (counts[.queued] ?? 0) + (counts[.processing] ?? 0)
             let now = currentEpochMilliseconds()
@@ -200,8 +202,8 @@ public final class Scheduler: @unchecked Sendable {
             do {
                 try sweep(store, why: "lost") { call in
                     let (tasks, next) = try store.takeLost(
-                        topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff, at: now, shard: call.shard,
-                        cursor: call.cursor)
+                        topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
+                        includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
                     return (tasks, next.isEmpty ? nil : next)
                 }
             } catch {
