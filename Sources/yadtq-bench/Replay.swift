@@ -44,8 +44,9 @@ struct Replay {
         func attempt(_ indices: [Int], attempt: Int, figures: inout Figures, failing: (Int) -> Bool) throws {
             guard !indices.isEmpty else { return }
             let batch = indices.map { tasks[$0] }
+            let begunAt = currentEpochMilliseconds()
             let decisions = try timed(&figures.begin) {
-                try store.begin(batch, partitions: indices.map { Int32($0 / 125 % 8) }, worker: worker, at: currentEpochMilliseconds())
+                try store.begin(batch, partitions: indices.map { Int32($0 / 125 % 8) }, worker: worker, at: begunAt)
             }
             guard decisions.allSatisfy({ $0 == .run(attempt: attempt) }) else {
                 throw BenchFailure("replay: begin did not start attempt \(attempt) of every task")
@@ -57,7 +58,7 @@ struct Replay {
                         id: tasks[index].id, attempt: attempt, kind: .retry, payload: "boom", logs: ["a line"], progress: 0.5)
                     : AttemptOutcome(id: tasks[index].id, attempt: attempt, kind: .success, payload: String(a + b))
             }
-            let written = try timed(&figures.finish) { try store.finish(outcomes, worker: worker, at: currentEpochMilliseconds()) }
+            let written = try timed(&figures.finish) { try store.finish(outcomes, worker: worker, begunAt: begunAt, at: currentEpochMilliseconds()) }
             guard written.allSatisfy({ $0 }) else { throw BenchFailure("replay: finish did not write every outcome") }
         }
     }

@@ -226,6 +226,26 @@ struct SchedulerRuleTests {
         #expect(rule.check(now: 105_500, partitions: partitions([(12, 12), (20, 20)]), queued: 1) == nil, "not before the next sample")
     }
 
+    @Test("lost tasks: a task whose message a worker still holds (running for minutes, or waiting for its retry) is never past the cutoff")
+    func heldMessageNeverLost() {
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(30), fullScanEvery: .seconds(600))
+        // The task's message is offset 5 of partition 0, sent at 100 s; its worker holds it
+        // for 10 minutes, so the group's committed offset there stays at 5 while other
+        // partitions and later messages move on.
+        let sentAt: Int64 = 100_000
+        // Before it, the group is caught up: a look up to 30 s before then.
+        var latestCutoff = rule.check(now: sentAt - 1_000, partitions: partitions([(5, 5), (40, 40)]), queued: 1)?.cutoff ?? 0
+        #expect(latestCutoff == sentAt - 31_000)
+        for step in 0..<300 {
+            let now = sentAt + Int64(step) * 2_000
+            let end = 6 + Int64(step / 10)
+            if let scan = rule.check(now: now, partitions: partitions([(5, end), (40 + Int64(step), 40 + Int64(step))]), queued: 1) {
+                latestCutoff = max(latestCutoff, scan.cutoff)
+            }
+        }
+        #expect(latestCutoff < sentAt, "a look reached past the held message's sending: \(latestCutoff)")
+    }
+
     @Test("lost tasks: nothing is looked at while nothing is QUEUED")
     func nothingQueued() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))

@@ -15,6 +15,21 @@ struct PoisonMessageTests {
     }
 }
 
+@Suite("Call clock")
+struct CallClockTests {
+    @Test("strictly increasing: the wall clock's time, or one past the last call's while the wall clock has not moved on or stepped back")
+    func strictlyIncreasing() {
+        var clock = CallClock()
+        #expect(clock.next(wall: 1_000) == 1_000)
+        #expect(clock.next(wall: 1_000) == 1_001, "a second call in the same millisecond")
+        #expect(clock.next(wall: 1_000) == 1_002)
+        #expect(clock.next(wall: 1_001) == 1_003, "the wall clock behind the calls")
+        #expect(clock.next(wall: 1_010) == 1_010, "the wall clock again once it is ahead")
+        #expect(clock.next(wall: 900) == 1_011, "a wall clock stepped back")
+        #expect(clock.next(wall: 2_000) == 2_000)
+    }
+}
+
 @Suite("Exhausted attempts")
 struct ExhaustedAttemptsTests {
     @Test("a task whose every attempt was interrupted fails with the reason and a dead-letter copy")

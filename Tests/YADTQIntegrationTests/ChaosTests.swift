@@ -276,6 +276,34 @@ struct ChaosTests {
         for worker in workers where worker.isRunning { kill(worker.processIdentifier, SIGKILL) }
     }
 
+    @Test("the broker restarted empty while a task waits for its retry (PROCESSING): the scheduler publishes it again and it ends SUCCESS")
+    func brokerRestartDuringBackoff() throws {
+        let stack = try ChaosStack(privateServices: true, extraPlugins: [
+            "fails_once": """
+                return function(args, task)
+                  if task.attempt == 1 then error("the first attempt fails", 0) end
+                  return task.attempt
+                end
+                """
+        ])
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 1)
+        let worker = try stack.base.startWorker("w1", arguments: ["--retry-delay", "20s", "--retry-max-delay", "20s"])
+        let run = try stack.base.run(input: #"{"id": "backoff-1", "type": "fails_once", "args": []}"# + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let store = stack.store
+        // Attempt 1 failed: PROCESSING, its retry 20 s away, held by the worker alone.
+        #expect(try ChaosStack.waitUntil(.seconds(60)) { try store.record(id: "backoff-1")?.errors.count == 1 })
+        #expect(try store.record(id: "backoff-1")?.status == .processing)
+        kill(try stack.servicePID("tansu"), SIGKILL)
+        Thread.sleep(forTimeInterval: 1)
+        try stack.startServices()
+        let record = try stack.base.waitForTerminal(["backoff-1"], timeout: .seconds(90))[0]
+        #expect(record?.status == .success, "\(String(describing: record))")
+        #expect(record.map { $0.attempts <= 3 } == true)
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+
     @Test("a broker restarted empty lost the dead-letter topic too: the worker makes it again, and a failed task's copy reaches it")
     func deadLetterTopicAfterBrokerRestart() throws {
         let stack = try ChaosStack(privateServices: true)
@@ -417,7 +445,7 @@ struct ChaosTests {
             })
         // "other" ends the first, then dies: w1 skips the first and takes the second over.
         let outcome = AttemptOutcome(id: "ended", attempt: 1, kind: .success, payload: "3")
-        #expect(try store.finish([outcome], worker: "other", at: currentEpochMilliseconds()) == [true])
+        #expect(try store.finish([outcome], worker: "other", begunAt: started, at: currentEpochMilliseconds()) == [true])
         let records = try stack.base.waitForTerminal(tasks.map(\.id), timeout: .seconds(60))
         #expect(records[0]?.status == .success && records[0]?.attempts == 1 && records[0]?.worker == "other")
         #expect(records[1]?.status == .success && records[1]?.attempts == 2 && records[1]?.worker == "w1")

@@ -120,16 +120,16 @@ struct ControlTests {
         #expect(try store.begin([message], partitions: [0], worker: "w1", at: now) == [.run(attempt: 1)])
         #expect(try store.begin([message], partitions: [0], worker: "w1", at: now) == [.run(attempt: 1)])
         let retry = AttemptOutcome(id: "again", attempt: 1, kind: .retry, payload: "flaky", logs: ["once"])
-        #expect(try store.finish([retry], worker: "w1", at: 2100) == [true])
-        #expect(try store.finish([retry], worker: "w1", at: 2100) == [true])
+        #expect(try store.finish([retry], worker: "w1", begunAt: now, at: 2100) == [true])
+        #expect(try store.finish([retry], worker: "w1", begunAt: now, at: 2100) == [true])
         var record = try #require(try store.record(id: "again"))
         #expect(record.errors.count == 1, "\(record.errors)")
         #expect(record.logs == ["once"])
         #expect(try store.begin([message], partitions: [0], worker: "w1", at: 2200) == [.run(attempt: 2)])
         let success = AttemptOutcome(id: "again", attempt: 2, kind: .success, payload: "3")
-        #expect(try store.finish([success], worker: "w1", at: 2300) == [true])
-        #expect(try store.finish([success], worker: "w1", at: 2300) == [true])
-        #expect(try store.finish([success], worker: "w2", at: 2400) == [false], "another writer is still refused")
+        #expect(try store.finish([success], worker: "w1", begunAt: 2200, at: 2300) == [true])
+        #expect(try store.finish([success], worker: "w1", begunAt: 2200, at: 2300) == [true])
+        #expect(try store.finish([success], worker: "w2", begunAt: 2200, at: 2400) == [false], "another writer is still refused")
         record = try #require(try store.record(id: "again"))
         #expect(record.attempts == 2)
         #expect(try store.counts()[.success] == 1)
@@ -169,7 +169,7 @@ struct ControlTests {
         try store.finish(
             crowded.enumerated().map { index, task in
                 AttemptOutcome(id: task.id, attempt: 1, kind: index < 90 ? .success : .failed, payload: index < 90 ? "2" : "no")
-            }, worker: "w1", at: now)
+            }, worker: "w1", begunAt: now, at: now)
         #expect(try walk(status: .failed) == crowded.suffix(10).reversed().map(\.id))
         while try store.prune(at: now + 2 * 86_400_000) > 0 {}
         #expect(try store.counts()[.success] == 0)
@@ -218,7 +218,7 @@ struct ControlTests {
         let outcomes = finished.enumerated().map { index, task in
             AttemptOutcome(id: task.id, attempt: 1, kind: index == 0 ? .success : .failed, payload: index == 0 ? "2" : "no")
         }
-        #expect(try store.finish(outcomes, worker: "w1", at: now).allSatisfy { $0 })
+        #expect(try store.finish(outcomes, worker: "w1", begunAt: now, at: now).allSatisfy { $0 })
         let listing = try #require(try store.taskPage(status: nil, type: nil, cursor: nil, limit: 3).nextCursor)
         let failures = try #require(try store.taskPage(status: .failed, type: nil, cursor: nil, limit: 3).nextCursor)
         #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: .failed, type: nil, cursor: listing, limit: 3) }
@@ -250,7 +250,7 @@ struct ControlTests {
             #expect(try store.queue(tasks).allSatisfy { $0 == .queued })
             _ = try store.begin(tasks, partitions: tasks.map { _ in 0 }, worker: "w1", at: at + 100)
             let outcomes = tasks.map { AttemptOutcome(id: $0.id, attempt: 1, kind: .failed, payload: "no") }
-            #expect(try store.finish(outcomes, worker: "w1", at: at + 100).allSatisfy { $0 })
+            #expect(try store.finish(outcomes, worker: "w1", begunAt: at + 100, at: at + 100).allSatisfy { $0 })
         }
         try fail(tasks)
         var shown: [String] = []

@@ -118,6 +118,27 @@ struct PipelineTests {
         #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
     }
 
+    @Test("--retry-delay 0s, one task per batch: an attempt's retry begun in the millisecond its failure was written is a new attempt, and every task ends FAILED after exactly its attempts")
+    func retryInTheSameMillisecond() throws {
+        let stack = try IntegrationStack()
+        #expect(try stack.run(input: "", arguments: ["--partitions", "1"]).status == 0)
+        // No backoff and one task per batch: attempt 1's finish, attempt 2's begin and its
+        // finish often fall in one millisecond of the wall clock.
+        let worker = try stack.startWorker("w1", arguments: ["--retry-delay", "0s", "--batch-size", "1"])
+        let count = 1000
+        let ids = (0..<count).map { "same-ms-\($0)" }
+        let lines = ids.map { #"{"id": "\#($0)", "type": "fail", "args": [], "max_attempts": 2}"# }
+        let run = try stack.run(input: (lines + ["end"]).joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let records = try stack.waitForTerminal(ids, timeout: .seconds(120))
+        let stuck = records.filter { $0?.status != .failed }.count
+        let overRun = records.filter { ($0?.errors.count ?? 0) != 2 }.count
+        #expect(stuck == 0, "\(stuck) of \(count) tasks did not end FAILED")
+        #expect(overRun == 0, "\(overRun) of \(count) tasks did not run exactly their 2 attempts")
+        #expect(records.allSatisfy { $0?.attempts == 2 && $0?.errors.map(\.attempt) == [1, 2] })
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0)
+    }
+
     @Test("a message published twice, both copies in one batch: the task runs once and the committed offset reaches the end")
     func messagePublishedTwice() throws {
         let stack = try ChaosStack()
@@ -230,10 +251,10 @@ struct TaskStoreRuleTests {
         #expect(try store.statuses(of: ["r1"]) == [.processing])
         #expect(try store.taskPage(status: .processing, type: nil, cursor: nil, limit: 10).records.map(\.worker) == ["b"])
         // a wakes up and reports attempt 1: stale, not written.
-        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 1, kind: .success, payload: "99")], worker: "a", at: 5) == [false])
-        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .success, payload: "3")], worker: "b", at: 6) == [true])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 1, kind: .success, payload: "99")], worker: "a", begunAt: 3, at: 5) == [false])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .success, payload: "3")], worker: "b", begunAt: 4, at: 6) == [true])
         #expect(try store.begin([task], partitions: [0], worker: "c", at: 7) == [.alreadyTerminal])
-        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .failed, payload: "late")], worker: "b", at: 8) == [false])
+        #expect(try store.finish([AttemptOutcome(id: "r1", attempt: 2, kind: .failed, payload: "late")], worker: "b", begunAt: 4, at: 8) == [false])
         let record = try #require(try store.record(id: "r1"))
         #expect(record.status == .success && record.result == .int(3) && record.worker == "b" && record.finishedAt == 6)
         #expect(record.attempts == 2 && record.startedAt == 4 && record.partition == 1)
@@ -287,7 +308,7 @@ struct TaskStoreRuleTests {
             AttemptOutcome(id: "m3", attempt: 1, kind: .success, payload: "3", logs: ["done"]),
             AttemptOutcome(id: "m4", attempt: 1, kind: .failed, payload: "broken"),
         ]
-        #expect(try store.finish(outcomes, worker: "w", at: 3) == [true, true, true, true])
+        #expect(try store.finish(outcomes, worker: "w", begunAt: 2, at: 3) == [true, true, true, true])
         let records = try tasks.map { try #require(try store.record(id: $0.id)) }
         #expect(records.map(\.status) == [.success, .processing, .success, .failed])
         #expect(records[0].result == .int(1) && records[0].logs.isEmpty && records[0].progress == nil)
@@ -326,7 +347,7 @@ struct TaskStoreRuleTests {
         // The first WAIT times out after 2 s and the call is replayed on a new connection,
         // where the replayed script finds its success written and writes nothing.
         let outcome = AttemptOutcome(id: "replicated-1", attempt: 1, kind: .success, payload: "0")
-        #expect(try store.finish([outcome], worker: "a", at: 3) == [true])
+        #expect(try store.finish([outcome], worker: "a", begunAt: 2, at: 3) == [true])
         let waited = ContinuousClock.now - frozen
         #expect(waited >= .seconds(5.5), "finish returned after \(waited), while no replica could have its write")
     }
@@ -349,7 +370,7 @@ struct TaskStoreRuleTests {
             AttemptOutcome(id: "c1", attempt: 1, kind: .failed, payload: "no"),
             AttemptOutcome(id: "c1", attempt: 1, kind: .success, payload: "late"),
         ]
-        #expect(try store.finish(outcomes, worker: "a", at: 22) == [true, true, false])
+        #expect(try store.finish(outcomes, worker: "a", begunAt: 21, at: 22) == [true, true, false])
         #expect(try store.counts() == [.scheduled: 0, .queued: 1, .processing: 1, .success: 1, .failed: 1, .cancelled: 0])
         let processing = try store.taskPage(status: .processing, type: nil, cursor: nil, limit: 10)
         #expect(processing.records.map(\.id) == ["c2"] && processing.total == 1)
@@ -369,9 +390,10 @@ struct TaskStoreRuleTests {
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 12) == [.run(attempt: 2)])
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 13) == [.exhausted(attempts: 2)])
         let outcomes = [
-            AttemptOutcome(id: "r2", attempt: 2, kind: .failed, payload: "interrupted", logs: ["a line"], progress: 0.5)
+            AttemptOutcome(
+                id: "r2", attempt: 2, kind: .failed, payload: "interrupted", logs: ["a line"], progress: 0.5, ofAttemptsUsedUp: true)
         ]
-        #expect(try store.finish(outcomes, worker: "a", at: 14) == [true])
+        #expect(try store.finish(outcomes, worker: "a", begunAt: 13, at: 14) == [true])
         let record = try #require(try store.record(id: "r2"))
         #expect(record.status == .failed && record.errors.count == 1 && record.logs == ["a line"] && record.progress == 0.5)
     }
@@ -385,15 +407,15 @@ struct TaskStoreRuleTests {
         let attempt = RunningAttempt(worker: "dead", startedAt: 11)
         #expect(try store.begin([task], partitions: [0], worker: "b", at: 12) == [.runningElsewhere(attempt)])
         #expect(try store.begin([task], partitions: [0], worker: "b", at: 12, attemptsOver: [attempt]) == [.exhausted(attempts: 1)])
-        let failure = [AttemptOutcome(id: "r3", attempt: 1, kind: .failed, payload: "attempts used up")]
-        #expect(try store.finish(failure, worker: "b", at: 13) == [true])
+        let failure = [AttemptOutcome(id: "r3", attempt: 1, kind: .failed, payload: "attempts used up", ofAttemptsUsedUp: true)]
+        #expect(try store.finish(failure, worker: "b", begunAt: 12, at: 13) == [true])
         // The same call again, as the client sends it after a lost reply: the same answer, and
         // nothing written twice. (The record names the worker that ran the attempt, not "b".)
-        #expect(try store.finish(failure, worker: "b", at: 13) == [true])
+        #expect(try store.finish(failure, worker: "b", begunAt: 12, at: 13) == [true])
         let record = try #require(try store.record(id: "r3"))
         #expect(record.status == .failed && record.errors.count == 1)
-        #expect(try store.finish(failure, worker: "c", at: 13) == [false], "another worker's outcome is refused")
-        #expect(try store.finish(failure, worker: "b", at: 14) == [false], "a later call of the same worker is refused")
+        #expect(try store.finish(failure, worker: "c", begunAt: 12, at: 13) == [false], "another worker's outcome is refused")
+        #expect(try store.finish(failure, worker: "b", begunAt: 12, at: 14) == [false], "a later call of the same worker is refused")
     }
 
     @Test("a retried task whose message is lost is found by the lost-task check, also after an earlier one was")
@@ -423,6 +445,80 @@ struct TaskStoreRuleTests {
         #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 2_000, cutoff: 3_500, at: 5_000).map(\.id) == ["lost-2"])
     }
 
+    @Test("a retry begun in the millisecond its failure was written: the worker's clock gives each call a time of its own, and the next attempt is counted and written")
+    func retryInOneMillisecond() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "same-ms", type: "fail", args: [], maxAttempts: 2, queuedAt: 50)
+        #expect(try store.queue([task]) == [.queued])
+        var clock = CallClock()
+        // Every call in one millisecond of the wall clock.
+        let wall: Int64 = 100
+        let first = clock.next(wall: wall)
+        #expect(try store.begin([task], partitions: [0], worker: "w", at: first) == [.run(attempt: 1)])
+        let retry = [AttemptOutcome(id: "same-ms", attempt: 1, kind: .retry, payload: "boom")]
+        #expect(try store.finish(retry, worker: "w", begunAt: first, at: clock.next(wall: wall)) == [true])
+        let second = clock.next(wall: wall)
+        #expect(try store.begin([task], partitions: [0], worker: "w", at: second) == [.run(attempt: 2)], "not attempt 1 again")
+        let failed = [AttemptOutcome(id: "same-ms", attempt: 2, kind: .failed, payload: "boom")]
+        #expect(try store.finish(failed, worker: "w", begunAt: second, at: clock.next(wall: wall)) == [true])
+        let record = try #require(try store.record(id: "same-ms"))
+        #expect(record.status == .failed && record.attempts == 2 && record.errors.map(\.attempt) == [1, 2])
+    }
+
+    @Test("an attempt from before an operator's retry cannot write over the attempt of the same number begun after it")
+    func attemptBeforeRetryIsStale() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let task = TaskMessage(id: "retried-1", type: "add", args: [], maxAttempts: 3, queuedAt: 500)
+        #expect(try store.queue([task], topic: "t") == [.queued])
+        // A runs attempt 1 and freezes; an operator cancels; B, taking the partition over,
+        // finds A's attempt over (its heartbeat stale) and ends the task CANCELLED.
+        #expect(try store.begin([task], partitions: [0], worker: "A", at: 1_000) == [.run(attempt: 1)])
+        #expect(try store.cancel(["retried-1"], at: 10_000) == [.cancelRequested])
+        let attemptOfA = RunningAttempt(worker: "A", startedAt: 1_000)
+        #expect(try store.begin([task], partitions: [0], worker: "B", at: 20_000) == [.runningElsewhere(attemptOfA)])
+        #expect(try store.begin([task], partitions: [0], worker: "B", at: 20_000, attemptsOver: [attemptOfA]) == [.alreadyTerminal])
+        // The operator retries it: QUEUED, no attempt counted; B begins a new attempt 1.
+        #expect(try store.requeue(["retried-1"], at: 25_000) == [.requeued])
+        #expect(try store.begin([task], partitions: [0], worker: "B", at: 30_000) == [.run(attempt: 1)])
+        // A wakes up and reports its attempt 1: a failure, then a success. Neither is written.
+        let late = [AttemptOutcome(id: "retried-1", attempt: 1, kind: .retry, payload: "old error")]
+        #expect(try store.finish(late, worker: "A", begunAt: 1_000, at: 40_000) == [false])
+        let lateSuccess = [AttemptOutcome(id: "retried-1", attempt: 1, kind: .success, payload: "99")]
+        #expect(try store.finish(lateSuccess, worker: "A", begunAt: 1_000, at: 40_001) == [false])
+        var record = try #require(try store.record(id: "retried-1"))
+        #expect(record.status == .processing && record.worker == "B" && record.attempts == 1 && record.startedAt == 30_000)
+        #expect(!record.errors.contains { $0.error == "old error" })
+        // B's own outcome is written.
+        let mine = [AttemptOutcome(id: "retried-1", attempt: 1, kind: .success, payload: "3")]
+        #expect(try store.finish(mine, worker: "B", begunAt: 30_000, at: 41_000) == [true])
+        record = try #require(try store.record(id: "retried-1"))
+        #expect(record.status == .success && record.result == .int(3) && record.worker == "B")
+    }
+
+    @Test("when the broker lost its log, a PROCESSING task whose message was last sent before the cutoff is published again; one sent after is not")
+    func processingTaskFoundLost() throws {
+        let stack = try IntegrationStack()
+        let store = stack.store
+        let waiting = TaskMessage(id: "lost-p1", type: "add", args: [], maxAttempts: 3, queuedAt: 1_000)
+        let recent = TaskMessage(id: "lost-p2", type: "add", args: [], maxAttempts: 3, queuedAt: 1_800)
+        #expect(try store.queue([waiting, recent], topic: "t") == [.queued, .queued])
+        // lost-p1 failed attempt 1 and waits for its retry on a worker that then lost the
+        // partition (the broker lost its log): its message is gone, and nothing else holds it.
+        #expect(try store.begin([waiting, recent], partitions: [0, 0], worker: "w", at: 2_000) == [.run(attempt: 1), .run(attempt: 1)])
+        let failed = [AttemptOutcome(id: "lost-p1", attempt: 1, kind: .retry, payload: "flaky")]
+        #expect(try store.finish(failed, worker: "w", begunAt: 2_000, at: 2_100) == [true])
+        // Not while the broker keeps its log: a long task on a broker whose end offsets read low
+        // would get a copy, a new attempt, every 30 s.
+        #expect(try store.takeLostFromEveryShard(topic: "t", queuedFrom: 0, to: 3_000, cutoff: 1_500, at: 3_000).isEmpty)
+        #expect(try store.takeLostFromEveryShard(
+            topic: "t", queuedFrom: 0, to: 3_000, cutoff: 1_500, brokerLostLog: true, at: 3_000).map(\.id) == ["lost-p1"])
+        #expect(try store.record(id: "lost-p1")?.status == .processing)
+        // Its copy arrives at the same worker: the next attempt; at another one it waits for w's.
+        #expect(try store.begin([waiting], partitions: [1], worker: "w", at: 3_100) == [.run(attempt: 2)])
+    }
+
     @Test("a replayed cancel of a SCHEDULED task answers as the first call did")
     func scheduledCancelReplayed() throws {
         let stack = try IntegrationStack()
@@ -437,14 +533,18 @@ struct TaskStoreRuleTests {
 }
 
 extension TaskStore {
-    /// ``takeLost(topic:queuedFrom:to:cutoff:at:shard:cursor:)`` over every shard and page, as the
+    /// ``takeLost(topic:queuedFrom:to:cutoff:includingProcessing:at:shard:cursor:)`` over every shard and page, as the
     /// scheduler's walk makes its calls.
-    func takeLostFromEveryShard(topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64) throws -> [TaskMessage] {
+    func takeLostFromEveryShard(
+        topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, brokerLostLog: Bool = false, at now: Int64
+    ) throws -> [TaskMessage] {
         var found: [TaskMessage] = []
         for shard in 0..<keys.shards {
             var cursor = ""
             repeat {
-                let page = try takeLost(topic: topic, queuedFrom: from, to: to, cutoff: cutoff, at: now, shard: shard, cursor: cursor)
+                let page = try takeLost(
+                    topic: topic, queuedFrom: from, to: to, cutoff: cutoff, includingProcessing: brokerLostLog, at: now,
+                    shard: shard, cursor: cursor)
                 found += page.tasks
                 cursor = page.cursor
             } while !cursor.isEmpty
@@ -452,3 +552,4 @@ extension TaskStore {
         return found
     }
 }
+

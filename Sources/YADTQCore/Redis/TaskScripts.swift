@@ -143,13 +143,13 @@ enum TaskScripts {
           return { VERSION, status, 0, -1, 0, 0, 0, 0, max_attempts, 0, queued_at, 0, due_at, 0, 0,
             '', '', '', '', '', '', type, args, topic }
         end
-        -- What finish checks outside its usual case: status code, attempts, outcome_at and the
-        -- worker's length, of a record in this version (see current). Short reads at their
-        -- offsets: struct skips a byte per format character, so one format spelling out the
-        -- gaps took three times as long.
+        -- What finish checks outside its usual case: status code, attempts, started_at,
+        -- outcome_at and the worker's length, of a record in this version (see current). Short
+        -- reads at their offsets: struct skips a byte per format character, so one format
+        -- spelling out the gaps took three times as long.
         local function checked(packed)
-          local code, attempts, _, _, _, outcome_at = struct_unpack('>BI4i4ddd', packed, 2)
-          return code, attempts, outcome_at, (struct_unpack('>I4', packed, AT_STRINGS))
+          local code, attempts, _, started_at, _, outcome_at = struct_unpack('>BI4i4ddd', packed, 2)
+          return code, attempts, started_at, outcome_at, (struct_unpack('>I4', packed, AT_STRINGS))
         end
         -- Whether the record `packed`, in this version, whose worker is `worker_length` long,
         -- names `worker`.
@@ -656,12 +656,13 @@ enum TaskScripts {
             return out
             """)
 
-    /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit. Looks
-    /// at up to `limit` ids of the listing buckets of the seconds from `from` to `to` (ms),
-    /// oldest first, going on from the cursor a previous call returned. A task still QUEUED
-    /// for `topic` (or for no topic), queued in that window, whose message was last sent
-    /// (queued, released, retried or republished) before `cutoff` had that message lost: it
-    /// gets `republished_at` = now and is returned to be published again.
+    /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit,
+    /// processing ('1' when the broker lost its log). Looks at up to `limit` ids of the listing
+    /// buckets of the seconds from `from` to `to` (ms), oldest first, going on from the cursor a
+    /// previous call returned. A task still QUEUED (or PROCESSING, when `processing` is '1') for
+    /// `topic` (or for no topic), queued in that window, whose message was last sent (queued,
+    /// released, retried or republished) before `cutoff` had that message lost: it gets
+    /// `republished_at` = now and is returned to be published again.
     /// Returns: the cursor to go on from ('' when done), then per task: id, type, args,
     /// max_attempts, queued_at.
     /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again.
@@ -671,6 +672,7 @@ enum TaskScripts {
             local now, topic, cursor = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2]
             local from, to, cutoff, limit = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4]), tonumber(ARGV[A + 5]),
               tonumber(ARGV[A + 6])
+            local take_processing = ARGV[A + 7] == '1'
             local function next_bucket(after)
               local found = redis.call('ZRANGEBYSCORE', K.buckets, '(' .. after, second(to), 'LIMIT', 0, 1)
               return found[1] and tonumber(found[1])
@@ -688,7 +690,20 @@ enum TaskScripts {
               local ids = redis.call('LRANGE', K.bucket .. s, i, i + want - 1)
               for k, packed in ipairs(read(ids)) do
                 local r = packed and listed_in(decode(packed), s)
-                if r and r[F.status] == 'QUEUED' and (r[F.topic] == '' or r[F.topic] == topic)
+                -- PROCESSING only when the broker lost its log: a task waiting for its retry (or
+                -- running) has no copy but the message its worker holds, and a worker that loses
+                -- the partition drops it, counting on its redelivery from the committed offset,
+                -- which a broker that lost its log no longer has. On a healthy broker a worker
+                -- holding a task's message holds back its partition's commit, so the sample
+                -- rule would not take it either, but a broker whose end offsets read low (Tansu)
+                -- would hand a long-running task a copy every 30 s, each a new attempt that
+                -- makes the running one stale. A copy published after a lost log while the task
+                -- still runs is harmless: on another worker `begin` answers `running:` and that
+                -- worker waits for the attempt (AttemptElsewhere); on the same worker it runs as
+                -- the next attempt, and only the last attempt's outcome is written.
+                local status = r and r[F.status]
+                if (status == 'QUEUED' or (take_processing and status == 'PROCESSING'))
+                  and (r[F.topic] == '' or r[F.topic] == topic)
                   and r[F.queued_at] >= from and r[F.queued_at] <= to then
                   -- When its message was last sent: a copy published again and lost as well (the
                   -- scheduler died before sending it, or the broker lost it too) is found like
@@ -833,20 +848,28 @@ enum TaskScripts {
             return answers(out)
             """)
 
-    /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, repeats (as for
+    /// ARGV: shard prefixes, now, worker, keep_succeeded_ms, keep_failed_ms, begun (the `now`
+    /// of the `begin` call that began the attempts: one per batch), repeats (as for
     /// ``queue``), the tasks' outcomes as runs (see runs_at: each the outcome's letter followed
-    /// by the attempt's number, `S1`; a batch's tasks mostly share a few), then per task: id,
-    /// payload, and, only when the letter is in lower case (`s`, `r`, `f`, `c`), logs and
-    /// progress.
+    /// by the attempt's number, `S1`, and `x` for an attempt this worker did not begin, see
+    /// below; a batch's tasks mostly share a few), then per task: id, payload, and, only when
+    /// the letter is in lower case (`s`, `r`, `f`, `c`), logs and progress.
     /// outcome: `S` success (payload = result JSON), `R` a failed attempt that will be
     /// retried, `F` the final failure, `C` an attempt stopped because the task was cancelled
     /// (payload = error text); for a task with a cancel request (see ``cancel``) `R`, `F`
     /// and `C` end it CANCELLED. logs: a JSON array of lines to append, or ''. progress: a
     /// number, or ''. (Most attempts log nothing and report no progress: two arguments fewer
     /// per task, each of which would cost Redis a string made and freed.)
+    /// An outcome is written only for the attempt in flight it is of: its number, its
+    /// worker and its start (`begun`). The number alone is not enough: an operator's retry
+    /// counts attempts from 0 again, so a worker that was frozen in attempt 1 before the retry
+    /// would otherwise write over the attempt 1 begun after it. An outcome marked `x` (all
+    /// attempts used up by workers that died mid-attempt: this worker began none, see
+    /// ``begin``) is checked by its number alone.
     /// Returns per task (or once for all when all are alike: see answers) 1 when written, 0
-    /// when stale: the task is already terminal, or another worker has started a later
-    /// attempt (a worker that was frozen must not write over it).
+    /// when stale: the task is already terminal, or runs under another attempt (a later one,
+    /// or another worker's, or one begun after an operator's retry: a worker that was frozen
+    /// must not write over it).
     /// Replay-safe: an outcome this worker wrote at this very `now` for this attempt
     /// (`outcome_at`) is answered 1 again, without a second error entry or log.
     static let finish = RedisScript(
@@ -854,16 +877,18 @@ enum TaskScripts {
         source: prelude + """
             local now, worker = tonumber(ARGV[A]), ARGV[A + 1]
             local keep = { SUCCESS = tonumber(ARGV[A + 2]), FAILED = tonumber(ARGV[A + 3]), CANCELLED = tonumber(ARGV[A + 3]) }
-            local repeats = ARGV[A + 4] == '1'
-            -- Each distinct outcome text: the outcome, the attempt, and whether logs and
-            -- progress follow (the letter in lower case).
+            local begun = tonumber(ARGV[A + 4])
+            local repeats = ARGV[A + 5] == '1'
+            -- Each distinct outcome text: the outcome, the attempt, whether logs and progress
+            -- follow (the letter in lower case), and whether the attempt is another worker's (x).
             local OUTCOMES = { S = 'S', R = 'R', F = 'F', C = 'C', s = 'S', r = 'R', f = 'F', c = 'C' }
             local function kind_of(text)
-              local letter, number = string.match(text, '^([SRFCsrfc])(%d+)$')
+              local letter, number, elsewhere = string.match(text, '^([SRFCsrfc])(%d+)(x?)$')
               if not letter then error('finish: the outcome ' .. text .. ' is not a letter of SRFC and an attempt') end
-              return { outcome = OUTCOMES[letter], attempt = tonumber(number), extras = letter ~= OUTCOMES[letter] }
+              return { outcome = OUTCOMES[letter], attempt = tonumber(number), extras = letter ~= OUTCOMES[letter],
+                elsewhere = elsewhere == 'x' }
             end
-            local task_kinds, n, first = runs_at(A + 5, kind_of)
+            local task_kinds, n, first = runs_at(A + 6, kind_of)
             -- Each task's id and where its arguments start.
             local ids, starts, i = {}, {}, first
             for k = 1, n do
@@ -881,8 +906,8 @@ enum TaskScripts {
             local spliced_ids = {}
             -- Per entry of `running` seen (a call's are few: `begin` packs one per partition and
             -- attempt, and Lua interns strings, so a lookup by entry is a pointer's hash): its
-            -- attempt when it names this worker, else false; and its first 16 bytes. Each is
-            -- worked out once per call, not per task.
+            -- attempt when it names this worker and began at `begun`, else false; and its first
+            -- 16 bytes. Each is worked out once per call, not per task.
             local own_attempt, entry_heads = {}, {}
             -- The ids seen so far and their records as this call left them, kept only when
             -- some id repeats.
@@ -947,7 +972,8 @@ enum TaskScripts {
               if entry then
                 entry_attempt = own_attempt[entry]
                 if entry_attempt == nil then
-                  entry_attempt = entry_worker(entry) == worker and (struct_unpack(ENTRY, entry))
+                  entry_attempt = entry_worker(entry) == worker and struct_unpack('>d', entry, 9) == begun
+                    and (struct_unpack(ENTRY, entry))
                   own_attempt[entry], entry_heads[entry] = entry_attempt, sub(entry, 1, 16)
                 end
               end
@@ -968,12 +994,17 @@ enum TaskScripts {
                 out[k] = 1
               else
                 if packed then packed = entry and with_entry(packed, entry) or current(packed) end
-                local code, attempts, outcome_at, worker_length
-                if packed then code, attempts, outcome_at, worker_length = checked(packed) end
-                if packed and not seen[id] and attempts == attempt and outcome_at == now
+                local code, attempts, started_at, outcome_at, worker_length
+                if packed then code, attempts, started_at, outcome_at, worker_length = checked(packed) end
+                -- Whether the record's attempt (in flight, or the one whose outcome it holds) is
+                -- the one this outcome is of: the same number and, unless another worker's, this
+                -- worker's, begun at `begun`.
+                local its = packed and attempts == attempt
+                  and (kind.elsewhere or (started_at == begun and worker_is(packed, worker_length, worker)))
+                if its and not seen[id] and outcome_at == now
                   and (worker_is(packed, worker_length, worker) or last_error_is_mine(packed, attempt)) then
                   out[k] = 1  -- this call's own outcome, replayed
-                elseif not packed or terminal_code(code) or attempts ~= attempt then
+                elseif not its or terminal_code(code) then
                   out[k] = 0
                 else
                   settle(id, packed, attempt, outcome, payload, logs, progress)

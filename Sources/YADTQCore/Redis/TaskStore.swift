@@ -36,7 +36,7 @@ public struct RunningAttempt: Sendable, Hashable {
     }
 }
 
-/// How one attempt ended, as the worker reports it in ``TaskStore/finish(_:worker:)``.
+/// How one attempt ended, as the worker reports it in ``TaskStore/finish(_:worker:begunAt:at:)``.
 public struct AttemptOutcome: Sendable {
     public enum Kind: String, Sendable {
         case success = "S"
@@ -55,22 +55,34 @@ public struct AttemptOutcome: Sendable {
     public var payload: String
     public var logs: [String]
     public var progress: Double?
+    /// The attempt is not one this worker began: every attempt was used up by workers that
+    /// died mid-attempt (``AttemptDecision/exhausted(attempts:)``), and the outcome fails the
+    /// task for good under the last one's number. Such an outcome is checked by the number
+    /// alone; any other by its number, its worker and its start too.
+    public var ofAttemptsUsedUp: Bool
 
-    public init(id: String, attempt: Int, kind: Kind, payload: String, logs: [String] = [], progress: Double? = nil) {
+    public init(
+        id: String, attempt: Int, kind: Kind, payload: String, logs: [String] = [], progress: Double? = nil,
+        ofAttemptsUsedUp: Bool = false
+    ) {
         self.id = id
         self.attempt = attempt
         self.kind = kind
         self.payload = payload
         self.logs = logs
         self.progress = progress
+        self.ofAttemptsUsedUp = ofAttemptsUsedUp
     }
 
     /// Logs and progress go to Redis only when there are some (see ``TaskScripts/finish``).
     var hasExtras: Bool { !logs.isEmpty || progress != nil }
 
     /// The outcome as ``TaskScripts/finish`` reads it from its runs: the kind's letter, in
-    /// lower case when logs and progress follow the payload, then the attempt.
-    var runText: String { (hasExtras ? kind.rawValue.lowercased() : kind.rawValue) + String(attempt) }
+    /// lower case when logs and progress follow the payload, then the attempt, then `x` when
+    /// it is ``ofAttemptsUsedUp``.
+    var runText: String {
+        (hasExtras ? kind.rawValue.lowercased() : kind.rawValue) + String(attempt) + (ofAttemptsUsedUp ? "x" : "")
+    }
 }
 
 /// Every task's status, result and error log in Redis. Each batch operation is one atomic
@@ -295,9 +307,12 @@ public final class TaskStore: Sendable {
     /// (`""`: the start). Each is marked `republished_at`, so it is returned once; the caller
     /// publishes them again, and calls again from the cursor returned while it is not `""`.
     public func takeLost(
-        topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, at now: Int64, shard: Int, cursor: String
+        topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, includingProcessing: Bool, at now: Int64,
+        shard: Int, cursor: String
     ) throws -> (tasks: [TaskMessage], cursor: String) {
-        let arguments = [String(now), topic, cursor, String(from), String(to), String(cutoff), "2000"]
+        let arguments = [
+            String(now), topic, cursor, String(from), String(to), String(cutoff), "2000", includingProcessing ? "1" : "0",
+        ]
         let reply = try client.evaluate([Self.call(TaskScripts.lost, shard: keys[shard], arguments: arguments) { _ in }])[0]
         let values = reply.elements
         guard let next = values.first?.text, (values.count - 1) % 5 == 0 else {
@@ -395,17 +410,22 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// Records how attempts ended. Returns, per outcome, whether it was written
-    /// (`false`: stale, because the task is terminal or a later attempt has started).
+    /// Records how attempts ended. Returns, per outcome, whether it was written (`false`:
+    /// stale, because the task is terminal or runs under another attempt: a later one,
+    /// another worker's, or one begun after an operator's retry).
+    /// - Parameter begunAt: the time of the ``begin(_:partitions:worker:at:attemptsOver:)``
+    ///   call that began these attempts (a worker's batch begins all of its attempts in one
+    ///   call, and those it takes over in another with the same time): with the attempt's
+    ///   number and worker, it names the attempt an outcome is of.
     @discardableResult
-    public func finish(_ outcomes: [AttemptOutcome], worker: String, at now: Int64) throws -> [Bool] {
+    public func finish(_ outcomes: [AttemptOutcome], worker: String, begunAt: Int64, at now: Int64) throws -> [Bool] {
         // On a cluster with replicas, the terminal writes reach a replica before the caller
         // commits the offsets behind them: a master that dies right after cannot take them along.
         let replies = try perShard(
             TaskScripts.finish, ids: outcomes.map(\.id),
             arguments: [
                 String(now), worker, String(retention.succeeded.inMilliseconds),
-                String(retention.failed.inMilliseconds),
+                String(retention.failed.inMilliseconds), String(begunAt),
             ], markRepeats: true,
             callArguments: { Self.runs($0.map { outcomes[$0].runText }) },
             waitForReplicas: true

@@ -6,8 +6,9 @@ import Logging
 /// While it holds the lease it
 /// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(topic:at:shard:limit:)``);
 /// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
-/// - publishes again, once, QUEUED tasks whose message was lost (``LostTaskRule``,
-///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:at:shard:cursor:)``).
+/// - publishes again, once, QUEUED tasks whose message was lost, and PROCESSING ones when the
+///   broker lost its log (``LostTaskRule``,
+///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:includingProcessing:at:shard:cursor:)``).
 ///
 /// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
 /// the next run, and the others go on.
@@ -189,17 +190,20 @@ public final class Scheduler: @unchecked Sendable {
         do {
             guard let partitions = try readPartitions() else { return }
             let store = try clients().publisher.store
-            let queued = try store.counts()[.queued] ?? 0
+            // PROCESSING tasks lose their message too when the broker loses its log (see
+            // ``TaskScripts/lost``).
+            let counts = try store.counts()
+            let unfinished = (counts[.queued] ?? 0) + (counts[.processing] ?? 0)
             let now = currentEpochMilliseconds()
-            guard let scan = lostRule.check(now: now, partitions: partitions, queued: queued) else { return }
+            guard let scan = lostRule.check(now: now, partitions: partitions, queued: unfinished) else { return }
             if scan.brokerLostLog {
                 logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
             }
             do {
                 try sweep(store, why: "lost") { call in
                     let (tasks, next) = try store.takeLost(
-                        topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff, at: now, shard: call.shard,
-                        cursor: call.cursor)
+                        topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
+                        includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
                     return (tasks, next.isEmpty ? nil : next)
                 }
             } catch {

@@ -60,9 +60,11 @@ struct BatchRunner: Sendable {
             }
             count(record, runnable: runnable, attempts: attempts)
             publishDeadLetters(record.deadLetters)
-            let finishedAt = currentEpochMilliseconds()
+            let finishedAt = activity.batchFinishing()
             let written = try redis(&outage) {
-                try metrics.timeRedis { try store.finish(record.outcomes, worker: worker, at: finishedAt) }
+                try metrics.timeRedis {
+                    try store.finish(record.outcomes, worker: worker, begunAt: beganAt, at: finishedAt)
+                }
             }
             batch.finished(written: written)
         }

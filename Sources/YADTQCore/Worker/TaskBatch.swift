@@ -120,7 +120,7 @@ public struct TaskBatch: Sendable, Equatable {
             case .exhausted(let attempts):
                 var task = task
                 task.attempt = attempts
-                fail(task, attempt: attempts, reason: ExhaustedAttempts.reason(attempts: attempts))
+                fail(task, attempt: attempts, reason: ExhaustedAttempts.reason(attempts: attempts), ofAttemptsUsedUp: true)
             case .run(let attempt):
                 var task = task
                 task.attempt = attempt
@@ -134,9 +134,14 @@ public struct TaskBatch: Sendable, Equatable {
         return runnable
     }
 
-    private mutating func fail(_ task: BatchTask, attempt: Int, reason: String, logs: [String] = [], progress: Double? = nil) {
+    private mutating func fail(
+        _ task: BatchTask, attempt: Int, reason: String, logs: [String] = [], progress: Double? = nil,
+        ofAttemptsUsedUp: Bool = false
+    ) {
         outcomes.append(
-            AttemptOutcome(id: task.message.id, attempt: attempt, kind: .failed, payload: reason, logs: logs, progress: progress))
+            AttemptOutcome(
+                id: task.message.id, attempt: attempt, kind: .failed, payload: reason, logs: logs, progress: progress,
+                ofAttemptsUsedUp: ofAttemptsUsedUp))
         outcomeTasks.append(task)
         deadLetters.append(DeadLetter(task: task, error: reason))
     }
@@ -324,6 +329,6 @@ public struct BatchResult: Sendable, Equatable {
 extension AttemptOutcome: Equatable {
     public static func == (lhs: AttemptOutcome, rhs: AttemptOutcome) -> Bool {
         lhs.id == rhs.id && lhs.attempt == rhs.attempt && lhs.kind == rhs.kind && lhs.payload == rhs.payload
-            && lhs.logs == rhs.logs && lhs.progress == rhs.progress
+            && lhs.logs == rhs.logs && lhs.progress == rhs.progress && lhs.ofAttemptsUsedUp == rhs.ofAttemptsUsedUp
     }
 }

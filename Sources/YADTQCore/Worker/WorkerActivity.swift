@@ -15,6 +15,8 @@ public final class WorkerActivity: @unchecked Sendable {
     private var assignmentChanges = 0
     private var metricsPort: Int?
     private var batchStartedAt: Int64?
+    /// The times of this worker's `begin` and `finish` calls (see ``CallClock``).
+    private var callClock = CallClock()
 
     public init() {}
 
@@ -43,15 +45,22 @@ public final class WorkerActivity: @unchecked Sendable {
         lock.withLock { metricsPort = port }
     }
 
-    /// Marks a batch begun now and returns its start (epoch milliseconds), which its attempts
-    /// carry as `started_at`. Read and recorded under the lock that snapshots are taken
-    /// under, so a snapshot taken after that time shows the batch (see ``AttemptElsewhere``).
+    /// Marks a batch begun now and returns its start (epoch milliseconds, from the worker's
+    /// ``CallClock``), which its attempts carry as `started_at`. Read and recorded under the
+    /// lock that snapshots are taken under, so a snapshot taken after that time shows the
+    /// batch (see ``AttemptElsewhere``).
     func batchBegun() -> Int64 {
         lock.withLock {
-            let now = currentEpochMilliseconds()
+            let now = callClock.next(wall: currentEpochMilliseconds())
             batchStartedAt = now
             return now
         }
+    }
+
+    /// The time (epoch milliseconds) to stamp the batch's `finish` call with: later than its
+    /// `begin` call's and than every earlier call's of this worker (see ``CallClock``).
+    func batchFinishing() -> Int64 {
+        lock.withLock { callClock.next(wall: currentEpochMilliseconds()) }
     }
 
     func batchEnded() {
