@@ -32,19 +32,22 @@ struct Replay {
             guard queued.allSatisfy({ $0 == .queued }) else { throw BenchFailure("replay: a task was not queued: \(queued)") }
         }
         let failsFirst: (Int) -> Bool = { $0 % 100 == 7 }
+        // Stamped as a worker stamps its calls: a begin and its finish in one millisecond must
+        // not read as a replay of each other.
+        var clock = CallClock()
         var retried: [Int] = []
         for start in stride(from: 0, to: tasks.count, by: 1000) {
             let indices = Array(start..<min(start + 1000, tasks.count))
-            try attempt(indices, attempt: 1, figures: &figures, failing: failsFirst)
+            try attempt(indices, attempt: 1, clock: &clock, figures: &figures, failing: failsFirst)
             retried += indices.filter(failsFirst)
         }
-        try attempt(retried, attempt: 2, figures: &figures, failing: { _ in false })
+        try attempt(retried, attempt: 2, clock: &clock, figures: &figures, failing: { _ in false })
         return figures
 
-        func attempt(_ indices: [Int], attempt: Int, figures: inout Figures, failing: (Int) -> Bool) throws {
+        func attempt(_ indices: [Int], attempt: Int, clock: inout CallClock, figures: inout Figures, failing: (Int) -> Bool) throws {
             guard !indices.isEmpty else { return }
             let batch = indices.map { tasks[$0] }
-            let begunAt = currentEpochMilliseconds()
+            let begunAt = clock.next(wall: currentEpochMilliseconds())
             let decisions = try timed(&figures.begin) {
                 try store.begin(batch, partitions: indices.map { Int32($0 / 125 % 8) }, worker: worker, at: begunAt)
             }
@@ -58,7 +61,8 @@ struct Replay {
                         id: tasks[index].id, attempt: attempt, kind: .retry, payload: "boom", logs: ["a line"], progress: 0.5)
                     : AttemptOutcome(id: tasks[index].id, attempt: attempt, kind: .success, payload: String(a + b))
             }
-            let written = try timed(&figures.finish) { try store.finish(outcomes, worker: worker, begunAt: begunAt, at: currentEpochMilliseconds()) }
+            let finishedAt = clock.next(wall: currentEpochMilliseconds())
+            let written = try timed(&figures.finish) { try store.finish(outcomes, worker: worker, begunAt: begunAt, at: finishedAt) }
             guard written.allSatisfy({ $0 }) else { throw BenchFailure("replay: finish did not write every outcome") }
         }
     }

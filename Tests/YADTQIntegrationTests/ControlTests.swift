@@ -185,6 +185,40 @@ struct ControlTests {
         }
     }
 
+    @Test("a listing bucket rewritten with none of its tasks kept goes with its second")
+    func bucketRewrittenEmpty() throws {
+        let stack = try IntegrationStack(label: "emptied")
+        let store = stack.store
+        // 100 tasks of one second, all in one shard; 90 succeed and expire, 10 fail and are kept.
+        let base: Int64 = 7_000_000
+        let shard = store.keys.shard(of: "e0")
+        let ids = (0..<3_000).map { "e\($0)" }.filter { store.keys.shard(of: $0) == shard }.prefix(100)
+        try #require(ids.count == 100)
+        let tasks = ids.enumerated().map { index, id in
+            TaskMessage(id: id, type: "add", args: [1, 1], maxAttempts: 1, queuedAt: base + Int64(index))
+        }
+        #expect(try store.queue(tasks).allSatisfy { $0 == .queued })
+        let now = base + 1_000
+        _ = try store.begin(tasks, partitions: tasks.map { _ in 0 }, worker: "w1", at: now)
+        try store.finish(
+            tasks.enumerated().map { index, task in
+                AttemptOutcome(id: task.id, attempt: 1, kind: index < 90 ? .success : .failed, payload: index < 90 ? "2" : "no")
+            }, worker: "w1", begunAt: now, at: now)
+        while try store.prune(at: now + 2 * 86_400_000) > 0 {}
+        // The failures' records go behind the counts' back, so `live` still counts 10 when the
+        // bucket is rewritten a minute later and finds none of its tasks kept.
+        let records = store.keys.records(of: tasks[0].id)
+        _ = try redis(["HDEL", records] + tasks.suffix(10).map(\.id), stack)
+        while try store.prune(at: now + 2 * 86_400_000 + 61_000) > 0 {}
+        // The shard's other keys, named as the README's key table names them.
+        let shardBase = String(records.dropLast("records".count))
+        let second = String(base / 1000)
+        #expect(try redis(["ZSCORE", shardBase + "buckets", second], stack) == [], "the second is no longer listed")
+        #expect(try redis(["HEXISTS", shardBase + "live", second], stack) == ["0"])
+        #expect(try redis(["EXISTS", shardBase + "bucket:" + second], stack) == ["0"])
+        #expect(try store.taskPage(status: nil, type: nil, cursor: nil, limit: 10).records.isEmpty)
+    }
+
     @Test("tasks of one millisecond page through once each; a cursor of the other walk is refused; an id queued again after it expired is listed once")
     func listingEdges() throws {
         let stack = try IntegrationStack(label: "paging")
@@ -338,6 +372,18 @@ struct ControlTests {
                 try Int(IntegrationStack.outputLines(of: cli + ["LLEN", $0], environment: environment).first ?? "") ?? -1
             }
         }
+    }
+
+    /// Runs `redis-cli -c ARGUMENTS` (following a cluster's redirections) against the test's
+    /// Redis; the lines it printed.
+    private func redis(_ arguments: [String], _ stack: IntegrationStack) throws -> [String] {
+        let redis = stack.settings.redis
+        let node = try #require(redis.nodes.first)
+        var environment = ProcessInfo.processInfo.environment
+        environment["REDISCLI_AUTH"] = redis.password
+        return try IntegrationStack.outputLines(
+            of: ["redis-cli", "-c", "-h", node.host, "-p", String(node.port), "-n", String(redis.database)] + arguments,
+            environment: environment)
     }
 
     /// Every key under the test's namespace on every node YADTQ_REDIS names (a test may scan;

@@ -405,14 +405,19 @@ enum TaskScripts {
         -- meantime is deleted without being read, where reading it at once cost a read per task.
         local TIDY, TIDY_DELAY = 'tidy:', 60
         local tidy_at
+        -- Forgets the listing bucket of second `s`: its list, its second and its count.
+        local function drop_bucket(s)
+          redis.call('DEL', K.bucket .. s)
+          redis.call('ZREM', K.buckets, s)
+          redis.call('HDEL', K.live, s)
+        end
         -- Rewrites the listing bucket of second `s` with the ids still kept; returns how many
         -- ids it read.
         local function rewrite_bucket(s)
           local key = K.bucket .. s
           local ids = redis.call('LRANGE', key, 0, -1)
-          if #ids == 0 then return 0 end
           local kept, n = {}, 0
-          local records = hmget(K.records, ids)
+          local records = #ids > 0 and hmget(K.records, ids) or {}
           for k = 1, #ids do
             -- (queued_at is where both record versions keep it, and no entry in `running` changes it.)
             if records[k] and queued_in(struct_unpack('>d', records[k], AT_QUEUED), s) then
@@ -420,17 +425,21 @@ enum TaskScripts {
               kept[n] = ids[k]
             end
           end
-          redis.call('DEL', key)
-          chunked('RPUSH', key, kept)
-          redis.call('HSET', K.live, s, n)
+          if n == 0 then
+            -- Nothing of the second is kept although `live` counted some (a count that fell
+            -- behind its list): the second goes as with its last task, not listed for ever.
+            drop_bucket(s)
+          else
+            redis.call('DEL', key)
+            chunked('RPUSH', key, kept)
+            redis.call('HSET', K.live, s, n)
+          end
           return #ids
         end
         local function tidy_bucket(s, live)
           local key = K.bucket .. s
           if live <= 0 then
-            redis.call('DEL', key)
-            redis.call('ZREM', K.buckets, s)
-            redis.call('HDEL', K.live, s)
+            drop_bucket(s)
             return
           end
           local length = redis.call('LLEN', key)
