@@ -244,6 +244,28 @@ struct MonitorRenderingTests {
 
     /// Whatever statuses a task may have, the table and the JSON show a count for each, in the
     /// order of the task's life, and zero for a status no task is in.
+    @Test("a worker's lag adds up its partitions of the topic and group read, and is unknown for a worker of another")
+    func lagPerWorker() {
+        var snapshot = snapshot
+        snapshot.lag = [
+            PartitionLag(topic: "tasks", partition: 0, committed: 10, start: 0, end: 15),
+            PartitionLag(topic: "tasks", partition: 1, committed: 0, start: 0, end: 7),
+        ]
+        snapshot.lagGroup = "g"
+        func report(topic: String?, group: String?, partitions: [Int32]) -> WorkerReport {
+            var heartbeat = beat()
+            heartbeat.topic = topic
+            heartbeat.group = group
+            heartbeat.partitions = partitions
+            return WorkerReport(name: "w", heartbeat: heartbeat, judgement: WorkerJudgement(.alive))
+        }
+        #expect(snapshot.lag(of: report(topic: "tasks", group: "g", partitions: [0, 1])) == 12)
+        #expect(snapshot.lag(of: report(topic: "tasks", group: "g", partitions: [1])) == 7)
+        #expect(snapshot.lag(of: report(topic: nil, group: nil, partitions: [0])) == 5, "a heartbeat that names neither")
+        #expect(snapshot.lag(of: report(topic: "other", group: "g", partitions: [0, 1])) == nil)
+        #expect(snapshot.lag(of: report(topic: "tasks", group: "h", partitions: [0, 1])) == nil)
+    }
+
     @Test("the table and the JSON count every task status, CANCELLED included")
     func everyStatusIsCounted() throws {
         var counted = snapshot

@@ -173,6 +173,23 @@ struct RedisOutageTests {
         #expect(outage.failed(at: start + .seconds(32), refusal: RedisErrorReply("MISCONF Errors writing"), stopping: true) == .giveUp)
     }
 
+    @Test("a replica that does not acknowledge is waited out with the partitions kept, not counted as Redis unreachable")
+    func replicaNotAcknowledging() throws {
+        let error = RedisErrorReply.replicaNotAcknowledging(of: RedisURL.Node(host: "127.0.0.1", port: 7003), within: .seconds(2)).error("writes not yet on a replica")
+        // The error carries only the text: its kind is read back from it, as the worker reads it.
+        let reply = try #require(RedisErrorReply(in: error))
+        #expect(reply.kind == .replicaNotAcknowledging)
+        #expect(reply.isTransient && reply.refusesEveryClient)
+        #expect(error.description.contains("127.0.0.1:7003"), "\(error)")
+        let start = ContinuousClock.now
+        var outage = RedisOutage(limit: .seconds(10))
+        #expect(outage.failed(at: start, refusal: reply) == .keepWaiting(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .seconds(60), refusal: reply) == .keepWaiting(after: RedisOutage.retryInterval))
+        // A stopping worker waits for it within the limit, as for Redis unreachable.
+        #expect(outage.failed(at: start + .seconds(61), refusal: reply, stopping: true) == .retry(after: RedisOutage.retryInterval))
+        #expect(outage.failed(at: start + .seconds(71), refusal: reply, stopping: true) == .giveUp)
+    }
+
     @Test("which refusals every client meets: Redis's own state, not one client's settings")
     func whoseRefusal() {
         for message in ["OOM command not allowed", "MISCONF Errors writing", "LOADING Redis is loading", "BUSY running a script"] {

@@ -396,6 +396,10 @@ struct MonitorIntegrationTests {
         #expect(reported["verdict"]?.stringValue == (try probe.verdict(of: "w1")))
         #expect(reported["verdict"] == "DEAD")
         #expect(reported["reason"] == "stopped")
+        // The verdicts expire unless a monitor refreshes them (here: 15 s, the least, after a
+        // refresh every 5 s), so a stopped monitor's do not stand for ever.
+        let verdictsLeft = try probe.redis("PTTL", prefix + "worker_status").first.flatMap { Int($0) } ?? -1
+        #expect(verdictsLeft > 0 && verdictsLeft <= 15_000, "PTTL \(verdictsLeft)")
         #expect(snapshot["end_of_stream"]?["complete"] == true)
         // A topic's end state goes a week after its latest marker, as its drained partitions do.
         let lifetime = try probe.redis("TTL", prefix + "end:" + stack.topic).first.flatMap { Int($0) } ?? -1

@@ -16,9 +16,14 @@ public struct FleetMonitor: Sendable {
     private let logger: Logger
     public let namespace: String
     public let topic: String
+    /// The consumer group whose lag on ``topic`` the monitor reads.
+    public let group: String
     public let rules: LivenessRules
     /// Complete seconds the tasks/s figure averages over.
     public let rateWindowSeconds: Int
+    /// How long the stored verdicts outlive this monitor's latest refresh (see
+    /// ``verdictLifetime(interval:)``).
+    public let verdictLifetime: Duration
     /// PROCESSING tasks (oldest first) looked at for orphans at each refresh. Each costs
     /// Redis about 7 µs (measured with 1,000,000 tasks), so the default keeps a refresh
     /// well under 50 ms; with more tasks in flight the screen says "at least".
@@ -29,9 +34,17 @@ public struct FleetMonitor: Sendable {
     /// so the span its tasks/s figure averages over (the `rateWindow` it passes).
     public static let defaultInterval: Duration = .seconds(5)
 
+    /// How long stored verdicts are kept after a refresh that runs every `interval`: three
+    /// intervals, and at least 15 s, so that a refresh or two delayed by a slow Redis does not
+    /// let them lapse, while those of a monitor that stopped go soon after it.
+    public static func verdictLifetime(interval: Duration) -> Duration {
+        max(interval * 3, .seconds(15))
+    }
+
     /// - Parameters:
     ///   - rateWindow: the span tasks/s averages over, normally the refresh interval
-    ///     (rounded up to whole seconds, at most an hour: the counters expire then).
+    ///     (rounded up to whole seconds, at most an hour: the counters expire then); the
+    ///     stored verdicts are kept for ``verdictLifetime(interval:)`` of it.
     ///   - reconnectFor: how long a refresh keeps retrying while Redis is unreachable.
     public init(
         settings: YADTQSettings, topic: String, rules: LivenessRules, rateWindow: Duration,
@@ -41,9 +54,11 @@ public struct FleetMonitor: Sendable {
         store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor)
         namespace = settings.namespace
         self.topic = topic
+        group = settings.group
         self.rules = rules
         let milliseconds = max(rateWindow.inMilliseconds, 1)
         rateWindowSeconds = Int(min((milliseconds + 999) / 1000, 3600))
+        verdictLifetime = Self.verdictLifetime(interval: rateWindow)
         self.orphanScanLimit = orphanScanLimit
         self.logger = logger
     }
@@ -86,12 +101,13 @@ public struct FleetMonitor: Sendable {
 
         let orphans = try orphans(workers: workers, unreadable: unreadable)
         let changes = verdictChanges(workers: workers, stored: stored, at: now)
-        // The changed verdicts are written, and those of workers whose heartbeat entry is
-        // gone dropped, in one round trip (none when nothing changed).
+        // The changed verdicts are written, those of workers whose heartbeat entry is gone
+        // dropped, and the lifetime of them all renewed, in one round trip.
         do {
             let judged = Set(workers.map(\.name))
             try store.storeVerdicts(
-                changes.map { ($0.worker, $0.to) }, forgetting: stored.keys.filter { !judged.contains($0) })
+                changes.map { ($0.worker, $0.to) }, forgetting: stored.keys.filter { !judged.contains($0) },
+                lifetime: verdictLifetime)
         } catch {
             // The snapshot still stands: a full Redis refuses this write but not the reads,
             // and that is when an operator most needs to see the fleet.
@@ -106,6 +122,7 @@ public struct FleetMonitor: Sendable {
             orphanScanLimit: orphanScanLimit,
             endOfStream: try store.endOfStream(topic: topic), changes: changes)
         snapshot.lag = readLag()
+        snapshot.lagGroup = group
         return snapshot
     }
 

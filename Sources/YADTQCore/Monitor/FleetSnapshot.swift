@@ -74,6 +74,8 @@ public struct FleetSnapshot: Sendable, Equatable {
     public var changes: [VerdictChange]
     /// The group's lag on each partition of the topic; `nil` when the broker could not be read.
     public var lag: [PartitionLag]?
+    /// The consumer group whose lag ``lag`` is.
+    public var lagGroup: String?
 
     public init(
         at: Int64, namespace: String, topic: String, workers: [WorkerReport], problems: [String] = [],
@@ -104,9 +106,13 @@ public struct FleetSnapshot: Sendable, Equatable {
     /// Messages not yet committed on all partitions; `nil` when the lag is unknown.
     public var totalLag: Int64? { lag.map { $0.reduce(0) { $0 + $1.lag } } }
 
-    /// The lag summed over `worker`'s partitions; `nil` when the lag is unknown.
+    /// The lag summed over `worker`'s partitions; `nil` when the lag is unknown, or when the
+    /// worker consumes another topic or in another group (its partition numbers are not those
+    /// of the lag read).
     public func lag(of worker: WorkerReport) -> Int64? {
-        guard let lag else { return nil }
+        guard let lag, worker.heartbeat.topic ?? topic == topic, worker.heartbeat.group ?? lagGroup == lagGroup else {
+            return nil
+        }
         let partitions = Set(worker.heartbeat.partitions)
         return lag.filter { partitions.contains($0.partition) }.reduce(0) { $0 + $1.lag }
     }

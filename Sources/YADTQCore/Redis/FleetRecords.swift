@@ -157,9 +157,13 @@ extension TaskStore {
             return out
             """)
 
-    /// Writes changed verdicts and drops those of `forgotten` workers, in one round trip
-    /// (none when there is nothing to do).
-    func storeVerdicts(_ verdicts: [(worker: String, verdict: WorkerVerdict)], forgetting forgotten: [String]) throws {
+    /// Writes changed verdicts, drops those of `forgotten` workers and keeps every verdict for
+    /// `lifetime` from now, in one round trip. The lifetime is renewed at each refresh: the
+    /// verdicts of a monitor that stopped expire, so readers (the web page, `/metrics`) judge
+    /// the heartbeats themselves instead of showing a dead worker ALIVE for ever.
+    func storeVerdicts(
+        _ verdicts: [(worker: String, verdict: WorkerVerdict)], forgetting forgotten: [String], lifetime: Duration
+    ) throws {
         var commands: [RedisCommand] = []
         if !verdicts.isEmpty {
             var command = RedisCommand("HSET", keys.verdicts)
@@ -170,7 +174,8 @@ extension TaskStore {
             commands.append(command)
         }
         if !forgotten.isEmpty { commands.append(RedisCommand(["HDEL", keys.verdicts] + forgotten)) }
-        if !commands.isEmpty { _ = try client.execute(commands, or: Self.fleetAccess) }
+        commands.append(RedisCommand("PEXPIRE", keys.verdicts, String(max(lifetime.inMilliseconds, 1))))
+        _ = try client.execute(commands, or: Self.fleetAccess)
     }
 
     /// The field -> value pairs of an `HGETALL` reply's elements.

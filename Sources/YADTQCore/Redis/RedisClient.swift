@@ -263,8 +263,7 @@ final class RedisClient: @unchecked Sendable {
             throw RedisErrorReply("CLUSTERDOWN \(node) no longer serves every slot it was sent").error("Redis Cluster slots moved")
         }
         if let refusal { throw RedisErrorReply(refusal).error("\(node) refused the wait for a replica") }
-        throw RedisErrorReply("TRYAGAIN no replica of \(node) acknowledged within \(replicaWait)")
-            .error("writes not yet on a replica")
+        throw RedisErrorReply.replicaNotAcknowledging(of: node, within: replicaWait).error("writes not yet on a replica")
     }
 
     /// The master that serves a command's key (a single Redis: its one node).

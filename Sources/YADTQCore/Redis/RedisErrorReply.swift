@@ -35,6 +35,10 @@ public struct RedisErrorReply: Sendable, Equatable {
         case slotMoving
         /// Scripting is not available (an unknown `EVAL`/`EVALSHA`/`SCRIPT` command).
         case scriptingUnavailable
+        /// A master's replica did not acknowledge a worker's writes (`WAIT` answered 0): the
+        /// replica is down, frozen or far behind and still in the slot map. Not a reply of
+        /// Redis's own: YADTQ's client says it (see ``replicaNotAcknowledging(of:within:)``).
+        case replicaNotAcknowledging
         /// Anything else.
         case other
     }
@@ -66,6 +70,8 @@ public struct RedisErrorReply: Sendable, Equatable {
             kind = .tooManyClients
         } else if lowered.contains("attempted to access a non local key") {
             kind = .slotMoving
+        } else if message.hasPrefix(Self.notAcknowledgedOpening) {
+            kind = .replicaNotAcknowledging
         } else {
             kind = .other
         }
@@ -91,6 +97,14 @@ public struct RedisErrorReply: Sendable, Equatable {
 
     private static let scriptCommands = ["'eval", "'evalsha", "'script"]
 
+    /// What the client says when no replica of `node` acknowledged a waited pipeline within
+    /// `wait` (its kind is read back from the text, as an error carries only the text).
+    public static func replicaNotAcknowledging(of node: RedisURL.Node, within wait: Duration) -> RedisErrorReply {
+        RedisErrorReply("\(notAcknowledgedOpening) of \(node) acknowledged the writes within \(wait)")
+    }
+
+    private static let notAcknowledgedOpening = "NOACK no replica"
+
     /// The refusal an error carries, when Redis answered one (a transport failure carries
     /// none: it has the C library's code instead).
     public init?(in error: any Error) {
@@ -104,6 +118,7 @@ public struct RedisErrorReply: Sendable, Equatable {
     /// `maxclients` gets in once another one leaves).
     public var isTransient: Bool {
         kind == .loading || kind == .busy || kind == .clusterUnavailable || kind == .tooManyClients
+            || kind == .replicaNotAcknowledging
     }
 
     /// Whether the refusal comes from the state of Redis itself (full, unable to persist,
@@ -111,9 +126,10 @@ public struct RedisErrorReply: Sendable, Equatable {
     /// a missing permission are one client's own; and a cluster that is down may be down only
     /// on this client's side of a network split, while the majority side fails over; and a
     /// Redis at `maxclients` refuses only new connections, so the clients connected go on.
+    /// A replica that does not acknowledge fails every worker writing to its master alike.
     public var refusesEveryClient: Bool {
         switch kind {
-        case .outOfMemory, .persistenceFailing, .tooFewReplicas, .loading, .busy: true
+        case .outOfMemory, .persistenceFailing, .tooFewReplicas, .loading, .busy, .replicaNotAcknowledging: true
         case .clusterUnavailable, .tooManyClients, .slotMoving, .authenticationRequired, .wrongPassword,
             .noPermission, .readOnly, .noScript, .scriptingUnavailable, .other:
             false
@@ -138,6 +154,8 @@ public struct RedisErrorReply: Sendable, Equatable {
         case .slotMoving:
             "a Redis Cluster slot of YADTQ's keys is being moved to another master, and the script stopped midway"
         case .scriptingUnavailable: "this Redis has no Lua scripting"
+        case .replicaNotAcknowledging:
+            "a replica of the master did not acknowledge the writes (it is down, frozen or far behind, and still in the slot map)"
         case .other: "Redis refused the command"
         }
     }
@@ -176,6 +194,10 @@ public struct RedisErrorReply: Sendable, Equatable {
                 + "reshard (redis-cli --cluster reshard), then start them again"
         case .scriptingUnavailable:
             "YADTQ needs Redis 5 or later with scripting enabled"
+        case .replicaNotAcknowledging:
+            "Nothing to do if the replica is restarting: workers keep their partitions and retry, and once the cluster "
+                + "marks the replica failed (after cluster-node-timeout) writes no longer wait for it. Otherwise bring "
+                + "the replica back, or remove it (redis-cli --cluster del-node)"
         case .other:
             "This is a YADTQ bug; please report it with this message"
         }
