@@ -73,7 +73,7 @@ public final class TaskPublisher: @unchecked Sendable {
     ///   it is read from the broker again (see ``PartitionCounts``).
     public init(
         settings: YADTQSettings, topic: String, partitions: Int, createsTopicNow: Bool = true, clientID: String,
-        logger: Logger, plugins: PluginRegistry? = nil, reconnectFor: Duration? = .seconds(60),
+        logger: Logger, plugins: PluginRegistry? = nil, reconnectFor: Duration = .seconds(60),
         boundsEveryCall: Bool = false, partitionCountsAge: Duration = PartitionCounts.standardMaximumAge
     ) throws {
         self.plugins = plugins

@@ -29,7 +29,7 @@ final class RedisClient: @unchecked Sendable {
     private var knownNodes: [RedisURL.Node] = []
     let url: RedisURL
     private let logger: Logger
-    private let reconnectFor: Duration?
+    private let reconnectFor: Duration
     private let boundsEveryCall: Bool
     /// When the call in progress gives up, if `boundsEveryCall`; set by ``withReconnection(_:)``.
     private var callDeadline: ContinuousClock.Instant?
@@ -44,12 +44,12 @@ final class RedisClient: @unchecked Sendable {
 
     /// - Parameters:
     ///   - reconnectFor: how long to keep retrying while Redis is unreachable before a call
-    ///     throws; `nil` retries for ever (workers ride out any outage).
+    ///     throws (a worker rides out longer outages by calling again: see ``RedisOutage``).
     ///   - boundsEveryCall: `reconnectFor` bounds a call's whole time, a frozen Redis's
     ///     included: connects, sends and replies wait only what is left of it, where they
     ///     otherwise wait up to ``ioTimeout`` each (a worker's call may wait 2 s for a
     ///     replica, so only callers that owe an answer sooner, the web's requests, set it).
-    init(url: RedisURL, logger: Logger, reconnectFor: Duration? = .seconds(60), boundsEveryCall: Bool = false) {
+    init(url: RedisURL, logger: Logger, reconnectFor: Duration = .seconds(60), boundsEveryCall: Bool = false) {
         self.url = url
         self.logger = logger
         self.reconnectFor = reconnectFor
@@ -350,7 +350,7 @@ final class RedisClient: @unchecked Sendable {
     private func withReconnection<T>(_ body: () throws -> T) throws -> T {
         let clock = ContinuousClock()
         let start = clock.now
-        callDeadline = boundsEveryCall ? reconnectFor.map { start + $0 } : nil
+        callDeadline = boundsEveryCall ? start + reconnectFor : nil
         defer { callDeadline = nil }
         var delay = Duration.milliseconds(50)
         var reported = false
@@ -362,7 +362,7 @@ final class RedisClient: @unchecked Sendable {
             } catch let error as YADTQError where Self.isTransient(error) {
                 connections.removeAll()
                 slotMap.forget()
-                if let reconnectFor, clock.now - start + delay > reconnectFor { throw error }
+                if clock.now - start + delay > reconnectFor { throw error }
                 if !reported {
                     logger.warning("\(error); retrying with backoff")
                     reported = true

@@ -99,11 +99,11 @@ public final class TaskStore: Sendable {
     private let queue = DispatchQueue(label: "yadtq.task-store")
 
     /// - Parameters:
-    ///   - reconnectFor: how long a call keeps retrying while Redis is down; `nil` (workers)
-    ///     waits for ever.
+    ///   - reconnectFor: how long a call keeps retrying while Redis is down (a worker rides
+    ///     out longer outages by calling again: see ``RedisOutage``).
     ///   - boundsEveryCall: `reconnectFor` bounds each call's whole time, a frozen Redis's
     ///     included (for servers that owe their clients an answer within it).
-    public init(settings: YADTQSettings, logger: Logger, reconnectFor: Duration? = .seconds(60), boundsEveryCall: Bool = false) {
+    public init(settings: YADTQSettings, logger: Logger, reconnectFor: Duration = .seconds(60), boundsEveryCall: Bool = false) {
         client = RedisClient(url: settings.redis, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
         keys = RedisKeys(prefix: settings.keyPrefix, for: settings.redis)
         retention = settings.retention
