@@ -237,6 +237,14 @@ struct TaskStoreRuleTests {
         var again = task
         again.queuedAt = 2
         #expect(try store.queue([again]) == [.duplicate], "a second task with the same id is refused")
+        // Another submission of the id in the very millisecond of the first (another producer's)
+        // is not a replay of the first: a duplicate, not published with its arguments dropped.
+        var sameMillisecond = task
+        sameMillisecond.args = [.int(5), .int(6)]
+        #expect(try store.queue([sameMillisecond]) == [.duplicate])
+        sameMillisecond = task
+        sameMillisecond.type = "mul"
+        #expect(try store.queue([sameMillisecond]) == [.duplicate])
         #expect(try store.begin([task], partitions: [0], worker: "a", at: 3) == [.run(attempt: 1)])
         // Worker b finds a's attempt in flight and writes nothing; once a's heartbeat shows it
         // over, b takes it over: attempt 2.

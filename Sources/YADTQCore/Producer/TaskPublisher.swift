@@ -33,8 +33,8 @@ public struct PublishedTask: Sendable {
 /// - Important: Calls block until the broker acknowledged the batch; call them from
 ///   a dedicated thread or through ``TaskStore/run(_:)``-style hops, not from a Swift task.
 public final class TaskPublisher: @unchecked Sendable {
-    // @unchecked Sendable: the round-robin cursor and the topics' partition counts are
-    // guarded by `lock`; the producer and store are thread-safe.
+    // @unchecked Sendable: the round-robin cursor, the queue clock and the topics' partition
+    // counts are guarded by `lock`; the producer and store are thread-safe.
 
     /// How many partitions a topic gets when a command creates it and no `--partitions` says
     /// otherwise (`yadtq-run`'s default; `yadtq-ctl retry` creates a missing topic with it).
@@ -50,6 +50,10 @@ public final class TaskPublisher: @unchecked Sendable {
     /// `yadtq-ctl retry` is a new publisher, and one that always began at partition 0 sent a
     /// stream of small runs (a cron job, a loop of one-task runs) to that partition's worker alone.
     private var cursor = Int.random(in: 0..<1_000_000)
+    /// The `queued_at` of each batch, strictly increasing: the `queue` script takes a record of
+    /// its very `queued_at` (and task) for its own call replayed, so two batches of one
+    /// publisher in one millisecond would make an id's second submission read as queued.
+    private var queueClock = CallClock()
     /// The partition count of each topic this publisher publishes to, read again when it is
     /// old or the broker contradicts it.
     private var partitionCounts: PartitionCounts
@@ -154,10 +158,11 @@ public final class TaskPublisher: @unchecked Sendable {
     }
 
     /// Gives the tasks their ids, attempts and due times and serializes them; `queued_at` is
-    /// now. A task whose message would be larger than ``messageLimit`` is left out, in
-    /// `refused`: the broker would never take it, so it is not even written QUEUED.
+    /// now, and later than any earlier batch's of this publisher (see ``queueClock``). A task
+    /// whose message would be larger than ``messageLimit`` is left out, in `refused`: the
+    /// broker would never take it, so it is not even written QUEUED.
     public func prepare(_ declarations: [TaskDeclaration]) -> PreparedBatch {
-        let now = currentEpochMilliseconds()
+        let now = lock.withLock { queueClock.next(wall: currentEpochMilliseconds()) }
         var messages = messages(for: declarations, at: now)
         var renderedArgs = messages.map(\.renderedArgs)
         var values = zip(messages, renderedArgs).map { $0.encoded(renderedArgs: $1) }

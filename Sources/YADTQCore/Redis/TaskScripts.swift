@@ -560,7 +560,8 @@ enum TaskScripts {
     /// already exists.
     /// `topic` is kept in the record, so the scheduler of that topic publishes it when it is
     /// due, or again when its message was lost (see ``lost``).
-    /// Replay-safe: a record with this very queued_at is ours.
+    /// Replay-safe: a record with this very queued_at, type and args is ours (a publisher's
+    /// calls never share a queued_at: see ``TaskPublisher``).
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
@@ -592,8 +593,10 @@ enum TaskScripts {
             for k = 1, #ids do
               local id, args, shape = ids[k], ARGV[first + (k - 1) * 2 + 1], shapes[k]
               if existing[k] then
-                out[k] = (struct_unpack('>d', existing[k], AT_QUEUED) ~= shape.queued_at and 0)
-                  or (shape.later and 2) or 1
+                -- Ours, replayed, only with this very queued_at and the same task: another
+                -- submission of the id in the same millisecond (another producer's) is a duplicate.
+                local r = struct_unpack('>d', existing[k], AT_QUEUED) == shape.queued_at and decode(existing[k])
+                out[k] = (not (r and r[F.type] == shape.type and r[F.args] == args) and 0) or (shape.later and 2) or 1
               elseif added[id] then
                 out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else

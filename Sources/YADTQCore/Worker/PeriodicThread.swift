@@ -4,12 +4,16 @@ import Foundation
 /// the worker's heartbeat and plugin rescans, kept off the task loop and off Swift's
 /// cooperative pool (both block on I/O).
 final class PeriodicThread: @unchecked Sendable {
-    // @unchecked Sendable: `started`, `stopRequested` and `loopFinished` are read and
-    // written only while holding `condition`; everything else is immutable after init.
+    // @unchecked Sendable: `started` and `loopFinished` are read and written only while
+    // holding `condition`; the semaphore is thread-safe; everything else is immutable after init.
     private let condition = NSCondition()
     private var started = false
-    private var stopRequested = false
     private var loopFinished = false
+    /// Signalled by ``stop()``: it ends the sleep between two runs at once. The sleep waits on
+    /// it with a `DispatchTime` deadline, on the monotonic clock: a wall clock stepped back
+    /// does not stretch it (a deadline given as a `Date` did, by the whole step, stopping the
+    /// heartbeat and the scheduler meanwhile), and after `kill -CONT` the body runs at once.
+    private let stopRequested = DispatchSemaphore(value: 0)
     private let name: String
     private let interval: Duration
 
@@ -31,24 +35,14 @@ final class PeriodicThread: @unchecked Sendable {
 
     /// Returns after the thread has finished, so no run of `body` can still be in flight.
     func stop() {
+        stopRequested.signal()
         condition.withLock {
-            stopRequested = true
-            condition.broadcast()
             while started && !loopFinished { condition.wait() }
         }
     }
 
     private func loop(_ body: @Sendable () -> Void) {
-        while true {
-            body()
-            let stop = condition.withLock {
-                // An absolute deadline: after `kill -CONT` the body runs at once.
-                let deadline = Date(timeIntervalSinceNow: interval.inSeconds)
-                while !stopRequested && condition.wait(until: deadline) {}
-                return stopRequested
-            }
-            if stop { break }
-        }
+        repeat { body() } while stopRequested.wait(timeout: .now() + interval.inSeconds) == .timedOut
         condition.withLock {
             loopFinished = true
             condition.broadcast()

@@ -1,5 +1,5 @@
-/// Rule: the times a worker stamps its `begin` and `finish` calls with (epoch milliseconds)
-/// are strictly increasing, even when several calls fall in one millisecond of the wall
+/// Rule: the times a worker stamps its `begin` and `finish` calls with (epoch milliseconds),
+/// and a publisher its batches' `queued_at`, are strictly increasing, even when several calls fall in one millisecond of the wall
 /// clock or the wall clock steps back. The scripts tell a replayed call (the same pipeline
 /// sent again after a broken connection) from a new one by these times: `begin` answers an
 /// attempt this worker started at this very `now` again instead of counting another, and
