@@ -103,8 +103,8 @@ struct PluginScheduleTests {
     @Test("every ticks on multiples of its interval since the epoch")
     func every() throws {
         let schedule = try #require(try PluginSchedule(every: "5m", cron: nil))
-        #expect(schedule.latestTick(atOrBefore: tuesday + 1234, notBefore: 0) == tuesday)
-        #expect(schedule.latestTick(atOrBefore: tuesday + 1234, notBefore: tuesday + 1) == nil)
+        #expect(schedule.ticks(from: tuesday - 600_000, through: tuesday + 1234) == [tuesday - 600_000, tuesday - 300_000, tuesday])
+        #expect(schedule.ticks(from: tuesday + 1, through: tuesday + 1234) == [])
         #expect(schedule.nextTick(after: tuesday) == tuesday + 300_000)
         #expect(schedule.description == "every 5m")
     }
@@ -205,6 +205,18 @@ struct SchedulerRuleTests {
         #expect(planner.due(schedules, now: tuesday + 60_500).map(\.at) == [tuesday + 60_000])
         planner.queued([], scheduled: [String]())
         #expect(planner.due([:], now: tuesday + 60_500).isEmpty, "a removed plugin has no ticks")
+    }
+
+    @Test("a scheduler that takes over queues every tick of the window, not only the latest; the window is at most the shortest retention")
+    func ticksAfterTakeover() throws {
+        let schedules = ["beat": try #require(try PluginSchedule(every: "2s", cron: nil))]
+        // Taking over 5 s after the tick at `tuesday`: the ticks of the 10 s before are queued
+        // (those already queued are duplicates Redis leaves alone).
+        #expect(TickPlanner().due(schedules, now: tuesday + 5_000).map(\.at) == stride(from: tuesday - 4_000, through: tuesday + 4_000, by: 2_000).map { $0 })
+        // Successes kept 3 s: a tick older than that may have run and been pruned, so it is not queued again.
+        let shortRetention = TickPlanner(retention: Retention(succeeded: .seconds(3), failed: .seconds(3600)))
+        #expect(shortRetention.window == .seconds(3))
+        #expect(shortRetention.due(schedules, now: tuesday + 5_000).map(\.at) == [tuesday + 2_000, tuesday + 4_000])
     }
 
     private func partitions(_ values: [(consumed: Int64, end: Int64)]) -> [LostTaskRule.Partition] {

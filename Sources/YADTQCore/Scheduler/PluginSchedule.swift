@@ -31,21 +31,15 @@ public enum PluginSchedule: Sendable, Hashable {
         }
     }
 
-    /// The latest tick at or before `now` and not before `notBefore` (epoch milliseconds), if any.
-    public func latestTick(atOrBefore now: Int64, notBefore: Int64) -> Int64? {
-        switch self {
-        case .every(let interval):
-            let step = interval.inMilliseconds
-            let tick = now - ((now % step) + step) % step
-            return tick >= notBefore ? tick : nil
-        case .cron(let expression):
-            var minute = now - ((now % 60_000) + 60_000) % 60_000
-            while minute >= notBefore {
-                if expression.matches(minuteStartingAt: minute) { return minute }
-                minute -= 60_000
-            }
-            return nil
+    /// The ticks from `start` through `end` (epoch milliseconds), oldest first.
+    public func ticks(from start: Int64, through end: Int64) -> [Int64] {
+        var ticks: [Int64] = []
+        var next = nextTick(after: start - 1)
+        while let tick = next, tick <= end {
+            ticks.append(tick)
+            next = nextTick(after: tick)
         }
+        return ticks
     }
 
     /// The first tick after `time` (epoch milliseconds); `nil` when a cron expression matches

@@ -38,7 +38,7 @@ public final class Scheduler: @unchecked Sendable {
     private var madeClients: Clients?
     private let lock = NSLock()
     private var lease: SchedulerLease
-    private var planner = TickPlanner()
+    private var planner: TickPlanner
     private var lostRule: LostTaskRule
     /// Whether the lost-task thread's last run found this worker the scheduler.
     private var wasActiveForLost = false
@@ -64,6 +64,7 @@ public final class Scheduler: @unchecked Sendable {
         self.registry = registry
         self.lease = lease
         self.lostRule = lostRule
+        planner = TickPlanner(retention: settings.retention)
         leaseStore = SchedulerLeaseStore(settings: settings, topic: topic, logger: logger)
         makeClients = {
             Clients(

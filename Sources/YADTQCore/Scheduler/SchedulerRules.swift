@@ -46,14 +46,21 @@ public struct SchedulerLease: Sendable, Equatable {
     public func isHeld(now: Int64) -> Bool { heldUntil.map { now < $0 } ?? false }
 }
 
-/// Which periodic ticks to queue: for each plugin with a schedule, its latest tick that is
-/// not older than ``catchUpWindow`` and not queued yet by this scheduler. Each tick's task id
-/// is `<type>@<tick time>` (``PluginSchedule/tickID(type:tick:)``), so a tick another scheduler
-/// already queued (before a failover) is a duplicate Redis leaves alone.
+/// Which periodic ticks to queue: for each plugin with a schedule, every tick not older than
+/// the catch-up window and not queued yet by this scheduler. Each tick's task id is
+/// `<type>@<tick time>` (``PluginSchedule/tickID(type:tick:)``), so a tick another scheduler
+/// already queued (before a failover) is a duplicate Redis leaves alone — while its record is
+/// kept, which is why the window is never longer than the shortest retention.
 public struct TickPlanner: Sendable {
     /// How late a tick is still queued: long enough to ride out a scheduler failover; a tick
     /// missed by more (no worker running at that time) is skipped, not caught up.
     public static let catchUpWindow: Duration = .seconds(10)
+
+    /// How late a tick is still queued: ``catchUpWindow``, or the shortest retention when that
+    /// is shorter. A tick's record is kept at least that long after its tick, so a scheduler
+    /// that takes over finds every tick of its window queued already, if it was; a longer
+    /// window would queue again, and run twice, a tick that ran and was pruned.
+    public let window: Duration
 
     /// A tick to queue.
     public struct Tick: Sendable, Equatable {
@@ -69,13 +76,15 @@ public struct TickPlanner: Sendable {
 
     private var lastQueued: [String: Int64] = [:]
 
-    public init() {}
+    public init(retention: Retention = .standard) {
+        window = min(Self.catchUpWindow, retention.succeeded, retention.failed)
+    }
 
-    /// The ticks due at `now` for the given schedules (type -> schedule).
+    /// The ticks due at `now` for the given schedules (type -> schedule), each type's oldest first.
     public func due(_ schedules: [String: PluginSchedule], now: Int64) -> [Tick] {
-        schedules.keys.sorted().compactMap { type in
-            let notBefore = max(now - Self.catchUpWindow.inMilliseconds, (lastQueued[type] ?? Int64.min) + 1)
-            return schedules[type]!.latestTick(atOrBefore: now, notBefore: notBefore).map { Tick(type: type, at: $0) }
+        schedules.keys.sorted().flatMap { type in
+            let notBefore = max(now - window.inMilliseconds, (lastQueued[type] ?? Int64.min) + 1)
+            return schedules[type]!.ticks(from: notBefore, through: now).map { Tick(type: type, at: $0) }
         }
     }
 
