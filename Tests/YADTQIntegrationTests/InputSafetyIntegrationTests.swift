@@ -173,6 +173,28 @@ struct WebInputSafetyTests {
         }
     }
 
+    @Test("a connection that sends nothing, or trickles header lines, is closed by the server (slowloris)")
+    func idleConnectionsClosed() throws {
+        let stack = try IntegrationStack(label: "web-idle")
+        let server = try WebServerProcess(stack: stack, arguments: ["--idle-timeout", "1s"])
+        defer { server.stop() }
+        let silent = try RawConnection(port: server.port)
+        defer { silent.close() }
+        #expect(silent.waitForClose(polls: 60), "a connection that sends nothing must be closed")
+
+        let trickling = try RawConnection(port: server.port)
+        defer { trickling.close() }
+        trickling.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        var closed = false
+        for line in 0..<60 where !closed {
+            // A header line every half second never completes the request's head.
+            trickling.send("X-Trickle-\(line): 1\r\n")
+            closed = trickling.waitForClose(polls: 1)
+        }
+        #expect(closed, "a request head trickled line by line must not hold its connection for ever")
+        #expect(try server.send("GET", "/healthz").status == 200, "the server still answers")
+    }
+
     /// Runs `body` with a web server of its own on a private Redis that has taken a submit: the
     /// publisher is connected and its queue script loaded, so the next submit's write is sent.
     private func withServerAfterASubmit(_ label: String, _ body: (PrivateRedis, WebServerProcess) throws -> Void) throws {
@@ -403,4 +425,44 @@ struct WorkerInputSafetyTests {
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "the Python producer failed")
     }
+}
+
+/// A bare TCP connection to a test's server, for what curl cannot do: connect and say
+/// nothing, or send a request a line at a time.
+final class RawConnection {
+    private let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { throw WebTestError("could not connect to 127.0.0.1:\(port): errno \(errno)") }
+    }
+
+    /// Sends `text`, ignoring a failure (the server may have closed the connection; MSG_NOSIGNAL:
+    /// the write then fails rather than ending the test process with SIGPIPE).
+    func send(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.send(descriptor, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Whether the server closed the connection, waiting up to `polls` half seconds for it.
+    func waitForClose(polls: Int) -> Bool {
+        for _ in 0..<polls {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 500) > 0 else { continue }
+            var byte: UInt8 = 0
+            let read = recv(descriptor, &byte, 1, 0)
+            if read <= 0 { return true }
+        }
+        return false
+    }
+
+    func close() { Glibc.close(descriptor) }
 }

@@ -341,18 +341,24 @@ struct WebAPITests {
 /// A `yadtq-web` process of one test, on a free port, with its output in `.test-artifacts`.
 struct WebServerProcess {
     let process: Process
+    let port: Int
     let base: String
     /// The bearer token API calls send by default.
     let token: String?
 
-    /// - Parameter environment: settings over the stack's, e.g. another `YADTQ_REDIS`.
-    init(stack: IntegrationStack, token: String? = nil, environment extra: [String: String] = [:]) throws {
+    /// - Parameters:
+    ///   - environment: settings over the stack's, e.g. another `YADTQ_REDIS`.
+    ///   - arguments: flags after `--host` and `--port`, e.g. `--idle-timeout 1s`.
+    init(
+        stack: IntegrationStack, token: String? = nil, environment extra: [String: String] = [:], arguments: [String] = []
+    ) throws {
         let port = try Self.freePort()
+        self.port = port
         base = "http://127.0.0.1:\(port)"
         self.token = token
         process = Process()
         process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-web")
-        process.arguments = ["--host", "127.0.0.1", "--port", String(port)]
+        process.arguments = ["--host", "127.0.0.1", "--port", String(port)] + arguments
         var environment = stack.environment
         environment["YADTQ_WEB_TOKEN"] = token
         process.environment = environment.merging(extra) { _, new in new }
