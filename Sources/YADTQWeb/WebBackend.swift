@@ -29,9 +29,15 @@ final class WebBackend: Sendable {
         lag = LagSource(settings: configuration.settings, topic: configuration.topic, logger: logger)
     }
 
-    /// Runs Redis reads and writes on the store's own queue.
+    /// When the request being served is owed its answer: ``redisWait`` after it arrived (set by
+    /// ``RequestNormaliser`` for every request).
+    @TaskLocal static var deadline: CallDeadline?
+
+    /// Runs Redis reads and writes on the store's own queue, within the request's ``deadline``:
+    /// the queue runs one call at a time, and during a Redis stall a request must not wait for
+    /// every request ahead of it and then its own 3 s.
     func read<T: Sendable>(_ body: @escaping @Sendable (TaskStore) throws -> T) async throws -> T {
-        try await store.run(body)
+        try await store.run(by: Self.deadline, body)
     }
 
     /// The task types in the plugin folder, rescanned so a plugin dropped in appears at once.

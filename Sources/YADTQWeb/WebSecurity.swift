@@ -19,11 +19,18 @@ struct WebRequestContext: RequestContext {
 
 /// What every request goes through before the router: its path normalised (see
 /// ``WebPath/normalised(_:)``, the query kept), so the router and ``WebSecurityMiddleware``
-/// match one and the same spelling; and `HEAD` served as `GET` without the body.
+/// match one and the same spelling; `HEAD` served as `GET` without the body; and its
+/// ``WebBackend/deadline`` set, ``WebBackend/redisWait`` from now.
 struct RequestNormaliser<Inner: HTTPResponder>: HTTPResponder where Inner.Context == WebRequestContext {
     let inner: Inner
 
     func respond(to request: Request, context: WebRequestContext) async throws -> Response {
+        try await WebBackend.$deadline.withValue(CallDeadline(budget: WebBackend.redisWait, from: .now)) {
+            try await normalised(request, context: context)
+        }
+    }
+
+    private func normalised(_ request: Request, context: WebRequestContext) async throws -> Response {
         var head = request.head
         let raw = head.path ?? "/"
         let queryStart = raw.firstIndex(of: "?") ?? raw.endIndex

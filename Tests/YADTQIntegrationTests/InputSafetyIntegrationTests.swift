@@ -106,24 +106,33 @@ struct WebInputSafetyTests {
 
     @Test("a frozen Redis (SIGSTOP) gets the web's requests a 503 after its 3 s limit, not a 5 s socket timeout")
     func frozenRedis() throws {
-        let stack = try IntegrationStack(label: "web-frozen")
-        let redis = try PrivateRedis()
-        defer { redis.stop() }
-        let server = try WebServerProcess(stack: stack, environment: ["YADTQ_REDIS": redis.url])
-        defer { server.stop() }
-        #expect(try server.send("GET", "/api/stats").status == 200)
-        kill(redis.process.processIdentifier, SIGSTOP)
-        defer { kill(redis.process.processIdentifier, SIGCONT) }
-        let requests: [(method: String, path: String, body: String?)] = [
-            ("GET", "/api/stats", nil), ("POST", "/api/tasks", #"{"type": "add", "args": [1, 2]}"#),
-        ]
-        for (method, path, body) in requests {
-            let started = ContinuousClock.now
-            let answer = try server.send(method, path, json: body)
-            let took = ContinuousClock.now - started
-            #expect(answer.status == 503, "\(method) \(path): \(answer.body)")
-            // Each send or reply used to wait the 5 s socket timeout of its own.
-            #expect(took < .milliseconds(4_500), "\(method) \(path) took \(took)")
+        try withFrozenRedis("web-frozen") { server in
+            let requests: [(method: String, path: String, body: String?)] = [
+                ("GET", "/api/stats", nil), ("POST", "/api/tasks", #"{"type": "add", "args": [1, 2]}"#),
+            ]
+            for (method, path, body) in requests {
+                let started = ContinuousClock.now
+                let answer = try server.send(method, path, json: body)
+                let took = ContinuousClock.now - started
+                #expect(answer.status == 503, "\(method) \(path): \(answer.body)")
+                // Each send or reply used to wait the 5 s socket timeout of its own.
+                #expect(took < .milliseconds(4_500), "\(method) \(path) took \(took)")
+            }
+        }
+    }
+
+    @Test("requests queued behind others during a Redis stall fail at their own deadline without being sent, not 3 s after the one ahead")
+    func frozenRedisQueuedRequests() throws {
+        try withFrozenRedis("web-frozen-queue") { server in
+            let count = 8
+            let answers = LockedAnswers()
+            DispatchQueue.concurrentPerform(iterations: count) { _ in answers.append(try? server.send("GET", "/healthz")) }
+            let all = answers.all
+            #expect(all.count == count && all.allSatisfy { $0?.status == 503 }, "\(all.map { $0?.status ?? 0 })")
+            // Those whose 3 s ran out in the queue were answered at once, never sent (before,
+            // each waited its turn and then 3 s of its own, and every answer was a timeout).
+            let unsent = all.filter { $0?.body.contains("so it was not sent") == true }.count
+            #expect(unsent > 0, "\(all.map { $0?.body ?? "no answer" })")
         }
     }
 
@@ -193,6 +202,20 @@ struct WebInputSafetyTests {
         }
         #expect(closed, "a request head trickled line by line must not hold its connection for ever")
         #expect(try server.send("GET", "/healthz").status == 200, "the server still answers")
+    }
+
+    /// Runs `body` with a web server of its own (with `token`, if any) on a private Redis that
+    /// answered once (so the server is connected), then froze (SIGSTOP) until `body` returns.
+    private func withFrozenRedis(_ label: String, token: String? = nil, _ body: (WebServerProcess) throws -> Void) throws {
+        let stack = try IntegrationStack(label: label)
+        let redis = try PrivateRedis()
+        defer { redis.stop() }
+        let server = try WebServerProcess(stack: stack, token: token, environment: ["YADTQ_REDIS": redis.url])
+        defer { server.stop() }
+        #expect(try server.send("GET", "/healthz").status == 200)
+        kill(redis.process.processIdentifier, SIGSTOP)
+        defer { kill(redis.process.processIdentifier, SIGCONT) }
+        try body(server)
     }
 
     /// Runs `body` with a web server of its own on a private Redis that has taken a submit: the
@@ -465,4 +488,14 @@ final class RawConnection {
     }
 
     func close() { Glibc.close(descriptor) }
+}
+
+/// The answers of requests sent at once from several threads.
+final class LockedAnswers: @unchecked Sendable {
+    // @unchecked Sendable: `answers` is read and written only while holding `lock`.
+    private let lock = NSLock()
+    private var answers: [HTTPExchange?] = []
+
+    func append(_ answer: HTTPExchange?) { lock.withLock { answers.append(answer) } }
+    var all: [HTTPExchange?] { lock.withLock { answers } }
 }
