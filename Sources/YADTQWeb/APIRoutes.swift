@@ -268,7 +268,8 @@ struct DashboardSnapshot: Sendable {
     var recentFailures: [TaskRecord]
     var redisMemory: [RedisMemory]
     var now: Int64
-    /// The group's lag per partition of the server's topic; `nil` when the broker did not answer.
+    /// The group's lag per partition of the server's topic; `nil` when the broker did not answer
+    /// and no recent reading is cached (see ``LagCache``).
     var lag: [PartitionLag]? = nil
     /// The total lag over the last minutes, as this server read it.
     var lagHistory = LagHistory()
@@ -285,7 +286,7 @@ struct DashboardSnapshot: Sendable {
                 redisMemory: try store.memory(), now: now)
         }
         snapshot.lag = await backend.lag.read()
-        snapshot.lagHistory = await backend.lag.history()
+        snapshot.lagHistory = backend.lag.history()
         return snapshot
     }
 }
