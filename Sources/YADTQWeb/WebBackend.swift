@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import YADTQCore
 
 /// What the web server reads and writes — Redis, the broker and the plugin folder —
@@ -14,6 +15,8 @@ final class WebBackend: Sendable {
     private let pluginQueue = DispatchQueue(label: "yadtq.web.plugins")
     let lag: LagSource
     let queueMetrics = QueueMetrics()
+    /// The login form's limit on wrong tokens, for the whole server.
+    let loginThrottle = Mutex(LoginThrottle())
 
     /// How long a request waits for an unreachable or frozen Redis before it is answered 503.
     /// A submit waits no longer either, so a client that gives up and retries never finds its

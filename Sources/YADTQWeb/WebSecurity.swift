@@ -11,9 +11,12 @@ struct WebRequestContext: RequestContext {
     var csrfToken = ""
     /// Whether the request came with a valid login (always true when no token is configured).
     var isSignedIn = false
+    /// The connecting client's IP address (a proxy's, behind one), for the logs.
+    let clientAddress: String?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress
     }
 }
 
