@@ -136,6 +136,16 @@ struct WebInputSafetyTests {
         }
     }
 
+    @Test("with a session cookie, the login form and the style sheet answer during a Redis stall: they look up no session")
+    func publicPathsDuringRedisStall() throws {
+        try withFrozenRedis("web-public-frozen", token: "s3cret-token") { server throws in
+            let session = "Cookie: yadtq_session=" + String(repeating: "ab", count: 32)
+            for path in ["/login", "/static/app.css", "/static/app.js"] {
+                #expect(try server.send("GET", path, headers: [session], as: .anonymous).status == 200, "\(path)")
+            }
+        }
+    }
+
     @Test("a submit whose Redis froze answers 503 with its tasks' ids, outcome UNKNOWN; sent again under them once Redis goes on, each answers DUPLICATE")
     func frozenSubmitNamesItsTasks() throws {
         try withServerAfterASubmit("web-unknown") { redis, server in

@@ -361,6 +361,18 @@ struct WebAPITests {
         #expect(try eventually(.seconds(10)) { server.log.contains("failed sign-in from 127.0.0.1: wrong token") }, "\(server.log)")
         #expect(server.log.contains("signing in is closed for a while"))
     }
+
+    @Test("the bearer scheme's name is case-insensitive, as HTTP's are")
+    func bearerSchemeCase() throws {
+        let stack = try IntegrationStack(label: "web-bearer-case")
+        let server = try WebServerProcess(stack: stack, token: "s3cret-token")
+        defer { server.stop() }
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let answer = try server.send("GET", "/api/tasks", headers: ["Authorization: \(scheme) s3cret-token"], as: .anonymous)
+            #expect(answer.status == 200, "\(scheme): \(answer.status)")
+        }
+        #expect(try server.send("GET", "/api/tasks", headers: ["Authorization: Basic s3cret-token"], as: .anonymous).status == 401)
+    }
 }
 
 /// A `yadtq-web` process of one test, on a free port, with its output in `.test-artifacts`.
