@@ -69,6 +69,18 @@ struct WebInputSafetyTests {
             #expect(head.headers["content-type"] != nil, "HEAD \(path)")
         }
         #expect(try server.send("HEAD", "/api/no-such-route").status == 404)
+
+        let cases: [(method: String, path: String, allow: String)] = [
+            ("PUT", "/api/tasks", "POST, GET, HEAD"), ("DELETE", "/api/tasks/some-id", "GET, HEAD"),
+            ("PATCH", "/api/tasks/retry", "POST, GET, HEAD"), ("GET", "/api/tasks/some-id/cancel", "POST"),
+            ("HEAD", "/api/tasks/some-id/retry", "POST"),
+        ]
+        for (method, path, allow) in cases {
+            let answer = try server.send(method, path)
+            #expect(answer.status == 405, "\(method) \(path): \(answer.status)")
+            #expect(answer.headers["allow"] == allow, "\(method) \(path): \(answer.headers)")
+        }
+        #expect(try server.send("PUT", "/api/no-such-route").status == 404, "a path that does not exist is still a 404")
     }
 
     @Test("--allowed-hosts adds names the server answers to")
