@@ -7,25 +7,27 @@ struct APIRoutes {
     let backend: WebBackend
 
     func register(on router: Router<WebRequestContext>) {
-        router.get("/healthz") { _, _ in await health() }
-        router.post("/api/tasks") { request, _ in try await submit(request) }
-        router.get("/api/tasks") { request, _ in try await list(request) }
-        router.get("/api/tasks/{id}") { request, context in try await task(try TaskFilter.taskID(request, context)) }
-        router.post("/api/tasks/{id}/cancel") { request, context in
+        var routes = MethodTable(router: router)
+        routes.get("/healthz") { _, _ in await health() }
+        routes.post("/api/tasks") { request, _ in try await submit(request) }
+        routes.get("/api/tasks") { request, _ in try await list(request) }
+        routes.get("/api/tasks/{id}") { request, context in try await task(try TaskFilter.taskID(request, context)) }
+        routes.post("/api/tasks/{id}/cancel") { request, context in
             let id = try TaskFilter.taskID(request, context)
             return try Self.json(id: id, change: await backend.cancel(id))
         }
-        router.post("/api/tasks/retry") { request, _ in try await retryAll(request) }
+        routes.post("/api/tasks/retry") { request, _ in try await retryAll(request) }
         // The router takes the literal segment above over `{id}` whatever the method, so the
         // task whose id is `retry` (a valid one) is read here.
-        router.get("/api/tasks/retry") { _, _ in try await task("retry") }
-        router.post("/api/tasks/{id}/retry") { request, context in
+        routes.get("/api/tasks/retry") { _, _ in try await task("retry") }
+        routes.post("/api/tasks/{id}/retry") { request, context in
             let id = try TaskFilter.taskID(request, context)
             return try Self.json(id: id, change: await backend.retry(id))
         }
-        router.get("/api/workers") { _, _ in try await workers() }
-        router.get("/api/stats") { _, _ in try await stats() }
-        router.get("/api/types") { _, _ in await types() }
+        routes.get("/api/workers") { _, _ in try await workers() }
+        routes.get("/api/stats") { _, _ in try await stats() }
+        routes.get("/api/types") { _, _ in await types() }
+        routes.refuseOtherMethods()
     }
 
     /// 200 when Redis answers, else 503 with the reason; the broker is checked on submit.
@@ -268,7 +270,8 @@ struct DashboardSnapshot: Sendable {
     var recentFailures: [TaskRecord]
     var redisMemory: [RedisMemory]
     var now: Int64
-    /// The group's lag per partition of the server's topic; `nil` when the broker did not answer.
+    /// The group's lag per partition of the server's topic; `nil` when the broker did not answer
+    /// and no recent reading is cached (see ``LagCache``).
     var lag: [PartitionLag]? = nil
     /// The total lag over the last minutes, as this server read it.
     var lagHistory = LagHistory()
@@ -285,7 +288,7 @@ struct DashboardSnapshot: Sendable {
                 redisMemory: try store.memory(), now: now)
         }
         snapshot.lag = await backend.lag.read()
-        snapshot.lagHistory = await backend.lag.history()
+        snapshot.lagHistory = backend.lag.history()
         return snapshot
     }
 }
@@ -294,5 +297,50 @@ extension Request {
     /// A query parameter, percent-decoded.
     func query(_ name: String) -> String? {
         uri.queryParameters[Substring(name)].map(String.init)
+    }
+}
+
+/// The API's routes, registered on the router and noted per path, so that a method a path
+/// does not take (`PUT /api/tasks`, `DELETE /api/tasks/<id>`) answers 405 with `Allow`, where
+/// Hummingbird's router answers 404 as if the path did not exist.
+private struct MethodTable {
+    typealias Handler = @Sendable (Request, WebRequestContext) async throws -> Response
+
+    let router: Router<WebRequestContext>
+    /// Each path's methods, in the order the paths were registered.
+    private var methods: [(path: String, methods: [HTTPRequest.Method])] = []
+
+    init(router: Router<WebRequestContext>) {
+        self.router = router
+    }
+
+    mutating func get(_ path: String, _ handler: @escaping Handler) { add(.get, path, handler) }
+    mutating func post(_ path: String, _ handler: @escaping Handler) { add(.post, path, handler) }
+
+    private mutating func add(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping Handler) {
+        router.on(RouterPath(path), method: method, use: handler)
+        if let index = methods.firstIndex(where: { $0.path == path }) {
+            methods[index].methods.append(method)
+        } else {
+            methods.append((path, [method]))
+        }
+    }
+
+    /// Registers a 405 for every common method each path does not take (`HEAD` is served
+    /// as `GET` by ``RequestNormaliser``).
+    func refuseOtherMethods() {
+        for (path, taken) in methods {
+            let allow = taken.flatMap { $0 == .get ? ["GET", "HEAD"] : [$0.rawValue] }.joined(separator: ", ")
+            for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !taken.contains(method) {
+                router.on(RouterPath(path), method: method) { request, _ in
+                    var response = WebResponse.json(
+                        WebError(
+                            status: .methodNotAllowed,
+                            message: "\(request.method.rawValue) is not a method of \(path): use \(allow)"))
+                    response.headers[.allow] = allow
+                    return response
+                }
+            }
+        }
     }
 }

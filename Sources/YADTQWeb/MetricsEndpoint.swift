@@ -7,11 +7,13 @@ import YADTQCore
 /// own event loop, away from the thread that runs the tasks.
 public enum MetricsEndpoint {
     /// Starts serving `GET /metrics` with the text `exposition` returns, and returns the
-    /// port bound (`port` 0 picks a free one).
+    /// port bound (`port` 0 picks a free one). Its connections are bounded by the default
+    /// ``ConnectionLimits``, as `yadtq-web`'s are.
     /// - Important: Blocks until the server listens (or fails to); serves until the process exits.
     public static func start(
         host: String, port: Int, logger: Logger, exposition: @escaping @Sendable () -> String
     ) throws -> Int {
+        let limits = ConnectionLimits()
         let router = Router()
         router.get("/metrics") { _, _ in
             Response(
@@ -21,7 +23,8 @@ public enum MetricsEndpoint {
         let bound = BoundPort()
         let application = Application(
             router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: "yadtq-worker"),
+            server: limits.server,
+            configuration: limits.configuration(host: host, port: port, serverName: "yadtq-worker", logger: logger),
             onServerRunning: { channel in bound.set(.success(channel.localAddress?.port ?? port)) },
             logger: logger)
         Task.detached {

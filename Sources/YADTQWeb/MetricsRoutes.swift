@@ -34,14 +34,24 @@ struct MetricsRoutes {
 }
 
 /// The consumer group's lag on the web server's topic, read on a queue of its own with a
-/// reader made on first use (so the pages work while the broker is still starting).
+/// reader made on first use (so the pages work while the broker is still starting), at most
+/// once per ``LagCache/freshFor`` whoever asks, and never waited for longer than
+/// ``LagCache/answerWithin`` (see ``LagCache``): a frozen or refusing broker cannot make
+/// `/metrics`, the dashboard or `/api/stats` wait its 2 s timeout per request.
 final class LagSource: @unchecked Sendable {
-    // @unchecked Sendable: `reader` and `samples` are read and written only on `queue`, a serial queue.
+    // @unchecked Sendable: `reader` is read and written only on `queue`, a serial queue;
+    // `cache`, `samples` and `waiters` only while holding `lock`.
     private let queue = DispatchQueue(label: "yadtq.web.lag")
     private var reader: KafkaLagReader?
+    private let lock = NSLock()
+    private var cache = LagCache()
     /// The total lag this server has read, oldest first: at most one sample per
     /// ``LagHistory/spacing``, for ``LagHistory/capacity`` samples (the dashboard's lag chart).
     private var samples = LagHistory()
+    /// The requests waiting for the read in flight, each answered once: by the read, or by
+    /// its own timer.
+    private var waiters: [UInt64: CheckedContinuation<[PartitionLag]?, Never>] = [:]
+    private var nextWaiter: UInt64 = 0
     private let settings: YADTQSettings
     private let topic: String
     private let logger: Logger
@@ -53,23 +63,59 @@ final class LagSource: @unchecked Sendable {
     }
 
     /// The total lag read over the last minutes, oldest first.
-    func history() async -> LagHistory {
-        (try? await queue.perform { [self] in samples }) ?? LagHistory()
+    func history() -> LagHistory {
+        lock.withLock { samples }
     }
 
-    /// The lag per partition, or `nil` (logged) when the broker cannot tell.
+    /// The lag per partition, or `nil` when the broker cannot tell (logged) and no recent
+    /// reading is cached.
     func read() async -> [PartitionLag]? {
-        try? await queue.perform { [self] in
-            do {
-                if reader == nil { reader = try KafkaLagReader(settings: settings, timeout: .seconds(2)) }
-                let lag = try reader!.lag(topic: topic)
-                samples.record(total: lag.reduce(0) { $0 + $1.lag }, at: currentEpochMilliseconds())
-                return lag
-            } catch {
-                logger.warning("consumer lag not read: \(error)")
-                throw error
+        await withCheckedContinuation { continuation in
+            let (decision, waiter): (LagCache.Decision, UInt64) = lock.withLock {
+                let decision = cache.request(at: currentEpochMilliseconds())
+                if case .answer = decision { return (decision, 0) }
+                nextWaiter += 1
+                waiters[nextWaiter] = continuation
+                return (decision, nextWaiter)
+            }
+            switch decision {
+            case .answer(let lag):
+                continuation.resume(returning: lag)
+                return
+            case .read: queue.async { [self] in finish(readFromBroker()) }
+            case .wait: break
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + LagCache.answerWithin.inSeconds) { [self] in
+                let late: (CheckedContinuation<[PartitionLag]?, Never>, [PartitionLag]?)? = lock.withLock {
+                    waiters.removeValue(forKey: waiter).map { ($0, cache.fallback(at: currentEpochMilliseconds())) }
+                }
+                if let late { late.0.resume(returning: late.1) }
             }
         }
+    }
+
+    /// One read from the broker, on `queue`.
+    private func readFromBroker() -> [PartitionLag]? {
+        do {
+            if reader == nil { reader = try KafkaLagReader(settings: settings, timeout: .seconds(2)) }
+            return try reader!.lag(topic: topic)
+        } catch {
+            logger.warning("consumer lag not read: \(error)")
+            return nil
+        }
+    }
+
+    /// Records a read's outcome and answers every request still waiting for it.
+    private func finish(_ lag: [PartitionLag]?) {
+        let (answer, waiting) = lock.withLock {
+            let now = currentEpochMilliseconds()
+            cache.finished(lag, at: now)
+            if let lag { samples.record(total: lag.reduce(0) { $0 + $1.lag }, at: now) }
+            let waiting = Array(waiters.values)
+            waiters = [:]
+            return (cache.fallback(at: now), waiting)
+        }
+        for continuation in waiting { continuation.resume(returning: answer) }
     }
 }
 

@@ -160,7 +160,25 @@ struct PageRoutes {
         try fields.requireCSRF(context)
         let next = Self.safeTarget(fields["next"])
         guard let token = backend.configuration.token else { return .redirect(to: next, type: .normal) }
+        let now = currentEpochMilliseconds()
+        if case .refuse(let retryAfter) = backend.loginThrottle.withLock({ $0.attempt(at: now) }) {
+            let page = Pages.login(
+                next: next,
+                error: "Too many wrong tokens were tried: signing in is closed for \(retryAfter) s. Try again then.",
+                csrf: context.csrfToken)
+            var response = respond(page, request, context, status: .tooManyRequests)
+            response.headers[.retryAfter] = String(retryAfter)
+            return response
+        }
         guard WebSecurityMiddleware.constantTimeEqual(fields["token"], token) else {
+            let closes = backend.loginThrottle.withLock { $0.failed(at: now) }
+            let client = context.clientAddress ?? "an unknown address"
+            context.logger.notice("failed sign-in from \(client): wrong token")
+            if closes {
+                let window = LoginThrottle.window / 1000
+                context.logger.warning(
+                    "\(LoginThrottle.maximumFailures) wrong tokens within \(window) s: signing in is closed for a while (the bearer token and signed-in browsers still work)")
+            }
             let page = Pages.login(next: next, error: "That is not the token: try again.", csrf: context.csrfToken)
             return respond(page, request, context, status: .unauthorized)
         }

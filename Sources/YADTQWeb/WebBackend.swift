@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import YADTQCore
 
 /// What the web server reads and writes — Redis, the broker and the plugin folder —
@@ -14,6 +15,8 @@ final class WebBackend: Sendable {
     private let pluginQueue = DispatchQueue(label: "yadtq.web.plugins")
     let lag: LagSource
     let queueMetrics = QueueMetrics()
+    /// The login form's limit on wrong tokens, for the whole server.
+    let loginThrottle = Mutex(LoginThrottle())
 
     /// How long a request waits for an unreachable or frozen Redis before it is answered 503.
     /// A submit waits no longer either, so a client that gives up and retries never finds its
@@ -29,9 +32,15 @@ final class WebBackend: Sendable {
         lag = LagSource(settings: configuration.settings, topic: configuration.topic, logger: logger)
     }
 
-    /// Runs Redis reads and writes on the store's own queue.
+    /// When the request being served is owed its answer: ``redisWait`` after it arrived (set by
+    /// ``RequestNormaliser`` for every request).
+    @TaskLocal static var deadline: CallDeadline?
+
+    /// Runs Redis reads and writes on the store's own queue, within the request's ``deadline``:
+    /// the queue runs one call at a time, and during a Redis stall a request must not wait for
+    /// every request ahead of it and then its own 3 s.
     func read<T: Sendable>(_ body: @escaping @Sendable (TaskStore) throws -> T) async throws -> T {
-        try await store.run(body)
+        try await store.run(by: Self.deadline, body)
     }
 
     /// The task types in the plugin folder, rescanned so a plugin dropped in appears at once.

@@ -9,21 +9,32 @@ struct WebRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// The browser's `yadtq_csrf` cookie, or a new value that the response sets as that cookie.
     var csrfToken = ""
-    /// Whether the request came with a valid login (always true when no token is configured).
+    /// Whether the request came with a valid login (always true when no token is configured;
+    /// not looked up for the public paths).
     var isSignedIn = false
+    /// The connecting client's IP address (a proxy's, behind one), for the logs.
+    let clientAddress: String?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress
     }
 }
 
 /// What every request goes through before the router: its path normalised (see
 /// ``WebPath/normalised(_:)``, the query kept), so the router and ``WebSecurityMiddleware``
-/// match one and the same spelling; and `HEAD` served as `GET` without the body.
+/// match one and the same spelling; `HEAD` served as `GET` without the body; and its
+/// ``WebBackend/deadline`` set, ``WebBackend/redisWait`` from now.
 struct RequestNormaliser<Inner: HTTPResponder>: HTTPResponder where Inner.Context == WebRequestContext {
     let inner: Inner
 
     func respond(to request: Request, context: WebRequestContext) async throws -> Response {
+        try await WebBackend.$deadline.withValue(CallDeadline(budget: WebBackend.redisWait, from: .now)) {
+            try await normalised(request, context: context)
+        }
+    }
+
+    private func normalised(_ request: Request, context: WebRequestContext) async throws -> Response {
         var head = request.head
         let raw = head.path ?? "/"
         let queryStart = raw.firstIndex(of: "?") ?? raw.endIndex
@@ -74,8 +85,11 @@ struct WebSecurityMiddleware: RouterMiddleware {
         do {
             try requireAllowedHost(request)
             if request.method == .post { try Self.requireSameOrigin(request) }
-            context.isSignedIn = try await isAuthorized(request)
-            if context.isSignedIn || Self.isPublic(request.uri.path) {
+            // A public path needs no session, so it is not looked up: the login form and the
+            // style sheet must not wait for (or fail with) a stalled Redis.
+            let isPublic = Self.isPublic(request.uri.path)
+            context.isSignedIn = isPublic ? token == nil : try await isAuthorized(request)
+            if context.isSignedIn || isPublic {
                 response = try await next(request, context)
             } else {
                 response = Self.challenge(request)
@@ -125,9 +139,8 @@ struct WebSecurityMiddleware: RouterMiddleware {
         guard let token else { return true }
         let path = request.uri.path
         if Self.takesBearerToken(path), let header = request.headers[.authorization] {
-            let prefix = "Bearer "
-            guard header.hasPrefix(prefix) else { return false }
-            return Self.constantTimeEqual(String(header.dropFirst(prefix.count)), token)
+            guard let credentials = Self.bearerCredentials(header) else { return false }
+            return Self.constantTimeEqual(credentials, token)
         }
         // A session cookie is enough for pages and for the API calls a page makes; an API
         // POST needs the bearer token, so a page's cookie can never submit through the API.
@@ -135,6 +148,14 @@ struct WebSecurityMiddleware: RouterMiddleware {
             let session = request.cookies[Self.sessionCookie]?.value, Self.isToken(session)
         else { return false }
         return try await backend.read { try $0.isWebSession(session, fingerprint: Self.sessionFingerprint(of: token)) }
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header; the scheme's name is
+    /// case-insensitive (RFC 7235: `bearer`, `BEARER`), spaces after it are skipped; `nil`
+    /// for another scheme.
+    static func bearerCredentials(_ header: String) -> String? {
+        guard let space = header.firstIndex(of: " "), header[..<space].lowercased() == "bearer" else { return nil }
+        return String(header[space...].drop { $0 == " " })
     }
 
     /// What a login session keeps of the token it signed in with, so that it ends when the

@@ -24,10 +24,12 @@ public struct WebServer: Sendable {
         public var token: String?
         /// The `Host` names requests may carry.
         public var allowedHosts: HostAllowList
+        /// The idle timeout and the most connections served at once.
+        public var limits: ConnectionLimits
 
         public init(
             host: String, port: Int, settings: YADTQSettings, topic: String, partitions: Int, token: String?,
-            allowedHosts: [String] = []
+            allowedHosts: [String] = [], limits: ConnectionLimits = ConnectionLimits()
         ) {
             self.allowedHosts = HostAllowList(listeningOn: host, extra: allowedHosts)
             self.host = host
@@ -36,6 +38,7 @@ public struct WebServer: Sendable {
             self.topic = topic
             self.partitions = partitions
             self.token = token
+            self.limits = limits
         }
     }
 
@@ -66,7 +69,9 @@ public struct WebServer: Sendable {
         let authentication = configuration.token == nil ? "no token: anyone who can connect may submit" : "token required"
         let application = Application(
             responder: RequestNormaliser(inner: router.buildResponder()),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "yadtq-web"),
+            server: configuration.limits.server,
+            configuration: configuration.limits.configuration(
+                host: configuration.host, port: configuration.port, serverName: "yadtq-web", logger: logger),
             onServerRunning: { _ in
                 logger.notice("yadtq-web listening on \(address) (\(authentication); hosts \(allowedHosts))")
             },

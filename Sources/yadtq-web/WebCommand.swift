@@ -39,10 +39,25 @@ struct WebCommand: AsyncParsableCommand {
     @Option(help: "Plugin folder whose task types the submit form offers and accepts (env YADTQ_PLUGINS).")
     var plugins: String?
 
+    @Option(
+        help: """
+            Close a connection that has sent no request, or no part of one, for this long, \
+            e.g. 30s or 500ms, so idle and slowly trickling clients cannot hold connections for ever.
+            """)
+    var idleTimeout = ConnectionLimits().idleTimeout
+
+    @Option(help: "Connections served at once; more wait until one closes.")
+    var maxConnections = ConnectionLimits().maximumConnections
+
     @OptionGroup var global: GlobalOptions
+
+    private var limits: ConnectionLimits {
+        ConnectionLimits(idleTimeout: idleTimeout, maximumConnections: maxConnections)
+    }
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+        if let problem = limits.problem { throw ValidationError(problem) }
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
         try validateTopic(topic, "--topic")
     }
@@ -57,7 +72,8 @@ struct WebCommand: AsyncParsableCommand {
                 token: try WebToken.read(from: environment),
                 allowedHosts: try allowedHosts.map { try HostAllowList.patterns(parsing: $0, source: "--allowed-hosts") }
                     ?? HostAllowList.patterns(
-                        parsing: environment["YADTQ_WEB_ALLOWED_HOSTS"] ?? "", source: "YADTQ_WEB_ALLOWED_HOSTS"))
+                        parsing: environment["YADTQ_WEB_ALLOWED_HOSTS"] ?? "", source: "YADTQ_WEB_ALLOWED_HOSTS"),
+                limits: limits)
         } catch {
             exitWithError(error)
         }

@@ -24,7 +24,7 @@ struct CommandDefaultsTests {
         let defaults = [
             worker.limits.timeout, worker.heartbeatInterval, worker.retry.baseDelay, worker.retry.maxDelay,
             worker.redisOutageLimit, rules.deadAfter, rules.forgetAfter, FleetMonitor.defaultInterval,
-            Retention.standard.succeeded, Retention.standard.failed,
+            Retention.standard.succeeded, Retention.standard.failed, ConnectionLimits().idleTimeout,
         ]
         for duration in defaults { #expect(Duration(parsing: duration.flagText) == duration, "\(duration.flagText)") }
     }
@@ -40,5 +40,15 @@ struct CommandDefaultsTests {
         #expect(ListenAddress().host == "127.0.0.1")
         #expect(HostAllowList.loopback.contains(ListenAddress().host))
         #expect((1...65535).contains(ListenAddress().port))
+    }
+
+    @Test("the HTTP servers' connection limits: sane defaults, and the flags' nonsense refused with the flag's name")
+    func connectionLimits() {
+        #expect(ConnectionLimits().problem == nil)
+        #expect(ConnectionLimits().idleTimeout > .zero && ConnectionLimits().maximumConnections > 0)
+        let tooShort = ConnectionLimits(idleTimeout: .milliseconds(10), maximumConnections: 10).problem
+        #expect(tooShort?.contains("--idle-timeout") == true, "\(tooShort ?? "nil")")
+        let none = ConnectionLimits(idleTimeout: .seconds(1), maximumConnections: 0).problem
+        #expect(none?.contains("--max-connections") == true, "\(none ?? "nil")")
     }
 }

@@ -40,6 +40,8 @@ struct CommandHelpTests {
         #expect(web.contains("keep the default --host \(ListenAddress().host) then"), "\(web)")
         #expect(web.contains("(default: \(ListenAddress().host))") && web.contains("(default: \(ListenAddress().port))"))
         #expect(web.contains("besides \(HostAllowList.loopback.joined(separator: ", ")) and --host"))
+        #expect(web.contains("for ever. (default: \(ConnectionLimits().idleTimeout.flagText))"), "\(web)")
+        #expect(web.contains("until one closes. (default: \(ConnectionLimits().maximumConnections))"))
         #expect(try help("yadtq-ctl", ["ls"]).contains("At most this many tasks. (default: \(TaskStore.defaultListLimit))"))
     }
 }

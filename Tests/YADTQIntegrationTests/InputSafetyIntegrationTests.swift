@@ -69,6 +69,18 @@ struct WebInputSafetyTests {
             #expect(head.headers["content-type"] != nil, "HEAD \(path)")
         }
         #expect(try server.send("HEAD", "/api/no-such-route").status == 404)
+
+        let cases: [(method: String, path: String, allow: String)] = [
+            ("PUT", "/api/tasks", "POST, GET, HEAD"), ("DELETE", "/api/tasks/some-id", "GET, HEAD"),
+            ("PATCH", "/api/tasks/retry", "POST, GET, HEAD"), ("GET", "/api/tasks/some-id/cancel", "POST"),
+            ("HEAD", "/api/tasks/some-id/retry", "POST"),
+        ]
+        for (method, path, allow) in cases {
+            let answer = try server.send(method, path)
+            #expect(answer.status == 405, "\(method) \(path): \(answer.status)")
+            #expect(answer.headers["allow"] == allow, "\(method) \(path): \(answer.headers)")
+        }
+        #expect(try server.send("PUT", "/api/no-such-route").status == 404, "a path that does not exist is still a 404")
     }
 
     @Test("--allowed-hosts adds names the server answers to")
@@ -106,24 +118,43 @@ struct WebInputSafetyTests {
 
     @Test("a frozen Redis (SIGSTOP) gets the web's requests a 503 after its 3 s limit, not a 5 s socket timeout")
     func frozenRedis() throws {
-        let stack = try IntegrationStack(label: "web-frozen")
-        let redis = try PrivateRedis()
-        defer { redis.stop() }
-        let server = try WebServerProcess(stack: stack, environment: ["YADTQ_REDIS": redis.url])
-        defer { server.stop() }
-        #expect(try server.send("GET", "/api/stats").status == 200)
-        kill(redis.process.processIdentifier, SIGSTOP)
-        defer { kill(redis.process.processIdentifier, SIGCONT) }
-        let requests: [(method: String, path: String, body: String?)] = [
-            ("GET", "/api/stats", nil), ("POST", "/api/tasks", #"{"type": "add", "args": [1, 2]}"#),
-        ]
-        for (method, path, body) in requests {
-            let started = ContinuousClock.now
-            let answer = try server.send(method, path, json: body)
-            let took = ContinuousClock.now - started
-            #expect(answer.status == 503, "\(method) \(path): \(answer.body)")
-            // Each send or reply used to wait the 5 s socket timeout of its own.
-            #expect(took < .milliseconds(4_500), "\(method) \(path) took \(took)")
+        try withFrozenRedis("web-frozen") { server in
+            let requests: [(method: String, path: String, body: String?)] = [
+                ("GET", "/api/stats", nil), ("POST", "/api/tasks", #"{"type": "add", "args": [1, 2]}"#),
+            ]
+            for (method, path, body) in requests {
+                let started = ContinuousClock.now
+                let answer = try server.send(method, path, json: body)
+                let took = ContinuousClock.now - started
+                #expect(answer.status == 503, "\(method) \(path): \(answer.body)")
+                // Each send or reply used to wait the 5 s socket timeout of its own.
+                #expect(took < .milliseconds(4_500), "\(method) \(path) took \(took)")
+            }
+        }
+    }
+
+    @Test("requests queued behind others during a Redis stall fail at their own deadline without being sent, not 3 s after the one ahead")
+    func frozenRedisQueuedRequests() throws {
+        try withFrozenRedis("web-frozen-queue") { server in
+            let count = 8
+            let answers = LockedAnswers()
+            DispatchQueue.concurrentPerform(iterations: count) { _ in answers.append(try? server.send("GET", "/healthz")) }
+            let all = answers.all
+            #expect(all.count == count && all.allSatisfy { $0?.status == 503 }, "\(all.map { $0?.status ?? 0 })")
+            // Those whose 3 s ran out in the queue were answered at once, never sent (before,
+            // each waited its turn and then 3 s of its own, and every answer was a timeout).
+            let unsent = all.filter { $0?.body.contains("so it was not sent") == true }.count
+            #expect(unsent > 0, "\(all.map { $0?.body ?? "no answer" })")
+        }
+    }
+
+    @Test("with a session cookie, the login form and the style sheet answer during a Redis stall: they look up no session")
+    func publicPathsDuringRedisStall() throws {
+        try withFrozenRedis("web-public-frozen", token: "s3cret-token") { server throws in
+            let session = "Cookie: yadtq_session=" + String(repeating: "ab", count: 32)
+            for path in ["/login", "/static/app.css", "/static/app.js"] {
+                #expect(try server.send("GET", path, headers: [session], as: .anonymous).status == 200, "\(path)")
+            }
         }
     }
 
@@ -171,6 +202,42 @@ struct WebInputSafetyTests {
             #expect(page.body.contains("Whether the tasks were queued is unknown"))
             #expect(page.body.contains(#"{&quot;args&quot;:[5,6],&quot;id&quot;:&quot;"#), "the task is in the box with an id")
         }
+    }
+
+    @Test("a connection that sends nothing, or trickles header lines, is closed by the server (slowloris)")
+    func idleConnectionsClosed() throws {
+        let stack = try IntegrationStack(label: "web-idle")
+        let server = try WebServerProcess(stack: stack, arguments: ["--idle-timeout", "1s"])
+        defer { server.stop() }
+        let silent = try RawConnection(port: server.port)
+        defer { silent.close() }
+        #expect(silent.waitForClose(polls: 60), "a connection that sends nothing must be closed")
+
+        let trickling = try RawConnection(port: server.port)
+        defer { trickling.close() }
+        trickling.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        var closed = false
+        for line in 0..<60 where !closed {
+            // A header line every half second never completes the request's head.
+            trickling.send("X-Trickle-\(line): 1\r\n")
+            closed = trickling.waitForClose(polls: 1)
+        }
+        #expect(closed, "a request head trickled line by line must not hold its connection for ever")
+        #expect(try server.send("GET", "/healthz").status == 200, "the server still answers")
+    }
+
+    /// Runs `body` with a web server of its own (with `token`, if any) on a private Redis that
+    /// answered once (so the server is connected), then froze (SIGSTOP) until `body` returns.
+    private func withFrozenRedis(_ label: String, token: String? = nil, _ body: (WebServerProcess) throws -> Void) throws {
+        let stack = try IntegrationStack(label: label)
+        let redis = try PrivateRedis()
+        defer { redis.stop() }
+        let server = try WebServerProcess(stack: stack, token: token, environment: ["YADTQ_REDIS": redis.url])
+        defer { server.stop() }
+        #expect(try server.send("GET", "/healthz").status == 200)
+        kill(redis.process.processIdentifier, SIGSTOP)
+        defer { kill(redis.process.processIdentifier, SIGCONT) }
+        try body(server)
     }
 
     /// Runs `body` with a web server of its own on a private Redis that has taken a submit: the
@@ -403,4 +470,54 @@ struct WorkerInputSafetyTests {
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "the Python producer failed")
     }
+}
+
+/// A bare TCP connection to a test's server, for what curl cannot do: connect and say
+/// nothing, or send a request a line at a time.
+final class RawConnection {
+    private let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { throw WebTestError("could not connect to 127.0.0.1:\(port): errno \(errno)") }
+    }
+
+    /// Sends `text`, ignoring a failure (the server may have closed the connection; MSG_NOSIGNAL:
+    /// the write then fails rather than ending the test process with SIGPIPE).
+    func send(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.send(descriptor, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Whether the server closed the connection, waiting up to `polls` half seconds for it.
+    func waitForClose(polls: Int) -> Bool {
+        for _ in 0..<polls {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 500) > 0 else { continue }
+            var byte: UInt8 = 0
+            let read = recv(descriptor, &byte, 1, 0)
+            if read <= 0 { return true }
+        }
+        return false
+    }
+
+    func close() { Glibc.close(descriptor) }
+}
+
+/// The answers of requests sent at once from several threads.
+final class LockedAnswers: @unchecked Sendable {
+    // @unchecked Sendable: `answers` is read and written only while holding `lock`.
+    private let lock = NSLock()
+    private var answers: [HTTPExchange?] = []
+
+    func append(_ answer: HTTPExchange?) { lock.withLock { answers.append(answer) } }
+    var all: [HTTPExchange?] { lock.withLock { answers } }
 }

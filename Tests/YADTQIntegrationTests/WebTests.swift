@@ -336,27 +336,74 @@ struct WebAPITests {
         #expect(signedOut.status == 303)
         #expect(try server.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 302)
     }
+
+    @Test("wrong tokens at the login form are logged with the client's address; after ten, signing in answers 429 with Retry-After, the right token too")
+    func loginThrottle() throws {
+        let stack = try IntegrationStack(label: "web-login-throttle")
+        let server = try WebServerProcess(stack: stack, token: "s3cret-token")
+        defer { server.stop() }
+        let jar = try server.cookieJar()
+        let form = try server.send("GET", "/login", as: .anonymous, cookies: jar)
+        let csrf = try #require(form.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+        let post = ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)"]
+        func signIn(_ token: String) throws -> HTTPExchange {
+            try server.send("POST", "/login", body: "csrf=\(csrf)&next=%2F&token=\(token)", headers: post, as: .anonymous, cookies: jar)
+        }
+        for guess in 0..<LoginThrottle.maximumFailures {
+            #expect(try signIn("guess-\(guess)").status == 401, "guess \(guess)")
+        }
+        let refused = try signIn("guess-more")
+        #expect(refused.status == 429, "\(refused.status)")
+        #expect(refused.headers["retry-after"].flatMap { Int($0) }.map { $0 >= 1 } == true, "\(refused.headers)")
+        #expect(refused.body.contains("Too many wrong tokens were tried"))
+        #expect(try signIn("s3cret-token").status == 429, "the right token is not checked while signing in is closed")
+        #expect(try server.send("GET", "/api/tasks").status == 200, "the bearer token still works")
+        #expect(try eventually(.seconds(10)) { server.log.contains("failed sign-in from 127.0.0.1: wrong token") }, "\(server.log)")
+        #expect(server.log.contains("signing in is closed for a while"))
+    }
+
+    @Test("the bearer scheme's name is case-insensitive, as HTTP's are")
+    func bearerSchemeCase() throws {
+        let stack = try IntegrationStack(label: "web-bearer-case")
+        let server = try WebServerProcess(stack: stack, token: "s3cret-token")
+        defer { server.stop() }
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let answer = try server.send("GET", "/api/tasks", headers: ["Authorization: \(scheme) s3cret-token"], as: .anonymous)
+            #expect(answer.status == 200, "\(scheme): \(answer.status)")
+        }
+        #expect(try server.send("GET", "/api/tasks", headers: ["Authorization: Basic s3cret-token"], as: .anonymous).status == 401)
+    }
 }
 
 /// A `yadtq-web` process of one test, on a free port, with its output in `.test-artifacts`.
 struct WebServerProcess {
     let process: Process
+    let port: Int
     let base: String
+    /// Where the server's standard output and error go.
+    let logPath: String
     /// The bearer token API calls send by default.
     let token: String?
 
-    /// - Parameter environment: settings over the stack's, e.g. another `YADTQ_REDIS`.
-    init(stack: IntegrationStack, token: String? = nil, environment extra: [String: String] = [:]) throws {
+    /// - Parameters:
+    ///   - environment: settings over the stack's, e.g. another `YADTQ_REDIS`.
+    ///   - arguments: flags after `--host` and `--port`, e.g. `--idle-timeout 1s`.
+    init(
+        stack: IntegrationStack, token: String? = nil, environment extra: [String: String] = [:], arguments: [String] = []
+    ) throws {
         let port = try Self.freePort()
+        self.port = port
         base = "http://127.0.0.1:\(port)"
         self.token = token
         process = Process()
         process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-web")
-        process.arguments = ["--host", "127.0.0.1", "--port", String(port)]
+        process.arguments = ["--host", "127.0.0.1", "--port", String(port)] + arguments
         var environment = stack.environment
         environment["YADTQ_WEB_TOKEN"] = token
         process.environment = environment.merging(extra) { _, new in new }
-        let log = try IntegrationStack.artifact("\(stack.settings.namespace)-web-\(port).log")
+        let logName = "\(stack.settings.namespace)-web-\(port).log"
+        logPath = IntegrationStack.repository.appendingPathComponent(".test-artifacts/\(logName)").path
+        let log = try IntegrationStack.artifact(logName)
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -374,6 +421,9 @@ struct WebServerProcess {
     func stop() {
         Self.terminate(process)
     }
+
+    /// What the server has logged so far.
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Stops a process the test started: SIGTERM, then SIGKILL if it lingers.
     static func terminate(_ process: Process) {

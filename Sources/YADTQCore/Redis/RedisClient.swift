@@ -33,6 +33,9 @@ final class RedisClient: @unchecked Sendable {
     private let boundsEveryCall: Bool
     /// When the call in progress gives up, if `boundsEveryCall`; set by ``withReconnection(_:)``.
     private var callDeadline: ContinuousClock.Instant?
+    /// When the calls of the caller's job must give up, however long `reconnectFor` is; set by
+    /// ``within(_:_:)``.
+    private var jobDeadline: ContinuousClock.Instant?
 
     /// How long a connect, a send or a reply may take, unless the call's deadline is sooner.
     static let ioTimeout: Duration = .seconds(5)
@@ -54,6 +57,16 @@ final class RedisClient: @unchecked Sendable {
         self.logger = logger
         self.reconnectFor = reconnectFor
         self.boundsEveryCall = boundsEveryCall
+    }
+
+    /// Runs `body`, whose calls give up at `deadline` if `reconnectFor` would let them wait
+    /// longer: connects, sends and replies wait only what is left of it (at least 100 ms).
+    /// - Important: Meant for a client whose calls all come from one serial queue (a
+    ///   ``TaskStore``'s `run`): calls from another thread meanwhile would share the deadline.
+    func within<T>(_ deadline: ContinuousClock.Instant, _ body: () throws -> T) rethrows -> T {
+        lock.withLock { jobDeadline = deadline }
+        defer { lock.withLock { jobDeadline = nil } }
+        return try body()
     }
 
     /// Runs a pipeline (one round trip per node), reconnecting and replaying it if a
@@ -350,7 +363,8 @@ final class RedisClient: @unchecked Sendable {
     private func withReconnection<T>(_ body: () throws -> T) throws -> T {
         let clock = ContinuousClock()
         let start = clock.now
-        callDeadline = boundsEveryCall ? start + reconnectFor : nil
+        let giveUpAt = jobDeadline.map { min($0, start + reconnectFor) } ?? start + reconnectFor
+        callDeadline = boundsEveryCall ? giveUpAt : jobDeadline
         defer { callDeadline = nil }
         var delay = Duration.milliseconds(50)
         var reported = false
@@ -362,7 +376,7 @@ final class RedisClient: @unchecked Sendable {
             } catch let error as YADTQError where Self.isTransient(error) {
                 connections.removeAll()
                 slotMap.forget()
-                if clock.now - start + delay > reconnectFor { throw error }
+                if clock.now + delay > giveUpAt { throw error }
                 if !reported {
                     logger.warning("\(error); retrying with backoff")
                     reported = true

@@ -611,7 +611,17 @@ public final class TaskStore: Sendable {
     }
 
     /// Runs a blocking store call on the store's private queue, off the cooperative pool.
-    public func run<T: Sendable>(_ body: @escaping @Sendable (TaskStore) throws -> T) async throws -> T {
-        try await queue.perform { try body(self) }
+    /// - Parameter deadline: when the caller's answer is due. The queue runs one call at a
+    ///   time, so a call may reach its front late: past `deadline` it fails at once without
+    ///   touching Redis (``CallDeadline/expired``), and before it, it waits for Redis only
+    ///   until `deadline`.
+    public func run<T: Sendable>(
+        by deadline: CallDeadline? = nil, _ body: @escaping @Sendable (TaskStore) throws -> T
+    ) async throws -> T {
+        try await queue.perform {
+            guard let deadline else { return try body(self) }
+            if deadline.hasPassed(at: .now) { throw CallDeadline.expired }
+            return try self.client.within(deadline.instant) { try body(self) }
+        }
     }
 }
