@@ -215,15 +215,15 @@ struct SchedulerRuleTests {
     func lostAfterSample() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
         // Sample at 100 s: ends 10 and 20; the group is behind.
-        #expect(rule.check(now: 100_000, partitions: partitions([(5, 10), (20, 20)]), queued: 3) == nil)
-        #expect(rule.check(now: 101_000, partitions: partitions([(8, 10), (20, 20)]), queued: 3) == nil)
+        #expect(rule.check(now: 100_000, partitions: partitions([(5, 10), (20, 20)]), queued: 3, processing: 0) == nil)
+        #expect(rule.check(now: 101_000, partitions: partitions([(8, 10), (20, 20)]), queued: 3, processing: 0) == nil)
         // The group passes the 100 s sample: the first look covers every queued time.
-        let first = rule.check(now: 102_000, partitions: partitions([(10, 12), (20, 20)]), queued: 3)
+        let first = rule.check(now: 102_000, partitions: partitions([(10, 12), (20, 20)]), queued: 3, processing: 0)
         #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
         // The 102 s and 105 s samples (ends 12, 20) are passed later: only the queued times since.
-        let second = rule.check(now: 105_000, partitions: partitions([(12, 12), (20, 20)]), queued: 1)
+        let second = rule.check(now: 105_000, partitions: partitions([(12, 12), (20, 20)]), queued: 1, processing: 0)
         #expect(second == LostTaskRule.Scan(from: 90_000, to: 95_000, cutoff: 95_000, brokerLostLog: false))
-        #expect(rule.check(now: 105_500, partitions: partitions([(12, 12), (20, 20)]), queued: 1) == nil, "not before the next sample")
+        #expect(rule.check(now: 105_500, partitions: partitions([(12, 12), (20, 20)]), queued: 1, processing: 0) == nil, "not before the next sample")
     }
 
     @Test("lost tasks: a task whose message a worker still holds (running for minutes, or waiting for its retry) is never past the cutoff")
@@ -234,37 +234,41 @@ struct SchedulerRuleTests {
         // partitions and later messages move on.
         let sentAt: Int64 = 100_000
         // Before it, the group is caught up: a look up to 30 s before then.
-        var latestCutoff = rule.check(now: sentAt - 1_000, partitions: partitions([(5, 5), (40, 40)]), queued: 1)?.cutoff ?? 0
+        var latestCutoff = rule.check(now: sentAt - 1_000, partitions: partitions([(5, 5), (40, 40)]), queued: 1, processing: 0)?.cutoff ?? 0
         #expect(latestCutoff == sentAt - 31_000)
         for step in 0..<300 {
             let now = sentAt + Int64(step) * 2_000
             let end = 6 + Int64(step / 10)
-            if let scan = rule.check(now: now, partitions: partitions([(5, end), (40 + Int64(step), 40 + Int64(step))]), queued: 1) {
+            if let scan = rule.check(now: now, partitions: partitions([(5, end), (40 + Int64(step), 40 + Int64(step))]), queued: 1, processing: 0) {
                 latestCutoff = max(latestCutoff, scan.cutoff)
             }
         }
         #expect(latestCutoff < sentAt, "a look reached past the held message's sending: \(latestCutoff)")
     }
 
-    @Test("lost tasks: nothing is looked at while nothing is QUEUED")
+    @Test("lost tasks: nothing is looked at while nothing is QUEUED, and PROCESSING tasks alone only after a lost log")
     func nothingQueued() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
-        #expect(rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0) == nil)
-        #expect(rule.check(now: 103_000, partitions: partitions([(10, 10)]), queued: 0) == nil)
-        let scan = rule.check(now: 106_000, partitions: partitions([(10, 10)]), queued: 2)
+        // Only running tasks: an ordinary look would take none of them.
+        #expect(rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
+        #expect(rule.check(now: 103_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
+        let scan = rule.check(now: 106_000, partitions: partitions([(10, 10)]), queued: 2, processing: 5)
         #expect(scan == LostTaskRule.Scan(from: 0, to: 96_000, cutoff: 96_000, brokerLostLog: false))
+        // The broker restarted empty: the look after a lost log takes PROCESSING tasks too.
+        let lost = rule.check(now: 108_000, partitions: partitions([(0, 0)]), queued: 0, processing: 5)
+        #expect(lost == LostTaskRule.Scan(from: 0, to: 106_000, cutoff: 106_000, brokerLostLog: true))
     }
 
     @Test("lost tasks: a look that did not finish (a shard failed) is looked at again by the next")
     func lostScanFailed() throws {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
-        let first = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 1)
+        let first = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
         #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
-        let checked = rule.check(now: 102_000, partitions: partitions([(10, 10)]), queued: 1)
+        let checked = rule.check(now: 102_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
         let second = try #require(checked)
         #expect(second == LostTaskRule.Scan(from: 90_000, to: 92_000, cutoff: 92_000, brokerLostLog: false))
         rule.scanFailed(second)
-        let third = rule.check(now: 104_000, partitions: partitions([(10, 10)]), queued: 1)
+        let third = rule.check(now: 104_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
         #expect(third == LostTaskRule.Scan(from: 90_000, to: 94_000, cutoff: 94_000, brokerLostLog: false))
     }
 
@@ -311,12 +315,12 @@ struct SchedulerRuleTests {
     @Test("lost tasks: an end offset going down means the broker lost its log")
     func brokerLostLog() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
-        #expect(rule.check(now: 100_000, partitions: partitions([(3, 50), (4, 60)]), queued: 90) == nil)
-        let scan = rule.check(now: 102_000, partitions: partitions([(0, 0), (0, 60)]), queued: 90)
+        #expect(rule.check(now: 100_000, partitions: partitions([(3, 50), (4, 60)]), queued: 90, processing: 0) == nil)
+        let scan = rule.check(now: 102_000, partitions: partitions([(0, 0), (0, 60)]), queued: 90, processing: 0)
         #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
         var restarted = rule
         restarted.restart()
-        #expect(restarted.check(now: 104_000, partitions: partitions([(0, 0), (0, 0)]), queued: 90) != nil, "a new term looks at everything")
+        #expect(restarted.check(now: 104_000, partitions: partitions([(0, 0), (0, 0)]), queued: 90, processing: 0) != nil, "a new term looks at everything")
     }
 }
 

@@ -193,9 +193,11 @@ public final class Scheduler: @unchecked Sendable {
             // PROCESSING tasks lose their message too when the broker loses its log (see
             // ``TaskScripts/lost``).
             let counts = try store.counts()
-            let unfinished = (counts[.queued] ?? 0) + (counts[.processing] ?? 0)
             let now = currentEpochMilliseconds()
-            guard let scan = lostRule.check(now: now, partitions: partitions, queued: unfinished) else { return }
+            guard
+                let scan = lostRule.check(
+                    now: now, partitions: partitions, queued: counts[.queued] ?? 0, processing: counts[.processing] ?? 0)
+            else { return }
             if scan.brokerLostLog {
                 logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
             }

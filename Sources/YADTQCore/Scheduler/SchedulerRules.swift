@@ -102,7 +102,8 @@ public struct TickPlanner: Sendable {
 ///
 /// Each check says which queued times to look at: those queued since the previous check, or,
 /// after a takeover and then every ``fullScanEvery``, all of them (a task released from
-/// SCHEDULED or retried keeps its old queued time). With no task QUEUED nothing is looked at.
+/// SCHEDULED or retried keeps its old queued time). With no task QUEUED (nor PROCESSING, after
+/// a lost log) nothing is looked at.
 ///
 /// The end offsets of some brokers are low (Tansu 0.6 answers the start of the last batch):
 /// a sample then counts as reached a little early, and a task still waiting in a long last
@@ -179,8 +180,13 @@ public struct LostTaskRule: Sendable {
     }
 
     /// One check at `now`: the partitions as the broker answered, and how many tasks are
-    /// QUEUED. Returns what to look at, if anything.
-    public mutating func check(now: Int64, partitions: [Partition], queued: Int) -> Scan? {
+    /// QUEUED and PROCESSING. Returns what to look at, if anything.
+    ///
+    /// The two counts are told apart because the two kinds of look take different tasks: an
+    /// ordinary look takes only QUEUED tasks (a PROCESSING task's worker holds its message),
+    /// a look after a lost log takes PROCESSING ones too. With one sum, a queue whose only
+    /// unfinished tasks run would be looked through every 2 s for nothing.
+    public mutating func check(now: Int64, partitions: [Partition], queued: Int, processing: Int) -> Scan? {
         defer { lastCheck = now }
         let ends = Dictionary(partitions.map { ($0.partition, $0.end) }, uniquingKeysWith: max)
         let lost = ends.contains { partition, end in lastEnds[partition].map { end < $0 } ?? false }
@@ -191,7 +197,7 @@ public struct LostTaskRule: Sendable {
             let cutoff = lastCheck ?? now
             lastFullScan = now
             scannedTo = max(scannedTo, cutoff)
-            return queued > 0 ? Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
+            return queued + processing > 0 ? Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
         }
         if lastSample.map({ now - $0 >= sampleEvery.inMilliseconds }) ?? true {
             samples.append(Sample(at: now, ends: ends))
