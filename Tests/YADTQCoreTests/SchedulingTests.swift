@@ -259,6 +259,20 @@ struct SchedulerRuleTests {
         #expect(lost == LostTaskRule.Scan(from: 0, to: 106_000, cutoff: 106_000, brokerLostLog: true))
     }
 
+    @Test("lost tasks: a task the broker did not take a copy of, and still PROCESSING, is offered again until it ends")
+    func owedCopies() {
+        var rule = LostTaskRule()
+        rule.copiesRefused(["a", "b", "c"])
+        #expect(rule.copiesOwed == ["a", "b", "c"])
+        // a still waits (PROCESSING); b ended meanwhile (its attempt still ran); c was purged.
+        #expect(rule.copiesDue([("a", .processing), ("b", .success), ("c", nil)]) == ["a"])
+        #expect(rule.copiesOwed.isEmpty, "what is handed out is owed again only when refused again")
+        rule.copiesRefused(["a"])
+        rule.restart()
+        #expect(rule.copiesOwed == ["a"], "a new term of the same worker still owes the copy")
+        #expect(rule.copiesDue([("a", .queued)]) == ["a"], "a copy whose publish failed as a whole, of a task QUEUED")
+    }
+
     @Test("lost tasks: a look that did not finish (a shard failed) is looked at again by the next")
     func lostScanFailed() throws {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))

@@ -152,7 +152,7 @@ public final class Scheduler: @unchecked Sendable {
     /// its rounds (a round is up to 1,000 tasks per shard), however long the whole takes.
     private func releaseDueTasks() throws {
         let store = try clients().publisher.store
-        try sweep(store, why: "due") { call in
+        try sweep(store, why: "due", publishing: { _ = try publish($0, why: "due") }) { call in
             let (tasks, more) = try store.releaseDue(topic: topic, at: currentEpochMilliseconds(), shard: call.shard)
             return (tasks.map(\.message), more ? "" : nil)
         } betweenRounds: {
@@ -190,6 +190,7 @@ public final class Scheduler: @unchecked Sendable {
         do {
             guard let partitions = try readPartitions() else { return }
             let store = try clients().publisher.store
+            try sendOwedCopies(store)
             // PROCESSING tasks lose their message too when the broker loses its log (see
             // ``TaskScripts/lost``).
             let counts = try store.counts()
@@ -202,7 +203,7 @@ public final class Scheduler: @unchecked Sendable {
                 logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
             }
             do {
-                try sweep(store, why: "lost") { call in
+                try sweep(store, why: "lost", publishing: publishLost) { call in
                     let (tasks, next) = try store.takeLost(
                         topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
                         includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
@@ -220,6 +221,29 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
+    /// Publishes again the copies the broker did not take at an earlier check, of the tasks
+    /// still QUEUED or PROCESSING (see ``LostTaskRule/copiesDue(_:)``).
+    private func sendOwedCopies(_ store: TaskStore) throws {
+        let owed = lostRule.copiesOwed
+        guard !owed.isEmpty else { return }
+        let records = try store.records(ids: owed)
+        let due = Set(lostRule.copiesDue(Array(zip(owed, records.map { $0?.status }))))
+        let now = currentEpochMilliseconds()
+        try publishLost(records.compactMap { $0 }.filter { due.contains($0.id) }.map { $0.message(orQueuedAt: now) })
+    }
+
+    /// Publishes lost tasks again; those whose copy did not reach the broker and that still
+    /// wait for one are owed it (``LostTaskRule/copiesRefused(_:)``), all of them when the
+    /// publish failed as a whole.
+    private func publishLost(_ messages: [TaskMessage]) throws {
+        do {
+            lostRule.copiesRefused(try publish(messages, why: "lost"))
+        } catch {
+            lostRule.copiesRefused(messages.map(\.id))
+            throw error
+        }
+    }
+
     /// The topic's partitions as the broker and the group's commits show them; `nil` when the
     /// topic does not exist (a broker that lost it: its tasks are found once it is back).
     private func readPartitions() throws -> [LostTaskRule.Partition]? {
@@ -234,13 +258,13 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// Walks the task shards as ``ShardSweep`` says, publishing what `take` takes from them
-    /// (given a call, its tasks and where to go on in the shard, `nil` when it is done), with
-    /// `betweenRounds` run before each further round while this worker is still the scheduler.
-    /// Throws the failures of the shards it left out, once it has been through the others.
+    /// Walks the task shards as ``ShardSweep`` says, handing `publishing` what `take` takes
+    /// from them (given a call, its tasks and where to go on in the shard, `nil` when it is
+    /// done), with `betweenRounds` run before each further round while this worker is still the
+    /// scheduler. Throws the failures of the shards it left out, once it has been through the others.
     private func sweep(
-        _ store: TaskStore, why: String, take: (ShardSweep.Call) throws -> ([TaskMessage], next: String?),
-        betweenRounds: () -> Void = {}
+        _ store: TaskStore, why: String, publishing: ([TaskMessage]) throws -> Void,
+        take: (ShardSweep.Call) throws -> ([TaskMessage], next: String?), betweenRounds: () -> Void = {}
     ) throws {
         var sweep = ShardSweep(shards: store.keys.shards)
         while true {
@@ -253,7 +277,7 @@ public final class Scheduler: @unchecked Sendable {
                     sweep.failed("\(error)")
                 }
             case .publish(let tasks):
-                try publish(tasks, why: why)
+                try publishing(tasks)
             case .nextRound:
                 guard isActive else { return }
                 betweenRounds()
@@ -267,11 +291,28 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    private func publish(_ messages: [TaskMessage], why: String) throws {
-        guard !messages.isEmpty else { return }
-        let results = try clients().publisher.republish(messages)
-        let failed = results.filter { if case .failed = $0.outcome { true } else { false } }
-        let failures = failed.isEmpty ? "" : "; \(failed.count) failed (now FAILED): \(failed[0].outcome)"
-        logger.notice("published \(messages.count - failed.count) \(why) tasks to \(topic)\(failures)")
+    /// Publishes tasks QUEUED (or, lost, PROCESSING) in Redis; returns those the broker did not
+    /// take that are PROCESSING: ``TaskScripts/failUnpublished`` fails only QUEUED tasks, as a
+    /// PROCESSING one may still run on a worker (see ``LostTaskRule``).
+    private func publish(_ messages: [TaskMessage], why: String) throws -> [String] {
+        guard !messages.isEmpty else { return [] }
+        let publisher = try clients().publisher
+        let refused = try publisher.republish(messages).filter { $0.refusal != nil }
+        var failures = ""
+        var processing: [String] = []
+        if let reason = refused.first?.refusal {
+            let statuses = try publisher.store.statuses(of: refused.map(\.message.id))
+            processing = zip(refused, statuses).filter { $0.1 == .processing }.map(\.0.message.id)
+            let failed = statuses.filter { $0 == .failed }.count
+            let ended = refused.count - failed - processing.count
+            failures = "; not taken by the broker (\(reason)): "
+                + [
+                    failed > 0 ? "\(failed) now FAILED (yadtq-ctl retry publishes them again)" : nil,
+                    processing.isEmpty ? nil : "\(processing.count) still PROCESSING (offered again at the next check)",
+                    ended > 0 ? "\(ended) ended meanwhile" : nil,
+                ].compactMap { $0 }.joined(separator: ", ")
+        }
+        logger.notice("published \(messages.count - refused.count) \(why) tasks to \(topic)\(failures)")
+        return processing
     }
 }

@@ -105,6 +105,13 @@ public struct TickPlanner: Sendable {
 /// SCHEDULED or retried keeps its old queued time). With no task QUEUED (nor PROCESSING, after
 /// a lost log) nothing is looked at.
 ///
+/// A PROCESSING task taken after a lost log whose copy the broker does not take stays
+/// PROCESSING (it may still run on a worker, a long task whose outcome is worth keeping), and
+/// is owed a copy: offered again at every check (``copiesRefused(_:)``, ``copiesDue(_:)``)
+/// until the broker takes one or the task is PROCESSING no longer. Failing it instead would
+/// throw away the outcome of an attempt that may still end SUCCESS; leaving it alone would
+/// leave a task whose retry its worker dropped with the partition PROCESSING for ever.
+///
 /// The end offsets of some brokers are low (Tansu 0.6 answers the start of the last batch):
 /// a sample then counts as reached a little early, and a task still waiting in a long last
 /// batch can be taken as lost after ``slack``; it is then published twice and its second
@@ -160,6 +167,9 @@ public struct LostTaskRule: Sendable {
     private var lastSample: Int64?
     private var scannedTo: Int64 = 0
     private var lastFullScan: Int64?
+    /// Tasks owed a copy: taken to be published again, but not taken by the broker. At most the
+    /// tasks a lost-log look took, so at most those QUEUED and PROCESSING then.
+    private var owed: Set<String> = []
 
     public init(sampleEvery: Duration = .seconds(2), slack: Duration = .seconds(30), fullScanEvery: Duration = .seconds(600)) {
         self.sampleEvery = sampleEvery
@@ -168,9 +178,29 @@ public struct LostTaskRule: Sendable {
     }
 
     /// Forgets what it saw, for a new term as the scheduler: the first check after it looks
-    /// at every queued time.
+    /// at every queued time. The copies owed are kept: nothing else would send them.
     public mutating func restart() {
+        let owed = owed
         self = LostTaskRule(sampleEvery: sampleEvery, slack: slack, fullScanEvery: fullScanEvery)
+        self.owed = owed
+    }
+
+    /// Tasks taken to be published again whose copy did not reach the broker (refused, or the
+    /// publish failed), and that still wait for one: they are offered again at the next check.
+    public mutating func copiesRefused(_ ids: some Sequence<String>) {
+        owed.formUnion(ids)
+    }
+
+    /// The tasks owed a copy, to be read from Redis and handed to ``copiesDue(_:)``.
+    public var copiesOwed: [String] { owed.sorted() }
+
+    /// Of the tasks owed a copy, given their status in Redis now (`nil`: no such task), the ones
+    /// to publish again: those still QUEUED or PROCESSING. The others are forgotten: ended
+    /// (their attempt that still ran finished them, an operator cancelled or failed them), or
+    /// purged. Those returned are forgotten too, until ``copiesRefused(_:)`` says otherwise.
+    public mutating func copiesDue(_ statuses: [(id: String, status: TaskStatus?)]) -> [String] {
+        owed.subtract(statuses.map(\.id))
+        return statuses.filter { $0.status == .queued || $0.status == .processing }.map(\.id)
     }
 
     /// The look `scan` did not finish (a shard failed, or the broker): the next scan starts where
