@@ -273,6 +273,66 @@ struct SchedulerRuleTests {
         #expect(rule.copiesDue([("a", .queued)]) == ["a"], "a copy whose publish failed as a whole, of a task QUEUED")
     }
 
+    private func keepingRule() -> LostTaskRule {
+        LostTaskRule(
+            sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600), storeEvery: .seconds(5),
+            storeAgainEvery: .seconds(3600))
+    }
+
+    @Test("lost tasks: a scheduler taking over finds the log lost by the end offsets kept in Redis")
+    func storedEndsShowLostLog() {
+        // The whole stack restarted: the broker is empty, the new scheduler never saw the old ends.
+        var rule = keepingRule()
+        rule.restart(storedEnds: [0: 40, 1: 7])
+        let scan = rule.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1)
+        #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
+        #expect(rule.endsToStore(now: 100_000) == [0: 0, 1: 0], "once looked through, the new ends are kept")
+        // Ends at or past those kept: nothing was lost.
+        var kept = keepingRule()
+        kept.restart(storedEnds: [0: 40, 1: 7])
+        #expect(kept.check(now: 100_000, partitions: partitions([(40, 40), (7, 9)]), queued: 0, processing: 1) == nil)
+        // Nothing kept (the first run, or a week without a scheduler): no loss can be told.
+        var fresh = keepingRule()
+        fresh.restart(storedEnds: [:])
+        #expect(fresh.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1) == nil)
+    }
+
+    @Test("lost tasks: the end offsets are kept when they changed, at most every few seconds, and again hourly")
+    func endsKept() {
+        var rule = keepingRule()
+        rule.restart(storedEnds: [0: 10])
+        _ = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 100_000) == [0: 10], "written at the first check of a term")
+        rule.endsStored([0: 10], at: 100_000)
+        _ = rule.check(now: 102_000, partitions: partitions([(10, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 102_000) == nil, "changed, but written 2 s ago")
+        _ = rule.check(now: 106_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 106_000) == [0: 12])
+        rule.endsStored([0: 12], at: 106_000)
+        _ = rule.check(now: 200_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 200_000) == nil, "unchanged")
+        _ = rule.check(now: 3_706_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 3_706_000) == [0: 12], "written again after an hour, so the key does not expire")
+    }
+
+    @Test("lost tasks: a look after a lost log that failed is done again; the ends kept stay the old ones until it is done and every copy sent")
+    func lostLogLookAgain() throws {
+        var rule = keepingRule()
+        _ = rule.check(now: 100_000, partitions: partitions([(50, 50)]), queued: 0, processing: 2)
+        rule.endsStored([0: 50], at: 100_000)
+        let checked = rule.check(now: 102_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2)
+        let scan = try #require(checked)
+        #expect(scan.brokerLostLog)
+        rule.scanFailed(scan)
+        #expect(rule.endsToStore(now: 110_000) == nil, "the look is to be done again")
+        #expect(rule.check(now: 104_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2) == scan, "the same look again")
+        rule.copiesRefused(["t1"])
+        #expect(rule.endsToStore(now: 110_000) == nil, "a copy is owed")
+        _ = rule.copiesDue([("t1", .success)])
+        #expect(rule.endsToStore(now: 110_000) == [0: 0])
+        #expect(rule.check(now: 112_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2) == nil, "done once")
+    }
+
     @Test("lost tasks: a look that did not finish (a shard failed) is looked at again by the next")
     func lostScanFailed() throws {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))

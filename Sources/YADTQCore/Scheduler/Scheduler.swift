@@ -7,7 +7,8 @@ import Logging
 /// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(topic:at:shard:limit:)``);
 /// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
 /// - publishes again, once, QUEUED tasks whose message was lost, and PROCESSING ones when the
-///   broker lost its log (``LostTaskRule``,
+///   broker lost its log, told by an end offset going down or below the one kept in Redis
+///   (``LostTaskRule``, ``TaskStore/storedEnds(of:)``,
 ///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:includingProcessing:at:shard:cursor:)``).
 ///
 /// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
@@ -20,7 +21,7 @@ import Logging
 public final class Scheduler: @unchecked Sendable {
     // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner`,
     // `leaseProblems` and `tickProblems` are used by the scheduler thread only, `lostRule`,
-    // `wasActiveForLost` and `lostProblems` by the lost-task thread only; everything else is
+    // `wasActiveForLost`, `awaitsStoredEnds` and `lostProblems` by the lost-task thread only; everything else is
     // immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
     private let topic: String
     private let owner: String
@@ -42,6 +43,9 @@ public final class Scheduler: @unchecked Sendable {
     private var lostRule: LostTaskRule
     /// Whether the lost-task thread's last run found this worker the scheduler.
     private var wasActiveForLost = false
+    /// Whether this term's lost-task rule still waits for the end offsets kept in Redis: no
+    /// check is made before they are read, as the first check is what compares with them.
+    private var awaitsStoredEnds = false
     /// Failures that go on (Redis away or full) are reported when they start and every 5 s,
     /// not at every run of a thread that runs five times a second.
     private var leaseProblems = ProblemReport()
@@ -182,42 +186,57 @@ public final class Scheduler: @unchecked Sendable {
     // MARK: - The lost-task thread
 
     private func checkLost() {
-        // A new term of this worker as the scheduler starts with a whole look (a takeover).
+        // A new term of this worker as the scheduler starts with a whole look (a takeover), and
+        // compares the broker's end offsets with those kept in Redis before its first check.
         let active = isActive
         defer { wasActiveForLost = active }
         guard active else { return }
-        if !wasActiveForLost { lostRule.restart() }
+        if !wasActiveForLost { awaitsStoredEnds = true }
         do {
-            guard let partitions = try readPartitions() else { return }
             let store = try clients().publisher.store
+            if awaitsStoredEnds {
+                lostRule.restart(storedEnds: try store.storedEnds(of: topic))
+                awaitsStoredEnds = false
+            }
+            guard let partitions = try readPartitions() else { return }
             try sendOwedCopies(store)
             // PROCESSING tasks lose their message too when the broker loses its log (see
             // ``TaskScripts/lost``).
             let counts = try store.counts()
             let now = currentEpochMilliseconds()
-            guard
-                let scan = lostRule.check(
-                    now: now, partitions: partitions, queued: counts[.queued] ?? 0, processing: counts[.processing] ?? 0)
-            else { return }
-            if scan.brokerLostLog {
-                logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
+            if let scan = lostRule.check(
+                now: now, partitions: partitions, queued: counts[.queued] ?? 0, processing: counts[.processing] ?? 0)
+            {
+                try lookForLost(scan, in: store, at: now)
             }
-            do {
-                try sweep(store, why: "lost", publishing: publishLost) { call in
-                    let (tasks, next) = try store.takeLost(
-                        topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
-                        includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
-                    return (tasks, next.isEmpty ? nil : next)
-                }
-            } catch {
-                lostRule.scanFailed(scan)
-                throw error
+            if let ends = lostRule.endsToStore(now: now) {
+                try store.storeEnds(ends, of: topic)
+                lostRule.endsStored(ends, at: now)
             }
             _ = lostProblems.cleared()
         } catch {
             if lostProblems.shouldReport("\(error)", at: .now) {
                 logger.warning("scheduler: looking for lost tasks: \(error) (trying again shortly)")
             }
+        }
+    }
+
+    /// Takes the tasks `scan` finds lost and publishes them again.
+    private func lookForLost(_ scan: LostTaskRule.Scan, in store: TaskStore, at now: Int64) throws {
+        if scan.brokerLostLog {
+            logger.warning(
+                "the broker lost the log of \(topic) (an end offset went down, or is below the one kept in Redis): looking for tasks to publish again")
+        }
+        do {
+            try sweep(store, why: "lost", publishing: publishLost) { call in
+                let (tasks, next) = try store.takeLost(
+                    topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
+                    includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
+                return (tasks, next.isEmpty ? nil : next)
+            }
+        } catch {
+            lostRule.scanFailed(scan)
+            throw error
         }
     }
 
