@@ -227,15 +227,15 @@ struct SchedulerRuleTests {
     func lostAfterSample() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
         // Sample at 100 s: ends 10 and 20; the group is behind.
-        #expect(rule.check(now: 100_000, partitions: partitions([(5, 10), (20, 20)]), queued: 3) == nil)
-        #expect(rule.check(now: 101_000, partitions: partitions([(8, 10), (20, 20)]), queued: 3) == nil)
+        #expect(rule.check(now: 100_000, partitions: partitions([(5, 10), (20, 20)]), queued: 3, processing: 0) == nil)
+        #expect(rule.check(now: 101_000, partitions: partitions([(8, 10), (20, 20)]), queued: 3, processing: 0) == nil)
         // The group passes the 100 s sample: the first look covers every queued time.
-        let first = rule.check(now: 102_000, partitions: partitions([(10, 12), (20, 20)]), queued: 3)
+        let first = rule.check(now: 102_000, partitions: partitions([(10, 12), (20, 20)]), queued: 3, processing: 0)
         #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
         // The 102 s and 105 s samples (ends 12, 20) are passed later: only the queued times since.
-        let second = rule.check(now: 105_000, partitions: partitions([(12, 12), (20, 20)]), queued: 1)
+        let second = rule.check(now: 105_000, partitions: partitions([(12, 12), (20, 20)]), queued: 1, processing: 0)
         #expect(second == LostTaskRule.Scan(from: 90_000, to: 95_000, cutoff: 95_000, brokerLostLog: false))
-        #expect(rule.check(now: 105_500, partitions: partitions([(12, 12), (20, 20)]), queued: 1) == nil, "not before the next sample")
+        #expect(rule.check(now: 105_500, partitions: partitions([(12, 12), (20, 20)]), queued: 1, processing: 0) == nil, "not before the next sample")
     }
 
     @Test("lost tasks: a task whose message a worker still holds (running for minutes, or waiting for its retry) is never past the cutoff")
@@ -246,37 +246,115 @@ struct SchedulerRuleTests {
         // partitions and later messages move on.
         let sentAt: Int64 = 100_000
         // Before it, the group is caught up: a look up to 30 s before then.
-        var latestCutoff = rule.check(now: sentAt - 1_000, partitions: partitions([(5, 5), (40, 40)]), queued: 1)?.cutoff ?? 0
+        var latestCutoff = rule.check(now: sentAt - 1_000, partitions: partitions([(5, 5), (40, 40)]), queued: 1, processing: 0)?.cutoff ?? 0
         #expect(latestCutoff == sentAt - 31_000)
         for step in 0..<300 {
             let now = sentAt + Int64(step) * 2_000
             let end = 6 + Int64(step / 10)
-            if let scan = rule.check(now: now, partitions: partitions([(5, end), (40 + Int64(step), 40 + Int64(step))]), queued: 1) {
+            if let scan = rule.check(now: now, partitions: partitions([(5, end), (40 + Int64(step), 40 + Int64(step))]), queued: 1, processing: 0) {
                 latestCutoff = max(latestCutoff, scan.cutoff)
             }
         }
         #expect(latestCutoff < sentAt, "a look reached past the held message's sending: \(latestCutoff)")
     }
 
-    @Test("lost tasks: nothing is looked at while nothing is QUEUED")
+    @Test("lost tasks: nothing is looked at while nothing is QUEUED, and PROCESSING tasks alone only after a lost log")
     func nothingQueued() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
-        #expect(rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0) == nil)
-        #expect(rule.check(now: 103_000, partitions: partitions([(10, 10)]), queued: 0) == nil)
-        let scan = rule.check(now: 106_000, partitions: partitions([(10, 10)]), queued: 2)
+        // Only running tasks: an ordinary look would take none of them.
+        #expect(rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
+        #expect(rule.check(now: 103_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
+        let scan = rule.check(now: 106_000, partitions: partitions([(10, 10)]), queued: 2, processing: 5)
         #expect(scan == LostTaskRule.Scan(from: 0, to: 96_000, cutoff: 96_000, brokerLostLog: false))
+        // The broker restarted empty: the look after a lost log takes PROCESSING tasks too.
+        let lost = rule.check(now: 108_000, partitions: partitions([(0, 0)]), queued: 0, processing: 5)
+        #expect(lost == LostTaskRule.Scan(from: 0, to: 106_000, cutoff: 106_000, brokerLostLog: true))
+    }
+
+    @Test("lost tasks: a task the broker did not take a copy of, and still PROCESSING, is offered again until it ends")
+    func owedCopies() {
+        var rule = LostTaskRule()
+        rule.copiesRefused(["a", "b", "c"])
+        #expect(rule.copiesOwed == ["a", "b", "c"])
+        // a still waits (PROCESSING); b ended meanwhile (its attempt still ran); c was purged.
+        #expect(rule.copiesDue([("a", .processing), ("b", .success), ("c", nil)]) == ["a"])
+        #expect(rule.copiesOwed.isEmpty, "what is handed out is owed again only when refused again")
+        rule.copiesRefused(["a"])
+        rule.restart()
+        #expect(rule.copiesOwed == ["a"], "a new term of the same worker still owes the copy")
+        #expect(rule.copiesDue([("a", .queued)]) == ["a"], "a copy whose publish failed as a whole, of a task QUEUED")
+    }
+
+    private func keepingRule() -> LostTaskRule {
+        LostTaskRule(
+            sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600), storeEvery: .seconds(5),
+            storeAgainEvery: .seconds(3600))
+    }
+
+    @Test("lost tasks: a scheduler taking over finds the log lost by the end offsets kept in Redis")
+    func storedEndsShowLostLog() {
+        // The whole stack restarted: the broker is empty, the new scheduler never saw the old ends.
+        var rule = keepingRule()
+        rule.restart(storedEnds: [0: 40, 1: 7])
+        let scan = rule.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1)
+        #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
+        #expect(rule.endsToStore(now: 100_000) == [0: 0, 1: 0], "once looked through, the new ends are kept")
+        // Ends at or past those kept: nothing was lost.
+        var kept = keepingRule()
+        kept.restart(storedEnds: [0: 40, 1: 7])
+        #expect(kept.check(now: 100_000, partitions: partitions([(40, 40), (7, 9)]), queued: 0, processing: 1) == nil)
+        // Nothing kept (the first run, or a week without a scheduler): no loss can be told.
+        var fresh = keepingRule()
+        fresh.restart(storedEnds: [:])
+        #expect(fresh.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1) == nil)
+    }
+
+    @Test("lost tasks: the end offsets are kept when they changed, at most every few seconds, and again hourly")
+    func endsKept() {
+        var rule = keepingRule()
+        rule.restart(storedEnds: [0: 10])
+        _ = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 100_000) == [0: 10], "written at the first check of a term")
+        rule.endsStored([0: 10], at: 100_000)
+        _ = rule.check(now: 102_000, partitions: partitions([(10, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 102_000) == nil, "changed, but written 2 s ago")
+        _ = rule.check(now: 106_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 106_000) == [0: 12])
+        rule.endsStored([0: 12], at: 106_000)
+        _ = rule.check(now: 200_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 200_000) == nil, "unchanged")
+        _ = rule.check(now: 3_706_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
+        #expect(rule.endsToStore(now: 3_706_000) == [0: 12], "written again after an hour, so the key does not expire")
+    }
+
+    @Test("lost tasks: a look after a lost log that failed is done again; the ends kept stay the old ones until it is done and every copy sent")
+    func lostLogLookAgain() throws {
+        var rule = keepingRule()
+        _ = rule.check(now: 100_000, partitions: partitions([(50, 50)]), queued: 0, processing: 2)
+        rule.endsStored([0: 50], at: 100_000)
+        let checked = rule.check(now: 102_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2)
+        let scan = try #require(checked)
+        #expect(scan.brokerLostLog)
+        rule.scanFailed(scan)
+        #expect(rule.endsToStore(now: 110_000) == nil, "the look is to be done again")
+        #expect(rule.check(now: 104_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2) == scan, "the same look again")
+        rule.copiesRefused(["t1"])
+        #expect(rule.endsToStore(now: 110_000) == nil, "a copy is owed")
+        _ = rule.copiesDue([("t1", .success)])
+        #expect(rule.endsToStore(now: 110_000) == [0: 0])
+        #expect(rule.check(now: 112_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2) == nil, "done once")
     }
 
     @Test("lost tasks: a look that did not finish (a shard failed) is looked at again by the next")
     func lostScanFailed() throws {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
-        let first = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 1)
+        let first = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
         #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
-        let checked = rule.check(now: 102_000, partitions: partitions([(10, 10)]), queued: 1)
+        let checked = rule.check(now: 102_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
         let second = try #require(checked)
         #expect(second == LostTaskRule.Scan(from: 90_000, to: 92_000, cutoff: 92_000, brokerLostLog: false))
         rule.scanFailed(second)
-        let third = rule.check(now: 104_000, partitions: partitions([(10, 10)]), queued: 1)
+        let third = rule.check(now: 104_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
         #expect(third == LostTaskRule.Scan(from: 90_000, to: 94_000, cutoff: 94_000, brokerLostLog: false))
     }
 
@@ -323,12 +401,12 @@ struct SchedulerRuleTests {
     @Test("lost tasks: an end offset going down means the broker lost its log")
     func brokerLostLog() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
-        #expect(rule.check(now: 100_000, partitions: partitions([(3, 50), (4, 60)]), queued: 90) == nil)
-        let scan = rule.check(now: 102_000, partitions: partitions([(0, 0), (0, 60)]), queued: 90)
+        #expect(rule.check(now: 100_000, partitions: partitions([(3, 50), (4, 60)]), queued: 90, processing: 0) == nil)
+        let scan = rule.check(now: 102_000, partitions: partitions([(0, 0), (0, 60)]), queued: 90, processing: 0)
         #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
         var restarted = rule
         restarted.restart()
-        #expect(restarted.check(now: 104_000, partitions: partitions([(0, 0), (0, 0)]), queued: 90) != nil, "a new term looks at everything")
+        #expect(restarted.check(now: 104_000, partitions: partitions([(0, 0), (0, 0)]), queued: 90, processing: 0) != nil, "a new term looks at everything")
     }
 }
 

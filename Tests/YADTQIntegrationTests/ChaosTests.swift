@@ -276,16 +276,19 @@ struct ChaosTests {
         for worker in workers where worker.isRunning { kill(worker.processIdentifier, SIGKILL) }
     }
 
+    /// A task type whose first attempt fails: it then waits out its backoff PROCESSING.
+    private static let failsOnce = [
+        "fails_once": """
+            return function(args, task)
+              if task.attempt == 1 then error("the first attempt fails", 0) end
+              return task.attempt
+            end
+            """
+    ]
+
     @Test("the broker restarted empty while a task waits for its retry (PROCESSING): the scheduler publishes it again and it ends SUCCESS")
     func brokerRestartDuringBackoff() throws {
-        let stack = try ChaosStack(privateServices: true, extraPlugins: [
-            "fails_once": """
-                return function(args, task)
-                  if task.attempt == 1 then error("the first attempt fails", 0) end
-                  return task.attempt
-                end
-                """
-        ])
+        let stack = try ChaosStack(privateServices: true, extraPlugins: Self.failsOnce)
         defer { stack.shutDown() }
         try createTopic(stack, partitions: 1)
         let worker = try stack.base.startWorker("w1", arguments: ["--retry-delay", "20s", "--retry-max-delay", "20s"])
@@ -302,6 +305,41 @@ struct ChaosTests {
         #expect(record?.status == .success, "\(String(describing: record))")
         #expect(record.map { $0.attempts <= 3 } == true)
         #expect(ChaosStack.stop([worker]) == [0])
+    }
+
+    @Test("the broker restarted empty while no worker ran, a task left PROCESSING by a killed worker: the next scheduler finds the end offsets kept in Redis higher, publishes it again, and it ends SUCCESS")
+    func brokerRestartWhileNoWorkerRan() throws {
+        let stack = try ChaosStack(privateServices: true, extraPlugins: Self.failsOnce)
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 1)
+        let first = try stack.base.startWorker("w1", arguments: ["--retry-delay", "60s", "--retry-max-delay", "60s"])
+        // A task before it, in a batch of its own: the local broker's end offset reads as the
+        // start of the last batch, so the lost task's end must be above the empty log's 0.
+        let before = try stack.base.run(input: "add 1 2\n")
+        #expect(before.status == 0, "\(before.stderr)")
+        let beforeIDs = before.stdout.split(separator: "\n").map(String.init)
+        #expect(try stack.base.waitForTerminal(beforeIDs, timeout: .seconds(60)).allSatisfy { $0?.status == .success })
+        let run = try stack.base.run(input: #"{"id": "orphan-1", "type": "fails_once", "args": []}"# + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let store = stack.store
+        #expect(try ChaosStack.waitUntil(.seconds(60)) { try store.record(id: "orphan-1")?.errors.count == 1 })
+        // The scheduler keeps the end offset past the task's message in Redis.
+        #expect(try ChaosStack.waitUntil(.seconds(30)) { (try store.storedEnds(of: stack.base.topic)[0] ?? 0) >= 1 })
+        // The whole stack goes down: the worker first, then the broker, which comes back empty.
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        kill(try stack.servicePID("tansu"), SIGKILL)
+        Thread.sleep(forTimeInterval: 1)
+        try stack.startServices()
+        #expect(try store.record(id: "orphan-1")?.status == .processing)
+        // A worker waits for its topic: the stack comes back with the next run making it (here
+        // with no task, so the broker's end offset stays below the one kept).
+        try createTopic(stack, partitions: 1)
+        let second = try stack.base.startWorker("w2")
+        let record = try stack.base.waitForTerminal(["orphan-1"], timeout: .seconds(120))[0]
+        #expect(record?.status == .success, "\(String(describing: record))\n\(stack.base.workerLog("w2").suffix(2000))")
+        #expect(stack.base.workerLog("w2").contains("lost the log"), "the new scheduler found the loss by the ends kept in Redis")
+        #expect(ChaosStack.stop([second]) == [0])
     }
 
     @Test("a broker restarted empty lost the dead-letter topic too: the worker makes it again, and a failed task's copy reaches it")

@@ -32,6 +32,11 @@ public struct TaskRecord: Sendable, Equatable {
     /// the outside view: a retry publishes the task there again.
     public var topic: String?
 
+    /// The task's message, to publish it again: its queued time, else `queuedAt`.
+    public func message(orQueuedAt queuedAt: Int64) -> TaskMessage {
+        TaskMessage(id: id, type: type, args: args.arrayValue ?? [], maxAttempts: maxAttempts, queuedAt: self.queuedAt ?? queuedAt)
+    }
+
     init(
         id: String, status: TaskStatus, type: String, args: JSONValue, attempts: Int, maxAttempts: Int,
         result: JSONValue?, error: String?, errors: [AttemptError], logs: [String], progress: Double?,

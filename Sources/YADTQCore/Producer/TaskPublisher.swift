@@ -24,6 +24,10 @@ public struct PublishedTask: Sendable {
 
     public var message: TaskMessage
     public var outcome: Outcome
+    /// Why the broker did not take the task (librdkafka's reason), without what to do: a
+    /// caller republishing PROCESSING tasks, which ``TaskScripts/failUnpublished`` leaves as
+    /// they are, says what it does with them instead.
+    public var refusal: String? = nil
 }
 
 /// Publishes tasks the way every YADTQ producer must: QUEUED in Redis first (one
@@ -284,6 +288,7 @@ public final class TaskPublisher: @unchecked Sendable {
             case .refused(let reason):
                 let text = Self.notPublished(id: messages[index].id, topic: taskTopic, reason: reason)
                 results[index].outcome = .failed(text)
+                results[index].refusal = reason
                 unpublished.append((messages[index].id, text))
             }
         }
@@ -388,9 +393,7 @@ extension TaskPublisher {
         var byTopic: [String: (indexes: [Int], messages: [TaskMessage])] = [:]
         for (index, record) in zip(requeued, records) {
             guard let record else { continue }
-            let message = TaskMessage(
-                id: record.id, type: record.type, args: record.args.arrayValue ?? [],
-                maxAttempts: record.maxAttempts, queuedAt: record.queuedAt ?? currentEpochMilliseconds())
+            let message = record.message(orQueuedAt: currentEpochMilliseconds())
             byTopic[record.topic ?? topic, default: ([], [])].indexes.append(index)
             byTopic[record.topic ?? topic, default: ([], [])].messages.append(message)
         }

@@ -136,6 +136,9 @@ public struct RedisKeys: Sendable {
     /// String: the scheduler's lease for `topic`: the name of the worker running it, expiring
     /// unless that worker renews it (see ``SchedulerLeaseStore``).
     func schedulerLease(topic: String) -> String { prefix + "scheduler:" + topic }
+    /// Hash: partition -> the end offset of that partition of `topic` its scheduler last saw;
+    /// expires a week after its last write (see ``LostTaskRule/endsToStore(now:)``).
+    func topicEnds(topic: String) -> String { prefix + "ends:" + topic }
 
     // MARK: Web
 

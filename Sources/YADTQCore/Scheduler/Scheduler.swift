@@ -7,7 +7,8 @@ import Logging
 /// - moves SCHEDULED tasks that are due to QUEUED and publishes them (``TaskStore/releaseDue(topic:at:shard:limit:)``);
 /// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
 /// - publishes again, once, QUEUED tasks whose message was lost, and PROCESSING ones when the
-///   broker lost its log (``LostTaskRule``,
+///   broker lost its log, told by an end offset going down or below the one kept in Redis
+///   (``LostTaskRule``, ``TaskStore/storedEnds(of:)``,
 ///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:includingProcessing:at:shard:cursor:)``).
 ///
 /// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
@@ -20,7 +21,7 @@ import Logging
 public final class Scheduler: @unchecked Sendable {
     // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner`,
     // `leaseProblems` and `tickProblems` are used by the scheduler thread only, `lostRule`,
-    // `wasActiveForLost` and `lostProblems` by the lost-task thread only; everything else is
+    // `wasActiveForLost`, `awaitsStoredEnds` and `lostProblems` by the lost-task thread only; everything else is
     // immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
     private let topic: String
     private let owner: String
@@ -42,6 +43,9 @@ public final class Scheduler: @unchecked Sendable {
     private var lostRule: LostTaskRule
     /// Whether the lost-task thread's last run found this worker the scheduler.
     private var wasActiveForLost = false
+    /// Whether this term's lost-task rule still waits for the end offsets kept in Redis: no
+    /// check is made before they are read, as the first check is what compares with them.
+    private var awaitsStoredEnds = false
     /// Failures that go on (Redis away or full) are reported when they start and every 5 s,
     /// not at every run of a thread that runs five times a second.
     private var leaseProblems = ProblemReport()
@@ -153,7 +157,7 @@ public final class Scheduler: @unchecked Sendable {
     /// its rounds (a round is up to 1,000 tasks per shard), however long the whole takes.
     private func releaseDueTasks() throws {
         let store = try clients().publisher.store
-        try sweep(store, why: "due") { call in
+        try sweep(store, why: "due", publishing: { _ = try publish($0, why: "due") }) { call in
             let (tasks, more) = try store.releaseDue(topic: topic, at: currentEpochMilliseconds(), shard: call.shard)
             return (tasks.map(\.message), more ? "" : nil)
         } betweenRounds: {
@@ -183,39 +187,80 @@ public final class Scheduler: @unchecked Sendable {
     // MARK: - The lost-task thread
 
     private func checkLost() {
-        // A new term of this worker as the scheduler starts with a whole look (a takeover).
+        // A new term of this worker as the scheduler starts with a whole look (a takeover), and
+        // compares the broker's end offsets with those kept in Redis before its first check.
         let active = isActive
         defer { wasActiveForLost = active }
         guard active else { return }
-        if !wasActiveForLost { lostRule.restart() }
+        if !wasActiveForLost { awaitsStoredEnds = true }
         do {
-            guard let partitions = try readPartitions() else { return }
             let store = try clients().publisher.store
+            if awaitsStoredEnds {
+                lostRule.restart(storedEnds: try store.storedEnds(of: topic))
+                awaitsStoredEnds = false
+            }
+            guard let partitions = try readPartitions() else { return }
+            try sendOwedCopies(store)
             // PROCESSING tasks lose their message too when the broker loses its log (see
             // ``TaskScripts/lost``).
             let counts = try store.counts()
-            let unfinished = (counts[.queued] ?? 0) + (counts[.processing] ?? 0)
             let now = currentEpochMilliseconds()
-            guard let scan = lostRule.check(now: now, partitions: partitions, queued: unfinished) else { return }
-            if scan.brokerLostLog {
-                logger.warning("the broker lost the log of \(topic) (an end offset went down): looking for tasks to publish again")
+            if let scan = lostRule.check(
+                now: now, partitions: partitions, queued: counts[.queued] ?? 0, processing: counts[.processing] ?? 0)
+            {
+                try lookForLost(scan, in: store, at: now)
             }
-            do {
-                try sweep(store, why: "lost") { call in
-                    let (tasks, next) = try store.takeLost(
-                        topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
-                        includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
-                    return (tasks, next.isEmpty ? nil : next)
-                }
-            } catch {
-                lostRule.scanFailed(scan)
-                throw error
+            if let ends = lostRule.endsToStore(now: now) {
+                try store.storeEnds(ends, of: topic)
+                lostRule.endsStored(ends, at: now)
             }
             _ = lostProblems.cleared()
         } catch {
             if lostProblems.shouldReport("\(error)", at: .now) {
                 logger.warning("scheduler: looking for lost tasks: \(error) (trying again shortly)")
             }
+        }
+    }
+
+    /// Takes the tasks `scan` finds lost and publishes them again.
+    private func lookForLost(_ scan: LostTaskRule.Scan, in store: TaskStore, at now: Int64) throws {
+        if scan.brokerLostLog {
+            logger.warning(
+                "the broker lost the log of \(topic) (an end offset went down, or is below the one kept in Redis): looking for tasks to publish again")
+        }
+        do {
+            try sweep(store, why: "lost", publishing: publishLost) { call in
+                let (tasks, next) = try store.takeLost(
+                    topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
+                    includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
+                return (tasks, next.isEmpty ? nil : next)
+            }
+        } catch {
+            lostRule.scanFailed(scan)
+            throw error
+        }
+    }
+
+    /// Publishes again the copies the broker did not take at an earlier check, of the tasks
+    /// still QUEUED or PROCESSING (see ``LostTaskRule/copiesDue(_:)``).
+    private func sendOwedCopies(_ store: TaskStore) throws {
+        let owed = lostRule.copiesOwed
+        guard !owed.isEmpty else { return }
+        let records = try store.records(ids: owed)
+        let due = Set(lostRule.copiesDue(Array(zip(owed, records.map { $0?.status }))))
+        let now = currentEpochMilliseconds()
+        try publishLost(records.compactMap { $0 }.filter { due.contains($0.id) }.map { $0.message(orQueuedAt: now) })
+    }
+
+    /// Publishes lost tasks again; those whose copy did not reach the broker and that still
+    /// wait for one are owed it (``LostTaskRule/copiesRefused(_:)``), all of them when the
+    /// publish failed as a whole.
+    private func publishLost(_ messages: [TaskMessage]) throws {
+        do {
+            lostRule.copiesRefused(try publish(messages, why: "lost"))
+        } catch {
+            lostRule.copiesRefused(messages.map(\.id))
+            throw error
         }
     }
 
@@ -233,13 +278,13 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// Walks the task shards as ``ShardSweep`` says, publishing what `take` takes from them
-    /// (given a call, its tasks and where to go on in the shard, `nil` when it is done), with
-    /// `betweenRounds` run before each further round while this worker is still the scheduler.
-    /// Throws the failures of the shards it left out, once it has been through the others.
+    /// Walks the task shards as ``ShardSweep`` says, handing `publishing` what `take` takes
+    /// from them (given a call, its tasks and where to go on in the shard, `nil` when it is
+    /// done), with `betweenRounds` run before each further round while this worker is still the
+    /// scheduler. Throws the failures of the shards it left out, once it has been through the others.
     private func sweep(
-        _ store: TaskStore, why: String, take: (ShardSweep.Call) throws -> ([TaskMessage], next: String?),
-        betweenRounds: () -> Void = {}
+        _ store: TaskStore, why: String, publishing: ([TaskMessage]) throws -> Void,
+        take: (ShardSweep.Call) throws -> ([TaskMessage], next: String?), betweenRounds: () -> Void = {}
     ) throws {
         var sweep = ShardSweep(shards: store.keys.shards)
         while true {
@@ -252,7 +297,7 @@ public final class Scheduler: @unchecked Sendable {
                     sweep.failed("\(error)")
                 }
             case .publish(let tasks):
-                try publish(tasks, why: why)
+                try publishing(tasks)
             case .nextRound:
                 guard isActive else { return }
                 betweenRounds()
@@ -266,11 +311,28 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    private func publish(_ messages: [TaskMessage], why: String) throws {
-        guard !messages.isEmpty else { return }
-        let results = try clients().publisher.republish(messages)
-        let failed = results.filter { if case .failed = $0.outcome { true } else { false } }
-        let failures = failed.isEmpty ? "" : "; \(failed.count) failed (now FAILED): \(failed[0].outcome)"
-        logger.notice("published \(messages.count - failed.count) \(why) tasks to \(topic)\(failures)")
+    /// Publishes tasks QUEUED (or, lost, PROCESSING) in Redis; returns those the broker did not
+    /// take that are PROCESSING: ``TaskScripts/failUnpublished`` fails only QUEUED tasks, as a
+    /// PROCESSING one may still run on a worker (see ``LostTaskRule``).
+    private func publish(_ messages: [TaskMessage], why: String) throws -> [String] {
+        guard !messages.isEmpty else { return [] }
+        let publisher = try clients().publisher
+        let refused = try publisher.republish(messages).filter { $0.refusal != nil }
+        var failures = ""
+        var processing: [String] = []
+        if let reason = refused.first?.refusal {
+            let statuses = try publisher.store.statuses(of: refused.map(\.message.id))
+            processing = zip(refused, statuses).filter { $0.1 == .processing }.map(\.0.message.id)
+            let failed = statuses.filter { $0 == .failed }.count
+            let ended = refused.count - failed - processing.count
+            failures = "; not taken by the broker (\(reason)): "
+                + [
+                    failed > 0 ? "\(failed) now FAILED (yadtq-ctl retry publishes them again)" : nil,
+                    processing.isEmpty ? nil : "\(processing.count) still PROCESSING (offered again at the next check)",
+                    ended > 0 ? "\(ended) ended meanwhile" : nil,
+                ].compactMap { $0 }.joined(separator: ", ")
+        }
+        logger.notice("published \(messages.count - refused.count) \(why) tasks to \(topic)\(failures)")
+        return processing
     }
 }

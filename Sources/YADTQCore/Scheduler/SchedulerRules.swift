@@ -106,12 +106,26 @@ public struct TickPlanner: Sendable {
 ///   the time a producer may take between its QUEUED write and the broker's append) had its
 ///   message lost, or never sent (a producer that died in between).
 /// - An end offset that goes down means the broker lost the partition's log (a broker
-///   restarted empty, a topic deleted and made again): every task QUEUED before the last
-///   sample that still had the old end is lost.
+///   restarted empty, a topic deleted and made again): every task QUEUED, or PROCESSING, before
+///   the previous check is lost. The end offsets are also kept in Redis (``endsToStore(now:)``),
+///   and a scheduler taking over compares the broker's with them (``restart(storedEnds:)``): a
+///   broker restarted empty while no scheduler ran (the whole stack restarted) shows no end
+///   going down to a scheduler that never saw the old ends. A look after a lost log that did not
+///   finish is done again at the next check, and the ends are not kept lower until it is done
+///   and every copy it owes is sent, so a scheduler that dies meanwhile leaves the next one the
+///   old ends to find the loss by.
 ///
 /// Each check says which queued times to look at: those queued since the previous check, or,
 /// after a takeover and then every ``fullScanEvery``, all of them (a task released from
-/// SCHEDULED or retried keeps its old queued time). With no task QUEUED nothing is looked at.
+/// SCHEDULED or retried keeps its old queued time). With no task QUEUED (nor PROCESSING, after
+/// a lost log) nothing is looked at.
+///
+/// A PROCESSING task taken after a lost log whose copy the broker does not take stays
+/// PROCESSING (it may still run on a worker, a long task whose outcome is worth keeping), and
+/// is owed a copy: offered again at every check (``copiesRefused(_:)``, ``copiesDue(_:)``)
+/// until the broker takes one or the task is PROCESSING no longer. Failing it instead would
+/// throw away the outcome of an attempt that may still end SUCCESS; leaving it alone would
+/// leave a task whose retry its worker dropped with the partition PROCESSING for ever.
 ///
 /// The end offsets of some brokers are low (Tansu 0.6 answers the start of the last batch):
 /// a sample then counts as reached a little early, and a task still waiting in a long last
@@ -125,6 +139,11 @@ public struct LostTaskRule: Sendable {
     public var slack: Duration
     /// Every queued time is looked at this often (and at the first check).
     public var fullScanEvery: Duration
+    /// The end offsets are kept in Redis at most this often, when they changed.
+    public var storeEvery: Duration
+    /// ... and at least this often, changed or not, so that their key (kept a week after its
+    /// last write) outlives a quiet topic.
+    public var storeAgainEvery: Duration
 
     /// What to look at: tasks queued from `from` to `to` that are still QUEUED and were
     /// queued, released or retried before `cutoff` are lost.
@@ -168,28 +187,95 @@ public struct LostTaskRule: Sendable {
     private var lastSample: Int64?
     private var scannedTo: Int64 = 0
     private var lastFullScan: Int64?
+    /// Tasks owed a copy: taken to be published again, but not taken by the broker. At most the
+    /// tasks a lost-log look took, so at most those QUEUED and PROCESSING then.
+    private var owed: Set<String> = []
+    /// The cutoff of a look after a lost log that did not finish: done again at the next check.
+    private var lostLogCutoff: Int64?
+    /// The end offsets as last kept in Redis, and when.
+    private var storedEnds: [Int32: Int64] = [:]
+    private var lastStored: Int64?
 
-    public init(sampleEvery: Duration = .seconds(2), slack: Duration = .seconds(30), fullScanEvery: Duration = .seconds(600)) {
+    public init(
+        sampleEvery: Duration = .seconds(2), slack: Duration = .seconds(30), fullScanEvery: Duration = .seconds(600),
+        storeEvery: Duration = .seconds(5), storeAgainEvery: Duration = .seconds(3600)
+    ) {
         self.sampleEvery = sampleEvery
         self.slack = slack
         self.fullScanEvery = fullScanEvery
+        self.storeEvery = storeEvery
+        self.storeAgainEvery = storeAgainEvery
     }
 
     /// Forgets what it saw, for a new term as the scheduler: the first check after it looks
-    /// at every queued time.
-    public mutating func restart() {
-        self = LostTaskRule(sampleEvery: sampleEvery, slack: slack, fullScanEvery: fullScanEvery)
+    /// at every queued time, and compares the broker's end offsets with `storedEnds`, those a
+    /// scheduler kept in Redis (by partition): one below means the log was lost meanwhile. The
+    /// copies owed are kept: nothing else would send them.
+    public mutating func restart(storedEnds: [Int32: Int64] = [:]) {
+        let owed = owed
+        self = LostTaskRule(
+            sampleEvery: sampleEvery, slack: slack, fullScanEvery: fullScanEvery, storeEvery: storeEvery,
+            storeAgainEvery: storeAgainEvery)
+        self.owed = owed
+        lastEnds = storedEnds
+        self.storedEnds = storedEnds
+    }
+
+    /// The end offsets to keep in Redis at `now`, if any: those of the latest check, when they
+    /// changed (at most every ``storeEvery``), when none were written in this term, or every
+    /// ``storeAgainEvery``. None while the work after a lost log is unfinished (a look to do
+    /// again, copies owed): the ends kept stay those from before the loss, so a scheduler that
+    /// takes over meanwhile finds it again. Report the write with ``endsStored(_:at:)``.
+    public func endsToStore(now: Int64) -> [Int32: Int64]? {
+        guard lostLogCutoff == nil, owed.isEmpty, !lastEnds.isEmpty else { return nil }
+        guard let lastStored else { return lastEnds }
+        let since = now - lastStored
+        let due = lastEnds != storedEnds ? since >= storeEvery.inMilliseconds : since >= storeAgainEvery.inMilliseconds
+        return due ? lastEnds : nil
+    }
+
+    /// Redis took the end offsets ``endsToStore(now:)`` gave.
+    public mutating func endsStored(_ ends: [Int32: Int64], at now: Int64) {
+        storedEnds = ends
+        lastStored = now
+    }
+
+    /// Tasks taken to be published again whose copy did not reach the broker (refused, or the
+    /// publish failed), and that still wait for one: they are offered again at the next check.
+    public mutating func copiesRefused(_ ids: some Sequence<String>) {
+        owed.formUnion(ids)
+    }
+
+    /// The tasks owed a copy, to be read from Redis and handed to ``copiesDue(_:)``.
+    public var copiesOwed: [String] { owed.sorted() }
+
+    /// Of the tasks owed a copy, given their status in Redis now (`nil`: no such task), the ones
+    /// to publish again: those still QUEUED or PROCESSING. The others are forgotten: ended
+    /// (their attempt that still ran finished them, an operator cancelled or failed them), or
+    /// purged. Those returned are forgotten too, until ``copiesRefused(_:)`` says otherwise.
+    public mutating func copiesDue(_ statuses: [(id: String, status: TaskStatus?)]) -> [String] {
+        owed.subtract(statuses.map(\.id))
+        return statuses.filter { $0.status == .queued || $0.status == .processing }.map(\.id)
     }
 
     /// The look `scan` did not finish (a shard failed, or the broker): the next scan starts where
     /// it started, so what it missed is looked at again.
+    ///
+    /// A look after a lost log is done again whole at the next check: no later look takes
+    /// PROCESSING tasks.
     public mutating func scanFailed(_ scan: Scan) {
         scannedTo = min(scannedTo, scan.from)
+        if scan.brokerLostLog { lostLogCutoff = scan.cutoff }
     }
 
     /// One check at `now`: the partitions as the broker answered, and how many tasks are
-    /// QUEUED. Returns what to look at, if anything.
-    public mutating func check(now: Int64, partitions: [Partition], queued: Int) -> Scan? {
+    /// QUEUED and PROCESSING. Returns what to look at, if anything.
+    ///
+    /// The two counts are told apart because the two kinds of look take different tasks: an
+    /// ordinary look takes only QUEUED tasks (a PROCESSING task's worker holds its message),
+    /// a look after a lost log takes PROCESSING ones too. With one sum, a queue whose only
+    /// unfinished tasks run would be looked through every 2 s for nothing.
+    public mutating func check(now: Int64, partitions: [Partition], queued: Int, processing: Int) -> Scan? {
         defer { lastCheck = now }
         let ends = Dictionary(partitions.map { ($0.partition, $0.end) }, uniquingKeysWith: max)
         let lost = ends.contains { partition, end in lastEnds[partition].map { end < $0 } ?? false }
@@ -200,7 +286,12 @@ public struct LostTaskRule: Sendable {
             let cutoff = lastCheck ?? now
             lastFullScan = now
             scannedTo = max(scannedTo, cutoff)
-            return queued > 0 ? Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
+            lostLogCutoff = nil
+            return queued + processing > 0 ? Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
+        }
+        if let cutoff = lostLogCutoff {
+            lostLogCutoff = nil
+            if queued + processing > 0 { return Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) }
         }
         if lastSample.map({ now - $0 >= sampleEvery.inMilliseconds }) ?? true {
             samples.append(Sample(at: now, ends: ends))
