@@ -229,3 +229,14 @@ struct CancelWatchTests {
         #expect(watch.check(running: ["a", "b"]) == ["a", "b"], "b's stopped attempt has ended: a new one is watched again")
     }
 }
+
+@Suite("Stop signals")
+struct StopSignalsTests {
+    @Test("the first SIGTERM/SIGINT stops the worker cleanly; any later one ends it at once")
+    func secondSignalExits() {
+        var signals = StopSignals()
+        #expect(signals.received() == .stopCleanly)
+        #expect(signals.received() == .exitNow)
+        #expect(signals.received() == .exitNow)
+    }
+}

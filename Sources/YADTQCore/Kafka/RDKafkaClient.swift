@@ -9,6 +9,7 @@ final class RDKafkaClient: @unchecked Sendable {
     // @unchecked Sendable: librdkafka documents rd_kafka_t as safe to use from any
     // thread; this class adds no mutable state of its own.
     let handle: OpaquePointer
+    private let kind: Kind
 
     enum Kind { case producer, consumer }
 
@@ -46,9 +47,13 @@ final class RDKafkaClient: @unchecked Sendable {
                 libraryMessage: String(errorBuffer: errorText), remedy: "Check YADTQ_BROKERS and the YADTQ_KAFKA_* settings")
         }
         self.handle = handle
+        self.kind = kind
     }
 
-    deinit { rd_kafka_destroy(handle) }
+    /// A consumer is not closed here: rd_kafka_destroy would leave its group with no time
+    /// limit, and a broker that does not answer would hold the process. ``KafkaConsumer``
+    /// leaves with a bound of its own first; the lag reader never joins a group.
+    deinit { rd_kafka_destroy_flags(handle, kind == .consumer ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0) }
 
     /// The librdkafka version actually loaded at run time (it may differ from the headers).
     static var libraryVersion: String { String(cString: rd_kafka_version_str()) }
@@ -150,6 +155,12 @@ enum KafkaFailure {
         return YADTQError(
             .kafka, message, libraryCode: code.rawValue, libraryMessage: libraryMessage,
             remedy: remedy(for: code))
+    }
+
+    /// The error of a librdkafka call that returns an `rd_kafka_error_t`, which it frees.
+    static func taking(_ error: OpaquePointer, _ message: String) -> YADTQError {
+        defer { rd_kafka_error_destroy(error) }
+        return Self.error(rd_kafka_error_code(error), message, detail: rd_kafka_error_string(error))
     }
 
     static func remedy(for code: rd_kafka_resp_err_t) -> String {

@@ -392,9 +392,9 @@ public final class Worker: @unchecked Sendable {
             try? perform(machine.partitionsAssigned(partitions))
         }
 
-        func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32]) {
+        func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32], lost: Bool) {
             // Only commits come back here, never a join or a leave.
-            try? perform(machine.partitionsRevoked(partitions))
+            try? perform(machine.partitionsRevoked(partitions, lost: lost))
         }
 
         func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError) {
