@@ -41,4 +41,20 @@ struct BrokerOutageTests {
         #expect(status == 128 + SIGTERM, "\(stack.base.workerLog("w1").suffix(3000))")
         #expect(stack.base.workerLog("w1").contains("exiting at once"))
     }
+
+    @Test("a worker started while the broker is down waits for it, then runs tasks once it is up")
+    func workerWaitsForBroker() throws {
+        let stack = try ChaosStack(privateServices: true)
+        defer { stack.shutDown() }
+        kill(try stack.servicePID("tansu"), SIGKILL)
+        Thread.sleep(forTimeInterval: 1)
+        let worker = try stack.base.startWorker("w1")
+        #expect(
+            try ChaosStack.waitUntil(.seconds(60)) { stack.base.workerLog("w1").contains("waiting for the broker at") },
+            "\(stack.base.workerLog("w1").suffix(2000))")
+        #expect(worker.isRunning, "the worker waits instead of exiting")
+        try stack.startServices()
+        try stack.base.runSucceeding("add 1 2\n", timeout: .seconds(90))
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
 }

@@ -100,7 +100,7 @@ final class RDKafkaClient: @unchecked Sendable {
         guard let event = rd_kafka_queue_poll(resultQueue, Int32(timeout.inMilliseconds)) else {
             throw YADTQError(
                 .kafka, "the broker did not answer the request to create topic \(topic) within \(timeout)",
-                remedy: "Check that a broker is running at YADTQ_BROKERS")
+                libraryCode: RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue, remedy: "Check that a broker is running at YADTQ_BROKERS")
         }
         defer { rd_kafka_event_destroy(event) }
         let eventError = rd_kafka_event_error(event)
