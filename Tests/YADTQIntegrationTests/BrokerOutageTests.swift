@@ -57,4 +57,19 @@ struct BrokerOutageTests {
         try stack.base.runSucceeding("add 1 2\n", timeout: .seconds(90))
         #expect(ChaosStack.stop([worker]) == [0])
     }
+
+    @Test("librdkafka's own lines go through the command's log: with --log-format json, a broker that cannot be reached gives JSON lines only")
+    func libraryLinesFollowLogFormat() throws {
+        let stack = try IntegrationStack(label: "rdlog")
+        defer { try? FileManager.default.removeItem(atPath: stack.pluginsDirectory) }
+        let outcome = try stack.runCommand(
+            "yadtq-run", arguments: ["--topic", stack.topic, "--log-format", "json"], input: Array("add 1 2\n".utf8),
+            environment: ["YADTQ_BROKERS": "127.0.0.1:1"])
+        #expect(outcome.status != 0, "no broker answers")
+        // The final `error: ...` line is the command's exit message, plain text by design.
+        let lines = outcome.stderr.split(separator: "\n").filter { !$0.hasPrefix("error: ") }
+        let records = lines.map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(records.allSatisfy { $0 != nil }, "not JSON: \(zip(lines, records).filter { $1 == nil }.prefix(3).map(\.0))")
+        #expect(records.contains { $0?["librdkafka"] != nil }, "\(outcome.stderr.prefix(2000))")
+    }
 }

@@ -36,6 +36,7 @@ final class RDKafkaClient: @unchecked Sendable {
                     remedy: "Fix or remove the YADTQ_KAFKA_* variable that sets it")
             }
         }
+        KafkaLog.configure(conf)
         configure(conf)
         var errorText = [CChar](repeating: 0, count: 512)
         // rd_kafka_new takes ownership of conf only when it succeeds.
@@ -173,7 +174,7 @@ enum KafkaFailure {
         case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
             "Check the YADTQ_KAFKA_SASL_* settings"
         default:
-            "See the broker's log; YADTQ_KAFKA_DEBUG=broker,protocol shows librdkafka's side"
+            "See the broker's log; YADTQ_KAFKA_DEBUG=broker,protocol with --log-level debug shows librdkafka's side"
         }
     }
 }
