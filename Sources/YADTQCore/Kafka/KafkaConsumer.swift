@@ -278,16 +278,16 @@ private final class RebalanceState: @unchecked Sendable {
         switch error {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
-                rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, partitions))
+                check(rd_kafka_incremental_assign(handle, partitions), "cannot add partitions \(changed.sorted()) to the assignment")
                 assigned.formUnion(changed)
             } else {
-                rd_kafka_assign(handle, partitions)
+                check(rd_kafka_assign(handle, partitions), "cannot take the assignment of partitions \(changed.sorted())")
                 assigned = Set(changed)
             }
             if !paused.isDisjoint(with: changed) {
                 // Still paused from before the rebalance: whoever paused it expects a
                 // fresh assignment to be consumed (and re-pauses it if it must).
-                _ = rd_kafka_resume_partitions(handle, partitions)
+                check(rd_kafka_resume_partitions(handle, partitions), "cannot resume the partitions \(changed.sorted()) assigned again")
                 paused.subtract(changed)
             }
             logger.info("assigned partitions \(changed.sorted())")
@@ -297,18 +297,34 @@ private final class RebalanceState: @unchecked Sendable {
             let lost = rd_kafka_assignment_lost(handle) != 0
             if let consumer { listener?.consumer(consumer, willRevoke: changed, lost: lost) }
             if cooperative {
-                rd_kafka_error_destroy(rd_kafka_incremental_unassign(handle, partitions))
+                check(rd_kafka_incremental_unassign(handle, partitions), "cannot remove partitions \(changed.sorted()) from the assignment")
                 assigned.subtract(changed)
             } else {
-                rd_kafka_assign(handle, nil)
+                check(rd_kafka_assign(handle, nil), "cannot drop the assignment")
                 assigned = []
             }
             logger.info("\(lost ? "lost" : "revoked") partitions \(changed.sorted())")
         default:
-            logger.error("\(KafkaFailure.error(error, "rebalance failed"))")
-            rd_kafka_assign(handle, nil)
+            // The assignment is dropped: the listener must drop the partitions too, without a
+            // commit (this member's generation is no longer the group's).
+            let held = assigned.sorted()
+            logger.error("\(KafkaFailure.error(error, "rebalance failed; dropping partitions \(held) until the group assigns again"))")
+            check(rd_kafka_assign(handle, nil), "cannot drop the assignment after a failed rebalance")
             assigned = []
+            if let consumer, !held.isEmpty { listener?.consumer(consumer, willRevoke: held, lost: true) }
         }
+    }
+
+    /// Logs the error of an assignment call, which librdkafka leaves to the caller: unlogged,
+    /// a refused assignment looked like a worker that holds partitions and reads nothing.
+    private func check(_ error: OpaquePointer?, _ message: String) {
+        guard let error else { return }
+        logger.error("\(KafkaFailure.taking(error, message))")
+    }
+
+    private func check(_ error: rd_kafka_resp_err_t, _ message: String) {
+        guard error != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        logger.error("\(KafkaFailure.error(error, message))")
     }
 
     /// A commit's answer: a failure of the whole request, or of some partitions. "No offset"
