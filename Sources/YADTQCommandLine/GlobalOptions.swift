@@ -68,6 +68,8 @@ public struct GlobalOptions: ParsableArguments {
             json ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
         }
         logger.logLevel = (try? level()) ?? .info
+        // librdkafka's own lines follow the command's log (its level and format).
+        KafkaLog.use(logger)
         return logger
     }
 }

@@ -13,7 +13,7 @@ struct WorkerCommand: ParsableCommand {
         discussion: """
             Workers with the same group share the topic's partitions; Kafka moves a \
             worker's partitions to the others when it stops or dies. SIGINT/SIGTERM \
-            finish the tasks in hand, commit and leave the group.
+            finish the tasks in hand, commit and leave the group; a second one exits at once.
             """)
 
     @Argument(help: "This worker's name, unique among the running workers (with --check: the plugin folder).")
@@ -131,12 +131,23 @@ struct WorkerCommand: ParsableCommand {
                 worker.activity.serveMetrics(on: port)
                 logger.notice("metrics on http://\(metricsHost):\(port)/metrics")
             }
+            // One serial queue serves both signals, so `received` needs no lock of its own.
+            let signalQueue = DispatchQueue(label: "yadtq-signals")
+            let received = SignalCount()
             let signals = [SIGINT, SIGTERM].map { number in
                 signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
                 source.setEventHandler {
-                    logger.notice("signal \(number): finishing the tasks in hand, then leaving")
-                    worker.requestStop()
+                    switch received.rule.received() {
+                    case .stopCleanly:
+                        logger.notice(
+                            "signal \(number): finishing the tasks in hand, then leaving (a second SIGTERM/SIGINT exits at once)")
+                        worker.requestStop()
+                    case .exitNow:
+                        logger.notice(
+                            "signal \(number) again: exiting at once; the other workers redeliver the tasks in hand, as after kill -9")
+                        _exit(128 + number)
+                    }
                 }
                 source.resume()
                 return source
@@ -165,4 +176,11 @@ struct WorkerCommand: ParsableCommand {
         print("\(plugins.count) plugins in \(directory), \(broken) with errors")
         if broken > 0 || plugins.isEmpty { throw ExitCode(1) }
     }
+}
+
+/// The signals received so far (``StopSignals``).
+private final class SignalCount: @unchecked Sendable {
+    // @unchecked Sendable: `rule` is touched only on the one serial queue that serves both
+    // signal sources.
+    var rule = StopSignals()
 }

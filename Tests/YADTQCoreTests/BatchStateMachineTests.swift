@@ -14,6 +14,22 @@ struct BatchStateMachineTests {
         #expect(sim.violations.isEmpty)
     }
 
+    @Test("partitions revoked are committed before they go; partitions lost (session timed out, rebalance failed) go without a commit")
+    func lostPartitionsGoWithoutCommit() {
+        for lost in [false, true] {
+            var sim = WorkerSimulation(partitions: 1)
+            sim.losesCommits = true
+            sim.assign([0])
+            sim.publish(to: 0)
+            sim.drain()
+            #expect(sim.everyTaskTerminal)
+            #expect(sim.committed == [0], "the commit after the batch was lost")
+            sim.revoke([0], lost: lost)
+            #expect(sim.committed == (lost ? [0] : [1]), "lost: \(lost)")
+            #expect(sim.violations.isEmpty)
+        }
+    }
+
     @Test("a failing task waits for its retry without holding up the others, and its offset stays uncommitted")
     func retryDoesNotBlock() {
         var sim = WorkerSimulation(partitions: 1, batchSize: 10)

@@ -10,7 +10,7 @@ struct CommitAnswerTests {
         final class Listener: KafkaRebalanceListener {
             var failures: [([Int32], YADTQError)] = []
             func consumer(_ consumer: KafkaConsumer, didAssign partitions: [Int32]) {}
-            func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32]) {}
+            func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32], lost: Bool) {}
             func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError) {
                 failures.append((partitions, error))
             }

@@ -48,7 +48,7 @@ struct ThreadLifetimeTests {
         final class Listener: KafkaRebalanceListener {
             var consumer: KafkaConsumer?
             func consumer(_ consumer: KafkaConsumer, didAssign partitions: [Int32]) {}
-            func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32]) {
+            func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32], lost: Bool) {
                 _ = try? consumer.commit([:], synchronous: true)
             }
             func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError) {}

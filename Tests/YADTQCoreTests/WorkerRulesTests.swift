@@ -246,3 +246,37 @@ struct CancelWatchTests {
         #expect(watch.check(running: ["a", "b"]) == ["a", "b"], "b's stopped attempt has ended: a new one is watched again")
     }
 }
+
+@Suite("Stop signals")
+struct StopSignalsTests {
+    @Test("the first SIGTERM/SIGINT stops the worker cleanly; any later one ends it at once")
+    func secondSignalExits() {
+        var signals = StopSignals()
+        #expect(signals.received() == .stopCleanly)
+        #expect(signals.received() == .exitNow)
+        #expect(signals.received() == .exitNow)
+    }
+}
+
+@Suite("Broker outage")
+struct BrokerOutageTests {
+    @Test("a broker that cannot be reached or does not answer is waited for")
+    func waitable() {
+        // Broker transport failure, all brokers down, timed out, waiting for the coordinator,
+        // leader or broker not available.
+        for code: Int32 in [-195, -187, -185, -180, 5, 8] {
+            #expect(BrokerOutage.isWaitable(libraryCode: code), "code \(code)")
+            #expect(BrokerOutage.isWaitable(YADTQError(.kafka, "cannot read the metadata of topic t", libraryCode: code)))
+        }
+    }
+
+    @Test("an error that waiting cannot mend ends the worker: an invalid topic, a refused authorisation, no code, not the broker's")
+    func notWaitable() {
+        // Invalid topic, topic and group authorisation failed, authentication failed.
+        for code: Int32 in [17, 29, 30, -169] {
+            #expect(!BrokerOutage.isWaitable(libraryCode: code), "code \(code)")
+        }
+        #expect(!BrokerOutage.isWaitable(YADTQError(.kafka, "topic t was created but the broker does not list it")))
+        #expect(!BrokerOutage.isWaitable(YADTQError(.redis, "unreachable", libraryCode: -195)))
+    }
+}

@@ -91,8 +91,8 @@ struct WorkerSimulation {
         perform(machine.partitionsAssigned(assigned))
     }
 
-    mutating func revoke(_ revoked: [Int32]) {
-        perform(machine.partitionsRevoked(revoked))
+    mutating func revoke(_ revoked: [Int32], lost: Bool = false) {
+        perform(machine.partitionsRevoked(revoked, lost: lost))
         for partition in revoked {
             position[partition] = nil
             paused.remove(partition)

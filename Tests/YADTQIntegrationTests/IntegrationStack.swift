@@ -147,6 +147,17 @@ struct IntegrationStack {
         return process.terminationStatus
     }
 
+    /// Runs `yadtq-run` with `input` and expects every task it publishes to end SUCCESS within
+    /// `timeout`; returns their ids.
+    @discardableResult
+    func runSucceeding(_ input: String, timeout: Duration = .seconds(60)) throws -> [String] {
+        let outcome = try run(input: input)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let ids = outcome.stdout.split(separator: "\n").map(String.init)
+        #expect(try waitForTerminal(ids, timeout: timeout).allSatisfy { $0?.status == .success })
+        return ids
+    }
+
     /// Polls until every task is terminal or `timeout` passes; returns the records.
     func waitForTerminal(_ ids: [String], timeout: Duration) throws -> [TaskRecord?] {
         let deadline = ContinuousClock.now + timeout

@@ -20,8 +20,10 @@ public struct ConsumedMessage: Sendable, Hashable {
 public protocol KafkaRebalanceListener: AnyObject {
     /// `partitions` were assigned (in addition to those held, under cooperative rebalancing).
     func consumer(_ consumer: KafkaConsumer, didAssign partitions: [Int32])
-    /// `partitions` are about to be taken away: commit what is finished on them now.
-    func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32])
+    /// `partitions` are about to be taken away: commit what is finished on them now, unless
+    /// `lost`: then they may already be another member's (the session timed out, or the
+    /// rebalance failed), and a commit would only be refused or wait on a broker that is away.
+    func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32], lost: Bool)
     /// An asynchronous commit failed, for `partitions` (all of the commit's when the whole
     /// request failed): their offsets are where they were before it.
     func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError)
@@ -139,14 +141,60 @@ public final class KafkaConsumer {
         logger.warning("\(KafkaFailure.error(error, "consumer error on \(topic)", detail: text))")
     }
 
-    /// Commits the next offsets to read, per partition (`offset` = last done + 1).
+    /// How long a commit that waits for its answer (before partitions leave) and leaving the
+    /// group may take. librdkafka would wait for a broker that holds the connection open and
+    /// answers nothing (frozen, or cut off by a firewall) until socket.timeout.ms or longer,
+    /// and a stopping worker would wait with it; past these bounds it goes on without the
+    /// answer, which loses nothing (see ``commit(_:synchronous:)``).
+    static let commitTimeout: Duration = .seconds(5)
+    static let closeTimeout: Duration = .seconds(10)
+
+    /// Commits the next offsets to read, per partition (`offset` = last done + 1). An
+    /// asynchronous commit's answer comes through a later poll (see
+    /// ``KafkaRebalanceListener``); a synchronous one waits for its answer for at most
+    /// ``commitTimeout`` and throws when none came.
     public func commit(_ offsets: [Int32: Int64], synchronous: Bool) throws {
         guard !offsets.isEmpty else { return }
-        let error = RDKafkaTopicPartitionList(topic: topic, offsets: offsets).withPointer {
-            rd_kafka_commit(client.handle, $0, synchronous ? 0 : 1)
+        let list = RDKafkaTopicPartitionList(topic: topic, offsets: offsets)
+        guard synchronous else {
+            let error = list.withPointer { rd_kafka_commit(client.handle, $0, 1) }
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                throw KafkaFailure.error(error, "cannot commit offsets on \(topic)")
+            }
+            return
         }
+        // rd_kafka_commit(..., async=0) has no time limit: the answer is asked for on a queue
+        // of this call's own, read with a deadline. A late answer lands on the destroyed queue,
+        // which librdkafka drops.
+        guard let queue = rd_kafka_queue_new(client.handle) else {
+            throw YADTQError(.kafka, "cannot allocate a librdkafka queue for a commit")
+        }
+        defer { rd_kafka_queue_destroy(queue) }
+        let partitions = offsets.keys.sorted()
+        let sent = list.withPointer { rd_kafka_commit_queue(client.handle, $0, queue, nil, nil) }
+        if sent != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaFailure.error(sent, "cannot commit offsets of partitions \(partitions) on \(topic)")
+        }
+        guard let event = rd_kafka_queue_poll(queue, Int32(Self.commitTimeout.inMilliseconds)) else {
+            throw YADTQError(
+                .kafka,
+                "the broker did not answer the commit of partitions \(partitions) on \(topic) within \(Self.commitTimeout); going on without it",
+                libraryCode: RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue,
+                libraryMessage: String(cString: rd_kafka_err2str(RD_KAFKA_RESP_ERR__TIMED_OUT)),
+                remedy: "Nothing is lost: the tasks below these offsets are terminal in Redis, so the partitions' next owner recognises and skips them when it reads them again. Check the broker if it goes on")
+        }
+        defer { rd_kafka_event_destroy(event) }
+        let error = rd_kafka_event_error(event)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            throw KafkaFailure.error(error, "cannot commit offsets on \(topic)")
+            throw KafkaFailure.error(
+                error, "the broker did not take the commit of partitions \(partitions) on \(topic)",
+                detail: rd_kafka_event_error_string(event))
+        }
+        let failed = rd_kafka_event_topic_partition_list(event).map(RDKafkaTopicPartitionList.elements(of:))?
+            .filter { $0.err != RD_KAFKA_RESP_ERR_NO_ERROR } ?? []
+        if let first = failed.first {
+            throw KafkaFailure.error(
+                first.err, "the broker did not take the commit of partitions \(failed.map(\.partition).sorted()) on \(topic)")
         }
     }
 
@@ -174,13 +222,37 @@ public final class KafkaConsumer {
         }
     }
 
-    /// Leaves the group cleanly, so the others get the partitions at once.
+    private var closed = false
+
+    /// Leaves the group cleanly, so the others get the partitions at once (idempotent). Gives
+    /// up after ``closeTimeout`` when the broker does not answer: the group's session timeout
+    /// then moves the partitions, as when a worker dies.
     public func close() {
-        let error = rd_kafka_consumer_close(client.handle)
-        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
-            logger.warning("\(KafkaFailure.error(error, "leaving the consumer group failed"))")
+        guard !closed else { return }
+        closed = true
+        // rd_kafka_consumer_close has no time limit either: the close runs in librdkafka's
+        // background, and its rebalance and commit callbacks are served here until it is done.
+        guard let queue = rd_kafka_queue_new(client.handle) else {
+            logger.warning("cannot allocate a librdkafka queue to leave the consumer group; leaving it to the session timeout")
+            return
+        }
+        defer { rd_kafka_queue_destroy(queue) }
+        if let error = rd_kafka_consumer_close_queue(client.handle, queue) {
+            logger.warning("\(KafkaFailure.taking(error, "leaving the consumer group failed"))")
+            return
+        }
+        let deadline = ContinuousClock.now + Self.closeTimeout
+        while rd_kafka_consumer_closed(client.handle) == 0 {
+            guard ContinuousClock.now < deadline else {
+                logger.warning(
+                    "leaving the consumer group took longer than \(Self.closeTimeout): the broker does not answer; going on without it (its session timeout, YADTQ_KAFKA_SESSION_TIMEOUT_MS, moves the partitions to the others)")
+                return
+            }
+            rd_kafka_queue_poll_callback(queue, 100)
         }
     }
+
+    deinit { close() }
 }
 
 /// Applies rebalances, remembers the assignment and passes commit failures on. Lives apart
@@ -206,35 +278,53 @@ private final class RebalanceState: @unchecked Sendable {
         switch error {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
-                rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, partitions))
+                check(rd_kafka_incremental_assign(handle, partitions), "cannot add partitions \(changed.sorted()) to the assignment")
                 assigned.formUnion(changed)
             } else {
-                rd_kafka_assign(handle, partitions)
+                check(rd_kafka_assign(handle, partitions), "cannot take the assignment of partitions \(changed.sorted())")
                 assigned = Set(changed)
             }
             if !paused.isDisjoint(with: changed) {
                 // Still paused from before the rebalance: whoever paused it expects a
                 // fresh assignment to be consumed (and re-pauses it if it must).
-                _ = rd_kafka_resume_partitions(handle, partitions)
+                check(rd_kafka_resume_partitions(handle, partitions), "cannot resume the partitions \(changed.sorted()) assigned again")
                 paused.subtract(changed)
             }
             logger.info("assigned partitions \(changed.sorted())")
             if let consumer { listener?.consumer(consumer, didAssign: changed) }
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            if let consumer { listener?.consumer(consumer, willRevoke: changed) }
+            // Lost (the session timed out, say): the group may have handed them on already.
+            let lost = rd_kafka_assignment_lost(handle) != 0
+            if let consumer { listener?.consumer(consumer, willRevoke: changed, lost: lost) }
             if cooperative {
-                rd_kafka_error_destroy(rd_kafka_incremental_unassign(handle, partitions))
+                check(rd_kafka_incremental_unassign(handle, partitions), "cannot remove partitions \(changed.sorted()) from the assignment")
                 assigned.subtract(changed)
             } else {
-                rd_kafka_assign(handle, nil)
+                check(rd_kafka_assign(handle, nil), "cannot drop the assignment")
                 assigned = []
             }
-            logger.info("revoked partitions \(changed.sorted())")
+            logger.info("\(lost ? "lost" : "revoked") partitions \(changed.sorted())")
         default:
-            logger.error("\(KafkaFailure.error(error, "rebalance failed"))")
-            rd_kafka_assign(handle, nil)
+            // The assignment is dropped: the listener must drop the partitions too, without a
+            // commit (this member's generation is no longer the group's).
+            let held = assigned.sorted()
+            logger.error("\(KafkaFailure.error(error, "rebalance failed; dropping partitions \(held) until the group assigns again"))")
+            check(rd_kafka_assign(handle, nil), "cannot drop the assignment after a failed rebalance")
             assigned = []
+            if let consumer, !held.isEmpty { listener?.consumer(consumer, willRevoke: held, lost: true) }
         }
+    }
+
+    /// Logs the error of an assignment call, which librdkafka leaves to the caller: unlogged,
+    /// a refused assignment looked like a worker that holds partitions and reads nothing.
+    private func check(_ error: OpaquePointer?, _ message: String) {
+        guard let error else { return }
+        logger.error("\(KafkaFailure.taking(error, message))")
+    }
+
+    private func check(_ error: rd_kafka_resp_err_t, _ message: String) {
+        guard error != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        logger.error("\(KafkaFailure.error(error, message))")
     }
 
     /// A commit's answer: a failure of the whole request, or of some partitions. "No offset"

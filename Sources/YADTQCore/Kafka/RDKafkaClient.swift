@@ -9,6 +9,7 @@ final class RDKafkaClient: @unchecked Sendable {
     // @unchecked Sendable: librdkafka documents rd_kafka_t as safe to use from any
     // thread; this class adds no mutable state of its own.
     let handle: OpaquePointer
+    private let kind: Kind
 
     enum Kind { case producer, consumer }
 
@@ -35,6 +36,7 @@ final class RDKafkaClient: @unchecked Sendable {
                     remedy: "Fix or remove the YADTQ_KAFKA_* variable that sets it")
             }
         }
+        KafkaLog.configure(conf)
         configure(conf)
         var errorText = [CChar](repeating: 0, count: 512)
         // rd_kafka_new takes ownership of conf only when it succeeds.
@@ -46,9 +48,13 @@ final class RDKafkaClient: @unchecked Sendable {
                 libraryMessage: String(errorBuffer: errorText), remedy: "Check YADTQ_BROKERS and the YADTQ_KAFKA_* settings")
         }
         self.handle = handle
+        self.kind = kind
     }
 
-    deinit { rd_kafka_destroy(handle) }
+    /// A consumer is not closed here: rd_kafka_destroy would leave its group with no time
+    /// limit, and a broker that does not answer would hold the process. ``KafkaConsumer``
+    /// leaves with a bound of its own first; the lag reader never joins a group.
+    deinit { rd_kafka_destroy_flags(handle, kind == .consumer ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0) }
 
     /// The librdkafka version actually loaded at run time (it may differ from the headers).
     static var libraryVersion: String { String(cString: rd_kafka_version_str()) }
@@ -95,7 +101,7 @@ final class RDKafkaClient: @unchecked Sendable {
         guard let event = rd_kafka_queue_poll(resultQueue, Int32(timeout.inMilliseconds)) else {
             throw YADTQError(
                 .kafka, "the broker did not answer the request to create topic \(topic) within \(timeout)",
-                remedy: "Check that a broker is running at YADTQ_BROKERS")
+                libraryCode: RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue, remedy: "Check that a broker is running at YADTQ_BROKERS")
         }
         defer { rd_kafka_event_destroy(event) }
         let eventError = rd_kafka_event_error(event)
@@ -152,6 +158,12 @@ enum KafkaFailure {
             remedy: remedy(for: code))
     }
 
+    /// The error of a librdkafka call that returns an `rd_kafka_error_t`, which it frees.
+    static func taking(_ error: OpaquePointer, _ message: String) -> YADTQError {
+        defer { rd_kafka_error_destroy(error) }
+        return Self.error(rd_kafka_error_code(error), message, detail: rd_kafka_error_string(error))
+    }
+
     static func remedy(for code: rd_kafka_resp_err_t) -> String {
         switch code {
         case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__TIMED_OUT,
@@ -162,7 +174,7 @@ enum KafkaFailure {
         case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
             "Check the YADTQ_KAFKA_SASL_* settings"
         default:
-            "See the broker's log; YADTQ_KAFKA_DEBUG=broker,protocol shows librdkafka's side"
+            "See the broker's log; YADTQ_KAFKA_DEBUG=broker,protocol with --log-level debug shows librdkafka's side"
         }
     }
 }

@@ -50,7 +50,8 @@ public struct BatchStateMachine: Sendable {
         /// Stop fetching from these partitions (polls still serve the group), or start again.
         case pause([Int32])
         case resume([Int32])
-        /// Commit these next-offsets-to-read. Synchronous before partitions leave.
+        /// Commit these next-offsets-to-read. Synchronous before partitions leave: the answer
+        /// is waited for, a few seconds at most (``KafkaConsumer/commit(_:synchronous:)``).
         case commit([Int32: Int64], synchronous: Bool)
         /// Leave the consumer group (its partitions go to the others).
         case leaveGroup
@@ -309,8 +310,11 @@ public struct BatchStateMachine: Sendable {
 
     /// Kafka is about to take `partitions` away: what is terminal there is committed now
     /// (synchronously, before the next owner reads), and the rest is forgotten: the next
-    /// owner redelivers it.
-    public mutating func partitionsRevoked(_ partitions: [Int32]) -> [Action] {
+    /// owner redelivers it. Partitions `lost` (the session timed out, or the rebalance failed)
+    /// are only forgotten: the group may have handed them on already, so the broker would
+    /// refuse the commit, or, when it is the broker that is away, the commit would only wait;
+    /// the next owner skips the tasks already terminal in Redis.
+    public mutating func partitionsRevoked(_ partitions: [Int32], lost: Bool = false) -> [Action] {
         assigned.subtract(partitions)
         carried.removeAll { partitions.contains($0.partition) }
         var actions: [Action] = []
@@ -320,7 +324,7 @@ public struct BatchStateMachine: Sendable {
             inFlight = batch
         }
         // Every revoked partition's offset, moved or not: an earlier commit may have failed.
-        let offsets = watermark.takeCommittable(only: Set(partitions), again: true)
+        let offsets = lost ? [:] : watermark.takeCommittable(only: Set(partitions), again: true)
         if !offsets.isEmpty { actions.append(.commit(offsets, synchronous: true)) }
         forget(partitions)
         return actions

@@ -125,11 +125,14 @@ public final class Worker: @unchecked Sendable {
         defer { pluginWatcher.stop() }
         let producer = try KafkaProducer(settings: settings, clientID: "yadtq-worker-\(options.name)")
         logger.info("librdkafka \(RDKafkaClient.libraryVersion); brokers \(settings.brokers); Redis \(settings.redis)")
-        try waitForTopic(producer.client)
-        guard !shouldStop else { return .stopRequested }
-        _ = try producer.client.ensureTopic(TopicName.deadLetter(of: options.topic), partitions: options.deadLetterPartitions)
+        guard try waitForTopic(producer.client),
+            try waitingForBroker({
+                try producer.client.ensureTopic(TopicName.deadLetter(of: options.topic), partitions: options.deadLetterPartitions)
+            }) != nil
+        else { return .stopRequested }
         let scheduler = try startScheduler(producer.client)
         defer { scheduler?.stop() }
+        guard !shouldStop else { return .stopRequested }
         let pool = ExecutorPool(
             count: options.concurrency, makeExecutor: { PluginExecutor(registry: registry, limits: options.limits) },
             onStart: { [activity] job in activity.started(job.context.id, at: currentEpochMilliseconds()) },
@@ -155,8 +158,9 @@ public final class Worker: @unchecked Sendable {
 
     /// Starts this worker's share of the scheduler, unless `--no-scheduler`.
     private func startScheduler(_ client: RDKafkaClient) throws -> Scheduler? {
-        guard options.scheduler else { return nil }
-        let partitions = try client.partitionCount(topic: options.topic) ?? 1
+        guard options.scheduler, let count = try waitingForBroker({ try client.partitionCount(topic: options.topic) })
+        else { return nil }
+        let partitions = count ?? 1
         let scheduler = try Scheduler(
             settings: settings, topic: options.topic, partitions: partitions, worker: options.name, registry: registry,
             logger: logger)
@@ -171,32 +175,67 @@ public final class Worker: @unchecked Sendable {
 
     /// Checks Redis (see ``TaskStore/checkServer()``) until it can serve the worker, saying
     /// what is wrong when it starts and every few seconds while it lasts. Returns false when a
-    /// stop was requested first, which it notices within a tenth of a second between checks.
+    /// stop was requested first.
     fileprivate func waitForRedis(starting: Bool) -> Bool {
+        let what = starting ? "cannot start" : "out of the group until Redis answers"
+        // Every Redis problem is waited out: `waiting` never throws, so neither does this `try`.
+        guard
+            let server = try? retrying(
+                { try store.checkServer() }, waiting: { _ in what }, recovered: "Redis at \(settings.redis) is usable again")
+        else { return false }
+        logger.info("Redis \(server.version) at \(settings.redis)")
+        for warning in server.warnings { logger.warning("\(warning)") }
+        return true
+    }
+
+    /// Calls `attempt` on the broker until it returns, waiting out a broker that cannot be
+    /// reached or does not answer (``BrokerOutage``) as Redis is waited for; any other error is
+    /// thrown. `nil` when a stop was requested first.
+    private func waitingForBroker<T>(_ attempt: () throws -> T) throws -> T? {
+        try retrying(
+            attempt,
+            waiting: { error in
+                guard BrokerOutage.isWaitable(error) else { throw error }
+                return "waiting for the broker at \(settings.brokers)"
+            }, recovered: "the broker at \(settings.brokers) answers again")
+    }
+
+    /// Calls `attempt` once a second until it returns; `nil` when a stop was requested first,
+    /// which it notices within a tenth of a second between calls. An error goes to `waiting`,
+    /// which throws it again when waiting cannot mend it, else names the wait: that is logged
+    /// with the error when it starts or changes and every 5 s while it lasts, and `recovered`
+    /// once `attempt` returns after it.
+    private func retrying<T>(
+        _ attempt: () throws -> T, waiting: (any Error) throws -> String, recovered: String
+    ) throws -> T? {
         var report = ProblemReport()
         while !shouldStop {
             do {
-                let server = try store.checkServer()
-                if report.cleared() { logger.notice("Redis at \(settings.redis) is usable again") }
-                logger.info("Redis \(server.version) at \(settings.redis)")
-                for warning in server.warnings { logger.warning("\(warning)") }
-                return true
+                let value = try attempt()
+                if report.cleared() { logger.notice("\(recovered)") }
+                return value
             } catch {
+                let what = try waiting(error)
                 if report.shouldReport("\(error)", at: .now) {
-                    let what = starting ? "cannot start" : "out of the group until Redis answers"
                     logger.error("\(what): \(error) (retrying every second; SIGTERM stops the worker)")
                 }
             }
             for _ in 0..<10 where !shouldStop { Thread.sleep(forTimeInterval: 0.1) }
         }
-        return false
+        return nil
     }
 
-    private func waitForTopic(_ client: RDKafkaClient) throws {
+    /// Waits for the topic to exist, and for the broker to answer; false when a stop was
+    /// requested first.
+    private func waitForTopic(_ client: RDKafkaClient) throws -> Bool {
         var announced = false
         defer { activity.waitingForTopic(nil) }
         while !shouldStop {
-            if try client.partitionCount(topic: options.topic) != nil { return }
+            // A short read: with no broker answering it lasts its whole timeout, and a stop is
+            // only noticed between reads.
+            guard let count = try waitingForBroker({ try client.partitionCount(topic: options.topic, timeout: .seconds(2)) })
+            else { return false }
+            if count != nil { return true }
             if !announced {
                 logger.notice("waiting for topic \(options.topic) to exist (yadtq-run creates it)")
                 activity.waitingForTopic(options.topic)
@@ -204,6 +243,7 @@ public final class Worker: @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
+        return false
     }
 
     /// How many plugin rescans (one a second) the plugin list in Redis is left unwritten at most.
@@ -392,9 +432,9 @@ public final class Worker: @unchecked Sendable {
             try? perform(machine.partitionsAssigned(partitions))
         }
 
-        func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32]) {
+        func consumer(_ consumer: KafkaConsumer, willRevoke partitions: [Int32], lost: Bool) {
             // Only commits come back here, never a join or a leave.
-            try? perform(machine.partitionsRevoked(partitions))
+            try? perform(machine.partitionsRevoked(partitions, lost: lost))
         }
 
         func consumer(_ consumer: KafkaConsumer, commitFailed partitions: [Int32], error: YADTQError) {
