@@ -233,6 +233,27 @@ extension ProducerTests {
     }
 }
 
+extension ProducerTests {
+    @Test("--wait: a task whose record is pruned before waiting reads it counts as ended, outcome unknown, and the run exits 1 saying so")
+    func waitForPrunedTask() throws {
+        let stack = try IntegrationStack(label: "producer-pruned")
+        let run = try StreamedRun(stack, arguments: ["--wait", "--results"])
+        run.send(["pruned-1"])
+        #expect(run.reader.nextLine(timeout: .seconds(20)) == "pruned-1")
+        // Ended (cancelled) and deleted (purged, as pruning does) while the input is still open:
+        // its record is gone before waiting begins.
+        #expect(try stack.store.cancel(["pruned-1"], at: currentEpochMilliseconds()) == [.cancelled(from: .queued)])
+        #expect(try stack.store.purge(status: .cancelled, type: nil, finishedBy: nil) == ["pruned-1"])
+        #expect(try run.end() == 1, "an outcome no longer known is not a success")
+        let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
+        #expect(stderr.contains("1 tasks: 0 succeeded, 0 failed, 1 pruned before they were read"), "\(stderr)")
+        #expect(stderr.contains("a longer --keep-succeeded and --keep-failed"), "\(stderr)")
+        #expect(run.reader.nextLine(timeout: .seconds(5)) == TaskTable.header)
+        let line = run.reader.nextLine(timeout: .seconds(5))
+        #expect(line?.hasPrefix("pruned-1 ") == true && line?.contains("PRUNED") == true, "\(line ?? "")")
+    }
+}
+
 /// `yadtq-run --topic <the stack's topic>` reading the lines a test writes into a pipe; its
 /// standard output read line by line, its standard error in an artifact file.
 private struct StreamedRun {
@@ -243,9 +264,9 @@ private struct StreamedRun {
     /// The run's working folder, where it writes the tasks of a batch whose outcome is unknown.
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-streamed-run-\(UUID().uuidString)")
 
-    init(_ stack: IntegrationStack) throws {
+    init(_ stack: IntegrationStack, arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-run")
-        process.arguments = ["--topic", stack.topic]
+        process.arguments = ["--topic", stack.topic] + arguments
         process.environment = stack.environment
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         process.currentDirectoryURL = folder

@@ -1,0 +1,45 @@
+import Testing
+import YADTQCore
+
+/// How `yadtq-run --wait` counts the statuses it reads (``TaskWaiter/Progress``).
+@Suite("Waiting rules")
+struct WaitingRulesTests {
+    @Test("a terminal status ends a task's wait, a status before it keeps it, an unknown id is a task ended and pruned")
+    func statusesCounted() {
+        var progress = TaskWaiter.Progress(total: 7)
+        let running = progress.count([.success, .failed, .cancelled, nil, .queued, .processing, .scheduled])
+        #expect(running == [false, false, false, false, true, true, true])
+        #expect((progress.succeeded, progress.failed, progress.pruned, progress.done) == (1, 2, 1, 4))
+        #expect(progress.count([.success, .success, nil]) == [false, false, false])
+        #expect(progress.done == 7)
+    }
+
+    @Test("a run is a success only when every task is known to have succeeded: a pruned one's outcome is unknown")
+    func prunedIsNotSuccess() {
+        var progress = TaskWaiter.Progress(total: 2)
+        _ = progress.count([.success, .success])
+        #expect(progress.allSucceeded)
+        var pruned = TaskWaiter.Progress(total: 2)
+        _ = pruned.count([.success, nil])
+        #expect(!pruned.allSucceeded)
+    }
+
+    @Test("the summary says how many were pruned before they were read, and how to keep them readable")
+    func summarySaysPruned() {
+        var progress = TaskWaiter.Progress(total: 3)
+        _ = progress.count([.success, .failed])
+        #expect(progress.summary == "3 tasks: 1 succeeded, 1 failed in 0.00 s")
+        _ = progress.count([nil])
+        let lines = progress.summary.split(separator: "\n")
+        #expect(lines.first == "3 tasks: 1 succeeded, 1 failed, 1 pruned before they were read in 0.00 s")
+        #expect(lines.last?.contains("1 task(s) ended and their records were deleted") == true, "\(progress.summary)")
+        #expect(lines.last?.contains("a longer --keep-succeeded and --keep-failed") == true, "\(progress.summary)")
+    }
+
+    @Test("the --results line of a pruned task says its outcome is no longer known")
+    func prunedLine() {
+        let line = TaskTable.pruned(id: "gone-1")
+        #expect(line.hasPrefix("gone-1 "))
+        #expect(line.contains("PRUNED") && line.contains("its outcome is no longer known"), "\(line)")
+    }
+}
