@@ -139,6 +139,9 @@ struct ProducerTests {
         #expect(run.status == 0, "yadtq-run: \(run.stderr.suffix(500))")
         let told = run.stderr.split(separator: "\n").filter { $0.contains("standard output is closed") }
         #expect(told.count == 1, "\(run.stderr.suffix(500))")
+        #expect(
+            told.first == "standard output is closed: task ids are no longer printed; every task is still published (Broken pipe)",
+            "the system's reason, not Foundation's error: \(run.stderr.suffix(500))")
         #expect(try stack.store.statuses(of: ids).allSatisfy { $0 == .queued }, "every task QUEUED")
         let published = try stack.readTopic(stack.topic, expecting: count + 1, timeout: .seconds(15))
         #expect(Set(try published.map { try JSONValue(parsing: $0)["id"]?.stringValue ?? "" }) == Set(ids))
