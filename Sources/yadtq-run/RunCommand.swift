@@ -97,14 +97,15 @@ struct RunCommand: ParsableCommand {
                 },
                 onProblem: { problem in FileHandle.standardError.write(Data("\(TerminalText.escaped(problem))\n".utf8)) })
             var failed = report.badLines > 0 || report.publishFailures > 0 || report.endsWithheld > 0
-            if wait && !report.published.isEmpty {
-                let progress = try TaskWaiter(store: publisher.store).wait(for: report.published) { progress in
+            let waitFor = report.tasksToWaitFor
+            if wait && !waitFor.isEmpty {
+                let progress = try TaskWaiter(store: publisher.store).wait(for: waitFor) { progress in
                     ProgressBar.draw(progress)
                 }
                 ProgressBar.finish(progress)
                 // A task whose outcome is no longer known fails the run too: its success cannot be confirmed.
                 failed = failed || !progress.allSucceeded
-                if results { try ResultTable.print(ids: report.published, store: publisher.store) }
+                if results { try ResultTable.print(ids: waitFor, store: publisher.store) }
             }
             if failed { throw ExitCode(1) }
         } catch let exit as ExitCode {

@@ -36,6 +36,22 @@ struct WaitingRulesTests {
         #expect(lines.last?.contains("a longer --keep-succeeded and --keep-failed") == true, "\(progress.summary)")
     }
 
+    @Test("--wait waits for each task published or scheduled and for the one behind each duplicate id, each once, in input order; not for one FAILED at its publish")
+    func tasksToWaitFor() {
+        func task(_ id: String, _ outcome: PublishedTask.Outcome) -> PublishedTask {
+            PublishedTask(message: TaskMessage(id: id, type: "add", args: [], maxAttempts: 3, queuedAt: 1), outcome: outcome)
+        }
+        var report = TaskSubmission.Report()
+        let tasks = [
+            task("earlier", .duplicate), task("a", .published(partition: 0)), task("b", .scheduled(dueAt: 5)),
+            task("c", .failed("refused")), task("a", .duplicate), task("earlier", .duplicate),
+        ]
+        for published in tasks { report.count(published) }
+        #expect(report.tasksToWaitFor == ["earlier", "a", "b"])
+        #expect(report.published == ["a", "b"])
+        #expect((report.duplicates, report.publishFailures) == (3, 1))
+    }
+
     @Test("the --results line of a pruned task says its outcome is no longer known")
     func prunedLine() {
         let line = TaskTable.pruned(id: "gone-1")

@@ -257,6 +257,34 @@ extension ProducerTests {
     }
 }
 
+extension ProducerTests {
+    @Test("--wait after ids that already exist waits for those tasks too, and counts them in the summary, the table and the exit status")
+    func waitForDuplicates() throws {
+        let stack = try IntegrationStack(label: "producer-dup-wait")
+        let first = try stack.run(input: StreamedRun.taskLines(["again-ok", "again-cancelled"]))
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try stack.store.cancel(["again-cancelled"], at: currentEpochMilliseconds()) == [.cancelled(from: .queued)])
+        // No worker runs yet: again-ok stays QUEUED while the re-run reads its input.
+        let run = try StreamedRun(stack, arguments: ["--wait", "--results"])
+        run.send(["again-ok", "again-cancelled"])
+        for id in ["again-ok", "again-cancelled"] {
+            #expect(run.reader.nextLine(timeout: .seconds(20)) == "\(id) (already exists, not published again)")
+        }
+        try run.input.fileHandleForWriting.close()
+        #expect(try stack.store.statuses(of: ["again-ok"]) == [.queued])
+        let worker = try stack.startWorker("wdup")
+        defer { WebServerProcess.terminate(worker) }
+        #expect(IntegrationStack.waitForExit(run.process, timeout: .seconds(30)) == 1, "a task waited for was cancelled")
+        #expect(try stack.store.statuses(of: ["again-ok"]) == [.success], "waited until the existing task ran")
+        let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
+        #expect(stderr.contains("2 tasks: 1 succeeded, 1 failed"), "\(stderr)")
+        #expect(run.reader.nextLine(timeout: .seconds(5)) == TaskTable.header)
+        let rows = [run.reader.nextLine(timeout: .seconds(5)), run.reader.nextLine(timeout: .seconds(5))]
+        #expect(rows[0]?.hasPrefix("again-ok ") == true && rows[0]?.contains("SUCCESS") == true, "\(rows)")
+        #expect(rows[1]?.hasPrefix("again-cancelled ") == true && rows[1]?.contains("CANCELLED") == true, "\(rows)")
+    }
+}
+
 /// `yadtq-run --topic <the stack's topic>` reading the lines a test writes into a pipe; its
 /// standard output read line by line, its standard error in an artifact file.
 private struct StreamedRun {

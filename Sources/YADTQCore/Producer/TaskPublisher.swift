@@ -24,6 +24,11 @@ public struct PublishedTask: Sendable {
 
     public var message: TaskMessage
     public var outcome: Outcome
+
+    public init(message: TaskMessage, outcome: Outcome) {
+        self.message = message
+        self.outcome = outcome
+    }
 }
 
 /// Publishes tasks the way every YADTQ producer must: QUEUED in Redis first (one

@@ -23,6 +23,33 @@ public final class TaskSubmission {
         public var endMarkers = 0
         /// `end` lines not published because tasks of the run were still SCHEDULED.
         public var endsWithheld = 0
+        /// The ids of the tasks published (or scheduled) and of the duplicates, in input order.
+        private var ids: [String] = []
+
+        public init() {}
+
+        /// Counts one task of a batch that was published.
+        public mutating func count(_ task: PublishedTask) {
+            switch task.outcome {
+            case .published, .scheduled: published.append(task.message.id)
+            case .duplicate: duplicates += 1
+            case .failed:
+                // FAILED already: nothing to wait for.
+                publishFailures += 1
+                return
+            }
+            ids.append(task.message.id)
+        }
+
+        /// The tasks `yadtq-run --wait` waits for, in input order, each once: those published
+        /// (or scheduled), and the task already there behind each duplicate id. That task is
+        /// the one the line names (a re-run of a file whose tasks still run, or failed, waits
+        /// for them and reports them as it does its own); an id given twice in a run is the
+        /// same task.
+        public var tasksToWaitFor: [String] {
+            var seen = Set<String>()
+            return ids.filter { seen.insert($0).inserted }
+        }
     }
 
     /// A batch could not be published, and the run stopped there: nothing read after it was
@@ -159,14 +186,8 @@ public final class TaskSubmission {
             }
             guard !tasks.isEmpty else { return }
             for task in tasks {
-                switch task.outcome {
-                case .published: report.published.append(task.message.id)
-                case .scheduled(let dueAt):
-                    report.published.append(task.message.id)
-                    scheduled.append((task.message.id, dueAt))
-                case .duplicate: report.duplicates += 1
-                case .failed: report.publishFailures += 1
-                }
+                report.count(task)
+                if case .scheduled(let dueAt) = task.outcome { scheduled.append((task.message.id, dueAt)) }
             }
             onBatch(tasks)
         }
