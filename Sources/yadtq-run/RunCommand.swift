@@ -86,7 +86,7 @@ struct RunCommand: ParsableCommand {
             let submission = TaskSubmission(
                 publisher: publisher,
                 stream: TaskLineStream(inputs: inputs, maximumLineBytes: publisher.messageLimit.maximumBytes),
-                defaultStart: try start())
+                defaultStart: try start(), keepsIDs: wait)
             let report = try submission.run(
                 onBatch: { tasks in
                     for warning in typeWarnings.warnings(for: tasks.map(\.message.type)) { logger.warning("\(warning)") }

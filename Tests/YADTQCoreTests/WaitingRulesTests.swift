@@ -41,15 +41,25 @@ struct WaitingRulesTests {
         func task(_ id: String, _ outcome: PublishedTask.Outcome) -> PublishedTask {
             PublishedTask(message: TaskMessage(id: id, type: "add", args: [], maxAttempts: 3, queuedAt: 1), outcome: outcome)
         }
-        var report = TaskSubmission.Report()
+        var report = TaskSubmission.Report(keepsIDs: true)
         let tasks = [
             task("earlier", .duplicate), task("a", .published(partition: 0)), task("b", .scheduled(dueAt: 5)),
             task("c", .failed("refused")), task("a", .duplicate), task("earlier", .duplicate),
         ]
         for published in tasks { report.count(published) }
         #expect(report.tasksToWaitFor == ["earlier", "a", "b"])
-        #expect(report.published == ["a", "b"])
-        #expect((report.duplicates, report.publishFailures) == (3, 1))
+        #expect((report.published, report.duplicates, report.publishFailures) == (2, 3, 1))
+    }
+
+    @Test("a run that does not wait keeps no ids, only counts: its memory does not grow with its tasks")
+    func noIDsWithoutWaiting() {
+        var report = TaskSubmission.Report(keepsIDs: false)
+        for index in 0..<1000 {
+            let message = TaskMessage(id: "t\(index)", type: "add", args: [], maxAttempts: 3, queuedAt: 1)
+            report.count(PublishedTask(message: message, outcome: index % 10 == 0 ? .duplicate : .published(partition: 0)))
+        }
+        #expect((report.published, report.duplicates) == (900, 100))
+        #expect(report.tasksToWaitFor.isEmpty)
     }
 
     @Test("the --results line of a pruned task says its outcome is no longer known")
@@ -57,5 +67,31 @@ struct WaitingRulesTests {
         let line = TaskTable.pruned(id: "gone-1")
         #expect(line.hasPrefix("gone-1 "))
         #expect(line.contains("PRUNED") && line.contains("its outcome is no longer known"), "\(line)")
+    }
+}
+
+/// What a run keeps of the tasks it scheduled for later, for its `end` lines (``ScheduledTasks``).
+@Suite("Scheduled tasks of a run")
+struct ScheduledTasksTests {
+    @Test("once the tasks kept reach the next look, the due ones are looked up and the released forgotten; the next look comes when they have doubled")
+    func boundedByWhatIsStillScheduled() {
+        var scheduled = ScheduledTasks(firstLook: 4)
+        for (id, dueAt) in [("a", 10), ("b", 20), ("c", 30)] { scheduled.add(id: id, dueAt: Int64(dueAt)) }
+        #expect(scheduled.dueForLook(now: 100) == nil, "not before the first look")
+        scheduled.add(id: "d", dueAt: 1000)
+        let due = scheduled.dueForLook(now: 100)
+        #expect(due == ["a", "b", "c"], "only a task due can have been released")
+        scheduled.looked(up: ["a", "b", "c"], statuses: [.queued, .scheduled, .cancelled])
+        #expect(scheduled.ids == ["b", "d"])
+        #expect(scheduled.lastDue == 1000)
+        scheduled.add(id: "e", dueAt: 2000)
+        #expect(scheduled.dueForLook(now: 100) == nil, "the next look once 4 are kept")
+        scheduled.add(id: "f", dueAt: 3000)
+        #expect(scheduled.dueForLook(now: 100) == ["b"])
+        scheduled.looked(up: ["b"], statuses: [.scheduled])
+        for id in ["g", "h"] { scheduled.add(id: id, dueAt: 4000) }
+        #expect(scheduled.dueForLook(now: 100) == nil, "4 kept after the look: the next at 8")
+        scheduled.looked(up: scheduled.ids, statuses: Array(repeating: nil, count: scheduled.count))
+        #expect(scheduled.count == 0, "a record gone is a task ended")
     }
 }
