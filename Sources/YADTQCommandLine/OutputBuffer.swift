@@ -43,9 +43,15 @@ public enum StandardOutput {
                 state.isClosed = true
                 return state.notice
             }
-            let code = (error as NSError).domain == NSPOSIXErrorDomain ? (error as NSError).code : 0
-            let reason = code == 0 ? "\(error)" : String(cString: strerror(Int32(code)))
+            let reason = posixCode(of: error as NSError).map { String(cString: strerror($0)) } ?? "\(error)"
             FileHandle.standardError.write(Data("\(notice) (\(reason))\n".utf8))
         }
+    }
+
+    /// The POSIX error behind `error`: Foundation reports a failed write as a Cocoa error
+    /// (`NSFileWriteUnknownError`) with the `errno` (EPIPE) under `NSUnderlyingErrorKey`.
+    private static func posixCode(of error: NSError) -> Int32? {
+        if error.domain == NSPOSIXErrorDomain { return Int32(error.code) }
+        return (error.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap(posixCode(of:))
     }
 }

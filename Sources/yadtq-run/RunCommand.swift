@@ -86,7 +86,7 @@ struct RunCommand: ParsableCommand {
             let submission = TaskSubmission(
                 publisher: publisher,
                 stream: TaskLineStream(inputs: inputs, maximumLineBytes: publisher.messageLimit.maximumBytes),
-                defaultStart: try start())
+                defaultStart: try start(), keepsIDs: wait)
             let report = try submission.run(
                 onBatch: { tasks in
                     for warning in typeWarnings.warnings(for: tasks.map(\.message.type)) { logger.warning("\(warning)") }
@@ -97,13 +97,15 @@ struct RunCommand: ParsableCommand {
                 },
                 onProblem: { problem in FileHandle.standardError.write(Data("\(TerminalText.escaped(problem))\n".utf8)) })
             var failed = report.badLines > 0 || report.publishFailures > 0 || report.endsWithheld > 0
-            if wait && !report.published.isEmpty {
-                let progress = try TaskWaiter(store: publisher.store).wait(for: report.published) { progress in
+            let waitFor = report.tasksToWaitFor
+            if wait && !waitFor.isEmpty {
+                let progress = try TaskWaiter(store: publisher.store).wait(for: waitFor) { progress in
                     ProgressBar.draw(progress)
                 }
                 ProgressBar.finish(progress)
-                failed = failed || progress.failed > 0
-                if results { try ResultTable.print(ids: report.published, store: publisher.store) }
+                // A task whose outcome is no longer known fails the run too: its success cannot be confirmed.
+                failed = failed || !progress.allSucceeded
+                if results { try ResultTable.print(ids: waitFor, store: publisher.store) }
             }
             if failed { throw ExitCode(1) }
         } catch let exit as ExitCode {
@@ -146,9 +148,9 @@ enum ResultTable {
         var output = OutputBuffer()
         output.write(TaskTable.header)
         for start in stride(from: 0, to: ids.count, by: 1000) {
-            for record in try store.records(ids: Array(ids[start..<min(start + 1000, ids.count)])) {
-                guard let record else { continue }
-                output.write(TaskTable.line(record))
+            let chunk = Array(ids[start..<min(start + 1000, ids.count)])
+            for (id, record) in zip(chunk, try store.records(ids: chunk)) {
+                output.write(record.map(TaskTable.line) ?? TaskTable.pruned(id: id))
             }
         }
         output.flush()
@@ -178,19 +180,14 @@ enum ProgressBar {
         let fraction = progress.total == 0 ? 1 : Double(progress.done) / Double(progress.total)
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        return "[\(bar)] \(progress.done)/\(progress.total) done, \(progress.failed) failed, "
+        let pruned = progress.pruned > 0 ? "\(progress.pruned) pruned, " : ""
+        return "[\(bar)] \(progress.done)/\(progress.total) done, \(progress.failed) failed, \(pruned)"
             + String(format: "%.0f tasks/s", progress.rate)
     }
 
     static func finish(_ progress: TaskWaiter.Progress) {
         if isTerminal { FileHandle.standardError.write(Data("\r\(render(progress))\u{1B}[K\n".utf8)) }
-        let seconds = progress.elapsed.inSeconds
-        FileHandle.standardError.write(
-            Data(
-                String(
-                    format: "%d tasks: %d succeeded, %d failed in %.2f s\n", progress.total, progress.succeeded,
-                    progress.failed, seconds
-                ).utf8))
+        FileHandle.standardError.write(Data("\(progress.summary)\n".utf8))
     }
 }
 

@@ -139,6 +139,9 @@ struct ProducerTests {
         #expect(run.status == 0, "yadtq-run: \(run.stderr.suffix(500))")
         let told = run.stderr.split(separator: "\n").filter { $0.contains("standard output is closed") }
         #expect(told.count == 1, "\(run.stderr.suffix(500))")
+        #expect(
+            told.first == "standard output is closed: task ids are no longer printed; every task is still published (Broken pipe)",
+            "the system's reason, not Foundation's error: \(run.stderr.suffix(500))")
         #expect(try stack.store.statuses(of: ids).allSatisfy { $0 == .queued }, "every task QUEUED")
         let published = try stack.readTopic(stack.topic, expecting: count + 1, timeout: .seconds(15))
         #expect(Set(try published.map { try JSONValue(parsing: $0)["id"]?.stringValue ?? "" }) == Set(ids))
@@ -233,6 +236,55 @@ extension ProducerTests {
     }
 }
 
+extension ProducerTests {
+    @Test("--wait: a task whose record is pruned before waiting reads it counts as ended, outcome unknown, and the run exits 1 saying so")
+    func waitForPrunedTask() throws {
+        let stack = try IntegrationStack(label: "producer-pruned")
+        let run = try StreamedRun(stack, arguments: ["--wait", "--results"])
+        run.send(["pruned-1"])
+        #expect(run.reader.nextLine(timeout: .seconds(20)) == "pruned-1")
+        // Ended (cancelled) and deleted (purged, as pruning does) while the input is still open:
+        // its record is gone before waiting begins.
+        #expect(try stack.store.cancel(["pruned-1"], at: currentEpochMilliseconds()) == [.cancelled(from: .queued)])
+        #expect(try stack.store.purge(status: .cancelled, type: nil, finishedBy: nil) == ["pruned-1"])
+        #expect(try run.end() == 1, "an outcome no longer known is not a success")
+        let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
+        #expect(stderr.contains("1 tasks: 0 succeeded, 0 failed, 1 pruned before they were read"), "\(stderr)")
+        #expect(stderr.contains("a longer --keep-succeeded and --keep-failed"), "\(stderr)")
+        #expect(run.reader.nextLine(timeout: .seconds(5)) == TaskTable.header)
+        let line = run.reader.nextLine(timeout: .seconds(5))
+        #expect(line?.hasPrefix("pruned-1 ") == true && line?.contains("PRUNED") == true, "\(line ?? "")")
+    }
+}
+
+extension ProducerTests {
+    @Test("--wait after ids that already exist waits for those tasks too, and counts them in the summary, the table and the exit status")
+    func waitForDuplicates() throws {
+        let stack = try IntegrationStack(label: "producer-dup-wait")
+        let first = try stack.run(input: StreamedRun.taskLines(["again-ok", "again-cancelled"]))
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try stack.store.cancel(["again-cancelled"], at: currentEpochMilliseconds()) == [.cancelled(from: .queued)])
+        // No worker runs yet: again-ok stays QUEUED while the re-run reads its input.
+        let run = try StreamedRun(stack, arguments: ["--wait", "--results"])
+        run.send(["again-ok", "again-cancelled"])
+        for id in ["again-ok", "again-cancelled"] {
+            #expect(run.reader.nextLine(timeout: .seconds(20)) == "\(id) (already exists, not published again)")
+        }
+        try run.input.fileHandleForWriting.close()
+        #expect(try stack.store.statuses(of: ["again-ok"]) == [.queued])
+        let worker = try stack.startWorker("wdup")
+        defer { WebServerProcess.terminate(worker) }
+        #expect(IntegrationStack.waitForExit(run.process, timeout: .seconds(30)) == 1, "a task waited for was cancelled")
+        #expect(try stack.store.statuses(of: ["again-ok"]) == [.success], "waited until the existing task ran")
+        let stderr = try String(contentsOf: run.errorLog, encoding: .utf8)
+        #expect(stderr.contains("2 tasks: 1 succeeded, 1 failed"), "\(stderr)")
+        #expect(run.reader.nextLine(timeout: .seconds(5)) == TaskTable.header)
+        let rows = [run.reader.nextLine(timeout: .seconds(5)), run.reader.nextLine(timeout: .seconds(5))]
+        #expect(rows[0]?.hasPrefix("again-ok ") == true && rows[0]?.contains("SUCCESS") == true, "\(rows)")
+        #expect(rows[1]?.hasPrefix("again-cancelled ") == true && rows[1]?.contains("CANCELLED") == true, "\(rows)")
+    }
+}
+
 /// `yadtq-run --topic <the stack's topic>` reading the lines a test writes into a pipe; its
 /// standard output read line by line, its standard error in an artifact file.
 private struct StreamedRun {
@@ -243,9 +295,9 @@ private struct StreamedRun {
     /// The run's working folder, where it writes the tasks of a batch whose outcome is unknown.
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yadtq-streamed-run-\(UUID().uuidString)")
 
-    init(_ stack: IntegrationStack) throws {
+    init(_ stack: IntegrationStack, arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/yadtq-run")
-        process.arguments = ["--topic", stack.topic]
+        process.arguments = ["--topic", stack.topic] + arguments
         process.environment = stack.environment
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         process.currentDirectoryURL = folder

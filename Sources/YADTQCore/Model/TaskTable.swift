@@ -9,6 +9,12 @@ public enum TaskTable {
         return row(record.id, record.type, record.status.rawValue, "\(record.attempts)/\(record.maxAttempts)", outcome)
     }
 
+    /// The line of a task whose record is gone: it ended and was pruned (its retention over)
+    /// before it was read, so how it ended is no longer known.
+    public static func pruned(id: String) -> String {
+        row(id, "?", "PRUNED", "?", "ended, then pruned before it was read: its outcome is no longer known")
+    }
+
     /// Task text is escaped so it cannot drive the terminal.
     private static func row(_ id: String, _ type: String, _ status: String, _ tries: String, _ outcome: String) -> String {
         func pad(_ raw: String, _ width: Int) -> String {

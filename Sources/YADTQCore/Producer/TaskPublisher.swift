@@ -27,7 +27,13 @@ public struct PublishedTask: Sendable {
     /// Why the broker did not take the task (librdkafka's reason), without what to do: a
     /// caller republishing PROCESSING tasks, which ``TaskScripts/failUnpublished`` leaves as
     /// they are, says what it does with them instead.
-    public var refusal: String? = nil
+    public var refusal: String?
+
+    public init(message: TaskMessage, outcome: Outcome, refusal: String? = nil) {
+        self.message = message
+        self.outcome = outcome
+        self.refusal = refusal
+    }
 }
 
 /// Publishes tasks the way every YADTQ producer must: QUEUED in Redis first (one

@@ -13,16 +13,51 @@ public final class TaskSubmission {
     private let batchLimit: Int
     private let defaultStart: TaskStart?
     private let unresolvedFolder: String
+    private let keepsIDs: Bool
 
     public struct Report: Sendable {
-        /// Ids of the tasks that were published (or scheduled), in input order.
-        public var published: [String] = []
+        /// How many tasks were published (or scheduled).
+        public var published = 0
         public var duplicates = 0
         public var publishFailures = 0
         public var badLines = 0
         public var endMarkers = 0
         /// `end` lines not published because tasks of the run were still SCHEDULED.
         public var endsWithheld = 0
+        /// Whether the ids are kept, for ``tasksToWaitFor``: only a run that waits needs them, and
+        /// a run that kept them all the same grew with every task it published (a stream,
+        /// `tail -f | yadtq-run`, for ever).
+        public let keepsIDs: Bool
+        /// With ``keepsIDs``: the ids of the tasks published (or scheduled) and of the
+        /// duplicates, in input order.
+        private var ids: [String] = []
+
+        public init(keepsIDs: Bool) {
+            self.keepsIDs = keepsIDs
+        }
+
+        /// Counts one task of a batch that was published.
+        public mutating func count(_ task: PublishedTask) {
+            switch task.outcome {
+            case .published, .scheduled: published += 1
+            case .duplicate: duplicates += 1
+            case .failed:
+                // FAILED already: nothing to wait for.
+                publishFailures += 1
+                return
+            }
+            if keepsIDs { ids.append(task.message.id) }
+        }
+
+        /// With ``keepsIDs`` (none without): the tasks `yadtq-run --wait` waits for, in input
+        /// order, each once: those published (or scheduled), and the task already there behind
+        /// each duplicate id. That task is the one the line names (a re-run of a file whose tasks
+        /// still run, or failed, waits for them and reports them as it does its own); an id
+        /// given twice in a run is the same task.
+        public var tasksToWaitFor: [String] {
+            var seen = Set<String>()
+            return ids.filter { seen.insert($0).inserted }
+        }
     }
 
     /// A batch could not be published, and the run stopped there: nothing read after it was
@@ -122,10 +157,13 @@ public final class TaskSubmission {
     ///   (`yadtq-run --delay`/`--at`); `nil` for at once.
     /// - Parameter unresolvedFolder: where the tasks of a batch whose outcome is unknown are
     ///   written (see ``Stopped/unresolved``).
+    /// - Parameter keepsIDs: whether the report keeps the tasks' ids, for waiting for them
+    ///   (``Report/tasksToWaitFor``).
     public init(
         publisher: TaskPublisher, stream: TaskLineStream, batchLimit: Int = 5000, defaultStart: TaskStart? = nil,
-        unresolvedFolder: String = "."
+        unresolvedFolder: String = ".", keepsIDs: Bool = false
     ) {
+        self.keepsIDs = keepsIDs
         self.publisher = publisher
         self.stream = stream
         self.batchLimit = batchLimit
@@ -138,9 +176,9 @@ public final class TaskSubmission {
     ///   - onBatch: called with each batch's tasks once it is published, in input order.
     ///   - onProblem: called with each bad line or unreadable input, as one message.
     public func run(onBatch: ([PublishedTask]) -> Void, onProblem: (String) -> Void) throws -> Report {
-        var report = Report()
-        // The run's tasks SCHEDULED for later (and when each is due), until Redis shows them released.
-        var scheduled: [(id: String, dueAt: Int64)] = []
+        var report = Report(keepsIDs: keepsIDs)
+        // The run's tasks SCHEDULED for later, until Redis shows them released.
+        var scheduled = ScheduledTasks()
         stream.start()
         let inFlight = BatchInFlight(publisher: publisher)
         var ready: [TaskDeclaration] = []
@@ -154,19 +192,16 @@ public final class TaskSubmission {
                 let last = inFlight.lastLine
                 throw Stopped(
                     cause: failure.cause, batchQueued: failure.queued, source: last.source, line: last.line + 1,
-                    publishedBefore: report.published.count,
+                    publishedBefore: report.published,
                     unresolved: failure.queued ? nil : UnresolvedTasks(failure.batch, folder: unresolvedFolder))
             }
             guard !tasks.isEmpty else { return }
             for task in tasks {
-                switch task.outcome {
-                case .published: report.published.append(task.message.id)
-                case .scheduled(let dueAt):
-                    report.published.append(task.message.id)
-                    scheduled.append((task.message.id, dueAt))
-                case .duplicate: report.duplicates += 1
-                case .failed: report.publishFailures += 1
-                }
+                report.count(task)
+                if case .scheduled(let dueAt) = task.outcome { scheduled.add(id: task.message.id, dueAt: dueAt) }
+            }
+            if let due = scheduled.dueForLook(now: currentEpochMilliseconds()) {
+                scheduled.looked(up: due, statuses: due.isEmpty ? [] : try publisher.store.statuses(of: due))
             }
             onBatch(tasks)
         }
@@ -207,13 +242,13 @@ public final class TaskSubmission {
                         try collect()
                         // Every worker exits at the markers, and then no scheduler is left to
                         // release the tasks this run scheduled for later: they would wait for ever.
-                        if !scheduled.isEmpty {
-                            let statuses = try publisher.store.statuses(of: scheduled.map(\.id))
-                            scheduled = zip(scheduled, statuses).filter { $0.1 == .scheduled }.map(\.0)
+                        if scheduled.count > 0 {
+                            let ids = scheduled.ids
+                            scheduled.looked(up: ids, statuses: try publisher.store.statuses(of: ids))
                         }
-                        guard scheduled.isEmpty else {
+                        guard scheduled.count == 0 else {
                             report.endsWithheld += 1
-                            let lastDue = scheduled.map(\.dueAt).max() ?? 0
+                            let lastDue = scheduled.lastDue ?? 0
                             onProblem(
                                 "\(line.source):\(line.number): `end` not published: \(scheduled.count) task(s) of this run "
                                     + "are still SCHEDULED (the last is due \(timestampText(epochMilliseconds: lastDue))), "
@@ -226,7 +261,7 @@ public final class TaskSubmission {
                         } catch {
                             throw EndNotPublished(
                                 cause: error, source: line.source, line: line.number,
-                                publishedBefore: report.published.count, topic: publisher.topic)
+                                publishedBefore: report.published, topic: publisher.topic)
                         }
                         report.endMarkers += 1
                     }
