@@ -113,10 +113,18 @@ static void yadtq_alloc_check_deadline(yadtq_sandbox *sb) {
     if (why != YADTQ_RUNNING) yadtq_stop(sb, why);
 }
 
+/* Whether a refused growth request (see yadtq_alloc) is still waiting for its second ask. */
+static int yadtq_refusal_pending(const yadtq_sandbox *sb) { return sb->refused_nsize != 0; }
+
 /* The allocator: counts bytes and refuses growth past the limit. Lua answers a refusal with an
  * emergency full collection and asks again for the same block, so garbage never causes a failure;
  * when that second request is refused too, the task has hit the limit and the state is stopped
- * rather than letting Lua raise "not enough memory", which Lua code could catch or replace. */
+ * rather than letting Lua raise "not enough memory", which Lua code could catch or replace. A
+ * library function's buffer (luaL_Buffer: string.format, table.concat, string.pack, ...) is grown
+ * by a direct call of the allocator that raises "not enough memory" at the first refusal, without
+ * collecting or asking again: so any other request while a refusal waits for its second ask stops
+ * the state, and so do the hook, which runs at the next instruction (a refusal sets the running
+ * thread's count to 1), and the entry point, should the call end first (yadtq_protected). */
 static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     yadtq_sandbox *sb = (yadtq_sandbox *)ud;
     size_t old = ptr ? osize : 0; /* for a new block, osize is a type tag, not a size */
@@ -129,17 +137,23 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         }
         return NULL;
     }
+    /* Only frees and shrinks happen between a refused request and its second ask. */
+    int second_ask = sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize;
+    if (nsize > old && yadtq_refusal_pending(sb) && !second_ask) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
     if (nsize > old && nsize - old > sb->limit - sb->used) {
-        if (sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize)
-            yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+        if (second_ask) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
         yadtq_alloc_check_deadline(sb);
         sb->refused_ptr = ptr;
         sb->refused_osize = osize;
         sb->refused_nsize = nsize;
+        if (sb->running) lua_sethook(sb->running, yadtq_hook, YADTQ_HOOK_MASK, 1);
         return NULL;
     }
     if (nsize > old) {
-        sb->refused_nsize = 0; /* only frees and shrinks happen between the two requests */
+        if (second_ask) {
+            sb->refused_nsize = 0;
+            if (sb->running) yadtq_run_in(sb, sb->running); /* its hook count back from 1 */
+        }
         sb->grown += nsize - old;
         if (sb->grown >= YADTQ_ALLOC_CHECK) yadtq_alloc_check_deadline(sb);
     }
@@ -231,6 +245,7 @@ static void yadtq_check_deadline(lua_State *L) {
  * __close handler would then run unchecked. It stops the state instead (yadtq_stop). */
 static void yadtq_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
+    if (yadtq_refusal_pending(yadtq_sandbox_of(L))) yadtq_stop_here(L, YADTQ_STOPPED_MEMORY);
     yadtq_check_deadline(L);
 }
 static uint64_t yadtq_read_u64(lua_State *L, yadtq_cursor *c) {
@@ -1431,11 +1446,16 @@ static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nres
         return YADTQ_STOPPED;
     }
     sb->stop_target = &target;
-    sb->running = L;
+    sb->refused_nsize = 0; /* a refusal while Swift read values (lua_checkstack) has been answered */
+    yadtq_run_in(sb, L);
     sb->error_length = 0;
     int status = lua_pcall(L, 1, nresults, handler);
     sb->running = NULL;
     sb->stop_target = NULL;
+    if (yadtq_refusal_pending(sb)) { /* e.g. `return pcall(table.concat, ...)`: see yadtq_alloc */
+        sb->stopped = YADTQ_STOPPED_MEMORY;
+        return YADTQ_STOPPED;
+    }
     lua_rotate(L, handler, -1);
     lua_pop(L, 1);
     return status;

@@ -160,6 +160,20 @@ static void test_limits(void) {
                    64u << 20, YADTQ_STOPPED_TIME);
     expect_stopped("growing table", "return function() local t = {} for i = 1, 1e9 do t[i] = i end end", 4u << 20,
                    YADTQ_STOPPED_MEMORY);
+    /* A library function's buffer (string.upper's here, for a 2.25 MB string made without one) is grown
+     * by a direct call of the allocator, which raises "not enough memory" at the first refusal,
+     * without Lua's collect-and-ask-again: that error, caught or returned, ends the task at the limit
+     * too. */
+#define YADTQ_LONG_STRING "local half = ('x'):rep(1125e3) local s = half .. half "
+    expect_stopped("caught buffer memory error",
+                   "return function() " YADTQ_LONG_STRING "while true do pcall(string.upper, s) end end", 4u << 20,
+                   YADTQ_STOPPED_MEMORY);
+    expect_stopped("returned buffer memory error", "return function() " YADTQ_LONG_STRING "return pcall(string.upper, s) end",
+                   4u << 20, YADTQ_STOPPED_MEMORY);
+    expect_stopped("buffer memory error in a message handler",
+                   "return function() " YADTQ_LONG_STRING "return xpcall(string.upper, function() return 'handled' end, s) end",
+                   4u << 20, YADTQ_STOPPED_MEMORY);
+#undef YADTQ_LONG_STRING
     expect_stopped("caught memory error",
                    "return function() while true do pcall(string.rep, 'x', 1 << 30) local t = {} "
                    "for i = 1, 1e9 do t[i] = i end end end",

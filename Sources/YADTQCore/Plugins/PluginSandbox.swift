@@ -38,7 +38,8 @@ import CLuaSandbox
 ///   without running its code) for its owner to replace. A raised ``TaskStopFlag`` (the task
 ///   was cancelled) stops the code at the same checks and the same way.
 /// - Memory: the allocator refuses growth past the limit; Lua then collects and asks again, and
-///   the second refusal stops the state the same way.
+///   the second refusal stops the state the same way. A library function's buffer (luaL_Buffer) is
+///   not asked for again: its refusal stops the state at the next request, hook or return.
 /// - C library calls cannot be interrupted, so those whose work is not bounded by what they
 ///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
 ///   deadline every 4096 steps, a set's bytes and a replacement's escapes included), plain
