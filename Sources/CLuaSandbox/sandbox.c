@@ -1,7 +1,7 @@
 /*
  * The C half of the YADTQ plugin sandbox: the allocator and the hook that enforce the limits, the
  * sandbox's own library functions (bounded pattern matching, string.rep, table.move, insert,
- * remove and sort, load, and coroutine.resume, wrap and close, which keep track of the running
+ * remove, sort, concat and unpack, load, and coroutine.resume, wrap and close, which keep track of the running
  * thread), the conversions of values from Swift, and the protected entry points. The rules it
  * keeps are in yadtq_sandbox.h; functions Swift does not call are static.
  */
@@ -13,6 +13,7 @@
 #include <lualib.h>
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -453,6 +454,59 @@ static int yadtq_table_remove(lua_State *L) {
     lua_pushnil(L);
     lua_seti(L, 1, pos);
     return 1;
+}
+
+/* table.concat and table.unpack as Lua's, with a deadline check every YADTQ_LOOKUP_CHECK elements:
+ * Lua's loop over the elements runs with no call the hook could see, and each element's lookup may
+ * walk a chain of up to 2000 __index tables (a string element adds nothing to the result, so the
+ * allocator sees nothing either): 200,000 elements behind such a chain took a minute in one call. */
+#define YADTQ_LOOKUP_CHECK 1024
+
+/* Pushes list[i] (argument 1), checking the deadline every YADTQ_LOOKUP_CHECK elements. */
+static void yadtq_get_element(lua_State *L, lua_Integer i, lua_Integer *count) {
+    if (++*count % YADTQ_LOOKUP_CHECK == 0) yadtq_check_deadline(L);
+    lua_geti(L, 1, i);
+}
+
+static void yadtq_add_concat_field(lua_State *L, luaL_Buffer *b, lua_Integer i, lua_Integer *count) {
+    yadtq_get_element(L, i, count);
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "invalid value (%s) at index %I in table for 'concat'", luaL_typename(L, -1), (LUAI_UACINT)i);
+    luaL_addvalue(b);
+}
+
+/* table.concat(list [, sep [, i [, j]]]). Only tables reach here: a plugin has no userdata. */
+static int yadtq_table_concat(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer last = luaL_len(L, 1);
+    size_t separator = 0;
+    const char *sep = luaL_optlstring(L, 2, "", &separator);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    last = luaL_optinteger(L, 4, last);
+    lua_Integer count = 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (; i < last; i++) {
+        yadtq_add_concat_field(L, &b, i, &count);
+        luaL_addlstring(&b, sep, separator);
+    }
+    if (i == last) yadtq_add_concat_field(L, &b, i, &count); /* the interval was not empty */
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* table.unpack(list [, i [, j]]) */
+static int yadtq_table_unpack(lua_State *L) {
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer e = luaL_opt(L, luaL_checkinteger, 3, luaL_len(L, 1));
+    if (i > e) return 0;
+    lua_Unsigned n = (lua_Unsigned)e - (lua_Unsigned)i; /* elements minus 1, without overflow */
+    if (n >= (unsigned int)INT_MAX || !lua_checkstack(L, (int)(++n)))
+        return luaL_error(L, "too many results to unpack");
+    lua_Integer count = 0;
+    for (; i < e; i++) yadtq_get_element(L, i, &count); /* up to e - 1, which cannot overflow */
+    yadtq_get_element(L, e, &count);
+    return (int)n;
 }
 
 /* The default order of table.sort as a function: each comparison is then a call, which the hook
@@ -1291,6 +1345,9 @@ static int yadtq_open_sandbox_body(lua_State *L) {
         {"move", yadtq_table_move}, {"insert", yadtq_table_insert}, {"remove", yadtq_table_remove}, {NULL, NULL}};
     lua_getfield(L, -1, "move"); /* their upvalue */
     luaL_setfuncs(L, bounded_table_functions, 1);
+    static const luaL_Reg checked_table_functions[] = {
+        {"concat", yadtq_table_concat}, {"unpack", yadtq_table_unpack}, {NULL, NULL}};
+    luaL_setfuncs(L, checked_table_functions, 0);
     lua_getfield(L, -1, "sort");
     lua_pushcfunction(L, yadtq_less_than);
     lua_pushcclosure(L, yadtq_table_sort, 2);

@@ -158,6 +158,17 @@ static void test_limits(void) {
                    "local given = false "
                    "return load(function() if given then return nil end given = true return text end) end",
                    64u << 20, YADTQ_STOPPED_TIME);
+    /* 200,000 empty strings behind a chain of 1990 __index tables: every element's lookup walks the
+     * chain, and neither a call nor an allocation happens in Lua's loops over them. */
+#define YADTQ_INDEX_CHAIN "local last = {} for i = 1, 200000 do last[i] = '' end local top = last " \
+                          "for d = 1, 1990 do top = setmetatable({}, {__index = top}) end "
+    expect_stopped("table.concat behind an __index chain",
+                   "return function() " YADTQ_INDEX_CHAIN "return table.concat(top, '', 1, 200000) end", 64u << 20,
+                   YADTQ_STOPPED_TIME);
+    expect_stopped("table.unpack behind an __index chain",
+                   "return function() " YADTQ_INDEX_CHAIN "return select('#', table.unpack(top, 1, 200000)) end",
+                   64u << 20, YADTQ_STOPPED_TIME);
+#undef YADTQ_INDEX_CHAIN
     expect_stopped("growing table", "return function() local t = {} for i = 1, 1e9 do t[i] = i end end", 4u << 20,
                    YADTQ_STOPPED_MEMORY);
     /* A library function's buffer (string.upper's here, for a 2.25 MB string made without one) is grown

@@ -44,7 +44,8 @@ import CLuaSandbox
 ///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
 ///   deadline every 4096 steps, a set's bytes and a replacement's escapes included), plain
 ///   `string.find`, `string.rep` (by doubling), `table.move` and the shifts of `table.insert` and
-///   `table.remove` (in slices, each a call) and `table.sort` (its default order is a function,
+///   `table.remove` (in slices, each a call), `table.concat` and `table.unpack` (the deadline every
+///   1024 elements: each may sit behind a long `__index` chain) and `table.sort` (its default order is a function,
 ///   so each comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in
 ///   pieces of 1 KiB, each a call the hook sees, also when a reader function returns it.
 /// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
