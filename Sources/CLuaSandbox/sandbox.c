@@ -57,6 +57,18 @@ static void yadtq_stop(yadtq_sandbox *sb, int why) {
     longjmp(*(jmp_buf *)sb->stop_target, 1);
 }
 
+static void yadtq_note_position(lua_State *L, yadtq_sandbox *sb);
+
+/* yadtq_stop for a limit the allocator (or a C function) finds: notes where the running thread's
+ * Lua code was first, as the hook does, so that the report says where the task was when it ran out
+ * of memory or time (a runaway recursion's stack reaches the memory limit). Lua's own error paths
+ * read the stack at these points too (the message handler of a "stack overflow" runs in the middle
+ * of growing the stack); lua_getinfo "Sl" allocates nothing. */
+static void yadtq_stop_running(yadtq_sandbox *sb, int why) {
+    if (sb->stop_target != NULL && sb->running != NULL) yadtq_note_position(sb->running, sb);
+    yadtq_stop(sb, why);
+}
+
 void yadtq_request_stop(int *flag) { __atomic_store_n(flag, 1, __ATOMIC_RELEASE); }
 void yadtq_clear_stop(int *flag) { __atomic_store_n(flag, 0, __ATOMIC_RELEASE); }
 
@@ -111,7 +123,7 @@ static void yadtq_run_in(yadtq_sandbox *sb, lua_State *thread) {
 static void yadtq_alloc_check_deadline(yadtq_sandbox *sb) {
     sb->grown = 0;
     int why = yadtq_stop_reason(sb);
-    if (why != YADTQ_RUNNING) yadtq_stop(sb, why);
+    if (why != YADTQ_RUNNING) yadtq_stop_running(sb, why);
 }
 
 /* Whether a refused growth request (see yadtq_alloc) is still waiting for its second ask. */
@@ -140,9 +152,9 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     /* Only frees and shrinks happen between a refused request and its second ask. */
     int second_ask = sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize;
-    if (nsize > old && yadtq_refusal_pending(sb) && !second_ask) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+    if (nsize > old && yadtq_refusal_pending(sb) && !second_ask) yadtq_stop_running(sb, YADTQ_STOPPED_MEMORY);
     if (nsize > old && nsize - old > sb->limit - sb->used) {
-        if (second_ask) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+        if (second_ask) yadtq_stop_running(sb, YADTQ_STOPPED_MEMORY);
         yadtq_alloc_check_deadline(sb);
         sb->refused_ptr = ptr;
         sb->refused_osize = osize;
@@ -359,7 +371,7 @@ static int yadtq_rep(lua_State *L) {
     yadtq_sandbox *sb = yadtq_sandbox_of(L);
     double needed = (double)length * (double)n + (double)separator * (double)(n - 1);
     if (needed > (double)(sb->limit - sb->used)) lua_gc(L, LUA_GCCOLLECT, 0); /* as the allocator would */
-    if (needed > (double)(sb->limit - sb->used)) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+    if (needed > (double)(sb->limit - sb->used)) yadtq_stop_running(sb, YADTQ_STOPPED_MEMORY);
     size_t total = length * (size_t)n + separator * (size_t)(n - 1);
     luaL_Buffer b;
     char *out = luaL_buffinitsize(L, &b, total);

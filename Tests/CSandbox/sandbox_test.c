@@ -191,6 +191,19 @@ static void test_limits(void) {
                    4u << 20, YADTQ_STOPPED_MEMORY);
 }
 
+/* A limit the allocator finds notes where the task's Lua code was, as the hook does: a runaway
+ * recursion reaches the memory limit with its stack, and the report must say where it ran. */
+static void test_memory_stop_position(void) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int status = run(&s, "return function()\n local function f() return 1 + f() end\n return f()\nend", NULL, 10000);
+    CHECK(status == YADTQ_STOPPED && s.sandbox.stopped == YADTQ_STOPPED_MEMORY,
+          "runaway recursion: status %d, stopped for %d, not by the memory limit", status, s.sandbox.stopped);
+    CHECK(strstr(s.sandbox.stopped_at, "test.lua:2:") != NULL, "runaway recursion: stopped at '%s', not at test.lua:2",
+          s.sandbox.stopped_at);
+    close_state(&s);
+}
+
 /* Raises a stop_request flag after 100 ms, as the worker's cancel watcher does from its thread. */
 static void *raise_later(void *flag) {
     struct timespec pause = {0, 100000000};
@@ -370,6 +383,7 @@ int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
     test_limits();
+    test_memory_stop_position();
     test_stop_requests();
     test_errors_are_values();
     test_table_shifts();
