@@ -103,7 +103,11 @@ static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
 #define YADTQ_HOOK_MASK (LUA_MASKCALL | LUA_MASKCOUNT)
 static void yadtq_hook(lua_State *L, lua_Debug *ar);
 
+/* Whether a refused growth request (see yadtq_alloc) is still waiting for its second ask. */
+static int yadtq_refusal_pending(const yadtq_sandbox *sb) { return sb->refused_nsize != 0; }
+
 static int yadtq_hook_count(const yadtq_sandbox *sb) {
+    if (yadtq_refusal_pending(sb)) return 1; /* see yadtq_alloc */
     size_t count = sb->longest_string ? YADTQ_HOOK_STRING_BYTES / sb->longest_string : YADTQ_HOOK_INSTRUCTIONS;
     return count < 1 ? 1 : count > YADTQ_HOOK_INSTRUCTIONS ? YADTQ_HOOK_INSTRUCTIONS : (int)count;
 }
@@ -126,9 +130,6 @@ static void yadtq_alloc_check_deadline(yadtq_sandbox *sb) {
     if (why != YADTQ_RUNNING) yadtq_stop_running(sb, why);
 }
 
-/* Whether a refused growth request (see yadtq_alloc) is still waiting for its second ask. */
-static int yadtq_refusal_pending(const yadtq_sandbox *sb) { return sb->refused_nsize != 0; }
-
 /* The allocator: counts bytes and refuses growth past the limit. Lua answers a refusal with an
  * emergency full collection and asks again for the same block, so garbage never causes a failure;
  * when that second request is refused too, the task has hit the limit and the state is stopped
@@ -136,8 +137,8 @@ static int yadtq_refusal_pending(const yadtq_sandbox *sb) { return sb->refused_n
  * library function's buffer (luaL_Buffer: string.format, table.concat, string.pack, ...) is grown
  * by a direct call of the allocator that raises "not enough memory" at the first refusal, without
  * collecting or asking again: so any other request while a refusal waits for its second ask stops
- * the state, and so do the hook, which runs at the next instruction (a refusal sets the running
- * thread's count to 1), and the entry point, should the call end first (yadtq_protected). */
+ * the state, and so do the hook, which then runs at every instruction of whichever thread runs
+ * (yadtq_hook_count), and the entry point, should the call end first (yadtq_protected). */
 static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     yadtq_sandbox *sb = (yadtq_sandbox *)ud;
     size_t old = ptr ? osize : 0; /* for a new block, osize is a type tag, not a size */
@@ -159,7 +160,7 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         sb->refused_ptr = ptr;
         sb->refused_osize = osize;
         sb->refused_nsize = nsize;
-        if (sb->running) lua_sethook(sb->running, yadtq_hook, YADTQ_HOOK_MASK, 1);
+        if (sb->running) yadtq_run_in(sb, sb->running); /* the hook at every instruction */
         return NULL;
     }
     if (nsize > old) {
