@@ -1,7 +1,7 @@
 /*
  * The C half of the YADTQ plugin sandbox: the allocator and the hook that enforce the limits, the
  * sandbox's own library functions (bounded pattern matching, string.rep, table.move, insert,
- * remove and sort, load, and coroutine.resume, wrap and close, which keep track of the running
+ * remove, sort, concat and unpack, load, and coroutine.resume, wrap and close, which keep track of the running
  * thread), the conversions of values from Swift, and the protected entry points. The rules it
  * keeps are in yadtq_sandbox.h; functions Swift does not call are static.
  */
@@ -13,6 +13,7 @@
 #include <lualib.h>
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -56,6 +57,18 @@ static void yadtq_stop(yadtq_sandbox *sb, int why) {
     longjmp(*(jmp_buf *)sb->stop_target, 1);
 }
 
+static void yadtq_note_position(lua_State *L, yadtq_sandbox *sb);
+
+/* yadtq_stop for a limit the allocator (or a C function) finds: notes where the running thread's
+ * Lua code was first, as the hook does, so that the report says where the task was when it ran out
+ * of memory or time (a runaway recursion's stack reaches the memory limit). Lua's own error paths
+ * read the stack at these points too (the message handler of a "stack overflow" runs in the middle
+ * of growing the stack); lua_getinfo "Sl" allocates nothing. */
+static void yadtq_stop_running(yadtq_sandbox *sb, int why) {
+    if (sb->stop_target != NULL && sb->running != NULL) yadtq_note_position(sb->running, sb);
+    yadtq_stop(sb, why);
+}
+
 void yadtq_request_stop(int *flag) { __atomic_store_n(flag, 1, __ATOMIC_RELEASE); }
 void yadtq_clear_stop(int *flag) { __atomic_store_n(flag, 0, __ATOMIC_RELEASE); }
 
@@ -90,7 +103,11 @@ static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
 #define YADTQ_HOOK_MASK (LUA_MASKCALL | LUA_MASKCOUNT)
 static void yadtq_hook(lua_State *L, lua_Debug *ar);
 
+/* Whether a refused growth request (see yadtq_alloc) is still waiting for its second ask. */
+static int yadtq_refusal_pending(const yadtq_sandbox *sb) { return sb->refused_nsize != 0; }
+
 static int yadtq_hook_count(const yadtq_sandbox *sb) {
+    if (yadtq_refusal_pending(sb)) return 1; /* see yadtq_alloc */
     size_t count = sb->longest_string ? YADTQ_HOOK_STRING_BYTES / sb->longest_string : YADTQ_HOOK_INSTRUCTIONS;
     return count < 1 ? 1 : count > YADTQ_HOOK_INSTRUCTIONS ? YADTQ_HOOK_INSTRUCTIONS : (int)count;
 }
@@ -110,13 +127,18 @@ static void yadtq_run_in(yadtq_sandbox *sb, lua_State *thread) {
 static void yadtq_alloc_check_deadline(yadtq_sandbox *sb) {
     sb->grown = 0;
     int why = yadtq_stop_reason(sb);
-    if (why != YADTQ_RUNNING) yadtq_stop(sb, why);
+    if (why != YADTQ_RUNNING) yadtq_stop_running(sb, why);
 }
 
 /* The allocator: counts bytes and refuses growth past the limit. Lua answers a refusal with an
  * emergency full collection and asks again for the same block, so garbage never causes a failure;
  * when that second request is refused too, the task has hit the limit and the state is stopped
- * rather than letting Lua raise "not enough memory", which Lua code could catch or replace. */
+ * rather than letting Lua raise "not enough memory", which Lua code could catch or replace. A
+ * library function's buffer (luaL_Buffer: string.format, table.concat, string.pack, ...) is grown
+ * by a direct call of the allocator that raises "not enough memory" at the first refusal, without
+ * collecting or asking again: so any other request while a refusal waits for its second ask stops
+ * the state, and so do the hook, which then runs at every instruction of whichever thread runs
+ * (yadtq_hook_count), and the entry point, should the call end first (yadtq_protected). */
 static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     yadtq_sandbox *sb = (yadtq_sandbox *)ud;
     size_t old = ptr ? osize : 0; /* for a new block, osize is a type tag, not a size */
@@ -129,17 +151,23 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         }
         return NULL;
     }
+    /* Only frees and shrinks happen between a refused request and its second ask. */
+    int second_ask = sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize;
+    if (nsize > old && yadtq_refusal_pending(sb) && !second_ask) yadtq_stop_running(sb, YADTQ_STOPPED_MEMORY);
     if (nsize > old && nsize - old > sb->limit - sb->used) {
-        if (sb->refused_nsize == nsize && sb->refused_ptr == ptr && sb->refused_osize == osize)
-            yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+        if (second_ask) yadtq_stop_running(sb, YADTQ_STOPPED_MEMORY);
         yadtq_alloc_check_deadline(sb);
         sb->refused_ptr = ptr;
         sb->refused_osize = osize;
         sb->refused_nsize = nsize;
+        if (sb->running) yadtq_run_in(sb, sb->running); /* the hook at every instruction */
         return NULL;
     }
     if (nsize > old) {
-        sb->refused_nsize = 0; /* only frees and shrinks happen between the two requests */
+        if (second_ask) {
+            sb->refused_nsize = 0;
+            if (sb->running) yadtq_run_in(sb, sb->running); /* its hook count back from 1 */
+        }
         sb->grown += nsize - old;
         if (sb->grown >= YADTQ_ALLOC_CHECK) yadtq_alloc_check_deadline(sb);
     }
@@ -231,6 +259,7 @@ static void yadtq_check_deadline(lua_State *L) {
  * __close handler would then run unchecked. It stops the state instead (yadtq_stop). */
 static void yadtq_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
+    if (yadtq_refusal_pending(yadtq_sandbox_of(L))) yadtq_stop_here(L, YADTQ_STOPPED_MEMORY);
     yadtq_check_deadline(L);
 }
 static uint64_t yadtq_read_u64(lua_State *L, yadtq_cursor *c) {
@@ -343,7 +372,7 @@ static int yadtq_rep(lua_State *L) {
     yadtq_sandbox *sb = yadtq_sandbox_of(L);
     double needed = (double)length * (double)n + (double)separator * (double)(n - 1);
     if (needed > (double)(sb->limit - sb->used)) lua_gc(L, LUA_GCCOLLECT, 0); /* as the allocator would */
-    if (needed > (double)(sb->limit - sb->used)) yadtq_stop(sb, YADTQ_STOPPED_MEMORY);
+    if (needed > (double)(sb->limit - sb->used)) yadtq_stop_running(sb, YADTQ_STOPPED_MEMORY);
     size_t total = length * (size_t)n + separator * (size_t)(n - 1);
     luaL_Buffer b;
     char *out = luaL_buffinitsize(L, &b, total);
@@ -438,6 +467,59 @@ static int yadtq_table_remove(lua_State *L) {
     lua_pushnil(L);
     lua_seti(L, 1, pos);
     return 1;
+}
+
+/* table.concat and table.unpack as Lua's, with a deadline check every YADTQ_LOOKUP_CHECK elements:
+ * Lua's loop over the elements runs with no call the hook could see, and each element's lookup may
+ * walk a chain of up to 2000 __index tables (a string element adds nothing to the result, so the
+ * allocator sees nothing either): 200,000 elements behind such a chain took a minute in one call. */
+#define YADTQ_LOOKUP_CHECK 1024
+
+/* Pushes list[i] (argument 1), checking the deadline every YADTQ_LOOKUP_CHECK elements. */
+static void yadtq_get_element(lua_State *L, lua_Integer i, lua_Integer *count) {
+    if (++*count % YADTQ_LOOKUP_CHECK == 0) yadtq_check_deadline(L);
+    lua_geti(L, 1, i);
+}
+
+static void yadtq_add_concat_field(lua_State *L, luaL_Buffer *b, lua_Integer i, lua_Integer *count) {
+    yadtq_get_element(L, i, count);
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "invalid value (%s) at index %I in table for 'concat'", luaL_typename(L, -1), (LUAI_UACINT)i);
+    luaL_addvalue(b);
+}
+
+/* table.concat(list [, sep [, i [, j]]]). Only tables reach here: a plugin has no userdata. */
+static int yadtq_table_concat(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer last = luaL_len(L, 1);
+    size_t separator = 0;
+    const char *sep = luaL_optlstring(L, 2, "", &separator);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    last = luaL_optinteger(L, 4, last);
+    lua_Integer count = 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (; i < last; i++) {
+        yadtq_add_concat_field(L, &b, i, &count);
+        luaL_addlstring(&b, sep, separator);
+    }
+    if (i == last) yadtq_add_concat_field(L, &b, i, &count); /* the interval was not empty */
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* table.unpack(list [, i [, j]]) */
+static int yadtq_table_unpack(lua_State *L) {
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer e = luaL_opt(L, luaL_checkinteger, 3, luaL_len(L, 1));
+    if (i > e) return 0;
+    lua_Unsigned n = (lua_Unsigned)e - (lua_Unsigned)i; /* elements minus 1, without overflow */
+    if (n >= (unsigned int)INT_MAX || !lua_checkstack(L, (int)(++n)))
+        return luaL_error(L, "too many results to unpack");
+    lua_Integer count = 0;
+    for (; i < e; i++) yadtq_get_element(L, i, &count); /* up to e - 1, which cannot overflow */
+    yadtq_get_element(L, e, &count);
+    return (int)n;
 }
 
 /* The default order of table.sort as a function: each comparison is then a call, which the hook
@@ -1276,6 +1358,9 @@ static int yadtq_open_sandbox_body(lua_State *L) {
         {"move", yadtq_table_move}, {"insert", yadtq_table_insert}, {"remove", yadtq_table_remove}, {NULL, NULL}};
     lua_getfield(L, -1, "move"); /* their upvalue */
     luaL_setfuncs(L, bounded_table_functions, 1);
+    static const luaL_Reg checked_table_functions[] = {
+        {"concat", yadtq_table_concat}, {"unpack", yadtq_table_unpack}, {NULL, NULL}};
+    luaL_setfuncs(L, checked_table_functions, 0);
     lua_getfield(L, -1, "sort");
     lua_pushcfunction(L, yadtq_less_than);
     lua_pushcclosure(L, yadtq_table_sort, 2);
@@ -1431,11 +1516,16 @@ static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nres
         return YADTQ_STOPPED;
     }
     sb->stop_target = &target;
-    sb->running = L;
+    sb->refused_nsize = 0; /* a refusal while Swift read values (lua_checkstack) has been answered */
+    yadtq_run_in(sb, L);
     sb->error_length = 0;
     int status = lua_pcall(L, 1, nresults, handler);
     sb->running = NULL;
     sb->stop_target = NULL;
+    if (yadtq_refusal_pending(sb)) { /* e.g. `return pcall(table.concat, ...)`: see yadtq_alloc */
+        sb->stopped = YADTQ_STOPPED_MEMORY;
+        return YADTQ_STOPPED;
+    }
     lua_rotate(L, handler, -1);
     lua_pop(L, 1);
     return status;

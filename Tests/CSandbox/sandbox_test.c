@@ -158,12 +158,50 @@ static void test_limits(void) {
                    "local given = false "
                    "return load(function() if given then return nil end given = true return text end) end",
                    64u << 20, YADTQ_STOPPED_TIME);
+    /* 200,000 empty strings behind a chain of 1990 __index tables: every element's lookup walks the
+     * chain, and neither a call nor an allocation happens in Lua's loops over them. */
+#define YADTQ_INDEX_CHAIN "local last = {} for i = 1, 200000 do last[i] = '' end local top = last " \
+                          "for d = 1, 1990 do top = setmetatable({}, {__index = top}) end "
+    expect_stopped("table.concat behind an __index chain",
+                   "return function() " YADTQ_INDEX_CHAIN "return table.concat(top, '', 1, 200000) end", 64u << 20,
+                   YADTQ_STOPPED_TIME);
+    expect_stopped("table.unpack behind an __index chain",
+                   "return function() " YADTQ_INDEX_CHAIN "return select('#', table.unpack(top, 1, 200000)) end",
+                   64u << 20, YADTQ_STOPPED_TIME);
+#undef YADTQ_INDEX_CHAIN
     expect_stopped("growing table", "return function() local t = {} for i = 1, 1e9 do t[i] = i end end", 4u << 20,
                    YADTQ_STOPPED_MEMORY);
+    /* A library function's buffer (string.upper's here, for a 2.25 MB string made without one) is grown
+     * by a direct call of the allocator, which raises "not enough memory" at the first refusal,
+     * without Lua's collect-and-ask-again: that error, caught or returned, ends the task at the limit
+     * too. */
+#define YADTQ_LONG_STRING "local half = ('x'):rep(1125e3) local s = half .. half "
+    expect_stopped("caught buffer memory error",
+                   "return function() " YADTQ_LONG_STRING "while true do pcall(string.upper, s) end end", 4u << 20,
+                   YADTQ_STOPPED_MEMORY);
+    expect_stopped("returned buffer memory error", "return function() " YADTQ_LONG_STRING "return pcall(string.upper, s) end",
+                   4u << 20, YADTQ_STOPPED_MEMORY);
+    expect_stopped("buffer memory error in a message handler",
+                   "return function() " YADTQ_LONG_STRING "return xpcall(string.upper, function() return 'handled' end, s) end",
+                   4u << 20, YADTQ_STOPPED_MEMORY);
+#undef YADTQ_LONG_STRING
     expect_stopped("caught memory error",
                    "return function() while true do pcall(string.rep, 'x', 1 << 30) local t = {} "
                    "for i = 1, 1e9 do t[i] = i end end end",
                    4u << 20, YADTQ_STOPPED_MEMORY);
+}
+
+/* A limit the allocator finds notes where the task's Lua code was, as the hook does: a runaway
+ * recursion reaches the memory limit with its stack, and the report must say where it ran. */
+static void test_memory_stop_position(void) {
+    sandboxed s;
+    open_state(&s, 16u << 20);
+    int status = run(&s, "return function()\n local function f() return 1 + f() end\n return f()\nend", NULL, 10000);
+    CHECK(status == YADTQ_STOPPED && s.sandbox.stopped == YADTQ_STOPPED_MEMORY,
+          "runaway recursion: status %d, stopped for %d, not by the memory limit", status, s.sandbox.stopped);
+    CHECK(strstr(s.sandbox.stopped_at, "test.lua:2:") != NULL, "runaway recursion: stopped at '%s', not at test.lua:2",
+          s.sandbox.stopped_at);
+    close_state(&s);
 }
 
 /* Raises a stop_request flag after 100 ms, as the worker's cancel watcher does from its thread. */
@@ -345,6 +383,7 @@ int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
     test_limits();
+    test_memory_stop_position();
     test_stop_requests();
     test_errors_are_values();
     test_table_shifts();

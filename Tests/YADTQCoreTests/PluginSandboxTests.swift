@@ -270,6 +270,12 @@ struct PluginSandboxTests {
             local ok = pcall(function() local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 65536) .. i end end)
             return ok
             """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
+        // A library function's buffer (string.upper's) gets no collect-and-ask-again: Lua raises
+        // "not enough memory" at the first refusal, which must end the task all the same.
+        try expectFailure("""
+            local half = string.rep("x", 9 << 19) local s = half .. half
+            return pcall(string.upper, s)
+            """, contains: "memory limit (16 MiB) exceeded", limits: memoryLimits)
     }
 
     @Test func noProcessFileOrModuleAccess() throws {
@@ -359,6 +365,11 @@ struct PluginSandboxTests {
     @Test func deepRecursionFails() throws {
         try expectFailure("local function f(n) return f(n + 1) + 1 end return f(1)", contains: "stack overflow", limits: PluginLimits(timeout: .seconds(10)))
         try expectFailure("local function f(n) return f(n + 1) + 1 end return f(1)", contains: "exceeded")
+        // Its stack reaching the memory limit first, the report still says where the code was.
+        let folder = try PluginFolder(["deep.lua": plugin("local function f(n) return f(n + 1) + 1 end return f(1)")], limits: memoryLimits)
+        let failure = folder.run("deep").failure
+        #expect(failure?.limit == .memory, "\(String(describing: failure))")
+        #expect(failure?.traceback?.contains("deep.lua:") == true, "traceback: \(String(describing: failure?.traceback))")
     }
 
     @Test func errorObjectsBecomeReadable() throws {

@@ -38,12 +38,14 @@ import CLuaSandbox
 ///   without running its code) for its owner to replace. A raised ``TaskStopFlag`` (the task
 ///   was cancelled) stops the code at the same checks and the same way.
 /// - Memory: the allocator refuses growth past the limit; Lua then collects and asks again, and
-///   the second refusal stops the state the same way.
+///   the second refusal stops the state the same way. A library function's buffer (luaL_Buffer) is
+///   not asked for again: its refusal stops the state at the next request, hook or return.
 /// - C library calls cannot be interrupted, so those whose work is not bounded by what they
 ///   produce count it themselves: pattern matching (the sandbox's own matcher, checking the
 ///   deadline every 4096 steps, a set's bytes and a replacement's escapes included), plain
 ///   `string.find`, `string.rep` (by doubling), `table.move` and the shifts of `table.insert` and
-///   `table.remove` (in slices, each a call) and `table.sort` (its default order is a function,
+///   `table.remove` (in slices, each a call), `table.concat` and `table.unpack` (the deadline every
+///   1024 elements: each may sit behind a long `__index` chain) and `table.sort` (its default order is a function,
 ///   so each comparison is a call); `load` feeds a text to Lua's parser, which runs no hook, in
 ///   pieces of 1 KiB, each a call the hook sees, also when a reader function returns it.
 /// - What leaves the sandbox is measured as the bytes it becomes, while it is produced, because
@@ -54,7 +56,9 @@ import CLuaSandbox
 ///   the running call's deadline (``LuaValueReader``), and the trampoline stops the state when a
 ///   host function returns past it.
 ///
-/// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
+/// Not guaranteed: a garbage collection runs no hook, and one over weak-keyed tables (ephemerons)
+/// chained by their values takes time quadratic in their entries (see the README's known limit).
+/// One VM instruction or one C call between two checks runs to its end; each is
 /// bounded by the memory limit (comparing two long strings, `string.upper` of one), so
 /// the overshoot stays far under a second at the default 64 MiB but grows with the limit.
 /// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the
