@@ -190,13 +190,16 @@ public final class Worker: @unchecked Sendable {
 
     /// Calls `attempt` on the broker until it returns, waiting out a broker that cannot be
     /// reached or does not answer (``BrokerOutage``) as Redis is waited for; any other error is
-    /// thrown. `nil` when a stop was requested first.
+    /// thrown. `nil` when a stop was requested first. Meanwhile the heartbeat carries the wait
+    /// as its note.
     private func waitingForBroker<T>(_ attempt: () throws -> T) throws -> T? {
-        try retrying(
+        defer { activity.waitingForBroker(nil) }
+        return try retrying(
             attempt,
             waiting: { error in
                 guard BrokerOutage.isWaitable(error) else { throw error }
-                return "waiting for the broker at \(settings.brokers)"
+                activity.waitingForBroker(settings.brokers)
+                return WorkerActivity.brokerNote(settings.brokers)
             }, recovered: "the broker at \(settings.brokers) answers again")
     }
 
