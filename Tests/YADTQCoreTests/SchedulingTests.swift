@@ -309,6 +309,18 @@ struct SchedulerRuleTests {
         #expect(fresh.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1) == nil)
     }
 
+    @Test("lost tasks: the partitions of a topic the broker lost are known from the ends kept or the latest check; a topic never seen has none")
+    func partitionsSeen() {
+        var rule = keepingRule()
+        #expect(rule.partitionsSeen == nil, "not made yet: nothing to make again")
+        rule.restart(storedEnds: [:])
+        #expect(rule.partitionsSeen == nil, "nothing kept: nothing to make again")
+        rule.restart(storedEnds: [0: 40, 1: 7])
+        #expect(rule.partitionsSeen == 2, "the whole stack restarted: the ends kept tell")
+        _ = rule.check(now: 100_000, partitions: partitions([(0, 0), (0, 0), (0, 0)]), queued: 0, processing: 0)
+        #expect(rule.partitionsSeen == 3, "the latest check tells")
+    }
+
     @Test("lost tasks: the end offsets are kept when they changed, at most every few seconds, and again hourly")
     func endsKept() {
         var rule = keepingRule()

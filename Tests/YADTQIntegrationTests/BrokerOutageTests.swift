@@ -42,19 +42,26 @@ struct BrokerOutageTests {
         #expect(stack.base.workerLog("w1").contains("exiting at once"))
     }
 
-    @Test("a worker started while the broker is down waits for it, then runs tasks once it is up")
+    @Test("a worker started while the broker is down waits for it, its heartbeat saying so, then runs tasks once it is up")
     func workerWaitsForBroker() throws {
         let stack = try ChaosStack(privateServices: true)
         defer { stack.shutDown() }
         kill(try stack.servicePID("tansu"), SIGKILL)
         Thread.sleep(forTimeInterval: 1)
-        let worker = try stack.base.startWorker("w1")
+        let worker = try stack.base.startWorker("w1", arguments: ["--heartbeat-interval", "500ms"])
         #expect(
             try ChaosStack.waitUntil(.seconds(60)) { stack.base.workerLog("w1").contains("waiting for the broker at") },
             "\(stack.base.workerLog("w1").suffix(2000))")
         #expect(worker.isRunning, "the worker waits instead of exiting")
+        let store = stack.store
+        let beat = { try? store.heartbeats(of: ["w1"]).heartbeats["w1"] }
+        #expect(
+            ChaosStack.waitUntil(.seconds(30)) {
+                beat()?.note == "waiting for the broker at \(stack.settings.brokers)" && beat()?.state == .waiting
+            }, "\(String(describing: beat()))")
         try stack.startServices()
         try stack.base.runSucceeding("add 1 2\n", timeout: .seconds(90))
+        #expect(ChaosStack.waitUntil(.seconds(30)) { beat().map { $0.note == nil } ?? false }, "\(String(describing: beat()))")
         #expect(ChaosStack.stop([worker]) == [0])
     }
 

@@ -154,6 +154,19 @@ struct SchedulerTests {
         #expect(try lines(try stack.ctl(["ls", "--type", "tick", "--limit", "1000", "--json"])).count == afterRemoval)
     }
 
+    @Test("a periodic plugin on a topic nobody made: the scheduler makes it, with yadtq-run's default partitions, and the tick's task runs to SUCCESS")
+    func periodicTickOnNewTopic() throws {
+        let stack = try IntegrationStack(
+            label: "newtick", extraPlugins: ["tick": #"return { every = "1s", run = function() return "ticked" end }"#])
+        let worker = try stack.startWorker("w1")
+        defer { stop(worker) }
+        let succeeded = {
+            try self.lines(try stack.ctl(["ls", "--type", "tick", "--status", "SUCCESS", "--json"])).compactMap { $0["id"]?.stringValue }
+        }
+        #expect(try ChaosStack.waitUntil(.seconds(60)) { try !succeeded().isEmpty }, "\(stack.workerLog("w1").suffix(2000))")
+        #expect(try stack.topicPartitions()[stack.topic] == TaskPublisher.defaultPartitions)
+    }
+
     @Test("a bad cron makes the plugin fail to load with the reason")
     func badCron() throws {
         let stack = try IntegrationStack(

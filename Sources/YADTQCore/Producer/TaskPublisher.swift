@@ -74,10 +74,11 @@ public final class TaskPublisher: @unchecked Sendable {
     /// Connects to Redis and Kafka and creates `topic` with `partitions` partitions
     /// (and its dead-letter topic) when they do not exist yet.
     /// - Parameter partitions: also what a retried task's topic is created with when it is missing.
-    /// - Parameter createsTopicNow: `false` for a publisher whose `topic` only takes the tasks
-    ///   that name no topic of their own (`yadtq-ctl retry`): it is then created when a task
-    ///   is first published to it, so a retry that sends every task back to its own topic
-    ///   creates no other.
+    /// - Parameter createsTopicNow: `false` to create `topic` only when a task is first
+    ///   published to it: for `yadtq-ctl retry`, whose `topic` only takes the tasks that name no
+    ///   topic of their own, so a retry that sends every task back to its own topic creates no
+    ///   other; for the scheduler, so that a topic is made by its first task, not by a worker
+    ///   that waits for `yadtq-run --partitions` to make it.
     /// - Parameter plugins: when the producer can see the plugin folder, a plugin's declared
     ///   `max_attempts` becomes the default for its tasks that do not set their own.
     /// - Parameter reconnectFor: how long a publish waits for an unreachable Redis before it fails.
@@ -106,11 +107,11 @@ public final class TaskPublisher: @unchecked Sendable {
     }
 
     /// Creates the topic again if it is gone (a broker that lost it), with the partitions it
-    /// had; returns its partition count.
+    /// had: as this publisher last read them, else `had`; returns its partition count.
     @discardableResult
-    public func ensureTopic() throws -> Int {
-        let had = lock.withLock { partitionCounts.lastCount(of: topic) }
-        let count = try producer.client.ensureTopic(topic, partitions: had ?? partitionsOfNewTopics)
+    public func ensureTopic(had: Int) throws -> Int {
+        let lastRead = lock.withLock { partitionCounts.lastCount(of: topic) }
+        let count = try producer.client.ensureTopic(topic, partitions: lastRead ?? had)
         lock.withLock { partitionCounts.read(count, of: topic, at: .now) }
         return count
     }

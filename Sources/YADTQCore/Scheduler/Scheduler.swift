@@ -14,6 +14,13 @@ import Logging
 /// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
 /// the next run, and the others go on.
 ///
+/// It runs from the worker's start, whether its topic exists or not. A topic that does not exist
+/// is made by the first task published to it (``TaskPublisher/defaultPartitions``, as `yadtq-run`
+/// makes it), so periodic tasks need no `yadtq-run`; or made again, with the partitions it had,
+/// when the end offsets seen or kept in Redis show the broker lost it (after the whole stack
+/// restarted, no `yadtq-run` may come to make it: the lost tasks would wait for ever). A topic
+/// never seen is left alone, for `yadtq-run --partitions` to make.
+///
 /// Two threads of its own, off the task loop and off Swift's cooperative pool (Redis and the
 /// broker block): the **scheduler** thread (lease, due tasks, ticks: every 200 ms, so a task
 /// is published within a fraction of a second of its time) and the **lost-task** thread
@@ -57,9 +64,8 @@ public final class Scheduler: @unchecked Sendable {
     /// - Parameters:
     ///   - worker: the worker's name; the lease's owner is the name with a random suffix, so a
     ///     worker restarted under the same name does not mistake its predecessor's lease for its own.
-    ///   - partitions: for a topic the scheduler has to create again (a broker that lost it).
     public init(
-        settings: YADTQSettings, topic: String, partitions: Int, worker: String, registry: PluginRegistry,
+        settings: YADTQSettings, topic: String, worker: String, registry: PluginRegistry,
         logger: Logger, lease: SchedulerLease = SchedulerLease(), lostRule: LostTaskRule = LostTaskRule()
     ) throws {
         self.topic = topic
@@ -73,8 +79,8 @@ public final class Scheduler: @unchecked Sendable {
         makeClients = {
             Clients(
                 publisher: try TaskPublisher(
-                    settings: settings, topic: topic, partitions: partitions, clientID: "yadtq-scheduler-\(worker)",
-                    logger: logger, plugins: registry, reconnectFor: .seconds(1)),
+                    settings: settings, topic: topic, partitions: TaskPublisher.defaultPartitions, createsTopicNow: false,
+                    clientID: "yadtq-scheduler-\(worker)", logger: logger, plugins: registry, reconnectFor: .seconds(1)),
                 lagReader: try KafkaLagReader(settings: settings, timeout: .seconds(2)))
         }
     }
@@ -265,12 +271,14 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     /// The topic's partitions as the broker and the group's commits show them; `nil` when the
-    /// topic does not exist (a broker that lost it: its tasks are found once it is back).
+    /// topic does not exist: one seen before (a broker that lost it) is made again, and its tasks
+    /// are found once it is back; one never seen is not made yet, and has lost nothing.
     private func readPartitions() throws -> [LostTaskRule.Partition]? {
         let lags = try clients().lagReader.lag(topic: topic)
         guard !lags.isEmpty else {
+            guard let had = lostRule.partitionsSeen else { return nil }
             logger.warning("topic \(topic) is gone (a broker that lost it?): creating it again")
-            _ = try clients().publisher.ensureTopic()
+            _ = try clients().publisher.ensureTopic(had: had)
             return nil
         }
         return lags.map {

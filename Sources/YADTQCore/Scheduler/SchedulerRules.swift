@@ -234,6 +234,10 @@ public struct LostTaskRule: Sendable {
         return due ? lastEnds : nil
     }
 
+    /// How many partitions the topic had, as the latest check or the ends kept in Redis show
+    /// them; `nil` when neither saw it: a topic not made yet, which has lost nothing.
+    public var partitionsSeen: Int? { lastEnds.keys.max().map { Int($0) + 1 } }
+
     /// Redis took the end offsets ``endsToStore(now:)`` gave.
     public mutating func endsStored(_ ends: [Int32: Int64], at now: Int64) {
         storedEnds = ends

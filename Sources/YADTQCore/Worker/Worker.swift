@@ -125,13 +125,15 @@ public final class Worker: @unchecked Sendable {
         defer { pluginWatcher.stop() }
         let producer = try KafkaProducer(settings: settings, clientID: "yadtq-worker-\(options.name)")
         logger.info("librdkafka \(RDKafkaClient.libraryVersion); brokers \(settings.brokers); Redis \(settings.redis)")
+        // Before the topic exists: the scheduler is what makes it for a periodic task's first
+        // tick, or again after the broker lost it (see ``Scheduler``).
+        let scheduler = try startScheduler()
+        defer { scheduler?.stop() }
         guard try waitForTopic(producer.client),
             try waitingForBroker({
                 try producer.client.ensureTopic(TopicName.deadLetter(of: options.topic), partitions: options.deadLetterPartitions)
             }) != nil
         else { return .stopRequested }
-        let scheduler = try startScheduler(producer.client)
-        defer { scheduler?.stop() }
         guard !shouldStop else { return .stopRequested }
         let pool = ExecutorPool(
             count: options.concurrency, makeExecutor: { PluginExecutor(registry: registry, limits: options.limits) },
@@ -157,13 +159,10 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// Starts this worker's share of the scheduler, unless `--no-scheduler`.
-    private func startScheduler(_ client: RDKafkaClient) throws -> Scheduler? {
-        guard options.scheduler, let count = try waitingForBroker({ try client.partitionCount(topic: options.topic) })
-        else { return nil }
-        let partitions = count ?? 1
+    private func startScheduler() throws -> Scheduler? {
+        guard options.scheduler else { return nil }
         let scheduler = try Scheduler(
-            settings: settings, topic: options.topic, partitions: partitions, worker: options.name, registry: registry,
-            logger: logger)
+            settings: settings, topic: options.topic, worker: options.name, registry: registry, logger: logger)
         scheduler.start()
         return scheduler
     }
@@ -190,13 +189,16 @@ public final class Worker: @unchecked Sendable {
 
     /// Calls `attempt` on the broker until it returns, waiting out a broker that cannot be
     /// reached or does not answer (``BrokerOutage``) as Redis is waited for; any other error is
-    /// thrown. `nil` when a stop was requested first.
+    /// thrown. `nil` when a stop was requested first. Meanwhile the heartbeat carries the wait
+    /// as its note.
     private func waitingForBroker<T>(_ attempt: () throws -> T) throws -> T? {
-        try retrying(
+        defer { activity.waitingForBroker(nil) }
+        return try retrying(
             attempt,
             waiting: { error in
                 guard BrokerOutage.isWaitable(error) else { throw error }
-                return "waiting for the broker at \(settings.brokers)"
+                activity.waitingForBroker(settings.brokers)
+                return WorkerActivity.brokerNote(settings.brokers)
             }, recovered: "the broker at \(settings.brokers) answers again")
     }
 
@@ -225,8 +227,8 @@ public final class Worker: @unchecked Sendable {
         return nil
     }
 
-    /// Waits for the topic to exist, and for the broker to answer; false when a stop was
-    /// requested first.
+    /// Waits for the topic to exist (made by `yadtq-run`, or by a scheduler: see ``Scheduler``),
+    /// and for the broker to answer; false when a stop was requested first.
     private func waitForTopic(_ client: RDKafkaClient) throws -> Bool {
         var announced = false
         defer { activity.waitingForTopic(nil) }

@@ -11,7 +11,8 @@ public final class WorkerActivity: @unchecked Sendable {
     private var failedCount = 0
     private var assigned: [Int32] = []
     private var stopped = false
-    private var waitingFor: String?
+    private var waitingForTopic: String?
+    private var waitingForBroker: String?
     private var assignmentChanges = 0
     private var metricsPort: Int?
     private var batchStartedAt: Int64?
@@ -90,9 +91,24 @@ public final class WorkerActivity: @unchecked Sendable {
         }
     }
 
-    /// Marks the worker `waiting` for `topic` to exist, or (with `nil`) consuming.
+    /// Marks the worker `waiting` for `topic` to exist, or (with `nil`) no longer.
     func waitingForTopic(_ topic: String?) {
-        lock.withLock { waitingFor = topic }
+        lock.withLock { waitingForTopic = topic }
+    }
+
+    /// Marks the worker `waiting` for the broker at `brokers` to answer, or (with `nil`) no longer.
+    func waitingForBroker(_ brokers: String?) {
+        lock.withLock { waitingForBroker = brokers }
+    }
+
+    /// The heartbeat's note while the worker waits for the broker at `brokers`; its log says it too.
+    static func brokerNote(_ brokers: String) -> String { "waiting for the broker at \(brokers)" }
+
+    /// Why the worker is not consuming: the broker first, as nothing else (the topic included)
+    /// can be known before it answers.
+    private var note: String? {
+        if let waitingForBroker { return Self.brokerNote(waitingForBroker) }
+        return waitingForTopic.map { "waiting for topic \($0) to exist (yadtq-run --topic \($0) creates it)" }
     }
 
     func markStopped() {
@@ -103,12 +119,11 @@ public final class WorkerActivity: @unchecked Sendable {
         lock.withLock {
             // The longest-running task is the one that tells whether the worker is stuck.
             let oldest = running.min { $0.value < $1.value }
-            let state: WorkerState =
-                stopped ? .stopped : waitingFor != nil ? .waiting : running.isEmpty ? .idle : .busy
+            let note = self.note
+            let state: WorkerState = stopped ? .stopped : note != nil ? .waiting : running.isEmpty ? .idle : .busy
             return Snapshot(
                 takenAt: currentEpochMilliseconds(), state: state, currentTask: oldest?.key, taskStartedAt: oldest?.value,
-                processed: processedCount, failed: failedCount, partitions: assigned,
-                note: waitingFor.map { "waiting for topic \($0) to exist (yadtq-run --topic \($0) creates it)" },
+                processed: processedCount, failed: failedCount, partitions: assigned, note: note,
                 assignmentChanges: assignmentChanges, metricsPort: metricsPort, batchStartedAt: batchStartedAt)
         }
     }
