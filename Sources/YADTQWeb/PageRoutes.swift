@@ -189,10 +189,9 @@ struct PageRoutes {
         }
         var response = Response.redirect(to: next, type: .normal)
         response.setCookie(
-            Cookie(
-                name: WebSecurityMiddleware.sessionCookie, value: session,
-                maxAge: Int(WebSecurityMiddleware.sessionLifetime.components.seconds), path: "/", httpOnly: true,
-                sameSite: .strict))
+            backend.configuration.cookie(
+                WebSecurityMiddleware.sessionCookie, value: session,
+                maxAge: Int(WebSecurityMiddleware.sessionLifetime.components.seconds)))
         return response
     }
 
@@ -202,8 +201,7 @@ struct PageRoutes {
             try await backend.read { try $0.deleteWebSession(session) }
         }
         var response = Response.redirect(to: "/login", type: .normal)
-        response.setCookie(
-            Cookie(name: WebSecurityMiddleware.sessionCookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+        response.setCookie(backend.configuration.cookie(WebSecurityMiddleware.sessionCookie, value: "", maxAge: 0))
         return response
     }
 
