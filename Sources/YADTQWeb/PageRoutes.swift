@@ -148,8 +148,8 @@ struct PageRoutes {
             let published = try await backend.publish(try SubmissionInput.resolve(parsed, with: catalog))
             return respond(Pages.submitted(published), request, context, status: .created)
         } catch let error as WebError {
-            // Tasks that may have been queued come back in the box with their ids, to be sent as they are.
-            if !error.unresolved.isEmpty { form.lines = error.unresolved.map(\.json.jsonString).joined(separator: "\n") }
+            // The tasks of a submit Redis or the broker failed come back in the box with their ids, to be sent as they are.
+            if let unresolved = error.unresolved { form.lines = unresolved.tasks.map(\.json.jsonString).joined(separator: "\n") }
             let page = Pages.submit(catalog: catalog, form: form, error: error, csrf: context.csrfToken)
             return respond(page, request, context, status: error.status)
         }
@@ -189,10 +189,9 @@ struct PageRoutes {
         }
         var response = Response.redirect(to: next, type: .normal)
         response.setCookie(
-            Cookie(
-                name: WebSecurityMiddleware.sessionCookie, value: session,
-                maxAge: Int(WebSecurityMiddleware.sessionLifetime.components.seconds), path: "/", httpOnly: true,
-                sameSite: .strict))
+            backend.configuration.cookie(
+                WebSecurityMiddleware.sessionCookie, value: session,
+                maxAge: Int(WebSecurityMiddleware.sessionLifetime.components.seconds)))
         return response
     }
 
@@ -202,8 +201,7 @@ struct PageRoutes {
             try await backend.read { try $0.deleteWebSession(session) }
         }
         var response = Response.redirect(to: "/login", type: .normal)
-        response.setCookie(
-            Cookie(name: WebSecurityMiddleware.sessionCookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+        response.setCookie(backend.configuration.cookie(WebSecurityMiddleware.sessionCookie, value: "", maxAge: 0))
         return response
     }
 

@@ -10,9 +10,9 @@ public struct WebError: Error, CustomStringConvertible {
     public var message: String
     /// One entry per bad task or line, when there are several.
     public var details: [String] = []
-    /// The tasks of a submit that may or may not have been queued, each with its id: to be
-    /// submitted again as they are (see ``SubmissionInput/outcomeUnknown(_:of:)``).
-    public var unresolved: [TaskDeclaration] = []
+    /// The tasks of a submit that Redis or the broker failed, each with its id: to be
+    /// submitted again as they are.
+    public var unresolved: UnresolvedSubmit?
 
     public var description: String { message }
 
@@ -22,6 +22,8 @@ public struct WebError: Error, CustomStringConvertible {
         case let error as WebError:
             return error
         case let error as YADTQError where error.area == .redis || error.area == .kafka:
+            return WebError(status: .serviceUnavailable, message: "\(error)")
+        case let error as CallDeadline.Expired:
             return WebError(status: .serviceUnavailable, message: "\(error)")
         case let error as TaskStore.InvalidCursor:
             return WebError(status: .badRequest, message: error.description)
@@ -33,6 +35,20 @@ public struct WebError: Error, CustomStringConvertible {
             return WebError(status: .internalServerError, message: "internal error: \(error)")
         }
     }
+}
+
+/// The tasks of a submit that Redis or the broker failed, each with the id it has (given or
+/// generated), and what is known of them: the answer gives each its `status`.
+public struct UnresolvedSubmit: Sendable {
+    public enum Status: String, Sendable {
+        /// Redis may have queued them before it stopped answering (``SubmissionInput/outcomeUnknown(_:of:)``).
+        case unknown = "UNKNOWN"
+        /// The submit never reached Redis, so it queued none of them (``SubmissionInput/notSent(_:of:)``).
+        case notSent = "NOT_SENT"
+    }
+
+    public var tasks: [TaskDeclaration]
+    public var status: Status
 }
 
 /// Reads the tasks a client submits — a JSON body, the form's single task or its box of
@@ -195,7 +211,17 @@ public enum SubmissionInput {
             message: "\(error). Whether the tasks were queued is unknown: Redis may have queued them before it "
                 + "stopped answering. Once it answers, submit them again under the same ids (each task's id is in `tasks`; "
                 + "on the page, in the box below): a task that was queued answers DUPLICATE and is not queued twice",
-            unresolved: declarations)
+            unresolved: UnresolvedSubmit(tasks: declarations, status: .unknown))
+    }
+
+    /// A submit whose time ran out while the submits and retries ahead of it waited for Redis:
+    /// 503 with its tasks, none of which it sent, so none of which it queued.
+    static func notSent(_ error: CallDeadline.Expired, of declarations: [TaskDeclaration]) -> WebError {
+        WebError(
+            status: .serviceUnavailable,
+            message: "\(error). None of the tasks was queued by this submit. Once Redis answers, submit them again as "
+                + "they are (each task's id is in `tasks`; on the page, in the box below)",
+            unresolved: UnresolvedSubmit(tasks: declarations, status: .notSent))
     }
 
     private static func reject(_ problems: [String], of total: Int, status: HTTPResponse.Status) throws(WebError) {

@@ -56,18 +56,18 @@ final class WebBackend: Sendable {
 
     /// Publishes tasks through the same code path as `yadtq-run`: QUEUED first, then the
     /// broker, round-robin, delivery checked. Each task is given its id first, so that a
-    /// submit Redis or the broker fails can name them (``SubmissionInput/outcomeUnknown(_:of:)``).
+    /// submit Redis or the broker fails can name them (``SubmissionInput/outcomeUnknown(_:of:)``,
+    /// ``SubmissionInput/notSent(_:of:)``).
     func publish(_ declarations: [TaskDeclaration]) async throws -> [PublishedTask] {
-        let publisher = self.publisher
         let declarations = TaskID.named(declarations)
-        return try await publisher.queue.perform {
-            do {
-                return try publisher.connected().publish(declarations)
-            } catch let error as TaskPublisher.TooLarge {
-                throw SubmissionInput.tooLarge(error, of: declarations.count)
-            } catch let error as YADTQError where error.area == .redis || error.area == .kafka {
-                throw SubmissionInput.outcomeUnknown(error, of: declarations)
-            }
+        do {
+            return try await publishing { try $0.publish(declarations) }
+        } catch let error as TaskPublisher.TooLarge {
+            throw SubmissionInput.tooLarge(error, of: declarations.count)
+        } catch let error as CallDeadline.Expired {
+            throw SubmissionInput.notSent(error, of: declarations)
+        } catch let error as YADTQError where error.area == .redis || error.area == .kafka {
+            throw SubmissionInput.outcomeUnknown(error, of: declarations)
         }
     }
 
@@ -78,15 +78,26 @@ final class WebBackend: Sendable {
 
     /// Queues a FAILED or CANCELLED task again and publishes it (see ``TaskPublisher/retry(_:)``).
     func retry(_ id: String) async throws -> TaskStore.OperatorChange {
-        let publisher = self.publisher
-        return try await publisher.queue.perform { try publisher.connected().retry([id])[0] }
+        try await publishing { try $0.retry([id])[0] }
     }
 
     /// Queues again and publishes every kept task `filter` takes, at most `limit` (see
     /// ``TaskPublisher/retry(matching:limit:)``).
     func retry(matching filter: RetryFilter, limit: Int) async throws -> TaskPublisher.BulkRetry {
+        try await publishing { try $0.retry(matching: filter, limit: limit) }
+    }
+
+    /// Runs `body` with the publisher on its queue, within the request's ``deadline``, as
+    /// ``read(_:)`` runs reads: the queue runs one submit or retry at a time, and during a
+    /// Redis stall one must not wait for every one ahead of it and then its own 3 s. One whose
+    /// deadline passed while it waited its turn sends nothing (``CallDeadline/Expired``).
+    private func publishing<T: Sendable>(_ body: @escaping @Sendable (TaskPublisher) throws -> T) async throws -> T {
         let publisher = self.publisher
-        return try await publisher.queue.perform { try publisher.connected().retry(matching: filter, limit: limit) }
+        let deadline = Self.deadline
+        return try await publisher.queue.perform {
+            let connected = try publisher.connected(by: deadline)
+            return try connected.store.within(deadline) { try body(connected) }
+        }
     }
 
     /// The most tasks one bulk retry request takes; the answer says when more match (send it again).
@@ -127,14 +138,15 @@ private final class LazyPublisher: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// The publisher, connecting first if needed. Call only on `queue`.
-    func connected() throws -> TaskPublisher {
+    /// The publisher, connecting first if needed, waiting for Redis only until `deadline`.
+    /// Call only on `queue`.
+    func connected(by deadline: CallDeadline?) throws -> TaskPublisher {
         dispatchPrecondition(condition: .onQueue(queue))
         if let publisher { return publisher }
         let made = try TaskPublisher(
             settings: configuration.settings, topic: configuration.topic, partitions: configuration.partitions,
             clientID: "yadtq-web", logger: logger, plugins: plugins, reconnectFor: WebBackend.redisWait,
-            boundsEveryCall: true)
+            boundsEveryCall: true, by: deadline)
         publisher = made
         return made
     }

@@ -10,15 +10,18 @@ enum WebResponse {
     }
 
     /// `{"error": "...", "details": [...]}` with the error's status, and `tasks` (each one's
-    /// `id`, `type`, `url` and `"status": "UNKNOWN"`) for a submit whose outcome is unknown.
+    /// `id`, `type`, `url` and `status`, `UNKNOWN` or `NOT_SENT`) for a submit that failed.
     static func json(_ error: WebError) -> Response {
         var body: [String: JSONValue] = ["error": .string(error.message)]
         if !error.details.isEmpty { body["details"] = .array(error.details.map(JSONValue.string)) }
-        if !error.unresolved.isEmpty {
+        if let unresolved = error.unresolved {
             body["tasks"] = .array(
-                error.unresolved.map { task in
+                unresolved.tasks.map { task in
                     let id = task.id ?? ""
-                    return ["id": .string(id), "type": .string(task.type), "status": "UNKNOWN", "url": .string(URLText.task(id))]
+                    return [
+                        "id": .string(id), "type": .string(task.type), "status": .string(unresolved.status.rawValue),
+                        "url": .string(URLText.task(id)),
+                    ]
                 })
         }
         return json(.object(body), status: error.status)

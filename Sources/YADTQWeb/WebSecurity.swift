@@ -99,8 +99,7 @@ struct WebSecurityMiddleware: RouterMiddleware {
         }
         // Only pages carry forms; API answers need no CSRF cookie.
         if existingCSRF == nil, response.headers[.contentType]?.hasPrefix("text/html") == true {
-            response.setCookie(
-                Cookie(name: Self.csrfCookie, value: context.csrfToken, path: "/", httpOnly: true, sameSite: .strict))
+            response.setCookie(backend.configuration.cookie(Self.csrfCookie, value: context.csrfToken))
         }
         response.headers[.contentSecurityPolicy] =
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -26,10 +26,12 @@ public struct WebServer: Sendable {
         public var allowedHosts: HostAllowList
         /// The idle timeout and the most connections served at once.
         public var limits: ConnectionLimits
+        /// Whether the cookies are marked `Secure` (see ``SecureCookies``).
+        public var secureCookies: Bool
 
         public init(
             host: String, port: Int, settings: YADTQSettings, topic: String, partitions: Int, token: String?,
-            allowedHosts: [String] = [], limits: ConnectionLimits = ConnectionLimits()
+            allowedHosts: [String] = [], limits: ConnectionLimits = ConnectionLimits(), secureCookies: Bool = false
         ) {
             self.allowedHosts = HostAllowList(listeningOn: host, extra: allowedHosts)
             self.host = host
@@ -39,6 +41,13 @@ public struct WebServer: Sendable {
             self.partitions = partitions
             self.token = token
             self.limits = limits
+            self.secureCookies = secureCookies
+        }
+
+        /// A cookie of this server (the session's, the CSRF token's): for every path, HttpOnly,
+        /// SameSite=Strict, and `Secure` with ``secureCookies``.
+        func cookie(_ name: String, value: String, maxAge: Int? = nil) -> Cookie {
+            Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict)
         }
     }
 

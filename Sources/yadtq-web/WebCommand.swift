@@ -30,6 +30,13 @@ struct WebCommand: AsyncParsableCommand {
             """)
     var allowedHosts: String?
 
+    @Flag(
+        help: """
+            Mark the session and CSRF cookies Secure, so browsers send them over HTTPS only: for a server \
+            behind a TLS proxy, since it speaks plain HTTP itself (env YADTQ_WEB_SECURE_COOKIES=yes).
+            """)
+    var secureCookies = false
+
     @Option(help: "Topic submitted tasks are published to (env YADTQ_TOPIC); a retried task goes back to its own.")
     var topic: String?
 
@@ -73,7 +80,7 @@ struct WebCommand: AsyncParsableCommand {
                 allowedHosts: try allowedHosts.map { try HostAllowList.patterns(parsing: $0, source: "--allowed-hosts") }
                     ?? HostAllowList.patterns(
                         parsing: environment["YADTQ_WEB_ALLOWED_HOSTS"] ?? "", source: "YADTQ_WEB_ALLOWED_HOSTS"),
-                limits: limits)
+                limits: limits, secureCookies: try SecureCookies.isOn(flag: secureCookies, environment: environment))
         } catch {
             exitWithError(error)
         }

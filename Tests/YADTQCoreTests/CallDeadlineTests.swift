@@ -1,3 +1,4 @@
+import Logging
 import Testing
 import YADTQCore
 
@@ -14,5 +15,20 @@ struct CallDeadlineTests {
         #expect(deadline.hasPassed(at: arrival + .seconds(3)))
         // The third of several requests queued behind a stalled call: 6 s after its arrival.
         #expect(deadline.hasPassed(at: arrival + .seconds(6)))
+    }
+
+    @Test("work whose deadline passed while it waited its turn is refused without running, so nothing is sent; one in time runs")
+    func expiredWorkNotRun() throws {
+        var settings = try YADTQSettings(environment: [:])
+        // Nothing listens there: the store never connects, and needs not to.
+        settings.redis = try RedisURL(parsing: "redis://127.0.0.1:1/0")
+        let store = TaskStore(settings: settings, logger: Logger(label: "test"))
+        let expired = CallDeadline(budget: .seconds(3), from: .now - .seconds(4))
+        var ran = false
+        #expect(throws: CallDeadline.Expired.self) { try store.within(expired) { ran = true } }
+        #expect(!ran)
+        #expect("\(CallDeadline.Expired())".contains("so it was not sent"))
+        try store.within(CallDeadline(budget: .seconds(3), from: .now)) { ran = true }
+        #expect(ran)
     }
 }

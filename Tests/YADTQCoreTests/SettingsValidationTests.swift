@@ -102,3 +102,28 @@ struct SettingsValidationTests {
         #expect(!hosts.allows("example.com"))
     }
 }
+
+@Suite("Secure cookies setting")
+struct SecureCookiesTests {
+    @Test("--secure-cookies turns it on; YADTQ_WEB_SECURE_COOKIES reads yes/true/1 and no/false/0 in any case; off by default")
+    func readsFlagAndVariable() throws {
+        #expect(try !SecureCookies.isOn(flag: false, environment: [:]))
+        #expect(try SecureCookies.isOn(flag: true, environment: [:]))
+        for value in ["yes", "TRUE", "1"] {
+            #expect(try SecureCookies.isOn(flag: false, environment: ["YADTQ_WEB_SECURE_COOKIES": value]), "\(value)")
+        }
+        for value in ["", "No", "false", "0"] {
+            #expect(try !SecureCookies.isOn(flag: false, environment: ["YADTQ_WEB_SECURE_COOKIES": value]), "\(value)")
+        }
+    }
+
+    @Test("a value that is neither on nor off is refused with the known ones, not taken as off")
+    func refusesOthers() {
+        #expect {
+            try SecureCookies.isOn(flag: false, environment: ["YADTQ_WEB_SECURE_COOKIES": "on-please"])
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("YADTQ_WEB_SECURE_COOKIES='on-please'") && text.contains("yes, true, 1")
+        }
+    }
+}

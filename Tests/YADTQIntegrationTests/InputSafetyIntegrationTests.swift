@@ -137,14 +137,69 @@ struct WebInputSafetyTests {
     func frozenRedisQueuedRequests() throws {
         try withFrozenRedis("web-frozen-queue") { server in
             let count = 8
-            let answers = LockedAnswers()
-            DispatchQueue.concurrentPerform(iterations: count) { _ in answers.append(try? server.send("GET", "/healthz")) }
-            let all = answers.all
+            let all = LockedAnswers.sendAtOnce(count) { _ in try server.send("GET", "/healthz") }.map(\.answer)
             #expect(all.count == count && all.allSatisfy { $0?.status == 503 }, "\(all.map { $0?.status ?? 0 })")
             // Those whose 3 s ran out in the queue were answered at once, never sent (before,
             // each waited its turn and then 3 s of its own, and every answer was a timeout).
             let unsent = all.filter { $0?.body.contains("so it was not sent") == true }.count
             #expect(unsent > 0, "\(all.map { $0?.body ?? "no answer" })")
+        }
+    }
+
+    @Test("submits and retries queued behind others during a Redis stall answer 503 within their own 3 s; sent again once Redis goes on, each task is queued once")
+    func frozenRedisQueuedSubmitsAndRetries() throws {
+        try withServerAfterASubmit("web-frozen-submits") { redis, server in
+            // Tasks to retry during the stall: cancelled while QUEUED, they are CANCELLED at once.
+            let retried = (0..<3).map { "retried-\($0)" }
+            for id in retried {
+                let submitted = try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "id": "\#(id)"}"#)
+                #expect(submitted.status == 202, "\(submitted.body)")
+                #expect(try server.send("POST", "/api/tasks/\(id)/cancel").json?["status"] == "CANCELLED")
+            }
+            let submits = (0..<5).map { #"{"type": "add", "args": [\#($0), 1], "id": "stalled-\#($0)"}"# }
+            let requests: [(path: String, json: String?)] =
+                submits.map { ("/api/tasks", $0) } + retried.map { ("/api/tasks/\($0)/retry", nil) }
+
+            kill(redis.process.processIdentifier, SIGSTOP)
+            var frozen = true
+            defer { if frozen { kill(redis.process.processIdentifier, SIGCONT) } }
+            let answers = LockedAnswers.sendAtOnce(requests.count) { try server.send("POST", requests[$0].path, json: requests[$0].json) }
+            kill(redis.process.processIdentifier, SIGCONT)
+            frozen = false
+
+            var statuses: [String: String] = [:]
+            for ((path, _), (answer, took)) in zip(requests, answers) {
+                #expect(answer?.status == 503, "\(path): \(answer?.body ?? "no answer")")
+                // Each used to wait for those ahead of it, then 3 s of its own: the 8th about 24 s.
+                #expect(took < .seconds(6), "\(path) took \(took)")
+                for task in answer?.json?["tasks"]?.arrayValue ?? [] {
+                    statuses[task["id"]?.stringValue ?? ""] = task["status"]?.stringValue
+                }
+            }
+            // Those whose 3 s ran out while the one ahead waited were never sent, and say so.
+            let unsent = answers.filter { $0.answer?.body.contains("so it was not sent") == true }.count
+            #expect(unsent > 0, "\(answers.map { $0.answer?.body ?? "no answer" })")
+            let submitted = (0..<5).map { "stalled-\($0)" }
+            #expect(submitted.allSatisfy { ["UNKNOWN", "NOT_SENT"].contains(statuses[$0]) }, "\(statuses)")
+
+            // Sent again under the same ids, a task the frozen Redis ran answers DUPLICATE, and
+            // one never sent is queued now: each is queued once.
+            let again = try server.send("POST", "/api/tasks", json: "[" + submits.joined(separator: ", ") + "]")
+            #expect([200, 202].contains(again.status), "\(again.body)")
+            for task in again.json?["tasks"]?.arrayValue ?? [] {
+                let id = task["id"]?.stringValue ?? ""
+                let expected: Set<String> = statuses[id] == "NOT_SENT" ? ["QUEUED"] : ["QUEUED", "DUPLICATE"]
+                #expect(expected.contains(task["status"]?.stringValue ?? ""), "\(id), \(statuses[id] ?? "?") before: \(task)")
+            }
+            for id in retried {
+                let retry = try server.send("POST", "/api/tasks/\(id)/retry")
+                // 409 when the frozen Redis ran the stalled retry once it went on: the task is QUEUED already.
+                #expect([200, 409].contains(retry.status), "\(id): \(retry.body)")
+                #expect(try server.send("GET", "/api/tasks/\(id)").json?["status"] == "QUEUED", "\(id)")
+            }
+            // The submit before the stall, the five and the three retried: each once.
+            let counts = try server.send("GET", "/api/stats").json?["counts"]
+            #expect(counts?["QUEUED"] == 9 && counts?["CANCELLED"] == 0, "\(String(describing: counts))")
         }
     }
 
@@ -516,8 +571,26 @@ final class RawConnection {
 final class LockedAnswers: @unchecked Sendable {
     // @unchecked Sendable: `answers` is read and written only while holding `lock`.
     private let lock = NSLock()
-    private var answers: [HTTPExchange?] = []
+    private var answers: [Int: (answer: HTTPExchange?, took: Duration)] = [:]
 
-    func append(_ answer: HTTPExchange?) { lock.withLock { answers.append(answer) } }
-    var all: [HTTPExchange?] { lock.withLock { answers } }
+    /// Sends `count` requests at once, each from a thread of its own (`concurrentPerform` runs
+    /// only as many at a time as there are cores), `send` making the one of each index: each
+    /// one's answer (`nil` when it failed) and how long it took, in the order of the indexes.
+    static func sendAtOnce(
+        _ count: Int, _ send: @escaping @Sendable (Int) throws -> HTTPExchange
+    ) -> [(answer: HTTPExchange?, took: Duration)] {
+        let answers = LockedAnswers()
+        let group = DispatchGroup()
+        for index in 0..<count {
+            group.enter()
+            Thread {
+                let started = ContinuousClock.now
+                let answer = try? send(index)
+                answers.lock.withLock { answers.answers[index] = (answer, ContinuousClock.now - started) }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        return answers.lock.withLock { (0..<count).map { answers.answers[$0]! } }
+    }
 }

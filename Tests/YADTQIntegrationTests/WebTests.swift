@@ -337,6 +337,38 @@ struct WebAPITests {
         #expect(try server.send("GET", "/tasks", as: .anonymous, cookies: jar).status == 302)
     }
 
+    @Test("--secure-cookies, or YADTQ_WEB_SECURE_COOKIES=yes, marks the CSRF and session cookies Secure; without either they are not")
+    func secureCookies() throws {
+        let stack = try IntegrationStack(label: "web-secure")
+        let cases: [(arguments: [String], environment: [String: String], secure: Bool)] = [
+            (["--secure-cookies"], [:], true), ([], ["YADTQ_WEB_SECURE_COOKIES": "yes"], true), ([], [:], false),
+        ]
+        for (arguments, environment, secure) in cases {
+            let server = try WebServerProcess(stack: stack, token: "s3cret-token", environment: environment, arguments: arguments)
+            defer { server.stop() }
+            let form = try server.send("GET", "/login", as: .anonymous)
+            let csrfCookie = form.headers["set-cookie"] ?? ""
+            let csrf = try #require(form.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+            // The cookie is sent by hand: curl keeps no Secure cookie it got over plain HTTP.
+            let post = ["Content-Type: application/x-www-form-urlencoded", "Origin: \(server.base)", "Cookie: yadtq_csrf=\(csrf)"]
+            let signedIn = try server.send("POST", "/login", body: "csrf=\(csrf)&token=s3cret-token", headers: post, as: .anonymous)
+            #expect(signedIn.status == 303, "\(arguments) \(environment)")
+            let sessionCookie = signedIn.headers["set-cookie"] ?? ""
+            let session = sessionCookie.prefix { $0 != ";" }
+            let signedOut = try server.send(
+                "POST", "/logout", body: "csrf=\(csrf)", headers: post.dropLast() + ["Cookie: yadtq_csrf=\(csrf); \(session)"],
+                as: .anonymous)
+            let cookies = [csrfCookie, sessionCookie, signedOut.headers["set-cookie"] ?? ""]
+            #expect(cookies[0].hasPrefix("yadtq_csrf=") && cookies[1].hasPrefix("yadtq_session="), "\(cookies)")
+            #expect(cookies[2].hasPrefix("yadtq_session=") && cookies[2].contains("Max-Age=0"), "\(cookies)")
+            for cookie in cookies {
+                #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "\(cookie)")
+                #expect(cookie.split(separator: ";").contains { $0.trimmingCharacters(in: .whitespaces) == "Secure" } == secure,
+                    "\(arguments) \(environment): \(cookie)")
+            }
+        }
+    }
+
     @Test("wrong tokens at the login form are logged with the client's address; after ten, signing in answers 429 with Retry-After, the right token too")
     func loginThrottle() throws {
         let stack = try IntegrationStack(label: "web-login-throttle")

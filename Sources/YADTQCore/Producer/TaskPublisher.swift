@@ -86,15 +86,19 @@ public final class TaskPublisher: @unchecked Sendable {
     ///   Redis's included (see ``TaskStore/init(settings:logger:reconnectFor:boundsEveryCall:)``).
     /// - Parameter partitionCountsAge: how long a topic's partition count is trusted before
     ///   it is read from the broker again (see ``PartitionCounts``).
+    /// - Parameter deadline: when the caller's answer is due (a web request's): the check that
+    ///   Redis answers waits only until then (see ``TaskStore/within(_:_:)``).
     public init(
         settings: YADTQSettings, topic: String, partitions: Int, createsTopicNow: Bool = true, clientID: String,
         logger: Logger, plugins: PluginRegistry? = nil, reconnectFor: Duration = .seconds(60),
-        boundsEveryCall: Bool = false, partitionCountsAge: Duration = PartitionCounts.standardMaximumAge
+        boundsEveryCall: Bool = false, partitionCountsAge: Duration = PartitionCounts.standardMaximumAge,
+        by deadline: CallDeadline? = nil
     ) throws {
         self.plugins = plugins
         partitionCounts = PartitionCounts(maximumAge: partitionCountsAge)
-        store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
-        try store.ping()
+        let store = TaskStore(settings: settings, logger: logger, reconnectFor: reconnectFor, boundsEveryCall: boundsEveryCall)
+        self.store = store
+        try store.within(deadline) { try store.ping() }
         producer = try KafkaProducer(settings: settings, clientID: clientID)
         self.topic = topic
         partitionsOfNewTopics = partitions

@@ -16,8 +16,16 @@ public struct CallDeadline: Sendable, Equatable {
         now >= instant
     }
 
-    /// The error of a call that ``hasPassed(at:)`` (the web answers it 503).
-    static let expired = YADTQError(
-        .redis, "Redis is not answering: the time for this call ran out while the calls ahead of it waited, so it was not sent",
-        remedy: "Check that Redis is running and not stalled (a full disk, a long script, a paused process), then try again")
+    /// The error of a call that ``hasPassed(at:)``: nothing of it reached Redis (the web
+    /// answers it 503, and a submit's tasks are then known not to have been queued by it).
+    public struct Expired: Error, CustomStringConvertible, Sendable {
+        public init() {}
+
+        public var description: String {
+            YADTQError(
+                .redis, "Redis is not answering: the time for this call ran out while the calls ahead of it waited, so it was not sent",
+                remedy: "Check that Redis is running and not stalled (a full disk, a long script, a paused process), then try again"
+            ).description
+        }
+    }
 }

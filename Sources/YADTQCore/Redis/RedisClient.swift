@@ -61,8 +61,8 @@ final class RedisClient: @unchecked Sendable {
 
     /// Runs `body`, whose calls give up at `deadline` if `reconnectFor` would let them wait
     /// longer: connects, sends and replies wait only what is left of it (at least 100 ms).
-    /// - Important: Meant for a client whose calls all come from one serial queue (a
-    ///   ``TaskStore``'s `run`): calls from another thread meanwhile would share the deadline.
+    /// - Important: Meant for a client whose calls all come from one serial queue (see
+    ///   ``TaskStore/within(_:_:)``): calls from another thread meanwhile would share the deadline.
     func within<T>(_ deadline: ContinuousClock.Instant, _ body: () throws -> T) rethrows -> T {
         lock.withLock { jobDeadline = deadline }
         defer { lock.withLock { jobDeadline = nil } }

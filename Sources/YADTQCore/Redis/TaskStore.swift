@@ -612,16 +612,22 @@ public final class TaskStore: Sendable {
 
     /// Runs a blocking store call on the store's private queue, off the cooperative pool.
     /// - Parameter deadline: when the caller's answer is due. The queue runs one call at a
-    ///   time, so a call may reach its front late: past `deadline` it fails at once without
-    ///   touching Redis (``CallDeadline/expired``), and before it, it waits for Redis only
-    ///   until `deadline`.
+    ///   time, so a call may reach its front late (see ``within(_:_:)``).
     public func run<T: Sendable>(
         by deadline: CallDeadline? = nil, _ body: @escaping @Sendable (TaskStore) throws -> T
     ) async throws -> T {
-        try await queue.perform {
-            guard let deadline else { return try body(self) }
-            if deadline.hasPassed(at: .now) { throw CallDeadline.expired }
-            return try self.client.within(deadline.instant) { try body(self) }
-        }
+        try await queue.perform { try self.within(deadline) { try body(self) } }
+    }
+
+    /// Runs `body`, whose calls of this store wait for Redis only until `deadline` (at least
+    /// 100 ms each); past `deadline` already, it throws ``CallDeadline/Expired`` without
+    /// running `body`, so nothing reaches Redis.
+    /// - Important: For a store whose calls all come from one serial queue (``run(by:_:)``'s,
+    ///   or the queue a server runs its publisher's work on): calls from another thread
+    ///   meanwhile would share the deadline.
+    public func within<T>(_ deadline: CallDeadline?, _ body: () throws -> T) throws -> T {
+        guard let deadline else { return try body() }
+        if deadline.hasPassed(at: .now) { throw CallDeadline.Expired() }
+        return try client.within(deadline.instant, body)
     }
 }
