@@ -189,6 +189,25 @@ struct ControlTests {
         #expect(listed == ["kept"], sourceLocation: sourceLocation)
     }
 
+    @Test("stats gives the finishing rate of the last 60 seconds, not of the clock minute so far")
+    func statsRateCoversTheLastMinute() throws {
+        let stack = try IntegrationStack(label: "rate")
+        let store = stack.store
+        // Between 5 s and 50 s into a minute, so that 2 s before it began is within the last minute.
+        while !(5_000..<50_000).contains(currentEpochMilliseconds() % 60_000) { Thread.sleep(forTimeInterval: 0.5) }
+        let now = currentEpochMilliseconds()
+        let finished = now - now % 60_000 - 2_000
+        let tasks = (0..<30).map { TaskMessage(id: "r\($0)", type: "add", args: [1], maxAttempts: 1, queuedAt: finished - 100) }
+        #expect(try store.queue(tasks).allSatisfy { $0 == .queued })
+        _ = try store.begin(tasks, partitions: tasks.map { _ in 0 }, worker: "w1", at: finished - 50)
+        let outcomes = tasks.map { AttemptOutcome(id: $0.id, attempt: 1, kind: .success, payload: "1") }
+        #expect(try store.finish(outcomes, worker: "w1", begunAt: finished - 50, at: finished).allSatisfy { $0 })
+        let stats = try stack.ctl(["stats", "--json"])
+        #expect(stats.status == 0, "\(stats.stderr)")
+        let rate = try JSONValue(parsing: stats.stdout)["finished_per_second"]?.doubleValue
+        #expect(rate == 0.5, "30 tasks in the last 60 s: \(stats.stdout)")
+    }
+
     @Test("the listing walks seconds newest first across pages and shards; a mostly expired second is rewritten a minute later")
     func listingBuckets() throws {
         let stack = try IntegrationStack(label: "buckets")
