@@ -170,7 +170,7 @@ extension ControlCommand {
                     first = false
                 }
                 output.flush()
-                for id in unknown { complain(unknownTask(id)) }
+                for id in unknown { complain(unknownTask(TerminalText.escaped(id))) }
                 if !unknown.isEmpty { throw ExitCode(1) }
             }
         }

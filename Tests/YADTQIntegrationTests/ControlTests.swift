@@ -66,6 +66,15 @@ struct ControlTests {
         #expect(badStatus.stderr.contains("--status"), "\(badStatus.stderr)")
     }
 
+    @Test("status shows an unknown id with its control characters escaped, as cancel and retry do")
+    func unknownIDIsEscaped() throws {
+        let stack = try IntegrationStack(label: "ctl-escape")
+        let status = try stack.ctl(["status", "x\u{1B}[2J"])
+        #expect(status.status == 1)
+        #expect(status.stderr.contains(#"no task with id 'x\e[2J'"#), "\(status.stderr)")
+        #expect(!status.stderr.contains("\u{1B}"), "no raw ESC reaches the terminal")
+    }
+
     @Test("finished tasks expire after --keep-succeeded / --keep-failed with their index entries and counts")
     func retention() throws {
         let stack = try IntegrationStack(label: "keep")
