@@ -170,7 +170,7 @@ extension ControlCommand {
                     first = false
                 }
                 output.flush()
-                for id in unknown { complain(unknownTask(id)) }
+                for id in unknown { complain(unknownTask(TerminalText.escaped(id))) }
                 if !unknown.isEmpty { throw ExitCode(1) }
             }
         }
@@ -237,7 +237,8 @@ extension ControlCommand {
                 for plugin in plugins where plugin.isLoaded { schedules[plugin.type] = plugin.schedule ?? schedules[plugin.type] }
                 let typeCounts = try store.typeCounts(types)
                 let now = currentEpochMilliseconds()
-                let minute = try store.throughput(buckets: 1, bucketSeconds: 60, now: now - 1000)
+                // The last 60 whole seconds: one bucket of 60 s would be the clock's minute so far.
+                let minute = try store.throughput(buckets: 60, bucketSeconds: 1, now: now - 1000)
                 let finished = minute.reduce(0) { $0 + $1.succeeded + $1.failed }
                 let rate = Double(finished) / 60
                 let memory = try store.memory()

@@ -316,6 +316,20 @@ struct TaskFileParserTests {
         #expect(lines[3].result == .success(.task(TaskDeclaration(type: "concat", args: ["hello world", "!"]))))
     }
 
+    @Test("a carriage return inside a line (old Mac line breaks) is an error, not a space between arguments")
+    func carriageReturnInsideALine() throws {
+        let lines = TaskFileParser.parse(Array("add 1 2\radd 3 4\r\nadd 5 6\r\n".utf8))
+        #expect(lines.count == 2)
+        guard case .failure(let error) = lines[0].result else {
+            Issue.record("read as \(lines[0].result): one task of the two lines, with their words as arguments")
+            return
+        }
+        #expect(error.reason.contains("carriage return"), "\(error.reason)")
+        #expect(lines[1].result == .success(.task(TaskDeclaration(type: "add", args: [5, 6]))))
+        #expect(lineError("concat a\rb") != nil)
+        #expect(lineError(#"{"type": "add", "args": [1,\#r2]}"#) != nil)
+    }
+
     @Test func emptyInputHasNoLines() {
         #expect(TaskFileParser.parse([UInt8]()).isEmpty)
         #expect(summarize(TaskFileParser.parse(Array("\n\n".utf8))) == [.blank(1), .blank(2)])

@@ -66,6 +66,15 @@ struct ControlTests {
         #expect(badStatus.stderr.contains("--status"), "\(badStatus.stderr)")
     }
 
+    @Test("status shows an unknown id with its control characters escaped, as cancel and retry do")
+    func unknownIDIsEscaped() throws {
+        let stack = try IntegrationStack(label: "ctl-escape")
+        let status = try stack.ctl(["status", "x\u{1B}[2J"])
+        #expect(status.status == 1)
+        #expect(status.stderr.contains(#"no task with id 'x\e[2J'"#), "\(status.stderr)")
+        #expect(!status.stderr.contains("\u{1B}"), "no raw ESC reaches the terminal")
+    }
+
     @Test("finished tasks expire after --keep-succeeded / --keep-failed with their index entries and counts")
     func retention() throws {
         let stack = try IntegrationStack(label: "keep")
@@ -133,6 +142,79 @@ struct ControlTests {
         record = try #require(try store.record(id: "again"))
         #expect(record.attempts == 2)
         #expect(try store.counts()[.success] == 1)
+    }
+
+    @Test("a task failed again soon after an operator's retry is pruned once: its counts and its second's other tasks stay right")
+    func taskListedTwiceForExpiryIsPrunedOnce() throws {
+        let stack = try IntegrationStack(label: "prune-once")
+        let store = stack.store
+        let at = currentEpochMilliseconds()
+        // Both in one listing second: `kept` stays QUEUED and must stay listed.
+        let tasks = ["twice", "kept"].map { TaskMessage(id: $0, type: "add", args: [1], maxAttempts: 1, queuedAt: at) }
+        #expect(try store.queue(tasks) == [.queued, .queued])
+        // FAILED, queued again by an operator, FAILED again: listed twice to expire.
+        for round in Int64(0)..<2 {
+            let begun = at + 100 * round + 10
+            #expect(try store.begin([tasks[0]], partitions: [0], worker: "w1", at: begun) == [.run(attempt: 1)])
+            let outcome = AttemptOutcome(id: "twice", attempt: 1, kind: .failed, payload: "no")
+            #expect(try store.finish([outcome], worker: "w1", begunAt: begun, at: begun + 10) == [true])
+            if round == 0 { #expect(try store.requeue(["twice"], at: begun + 20) == [.requeued]) }
+        }
+        // Both expiry entries are due in one prune.
+        while try store.prune(at: at + 30 * 86_400_000) > 0 {}
+        #expect(try store.record(id: "twice") == nil)
+        try expectOnlyKeptLeft(store)
+    }
+
+    @Test("purge deletes and counts once a task queued again under its id after it was deleted")
+    func purgeCountsATaskQueuedAgainOnce() throws {
+        let stack = try IntegrationStack(label: "purge-once")
+        let store = stack.store
+        let at = currentEpochMilliseconds() - 10_000
+        func succeed(_ task: TaskMessage, at begun: Int64) throws {
+            #expect(try store.begin([task], partitions: [0], worker: "w1", at: begun) == [.run(attempt: 1)])
+            let outcome = AttemptOutcome(id: task.id, attempt: 1, kind: .success, payload: "1")
+            #expect(try store.finish([outcome], worker: "w1", begunAt: begun, at: begun + 10) == [true])
+        }
+        // `kept` stays QUEUED, so the first second's listing keeps the id purged from it.
+        let first = ["again", "kept"].map { TaskMessage(id: $0, type: "add", args: [1], maxAttempts: 1, queuedAt: at) }
+        #expect(try store.queue(first) == [.queued, .queued])
+        try succeed(first[0], at: at + 10)
+        #expect(try store.purge(status: .success, type: nil, finishedBy: nil) == ["again"])
+        let second = TaskMessage(id: "again", type: "add", args: [2], maxAttempts: 1, queuedAt: at + 5_000)
+        #expect(try store.queue([second]) == [.queued])
+        try succeed(second, at: at + 5_010)
+        let purge = try stack.ctl(["purge", "--status", "success", "--yes"])
+        #expect(purge.stdout == "deleted 1 SUCCESS tasks\n", "\(purge.stdout)")
+        try expectOnlyKeptLeft(store)
+    }
+
+    /// Only the task `kept` is left, QUEUED: counted once, and still listed.
+    private func expectOnlyKeptLeft(_ store: TaskStore, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let counts = try store.counts()
+        #expect(counts == [.scheduled: 0, .queued: 1, .processing: 0, .success: 0, .failed: 0, .cancelled: 0], sourceLocation: sourceLocation)
+        #expect(try store.typeCounts(["add"]) == ["add": 1], sourceLocation: sourceLocation)
+        let listed = try store.taskPage(status: nil, type: nil, cursor: nil, limit: 10).records.map(\.id)
+        #expect(listed == ["kept"], sourceLocation: sourceLocation)
+    }
+
+    @Test("stats gives the finishing rate of the last 60 seconds, not of the clock minute so far")
+    func statsRateCoversTheLastMinute() throws {
+        let stack = try IntegrationStack(label: "rate")
+        let store = stack.store
+        // Between 5 s and 50 s into a minute, so that 2 s before it began is within the last minute.
+        while !(5_000..<50_000).contains(currentEpochMilliseconds() % 60_000) { Thread.sleep(forTimeInterval: 0.5) }
+        let now = currentEpochMilliseconds()
+        let finished = now - now % 60_000 - 2_000
+        let tasks = (0..<30).map { TaskMessage(id: "r\($0)", type: "add", args: [1], maxAttempts: 1, queuedAt: finished - 100) }
+        #expect(try store.queue(tasks).allSatisfy { $0 == .queued })
+        _ = try store.begin(tasks, partitions: tasks.map { _ in 0 }, worker: "w1", at: finished - 50)
+        let outcomes = tasks.map { AttemptOutcome(id: $0.id, attempt: 1, kind: .success, payload: "1") }
+        #expect(try store.finish(outcomes, worker: "w1", begunAt: finished - 50, at: finished).allSatisfy { $0 })
+        let stats = try stack.ctl(["stats", "--json"])
+        #expect(stats.status == 0, "\(stats.stderr)")
+        let rate = try JSONValue(parsing: stats.stdout)["finished_per_second"]?.doubleValue
+        #expect(rate == 0.5, "30 tasks in the last 60 s: \(stats.stdout)")
     }
 
     @Test("the listing walks seconds newest first across pages and shards; a mostly expired second is rewritten a minute later")

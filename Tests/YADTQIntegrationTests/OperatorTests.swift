@@ -101,6 +101,23 @@ struct OperatorTests {
         #expect(try stack.ctl(["purge", "--status", "cancelled", "--yes"]).stdout == "deleted 0 CANCELLED tasks\n")
     }
 
+    @Test("an id named twice in one cancel or retry is one task: changed, counted and published once, and reported for each time it is named")
+    func repeatedIDs() throws {
+        let stack = try IntegrationStack(label: "ctl-repeat")
+        #expect(try stack.run(input: #"{"id": "twice", "type": "add", "args": [1, 2]}"# + "\n").status == 0)
+        let cancel = try stack.ctl(["cancel", "twice", "twice"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(cancel.stdout == "twice: QUEUED -> CANCELLED\ntwice: QUEUED -> CANCELLED\n", "\(cancel.stdout)")
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 0, .processing: 0, .success: 0, .failed: 0, .cancelled: 1])
+        let retry = try stack.ctl(["retry", "twice", "twice", "--json"])
+        #expect(retry.status == 0, "\(retry.stdout)")
+        #expect(retry.stdout.split(separator: "\n").count == 2, "\(retry.stdout)")
+        #expect(try stack.store.counts() == [.scheduled: 0, .queued: 1, .processing: 0, .success: 0, .failed: 0, .cancelled: 0])
+        // The run's message and the retry's: the task is published again once.
+        let messages = try stack.readTopic(stack.topic, expecting: 3, timeout: .seconds(10))
+        #expect(messages.count == 2, "\(messages)")
+    }
+
     @Test("retry queues a FAILED task again: after the plugin is fixed it ends SUCCESS with its old errors")
     func retryAfterFix() throws {
         let stack = try IntegrationStack(

@@ -284,6 +284,8 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
         case invalidStart
         /// The line is longer than ``TaskFileParser/maximumLineBytes``.
         case lineTooLong
+        /// A carriage return inside the line, not just before its line feed.
+        case carriageReturn
     }
 
     /// The kind of problem.
@@ -350,6 +352,7 @@ public enum TaskLine: Sendable, Equatable {
 
     /// Reads one line (without its line break).
     ///
+    /// A carriage return inside the line (not only before its end) is an error.
     /// After trimming whitespace, the line is blank or a `#` comment, exactly
     /// `end`, a JSON object (see ``TaskDeclaration/init(json:)``), or a task
     /// type followed by whitespace-separated arguments. Each argument is read
@@ -381,6 +384,14 @@ public enum TaskLine: Sendable, Equatable {
         while start < end, isSpace(line[start]) { start += 1 }
         while end > start, isSpace(line[end - 1]) { end -= 1 }
         let text = UnsafeBufferPointer(rebasing: line[start..<end])
+        // A carriage return ends a line only with its line feed (CRLF). Inside a line it is an
+        // old Mac line break, which read as a space made one task (or one comment) of many lines.
+        if text.contains(ASCIIByte.carriageReturn) {
+            throw TaskLineError(
+                .carriageReturn,
+                "the line holds a carriage return (\\r) before its end: lines end with \\n or \\r\\n, so "
+                    + "convert a file with old Mac line breaks, e.g. tr '\\r' '\\n' < old.txt > tasks.txt")
+        }
         guard let first = text.first, first != ASCIIByte.hash else { return .blank }
         if first == ASCIIByte.openBrace {
             let value: JSONValue

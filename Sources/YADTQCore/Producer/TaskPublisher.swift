@@ -385,13 +385,16 @@ extension TaskPublisher {
     /// ``TaskStore/requeue(_:at:)``) and publishes them again, 1,000 ids per Redis call. One
     /// change per id, in order. A task that was not published, the broker refusing it or
     /// unreachable, is FAILED again (``TaskStore/OperatorChange/publishFailed(_:)``, with the
-    /// reason and the retry that publishes it), and the tasks of other topics go on.
+    /// reason and the retry that publishes it), and the tasks of other topics go on. An id
+    /// named twice is one task, queued and published once.
     public func retry(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
-        var changes: [TaskStore.OperatorChange] = []
-        for start in stride(from: 0, to: ids.count, by: 1000) {
-            changes += try retryChunk(Array(ids[start..<min(start + 1000, ids.count)]))
+        try TaskStore.oncePerID(ids) { ids in
+            var changes: [TaskStore.OperatorChange] = []
+            for start in stride(from: 0, to: ids.count, by: 1000) {
+                changes += try retryChunk(Array(ids[start..<min(start + 1000, ids.count)]))
+            }
+            return changes
         }
-        return changes
     }
 
     /// Each task goes back to the topic its record names, where its workers are (`retry

@@ -381,20 +381,28 @@ enum TaskScripts {
         -- Forgets these tasks (`records` packed, as read() gives them): their record, index
         -- entries and counts. Every task kept for a while ends here, so it reads only the
         -- status, queued_at and type at their offsets instead of decoding each record.
+        -- A task is forgotten once per call, however often it is named: an id can be listed
+        -- twice to expire (failed again soon after an operator's retry) or in two listing
+        -- seconds (deleted, then queued again), and was uncounted twice.
+        local forgotten = {}
         local function forget(ids, records)
           for k = 1, #ids do
-            local id, packed = ids[k], current(records[k])
-            local status = STATUS[byte(packed, 2)]
-            local at_result = AT_STRINGS + 4 + struct_unpack('>I4', packed, AT_STRINGS)
-            local at_type = at_result + 4 + struct_unpack('>I4', packed, at_result)
-            local type = sub(packed, at_type + 4, at_type + 3 + struct_unpack('>I4', packed, at_type))
-            counts[status] = (counts[status] or 0) - 1
-            type_counts[type] = (type_counts[type] or 0) - 1
-            if status == 'FAILED' or status == 'CANCELLED' then add(index_del, status, id) end
-            local s = second(struct_unpack('>d', packed, AT_QUEUED))
-            live_delta[s] = (live_delta[s] or 0) - 1
-            n_removed = n_removed + 1
-            removed[n_removed] = id
+            local id = ids[k]
+            if not forgotten[id] then
+              forgotten[id] = true
+              local packed = current(records[k])
+              local status = STATUS[byte(packed, 2)]
+              local at_result = AT_STRINGS + 4 + struct_unpack('>I4', packed, AT_STRINGS)
+              local at_type = at_result + 4 + struct_unpack('>I4', packed, at_result)
+              local type = sub(packed, at_type + 4, at_type + 3 + struct_unpack('>I4', packed, at_type))
+              counts[status] = (counts[status] or 0) - 1
+              type_counts[type] = (type_counts[type] or 0) - 1
+              if status == 'FAILED' or status == 'CANCELLED' then add(index_del, status, id) end
+              local s = second(struct_unpack('>d', packed, AT_QUEUED))
+              live_delta[s] = (live_delta[s] or 0) - 1
+              n_removed = n_removed + 1
+              removed[n_removed] = id
+            end
           end
         end
         -- A listing bucket whose tasks are mostly gone is rewritten with the ones still kept,
@@ -1209,8 +1217,10 @@ enum TaskScripts {
               from, next = '(' .. s, tonumber(s)
             end
             forget(doomed, records)
+            -- What forget deleted: each task once.
+            local deleted = removed
             flush()
-            return { next, doomed }
+            return { next, deleted }
             """)
 
     /// ARGV: shard prefixes, now, limit. Prunes up to `limit` tasks whose retention has ended;

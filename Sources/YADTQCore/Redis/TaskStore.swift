@@ -488,9 +488,22 @@ public final class TaskStore: Sendable {
     /// (``cancelRequested(_:)``) and stops the attempt, ending it CANCELLED (unless it
     /// succeeded first); a terminal one is left alone.
     public func cancel(_ ids: [String], at now: Int64) throws -> [OperatorChange] {
-        try perShard(TaskScripts.cancel, ids: ids, arguments: [String(now), String(retention.failed.inMilliseconds)]) {
-            command, index in command.append(ids[index])
-        }.map(OperatorChange.init(reply:))
+        try Self.oncePerID(ids) { ids in
+            try perShard(TaskScripts.cancel, ids: ids, arguments: [String(now), String(retention.failed.inMilliseconds)]) {
+                command, index in command.append(ids[index])
+            }.map(OperatorChange.init(reply:))
+        }
+    }
+
+    /// Runs `change` on the distinct ids of `ids` and gives each id its answer: an id named
+    /// twice (`yadtq-ctl cancel t1 t1`) is one task, changed once. A script reads every task
+    /// of its call before it writes any, so a repeat was changed again, and counted twice.
+    static func oncePerID<Answer>(_ ids: [String], _ change: ([String]) throws -> [Answer]) rethrows -> [Answer] {
+        var seen = Set<String>()
+        let distinct = ids.filter { seen.insert($0).inserted }
+        guard distinct.count < ids.count else { return try change(ids) }
+        let answers = Dictionary(uniqueKeysWithValues: zip(distinct, try change(distinct)))
+        return ids.map { answers[$0]! }
     }
 
     /// Which of these tasks have a cancel request (an operator's ``cancel(_:at:)`` while they
@@ -505,9 +518,11 @@ public final class TaskStore: Sendable {
     /// Queues FAILED or CANCELLED tasks again under their ids (attempts 0, earlier errors
     /// kept); the caller publishes them again. Other tasks are left alone.
     public func requeue(_ ids: [String], at now: Int64) throws -> [OperatorChange] {
-        try perShard(TaskScripts.requeue, ids: ids, arguments: [String(now)]) { command, index in
-            command.append(ids[index])
-        }.map(OperatorChange.init(reply:))
+        try Self.oncePerID(ids) { ids in
+            try perShard(TaskScripts.requeue, ids: ids, arguments: [String(now)]) { command, index in
+                command.append(ids[index])
+            }.map(OperatorChange.init(reply:))
+        }
     }
 
     /// Deletes the kept tasks in the terminal `status` (of `type`, when given, and finished
