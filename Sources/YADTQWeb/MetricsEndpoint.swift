@@ -6,15 +6,21 @@ import YADTQCore
 /// A `/metrics` endpoint for a process that is not async (the worker): Hummingbird on its
 /// own event loop, away from the thread that runs the tasks.
 public enum MetricsEndpoint {
+    /// The environment variable of `yadtq-worker --metrics-allowed-hosts`.
+    public static let allowedHostsVariable = "YADTQ_WORKER_METRICS_ALLOWED_HOSTS"
+
     /// Starts serving `GET /metrics` with the text `exposition` returns, and returns the
-    /// port bound (`port` 0 picks a free one). Its connections are bounded by the default
-    /// ``ConnectionLimits``, as `yadtq-web`'s are.
+    /// port bound (`port` 0 picks a free one). A request whose `Host` is not in `allowedHosts`
+    /// gets a 400, as from `yadtq-web`, saying to add the name with `--metrics-allowed-hosts`.
+    /// Its connections are bounded by the default ``ConnectionLimits``, as `yadtq-web`'s are.
     /// - Important: Blocks until the server listens (or fails to); serves until the process exits.
     public static func start(
-        host: String, port: Int, logger: Logger, exposition: @escaping @Sendable () -> String
+        host: String, port: Int, allowedHosts: HostAllowList, logger: Logger,
+        exposition: @escaping @Sendable () -> String
     ) throws -> Int {
         let limits = ConnectionLimits()
         let router = Router()
+        router.add(middleware: AllowedHostCheck<BasicRequestContext>(allowedHosts: allowedHosts))
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -35,6 +41,25 @@ public enum MetricsEndpoint {
             }
         }
         return try bound.wait()
+    }
+}
+
+/// Refuses every request, routed or not, whose `Host` the endpoint does not answer to.
+private struct AllowedHostCheck<Context: RequestContext>: RouterMiddleware {
+    let allowedHosts: HostAllowList
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let authority = request.head.authority
+        guard allowedHosts.allows(authority) else {
+            let refusal = allowedHosts.refusal(
+                of: authority, flagName: "--metrics-allowed-hosts", variable: MetricsEndpoint.allowedHostsVariable)
+            return Response(
+                status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: refusal + "\n")))
+        }
+        return try await next(request, context)
     }
 }
 

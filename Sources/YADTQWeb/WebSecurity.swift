@@ -115,12 +115,9 @@ struct WebSecurityMiddleware: RouterMiddleware {
     private func requireAllowedHost(_ request: Request) throws(WebError) {
         let authority = request.head.authority
         guard !allowedHosts.allows(authority) else { return }
-        let named = authority.map { "'\(TerminalText.escaped($0))'" } ?? "no Host header"
         throw WebError(
             status: .badRequest,
-            message: "this server does not answer to \(named): it serves \(allowedHosts). Add the name with "
-                + "--allowed-hosts or YADTQ_WEB_ALLOWED_HOSTS (comma-separated; '.example.com' for a domain "
-                + "and its subdomains) if it is yours")
+            message: allowedHosts.refusal(of: authority, flagName: "--allowed-hosts", variable: "YADTQ_WEB_ALLOWED_HOSTS"))
     }
 
     /// Paths anyone may fetch: the health check, the style sheet and script, and the login form.

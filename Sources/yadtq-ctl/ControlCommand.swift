@@ -16,6 +16,71 @@ struct ControlCommand: ParsableCommand {
             with the fields id, status, changed, change (and from) or error, result.
             """,
         subcommands: [Status.self, List.self, Stats.self, Cancel.self, Retry.self, Purge.self])
+
+    /// The subcommands that take task ids as arguments.
+    private static let takingTaskIDs: [any ParsableCommand.Type] = [Status.self, Cancel.self, Retry.self]
+
+    /// ArgumentParser's `main()`, but a command line refused where task ids go is explained
+    /// when it holds an argument that may be meant as a task id that starts with '-'
+    /// (``DashedTaskID``): the parser would say the option is unknown, or that no id is named.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            if let subcommand = arguments.first, takingTaskIDs.contains(where: { $0._commandName == subcommand }),
+                let names = optionNames(of: subcommand),
+                let explained = DashedTaskID.message(
+                    command: "yadtq-ctl \(subcommand)", arguments: Array(arguments.dropFirst()), options: names.all,
+                    takingValue: names.takingValue)
+            {
+                FileHandle.standardError.write(
+                    Data("Error: \(explained)\n  See 'yadtq-ctl \(subcommand) --help' for more information.\n".utf8))
+                Foundation.exit(ExitCode.validationFailure.rawValue)
+            }
+            exit(withError: error)
+        }
+        do {
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// The option names of `subcommand` with their dashes (`--json`, `-h`), and those that take
+    /// a value, read from ArgumentParser's own description of the command (the JSON of
+    /// `--experimental-dump-help`), so that no list of them is kept here.
+    private static func optionNames(of subcommand: String) -> (all: Set<String>, takingValue: Set<String>)? {
+        struct Tool: Decodable {
+            struct Command: Decodable {
+                var commandName: String
+                var subcommands: [Command]?
+                var arguments: [Argument]?
+            }
+            struct Argument: Decodable {
+                var kind: String
+                var names: [Name]?
+            }
+            struct Name: Decodable {
+                var kind: String
+                var name: String
+                var spelled: String { (kind == "long" ? "--" : "-") + name }
+            }
+            var command: Command
+        }
+        guard let tool = try? JSONDecoder().decode(Tool.self, from: Data(_dumpHelp().utf8)),
+            let command = tool.command.subcommands?.first(where: { $0.commandName == subcommand })
+        else { return nil }
+        var all: Set<String> = []
+        var takingValue: Set<String> = []
+        for argument in command.arguments ?? [] where argument.kind != "positional" {
+            let names = (argument.names ?? []).map(\.spelled)
+            all.formUnion(names)
+            if argument.kind == "option" { takingValue.formUnion(names) }
+        }
+        return (all, takingValue)
+    }
 }
 
 extension TaskStatus: ExpressibleByArgument {

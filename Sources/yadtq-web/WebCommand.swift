@@ -77,9 +77,9 @@ struct WebCommand: AsyncParsableCommand {
             configuration = WebServer.Configuration(
                 host: host, port: port, settings: settings, topic: settings.topic, partitions: partitions,
                 token: try WebToken.read(from: environment),
-                allowedHosts: try allowedHosts.map { try HostAllowList.patterns(parsing: $0, source: "--allowed-hosts") }
-                    ?? HostAllowList.patterns(
-                        parsing: environment["YADTQ_WEB_ALLOWED_HOSTS"] ?? "", source: "YADTQ_WEB_ALLOWED_HOSTS"),
+                allowedHosts: try HostAllowList.patterns(
+                    flag: allowedHosts, flagName: "--allowed-hosts", variable: "YADTQ_WEB_ALLOWED_HOSTS",
+                    environment: environment),
                 limits: limits, secureCookies: try SecureCookies.isOn(flag: secureCookies, environment: environment))
         } catch {
             exitWithError(error)

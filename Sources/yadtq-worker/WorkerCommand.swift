@@ -66,6 +66,15 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Address of the metrics endpoint: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.")
     var metricsHost = ListenAddress().host
 
+    @Option(
+        help: """
+            Host names the metrics endpoint answers to besides \(HostAllowList.loopback.joined(separator: ", ")), \
+            --metrics-host and this machine's name, comma-separated ('.example.com' for a domain and its subdomains, \
+            '*' for any): the name Prometheus scrapes it by; other Host headers get a 400 \
+            (env \(MetricsEndpoint.allowedHostsVariable)).
+            """)
+    var metricsAllowedHosts: String?
+
     @Option(help: "How long Redis may stay unreachable before the worker gives its partitions up (leaves the group until Redis answers), e.g. 10s. A Redis that refuses every worker alike (full, say) is waited out with the partitions kept.")
     var redisOutageLimit = defaults.redisOutageLimit
 
@@ -110,6 +119,13 @@ struct WorkerCommand: ParsableCommand {
                 "YADTQ_PLUGINS": plugins, "YADTQ_KEEP_SUCCEEDED": keepSucceeded.map { "\($0.inMilliseconds)ms" },
                 "YADTQ_KEEP_FAILED": keepFailed.map { "\($0.inMilliseconds)ms" },
             ])
+            // This machine's name too: the Workers page links to a worker's metrics by it.
+            let allowedHosts = try HostAllowList(
+                listeningOn: metricsHost,
+                extra: [ProcessInfo.processInfo.hostName]
+                    + HostAllowList.patterns(
+                        flag: metricsAllowedHosts, flagName: "--metrics-allowed-hosts",
+                        variable: MetricsEndpoint.allowedHostsVariable, environment: ProcessInfo.processInfo.environment))
             guard !check else { return try checkPlugins(in: name ?? settings.pluginsDirectory) }
             guard let name, let topic else { return }
             var options = WorkerOptions(name: name, topic: topic)
@@ -125,11 +141,11 @@ struct WorkerCommand: ParsableCommand {
             let worker = Worker(settings: settings, options: options, logger: logger)
             if let metricsPort {
                 let metrics = worker.metrics
-                let port = try MetricsEndpoint.start(host: metricsHost, port: metricsPort, logger: logger) {
-                    metrics.exposition()
-                }
+                let port = try MetricsEndpoint.start(
+                    host: metricsHost, port: metricsPort, allowedHosts: allowedHosts, logger: logger
+                ) { metrics.exposition() }
                 worker.activity.serveMetrics(on: port)
-                logger.notice("metrics on http://\(metricsHost):\(port)/metrics")
+                logger.notice("metrics on http://\(metricsHost):\(port)/metrics (hosts \(allowedHosts))")
             }
             // One serial queue serves both signals, so `received` needs no lock of its own.
             let signalQueue = DispatchQueue(label: "yadtq-signals")

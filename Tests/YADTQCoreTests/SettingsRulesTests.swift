@@ -134,3 +134,40 @@ struct SettingsRulesTests {
         }
     }
 }
+
+@Suite("Switch words")
+struct SwitchWordTests {
+    @Test("yes, true, 1 turn a setting on; no, false, 0 off; any other word, or another case, is neither")
+    func meanings() {
+        for word in ["yes", "true", "1"] { #expect(SwitchWord.meaning(of: word) == true, "\(word)") }
+        for word in ["no", "false", "0"] { #expect(SwitchWord.meaning(of: word) == false, "\(word)") }
+        for word in ["", "on", "off", "YES", "True", " yes", "2", "y"] { #expect(SwitchWord.meaning(of: word) == nil, "\(word)") }
+        #expect(SwitchWord.choices(on: "to start", off: "to stop") == "yes, true, 1 to start, or no, false, 0 to stop")
+    }
+
+    @Test("YADTQ_WEB_SECURE_COOKIES takes the rule's words in any case, cluster= exactly; both refusals list them")
+    func bothSettingsUseTheRule() throws {
+        func cookies(_ value: String) throws -> Bool {
+            try SecureCookies.isOn(flag: false, environment: ["YADTQ_WEB_SECURE_COOKIES": value])
+        }
+        for word in SwitchWord.on {
+            #expect(try cookies(word) && cookies(word.uppercased()), "\(word)")
+            #expect(try RedisURL(parsing: "redis://h1?cluster=\(word)").isCluster, "\(word)")
+        }
+        for word in SwitchWord.off {
+            #expect(try !cookies(word) && !cookies(word.uppercased()), "\(word)")
+            #expect(try !RedisURL(parsing: "redis://h1?cluster=\(word)").isCluster, "\(word)")
+        }
+        #expect(throws: YADTQError.self, "cluster= is exact, as the README writes it") {
+            try RedisURL(parsing: "redis://h1?cluster=YES")
+        }
+        let cluster = #expect(throws: YADTQError.self) { try RedisURL(parsing: "redis://h1?cluster=maybe") }
+        let cookie = #expect(throws: YADTQError.self) { try cookies("maybe") }
+        for error in [cluster, cookie] {
+            let text = error.map { "\($0)" } ?? ""
+            #expect(text.contains("yes, true, 1") && text.contains("no, false, 0"), "\(text)")
+        }
+        let several = #expect(throws: YADTQError.self) { try RedisURL(parsing: "redis://h1,h2?cluster=false") }
+        #expect(several.map { "\($0)" }?.contains("several nodes with cluster=false") == true)
+    }
+}

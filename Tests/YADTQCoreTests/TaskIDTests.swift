@@ -45,3 +45,39 @@ struct TaskIDTests {
         }
     }
 }
+
+@Suite("Task ids that start with '-'")
+struct DashedTaskIDTests {
+    static let options: Set<String> = ["--json", "--redis", "-h", "--help"]
+
+    func message(_ arguments: [String], command: String = "yadtq-ctl status") -> String? {
+        DashedTaskID.message(command: command, arguments: arguments, options: Self.options, takingValue: ["--redis"])
+    }
+
+    @Test("an argument before '--' that starts with '-' and is no option: the message says so and writes the command line with '--'")
+    func explains() {
+        #expect(
+            message(["-x"])
+                == "'-x' is not an option of yadtq-ctl status; a task id that starts with '-' goes after '--': yadtq-ctl status -- -x")
+        #expect(message(["a", "-x", "--json"])?.hasSuffix(": yadtq-ctl status a --json -- -x") == true)
+        #expect(message(["-x", "--", "-y"])?.hasSuffix(": yadtq-ctl status -- -x -y") == true, "after the '--' already there")
+        #expect(message(["--json", "-x", "-y"])?.hasPrefix("'-x' is not") == true, "the first one")
+        #expect(message(["--x=1"])?.hasSuffix(": yadtq-ctl status -- --x=1") == true)
+        #expect(message(["--redis", "-r", "-x"])?.hasPrefix("'-x' is not") == true, "an option's value is no option")
+        #expect(message(["--redis=r", "-x"])?.hasSuffix(": yadtq-ctl status --redis=r -- -x") == true)
+        let typo = message(["--jsn", "t1"])
+        #expect(typo?.hasPrefix("'--jsn' is not an option of yadtq-ctl status (did you mean '--json'?); ") == true, "\(typo ?? "")")
+        #expect(typo?.hasSuffix(": yadtq-ctl status t1 -- --jsn") == true, "\(typo ?? "")")
+        #expect(message(["-x", "it's a"])?.hasSuffix(#": yadtq-ctl status 'it'\''s a' -- -x"#) == true, "quoted for a shell")
+    }
+
+    @Test("no message without such an argument before '--', or when it cannot be a task id: the parser's stands")
+    func leavesOthers() {
+        #expect(message(["--", "-x"]) == nil)
+        #expect(message(["--json", "a", "-h"]) == nil)
+        #expect(message(["--redis"]) == nil, "a missing value is the parser's to say")
+        #expect(message(["-", "a"]) == nil)
+        #expect(message(["-x y"]) == nil, "a space: not an id")
+        #expect(message(["-" + String(repeating: "x", count: TaskDeclaration.maximumIDLength)]) == nil, "too long for an id")
+    }
+}

@@ -75,6 +75,33 @@ struct ControlTests {
         #expect(!status.stderr.contains("\u{1B}"), "no raw ESC reaches the terminal")
     }
 
+    @Test("a task id that starts with '-' goes after '--'; before it, the error says so; options and their typos still work")
+    func dashedIDs() throws {
+        let stack = try IntegrationStack(label: "ctl-dash")
+        #expect(try stack.run(input: #"{"id": "-x", "type": "add", "args": [1, 2]}"# + "\n").status == 0)
+        for subcommand in ["status", "cancel", "retry"] {
+            let refused = try stack.ctl([subcommand, "-x"])
+            #expect(refused.status != 0)
+            #expect(
+                refused.stderr.contains(
+                    "'-x' is not an option of yadtq-ctl \(subcommand); a task id that starts with '-' goes after '--': "
+                        + "yadtq-ctl \(subcommand) -- -x"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("yadtq-ctl \(subcommand) --help"), "the usage lines stay: \(refused.stderr)")
+        }
+        let typo = try stack.ctl(["status", "--jsn", "-x"])
+        #expect(typo.status != 0)
+        #expect(typo.stderr.contains("did you mean '--json'?"), "\(typo.stderr)")
+
+        let shown = try stack.ctl(["status", "--json", "--", "-x"])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let view = try JSONValue(parsing: shown.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(view["id"] == "-x" && view["status"] == "QUEUED", "\(view)")
+        let cancelled = try stack.ctl(["cancel", "--", "-x"])
+        #expect(cancelled.status == 0, "\(cancelled.stderr)")
+        #expect(cancelled.stdout.contains("-x: QUEUED -> CANCELLED"), "\(cancelled.stdout)")
+        #expect(try stack.store.record(id: "-x")?.status == .cancelled)
+    }
+
     @Test("finished tasks expire after --keep-succeeded / --keep-failed with their index entries and counts")
     func retention() throws {
         let stack = try IntegrationStack(label: "keep")

@@ -133,6 +133,42 @@ struct ObservabilityTests {
         #expect((Self.value(own, "process_resident_memory_bytes") ?? 0) > 1_000_000)
     }
 
+    @Test("a worker's /metrics answers its own names and the ones --metrics-allowed-hosts adds; another Host gets a 400 saying what to do")
+    func workerMetricsHosts() throws {
+        let stack = try IntegrationStack(label: "metrics-hosts")
+        let worker = try stack.startWorker(
+            "wh", arguments: ["--metrics-port", "0"],
+            environment: ["YADTQ_WORKER_METRICS_ALLOWED_HOSTS": "metrics.example,.scrape.example"])
+        defer { WebServerProcess.terminate(worker) }
+        var port: Int?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while port == nil, ContinuousClock.now < deadline {
+            let log = stack.workerLog("wh")
+            port = log.firstMatch(of: /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/).flatMap { Int($0.1) }
+            if port == nil { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        let bound = try #require(port, "no metrics address in the log: \(stack.workerLog("wh"))")
+        /// The status and body of a GET of the worker's /metrics with `host` as its Host header.
+        func get(_ host: String, path: String = "/metrics") throws -> (status: Int, body: String) {
+            let lines = try IntegrationStack.outputLines(of: [
+                "/usr/bin/curl", "-sS", "--max-time", "10", "-H", "Host: \(host)", "-w", "\n%{http_code}",
+                "http://127.0.0.1:\(bound)\(path)",
+            ])
+            return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        }
+        let refused = try get("evil.example")
+        #expect(refused.status == 400)
+        #expect(refused.body.contains("does not answer to 'evil.example'"), "\(refused.body)")
+        #expect(refused.body.contains("--metrics-allowed-hosts or YADTQ_WORKER_METRICS_ALLOWED_HOSTS"), "\(refused.body)")
+        #expect(!refused.body.contains("yadtq_worker"), "no metric reaches a refused request")
+        #expect(try get("evil.example", path: "/nothing").status == 400, "checked before routing")
+        for host in ["127.0.0.1:\(bound)", "localhost:\(bound)", "metrics.example", "w1.scrape.example:9101"] {
+            let served = try get(host)
+            #expect(served.status == 200, "\(host): \(served.body)")
+            #expect(served.body.contains("yadtq_worker_partitions"), "\(host)")
+        }
+    }
+
     // MARK: - Reading the exposition text with prometheus_client's parser
 
     struct Sample: CustomStringConvertible {

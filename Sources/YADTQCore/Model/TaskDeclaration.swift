@@ -312,26 +312,11 @@ public struct TaskLineError: Error, CustomStringConvertible, Sendable, Hashable 
     fileprivate static func unknownKey(_ key: String, known: [String]) -> TaskLineError {
         let list = known.map { "\"\($0)\"" }
         let keys = list.dropLast().joined(separator: ", ") + " and " + list.last!
-        let guess = known.first { editDistance(key.lowercased(), $0, atMost: 2) != nil }
+        let guess = known.first { Spelling.distance(key.lowercased(), $0, atMost: 2) != nil }
         return TaskLineError(
             .unknownKey,
             "unknown key \(excerpt(.string(key)))"
                 + (guess.map { ": did you mean \"\($0)\"?" } ?? ".") + " A task takes \(keys)")
-    }
-
-    /// The Levenshtein distance of `a` and `b` if it is at most `limit`, else `nil`.
-    private static func editDistance(_ a: String, _ b: String, atMost limit: Int) -> Int? {
-        let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
-        guard abs(a.count - b.count) <= limit else { return nil }
-        var previous = Array(0...b.count)
-        for (i, x) in a.enumerated() {
-            var current = [i + 1] + Array(repeating: 0, count: b.count)
-            for (j, y) in b.enumerated() {
-                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count] <= limit ? previous[b.count] : nil
     }
 
     /// The value as JSON, shortened so a huge value does not flood the message.

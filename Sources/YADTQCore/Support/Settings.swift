@@ -263,13 +263,18 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             }
             clusterOption = parts.count > 1 ? String(parts[1]) : "yes"
         }
-        switch clusterOption {
-        case nil: isCluster = nodes.count > 1
-        case "yes", "true", "1": isCluster = true
-        case "no", "false", "0":
-            guard nodes.count == 1 else { throw invalid("several nodes with cluster=no") }
-            isCluster = false
-        case let other?: throw invalid("cluster=\(TerminalText.escaped(other)) (use cluster=yes or cluster=no)")
+        if let clusterOption {
+            // Exact, as the README writes it (cluster=yes|no): unlike a variable, a URL is not
+            // read in any case.
+            guard let on = SwitchWord.meaning(of: clusterOption) else {
+                throw invalid(
+                    "cluster=\(TerminalText.escaped(clusterOption)) is neither on nor off (give cluster= with "
+                        + SwitchWord.choices(on: "for a Redis Cluster", off: "for a single Redis") + ")")
+            }
+            guard on || nodes.count == 1 else { throw invalid("several nodes with cluster=\(clusterOption)") }
+            isCluster = on
+        } else {
+            isCluster = nodes.count > 1
         }
         if isCluster && database != 0 {
             throw invalid("a Redis Cluster has only database 0")

@@ -17,9 +17,9 @@ public enum WebPath {
     }
 }
 
-/// The host names a `yadtq-web` server answers to, checked against every request's `Host`
-/// header like Django's ALLOWED_HOSTS, so a page of another site cannot reach a server on
-/// this machine by pointing its own name at 127.0.0.1 (DNS rebinding).
+/// The host names a server answers to (`yadtq-web`, a worker's `/metrics`), checked against
+/// every request's `Host` header like Django's ALLOWED_HOSTS, so a page of another site cannot
+/// reach a server on this machine by pointing its own name at 127.0.0.1 (DNS rebinding).
 ///
 /// A pattern is a host name or address (`tasks.example.com`, `10.0.0.5`, `[::1]` or `::1`),
 /// `.example.com` for that name and every subdomain, or `*` for any host. Any port is
@@ -65,6 +65,23 @@ public struct HostAllowList: Sendable, Equatable, CustomStringConvertible {
             }
         }
         return patterns
+    }
+
+    /// The patterns a server adds to the loopback names and its address: those of the option
+    /// `flag` (named `flagName`) when it is given, else those of the environment's `variable`.
+    public static func patterns(
+        flag: String?, flagName: String, variable: String, environment: [String: String]
+    ) throws -> [String] {
+        if let flag { return try patterns(parsing: flag, source: flagName) }
+        return try patterns(parsing: environment[variable] ?? "", source: variable)
+    }
+
+    /// What a request for a host name the server does not answer to is told: the name it used,
+    /// the names served, and how to add one (`flagName` or `variable`).
+    public func refusal(of authority: String?, flagName: String, variable: String) -> String {
+        let named = authority.map { "'\(TerminalText.escaped($0))'" } ?? "no Host header"
+        return "this server does not answer to \(named): it serves \(self). Add the name with \(flagName) or "
+            + "\(variable) (comma-separated; '.example.com' for a domain and its subdomains) if it is yours"
     }
 
     public var description: String { patterns.joined(separator: ", ") }
