@@ -102,7 +102,7 @@ public final class KafkaConsumer {
     }
 
     /// The partitions this consumer holds now.
-    public var assignedPartitions: [Int32] { rebalance.assigned.sorted() }
+    public var assignedPartitions: [Int32] { rebalance.assignment.assigned.sorted() }
 
     public func subscribe() throws {
         let error = RDKafkaTopicPartitionList.subscription(to: topic).withPointer { rd_kafka_subscribe(client.handle, $0) }
@@ -203,16 +203,16 @@ public final class KafkaConsumer {
     /// keeps a partition paused across a rebalance, so one that comes back (re)assigned
     /// while paused is resumed by the rebalance callback.
     public func pause(_ partitions: [Int32]) {
-        rebalance.paused.formUnion(partitions)
+        rebalance.assignment.pause(partitions)
         setPaused(partitions, true)
     }
 
     public func resume(_ partitions: [Int32]) {
-        rebalance.paused.subtract(partitions)
+        rebalance.assignment.resume(partitions)
         setPaused(partitions, false)
     }
 
-    private func setPaused(_ partitions: [Int32], _ paused: Bool) {
+    fileprivate func setPaused(_ partitions: [Int32], _ paused: Bool) {
         guard !partitions.isEmpty else { return }
         let error = RDKafkaTopicPartitionList(topic: topic, partitions: partitions).withPointer { list in
             paused ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
@@ -255,16 +255,15 @@ public final class KafkaConsumer {
     deinit { close() }
 }
 
-/// Applies rebalances, remembers the assignment and passes commit failures on. Lives apart
-/// from ``KafkaConsumer`` because librdkafka needs its address before the handle exists.
+/// Performs the rebalances ``PartitionAssignment`` rules on, and passes commit failures on.
+/// Lives apart from ``KafkaConsumer`` because librdkafka needs its address before the handle
+/// exists.
 private final class RebalanceState: @unchecked Sendable {
     // @unchecked Sendable: librdkafka calls the rebalance and commit callbacks only from
     // inside rd_kafka_consumer_poll/close (the consumer's queue serves them, see
     // rd_kafka_poll_set_consumer), i.e. on the consumer's owning thread, which is also the
-    // only thread that reads `assigned` and sets `listener`.
-    var assigned: Set<Int32> = []
-    /// Partitions the application paused (see ``KafkaConsumer/pause(_:)``).
-    var paused: Set<Int32> = []
+    // only thread that reads or changes `assignment` and sets `listener`.
+    var assignment = PartitionAssignment()
     weak var listener: (any KafkaRebalanceListener)?
     /// Set right after the consumer is made; weak, as the consumer owns this state.
     weak var consumer: KafkaConsumer?
@@ -273,45 +272,46 @@ private final class RebalanceState: @unchecked Sendable {
     init(logger: Logger) { self.logger = logger }
 
     func handle(_ handle: OpaquePointer, _ error: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
-        let changed = partitions.map(Self.partitions(of:)) ?? []
+        let changed = (partitions.map(Self.partitions(of:)) ?? []).sorted()
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
         switch error {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            if cooperative {
-                check(rd_kafka_incremental_assign(handle, partitions), "cannot add partitions \(changed.sorted()) to the assignment")
-                assigned.formUnion(changed)
-            } else {
-                check(rd_kafka_assign(handle, partitions), "cannot take the assignment of partitions \(changed.sorted())")
-                assigned = Set(changed)
-            }
-            if !paused.isDisjoint(with: changed) {
-                // Still paused from before the rebalance: whoever paused it expects a
-                // fresh assignment to be consumed (and re-pauses it if it must).
-                check(rd_kafka_resume_partitions(handle, partitions), "cannot resume the partitions \(changed.sorted()) assigned again")
-                paused.subtract(changed)
-            }
-            logger.info("assigned partitions \(changed.sorted())")
-            if let consumer { listener?.consumer(consumer, didAssign: changed) }
+            perform(assignment.assign(changed, cooperative: cooperative), handle, partitions, changed: changed)
+            logger.info("assigned partitions \(changed)")
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            // Lost (the session timed out, say): the group may have handed them on already.
             let lost = rd_kafka_assignment_lost(handle) != 0
-            if let consumer { listener?.consumer(consumer, willRevoke: changed, lost: lost) }
-            if cooperative {
-                check(rd_kafka_incremental_unassign(handle, partitions), "cannot remove partitions \(changed.sorted()) from the assignment")
-                assigned.subtract(changed)
-            } else {
-                check(rd_kafka_assign(handle, nil), "cannot drop the assignment")
-                assigned = []
-            }
-            logger.info("\(lost ? "lost" : "revoked") partitions \(changed.sorted())")
+            perform(assignment.revoke(changed, lost: lost, cooperative: cooperative), handle, partitions, changed: changed)
+            logger.info("\(lost ? "lost" : "revoked") partitions \(changed)")
         default:
-            // The assignment is dropped: the listener must drop the partitions too, without a
-            // commit (this member's generation is no longer the group's).
-            let held = assigned.sorted()
+            let held = assignment.assigned.sorted()
             logger.error("\(KafkaFailure.error(error, "rebalance failed; dropping partitions \(held) until the group assigns again"))")
-            check(rd_kafka_assign(handle, nil), "cannot drop the assignment after a failed rebalance")
-            assigned = []
-            if let consumer, !held.isEmpty { listener?.consumer(consumer, willRevoke: held, lost: true) }
+            perform(assignment.failRebalance(), handle, partitions, changed: changed)
+        }
+    }
+
+    /// `partitions`: the list librdkafka lent the callback, which the assignment calls take
+    /// (`changed`: its partitions, for the messages).
+    private func perform(
+        _ actions: [PartitionAssignment.Action], _ handle: OpaquePointer,
+        _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, changed: [Int32]
+    ) {
+        for action in actions {
+            switch action {
+            case .addToAssignment:
+                check(rd_kafka_incremental_assign(handle, partitions), "cannot add partitions \(changed) to the assignment")
+            case .replaceAssignment:
+                check(rd_kafka_assign(handle, partitions), "cannot take the assignment of partitions \(changed)")
+            case .removeFromAssignment:
+                check(rd_kafka_incremental_unassign(handle, partitions), "cannot remove partitions \(changed) from the assignment")
+            case .dropAssignment(let held):
+                check(rd_kafka_assign(handle, nil), "cannot drop the assignment of partitions \(held)")
+            case .resume(let resumed):
+                consumer?.setPaused(resumed, false)
+            case .tellAssigned(let assigned):
+                if let consumer { listener?.consumer(consumer, didAssign: assigned) }
+            case .tellRevoked(let revoked, let lost):
+                if let consumer { listener?.consumer(consumer, willRevoke: revoked, lost: lost) }
+            }
         }
     }
 
