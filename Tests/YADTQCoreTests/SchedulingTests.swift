@@ -225,7 +225,7 @@ struct SchedulerRuleTests {
 
     @Test("lost tasks: looked for once the group has passed a sample, by queued time, once")
     func lostAfterSample() {
-        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
         // Sample at 100 s: ends 10 and 20; the group is behind.
         #expect(rule.check(now: 100_000, partitions: partitions([(5, 10), (20, 20)]), queued: 3, processing: 0) == nil)
         #expect(rule.check(now: 101_000, partitions: partitions([(8, 10), (20, 20)]), queued: 3, processing: 0) == nil)
@@ -238,9 +238,45 @@ struct SchedulerRuleTests {
         #expect(rule.check(now: 105_500, partitions: partitions([(12, 12), (20, 20)]), queued: 1, processing: 0) == nil, "not before the next sample")
     }
 
+    @Test("lost tasks: after a term's first look, only the queued times since (and the tasks sent again), however long it runs")
+    func neverEveryQueuedTimeAgain() {
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
+        var scans: [LostTaskRule.Scan] = []
+        // Two hours of checks every 2 s, the group caught up, tasks QUEUED all along.
+        for step in 0..<3_600 {
+            let end = Int64(step)
+            if let scan = rule.check(now: 100_000 + Int64(step) * 2_000, partitions: partitions([(end, end)]), queued: 5, processing: 0) {
+                scans.append(scan)
+            }
+        }
+        #expect(scans.first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false), "the takeover's look")
+        #expect(scans.count > 3_000)
+        let whole = scans.dropFirst().filter { $0.from == 0 }
+        #expect(whole.isEmpty, "looked at every queued time again at \(whole.map(\.cutoff))")
+        for (previous, scan) in zip(scans, scans.dropFirst()) {
+            #expect(scan.from == previous.to, "each look starts where the previous one ended")
+        }
+    }
+
+    @Test("lost tasks: the tasks sent again are looked at with nothing QUEUED; a term's look at every queued time waits for a QUEUED task")
+    func sentAgainLooked() {
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
+        // Ids in `resent` only (of tasks that ended since): no look at every queued time for them.
+        #expect(rule.check(now: 100_000, partitions: partitions([(4, 4)]), queued: 0, processing: 0, sentAgain: 7) == nil)
+        let first = rule.check(now: 102_000, partitions: partitions([(4, 4)]), queued: 1, processing: 0, sentAgain: 7)
+        #expect(first == LostTaskRule.Scan(from: 0, to: 92_000, cutoff: 92_000, brokerLostLog: false))
+        let next = rule.check(now: 104_000, partitions: partitions([(4, 4)]), queued: 0, processing: 0, sentAgain: 7)
+        #expect(next == LostTaskRule.Scan(from: 92_000, to: 94_000, cutoff: 94_000, brokerLostLog: false))
+        #expect(rule.check(now: 106_000, partitions: partitions([(4, 4)]), queued: 0, processing: 3, sentAgain: 0) == nil)
+        // The look at every queued time did not finish: the next look is one again.
+        rule.scanFailed(first!)
+        let again = rule.check(now: 108_000, partitions: partitions([(4, 4)]), queued: 1, processing: 0, sentAgain: 0)
+        #expect(again == LostTaskRule.Scan(from: 0, to: 98_000, cutoff: 98_000, brokerLostLog: false))
+    }
+
     @Test("lost tasks: a task whose message a worker still holds (running for minutes, or waiting for its retry) is never past the cutoff")
     func heldMessageNeverLost() {
-        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(30), fullScanEvery: .seconds(600))
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(30))
         // The task's message is offset 5 of partition 0, sent at 100 s; its worker holds it
         // for 10 minutes, so the group's committed offset there stays at 5 while other
         // partitions and later messages move on.
@@ -260,7 +296,7 @@ struct SchedulerRuleTests {
 
     @Test("lost tasks: nothing is looked at while nothing is QUEUED, and PROCESSING tasks alone only after a lost log")
     func nothingQueued() {
-        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
         // Only running tasks: an ordinary look would take none of them.
         #expect(rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
         #expect(rule.check(now: 103_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
@@ -287,7 +323,7 @@ struct SchedulerRuleTests {
 
     private func keepingRule() -> LostTaskRule {
         LostTaskRule(
-            sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600), storeEvery: .seconds(5),
+            sampleEvery: .seconds(2), slack: .seconds(10), storeEvery: .seconds(5),
             storeAgainEvery: .seconds(3600))
     }
 
@@ -359,7 +395,7 @@ struct SchedulerRuleTests {
 
     @Test("lost tasks: a look that did not finish (a shard failed) is looked at again by the next")
     func lostScanFailed() throws {
-        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
         let first = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
         #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
         let checked = rule.check(now: 102_000, partitions: partitions([(10, 10)]), queued: 1, processing: 0)
@@ -412,7 +448,7 @@ struct SchedulerRuleTests {
 
     @Test("lost tasks: an end offset going down means the broker lost its log")
     func brokerLostLog() {
-        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10), fullScanEvery: .seconds(600))
+        var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
         #expect(rule.check(now: 100_000, partitions: partitions([(3, 50), (4, 60)]), queued: 90, processing: 0) == nil)
         let scan = rule.check(now: 102_000, partitions: partitions([(0, 0), (0, 60)]), queued: 90, processing: 0)
         #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))

@@ -265,4 +265,93 @@ struct SchedulerTests {
         #expect(try stack.store.statuses(of: [recent.id]) == [.queued], "queued too recently to be taken for lost")
         #expect(stack.workerLog("w1").contains("published 1 lost tasks"), "\(stack.workerLog("w1"))")
     }
+
+    /// One look for lost tasks over every shard, as the scheduler makes it (an incremental one
+    /// when `from` is not 0): the ids it took, sorted, and how many ids it read.
+    func lookForLost(_ stack: IntegrationStack, from: Int64, cutoff: Int64, at now: Int64) throws -> (ids: [String], looked: Int) {
+        let store = stack.store
+        var ids: [String] = []
+        var looked = 0
+        for shard in 0..<store.keys.shards {
+            var cursor = ""
+            repeat {
+                let taken = try store.takeLost(
+                    topic: stack.topic, queuedFrom: from, to: cutoff, cutoff: cutoff, includingProcessing: false, at: now,
+                    shard: shard, cursor: cursor)
+                ids += taken.tasks.map(\.id)
+                looked += taken.looked
+                cursor = taken.cursor
+            } while !cursor.isEmpty
+        }
+        return (ids.sorted(), looked)
+    }
+
+    @Test("a task retried, released or published again, or written late, whose message is lost is found by a look at the recent queued times only, which reads no older task")
+    func sentAgainFoundWithoutWholeLook() throws {
+        let stack = try IntegrationStack(label: "resent")
+        let store = stack.store
+        let start = currentEpochMilliseconds()
+        func task(_ id: String, queuedAt: Int64 = start) -> TaskMessage {
+            TaskMessage(id: id, type: "add", args: [1, 1], maxAttempts: 1, queuedAt: queuedAt)
+        }
+        // Tasks of the past, ended and kept: a look at every queued time reads them all.
+        let old = (0..<2_500).map { task("old-\($0)") }
+        #expect(Set(try store.queue(old, topic: stack.topic)) == [.queued])
+        _ = try store.cancel(old.map(\.id), at: start)
+        // Never published (a producer that died); one to retry, one to release later.
+        #expect(try store.queue([task("republished"), task("retried")], topic: stack.topic) == [.queued, .queued])
+        _ = try store.cancel(["retried"], at: start)
+        #expect(try store.queue([task("released")], dueAt: [start + 5_000], topic: stack.topic) == [.scheduled])
+
+        // The takeover's look at every queued time reads every task, and takes the one never published.
+        let whole = try lookForLost(stack, from: 0, cutoff: start + 10_000, at: start + 20_000)
+        #expect(whole.ids == ["republished"])
+        #expect(whole.looked >= 2_500)
+
+        // Sent again after the scheduler looked past their queued time, and lost: an operator's
+        // retry and a release whose publish went nowhere, the copy of `republished`; and a
+        // producer's QUEUED write that landed two minutes after its queued time.
+        #expect(try store.requeue(["retried"], at: start + 30_000) == [.requeued])
+        let released = try store.releaseDue(topic: stack.topic, at: start + 30_000, shard: store.keys.shard(of: "released"))
+        #expect(released.tasks.map(\.message.id) == ["released"])
+        #expect(try store.queue([task("late", queuedAt: start - 120_000)], topic: stack.topic) == [.queued])
+
+        let sentAgain = ["late", "released", "republished", "retried"]
+        let incremental = try lookForLost(stack, from: start + 10_000, cutoff: start + 60_000, at: start + 61_000)
+        #expect(incremental.ids == sentAgain)
+        #expect(incremental.looked <= 10, "read \(incremental.looked) ids")
+        let replayed = try lookForLost(stack, from: start + 10_000, cutoff: start + 60_000, at: start + 61_000)
+        #expect(replayed.ids == sentAgain, "a replayed look answers the same")
+        // Their copies were lost as well: the next look finds them again.
+        #expect(try lookForLost(stack, from: start + 60_000, cutoff: start + 120_000, at: start + 121_000).ids == sentAgain)
+
+        // Ended: their ids leave `resent` at the next look, which then reads nothing.
+        _ = try store.cancel(sentAgain, at: start + 122_000)
+        let cleared = try lookForLost(stack, from: start + 120_000, cutoff: start + 180_000, at: start + 181_000)
+        #expect(cleared.ids.isEmpty && cleared.looked == sentAgain.count)
+        #expect(try lookForLost(stack, from: start + 180_000, cutoff: start + 240_000, at: start + 241_000).looked == 0)
+
+        // More sent again than a call reads: each is taken once, over several calls.
+        #expect(try store.requeue(old.map(\.id), at: start + 250_000).allSatisfy { $0 == .requeued })
+        let many = try lookForLost(stack, from: start + 240_000, cutoff: start + 300_000, at: start + 301_000)
+        #expect(many.ids == old.map(\.id).sorted())
+    }
+
+    @Test("a retried task whose publish is lost, long after the takeover's look, is published again by an ordinary check and ends SUCCESS")
+    func retriedTaskLostAfterTakeover() throws {
+        let stack = try IntegrationStack(label: "retrylost")
+        let now = currentEpochMilliseconds()
+        // Never published: the takeover's look (at every queued time) publishes it.
+        let first = TaskMessage(id: "lost-first", type: "add", args: [1, 1], maxAttempts: 3, queuedAt: now - 120_000)
+        let retried = TaskMessage(id: "lost-retried", type: "add", args: [20, 22], maxAttempts: 3, queuedAt: now - 120_000)
+        #expect(try stack.store.queue([first, retried], topic: stack.topic) == [.queued, .queued])
+        _ = try stack.store.cancel([retried.id], at: now)
+        let worker = try readyWorker(stack, "w1")
+        defer { stop(worker) }
+        #expect(try stack.waitForTerminal([first.id], timeout: .seconds(90))[0]?.status == .success)
+        // An operator's retry whose publish went nowhere, after that look.
+        #expect(try stack.store.requeue([retried.id], at: currentEpochMilliseconds()) == [.requeued])
+        let record = try #require(try stack.waitForTerminal([retried.id], timeout: .seconds(150))[0])
+        #expect(record.status == .success && record.result == 42)
+    }
 }

@@ -98,6 +98,13 @@ public struct RedisKeys: Sendable {
         /// due (ms): what that topic's scheduler moves to QUEUED next.
         func scheduled(topic: String) -> String { scheduledPrefix + topic }
         var scheduledPrefix: String { base + "scheduled:" }
+        /// Sorted set: the ids of the tasks whose message was sent again after their queueing
+        /// (released from SCHEDULED, retried by an operator, published again as lost) or written
+        /// late (see ``TaskScripts/queue``), scored by when it was last sent (ms): what the
+        /// lost-task check looks at besides the tasks queued since its last look, as their
+        /// `queued_at` is older (see ``TaskScripts/lost``). An id leaves when a look finds its
+        /// task no longer QUEUED.
+        var resent: String { base + "resent" }
         /// Hash: tasks finished in one second (`succeeded`, `failed`); expires after an hour.
         func stats(second: Int64) -> String { statsPrefix + String(second) }
         var statsPrefix: String { base + "stats:" }
@@ -108,7 +115,7 @@ public struct RedisKeys: Sendable {
         var replicated: String { base + "replicated" }
 
         /// KEYS of every task script call, in the order ``TaskScripts`` reads them.
-        var scriptKeys: [String] { [records, counts, finished, types, running, buckets, live, expiring] }
+        var scriptKeys: [String] { [records, counts, finished, types, running, buckets, live, expiring, resent] }
         /// The first ARGV of every task script call: the key families' prefixes.
         var scriptPrefixes: [String] { [indexPrefix, statsPrefix, bucketPrefix, expiringPrefix, scheduledPrefix] }
     }

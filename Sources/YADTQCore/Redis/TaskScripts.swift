@@ -34,7 +34,7 @@ enum TaskScripts {
         -- and the scripts use them several times per task.
         local ARGV, KEYS, tonumber = ARGV, KEYS, tonumber
         local K = { records = KEYS[1], counts = KEYS[2], finished = KEYS[3], types = KEYS[4], running = KEYS[5],
-          buckets = KEYS[6], live = KEYS[7], expiring = KEYS[8],
+          buckets = KEYS[6], live = KEYS[7], expiring = KEYS[8], resent = KEYS[9],
           index = ARGV[1], stats = ARGV[2], bucket = ARGV[3], expiring_at = ARGV[4], scheduled = ARGV[5] }
         local A = 6  -- the script's own first argument
 
@@ -326,6 +326,8 @@ enum TaskScripts {
         local writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
         local running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
         local scheduled_add, scheduled_del = {}, {}
+        -- Score-member pairs for `resent` (see ``RedisKeys/Shard/resent``), and how many values.
+        local resent_add, n_resent_add = {}, 0
         -- The lengths of the lists every task grows, kept by hand: Lua's # searches for a
         -- table's end, which made an append cost three times as much.
         local n_writes, n_removed, n_running_set, n_running_del = 0, 0, 0, 0
@@ -367,6 +369,11 @@ enum TaskScripts {
           -- SCHEDULED tasks wait in their topic's `scheduled:<topic>`, by due time.
           if from == 'SCHEDULED' then add(scheduled_del, r[F.topic], id) end
           if to == 'SCHEDULED' then add(scheduled_add, r[F.topic], r[F.due_at], id) end
+        end
+        -- Task `id`'s message was (last) sent again at `at` (ms), with its queued_at older.
+        local function sent_again(id, at)
+          resent_add[n_resent_add + 1], resent_add[n_resent_add + 2] = at, id
+          n_resent_add = n_resent_add + 2
         end
         local function list_new(id, r)
           type_counts[r[F.type]] = (type_counts[r[F.type]] or 0) + 1
@@ -472,6 +479,7 @@ enum TaskScripts {
           for status, list in pairs(index_add) do chunked('ZADD', K.index .. status, list) end
           for topic, list in pairs(scheduled_del) do chunked('ZREM', K.scheduled .. topic, list) end
           for topic, list in pairs(scheduled_add) do chunked('ZADD', K.scheduled .. topic, list) end
+          if n_resent_add > 0 then chunked('ZADD', K.resent, resent_add) end
           for s, ids in pairs(listed) do
             chunked('RPUSH', K.bucket .. s, ids)
             redis.call('ZADD', K.buckets, s, s)
@@ -489,8 +497,8 @@ enum TaskScripts {
           end
           writes, removed, counts, type_counts, listed, expiring = {}, {}, {}, {}, {}, {}
           running_set, running_del, index_add, index_del, live_delta = {}, {}, {}, {}, {}
-          scheduled_add, scheduled_del = {}, {}
-          n_writes, n_removed, n_running_set, n_running_del = 0, 0, 0, 0
+          scheduled_add, scheduled_del, resent_add = {}, {}, {}
+          n_writes, n_removed, n_running_set, n_running_del, n_resent_add = 0, 0, 0, 0, 0
         end
         -- Forgets the tasks listed as retained until second `s` whose retention has ended by
         -- `now`, up to `limit` of them; returns how many ids it took from the list.
@@ -568,12 +576,23 @@ enum TaskScripts {
     /// already exists.
     /// `topic` is kept in the record, so the scheduler of that topic publishes it when it is
     /// due, or again when its message was lost (see ``lost``).
+    /// A QUEUED task written late, its queued_at more than ``LostTaskRule/lateWrite`` before
+    /// the time of the write (Redis's clock, or `now` if later: a call replayed after an outage
+    /// carries the `now` it was made with), goes into `resent` with that time: the lost-task
+    /// check may have looked past its queued_at already (see ``lost``). Decided per shape, so
+    /// a usual batch pays nothing per task for it.
     /// Replay-safe: a record with this very queued_at, type and args is ours (a publisher's
     /// calls never share a queued_at: see ``TaskPublisher``).
     static let queue = RedisScript(
         name: "queue",
         source: prelude + """
+            -- TIME is not deterministic: Redis before 7 replicates the script's effects instead of
+            -- the script only when told so before its first write.
+            if redis.replicate_commands then redis.replicate_commands() end
             local now, topic, repeats = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2] == '1'
+            local time = redis.call('TIME')
+            local written = math.max(now, tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+            local late_before, any_late = written - \(LostTaskRule.lateWrite.inMilliseconds), false
             -- A batch's tasks mostly share one shape (the three numbers and the type every
             -- task would otherwise carry in four arguments), so each distinct shape is read
             -- once per call, with the header of a new record of that shape.
@@ -583,7 +602,10 @@ enum TaskScripts {
                 error('queue: the task shape ' .. text .. ' is not max_attempts:queued_at:due_at:type')
               end
               local max, queued_at, due = tonumber(max_text), tonumber(queued_text), tonumber(due_text)
-              return { max = max, queued_at = queued_at, due = due, later = due ~= 0 and due > now,
+              local later = due ~= 0 and due > now
+              local late = not later and queued_at < late_before
+              any_late = any_late or late
+              return { max = max, queued_at = queued_at, due = due, later = later, late = late,
                 type = type, header = new_header(max, queued_at) .. lp(type) }
             end
             local shapes, n_shapes, first = runs_at(A + 3, shape_of)
@@ -638,6 +660,11 @@ enum TaskScripts {
               end
             end
             counts.QUEUED = (counts.QUEUED or 0) + queued
+            if any_late then
+              for k = 1, #ids do
+                if out[k] == 1 and shapes[k].late then sent_again(ids[k], written) end
+              end
+            end
             flush()
             return answers(out)
             """)
@@ -665,6 +692,7 @@ enum TaskScripts {
                 r[F.released_at] = now
                 move(id, 'SCHEDULED', 'QUEUED', r)
                 write(id, r)
+                sent_again(id, now)
                 for _, value in ipairs({ id, r[F.type], r[F.args], r[F.max_attempts], r[F.queued_at], r[F.topic] }) do
                   out[#out + 1] = value
                 end
@@ -677,15 +705,25 @@ enum TaskScripts {
             """)
 
     /// ARGV: shard prefixes, now, topic, cursor ('' to start), from, to, cutoff, limit,
-    /// processing ('1' when the broker lost its log). Looks at up to `limit` ids of the listing
-    /// buckets of the seconds from `from` to `to` (ms), oldest first, going on from the cursor a
-    /// previous call returned. A task still QUEUED (or PROCESSING, when `processing` is '1') for
-    /// `topic` (or for no topic), queued in that window, whose message was last sent (queued,
-    /// released, retried or republished) before `cutoff` had that message lost: it gets
-    /// `republished_at` = now and is returned to be published again.
-    /// Returns: the cursor to go on from ('' when done), then per task: id, type, args,
-    /// max_attempts, queued_at.
-    /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again.
+    /// processing ('1' when the broker lost its log). Takes the tasks whose message was lost:
+    /// those still QUEUED (or PROCESSING, when `processing` is '1') for `topic` (or for no
+    /// topic) whose message was last sent (queued, released, retried, republished) before
+    /// `cutoff`. Each gets `republished_at` = now and is returned to be published again. It
+    /// looks, up to `limit` ids per call, going on from the cursor a previous call returned:
+    /// - unless `from` is 0, first at the ids in `resent` scored before `cutoff` (the tasks sent
+    ///   again, or written late: their queued_at is older than the queued times looked at).
+    ///   An id whose task is no longer QUEUED (started, ended, pruned) leaves it; one whose
+    ///   task was sent again after its score gets that time (it leaves the range looked at,
+    ///   and comes back into it once that time is before a cutoff); one taken stays, with its
+    ///   old score, and gets its new one so at the next look. Ids whose queued_at is from
+    ///   `from` to `to` are left to the walk below, so a call takes no task twice.
+    /// - then at the listing buckets of the seconds from `from` to `to` (ms), oldest first.
+    ///   A task taken there goes into `resent`; so does, in a walk from 0 (a takeover, a lost
+    ///   log), a task sent again but not lost yet, which a build before `resent` left out of it.
+    /// Returns: the cursor to go on from ('' when done), how many ids it looked at, then per
+    /// task: id, type, args, max_attempts, queued_at.
+    /// Replay-safe: a task with `republished_at` = now is this call's own and is returned again
+    /// (a taken id stays where it was in `resent`, and the cursor counts its position).
     static let lost = RedisScript(
         name: "lost",
         source: prelude + """
@@ -693,51 +731,93 @@ enum TaskScripts {
             local from, to, cutoff, limit = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4]), tonumber(ARGV[A + 5]),
               tonumber(ARGV[A + 6])
             local take_processing = ARGV[A + 7] == '1'
+            local out, seen = { '', 0 }, 0
+            -- PROCESSING only when the broker lost its log: a task waiting for its retry (or
+            -- running) has no copy but the message its worker holds, and a worker that loses
+            -- the partition drops it, counting on its redelivery from the committed offset,
+            -- which a broker that lost its log no longer has. On a healthy broker a worker
+            -- holding a task's message holds back its partition's commit, so the sample
+            -- rule would not take it either, but a broker whose end offsets read low (Tansu)
+            -- would hand a long-running task a copy every 30 s, each a new attempt that
+            -- makes the running one stale. A copy published after a lost log while the task
+            -- still runs is harmless: on another worker `begin` answers `running:` and that
+            -- worker waits for the attempt (AttemptElsewhere); on the same worker it runs as
+            -- the next attempt, and only the last attempt's outcome is written.
+            local function waits(r)
+              local status = r and r[F.status]
+              return status == 'QUEUED' or (take_processing and status == 'PROCESSING')
+            end
+            local function ours(r) return r[F.topic] == '' or r[F.topic] == topic end
+            local function in_window(r) return r[F.queued_at] >= from and r[F.queued_at] <= to end
+            -- When its message was last sent: a copy published again and lost as well (the
+            -- scheduler died before sending it, or the broker lost it too) is found like the first.
+            local function last_sent(r)
+              return math.max(r[F.queued_at], r[F.released_at], r[F.requeued_at], r[F.republished_at])
+            end
+            -- Takes task `id` (decoded `r`) if its message, last sent at `last`, was lost, or
+            -- if this call took it already (replayed); returns whether it did.
+            local function take(id, r, last)
+              local mine = r[F.republished_at] == now
+              if not (mine or last < cutoff) then return false end
+              if not mine then
+                r[F.republished_at] = now
+                write(id, r)
+              end
+              for _, value in ipairs({ id, r[F.type], r[F.args], r[F.max_attempts], r[F.queued_at] }) do
+                out[#out + 1] = value
+              end
+              return true
+            end
+            -- The tasks sent again: `at` is how many ids before the cutoff the previous calls of
+            -- this look left in place (another topic's, the walk's, taken); the others left.
+            local at = (cursor == '' and 0) or (sub(cursor, 1, 1) == 'r' and tonumber(sub(cursor, 2))) or nil
+            if at and from > 0 then
+              local found = redis.call('ZRANGEBYSCORE', K.resent, '-inf', '(' .. cutoff, 'WITHSCORES', 'LIMIT', at, limit)
+              local ids, scores, gone, n_gone = {}, {}, {}, 0
+              for k = 1, #found / 2 do ids[k], scores[k] = found[2 * k - 1], tonumber(found[2 * k]) end
+              for k, packed in ipairs(read(ids)) do
+                local id, r = ids[k], packed and decode(packed)
+                if not waits(r) then
+                  n_gone = n_gone + 1
+                  gone[n_gone] = id
+                elseif ours(r) and not in_window(r) then
+                  -- A task written late was sent at its score, after its queued_at.
+                  local last = math.max(scores[k], last_sent(r))
+                  if take(id, r, last) then at = at + 1 else sent_again(id, last) end
+                else
+                  at = at + 1
+                end
+              end
+              if n_gone > 0 then chunked('ZREM', K.resent, gone) end
+              seen = #ids
+              if seen == limit then
+                flush()
+                out[1], out[2] = 'r' .. at, seen
+                return out
+              end
+            end
             local function next_bucket(after)
               local found = redis.call('ZRANGEBYSCORE', K.buckets, '(' .. after, second(to), 'LIMIT', 0, 1)
               return found[1] and tonumber(found[1])
             end
             local s, i
-            if cursor == '' then
+            if at then
               s, i = next_bucket(second(from) - 1), 0
             else
               local colon = string.find(cursor, ':', 1, true)
               s, i = tonumber(sub(cursor, 1, colon - 1)), tonumber(sub(cursor, colon + 1))
             end
-            local out, seen = { '' }, 0
             while s and seen < limit do
               local want = limit - seen
               local ids = redis.call('LRANGE', K.bucket .. s, i, i + want - 1)
               for k, packed in ipairs(read(ids)) do
-                local r = packed and listed_in(decode(packed), s)
-                -- PROCESSING only when the broker lost its log: a task waiting for its retry (or
-                -- running) has no copy but the message its worker holds, and a worker that loses
-                -- the partition drops it, counting on its redelivery from the committed offset,
-                -- which a broker that lost its log no longer has. On a healthy broker a worker
-                -- holding a task's message holds back its partition's commit, so the sample
-                -- rule would not take it either, but a broker whose end offsets read low (Tansu)
-                -- would hand a long-running task a copy every 30 s, each a new attempt that
-                -- makes the running one stale. A copy published after a lost log while the task
-                -- still runs is harmless: on another worker `begin` answers `running:` and that
-                -- worker waits for the attempt (AttemptElsewhere); on the same worker it runs as
-                -- the next attempt, and only the last attempt's outcome is written.
-                local status = r and r[F.status]
-                if (status == 'QUEUED' or (take_processing and status == 'PROCESSING'))
-                  and (r[F.topic] == '' or r[F.topic] == topic)
-                  and r[F.queued_at] >= from and r[F.queued_at] <= to then
-                  -- When its message was last sent: a copy published again and lost as well (the
-                  -- scheduler died before sending it, or the broker lost it too) is found like
-                  -- the first.
-                  local last = math.max(r[F.queued_at], r[F.released_at], r[F.requeued_at], r[F.republished_at])
-                  local mine = r[F.republished_at] == now
-                  if mine or last < cutoff then
-                    if not mine then
-                      r[F.republished_at] = now
-                      write(ids[k], r)
-                    end
-                    for _, value in ipairs({ ids[k], r[F.type], r[F.args], r[F.max_attempts], r[F.queued_at] }) do
-                      out[#out + 1] = value
-                    end
+                local id, r = ids[k], packed and listed_in(decode(packed), s)
+                if waits(r) and ours(r) and in_window(r) then
+                  local last = last_sent(r)
+                  if take(id, r, last) then
+                    sent_again(id, now)
+                  elseif from == 0 and last > r[F.queued_at] then
+                    redis.call('ZADD', K.resent, 'NX', last, id)
                   end
                 end
               end
@@ -746,6 +826,7 @@ enum TaskScripts {
             end
             flush()
             if s then out[1] = s .. ':' .. i end
+            out[2] = seen
             return out
             """)
 
@@ -1176,6 +1257,7 @@ enum TaskScripts {
                 for _, field in ipairs({F.result, F.error, F.worker, F.progress}) do r[field] = '' end
                 move(id, before, 'QUEUED', r)
                 write(id, r)
+                sent_again(id, now)
                 out[k] = 'queued'
               elseif r[F.status] == 'QUEUED' and r[F.requeued_at] == now then
                 out[k] = 'queued'

@@ -302,23 +302,28 @@ public final class TaskStore: Sendable {
     }
 
     /// Finds QUEUED tasks of `topic` whose message is lost (see ``TaskScripts/lost``): those
-    /// queued (or released, or retried) before `cutoff`, looking at the ones queued from
-    /// `from` to `to` (epoch ms), in shard `shard` (of `keys.shards`), one page from `cursor`
-    /// (`""`: the start). Each is marked `republished_at`, so it is returned once; the caller
-    /// publishes them again, and calls again from the cursor returned while it is not `""`.
+    /// whose message was last sent (queued, released, retried, published again) before
+    /// `cutoff`, looking at the ones queued from `from` to `to` (epoch ms) and, unless `from`
+    /// is 0, at those sent again (`resent`), in shard `shard` (of `keys.shards`), one page from
+    /// `cursor` (`""`: the start). Each is marked `republished_at`, so it is returned once; the
+    /// caller publishes them again, and calls again from the cursor returned while it is not
+    /// `""`. `looked` is how many ids the call read.
     public func takeLost(
         topic: String, queuedFrom from: Int64, to: Int64, cutoff: Int64, includingProcessing: Bool, at now: Int64,
         shard: Int, cursor: String
-    ) throws -> (tasks: [TaskMessage], cursor: String) {
+    ) throws -> (tasks: [TaskMessage], cursor: String, looked: Int) {
         let arguments = [
             String(now), topic, cursor, String(from), String(to), String(cutoff), "2000", includingProcessing ? "1" : "0",
         ]
         let reply = try client.evaluate([Self.call(TaskScripts.lost, shard: keys[shard], arguments: arguments) { _ in }])[0]
         let values = reply.elements
-        guard let next = values.first?.text, (values.count - 1) % 5 == 0 else {
+        guard let next = values.first?.text, values.count >= 2, let looked = values[1].integer, (values.count - 2) % 5 == 0 else {
             throw YADTQError(.redis, "script lost answered \(reply)", remedy: "This is a YADTQ bug; please report it")
         }
-        return (stride(from: 1, to: values.count, by: 5).compactMap { Self.taskToPublish(values[$0..<$0 + 5] + [.null])?.message }, next)
+        let tasks = stride(from: 2, to: values.count, by: 5).compactMap {
+            Self.taskToPublish(values[$0..<$0 + 5] + [.null])?.message
+        }
+        return (tasks, next, Int(looked))
     }
 
     /// A task from a script's reply: id, type, args, max_attempts, queued_at, topic.
@@ -589,6 +594,13 @@ public final class TaskStore: Sendable {
     /// How many tasks are in each status, from the counters the task scripts keep.
     public func counts() throws -> [TaskStatus: Int] {
         try statusCounters(\.counts, TaskStatus.allCases)
+    }
+
+    /// How many ids `resent` holds over the shards: the tasks sent again (or written late) that
+    /// the lost-task check has yet to find started, ended or pruned.
+    public func sentAgainCount() throws -> Int {
+        let replies = try client.execute(keys.allShards.map { RedisCommand(["ZCARD", $0.resent]) }, or: "Reading resent")
+        return replies.reduce(0) { $0 + Int($1.integer ?? 0) }
     }
 
     /// How many tasks ever finished in each terminal status (not lowered when a finished

@@ -210,9 +210,11 @@ public final class Scheduler: @unchecked Sendable {
             // PROCESSING tasks lose their message too when the broker loses its log (see
             // ``TaskScripts/lost``).
             let counts = try store.counts()
+            let sentAgain = try store.sentAgainCount()
             let now = currentEpochMilliseconds()
             if let scan = lostRule.check(
-                now: now, partitions: partitions, queued: counts[.queued] ?? 0, processing: counts[.processing] ?? 0)
+                now: now, partitions: partitions, queued: counts[.queued] ?? 0, processing: counts[.processing] ?? 0,
+                sentAgain: sentAgain)
             {
                 try lookForLost(scan, in: store, at: now)
             }
@@ -234,13 +236,16 @@ public final class Scheduler: @unchecked Sendable {
             logger.warning(
                 "the broker lost the log of \(topic) (an end offset went down, or is below the one kept in Redis): looking for tasks to publish again")
         }
+        var looked = 0
         do {
             try sweep(store, why: "lost", publishing: publishLost) { call in
-                let (tasks, next) = try store.takeLost(
+                let taken = try store.takeLost(
                     topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
                     includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
-                return (tasks, next.isEmpty ? nil : next)
+                looked += taken.looked
+                return (taken.tasks, taken.cursor.isEmpty ? nil : taken.cursor)
             }
+            logger.debug("looked for lost tasks of \(topic) among \(looked) ids (queued from \(scan.from))")
         } catch {
             lostRule.scanFailed(scan)
             throw error

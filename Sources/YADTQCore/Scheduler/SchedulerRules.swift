@@ -98,7 +98,10 @@ public struct TickPlanner: Sendable {
 
 /// Finds when QUEUED tasks must have lost their Kafka message, from the group's committed
 /// offsets and the partitions' end offsets, sampled over time. Nothing is written per task
-/// for it: a task's message is looked for only by its queued time.
+/// queued for it: a task's message is looked for by its queued time, or, for the few tasks
+/// whose message was sent again after it (released from SCHEDULED, retried, published again)
+/// or that were written late, by the time it was last sent, kept in `resent` (see
+/// ``TaskScripts/lost``).
 ///
 /// - A sample of the end offsets is taken at time t. Once the group's committed offset on
 ///   every partition has reached the sample, every message published before t was consumed
@@ -115,10 +118,11 @@ public struct TickPlanner: Sendable {
 ///   and every copy it owes is sent, so a scheduler that dies meanwhile leaves the next one the
 ///   old ends to find the loss by.
 ///
-/// Each check says which queued times to look at: those queued since the previous check, or,
-/// after a takeover and then every ``fullScanEvery``, all of them (a task released from
-/// SCHEDULED or retried keeps its old queued time). With no task QUEUED (nor PROCESSING, after
-/// a lost log) nothing is looked at.
+/// Each check says which queued times to look at: those queued since the previous check (and
+/// the tasks sent again since, whose queued time is older), or, at the first check of a term
+/// (a takeover: a new scheduler does not know what the last one looked at) and after a lost
+/// log, all of them (``Scan/from`` 0). With no task QUEUED (nor PROCESSING, after a lost log)
+/// and none sent again waiting to be looked at, nothing is looked at.
 ///
 /// A PROCESSING task taken after a lost log whose copy the broker does not take stays
 /// PROCESSING (it may still run on a worker, a long task whose outcome is worth keeping), and
@@ -137,16 +141,22 @@ public struct LostTaskRule: Sendable {
     public var sampleEvery: Duration
     /// A task counts as lost only if it was queued this long before a reached sample.
     public var slack: Duration
-    /// Every queued time is looked at this often (and at the first check).
-    public var fullScanEvery: Duration
     /// The end offsets are kept in Redis at most this often, when they changed.
     public var storeEvery: Duration
     /// ... and at least this often, changed or not, so that their key (kept a week after its
     /// last write) outlives a quiet topic.
     public var storeAgainEvery: Duration
 
-    /// What to look at: tasks queued from `from` to `to` that are still QUEUED and were
-    /// queued, released or retried before `cutoff` are lost.
+    /// A task whose QUEUED record is written more than this after its queued time (a producer
+    /// paused, or its call replayed after a Redis outage) is kept with the tasks sent again
+    /// (see ``TaskScripts/queue``): a check may have looked past its queued time already. At
+    /// most ``slack``, which covers a write that is less late (no check looks at queued times
+    /// less than ``slack`` old), with room for the clocks of Redis and the scheduler to differ.
+    public static let lateWrite: Duration = .seconds(10)
+
+    /// What to look at: tasks queued from `from` to `to`, and (unless `from` is 0, which looks
+    /// at every queued time) the tasks sent again, that are still QUEUED and whose message was
+    /// last sent before `cutoff`, are lost.
     public struct Scan: Sendable, Equatable {
         public var from: Int64
         public var to: Int64
@@ -186,7 +196,10 @@ public struct LostTaskRule: Sendable {
     private var lastCheck: Int64?
     private var lastSample: Int64?
     private var scannedTo: Int64 = 0
-    private var lastFullScan: Int64?
+    /// Whether a look of this term has been at every queued time: a new scheduler does not know
+    /// what the last one looked at, nor which tasks an older build sent again without keeping
+    /// them in `resent`.
+    private var lookedAtAll = false
     /// Tasks owed a copy: taken to be published again, but not taken by the broker. At most the
     /// tasks a lost-log look took, so at most those QUEUED and PROCESSING then.
     private var owed: Set<String> = []
@@ -197,12 +210,12 @@ public struct LostTaskRule: Sendable {
     private var lastStored: Int64?
 
     public init(
-        sampleEvery: Duration = .seconds(2), slack: Duration = .seconds(30), fullScanEvery: Duration = .seconds(600),
-        storeEvery: Duration = .seconds(5), storeAgainEvery: Duration = .seconds(3600)
+        sampleEvery: Duration = .seconds(2), slack: Duration = .seconds(30), storeEvery: Duration = .seconds(5),
+        storeAgainEvery: Duration = .seconds(3600)
     ) {
+        precondition(slack >= Self.lateWrite, "a write less late than lateWrite must be found by its queued time")
         self.sampleEvery = sampleEvery
         self.slack = slack
-        self.fullScanEvery = fullScanEvery
         self.storeEvery = storeEvery
         self.storeAgainEvery = storeAgainEvery
     }
@@ -214,8 +227,7 @@ public struct LostTaskRule: Sendable {
     public mutating func restart(storedEnds: [Int32: Int64] = [:]) {
         let owed = owed
         self = LostTaskRule(
-            sampleEvery: sampleEvery, slack: slack, fullScanEvery: fullScanEvery, storeEvery: storeEvery,
-            storeAgainEvery: storeAgainEvery)
+            sampleEvery: sampleEvery, slack: slack, storeEvery: storeEvery, storeAgainEvery: storeAgainEvery)
         self.owed = owed
         lastEnds = storedEnds
         self.storedEnds = storedEnds
@@ -269,17 +281,25 @@ public struct LostTaskRule: Sendable {
     /// PROCESSING tasks.
     public mutating func scanFailed(_ scan: Scan) {
         scannedTo = min(scannedTo, scan.from)
-        if scan.brokerLostLog { lostLogCutoff = scan.cutoff }
+        if scan.brokerLostLog {
+            lostLogCutoff = scan.cutoff
+        } else if scan.from == 0 {
+            lookedAtAll = false
+        }
     }
 
-    /// One check at `now`: the partitions as the broker answered, and how many tasks are
-    /// QUEUED and PROCESSING. Returns what to look at, if anything.
+    /// One check at `now`: the partitions as the broker answered, how many tasks are QUEUED
+    /// and PROCESSING, and how many ids `resent` holds (``TaskStore/sentAgainCount()``: tasks
+    /// sent again, whose ids leave it only when a look finds their task no longer QUEUED, so
+    /// they are looked at even with nothing QUEUED). Returns what to look at, if anything.
     ///
     /// The two counts are told apart because the two kinds of look take different tasks: an
     /// ordinary look takes only QUEUED tasks (a PROCESSING task's worker holds its message),
     /// a look after a lost log takes PROCESSING ones too. With one sum, a queue whose only
     /// unfinished tasks run would be looked through every 2 s for nothing.
-    public mutating func check(now: Int64, partitions: [Partition], queued: Int, processing: Int) -> Scan? {
+    public mutating func check(now: Int64, partitions: [Partition], queued: Int, processing: Int, sentAgain: Int = 0)
+        -> Scan?
+    {
         defer { lastCheck = now }
         let ends = Dictionary(partitions.map { ($0.partition, $0.end) }, uniquingKeysWith: max)
         let lost = ends.contains { partition, end in lastEnds[partition].map { end < $0 } ?? false }
@@ -288,8 +308,8 @@ public struct LostTaskRule: Sendable {
             samples = []
             lastSample = nil
             let cutoff = lastCheck ?? now
-            lastFullScan = now
             scannedTo = max(scannedTo, cutoff)
+            lookedAtAll = true
             lostLogCutoff = nil
             return queued + processing > 0 ? Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
         }
@@ -311,11 +331,12 @@ public struct LostTaskRule: Sendable {
         samples.removeFirst(reached + 1)
         guard cutoff > scannedTo else { return nil }
         defer { scannedTo = cutoff }
-        guard queued > 0 else { return nil }
-        if lastFullScan.map({ now - $0 >= fullScanEvery.inMilliseconds }) ?? true {
-            lastFullScan = now
+        if !lookedAtAll {
+            guard queued > 0 else { return nil }
+            lookedAtAll = true
             return Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: false)
         }
+        guard queued > 0 || sentAgain > 0 else { return nil }
         return Scan(from: scannedTo, to: cutoff, cutoff: cutoff, brokerLostLog: false)
     }
 }
