@@ -6,9 +6,6 @@ import YADTQCore
 /// A `/metrics` endpoint for a process that is not async (the worker): Hummingbird on its
 /// own event loop, away from the thread that runs the tasks.
 public enum MetricsEndpoint {
-    /// The environment variable of `yadtq-worker --metrics-allowed-hosts`.
-    public static let allowedHostsVariable = "YADTQ_WORKER_METRICS_ALLOWED_HOSTS"
-
     /// Starts serving `GET /metrics` with the text `exposition` returns, and returns the
     /// port bound (`port` 0 picks a free one). A request whose `Host` is not in `allowedHosts`
     /// gets a 400, as from `yadtq-web`, saying to add the name with `--metrics-allowed-hosts`.
@@ -53,8 +50,7 @@ private struct AllowedHostCheck<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         let authority = request.head.authority
         guard allowedHosts.allows(authority) else {
-            let refusal = allowedHosts.refusal(
-                of: authority, flagName: "--metrics-allowed-hosts", variable: MetricsEndpoint.allowedHostsVariable)
+            let refusal = allowedHosts.refusal(of: authority, setting: .workerMetrics)
             return Response(
                 status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: refusal + "\n")))

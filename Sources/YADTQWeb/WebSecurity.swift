@@ -117,7 +117,7 @@ struct WebSecurityMiddleware: RouterMiddleware {
         guard !allowedHosts.allows(authority) else { return }
         throw WebError(
             status: .badRequest,
-            message: allowedHosts.refusal(of: authority, flagName: "--allowed-hosts", variable: "YADTQ_WEB_ALLOWED_HOSTS"))
+            message: allowedHosts.refusal(of: authority, setting: .web))
     }
 
     /// Paths anyone may fetch: the health check, the style sheet and script, and the login form.

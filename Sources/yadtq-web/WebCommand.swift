@@ -26,7 +26,7 @@ struct WebCommand: AsyncParsableCommand {
         help: """
             Host names the server answers to besides \(HostAllowList.loopback.joined(separator: ", ")) and --host, \
             comma-separated ('.example.com' for a domain and its subdomains, '*' for any); \
-            other Host headers get a 400 (env YADTQ_WEB_ALLOWED_HOSTS).
+            other Host headers get a 400 (env \(HostAllowList.Setting.web.variable)).
             """)
     var allowedHosts: String?
 
@@ -77,9 +77,7 @@ struct WebCommand: AsyncParsableCommand {
             configuration = WebServer.Configuration(
                 host: host, port: port, settings: settings, topic: settings.topic, partitions: partitions,
                 token: try WebToken.read(from: environment),
-                allowedHosts: try HostAllowList.patterns(
-                    flag: allowedHosts, flagName: "--allowed-hosts", variable: "YADTQ_WEB_ALLOWED_HOSTS",
-                    environment: environment),
+                allowedHosts: try HostAllowList.patterns(flag: allowedHosts, of: .web, environment: environment),
                 limits: limits, secureCookies: try SecureCookies.isOn(flag: secureCookies, environment: environment))
         } catch {
             exitWithError(error)

@@ -71,7 +71,7 @@ struct WorkerCommand: ParsableCommand {
             Host names the metrics endpoint answers to besides \(HostAllowList.loopback.joined(separator: ", ")), \
             --metrics-host and this machine's name, comma-separated ('.example.com' for a domain and its subdomains, \
             '*' for any): the name Prometheus scrapes it by; other Host headers get a 400 \
-            (env \(MetricsEndpoint.allowedHostsVariable)).
+            (env \(HostAllowList.Setting.workerMetrics.variable)).
             """)
     var metricsAllowedHosts: String?
 
@@ -124,8 +124,7 @@ struct WorkerCommand: ParsableCommand {
                 listeningOn: metricsHost,
                 extra: [ProcessInfo.processInfo.hostName]
                     + HostAllowList.patterns(
-                        flag: metricsAllowedHosts, flagName: "--metrics-allowed-hosts",
-                        variable: MetricsEndpoint.allowedHostsVariable, environment: ProcessInfo.processInfo.environment))
+                        flag: metricsAllowedHosts, of: .workerMetrics, environment: ProcessInfo.processInfo.environment))
             guard !check else { return try checkPlugins(in: name ?? settings.pluginsDirectory) }
             guard let name, let topic else { return }
             var options = WorkerOptions(name: name, topic: topic)

@@ -67,21 +67,32 @@ public struct HostAllowList: Sendable, Equatable, CustomStringConvertible {
         return patterns
     }
 
-    /// The patterns a server adds to the loopback names and its address: those of the option
-    /// `flag` (named `flagName`) when it is given, else those of the environment's `variable`.
-    public static func patterns(
-        flag: String?, flagName: String, variable: String, environment: [String: String]
-    ) throws -> [String] {
-        if let flag { return try patterns(parsing: flag, source: flagName) }
-        return try patterns(parsing: environment[variable] ?? "", source: variable)
+    /// Where a server's own host names come from: its option and the environment variable
+    /// that stands in for it, named once for parsing them and for telling a refused client.
+    public struct Setting: Sendable {
+        public let flag: String
+        public let variable: String
+
+        /// `yadtq-web --allowed-hosts`.
+        public static let web = Setting(flag: "--allowed-hosts", variable: "YADTQ_WEB_ALLOWED_HOSTS")
+        /// `yadtq-worker --metrics-allowed-hosts`.
+        public static let workerMetrics = Setting(
+            flag: "--metrics-allowed-hosts", variable: "YADTQ_WORKER_METRICS_ALLOWED_HOSTS")
+    }
+
+    /// The patterns a server adds to the loopback names and its address: those of `setting`'s
+    /// option (`flag`, its value) when it is given, else those of its environment variable.
+    public static func patterns(flag: String?, of setting: Setting, environment: [String: String]) throws -> [String] {
+        if let flag { return try patterns(parsing: flag, source: setting.flag) }
+        return try patterns(parsing: environment[setting.variable] ?? "", source: setting.variable)
     }
 
     /// What a request for a host name the server does not answer to is told: the name it used,
-    /// the names served, and how to add one (`flagName` or `variable`).
-    public func refusal(of authority: String?, flagName: String, variable: String) -> String {
+    /// the names served, and how to add one (`setting`'s option or variable).
+    public func refusal(of authority: String?, setting: Setting) -> String {
         let named = authority.map { "'\(TerminalText.escaped($0))'" } ?? "no Host header"
-        return "this server does not answer to \(named): it serves \(self). Add the name with \(flagName) or "
-            + "\(variable) (comma-separated; '.example.com' for a domain and its subdomains) if it is yours"
+        return "this server does not answer to \(named): it serves \(self). Add the name with \(setting.flag) or "
+            + "\(setting.variable) (comma-separated; '.example.com' for a domain and its subdomains) if it is yours"
     }
 
     public var description: String { patterns.joined(separator: ", ") }
