@@ -258,20 +258,26 @@ struct SchedulerRuleTests {
         }
     }
 
-    @Test("lost tasks: the tasks sent again are looked at with nothing QUEUED; a term's look at every queued time waits for a QUEUED task")
+    @Test("lost tasks: the tasks sent again are looked at with nothing QUEUED; a term's look at every queued time is needed only while a task is QUEUED")
     func sentAgainLooked() {
         var rule = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
-        // Ids in `resent` only (of tasks that ended since): no look at every queued time for them.
-        #expect(rule.check(now: 100_000, partitions: partitions([(4, 4)]), queued: 0, processing: 0, sentAgain: 7) == nil)
-        let first = rule.check(now: 102_000, partitions: partitions([(4, 4)]), queued: 1, processing: 0, sentAgain: 7)
-        #expect(first == LostTaskRule.Scan(from: 0, to: 92_000, cutoff: 92_000, brokerLostLog: false))
-        let next = rule.check(now: 104_000, partitions: partitions([(4, 4)]), queued: 0, processing: 0, sentAgain: 7)
-        #expect(next == LostTaskRule.Scan(from: 92_000, to: 94_000, cutoff: 94_000, brokerLostLog: false))
-        #expect(rule.check(now: 106_000, partitions: partitions([(4, 4)]), queued: 0, processing: 3, sentAgain: 0) == nil)
+        let first = rule.check(now: 100_000, partitions: partitions([(4, 4)]), queued: 1, processing: 0, sentAgain: 7)
+        #expect(first == LostTaskRule.Scan(from: 0, to: 90_000, cutoff: 90_000, brokerLostLog: false))
+        // Ids in `resent` only (of tasks that ended since): looked at all the same.
+        let next = rule.check(now: 102_000, partitions: partitions([(4, 4)]), queued: 0, processing: 0, sentAgain: 7)
+        #expect(next == LostTaskRule.Scan(from: 90_000, to: 92_000, cutoff: 92_000, brokerLostLog: false))
+        #expect(rule.check(now: 104_000, partitions: partitions([(4, 4)]), queued: 0, processing: 3, sentAgain: 0) == nil)
         // The look at every queued time did not finish: the next look is one again.
         rule.scanFailed(first!)
-        let again = rule.check(now: 108_000, partitions: partitions([(4, 4)]), queued: 1, processing: 0, sentAgain: 0)
-        #expect(again == LostTaskRule.Scan(from: 0, to: 98_000, cutoff: 98_000, brokerLostLog: false))
+        let again = rule.check(now: 106_000, partitions: partitions([(4, 4)]), queued: 1, processing: 0, sentAgain: 0)
+        #expect(again == LostTaskRule.Scan(from: 0, to: 96_000, cutoff: 96_000, brokerLostLog: false))
+        // A term whose first cutoff finds nothing QUEUED: no task queued before it can be lost
+        // but those sent again or written late since, which `resent` holds. No look at every
+        // queued time then, nor later.
+        var idle = LostTaskRule(sampleEvery: .seconds(2), slack: .seconds(10))
+        #expect(idle.check(now: 100_000, partitions: partitions([(4, 4)]), queued: 0, processing: 0, sentAgain: 7) == nil)
+        let later = idle.check(now: 102_000, partitions: partitions([(4, 4)]), queued: 1, processing: 0, sentAgain: 7)
+        #expect(later == LostTaskRule.Scan(from: 90_000, to: 92_000, cutoff: 92_000, brokerLostLog: false))
     }
 
     @Test("lost tasks: a task whose message a worker still holds (running for minutes, or waiting for its retry) is never past the cutoff")
@@ -300,8 +306,9 @@ struct SchedulerRuleTests {
         // Only running tasks: an ordinary look would take none of them.
         #expect(rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
         #expect(rule.check(now: 103_000, partitions: partitions([(10, 10)]), queued: 0, processing: 5) == nil)
+        // Nothing was QUEUED at the checks before: only the queued times since are looked at.
         let scan = rule.check(now: 106_000, partitions: partitions([(10, 10)]), queued: 2, processing: 5)
-        #expect(scan == LostTaskRule.Scan(from: 0, to: 96_000, cutoff: 96_000, brokerLostLog: false))
+        #expect(scan == LostTaskRule.Scan(from: 93_000, to: 96_000, cutoff: 96_000, brokerLostLog: false))
         // The broker restarted empty: the look after a lost log takes PROCESSING tasks too.
         let lost = rule.check(now: 108_000, partitions: partitions([(0, 0)]), queued: 0, processing: 5)
         #expect(lost == LostTaskRule.Scan(from: 0, to: 106_000, cutoff: 106_000, brokerLostLog: true))
@@ -331,17 +338,19 @@ struct SchedulerRuleTests {
     func storedEndsShowLostLog() {
         // The whole stack restarted: the broker is empty, the new scheduler never saw the old ends.
         var rule = keepingRule()
-        rule.restart(storedEnds: [0: 40, 1: 7])
+        rule.restart(handover: .init(ends: [0: 40, 1: 7], lookedTo: 90_000))
         let scan = rule.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1)
         #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
-        #expect(rule.endsToStore(now: 100_000) == [0: 0, 1: 0], "once looked through, the new ends are kept")
+        #expect(
+            rule.handoverToStore(now: 100_000) == .init(ends: [0: 0, 1: 0], lookedTo: 100_000),
+            "once looked through, the new ends are kept")
         // Ends at or past those kept: nothing was lost.
         var kept = keepingRule()
-        kept.restart(storedEnds: [0: 40, 1: 7])
+        kept.restart(handover: .init(ends: [0: 40, 1: 7]))
         #expect(kept.check(now: 100_000, partitions: partitions([(40, 40), (7, 9)]), queued: 0, processing: 1) == nil)
         // Nothing kept (the first run, or a week without a scheduler): no loss can be told.
         var fresh = keepingRule()
-        fresh.restart(storedEnds: [:])
+        fresh.restart(handover: .init())
         #expect(fresh.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1) == nil)
     }
 
@@ -349,47 +358,78 @@ struct SchedulerRuleTests {
     func partitionsSeen() {
         var rule = keepingRule()
         #expect(rule.partitionsSeen == nil, "not made yet: nothing to make again")
-        rule.restart(storedEnds: [:])
+        rule.restart(handover: .init())
         #expect(rule.partitionsSeen == nil, "nothing kept: nothing to make again")
-        rule.restart(storedEnds: [0: 40, 1: 7])
+        rule.restart(handover: .init(ends: [0: 40, 1: 7]))
         #expect(rule.partitionsSeen == 2, "the whole stack restarted: the ends kept tell")
         _ = rule.check(now: 100_000, partitions: partitions([(0, 0), (0, 0), (0, 0)]), queued: 0, processing: 0)
         #expect(rule.partitionsSeen == 3, "the latest check tells")
     }
 
-    @Test("lost tasks: the end offsets are kept when they changed, at most every few seconds, and again hourly")
-    func endsKept() {
+    @Test("lost tasks: the handover is kept when it changed, at most every few seconds, and again hourly")
+    func handoverKept() throws {
         var rule = keepingRule()
-        rule.restart(storedEnds: [0: 10])
+        rule.restart(handover: .init(ends: [0: 10]))
         _ = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 0, processing: 0)
-        #expect(rule.endsToStore(now: 100_000) == [0: 10], "written at the first check of a term")
-        rule.endsStored([0: 10], at: 100_000)
+        let first = try #require(rule.handoverToStore(now: 100_000), "written at the first check of a term")
+        #expect(first == .init(ends: [0: 10], lookedTo: 90_000))
+        rule.handoverStored(first, at: 100_000)
         _ = rule.check(now: 102_000, partitions: partitions([(10, 12)]), queued: 0, processing: 0)
-        #expect(rule.endsToStore(now: 102_000) == nil, "changed, but written 2 s ago")
+        #expect(rule.handoverToStore(now: 102_000) == nil, "changed, but written 2 s ago")
         _ = rule.check(now: 106_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
-        #expect(rule.endsToStore(now: 106_000) == [0: 12])
-        rule.endsStored([0: 12], at: 106_000)
-        _ = rule.check(now: 200_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
-        #expect(rule.endsToStore(now: 200_000) == nil, "unchanged")
-        _ = rule.check(now: 3_706_000, partitions: partitions([(12, 12)]), queued: 0, processing: 0)
-        #expect(rule.endsToStore(now: 3_706_000) == [0: 12], "written again after an hour, so the key does not expire")
+        let second = try #require(rule.handoverToStore(now: 106_000))
+        #expect(second == .init(ends: [0: 12], lookedTo: 96_000))
+        rule.handoverStored(second, at: 106_000)
+        // The group behind: no look reaches further.
+        _ = rule.check(now: 200_000, partitions: partitions([(11, 12)]), queued: 0, processing: 0)
+        #expect(rule.handoverToStore(now: 200_000) == nil, "unchanged")
+        _ = rule.check(now: 3_706_000, partitions: partitions([(11, 12)]), queued: 0, processing: 0)
+        #expect(rule.handoverToStore(now: 3_706_000) == second, "written again after an hour, so the key does not expire")
+    }
+
+    @Test("lost tasks: a term handed how far the last one looked goes on from there; one handed nothing, or a look that failed, looks at every queued time")
+    func takeoverFromHandover() throws {
+        var rule = keepingRule()
+        _ = rule.check(now: 100_000, partitions: partitions([(10, 10)]), queued: 3, processing: 0)
+        _ = rule.check(now: 102_000, partitions: partitions([(10, 10)]), queued: 3, processing: 0)
+        let handover = try #require(rule.handoverToStore(now: 102_000))
+        #expect(handover == .init(ends: [0: 10], lookedTo: 92_000))
+
+        var next = keepingRule()
+        next.restart(handover: handover)
+        let checked = next.check(now: 110_000, partitions: partitions([(10, 10)]), queued: 3, processing: 0)
+        let scan = try #require(checked)
+        #expect(scan == LostTaskRule.Scan(from: 92_000, to: 100_000, cutoff: 100_000, brokerLostLog: false))
+        // That look failed: what is handed over is where the last finished look reached.
+        next.scanFailed(scan)
+        #expect(next.handoverToStore(now: 110_000) == handover)
+
+        // The ends alone (an older build's scheduler wrote them): a look at every queued time.
+        var afterOlder = keepingRule()
+        afterOlder.restart(handover: .init(ends: [0: 10]))
+        let checkedAll = afterOlder.check(now: 110_000, partitions: partitions([(10, 10)]), queued: 3, processing: 0)
+        let whole = try #require(checkedAll)
+        #expect(whole == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: false))
+        // It failed: nothing is handed over as looked at.
+        afterOlder.scanFailed(whole)
+        #expect(afterOlder.handoverToStore(now: 110_000) == .init(ends: [0: 10], lookedTo: nil))
     }
 
     @Test("lost tasks: a look after a lost log that failed is done again; the ends kept stay the old ones until it is done and every copy sent")
     func lostLogLookAgain() throws {
         var rule = keepingRule()
         _ = rule.check(now: 100_000, partitions: partitions([(50, 50)]), queued: 0, processing: 2)
-        rule.endsStored([0: 50], at: 100_000)
+        rule.handoverStored(.init(ends: [0: 50]), at: 100_000)
         let checked = rule.check(now: 102_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2)
         let scan = try #require(checked)
         #expect(scan.brokerLostLog)
         rule.scanFailed(scan)
-        #expect(rule.endsToStore(now: 110_000) == nil, "the look is to be done again")
+        #expect(rule.handoverToStore(now: 110_000) == nil, "the look is to be done again")
         #expect(rule.check(now: 104_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2) == scan, "the same look again")
         rule.copiesRefused(["t1"])
-        #expect(rule.endsToStore(now: 110_000) == nil, "a copy is owed")
+        #expect(rule.handoverToStore(now: 110_000) == nil, "a copy is owed")
         _ = rule.copiesDue([("t1", .success)])
-        #expect(rule.endsToStore(now: 110_000) == [0: 0])
+        #expect(rule.handoverToStore(now: 110_000)?.ends == [0: 0])
         #expect(rule.check(now: 112_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2) == nil, "done once")
     }
 

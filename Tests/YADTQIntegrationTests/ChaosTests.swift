@@ -326,7 +326,7 @@ struct ChaosTests {
         let store = stack.store
         #expect(try ChaosStack.waitUntil(.seconds(60)) { try store.record(id: "orphan-1")?.errors.count == 1 })
         // The scheduler keeps the end offset past the task's message in Redis.
-        #expect(try ChaosStack.waitUntil(.seconds(30)) { (try store.storedEnds(of: stack.base.topic)[0] ?? 0) >= 1 })
+        #expect(try ChaosStack.waitUntil(.seconds(30)) { (try store.handover(of: stack.base.topic).ends[0] ?? 0) >= 1 })
         // The whole stack goes down: the worker first, then the broker, which comes back empty.
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()

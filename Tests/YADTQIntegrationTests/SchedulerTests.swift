@@ -6,8 +6,10 @@ import YADTQCore
 @Suite("Scheduler", .enabled(if: IntegrationStack.isAvailable, "needs the stack scripts/test starts"), .serialized)
 struct SchedulerTests {
     /// Starts a worker and waits until it ran a first task (it has joined the group).
-    func readyWorker(_ stack: IntegrationStack, _ name: String, arguments: [String] = []) throws -> Process {
-        let worker = try stack.startWorker(name, arguments: arguments)
+    func readyWorker(
+        _ stack: IntegrationStack, _ name: String, arguments: [String] = [], environment: [String: String] = [:]
+    ) throws -> Process {
+        let worker = try stack.startWorker(name, arguments: arguments, environment: environment)
         let id = "warm-\(name)"
         _ = try stack.run(input: #"{"id": "\#(id)", "type": "add", "args": [1, 2]}"# + "\n")
         #expect(try stack.waitForTerminal([id], timeout: .seconds(30))[0]?.status == .success)
@@ -353,5 +355,35 @@ struct SchedulerTests {
         #expect(try stack.store.requeue([retried.id], at: currentEpochMilliseconds()) == [.requeued])
         let record = try #require(try stack.waitForTerminal([retried.id], timeout: .seconds(150))[0])
         #expect(record.status == .success && record.result == 42)
+    }
+
+    @Test("a scheduler taking over goes on from where the last one's looks for lost tasks reached, without reading every kept task, and publishes a task lost meanwhile")
+    func takeoverFromHandover() throws {
+        let stack = try IntegrationStack(label: "handover")
+        let store = stack.store
+        let start = currentEpochMilliseconds()
+        // Tasks of the past, ended and kept: a look at every queued time reads them all.
+        let old = (0..<2_500).map { TaskMessage(id: "old-\($0)", type: "add", args: [1, 1], maxAttempts: 1, queuedAt: start) }
+        #expect(Set(try store.queue(old, topic: stack.topic)) == [.queued])
+        _ = try store.cancel(old.map(\.id), at: start)
+        let debug = ["YADTQ_LOG_LEVEL": "debug"]
+        let first = try readyWorker(stack, "w1", environment: debug)
+        defer { stop(first) }
+        #expect(try ChaosStack.waitUntil(.seconds(60)) { try store.handover(of: stack.topic).lookedTo != nil })
+        // Stopped: it leaves the group and hands the lease over.
+        kill(first.processIdentifier, SIGTERM)
+        first.waitUntilExit()
+        let handedOver = try #require(try store.handover(of: stack.topic).lookedTo)
+        // Never published (a producer that died), queued after the last look reached.
+        let lost = TaskMessage(id: "lost-meanwhile", type: "add", args: [20, 22], maxAttempts: 3, queuedAt: currentEpochMilliseconds())
+        #expect(try store.queue([lost], topic: stack.topic) == [.queued])
+        let second = try readyWorker(stack, "w2", environment: debug)
+        defer { stop(second) }
+        let record = try #require(try stack.waitForTerminal([lost.id], timeout: .seconds(120))[0])
+        #expect(record.status == .success && record.result == 42)
+        let looks = stack.workerLog("w2").split(separator: "\n").filter { $0.contains("looked for lost tasks of \(stack.topic) among") }
+        #expect(!looks.isEmpty, "\(stack.workerLog("w2"))")
+        #expect(looks.allSatisfy { !$0.contains("(queued from 0)") }, "\(looks)")
+        #expect(looks.first?.contains("(queued from \(handedOver))") == true, "\(looks)")
     }
 }

@@ -143,8 +143,10 @@ public struct RedisKeys: Sendable {
     /// String: the scheduler's lease for `topic`: the name of the worker running it, expiring
     /// unless that worker renews it (see ``SchedulerLeaseStore``).
     func schedulerLease(topic: String) -> String { prefix + "scheduler:" + topic }
-    /// Hash: partition -> the end offset of that partition of `topic` its scheduler last saw;
-    /// expires a week after its last write (see ``LostTaskRule/endsToStore(now:)``).
+    /// Hash: what the scheduler of `topic` keeps for the next one (``LostTaskRule/Handover``):
+    /// partition -> the end offset of that partition it last saw, and `looked_to`, how far its
+    /// looks for lost tasks reached; expires a week after its last write (see
+    /// ``LostTaskRule/handoverToStore(now:)``).
     func topicEnds(topic: String) -> String { prefix + "ends:" + topic }
 
     // MARK: Web

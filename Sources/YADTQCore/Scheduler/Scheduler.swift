@@ -8,7 +8,7 @@ import Logging
 /// - queues the periodic tasks of the plugins that declare `every` or `cron` (``TickPlanner``);
 /// - publishes again, once, QUEUED tasks whose message was lost, and PROCESSING ones when the
 ///   broker lost its log, told by an end offset going down or below the one kept in Redis
-///   (``LostTaskRule``, ``TaskStore/storedEnds(of:)``,
+///   (``LostTaskRule``, ``TaskStore/handover(of:)``,
 ///   ``TaskStore/takeLost(topic:queuedFrom:to:cutoff:includingProcessing:at:shard:cursor:)``).
 ///
 /// Both walk the task shards one by one (``ShardSweep``): a shard whose master fails is left for
@@ -28,7 +28,7 @@ import Logging
 public final class Scheduler: @unchecked Sendable {
     // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner`,
     // `leaseProblems` and `tickProblems` are used by the scheduler thread only, `lostRule`,
-    // `wasActiveForLost`, `awaitsStoredEnds` and `lostProblems` by the lost-task thread only; everything else is
+    // `wasActiveForLost`, `awaitsHandover` and `lostProblems` by the lost-task thread only; everything else is
     // immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
     private let topic: String
     private let owner: String
@@ -50,9 +50,9 @@ public final class Scheduler: @unchecked Sendable {
     private var lostRule: LostTaskRule
     /// Whether the lost-task thread's last run found this worker the scheduler.
     private var wasActiveForLost = false
-    /// Whether this term's lost-task rule still waits for the end offsets kept in Redis: no
-    /// check is made before they are read, as the first check is what compares with them.
-    private var awaitsStoredEnds = false
+    /// Whether this term's lost-task rule still waits for the handover kept in Redis: no check
+    /// is made before it is read, as the first check is what compares the end offsets with it.
+    private var awaitsHandover = false
     /// Failures that go on (Redis away or full) are reported when they start and every 5 s,
     /// not at every run of a thread that runs five times a second.
     private var leaseProblems = ProblemReport()
@@ -193,17 +193,17 @@ public final class Scheduler: @unchecked Sendable {
     // MARK: - The lost-task thread
 
     private func checkLost() {
-        // A new term of this worker as the scheduler starts with a whole look (a takeover), and
-        // compares the broker's end offsets with those kept in Redis before its first check.
+        // A new term of this worker as the scheduler starts from the handover kept in Redis (a
+        // takeover): where the last scheduler's looks reached, and the end offsets it saw.
         let active = isActive
         defer { wasActiveForLost = active }
         guard active else { return }
-        if !wasActiveForLost { awaitsStoredEnds = true }
+        if !wasActiveForLost { awaitsHandover = true }
         do {
             let store = try clients().publisher.store
-            if awaitsStoredEnds {
-                lostRule.restart(storedEnds: try store.storedEnds(of: topic))
-                awaitsStoredEnds = false
+            if awaitsHandover {
+                lostRule.restart(handover: try store.handover(of: topic))
+                awaitsHandover = false
             }
             guard let partitions = try readPartitions() else { return }
             try sendOwedCopies(store)
@@ -218,9 +218,9 @@ public final class Scheduler: @unchecked Sendable {
             {
                 try lookForLost(scan, in: store, at: now)
             }
-            if let ends = lostRule.endsToStore(now: now) {
-                try store.storeEnds(ends, of: topic)
-                lostRule.endsStored(ends, at: now)
+            if let handover = lostRule.handoverToStore(now: now) {
+                try store.storeHandover(handover, of: topic)
+                lostRule.handoverStored(handover, at: now)
             }
             _ = lostProblems.cleared()
         } catch {

@@ -110,19 +110,20 @@ public struct TickPlanner: Sendable {
 ///   message lost, or never sent (a producer that died in between).
 /// - An end offset that goes down means the broker lost the partition's log (a broker
 ///   restarted empty, a topic deleted and made again): every task QUEUED, or PROCESSING, before
-///   the previous check is lost. The end offsets are also kept in Redis (``endsToStore(now:)``),
-///   and a scheduler taking over compares the broker's with them (``restart(storedEnds:)``): a
-///   broker restarted empty while no scheduler ran (the whole stack restarted) shows no end
-///   going down to a scheduler that never saw the old ends. A look after a lost log that did not
-///   finish is done again at the next check, and the ends are not kept lower until it is done
-///   and every copy it owes is sent, so a scheduler that dies meanwhile leaves the next one the
-///   old ends to find the loss by.
+///   the previous check is lost. The end offsets are also kept in Redis, with how far the looks
+///   reached (``Handover``, ``handoverToStore(now:)``), and a scheduler taking over compares the
+///   broker's with them (``restart(handover:)``): a broker restarted empty while no scheduler
+///   ran (the whole stack restarted) shows no end going down to a scheduler that never saw the
+///   old ends. A look after a lost log that did not finish is done again at the next check, and
+///   the ends are not kept lower until it is done and every copy it owes is sent, so a
+///   scheduler that dies meanwhile leaves the next one the old ends to find the loss by.
 ///
 /// Each check says which queued times to look at: those queued since the previous check (and
-/// the tasks sent again since, whose queued time is older), or, at the first check of a term
-/// (a takeover: a new scheduler does not know what the last one looked at) and after a lost
-/// log, all of them (``Scan/from`` 0). With no task QUEUED (nor PROCESSING, after a lost log)
-/// and none sent again waiting to be looked at, nothing is looked at.
+/// the tasks sent again since, whose queued time is older), or all of them (``Scan/from`` 0)
+/// after a lost log, and at the first look of a term that was handed no ``Handover/lookedTo``
+/// (a takeover after a scheduler that kept none: an older build's, or one that never finished
+/// a look). With no task QUEUED (nor PROCESSING, after a lost log) and none sent again waiting
+/// to be looked at, nothing is looked at.
 ///
 /// A PROCESSING task taken after a lost log whose copy the broker does not take stays
 /// PROCESSING (it may still run on a worker, a long task whose outcome is worth keeping), and
@@ -141,9 +142,9 @@ public struct LostTaskRule: Sendable {
     public var sampleEvery: Duration
     /// A task counts as lost only if it was queued this long before a reached sample.
     public var slack: Duration
-    /// The end offsets are kept in Redis at most this often, when they changed.
+    /// The ``Handover`` is kept in Redis at most this often, when it changed.
     public var storeEvery: Duration
-    /// ... and at least this often, changed or not, so that their key (kept a week after its
+    /// ... and at least this often, changed or not, so that its key (kept a week after its
     /// last write) outlives a quiet topic.
     public var storeAgainEvery: Duration
 
@@ -186,6 +187,24 @@ public struct LostTaskRule: Sendable {
         }
     }
 
+    /// What a scheduler keeps in Redis for the one that takes over from it (`ends:<topic>`, see
+    /// ``TaskStore/handover(of:)``).
+    public struct Handover: Sendable, Equatable {
+        /// Partition -> the end offset the scheduler last saw.
+        public var ends: [Int32: Int64]
+        /// Every task queued before this time (ms) was looked at by a look that finished, and
+        /// every task sent again or written late since is in `resent`: the next scheduler looks
+        /// from here, not at every queued time. `nil`: not known (no look of the term finished
+        /// yet, or a scheduler of an older build kept the ends since: it writes them whole,
+        /// without this, and did not keep its tasks sent again in `resent`).
+        public var lookedTo: Int64?
+
+        public init(ends: [Int32: Int64] = [:], lookedTo: Int64? = nil) {
+            self.ends = ends
+            self.lookedTo = lookedTo
+        }
+    }
+
     private struct Sample: Sendable {
         var at: Int64
         var ends: [Int32: Int64]
@@ -196,17 +215,17 @@ public struct LostTaskRule: Sendable {
     private var lastCheck: Int64?
     private var lastSample: Int64?
     private var scannedTo: Int64 = 0
-    /// Whether a look of this term has been at every queued time: a new scheduler does not know
-    /// what the last one looked at, nor which tasks an older build sent again without keeping
-    /// them in `resent`.
+    /// Whether every queued time before `scannedTo` has been looked at, by this term or by the
+    /// one that handed it ``Handover/lookedTo``. A term handed none does not know what the last
+    /// one looked at, nor which tasks an older build sent again without keeping them in `resent`.
     private var lookedAtAll = false
     /// Tasks owed a copy: taken to be published again, but not taken by the broker. At most the
     /// tasks a lost-log look took, so at most those QUEUED and PROCESSING then.
     private var owed: Set<String> = []
     /// The cutoff of a look after a lost log that did not finish: done again at the next check.
     private var lostLogCutoff: Int64?
-    /// The end offsets as last kept in Redis, and when.
-    private var storedEnds: [Int32: Int64] = [:]
+    /// The handover as last kept in Redis, and when.
+    private var stored = Handover()
     private var lastStored: Int64?
 
     public init(
@@ -220,39 +239,46 @@ public struct LostTaskRule: Sendable {
         self.storeAgainEvery = storeAgainEvery
     }
 
-    /// Forgets what it saw, for a new term as the scheduler: the first check after it looks
-    /// at every queued time, and compares the broker's end offsets with `storedEnds`, those a
-    /// scheduler kept in Redis (by partition): one below means the log was lost meanwhile. The
-    /// copies owed are kept: nothing else would send them.
-    public mutating func restart(storedEnds: [Int32: Int64] = [:]) {
+    /// Forgets what it saw, for a new term as the scheduler: compares the broker's end offsets
+    /// at the first check with those `handover` kept (one below means the log was lost
+    /// meanwhile), and looks from its ``Handover/lookedTo`` on, or at every queued time when it
+    /// has none. The copies owed are kept: nothing else would send them.
+    public mutating func restart(handover: Handover = Handover()) {
         let owed = owed
         self = LostTaskRule(
             sampleEvery: sampleEvery, slack: slack, storeEvery: storeEvery, storeAgainEvery: storeAgainEvery)
         self.owed = owed
-        lastEnds = storedEnds
-        self.storedEnds = storedEnds
+        lastEnds = handover.ends
+        stored = handover
+        if let lookedTo = handover.lookedTo {
+            scannedTo = lookedTo
+            lookedAtAll = true
+        }
     }
 
-    /// The end offsets to keep in Redis at `now`, if any: those of the latest check, when they
-    /// changed (at most every ``storeEvery``), when none were written in this term, or every
-    /// ``storeAgainEvery``. None while the work after a lost log is unfinished (a look to do
-    /// again, copies owed): the ends kept stay those from before the loss, so a scheduler that
-    /// takes over meanwhile finds it again. Report the write with ``endsStored(_:at:)``.
-    public func endsToStore(now: Int64) -> [Int32: Int64]? {
+    /// The handover to keep in Redis at `now`, if any: the end offsets of the latest check and
+    /// how far the looks reached, when they changed (at most every ``storeEvery``), when none was
+    /// written in this term, or every ``storeAgainEvery``. Ask once the look the latest check
+    /// gave (if any) is done: a look that failed (``scanFailed(_:)``) must be told first. None
+    /// while the work after a lost log is unfinished (a look to do again, copies owed): the
+    /// ends kept stay those from before the loss, so a scheduler that takes over meanwhile
+    /// finds it again. Report the write with ``handoverStored(_:at:)``.
+    public func handoverToStore(now: Int64) -> Handover? {
         guard lostLogCutoff == nil, owed.isEmpty, !lastEnds.isEmpty else { return nil }
-        guard let lastStored else { return lastEnds }
+        let handover = Handover(ends: lastEnds, lookedTo: lookedAtAll ? scannedTo : nil)
+        guard let lastStored else { return handover }
         let since = now - lastStored
-        let due = lastEnds != storedEnds ? since >= storeEvery.inMilliseconds : since >= storeAgainEvery.inMilliseconds
-        return due ? lastEnds : nil
+        let due = handover != stored ? since >= storeEvery.inMilliseconds : since >= storeAgainEvery.inMilliseconds
+        return due ? handover : nil
     }
 
-    /// How many partitions the topic had, as the latest check or the ends kept in Redis show
-    /// them; `nil` when neither saw it: a topic not made yet, which has lost nothing.
+    /// How many partitions the topic had, as the latest check or the handover show them; `nil`
+    /// when neither saw it: a topic not made yet, which has lost nothing.
     public var partitionsSeen: Int? { lastEnds.keys.max().map { Int($0) + 1 } }
 
-    /// Redis took the end offsets ``endsToStore(now:)`` gave.
-    public mutating func endsStored(_ ends: [Int32: Int64], at now: Int64) {
-        storedEnds = ends
+    /// Redis took the handover ``handoverToStore(now:)`` gave.
+    public mutating func handoverStored(_ handover: Handover, at now: Int64) {
+        stored = handover
         lastStored = now
     }
 
@@ -332,8 +358,10 @@ public struct LostTaskRule: Sendable {
         guard cutoff > scannedTo else { return nil }
         defer { scannedTo = cutoff }
         if !lookedAtAll {
-            guard queued > 0 else { return nil }
             lookedAtAll = true
+            // Nothing QUEUED at all: none is lost, and a task written or sent again from now on
+            // with an older queued time is late by more than ``lateWrite``, so it is in `resent`.
+            guard queued > 0 else { return nil }
             return Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: false)
         }
         guard queued > 0 || sentAgain > 0 else { return nil }
