@@ -119,12 +119,6 @@ struct WorkerCommand: ParsableCommand {
                 "YADTQ_PLUGINS": plugins, "YADTQ_KEEP_SUCCEEDED": keepSucceeded.map { "\($0.inMilliseconds)ms" },
                 "YADTQ_KEEP_FAILED": keepFailed.map { "\($0.inMilliseconds)ms" },
             ])
-            // This machine's name too: the Workers page links to a worker's metrics by it.
-            let allowedHosts = try HostAllowList(
-                listeningOn: metricsHost,
-                extra: [ProcessInfo.processInfo.hostName]
-                    + HostAllowList.patterns(
-                        flag: metricsAllowedHosts, of: .workerMetrics, environment: ProcessInfo.processInfo.environment))
             guard !check else { return try checkPlugins(in: name ?? settings.pluginsDirectory) }
             guard let name, let topic else { return }
             var options = WorkerOptions(name: name, topic: topic)
@@ -139,6 +133,12 @@ struct WorkerCommand: ParsableCommand {
             let logger = global.logger(label: "yadtq-worker.\(name)")
             let worker = Worker(settings: settings, options: options, logger: logger)
             if let metricsPort {
+                // This machine's name too: the Workers page links to a worker's metrics by it.
+                let allowedHosts = try HostAllowList(
+                    listeningOn: metricsHost,
+                    extra: [ProcessInfo.processInfo.hostName]
+                        + HostAllowList.patterns(
+                            flag: metricsAllowedHosts, of: .workerMetrics, environment: ProcessInfo.processInfo.environment))
                 let metrics = worker.metrics
                 let port = try MetricsEndpoint.start(
                     host: metricsHost, port: metricsPort, allowedHosts: allowedHosts, logger: logger

@@ -133,6 +133,18 @@ struct ObservabilityTests {
         #expect((Self.value(own, "process_resident_memory_bytes") ?? 0) > 1_000_000)
     }
 
+    @Test("the metrics' allowed hosts are read only by a worker that serves metrics: a bad one stops that worker with the reason, and no other")
+    func workerMetricsHostsReadOnlyWithMetrics() throws {
+        let stack = try IntegrationStack(label: "metrics-bad-hosts")
+        let bad = ["YADTQ_WORKER_METRICS_ALLOWED_HOSTS": "https://metrics.example"]
+        let check = try stack.runCommand("yadtq-worker", arguments: ["--check", stack.pluginsDirectory], input: [], environment: bad)
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        let serving = try stack.runCommand(
+            "yadtq-worker", arguments: ["wb", stack.topic, "--metrics-port", "0"], input: [], environment: bad)
+        #expect(serving.status != 0)
+        #expect(serving.stderr.contains("YADTQ_WORKER_METRICS_ALLOWED_HOSTS: 'https://metrics.example' has a scheme"), "\(serving.stderr)")
+    }
+
     @Test("a worker's /metrics answers its own names and the ones --metrics-allowed-hosts adds; another Host gets a 400 saying what to do")
     func workerMetricsHosts() throws {
         let stack = try IntegrationStack(label: "metrics-hosts")

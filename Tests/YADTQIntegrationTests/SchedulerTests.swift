@@ -319,6 +319,7 @@ struct SchedulerTests {
         #expect(try store.queue([task("late", queuedAt: start - 120_000)], topic: stack.topic) == [.queued])
 
         let sentAgain = ["late", "released", "republished", "retried"]
+        #expect(try store.lostCheckCounts() == (queued: 4, processing: 0, sentAgain: 4))
         let incremental = try lookForLost(stack, from: start + 10_000, cutoff: start + 60_000, at: start + 61_000)
         #expect(incremental.ids == sentAgain)
         #expect(incremental.looked <= 10, "read \(incremental.looked) ids")

@@ -596,11 +596,23 @@ public final class TaskStore: Sendable {
         try statusCounters(\.counts, TaskStatus.allCases)
     }
 
-    /// How many ids `resent` holds over the shards: the tasks sent again (or written late) that
-    /// the lost-task check has yet to find started, ended or pruned.
-    public func sentAgainCount() throws -> Int {
-        let replies = try client.execute(keys.allShards.map { RedisCommand(["ZCARD", $0.resent]) }, or: "Reading resent")
-        return replies.reduce(0) { $0 + Int($1.integer ?? 0) }
+    /// What each check for lost tasks weighs (``LostTaskRule/check(now:partitions:queued:processing:sentAgain:)``),
+    /// in one round trip per node: the tasks QUEUED and PROCESSING, and how many ids `resent`
+    /// holds over the shards (the tasks sent again, or written late, that the check has yet to
+    /// find started, ended or pruned).
+    public func lostCheckCounts() throws -> (queued: Int, processing: Int, sentAgain: Int) {
+        let statuses = [TaskStatus.queued, .processing].map(\.rawValue)
+        let replies = try client.execute(
+            keys.allShards.flatMap { [RedisCommand(["HMGET", $0.counts] + statuses), RedisCommand(["ZCARD", $0.resent])] },
+            or: "Reading the counts of unfinished tasks")
+        var sums = (queued: 0, processing: 0, sentAgain: 0)
+        for pair in stride(from: 0, to: replies.count, by: 2) {
+            let counts = replies[pair].elements.map { $0.text.flatMap { Int($0) } ?? 0 }
+            sums.queued += counts.first ?? 0
+            sums.processing += counts.dropFirst().first ?? 0
+            sums.sentAgain += Int(replies[pair + 1].integer ?? 0)
+        }
+        return sums
     }
 
     /// How many tasks ever finished in each terminal status (not lowered when a finished

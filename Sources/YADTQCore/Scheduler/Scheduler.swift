@@ -209,12 +209,11 @@ public final class Scheduler: @unchecked Sendable {
             try sendOwedCopies(store)
             // PROCESSING tasks lose their message too when the broker loses its log (see
             // ``TaskScripts/lost``).
-            let counts = try store.counts()
-            let sentAgain = try store.sentAgainCount()
+            let counts = try store.lostCheckCounts()
             let now = currentEpochMilliseconds()
             if let scan = lostRule.check(
-                now: now, partitions: partitions, queued: counts[.queued] ?? 0, processing: counts[.processing] ?? 0,
-                sentAgain: sentAgain)
+                now: now, partitions: partitions, queued: counts.queued, processing: counts.processing,
+                sentAgain: counts.sentAgain)
             {
                 try lookForLost(scan, in: store, at: now)
             }

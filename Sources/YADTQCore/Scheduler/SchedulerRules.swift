@@ -315,7 +315,7 @@ public struct LostTaskRule: Sendable {
     }
 
     /// One check at `now`: the partitions as the broker answered, how many tasks are QUEUED
-    /// and PROCESSING, and how many ids `resent` holds (``TaskStore/sentAgainCount()``: tasks
+    /// and PROCESSING, and how many ids `resent` holds (``TaskStore/lostCheckCounts()``: tasks
     /// sent again, whose ids leave it only when a look finds their task no longer QUEUED, so
     /// they are looked at even with nothing QUEUED). Returns what to look at, if anything.
     ///
