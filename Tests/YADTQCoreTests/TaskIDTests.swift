@@ -61,7 +61,13 @@ struct DashedTaskIDTests {
                 == "'-x' is not an option of yadtq-ctl status; a task id that starts with '-' goes after '--': yadtq-ctl status -- -x")
         #expect(message(["a", "-x", "--json"])?.hasSuffix(": yadtq-ctl status a --json -- -x") == true)
         #expect(message(["-x", "--", "-y"])?.hasSuffix(": yadtq-ctl status -- -x -y") == true, "after the '--' already there")
-        #expect(message(["--json", "-x", "-y"])?.hasPrefix("'-x' is not") == true, "the first one")
+        #expect(
+            message(["--json", "-x", "-y"])
+                == "'-x' and '-y' are not options of yadtq-ctl status; task ids that start with '-' go after '--': yadtq-ctl status --json -- -x -y")
+        let both = message(["--jsn", "-x", "a", "-y", "--", "-z"])
+        #expect(
+            both == "'--jsn', '-x' and '-y' are not options of yadtq-ctl status (did you mean '--json' for '--jsn'?); "
+                + "task ids that start with '-' go after '--': yadtq-ctl status a -- --jsn -x -y -z", "\(both ?? "")")
         #expect(message(["--x=1"])?.hasSuffix(": yadtq-ctl status -- --x=1") == true)
         #expect(message(["--redis", "-r", "-x"])?.hasPrefix("'-x' is not") == true, "an option's value is no option")
         #expect(message(["--redis=r", "-x"])?.hasSuffix(": yadtq-ctl status --redis=r -- -x") == true)
@@ -78,6 +84,7 @@ struct DashedTaskIDTests {
         #expect(message(["--redis"]) == nil, "a missing value is the parser's to say")
         #expect(message(["-", "a"]) == nil)
         #expect(message(["-x y"]) == nil, "a space: not an id")
+        #expect(message(["-x", "-y z"]) == nil, "one of them cannot be an id")
         #expect(message(["-" + String(repeating: "x", count: TaskDeclaration.maximumIDLength)]) == nil, "too long for an id")
     }
 }

@@ -90,7 +90,10 @@ struct ControlTests {
         }
         let typo = try stack.ctl(["status", "--jsn", "-x"])
         #expect(typo.status != 0)
-        #expect(typo.stderr.contains("did you mean '--json'?"), "\(typo.stderr)")
+        #expect(
+            typo.stderr.contains(
+                "'--jsn' and '-x' are not options of yadtq-ctl status (did you mean '--json' for '--jsn'?); "
+                    + "task ids that start with '-' go after '--': yadtq-ctl status -- --jsn -x"), "\(typo.stderr)")
 
         let shown = try stack.ctl(["status", "--json", "--", "-x"])
         #expect(shown.status == 0, "\(shown.stderr)")
