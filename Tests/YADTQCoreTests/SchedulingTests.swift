@@ -309,9 +309,10 @@ struct SchedulerRuleTests {
         // Nothing was QUEUED at the checks before: only the queued times since are looked at.
         let scan = rule.check(now: 106_000, partitions: partitions([(10, 10)]), queued: 2, processing: 5)
         #expect(scan == LostTaskRule.Scan(from: 93_000, to: 96_000, cutoff: 96_000, brokerLostLog: false))
-        // The broker restarted empty: the look after a lost log takes PROCESSING tasks too.
+        // The broker restarted empty: the look after a lost log takes PROCESSING tasks too (those
+        // in flight, and those queued since the looks reached).
         let lost = rule.check(now: 108_000, partitions: partitions([(0, 0)]), queued: 0, processing: 5)
-        #expect(lost == LostTaskRule.Scan(from: 0, to: 106_000, cutoff: 106_000, brokerLostLog: true))
+        #expect(lost == LostTaskRule.Scan(from: 96_000, to: 106_000, cutoff: 106_000, brokerLostLog: true))
     }
 
     @Test("lost tasks: a task the broker did not take a copy of, and still PROCESSING, is offered again until it ends")
@@ -340,7 +341,14 @@ struct SchedulerRuleTests {
         var rule = keepingRule()
         rule.restart(handover: .init(ends: [0: 40, 1: 7], lookedTo: 90_000))
         let scan = rule.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1)
-        #expect(scan == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
+        #expect(
+            scan == LostTaskRule.Scan(from: 90_000, to: 100_000, cutoff: 100_000, brokerLostLog: true),
+            "the tasks in flight and sent again, and those queued since the last scheduler's looks reached")
+        // Handed no `looked_to`: every queued time.
+        var unknown = keepingRule()
+        unknown.restart(handover: .init(ends: [0: 40, 1: 7]))
+        let whole = unknown.check(now: 100_000, partitions: partitions([(0, 0), (0, 0)]), queued: 0, processing: 1)
+        #expect(whole == LostTaskRule.Scan(from: 0, to: 100_000, cutoff: 100_000, brokerLostLog: true))
         #expect(
             rule.handoverToStore(now: 100_000) == .init(ends: [0: 0, 1: 0], lookedTo: 100_000),
             "once looked through, the new ends are kept")
@@ -422,7 +430,7 @@ struct SchedulerRuleTests {
         rule.handoverStored(.init(ends: [0: 50]), at: 100_000)
         let checked = rule.check(now: 102_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2)
         let scan = try #require(checked)
-        #expect(scan.brokerLostLog)
+        #expect(scan == LostTaskRule.Scan(from: 90_000, to: 100_000, cutoff: 100_000, brokerLostLog: true))
         rule.scanFailed(scan)
         #expect(rule.handoverToStore(now: 110_000) == nil, "the look is to be done again")
         #expect(rule.check(now: 104_000, partitions: partitions([(0, 0)]), queued: 0, processing: 2) == scan, "the same look again")

@@ -270,7 +270,9 @@ struct SchedulerTests {
 
     /// One look for lost tasks over every shard, as the scheduler makes it (an incremental one
     /// when `from` is not 0): the ids it took, sorted, and how many ids it read.
-    func lookForLost(_ stack: IntegrationStack, from: Int64, cutoff: Int64, at now: Int64) throws -> (ids: [String], looked: Int) {
+    func lookForLost(
+        _ stack: IntegrationStack, from: Int64, cutoff: Int64, at now: Int64, includingProcessing: Bool = false
+    ) throws -> (ids: [String], looked: Int) {
         let store = stack.store
         var ids: [String] = []
         var looked = 0
@@ -278,7 +280,7 @@ struct SchedulerTests {
             var cursor = ""
             repeat {
                 let taken = try store.takeLost(
-                    topic: stack.topic, queuedFrom: from, to: cutoff, cutoff: cutoff, includingProcessing: false, at: now,
+                    topic: stack.topic, queuedFrom: from, to: cutoff, cutoff: cutoff, includingProcessing: includingProcessing, at: now,
                     shard: shard, cursor: cursor)
                 ids += taken.tasks.map(\.id)
                 looked += taken.looked
@@ -338,6 +340,40 @@ struct SchedulerTests {
         #expect(try store.requeue(old.map(\.id), at: start + 250_000).allSatisfy { $0 == .requeued })
         let many = try lookForLost(stack, from: start + 240_000, cutoff: start + 300_000, at: start + 301_000)
         #expect(many.ids == old.map(\.id).sorted())
+    }
+
+    @Test("after a lost log, a look from where the looks reached takes every task in flight, sent again or queued since, each once, and reads no other kept task")
+    func lostLogLookFromWhereLooksReached() throws {
+        let stack = try IntegrationStack(label: "lostlog")
+        let store = stack.store
+        let start = currentEpochMilliseconds()
+        // Queued before the looks reached (start + 10 s): 2,500 ended and kept, 2,500 in flight on
+        // a worker, one retried (in `resent`); then, since, one waiting and one in flight.
+        let queuedAtStart = { (id: String) in TaskMessage(id: id, type: "add", args: [1, 1], maxAttempts: 3, queuedAt: start) }
+        let ended = (0..<2_500).map { queuedAtStart("ended-\($0)") }
+        let inFlight = (0..<2_500).map { queuedAtStart("running-\($0)") }
+        #expect(Set(try store.queue(ended + inFlight + [queuedAtStart("retried")], topic: stack.topic)) == [.queued])
+        _ = try store.cancel(ended.map(\.id) + ["retried"], at: start)
+        #expect(try store.requeue(["retried"], at: start + 5_000) == [.requeued])
+        let begun = try store.begin(inFlight, partitions: inFlight.map { _ in 0 }, worker: "w-gone", at: start)
+        #expect(begun.allSatisfy { $0 == .run(attempt: 1) })
+        let recent = ["recent-queued", "recent-running"].map {
+            TaskMessage(id: $0, type: "add", args: [1, 1], maxAttempts: 3, queuedAt: start + 20_000)
+        }
+        #expect(try store.queue(recent, topic: stack.topic) == [.queued, .queued])
+        #expect(try store.begin([recent[1]], partitions: [1], worker: "w-gone", at: start + 21_000) == [.run(attempt: 1)])
+
+        let expected = (inFlight.map(\.id) + ["recent-queued", "recent-running", "retried"]).sorted()
+        let bounded = try lookForLost(stack, from: start + 10_000, cutoff: start + 60_000, at: start + 61_000, includingProcessing: true)
+        let boundedTookThem = bounded.ids == expected
+        #expect(boundedTookThem, "took \(bounded.ids.count) of \(expected.count), first \(bounded.ids.prefix(5))")
+        #expect(bounded.looked < 2_600, "read \(bounded.looked) ids")
+        // The same look over every queued time (replayed: the same `now`) takes the same tasks,
+        // reading every kept one.
+        let whole = try lookForLost(stack, from: 0, cutoff: start + 60_000, at: start + 61_000, includingProcessing: true)
+        let wholeTookThem = whole.ids == expected
+        #expect(wholeTookThem, "took \(whole.ids.count) of \(expected.count)")
+        #expect(whole.looked >= 5_000)
     }
 
     @Test("a retried task whose publish is lost, long after the takeover's look, is published again by an ordinary check and ends SUCCESS")

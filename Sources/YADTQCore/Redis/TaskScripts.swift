@@ -717,6 +717,11 @@ enum TaskScripts {
     ///   and comes back into it once that time is before a cutoff); one taken stays, with its
     ///   old score, and gets its new one so at the next look. Ids whose queued_at is from
     ///   `from` to `to` are left to the walk below, so a call takes no task twice.
+    /// - then, when `processing` is '1' and `from` is not 0, at the tasks in flight (`running`,
+    ///   by `HSCAN`): every PROCESSING task has an entry there, so a look after a lost log
+    ///   needs no walk over the queued times before `from` (a task queued then and still
+    ///   QUEUED is in `resent`, as an earlier look took it or it was sent again since). Those
+    ///   queued from `from` to `to` are left to the walk.
     /// - then at the listing buckets of the seconds from `from` to `to` (ms), oldest first.
     ///   A task taken there goes into `resent`; so does, in a walk from 0 (a takeover, a lost
     ///   log), a task sent again but not lost yet, which a build before `resent` left out of it.
@@ -770,14 +775,18 @@ enum TaskScripts {
             end
             -- The tasks sent again: `at` is how many ids before the cutoff the previous calls of
             -- this look left in place (another topic's, the walk's, taken); the others left.
-            local at = (cursor == '' and 0) or (sub(cursor, 1, 1) == 'r' and tonumber(sub(cursor, 2))) or nil
+            -- Then the tasks in flight, from the `HSCAN` cursor `in_flight` ('0': the start).
+            local phase = sub(cursor, 1, 1)
+            local at = (cursor == '' and 0) or (phase == 'r' and tonumber(sub(cursor, 2))) or nil
+            local in_flight = (at and '0') or (phase == 'p' and sub(cursor, 2)) or nil
             if at and from > 0 then
               local found = redis.call('ZRANGEBYSCORE', K.resent, '-inf', '(' .. cutoff, 'WITHSCORES', 'LIMIT', at, limit)
               local ids, scores, gone, n_gone = {}, {}, {}, 0
               for k = 1, #found / 2 do ids[k], scores[k] = found[2 * k - 1], tonumber(found[2 * k]) end
               for k, packed in ipairs(read(ids)) do
                 local id, r = ids[k], packed and decode(packed)
-                if not waits(r) then
+                -- (A PROCESSING one, after a lost log, is taken with the tasks in flight.)
+                if not (r and r[F.status] == 'QUEUED') then
                   n_gone = n_gone + 1
                   gone[n_gone] = id
                 elseif ours(r) and not in_window(r) then
@@ -796,12 +805,32 @@ enum TaskScripts {
                 return out
               end
             end
+            if in_flight and take_processing and from > 0 then
+              repeat
+                local found = redis.call('HSCAN', K.running, in_flight, 'COUNT', limit - seen)
+                in_flight = found[1]
+                local entries, ids = found[2], {}
+                for k = 1, #entries / 2 do ids[k] = entries[2 * k - 1] end
+                for k, packed in ipairs(read(ids)) do
+                  local id, r = ids[k], packed and decode(packed)
+                  if r and r[F.status] == 'PROCESSING' and ours(r) and not in_window(r) and take(id, r, last_sent(r)) then
+                    sent_again(id, now)
+                  end
+                end
+                seen = seen + #ids
+              until in_flight == '0' or seen >= limit
+              if in_flight ~= '0' then
+                flush()
+                out[1], out[2] = 'p' .. in_flight, seen
+                return out
+              end
+            end
             local function next_bucket(after)
               local found = redis.call('ZRANGEBYSCORE', K.buckets, '(' .. after, second(to), 'LIMIT', 0, 1)
               return found[1] and tonumber(found[1])
             end
             local s, i
-            if at then
+            if in_flight then
               s, i = next_bucket(second(from) - 1), 0
             else
               local colon = string.find(cursor, ':', 1, true)

@@ -301,10 +301,11 @@ public final class TaskStore: Sendable {
         return (stride(from: 1, to: values.count, by: 6).compactMap { Self.taskToPublish(values[$0..<$0 + 6]) }, taken >= limit)
     }
 
-    /// Finds QUEUED tasks of `topic` whose message is lost (see ``TaskScripts/lost``): those
-    /// whose message was last sent (queued, released, retried, published again) before
-    /// `cutoff`, looking at the ones queued from `from` to `to` (epoch ms) and, unless `from`
-    /// is 0, at those sent again (`resent`), in shard `shard` (of `keys.shards`), one page from
+    /// Finds QUEUED tasks (and PROCESSING ones, `includingProcessing`) of `topic` whose message
+    /// is lost (see ``TaskScripts/lost``): those whose message was last sent (queued, released,
+    /// retried, published again) before `cutoff`, looking at the ones queued from `from` to
+    /// `to` (epoch ms) and, unless `from` is 0, at those sent again (`resent`) and, with
+    /// `includingProcessing`, those in flight, in shard `shard` (of `keys.shards`), one page from
     /// `cursor` (`""`: the start). Each is marked `republished_at`, so it is returned once; the
     /// caller publishes them again, and calls again from the cursor returned while it is not
     /// `""`. `looked` is how many ids the call read.

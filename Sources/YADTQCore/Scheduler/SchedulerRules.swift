@@ -119,11 +119,12 @@ public struct TickPlanner: Sendable {
 ///   scheduler that dies meanwhile leaves the next one the old ends to find the loss by.
 ///
 /// Each check says which queued times to look at: those queued since the previous check (and
-/// the tasks sent again since, whose queued time is older), or all of them (``Scan/from`` 0)
-/// after a lost log, and at the first look of a term that was handed no ``Handover/lookedTo``
-/// (a takeover after a scheduler that kept none: an older build's, or one that never finished
-/// a look). With no task QUEUED (nor PROCESSING, after a lost log) and none sent again waiting
-/// to be looked at, nothing is looked at.
+/// the tasks sent again since, whose queued time is older; after a lost log, every task in
+/// flight too), or all of them (``Scan/from`` 0) at the first look of a term that was handed no
+/// ``Handover/lookedTo`` (a takeover after a scheduler that kept none: an older build's, or one
+/// that never finished a look), as after a lost log before such a look. With no task QUEUED
+/// (nor PROCESSING, after a lost log) and none sent again waiting to be looked at, nothing is
+/// looked at.
 ///
 /// A PROCESSING task taken after a lost log whose copy the broker does not take stays
 /// PROCESSING (it may still run on a worker, a long task whose outcome is worth keeping), and
@@ -156,8 +157,9 @@ public struct LostTaskRule: Sendable {
     public static let lateWrite: Duration = .seconds(10)
 
     /// What to look at: tasks queued from `from` to `to`, and (unless `from` is 0, which looks
-    /// at every queued time) the tasks sent again, that are still QUEUED and whose message was
-    /// last sent before `cutoff`, are lost.
+    /// at every queued time) the tasks sent again and, after a lost log, those in flight, that
+    /// are still QUEUED (or, after a lost log, PROCESSING) and whose message was last sent
+    /// before `cutoff`, are lost.
     public struct Scan: Sendable, Equatable {
         public var from: Int64
         public var to: Int64
@@ -222,8 +224,8 @@ public struct LostTaskRule: Sendable {
     /// Tasks owed a copy: taken to be published again, but not taken by the broker. At most the
     /// tasks a lost-log look took, so at most those QUEUED and PROCESSING then.
     private var owed: Set<String> = []
-    /// The cutoff of a look after a lost log that did not finish: done again at the next check.
-    private var lostLogCutoff: Int64?
+    /// A look after a lost log that did not finish: done again at the next check.
+    private var lostLogLook: Scan?
     /// The handover as last kept in Redis, and when.
     private var stored = Handover()
     private var lastStored: Int64?
@@ -264,7 +266,7 @@ public struct LostTaskRule: Sendable {
     /// ends kept stay those from before the loss, so a scheduler that takes over meanwhile
     /// finds it again. Report the write with ``handoverStored(_:at:)``.
     public func handoverToStore(now: Int64) -> Handover? {
-        guard lostLogCutoff == nil, owed.isEmpty, !lastEnds.isEmpty else { return nil }
+        guard lostLogLook == nil, owed.isEmpty, !lastEnds.isEmpty else { return nil }
         let handover = Handover(ends: lastEnds, lookedTo: lookedAtAll ? scannedTo : nil)
         guard let lastStored else { return handover }
         let since = now - lastStored
@@ -303,12 +305,12 @@ public struct LostTaskRule: Sendable {
     /// The look `scan` did not finish (a shard failed, or the broker): the next scan starts where
     /// it started, so what it missed is looked at again.
     ///
-    /// A look after a lost log is done again whole at the next check: no later look takes
+    /// A look after a lost log is done again, the same, at the next check: no later look takes
     /// PROCESSING tasks.
     public mutating func scanFailed(_ scan: Scan) {
         scannedTo = min(scannedTo, scan.from)
         if scan.brokerLostLog {
-            lostLogCutoff = scan.cutoff
+            lostLogLook = scan
         } else if scan.from == 0 {
             lookedAtAll = false
         }
@@ -334,14 +336,21 @@ public struct LostTaskRule: Sendable {
             samples = []
             lastSample = nil
             let cutoff = lastCheck ?? now
+            // Every queued time before `scannedTo` was looked at: a task queued then and still
+            // QUEUED is in `resent`, and a PROCESSING one is in flight (`running`), which the
+            // look reads instead of those queued times (see ``TaskScripts/lost``).
+            let from = lookedAtAll ? min(scannedTo, cutoff) : 0
             scannedTo = max(scannedTo, cutoff)
             lookedAtAll = true
-            lostLogCutoff = nil
-            return queued + processing > 0 ? Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
+            lostLogLook = nil
+            return queued + processing > 0 ? Scan(from: from, to: cutoff, cutoff: cutoff, brokerLostLog: true) : nil
         }
-        if let cutoff = lostLogCutoff {
-            lostLogCutoff = nil
-            if queued + processing > 0 { return Scan(from: 0, to: cutoff, cutoff: cutoff, brokerLostLog: true) }
+        if let look = lostLogLook {
+            lostLogLook = nil
+            if queued + processing > 0 {
+                scannedTo = max(scannedTo, look.cutoff)
+                return look
+            }
         }
         if lastSample.map({ now - $0 >= sampleEvery.inMilliseconds }) ?? true {
             samples.append(Sample(at: now, ends: ends))
