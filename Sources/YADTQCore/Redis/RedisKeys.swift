@@ -78,7 +78,8 @@ public struct RedisKeys: Sendable {
         var types: String { base + "types" }
         /// Hash: id -> the attempt in flight of every PROCESSING task (attempt, partition,
         /// started_at, worker: see ``TaskScripts/runningEntry``), whose values stand for the
-        /// record's; also the in-flight listing and the orphan check.
+        /// record's; also the in-flight listing, the orphan check and the lost-task look after a
+        /// lost log (``TaskScripts/lost``).
         var running: String { base + "running" }
         /// Sorted set: the seconds that have a listing bucket (member and score: the second).
         var buckets: String { base + "buckets" }
