@@ -121,7 +121,7 @@ extension TaskStore {
         var count = 0
         var listed: [OrphanedTask] = []
         for reply in try client.evaluate(calls).map(\.elements) {
-            count += Int(reply.first?.integer ?? 0)
+            count += reply.first?.counter ?? 0
             listed += stride(from: 1, to: reply.count - 1, by: 2).compactMap { index in
                 reply[index].text.flatMap { id in reply[index + 1].text.map { OrphanedTask(id: id, worker: $0) } }
             }

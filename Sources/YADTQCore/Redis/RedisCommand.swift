@@ -86,6 +86,9 @@ enum RedisReply: Sendable, Equatable {
         }
     }
 
+    /// A count Redis answered (a counter read back, a count a script returned): none is 0.
+    var counter: Int { Int(integer ?? 0) }
+
     var elements: [RedisReply] {
         if case .array(let elements) = self { return elements }
         return []

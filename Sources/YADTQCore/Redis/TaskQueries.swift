@@ -163,7 +163,7 @@ extension TaskStore {
                 : RedisCommand("HGET", counter.key == "types" ? shard.types : shard.counts, counter.field)
         }
         return try client.execute(commands, or: "Reading the task counts").reduce(0) { sum, reply in
-            sum + (reply.elements.isEmpty ? Int(reply.integer ?? 0) : reply.elements.reduce(0) { $0 + Int($1.integer ?? 0) })
+            sum + (reply.elements.isEmpty ? reply.counter : reply.elements.reduce(0) { $0 + $1.counter })
         }
     }
 
@@ -395,8 +395,8 @@ extension TaskStore {
             replies[number * shards.count..<(number + 1) * shards.count].reduce(into: (succeeded: 0, failed: 0)) {
                 total, reply in
                 let values = reply.elements
-                total.succeeded += Int(values.first?.integer ?? 0)
-                total.failed += Int(values.dropFirst().first?.integer ?? 0)
+                total.succeeded += values.first?.counter ?? 0
+                total.failed += values.dropFirst().first?.counter ?? 0
             }
         }
     }

@@ -809,10 +809,13 @@ enum TaskScripts {
               repeat
                 local found = redis.call('HSCAN', K.running, in_flight, 'COUNT', limit - seen)
                 in_flight = found[1]
-                local entries, ids = found[2], {}
-                for k = 1, #entries / 2 do ids[k] = entries[2 * k - 1] end
-                for k, packed in ipairs(read(ids)) do
-                  local id, r = ids[k], packed and decode(packed)
+                -- The scan gives each entry with its id: only the records are read.
+                local entries, ids, held = found[2], {}, {}
+                for k = 1, #entries / 2 do ids[k], held[k] = entries[2 * k - 1], entries[2 * k] end
+                local records = hmget(K.records, ids)
+                for k = 1, #ids do
+                  local id, stored = ids[k], records[k]
+                  local r = stored and decode(with_entry(stored, held[k]))
                   if r and r[F.status] == 'PROCESSING' and ours(r) and not in_window(r) and take(id, r, last_sent(r)) then
                     sent_again(id, now)
                   end

@@ -608,10 +608,10 @@ public final class TaskStore: Sendable {
             or: "Reading the counts of unfinished tasks")
         var sums = (queued: 0, processing: 0, sentAgain: 0)
         for pair in stride(from: 0, to: replies.count, by: 2) {
-            let counts = replies[pair].elements.map { $0.text.flatMap { Int($0) } ?? 0 }
+            let counts = replies[pair].elements.map(\.counter)
             sums.queued += counts.first ?? 0
             sums.processing += counts.dropFirst().first ?? 0
-            sums.sentAgain += Int(replies[pair + 1].integer ?? 0)
+            sums.sentAgain += replies[pair + 1].counter
         }
         return sums
     }
@@ -635,7 +635,7 @@ public final class TaskStore: Sendable {
         var sums = Dictionary(uniqueKeysWithValues: fields.map { ($0, 0) })
         guard !fields.isEmpty else { return sums }
         for reply in try client.execute(keys.allShards.map { RedisCommand(["HMGET", $0[keyPath: key]] + fields) }, or: "Reading counters") {
-            for (field, value) in zip(fields, reply.elements) { sums[field]! += value.text.flatMap { Int($0) } ?? 0 }
+            for (field, value) in zip(fields, reply.elements) { sums[field]! += value.counter }
         }
         return sums
     }
@@ -646,7 +646,7 @@ public final class TaskStore: Sendable {
     @discardableResult
     public func prune(at now: Int64, limit: Int = 10_000) throws -> Int {
         try everyShard(TaskScripts.prune, arguments: [String(now), String(limit)]).reduce(0) {
-            $0 + Int($1.integer ?? 0)
+            $0 + $1.counter
         }
     }
 
