@@ -68,7 +68,8 @@ struct PageRoutes {
         return respond(
             Pages.tasks(
                 filter: filter, query: search, missingID: missingID, page: page, counts: counts, types: types, now: now,
-                retried: request.query("retried").flatMap { Int($0) }, csrf: context.csrfToken),
+                retried: request.query("retried").flatMap { Int($0) }, moreToRetry: request.query("more") == "1",
+                csrf: context.csrfToken),
             request, context)
     }
 
@@ -89,7 +90,8 @@ struct PageRoutes {
         }
         let bulk = try await backend.retry(matching: filter, limit: WebBackend.bulkRetryLimit)
         let requeued = bulk.changes.filter { $0 == .requeued }.count
-        let back = URLText.link("/tasks", ["status": filter.status.rawValue, "type": type, "retried": String(requeued)])
+        let back = URLText.link(
+            "/tasks", ["status": filter.status.rawValue, "type": type, "retried": String(requeued), "more": bulk.more ? "1" : nil])
         return .redirect(to: back, type: .normal)
     }
 

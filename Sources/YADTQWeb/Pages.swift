@@ -171,7 +171,7 @@ enum Pages {
 
     static func tasks(
         filter: TaskFilter, query: String, missingID: String?, page: TaskStore.TaskPage, counts: [TaskStatus: Int],
-        types: [String], now: Int64, retried: Int? = nil, csrf: String = ""
+        types: [String], now: Int64, retried: Int? = nil, moreToRetry: Bool = false, csrf: String = ""
     ) -> Page {
         let statusOptions = HTML(
             joining: [option("", "any status", selected: filter.status == nil)]
@@ -182,7 +182,10 @@ enum Pages {
         let notFound: HTML =
             missingID.map { "<div class=\"notice error\">There is no task with id <code>\($0)</code>.</div>" } ?? .empty
         let retriedNotice: HTML =
-            retried.map { "<div class=\"notice ok\">\($0) tasks queued again and published.</div>" } ?? .empty
+            retried.map {
+                let rest: HTML = moreToRetry ? " More match than one retry takes: <b>Retry all</b> again for the rest." : ""
+                return "<div class=\"notice ok\">\($0) tasks queued again and published.\(rest)</div>"
+            } ?? .empty
         let content: HTML = """
             <h1>Tasks</h1>
             \(notFound)\(retriedNotice)\(retryAll(filter, counts: counts, csrf: csrf))

@@ -81,10 +81,12 @@ final class WebBackend: Sendable {
         try await publishing { try $0.retry([id])[0] }
     }
 
-    /// Queues again and publishes every kept task `filter` takes, at most `limit` (see
-    /// ``TaskPublisher/retry(matching:limit:)``).
+    /// Queues again and publishes every kept task `filter` takes, at most `limit` and as many
+    /// as the request's ``deadline`` leaves time for (see
+    /// ``TaskPublisher/retry(matching:limit:pacing:)``).
     func retry(matching filter: RetryFilter, limit: Int) async throws -> TaskPublisher.BulkRetry {
-        try await publishing { try $0.retry(matching: filter, limit: limit) }
+        let pacing = Self.deadline.map { BulkRetryPacing(deadline: $0.instant) }
+        return try await publishing { try $0.retry(matching: filter, limit: limit, pacing: pacing) }
     }
 
     /// Runs `body` with the publisher on its queue, within the request's ``deadline``, as
@@ -100,7 +102,8 @@ final class WebBackend: Sendable {
         }
     }
 
-    /// The most tasks one bulk retry request takes; the answer says when more match (send it again).
+    /// The most tasks one bulk retry request takes (fewer when Redis or the broker is slow); the
+    /// answer says when more match (send it again).
     static let bulkRetryLimit = 10_000
 }
 

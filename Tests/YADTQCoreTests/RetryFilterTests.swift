@@ -48,4 +48,19 @@ struct RetryFilterTests {
         #expect(!filter.matches(record("FAILED", type: "add"), now: 15_000))
         #expect(try RetryFilter(status: .cancelled).matches(record("CANCELLED", type: "add", finishedAt: 0), now: 1 << 40))
     }
+
+    @Test("a bulk retry's pacing starts the first chunk whatever the time, then a chunk only while twice the longest so far fits before the deadline")
+    func pacing() {
+        let start = ContinuousClock.now
+        var pacing = BulkRetryPacing(deadline: start + .seconds(3))
+        #expect(pacing.startsChunk(at: start + .seconds(5)), "the first chunk always starts")
+        pacing.chunkEnded(taking: .milliseconds(400))
+        #expect(pacing.startsChunk(at: start + .milliseconds(2_200)))
+        #expect(!pacing.startsChunk(at: start + .milliseconds(2_201)))
+        pacing.chunkEnded(taking: .milliseconds(100))
+        #expect(!pacing.startsChunk(at: start + .milliseconds(2_201)), "the longest chunk counts, not the last")
+        pacing.chunkEnded(taking: .milliseconds(900))
+        #expect(pacing.startsChunk(at: start + .milliseconds(1_200)))
+        #expect(!pacing.startsChunk(at: start + .milliseconds(1_201)))
+    }
 }

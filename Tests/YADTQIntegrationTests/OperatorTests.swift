@@ -433,6 +433,36 @@ struct OperatorTests {
         #expect(try stack.waitForTerminal(["o1"], timeout: .seconds(30))[0]?.result == .string("also fixed"))
     }
 
+    @Test("a bulk retry owing its answer by a deadline takes the chunks that fit before it and says more match; the next takes the rest, each task once")
+    func bulkRetryPaced() throws {
+        let stack = try IntegrationStack(label: "bulkpaced")
+        let now = currentEpochMilliseconds()
+        let ids = (0..<2_500).map { "paced-\($0)" }
+        let tasks = ids.map { TaskMessage(id: $0, type: "add", args: [1, 2], maxAttempts: 3, queuedAt: now) }
+        _ = try stack.store.queue(tasks, topic: stack.topic)
+        let cancelled = try stack.store.cancel(ids, at: now + 1)
+        #expect(cancelled.allSatisfy { $0 == .cancelled(from: .queued) })
+        let publisher = try TaskPublisher(
+            settings: stack.settings, topic: stack.topic, partitions: 4, clientID: "bulkpaced", logger: stack.logger)
+        let filter = try RetryFilter(status: .cancelled)
+
+        // The deadline has passed: the first chunk runs (each request gets on), no other.
+        let first = try publisher.retry(matching: filter, pacing: BulkRetryPacing(deadline: .now))
+        #expect(first.ids.count == TaskPublisher.retryChunkSize && first.more, "\(first.ids.count) \(first.more)")
+        #expect(first.changes.count == first.ids.count && first.changes.allSatisfy { $0 == .requeued })
+        let afterFirst = try stack.store.counts()
+        #expect(afterFirst[.queued] == 1_000 && afterFirst[.cancelled] == 1_500, "\(afterFirst)")
+
+        let rest = try publisher.retry(matching: filter, pacing: BulkRetryPacing(deadline: .now + .seconds(120)))
+        #expect(rest.ids.count == 1_500 && !rest.more, "\(rest.ids.count) \(rest.more)")
+        #expect(rest.changes.allSatisfy { $0 == .requeued })
+        #expect(Set(first.ids + rest.ids) == Set(ids), "every task retried, none twice")
+        let afterRest = try stack.store.counts()
+        #expect(afterRest[.queued] == 2_500 && afterRest[.cancelled] == 0, "\(afterRest)")
+        let published = try stack.readTopic(stack.topic, expecting: 2_500)
+        #expect(published.count == 2_500 && published.allSatisfy { $0.contains("paced-") })
+    }
+
     @Test("records an earlier build wrote (version 2) read the same, run, fail and are retried to the end")
     func versionTwoRecords() throws {
         let stack = try IntegrationStack(

@@ -94,16 +94,29 @@ public struct RetryFilter: Sendable, Equatable {
 
 extension TaskPublisher {
     /// What a bulk retry did: one change per id, in the order the tasks were found (newest
-    /// first), and whether more tasks matched than the limit let it take.
+    /// first), and whether more tasks matched than it took (over the limit, or left for lack
+    /// of time).
     public struct BulkRetry: Sendable {
         public var ids: [String]
         public var changes: [TaskStore.OperatorChange]
         public var more: Bool
     }
 
-    /// Queues again, and publishes again, every kept task `filter` takes (at most `limit`).
-    public func retry(matching filter: RetryFilter, limit: Int? = nil) throws -> BulkRetry {
+    /// Queues again, and publishes again, every kept task `filter` takes (at most `limit`),
+    /// ``retryChunkSize`` tasks at a time; with `pacing`, only the chunks it starts (the tasks
+    /// found and left are `more`).
+    public func retry(matching filter: RetryFilter, limit: Int? = nil, pacing: BulkRetryPacing? = nil) throws -> BulkRetry {
         let (ids, more) = try filter.matchingIDs(in: store, now: currentEpochMilliseconds(), limit: limit)
-        return BulkRetry(ids: ids, changes: try retry(ids), more: more)
+        var pacing = pacing
+        var changes: [TaskStore.OperatorChange] = []
+        for start in stride(from: 0, to: ids.count, by: Self.retryChunkSize) {
+            let began = ContinuousClock.now
+            guard pacing?.startsChunk(at: began) ?? true else {
+                return BulkRetry(ids: Array(ids[..<start]), changes: changes, more: true)
+            }
+            changes += try retry(Array(ids[start..<min(start + Self.retryChunkSize, ids.count)]))
+            pacing?.chunkEnded(taking: .now - began)
+        }
+        return BulkRetry(ids: ids, changes: changes, more: more)
     }
 }

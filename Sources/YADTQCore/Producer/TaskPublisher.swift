@@ -382,7 +382,7 @@ public final class TaskPublisher: @unchecked Sendable {
 
 extension TaskPublisher {
     /// An operator's retry: queues FAILED or CANCELLED tasks again under their ids (see
-    /// ``TaskStore/requeue(_:at:)``) and publishes them again, 1,000 ids per Redis call. One
+    /// ``TaskStore/requeue(_:at:)``) and publishes them again, ``retryChunkSize`` ids per Redis call. One
     /// change per id, in order. A task that was not published, the broker refusing it or
     /// unreachable, is FAILED again (``TaskStore/OperatorChange/publishFailed(_:)``, with the
     /// reason and the retry that publishes it), and the tasks of other topics go on. An id
@@ -390,12 +390,15 @@ extension TaskPublisher {
     public func retry(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
         try TaskStore.oncePerID(ids) { ids in
             var changes: [TaskStore.OperatorChange] = []
-            for start in stride(from: 0, to: ids.count, by: 1000) {
-                changes += try retryChunk(Array(ids[start..<min(start + 1000, ids.count)]))
+            for start in stride(from: 0, to: ids.count, by: Self.retryChunkSize) {
+                changes += try retryChunk(Array(ids[start..<min(start + Self.retryChunkSize, ids.count)]))
             }
             return changes
         }
     }
+
+    /// How many tasks a retry queues again in one Redis call, then publishes.
+    public static let retryChunkSize = 1000
 
     /// Each task goes back to the topic its record names, where its workers are (`retry
     /// --failed` takes tasks of every topic); this publisher's topic is only for a record
