@@ -15,7 +15,9 @@
 #include <ctype.h>
 #include <limits.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,18 @@ static void yadtq_unlink(yadtq_sandbox *sb, yadtq_block *b) {
     if (b->next) b->next->prev = b->prev;
 }
 
+/* Marks where the watchdog's signal must not jump from (see yadtq_on_stop_signal): the block list
+ * halfway updated, or libc's allocator holding its locks. The fences keep the compiler from moving
+ * that work across the marks (the handler runs on this thread, so no hardware fence is needed). */
+static void yadtq_hold_jumps(yadtq_sandbox *sb) {
+    __atomic_store_n(&sb->no_jump, 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+static void yadtq_allow_jumps(yadtq_sandbox *sb) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&sb->no_jump, 0, __ATOMIC_RELAXED);
+}
+
 /* How often the hook runs (see yadtq_hook): at every function call, and every yadtq_hook_count VM
  * instructions. One instruction may compare two long strings, and Lua compares strings with
  * strcoll, one call per NUL-separated piece: `a < a` on 25 MB of NULs takes 0.2 s, so 100 such
@@ -145,9 +159,11 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     yadtq_block *block = ptr ? (yadtq_block *)ptr - 1 : NULL;
     if (nsize == 0) {
         if (block) {
+            yadtq_hold_jumps(sb);
             yadtq_unlink(sb, block);
             free(block);
             sb->used -= old;
+            yadtq_allow_jumps(sb);
         }
         return NULL;
     }
@@ -172,8 +188,12 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         if (sb->grown >= YADTQ_ALLOC_CHECK) yadtq_alloc_check_deadline(sb);
     }
     if (nsize > SIZE_MAX - sizeof(yadtq_block)) return NULL;
+    yadtq_hold_jumps(sb);
     yadtq_block *moved = (yadtq_block *)realloc(block, sizeof(yadtq_block) + nsize);
-    if (moved == NULL) return NULL;
+    if (moved == NULL) {
+        yadtq_allow_jumps(sb);
+        return NULL;
+    }
     if (block == NULL) {
         moved->prev = NULL;
         moved->next = sb->blocks;
@@ -184,6 +204,7 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         if (moved->next) moved->next->prev = moved;
     }
     sb->used = sb->used - old + nsize;
+    yadtq_allow_jumps(sb);
     /* A new block's osize is its type: a longer string than any before lowers the hook count of the
      * thread that made it, from its next instruction on (see yadtq_hook_count). */
     if (block == NULL && osize == LUA_TSTRING && nsize > sb->longest_string) {
@@ -193,9 +214,12 @@ static void *yadtq_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return moved + 1;
 }
 
+static void yadtq_unwatch(yadtq_sandbox *sb);
+
 /* Frees every block of a state, which must not be used afterwards: the way to dispose of a stopped
- * state (lua_close would run code of the state). */
+ * state (lua_close would run code of the state); and takes the sandbox off the watchdog's list. */
 void yadtq_free_all(yadtq_sandbox *sb) {
+    yadtq_unwatch(sb);
     while (sb->blocks) {
         yadtq_block *b = sb->blocks;
         sb->blocks = b->next;
@@ -217,6 +241,130 @@ static void yadtq_sleep_until(uint64_t when_ns) {
 
 void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn) {
     if (index >= 0 && index < YADTQ_HOST_COUNT) sb->hosts[index] = fn;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The watchdog: a stop where no check runs.                                                      */
+
+/* The hook and the allocator stop code that runs past its deadline or was cancelled, but neither
+ * runs inside one step of Lua's garbage collector: its atomic phase walks every table with weak
+ * keys and strong values (an ephemeron table) again and again until no more values turn out
+ * reachable, which a plugin can make take time quadratic in their entries (seconds to hours),
+ * allocating nothing and calling nothing. So a thread of its own looks at every state that runs a
+ * call, every YADTQ_WATCH_INTERVAL_NS, and signals the thread of one still running
+ * YADTQ_WATCH_GRACE_NS after it should have stopped (its deadline, or when the watchdog first saw
+ * its stop request), again at each look until it stops. The signal's handler stops the state as
+ * yadtq_stop does, jumping back to the entry point, wherever the thread is in Lua's code. That is
+ * safe where yadtq_stop's jump is: stop_target is set only while C code that Lua runs is on the
+ * stack (the trampoline clears it while a Swift host function runs), and the state is abandoned,
+ * never run again. Two places are not left halfway: the allocator's update of the block list
+ * (yadtq_free_all walks it) around libc's malloc, which holds locks, is marked by no_jump, and the
+ * handler returns there (the next look signals again). Nothing else that holds a lock runs that
+ * long: the other libc calls that take one (os.date and os.time, for the time zone) are function
+ * calls, which the hook stops at their start once the deadline has passed, so a thread still
+ * running at the grace's end is inside one step no check reaches, not inside such a call. */
+#define YADTQ_WATCH_INTERVAL_NS (50u * 1000000u)
+#define YADTQ_WATCH_GRACE_NS (500u * 1000000u)
+#define YADTQ_STOP_SIGNAL (SIGRTMIN + 4)
+
+static pthread_mutex_t yadtq_watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static yadtq_sandbox *yadtq_watched; /* every state's sandbox, from yadtq_newstate to yadtq_free_all */
+static pthread_once_t yadtq_watch_once = PTHREAD_ONCE_INIT;
+/* The sandbox whose entry point runs on this thread, for the signal handler. */
+static _Thread_local yadtq_sandbox *yadtq_calling;
+
+static const char yadtq_watchdog_position[] =
+    "\t[no Lua code was running: stopped inside a step the sandbox's checks do not reach, most "
+    "likely Lua's garbage collector walking tables with weak keys]";
+
+static void yadtq_on_stop_signal(int signal) {
+    (void)signal;
+    yadtq_sandbox *sb = yadtq_calling;
+    if (sb == NULL || sb->stop_target == NULL || __atomic_load_n(&sb->no_jump, __ATOMIC_RELAXED)) return;
+    int why = yadtq_stop_reason(sb);
+    if (why == YADTQ_RUNNING) return;
+    memcpy(sb->stopped_at, yadtq_watchdog_position, sizeof yadtq_watchdog_position);
+    yadtq_stop(sb, why);
+}
+
+/* When the call `sb` runs should have stopped, or 0 for not yet: its deadline, or the first look
+ * that found its stop request raised (kept per call, by call_serial). Under yadtq_watch_lock. */
+static uint64_t yadtq_due_ns(yadtq_sandbox *sb, uint64_t now) {
+    uint64_t deadline = __atomic_load_n(&sb->deadline_ns, __ATOMIC_RELAXED);
+    if (deadline == 0) return 0;
+    unsigned serial = __atomic_load_n(&sb->call_serial, __ATOMIC_RELAXED);
+    if (sb->stop_request != NULL && __atomic_load_n(sb->stop_request, __ATOMIC_RELAXED) != 0) {
+        if (sb->request_seen_serial != serial || sb->request_seen_ns == 0) {
+            sb->request_seen_serial = serial;
+            sb->request_seen_ns = now;
+        }
+        return sb->request_seen_ns < deadline ? sb->request_seen_ns : deadline;
+    }
+    return deadline;
+}
+
+static void *yadtq_watchdog(void *unused) {
+    (void)unused;
+    for (;;) {
+        yadtq_sleep_until(yadtq_now_ns() + YADTQ_WATCH_INTERVAL_NS);
+        uint64_t now = yadtq_now_ns();
+        pthread_mutex_lock(&yadtq_watch_lock);
+        for (yadtq_sandbox *sb = yadtq_watched; sb != NULL; sb = sb->watch_next) {
+            if (!__atomic_load_n(&sb->in_call, __ATOMIC_ACQUIRE)) continue;
+            uint64_t due = yadtq_due_ns(sb, now);
+            /* The thread is alive: it is inside a call, and cannot free the sandbox (which takes
+             * the lock) before the signal is sent. */
+            if (due != 0 && now >= due + YADTQ_WATCH_GRACE_NS) pthread_kill(sb->thread, YADTQ_STOP_SIGNAL);
+        }
+        pthread_mutex_unlock(&yadtq_watch_lock);
+    }
+    return NULL;
+}
+
+/* Installs the handler (SA_NODEFER: the handler leaves by a jump, which would leave the signal
+ * blocked) and starts the watchdog, once per process. A process that cannot start the thread runs
+ * without it, as before: every other check still holds. */
+static void yadtq_start_watchdog(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = yadtq_on_stop_signal;
+    action.sa_flags = SA_NODEFER | SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(YADTQ_STOP_SIGNAL, &action, NULL) != 0) return;
+    pthread_attr_t attributes;
+    pthread_t thread;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&thread, &attributes, yadtq_watchdog, NULL) != 0) {
+        fprintf(stderr, "yadtq: the sandbox's watchdog thread could not start: a task stuck in Lua's garbage collector "
+                        "is not stopped at its time limit\n");
+    }
+    pthread_attr_destroy(&attributes);
+}
+
+static void yadtq_watch(yadtq_sandbox *sb) {
+    pthread_once(&yadtq_watch_once, yadtq_start_watchdog);
+    pthread_mutex_lock(&yadtq_watch_lock);
+    sb->watch_prev = NULL;
+    sb->watch_next = yadtq_watched;
+    if (yadtq_watched != NULL) yadtq_watched->watch_prev = sb;
+    yadtq_watched = sb;
+    sb->watched = 1;
+    pthread_mutex_unlock(&yadtq_watch_lock);
+}
+
+static void yadtq_unwatch(yadtq_sandbox *sb) {
+    pthread_mutex_lock(&yadtq_watch_lock);
+    if (sb->watched) {
+        if (sb->watch_prev != NULL) sb->watch_prev->watch_next = sb->watch_next; else yadtq_watched = sb->watch_next;
+        if (sb->watch_next != NULL) sb->watch_next->watch_prev = sb->watch_prev;
+        sb->watched = 0;
+    }
+    pthread_mutex_unlock(&yadtq_watch_lock);
+}
+
+void yadtq_set_deadline(yadtq_sandbox *sb, uint64_t deadline_ns) {
+    __atomic_store_n(&sb->deadline_ns, deadline_ns, __ATOMIC_RELAXED);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1501,6 +1649,29 @@ static int yadtq_message_handler(lua_State *L) {
     if (sb->limit - sb->used > 256 * 1024) luaL_traceback(L, L, lua_tostring(L, -1), 1);
     return 1;
 }
+/* Whether this thread takes the watchdog's signal: the threads of a pool (libdispatch's, Swift's
+ * cooperative pool) block signals, and threads they start inherit that. */
+static _Thread_local int yadtq_takes_stop_signal;
+
+/* Shows the watchdog that an entry point of `sb` runs on this thread, and stops showing it. */
+static void yadtq_begin_call(yadtq_sandbox *sb) {
+    if (!yadtq_takes_stop_signal) {
+        sigset_t signals;
+        sigemptyset(&signals);
+        sigaddset(&signals, YADTQ_STOP_SIGNAL);
+        yadtq_takes_stop_signal = pthread_sigmask(SIG_UNBLOCK, &signals, NULL) == 0;
+    }
+    sb->thread = pthread_self();
+    yadtq_calling = sb;
+    __atomic_add_fetch(&sb->call_serial, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&sb->in_call, 1, __ATOMIC_RELEASE);
+}
+static void yadtq_end_call(yadtq_sandbox *sb, yadtq_sandbox *outer) {
+    __atomic_store_n(&sb->in_call, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&sb->no_jump, 0, __ATOMIC_RELAXED); /* after a jump out of the allocator */
+    yadtq_calling = outer;
+}
+
 static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nresults) {
     yadtq_sandbox *sb = yadtq_sandbox_of(L); /* the state's memory stays allocated until freed */
     if (sb->stopped) return YADTQ_STOPPED;
@@ -1510,7 +1681,9 @@ static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nres
     lua_pushcfunction(L, body);
     lua_pushlightuserdata(L, arg);
     jmp_buf target;
+    yadtq_sandbox *outer = yadtq_calling;
     if (setjmp(target) != 0) {
+        yadtq_end_call(sb, outer);
         sb->stop_target = NULL;
         sb->running = NULL;
         return YADTQ_STOPPED;
@@ -1519,7 +1692,9 @@ static int yadtq_protected(lua_State *L, lua_CFunction body, void *arg, int nres
     sb->refused_nsize = 0; /* a refusal while Swift read values (lua_checkstack) has been answered */
     yadtq_run_in(sb, L);
     sb->error_length = 0;
+    yadtq_begin_call(sb);
     int status = lua_pcall(L, 1, nresults, handler);
+    yadtq_end_call(sb, outer);
     sb->running = NULL;
     sb->stop_target = NULL;
     if (yadtq_refusal_pending(sb)) { /* e.g. `return pcall(table.concat, ...)`: see yadtq_alloc */
@@ -1538,6 +1713,7 @@ lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status) {
     lua_State *L = lua_newstate(yadtq_alloc, sb);
     *status = L == NULL ? LUA_ERRMEM : LUA_OK;
     if (L == NULL) return NULL;
+    yadtq_watch(sb);
     lua_atpanic(L, yadtq_panic);
     lua_sethook(L, yadtq_hook, YADTQ_HOOK_MASK, YADTQ_HOOK_INSTRUCTIONS);
     *status = yadtq_protected(L, yadtq_open_sandbox_body, NULL, 0);

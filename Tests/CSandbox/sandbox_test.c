@@ -10,6 +10,7 @@
 
 #include <lauxlib.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,9 +92,9 @@ static int run(sandboxed *s, const char *source, const encoding *args, uint64_t 
                        args ? (const char *)args->bytes : (const char *)no_args,
                        args ? args->length : sizeof no_args,
                        "t1", 2, 1, 3};
-    s->sandbox.deadline_ns = yadtq_now_ns() + timeout_ms * 1000000u;
+    yadtq_set_deadline(&s->sandbox, yadtq_now_ns() + timeout_ms * 1000000u);
     status = yadtq_run(s->L, &task);
-    s->sandbox.deadline_ns = 0;
+    yadtq_set_deadline(&s->sandbox, 0);
     return status;
 }
 
@@ -193,6 +194,47 @@ static void test_limits(void) {
 
 /* A limit the allocator finds notes where the task's Lua code was, as the hook does: a runaway
  * recursion reaches the memory limit with its stack, and the report must say where it ran. */
+/* Lua's collector runs no hook and calls no allocator while it walks tables with weak keys again
+ * and again until no more values turn out reachable: entries chained so that each value is the next
+ * one's key, in an order the walk does not follow, make one collection take time quadratic in the
+ * chain (40,000 entries: 8 s in plain Lua here). The watchdog's signal stops it inside the
+ * collection, and the state abandoned there is freed block by block like any stopped one. */
+static void *collector_stopped(void *unused) {
+    (void)unused;
+    const char *chain = "return function()\n"
+                        "  local weak, nodes = setmetatable({}, {__mode = 'k'}), {}\n"
+                        "  for i = 1, 40000 do nodes[i] = {} end\n"
+                        "  for i = #nodes, 2, -1 do local j = math.random(i) nodes[i], nodes[j] = nodes[j], nodes[i] end\n"
+                        "  for i = 1, #nodes - 1 do weak[nodes[i]] = nodes[i + 1] end\n"
+                        "  local first = nodes[1]\n"
+                        "  nodes = nil\n"
+                        "  while true do local garbage = {} end\n"
+                        "end";
+    sandboxed s;
+    open_state(&s, 64u << 20);
+    uint64_t started = yadtq_now_ns();
+    int status = run(&s, chain, NULL, 1000);
+    double seconds = (double)(yadtq_now_ns() - started) / 1e9;
+    CHECK(status == YADTQ_STOPPED && s.sandbox.stopped == YADTQ_STOPPED_TIME,
+          "weak-key chain: status %d, stopped for %d, not by the time limit", status, s.sandbox.stopped);
+    CHECK(strstr(s.sandbox.stopped_at, "garbage collector") != NULL,
+          "weak-key chain: stopped at '%s', not inside the collection", s.sandbox.stopped_at);
+    CHECK(seconds < 3.0, "weak-key chain: took %.2f s against a 1 s limit", seconds);
+    close_state(&s);
+    return NULL;
+}
+
+/* On a thread that blocks every signal, as the threads of a pool do (and those they start). */
+static void test_collector_stopped(void) {
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &before);
+    pthread_t thread;
+    pthread_create(&thread, NULL, collector_stopped, NULL);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    pthread_join(thread, NULL);
+}
+
 static void test_memory_stop_position(void) {
     sandboxed s;
     open_state(&s, 16u << 20);
@@ -383,6 +425,7 @@ int main(void) {
     alarm(60); /* a limit that does not hold must fail the test, not hang it */
     test_conversions();
     test_limits();
+    test_collector_stopped();
     test_memory_stop_position();
     test_stop_requests();
     test_errors_are_values();

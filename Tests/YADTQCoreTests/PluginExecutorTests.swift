@@ -120,6 +120,30 @@ struct PluginExecutorTests {
         #expect(again.map(\.value) == [.string("fine"), .string("fine")])
     }
 
+    /// A cancel reaches an attempt stuck in Lua's collector, where no hook runs: the sandbox's
+    /// watchdog stops it half a second after it first sees the request.
+    @Test func stopRequestReachesTheCollector() throws {
+        let folder = try PluginFolder(["chain.lua": plugin(weakKeyChainBody), "quick.lua": plugin("return 'fine'")])
+        let limits = PluginLimits(timeout: .seconds(30), memoryBytes: 64 << 20)
+        let pool = ExecutorPool(count: 1, makeExecutor: { PluginExecutor(registry: folder.registry, limits: limits) })
+        defer { pool.close() }
+        let stopper = Thread {
+            while pool.runningTaskIDs != ["chain-1"] { Thread.sleep(forTimeInterval: 0.01) }
+            Thread.sleep(forTimeInterval: 0.5)  // the chain is made, the collection under way
+            _ = pool.stop(["chain-1"])
+        }
+        let start = ContinuousClock.now
+        stopper.start()
+        let context = TaskContext(id: "chain-1", attempt: 1, maxAttempts: 3)
+        let outcome = pool.run([ExecutorPool.Job(type: "chain", args: [], context: context)])[0].outcome
+        let elapsed = ContinuousClock.now - start
+        let failure = try #require(outcome.failure)
+        #expect(failure.isCancelled, "\(failure.message)")
+        #expect(elapsed < .seconds(3), "took \(elapsed) to stop after 0.5 s")
+        let next = pool.run([ExecutorPool.Job(type: "quick", args: [], context: TaskContext(id: "q", attempt: 1, maxAttempts: 3))])
+        #expect(next[0].outcome.value == .string("fine"))
+    }
+
     @Test func pluginTimeoutOnlyLowersTheLimit() throws {
         let folder = try PluginFolder([
             "short.lua": "return {timeout = 0.1, run = function() while true do end end}",

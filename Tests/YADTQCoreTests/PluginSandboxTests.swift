@@ -33,6 +33,17 @@ struct PluginSandboxTests {
         #expect(elapsed < limits.timeout * 5 + .seconds(1), "took \(elapsed)", sourceLocation: sourceLocation)
     }
 
+    /// Lua's collector runs no hook: the sandbox's watchdog stops an attempt stuck in it half a
+    /// second after its time limit, and the executor's next task runs on a fresh state.
+    @Test func collectorStoppedAtTheTimeLimit() throws {
+        let limits = PluginLimits(timeout: .seconds(1), memoryBytes: 64 << 20)
+        let elapsed = try expectFailure(weakKeyChainBody, contains: "timeout after 1s", limits: limits)
+        #expect(elapsed < .seconds(3), "took \(elapsed) against a 1 s limit")
+        let folder = try PluginFolder(["chain.lua": plugin(weakKeyChainBody)], limits: limits)
+        let failure = try #require(folder.run("chain").failure)
+        #expect(failure.traceback?.contains("Lua's garbage collector") == true, "\(String(describing: failure.traceback))")
+    }
+
     @Test func infiniteLoopTimesOut() throws {
         try expectFailure("while true do end", contains: "timeout after 0.2s")
     }

@@ -17,9 +17,11 @@
  *
  * The other longjmp, yadtq_stop (a limit was hit), follows the same rule: it only jumps from C code
  * that Lua runs back to the C entry point, and the trampoline disarms it while a Swift function runs.
+ * So does the watchdog's signal handler, which stops a call inside a step no check reaches.
  */
 #include <lua.h>
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,7 +74,8 @@ enum { YADTQ_STOPPED = 100 };
 typedef struct yadtq_sandbox {
     size_t used;           /* bytes currently allocated by the state (without block headers) */
     size_t limit;          /* growth past this is refused; refused twice in a row, the state is stopped */
-    uint64_t deadline_ns;  /* CLOCK_MONOTONIC instant at which code is stopped; 0: no deadline */
+    uint64_t deadline_ns;  /* CLOCK_MONOTONIC instant at which code is stopped; 0: no deadline. Set it
+                            * with yadtq_set_deadline: the watchdog reads it from its own thread */
     int *stop_request;     /* a flag another thread raises (yadtq_request_stop) to stop the running
                             * code at its next check, as the deadline does; NULL: none. Honoured only
                             * while a deadline is set, i.e. while a task or a plugin's top level runs */
@@ -95,6 +98,15 @@ typedef struct yadtq_sandbox {
     int task_meta_ref;
     yadtq_host_fn hosts[YADTQ_HOST_COUNT];
     void *host_context;    /* the Swift LuaState, unretained; read back by host functions */
+    /* For the watchdog (see sandbox.c), which stops a call that no check reaches: */
+    pthread_t thread;      /* the thread that runs the current entry point */
+    int in_call;           /* an entry point runs (atomic: the watchdog reads it) */
+    unsigned call_serial;  /* counts entry point calls (atomic) */
+    int no_jump;           /* the allocator is updating the block list: a signal must not jump */
+    int watched;           /* on the watchdog's list, from yadtq_newstate to yadtq_free_all */
+    struct yadtq_sandbox *watch_prev, *watch_next;
+    unsigned request_seen_serial; /* the watchdog's own: the call whose stop request it saw first at */
+    uint64_t request_seen_ns;
 } yadtq_sandbox;
 
 
@@ -147,6 +159,10 @@ void yadtq_clear_stop(int *flag);
 /* Why the running code must stop now (YADTQ_STOPPED_TIME or _CANCELLED), or YADTQ_RUNNING: for
  * Swift code that reads a state's values while its call's deadline runs (results, json.encode). */
 int yadtq_stop_reason(const yadtq_sandbox *sb);
+/* Sets (or, with 0, clears) the deadline of the calls that follow. */
+void yadtq_set_deadline(yadtq_sandbox *sb, uint64_t deadline_ns);
+/* Frees the state's blocks and takes the sandbox off the watchdog's list: call it last, also
+ * after lua_close, before the sandbox's memory is reused. */
 void yadtq_free_all(yadtq_sandbox *sb);
 void yadtq_set_host(yadtq_sandbox *sb, int index, yadtq_host_fn fn);
 lua_State *yadtq_newstate(yadtq_sandbox *sb, int *status);

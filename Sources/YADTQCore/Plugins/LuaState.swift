@@ -80,6 +80,7 @@ final class LuaState {
         guard status == LUA_OK else {
             let message = Self.errorMessage(state, status: status).message
             lua_close(state)
+            yadtq_free_all(sandbox)  // off the watchdog's list before the memory goes
             sandbox.deallocate()
             throw LuaError(message: "cannot set up the plugin sandbox: \(message)")
         }
@@ -229,10 +230,10 @@ final class LuaState {
     ) -> Result<T, LuaError> {
         guard !isStopped else { return .failure(stopError(sandbox.pointee.stopped, traceback: nil)) }
         deadlineTimeout = timeout
-        sandbox.pointee.deadline_ns = yadtq_now_ns() &+ Self.nanoseconds(timeout)
+        yadtq_set_deadline(sandbox, yadtq_now_ns() &+ Self.nanoseconds(timeout))
         let status = call()
         let read = status == LUA_OK ? results() : nil
-        sandbox.pointee.deadline_ns = 0
+        yadtq_set_deadline(sandbox, 0)
         if status == YADTQ_STOPPED {
             // No Lua code ran after the limit; the state is abandoned and freed with this object.
             isDamaged = true
