@@ -55,10 +55,11 @@ import CLuaSandbox
 ///   ``maximumErrorBytes`` and its traceback ``maximumTracebackBytes``. Such values are read under
 ///   the running call's deadline (``LuaValueReader``), and the trampoline stops the state when a
 ///   host function returns past it.
+/// - Where no check runs (a garbage collection runs no hook, and one over weak-keyed tables chained
+///   by their values takes time quadratic in their entries), the C half's watchdog stops the call
+///   by a signal half a second after its deadline or its stop request.
 ///
-/// Not guaranteed: a garbage collection runs no hook, and one over weak-keyed tables (ephemerons)
-/// chained by their values takes time quadratic in their entries (see the README's known limit).
-/// One VM instruction or one C call between two checks runs to its end; each is
+/// Not guaranteed: one VM instruction or one C call between two checks runs to its end; each is
 /// bounded by the memory limit (comparing two long strings, `string.upper` of one), so
 /// the overshoot stays far under a second at the default 64 MiB but grows with the limit.
 /// Compiling a plugin file is not timed (it is bounded by the file's size). Memory outside the
