@@ -1,10 +1,15 @@
 /*
  * C-level tests of the sandbox (Sources/CLuaSandbox), built by scripts/test with AddressSanitizer
  * and UndefinedBehaviorSanitizer: the value conversions from Swift's flat encoding, the time and
- * memory limits (a stopped state is freed block by block, never run again), a stop requested by
- * another thread (a cancelled task), and the bounded library functions. Prints "N passed, N failed"; exits 1 on any failure.
+ * memory limits (a stopped state is freed block by block, never run again), the watchdog's stop
+ * inside a collection no check reaches, a stop requested by another thread (a cancelled task), and
+ * the bounded library functions. Prints "N passed, N failed"; exits 1 on any failure.
  */
 #define _POSIX_C_SOURCE 200809L /* alarm */
+
+#ifndef YADTQ_FIXTURES
+#error "build with -DYADTQ_FIXTURES='\"<repository>/Tests/Fixtures\"', as scripts/test does"
+#endif
 
 #include "yadtq_sandbox.h"
 
@@ -192,24 +197,29 @@ static void test_limits(void) {
                    4u << 20, YADTQ_STOPPED_MEMORY);
 }
 
-/* A limit the allocator finds notes where the task's Lua code was, as the hook does: a runaway
- * recursion reaches the memory limit with its stack, and the report must say where it ran. */
+/* The text of Tests/Fixtures/<name> (scripts/test passes the folder as YADTQ_FIXTURES); exits on failure. */
+static char *read_fixture(const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", YADTQ_FIXTURES, name);
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        fprintf(stderr, "cannot open the fixture %s\n", path);
+        exit(2);
+    }
+    static char text[1 << 16];
+    size_t length = fread(text, 1, sizeof text - 1, file);
+    fclose(file);
+    text[length] = 0;
+    return text;
+}
+
 /* Lua's collector runs no hook and calls no allocator while it walks tables with weak keys again
- * and again until no more values turn out reachable: entries chained so that each value is the next
- * one's key, in an order the walk does not follow, make one collection take time quadratic in the
- * chain (40,000 entries: 8 s in plain Lua here). The watchdog's signal stops it inside the
- * collection, and the state abandoned there is freed block by block like any stopped one. */
+ * and again until no more values turn out reachable: the fixture's chain of 40,000 entries makes
+ * one collection take seconds. The watchdog's signal stops it inside the collection, and the state
+ * abandoned there is freed block by block like any stopped one. */
 static void *collector_stopped(void *unused) {
     (void)unused;
-    const char *chain = "return function()\n"
-                        "  local weak, nodes = setmetatable({}, {__mode = 'k'}), {}\n"
-                        "  for i = 1, 40000 do nodes[i] = {} end\n"
-                        "  for i = #nodes, 2, -1 do local j = math.random(i) nodes[i], nodes[j] = nodes[j], nodes[i] end\n"
-                        "  for i = 1, #nodes - 1 do weak[nodes[i]] = nodes[i + 1] end\n"
-                        "  local first = nodes[1]\n"
-                        "  nodes = nil\n"
-                        "  while true do local garbage = {} end\n"
-                        "end";
+    const char *chain = read_fixture("weak_key_chain.lua");
     sandboxed s;
     open_state(&s, 64u << 20);
     uint64_t started = yadtq_now_ns();
@@ -235,6 +245,8 @@ static void test_collector_stopped(void) {
     pthread_join(thread, NULL);
 }
 
+/* A limit the allocator finds notes where the task's Lua code was, as the hook does: a runaway
+ * recursion reaches the memory limit with its stack, and the report must say where it ran. */
 static void test_memory_stop_position(void) {
     sandboxed s;
     open_state(&s, 16u << 20);

@@ -123,7 +123,7 @@ struct PluginExecutorTests {
     /// A cancel reaches an attempt stuck in Lua's collector, where no hook runs: the sandbox's
     /// watchdog stops it half a second after it first sees the request.
     @Test func stopRequestReachesTheCollector() throws {
-        let folder = try PluginFolder(["chain.lua": plugin(weakKeyChainBody), "quick.lua": plugin("return 'fine'")])
+        let folder = try PluginFolder(["chain.lua": try weakKeyChainPlugin(), "quick.lua": plugin("return 'fine'")])
         let limits = PluginLimits(timeout: .seconds(30), memoryBytes: 64 << 20)
         let pool = ExecutorPool(count: 1, makeExecutor: { PluginExecutor(registry: folder.registry, limits: limits) })
         defer { pool.close() }

@@ -59,17 +59,10 @@ func plugin(_ body: String) -> String {
     "return function(args, task)\n\(body)\nend\n"
 }
 
-/// A plugin body that keeps Lua's collector busy for seconds inside one step no hook reaches:
-/// tables with weak keys are walked again and again until no more values turn out reachable, and
-/// entries chained so that each value is the next one's key, in an order the walk does not follow,
-/// make that time quadratic in the chain (40,000 entries: about 8 s in plain Lua on the test
-/// machine). Then it makes garbage until the collector runs.
-let weakKeyChainBody = """
-    local weak, nodes = setmetatable({}, {__mode = "k"}), {}
-    for i = 1, 40000 do nodes[i] = {} end
-    for i = #nodes, 2, -1 do local j = math.random(i) nodes[i], nodes[j] = nodes[j], nodes[i] end
-    for i = 1, #nodes - 1 do weak[nodes[i]] = nodes[i + 1] end
-    local first = nodes[1]
-    nodes = nil
-    while true do local garbage = {} end
-    """
+/// A plugin that keeps Lua's collector busy for seconds in one step no check reaches (see the
+/// file), shared with the integration tests.
+func weakKeyChainPlugin() throws -> String {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/weak_key_chain.lua").path
+    return try String(contentsOfFile: path, encoding: .utf8)
+}

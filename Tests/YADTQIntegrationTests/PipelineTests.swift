@@ -86,6 +86,27 @@ struct PipelineTests {
         #expect(letters.contains { $0.contains("division by zero") })
     }
 
+    @Test("a plugin that keeps Lua's collector busy past its time limit ends FAILED as a timeout within a second of it; the worker goes on with the next task")
+    func collectorStoppedInTheWorker() throws {
+        let chain = try String(
+            contentsOf: IntegrationStack.repository.appendingPathComponent("Tests/Fixtures/weak_key_chain.lua"), encoding: .utf8)
+        let stack = try IntegrationStack(label: "collector", extraPlugins: ["chain": chain])
+        let worker = try stack.startWorker("w1", arguments: ["--timeout", "1s"])
+        let input = """
+            {"id": "stuck", "type": "chain", "args": [], "max_attempts": 1}
+            {"id": "after", "type": "add", "args": [1, 2]}
+            end
+            """
+        #expect(try stack.run(input: input + "\n").status == 0)
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(60)) == 0, "the worker drained to the end marker")
+        let records = try stack.store.records(ids: ["stuck", "after"])
+        let stuck = try #require(records[0])
+        #expect(stuck.status == .failed && stuck.error?.hasPrefix("timeout after 1s") == true, "\(String(describing: stuck.error))")
+        let ran = (stuck.finishedAt ?? .max) - (stuck.startedAt ?? 0)
+        #expect(ran < 3_000, "the attempt ran \(ran) ms against its 1 s limit")
+        #expect(records[1]?.status == .success && records[1]?.result == .int(3))
+    }
+
     @Test("a task waiting for its retry does not hold up the tasks behind it, nor the end marker before it is done")
     func retryBackoffDoesNotBlock() throws {
         let stack = try IntegrationStack()
