@@ -1,7 +1,7 @@
 /// Which kept tasks an operator's bulk retry queues again: those in one status, FAILED or
 /// CANCELLED, optionally of one type, optionally only those that finished within `since`.
 /// The one set of rules behind `yadtq-ctl retry --failed|--cancelled [--type T] [--since D]`
-/// and `POST /api/tasks/retry`; ``TaskPublisher/retry(matching:limit:)`` applies it.
+/// and `POST /api/tasks/retry`; ``TaskPublisher/retry(matching:limit:pacing:)`` applies it.
 public struct RetryFilter: Sendable, Equatable {
     /// FAILED or CANCELLED: the statuses a task can be retried from.
     public let status: TaskStatus
@@ -75,15 +75,18 @@ public struct RetryFilter: Sendable, Equatable {
             && since.map { (record.finishedAt ?? 0) >= now - $0.inMilliseconds } ?? true
     }
 
-    /// The ids of the kept tasks the filter takes, newest first: at most `limit` of them, and
-    /// whether more match.
+    /// The ids of the kept tasks the filter takes, newest first, each once (a task retried while
+    /// the pages are read may turn up on a later page too): at most `limit` of them, and whether
+    /// more match.
     public func matchingIDs(in store: TaskStore, now: Int64, limit: Int? = nil) throws -> (ids: [String], more: Bool) {
         var ids: [String] = []
+        var seen = Set<String>()
         var cursor: String? = nil
         repeat {
             let page = try store.taskPage(status: status, type: type, cursor: cursor, limit: 1000)
-            for record in page.records where matches(record, now: now) {
+            for record in page.records where matches(record, now: now) && !seen.contains(record.id) {
                 if let limit, ids.count >= limit { return (ids, true) }
+                seen.insert(record.id)
                 ids.append(record.id)
             }
             cursor = page.nextCursor
@@ -107,16 +110,7 @@ extension TaskPublisher {
     /// found and left are `more`).
     public func retry(matching filter: RetryFilter, limit: Int? = nil, pacing: BulkRetryPacing? = nil) throws -> BulkRetry {
         let (ids, more) = try filter.matchingIDs(in: store, now: currentEpochMilliseconds(), limit: limit)
-        var pacing = pacing
-        var changes: [TaskStore.OperatorChange] = []
-        for start in stride(from: 0, to: ids.count, by: Self.retryChunkSize) {
-            let began = ContinuousClock.now
-            guard pacing?.startsChunk(at: began) ?? true else {
-                return BulkRetry(ids: Array(ids[..<start]), changes: changes, more: true)
-            }
-            changes += try retry(Array(ids[start..<min(start + Self.retryChunkSize, ids.count)]))
-            pacing?.chunkEnded(taking: .now - began)
-        }
-        return BulkRetry(ids: ids, changes: changes, more: more)
+        let changes = try retryChunks(of: ids, pacing: pacing)
+        return BulkRetry(ids: Array(ids[..<changes.count]), changes: changes, more: more || changes.count < ids.count)
     }
 }

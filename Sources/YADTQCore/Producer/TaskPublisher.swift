@@ -388,13 +388,21 @@ extension TaskPublisher {
     /// reason and the retry that publishes it), and the tasks of other topics go on. An id
     /// named twice is one task, queued and published once.
     public func retry(_ ids: [String]) throws -> [TaskStore.OperatorChange] {
-        try TaskStore.oncePerID(ids) { ids in
-            var changes: [TaskStore.OperatorChange] = []
-            for start in stride(from: 0, to: ids.count, by: Self.retryChunkSize) {
-                changes += try retryChunk(Array(ids[start..<min(start + Self.retryChunkSize, ids.count)]))
-            }
-            return changes
+        try TaskStore.oncePerID(ids) { ids in try retryChunks(of: ids, pacing: nil) }
+    }
+
+    /// Retries distinct `ids` ``retryChunkSize`` at a time; with `pacing`, only the chunks it
+    /// starts: the changes answer a prefix of `ids`, and the ids past it were left alone.
+    func retryChunks(of ids: [String], pacing: BulkRetryPacing?) throws -> [TaskStore.OperatorChange] {
+        var pacing = pacing
+        var changes: [TaskStore.OperatorChange] = []
+        for start in stride(from: 0, to: ids.count, by: Self.retryChunkSize) {
+            let began = ContinuousClock.now
+            guard pacing?.startsChunk(at: began) ?? true else { break }
+            changes += try retryChunk(Array(ids[start..<min(start + Self.retryChunkSize, ids.count)]))
+            pacing?.chunkEnded(taking: .now - began)
         }
+        return changes
     }
 
     /// How many tasks a retry queues again in one Redis call, then publishes.
