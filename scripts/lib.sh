@@ -52,6 +52,11 @@ yadtq_die() {
     exit 1
 }
 
+# Prints a script's usage: its header comment, from the second line to `set -euo`.
+yadtq_usage() {
+    sed -n '2,/^set -euo/p' "$1" | sed '$d; s/^# \{0,1\}//'
+}
+
 # Print the last lines of a log file, indented, to stderr.
 yadtq_tail() {
     local file=$1 lines=${2:-20}
