@@ -41,4 +41,16 @@ struct KafkaLogTests {
     func levels() {
         #expect((0...7).map(KafkaLog.level(syslog:)) == [.critical, .critical, .critical, .error, .warning, .notice, .info, .debug])
     }
+
+    @Test("a property meant for the other kind of client is a debug line, as every override goes to every client; other warnings stay")
+    func otherKindOfClient() {
+        let line = { (property: String, kind: String, client: String) in
+            "[thrd:app]: Configuration property \(property) is a \(kind) property and will be ignored by this \(client) instance"
+        }
+        #expect(KafkaLog.level(syslog: 4, facility: "CONFWARN", line: line("session.timeout.ms", "consumer", "producer")) == .debug)
+        #expect(KafkaLog.level(syslog: 4, facility: "CONFWARN", line: line("linger.ms", "producer", "consumer")) == .debug)
+        let other = "[thrd:app]: Configuration property queue.buffering.max.ms is deprecated"
+        #expect(KafkaLog.level(syslog: 4, facility: "CONFWARN", line: other) == .warning)
+        #expect(KafkaLog.level(syslog: 3, facility: "FAIL", line: line("x", "consumer", "producer")) == .error)
+    }
 }

@@ -159,6 +159,34 @@ struct MonitorIntegrationTests {
         #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
     }
 
+    @Test("a worker its group has not assigned partitions yet is ALIVE, waiting, and says for how long, until it has them")
+    func waitingForGroup() throws {
+        let reaper = ProcessReaper()
+        defer { reaper.killAll() }
+        let (stack, probe) = try stack()
+        // The local broker holds a group's first join for about half the session timeout: 15 s
+        // here, so the wait outlasts several beats and a monitor's look.
+        let worker = reaper.watch(
+            try stack.startWorker("w1", arguments: Self.fastHeartbeat, environment: ["YADTQ_KAFKA_SESSION_TIMEOUT_MS": "30000"]))
+        func beat() -> Heartbeat? { try? Heartbeat(parsing: probe.hash("all_heartbeats")["w1"] ?? "") }
+        let note = "waiting for group \(stack.settings.group) to assign partitions (for "
+        var waiting: Heartbeat?
+        try probe.wait(for: "w1 waiting for its group", timeout: .seconds(30)) {
+            waiting = beat()
+            return waiting?.state == .waiting && waiting?.note?.hasPrefix(note) == true
+        }
+        #expect(waiting?.partitions == [], "\(String(describing: waiting))")
+        let snapshot = try probe.snapshot()
+        let shown = snapshot["workers"]?[0]
+        #expect(shown?["verdict"] == "ALIVE" && shown?["reason"]?.stringValue?.hasPrefix(note) == true, "\(snapshot)")
+        try probe.wait(for: "w1 consuming both partitions", timeout: .seconds(60)) {
+            let assigned = beat()
+            return assigned?.state == .idle && assigned?.note == nil && assigned?.partitions == [0, 1]
+        }
+        kill(worker.processIdentifier, SIGTERM)
+        #expect(IntegrationStack.waitForExit(worker, timeout: .seconds(30)) == 0)
+    }
+
     @Test("a worker killed with -9 is DEAD within dead-after + interval, and its task is orphaned")
     func killedWorkerIsDead() throws {
         let reaper = ProcessReaper()

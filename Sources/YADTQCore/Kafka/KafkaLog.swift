@@ -25,6 +25,18 @@ public enum KafkaLog {
         }
     }
 
+    /// swift-log's level for one of librdkafka's lines: its syslog level's, except for the
+    /// warning that a property is for the other kind of client (`... is a consumer property and
+    /// will be ignored by this producer instance`), which is a debug line: every `YADTQ_KAFKA_*`
+    /// override goes to every client of a process, so a worker's producer is handed the
+    /// consumer's `session.timeout.ms`, and its consumer takes it.
+    public static func level(syslog: Int32, facility: String, line: String) -> Logger.Level {
+        let otherKind = facility == "CONFWARN"
+            && (line.contains("is a consumer property and will be ignored by this producer instance")
+                || line.contains("is a producer property and will be ignored by this consumer instance"))
+        return otherKind ? .debug : level(syslog: syslog)
+    }
+
     /// swift-log's level for a syslog level (librdkafka's: 0 emergency to 7 debug).
     public static func level(syslog: Int32) -> Logger.Level {
         switch syslog {
@@ -54,7 +66,7 @@ final class KafkaLogSink: @unchecked Sendable {
     }
 
     func log(syslogLevel: Int32, facility: String, line: String) {
-        let level = KafkaLog.level(syslog: syslogLevel)
+        let level = KafkaLog.level(syslog: syslogLevel, facility: facility, line: line)
         // Debug lines come only when YADTQ_KAFKA_DEBUG asks for them, and then all are wanted.
         let (logger, verdict) = lock.withLock {
             (self.logger, level == .debug ? .log(dropped: 0) : repeats.admit("\(syslogLevel)|\(facility)|\(line)", at: .now))

@@ -11,8 +11,7 @@ public final class WorkerActivity: @unchecked Sendable {
     private var failedCount = 0
     private var assigned: [Int32] = []
     private var stopped = false
-    private var waitingForTopic: String?
-    private var waitingForBroker: String?
+    private var waits = WorkerWaits()
     private var assignmentChanges = 0
     private var metricsPort: Int?
     private var batchStartedAt: Int64?
@@ -93,22 +92,18 @@ public final class WorkerActivity: @unchecked Sendable {
 
     /// Marks the worker `waiting` for `topic` to exist, or (with `nil`) no longer.
     func waitingForTopic(_ topic: String?) {
-        lock.withLock { waitingForTopic = topic }
+        lock.withLock { waits.topic = topic }
     }
 
     /// Marks the worker `waiting` for the broker at `brokers` to answer, or (with `nil`) no longer.
     func waitingForBroker(_ brokers: String?) {
-        lock.withLock { waitingForBroker = brokers }
+        lock.withLock { waits.broker = brokers }
     }
 
-    /// The heartbeat's note while the worker waits for the broker at `brokers`; its log says it too.
-    static func brokerNote(_ brokers: String) -> String { "waiting for the broker at \(brokers)" }
-
-    /// Why the worker is not consuming: the broker first, as nothing else (the topic included)
-    /// can be known before it answers.
-    private var note: String? {
-        if let waitingForBroker { return Self.brokerNote(waitingForBroker) }
-        return waitingForTopic.map { "waiting for topic \($0) to exist (yadtq-run --topic \($0) creates it)" }
+    /// Marks the worker `waiting` for `group` to assign it its share of the partitions, since
+    /// `now` (epoch milliseconds), or (with `nil`) no longer.
+    func waitingForGroup(_ group: String?, since now: Int64 = currentEpochMilliseconds()) {
+        lock.withLock { waits.group = group.map { WorkerWaits.GroupJoin(name: $0, since: now) } }
     }
 
     func markStopped() {
@@ -119,10 +114,11 @@ public final class WorkerActivity: @unchecked Sendable {
         lock.withLock {
             // The longest-running task is the one that tells whether the worker is stuck.
             let oldest = running.min { $0.value < $1.value }
-            let note = self.note
+            let now = currentEpochMilliseconds()
+            let note = waits.note(at: now)
             let state: WorkerState = stopped ? .stopped : note != nil ? .waiting : running.isEmpty ? .idle : .busy
             return Snapshot(
-                takenAt: currentEpochMilliseconds(), state: state, currentTask: oldest?.key, taskStartedAt: oldest?.value,
+                takenAt: now, state: state, currentTask: oldest?.key, taskStartedAt: oldest?.value,
                 processed: processedCount, failed: failedCount, partitions: assigned, note: note,
                 assignmentChanges: assignmentChanges, metricsPort: metricsPort, batchStartedAt: batchStartedAt)
         }
