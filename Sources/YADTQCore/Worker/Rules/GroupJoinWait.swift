@@ -16,9 +16,6 @@ public struct GroupJoinWait: Sendable, Equatable {
         report = ProblemReport(interval: reportEvery)
     }
 
-    /// Whether the worker is waiting for its first assignment since it (re)joined.
-    public var isWaiting: Bool { since != nil }
-
     /// The worker subscribed to its topic with a new consumer at `now`.
     public mutating func joined(at now: ContinuousClock.Instant) {
         since = now
