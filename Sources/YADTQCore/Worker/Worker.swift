@@ -302,8 +302,6 @@ public final class Worker: @unchecked Sendable {
         /// Commit failures are logged once per kind of failure per 10 s: with a broker away,
         /// every commit fails.
         var commitProblems = ProblemReport(interval: .seconds(10))
-        /// How long the group has left this worker without an assignment since it joined.
-        var joinWait = GroupJoinWait()
         var logger: Logger { worker.logger }
 
         init(worker: Worker, runner: BatchRunner) {
@@ -381,7 +379,7 @@ public final class Worker: @unchecked Sendable {
                 try perform(machine.polled(messages, now: .now, epochMilliseconds: currentEpochMilliseconds()))
             }
             worker.activity.assign(consumer.assignedPartitions)
-            if let waited = joinWait.check(at: .now) {
+            if let waited = worker.activity.groupWaitToWarn() {
                 logger.warning(
                     "group \(worker.settings.group) has assigned this worker no partitions for \(waited.compactText): the broker answers, but the group's rebalance has not completed. A member that stopped without leaving holds it until its session times out (YADTQ_KAFKA_SESSION_TIMEOUT_MS); if this goes on, YADTQ_KAFKA_DEBUG=cgrp with --log-level debug logs the broker's answers to the join")
             }
@@ -421,8 +419,7 @@ public final class Worker: @unchecked Sendable {
             consumer.listener = self
             try consumer.subscribe()
             self.consumer = consumer
-            joinWait.joined(at: .now)
-            worker.activity.waitingForGroup(worker.settings.group)
+            worker.activity.joinedGroup(worker.settings.group)
         }
 
         /// Leaves the group (idempotent); the consumer is freed.
@@ -436,17 +433,15 @@ public final class Worker: @unchecked Sendable {
             consumer.close()
             self.consumer = nil
             worker.activity.assign([])
-            joinWait.left()
-            worker.activity.waitingForGroup(nil)
+            worker.activity.leftGroup()
         }
 
         func consumer(_ consumer: KafkaConsumer, didAssign partitions: [Int32]) {
             // Called for every rebalance this member completes, with an empty list when its share
             // is none: the first one ends the wait for the group.
-            if let waited = joinWait.assigned(at: .now) {
+            if let waited = worker.activity.groupAssigned() {
                 logger.notice("group \(worker.settings.group) assigned partitions \(partitions) after \(waited.compactText)")
             }
-            worker.activity.waitingForGroup(nil)
             try? perform(machine.partitionsAssigned(partitions))
         }
 

@@ -100,10 +100,29 @@ public final class WorkerActivity: @unchecked Sendable {
         lock.withLock { waits.broker = brokers }
     }
 
-    /// Marks the worker `waiting` for `group` to assign it its share of the partitions, since
-    /// `now` (epoch milliseconds), or (with `nil`) no longer.
-    func waitingForGroup(_ group: String?, since now: Int64 = currentEpochMilliseconds()) {
-        lock.withLock { waits.group = group.map { WorkerWaits.GroupJoin(name: $0, since: now) } }
+    /// Marks the worker `waiting` for `group`, which it joined now, to assign it its share of
+    /// the partitions (see ``GroupJoinWait``).
+    func joinedGroup(_ group: String) {
+        lock.withLock { waits.group = GroupJoinWait(group: group, since: .now) }
+    }
+
+    /// The group assigned the worker its share (possibly none): it waits no longer. How long it
+    /// waited, when that wait was warned about, else `nil`.
+    func groupAssigned() -> Duration? {
+        lock.withLock {
+            defer { waits.group = nil }
+            return waits.group?.assigned(at: .now)
+        }
+    }
+
+    /// The worker left its group: it waits for nothing from it.
+    func leftGroup() {
+        lock.withLock { waits.group = nil }
+    }
+
+    /// How long the worker has waited for its group, when that is to be warned about now.
+    func groupWaitToWarn() -> Duration? {
+        lock.withLock { waits.group?.check(at: .now) }
     }
 
     func markStopped() {
@@ -115,7 +134,7 @@ public final class WorkerActivity: @unchecked Sendable {
             // The longest-running task is the one that tells whether the worker is stuck.
             let oldest = running.min { $0.value < $1.value }
             let now = currentEpochMilliseconds()
-            let note = waits.note(at: now)
+            let note = waits.note(at: .now)
             let state: WorkerState = stopped ? .stopped : note != nil ? .waiting : running.isEmpty ? .idle : .busy
             return Snapshot(
                 takenAt: now, state: state, currentTask: oldest?.key, taskStartedAt: oldest?.value,

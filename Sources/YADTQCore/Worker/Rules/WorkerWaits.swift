@@ -7,28 +7,16 @@ public struct WorkerWaits: Sendable, Equatable {
     public var broker: String?
     /// The topic the worker waits to exist.
     public var topic: String?
-    /// The group the worker joined, until it assigns the worker its share of the partitions
-    /// (see ``GroupJoinWait``).
-    public var group: GroupJoin?
-
-    public struct GroupJoin: Sendable, Equatable {
-        public var name: String
-        /// When the worker joined, in milliseconds since the epoch.
-        public var since: Int64
-
-        public init(name: String, since: Int64) {
-            self.name = name
-            self.since = since
-        }
-    }
+    /// The group the worker joined, until it assigns the worker its share of the partitions.
+    public var group: GroupJoinWait?
 
     public init() {}
 
-    /// The note at `now` (epoch milliseconds), or `nil` when the worker waits for nothing.
-    public func note(at now: Int64) -> String? {
+    /// The note at `now`, or `nil` when the worker waits for nothing.
+    public func note(at now: ContinuousClock.Instant) -> String? {
         if let broker { return Self.brokerNote(broker) }
         if let topic { return "waiting for topic \(topic) to exist (yadtq-run --topic \(topic) creates it)" }
-        return group.map { "waiting for group \($0.name) to assign partitions (for \(Duration.milliseconds(max(0, now - $0.since)).compactText))" }
+        return group.map { "waiting for group \($0.group) to assign partitions (for \((now - $0.since).compactText))" }
     }
 
     /// The note while the worker waits for the broker at `brokers`; its log says it too.
