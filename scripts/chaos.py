@@ -294,9 +294,12 @@ class Context:
         found = self.redis.call(read, retry_for=retry_for)
         return [found[tid] for tid in ids]
 
-    def start_worker(self, name, args=(), env=None):
+    def start_worker(self, name, args=(), env=None, machine=None):
+        """`machine`: a SeparateMachine to run it on (the worker is started inside its network
+        namespace), else this one."""
         logfile = open(os.path.join(self.logs, f"worker-{name}.log"), "ab")
-        process = subprocess.Popen([os.path.join(BIN, "yadtq-worker"), name, self.topic, *args],
+        wrap = machine.wrap if machine else []
+        process = subprocess.Popen([*wrap, os.path.join(BIN, "yadtq-worker"), name, self.topic, *args],
                                    env=dict(self.env, **(env or {})), stdout=logfile, stderr=logfile,
                                    stdin=subprocess.DEVNULL)
         logfile.close()
@@ -380,6 +383,75 @@ class TcpProxy:
     def cut(self):
         self.process.kill()
         self.process.wait()
+
+
+class SeparateMachine:
+    """A network namespace standing for a machine of its own, linked to this one by a veth pair.
+    A process started in it (`wrap`) reaches the broker and Redis at the addresses every other
+    process uses (127.0.0.1:<port>: its own loopback, where a proxy forwards over the link to a
+    proxy on this side, which forwards to the service), so the broker's advertised address
+    works there unchanged. `split_broker()` stops this side's broker proxy (SIGSTOP): every
+    connection to the broker stays open and goes silent, as when a network drops a machine's
+    packets to one service, while Redis still answers; `heal()` lets them flow again.
+    Needs root (ip netns)."""
+
+    def __init__(self, label):
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            raise Unavailable("needs root and iproute2 (ip netns) to give a worker a network of its own")
+        self.name = f"yq-{label}-{uuid.uuid4().hex[:6]}"
+        self.host_if, self.peer_if = "yqh" + self.name[-6:], "yqn" + self.name[-6:]
+        used = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+        net = next(n for n in range(1, 255) if f" 10.201.{n}." not in used)
+        self.host_ip, self.peer_ip = f"10.201.{net}.1", f"10.201.{net}.2"
+        self.wrap = ["ip", "netns", "exec", self.name]
+        self.proxies = {}
+        self.made = False
+        for command in (["ip", "netns", "add", self.name],
+                        ["ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if],
+                        ["ip", "link", "set", self.peer_if, "netns", self.name],
+                        ["ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if],
+                        ["ip", "link", "set", self.host_if, "up"],
+                        [*self.wrap, "ip", "addr", "add", f"{self.peer_ip}/30", "dev", self.peer_if],
+                        [*self.wrap, "ip", "link", "set", self.peer_if, "up"],
+                        [*self.wrap, "ip", "link", "set", "lo", "up"]):
+            subprocess.run(command, check=True, capture_output=True)
+            self.made = True
+        broker_port = int(BROKERS.rsplit(":", 1)[1])
+        redis_port = int(REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+        for service, port in (("broker", broker_port), ("redis", redis_port)):
+            # This side first: the link's far end connects to it.
+            self.proxies[service] = [self._proxy([], f"{self.host_ip}:{port}", "127.0.0.1", port),
+                                     self._proxy(self.wrap, f"127.0.0.1:{port}", self.host_ip, port)]
+
+    @staticmethod
+    def _proxy(wrap, listen, host, port):
+        process = subprocess.Popen([*wrap, sys.executable, os.path.join(ROOT, "scripts", "tcp_proxy.py"), listen,
+                                    host, str(port)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        STARTED.append(process)
+        if process.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"the proxy {listen} -> {host}:{port} did not start")
+        return process
+
+    def split_broker(self):
+        os.kill(self.proxies["broker"][0].pid, signal.SIGSTOP)
+
+    def heal(self):
+        os.kill(self.proxies["broker"][0].pid, signal.SIGCONT)
+
+    def remove(self):
+        for pair in self.proxies.values():
+            for process in pair:
+                if process.poll() is None:
+                    os.kill(process.pid, signal.SIGCONT)
+                    process.kill()
+                    process.wait()
+        if self.made:
+            subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+            subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+class Unavailable(Exception):
+    """A scenario this machine cannot run (reported as SKIP, with the reason)."""
 
 
 def mixed_tasks(ctx, count, nap=0.0):
@@ -709,14 +781,8 @@ def scenario_frozen_worker(ctx, size):
     other = ctx.start_worker("other", args)
     sampler = Sampler(ctx, count)
     sampler.start()
-    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
-    if producer.wait(120) != 0:
-        ctx.fail(f"yadtq-run exited {producer.returncode}")
-    offsets = topic_offsets(ctx.topic, partitions, count)
-    checker = CommitChecker(ctx, partitions, offsets)
-    checker.start()
     # Freeze while it is running tasks (busy in its heartbeat) and holds partitions.
-    wait_until(lambda: sampler.terminal >= count // 5, 120)
+    checker = publish_checked(ctx, lines, partitions, sampler)
     freeze = size["freeze"]
     os.kill(frozen.pid, signal.SIGSTOP)
     stopped_ms = int(time.time() * 1000)
@@ -730,10 +796,39 @@ def scenario_frozen_worker(ctx, size):
         ctx.fail("no task finished while the worker was frozen: its partitions did not move on")
     if not sampler.wait(size["timeout"]):
         ctx.fail("not every task terminal")
-    time.sleep(2)  # let the woken worker commit whatever it would commit
+    terminal, wrong, rewritten, held, taken, _ = end_takeover(ctx, sampler, checker, expected, frozen, other,
+                                                              stopped_ms, woken_ms)
+    takeover = f"{(min(taken) - stopped_ms) / 1000:.1f}s after the freeze" if taken else "not during the freeze"
+    if not taken:
+        ctx.fail(f"the frozen worker's partitions {sorted(held)} did not move on while it was frozen")
+    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                  f"SIGSTOP {freeze:.0f}s > session.timeout 6s; its partitions {sorted(held)} taken over {takeover}; "
+                  f"{len(taken)} of their tasks finished by the other worker meanwhile")
+
+
+def publish_checked(ctx, lines, partitions, sampler):
+    """Publishes `lines` with yadtq-run, starts a CommitChecker over their offsets, and returns
+    it once a fifth of them are terminal: the moment for a fault."""
+    producer = ctx.run_producer(("\n".join(lines) + "\n").encode(), label="run")
+    if producer.wait(120) != 0:
+        ctx.fail(f"yadtq-run exited {producer.returncode}")
+    checker = CommitChecker(ctx, partitions, topic_offsets(ctx.topic, partitions, len(lines)))
+    checker.start()
+    wait_until(lambda: sampler.terminal >= len(lines) // 5, 120)
+    return checker
+
+
+def end_takeover(ctx, sampler, checker, expected, gone, taker, gone_ms, back_ms):
+    """The end of a run in which worker `gone` was out of its group from gone_ms to back_ms
+    (epoch ms) while `taker` went on: lets `gone` commit whatever it would commit, stops the
+    sampler, the commit checker and both workers (neither may have exited), checks the commit
+    rule and every task. Returns terminal, wrong, rewritten (see verify), the partitions `gone`
+    had finished tasks of before it went, the finish times of their tasks `taker` finished while
+    it was gone, and every task's record."""
+    time.sleep(2)
     sampler.stop()
     checker.stop()
-    for w in (frozen, other):
+    for w in (gone, taker):
         if w.poll() is not None:
             ctx.fail(f"worker {w.label} exited {w.returncode}")
     ctx.stop_workers()
@@ -743,16 +838,94 @@ def scenario_frozen_worker(ctx, size):
         ctx.fail(f"committed offsets moved backwards (a commit by a worker that lost the partition): "
                  f"{checker.regressions[:3]}")
     terminal, wrong, rewritten = verify(ctx, expected, sampler)
-    # Did the frozen worker's own partitions move on without it (taken over by the other)?
-    fields = [(r.get("worker"), r.get("partition"), r.get("finished_at")) for r in ctx.records(list(expected))]
-    held = {p for w, p, f in fields if w == "frozen" and f and int(f) < stopped_ms}
-    taken = [int(f) for w, p, f in fields if w == "other" and p in held and f and stopped_ms <= int(f) <= woken_ms]
-    takeover = f"{(min(taken) - stopped_ms) / 1000:.1f}s after the freeze" if taken else "not during the freeze"
-    if not taken:
-        ctx.fail(f"the frozen worker's partitions {sorted(held)} did not move on while it was frozen")
-    return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
-                  f"SIGSTOP {freeze:.0f}s > session.timeout 6s; its partitions {sorted(held)} taken over {takeover}; "
-                  f"{len(taken)} of their tasks finished by the other worker meanwhile")
+    records = ctx.records(list(expected))
+    fields = [(r.get("worker"), r.get("partition"), r.get("finished_at")) for r in records]
+    held = {p for w, p, f in fields if w == gone.label and f and int(f) < gone_ms}
+    taken = [int(f) for w, p, f in fields if w == taker.label and p in held and f and gone_ms <= int(f) <= back_ms]
+    return terminal, wrong, rewritten, held, taken, records
+
+
+def scenario_broker_split(ctx, size):
+    """Two workers on 4 partitions, one on a machine of its own (SeparateMachine) and holding
+    the topic's scheduler lease. A fifth of the way into the run that machine's link to the
+    broker goes silent for size["split"] s (past the session timeout, and past the 15 s its
+    publishes wait for the broker) while Redis still answers it; delayed tasks come due in the
+    middle of it. The other worker must take the split one's partitions over; the split worker,
+    still writing to Redis, must write nothing stale and commit nothing past what is terminal;
+    the delayed tasks must run although the scheduler's worker cannot reach the broker; and
+    once the link is back the split worker takes partitions again."""
+    count, delayed, delay = size["split_tasks"], size["split_delayed"], 5
+    partitions = 4
+    lines, expected = mixed_tasks(ctx, count, nap=0.01)
+    try:
+        machine = SeparateMachine("split")
+    except Unavailable as why:
+        print(f"{ctx.name:<14} SKIP  -- {why}", flush=True)
+        return True
+    try:
+        ctx.create_topic(partitions)
+        args = ["--batch-size", "50"]
+        # A delivery timeout shorter than the 30 s after which the other worker's scheduler
+        # takes a QUEUED task as lost, so a task the split worker gives up on is still QUEUED
+        # then (with librdkafka's 30 s, the two race).
+        split = ctx.start_worker("split", args, env={"YADTQ_KAFKA_DELIVERY_TIMEOUT_MS": "15000"}, machine=machine)
+        if not wait_until(lambda: "active on this worker" in ctx.worker_log("split"), 60):
+            raise RuntimeError("the worker on its own machine did not take the scheduler lease within 60 s")
+        other = ctx.start_worker("other", args)
+        total = count + 10 + delayed
+        sampler = Sampler(ctx, total)
+        sampler.start()
+        # A few delayed tasks first, due at once: the scheduler publishes them, so it knows the
+        # topic's partitions when the split comes (a count it must read from the broker first
+        # makes the publish fail as a whole, leaving the tasks QUEUED whatever the rule for a
+        # broker that does not answer).
+        warm = [json.dumps({"id": f"{ctx.name}-warm-{i}", "type": "add", "args": [i, 2], "delay": "1s"})
+                for i in range(10)]
+        warm_ids = [f"{ctx.name}-warm-{i}" for i in range(10)]
+        expected.update({tid: i + 2 for i, tid in enumerate(warm_ids)})
+        if ctx.run_producer(("\n".join(warm) + "\n").encode(), label="warm").wait(60) != 0:
+            ctx.fail("yadtq-run of the first delayed tasks failed")
+        if not wait_until(lambda: all(r.get("status") == "SUCCESS" for r in ctx.records(warm_ids)), 60):
+            ctx.fail("the first delayed tasks did not run within 60 s")
+        checker = publish_checked(ctx, lines, partitions, sampler)
+        later = [json.dumps({"id": f"{ctx.name}-later-{i}", "type": "add", "args": [i, 1], "delay": f"{delay}s"})
+                 for i in range(delayed)]
+        expected.update({f"{ctx.name}-later-{i}": i + 1 for i in range(delayed)})
+        assigned_before = ctx.worker_log("split").count("assigned partitions")
+        machine.split_broker()
+        split_ms = int(time.time() * 1000)
+        ctx.faults += 1
+        log(f"broker-split: the broker cut off from worker 'split' ({sampler.terminal} of {count} terminal)")
+        scheduled = ctx.run_producer(("\n".join(later) + "\n").encode(), label="later")
+        due_ms = int(time.time() * 1000) + delay * 1000
+        if scheduled.wait(60) != 0:
+            ctx.fail(f"yadtq-run of the delayed tasks exited {scheduled.returncode}")
+        split_at = sampler.terminal
+        time.sleep(size["split"])
+        moved_on = sampler.terminal - split_at
+        machine.heal()
+        healed_ms = int(time.time() * 1000)
+        log(f"broker-split: the link is back ({moved_on} tasks ended during the split)")
+        if not sampler.wait(size["timeout"]):
+            ctx.fail(f"not every task terminal ({sampler.terminal} of {total})")
+        rejoined = wait_until(lambda: ctx.worker_log("split").count("assigned partitions") > assigned_before, 120)
+        if not rejoined:
+            ctx.fail("the split worker did not take partitions again within 120 s of the link's return")
+        terminal, wrong, rewritten, held, taken, records = end_takeover(ctx, sampler, checker, expected, split, other,
+                                                                        split_ms, healed_ms)
+        if held and not taken:
+            ctx.fail(f"the split worker's partitions {sorted(held)} did not move on during the split")
+        takeover = f"{(min(taken) - split_ms) / 1000:.1f}s after the split" if taken else "not during the split"
+        starts = [int(r["started_at"]) for r in records[count + len(warm_ids):] if r.get("started_at")]
+        lateness = f"{(max(starts) - due_ms) / 1000:.1f}s" if starts else "never"
+        lease = "active on this worker" in ctx.worker_log("other")
+        return report(ctx, total, terminal, wrong, rewritten, sampler.max_stall,
+                      f"the scheduler's worker cut off from the broker {size['split']:.0f}s, Redis still reached; "
+                      f"its partitions {sorted(held)} taken over {takeover}; {delayed} delayed tasks due "
+                      f"{delay}s into the split, the last started {lateness} after due; the scheduler's lease "
+                      f"{'moved to the other worker' if lease else 'stayed'}; rejoined: {'yes' if rejoined else 'no'}")
+    finally:
+        machine.remove()
 
 
 def streamed_run(ctx, count, size, inject, nap=0.0, check_commits=False):
@@ -1289,6 +1462,7 @@ SCENARIOS = {
     "frozen-worker": scenario_frozen_worker,
     "redis-restart": scenario_redis_restart,
     "redis-cut": scenario_redis_cut,
+    "broker-split": scenario_broker_split,
     "redis-full": scenario_redis_full,
     "broker-stall": scenario_broker_stall,
     "broker-restart": scenario_broker_restart,
@@ -1301,10 +1475,12 @@ SCENARIOS = {
 
 FULL = dict(cut=3000, full_tasks=20_000, full=12, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, redis_nap=0.002, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
             poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
-            fsync=20_000, failover=20_000, restart=5000, restart_nap=0.01, timeout=600)
+            fsync=20_000, failover=20_000, restart=5000, restart_nap=0.01,
+            split_tasks=3000, split_delayed=200, split=45, timeout=600)
 SMALL = dict(cut=1000, full_tasks=2000, full=8, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, redis_nap=0.005, outage=2, ballast=300, stream=4, broker=2000, stall=8,
              poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
-             fsync=2000, failover=3000, restart=600, restart_nap=0.01, timeout=180)
+             fsync=2000, failover=3000, restart=600, restart_nap=0.01,
+             split_tasks=600, split_delayed=50, split=40, timeout=180)
 
 
 def main():

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""tcp_proxy.py LISTEN_PORT TARGET_HOST TARGET_PORT: forwards every connection made to
-127.0.0.1:LISTEN_PORT to TARGET_HOST:TARGET_PORT until it is killed. Killing it cuts every
-connection at once (the kernel closes its sockets): the fault-injection scenarios put it
-in front of one worker's Redis to cut that worker off while Kafka still reaches it."""
+"""tcp_proxy.py [LISTEN_HOST:]LISTEN_PORT TARGET_HOST TARGET_PORT: forwards every connection
+made to LISTEN_HOST:LISTEN_PORT (127.0.0.1 unless given) to TARGET_HOST:TARGET_PORT until it is
+killed. Killing it cuts every connection at once (the kernel closes its sockets): the
+fault-injection scenarios put it in front of one worker's Redis to cut that worker off while
+Kafka still reaches it. Stopping it (SIGSTOP) leaves every connection open and silent, as a
+network that drops packets does; the broker-split scenario links a network namespace to this
+machine's broker and Redis with two of them per service."""
 import signal
 import socket
 import sys
@@ -25,10 +28,11 @@ def pipe(source, sink):
 def main():
     # A parent may start it with signals blocked (they are inherited): it must die on TERM.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-    listen_port, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    listen_host, _, listen_port = sys.argv[1].rpartition(":")
+    host, port = sys.argv[2], int(sys.argv[3])
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", listen_port))
+    listener.bind((listen_host or "127.0.0.1", int(listen_port)))
     listener.listen(64)
     print("ready", flush=True)
     while True:

@@ -307,6 +307,42 @@ struct ChaosTests {
         #expect(ChaosStack.stop([worker]) == [0])
     }
 
+    @Test("delayed tasks that come due while the broker is silent past a publish's delivery timeout stay QUEUED, not FAILED, and run once it answers")
+    func brokerSilentWhileTasksComeDue() throws {
+        let stack = try ChaosStack(privateServices: true)
+        defer { stack.shutDown() }
+        try createTopic(stack, partitions: 2)
+        // A delivery timeout of 3 s, so the scheduler's publish gives up well within the freeze.
+        let worker = try stack.base.startWorker("w1", environment: ["YADTQ_KAFKA_DELIVERY_TIMEOUT_MS": "3000"])
+        #expect(try ChaosStack.waitUntil(.seconds(60)) { stack.base.workerLog("w1").contains("active on this worker") })
+        let store = stack.store
+        // One delayed task published first, so the scheduler knows the topic's partitions when
+        // the broker goes silent (had it to read them first, the whole publish would fail, and
+        // leave the tasks QUEUED whatever becomes of a message the broker does not answer for).
+        let first = try stack.base.run(input: #"{"id": "due-first", "type": "add", "args": [1, 1], "delay": "1s"}"# + "\n")
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try ChaosStack.waitUntil(.seconds(30)) { try store.record(id: "due-first")?.status == .success })
+        let ids = (0..<20).map { "due-\($0)" }
+        let lines = ids.enumerated().map { #"{"id": "\#($1)", "type": "add", "args": [\#($0), 1], "delay": "3s"}"# }
+        let run = try stack.base.run(input: lines.joined(separator: "\n") + "\n")
+        #expect(run.status == 0, "\(run.stderr)")
+        let broker = try stack.servicePID("tansu")
+        kill(broker, SIGSTOP)
+        // Due 3 s in; the scheduler releases them and its publish waits 3 s for the broker.
+        let gaveUp = try ChaosStack.waitUntil(.seconds(30)) {
+            stack.base.workerLog("w1").contains("still QUEUED, as the broker did not answer")
+        }
+        let statuses = try store.records(ids: ids).map { $0?.status }
+        kill(broker, SIGCONT)
+        #expect(gaveUp, "the scheduler says the broker did not answer for the due tasks: \(stack.base.workerLog("w1").suffix(2000))")
+        #expect(statuses.allSatisfy { $0 == .queued }, "\(statuses)")
+        let records = try stack.base.waitForTerminal(ids, timeout: .seconds(120))
+        for (index, record) in records.enumerated() {
+            #expect(record?.status == .success && record?.result == .int(Int64(index + 1)), "\(String(describing: record))")
+        }
+        #expect(ChaosStack.stop([worker]) == [0])
+    }
+
     @Test(
         "the broker restarted empty while no worker ran, a task left PROCESSING by a killed worker: the next scheduler finds the end offsets kept in Redis higher, publishes it again, and it ends SUCCESS, whether a run or that scheduler makes the topic again",
         arguments: [true, false])

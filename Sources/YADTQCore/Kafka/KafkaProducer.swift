@@ -21,15 +21,23 @@ public struct DeliveryFailure: Sendable, Equatable, CustomStringConvertible {
     /// The message named a partition the topic does not have (as far as librdkafka knows):
     /// the producer's partition count is out of date.
     public let isUnknownPartition: Bool
+    /// The broker did not answer in time (unreachable, or silent): the message may reach it
+    /// later from another try, unlike one it refused.
+    public let brokerDidNotAnswer: Bool
 
     init(_ code: rd_kafka_resp_err_t) {
         description = "\(String(cString: rd_kafka_err2str(code))) (librdkafka code \(code.rawValue))"
         isUnknownPartition = code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
+        brokerDidNotAnswer = [
+            RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT,
+            RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        ].contains(code)
     }
 
     init(unsettled reason: String) {
         description = reason
         isUnknownPartition = false
+        brokerDidNotAnswer = true
     }
 }
 

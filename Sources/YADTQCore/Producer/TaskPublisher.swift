@@ -10,7 +10,9 @@ public struct PublishedTask: Sendable {
         case scheduled(dueAt: Int64)
         /// A task with this id already exists; it was left alone and not published again.
         case duplicate
-        /// QUEUED, then the broker did not take it; the task is now FAILED with this reason.
+        /// QUEUED, then the broker did not take it; the task is now FAILED with this reason
+        /// (but see ``PublishedTask/refusal`` for the tasks ``TaskPublisher/republish(_:to:failingUnsent:)``
+        /// leaves as they are).
         case failed(String)
 
         /// Whether the task was taken: published now, or scheduled for later.
@@ -26,7 +28,8 @@ public struct PublishedTask: Sendable {
     public var outcome: Outcome
     /// Why the broker did not take the task (librdkafka's reason), without what to do: a
     /// caller republishing PROCESSING tasks, which ``TaskScripts/failUnpublished`` leaves as
-    /// they are, says what it does with them instead.
+    /// they are, or tasks the broker did not answer for, which the scheduler's republish leaves
+    /// QUEUED, reads their status and says what it does with them instead.
     public var refusal: String?
 
     public init(message: TaskMessage, outcome: Outcome, refusal: String? = nil) {
@@ -237,13 +240,18 @@ public final class TaskPublisher: @unchecked Sendable {
     ///   publish (the broker unreachable, the topic's metadata unreadable) makes the tasks it
     ///   kept from the broker FAILED with its text, as a broker's refusal does, so that
     ///   `yadtq-ctl retry` takes them again; thrown instead, it left them QUEUED, which a retry
-    ///   refuses. `false` for the scheduler, which publishes what stays QUEUED at a later run.
+    ///   refuses. `false` for the scheduler, which publishes what stays QUEUED at a later run:
+    ///   then a task the broker did not answer for in time (``DeliveryFailure/brokerDidNotAnswer``:
+    ///   unreachable, or silent, from this worker) stays QUEUED as well, and only one the broker
+    ///   refused is FAILED. A broker out of reach for longer than a publish waits, or cut off
+    ///   from the scheduler's worker alone, must not fail the tasks that came due meanwhile.
     public func republish(_ messages: [TaskMessage], to taskTopic: String? = nil, failingUnsent: Bool = false) throws
         -> [PublishedTask]
     {
         try produce(
             messages, values: messages.map { $0.encoded() },
-            queued: messages.map { _ in true }, to: taskTopic ?? topic, failingUnsent: failingUnsent)
+            queued: messages.map { _ in true }, to: taskTopic ?? topic, failingUnsent: failingUnsent,
+            keepingUnanswered: !failingUnsent)
     }
 
     /// The partition count of `taskTopic`, read from the broker when ``PartitionCounts`` says
@@ -270,9 +278,11 @@ public final class TaskPublisher: @unchecked Sendable {
     }
 
     /// Sends the `queued` ones of `messages` to `taskTopic` round-robin, then marks FAILED what
-    /// the broker did not take (and, with `failingUnsent`, what a Kafka error kept from it).
+    /// the broker did not take (and, with `failingUnsent`, what a Kafka error kept from it;
+    /// with `keepingUnanswered`, not what the broker did not answer for).
     private func produce(
-        _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String, failingUnsent: Bool = false
+        _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String, failingUnsent: Bool = false,
+        keepingUnanswered: Bool = false
     ) throws -> [PublishedTask] {
         var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
         let sent = messages.indices.filter { queued[$0] }
@@ -288,7 +298,9 @@ public final class TaskPublisher: @unchecked Sendable {
                 }
             }
         } catch where failingUnsent {
-            for slot in sent.indices where deliveries[slot] == nil { deliveries[slot] = .refused("\(error)") }
+            for slot in sent.indices where deliveries[slot] == nil {
+                deliveries[slot] = .refused("\(error)", unanswered: false)
+            }
         }
         var unpublished: [(id: String, reason: String)] = []
         for (slot, delivery) in deliveries.sorted(by: { $0.key < $1.key }) {
@@ -296,11 +308,11 @@ public final class TaskPublisher: @unchecked Sendable {
             switch delivery {
             case .taken(let partition):
                 results[index].outcome = .published(partition: partition)
-            case .refused(let reason):
+            case .refused(let reason, let unanswered):
                 let text = Self.notPublished(id: messages[index].id, topic: taskTopic, reason: reason)
                 results[index].outcome = .failed(text)
                 results[index].refusal = reason
-                unpublished.append((messages[index].id, text))
+                if !(keepingUnanswered && unanswered) { unpublished.append((messages[index].id, text)) }
             }
         }
         if !unpublished.isEmpty { try store.failUnpublished(unpublished, at: currentEpochMilliseconds()) }
@@ -310,8 +322,9 @@ public final class TaskPublisher: @unchecked Sendable {
     /// What became of one message ``deliver(to:into:placing:)`` sent.
     private enum Delivery {
         case taken(partition: Int32)
-        /// librdkafka's reason (with its code), or the error that kept the message from the broker.
-        case refused(String)
+        /// librdkafka's reason (with its code), or the error that kept the message from the
+        /// broker; `unanswered`: the broker did not answer in time (``DeliveryFailure/brokerDidNotAnswer``).
+        case refused(String, unanswered: Bool)
     }
 
     /// Produces to `topic` the messages `place` makes for its partition count. When librdkafka
@@ -337,7 +350,8 @@ public final class TaskPublisher: @unchecked Sendable {
                 case nil: deliveries[number] = .taken(partition: message.partition)
                 // Once: a count read again that librdkafka still contradicts is its final answer.
                 case let failure? where failure.isUnknownPartition && again == nil: unknown.append(number)
-                case let failure?: deliveries[number] = .refused(failure.description)
+                case let failure?:
+                    deliveries[number] = .refused(failure.description, unanswered: failure.brokerDidNotAnswer)
                 }
             }
             if !unknown.isEmpty { lock.withLock { partitionCounts.partitionUnknown(in: topic) } }
@@ -369,7 +383,7 @@ public final class TaskPublisher: @unchecked Sendable {
             }
         }
         let refused = deliveries.values.compactMap { delivery -> String? in
-            if case .refused(let reason) = delivery { reason } else { nil }
+            if case .refused(let reason, _) = delivery { reason } else { nil }
         }
         if let reason = refused.first {
             throw YADTQError(

@@ -324,27 +324,34 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     /// Publishes tasks QUEUED (or, lost, PROCESSING) in Redis; returns those the broker did not
-    /// take that are PROCESSING: ``TaskScripts/failUnpublished`` fails only QUEUED tasks, as a
-    /// PROCESSING one may still run on a worker (see ``LostTaskRule``).
+    /// take that still wait for a copy: PROCESSING ones, as ``TaskScripts/failUnpublished``
+    /// fails only QUEUED tasks and a PROCESSING one may still run on a worker (see
+    /// ``LostTaskRule``), and QUEUED ones the broker did not answer for, which the republish
+    /// leaves QUEUED (see ``TaskPublisher/republish(_:to:failingUnsent:)``). A due task of those
+    /// is in `resent` (see ``TaskScripts/release``), so the check for lost tasks, on whichever
+    /// worker then runs the scheduler, publishes it again.
     private func publish(_ messages: [TaskMessage], why: String) throws -> [String] {
         guard !messages.isEmpty else { return [] }
         let publisher = try clients().publisher
         let refused = try publisher.republish(messages).filter { $0.refusal != nil }
         var failures = ""
-        var processing: [String] = []
+        var waiting: [String] = []
         if let reason = refused.first?.refusal {
             let statuses = try publisher.store.statuses(of: refused.map(\.message.id))
-            processing = zip(refused, statuses).filter { $0.1 == .processing }.map(\.0.message.id)
-            let failed = statuses.filter { $0 == .failed }.count
-            let ended = refused.count - failed - processing.count
+            let count = { (status: TaskStatus) in statuses.filter { $0 == status }.count }
+            let (queued, processing, failed) = (count(.queued), count(.processing), count(.failed))
+            waiting = zip(refused, statuses).filter { $0.1 == .queued || $0.1 == .processing }.map(\.0.message.id)
+            let ended = refused.count - failed - waiting.count
+            let again = why == "lost" ? "offered again at the next check" : "published again by the check for lost tasks"
             failures = "; not taken by the broker (\(reason)): "
                 + [
                     failed > 0 ? "\(failed) now FAILED (yadtq-ctl retry publishes them again)" : nil,
-                    processing.isEmpty ? nil : "\(processing.count) still PROCESSING (offered again at the next check)",
+                    queued > 0 ? "\(queued) still QUEUED, as the broker did not answer (\(again))" : nil,
+                    processing > 0 ? "\(processing) still PROCESSING (\(again))" : nil,
                     ended > 0 ? "\(ended) ended meanwhile" : nil,
                 ].compactMap { $0 }.joined(separator: ", ")
         }
         logger.notice("published \(messages.count - refused.count) \(why) tasks to \(topic)\(failures)")
-        return processing
+        return waiting
     }
 }

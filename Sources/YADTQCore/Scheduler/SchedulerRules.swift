@@ -131,7 +131,10 @@ public struct TickPlanner: Sendable {
 /// is owed a copy: offered again at every check (``copiesRefused(_:)``, ``copiesDue(_:)``)
 /// until the broker takes one or the task is PROCESSING no longer. Failing it instead would
 /// throw away the outcome of an attempt that may still end SUCCESS; leaving it alone would
-/// leave a task whose retry its worker dropped with the partition PROCESSING for ever.
+/// leave a task whose retry its worker dropped with the partition PROCESSING for ever. So is a
+/// QUEUED task whose copy the broker did not answer for in time (out of reach, or cut off from
+/// this worker alone): failing it would make an operator retry every task a broker outage
+/// overlapped.
 ///
 /// The end offsets of some brokers are low (Tansu 0.6 answers the start of the last batch):
 /// a sample then counts as reached a little early, and a task still waiting in a long last
@@ -222,7 +225,7 @@ public struct LostTaskRule: Sendable {
     /// one looked at, nor which tasks an older build sent again without keeping them in `resent`.
     private var lookedAtAll = false
     /// Tasks owed a copy: taken to be published again, but not taken by the broker. At most the
-    /// tasks a lost-log look took, so at most those QUEUED and PROCESSING then.
+    /// tasks the looks took, so at most those QUEUED and PROCESSING then.
     private var owed: Set<String> = []
     /// A look after a lost log that did not finish: done again at the next check.
     private var lostLogLook: Scan?
