@@ -392,8 +392,8 @@ class SeparateMachine:
     proxy on this side, which forwards to the service), so the broker's advertised address
     works there unchanged. `split_broker()` stops this side's broker proxy (SIGSTOP): every
     connection to the broker stays open and goes silent, as when a network drops a machine's
-    packets to one service, while Redis still answers; `heal()` lets them flow again.
-    Needs root (ip netns)."""
+    packets to one service, while Redis still answers; `cut()` takes the link down; `heal()`
+    lets everything flow again. Needs root (ip netns)."""
 
     def __init__(self, label):
         if os.geteuid() != 0 or not shutil.which("ip"):
@@ -435,8 +435,14 @@ class SeparateMachine:
     def split_broker(self):
         os.kill(self.proxies["broker"][0].pid, signal.SIGSTOP)
 
+    def cut(self):
+        """The machine's link goes down: the broker and Redis both go silent for it (packets
+        dropped, no connection closed), as when a machine's network fails."""
+        subprocess.run(["ip", "link", "set", self.host_if, "down"], check=True, capture_output=True)
+
     def heal(self):
         os.kill(self.proxies["broker"][0].pid, signal.SIGCONT)
+        subprocess.run(["ip", "link", "set", self.host_if, "up"], check=True, capture_output=True)
 
     def remove(self):
         for pair in self.proxies.values():
@@ -845,6 +851,72 @@ def end_takeover(ctx, sampler, checker, expected, gone, taker, gone_ms, back_ms)
     return terminal, wrong, rewritten, held, taken, records
 
 
+MACHINE_RUN_PARTITIONS = 4
+
+
+def machine_run(ctx, count):
+    """What the scenarios with a worker on a machine of its own start with: `count` tasks (and
+    their expected results), the topic (MACHINE_RUN_PARTITIONS partitions), and the
+    SeparateMachine, or None (SKIP printed, with why) where this machine cannot make one."""
+    lines, expected = mixed_tasks(ctx, count, nap=0.01)
+    ctx.create_topic(MACHINE_RUN_PARTITIONS)
+    try:
+        return lines, expected, SeparateMachine(ctx.name)
+    except Unavailable as why:
+        print(f"{ctx.name:<14} SKIP  -- {why}", flush=True)
+        return lines, expected, None
+
+
+def scenario_network_cut(ctx, size):
+    """Two workers on 4 partitions, one on a machine of its own (SeparateMachine) whose link
+    goes down a fifth of the way into the run for size["cut_for"] s: the broker and Redis both
+    go silent for it (packets dropped, no connection closed), past the session timeout and the
+    Redis outage limit. The other worker must take its partitions over; the cut-off worker must
+    not hang on a connection that never answers, write nothing stale, commit nothing past what
+    is terminal, take partitions again once the link is back, and stop on SIGTERM."""
+    count, partitions = size["cut_tasks"], MACHINE_RUN_PARTITIONS
+    lines, expected, machine = machine_run(ctx, count)
+    if machine is None:
+        return True
+    try:
+        args = ["--batch-size", "50"]
+        cut = ctx.start_worker("cut", args, machine=machine)
+        other = ctx.start_worker("other", args)
+        if not wait_until(lambda: "assigned partitions" in ctx.worker_log("cut"), 60):
+            raise RuntimeError("the worker on its own machine took no partitions within 60 s")
+        sampler = Sampler(ctx, count)
+        sampler.start()
+        checker = publish_checked(ctx, lines, partitions, sampler)
+        assigned_before = ctx.worker_log("cut").count("assigned partitions")
+        machine.cut()
+        cut_ms = int(time.time() * 1000)
+        ctx.faults += 1
+        log(f"network-cut: the link of worker 'cut' is down ({sampler.terminal} of {count} terminal)")
+        time.sleep(size["cut_for"])
+        machine.heal()
+        back_ms = int(time.time() * 1000)
+        log("network-cut: the link is back")
+        if not sampler.wait(size["timeout"]):
+            ctx.fail(f"not every task terminal ({sampler.terminal} of {count})")
+        rejoined = wait_until(lambda: ctx.worker_log("cut").count("assigned partitions") > assigned_before, 120)
+        if not rejoined:
+            ctx.fail("the cut-off worker did not take partitions again within 120 s of the link's return")
+        said = [what for what, text in (("Redis out of reach", "retrying with backoff"),
+                                        ("gave its partitions up", "giving partitions"))
+                if text in ctx.worker_log("cut")]
+        terminal, wrong, rewritten, held, taken, _ = end_takeover(ctx, sampler, checker, expected, cut, other,
+                                                                  cut_ms, back_ms)
+        if held and not taken:
+            ctx.fail(f"the cut-off worker's partitions {sorted(held)} did not move on during the cut")
+        takeover = f"{(min(taken) - cut_ms) / 1000:.1f}s after the cut" if taken else "not during the cut"
+        return report(ctx, count, terminal, wrong, rewritten, sampler.max_stall,
+                      f"a worker's link down {size['cut_for']:.0f}s (broker and Redis silent); its partitions "
+                      f"{sorted(held)} taken over {takeover}; it said: {', '.join(said) or 'nothing'}; "
+                      f"rejoined: {'yes' if rejoined else 'no'}")
+    finally:
+        machine.remove()
+
+
 def scenario_broker_split(ctx, size):
     """Two workers on 4 partitions, one on a machine of its own (SeparateMachine) and holding
     the topic's scheduler lease. A fifth of the way into the run that machine's link to the
@@ -855,15 +927,11 @@ def scenario_broker_split(ctx, size):
     the delayed tasks must run although the scheduler's worker cannot reach the broker; and
     once the link is back the split worker takes partitions again."""
     count, delayed, delay = size["split_tasks"], size["split_delayed"], 5
-    partitions = 4
-    lines, expected = mixed_tasks(ctx, count, nap=0.01)
-    try:
-        machine = SeparateMachine("split")
-    except Unavailable as why:
-        print(f"{ctx.name:<14} SKIP  -- {why}", flush=True)
+    partitions = MACHINE_RUN_PARTITIONS
+    lines, expected, machine = machine_run(ctx, count)
+    if machine is None:
         return True
     try:
-        ctx.create_topic(partitions)
         args = ["--batch-size", "50"]
         # A delivery timeout shorter than the 30 s after which the other worker's scheduler
         # takes a QUEUED task as lost, so a task the split worker gives up on is still QUEUED
@@ -1463,6 +1531,7 @@ SCENARIOS = {
     "redis-restart": scenario_redis_restart,
     "redis-cut": scenario_redis_cut,
     "broker-split": scenario_broker_split,
+    "network-cut": scenario_network_cut,
     "redis-full": scenario_redis_full,
     "broker-stall": scenario_broker_stall,
     "broker-restart": scenario_broker_restart,
@@ -1476,11 +1545,11 @@ SCENARIOS = {
 FULL = dict(cut=3000, full_tasks=20_000, full=12, kills=50_000, kill_nap=0.004, frozen=3000, freeze=15, redis=20_000, redis_nap=0.002, outage=3, ballast=3000, stream=8, broker=10_000, stall=15,
             poison_good=400, random_bytes=65536, bad_lines=100_000, long_quick=200, long_seconds=15,
             fsync=20_000, failover=20_000, restart=5000, restart_nap=0.01,
-            split_tasks=3000, split_delayed=200, split=45, timeout=600)
+            split_tasks=3000, split_delayed=200, split=45, cut_tasks=3000, cut_for=30, timeout=600)
 SMALL = dict(cut=1000, full_tasks=2000, full=8, kills=3000, kill_nap=0.004, frozen=600, freeze=12, redis=2000, redis_nap=0.005, outage=2, ballast=300, stream=4, broker=2000, stall=8,
              poison_good=40, random_bytes=4096, bad_lines=2000, long_quick=20, long_seconds=12,
              fsync=2000, failover=3000, restart=600, restart_nap=0.01,
-             split_tasks=600, split_delayed=50, split=40, timeout=180)
+             split_tasks=600, split_delayed=50, split=40, cut_tasks=600, cut_for=25, timeout=180)
 
 
 def main():

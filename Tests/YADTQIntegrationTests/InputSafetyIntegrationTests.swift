@@ -133,6 +133,20 @@ struct WebInputSafetyTests {
         }
     }
 
+    @Test("yadtq-ctl against a frozen Redis says that no answer came within its limit and what to check, not that the connection was lost")
+    func frozenRedisCommandError() throws {
+        let stack = try IntegrationStack(label: "ctl-frozen")
+        let redis = try PrivateRedis()
+        defer { redis.stop() }
+        kill(redis.process.processIdentifier, SIGSTOP)
+        defer { kill(redis.process.processIdentifier, SIGCONT) }
+        let outcome = try stack.runCommand("yadtq-ctl", arguments: ["stats"], input: [], environment: ["YADTQ_REDIS": redis.url])
+        #expect(outcome.status == 1)
+        #expect(outcome.stderr.contains("no answer from \(redis.url) within"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("Redis or the network to it is silent"), "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains("lost the connection"), "\(outcome.stderr)")
+    }
+
     @Test("requests queued behind others during a Redis stall fail at their own deadline without being sent, not 3 s after the one ahead")
     func frozenRedisQueuedRequests() throws {
         try withFrozenRedis("web-frozen-queue") { server in

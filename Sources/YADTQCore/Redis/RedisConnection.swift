@@ -22,7 +22,7 @@ final class RedisConnection {
                 .redis, "cannot allocate a connection to \(url)", remedy: "The machine is out of memory")
         }
         if context.pointee.err != 0 {
-            let error = Self.error(context, "cannot connect to \(url)")
+            let error = Self.error(context, "cannot connect to \(url)", url: url, timeout: timeout)
             redisFree(context)
             throw error
         }
@@ -62,13 +62,13 @@ final class RedisConnection {
         let status = request.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
-        if status != REDIS_OK { throw Self.error(context, "cannot send a command to \(url)") }
+        if status != REDIS_OK { throw Self.error(context, "cannot send a command to \(url)", url: url, timeout: timeout) }
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                throw Self.error(context, "lost the connection to \(url)")
+                throw Self.error(context, "lost the connection to \(url)", url: url, timeout: timeout)
             }
             let reply = raw.assumingMemoryBound(to: redisReply.self)
             replies.append(Self.convert(reply))
@@ -157,14 +157,30 @@ final class RedisConnection {
         }
     }
 
-    private static func error(_ context: UnsafeMutablePointer<redisContext>, _ message: String) -> YADTQError {
+    /// The error of a failed connect, send or reply: hiredis's code and text, and what to do.
+    /// A socket that waited `timeout` in vain (hiredis gives the `EAGAIN` of a blocking read or
+    /// write that timed out, or a connect's `ETIMEDOUT`) is said as such: Redis may well be
+    /// running, but it or the network to it is silent, which "lost the connection" and "check
+    /// that Redis is running" would hide.
+    private static func error(
+        _ context: UnsafeMutablePointer<redisContext>, _ message: String, url: RedisURL, timeout: Duration
+    ) -> YADTQError {
         let text = withUnsafeBytes(of: context.pointee.errstr) { raw in
             String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        if context.pointee.err == REDIS_ERR_IO && timedOutTexts.contains(text) {
+            return YADTQError(
+                .redis, "no answer from \(url) within \(timeout)", libraryCode: context.pointee.err, libraryMessage: text,
+                remedy: "Redis or the network to it is silent: a frozen or overloaded server, or a network that drops "
+                    + "packets. Check that Redis answers from this machine (redis-cli -h HOST -p PORT ping)")
         }
         return YADTQError(
             .redis, message, libraryCode: context.pointee.err, libraryMessage: text,
             remedy: "Check that Redis is running and that YADTQ_REDIS points at it (scripts/stack up starts one)")
     }
+
+    /// The texts of the errors of a socket whose timeout ran out.
+    private static let timedOutTexts = Set([EAGAIN, EWOULDBLOCK, ETIMEDOUT].map { String(cString: strerror($0)) })
 }
 
 extension timeval {
