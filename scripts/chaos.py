@@ -405,23 +405,25 @@ class SeparateMachine:
         self.host_ip, self.peer_ip = f"10.201.{net}.1", f"10.201.{net}.2"
         self.wrap = ["ip", "netns", "exec", self.name]
         self.proxies = {}
-        self.made = False
-        for command in (["ip", "netns", "add", self.name],
-                        ["ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if],
-                        ["ip", "link", "set", self.peer_if, "netns", self.name],
-                        ["ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if],
-                        ["ip", "link", "set", self.host_if, "up"],
-                        [*self.wrap, "ip", "addr", "add", f"{self.peer_ip}/30", "dev", self.peer_if],
-                        [*self.wrap, "ip", "link", "set", self.peer_if, "up"],
-                        [*self.wrap, "ip", "link", "set", "lo", "up"]):
-            subprocess.run(command, check=True, capture_output=True)
-            self.made = True
-        broker_port = int(BROKERS.rsplit(":", 1)[1])
-        redis_port = int(REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
-        for service, port in (("broker", broker_port), ("redis", redis_port)):
-            # This side first: the link's far end connects to it.
-            self.proxies[service] = [self._proxy([], f"{self.host_ip}:{port}", "127.0.0.1", port),
-                                     self._proxy(self.wrap, f"127.0.0.1:{port}", self.host_ip, port)]
+        try:
+            for command in (["ip", "netns", "add", self.name],
+                            ["ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if],
+                            ["ip", "link", "set", self.peer_if, "netns", self.name],
+                            ["ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if],
+                            ["ip", "link", "set", self.host_if, "up"],
+                            [*self.wrap, "ip", "addr", "add", f"{self.peer_ip}/30", "dev", self.peer_if],
+                            [*self.wrap, "ip", "link", "set", self.peer_if, "up"],
+                            [*self.wrap, "ip", "link", "set", "lo", "up"]):
+                subprocess.run(command, check=True, capture_output=True)
+            broker_port = int(BROKERS.rsplit(":", 1)[1])
+            redis_port = int(REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+            for service, port in (("broker", broker_port), ("redis", redis_port)):
+                # This side first: the link's far end connects to it.
+                self.proxies[service] = [self._proxy([], f"{self.host_ip}:{port}", "127.0.0.1", port)]
+                self.proxies[service].append(self._proxy(self.wrap, f"127.0.0.1:{port}", self.host_ip, port))
+        except BaseException:
+            self.remove()  # what was made of it, so a failed set-up leaves nothing behind
+            raise
 
     @staticmethod
     def _proxy(wrap, listen, host, port):
@@ -451,9 +453,9 @@ class SeparateMachine:
                     os.kill(process.pid, signal.SIGCONT)
                     process.kill()
                     process.wait()
-        if self.made:
-            subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
-            subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        # Unchecked: after a failed set-up either may not exist.
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
 class Unavailable(Exception):
