@@ -360,25 +360,30 @@ class Context:
 
 
 class TcpProxy:
-    """scripts/tcp_proxy.py on a free loopback port in front of `target` (host, port):
-    `cut()` kills it, so the client behind it loses Redis while everything else (Kafka)
-    still reaches it; `restore()` starts it again on the same port."""
+    """scripts/tcp_proxy.py in front of `target` (host, port), listening on `listen` (host,
+    port; a free loopback port by default), run with the command prefix `wrap` (a network
+    namespace's): `cut()` kills it, so the client behind it loses that service while everything
+    else still reaches it; `restore()` starts it again on the same port."""
 
-    def __init__(self, target):
-        self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+    def __init__(self, target, listen=None, wrap=()):
+        self.target, self.wrap = target, list(wrap)
+        if listen is None:
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            listen = probe.getsockname()
+            probe.close()
+        self.listen_host, self.port = listen
         self.process = None
         self.restore()
 
     def restore(self):
         self.process = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "scripts", "tcp_proxy.py"), str(self.port), *map(str, self.target)],
+            [*self.wrap, sys.executable, os.path.join(ROOT, "scripts", "tcp_proxy.py"), f"{self.listen_host}:{self.port}",
+             *map(str, self.target)],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         STARTED.append(self.process)
-        self.process.stdout.readline()  # "ready"
+        if self.process.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"the proxy {self.listen_host}:{self.port} -> {self.target} did not start")
 
     def cut(self):
         self.process.kill()
@@ -419,23 +424,14 @@ class SeparateMachine:
             redis_port = int(REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
             for service, port in (("broker", broker_port), ("redis", redis_port)):
                 # This side first: the link's far end connects to it.
-                self.proxies[service] = [self._proxy([], f"{self.host_ip}:{port}", "127.0.0.1", port)]
-                self.proxies[service].append(self._proxy(self.wrap, f"127.0.0.1:{port}", self.host_ip, port))
+                self.proxies[service] = [TcpProxy(("127.0.0.1", port), listen=(self.host_ip, port))]
+                self.proxies[service].append(TcpProxy((self.host_ip, port), listen=("127.0.0.1", port), wrap=self.wrap))
         except BaseException:
             self.remove()  # what was made of it, so a failed set-up leaves nothing behind
             raise
 
-    @staticmethod
-    def _proxy(wrap, listen, host, port):
-        process = subprocess.Popen([*wrap, sys.executable, os.path.join(ROOT, "scripts", "tcp_proxy.py"), listen,
-                                    host, str(port)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        STARTED.append(process)
-        if process.stdout.readline().strip() != b"ready":
-            raise RuntimeError(f"the proxy {listen} -> {host}:{port} did not start")
-        return process
-
     def split_broker(self):
-        os.kill(self.proxies["broker"][0].pid, signal.SIGSTOP)
+        os.kill(self.proxies["broker"][0].process.pid, signal.SIGSTOP)
 
     def cut(self):
         """The machine's link goes down: the broker and Redis both go silent for it (packets
@@ -443,16 +439,15 @@ class SeparateMachine:
         subprocess.run(["ip", "link", "set", self.host_if, "down"], check=True, capture_output=True)
 
     def heal(self):
-        os.kill(self.proxies["broker"][0].pid, signal.SIGCONT)
+        os.kill(self.proxies["broker"][0].process.pid, signal.SIGCONT)
         subprocess.run(["ip", "link", "set", self.host_if, "up"], check=True, capture_output=True)
 
     def remove(self):
         for pair in self.proxies.values():
-            for process in pair:
-                if process.poll() is None:
-                    os.kill(process.pid, signal.SIGCONT)
-                    process.kill()
-                    process.wait()
+            for proxy in pair:
+                if proxy.process.poll() is None:
+                    os.kill(proxy.process.pid, signal.SIGCONT)
+                    proxy.cut()
         # Unchecked: after a failed set-up either may not exist.
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
