@@ -11,7 +11,7 @@ public struct PublishedTask: Sendable {
         /// A task with this id already exists; it was left alone and not published again.
         case duplicate
         /// QUEUED, then the broker did not take it; the task is now FAILED with this reason
-        /// (but see ``PublishedTask/refusal`` for the tasks ``TaskPublisher/republish(_:to:failingUnsent:)``
+        /// (but see ``PublishedTask/refusal`` for the tasks ``TaskPublisher/republish(_:to:policy:)``
         /// leaves as they are).
         case failed(String)
 
@@ -224,34 +224,49 @@ public final class TaskPublisher: @unchecked Sendable {
     /// same, and the scheduler publishes again what did not reach the broker.
     public func send(_ queuedBatch: QueuedBatch) throws -> [PublishedTask] {
         let batch = queuedBatch.batch, queued = queuedBatch.queued
-        var results = try produce(batch.messages, values: batch.values, queued: queued.map { $0 == .queued }, to: topic)
+        var results = try produce(
+            batch.messages, values: batch.values, queued: queued.map { $0 == .queued }, to: topic, policy: .submission)
         for index in queued.indices where queued[index] == .scheduled {
             results[index].outcome = .scheduled(dueAt: batch.dueAt[index])
         }
         return results
     }
 
+    /// What a publish does with the tasks the broker did not take, by who publishes them.
+    public enum UndeliveredPolicy: Sendable {
+        /// A producer's publish (`yadtq-run`, `yadtq-web`): a task the broker refused or did not
+        /// answer for is FAILED, for the user to see; a Kafka error that stops the publish is
+        /// thrown and leaves the tasks it kept from the broker QUEUED, for the scheduler.
+        case submission
+        /// An operator's retry: as a submission, and a Kafka error that stops the publish (the
+        /// broker unreachable, the topic's metadata unreadable) makes the tasks it kept from the
+        /// broker FAILED with its text, so that `yadtq-ctl retry` takes them again (left QUEUED,
+        /// a retry would refuse them).
+        case retry
+        /// The scheduler, which publishes what stays QUEUED at a later run: only a task the
+        /// broker refused is FAILED. One it did not answer for in time
+        /// (``DeliveryFailure/brokerDidNotAnswer``: unreachable, or silent, from this worker)
+        /// stays QUEUED, as do those a Kafka error kept from it. A broker out of reach for longer
+        /// than a publish waits, or cut off from the scheduler's worker alone, must not fail the
+        /// tasks that came due meanwhile.
+        case schedule
+
+        var failsUnsent: Bool { self == .retry }
+        var failsUnanswered: Bool { self != .schedule }
+    }
+
     /// Publishes tasks that are QUEUED in Redis already (an operator's retry of FAILED or
     /// CANCELLED tasks, see ``TaskStore/requeue(_:at:)``; the scheduler's due and lost
-    /// tasks), then FAILED for what the broker did not take. The result has one entry per task, in order.
+    /// tasks), then FAILED for what the broker did not take, as `policy` says. The result has
+    /// one entry per task, in order.
     /// - Parameter taskTopic: the topic to publish to, when not this publisher's (a retried
     ///   task goes back to the topic its record names); it is created when missing.
-    /// - Parameter failingUnsent: `true` for an operator's retry: a Kafka error that stops the
-    ///   publish (the broker unreachable, the topic's metadata unreadable) makes the tasks it
-    ///   kept from the broker FAILED with its text, as a broker's refusal does, so that
-    ///   `yadtq-ctl retry` takes them again; thrown instead, it left them QUEUED, which a retry
-    ///   refuses. `false` for the scheduler, which publishes what stays QUEUED at a later run:
-    ///   then a task the broker did not answer for in time (``DeliveryFailure/brokerDidNotAnswer``:
-    ///   unreachable, or silent, from this worker) stays QUEUED as well, and only one the broker
-    ///   refused is FAILED. A broker out of reach for longer than a publish waits, or cut off
-    ///   from the scheduler's worker alone, must not fail the tasks that came due meanwhile.
-    public func republish(_ messages: [TaskMessage], to taskTopic: String? = nil, failingUnsent: Bool = false) throws
+    public func republish(_ messages: [TaskMessage], to taskTopic: String? = nil, policy: UndeliveredPolicy) throws
         -> [PublishedTask]
     {
         try produce(
             messages, values: messages.map { $0.encoded() },
-            queued: messages.map { _ in true }, to: taskTopic ?? topic, failingUnsent: failingUnsent,
-            keepingUnanswered: !failingUnsent)
+            queued: messages.map { _ in true }, to: taskTopic ?? topic, policy: policy)
     }
 
     /// The partition count of `taskTopic`, read from the broker when ``PartitionCounts`` says
@@ -278,11 +293,10 @@ public final class TaskPublisher: @unchecked Sendable {
     }
 
     /// Sends the `queued` ones of `messages` to `taskTopic` round-robin, then marks FAILED what
-    /// the broker did not take (and, with `failingUnsent`, what a Kafka error kept from it;
-    /// with `keepingUnanswered`, not what the broker did not answer for).
+    /// the broker did not take, as `policy` says.
     private func produce(
-        _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String, failingUnsent: Bool = false,
-        keepingUnanswered: Bool = false
+        _ messages: [TaskMessage], values: [[UInt8]], queued: [Bool], to taskTopic: String,
+        policy: UndeliveredPolicy
     ) throws -> [PublishedTask] {
         var results = messages.map { PublishedTask(message: $0, outcome: .duplicate) }
         let sent = messages.indices.filter { queued[$0] }
@@ -297,7 +311,7 @@ public final class TaskPublisher: @unchecked Sendable {
                     return (slot, OutgoingMessage(partition: partition, key: Array(messages[index].id.utf8), value: values[index]))
                 }
             }
-        } catch where failingUnsent {
+        } catch where policy.failsUnsent {
             for slot in sent.indices where deliveries[slot] == nil {
                 deliveries[slot] = .refused("\(error)", unanswered: false)
             }
@@ -312,7 +326,7 @@ public final class TaskPublisher: @unchecked Sendable {
                 let text = Self.notPublished(id: messages[index].id, topic: taskTopic, reason: reason)
                 results[index].outcome = .failed(text)
                 results[index].refusal = reason
-                if !(keepingUnanswered && unanswered) { unpublished.append((messages[index].id, text)) }
+                if policy.failsUnanswered || !unanswered { unpublished.append((messages[index].id, text)) }
             }
         }
         if !unpublished.isEmpty { try store.failUnpublished(unpublished, at: currentEpochMilliseconds()) }
@@ -437,7 +451,7 @@ extension TaskPublisher {
             byTopic[record.topic ?? topic, default: ([], [])].messages.append(message)
         }
         for (taskTopic, group) in byTopic.sorted(by: { $0.key < $1.key }) {
-            for (index, published) in zip(group.indexes, try republish(group.messages, to: taskTopic, failingUnsent: true)) {
+            for (index, published) in zip(group.indexes, try republish(group.messages, to: taskTopic, policy: .retry)) {
                 if case .failed(let reason) = published.outcome { changes[index] = .publishFailed(reason) }
             }
         }

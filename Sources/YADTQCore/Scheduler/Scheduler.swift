@@ -327,13 +327,13 @@ public final class Scheduler: @unchecked Sendable {
     /// take that still wait for a copy: PROCESSING ones, as ``TaskScripts/failUnpublished``
     /// fails only QUEUED tasks and a PROCESSING one may still run on a worker (see
     /// ``LostTaskRule``), and QUEUED ones the broker did not answer for, which the republish
-    /// leaves QUEUED (see ``TaskPublisher/republish(_:to:failingUnsent:)``). A due task of those
+    /// leaves QUEUED (see ``TaskPublisher/republish(_:to:policy:)``). A due task of those
     /// is in `resent` (see ``TaskScripts/release``), so the check for lost tasks, on whichever
     /// worker then runs the scheduler, publishes it again.
     private func publish(_ messages: [TaskMessage], why: String) throws -> [String] {
         guard !messages.isEmpty else { return [] }
         let publisher = try clients().publisher
-        let refused = try publisher.republish(messages).filter { $0.refusal != nil }
+        let refused = try publisher.republish(messages, policy: .schedule).filter { $0.refusal != nil }
         var failures = ""
         var waiting: [String] = []
         if let reason = refused.first?.refusal {
