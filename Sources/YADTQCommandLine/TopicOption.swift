@@ -1,5 +1,5 @@
 import ArgumentParser
-public import YADTQCore
+import YADTQCore
 
 /// Refuses a topic given on the command line that breaks ``TopicName``'s rule, before the
 /// command connects to anything: `name` says where it was given (`--topic`, `the topic`).

@@ -20,7 +20,7 @@ struct ObservabilityTests {
             process.arguments = ["-c", "exec " + line]
             process.environment = environment
             process.currentDirectoryURL = IntegrationStack.repository
-            FileManager.default.createFile(atPath: artifacts + "/" + log, contents: nil)
+            _ = FileManager.default.createFile(atPath: artifacts + "/" + log, contents: nil)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: artifacts + "/" + log))
             process.standardOutput = handle
             process.standardError = handle
@@ -79,7 +79,7 @@ struct ObservabilityTests {
         #expect(published.status == 0, "\(published.stderr)")
         #expect(published.stderr.contains("no worker of group"), "\(published.stderr)")
 
-        var server = try WebServerProcess(stack: stack)
+        let server = try WebServerProcess(stack: stack)
         defer { server.stop() }
         let before = try Self.samples(server.send("GET", "/metrics").body)
         // Before any commit the lag counts from the partition's start as the broker reports it.

@@ -342,7 +342,7 @@ struct OperatorTests {
     @Test("POST /api/tasks/{id}/cancel and /retry answer 200, 404 and 409")
     func webEndpoints() throws {
         let stack = try IntegrationStack(label: "opweb")
-        var server = try WebServerProcess(stack: stack)
+        let server = try WebServerProcess(stack: stack)
         defer { server.stop() }
         #expect(try server.send("POST", "/api/tasks", json: #"{"type": "add", "args": [1, 2], "id": "w1"}"#).status == 202)
         #expect(try server.send("GET", "/tasks/w1").body.contains(">Cancel</button>"), "a QUEUED task's page offers Cancel")
@@ -373,7 +373,7 @@ struct OperatorTests {
             ])
         let worker = try stack.startWorker("w1")
         defer { WebServerProcess.terminate(worker) }
-        var server = try WebServerProcess(stack: stack)
+        let server = try WebServerProcess(stack: stack)
         defer { server.stop() }
         let tasks = ["b1", "b2", "b3"].map { #"{"id": "\#($0)", "type": "broken", "args": [], "max_attempts": 1}"# }
             + [#"{"id": "o1", "type": "other", "args": [], "max_attempts": 1}"#]

@@ -26,7 +26,7 @@ import Logging
 /// is published within a fraction of a second of its time) and the **lost-task** thread
 /// (every 2 s; it waits on the broker, which must not hold up due tasks).
 public final class Scheduler: @unchecked Sendable {
-    // @unchecked Sendable: `lease` and `madeClients` are guarded by `lock`; `planner`,
+    // @unchecked Sendable: `lease`, `madeClients` and `copiesRefused` are guarded by `lock`; `planner`,
     // `leaseProblems` and `tickProblems` are used by the scheduler thread only, `lostRule`,
     // `wasActiveForLost`, `awaitsHandover` and `lostProblems` by the lost-task thread only; everything else is
     // immutable or thread-safe (the stores, the publisher, the lag reader, the registry).
@@ -46,6 +46,12 @@ public final class Scheduler: @unchecked Sendable {
     private var madeClients: Clients?
     private let lock = NSLock()
     private var lease: SchedulerLease
+    /// Tasks whose copy the broker did not take and that still wait for one (see
+    /// ``publish(_:_:)``), from either thread: the lost-task thread hands them to `lostRule`,
+    /// which offers them again at every check. A due task the broker did not answer for is thus
+    /// published again within a check of the broker answering, not when a look finds it lost, 30 s
+    /// after its release.
+    private var copiesRefused: [String] = []
     private var planner: TickPlanner
     private var lostRule: LostTaskRule
     /// Whether the lost-task thread's last run found this worker the scheduler.
@@ -163,7 +169,7 @@ public final class Scheduler: @unchecked Sendable {
     /// its rounds (a round is up to 1,000 tasks per shard), however long the whole takes.
     private func releaseDueTasks() throws {
         let store = try clients().publisher.store
-        try sweep(store, why: "due", publishing: { _ = try publish($0, why: "due") }) { call in
+        try sweep(store, why: "due", publishing: { try publish($0, .due) }) { call in
             let (tasks, more) = try store.releaseDue(topic: topic, at: currentEpochMilliseconds(), shard: call.shard)
             return (tasks.map(\.message), more ? "" : nil)
         } betweenRounds: {
@@ -197,6 +203,7 @@ public final class Scheduler: @unchecked Sendable {
         // takeover): where the last scheduler's looks reached, and the end offsets it saw.
         let active = isActive
         defer { wasActiveForLost = active }
+        takeCopiesRefused()
         guard active else { return }
         if !wasActiveForLost { awaitsHandover = true }
         do {
@@ -217,6 +224,8 @@ public final class Scheduler: @unchecked Sendable {
             {
                 try lookForLost(scan, in: store, at: now)
             }
+            // Before the handover: the ends kept must not move while a copy is owed.
+            takeCopiesRefused()
             if let handover = lostRule.handoverToStore(now: now) {
                 try store.storeHandover(handover, of: topic)
                 lostRule.handoverStored(handover, at: now)
@@ -237,7 +246,7 @@ public final class Scheduler: @unchecked Sendable {
         }
         var looked = 0
         do {
-            try sweep(store, why: "lost", publishing: publishLost) { call in
+            try sweep(store, why: "lost", publishing: { try publish($0, .lost) }) { call in
                 let taken = try store.takeLost(
                     topic: topic, queuedFrom: scan.from, to: scan.to, cutoff: scan.cutoff,
                     includingProcessing: scan.brokerLostLog, at: now, shard: call.shard, cursor: call.cursor)
@@ -259,19 +268,16 @@ public final class Scheduler: @unchecked Sendable {
         let records = try store.records(ids: owed)
         let due = Set(lostRule.copiesDue(Array(zip(owed, records.map { $0?.status }))))
         let now = currentEpochMilliseconds()
-        try publishLost(records.compactMap { $0 }.filter { due.contains($0.id) }.map { $0.message(orQueuedAt: now) })
+        try publish(records.compactMap { $0 }.filter { due.contains($0.id) }.map { $0.message(orQueuedAt: now) }, .owed)
     }
 
-    /// Publishes lost tasks again; those whose copy did not reach the broker and that still
-    /// wait for one are owed it (``LostTaskRule/copiesRefused(_:)``), all of them when the
-    /// publish failed as a whole.
-    private func publishLost(_ messages: [TaskMessage]) throws {
-        do {
-            lostRule.copiesRefused(try publish(messages, why: "lost"))
-        } catch {
-            lostRule.copiesRefused(messages.map(\.id))
-            throw error
+    /// Hands the copies the publishes of both threads owe to `lostRule` (see ``copiesRefused``).
+    private func takeCopiesRefused() {
+        let ids = lock.withLock {
+            defer { copiesRefused = [] }
+            return copiesRefused
         }
+        lostRule.copiesRefused(ids)
     }
 
     /// The topic's partitions as the broker and the group's commits show them; `nil` when the
@@ -323,15 +329,34 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// Publishes tasks QUEUED (or, lost, PROCESSING) in Redis; returns those the broker did not
-    /// take that still wait for a copy: PROCESSING ones, as ``TaskScripts/failUnpublished``
-    /// fails only QUEUED tasks and a PROCESSING one may still run on a worker (see
-    /// ``LostTaskRule``), and QUEUED ones the broker did not answer for, which the republish
-    /// leaves QUEUED (see ``TaskPublisher/republish(_:to:policy:)``). A due task of those
-    /// is in `resent` (see ``TaskScripts/release``), so the check for lost tasks, on whichever
-    /// worker then runs the scheduler, publishes it again.
-    private func publish(_ messages: [TaskMessage], why: String) throws -> [String] {
-        guard !messages.isEmpty else { return [] }
+    /// What a publish of the scheduler sends, for its log line.
+    private enum Publication: String {
+        case due = "due tasks"
+        case lost = "lost tasks"
+        case owed = "tasks owed a copy"
+    }
+
+    /// Publishes tasks QUEUED (or, lost, PROCESSING) in Redis. Those the broker did not take that
+    /// still wait for a copy are owed one (``copiesRefused``), all of them when the publish fails
+    /// as a whole: PROCESSING ones, as ``TaskScripts/failUnpublished`` fails only QUEUED tasks and
+    /// a PROCESSING one may still run on a worker (see ``LostTaskRule``), and QUEUED ones the
+    /// broker did not answer for, which the republish leaves QUEUED (see
+    /// ``TaskPublisher/republish(_:to:policy:)``). Should this worker lose the lease first, a due
+    /// task of those is in `resent` (see ``TaskScripts/release``), so the check for lost tasks, on
+    /// whichever worker then runs the scheduler, publishes it again.
+    private func publish(_ messages: [TaskMessage], _ what: Publication) throws {
+        guard !messages.isEmpty else { return }
+        do {
+            let waiting = try publishReporting(messages, what)
+            lock.withLock { copiesRefused += waiting }
+        } catch {
+            lock.withLock { copiesRefused += messages.map(\.id) }
+            throw error
+        }
+    }
+
+    /// Publishes `messages` and logs what became of them; returns those still owed a copy.
+    private func publishReporting(_ messages: [TaskMessage], _ what: Publication) throws -> [String] {
         let publisher = try clients().publisher
         let refused = try publisher.republish(messages, policy: .schedule).filter { $0.refusal != nil }
         var failures = ""
@@ -342,7 +367,7 @@ public final class Scheduler: @unchecked Sendable {
             let (queued, processing, failed) = (count(.queued), count(.processing), count(.failed))
             waiting = zip(refused, statuses).filter { $0.1 == .queued || $0.1 == .processing }.map(\.0.message.id)
             let ended = refused.count - failed - waiting.count
-            let again = why == "lost" ? "offered again at the next check" : "published again by the check for lost tasks"
+            let again = "offered again at the next check for lost tasks"
             failures = "; not taken by the broker (\(reason)): "
                 + [
                     failed > 0 ? "\(failed) now FAILED (yadtq-ctl retry publishes them again)" : nil,
@@ -351,7 +376,7 @@ public final class Scheduler: @unchecked Sendable {
                     ended > 0 ? "\(ended) ended meanwhile" : nil,
                 ].compactMap { $0 }.joined(separator: ", ")
         }
-        logger.notice("published \(messages.count - refused.count) \(why) tasks to \(topic)\(failures)")
+        logger.notice("published \(messages.count - refused.count) \(what.rawValue) to \(topic)\(failures)")
         return waiting
     }
 }

@@ -134,7 +134,8 @@ public struct TickPlanner: Sendable {
 /// leave a task whose retry its worker dropped with the partition PROCESSING for ever. So is a
 /// QUEUED task whose copy the broker did not answer for in time (out of reach, or cut off from
 /// this worker alone): failing it would make an operator retry every task a broker outage
-/// overlapped.
+/// overlapped. A due task the scheduler released whose message the broker did not answer for is
+/// owed one the same way.
 ///
 /// The end offsets of some brokers are low (Tansu 0.6 answers the start of the last batch):
 /// a sample then counts as reached a little early, and a task still waiting in a long last
@@ -224,8 +225,9 @@ public struct LostTaskRule: Sendable {
     /// one that handed it ``Handover/lookedTo``. A term handed none does not know what the last
     /// one looked at, nor which tasks an older build sent again without keeping them in `resent`.
     private var lookedAtAll = false
-    /// Tasks owed a copy: taken to be published again, but not taken by the broker. At most the
-    /// tasks the looks took, so at most those QUEUED and PROCESSING then.
+    /// Tasks owed a copy: taken to be published again, or released when due, but not taken by
+    /// the broker. At most the tasks the looks took and the due tasks released, so at most those
+    /// QUEUED and PROCESSING then.
     private var owed: Set<String> = []
     /// A look after a lost log that did not finish: done again at the next check.
     private var lostLogLook: Scan?
@@ -287,8 +289,9 @@ public struct LostTaskRule: Sendable {
         lastStored = now
     }
 
-    /// Tasks taken to be published again whose copy did not reach the broker (refused, or the
-    /// publish failed), and that still wait for one: they are offered again at the next check.
+    /// Tasks taken to be published again, or released when due, whose message did not reach the
+    /// broker (not answered for, or the publish failed), and that still wait for one: they are
+    /// offered again at the next check.
     public mutating func copiesRefused(_ ids: some Sequence<String>) {
         owed.formUnion(ids)
     }
