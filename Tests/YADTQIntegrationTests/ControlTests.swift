@@ -421,6 +421,12 @@ struct ControlTests {
         #expect(shown.count - withoutLate.count <= 1)
         if store.keys.shards == 1 { #expect(shown == expected) }
         #expect(throws: TaskStore.InvalidCursor.self) { try store.taskPage(status: .failed, type: nil, cursor: "12_6", limit: 3) }
+        // Signed numbers are no cursor's: refused here, not by the script (a Redis error, a 503 on the web).
+        for (status, signed) in [(TaskStatus.failed, "+5_61"), (.failed, "-0_61"), (nil, "+1:2"), (nil, "-0:2")] {
+            #expect(throws: TaskStore.InvalidCursor.self, "\(signed)") {
+                try store.taskPage(status: status, type: nil, cursor: signed, limit: 3)
+            }
+        }
     }
 
     @Test("a listing cursor's position past the end of its second reads as that second's end; a number no cursor holds is refused")

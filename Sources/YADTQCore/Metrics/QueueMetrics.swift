@@ -56,7 +56,8 @@ public final class QueueMetrics: Sendable {
     }
 
     /// Sets every series from `observation` and returns the exposition text. A lag that
-    /// could not be read keeps the last values.
+    /// could not be read (``QueueObservation/lag`` `nil`: the caller found none under a minute
+    /// old) leaves no lag series: a value kept from a broker long silent would read as current.
     public func exposition(of observation: QueueObservation) -> String {
         tasks.set(
             Dictionary(uniqueKeysWithValues: TaskStatus.allCases.map { ([$0.rawValue], Double(observation.counts[$0] ?? 0)) }))
@@ -64,10 +65,9 @@ public final class QueueMetrics: Sendable {
         var verdicts = Dictionary(uniqueKeysWithValues: WorkerVerdict.allCases.map { ([$0.rawValue], 0.0) })
         for (verdict, count) in observation.workers { verdicts[[verdict]] = Double(count) }
         workers.set(verdicts)
-        if let partitions = observation.lag {
-            lag.set(
-                Dictionary(uniqueKeysWithValues: partitions.map { ([$0.topic, String($0.partition)], Double($0.lag)) }))
-        }
+        lag.set(
+            Dictionary(
+                uniqueKeysWithValues: (observation.lag ?? []).map { ([$0.topic, String($0.partition)], Double($0.lag)) }))
         oldestQueued.record(observation.oldestQueuedSeconds)
         redisUsed.set(Dictionary(uniqueKeysWithValues: observation.redisMemory.map { ([$0.node.description], Double($0.used)) }))
         redisLimit.set(Dictionary(uniqueKeysWithValues: observation.redisMemory.map { ([$0.node.description], Double($0.limit)) }))

@@ -142,7 +142,10 @@ extension TaskStore {
     /// Redis refuses as an index).
     private static func isCursorPart(_ part: String, byIndex: Bool) -> Bool {
         if part == "-" { return true }
-        func isCount(_ text: Substring) -> Bool { Int64(text).map { (0...(1 << 53)).contains($0) } ?? false }
+        // Digits only: Swift's `Int64("+5")` reads a sign, which the scripts' patterns refuse.
+        func isCount(_ text: Substring) -> Bool {
+            text.allSatisfy { ("0"..."9").contains($0) } && Int64(text).map { $0 <= 1 << 53 } ?? false
+        }
         guard byIndex else {
             let numbers = part.split(separator: ":", omittingEmptySubsequences: false)
             return numbers.count == 2 && numbers.allSatisfy(isCount)

@@ -153,7 +153,15 @@ public final class Worker: @unchecked Sendable {
             outageLimit: options.redisOutageLimit, metrics: metrics,
             activity: activity, logger: logger,
             shouldStop: { [self] in shouldStop })
-        let loop = WorkerLoop(worker: self, runner: runner)
+        // Only a marker that completes while this worker runs ends it; one that was already
+        // complete belongs to an earlier run. Read with Redis waited out: a failed read taken
+        // for "no marker" would end the worker at once on an earlier run's marker.
+        guard
+            let staleMarker = try retrying(
+                { try store.endOfStream(topic: options.topic).flatMap { $0.isComplete ? $0.marker : nil } },
+                waiting: { _ in "cannot start" }, recovered: "Redis at \(settings.redis) is usable again")
+        else { return .stopRequested }
+        let loop = WorkerLoop(worker: self, runner: runner, staleMarker: staleMarker)
         defer { loop.leaveGroup() }
         return try loop.run()
     }
@@ -294,6 +302,8 @@ public final class Worker: @unchecked Sendable {
     private final class WorkerLoop: KafkaRebalanceListener {
         let worker: Worker
         let runner: BatchRunner
+        /// The end marker complete when the worker started (an earlier run's), which ends nothing.
+        let staleMarker: String?
         var machine: BatchStateMachine
         var consumer: KafkaConsumer?
         var batch: BatchThread?
@@ -304,20 +314,16 @@ public final class Worker: @unchecked Sendable {
         var commitProblems = ProblemReport(interval: .seconds(10))
         var logger: Logger { worker.logger }
 
-        init(worker: Worker, runner: BatchRunner) {
+        init(worker: Worker, runner: BatchRunner, staleMarker: String?) {
             self.worker = worker
             self.runner = runner
+            self.staleMarker = staleMarker
             let options = worker.options
             machine = BatchStateMachine(
                 configuration: .init(topic: options.topic, batchSize: options.batchSize, retry: options.retry))
         }
 
         func run() throws -> Exit {
-            // Only a marker that completes while this worker runs ends it; one that was
-            // already complete belongs to an earlier run.
-            let staleMarker = try? worker.store.endOfStream(topic: worker.options.topic).flatMap {
-                $0.isComplete ? $0.marker : nil
-            }
             try joinGroup()
             logger.info("worker \(worker.options.name) consuming \(worker.options.topic) in group \(worker.settings.group)")
             var lastEndCheck = ContinuousClock.now
