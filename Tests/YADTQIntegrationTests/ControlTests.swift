@@ -219,6 +219,42 @@ struct ControlTests {
         try expectOnlyKeptLeft(store)
     }
 
+    @Test(
+        "a task purged before its offset was committed, its message delivered again: queued again in its old second, it is listed once",
+        arguments: [Int64(2_000), 60_000])
+    func redeliveredAfterPurgeListedOnce(age: Int64) throws {
+        let stack = try IntegrationStack(label: "relist")
+        let store = stack.store
+        let at = currentEpochMilliseconds() - age
+        let tasks = ["again", "kept"].map { TaskMessage(id: $0, type: "add", args: [1], maxAttempts: 1, queuedAt: at) }
+        #expect(try store.queue(tasks) == [.queued, .queued])
+        #expect(try store.begin([tasks[0]], partitions: [0], worker: "w1", at: at + 10) == [.run(attempt: 1)])
+        let outcome = AttemptOutcome(id: "again", attempt: 1, kind: .success, payload: "1")
+        #expect(try store.finish([outcome], worker: "w1", begunAt: at + 10, at: at + 20) == [true])
+        #expect(try store.purge(status: .success, type: nil, finishedBy: nil) == ["again"])
+        // Its worker died before committing the offset: the message comes back, and begin
+        // queues the task again from it, with its queued_at, in the second `kept` still lists.
+        #expect(try store.begin([tasks[0]], partitions: [0], worker: "w2", at: at + 30) == [.run(attempt: 1)])
+        let listed = try store.taskPage(status: nil, type: nil, cursor: nil, limit: 10).records.map(\.id)
+        #expect(listed.sorted() == ["again", "kept"], "each task once: \(listed)")
+        let counts = try store.counts()
+        #expect(counts[.queued] == 1 && counts[.processing] == 1, "\(counts)")
+    }
+
+    @Test("a queue call naming an id twice answers the same when replayed: the second copy a duplicate, a task due later not published")
+    func queueReplayedWithAnIDTwice() throws {
+        let stack = try IntegrationStack(label: "queue-twice")
+        let store = stack.store
+        let now = currentEpochMilliseconds()
+        let tasks = ["q1", "q2", "q1"].map { TaskMessage(id: $0, type: "add", args: [1], maxAttempts: 1, queuedAt: now) }
+        for call in 1...2 { #expect(try store.queue(tasks) == [.queued, .queued, .duplicate], "call \(call)") }
+        let later = TaskMessage(id: "q3", type: "add", args: [1], maxAttempts: 1, queuedAt: now)
+        for call in 1...2 {
+            #expect(try store.queue([later, later], dueAt: [now + 3_600_000, 0]) == [.scheduled, .duplicate], "call \(call)")
+        }
+        #expect(try store.counts()[.scheduled] == 1)
+    }
+
     /// Only the task `kept` is left, QUEUED: counted once, and still listed.
     private func expectOnlyKeptLeft(_ store: TaskStore, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let counts = try store.counts()

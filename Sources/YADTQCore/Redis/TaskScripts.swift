@@ -566,10 +566,16 @@ enum TaskScripts {
 
         """
 
-    /// ARGV: shard prefixes, now, topic ('' for none), repeats, the tasks' shapes as runs
-    /// (see runs_at; a shape is `max_attempts:queued_at:due_at:type`, due_at 0 for at once;
-    /// see `TaskStore.queueShape` and `TaskStore.runs`), then per task: id, args. repeats:
-    /// '1' when some id occurs more than once in the call (see `TaskStore.perShard`).
+    /// ARGV: shard prefixes, now, topic ('' for none), redelivered, repeats, the tasks' shapes
+    /// as runs (see runs_at; a shape is `max_attempts:queued_at:due_at:type`, due_at 0 for at
+    /// once; see `TaskStore.queueShape` and `TaskStore.runs`), then per task: id, args.
+    /// repeats: '1' when some id occurs more than once in the call (see `TaskStore.perShard`).
+    /// redelivered: '1' when the tasks are messages a worker got for tasks Redis has no record
+    /// of (see `TaskStore.begin`), which may be tasks pruned or purged while their offset was
+    /// not committed yet: queued again with their old queued_at, such an id may still be in
+    /// its second's listing bucket, and is not listed there twice (a bucket is read once per
+    /// call and second for it). So for a task written late (below), whose record may have been
+    /// pruned before.
     /// Returns per task (or once for all when all are alike: see answers) 1 when the task is
     /// (now) QUEUED, 2 when it is (now) SCHEDULED (due_at is after now: the caller does not
     /// publish it, the scheduler does when it is due, see ``release``), 0 when the id
@@ -589,7 +595,8 @@ enum TaskScripts {
             -- TIME is not deterministic: Redis before 7 replicates the script's effects instead of
             -- the script only when told so before its first write.
             if redis.replicate_commands then redis.replicate_commands() end
-            local now, topic, repeats = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2] == '1'
+            local now, topic = tonumber(ARGV[A]), ARGV[A + 1]
+            local redelivered, repeats = ARGV[A + 2] == '1', ARGV[A + 3] == '1'
             local time = redis.call('TIME')
             local written = math.max(now, tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
             local late_before, any_late = written - \(LostTaskRule.lateWrite.inMilliseconds), false
@@ -608,7 +615,7 @@ enum TaskScripts {
               return { max = max, queued_at = queued_at, due = due, later = later, late = late,
                 type = type, header = new_header(max, queued_at) .. lp(type) }
             end
-            local shapes, n_shapes, first = runs_at(A + 3, shape_of)
+            local shapes, n_shapes, first = runs_at(A + 4, shape_of)
             prune(now, prune_budget(n_shapes))
             flush()
             local ids = ids_from(first, 2)
@@ -619,16 +626,29 @@ enum TaskScripts {
             local out, added, topic_lp = {}, {}, lp(topic)
             -- The listing bucket of the last task queued (its shape's queued_at), and its length.
             local listing_shape, listing, listing_n
+            -- Second -> the ids its listing bucket holds, read for the tasks that may be in it.
+            local bucket_ids = {}
+            local function in_bucket(s, id)
+              local set = bucket_ids[s]
+              if not set then
+                set = {}
+                local held = redis.call('LRANGE', K.bucket .. s, 0, -1)
+                for i = 1, #held do set[held[i]] = true end
+                bucket_ids[s] = set
+              end
+              return set[id]
+            end
             local queued = 0
             for k = 1, #ids do
               local id, args, shape = ids[k], ARGV[first + (k - 1) * 2 + 1], shapes[k]
-              if existing[k] then
+              if added[id] then
+                out[k] = 0  -- the same id twice in one call: the second is a duplicate, replayed or not
+              elseif existing[k] then
+                if repeats then added[id] = true end
                 -- Ours, replayed, only with this very queued_at and the same task: another
                 -- submission of the id in the same millisecond (another producer's) is a duplicate.
                 local r = struct_unpack('>d', existing[k], AT_QUEUED) == shape.queued_at and decode(existing[k])
                 out[k] = (not (r and r[F.type] == shape.type and r[F.args] == args) and 0) or (shape.later and 2) or 1
-              elseif added[id] then
-                out[k] = 0  -- the same id twice in one batch: the second is a duplicate
               else
                 if repeats then added[id] = true end
                 local type = shape.type
@@ -647,13 +667,18 @@ enum TaskScripts {
                     shape.header .. (packed_lengths[#args] or packed_length(#args)) .. args .. topic_lp
                   n_writes = n_writes + 2
                   type_counts[type] = (type_counts[type] or 0) + 1
-                  if shape ~= listing_shape then
-                    local s = second(shape.queued_at)
-                    listing = listed[s] or {}
-                    listed[s], listing_shape, listing_n = listing, shape, #listing
+                  local s = (redelivered or shape.late) and second(shape.queued_at)
+                  if s and in_bucket(s, id) then
+                    live_delta[s] = (live_delta[s] or 0) + 1  -- listed already: counted only
+                  else
+                    if shape ~= listing_shape then
+                      s = second(shape.queued_at)
+                      listing = listed[s] or {}
+                      listed[s], listing_shape, listing_n = listing, shape, #listing
+                    end
+                    listing_n = listing_n + 1
+                    listing[listing_n] = id
                   end
-                  listing_n = listing_n + 1
-                  listing[listing_n] = id
                   queued = queued + 1
                   out[k] = 1
                 end

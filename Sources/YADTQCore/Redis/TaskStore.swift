@@ -226,11 +226,21 @@ public final class TaskStore: Sendable {
     public func queue(
         _ tasks: [TaskMessage], renderedArgs: [[UInt8]]? = nil, dueAt: [Int64]? = nil, topic: String = ""
     ) throws -> [Queued] {
+        try queue(tasks, renderedArgs: renderedArgs, dueAt: dueAt, topic: topic, redelivered: false)
+    }
+
+    /// ``queue(_:renderedArgs:dueAt:topic:)``; `redelivered`: the tasks are messages a worker
+    /// got for tasks Redis has no record of, which may have been pruned or purged before their
+    /// offset was committed, and may still be in their second's listing (see ``TaskScripts/queue``).
+    private func queue(
+        _ tasks: [TaskMessage], renderedArgs: [[UInt8]]?, dueAt: [Int64]?, topic: String, redelivered: Bool
+    ) throws -> [Queued] {
         let renderedArgs = renderedArgs ?? tasks.map(\.renderedArgs)
         precondition(renderedArgs.count == tasks.count, "one rendered argument list per task")
         precondition(dueAt.map { $0.count == tasks.count } ?? true, "one due time per task")
         let replies = try perShard(
-            TaskScripts.queue, ids: tasks.map(\.id), arguments: [String(currentEpochMilliseconds()), topic],
+            TaskScripts.queue, ids: tasks.map(\.id),
+            arguments: [String(currentEpochMilliseconds()), topic, redelivered ? "1" : "0"],
             markRepeats: true,
             callArguments: { indices in
                 Self.runs(indices.map { index in
@@ -366,7 +376,7 @@ public final class TaskStore: Sendable {
         var decisions = try beginOnce(tasks, partitions: partitions, worker: worker, at: now, attemptsOver: attemptsOver)
         let missing = decisions.indices.filter { decisions[$0] == nil }
         if !missing.isEmpty {
-            _ = try queue(missing.map { tasks[$0] })
+            _ = try queue(missing.map { tasks[$0] }, renderedArgs: nil, dueAt: nil, topic: "", redelivered: true)
             let retried = try beginOnce(
                 missing.map { tasks[$0] }, partitions: missing.map { partitions[$0] }, worker: worker, at: now,
                 attemptsOver: attemptsOver)
