@@ -143,9 +143,7 @@ extension TaskStore {
     private static func isCursorPart(_ part: String, byIndex: Bool) -> Bool {
         if part == "-" { return true }
         // Digits only: Swift's `Int64("+5")` reads a sign, which the scripts' patterns refuse.
-        func isCount(_ text: Substring) -> Bool {
-            text.allSatisfy { ("0"..."9").contains($0) } && Int64(text).map { $0 <= 1 << 53 } ?? false
-        }
+        func isCount(_ text: Substring) -> Bool { text.allSatisfy(\.isASCIIDigit) && Int64(text).map { $0 <= 1 << 53 } ?? false }
         guard byIndex else {
             let numbers = part.split(separator: ":", omittingEmptySubsequences: false)
             return numbers.count == 2 && numbers.allSatisfy(isCount)

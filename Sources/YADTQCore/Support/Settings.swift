@@ -216,7 +216,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
                 invalid("bad port in '\(TerminalText.escaped(String(entry)))' (a port is 1 to 65535)")
             }
             func port(_ digits: Substring) throws -> Int32 {
-                guard !digits.isEmpty, digits.allSatisfy({ ("0"..."9").contains($0) }), let value = Int32(digits),
+                guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = Int32(digits),
                     (1...65535).contains(value)
                 else { throw badPort() }
                 return value
@@ -247,7 +247,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         let trimmed = path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         if trimmed.isEmpty {
             database = 0
-        } else if trimmed.allSatisfy({ ("0"..."9").contains($0) }), let database = Int(trimmed) {
+        } else if trimmed.allSatisfy(\.isASCIIDigit), let database = Int(trimmed) {
             self.database = database
         } else {
             throw invalid("'\(TerminalText.escaped(trimmed))' is not a database number (end the URL with /0, /1, ...)")

@@ -145,10 +145,6 @@ public struct HostAllowList: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-extension Character {
-    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
-}
-
 extension String {
     fileprivate func trimmingSpaces() -> String {
         String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())

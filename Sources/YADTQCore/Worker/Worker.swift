@@ -157,9 +157,8 @@ public final class Worker: @unchecked Sendable {
         // complete belongs to an earlier run. Read with Redis waited out: a failed read taken
         // for "no marker" would end the worker at once on an earlier run's marker.
         guard
-            let staleMarker = try retrying(
-                { try store.endOfStream(topic: options.topic).flatMap { $0.isComplete ? $0.marker : nil } },
-                waiting: { _ in "cannot start" }, recovered: "Redis at \(settings.redis) is usable again")
+            let staleMarker = waitingForRedis(
+                "cannot start", { try store.endOfStream(topic: options.topic).flatMap { $0.isComplete ? $0.marker : nil } })
         else { return .stopRequested }
         let loop = WorkerLoop(worker: self, runner: runner, staleMarker: staleMarker)
         defer { loop.leaveGroup() }
@@ -185,14 +184,17 @@ public final class Worker: @unchecked Sendable {
     /// stop was requested first.
     fileprivate func waitForRedis(starting: Bool) -> Bool {
         let what = starting ? "cannot start" : "out of the group until Redis answers"
-        // Every Redis problem is waited out: `waiting` never throws, so neither does this `try`.
-        guard
-            let server = try? retrying(
-                { try store.checkServer() }, waiting: { _ in what }, recovered: "Redis at \(settings.redis) is usable again")
-        else { return false }
+        guard let server = waitingForRedis(what, { try store.checkServer() }) else { return false }
         logger.info("Redis \(server.version) at \(settings.redis)")
         for warning in server.warnings { logger.warning("\(warning)") }
         return true
+    }
+
+    /// Calls `attempt` on Redis until it returns, waiting out every problem (logged as `what`);
+    /// `nil` when a stop was requested first.
+    private func waitingForRedis<T>(_ what: String, _ attempt: () throws -> T) -> T? {
+        // `waiting` never throws, so neither does `retrying`.
+        try? retrying(attempt, waiting: { _ in what }, recovered: "Redis at \(settings.redis) is usable again")
     }
 
     /// Calls `attempt` on the broker until it returns, waiting out a broker that cannot be
